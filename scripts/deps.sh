@@ -1,0 +1,32 @@
+#!/bin/sh
+# deps.sh — makes sure the Debian packages linkraft needs are installed.
+# As root it installs what is missing; otherwise it prints the one
+# `apt-get install` line a person needs to run, and fails.
+#   sh scripts/deps.sh build     what `make` needs
+#   sh scripts/deps.sh test      plus what `make test` needs
+#   sh scripts/deps.sh bench     plus what `make bench` needs
+set -eu
+want="gcc make libc6-dev libuv1-dev libsqlite3-dev libsodium-dev pkg-config"
+case "${1:-build}" in
+  build) ;;
+  test) want="$want python3 curl iproute2" ;;
+  bench) want="$want python3 curl wrk nginx etcd-server etcd-client" ;;
+  *) echo "usage: deps.sh build|test|bench" >&2; exit 2 ;;
+esac
+missing=""
+for p in $want; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+  echo "deps.sh: installing:$missing" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends $missing >/dev/null 2>&1 || {
+    apt-get update >/dev/null 2>&1
+    apt-get install -y --no-install-recommends $missing
+  }
+else
+  echo "deps.sh: missing Debian packages. Run as root:" >&2
+  echo "  apt-get install -y$missing" >&2
+  exit 1
+fi
