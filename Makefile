@@ -24,7 +24,7 @@ endif
 # Modules in link order (a module may use those after it).
 MODULES := $(notdir $(wildcard src/cli src/gateway src/node src/site src/http src/store src/net src/storage src/raft src/common))
 LIBS    := $(foreach m,$(filter-out cli,$(MODULES)),$(BUILD)/lib$(m).a)
-SYSLIBS := $(if $(filter net node http store gateway cli,$(MODULES)),-luv -lsqlite3 -lsodium -lm,-lm)
+SYSLIBS := $(if $(filter net node http store gateway,$(MODULES)),-luv -lsqlite3 -lsodium -lhttp_parser -lpthread -lm,-lm)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 module_srcs = $(wildcard src/$(1)/*.c)

@@ -6,7 +6,7 @@
 #   sh scripts/deps.sh test      plus what `make test` needs
 #   sh scripts/deps.sh bench     plus what `make bench` needs
 set -eu
-want="gcc make libc6-dev libuv1-dev libsqlite3-dev libsodium-dev pkg-config"
+want="gcc make libc6-dev libuv1-dev libsqlite3-dev libsodium-dev libhttp-parser-dev pkg-config"
 case "${1:-build}" in
   build) ;;
   test) want="$want python3 curl iproute2" ;;

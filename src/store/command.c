@@ -1,0 +1,158 @@
+/*
+ * command.c — encoding and decoding of state-machine commands (command.h).
+ * The decoder trusts nothing: each length is checked against what remains.
+ */
+#include "command.h"
+
+#include <string.h>
+
+struct writer {
+    uint8_t *p, *end;
+    int bad;
+};
+
+static void put_bytes(struct writer *w, const void *src, size_t n)
+{
+    if (w->bad || (size_t)(w->end - w->p) < n) {
+        w->bad = 1;
+        return;
+    }
+    memcpy(w->p, src, n);
+    w->p += n;
+}
+
+static void put_u8(struct writer *w, uint8_t v) { put_bytes(w, &v, 1); }
+
+static void put_u64(struct writer *w, uint64_t v)
+{
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+    put_bytes(w, b, 8);
+}
+
+static void put_str(struct writer *w, struct command_str s)
+{
+    if (s.len > COMMAND_MAX_STR) {
+        w->bad = 1;
+        return;
+    }
+    uint8_t b[2] = { (uint8_t)s.len, (uint8_t)(s.len >> 8) };
+    put_bytes(w, b, 2);
+    put_bytes(w, s.p, s.len);
+}
+
+struct reader {
+    const uint8_t *p, *end;
+    int bad;
+};
+
+static const uint8_t *take(struct reader *r, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    const uint8_t *at = r->p;
+    r->p += n;
+    return at;
+}
+
+static uint8_t get_u8(struct reader *r)
+{
+    const uint8_t *b = take(r, 1);
+    return b ? b[0] : 0;
+}
+
+static uint64_t get_u64(struct reader *r)
+{
+    const uint8_t *b = take(r, 8);
+    uint64_t v = 0;
+    if (b)
+        for (int i = 7; i >= 0; i--)
+            v = v << 8 | b[i];
+    return v;
+}
+
+static struct command_str get_str(struct reader *r)
+{
+    struct command_str s = { 0 };
+    const uint8_t *b = take(r, 2);
+    if (!b)
+        return s;
+    uint16_t len = (uint16_t)(b[0] | b[1] << 8);
+    if (len > COMMAND_MAX_STR) {
+        r->bad = 1;
+        return s;
+    }
+    const uint8_t *p = take(r, len);
+    if (p) {
+        s.p = (const char *)p;
+        s.len = len;
+    }
+    return s;
+}
+
+static void write_command(struct writer *w, const struct command *c)
+{
+    put_u8(w, COMMAND_VERSION);
+    put_u8(w, c->type);
+    put_u64(w, c->time_ms);
+    put_str(w, c->scope);
+    put_str(w, c->idem_key);
+    switch (c->type) {
+    case CMD_KV_PUT:
+        put_str(w, c->key);
+        put_str(w, c->value);
+        break;
+    case CMD_KV_DELETE:
+        put_str(w, c->key);
+        break;
+    default:
+        w->bad = 1;
+    }
+}
+
+size_t command_size(const struct command *c)
+{
+    size_t n = 1 + 1 + 8 + 2 + c->scope.len + 2 + c->idem_key.len;
+    switch (c->type) {
+    case CMD_KV_PUT: n += 2 + c->key.len + 2 + c->value.len; break;
+    case CMD_KV_DELETE: n += 2 + c->key.len; break;
+    default: break;
+    }
+    return n;
+}
+
+long command_encode(const struct command *c, uint8_t *buf, size_t cap)
+{
+    struct writer w = { buf, buf + cap, 0 };
+    write_command(&w, c);
+    return w.bad ? -1 : (long)(w.p - buf);
+}
+
+int command_decode(struct command *c, const uint8_t *buf, size_t len)
+{
+    memset(c, 0, sizeof *c);
+    struct reader r = { buf, buf + len, 0 };
+    if (get_u8(&r) != COMMAND_VERSION)
+        return -1;
+    c->type = get_u8(&r);
+    c->time_ms = get_u64(&r);
+    c->scope = get_str(&r);
+    c->idem_key = get_str(&r);
+    switch (c->type) {
+    case CMD_KV_PUT:
+        c->key = get_str(&r);
+        c->value = get_str(&r);
+        break;
+    case CMD_KV_DELETE:
+        c->key = get_str(&r);
+        break;
+    default:
+        return -1;
+    }
+    if (r.bad || r.p != r.end)
+        return -1;
+    return 0;
+}
