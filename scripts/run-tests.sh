@@ -55,7 +55,7 @@ for b in build build/asan; do
     run "${tag}sim" "$b/sim" --seeds "$seeds" --jobs 2
   fi
 done
-run purity sh -c 'make -s check-purity && echo "1 passed, 0 failed"'
+run purity sh scripts/test-purity.sh
 for t in tests/cluster/test_*.py; do
   [ -f "$t" ] || continue
   run "cluster-$(basename "$t" .py)" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$t"
