@@ -1,0 +1,21 @@
+/* httpc.h — a small blocking HTTP/1.1 client for the command-line tools
+ * (status, member, transfer-leader): one request per connection, a deadline
+ * for the whole exchange, responses up to 1 MiB. Not for the servers, which
+ * use libuv. */
+#ifndef LINKRAFT_HTTPC_H
+#define LINKRAFT_HTTPC_H
+#include <stddef.h>
+
+struct httpc_response {
+    int status;
+    char *body;         /* malloc'd, NUL-terminated; free with httpc_response_free */
+    size_t body_len;
+};
+
+/* Sends METHOD path to addr ("host:port" or "[v6]:port"), with an optional
+ * JSON body. Returns 0 with resp filled, or -1 with a message in err
+ * ("cannot connect to 127.0.0.1:8001: Connection refused"). */
+int httpc_request(const char *addr, const char *method, const char *path, const char *json_body,
+                  int timeout_ms, struct httpc_response *resp, char *err, size_t errcap);
+void httpc_response_free(struct httpc_response *resp);
+#endif
