@@ -1,0 +1,107 @@
+/*
+ * http.h — the HTTP/1.1 server every node (and the gateway) runs on its
+ * libuv loop. It knows nothing of the site: it parses requests (Debian's
+ * http-parser), enforces the limits of SPEC §4, hands each request to one
+ * handler, and writes responses back in request order.
+ *
+ *   - Keep-alive by default (HTTP/1.1), pipelined requests answered in order
+ *     even when a later one's response is ready first.
+ *   - HEAD: the handler's response is sent without its body (Content-Length
+ *     kept).
+ *   - Limits: request line plus headers over max_header_bytes -> 431 and
+ *     close; body over max_body_bytes -> 413 and close; malformed -> 400 and
+ *     close. A client that has not sent a whole header block within
+ *     header_timeout_ms is cut off (slowloris); an idle keep-alive connection
+ *     is closed after idle_timeout_ms; at max_connections the oldest idle
+ *     connection is closed to admit a new one, so idle clients cannot starve
+ *     new ones.
+ *   - Asynchronous responses: a handler may answer later (a write waits for
+ *     its Raft entry to commit). The exchange stays valid until
+ *     http_respond is called on it, even if the client has gone away (the
+ *     response is then discarded).
+ *
+ * All functions run on the loop thread.
+ */
+#ifndef LINKRAFT_HTTP_H
+#define LINKRAFT_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct http_header {
+    const char *name;   /* as received; compare case-insensitively */
+    size_t name_len;
+    const char *value;  /* leading/trailing whitespace removed */
+    size_t value_len;
+};
+
+struct http_request {
+    const char *method;         /* "GET", "POST", ... NUL-terminated */
+    const char *path;           /* raw (not percent-decoded) path without the query, NUL-terminated */
+    const char *query;          /* raw query string without '?', NUL-terminated ("" if none) */
+    const struct http_header *headers;
+    size_t n_headers;
+    const char *body;           /* NUL-terminated for convenience; body_len bytes */
+    size_t body_len;
+    bool head;                  /* method is HEAD (respond as to GET; body is dropped) */
+    char peer[64];              /* the client's address "ip:port" */
+};
+
+/* Case-insensitive header lookup; NULL if absent. *len gets the value length. */
+const char *http_header_get(const struct http_request *req, const char *name, size_t *len);
+
+struct http_exchange; /* one request awaiting its response */
+
+/* The request of an exchange; valid until http_respond. */
+const struct http_request *http_exchange_request(const struct http_exchange *x);
+
+/* Called once per request. The handler (now or later) must call
+ * http_respond exactly once on x. */
+typedef void (*http_handler)(void *ctx, struct http_exchange *x);
+
+/* Sends the response and ends the exchange (x is invalid afterwards).
+ * headers: zero or more preformatted "Name: value\r\n" lines (may be NULL);
+ * the server adds Content-Length, Date and Connection itself. Takes a copy
+ * of body. */
+void http_respond(struct http_exchange *x, int status, const char *headers,
+                  const void *body, size_t body_len);
+
+/* Same, taking ownership of a malloc'd body (no copy). */
+void http_respond_take(struct http_exchange *x, int status, const char *headers,
+                       void *body, size_t body_len);
+
+struct http_options {
+    size_t max_header_bytes;    /* default 8192 (SPEC §4) */
+    size_t max_body_bytes;      /* default 65536 */
+    unsigned header_timeout_ms; /* default 10000 */
+    unsigned idle_timeout_ms;   /* default 60000 */
+    unsigned max_connections;   /* default 4096 */
+    unsigned max_pipeline;      /* requests read ahead per connection; default 16 */
+};
+void http_options_default(struct http_options *o);
+
+struct http_server;
+
+/* Binds addr ("host:port", "[v6]:port", "name:port") and serves. Returns 0,
+ * or -1 with a message in err. */
+int http_server_start(uv_loop_t *loop, const char *addr, const struct http_options *o,
+                      http_handler handler, void *ctx, struct http_server **out,
+                      char *err, size_t errcap);
+
+struct http_stats {
+    uint64_t connections_accepted, connections_open, requests;
+    uint64_t rejected_431, rejected_413, rejected_400, timed_out, evicted_idle;
+};
+void http_server_get_stats(const struct http_server *s, struct http_stats *out);
+
+/* Stops accepting, closes every connection; exchanges still pending stay
+ * valid until responded to (their responses are discarded). done(arg) runs
+ * when every handle is closed. */
+void http_server_stop(struct http_server *s, void (*done)(void *arg), void *arg);
+
+/* The reason phrase for a status ("Not Found"). */
+const char *http_status_text(int status);
+
+#endif

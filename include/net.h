@@ -1,0 +1,103 @@
+/*
+ * net.h — the transport between Raft peers: TCP on the node's libuv loop,
+ * carrying frames of the message codec (include/raft_codec.h).
+ *
+ * Shape: each node dials every peer it has an address for and uses that
+ * outbound connection only to send; it accepts inbound connections on its
+ * raft address only to receive. So there is exactly one connection per peer
+ * per direction, no tie-breaking, and a dead or slow peer only ever affects
+ * its own outbound queue.
+ *
+ *   - Reconnect with exponential backoff (with jitter) after a failure.
+ *   - A bounded send queue per peer (max_queue_bytes): when a peer is slow
+ *     or unreachable, new messages to it are dropped and counted — Raft
+ *     tolerates loss, and memory never grows without bound. Nothing waits.
+ *   - A partition is silent packet loss, not a reset: a connection on which
+ *     nothing was acknowledged for idle_timeout_ms (the sender writes a small
+ *     keepalive frame when it has nothing to send; the receiver expects
+ *     traffic) is closed and redialled, so links heal promptly.
+ *   - Handshake: the dialer first sends a HELLO naming itself and the node
+ *     it meant to reach. With a shared secret (--secret-file), the acceptor
+ *     first sends a random challenge and the dialer's HELLO carries
+ *     crypto_auth (libsodium, HMAC-SHA-512-256) over challenge and ids; a
+ *     wrong or missing MAC closes the connection. Frames after the handshake
+ *     are trusted as coming from that peer; a frame whose `from` is not the
+ *     peer that authenticated is dropped.
+ *   - Anything malformed (bad magic, oversize length, bad checksum, bad
+ *     field) is dropped and counted, the connection closed; it never reaches
+ *     the Raft core and never crashes the node.
+ *
+ * All callbacks run on the loop thread. Every function must be called on it.
+ */
+#ifndef LINKRAFT_NET_H
+#define LINKRAFT_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "raft.h"
+
+#define NET_SECRET_MIN 16   /* bytes; shorter secrets are refused */
+#define NET_SECRET_MAX 1024
+
+struct net_options {
+    raft_id self;
+    const char *listen_addr;      /* "host:port", "[v6]:port" or "name:port" to bind */
+    const uint8_t *secret;        /* NULL: no authentication */
+    size_t secret_len;
+    size_t max_queue_bytes;       /* per peer; default 8 MiB */
+    size_t max_frame_bytes;       /* largest frame accepted; default RAFT_CODEC_MAX_FRAME */
+    unsigned connect_timeout_ms;  /* default 1000 */
+    unsigned idle_timeout_ms;     /* default 2000 (keepalives every idle/4) */
+    unsigned backoff_min_ms;      /* default 50 */
+    unsigned backoff_max_ms;      /* default 1000 */
+    uint64_t seed;                /* jitter; any value */
+};
+void net_options_default(struct net_options *o, raft_id self, const char *listen_addr);
+
+/* Delivers one decoded message. m and everything it points to are valid
+ * only during the call (copy what you keep; raft_step copies). */
+typedef void (*net_recv_cb)(void *ctx, const struct raft_message *m);
+
+struct net;
+
+/* Binds listen_addr and starts accepting. Returns 0, or -1 with a message in
+ * err ("cannot bind 127.0.0.1:7001: address already in use"). */
+int net_start(uv_loop_t *loop, const struct net_options *o, net_recv_cb cb, void *ctx,
+              struct net **out, char *err, size_t errcap);
+
+/* Adds or updates a peer's raft address (dialled lazily, at the first send
+ * or at once). Returns 0, or -1 if addr is not host:port. */
+int net_set_peer(struct net *n, raft_id id, const char *addr);
+void net_remove_peer(struct net *n, raft_id id);
+
+/* Encodes m (m->to names the peer) into its queue and returns at once.
+ * Returns 0 if queued, 1 if dropped (queue full, unknown peer: counted),
+ * -1 if m cannot be encoded. The caller keeps ownership of m. */
+int net_send(struct net *n, const struct raft_message *m);
+
+/* True while an authenticated outbound connection to id is up. */
+bool net_peer_connected(const struct net *n, raft_id id);
+
+struct net_stats {
+    uint64_t frames_sent, frames_received, bytes_sent, bytes_received;
+    uint64_t dropped_queue_full;      /* messages not queued: peer slow or down */
+    uint64_t dropped_unknown_peer;
+    uint64_t dropped_malformed;       /* bad frames (the connection was closed) */
+    uint64_t dropped_unauthenticated; /* connections refused at the handshake */
+    uint64_t connects, disconnects;
+};
+void net_get_stats(const struct net *n, struct net_stats *out);
+
+/* Closes every handle; done(arg) runs once they are all closed (after which
+ * n is freed). The loop must keep running until then. */
+void net_stop(struct net *n, void (*done)(void *arg), void *arg);
+
+/* Reads a secret file for --secret-file: at least NET_SECRET_MIN bytes
+ * (trailing newline stripped). *out is malloc'd. Returns 0, or -1 with a
+ * message in err. */
+int net_load_secret(const char *path, uint8_t **out, size_t *len, char *err, size_t errcap);
+
+#endif

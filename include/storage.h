@@ -1,0 +1,161 @@
+/*
+ * storage.h — the durable state of one Raft node: the log in segment files,
+ * the hard state (term, vote), and snapshots, all in one data directory.
+ *
+ * Raft's log is the durable record of everything linkraft acknowledged, so
+ * this module is where "nothing acknowledged is lost" is kept or broken:
+ *   - every log record is framed with its length and a CRC32C;
+ *   - many entries are made durable by one fdatasync (group commit:
+ *     storage_append any number of times, then storage_sync once);
+ *   - the hard state and snapshot metadata are replaced atomically (write a
+ *     temporary file, fsync it, rename it over the old one, fsync the
+ *     directory);
+ *   - at open, a torn tail (an incomplete or bad LAST record of the last
+ *     segment) is truncated and reported; a bad record followed by good ones
+ *     is corruption, and storage_open refuses with STORAGE_ECORRUPT and a
+ *     message naming the file, the offset and what the operator can do.
+ *
+ * Every byte of file I/O goes through one seam, struct storage_io, so tests
+ * inject ENOSPC, EIO, short writes and torn files at every point.
+ *
+ * Errors: an fsync or write failure other than a full disk is fatal
+ * (STORAGE_EIO): the caller must stop the process and never retry an fsync
+ * (after a failed fsync the kernel may have dropped the dirty pages). A full
+ * disk (STORAGE_ENOSPC) leaves what was durable before intact; the caller
+ * stops accepting writes and retries the same operations later.
+ *
+ * Threads: a struct storage is used by one thread at a time (the node runs
+ * the persist step of each ready on a worker thread, off the event loop).
+ * The layout on disk is described in docs/disk-format.md.
+ */
+#ifndef LINKRAFT_STORAGE_H
+#define LINKRAFT_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "raft.h"
+
+enum {
+    STORAGE_OK = 0,
+    STORAGE_EIO = -1,      /* a write or fsync failed: fatal, stop the node */
+    STORAGE_ENOSPC = -2,   /* the disk is full: nothing new became durable; retry later */
+    STORAGE_ECORRUPT = -3, /* data on disk is damaged beyond a torn tail: refuse to start */
+    STORAGE_ENOMEM = -4,
+    STORAGE_EINVAL = -5,   /* a bad argument (e.g. a gap in appended indexes) */
+};
+const char *storage_strerror(int rc);
+
+/*
+ * The seam: every file operation storage performs. Each returns what the
+ * POSIX call returns (-1 with errno set on failure). storage_io_posix()
+ * gives the real one; tests wrap it to inject faults. ctx is passed back.
+ */
+struct storage_io {
+    void *ctx;
+    int (*open)(void *ctx, const char *path, int flags, mode_t mode);
+    int (*close)(void *ctx, int fd);
+    ssize_t (*pread)(void *ctx, int fd, void *buf, size_t n, off_t off);
+    ssize_t (*pwrite)(void *ctx, int fd, const void *buf, size_t n, off_t off);
+    int (*fdatasync)(void *ctx, int fd);  /* also used on directories (fsync) */
+    int (*ftruncate)(void *ctx, int fd, off_t len);
+    int (*rename)(void *ctx, const char *from, const char *to);
+    int (*unlink)(void *ctx, const char *path);
+    int (*mkdir)(void *ctx, const char *path, mode_t mode);
+    int (*fstat_size)(void *ctx, int fd, off_t *size);
+    /* Lists the names in dir (not . and ..): calls each(arg, name) per entry. */
+    int (*list)(void *ctx, const char *dir, void (*each)(void *arg, const char *name), void *arg);
+};
+const struct storage_io *storage_io_posix(void);
+
+struct storage_options {
+    uint64_t segment_bytes;   /* start a new segment file past this size (default 64 MiB) */
+};
+void storage_options_default(struct storage_options *o);
+
+/* What storage_open recovered: exactly what raft_restore needs. */
+struct storage_state {
+    struct raft_hard_state hard_state;     /* {0, 0} on a fresh directory */
+    bool have_snapshot;
+    struct raft_snapshot_meta snapshot;     /* valid if have_snapshot */
+    struct raft_entry *entries;             /* the log after (or overlapping) the snapshot,
+                                               contiguous; data owned by the state */
+    size_t n_entries;
+    bool fresh;                             /* the directory held no Raft state */
+    bool torn_tail_truncated;               /* recovery cut a torn last record */
+    char recovery_note[256];                /* what recovery did, for the log ("" if nothing) */
+};
+void storage_state_free(struct storage_state *st);
+
+struct storage;
+
+/* Opens (creating if needed) the data directory dir and recovers its state.
+ * io may be NULL for storage_io_posix(); opts may be NULL for defaults.
+ * On STORAGE_ECORRUPT err says which file, at which offset, and what to do
+ * (e.g. "restore this node from a snapshot: stop it, move DIR away, start it
+ * with --join and add it back"). The caller owns *state and frees it. */
+int storage_open(const char *dir, const struct storage_io *io, const struct storage_options *opts,
+                 struct storage **out, struct storage_state *state, char *err, size_t errcap);
+void storage_close(struct storage *s);
+/* The last error's message (valid until the next call on s). */
+const char *storage_errmsg(const struct storage *s);
+
+/* ---- The persist step of a ready (see include/raft.h), in this order ---- */
+
+/* Drops every entry with index >= from (a conflicting suffix, §3.5). */
+int storage_truncate(struct storage *s, raft_index from);
+/* Appends entries, which must continue the log (index = last + 1 ...).
+ * Written but not yet durable until storage_sync. */
+int storage_append(struct storage *s, const struct raft_entry *entries, size_t n);
+/* Records the hard state to be made durable by the next storage_sync. */
+int storage_set_hard_state(struct storage *s, const struct raft_hard_state *hs);
+/* Makes everything above durable: one fdatasync of the log (plus the
+ * atomic replacement of the hard state file if it changed). */
+int storage_sync(struct storage *s);
+
+/* Entries with index < before are no longer needed (a snapshot covers
+ * them): whole segments below it may be deleted. */
+int storage_compact(struct storage *s, raft_index before);
+
+/* ---- Snapshots ----------------------------------------------------------- */
+
+/* The node's own snapshot: the state machine wrote a consistent copy to
+ * tmp_path (a file inside dir, see storage_snapshot_tmp_path). This computes
+ * its size and CRC32C, fsyncs it, makes it the current snapshot together with
+ * meta's index, term and config (atomically), and fills meta->size and
+ * meta->crc. The previous snapshot is deleted. */
+int storage_snapshot_adopt(struct storage *s, const char *tmp_path, struct raft_snapshot_meta *meta);
+/* A path inside the data directory where the state machine may write a
+ * snapshot to adopt (same file system, so the rename is atomic). */
+const char *storage_snapshot_tmp_path(const struct storage *s);
+
+/* A snapshot arriving from the leader in chunks (ready.snapshot_chunk):
+ * offset 0 starts a new partial file; chunks come in order. */
+int storage_snapshot_write_chunk(struct storage *s, const struct raft_snapshot_chunk *chunk);
+/* ready.snapshot_install: the partial file is complete; checks its size and
+ * CRC32C against meta (STORAGE_ECORRUPT if they differ), fsyncs, makes it the
+ * current snapshot atomically, and drops log entries <= meta->index. */
+int storage_snapshot_install(struct storage *s, const struct raft_snapshot_meta *meta);
+
+/* The current snapshot's data file (NULL if none), for the state machine
+ * to restore from and for sending chunks to followers. */
+const char *storage_snapshot_path(const struct storage *s);
+/* Reads len bytes at offset of the current snapshot (for an outgoing
+ * RAFT_MSG_SNAPSHOT chunk). STORAGE_EINVAL if index is not the current
+ * snapshot's index or the range is outside it. */
+int storage_snapshot_read(struct storage *s, raft_index index, uint64_t offset, void *buf, uint32_t len);
+
+/* ---- Introspection ------------------------------------------------------ */
+
+struct storage_stats {
+    uint64_t fsyncs;            /* fdatasync calls on log segments */
+    uint64_t entries_appended;
+    uint64_t bytes_appended;
+    uint64_t segments;          /* segment files now on disk */
+    uint64_t disk_bytes;        /* bytes of log, hard state and snapshot files */
+};
+void storage_get_stats(const struct storage *s, struct storage_stats *out);
+
+#endif
