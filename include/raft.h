@@ -372,6 +372,10 @@ raft_term raft_term_at(const struct raft *r, raft_index index); /* 0 if unknown 
 /* The entry at index, or NULL if not in memory. Valid until the next input. */
 const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index);
 const struct raft_config *raft_configuration(const struct raft *r);
+/* The configuration in force at index (the latest one at or before it), as
+ * a snapshot taken at index must record it (§5.1). RAFT_ENOTFOUND if that
+ * part of the history was compacted away. */
+int raft_config_at(const struct raft *r, raft_index index, struct raft_config *out);
 const struct raft_snapshot_meta *raft_snapshot(const struct raft *r); /* NULL if none */
 raft_id raft_transfer_target(const struct raft *r); /* 0 if none */
 

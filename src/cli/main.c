@@ -1,8 +1,11 @@
 /* main.c — the `linkraft` binary: dispatches to subcommands. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define LINKRAFT_VERSION "0.1.0"
+#include "cli/commands.h"
+
+#define LINKRAFT_VERSION "0.2.0"
 
 static void usage(FILE *out)
 {
@@ -10,10 +13,26 @@ static void usage(FILE *out)
             "usage: linkraft COMMAND [OPTIONS]\n"
             "\n"
             "commands:\n"
-            "  version     print the version\n"
-            "  help        print this help\n"
+            "  node             run one replica of the cluster\n"
+            "  status           print every member's role, term and indexes\n"
+            "  member           add, promote or remove a member (through the log)\n"
+            "  transfer-leader  hand leadership to another member\n"
+            "  version          print the version\n"
+            "  help             print this help\n"
             "\n"
             "Run 'linkraft COMMAND --help' for a command's options.\n");
+}
+
+int cli_parse_u64(const char *s, unsigned long long *out)
+{
+    char *end;
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || v == 0)
+        return -1;
+    *out = v;
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -31,6 +50,14 @@ int main(int argc, char **argv)
         printf("linkraft %s\n", LINKRAFT_VERSION);
         return 0;
     }
+    if (!strcmp(cmd, "node"))
+        return cmd_node(argc - 1, argv + 1);
+    if (!strcmp(cmd, "status"))
+        return cmd_status(argc - 1, argv + 1);
+    if (!strcmp(cmd, "member"))
+        return cmd_member(argc - 1, argv + 1);
+    if (!strcmp(cmd, "transfer-leader"))
+        return cmd_transfer_leader(argc - 1, argv + 1);
     fprintf(stderr, "linkraft: unknown command '%s' (try 'linkraft help')\n", cmd);
     return 2;
 }

@@ -1765,3 +1765,12 @@ size_t raft_progress(const struct raft *r, struct raft_progress *out, size_t cap
                                              r->prs[i].state, r->prs[i].recent_active };
     return n;
 }
+
+int raft_config_at(const struct raft *r, raft_index index, struct raft_config *out)
+{
+    const struct raft_config *c = config_at_index(r, index);
+    if (!c)
+        return RAFT_ENOTFOUND;
+    *out = *c;
+    return RAFT_OK;
+}

@@ -1,0 +1,297 @@
+/* cmd_admin.c — the operator's commands that talk to a running cluster over
+ * HTTP: `linkraft status`, `linkraft member add|promote|remove`,
+ * `linkraft transfer-leader`. Membership and leadership changes go to the
+ * leader (found by asking each member's /leaderz) and are carried out by it
+ * through the log. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/commands.h"
+#include "cli/httpc.h"
+#include "cluster.h"
+#include "common/json.h"
+
+#define ADMIN_TIMEOUT_MS 2000
+
+struct admin_args {
+    const char *cluster_path;
+    unsigned long long id, to;
+    int learner;
+};
+
+/* Parses --cluster, --id, --to, --learner, --help. want: which are allowed. */
+static int parse_admin(int argc, char **argv, const char *name, const char *usage, const char *want,
+                       struct admin_args *a)
+{
+    static const struct option longopts[] = {
+        { "cluster", required_argument, 0, 'c' },
+        { "id", required_argument, 0, 'i' },
+        { "to", required_argument, 0, 't' },
+        { "learner", no_argument, 0, 'l' },
+        { "help", no_argument, 0, 'h' },
+        { 0, 0, 0, 0 },
+    };
+    memset(a, 0, sizeof *a);
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (ch == 'h') {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (ch == '?' || !strchr(want, ch)) {
+            if (ch != '?')
+                fprintf(stderr, "linkraft %s: this option does not apply here\n", name);
+            fputs(usage, stderr);
+            return 2;
+        }
+        if (ch == 'c') {
+            a->cluster_path = optarg;
+        } else if (ch == 'l') {
+            a->learner = 1;
+        } else if (cli_parse_u64(optarg, ch == 'i' ? &a->id : &a->to)) {
+            fprintf(stderr, "linkraft %s: --%s wants a positive member id, not '%s'\n", name,
+                    ch == 'i' ? "id" : "to", optarg);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "linkraft %s: unexpected argument '%s'\n", name, argv[optind]);
+        return 2;
+    }
+    if (!a->cluster_path) {
+        fprintf(stderr, "linkraft %s: --cluster FILE is required (see --help)\n", name);
+        return 2;
+    }
+    return -1; /* go on */
+}
+
+static int load_cluster(const char *name, const char *path, struct cluster *c)
+{
+    char err[512];
+    if (cluster_load(path, c, err, sizeof err)) {
+        fprintf(stderr, "linkraft %s: %s\n", name, err);
+        return 2;
+    }
+    return 0;
+}
+
+/* The member whose /leaderz answers 200, or NULL. */
+static const struct cluster_member *find_leader(const struct cluster *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        struct httpc_response r;
+        char err[256];
+        if (httpc_request(c->members[i].http_addr, "GET", "/leaderz", NULL, ADMIN_TIMEOUT_MS, &r, err, sizeof err))
+            continue;
+        int status = r.status;
+        httpc_response_free(&r);
+        if (status == 200)
+            return &c->members[i];
+    }
+    return NULL;
+}
+
+static unsigned long long json_u64(const struct json *obj, const char *key, int *ok)
+{
+    const struct json *v = json_get(obj, key);
+    if (!v || v->type != JSON_NUMBER || !v->is_int || v->i < 0) {
+        *ok = 0;
+        return 0;
+    }
+    return (unsigned long long)v->i;
+}
+
+int cmd_status(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: linkraft status --cluster FILE\n"
+        "\n"
+        "Asks every member of FILE for its own state and prints id, role, term, commit\n"
+        "and applied index, and whether it could be reached. Exit 0 if a leader is known.\n";
+    struct admin_args a;
+    int rc = parse_admin(argc, argv, "status", usage, "c", &a);
+    if (rc >= 0)
+        return rc;
+    struct cluster c;
+    if (load_cluster("status", a.cluster_path, &c))
+        return 2;
+    printf("%-4s %-10s %-6s %-10s %-10s %-10s %s\n", "ID", "ROLE", "TERM", "COMMIT", "APPLIED", "REACHABLE", "HTTP");
+    unsigned long long leader = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        const struct cluster_member *m = &c.members[i];
+        struct httpc_response r;
+        char err[256];
+        if (httpc_request(m->http_addr, "GET", "/api/v1/cluster", NULL, ADMIN_TIMEOUT_MS, &r, err, sizeof err)) {
+            printf("%-4llu %-10s %-6s %-10s %-10s %-10s %s (%s)\n", (unsigned long long)m->id, "-", "-", "-", "-",
+                   "no", m->http_addr, err);
+            continue;
+        }
+        struct json_doc doc;
+        char jerr[128];
+        if (r.status != 200 || json_parse(&doc, r.body, r.body_len, jerr, sizeof jerr)) {
+            printf("%-4llu %-10s %-6s %-10s %-10s %-10s %s (bad answer, HTTP %d)\n", (unsigned long long)m->id, "-",
+                   "-", "-", "-", "no", m->http_addr, r.status);
+            httpc_response_free(&r);
+            continue;
+        }
+        int ok = 1;
+        unsigned long long term = json_u64(doc.root, "term", &ok), commit = json_u64(doc.root, "commit", &ok),
+                           applied = json_u64(doc.root, "applied", &ok), lead = json_u64(doc.root, "leader", &ok);
+        const char *role = "?";
+        const struct json *members = json_get(doc.root, "members");
+        for (const struct json *e = members ? members->child : NULL; e; e = e->next) {
+            int ok2 = 1;
+            if (json_u64(e, "id", &ok2) == m->id) {
+                const char *r2 = json_get_str(e, "role", NULL);
+                role = r2 ? r2 : "?";
+            }
+        }
+        if (!members)
+            role = "(not a member)";
+        if (lead)
+            leader = lead;
+        printf("%-4llu %-10s %-6llu %-10llu %-10llu %-10s %s\n", (unsigned long long)m->id, role, term, commit,
+               applied, ok ? "yes" : "yes?", m->http_addr);
+        json_free(&doc);
+        httpc_response_free(&r);
+    }
+    if (!leader) {
+        printf("no leader known\n");
+        return 1;
+    }
+    printf("leader: %llu\n", leader);
+    return 0;
+}
+
+/* Sends method+path+body to the leader and reports the answer. */
+static int to_leader(const char *name, const struct cluster *c, const char *method, const char *path,
+                     const char *body)
+{
+    const struct cluster_member *leader = find_leader(c);
+    if (!leader) {
+        fprintf(stderr, "linkraft %s: no member of the cluster file answers as leader; is a majority running?\n", name);
+        return 1;
+    }
+    struct httpc_response r;
+    char err[256];
+    if (httpc_request(leader->http_addr, method, path, body, ADMIN_TIMEOUT_MS * 2, &r, err, sizeof err)) {
+        fprintf(stderr, "linkraft %s: %s\n", name, err);
+        return 1;
+    }
+    int rc = 0;
+    if (r.status != 200) {
+        fprintf(stderr, "linkraft %s: the leader (node %llu) refused: HTTP %d %s", name,
+                (unsigned long long)leader->id, r.status, r.body ? r.body : "\n");
+        rc = 1;
+    } else {
+        printf("done by the leader, node %llu: %s", (unsigned long long)leader->id, r.body ? r.body : "\n");
+    }
+    httpc_response_free(&r);
+    return rc;
+}
+
+int cmd_member(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: linkraft member add --cluster FILE --id N [--learner]\n"
+        "       linkraft member promote --cluster FILE --id N\n"
+        "       linkraft member remove --cluster FILE --id N\n"
+        "\n"
+        "Changes the membership through the leader, one server at a time (§4.1).\n"
+        "add: N (whose addresses are in FILE, already started with 'linkraft node --join')\n"
+        "     joins as a learner and is promoted to voter once caught up; with --learner it\n"
+        "     stays a learner (never votes, never counts towards a quorum).\n"
+        "promote: make learner N a voter now.\n"
+        "remove: N leaves; a leader that removes itself steps down once that commits.\n";
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *verb = argv[1];
+    if (strcmp(verb, "add") && strcmp(verb, "promote") && strcmp(verb, "remove")) {
+        fprintf(stderr, "linkraft member: unknown action '%s' (add, promote or remove)\n", verb);
+        return 2;
+    }
+    struct admin_args a;
+    int rc = parse_admin(argc - 1, argv + 1, "member", usage, !strcmp(verb, "add") ? "cil" : "ci", &a);
+    if (rc >= 0)
+        return rc;
+    if (!a.id) {
+        fprintf(stderr, "linkraft member %s: --id N is required\n", verb);
+        return 2;
+    }
+    struct cluster c;
+    if (load_cluster("member", a.cluster_path, &c))
+        return 2;
+    if (!strcmp(verb, "add") && !cluster_find(&c, a.id)) {
+        fprintf(stderr, "linkraft member add: %s has no line for node %llu (add its addresses there first)\n",
+                a.cluster_path, a.id);
+        return 2;
+    }
+    char path[64], body[128];
+    if (!strcmp(verb, "add")) {
+        snprintf(body, sizeof body, "{\"id\":%llu,\"learner\":%s}", a.id, a.learner ? "true" : "false");
+        return to_leader("member add", &c, "POST", "/api/v1/members", body);
+    }
+    if (!strcmp(verb, "promote")) {
+        snprintf(path, sizeof path, "/api/v1/members/%llu/promote", a.id);
+        return to_leader("member promote", &c, "POST", path, "{}");
+    }
+    snprintf(path, sizeof path, "/api/v1/members/%llu", a.id);
+    return to_leader("member remove", &c, "DELETE", path, NULL);
+}
+
+int cmd_transfer_leader(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: linkraft transfer-leader --cluster FILE --to N\n"
+        "\n"
+        "Asks the leader to hand leadership to voter N (§3.10): the leader brings N up to\n"
+        "date, then tells it to start an election at once. Waits until N leads (5 s).\n";
+    struct admin_args a;
+    int rc = parse_admin(argc, argv, "transfer-leader", usage, "ct", &a);
+    if (rc >= 0)
+        return rc;
+    if (!a.to) {
+        fprintf(stderr, "linkraft transfer-leader: --to N is required\n");
+        return 2;
+    }
+    struct cluster c;
+    if (load_cluster("transfer-leader", a.cluster_path, &c))
+        return 2;
+    const struct cluster_member *target = cluster_find(&c, a.to);
+    if (!target) {
+        fprintf(stderr, "linkraft transfer-leader: %s has no line for node %llu\n", a.cluster_path, a.to);
+        return 2;
+    }
+    char body[64];
+    snprintf(body, sizeof body, "{\"to\":%llu}", a.to);
+    rc = to_leader("transfer-leader", &c, "POST", "/api/v1/transfer-leader", body);
+    if (rc)
+        return rc;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        struct httpc_response r;
+        char err[256];
+        if (!httpc_request(target->http_addr, "GET", "/leaderz", NULL, 500, &r, err, sizeof err)) {
+            int status = r.status;
+            httpc_response_free(&r);
+            if (status == 200) {
+                printf("node %llu is the leader now\n", a.to);
+                return 0;
+            }
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 > 5000) {
+            fprintf(stderr, "linkraft transfer-leader: node %llu did not become leader within 5 s\n", a.to);
+            return 1;
+        }
+        struct timespec pause = { 0, 20 * 1000000 };
+        nanosleep(&pause, NULL); /* polling an external process: there is nothing to wait on */
+    }
+}

@@ -1,0 +1,90 @@
+/* cmd_node.c — `linkraft node`: runs one replica (include/node.h). */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "node.h"
+
+static void node_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: linkraft node --cluster FILE --id N --data DIR [--secret-file F] [--join]\n"
+            "\n"
+            "Runs member N of the cluster described by FILE: Raft on its raft-address,\n"
+            "HTTP on its http-address, state in DIR. Restarting with the same DIR resumes\n"
+            "from disk. SIGTERM or SIGINT stops it cleanly (a leader hands over first).\n"
+            "\n"
+            "  --cluster FILE        the cluster file (one line per member: id raft-addr http-addr)\n"
+            "  --id N                this member's id\n"
+            "  --data DIR            data directory (created if missing)\n"
+            "  --secret-file F       shared secret that peers authenticate with (>= 16 bytes)\n"
+            "  --join                start empty and wait to be added with 'linkraft member add'\n"
+            "  --tick-ms MS          length of a Raft tick (default 20)\n"
+            "  --election-ticks N    election timeout in ticks, randomized in [N, 2N) (default 10)\n"
+            "  --heartbeat-ticks N   heartbeat interval in ticks (default 2)\n"
+            "  --snapshot-entries N  snapshot the database every N applied entries (default 10000)\n"
+            "  --trailing-entries N  log entries kept behind a snapshot (default 2000)\n");
+}
+
+int cmd_node(int argc, char **argv)
+{
+    struct node_options o;
+    node_options_default(&o);
+    static const struct option longopts[] = {
+        { "cluster", required_argument, 0, 'c' },
+        { "id", required_argument, 0, 'i' },
+        { "data", required_argument, 0, 'd' },
+        { "secret-file", required_argument, 0, 's' },
+        { "join", no_argument, 0, 'j' },
+        { "tick-ms", required_argument, 0, 't' },
+        { "election-ticks", required_argument, 0, 'e' },
+        { "heartbeat-ticks", required_argument, 0, 'b' },
+        { "snapshot-entries", required_argument, 0, 'n' },
+        { "trailing-entries", required_argument, 0, 'r' },
+        { "help", no_argument, 0, 'h' },
+        { 0, 0, 0, 0 },
+    };
+    int ch;
+    unsigned long long v;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': o.cluster_path = optarg; break;
+        case 'd': o.data_dir = optarg; break;
+        case 's': o.secret_path = optarg; break;
+        case 'j': o.join = true; break;
+        case 'h': node_usage(stdout); return 0;
+        case 'i': case 't': case 'e': case 'b': case 'n': case 'r':
+            if (cli_parse_u64(optarg, &v) || v > 1000000000ull) {
+                fprintf(stderr, "linkraft node: --%s wants a positive integer, not '%s'\n",
+                        ch == 'i' ? "id" : ch == 't' ? "tick-ms" : ch == 'e' ? "election-ticks" :
+                        ch == 'b' ? "heartbeat-ticks" : ch == 'n' ? "snapshot-entries" : "trailing-entries", optarg);
+                return 2;
+            }
+            if (ch == 'i') o.id = v;
+            else if (ch == 't') o.tick_ms = (unsigned)v;
+            else if (ch == 'e') o.election_ticks = (unsigned)v;
+            else if (ch == 'b') o.heartbeat_ticks = (unsigned)v;
+            else if (ch == 'n') o.snapshot_entries = v;
+            else o.trailing_entries = v;
+            break;
+        default:
+            node_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "linkraft node: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!o.cluster_path || !o.id || !o.data_dir) {
+        fprintf(stderr, "linkraft node: --cluster, --id and --data are required (see --help)\n");
+        return 2;
+    }
+    if (o.heartbeat_ticks >= o.election_ticks) {
+        fprintf(stderr, "linkraft node: --heartbeat-ticks must be below --election-ticks\n");
+        return 2;
+    }
+    return node_run(&o);
+}

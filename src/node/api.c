@@ -1,0 +1,515 @@
+/*
+ * api.c — a node's own HTTP endpoints: health for load balancers and the
+ * gateway (/healthz, /readyz, /leaderz), /metrics, the cluster view
+ * (/api/v1/cluster), the admin calls behind `linkraft member` and
+ * `linkraft transfer-leader`, and a small replicated key-value API
+ * (/api/v1/kv/KEY) that exercises the whole write path.
+ *
+ * Every response carries X-Served-By (this node's id) and X-Raft-Index (the
+ * applied index of the state shown; for a write, its entry's index).
+ */
+#include "node/node_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "command.h"
+#include "common/buf.h"
+#include "common/json.h"
+
+#define KV_MAX_KEY 1024
+
+/* ---- Responses --------------------------------------------------------------- */
+
+static void respond_buf(struct node *n, struct http_exchange *x, int status, const char *ctype, raft_index index,
+                        struct buf *body)
+{
+    char headers[256];
+    snprintf(headers, sizeof headers, "Content-Type: %s\r\nX-Served-By: %llu\r\nX-Raft-Index: %llu\r\nCache-Control: no-store\r\n",
+             ctype, (unsigned long long)n->o.id, (unsigned long long)index);
+    if (body->oom) {
+        buf_free(body);
+        http_respond(x, 500, NULL, "out of memory\n", 14);
+        return;
+    }
+    size_t len;
+    char *p = buf_take(body, &len);
+    http_respond_take(x, status, headers, p, len);
+}
+
+static void respond_json(struct node *n, struct http_exchange *x, int status, struct buf *body)
+{
+    respond_buf(n, x, status, "application/json", store_applied(n->store), body);
+}
+
+static void respond_error(struct node *n, struct http_exchange *x, int status, const char *code, const char *msg)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"error\":");
+    json_write_str(&b, code, strlen(code));
+    buf_puts(&b, ",\"message\":");
+    json_write_str(&b, msg, strlen(msg));
+    if (status == 503 && raft_leader(n->raft))
+        buf_printf(&b, ",\"leader\":%llu", (unsigned long long)raft_leader(n->raft));
+    buf_puts(&b, "}\n");
+    respond_json(n, x, status, &b);
+}
+
+static void respond_text(struct node *n, struct http_exchange *x, int status, const char *text)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, text);
+    respond_buf(n, x, status, "text/plain; charset=utf-8", store_applied(n->store), &b);
+}
+
+static int node_status_http(int status)
+{
+    switch (status) {
+    case NODE_ETOOBIG: return 413;
+    case NODE_EDISKFULL: return 507;
+    default: return 503;
+    }
+}
+
+static const char *node_status_code(int status)
+{
+    switch (status) {
+    case NODE_ENOTLEADER: return "not_leader";
+    case NODE_ELOST: return "lost";
+    case NODE_ETIMEOUT: return "timeout";
+    case NODE_EDISKFULL: return "disk_full";
+    case NODE_ESTOPPING: return "stopping";
+    case NODE_ETOOBIG: return "too_big";
+    default: return "unavailable";
+    }
+}
+
+/* ---- Health, cluster, metrics ------------------------------------------------- */
+
+static const char *member_role_name(const struct node *n, const struct raft_member *m)
+{
+    if (m->id == n->o.id) {
+        if (m->role == RAFT_LEARNER)
+            return "learner";
+        switch (raft_role(n->raft)) {
+        case RAFT_LEADER: return "leader";
+        case RAFT_CANDIDATE:
+        case RAFT_PRECANDIDATE: return "candidate";
+        default: return "follower";
+        }
+    }
+    if (m->id == raft_leader(n->raft))
+        return "leader";
+    return m->role == RAFT_LEARNER ? "learner" : "follower";
+}
+
+static void cluster_json(struct node *n, struct buf *b)
+{
+    const struct raft_config *c = raft_configuration(n->raft);
+    struct raft_progress prs[RAFT_MAX_MEMBERS + 1];
+    size_t n_prs = raft_progress(n->raft, prs, RAFT_MAX_MEMBERS + 1);
+    buf_printf(b, "{\"id\":%llu,\"leader\":%llu,\"term\":%llu,\"commit\":%llu,\"applied\":%llu,\"members\":[",
+               (unsigned long long)n->o.id, (unsigned long long)raft_leader(n->raft),
+               (unsigned long long)raft_current_term(n->raft), (unsigned long long)raft_commit_index(n->raft),
+               (unsigned long long)store_applied(n->store));
+    for (uint32_t i = 0; i < c->n; i++) {
+        const struct raft_member *m = &c->members[i];
+        const struct cluster_member *cm = cluster_find(&n->cluster, m->id);
+        buf_printf(b, "%s{\"id\":%llu,\"role\":\"%s\",\"voter\":%s,", i ? "," : "", (unsigned long long)m->id,
+                   member_role_name(n, m), m->role == RAFT_VOTER ? "true" : "false");
+        if (m->id == n->o.id) {
+            buf_printf(b, "\"commit\":%llu,\"applied\":%llu,\"reachable\":true", (unsigned long long)raft_commit_index(n->raft),
+                       (unsigned long long)store_applied(n->store));
+        } else {
+            /* Another member's indexes are known here only to a leader
+             * (its replication progress); elsewhere they are null. */
+            const struct raft_progress *p = NULL;
+            for (size_t k = 0; k < n_prs && k <= RAFT_MAX_MEMBERS; k++)
+                if (prs[k].id == m->id)
+                    p = &prs[k];
+            if (p)
+                buf_printf(b, "\"commit\":null,\"applied\":null,\"match\":%llu,", (unsigned long long)p->match);
+            else
+                buf_puts(b, "\"commit\":null,\"applied\":null,");
+            buf_printf(b, "\"reachable\":%s", n->net && net_peer_connected(n->net, m->id) ? "true" : "false");
+        }
+        if (cm) {
+            buf_puts(b, ",\"raft_address\":");
+            json_write_str(b, cm->raft_addr, strlen(cm->raft_addr));
+            buf_puts(b, ",\"http_address\":");
+            json_write_str(b, cm->http_addr, strlen(cm->http_addr));
+        }
+        buf_puts(b, "}");
+    }
+    buf_puts(b, "]}\n");
+}
+
+static void metrics_text(struct node *n, struct buf *b)
+{
+    struct storage_stats ss;
+    storage_get_stats(n->storage, &ss); /* counters only; a torn read of one is harmless */
+    struct net_stats ns = { 0 };
+    if (n->net)
+        net_get_stats(n->net, &ns);
+    struct http_stats hs = { 0 };
+    if (n->http)
+        http_server_get_stats(n->http, &hs);
+    const struct raft_stats *rs = raft_stats(n->raft);
+    buf_printf(b,
+               "# TYPE linkraft_raft_term gauge\nlinkraft_raft_term %llu\n"
+               "# TYPE linkraft_raft_is_leader gauge\nlinkraft_raft_is_leader %d\n"
+               "# TYPE linkraft_raft_commit_index gauge\nlinkraft_raft_commit_index %llu\n"
+               "# TYPE linkraft_raft_applied_index gauge\nlinkraft_raft_applied_index %llu\n"
+               "# TYPE linkraft_raft_last_index gauge\nlinkraft_raft_last_index %llu\n"
+               "# TYPE linkraft_raft_elections_started_total counter\nlinkraft_raft_elections_started_total %llu\n"
+               "# TYPE linkraft_raft_messages_dropped_total counter\nlinkraft_raft_messages_dropped_total %llu\n"
+               "# TYPE linkraft_raft_snapshots_sent_total counter\nlinkraft_raft_snapshots_sent_total %llu\n"
+               "# TYPE linkraft_raft_snapshots_installed_total counter\nlinkraft_raft_snapshots_installed_total %llu\n"
+               "# TYPE linkraft_storage_fsyncs_total counter\nlinkraft_storage_fsyncs_total %llu\n"
+               "# TYPE linkraft_storage_entries_appended_total counter\nlinkraft_storage_entries_appended_total %llu\n"
+               "# TYPE linkraft_storage_disk_bytes gauge\nlinkraft_storage_disk_bytes %llu\n"
+               "# TYPE linkraft_storage_disk_full gauge\nlinkraft_storage_disk_full %d\n"
+               "# TYPE linkraft_net_frames_sent_total counter\nlinkraft_net_frames_sent_total %llu\n"
+               "# TYPE linkraft_net_frames_received_total counter\nlinkraft_net_frames_received_total %llu\n"
+               "# TYPE linkraft_net_dropped_total counter\n"
+               "linkraft_net_dropped_total{reason=\"queue_full\"} %llu\n"
+               "linkraft_net_dropped_total{reason=\"unknown_peer\"} %llu\n"
+               "linkraft_net_dropped_total{reason=\"malformed\"} %llu\n"
+               "linkraft_net_dropped_total{reason=\"unauthenticated\"} %llu\n"
+               "# TYPE linkraft_http_requests_total counter\nlinkraft_http_requests_total %llu\n"
+               "# TYPE linkraft_http_connections_open gauge\nlinkraft_http_connections_open %llu\n",
+               (unsigned long long)raft_current_term(n->raft), raft_role(n->raft) == RAFT_LEADER,
+               (unsigned long long)raft_commit_index(n->raft), (unsigned long long)store_applied(n->store),
+               (unsigned long long)raft_last_index(n->raft), (unsigned long long)rs->elections_started,
+               (unsigned long long)rs->msgs_dropped, (unsigned long long)rs->snapshots_sent,
+               (unsigned long long)rs->snapshots_installed, (unsigned long long)ss.fsyncs,
+               (unsigned long long)ss.entries_appended, (unsigned long long)ss.disk_bytes, n->disk_full,
+               (unsigned long long)ns.frames_sent, (unsigned long long)ns.frames_received,
+               (unsigned long long)ns.dropped_queue_full, (unsigned long long)ns.dropped_unknown_peer,
+               (unsigned long long)ns.dropped_malformed, (unsigned long long)ns.dropped_unauthenticated,
+               (unsigned long long)hs.requests, (unsigned long long)hs.connections_open);
+}
+
+/* ---- Key-value API ------------------------------------------------------------ */
+
+struct api_call {
+    struct node *n;
+    struct http_exchange *x;
+    char key[KV_MAX_KEY];
+    size_t key_len;
+};
+
+static void kv_write_done(void *arg, int status, raft_index index, const struct store_result *res)
+{
+    struct api_call *c = arg;
+    struct node *n = c->n;
+    if (status != NODE_OK) {
+        respond_error(n, c->x, node_status_http(status), node_status_code(status), node_status_text(status));
+    } else {
+        struct buf b;
+        buf_init(&b);
+        buf_printf(&b, "{\"index\":%llu,\"status\":%d}\n", (unsigned long long)index, res ? res->status : 0);
+        respond_buf(n, c->x, res && res->status == CMD_ERR_NOT_FOUND ? 404 : 200, "application/json", index, &b);
+    }
+    free(c);
+}
+
+static void kv_read_done(void *arg, int status)
+{
+    struct api_call *c = arg;
+    struct node *n = c->n;
+    if (status != NODE_OK) {
+        respond_error(n, c->x, node_status_http(status), node_status_code(status), node_status_text(status));
+        free(c);
+        return;
+    }
+    char *value = NULL;
+    size_t len = 0;
+    int rc = store_kv_get(n->store, c->key, c->key_len, &value, &len);
+    if (rc < 0) {
+        respond_error(n, c->x, 500, "internal", store_errmsg(n->store));
+    } else if (rc == 0) {
+        respond_error(n, c->x, 404, "not_found", "no such key");
+    } else {
+        struct buf b;
+        buf_init(&b);
+        buf_append(&b, value, len);
+        respond_buf(n, c->x, 200, "application/octet-stream", store_applied(n->store), &b);
+    }
+    free(value);
+    free(c);
+}
+
+/* X-Consistency and X-Min-Index (SPEC §4); -1 on a bad value. */
+static int read_consistency(const struct http_request *req, enum node_consistency *c, raft_index *min_index)
+{
+    size_t len;
+    const char *v = http_header_get(req, "X-Consistency", &len);
+    *c = NODE_READ_SESSION;
+    *min_index = 0;
+    if (v) {
+        if (len == 5 && !strncasecmp(v, "stale", 5))
+            *c = NODE_READ_STALE;
+        else if (len == 7 && !strncasecmp(v, "session", 7))
+            *c = NODE_READ_SESSION;
+        else if (len == 12 && !strncasecmp(v, "linearizable", 12))
+            *c = NODE_READ_LINEARIZABLE;
+        else
+            return -1;
+    }
+    v = http_header_get(req, "X-Min-Index", &len);
+    if (v) {
+        char tmp[32];
+        if (len == 0 || len >= sizeof tmp)
+            return -1;
+        memcpy(tmp, v, len);
+        tmp[len] = 0;
+        char *end;
+        unsigned long long x = strtoull(tmp, &end, 10);
+        if (*end || tmp[0] == '-')
+            return -1;
+        *min_index = x;
+    }
+    return 0;
+}
+
+static void handle_kv(struct node *n, struct http_exchange *x, const struct http_request *req, const char *key)
+{
+    size_t key_len = strlen(key);
+    if (key_len == 0 || key_len >= KV_MAX_KEY) {
+        respond_error(n, x, 400, "bad_key", "a key is 1 to 1023 bytes");
+        return;
+    }
+    struct api_call *c = calloc(1, sizeof *c);
+    if (!c) {
+        respond_error(n, x, 503, "unavailable", "out of memory");
+        return;
+    }
+    c->n = n;
+    c->x = x;
+    memcpy(c->key, key, key_len);
+    c->key_len = key_len;
+    bool is_get = !strcmp(req->method, "GET") || req->head;
+    if (is_get) {
+        enum node_consistency cons;
+        raft_index min_index;
+        if (read_consistency(req, &cons, &min_index)) {
+            free(c);
+            respond_error(n, x, 400, "bad_consistency", "X-Consistency is stale, session or linearizable; X-Min-Index a number");
+            return;
+        }
+        node_read(n, cons, min_index, 3000, kv_read_done, c);
+        return;
+    }
+    bool is_put = !strcmp(req->method, "PUT"), is_delete = !strcmp(req->method, "DELETE");
+    if (!is_put && !is_delete) {
+        free(c);
+        respond_error(n, x, 405, "method_not_allowed", "use GET, PUT or DELETE");
+        return;
+    }
+    size_t idem_len = 0;
+    const char *idem = http_header_get(req, "Idempotency-Key", &idem_len);
+    if (idem_len > 255) {
+        free(c);
+        respond_error(n, x, 400, "bad_idempotency_key", "Idempotency-Key is at most 255 bytes");
+        return;
+    }
+    struct command cmd = {
+        .type = is_put ? CMD_KV_PUT : CMD_KV_DELETE,
+        .time_ms = node_now_ms(),
+        .idem_key = { idem, (uint16_t)idem_len },
+        .key = { c->key, (uint16_t)key_len },
+        .value = { req->body, (uint16_t)(req->body_len > COMMAND_MAX_STR ? 0 : req->body_len) },
+    };
+    if (req->body_len > COMMAND_MAX_STR) {
+        free(c);
+        respond_error(n, x, 413, "too_big", "a value is at most 4096 bytes");
+        return;
+    }
+    uint8_t buf[COMMAND_MAX_STR * 2 + 512];
+    long len = command_encode(&cmd, buf, sizeof buf);
+    if (len < 0) {
+        free(c);
+        respond_error(n, x, 400, "bad_request", "cannot encode the command");
+        return;
+    }
+    node_propose(n, buf, (size_t)len, kv_write_done, c);
+}
+
+/* ---- Admin: membership and leadership ------------------------------------------ */
+
+static int parse_id(const char *s, raft_id *id)
+{
+    char *end;
+    if (!*s || *s == '-')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || v == 0)
+        return -1;
+    *id = v;
+    return 0;
+}
+
+static int body_number(const struct http_request *req, const char *field, uint64_t *out, bool *flag,
+                       const char *flag_field, char *err, size_t errcap)
+{
+    struct json_doc doc;
+    if (json_parse(&doc, req->body, req->body_len, err, errcap))
+        return -1;
+    const struct json *v = json_get(doc.root, field);
+    if (!v || v->type != JSON_NUMBER || !v->is_int || v->i <= 0) {
+        snprintf(err, errcap, "\"%s\" must be a positive integer", field);
+        json_free(&doc);
+        return -1;
+    }
+    *out = (uint64_t)v->i;
+    if (flag) {
+        const struct json *f = json_get(doc.root, flag_field);
+        *flag = f && f->type == JSON_BOOL && f->b;
+    }
+    json_free(&doc);
+    return 0;
+}
+
+static void respond_raft_rc(struct node *n, struct http_exchange *x, int rc, raft_index index, const char *what)
+{
+    if (rc == RAFT_OK) {
+        struct buf b;
+        buf_init(&b);
+        buf_printf(&b, "{\"ok\":true,\"index\":%llu}\n", (unsigned long long)index);
+        respond_json(n, x, 200, &b);
+        return;
+    }
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s: %s", what, raft_strerror(rc));
+    int status = rc == RAFT_ENOTLEADER ? 503 : rc == RAFT_EBUSY ? 409 : rc == RAFT_ENOTFOUND ? 404
+               : rc == RAFT_EEXIST ? 409 : 400;
+    respond_error(n, x, status, rc == RAFT_ENOTLEADER ? "not_leader" : rc == RAFT_EBUSY ? "busy" : "refused", msg);
+}
+
+static void handle_members(struct node *n, struct http_exchange *x, const struct http_request *req, const char *rest)
+{
+    char err[256];
+    raft_index index = 0;
+    if (!*rest) {
+        if (strcmp(req->method, "POST")) {
+            respond_error(n, x, 405, "method_not_allowed", "use POST to add a member");
+            return;
+        }
+        uint64_t id;
+        bool learner = false;
+        if (body_number(req, "id", &id, &learner, "learner", err, sizeof err)) {
+            respond_error(n, x, 400, "bad_request", err);
+            return;
+        }
+        int rc = node_change_member(n, learner ? RAFT_ADD_LEARNER : RAFT_ADD_VOTER, id, &index);
+        respond_raft_rc(n, x, rc, index, "cannot add the member");
+        return;
+    }
+    char idbuf[32];
+    const char *slash = strchr(rest, '/');
+    size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
+    raft_id id;
+    if (idlen >= sizeof idbuf) {
+        respond_error(n, x, 404, "not_found", "no such path");
+        return;
+    }
+    memcpy(idbuf, rest, idlen);
+    idbuf[idlen] = 0;
+    if (parse_id(idbuf, &id)) {
+        respond_error(n, x, 404, "not_found", "no such member path");
+        return;
+    }
+    if (!slash) {
+        if (strcmp(req->method, "DELETE")) {
+            respond_error(n, x, 405, "method_not_allowed", "use DELETE to remove a member");
+            return;
+        }
+        respond_raft_rc(n, x, node_change_member(n, RAFT_REMOVE, id, &index), index, "cannot remove the member");
+        return;
+    }
+    if (!strcmp(slash, "/promote")) {
+        if (strcmp(req->method, "POST")) {
+            respond_error(n, x, 405, "method_not_allowed", "use POST to promote");
+            return;
+        }
+        respond_raft_rc(n, x, node_change_member(n, RAFT_PROMOTE, id, &index), index, "cannot promote the member");
+        return;
+    }
+    respond_error(n, x, 404, "not_found", "no such path");
+}
+
+static void handle_transfer(struct node *n, struct http_exchange *x, const struct http_request *req)
+{
+    char err[256];
+    uint64_t to;
+    if (strcmp(req->method, "POST")) {
+        respond_error(n, x, 405, "method_not_allowed", "use POST");
+        return;
+    }
+    if (body_number(req, "to", &to, NULL, NULL, err, sizeof err)) {
+        respond_error(n, x, 400, "bad_request", err);
+        return;
+    }
+    respond_raft_rc(n, x, node_transfer_leader(n, to), 0, "cannot transfer leadership");
+}
+
+/* ---- Routing ------------------------------------------------------------------ */
+
+static bool is_read(const struct http_request *req)
+{
+    return !strcmp(req->method, "GET") || req->head;
+}
+
+void node_api_handle(void *ctx, struct http_exchange *x)
+{
+    struct node *n = ctx;
+    const struct http_request *req = http_exchange_request(x);
+    const char *path = req->path;
+
+    if (!strcmp(path, "/healthz") || !strcmp(path, "/readyz") || !strcmp(path, "/leaderz") ||
+        !strcmp(path, "/metrics") || !strcmp(path, "/api/v1/cluster")) {
+        if (!is_read(req)) {
+            respond_error(n, x, 405, "method_not_allowed", "use GET");
+            return;
+        }
+        if (!strcmp(path, "/healthz")) {
+            respond_text(n, x, 200, "ok\n");
+        } else if (!strcmp(path, "/readyz")) {
+            bool ready = node_is_ready(n);
+            respond_text(n, x, ready ? 200 : 503, ready ? "ready\n" : "not ready: no leader known or not caught up\n");
+        } else if (!strcmp(path, "/leaderz")) {
+            bool leader = raft_role(n->raft) == RAFT_LEADER && !n->stopping;
+            respond_text(n, x, leader ? 200 : 503, leader ? "leader\n" : "not the leader\n");
+        } else if (!strcmp(path, "/metrics")) {
+            struct buf b;
+            buf_init(&b);
+            metrics_text(n, &b);
+            respond_buf(n, x, 200, "text/plain; version=0.0.4", store_applied(n->store), &b);
+        } else {
+            struct buf b;
+            buf_init(&b);
+            cluster_json(n, &b);
+            respond_json(n, x, 200, &b);
+        }
+        return;
+    }
+    if (!strncmp(path, "/api/v1/kv/", 11)) {
+        handle_kv(n, x, req, path + 11);
+        return;
+    }
+    if (!strcmp(path, "/api/v1/members") || !strncmp(path, "/api/v1/members/", 16)) {
+        handle_members(n, x, req, path[15] ? path + 16 : "");
+        return;
+    }
+    if (!strcmp(path, "/api/v1/transfer-leader")) {
+        handle_transfer(n, x, req);
+        return;
+    }
+    respond_error(n, x, 404, "not_found", "no such path");
+}

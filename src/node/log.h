@@ -1,0 +1,18 @@
+/* log.h — the node's and gateway's log: one line per event on stderr,
+ * "2026-12-01T21:40:00.123Z node 1 INFO: message". stderr is unbuffered, so a
+ * line is out before a crash or a fatal _exit. */
+#ifndef LINKRAFT_NODE_LOG_H
+#define LINKRAFT_NODE_LOG_H
+
+enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
+
+/* who: e.g. "node 1" or "gateway"; copied. LINKRAFT_LOG=debug lowers the level. */
+void log_init(const char *who);
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+#endif

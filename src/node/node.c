@@ -1,0 +1,894 @@
+/*
+ * node.c — a running replica (include/node.h): start-up and recovery, the
+ * ready loop that drives the Raft core, client writes and reads, snapshots,
+ * and the graceful stop.
+ *
+ * The ready loop follows THE READY CONTRACT of include/raft.h:
+ *   pump():        take a ready; send its send_now messages at once (filling
+ *                  snapshot chunks from disk); if it has anything to persist,
+ *                  hand it to a worker thread (persist_work) and return —
+ *                  the loop keeps stepping messages, ticks and proposals into
+ *                  the core meanwhile, which is what batches them into the
+ *                  next fsync (group commit);
+ *   persist_done:  the fsync is over: send send_after_persist, install a
+ *                  received snapshot into SQLite, apply committed entries
+ *                  (one SQLite transaction per ready), answer the writes and
+ *                  reads they complete, raft_advance, and pump again.
+ * Only one storage job runs at a time, so struct storage is never used by
+ * two threads at once, and raft_ready is never called with one outstanding.
+ */
+#include "node/node_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "node/log.h"
+
+#define APPLY_RESULTS_MAX 8192
+
+void node_options_default(struct node_options *o)
+{
+    *o = (struct node_options){
+        .tick_ms = 20,
+        .election_ticks = 10,
+        .heartbeat_ticks = 2,
+        .snapshot_entries = 10000,
+        .trailing_entries = 2000,
+        .write_timeout_ms = 5000,
+    };
+}
+
+const char *node_status_text(int status)
+{
+    switch (status) {
+    case NODE_OK: return "ok";
+    case NODE_ENOTLEADER: return "no leader can take this request right now; retry";
+    case NODE_ELOST: return "the write was overwritten by a new leader and not applied; retry";
+    case NODE_ETIMEOUT: return "no answer in time; the outcome is unknown, retry with the same Idempotency-Key";
+    case NODE_EDISKFULL: return "this node's disk is full; writes are refused until space returns";
+    case NODE_ESTOPPING: return "this node is shutting down";
+    case NODE_ETOOBIG: return "the request is too large";
+    default: return "unknown error";
+    }
+}
+
+uint64_t node_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct store *node_store(struct node *n) { return n->store; }
+raft_id node_id(const struct node *n) { return n->o.id; }
+raft_index node_applied(const struct node *n) { return store_applied(n->store); }
+
+/* A fault that must not be survived: a failed fsync (the kernel may have
+ * dropped the dirty pages; retrying could report success over lost data),
+ * damaged state, a failed SQLite apply. Exits without touching anything. */
+static void fatal(struct node *n, const char *what, const char *detail)
+{
+    log_error("FATAL: %s: %s; stopping now (node %llu). Nothing acknowledged is lost: the log on disk "
+              "is the record. Fix the cause and restart the node.", what, detail, (unsigned long long)n->o.id);
+    _exit(1);
+}
+
+/* ---- Sending ---------------------------------------------------------------- */
+
+static void send_messages(struct node *n, const struct raft_message *msgs, size_t count)
+{
+    uint8_t *chunk = NULL;
+    for (size_t i = 0; i < count; i++) {
+        struct raft_message m = msgs[i];
+        if (m.type == RAFT_MSG_SNAPSHOT && m.len && !m.data) {
+            /* The core names the bytes; the host reads them (raft.h). */
+            uint8_t *grown = realloc(chunk, m.len);
+            if (!grown)
+                continue;
+            chunk = grown;
+            if (storage_snapshot_read(n->storage, m.snapshot.index, m.offset, chunk, m.len) != STORAGE_OK) {
+                log_warn("cannot read snapshot %llu at offset %llu for node %llu: %s",
+                         (unsigned long long)m.snapshot.index, (unsigned long long)m.offset,
+                         (unsigned long long)m.to, storage_errmsg(n->storage));
+                continue; /* the core resends what is needed */
+            }
+            m.data = chunk;
+        }
+        net_send(n->net, &m);
+    }
+    free(chunk);
+}
+
+/* ---- Writes and reads waiting on the log -------------------------------------- */
+
+static void write_done(struct pending_write *w, int status, raft_index index, const struct store_result *res)
+{
+    w->cb(w->arg, status, index, res);
+    free(w);
+}
+
+void node_propose(struct node *n, const uint8_t *data, size_t len, node_write_cb cb, void *arg)
+{
+    if (n->stopping || n->closing) {
+        cb(arg, NODE_ESTOPPING, 0, NULL);
+        return;
+    }
+    if (n->disk_full) {
+        cb(arg, NODE_EDISKFULL, 0, NULL);
+        return;
+    }
+    raft_index index;
+    raft_term term;
+    int rc = raft_propose(n->raft, data, len, &index, &term);
+    if (rc == RAFT_ETOOBIG) {
+        cb(arg, NODE_ETOOBIG, 0, NULL);
+        return;
+    }
+    if (rc) {
+        cb(arg, NODE_ENOTLEADER, 0, NULL);
+        return;
+    }
+    struct pending_write *w = calloc(1, sizeof *w);
+    if (!w) {
+        /* The entry is in the log and may commit; we just cannot report it. */
+        cb(arg, NODE_ETIMEOUT, 0, NULL);
+        return;
+    }
+    *w = (struct pending_write){ index, term, cb, arg, uv_now(&n->loop) + n->o.write_timeout_ms, NULL };
+    struct pending_write **p = &n->writes;
+    while (*p && (*p)->index < index)
+        p = &(*p)->next;
+    w->next = *p;
+    *p = w;
+}
+
+/* Entries up to `upto` were applied (results for those in committed[]).
+ * A write whose entry is there with its term succeeded; with another term,
+ * a new leader overwrote it (§3.5); missing (covered by an installed
+ * snapshot), its outcome is unknown here. */
+static void resolve_writes(struct node *n, const struct raft_entry *committed, size_t count,
+                           const struct store_result *results, raft_index upto)
+{
+    size_t k = 0;
+    while (n->writes && n->writes->index <= upto) {
+        struct pending_write *w = n->writes;
+        n->writes = w->next;
+        while (k < count && committed[k].index < w->index)
+            k++;
+        if (k < count && committed[k].index == w->index) {
+            if (committed[k].term == w->term)
+                write_done(w, NODE_OK, w->index, results ? &results[k] : NULL);
+            else
+                write_done(w, NODE_ELOST, 0, NULL);
+        } else {
+            write_done(w, NODE_ETIMEOUT, 0, NULL);
+        }
+    }
+}
+
+static void read_done(struct node *n, struct pending_read **link, int status)
+{
+    struct pending_read *rd = *link;
+    *link = rd->next;
+    (void)n;
+    rd->cb(rd->arg, status);
+    free(rd);
+}
+
+/* Serves every read whose index is applied. */
+static void complete_reads(struct node *n)
+{
+    raft_index applied = store_applied(n->store);
+    for (struct pending_read **p = &n->reads; *p;) {
+        if ((*p)->index_known && (*p)->min_index <= applied)
+            read_done(n, p, NODE_OK);
+        else
+            p = &(*p)->next;
+    }
+}
+
+void node_read(struct node *n, enum node_consistency c, raft_index min_index, unsigned timeout_ms,
+               node_read_cb cb, void *arg)
+{
+    if (c == NODE_READ_STALE || (c == NODE_READ_SESSION && min_index <= store_applied(n->store))) {
+        cb(arg, NODE_OK);
+        return;
+    }
+    if (n->closing) {
+        cb(arg, NODE_ESTOPPING);
+        return;
+    }
+    struct pending_read *rd = calloc(1, sizeof *rd);
+    if (!rd) {
+        cb(arg, NODE_ETIMEOUT);
+        return;
+    }
+    rd->cb = cb;
+    rd->arg = arg;
+    rd->deadline = uv_now(&n->loop) + timeout_ms;
+    if (c == NODE_READ_SESSION) {
+        rd->min_index = min_index;
+        rd->index_known = true;
+    } else {
+        if (!n->open_batch) {
+            struct read_batch *b = calloc(1, sizeof *b);
+            if (!b) {
+                free(rd);
+                cb(arg, NODE_ETIMEOUT);
+                return;
+            }
+            b->context = ++n->next_context;
+            b->next = n->batches;
+            n->batches = b;
+            n->open_batch = b;
+        }
+        rd->batch = n->open_batch;
+    }
+    rd->next = n->reads;
+    n->reads = rd;
+}
+
+static void fail_batch_reads(struct node *n, struct read_batch *b, int status)
+{
+    for (struct pending_read **p = &n->reads; *p;) {
+        if ((*p)->batch == b)
+            read_done(n, p, status);
+        else
+            p = &(*p)->next;
+    }
+}
+
+static void drop_batch(struct node *n, struct read_batch *b)
+{
+    for (struct read_batch **p = &n->batches; *p; p = &(*p)->next)
+        if (*p == b) {
+            *p = b->next;
+            break;
+        }
+    if (n->open_batch == b)
+        n->open_batch = NULL;
+    free(b);
+}
+
+/* One read-index request for all linearizable reads that arrived since the
+ * last one (§6.4 batching). */
+static void submit_read_batch(struct node *n)
+{
+    struct read_batch *b = n->open_batch;
+    if (!b)
+        return;
+    n->open_batch = NULL;
+    if (raft_read_index(n->raft, b->context) != RAFT_OK) {
+        fail_batch_reads(n, b, NODE_ENOTLEADER);
+        drop_batch(n, b);
+        return;
+    }
+    b->requested = true;
+}
+
+static void take_read_states(struct node *n, const struct raft_read_state *states, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        struct read_batch *b = n->batches;
+        while (b && b->context != states[i].context)
+            b = b->next;
+        if (!b)
+            continue; /* already timed out */
+        if (!states[i].ok) {
+            fail_batch_reads(n, b, NODE_ENOTLEADER);
+        } else {
+            for (struct pending_read *rd = n->reads; rd; rd = rd->next)
+                if (rd->batch == b) {
+                    rd->batch = NULL;
+                    rd->min_index = states[i].index;
+                    rd->index_known = true;
+                }
+        }
+        drop_batch(n, b);
+    }
+}
+
+static void expire_waiters(struct node *n)
+{
+    uint64_t now = uv_now(&n->loop);
+    for (struct pending_write **p = &n->writes; *p;) {
+        if ((*p)->deadline <= now) {
+            struct pending_write *w = *p;
+            *p = w->next;
+            write_done(w, NODE_ETIMEOUT, 0, NULL);
+        } else {
+            p = &(*p)->next;
+        }
+    }
+    for (struct pending_read **p = &n->reads; *p;) {
+        if ((*p)->deadline <= now) {
+            struct read_batch *b = (*p)->batch;
+            read_done(n, p, NODE_ETIMEOUT);
+            (void)b; /* the batch stays until its read state arrives or leadership changes */
+        } else {
+            p = &(*p)->next;
+        }
+    }
+}
+
+/* ---- Snapshots ---------------------------------------------------------------- */
+
+static void pump(struct node *n);
+
+static void snapshot_work(uv_work_t *req)
+{
+    struct node *n = req->data;
+    n->snap_rc = store_snapshot(n->db_path, storage_snapshot_tmp_path(n->storage), &n->snap_index,
+                                n->snap_err, sizeof n->snap_err);
+}
+
+static void snapshot_done(uv_work_t *req, int status)
+{
+    struct node *n = req->data;
+    n->snap_job = false;
+    if (status || n->snap_rc) {
+        log_warn("snapshot of the database failed (will retry later): %s", n->snap_rc ? n->snap_err : "cancelled");
+        n->last_snapshot = store_applied(n->store); /* do not retry at once */
+        return;
+    }
+    struct raft_snapshot_meta meta = { .index = n->snap_index, .term = raft_term_at(n->raft, n->snap_index) };
+    if (meta.term == 0 || raft_config_at(n->raft, n->snap_index, &meta.config) != RAFT_OK) {
+        log_warn("snapshot at %llu no longer fits the log; skipped", (unsigned long long)n->snap_index);
+        return;
+    }
+    n->adopt_meta = meta;
+    n->adopt_pending = true;
+    pump(n);
+}
+
+static void maybe_snapshot(struct node *n)
+{
+    raft_index applied = store_applied(n->store);
+    if (n->snap_job || n->adopt_pending || n->closing || applied < n->last_snapshot + n->o.snapshot_entries)
+        return;
+    n->snap_job = true;
+    n->snap_req.data = n;
+    if (uv_queue_work(&n->loop, &n->snap_req, snapshot_work, snapshot_done))
+        n->snap_job = false;
+}
+
+static void adopt_work(uv_work_t *req)
+{
+    struct node *n = req->data;
+    n->job_rc = storage_snapshot_adopt(n->storage, storage_snapshot_tmp_path(n->storage), &n->adopt_meta);
+    if (n->job_rc)
+        snprintf(n->job_err, sizeof n->job_err, "%s", storage_errmsg(n->storage));
+}
+
+static void adopt_done(uv_work_t *req, int status)
+{
+    struct node *n = req->data;
+    n->job = JOB_NONE;
+    (void)status;
+    if (n->job_rc == STORAGE_ENOSPC || n->job_rc == STORAGE_ENOMEM) {
+        log_warn("cannot keep a snapshot (will retry later): %s", n->job_err);
+    } else if (n->job_rc) {
+        fatal(n, "saving a snapshot", n->job_err);
+    } else {
+        int rc = raft_snapshot_taken(n->raft, n->adopt_meta.index, n->adopt_meta.size, n->adopt_meta.crc);
+        if (rc)
+            log_warn("the core refused snapshot %llu: %s", (unsigned long long)n->adopt_meta.index, raft_strerror(rc));
+        log_info("snapshot at index %llu (%llu bytes)", (unsigned long long)n->adopt_meta.index,
+                 (unsigned long long)n->adopt_meta.size);
+    }
+    n->last_snapshot = n->adopt_meta.index;
+    pump(n);
+}
+
+/* ---- The ready loop ------------------------------------------------------------ */
+
+static bool needs_persist(const struct raft_ready *rd)
+{
+    return rd->snapshot_chunk.meta.index || rd->snapshot_install || rd->truncate_from || rd->n_entries ||
+           rd->hard_state_changed || rd->compact_before;
+}
+
+static void persist_work(uv_work_t *req)
+{
+    struct node *n = req->data;
+    const struct raft_ready *rd = &n->rd;
+    struct storage *st = n->storage;
+    int rc = STORAGE_OK;
+    if (rd->snapshot_chunk.meta.index)
+        rc = storage_snapshot_write_chunk(st, &rd->snapshot_chunk);
+    if (!rc && rd->snapshot_install)
+        rc = storage_snapshot_install(st, rd->snapshot_install);
+    if (!rc && rd->truncate_from)
+        rc = storage_truncate(st, rd->truncate_from);
+    if (!rc && n->disk_full && rd->n_entries)
+        rc = storage_truncate(st, rd->entries[0].index); /* a retry: drop what the failed try left */
+    if (!rc && rd->n_entries)
+        rc = storage_append(st, rd->entries, rd->n_entries);
+    if (!rc && rd->hard_state_changed)
+        rc = storage_set_hard_state(st, &rd->hard_state);
+    if (!rc)
+        rc = storage_sync(st);
+    if (!rc && rd->compact_before)
+        rc = storage_compact(st, rd->compact_before);
+    n->job_rc = rc;
+    if (rc)
+        snprintf(n->job_err, sizeof n->job_err, "%s", storage_errmsg(st));
+}
+
+static void note_soft_state(struct node *n, const struct raft_ready *rd)
+{
+    if (rd->role != n->last_role || rd->leader != n->last_leader || rd->term != n->last_term) {
+        log_info("term %llu: %s, leader %llu", (unsigned long long)rd->term, raft_role_name(rd->role),
+                 (unsigned long long)rd->leader);
+        if (n->last_role == RAFT_LEADER && rd->role != RAFT_LEADER) {
+            /* Read batches asked of ourselves as leader are failed by the
+             * core (ready.reads, ok = false); nothing else to do here. */
+        }
+        n->last_role = rd->role;
+        n->last_leader = rd->leader;
+        n->last_term = rd->term;
+    }
+}
+
+static void apply_committed(struct node *n, const struct raft_ready *rd)
+{
+    struct store_result *results = n->results;
+    size_t done = 0;
+    while (done < rd->n_committed) {
+        size_t batch = rd->n_committed - done;
+        if (batch > APPLY_RESULTS_MAX)
+            batch = APPLY_RESULTS_MAX;
+        const struct raft_entry *e = rd->committed + done;
+        if (store_apply(n->store, e, batch, results) != STORE_OK)
+            fatal(n, "applying committed entries to the database", store_errmsg(n->store));
+        resolve_writes(n, e, batch, results, e[batch - 1].index);
+        done += batch;
+    }
+}
+
+static void finish_ready(struct node *n)
+{
+    struct raft_ready *rd = &n->rd;
+    send_messages(n, rd->send_after_persist, rd->n_send_after_persist);
+    if (rd->snapshot_install) {
+        char err[512];
+        const char *path = storage_snapshot_path(n->storage);
+        if (!path || store_restore(n->store, path, err, sizeof err) != STORE_OK)
+            fatal(n, "restoring the database from the leader's snapshot", path ? err : "no snapshot file");
+        log_info("installed the leader's snapshot at index %llu", (unsigned long long)rd->snapshot_install->index);
+        n->last_snapshot = rd->snapshot_install->index;
+        resolve_writes(n, NULL, 0, NULL, rd->snapshot_install->index);
+    }
+    apply_committed(n, rd);
+    take_read_states(n, rd->reads, rd->n_reads);
+    raft_advance(n->raft, rd);
+    n->ready_outstanding = false;
+    complete_reads(n);
+    maybe_snapshot(n);
+}
+
+static void persist_done(uv_work_t *req, int status);
+
+static void start_persist(struct node *n)
+{
+    n->job = JOB_PERSIST;
+    n->job_req.data = n;
+    if (uv_queue_work(&n->loop, &n->job_req, persist_work, persist_done))
+        fatal(n, "starting a disk write", "uv_queue_work failed");
+}
+
+static void retry_persist(uv_timer_t *t)
+{
+    struct node *n = t->data;
+    if (n->job == JOB_NONE && n->ready_outstanding)
+        start_persist(n);
+}
+
+static void persist_done(uv_work_t *req, int status)
+{
+    struct node *n = req->data;
+    n->job = JOB_NONE;
+    (void)status;
+    if (n->job_rc == STORAGE_ENOSPC || n->job_rc == STORAGE_ENOMEM) {
+        if (!n->disk_full)
+            log_error("the disk is full (%s): refusing writes, still serving reads; retrying every second",
+                      n->job_err);
+        n->disk_full = true;
+        uv_timer_start(&n->retry_timer, retry_persist, 1000, 0);
+        return;
+    }
+    if (n->job_rc)
+        fatal(n, "writing the Raft log", n->job_err);
+    if (n->disk_full) {
+        log_info("the disk has space again: taking writes");
+        n->disk_full = false;
+    }
+    finish_ready(n);
+    pump(n);
+}
+
+static void begin_close(struct node *n);
+
+static void pump(struct node *n)
+{
+    if (n->closing)
+        return;
+    submit_read_batch(n);
+    while (n->job == JOB_NONE && !n->ready_outstanding) {
+        if (n->adopt_pending) {
+            n->adopt_pending = false;
+            n->job = JOB_ADOPT;
+            n->job_req.data = n;
+            if (uv_queue_work(&n->loop, &n->job_req, adopt_work, adopt_done))
+                n->job = JOB_NONE;
+            return;
+        }
+        if (!raft_has_ready(n->raft))
+            break;
+        int rc = raft_ready(n->raft, &n->rd);
+        if (rc)
+            fatal(n, "taking the next Raft step", raft_strerror(rc));
+        n->ready_outstanding = true;
+        note_soft_state(n, &n->rd);
+        send_messages(n, n->rd.send_now, n->rd.n_send_now);
+        if (needs_persist(&n->rd)) {
+            start_persist(n);
+            return;
+        }
+        finish_ready(n);
+    }
+    if (n->stopping && n->job == JOB_NONE && !n->ready_outstanding && raft_role(n->raft) != RAFT_LEADER)
+        begin_close(n);
+}
+
+static void on_check(uv_check_t *c)
+{
+    pump(c->data);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct node *n = t->data;
+    raft_tick(n->raft);
+    expire_waiters(n);
+    pump(n);
+}
+
+static void on_message(void *ctx, const struct raft_message *m)
+{
+    struct node *n = ctx;
+    raft_step(n->raft, m);
+}
+
+/* ---- Membership and leadership ------------------------------------------------- */
+
+int node_change_member(struct node *n, enum raft_change change, raft_id id, raft_index *index)
+{
+    if (change != RAFT_REMOVE && !cluster_find(&n->cluster, id))
+        return RAFT_ENOTFOUND; /* we could not reach it: its address is not in our file */
+    const struct cluster_member *cm = cluster_find(&n->cluster, id);
+    if (cm && id != n->o.id)
+        net_set_peer(n->net, id, cm->raft_addr);
+    return raft_change_member(n->raft, change, id, index);
+}
+
+int node_transfer_leader(struct node *n, raft_id to)
+{
+    return raft_transfer_leader(n->raft, to);
+}
+
+bool node_is_ready(const struct node *n)
+{
+    return raft_leader(n->raft) != 0 && store_applied(n->store) >= raft_commit_index(n->raft) && !n->stopping;
+}
+
+/* ---- Stopping ------------------------------------------------------------------ */
+
+static void on_close(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void net_stopped(void *arg)
+{
+    (void)arg;
+}
+
+static void http_stopped(void *arg)
+{
+    (void)arg;
+}
+
+static void begin_close(struct node *n)
+{
+    if (n->closing)
+        return;
+    n->closing = true;
+    log_info("stopping: closing connections");
+    while (n->writes) {
+        struct pending_write *w = n->writes;
+        n->writes = w->next;
+        write_done(w, NODE_ESTOPPING, 0, NULL);
+    }
+    while (n->reads)
+        read_done(n, &n->reads, NODE_ESTOPPING);
+    while (n->batches)
+        drop_batch(n, n->batches);
+    uv_close((uv_handle_t *)&n->tick_timer, on_close);
+    uv_close((uv_handle_t *)&n->retry_timer, on_close);
+    uv_close((uv_handle_t *)&n->stop_timer, on_close);
+    uv_close((uv_handle_t *)&n->pump_check, on_close);
+    uv_close((uv_handle_t *)&n->sig_term, on_close);
+    uv_close((uv_handle_t *)&n->sig_int, on_close);
+    if (n->http)
+        http_server_stop(n->http, http_stopped, n);
+    if (n->net)
+        net_stop(n->net, net_stopped, n);
+    n->http = NULL;
+    n->net = NULL;
+}
+
+static void on_stop_timeout(uv_timer_t *t)
+{
+    struct node *n = t->data;
+    log_warn("leadership transfer did not finish in time; stopping anyway");
+    if (n->job == JOB_NONE && !n->ready_outstanding)
+        begin_close(n);
+    else
+        uv_timer_start(&n->stop_timer, on_stop_timeout, 50, 0);
+}
+
+/* The most caught-up voter other than us, to hand leadership to. */
+static raft_id transfer_target(struct node *n)
+{
+    struct raft_progress prs[RAFT_MAX_MEMBERS];
+    size_t count = raft_progress(n->raft, prs, RAFT_MAX_MEMBERS);
+    const struct raft_config *c = raft_configuration(n->raft);
+    raft_id best = 0;
+    raft_index best_match = 0;
+    for (size_t i = 0; i < count && i < RAFT_MAX_MEMBERS; i++) {
+        const struct raft_member *m = raft_config_find(c, prs[i].id);
+        if (prs[i].id == n->o.id || !m || m->role != RAFT_VOTER)
+            continue;
+        if (!best || prs[i].match > best_match) {
+            best = prs[i].id;
+            best_match = prs[i].match;
+        }
+    }
+    return best;
+}
+
+void node_request_stop(struct node *n)
+{
+    if (n->stopping)
+        return;
+    n->stopping = true;
+    if (raft_role(n->raft) == RAFT_LEADER) {
+        raft_id to = transfer_target(n);
+        if (to && raft_transfer_leader(n->raft, to) == RAFT_OK)
+            log_info("stopping: handing leadership to node %llu first", (unsigned long long)to);
+    } else {
+        log_info("stopping");
+    }
+    uv_timer_start(&n->stop_timer, on_stop_timeout, 3ull * n->o.election_ticks * n->o.tick_ms, 0);
+    pump(n);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    node_request_stop(s->data);
+}
+
+/* ---- Start-up ------------------------------------------------------------------ */
+
+static int mkdir_p(const char *dir, char *err, size_t errcap)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
+        snprintf(err, errcap, "data directory path too long");
+        return -1;
+    }
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(path, 0755) && errno != EEXIST) {
+            snprintf(err, errcap, "cannot create %.900s: %s", path, strerror(errno));
+            return -1;
+        }
+        *p = '/';
+    }
+    if (mkdir(path, 0755) && errno != EEXIST) {
+        snprintf(err, errcap, "cannot create %.900s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Brings the database and the Raft core to what the disk holds. */
+static int recover(struct node *n, struct storage_state *state, char *err, size_t errcap)
+{
+    raft_index applied = store_applied(n->store);
+    if (state->have_snapshot && applied < state->snapshot.index) {
+        /* Crashed after keeping a snapshot but before restoring SQLite from it. */
+        const char *path = storage_snapshot_path(n->storage);
+        char serr[512];
+        if (!path || store_restore(n->store, path, serr, sizeof serr) != STORE_OK) {
+            snprintf(err, errcap, "cannot restore the database from the snapshot: %s", path ? serr : "no file");
+            return 1;
+        }
+        applied = store_applied(n->store);
+    }
+    n->last_snapshot = state->have_snapshot ? state->snapshot.index : 0;
+    bool empty_log = !state->have_snapshot && state->n_entries == 0 && state->hard_state.term == 0;
+    if (empty_log) {
+        if (applied != 0) {
+            snprintf(err, errcap, "the database in %s has applied entries up to %llu but the Raft log is empty: "
+                     "the log was lost. Move %s away and start this node with --join, then add it back "
+                     "with 'linkraft member add'", n->o.data_dir, (unsigned long long)applied, n->o.data_dir);
+            return 2;
+        }
+        if (n->o.join) {
+            log_info("empty node: waiting to be added to the cluster (--join)");
+            return 0;
+        }
+        struct raft_config c = { 0 };
+        for (size_t i = 0; i < n->cluster.n && i < RAFT_MAX_MEMBERS; i++)
+            c.members[c.n++] = (struct raft_member){ n->cluster.members[i].id, RAFT_VOTER, 0 };
+        int rc = raft_bootstrap(n->raft, &c);
+        if (rc) {
+            snprintf(err, errcap, "cannot bootstrap the cluster: %s", raft_strerror(rc));
+            return 2;
+        }
+        log_info("first start: bootstrapped a cluster of %u voters from %s", c.n, n->o.cluster_path);
+        return 0;
+    }
+    int rc = raft_restore(n->raft, &state->hard_state, state->have_snapshot ? &state->snapshot : NULL,
+                          state->entries, state->n_entries, applied);
+    if (rc) {
+        snprintf(err, errcap, "the log in %s does not fit the database (applied %llu): %s. "
+                 "Move %s away and start this node with --join, then add it back with 'linkraft member add'",
+                 n->o.data_dir, (unsigned long long)applied, raft_strerror(rc), n->o.data_dir);
+        return 1;
+    }
+    log_info("recovered: term %llu, log %llu..%llu, applied %llu%s%s", (unsigned long long)state->hard_state.term,
+             (unsigned long long)raft_first_index(n->raft), (unsigned long long)raft_last_index(n->raft),
+             (unsigned long long)applied, state->recovery_note[0] ? "; " : "", state->recovery_note);
+    return 0;
+}
+
+static int start(struct node *n, char *err, size_t errcap)
+{
+    if (cluster_load(n->o.cluster_path, &n->cluster, err, errcap))
+        return 2;
+    const struct cluster_member *self = cluster_find(&n->cluster, n->o.id);
+    if (!self) {
+        snprintf(err, errcap, "%s has no line for node %llu", n->o.cluster_path, (unsigned long long)n->o.id);
+        return 2;
+    }
+    if (n->o.secret_path && net_load_secret(n->o.secret_path, &n->secret, &n->secret_len, err, errcap))
+        return 2;
+    if (mkdir_p(n->o.data_dir, err, errcap))
+        return 1;
+
+    struct storage_state state;
+    memset(&state, 0, sizeof state);
+    int rc = storage_open(n->o.data_dir, NULL, NULL, &n->storage, &state, err, errcap);
+    if (rc)
+        return 1;
+    if (state.recovery_note[0])
+        log_warn("log recovery: %s", state.recovery_note);
+    if (snprintf(n->db_path, sizeof n->db_path, "%s/state.db", n->o.data_dir) >= (int)sizeof n->db_path) {
+        storage_state_free(&state);
+        snprintf(err, errcap, "data directory path too long");
+        return 2;
+    }
+    if (store_open(n->db_path, &n->store, err, errcap)) {
+        storage_state_free(&state);
+        return 1;
+    }
+
+    struct raft_options ro;
+    raft_options_default(&ro, n->o.id, node_now_ms() ^ ((uint64_t)getpid() << 32));
+    ro.election_ticks = n->o.election_ticks;
+    ro.heartbeat_ticks = n->o.heartbeat_ticks;
+    ro.trailing_entries = n->o.trailing_entries;
+    n->raft = raft_create(&ro);
+    if (!n->raft) {
+        storage_state_free(&state);
+        snprintf(err, errcap, "cannot create the Raft core (bad tick options or out of memory)");
+        return 2;
+    }
+    rc = recover(n, &state, err, errcap);
+    storage_state_free(&state);
+    if (rc)
+        return rc;
+
+    if (uv_loop_init(&n->loop)) {
+        snprintf(err, errcap, "cannot create the event loop");
+        return 1;
+    }
+    struct net_options no;
+    net_options_default(&no, n->o.id, self->raft_addr);
+    no.secret = n->secret;
+    no.secret_len = n->secret_len;
+    no.seed = ro.seed;
+    if (net_start(&n->loop, &no, on_message, n, &n->net, err, errcap))
+        return 1;
+    for (size_t i = 0; i < n->cluster.n; i++)
+        if (n->cluster.members[i].id != n->o.id &&
+            net_set_peer(n->net, n->cluster.members[i].id, n->cluster.members[i].raft_addr)) {
+            snprintf(err, errcap, "bad raft address for node %llu", (unsigned long long)n->cluster.members[i].id);
+            return 2;
+        }
+    struct http_options ho;
+    http_options_default(&ho);
+    if (http_server_start(&n->loop, self->http_addr, &ho, node_api_handle, n, &n->http, err, errcap))
+        return 1;
+
+    uv_timer_init(&n->loop, &n->tick_timer);
+    uv_timer_init(&n->loop, &n->retry_timer);
+    uv_timer_init(&n->loop, &n->stop_timer);
+    uv_check_init(&n->loop, &n->pump_check);
+    uv_signal_init(&n->loop, &n->sig_term);
+    uv_signal_init(&n->loop, &n->sig_int);
+    n->tick_timer.data = n->retry_timer.data = n->stop_timer.data = n->pump_check.data = n;
+    n->sig_term.data = n->sig_int.data = n;
+    uv_timer_start(&n->tick_timer, on_tick, n->o.tick_ms, n->o.tick_ms);
+    uv_check_start(&n->pump_check, on_check);
+    uv_signal_start(&n->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&n->sig_int, on_signal, SIGINT);
+    n->last_role = raft_role(n->raft);
+    n->started_ms = uv_now(&n->loop);
+    log_info("serving: raft on %s, http on %s, data in %s", self->raft_addr, self->http_addr, n->o.data_dir);
+    pump(n);
+    return 0;
+}
+
+int node_run(const struct node_options *o)
+{
+    struct node *n = calloc(1, sizeof *n);
+    if (!n) {
+        fprintf(stderr, "linkraft node: out of memory\n");
+        return 1;
+    }
+    n->o = *o;
+    n->results = malloc(APPLY_RESULTS_MAX * sizeof *n->results);
+    if (!n->results) {
+        free(n);
+        fprintf(stderr, "linkraft node: out of memory\n");
+        return 1;
+    }
+    char who[32];
+    snprintf(who, sizeof who, "node %llu", (unsigned long long)o->id);
+    log_init(who);
+    char err[1024] = "";
+    int rc = start(n, err, sizeof err);
+    if (rc) {
+        /* Handles already opened on the loop die with the process. */
+        log_error("cannot start: %s", err);
+        storage_close(n->storage);
+        store_close(n->store);
+        raft_destroy(n->raft);
+        free(n->secret);
+        free(n->results);
+        free(n);
+        return rc;
+    }
+    uv_run(&n->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&n->loop);
+    storage_close(n->storage);
+    store_close(n->store);
+    raft_destroy(n->raft);
+    free(n->secret);
+    free(n->results);
+    free(n);
+    log_info("stopped cleanly");
+    return 0;
+}

@@ -1,0 +1,115 @@
+/*
+ * node_internal.h — the state of a running node, shared by the files of
+ * src/node (node.c: lifecycle and the ready loop; api.c: HTTP endpoints).
+ */
+#ifndef LINKRAFT_NODE_INTERNAL_H
+#define LINKRAFT_NODE_INTERNAL_H
+
+#include <uv.h>
+
+#include "cluster.h"
+#include "http.h"
+#include "net.h"
+#include "node.h"
+#include "raft.h"
+#include "storage.h"
+#include "store.h"
+
+struct pending_write {
+    raft_index index;
+    raft_term term;
+    node_write_cb cb;
+    void *arg;
+    uint64_t deadline;          /* uv_now */
+    struct pending_write *next; /* ascending index */
+};
+
+struct read_batch;
+
+struct pending_read {
+    node_read_cb cb;
+    void *arg;
+    raft_index min_index;       /* served once applied >= this (0 until known for linearizable) */
+    bool index_known;
+    uint64_t deadline;
+    struct read_batch *batch;   /* linearizable: the read-index request it waits on */
+    struct pending_read *next;
+};
+
+/* Linearizable reads that arrive together share one read-index request. */
+struct read_batch {
+    uint64_t context;
+    bool requested;
+    struct read_batch *next;
+};
+
+enum job_kind { JOB_NONE, JOB_PERSIST, JOB_ADOPT };
+
+struct node {
+    struct node_options o;
+    uv_loop_t loop;
+    struct cluster cluster;
+    struct raft *raft;
+    struct storage *storage;
+    struct store *store;
+    char db_path[4096];
+    struct net *net;
+    struct http_server *http;
+    uint8_t *secret;
+    size_t secret_len;
+
+    uv_timer_t tick_timer;
+    uv_timer_t retry_timer;     /* re-runs a persist that hit a full disk */
+    uv_timer_t stop_timer;
+    uv_check_t pump_check;
+    uv_signal_t sig_term, sig_int;
+
+    /* The one storage job in flight (persist or snapshot adoption). */
+    enum job_kind job;
+    uv_work_t job_req;
+    int job_rc;
+    char job_err[512];
+    bool ready_outstanding;
+    struct raft_ready rd;
+    bool disk_full;
+
+    /* Snapshots. */
+    bool snap_job;              /* VACUUM INTO running on a worker */
+    uv_work_t snap_req;
+    int snap_rc;
+    char snap_err[512];
+    raft_index snap_index;      /* what the finished VACUUM INTO holds */
+    bool adopt_pending;
+    struct raft_snapshot_meta adopt_meta;
+    raft_index last_snapshot;
+
+    struct store_result *results; /* APPLY_RESULTS_MAX slots for store_apply */
+    struct pending_write *writes;
+    struct pending_read *reads;
+    struct read_batch *batches;
+    struct read_batch *open_batch;
+    uint64_t next_context;
+
+    /* Soft state as of the last ready, for logging role changes. */
+    enum raft_role last_role;
+    raft_id last_leader;
+    raft_term last_term;
+
+    bool stopping;              /* SIGTERM seen: handing over, then closing */
+    bool closing;               /* handles are being closed */
+    int exit_code;
+    unsigned open_handles;
+    uint64_t started_ms;
+    uint64_t fsync_count_at_start;
+};
+
+/* api.c */
+void node_api_handle(void *ctx, struct http_exchange *x);
+
+/* node.c, for api.c */
+int node_change_member(struct node *n, enum raft_change change, raft_id id, raft_index *index);
+int node_transfer_leader(struct node *n, raft_id to);
+bool node_is_ready(const struct node *n);
+void node_request_stop(struct node *n);
+
+#endif
