@@ -22,6 +22,9 @@
 enum command_type {
     CMD_KV_PUT = 1,     /* key, value */
     CMD_KV_DELETE = 2,  /* key */
+    CMD_MEMBER_ADDR = 3,/* key = member id in decimal, value = "RAFT-ADDRESS HTTP-ADDRESS":
+                           the addresses of a member being added, carried in the log
+                           so that every node (and every later leader) can reach it */
 };
 
 enum command_status {

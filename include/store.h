@@ -79,4 +79,8 @@ struct sqlite3 *store_db(struct store *st);
  * caller frees it. Returns 1 if found, 0 if not, <0 on error. */
 int store_kv_get(struct store *st, const char *key, size_t key_len, char **value, size_t *value_len);
 
+/* The member addresses carried in the log (CMD_MEMBER_ADDR), in id order:
+ * each(arg, id, "RAFT-ADDRESS HTTP-ADDRESS"). */
+int store_members(struct store *st, void (*each)(void *arg, const char *id, const char *addrs), void *arg);
+
 #endif

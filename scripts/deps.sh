@@ -9,7 +9,7 @@ set -eu
 want="gcc make libc6-dev libuv1-dev libsqlite3-dev libsodium-dev libhttp-parser-dev pkg-config"
 case "${1:-build}" in
   build) ;;
-  test) want="$want python3 curl iproute2" ;;
+  test) want="$want python3 python3-pytest curl iproute2" ;;
   bench) want="$want python3 curl wrk nginx etcd-server etcd-client" ;;
   *) echo "usage: deps.sh build|test|bench" >&2; exit 2 ;;
 esac

@@ -232,9 +232,11 @@ int cmd_member(int argc, char **argv)
                 a.cluster_path, a.id);
         return 2;
     }
-    char path[64], body[128];
+    char path[64], body[1024];
     if (!strcmp(verb, "add")) {
-        snprintf(body, sizeof body, "{\"id\":%llu,\"learner\":%s}", a.id, a.learner ? "true" : "false");
+        const struct cluster_member *m = cluster_find(&c, a.id);
+        snprintf(body, sizeof body, "{\"id\":%llu,\"learner\":%s,\"raft_address\":\"%s\",\"http_address\":\"%s\"}",
+                 a.id, a.learner ? "true" : "false", m->raft_addr, m->http_addr);
         return to_leader("member add", &c, "POST", "/api/v1/members", body);
     }
     if (!strcmp(verb, "promote")) {

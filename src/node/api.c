@@ -19,6 +19,12 @@
 #include "command.h"
 #include "common/buf.h"
 #include "common/json.h"
+#include "node/log.h"
+
+static void log_warn_status(int status)
+{
+    log_warn("proposing a member's addresses failed: %s", node_status_text(status));
+}
 
 #define KV_MAX_KEY 1024
 
@@ -355,8 +361,7 @@ static int parse_id(const char *s, raft_id *id)
     return 0;
 }
 
-static int body_number(const struct http_request *req, const char *field, uint64_t *out, bool *flag,
-                       const char *flag_field, char *err, size_t errcap)
+static int body_number(const struct http_request *req, const char *field, uint64_t *out, char *err, size_t errcap)
 {
     struct json_doc doc;
     if (json_parse(&doc, req->body, req->body_len, err, errcap))
@@ -368,10 +373,6 @@ static int body_number(const struct http_request *req, const char *field, uint64
         return -1;
     }
     *out = (uint64_t)v->i;
-    if (flag) {
-        const struct json *f = json_get(doc.root, flag_field);
-        *flag = f && f->type == JSON_BOOL && f->b;
-    }
     json_free(&doc);
     return 0;
 }
@@ -392,23 +393,78 @@ static void respond_raft_rc(struct node *n, struct http_exchange *x, int rc, raf
     respond_error(n, x, status, rc == RAFT_ENOTLEADER ? "not_leader" : rc == RAFT_EBUSY ? "busy" : "refused", msg);
 }
 
-static void handle_members(struct node *n, struct http_exchange *x, const struct http_request *req, const char *rest)
+static void address_proposed(void *arg, int status, raft_index index, const struct store_result *res)
+{
+    (void)arg;
+    (void)index;
+    (void)res;
+    if (status != NODE_OK)
+        log_warn_status(status);
+}
+
+/* POST /api/v1/members {"id":N,"learner":false,"raft_address":A,"http_address":B}:
+ * the addresses (from the operator's cluster file) go into the log first, so
+ * every node and every later leader can reach N; then the configuration
+ * change (§4.1). */
+static void handle_member_add(struct node *n, struct http_exchange *x, const struct http_request *req)
 {
     char err[256];
+    struct json_doc doc;
+    if (json_parse(&doc, req->body, req->body_len, err, sizeof err)) {
+        respond_error(n, x, 400, "bad_json", err);
+        return;
+    }
+    const struct json *id = json_get(doc.root, "id"), *learner = json_get(doc.root, "learner");
+    const char *raft_addr = json_get_str(doc.root, "raft_address", NULL);
+    const char *http_addr = json_get_str(doc.root, "http_address", NULL);
+    if (!id || id->type != JSON_NUMBER || !id->is_int || id->i <= 0) {
+        json_free(&doc);
+        respond_error(n, x, 400, "bad_request", "\"id\" must be a positive integer");
+        return;
+    }
+    raft_id member = (raft_id)id->i;
+    bool as_learner = learner && learner->type == JSON_BOOL && learner->b;
+    if (raft_role(n->raft) != RAFT_LEADER) {
+        json_free(&doc);
+        respond_error(n, x, 503, "not_leader", "only the leader changes the membership");
+        return;
+    }
+    if (raft_addr && http_addr) {
+        if (node_learn_member(n, member, raft_addr, http_addr)) {
+            json_free(&doc);
+            respond_error(n, x, 400, "bad_address", "raft_address and http_address must be HOST:PORT");
+            return;
+        }
+        char idtext[32], addrs[2 * CLUSTER_ADDR_MAX + 2];
+        snprintf(idtext, sizeof idtext, "%llu", (unsigned long long)member);
+        snprintf(addrs, sizeof addrs, "%s %s", raft_addr, http_addr);
+        struct command cmd = { .type = CMD_MEMBER_ADDR, .time_ms = node_now_ms(),
+                               .key = { idtext, (uint16_t)strlen(idtext) },
+                               .value = { addrs, (uint16_t)strlen(addrs) } };
+        uint8_t buf[1024];
+        long len = command_encode(&cmd, buf, sizeof buf);
+        if (len > 0)
+            node_propose(n, buf, (size_t)len, address_proposed, NULL);
+    } else if (!cluster_find(&n->cluster, member)) {
+        json_free(&doc);
+        respond_error(n, x, 400, "unknown_address", "give raft_address and http_address for a new member");
+        return;
+    }
+    json_free(&doc);
+    raft_index index = 0;
+    int rc = node_change_member(n, as_learner ? RAFT_ADD_LEARNER : RAFT_ADD_VOTER, member, &index);
+    respond_raft_rc(n, x, rc, index, "cannot add the member");
+}
+
+static void handle_members(struct node *n, struct http_exchange *x, const struct http_request *req, const char *rest)
+{
     raft_index index = 0;
     if (!*rest) {
         if (strcmp(req->method, "POST")) {
             respond_error(n, x, 405, "method_not_allowed", "use POST to add a member");
             return;
         }
-        uint64_t id;
-        bool learner = false;
-        if (body_number(req, "id", &id, &learner, "learner", err, sizeof err)) {
-            respond_error(n, x, 400, "bad_request", err);
-            return;
-        }
-        int rc = node_change_member(n, learner ? RAFT_ADD_LEARNER : RAFT_ADD_VOTER, id, &index);
-        respond_raft_rc(n, x, rc, index, "cannot add the member");
+        handle_member_add(n, x, req);
         return;
     }
     char idbuf[32];
@@ -452,7 +508,7 @@ static void handle_transfer(struct node *n, struct http_exchange *x, const struc
         respond_error(n, x, 405, "method_not_allowed", "use POST");
         return;
     }
-    if (body_number(req, "to", &to, NULL, NULL, err, sizeof err)) {
+    if (body_number(req, "to", &to, err, sizeof err)) {
         respond_error(n, x, 400, "bad_request", err);
         return;
     }

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "command.h"
 #include "node/log.h"
 
 #define APPLY_RESULTS_MAX 8192
@@ -435,6 +436,63 @@ static void note_soft_state(struct node *n, const struct raft_ready *rd)
     }
 }
 
+/* Records a member's addresses (from the log or an admin request) and
+ * points the transport at it. Returns 0, or -1 if they are malformed. */
+int node_learn_member(struct node *n, raft_id id, const char *raft_addr, const char *http_addr)
+{
+    char host[256], err[256];
+    uint16_t port;
+    if (cluster_split_addr(raft_addr, host, sizeof host, &port, err, sizeof err) ||
+        cluster_split_addr(http_addr, host, sizeof host, &port, err, sizeof err) ||
+        strlen(raft_addr) >= CLUSTER_ADDR_MAX || strlen(http_addr) >= CLUSTER_ADDR_MAX)
+        return -1;
+    struct cluster_member *m = NULL;
+    for (size_t i = 0; i < n->cluster.n; i++)
+        if (n->cluster.members[i].id == id)
+            m = &n->cluster.members[i];
+    if (!m) {
+        if (n->cluster.n == CLUSTER_MAX_MEMBERS)
+            return -1;
+        m = &n->cluster.members[n->cluster.n++];
+        m->id = id;
+    }
+    if (strcmp(m->raft_addr, raft_addr) || strcmp(m->http_addr, http_addr))
+        log_info("member %llu: raft %s, http %s", (unsigned long long)id, raft_addr, http_addr);
+    snprintf(m->raft_addr, sizeof m->raft_addr, "%s", raft_addr);
+    snprintf(m->http_addr, sizeof m->http_addr, "%s", http_addr);
+    if (n->net && id != n->o.id)
+        net_set_peer(n->net, id, raft_addr);
+    return 0;
+}
+
+static void learn_member_text(void *arg, const char *id_text, const char *addrs)
+{
+    struct node *n = arg;
+    char raft_addr[CLUSTER_ADDR_MAX], http_addr[CLUSTER_ADDR_MAX];
+    char *end;
+    unsigned long long id = strtoull(id_text, &end, 10);
+    if (*end || !id || sscanf(addrs, "%261s %261s", raft_addr, http_addr) != 2 ||
+        node_learn_member(n, id, raft_addr, http_addr))
+        log_warn("ignoring malformed member addresses in the log: '%s' '%s'", id_text, addrs);
+}
+
+/* Member addresses travel in the log (CMD_MEMBER_ADDR); pick them up as
+ * they are applied. */
+static void learn_members_from(struct node *n, const struct raft_entry *e, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (e[i].type != RAFT_ENTRY_COMMAND || e[i].len < 2 || e[i].data[1] != CMD_MEMBER_ADDR)
+            continue;
+        struct command c;
+        if (command_decode(&c, e[i].data, e[i].len))
+            continue;
+        char id[32], addrs[600];
+        snprintf(id, sizeof id, "%.*s", c.key.len, c.key.p ? c.key.p : "");
+        snprintf(addrs, sizeof addrs, "%.*s", c.value.len, c.value.p ? c.value.p : "");
+        learn_member_text(n, id, addrs);
+    }
+}
+
 static void apply_committed(struct node *n, const struct raft_ready *rd)
 {
     struct store_result *results = n->results;
@@ -446,6 +504,7 @@ static void apply_committed(struct node *n, const struct raft_ready *rd)
         const struct raft_entry *e = rd->committed + done;
         if (store_apply(n->store, e, batch, results) != STORE_OK)
             fatal(n, "applying committed entries to the database", store_errmsg(n->store));
+        learn_members_from(n, e, batch);
         resolve_writes(n, e, batch, results, e[batch - 1].index);
         done += batch;
     }
@@ -461,6 +520,7 @@ static void finish_ready(struct node *n)
         if (!path || store_restore(n->store, path, err, sizeof err) != STORE_OK)
             fatal(n, "restoring the database from the leader's snapshot", path ? err : "no snapshot file");
         log_info("installed the leader's snapshot at index %llu", (unsigned long long)rd->snapshot_install->index);
+        store_members(n->store, learn_member_text, n);
         n->last_snapshot = rd->snapshot_install->index;
         resolve_writes(n, NULL, 0, NULL, rd->snapshot_install->index);
     }
@@ -793,6 +853,8 @@ static int start(struct node *n, char *err, size_t errcap)
         storage_state_free(&state);
         return 1;
     }
+    if (store_members(n->store, learn_member_text, n) != STORE_OK)
+        log_warn("cannot read member addresses from the database: %s", store_errmsg(n->store));
 
     struct raft_options ro;
     raft_options_default(&ro, n->o.id, node_now_ms() ^ ((uint64_t)getpid() << 32));

@@ -107,6 +107,7 @@ struct node {
 void node_api_handle(void *ctx, struct http_exchange *x);
 
 /* node.c, for api.c */
+int node_learn_member(struct node *n, raft_id id, const char *raft_addr, const char *http_addr);
 int node_change_member(struct node *n, enum raft_change change, raft_id id, raft_index *index);
 int node_transfer_leader(struct node *n, raft_id to);
 bool node_is_ready(const struct node *n);

@@ -102,6 +102,7 @@ static void write_command(struct writer *w, const struct command *c)
     put_str(w, c->idem_key);
     switch (c->type) {
     case CMD_KV_PUT:
+    case CMD_MEMBER_ADDR:
         put_str(w, c->key);
         put_str(w, c->value);
         break;
@@ -117,7 +118,8 @@ size_t command_size(const struct command *c)
 {
     size_t n = 1 + 1 + 8 + 2 + c->scope.len + 2 + c->idem_key.len;
     switch (c->type) {
-    case CMD_KV_PUT: n += 2 + c->key.len + 2 + c->value.len; break;
+    case CMD_KV_PUT:
+    case CMD_MEMBER_ADDR: n += 2 + c->key.len + 2 + c->value.len; break;
     case CMD_KV_DELETE: n += 2 + c->key.len; break;
     default: break;
     }
@@ -143,6 +145,7 @@ int command_decode(struct command *c, const uint8_t *buf, size_t len)
     c->idem_key = get_str(&r);
     switch (c->type) {
     case CMD_KV_PUT:
+    case CMD_MEMBER_ADDR:
         c->key = get_str(&r);
         c->value = get_str(&r);
         break;

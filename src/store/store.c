@@ -23,6 +23,7 @@ enum stmt_id {
     S_BEGIN, S_COMMIT, S_ROLLBACK, S_SET_APPLIED,
     S_KV_PUT, S_KV_DELETE, S_KV_GET,
     S_IDEM_GET, S_IDEM_PUT, S_IDEM_EXPIRE,
+    S_MEMBER_PUT, S_MEMBER_LIST,
     S_COUNT
 };
 
@@ -38,6 +39,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_IDEM_PUT] = "INSERT OR REPLACE INTO idem(scope, key, status, id, count, flag, text, expires) "
                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [S_IDEM_EXPIRE] = "DELETE FROM idem WHERE expires < ?1",
+    [S_MEMBER_PUT] = "INSERT INTO members(id, addrs) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET addrs = excluded.addrs",
+    [S_MEMBER_LIST] = "SELECT id, addrs FROM members ORDER BY id",
 };
 
 static const char schema_sql[] =
@@ -47,7 +50,8 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS idem(scope BLOB NOT NULL, key BLOB NOT NULL, status INTEGER NOT NULL,"
     " id INTEGER NOT NULL, count INTEGER NOT NULL, flag INTEGER NOT NULL, text TEXT NOT NULL,"
     " expires INTEGER NOT NULL, PRIMARY KEY (scope, key)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS idem_expires ON idem(expires);";
+    "CREATE INDEX IF NOT EXISTS idem_expires ON idem(expires);"
+    "CREATE TABLE IF NOT EXISTS members(id BLOB PRIMARY KEY, addrs BLOB NOT NULL);";
 
 struct store {
     sqlite3 *db;
@@ -158,6 +162,11 @@ static int execute(struct store *st, const struct command *c, struct store_resul
     switch (c->type) {
     case CMD_KV_PUT:
         s = st->stmt[S_KV_PUT];
+        bind_str(s, 1, c->key);
+        bind_str(s, 2, c->value);
+        return step_done(st, s);
+    case CMD_MEMBER_ADDR:
+        s = st->stmt[S_MEMBER_PUT];
         bind_str(s, 1, c->key);
         bind_str(s, 2, c->value);
         return step_done(st, s);
@@ -272,6 +281,21 @@ fail:
     fail_db(st, "cannot apply committed entries");
     step_done(st, st->stmt[S_ROLLBACK]);
     return STORE_EIO;
+}
+
+int store_members(struct store *st, void (*each)(void *arg, const char *id, const char *addrs), void *arg)
+{
+    sqlite3_stmt *s = st->stmt[S_MEMBER_LIST];
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        char id[32], addrs[600];
+        const char *pid = sqlite3_column_blob(s, 0), *paddrs = sqlite3_column_blob(s, 1);
+        snprintf(id, sizeof id, "%.*s", sqlite3_column_bytes(s, 0), pid ? pid : "");
+        snprintf(addrs, sizeof addrs, "%.*s", sqlite3_column_bytes(s, 1), paddrs ? paddrs : "");
+        each(arg, id, addrs);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? STORE_OK : fail_db(st, "cannot list the members' addresses");
 }
 
 int store_kv_get(struct store *st, const char *key, size_t key_len, char **value, size_t *value_len)
