@@ -9,6 +9,13 @@
  * Layout: u8 version (1) | u8 type | u64 time_ms | str scope | str idem_key |
  * fields of the type. Integers little endian; str = u16 length + bytes.
  * Decoding checks every length and rejects trailing bytes.
+ *
+ * The site's commands authenticate by session: LINK_POST, LIKE, UNLIKE and
+ * SESSION_DELETE carry the hash of the client's session token, and apply
+ * resolves it to a user, checking expiry against the command's time_ms. So a
+ * post that reaches the log after its session was logged out is refused
+ * identically on every replica (CMD_ERR_DENIED), whatever the proposer saw.
+ * The raw token never enters the log: only its SHA-256 (COMMAND_HASH_LEN).
  */
 #ifndef LINKRAFT_COMMAND_H
 #define LINKRAFT_COMMAND_H
@@ -25,7 +32,27 @@ enum command_type {
     CMD_MEMBER_ADDR = 3,/* key = member id in decimal, value = "RAFT-ADDRESS HTTP-ADDRESS":
                            the addresses of a member being added, carried in the log
                            so that every node (and every later leader) can reach it */
+    /* The site (fields in struct command; result in struct store_result): */
+    CMD_SIGNUP = 10,         /* name, lname, pwhash, session: creates the user and
+                                its first session. CONFLICT if lname is taken.
+                                Result: id = user id, text = name */
+    CMD_SESSION_CREATE = 11, /* lname, session: a login. NOT_FOUND if no such user.
+                                Result: id = user id, text = name */
+    CMD_SESSION_DELETE = 12, /* session: a logout; OK even if already gone */
+    CMD_LINK_POST = 13,      /* session, title, url, url_norm. DENIED without a live
+                                session; CONFLICT (id = existing link) if url_norm
+                                was posted. Result: id = new link id */
+    CMD_LIKE = 14,           /* session, link_id. Result: id, count = likes, flag = 1 */
+    CMD_UNLIKE = 15,         /* session, link_id. Result: id, count = likes, flag = 0 */
 };
+
+#define COMMAND_HASH_LEN 32          /* SHA-256 of a session token */
+#define COMMAND_MAX_NAME 20          /* usernames: 3..20 of [A-Za-z0-9_-] */
+#define COMMAND_MAX_TITLE_BYTES 800  /* 200 characters of UTF-8 */
+#define COMMAND_MAX_URL 2048
+#define COMMAND_MAX_PWHASH 255
+/* Sessions live 30 days of log time from their SESSION_CREATE / SIGNUP. */
+#define COMMAND_SESSION_TTL_MS (30ull * 24 * 3600 * 1000)
 
 enum command_status {
     CMD_OK = 0,
@@ -44,7 +71,13 @@ struct command {
     uint8_t type;
     uint64_t time_ms;
     struct command_str scope, idem_key;
-    struct command_str key, value;  /* KV */
+    struct command_str key, value;  /* KV, MEMBER_ADDR */
+    struct command_str name;        /* SIGNUP: as typed */
+    struct command_str lname;       /* SIGNUP, SESSION_CREATE: canonical lowercase */
+    struct command_str pwhash;      /* SIGNUP: crypto_pwhash_str output (argon2id) */
+    struct command_str session;     /* site commands: SHA-256 of the session token */
+    struct command_str title, url, url_norm; /* LINK_POST */
+    int64_t link_id;                /* LIKE, UNLIKE */
 };
 
 /* Bytes command_encode needs. */
@@ -52,7 +85,9 @@ size_t command_size(const struct command *c);
 /* Encodes c into buf (cap bytes). Returns bytes written or -1 if a string is
  * too long or cap too small. */
 long command_encode(const struct command *c, uint8_t *buf, size_t cap);
-/* Decodes; the strings point into buf. Returns 0 or -1 on malformed data. */
+/* Decodes; the strings point into buf. Returns 0 or -1 on malformed data
+ * (including a session hash that is not COMMAND_HASH_LEN bytes, or a field
+ * over its COMMAND_MAX_* bound: every replica refuses the same commands). */
 int command_decode(struct command *c, const uint8_t *buf, size_t len);
 
 #endif

@@ -13,6 +13,12 @@
  * password hashes) was fixed by the proposing node inside the command
  * (include/command.h), so every replica computes identical results.
  *
+ * The log clock: apply sees time as max(command's time_ms, the log clock so
+ * far), kept in the database with the applied index. Leaders' clocks differ,
+ * so raw time_ms may step back at a change of leader; the log clock never
+ * does, which makes expiry (sessions, idempotency keys) and the cleanup of
+ * expired rows give the same answers whatever the batch boundaries.
+ *
  * Threads: a struct store is used from one thread (the node's event loop).
  * store_snapshot() opens its own connection and may run on a worker thread.
  */
@@ -38,6 +44,8 @@ struct store_result {
     int64_t count;          /* e.g. a link's like count after a like */
     uint8_t flag;           /* e.g. liked or not after a like/unlike */
     char text[64];          /* e.g. the canonical username */
+    uint8_t replayed;       /* 1: the stored result of an earlier command with
+                               the same idempotency scope and key */
 };
 
 struct store;
@@ -78,6 +86,70 @@ struct sqlite3 *store_db(struct store *st);
 /* KV reads (the key-value commands of command.h). *value is malloc'd; the
  * caller frees it. Returns 1 if found, 0 if not, <0 on error. */
 int store_kv_get(struct store *st, const char *key, size_t key_len, char **value, size_t *value_len);
+
+/* ---- The site's data (commands CMD_SIGNUP .. CMD_UNLIKE) ----------------
+ *
+ * Tables: users (name as typed, lname canonical lowercase UNIQUE, argon2id
+ * hash), sessions (SHA-256 of the token, user, expiry in log time), links
+ * (title, url as given, url_norm UNIQUE, created = the command's time_ms,
+ * likes, hot score stored and indexed), likes (one row per link and user).
+ * Ids of users and links are assigned at apply, in log order, so they are
+ * identical on every replica. Every query below is served by an index.
+ *
+ * All functions return 1 (found) / 0 (not found) or STORE_OK, or a negative
+ * STORE_E* with store_errmsg() saying why. Strings in the structs are copies,
+ * NUL-terminated. */
+
+#define STORE_NAME_CAP 32
+#define STORE_TITLE_CAP (800 + 1)
+#define STORE_URL_CAP (2048 + 1)
+#define STORE_PWHASH_CAP 256
+
+struct store_user {
+    int64_t id;
+    char name[STORE_NAME_CAP];      /* as typed at sign-up */
+    char lname[STORE_NAME_CAP];     /* lowercase */
+    char pwhash[STORE_PWHASH_CAP];  /* crypto_pwhash_str string */
+    uint64_t created_ms;
+    int64_t links, likes_given;     /* filled by store_user_by_name only */
+};
+
+struct store_link {
+    int64_t id;
+    char title[STORE_TITLE_CAP];
+    char url[STORE_URL_CAP];        /* as submitted (after validation) */
+    char author[STORE_NAME_CAP];    /* the author's name as typed */
+    uint64_t created_ms;            /* the proposer's clock, from the log */
+    int64_t likes;
+    double hot;
+};
+
+enum store_sort { STORE_SORT_HOT = 0, STORE_SORT_NEW = 1, STORE_SORT_TOP = 2 };
+
+/* Reddit's hot score: log10(max(likes,1)) + (created_s - 1134028003) / 45000. */
+double store_hot_score(int64_t likes, uint64_t created_ms);
+
+/* The user named name (any case). */
+int store_user_by_name(struct store *st, const char *name, size_t len, struct store_user *out);
+/* The user of a live session: hash is COMMAND_HASH_LEN bytes; a session whose
+ * expiry is at or before now_ms (the reading node's clock) is not live. */
+int store_session_user(struct store *st, const uint8_t *hash, uint64_t now_ms, struct store_user *out);
+/* One link. */
+int store_link_get(struct store *st, int64_t id, struct store_link *out);
+/* The id of the link whose normalized URL is url_norm. */
+int store_link_by_url(struct store *st, const char *url_norm, size_t len, int64_t *id);
+/* A page of links: hot (score, then newest), new (log order, newest first)
+ * or top (likes, then newest). Fills at most limit into out; *n = count. */
+int store_links(struct store *st, enum store_sort sort, unsigned limit, unsigned offset,
+                struct store_link *out, size_t *n);
+/* A page of one user's links, newest first. */
+int store_links_by_user(struct store *st, int64_t user_id, unsigned limit, unsigned offset,
+                        struct store_link *out, size_t *n);
+/* liked[i] = 1 if user_id likes ids[i], else 0. */
+int store_liked(struct store *st, int64_t user_id, const int64_t *ids, size_t n, uint8_t *liked);
+/* Totals for the status page (users and links are never deleted, so these
+ * are their highest ids: O(1)). */
+int store_counts(struct store *st, int64_t *users, int64_t *links);
 
 /* The member addresses carried in the log (CMD_MEMBER_ADDR), in id order:
  * each(arg, id, "RAFT-ADDRESS HTTP-ADDRESS"). */

@@ -93,37 +93,88 @@ static struct command_str get_str(struct reader *r)
     return s;
 }
 
+/* The string fields each type carries, in wire order, and whether a u64
+ * link id follows them. One table for encode, size and decode, so the three
+ * cannot disagree. Returns the number of strings, or -1 for an unknown type. */
+struct layout {
+    struct command_str *str[4];
+    uint16_t max[4];
+    int has_link_id;
+};
+
+static int layout_of(struct command *c, struct layout *l)
+{
+    memset(l, 0, sizeof *l);
+    int n = 0;
+#define F(field, bound) (l->str[n] = &c->field, l->max[n] = (bound), n++)
+    switch (c->type) {
+    case CMD_KV_PUT:
+    case CMD_MEMBER_ADDR: F(key, COMMAND_MAX_STR); F(value, COMMAND_MAX_STR); break;
+    case CMD_KV_DELETE: F(key, COMMAND_MAX_STR); break;
+    case CMD_SIGNUP:
+        F(name, COMMAND_MAX_NAME); F(lname, COMMAND_MAX_NAME); F(pwhash, COMMAND_MAX_PWHASH);
+        F(session, COMMAND_HASH_LEN);
+        break;
+    case CMD_SESSION_CREATE: F(lname, COMMAND_MAX_NAME); F(session, COMMAND_HASH_LEN); break;
+    case CMD_SESSION_DELETE: F(session, COMMAND_HASH_LEN); break;
+    case CMD_LINK_POST:
+        F(session, COMMAND_HASH_LEN); F(title, COMMAND_MAX_TITLE_BYTES); F(url, COMMAND_MAX_URL);
+        F(url_norm, COMMAND_MAX_URL);
+        break;
+    case CMD_LIKE:
+    case CMD_UNLIKE: F(session, COMMAND_HASH_LEN); l->has_link_id = 1; break;
+    default: return -1;
+    }
+#undef F
+    return n;
+}
+
+/* A session field must be exactly a hash; names at least 1 byte (the site
+ * enforces 3..20, the store only what it relies on). */
+static int field_ok(const struct layout *l, int i)
+{
+    const struct command_str *s = l->str[i];
+    if (s->len > l->max[i])
+        return 0;
+    if (l->max[i] == COMMAND_HASH_LEN && s->len != COMMAND_HASH_LEN)
+        return 0;
+    return 1;
+}
+
 static void write_command(struct writer *w, const struct command *c)
 {
+    struct command copy = *c;
+    struct layout l;
+    int n = layout_of(&copy, &l);
+    if (n < 0) {
+        w->bad = 1;
+        return;
+    }
     put_u8(w, COMMAND_VERSION);
     put_u8(w, c->type);
     put_u64(w, c->time_ms);
     put_str(w, c->scope);
     put_str(w, c->idem_key);
-    switch (c->type) {
-    case CMD_KV_PUT:
-    case CMD_MEMBER_ADDR:
-        put_str(w, c->key);
-        put_str(w, c->value);
-        break;
-    case CMD_KV_DELETE:
-        put_str(w, c->key);
-        break;
-    default:
-        w->bad = 1;
+    for (int i = 0; i < n; i++) {
+        if (!field_ok(&l, i))
+            w->bad = 1;
+        put_str(w, *l.str[i]);
     }
+    if (l.has_link_id)
+        put_u64(w, (uint64_t)c->link_id);
 }
 
 size_t command_size(const struct command *c)
 {
-    size_t n = 1 + 1 + 8 + 2 + c->scope.len + 2 + c->idem_key.len;
-    switch (c->type) {
-    case CMD_KV_PUT:
-    case CMD_MEMBER_ADDR: n += 2 + c->key.len + 2 + c->value.len; break;
-    case CMD_KV_DELETE: n += 2 + c->key.len; break;
-    default: break;
-    }
-    return n;
+    size_t size = 1 + 1 + 8 + 2 + c->scope.len + 2 + c->idem_key.len;
+    struct command copy = *c;
+    struct layout l;
+    int n = layout_of(&copy, &l);
+    for (int i = 0; i < n; i++)
+        size += 2 + l.str[i]->len;
+    if (l.has_link_id)
+        size += 8;
+    return size;
 }
 
 long command_encode(const struct command *c, uint8_t *buf, size_t cap)
@@ -143,18 +194,17 @@ int command_decode(struct command *c, const uint8_t *buf, size_t len)
     c->time_ms = get_u64(&r);
     c->scope = get_str(&r);
     c->idem_key = get_str(&r);
-    switch (c->type) {
-    case CMD_KV_PUT:
-    case CMD_MEMBER_ADDR:
-        c->key = get_str(&r);
-        c->value = get_str(&r);
-        break;
-    case CMD_KV_DELETE:
-        c->key = get_str(&r);
-        break;
-    default:
+    struct layout l;
+    int n = layout_of(c, &l);
+    if (n < 0)
         return -1;
+    for (int i = 0; i < n; i++) {
+        *l.str[i] = get_str(&r);
+        if (!r.bad && !field_ok(&l, i))
+            return -1;
     }
+    if (l.has_link_id)
+        c->link_id = (int64_t)get_u64(&r);
     if (r.bad || r.p != r.end)
         return -1;
     return 0;

@@ -5,8 +5,10 @@
  */
 #include "store.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,8 +26,20 @@ enum stmt_id {
     S_KV_PUT, S_KV_DELETE, S_KV_GET,
     S_IDEM_GET, S_IDEM_PUT, S_IDEM_EXPIRE,
     S_MEMBER_PUT, S_MEMBER_LIST,
+    S_SET_CLOCK,
+    S_USER_BY_LNAME, S_USER_INSERT, S_USER_COUNTS,
+    S_SESSION_PUT, S_SESSION_DELETE, S_SESSION_USER, S_SESSION_EXPIRE,
+    S_LINK_INSERT, S_LINK_BY_URL, S_LINK_LIKES, S_LINK_SET_LIKES,
+    S_LIKE_INSERT, S_LIKE_DELETE, S_LIKED,
+    S_LINK_GET, S_LINKS_HOT, S_LINKS_NEW, S_LINKS_TOP, S_LINKS_USER, S_COUNTS,
     S_COUNT
 };
+
+/* The columns every link query returns, in this order (read_link). */
+#define LINK_COLS "SELECT l.id, l.title, l.url, u.name, l.created, l.likes, l.hot FROM links l " \
+                  "JOIN users u ON u.id = l.author_id "
+#define USER_COLS "SELECT id, name, lname, pwhash, created FROM users "
+
 
 static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -41,6 +55,30 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_IDEM_EXPIRE] = "DELETE FROM idem WHERE expires < ?1",
     [S_MEMBER_PUT] = "INSERT INTO members(id, addrs) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET addrs = excluded.addrs",
     [S_MEMBER_LIST] = "SELECT id, addrs FROM members ORDER BY id",
+    [S_SET_CLOCK] = "UPDATE meta SET v = ?1 WHERE k = 'clock'",
+    [S_USER_BY_LNAME] = USER_COLS "WHERE lname = ?1",
+    [S_USER_INSERT] = "INSERT INTO users(name, lname, pwhash, created) VALUES (?1, ?2, ?3, ?4)",
+    [S_USER_COUNTS] = "SELECT (SELECT count(*) FROM links WHERE author_id = ?1),"
+                      " (SELECT count(*) FROM likes WHERE user_id = ?1)",
+    [S_SESSION_PUT] = "INSERT OR REPLACE INTO sessions(hash, user_id, expires) VALUES (?1, ?2, ?3)",
+    [S_SESSION_DELETE] = "DELETE FROM sessions WHERE hash = ?1",
+    [S_SESSION_USER] = "SELECT u.id, u.name, u.lname, u.pwhash, u.created FROM sessions s"
+                       " JOIN users u ON u.id = s.user_id WHERE s.hash = ?1 AND s.expires > ?2",
+    [S_SESSION_EXPIRE] = "DELETE FROM sessions WHERE expires <= ?1",
+    [S_LINK_INSERT] = "INSERT INTO links(author_id, title, url, url_norm, created, likes, hot)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+    [S_LINK_BY_URL] = "SELECT id FROM links WHERE url_norm = ?1",
+    [S_LINK_LIKES] = "SELECT likes, created FROM links WHERE id = ?1",
+    [S_LINK_SET_LIKES] = "UPDATE links SET likes = ?2, hot = ?3 WHERE id = ?1",
+    [S_LIKE_INSERT] = "INSERT OR IGNORE INTO likes(link_id, user_id, created) VALUES (?1, ?2, ?3)",
+    [S_LIKE_DELETE] = "DELETE FROM likes WHERE link_id = ?1 AND user_id = ?2",
+    [S_LIKED] = "SELECT 1 FROM likes WHERE link_id = ?1 AND user_id = ?2",
+    [S_LINK_GET] = LINK_COLS "WHERE l.id = ?1",
+    [S_LINKS_HOT] = LINK_COLS "ORDER BY l.hot DESC, l.id DESC LIMIT ?1 OFFSET ?2",
+    [S_LINKS_NEW] = LINK_COLS "ORDER BY l.id DESC LIMIT ?1 OFFSET ?2",
+    [S_LINKS_TOP] = LINK_COLS "ORDER BY l.likes DESC, l.id DESC LIMIT ?1 OFFSET ?2",
+    [S_LINKS_USER] = LINK_COLS "WHERE l.author_id = ?3 ORDER BY l.id DESC LIMIT ?1 OFFSET ?2",
+    [S_COUNTS] = "SELECT (SELECT coalesce(max(id), 0) FROM users), (SELECT coalesce(max(id), 0) FROM links)",
 };
 
 static const char schema_sql[] =
@@ -51,13 +89,30 @@ static const char schema_sql[] =
     " id INTEGER NOT NULL, count INTEGER NOT NULL, flag INTEGER NOT NULL, text TEXT NOT NULL,"
     " expires INTEGER NOT NULL, PRIMARY KEY (scope, key)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS idem_expires ON idem(expires);"
-    "CREATE TABLE IF NOT EXISTS members(id BLOB PRIMARY KEY, addrs BLOB NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS members(id BLOB PRIMARY KEY, addrs BLOB NOT NULL);"
+    /* The site. Ids are rowids (max + 1 at insert, in log order). */
+    "INSERT OR IGNORE INTO meta(k, v) VALUES ('clock', 0);"
+    "CREATE TABLE IF NOT EXISTS users(id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+    " lname TEXT NOT NULL UNIQUE, pwhash TEXT NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS sessions(hash BLOB PRIMARY KEY, user_id INTEGER NOT NULL,"
+    " expires INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS sessions_expires ON sessions(expires);"
+    "CREATE TABLE IF NOT EXISTS links(id INTEGER PRIMARY KEY, author_id INTEGER NOT NULL,"
+    " title TEXT NOT NULL, url TEXT NOT NULL, url_norm TEXT NOT NULL UNIQUE,"
+    " created INTEGER NOT NULL, likes INTEGER NOT NULL, hot REAL NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS links_hot ON links(hot DESC, id DESC);"
+    "CREATE INDEX IF NOT EXISTS links_top ON links(likes DESC, id DESC);"
+    "CREATE INDEX IF NOT EXISTS links_author ON links(author_id, id);"
+    "CREATE TABLE IF NOT EXISTS likes(link_id INTEGER NOT NULL, user_id INTEGER NOT NULL,"
+    " created INTEGER NOT NULL, PRIMARY KEY (link_id, user_id)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS likes_user ON likes(user_id);";
 
 struct store {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *stmt[S_COUNT];
     raft_index applied;
+    uint64_t clock;         /* the log clock (store.h) */
     char errmsg[512];
 };
 
@@ -109,6 +164,10 @@ static int open_db(struct store *st)
         return fail_db(st, "cannot read the applied index");
     st->applied = sqlite3_step(q) == SQLITE_ROW ? (raft_index)sqlite3_column_int64(q, 0) : 0;
     sqlite3_finalize(q);
+    if (sqlite3_prepare_v2(st->db, "SELECT v FROM meta WHERE k = 'clock'", -1, &q, NULL) != SQLITE_OK)
+        return fail_db(st, "cannot read the log clock");
+    st->clock = sqlite3_step(q) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(q, 0) : 0;
+    sqlite3_finalize(q);
     return STORE_OK;
 }
 
@@ -155,11 +214,227 @@ static void bind_str(sqlite3_stmt *s, int i, struct command_str v)
     sqlite3_bind_blob(s, i, v.p ? v.p : "", v.len, SQLITE_STATIC);
 }
 
+/* Text columns must be bound as text: SQLite never finds a BLOB equal to a
+ * TEXT value. */
+static void bind_text(sqlite3_stmt *s, int i, struct command_str v)
+{
+    sqlite3_bind_text(s, i, v.p ? v.p : "", v.len, SQLITE_STATIC);
+}
+
+double store_hot_score(int64_t likes, uint64_t created_ms)
+{
+    return log10((double)(likes > 1 ? likes : 1)) + ((double)(created_ms / 1000) - 1134028003.0) / 45000.0;
+}
+
+static void copy_col(char *dst, size_t cap, sqlite3_stmt *s, int col)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+static void read_user(sqlite3_stmt *s, struct store_user *u)
+{
+    memset(u, 0, sizeof *u);
+    u->id = sqlite3_column_int64(s, 0);
+    copy_col(u->name, sizeof u->name, s, 1);
+    copy_col(u->lname, sizeof u->lname, s, 2);
+    copy_col(u->pwhash, sizeof u->pwhash, s, 3);
+    u->created_ms = (uint64_t)sqlite3_column_int64(s, 4);
+}
+
+static void read_link(sqlite3_stmt *s, struct store_link *l)
+{
+    l->id = sqlite3_column_int64(s, 0);
+    copy_col(l->title, sizeof l->title, s, 1);
+    copy_col(l->url, sizeof l->url, s, 2);
+    copy_col(l->author, sizeof l->author, s, 3);
+    l->created_ms = (uint64_t)sqlite3_column_int64(s, 4);
+    l->likes = sqlite3_column_int64(s, 5);
+    l->hot = sqlite3_column_double(s, 6);
+}
+
+/* Steps a query expected to give at most one row: 1 and read(row) if it
+ * does, 0 if not, STORE_EIO on failure. Resets s. */
+static int step_one(sqlite3_stmt *s, void (*read)(sqlite3_stmt *, void *), void *out)
+{
+    int rc = sqlite3_step(s);
+    int found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : STORE_EIO;
+    if (found == 1 && read)
+        read(s, out);
+    sqlite3_reset(s);
+    return found;
+}
+
+static void read_user_v(sqlite3_stmt *s, void *out) { read_user(s, out); }
+static void read_link_v(sqlite3_stmt *s, void *out) { read_link(s, out); }
+static void read_id_v(sqlite3_stmt *s, void *out) { *(int64_t *)out = sqlite3_column_int64(s, 0); }
+
+/* The user of the command's session, live at the command's (log) time. */
+static int session_user(struct store *st, const struct command *c, struct store_user *u)
+{
+    sqlite3_stmt *s = st->stmt[S_SESSION_USER];
+    bind_str(s, 1, c->session);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)c->time_ms);
+    return step_one(s, read_user_v, u);
+}
+
+static int signup(struct store *st, const struct command *c, struct store_result *res)
+{
+    if (!c->name.len || !c->lname.len || !c->pwhash.len) {
+        res->status = CMD_ERR_MALFORMED;
+        return STORE_OK;
+    }
+    sqlite3_stmt *s = st->stmt[S_USER_BY_LNAME];
+    bind_text(s, 1, c->lname);
+    struct store_user u;
+    int found = step_one(s, read_user_v, &u);
+    if (found < 0)
+        return STORE_EIO;
+    if (found) {
+        res->status = CMD_ERR_CONFLICT;
+        res->id = u.id;
+        return STORE_OK;
+    }
+    s = st->stmt[S_USER_INSERT];
+    bind_text(s, 1, c->name);
+    bind_text(s, 2, c->lname);
+    bind_text(s, 3, c->pwhash);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)c->time_ms);
+    if (step_done(st, s))
+        return STORE_EIO;
+    res->id = sqlite3_last_insert_rowid(st->db);
+    snprintf(res->text, sizeof res->text, "%.*s", (int)c->name.len, c->name.p);
+    s = st->stmt[S_SESSION_PUT];
+    bind_str(s, 1, c->session);
+    sqlite3_bind_int64(s, 2, res->id);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)(c->time_ms + COMMAND_SESSION_TTL_MS));
+    return step_done(st, s);
+}
+
+static int session_create(struct store *st, const struct command *c, struct store_result *res)
+{
+    sqlite3_stmt *s = st->stmt[S_USER_BY_LNAME];
+    bind_text(s, 1, c->lname);
+    struct store_user u;
+    int found = step_one(s, read_user_v, &u);
+    if (found <= 0) {
+        res->status = CMD_ERR_NOT_FOUND;
+        return found < 0 ? STORE_EIO : STORE_OK;
+    }
+    s = st->stmt[S_SESSION_PUT];
+    bind_str(s, 1, c->session);
+    sqlite3_bind_int64(s, 2, u.id);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)(c->time_ms + COMMAND_SESSION_TTL_MS));
+    res->id = u.id;
+    snprintf(res->text, sizeof res->text, "%s", u.name);
+    return step_done(st, s);
+}
+
+static int link_post(struct store *st, const struct command *c, struct store_result *res)
+{
+    if (!c->title.len || !c->url.len || !c->url_norm.len) {
+        res->status = CMD_ERR_MALFORMED;
+        return STORE_OK;
+    }
+    struct store_user u;
+    int found = session_user(st, c, &u);
+    if (found <= 0) {
+        res->status = CMD_ERR_DENIED;
+        return found < 0 ? STORE_EIO : STORE_OK;
+    }
+    sqlite3_stmt *s = st->stmt[S_LINK_BY_URL];
+    bind_text(s, 1, c->url_norm);
+    int64_t existing;
+    found = step_one(s, read_id_v, &existing);
+    if (found < 0)
+        return STORE_EIO;
+    if (found) {
+        res->status = CMD_ERR_CONFLICT;
+        res->id = existing;
+        return STORE_OK;
+    }
+    s = st->stmt[S_LINK_INSERT];
+    sqlite3_bind_int64(s, 1, u.id);
+    bind_text(s, 2, c->title);
+    bind_text(s, 3, c->url);
+    bind_text(s, 4, c->url_norm);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)c->time_ms);
+    sqlite3_bind_double(s, 6, store_hot_score(0, c->time_ms));
+    if (step_done(st, s))
+        return STORE_EIO;
+    res->id = sqlite3_last_insert_rowid(st->db);
+    snprintf(res->text, sizeof res->text, "%s", u.name);
+    return STORE_OK;
+}
+
+struct likes_row { int64_t likes; uint64_t created; };
+static void read_likes_v(sqlite3_stmt *s, void *out)
+{
+    struct likes_row *r = out;
+    r->likes = sqlite3_column_int64(s, 0);
+    r->created = (uint64_t)sqlite3_column_int64(s, 1);
+}
+
+/* LIKE / UNLIKE: both idempotent (a second like, or an unlike of nothing,
+ * changes nothing and reports the current count). The hot score is
+ * recomputed with the count. */
+static int like(struct store *st, const struct command *c, struct store_result *res)
+{
+    int on = c->type == CMD_LIKE;
+    struct store_user u;
+    int found = session_user(st, c, &u);
+    if (found <= 0) {
+        res->status = CMD_ERR_DENIED;
+        return found < 0 ? STORE_EIO : STORE_OK;
+    }
+    sqlite3_stmt *s = st->stmt[S_LINK_LIKES];
+    sqlite3_bind_int64(s, 1, c->link_id);
+    struct likes_row row;
+    found = step_one(s, read_likes_v, &row);
+    if (found <= 0) {
+        res->status = CMD_ERR_NOT_FOUND;
+        return found < 0 ? STORE_EIO : STORE_OK;
+    }
+    s = st->stmt[on ? S_LIKE_INSERT : S_LIKE_DELETE];
+    sqlite3_bind_int64(s, 1, c->link_id);
+    sqlite3_bind_int64(s, 2, u.id);
+    if (on)
+        sqlite3_bind_int64(s, 3, (sqlite3_int64)c->time_ms);
+    if (step_done(st, s))
+        return STORE_EIO;
+    if (sqlite3_changes(st->db)) {
+        row.likes += on ? 1 : -1;
+        s = st->stmt[S_LINK_SET_LIKES];
+        sqlite3_bind_int64(s, 1, c->link_id);
+        sqlite3_bind_int64(s, 2, row.likes);
+        sqlite3_bind_double(s, 3, store_hot_score(row.likes, row.created));
+        if (step_done(st, s))
+            return STORE_EIO;
+    }
+    res->id = c->link_id;
+    res->count = row.likes;
+    res->flag = (uint8_t)on;
+    return STORE_OK;
+}
+
 /* Executes one decoded command; fills res. STORE_EIO only on SQLite failure. */
 static int execute(struct store *st, const struct command *c, struct store_result *res)
 {
     sqlite3_stmt *s;
     switch (c->type) {
+    case CMD_SIGNUP:
+        return signup(st, c, res);
+    case CMD_SESSION_CREATE:
+        return session_create(st, c, res);
+    case CMD_SESSION_DELETE:
+        s = st->stmt[S_SESSION_DELETE];
+        bind_str(s, 1, c->session);
+        return step_done(st, s);
+    case CMD_LINK_POST:
+        return link_post(st, c, res);
+    case CMD_LIKE:
+    case CMD_UNLIKE:
+        return like(st, c, res);
     case CMD_KV_PUT:
         s = st->stmt[S_KV_PUT];
         bind_str(s, 1, c->key);
@@ -199,6 +474,7 @@ static int idem_lookup(struct store *st, const struct command *c, struct store_r
         res->id = sqlite3_column_int64(s, 1);
         res->count = sqlite3_column_int64(s, 2);
         res->flag = (uint8_t)sqlite3_column_int(s, 3);
+        res->replayed = 1;
         const unsigned char *t = sqlite3_column_text(s, 4);
         snprintf(res->text, sizeof res->text, "%s", t ? (const char *)t : "");
     } else if (rc != SQLITE_DONE) {
@@ -222,7 +498,7 @@ static int idem_record(struct store *st, const struct command *c, const struct s
     return step_done(st, s);
 }
 
-static int apply_one(struct store *st, const struct raft_entry *e, struct store_result *res, uint64_t *last_time)
+static int apply_one(struct store *st, const struct raft_entry *e, struct store_result *res)
 {
     if (e->type != RAFT_ENTRY_COMMAND)
         return STORE_OK;
@@ -231,8 +507,10 @@ static int apply_one(struct store *st, const struct raft_entry *e, struct store_
         res->status = CMD_ERR_MALFORMED;
         return STORE_OK;
     }
-    if (c.time_ms > *last_time)
-        *last_time = c.time_ms;
+    /* The log clock never steps back (store.h). */
+    if (c.time_ms < st->clock)
+        c.time_ms = st->clock;
+    st->clock = c.time_ms;
     if (c.idem_key.len) {
         int found = idem_lookup(st, &c, res);
         if (found < 0)
@@ -253,7 +531,7 @@ int store_apply(struct store *st, const struct raft_entry *entries, size_t n, st
         return STORE_OK;
     struct store_result scratch;
     raft_index last = st->applied;
-    uint64_t last_time = 0;
+    uint64_t clock_before = st->clock;
     if (step_done(st, st->stmt[S_BEGIN]))
         return fail_db(st, "cannot begin a transaction");
     for (size_t i = 0; i < n; i++) {
@@ -261,15 +539,20 @@ int store_apply(struct store *st, const struct raft_entry *entries, size_t n, st
         memset(res, 0, sizeof *res);
         if (entries[i].index <= last)
             continue; /* already applied before a restart */
-        if (apply_one(st, &entries[i], res, &last_time))
+        if (apply_one(st, &entries[i], res))
             goto fail;
         last = entries[i].index;
     }
-    /* Expired keys are dropped by log time; lookups also check expiry, so
-     * when this runs (batch boundaries differ per node) changes no result. */
-    if (last_time) {
-        sqlite3_bind_int64(st->stmt[S_IDEM_EXPIRE], 1, (sqlite3_int64)last_time);
-        if (step_done(st, st->stmt[S_IDEM_EXPIRE]))
+    /* Expired keys and sessions are dropped by log time. Lookups also check
+     * expiry against the command's log time, which is never below this
+     * batch's clock, so when this runs (batch boundaries differ per node)
+     * changes no result. */
+    if (st->clock != clock_before) {
+        sqlite3_bind_int64(st->stmt[S_IDEM_EXPIRE], 1, (sqlite3_int64)st->clock);
+        sqlite3_bind_int64(st->stmt[S_SESSION_EXPIRE], 1, (sqlite3_int64)st->clock);
+        sqlite3_bind_int64(st->stmt[S_SET_CLOCK], 1, (sqlite3_int64)st->clock);
+        if (step_done(st, st->stmt[S_IDEM_EXPIRE]) || step_done(st, st->stmt[S_SESSION_EXPIRE]) ||
+            step_done(st, st->stmt[S_SET_CLOCK]))
             goto fail;
     }
     sqlite3_bind_int64(st->stmt[S_SET_APPLIED], 1, (sqlite3_int64)last);
@@ -280,6 +563,7 @@ int store_apply(struct store *st, const struct raft_entry *entries, size_t n, st
 fail:
     fail_db(st, "cannot apply committed entries");
     step_done(st, st->stmt[S_ROLLBACK]);
+    st->clock = clock_before;
     return STORE_EIO;
 }
 
@@ -296,6 +580,115 @@ int store_members(struct store *st, void (*each)(void *arg, const char *id, cons
     }
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? STORE_OK : fail_db(st, "cannot list the members' addresses");
+}
+
+/* ---- Site queries ------------------------------------------------------------ */
+
+static int query_fail(struct store *st, int rc, const char *what)
+{
+    return rc < 0 ? fail_db(st, what) : rc;
+}
+
+int store_user_by_name(struct store *st, const char *name, size_t len, struct store_user *out)
+{
+    char lname[STORE_NAME_CAP];
+    if (len >= sizeof lname)
+        return 0; /* no name that long can exist */
+    for (size_t i = 0; i < len; i++)
+        lname[i] = (char)tolower((unsigned char)name[i]);
+    sqlite3_stmt *s = st->stmt[S_USER_BY_LNAME];
+    sqlite3_bind_text(s, 1, lname, (int)len, SQLITE_STATIC);
+    int rc = step_one(s, read_user_v, out);
+    if (rc == 1) {
+        s = st->stmt[S_USER_COUNTS];
+        sqlite3_bind_int64(s, 1, out->id);
+        if (sqlite3_step(s) == SQLITE_ROW) {
+            out->links = sqlite3_column_int64(s, 0);
+            out->likes_given = sqlite3_column_int64(s, 1);
+        } else {
+            rc = STORE_EIO;
+        }
+        sqlite3_reset(s);
+    }
+    return query_fail(st, rc, "cannot look up a user");
+}
+
+int store_session_user(struct store *st, const uint8_t *hash, uint64_t now_ms, struct store_user *out)
+{
+    sqlite3_stmt *s = st->stmt[S_SESSION_USER];
+    sqlite3_bind_blob(s, 1, hash, COMMAND_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)now_ms);
+    return query_fail(st, step_one(s, read_user_v, out), "cannot look up a session");
+}
+
+int store_link_get(struct store *st, int64_t id, struct store_link *out)
+{
+    sqlite3_stmt *s = st->stmt[S_LINK_GET];
+    sqlite3_bind_int64(s, 1, id);
+    return query_fail(st, step_one(s, read_link_v, out), "cannot read a link");
+}
+
+int store_link_by_url(struct store *st, const char *url_norm, size_t len, int64_t *id)
+{
+    sqlite3_stmt *s = st->stmt[S_LINK_BY_URL];
+    sqlite3_bind_text(s, 1, url_norm, (int)len, SQLITE_STATIC);
+    return query_fail(st, step_one(s, read_id_v, id), "cannot look up a URL");
+}
+
+static int link_page(struct store *st, sqlite3_stmt *s, unsigned limit, unsigned offset,
+                     struct store_link *out, size_t *n)
+{
+    sqlite3_bind_int64(s, 1, limit);
+    sqlite3_bind_int64(s, 2, offset);
+    *n = 0;
+    int rc;
+    while (*n < limit && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        read_link(s, &out[(*n)++]);
+    if (*n == limit)
+        rc = SQLITE_DONE;
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? STORE_OK : fail_db(st, "cannot list links");
+}
+
+int store_links(struct store *st, enum store_sort sort, unsigned limit, unsigned offset,
+                struct store_link *out, size_t *n)
+{
+    int which = sort == STORE_SORT_NEW ? S_LINKS_NEW : sort == STORE_SORT_TOP ? S_LINKS_TOP : S_LINKS_HOT;
+    return link_page(st, st->stmt[which], limit, offset, out, n);
+}
+
+int store_links_by_user(struct store *st, int64_t user_id, unsigned limit, unsigned offset,
+                        struct store_link *out, size_t *n)
+{
+    sqlite3_stmt *s = st->stmt[S_LINKS_USER];
+    sqlite3_bind_int64(s, 3, user_id);
+    return link_page(st, s, limit, offset, out, n);
+}
+
+int store_liked(struct store *st, int64_t user_id, const int64_t *ids, size_t n, uint8_t *liked)
+{
+    sqlite3_stmt *s = st->stmt[S_LIKED];
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(s, 1, ids[i]);
+        sqlite3_bind_int64(s, 2, user_id);
+        int rc = step_one(s, NULL, NULL);
+        if (rc < 0)
+            return fail_db(st, "cannot read likes");
+        liked[i] = (uint8_t)rc;
+    }
+    return STORE_OK;
+}
+
+int store_counts(struct store *st, int64_t *users, int64_t *links)
+{
+    sqlite3_stmt *s = st->stmt[S_COUNTS];
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *users = sqlite3_column_int64(s, 0);
+        *links = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? STORE_OK : fail_db(st, "cannot count users and links");
 }
 
 int store_kv_get(struct store *st, const char *key, size_t key_len, char **value, size_t *value_len)

@@ -1,0 +1,610 @@
+/*
+ * test_store_site.c — the site's part of the state machine: sign-up with
+ * case-insensitive names, sessions (create, expiry in log time, logout),
+ * links (duplicate URLs), likes (one per user, both directions idempotent,
+ * hot score recomputed), idempotency keys, malformed commands, the log
+ * clock, determinism across replicas and batchings, snapshot/restore, and
+ * the query plans that keep the front page cheap at any size.
+ */
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../harness.h"
+#include "command.h"
+#include "store.h"
+
+static char dir[64];
+
+static struct command_str S(const char *s) { return (struct command_str){ s, (uint16_t)strlen(s) }; }
+
+/* A fake token hash: 32 bytes derived from a small number. */
+struct hash { char b[COMMAND_HASH_LEN]; };
+static struct hash H(int n)
+{
+    struct hash h;
+    for (int i = 0; i < COMMAND_HASH_LEN; i++)
+        h.b[i] = (char)(n * 31 + i);
+    return h;
+}
+static struct command_str HS(const struct hash *h) { return (struct command_str){ h->b, COMMAND_HASH_LEN }; }
+
+/* A log under construction: entries with consecutive indexes. */
+struct log {
+    struct raft_entry e[4096];
+    size_t n;
+};
+
+static void add(struct log *l, const struct command *c)
+{
+    size_t size = command_size(c);
+    uint8_t *buf = malloc(size);
+    long len = command_encode(c, buf, size);
+    if (len < 0) {
+        fprintf(stderr, "cannot encode a test command of type %d\n", c->type);
+        abort();
+    }
+    l->e[l->n] = (struct raft_entry){ .term = 1, .index = l->n + 1, .type = RAFT_ENTRY_COMMAND,
+                                      .len = (uint32_t)len, .data = buf };
+    l->n++;
+}
+
+static void add_raw(struct log *l, const uint8_t *data, size_t len)
+{
+    uint8_t *buf = malloc(len ? len : 1);
+    memcpy(buf, data, len);
+    l->e[l->n] = (struct raft_entry){ .term = 1, .index = l->n + 1, .type = RAFT_ENTRY_COMMAND,
+                                      .len = (uint32_t)len, .data = buf };
+    l->n++;
+}
+
+static void log_free(struct log *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free((void *)l->e[i].data);
+    l->n = 0;
+}
+
+static void signup(struct log *l, uint64_t t, const char *name, const char *lname, const struct hash *sess)
+{
+    struct command c = { .type = CMD_SIGNUP, .time_ms = t, .name = S(name), .lname = S(lname),
+                         .pwhash = S("$argon2id$v=19$m=19456,t=2,p=1$fake"), .session = HS(sess) };
+    add(l, &c);
+}
+
+static void login(struct log *l, uint64_t t, const char *lname, const struct hash *sess)
+{
+    struct command c = { .type = CMD_SESSION_CREATE, .time_ms = t, .lname = S(lname), .session = HS(sess) };
+    add(l, &c);
+}
+
+static void logout(struct log *l, uint64_t t, const struct hash *sess)
+{
+    struct command c = { .type = CMD_SESSION_DELETE, .time_ms = t, .session = HS(sess) };
+    add(l, &c);
+}
+
+static void post(struct log *l, uint64_t t, const struct hash *sess, const char *title, const char *url,
+                 const char *idem)
+{
+    struct command c = { .type = CMD_LINK_POST, .time_ms = t, .session = HS(sess), .title = S(title),
+                         .url = S(url), .url_norm = S(url), .scope = S("u"), .idem_key = S(idem ? idem : "") };
+    add(l, &c);
+}
+
+static void like(struct log *l, uint64_t t, const struct hash *sess, int64_t id, int on)
+{
+    struct command c = { .type = on ? CMD_LIKE : CMD_UNLIKE, .time_ms = t, .session = HS(sess), .link_id = id };
+    add(l, &c);
+}
+
+static struct store *open_db(const char *name)
+{
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct store *st = NULL;
+    if (store_open(path, &st, err, sizeof err) != STORE_OK) {
+        fprintf(stderr, "store_open %s: %s\n", path, err);
+        return NULL;
+    }
+    return st;
+}
+
+/* Applies the whole log in one batch; results has l->n slots. */
+static int apply_all(struct store *st, const struct log *l, struct store_result *results)
+{
+    return store_apply(st, l->e, l->n, results);
+}
+
+static const uint64_t T0 = 1700000000000ull; /* some time in 2023, in ms */
+
+TEST(signup_names_are_unique_case_insensitively)
+{
+    struct store *st = open_db("signup.db");
+    REQUIRE(st);
+    static struct log l;
+    struct hash h1 = H(1), h2 = H(2);
+    signup(&l, T0, "Alice", "alice", &h1);
+    signup(&l, T0 + 1, "ALICE", "alice", &h2);
+    signup(&l, T0 + 2, "bob_2", "bob_2", &h2);
+    struct store_result r[3];
+    REQUIRE(apply_all(st, &l, r) == STORE_OK);
+    CHECK_EQ_I(r[0].status, CMD_OK);
+    CHECK_EQ_I(r[0].id, 1);
+    CHECK_STR(r[0].text, "Alice");
+    CHECK_EQ_I(r[1].status, CMD_ERR_CONFLICT);
+    CHECK_EQ_I(r[1].id, 1);
+    CHECK_EQ_I(r[2].status, CMD_OK);
+    CHECK_EQ_I(r[2].id, 2);
+
+    struct store_user u;
+    CHECK_EQ_I(store_user_by_name(st, "aLiCe", 5, &u), 1);
+    CHECK_STR(u.name, "Alice");
+    CHECK_STR(u.lname, "alice");
+    CHECK_EQ_U(u.created_ms, T0);
+    CHECK(strncmp(u.pwhash, "$argon2id$", 10) == 0);
+    CHECK_EQ_I(store_user_by_name(st, "carol", 5, &u), 0);
+    CHECK_EQ_I(store_user_by_name(st, "a-name-longer-than-any-allowed-name", 35, &u), 0);
+    /* The sign-up's session works at once: signing up logs in. */
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)h1.b, T0 + 10, &u), 1);
+    CHECK_STR(u.name, "Alice");
+    store_close(st);
+    log_free(&l);
+}
+
+TEST(sessions_expire_and_logout_everywhere)
+{
+    struct store *st = open_db("sessions.db");
+    REQUIRE(st);
+    static struct log l;
+    struct hash h1 = H(1), h2 = H(2), h3 = H(3);
+    signup(&l, T0, "alice", "alice", &h1);
+    login(&l, T0 + 100, "alice", &h2);
+    login(&l, T0 + 101, "nobody", &h3);
+    logout(&l, T0 + 200, &h1);
+    logout(&l, T0 + 201, &h1); /* twice: still fine */
+    struct store_result r[5];
+    REQUIRE(apply_all(st, &l, r) == STORE_OK);
+    CHECK_EQ_I(r[1].status, CMD_OK);
+    CHECK_STR(r[1].text, "alice");
+    CHECK_EQ_I(r[2].status, CMD_ERR_NOT_FOUND);
+    CHECK_EQ_I(r[3].status, CMD_OK);
+    CHECK_EQ_I(r[4].status, CMD_OK);
+    struct store_user u;
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)h1.b, T0 + 300, &u), 0); /* logged out */
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)h2.b, T0 + 300, &u), 1);
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)h3.b, T0 + 300, &u), 0);
+    /* Expiry: 30 days of log time after the login; the reader's clock decides. */
+    uint64_t exp = T0 + 100 + COMMAND_SESSION_TTL_MS;
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)h2.b, exp - 1, &u), 1);
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)h2.b, exp, &u), 0);
+    /* A post with the logged-out session is refused by the state machine. */
+    log_free(&l);
+    for (int i = 0; i < 5; i++)
+        l.e[i].index = 0;
+    l.n = 5; /* keep indexes going */
+    post(&l, T0 + 400, &h1, "t", "http://a.example/", NULL);
+    post(&l, T0 + 401, &h2, "t", "http://a.example/", NULL);
+    /* And one after the session expired in log time. */
+    post(&l, exp + 5, &h2, "t2", "http://b.example/", NULL);
+    REQUIRE(store_apply(st, l.e + 5, 3, r) == STORE_OK);
+    CHECK_EQ_I(r[0].status, CMD_ERR_DENIED);
+    CHECK_EQ_I(r[1].status, CMD_OK);
+    CHECK_EQ_I(r[2].status, CMD_ERR_DENIED);
+    for (size_t i = 5; i < l.n; i++)
+        free((void *)l.e[i].data);
+    l.n = 0;
+    store_close(st);
+}
+
+TEST(links_duplicates_likes_and_hot_score)
+{
+    struct store *st = open_db("links.db");
+    REQUIRE(st);
+    static struct log l;
+    struct hash a = H(1), b = H(2);
+    signup(&l, T0, "alice", "alice", &a);
+    signup(&l, T0, "bob", "bob", &b);
+    post(&l, T0 + 1000, &a, "First", "http://one.example/", NULL);   /* link 1 */
+    post(&l, T0 + 2000, &b, "Second", "http://two.example/", NULL);  /* link 2 */
+    post(&l, T0 + 3000, &b, "Again", "http://one.example/", NULL);   /* duplicate of 1 */
+    like(&l, T0 + 4000, &b, 1, 1);
+    like(&l, T0 + 4001, &b, 1, 1);  /* twice = one like */
+    like(&l, T0 + 4002, &a, 1, 1);
+    like(&l, T0 + 4003, &a, 2, 0);  /* unlike of nothing */
+    like(&l, T0 + 4004, &a, 99, 1); /* no such link */
+    like(&l, T0 + 4005, &a, 1, 0);
+    like(&l, T0 + 4006, &a, 1, 0);  /* unlike twice */
+    struct store_result r[12];
+    REQUIRE(apply_all(st, &l, r) == STORE_OK);
+    CHECK_EQ_I(r[2].status, CMD_OK);
+    CHECK_EQ_I(r[2].id, 1);
+    CHECK_EQ_I(r[3].id, 2);
+    CHECK_EQ_I(r[4].status, CMD_ERR_CONFLICT);
+    CHECK_EQ_I(r[4].id, 1);
+    CHECK(r[5].status == CMD_OK && r[5].count == 1 && r[5].flag == 1);
+    CHECK(r[6].status == CMD_OK && r[6].count == 1 && r[6].flag == 1);
+    CHECK(r[7].status == CMD_OK && r[7].count == 2);
+    CHECK(r[8].status == CMD_OK && r[8].count == 0 && r[8].flag == 0);
+    CHECK_EQ_I(r[9].status, CMD_ERR_NOT_FOUND);
+    CHECK(r[10].status == CMD_OK && r[10].count == 1 && r[10].flag == 0);
+    CHECK(r[11].status == CMD_OK && r[11].count == 1);
+
+    struct store_link k;
+    REQUIRE(store_link_get(st, 1, &k) == 1);
+    CHECK_STR(k.title, "First");
+    CHECK_STR(k.author, "alice");
+    CHECK_EQ_U(k.created_ms, T0 + 1000);
+    CHECK_EQ_I(k.likes, 1);
+    CHECK(fabs(k.hot - store_hot_score(1, T0 + 1000)) < 1e-12);
+    CHECK_EQ_I(store_link_get(st, 3, &k), 0);
+    int64_t id = 0;
+    CHECK_EQ_I(store_link_by_url(st, "http://two.example/", 19, &id), 1);
+    CHECK_EQ_I(id, 2);
+    CHECK_EQ_I(store_link_by_url(st, "http://three.example/", 21, &id), 0);
+
+    int64_t ids[3] = { 1, 2, 99 };
+    uint8_t liked[3];
+    struct store_user bob;
+    REQUIRE(store_user_by_name(st, "bob", 3, &bob) == 1);
+    CHECK_EQ_I(bob.links, 1);
+    CHECK_EQ_I(bob.likes_given, 1);
+    CHECK_EQ_I(store_liked(st, bob.id, ids, 3, liked), STORE_OK);
+    CHECK(liked[0] == 1 && liked[1] == 0 && liked[2] == 0);
+
+    struct store_link page[10];
+    size_t n;
+    CHECK_EQ_I(store_links(st, STORE_SORT_NEW, 10, 0, page, &n), STORE_OK);
+    CHECK(n == 2 && page[0].id == 2 && page[1].id == 1);
+    CHECK_EQ_I(store_links(st, STORE_SORT_TOP, 10, 0, page, &n), STORE_OK);
+    CHECK(n == 2 && page[0].id == 1 && page[1].id == 2);
+    /* Hot: link 2 is newer by 1 s, link 1 has one like: log10(1) = 0, so the
+     * newer wins. */
+    CHECK_EQ_I(store_links(st, STORE_SORT_HOT, 10, 0, page, &n), STORE_OK);
+    CHECK(n == 2 && page[0].id == 2);
+    CHECK_EQ_I(store_links(st, STORE_SORT_NEW, 1, 1, page, &n), STORE_OK);
+    CHECK(n == 1 && page[0].id == 1);
+    CHECK_EQ_I(store_links(st, STORE_SORT_NEW, 10, 5, page, &n), STORE_OK);
+    CHECK_EQ_U(n, 0);
+    CHECK_EQ_I(store_links_by_user(st, bob.id, 10, 0, page, &n), STORE_OK);
+    CHECK(n == 1 && page[0].id == 2);
+    int64_t users, links;
+    CHECK_EQ_I(store_counts(st, &users, &links), STORE_OK);
+    CHECK(users == 2 && links == 2);
+    store_close(st);
+    log_free(&l);
+}
+
+TEST(hot_score_is_reddits)
+{
+    /* 1134028003 s is the epoch of the formula: score 0 for one like. */
+    CHECK(fabs(store_hot_score(0, 1134028003000ull)) < 1e-12);
+    CHECK(fabs(store_hot_score(1, 1134028003000ull)) < 1e-12);
+    CHECK(fabs(store_hot_score(10, 1134028003000ull) - 1.0) < 1e-12);
+    CHECK(fabs(store_hot_score(100, 1134028003000ull + 45000000ull) - 3.0) < 1e-12);
+    /* 12.5 hours of age is worth a factor of ten in likes. */
+    CHECK(store_hot_score(10, T0) < store_hot_score(1, T0 + 45000000ull + 1000));
+}
+
+TEST(idempotency_key_repeat_returns_the_first_result)
+{
+    struct store *st = open_db("idem.db");
+    REQUIRE(st);
+    static struct log l;
+    struct hash a = H(1);
+    signup(&l, T0, "alice", "alice", &a);
+    post(&l, T0 + 1, &a, "One", "http://one.example/", "k1");
+    post(&l, T0 + 2, &a, "One", "http://one.example/", "k1"); /* a retry */
+    post(&l, T0 + 3, &a, "One", "http://one.example/", "k2"); /* a new request */
+    struct store_result r[4];
+    REQUIRE(apply_all(st, &l, r) == STORE_OK);
+    CHECK(r[1].status == CMD_OK && r[1].id == 1 && !r[1].replayed);
+    CHECK(r[2].status == CMD_OK && r[2].id == 1 && r[2].replayed);
+    CHECK(r[3].status == CMD_ERR_CONFLICT && r[3].id == 1 && !r[3].replayed);
+    int64_t users, links;
+    CHECK_EQ_I(store_counts(st, &users, &links), STORE_OK);
+    CHECK_EQ_I(links, 1);
+    store_close(st);
+    log_free(&l);
+}
+
+TEST(malformed_commands_are_refused_identically)
+{
+    struct hash a = H(1);
+    /* The encoder refuses what the decoder would. */
+    uint8_t buf[8192];
+    struct command bad_session = { .type = CMD_SESSION_DELETE, .session = S("short") };
+    CHECK_EQ_I(command_encode(&bad_session, buf, sizeof buf), -1);
+    char longname[40];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    struct command bad_name = { .type = CMD_SESSION_CREATE, .lname = S(longname), .session = HS(&a) };
+    CHECK_EQ_I(command_encode(&bad_name, buf, sizeof buf), -1);
+    struct command unknown = { .type = 77 };
+    CHECK_EQ_I(command_encode(&unknown, buf, sizeof buf), -1);
+
+    /* Every truncation of every site command fails to decode. */
+    struct command cs[] = {
+        { .type = CMD_SIGNUP, .time_ms = 5, .name = S("Al"), .lname = S("al"), .pwhash = S("h"), .session = HS(&a) },
+        { .type = CMD_SESSION_CREATE, .lname = S("al"), .session = HS(&a) },
+        { .type = CMD_SESSION_DELETE, .session = HS(&a) },
+        { .type = CMD_LINK_POST, .session = HS(&a), .title = S("t"), .url = S("u"), .url_norm = S("n") },
+        { .type = CMD_LIKE, .session = HS(&a), .link_id = 7 },
+        { .type = CMD_UNLIKE, .session = HS(&a), .link_id = 7 },
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        long len = command_encode(&cs[i], buf, sizeof buf);
+        REQUIRE(len > 0);
+        CHECK_EQ_U((size_t)len, command_size(&cs[i]));
+        struct command d;
+        CHECK_EQ_I(command_decode(&d, buf, (size_t)len), 0);
+        CHECK_EQ_I(d.type, cs[i].type);
+        CHECK_EQ_I(d.link_id, cs[i].link_id);
+        CHECK(d.session.len == COMMAND_HASH_LEN && memcmp(d.session.p, a.b, COMMAND_HASH_LEN) == 0);
+        for (long cut = 0; cut < len; cut++)
+            CHECK_EQ_I(command_decode(&d, buf, (size_t)cut), -1);
+        buf[len] = 0;
+        CHECK_EQ_I(command_decode(&d, buf, (size_t)len + 1), -1);
+    }
+
+    /* Two replicas give the same refusals, and the log goes on. */
+    struct store *s1 = open_db("mal1.db"), *s2 = open_db("mal2.db");
+    REQUIRE(s1 && s2);
+    static struct log l;
+    signup(&l, T0, "alice", "alice", &a);
+    uint8_t junk[] = { 1, CMD_LINK_POST, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 'a', 'b', 'c' };
+    add_raw(&l, junk, sizeof junk);          /* session hash of 3 bytes */
+    post(&l, T0 + 1, &a, "", "http://x.example/", NULL); /* empty title */
+    /* A post whose lengths are fine but the hash is 31 bytes long. */
+    long len = command_encode(&cs[4], buf, sizeof buf);
+    REQUIRE(len > 0);
+    buf[14 + 0] = 31;                        /* session length field */
+    add_raw(&l, buf, (size_t)len);
+    struct store_result r1[4], r2[4];
+    REQUIRE(apply_all(s1, &l, r1) == STORE_OK);
+    for (size_t i = 0; i < l.n; i++)
+        CHECK_EQ_I(store_apply(s2, &l.e[i], 1, &r2[i]), STORE_OK);
+    for (int i = 1; i < 4; i++) {
+        CHECK_EQ_I(r1[i].status, CMD_ERR_MALFORMED);
+        CHECK_EQ_I(r2[i].status, CMD_ERR_MALFORMED);
+    }
+    CHECK_EQ_U(store_applied(s1), 4);
+    CHECK_EQ_U(store_applied(s2), 4);
+    store_close(s1);
+    store_close(s2);
+    log_free(&l);
+}
+
+/* A leader whose clock is behind the previous one's: the log clock keeps
+ * expiry decisions identical whatever the batching. */
+TEST(log_clock_never_steps_back)
+{
+    struct store *s1 = open_db("clock1.db"), *s2 = open_db("clock2.db");
+    REQUIRE(s1 && s2);
+    static struct log l;
+    struct hash a = H(1);
+    signup(&l, T0, "alice", "alice", &a);
+    uint64_t exp = T0 + COMMAND_SESSION_TTL_MS;
+    post(&l, exp + 10, &a, "late", "http://late.example/", NULL); /* denied: expired */
+    post(&l, exp - 10, &a, "skewed", "http://skew.example/", NULL); /* a slow clock: still past expiry */
+    struct store_result r1[4], r2[4];
+    REQUIRE(apply_all(s1, &l, r1) == STORE_OK);
+    for (size_t i = 0; i < l.n; i++)
+        REQUIRE(store_apply(s2, &l.e[i], 1, &r2[i]) == STORE_OK);
+    CHECK_EQ_I(r1[1].status, CMD_ERR_DENIED);
+    CHECK_EQ_I(r1[2].status, CMD_ERR_DENIED);
+    CHECK_EQ_I(r2[2].status, CMD_ERR_DENIED);
+    store_close(s1);
+    /* The clock survives a restart: a login proposed with a clock far
+     * behind gets its expiry from the log clock (exp + 10), not from its own
+     * time_ms. */
+    s1 = open_db("clock1.db");
+    REQUIRE(s1);
+    struct hash b = H(2);
+    login(&l, T0 + 1, "alice", &b);
+    REQUIRE(store_apply(s1, &l.e[3], 1, r1) == STORE_OK);
+    REQUIRE(store_apply(s2, &l.e[3], 1, r2) == STORE_OK);
+    struct store_user u;
+    uint64_t exp2 = exp + 10 + COMMAND_SESSION_TTL_MS;
+    CHECK_EQ_I(store_session_user(s1, (const uint8_t *)b.b, exp2 - 1, &u), 1);
+    CHECK_EQ_I(store_session_user(s2, (const uint8_t *)b.b, exp2 - 1, &u), 1);
+    CHECK_EQ_I(store_session_user(s1, (const uint8_t *)b.b, exp2, &u), 0);
+    store_close(s2);
+    log_free(&l);
+}
+
+/* Everything a page can ask, as text, to compare replicas. */
+static void dump(struct store *st, char *out, size_t cap)
+{
+    size_t off = 0;
+    static struct store_link page[100];
+    size_t n;
+    for (int sort = 0; sort < 3; sort++)
+        for (unsigned offset = 0; offset < 60; offset += 25) {
+            if (store_links(st, (enum store_sort)sort, 25, offset, page, &n) != STORE_OK) {
+                snprintf(out, cap, "error");
+                return;
+            }
+            for (size_t i = 0; i < n && off < cap; i++)
+                off += (size_t)snprintf(out + off, cap - off, "%d:%lld:%s:%s:%s:%llu:%lld:%.17g\n", sort,
+                                        (long long)page[i].id, page[i].title, page[i].url, page[i].author,
+                                        (unsigned long long)page[i].created_ms, (long long)page[i].likes, page[i].hot);
+        }
+    for (int u = 0; u < 6 && off < cap; u++) {
+        char name[16];
+        snprintf(name, sizeof name, "user%d", u);
+        struct store_user user;
+        int found = store_user_by_name(st, name, strlen(name), &user);
+        off += (size_t)snprintf(out + off, cap - off, "%s:%d", name, found);
+        if (found == 1) {
+            off += (size_t)snprintf(out + off, cap - off, ":%lld:%lld:%lld", (long long)user.id,
+                                    (long long)user.links, (long long)user.likes_given);
+            int64_t ids[40];
+            uint8_t liked[40];
+            for (int i = 0; i < 40; i++)
+                ids[i] = i + 1;
+            store_liked(st, user.id, ids, 40, liked);
+            for (int i = 0; i < 40 && off < cap; i++)
+                out[off++] = (char)('0' + liked[i]);
+            if (store_links_by_user(st, user.id, 50, 0, page, &n) == STORE_OK)
+                off += (size_t)snprintf(out + off, cap - off, ":%zu", n);
+        }
+        if (off < cap)
+            out[off++] = '\n';
+    }
+    for (int s = 0; s < 8 && off < cap; s++) {
+        struct hash h = H(100 + s);
+        struct store_user user;
+        off += (size_t)snprintf(out + off, cap - off, "s%d:%d\n", s,
+                                store_session_user(st, (const uint8_t *)h.b, T0 + 5000000, &user));
+    }
+    out[off < cap ? off : cap - 1] = 0;
+}
+
+static unsigned rnd(unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return *seed >> 8;
+}
+
+TEST(replicas_agree_on_every_query_and_after_snapshot_restore)
+{
+    struct store *sa = open_db("ra.db"), *sb = open_db("rb.db"), *sc = open_db("rc.db");
+    REQUIRE(sa && sb && sc);
+    static struct log l;
+    unsigned seed = 11;
+#define RND() rnd(&seed)
+    for (int u = 0; u < 6; u++) {
+        char name[16];
+        snprintf(name, sizeof name, "user%d", u);
+        struct hash h = H(100 + u);
+        signup(&l, T0 + (uint64_t)u, name, name, &h);
+    }
+    for (int i = 0; i < 600; i++) {
+        struct hash h = H(100 + (int)(RND() % 8)); /* sessions 6, 7 belong to nobody */
+        uint64_t t = T0 + 1000 * (uint64_t)i - (RND() % 3000); /* clocks jitter */
+        switch (RND() % 6) {
+        case 0: {
+            char title[32], url[48];
+            snprintf(title, sizeof title, "Title %d <&>", i);
+            snprintf(url, sizeof url, "http://site%u.example/p", RND() % 50);
+            post(&l, t, &h, title, url, RND() % 4 ? NULL : "same-key");
+            break;
+        }
+        case 1: logout(&l, t, &h); break;
+        case 2: {
+            char name[16];
+            snprintf(name, sizeof name, "user%u", RND() % 7);
+            login(&l, t, name, &h);
+            break;
+        }
+        default: {
+            int64_t id = 1 + (int64_t)(RND() % 40);
+            like(&l, t, &h, id, RND() % 3 != 0);
+            break;
+        }
+        }
+    }
+    static struct store_result ra[4096], rb[4096];
+    REQUIRE(apply_all(sa, &l, ra) == STORE_OK);
+    for (size_t i = 0; i < l.n;) {
+        size_t n = 1 + i % 13;
+        if (i + n > l.n)
+            n = l.n - i;
+        REQUIRE(store_apply(sb, l.e + i, n, rb + i) == STORE_OK);
+        i += n;
+    }
+    int same = 1;
+    for (size_t i = 0; i < l.n; i++)
+        if (memcmp(&ra[i], &rb[i], sizeof ra[i]) != 0)
+            same = 0;
+    CHECK(same);
+    static char da[1 << 17], db[1 << 17], dc[1 << 17];
+    dump(sa, da, sizeof da);
+    dump(sb, db, sizeof db);
+    CHECK(strlen(da) > 1000);
+    CHECK(strcmp(da, db) == 0);
+
+    char a_path[128], snap[128], err[256];
+    snprintf(a_path, sizeof a_path, "%s/ra.db", dir);
+    snprintf(snap, sizeof snap, "%s/site-snap.db", dir);
+    raft_index idx = 0;
+    REQUIRE(store_snapshot(a_path, snap, &idx, err, sizeof err) == STORE_OK);
+    CHECK_EQ_U(idx, l.n);
+    REQUIRE(store_restore(sc, snap, err, sizeof err) == STORE_OK);
+    dump(sc, dc, sizeof dc);
+    CHECK(strcmp(da, dc) == 0);
+    /* The restored replica goes on identically, log clock included. */
+    static struct log tail;
+    for (size_t i = 0; i < l.n; i++)
+        tail.e[i].index = 0;
+    tail.n = l.n;
+    struct hash h = H(101);
+    post(&tail, T0, &h, "after", "http://after.example/", NULL);
+    like(&tail, T0, &h, 1, 1);
+    struct store_result ta[2], tc[2];
+    REQUIRE(store_apply(sa, tail.e + l.n, 2, ta) == STORE_OK);
+    REQUIRE(store_apply(sc, tail.e + l.n, 2, tc) == STORE_OK);
+    CHECK(memcmp(ta, tc, sizeof ta) == 0);
+    dump(sa, da, sizeof da);
+    dump(sc, dc, sizeof dc);
+    CHECK(strcmp(da, dc) == 0);
+    free((void *)tail.e[l.n].data);
+    free((void *)tail.e[l.n + 1].data);
+    store_close(sa);
+    store_close(sb);
+    store_close(sc);
+    log_free(&l);
+}
+
+/* The front page, a user's page and a session lookup are index walks, never a
+ * sort of the whole table: that is what keeps them cheap at a million links. */
+TEST(front_page_queries_use_indexes)
+{
+    struct store *st = open_db("plan.db");
+    REQUIRE(st);
+    const char *queries[] = {
+        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id ORDER BY l.hot DESC, l.id DESC LIMIT 30 OFFSET 0",
+        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id ORDER BY l.likes DESC, l.id DESC LIMIT 30 OFFSET 0",
+        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id ORDER BY l.id DESC LIMIT 30 OFFSET 0",
+        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id WHERE l.author_id = 3 ORDER BY l.id DESC LIMIT 30",
+    };
+    for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
+        sqlite3_stmt *s;
+        REQUIRE(sqlite3_prepare_v2(store_db(st), queries[i], -1, &s, NULL) == SQLITE_OK);
+        char plan[1024] = "";
+        size_t off = 0;
+        while (sqlite3_step(s) == SQLITE_ROW && off < sizeof plan - 1)
+            off += (size_t)snprintf(plan + off, sizeof plan - off, "%s; ", (const char *)sqlite3_column_text(s, 3));
+        sqlite3_finalize(s);
+        if (strstr(plan, "TEMP B-TREE") || strstr(plan, "SCAN u"))
+            fprintf(stderr, "  plan %zu: %s\n", i, plan);
+        CHECK(strstr(plan, "TEMP B-TREE") == NULL);
+        CHECK(strstr(plan, "SCAN u") == NULL); /* users by primary key */
+    }
+    store_close(st);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/linkraft-site-store-XXXXXX");
+    if (!mkdtemp(dir))
+        return 1;
+    RUN(signup_names_are_unique_case_insensitively);
+    RUN(sessions_expire_and_logout_everywhere);
+    RUN(links_duplicates_likes_and_hot_score);
+    RUN(hot_score_is_reddits);
+    RUN(idempotency_key_repeat_returns_the_first_result);
+    RUN(malformed_commands_are_refused_identically);
+    RUN(log_clock_never_steps_back);
+    RUN(replicas_agree_on_every_query_and_after_snapshot_restore);
+    RUN(front_page_queries_use_indexes);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return HARNESS_END();
+}
