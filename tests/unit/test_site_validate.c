@@ -1,0 +1,185 @@
+/*
+ * test_site_validate.c — the site's input rules and URL normalisation
+ * (src/site/validate.h): what counts as the same link, and every limit of
+ * SPEC §4 at and just past its boundary.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../harness.h"
+#include "site/validate.h"
+
+static struct site_url u;
+
+static const char *norm(const char *url)
+{
+    const char *err = site_parse_url(url, strlen(url), &u);
+    return err ? NULL : u.norm;
+}
+
+static int refused(const char *url) { return site_parse_url(url, strlen(url), &u) != NULL; }
+
+TEST(same_link_whatever_the_spelling)
+{
+    CHECK_STR(norm("http://example.com/a"), "//example.com/a");
+    CHECK_STR(norm("HTTPS://Example.COM/a"), "//example.com/a");   /* scheme, host case; http = https */
+    CHECK_STR(norm("https://www.example.com/a"), "//example.com/a"); /* www. */
+    CHECK_STR(norm("http://example.com:80/a"), "//example.com/a");  /* default ports */
+    CHECK_STR(norm("https://example.com:443/a"), "//example.com/a");
+    CHECK_STR(norm("http://example.com:443/a"), "//example.com:443/a"); /* not default for http */
+    CHECK_STR(norm("http://example.com:8080/a"), "//example.com:8080/a");
+    CHECK_STR(norm("http://example.com/a#section"), "//example.com/a"); /* fragment */
+    CHECK_STR(norm("http://example.com/a?b=2&a=1"), "//example.com/a?a=1&b=2"); /* sorted query */
+    CHECK_STR(norm("http://example.com/a?a=1&b=2#x"), "//example.com/a?a=1&b=2");
+    CHECK_STR(norm("http://example.com/a?&&b=2&&a=1&"), "//example.com/a?a=1&b=2");
+    CHECK_STR(norm("http://example.com/a?"), "//example.com/a");
+    CHECK_STR(norm("http://example.com"), "//example.com/");        /* empty path */
+    CHECK_STR(norm("http://example.com?x=1"), "//example.com/?x=1");
+    CHECK_STR(norm("http://example.com./"), "//example.com/");      /* trailing dot */
+    CHECK_STR(norm("http://example.com:/"), "//example.com/");
+    CHECK_STR(norm("  http://example.com/  "), "//example.com/");   /* pasted with spaces */
+    CHECK_STR(norm("http://example.com/Path/Case"), "//example.com/Path/Case"); /* path keeps case */
+    CHECK_STR(norm("http://www.com/"), "//www.com/");              /* www. only when a domain remains */
+    CHECK_STR(norm("http://127.0.0.1:8000/x"), "//127.0.0.1:8000/x");
+    CHECK_STR(norm("http://[::1]:8080/x"), "//[::1]:8080/x");
+    CHECK_STR(norm("http://[2001:DB8::1]/"), "//[2001:db8::1]/");
+    CHECK_STR(norm("https://example.com/caf%C3%A9?q=caf\xc3\xa9"), "//example.com/caf%C3%A9?q=caf\xc3\xa9");
+}
+
+TEST(original_and_domain_are_kept)
+{
+    REQUIRE(norm("  HTTPS://WWW.Example.com:443/a?b#c "));
+    CHECK_STR(u.url, "HTTPS://WWW.Example.com:443/a?b#c");
+    CHECK_STR(u.domain, "example.com");
+    char d[64];
+    site_url_domain("https://news.ycombinator.com/item?id=1", d, sizeof d);
+    CHECK_STR(d, "news.ycombinator.com");
+    site_url_domain("javascript:alert(1)", d, sizeof d);
+    CHECK_STR(d, "");
+}
+
+TEST(only_http_urls_with_a_host)
+{
+    CHECK(refused(""));
+    CHECK(refused("   "));
+    CHECK(refused("example.com"));
+    CHECK(refused("ftp://example.com/"));
+    CHECK(refused("javascript:alert(1)"));
+    CHECK(refused("data:text/html,hi"));
+    CHECK(refused("http:/example.com"));
+    CHECK(refused("http://"));
+    CHECK(refused("http:///path"));
+    CHECK(refused("http://:80/"));
+    CHECK(refused("http://user:pw@example.com/"));
+    CHECK(refused("http://example.com@evil.com/"));
+    CHECK(refused("http://exa mple.com/"));
+    CHECK(refused("http://example.com/a b"));
+    CHECK(refused("http://example.com/\x01"));
+    CHECK(refused("http://example.com\\@evil.com/"));
+    CHECK(refused("http://ex..ample.com/"));
+    CHECK(refused("http://.example.com/"));
+    CHECK(refused("http://ex<ample.com/"));
+    CHECK(refused("http://example.com:0/"));
+    CHECK(refused("http://example.com:65536/"));
+    CHECK(refused("http://example.com:123456/"));
+    CHECK(refused("http://example.com:8x/"));
+    CHECK(refused("http://[::1/"));
+    CHECK(refused("http://[::g]/"));
+    CHECK(refused("http://[::1]x/"));
+    CHECK(refused("http://caf\xc3\xa9.com/"));   /* not punycode */
+    CHECK(refused("http://example.com/\xff"));   /* not UTF-8 */
+    const char *m = site_parse_url("ftp://x", 7, &u);
+    CHECK(m && strstr(m, "http"));
+}
+
+TEST(url_length_limit)
+{
+    static char url[SITE_URL_MAX + 16];
+    strcpy(url, "http://example.com/");
+    size_t n = strlen(url);
+    memset(url + n, 'a', SITE_URL_MAX - n);
+    url[SITE_URL_MAX] = 0;
+    CHECK(!refused(url));                 /* exactly 2048 */
+    url[SITE_URL_MAX] = 'a';
+    url[SITE_URL_MAX + 1] = 0;
+    CHECK(refused(url));                  /* 2049 */
+    /* A host name label over 63, and a name over 253. */
+    char host[400];
+    snprintf(host, sizeof host, "http://%0*d.com/", 64, 0);
+    CHECK(refused(host));
+    char big[400] = "http://";
+    for (int i = 0; i < 64; i++)
+        strcat(big, "abc.");
+    strcat(big, "com/");
+    CHECK(refused(big));
+    /* Many query parameters still sort. */
+    static char q[SITE_URL_MAX + 1];
+    strcpy(q, "http://e.com/?");
+    while (strlen(q) + 4 < SITE_URL_MAX)
+        strcat(q, "z&y&");
+    CHECK(!refused(q));
+    CHECK(strncmp(u.norm, "//e.com/?y&y&", 13) == 0);
+}
+
+TEST(usernames)
+{
+    CHECK(site_check_username("abc", 3) == NULL);
+    CHECK(site_check_username("A_b-9", 5) == NULL);
+    CHECK(site_check_username("abcdefghijklmnopqrst", 20) == NULL);
+    CHECK(site_check_username("ab", 2) != NULL);
+    CHECK(site_check_username("abcdefghijklmnopqrstu", 21) != NULL);
+    CHECK(site_check_username("ab c", 4) != NULL);
+    CHECK(site_check_username("ab.c", 4) != NULL);
+    CHECK(site_check_username("caf\xc3\xa9", 5) != NULL);
+    CHECK(site_check_username("ab<script>", 10) != NULL);
+    CHECK(site_check_username("abc\0d", 5) != NULL);
+}
+
+TEST(passwords)
+{
+    char pw[200];
+    memset(pw, 'p', sizeof pw);
+    CHECK(site_check_password(pw, 7) != NULL);
+    CHECK(site_check_password(pw, 8) == NULL);
+    CHECK(site_check_password(pw, 128) == NULL);
+    CHECK(site_check_password(pw, 129) != NULL);
+}
+
+TEST(titles)
+{
+    size_t a, n;
+    CHECK(site_check_title("Hello", 5, &a, &n) == NULL && a == 0 && n == 5);
+    CHECK(site_check_title("  Hi  ", 6, &a, &n) == NULL && a == 2 && n == 2);
+    CHECK(site_check_title("", 0, &a, &n) != NULL);
+    CHECK(site_check_title("   ", 3, &a, &n) != NULL);
+    CHECK(site_check_title("a\nb", 3, &a, &n) != NULL);
+    CHECK(site_check_title("\xc3\x28", 2, &a, &n) != NULL);       /* invalid UTF-8 */
+    CHECK(site_check_title("\xed\xa0\x80", 3, &a, &n) != NULL);   /* a surrogate */
+    CHECK(site_check_title("\xc0\xaf", 2, &a, &n) != NULL);       /* overlong */
+    /* 200 characters, counted as characters: 200 two-byte 'é' is fine, 201 is not. */
+    char t[600];
+    for (int i = 0; i < 201; i++)
+        memcpy(t + 2 * i, "\xc3\xa9", 2);
+    CHECK(site_check_title(t, 400, &a, &n) == NULL);
+    CHECK(site_check_title(t, 402, &a, &n) != NULL);
+    memset(t, 'x', 201);
+    CHECK(site_check_title(t, 200, &a, &n) == NULL);
+    CHECK(site_check_title(t, 201, &a, &n) != NULL);
+    /* Four-byte characters (emoji) count once. */
+    for (int i = 0; i < 100; i++)
+        memcpy(t + 4 * i, "\xf0\x9f\x98\x80", 4);
+    CHECK(site_check_title(t, 400, &a, &n) == NULL);
+}
+
+int main(void)
+{
+    RUN(same_link_whatever_the_spelling);
+    RUN(original_and_domain_are_kept);
+    RUN(only_http_urls_with_a_host);
+    RUN(url_length_limit);
+    RUN(usernames);
+    RUN(passwords);
+    RUN(titles);
+    return HARNESS_END();
+}
