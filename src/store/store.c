@@ -641,7 +641,7 @@ static int link_page(struct store *st, sqlite3_stmt *s, unsigned limit, unsigned
     sqlite3_bind_int64(s, 1, limit);
     sqlite3_bind_int64(s, 2, offset);
     *n = 0;
-    int rc;
+    int rc = SQLITE_DONE;
     while (*n < limit && (rc = sqlite3_step(s)) == SQLITE_ROW)
         read_link(s, &out[(*n)++]);
     if (*n == limit)

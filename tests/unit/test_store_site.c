@@ -412,6 +412,7 @@ TEST(log_clock_never_steps_back)
     CHECK_EQ_I(store_session_user(s1, (const uint8_t *)b.b, exp2 - 1, &u), 1);
     CHECK_EQ_I(store_session_user(s2, (const uint8_t *)b.b, exp2 - 1, &u), 1);
     CHECK_EQ_I(store_session_user(s1, (const uint8_t *)b.b, exp2, &u), 0);
+    store_close(s1);
     store_close(s2);
     log_free(&l);
 }

@@ -1,0 +1,105 @@
+/*
+ * site.h — the link-sharing website on top of the replicated state: the
+ * HTML pages and the JSON API of SPEC §4 (sign-up, login sessions, links,
+ * likes, rankings), served by every node from its own SQLite copy.
+ *
+ * The site never calls src/node: a node hands it a struct site_host, a few
+ * function pointers that forward to node_propose, node_read and friends (the
+ * link order makes src/node a user of src/site, never the reverse). Writes
+ * become commands (include/command.h) proposed through the host and are
+ * answered once applied here; reads wait for the consistency the client
+ * asked for (X-Consistency, X-Min-Index, the lr_idx cookie) and then query
+ * the local store.
+ *
+ * Secrets: a login's token is 256 random bits made here, sent to the client
+ * once, and only its SHA-256 enters the log. Passwords are hashed with
+ * argon2id (libsodium crypto_pwhash_str) on libuv's worker threads, never
+ * on the loop.
+ *
+ * Threads: everything runs on the loop thread except the password hashing.
+ */
+#ifndef LINKRAFT_SITE_H
+#define LINKRAFT_SITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/buf.h"
+#include "http.h"
+#include "store.h"
+
+/* Outcome of a write: status is a node_status (include/node.h; 0 = OK).
+ * On OK, index is the entry's index and res its result (valid during the
+ * call only). */
+typedef void (*site_write_cb)(void *arg, int status, uint64_t index, const struct store_result *res);
+/* Outcome of a read barrier: a node_status; OK means the store may be read. */
+typedef void (*site_read_cb)(void *arg, int status);
+
+/* What the site needs from the node it runs on. Every callback is called
+ * exactly once, on the loop thread, possibly before the call returns. */
+struct site_host {
+    void *ctx;
+    /* node_propose: data is copied. */
+    void (*propose)(void *ctx, const uint8_t *data, size_t len, site_write_cb cb, void *arg);
+    /* node_read: consistency 0 stale, 1 session (applied >= min_index),
+     * 2 linearizable. */
+    void (*read)(void *ctx, int consistency, uint64_t min_index, unsigned timeout_ms, site_read_cb cb, void *arg);
+    struct store *(*store)(void *ctx);
+    uint64_t (*id)(void *ctx);
+    uint64_t (*applied)(void *ctx);
+    uint64_t (*now_ms)(void *ctx);          /* wall clock, ms since the epoch */
+    /* Appends the cluster view, the JSON of GET /api/v1/cluster
+     * ({"leader","term","members":[{"id","role","commit","applied","reachable"}]}),
+     * for the /status page. May be NULL (the page then shows this node only). */
+    void (*cluster_json)(void *ctx, struct buf *out);
+    /* A short text for a node_status, for error messages. May be NULL. */
+    const char *(*status_text)(int status);
+};
+
+struct site_options {
+    uv_loop_t *loop;                /* where password hashing is queued */
+    unsigned long long pwhash_opslimit; /* default 2 (OWASP: argon2id t=2) */
+    size_t pwhash_memlimit;         /* default 19 MiB (OWASP: m=19456 KiB), p=1 */
+    unsigned read_timeout_ms;       /* session/linearizable wait; default 3000 */
+    /* Login throttling, local to this node: attempts (login and sign-up)
+     * per client address per minute, and failed logins per account per
+     * 15 minutes. Over either: 429 with Retry-After. */
+    unsigned max_attempts_per_addr; /* default 30 */
+    unsigned max_failures_per_user; /* default 10 */
+};
+void site_options_default(struct site_options *o);
+
+struct site;
+
+/* Creates the site. host is copied. Computes the dummy password hash used
+ * to make unknown-user logins cost as much as real ones (one argon2id
+ * hash: tens of milliseconds). Returns 0, or -1 with a message in err. */
+int site_create(const struct site_host *host, const struct site_options *o, struct site **out,
+                char *err, size_t errcap);
+/* Frees the site. Requests still in flight (waiting on the host or a
+ * password hash) must have completed: stop the HTTP server first and run the
+ * loop until the host has called every callback. */
+void site_destroy(struct site *s);
+
+/* Handles x if its path belongs to the site (every page, /static/, and the
+ * API rows of SPEC §4 under /api/v1); returns false, leaving x untouched,
+ * otherwise. The node calls it for whatever its own routes do not serve. */
+bool site_handle(struct site *s, struct http_exchange *x);
+
+/* ---- The transport seam -------------------------------------------------
+ * site_handle is site_dispatch with http_respond_take as the responder.
+ * Tests drive site_dispatch directly. respond takes ownership of body
+ * (malloc'd, may be NULL when len is 0); headers are "Name: value\r\n"
+ * lines valid during the call. req must stay valid until respond is called. */
+typedef void (*site_respond_fn)(void *rctx, int status, const char *headers, char *body, size_t len);
+bool site_dispatch(struct site *s, const struct http_request *req, site_respond_fn respond, void *rctx);
+
+/* Requests answered and in flight, for tests and /metrics. */
+struct site_stats {
+    uint64_t requests, in_flight, pwhash_jobs, throttled;
+};
+void site_get_stats(const struct site *s, struct site_stats *out);
+
+#endif

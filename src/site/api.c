@@ -1,0 +1,676 @@
+/*
+ * api.c — the JSON API of SPEC §4 under /api/v1, and the write flows it
+ * shares with the HTML forms (pages.c): sign-up, login, logout, posting a
+ * link, liking. A flow ends in JSON when the request came to the API and
+ * in a redirect (or the form again, with the error) when it came from a
+ * page.
+ *
+ *   sign-up: validate -> throttle -> name free here? -> argon2id on a worker
+ *            -> propose SIGNUP (creates the user and the first session)
+ *   login:   validate -> throttle -> look up the user -> verify on a worker
+ *            (against a dummy hash if there is no such user) -> propose
+ *            SESSION_CREATE
+ *   writes:  live session here? -> propose; the state machine checks the
+ *            session again at apply (a logout may have come first)
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node.h" /* enum node_status, node_consistency */
+#include "site/site_int.h"
+
+void site_link_json(struct buf *b, const struct store_link *l)
+{
+    char created[32], domain[SITE_DOMAIN_CAP];
+    site_rfc3339(l->created_ms, created);
+    site_url_domain(l->url, domain, sizeof domain);
+    buf_printf(b, "{\"id\":%" PRId64 ",\"title\":", l->id);
+    json_write_str(b, l->title, strlen(l->title));
+    buf_puts(b, ",\"url\":");
+    json_write_str(b, l->url, strlen(l->url));
+    buf_puts(b, ",\"domain\":");
+    json_write_str(b, domain, strlen(domain));
+    buf_puts(b, ",\"author\":");
+    json_write_str(b, l->author, strlen(l->author));
+    buf_printf(b, ",\"created\":\"%s\",\"likes\":%" PRId64 "}", created, l->likes);
+}
+
+static struct store *store_of(struct site_req *r) { return r->s->host.store(r->s->host.ctx); }
+static uint64_t now_of(struct site_req *r) { return r->s->host.now_ms(r->s->host.ctx); }
+
+static void reply_json(struct site_req *r, int status, struct buf *b)
+{
+    site_reply(r, status, "application/json", NULL, b);
+}
+
+static void fail_store(struct site_req *r)
+{
+    site_fail(r, 500, "internal", store_errmsg(store_of(r)));
+}
+
+static void fail_login_needed(struct site_req *r)
+{
+    if (!r->api) {
+        site_redirect(r, "/login");
+        return;
+    }
+    site_fail(r, 401, "login_required",
+              r->has_token ? "the session has ended (logged out or expired): log in again" : "log in first");
+}
+
+/* ---- Sign-up and login ------------------------------------------------------- */
+
+static void answer_session(struct site_req *r, int status, uint64_t index, const char *username)
+{
+    site_wrote(r, index);
+    site_session_cookie(r, false);
+    if (!r->api) {
+        site_redirect(r, r->next[0] ? r->next : "/");
+        return;
+    }
+    char hex[SITE_TOKEN_HEX + 1];
+    site_hex(r->new_token, sizeof r->new_token, hex);
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"username\":");
+    json_write_str(&b, username, strlen(username));
+    buf_printf(&b, ",\"token\":\"%s\"}\n", hex);
+    sodium_memzero(hex, sizeof hex);
+    reply_json(r, status, &b);
+}
+
+static void login_done(void *arg, int status, uint64_t index, const struct store_result *res)
+{
+    struct site_req *r = arg;
+    if (status) {
+        site_fail_host(r, status);
+        return;
+    }
+    if (res->status != CMD_OK) {
+        site_fail(r, 401, "bad_credentials", "wrong username or password");
+        return;
+    }
+    answer_session(r, r->ok_status, index, res->text);
+}
+
+static void login_verified(struct site_req *r)
+{
+    char addr[64];
+    site_client_addr(r->req, addr, sizeof addr);
+    if (!r->user_known || r->work_rc != 0) {
+        char key[40];
+        snprintf(key, sizeof key, "%s", r->user.lname[0] ? r->user.lname : r->username);
+        site_throttle_check(r->s->by_user, key, now_of(r), true);
+        site_fail(r, 401, "bad_credentials", "wrong username or password");
+        return;
+    }
+    uint8_t hash[COMMAND_HASH_LEN];
+    site_new_token(r, hash);
+    /* No idempotency key: a repeated login just makes another session, and
+     * a replayed result could not hand back this request's new token. */
+    struct command c = { .type = CMD_SESSION_CREATE,
+                         .lname = { r->user.lname, (uint16_t)strlen(r->user.lname) },
+                         .session = { (const char *)hash, COMMAND_HASH_LEN } };
+    site_propose(r, &c, login_done);
+}
+
+/* Looks the user up and verifies the password on a worker. */
+static void login_verify(struct site_req *r)
+{
+    int found = site_check_username(r->username, strlen(r->username)) ? 0
+              : store_user_by_name(store_of(r), r->username, strlen(r->username), &r->user);
+    if (found < 0) {
+        fail_store(r);
+        return;
+    }
+    r->user_known = found == 1;
+    snprintf(r->pwhash, sizeof r->pwhash, "%s", r->user_known ? r->user.pwhash : r->s->dummy_hash);
+    r->verifying = true;
+    site_pwhash(r, login_verified);
+}
+
+static bool throttled(struct site_req *r, bool by_user)
+{
+    char addr[64];
+    site_client_addr(r->req, addr, sizeof addr);
+    unsigned wait = site_throttle_check(r->s->by_addr, addr, now_of(r), true);
+    if (!wait && by_user) {
+        char key[SITE_NAME_MAX + 1];
+        size_t n = strlen(r->username);
+        for (size_t i = 0; i <= n; i++)
+            key[i] = (char)(r->username[i] >= 'A' && r->username[i] <= 'Z' ? r->username[i] + 32 : r->username[i]);
+        wait = site_throttle_check(r->s->by_user, key, now_of(r), false);
+    }
+    if (!wait)
+        return false;
+    r->s->stats.throttled++;
+    char h[64], msg[160];
+    snprintf(h, sizeof h, "Retry-After: %u\r\n", wait);
+    snprintf(msg, sizeof msg, "too many attempts: try again in %u seconds", wait);
+    if (!r->api) {
+        buf_puts(&r->hdrs, h);
+        site_page_error(r, 429, msg);
+        return true;
+    }
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"error\":\"too_many_attempts\",\"message\":");
+    json_write_str(&b, msg, strlen(msg));
+    buf_puts(&b, "}\n");
+    site_reply(r, 429, "application/json", h, &b);
+    return true;
+}
+
+void site_login_begin(struct site_req *r)
+{
+    if (throttled(r, true))
+        return;
+    r->ok_status = 200;
+    login_verify(r);
+}
+
+static void signup_done(void *arg, int status, uint64_t index, const struct store_result *res)
+{
+    struct site_req *r = arg;
+    if (status) {
+        site_fail_host(r, status);
+        return;
+    }
+    if (res->status == CMD_ERR_CONFLICT) {
+        site_fail(r, 409, "name_taken", "that username is taken (names are case-insensitive)");
+        return;
+    }
+    if (res->status != CMD_OK) {
+        site_fail(r, 400, "bad_request", "the sign-up was refused as malformed");
+        return;
+    }
+    if (res->replayed) {
+        /* A retry of a sign-up that already happened (same Idempotency-Key):
+         * the account exists, but this request's token is not in the log.
+         * Prove the password and open a session, as a login would. */
+        r->ok_status = 201;
+        login_verify(r);
+        return;
+    }
+    answer_session(r, 201, index, res->text);
+}
+
+static void signup_hashed(struct site_req *r)
+{
+    if (r->work_rc) {
+        site_fail(r, 503, "unavailable", "cannot hash the password now (out of memory?): try again");
+        return;
+    }
+    char lname[SITE_NAME_MAX + 1];
+    size_t n = strlen(r->username);
+    for (size_t i = 0; i <= n; i++)
+        lname[i] = (char)(r->username[i] >= 'A' && r->username[i] <= 'Z' ? r->username[i] + 32 : r->username[i]);
+    uint8_t hash[COMMAND_HASH_LEN];
+    site_new_token(r, hash);
+    struct command c = { .type = CMD_SIGNUP,
+                         .name = { r->username, (uint16_t)n },
+                         .lname = { lname, (uint16_t)n },
+                         .pwhash = { r->pwhash, (uint16_t)strlen(r->pwhash) },
+                         .session = { (const char *)hash, COMMAND_HASH_LEN },
+                         .idem_key = { r->idem, (uint16_t)r->idem_len } };
+    c.scope = site_scope(r, lname);
+    site_propose(r, &c, signup_done);
+}
+
+void site_signup_begin(struct site_req *r)
+{
+    const char *err = site_check_username(r->username, strlen(r->username));
+    if (!err)
+        err = site_check_password(r->password, r->password_len);
+    if (err) {
+        site_fail(r, 400, "invalid", err);
+        return;
+    }
+    if (throttled(r, false))
+        return;
+    struct store_user u;
+    int found = store_user_by_name(store_of(r), r->username, strlen(r->username), &u);
+    if (found < 0) {
+        fail_store(r);
+        return;
+    }
+    /* Taken here (the local copy) means taken: names are never freed. A
+     * retry with the key of a sign-up that succeeded goes on, to be
+     * answered from the log's first result. */
+    if (found && !r->idem_len) {
+        site_fail(r, 409, "name_taken", "that username is taken (names are case-insensitive)");
+        return;
+    }
+    r->verifying = false;
+    site_pwhash(r, signup_hashed);
+}
+
+static void logout_done(void *arg, int status, uint64_t index, const struct store_result *res)
+{
+    struct site_req *r = arg;
+    (void)res;
+    if (status) {
+        site_fail_host(r, status);
+        return;
+    }
+    site_wrote(r, index);
+    site_session_cookie(r, true);
+    if (!r->api) {
+        site_redirect(r, "/");
+        return;
+    }
+    site_reply(r, 204, "application/json", NULL, NULL);
+}
+
+void site_logout_begin(struct site_req *r)
+{
+    if (!r->has_token) {
+        fail_login_needed(r);
+        return;
+    }
+    struct command c = { .type = CMD_SESSION_DELETE, .session = { (const char *)r->token_hash, COMMAND_HASH_LEN } };
+    site_propose(r, &c, logout_done);
+}
+
+/* ---- Links and likes ------------------------------------------------------------- */
+
+static void reply_duplicate(struct site_req *r, int64_t id)
+{
+    if (!r->api) {
+        char path[40];
+        snprintf(path, sizeof path, "/link/%" PRId64, id);
+        site_redirect(r, path); /* as Hacker News does: show the existing one */
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    buf_printf(&b, "{\"error\":\"duplicate\",\"id\":%" PRId64 ",\"message\":\"this URL was already posted\"}\n", id);
+    reply_json(r, 409, &b);
+}
+
+static void post_done(void *arg, int status, uint64_t index, const struct store_result *res)
+{
+    struct site_req *r = arg;
+    if (status) {
+        site_fail_host(r, status);
+        return;
+    }
+    site_wrote(r, index);
+    switch (res->status) {
+    case CMD_OK: break;
+    case CMD_ERR_CONFLICT: reply_duplicate(r, res->id); return;
+    case CMD_ERR_DENIED: fail_login_needed(r); return;
+    default: site_fail(r, 400, "invalid", "the link was refused as malformed"); return;
+    }
+    char path[40];
+    snprintf(path, sizeof path, "/link/%" PRId64, res->id);
+    if (!r->api) {
+        site_redirect(r, path);
+        return;
+    }
+    struct store_link *l = malloc(sizeof *l);
+    int found = l ? store_link_get(store_of(r), res->id, l) : STORE_ENOMEM;
+    if (found != 1) {
+        free(l);
+        if (found < 0)
+            fail_store(r);
+        else
+            site_fail(r, 500, "internal", "the new link is not in the local store");
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    site_link_json(&b, l);
+    buf_puts(&b, "\n");
+    free(l);
+    char h[80];
+    snprintf(h, sizeof h, "Location: /api/v1/links/%" PRId64 "\r\n", res->id);
+    site_reply(r, 201, "application/json", h, &b);
+}
+
+void site_post_begin(struct site_req *r)
+{
+    if (!r->logged_in) {
+        fail_login_needed(r);
+        return;
+    }
+    size_t start, len;
+    const char *err = site_check_title(r->title, r->title_len, &start, &len);
+    if (!err)
+        err = site_parse_url(r->url_in, strlen(r->url_in), &r->url);
+    if (err) {
+        site_fail(r, 400, "invalid", err);
+        return;
+    }
+    int64_t existing;
+    int found = store_link_by_url(store_of(r), r->url.norm, strlen(r->url.norm), &existing);
+    if (found < 0) {
+        fail_store(r);
+        return;
+    }
+    if (found && !r->idem_len) {
+        reply_duplicate(r, existing);
+        return;
+    }
+    struct command c = { .type = CMD_LINK_POST,
+                         .session = { (const char *)r->token_hash, COMMAND_HASH_LEN },
+                         .title = { r->title + start, (uint16_t)len },
+                         .url = { r->url.url, (uint16_t)strlen(r->url.url) },
+                         .url_norm = { r->url.norm, (uint16_t)strlen(r->url.norm) },
+                         .idem_key = { r->idem, (uint16_t)r->idem_len } };
+    c.scope = site_scope(r, r->user.lname);
+    site_propose(r, &c, post_done);
+}
+
+static void like_done(void *arg, int status, uint64_t index, const struct store_result *res)
+{
+    struct site_req *r = arg;
+    if (status) {
+        site_fail_host(r, status);
+        return;
+    }
+    site_wrote(r, index);
+    if (res->status == CMD_ERR_NOT_FOUND) {
+        site_fail(r, 404, "not_found", "no such link");
+        return;
+    }
+    if (res->status == CMD_ERR_DENIED) {
+        fail_login_needed(r);
+        return;
+    }
+    if (res->status != CMD_OK) {
+        site_fail(r, 400, "invalid", "the like was refused as malformed");
+        return;
+    }
+    if (!r->api) {
+        char path[40];
+        snprintf(path, sizeof path, "/link/%" PRId64, r->id);
+        site_redirect(r, r->next[0] ? r->next : path);
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    buf_printf(&b, "{\"id\":%" PRId64 ",\"likes\":%" PRId64 ",\"liked\":%s}\n", res->id, res->count,
+               res->flag ? "true" : "false");
+    reply_json(r, 200, &b);
+}
+
+void site_like_begin(struct site_req *r)
+{
+    if (!r->logged_in) {
+        fail_login_needed(r);
+        return;
+    }
+    struct command c = { .type = r->like_on ? CMD_LIKE : CMD_UNLIKE,
+                         .session = { (const char *)r->token_hash, COMMAND_HASH_LEN },
+                         .link_id = r->id,
+                         .idem_key = { r->idem, (uint16_t)r->idem_len } };
+    c.scope = site_scope(r, r->user.lname);
+    site_propose(r, &c, like_done);
+}
+
+/* ---- The API's routes -------------------------------------------------------------- */
+
+/* {"username","password"} into r. */
+static bool parse_credentials(struct site_req *r)
+{
+    struct json_doc doc;
+    char err[160];
+    if (json_parse(&doc, r->req->body, r->req->body_len, err, sizeof err)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the body is not JSON: %s", err);
+        site_fail(r, 400, "bad_json", msg);
+        return false;
+    }
+    size_t ulen = 0, plen = 0;
+    const char *u = json_get_str(doc.root, "username", &ulen), *p = json_get_str(doc.root, "password", &plen);
+    if (!u || !p) {
+        json_free(&doc);
+        site_fail(r, 400, "bad_json", "send {\"username\": \"...\", \"password\": \"...\"}");
+        return false;
+    }
+    /* Over-long values cannot be valid; keep a prefix that still fails. */
+    snprintf(r->username, sizeof r->username, "%.*s", (int)(ulen < sizeof r->username ? ulen : sizeof r->username - 1), u);
+    if (ulen >= sizeof r->username || strlen(r->username) != ulen)
+        r->username[0] = '!'; /* NUL inside or too long: invalid either way */
+    r->password_len = plen <= SITE_PASSWORD_MAX ? plen : SITE_PASSWORD_MAX + 1;
+    memcpy(r->password, p, plen <= SITE_PASSWORD_MAX ? plen : SITE_PASSWORD_MAX);
+    json_free(&doc);
+    return true;
+}
+
+static void api_signup(struct site_req *r)
+{
+    if (parse_credentials(r)) {
+        if (r->password_len > SITE_PASSWORD_MAX) {
+            site_fail(r, 400, "invalid", "a password is at most 128 bytes");
+            return;
+        }
+        site_signup_begin(r);
+    }
+}
+
+static void api_login(struct site_req *r)
+{
+    if (!parse_credentials(r))
+        return;
+    if (r->password_len > SITE_PASSWORD_MAX) {
+        r->password_len = SITE_PASSWORD_MAX; /* verified anyway, fails: same answer as a wrong one */
+        r->password[0] ^= 1;
+    }
+    site_login_begin(r);
+}
+
+static void api_me(struct site_req *r)
+{
+    if (!r->logged_in) {
+        fail_login_needed(r);
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"username\":");
+    json_write_str(&b, r->user.name, strlen(r->user.name));
+    buf_puts(&b, "}\n");
+    reply_json(r, 200, &b);
+}
+
+static void api_links_post(struct site_req *r)
+{
+    if (!r->logged_in) {
+        fail_login_needed(r);
+        return;
+    }
+    struct json_doc doc;
+    char err[160];
+    if (json_parse(&doc, r->req->body, r->req->body_len, err, sizeof err)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the body is not JSON: %s", err);
+        site_fail(r, 400, "bad_json", msg);
+        return;
+    }
+    size_t tlen = 0, ulen = 0;
+    const char *t = json_get_str(doc.root, "title", &tlen), *u = json_get_str(doc.root, "url", &ulen);
+    if (!t || !u) {
+        json_free(&doc);
+        site_fail(r, 400, "bad_json", "send {\"title\": \"...\", \"url\": \"https://...\"}");
+        return;
+    }
+    if (tlen > COMMAND_MAX_TITLE_BYTES || ulen > SITE_URL_MAX) {
+        json_free(&doc);
+        site_fail(r, 400, "invalid", tlen > COMMAND_MAX_TITLE_BYTES ? "a title is at most 200 characters"
+                                                                   : "a URL is at most 2048 bytes");
+        return;
+    }
+    memcpy(r->title, t, tlen);
+    r->title_len = tlen;
+    memcpy(r->url_in, u, ulen);
+    r->url_in[ulen] = 0;
+    bool nul_inside = strlen(r->url_in) != ulen;
+    json_free(&doc);
+    if (nul_inside) {
+        site_fail(r, 400, "invalid", "a URL cannot contain control characters");
+        return;
+    }
+    site_post_begin(r);
+}
+
+static void api_links_list(struct site_req *r)
+{
+    static struct store_link page[SITE_MAX_LIMIT];
+    size_t n = 0;
+    if (store_links(store_of(r), (enum store_sort)r->sort, r->limit, r->offset, page, &n) != STORE_OK) {
+        fail_store(r);
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"links\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_puts(&b, ",");
+        site_link_json(&b, &page[i]);
+    }
+    buf_puts(&b, "]}\n");
+    reply_json(r, 200, &b);
+}
+
+static void api_link_get(struct site_req *r)
+{
+    struct store_link *l = malloc(sizeof *l);
+    int found = l ? store_link_get(store_of(r), r->id, l) : STORE_ENOMEM;
+    if (found != 1) {
+        free(l);
+        if (found < 0)
+            fail_store(r);
+        else
+            site_fail(r, 404, "not_found", "no such link");
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    site_link_json(&b, l);
+    buf_puts(&b, "\n");
+    free(l);
+    reply_json(r, 200, &b);
+}
+
+static bool method_is(struct site_req *r, const char *m) { return !strcmp(r->req->method, m); }
+
+/* /api/v1/links?sort&limit&offset */
+static bool parse_list_query(struct site_req *r)
+{
+    const char *q = r->req->query;
+    char v[32];
+    long n;
+    r->sort = STORE_SORT_HOT;
+    r->limit = SITE_PAGE_LINKS;
+    r->offset = 0;
+    if ((n = site_form_field(q, strlen(q), "sort", v, sizeof v)) != -1) {
+        if (n >= 0 && !strcmp(v, "hot"))
+            r->sort = STORE_SORT_HOT;
+        else if (n >= 0 && !strcmp(v, "new"))
+            r->sort = STORE_SORT_NEW;
+        else if (n >= 0 && !strcmp(v, "top"))
+            r->sort = STORE_SORT_TOP;
+        else {
+            site_fail(r, 400, "bad_sort", "sort is hot, new or top");
+            return false;
+        }
+    }
+    uint64_t x;
+    if ((n = site_form_field(q, strlen(q), "limit", v, sizeof v)) != -1) {
+        if (n < 0 || !site_parse_uint(v, (size_t)n, 1, SITE_MAX_LIMIT, &x)) {
+            site_fail(r, 400, "bad_limit", "limit is a number from 1 to 100");
+            return false;
+        }
+        r->limit = (unsigned)x;
+    }
+    if ((n = site_form_field(q, strlen(q), "offset", v, sizeof v)) != -1) {
+        if (n < 0 || !site_parse_uint(v, (size_t)n, 0, 100000000, &x)) {
+            site_fail(r, 400, "bad_offset", "offset is a number from 0 to 100000000");
+            return false;
+        }
+        r->offset = (unsigned)x;
+    }
+    return true;
+}
+
+static bool parse_id(const char *s, size_t len, int64_t *id)
+{
+    uint64_t v;
+    if (!site_parse_uint(s, len, 1, INT64_MAX, &v) || s[0] == '0')
+        return false;
+    *id = (int64_t)v;
+    return true;
+}
+
+bool site_api_route(struct site_req *r, const char *path, bool *answered)
+{
+    const char *p = path + 7; /* after "/api/v1" */
+    *answered = false;
+    if (!strcmp(p, "/signup") || !strcmp(p, "/login") || !strcmp(p, "/logout")) {
+        if (!method_is(r, "POST")) {
+            site_fail_method(r, "POST");
+            *answered = true;
+            return true;
+        }
+        r->step = !strcmp(p, "/signup") ? api_signup : !strcmp(p, "/login") ? api_login : site_logout_begin;
+        return true;
+    }
+    if (!strcmp(p, "/me")) {
+        if (!r->head_or_get) {
+            site_fail_method(r, "GET, HEAD");
+            *answered = true;
+            return true;
+        }
+        r->step = api_me;
+        return true;
+    }
+    if (!strcmp(p, "/links")) {
+        if (method_is(r, "POST")) {
+            r->step = api_links_post;
+        } else if (r->head_or_get) {
+            if (!parse_list_query(r)) {
+                *answered = true;
+                return true;
+            }
+            r->step = api_links_list;
+        } else {
+            site_fail_method(r, "GET, HEAD, POST");
+            *answered = true;
+        }
+        return true;
+    }
+    if (!strncmp(p, "/links/", 7)) {
+        const char *idp = p + 7, *slash = strchr(idp, '/');
+        size_t idlen = slash ? (size_t)(slash - idp) : strlen(idp);
+        if (!parse_id(idp, idlen, &r->id) || (slash && strcmp(slash, "/like"))) {
+            site_fail(r, 404, "not_found", "no such path");
+            *answered = true;
+            return true;
+        }
+        if (!slash) {
+            if (!r->head_or_get) {
+                site_fail_method(r, "GET, HEAD");
+                *answered = true;
+                return true;
+            }
+            r->step = api_link_get;
+            return true;
+        }
+        if (method_is(r, "PUT") || method_is(r, "DELETE")) {
+            r->like_on = method_is(r, "PUT");
+            r->step = site_like_begin;
+            return true;
+        }
+        site_fail_method(r, "PUT, DELETE");
+        *answered = true;
+        return true;
+    }
+    site_fail(r, 404, "not_found", "no such API path (see SPEC §4)");
+    *answered = true;
+    return true;
+}

@@ -1,0 +1,54 @@
+/*
+ * html.c — escaping user text for HTML, and the two ways a page shows a
+ * time: RFC 3339 in UTC (machine-readable, the API's "created") and
+ * relative ("3 hours ago").
+ */
+#include <stdio.h>
+#include <time.h>
+
+#include "site/site_int.h"
+
+void site_html_escape(struct buf *b, const char *s, size_t len)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < len; i++) {
+        const char *rep;
+        switch (s[i]) {
+        case '&': rep = "&amp;"; break;
+        case '<': rep = "&lt;"; break;
+        case '>': rep = "&gt;"; break;
+        case '"': rep = "&quot;"; break;
+        case '\'': rep = "&#39;"; break;
+        default: continue;
+        }
+        buf_append(b, s + start, i - start);
+        buf_puts(b, rep);
+        start = i + 1;
+    }
+    buf_append(b, s + start, len - start);
+}
+
+void site_rfc3339(uint64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(out, 32, "1970-01-01T00:00:00Z");
+}
+
+void site_relative_time(uint64_t then_ms, uint64_t now_ms, char *out, size_t cap)
+{
+    uint64_t s = now_ms > then_ms ? (now_ms - then_ms) / 1000 : 0;
+    static const struct { uint64_t secs; const char *unit; } units[] = {
+        { 365 * 86400ull, "year" }, { 30 * 86400ull, "month" }, { 86400, "day" },
+        { 3600, "hour" }, { 60, "minute" },
+    };
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (s >= units[i].secs) {
+            uint64_t n = s / units[i].secs;
+            snprintf(out, cap, "%llu %s%s ago", (unsigned long long)n, units[i].unit, n == 1 ? "" : "s");
+            return;
+        }
+    }
+    snprintf(out, cap, "just now");
+}

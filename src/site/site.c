@@ -1,0 +1,549 @@
+/*
+ * site.c — the site's request machinery (site.h, site_int.h): creation,
+ * dispatch with the checks every request gets (method, consistency headers,
+ * authentication, CSRF and Origin for writes), the read barrier and session
+ * lookup, responses with the common headers, proposals, password hashing
+ * on libuv's workers, session tokens and login throttling.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "node.h" /* enum node_status only: the site calls no node function */
+#include "site/site_int.h"
+
+void site_options_default(struct site_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->pwhash_opslimit = 2;
+    o->pwhash_memlimit = 19 * 1024 * 1024;
+    o->read_timeout_ms = 3000;
+    o->max_attempts_per_addr = 30;
+    o->max_failures_per_user = 10;
+}
+
+int site_create(const struct site_host *host, const struct site_options *o, struct site **out,
+                char *err, size_t errcap)
+{
+    if (sodium_init() < 0) {
+        snprintf(err, errcap, "libsodium failed to initialise (no entropy source?)");
+        return -1;
+    }
+    if (!o->loop || !host->propose || !host->read || !host->store || !host->id || !host->applied || !host->now_ms) {
+        snprintf(err, errcap, "site_create: the loop and the host's propose, read, store, id, applied, now_ms are required");
+        return -1;
+    }
+    struct site *s = calloc(1, sizeof *s);
+    if (!s || !(s->by_addr = calloc(1, sizeof *s->by_addr)) || !(s->by_user = calloc(1, sizeof *s->by_user))) {
+        if (s) {
+            free(s->by_addr);
+            free(s);
+        }
+        snprintf(err, errcap, "out of memory creating the site");
+        return -1;
+    }
+    s->host = *host;
+    s->o = *o;
+    if (!s->o.pwhash_opslimit)
+        s->o.pwhash_opslimit = 2;
+    if (!s->o.pwhash_memlimit)
+        s->o.pwhash_memlimit = 19 * 1024 * 1024;
+    if (!s->o.read_timeout_ms)
+        s->o.read_timeout_ms = 3000;
+    s->by_addr->window_ms = 60 * 1000;
+    s->by_addr->limit = s->o.max_attempts_per_addr ? s->o.max_attempts_per_addr : 30;
+    s->by_user->window_ms = 15 * 60 * 1000;
+    s->by_user->limit = s->o.max_failures_per_user ? s->o.max_failures_per_user : 10;
+    /* A login for an unknown user verifies against this hash, so it costs
+     * what a real one costs and the two cannot be told apart by time. */
+    char random_pw[33];
+    uint8_t rnd[16];
+    randombytes_buf(rnd, sizeof rnd);
+    site_hex(rnd, sizeof rnd, random_pw);
+    if (crypto_pwhash_str(s->dummy_hash, random_pw, strlen(random_pw), s->o.pwhash_opslimit, s->o.pwhash_memlimit)) {
+        snprintf(err, errcap, "cannot hash a password with argon2id (memlimit %zu bytes): out of memory?",
+                 s->o.pwhash_memlimit);
+        site_destroy(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+void site_destroy(struct site *s)
+{
+    if (!s)
+        return;
+    free(s->by_addr);
+    free(s->by_user);
+    free(s);
+}
+
+void site_get_stats(const struct site *s, struct site_stats *out) { *out = s->stats; }
+
+void site_hex(const uint8_t *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+static bool unhex(const char *s, size_t len, uint8_t *out, size_t n)
+{
+    if (len != 2 * n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        int v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = s[2 * i + k];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                  : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            if (d < 0)
+                return false;
+            v = v << 4 | d;
+        }
+        out[i] = (uint8_t)v;
+    }
+    return true;
+}
+
+/* ---- Responses ------------------------------------------------------------ */
+
+/* No inline script or style anywhere: the one stylesheet is /static/. */
+#define SECURITY_HEADERS \
+    "Content-Security-Policy: default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; " \
+    "frame-ancestors 'none'; base-uri 'none'\r\n" \
+    "X-Content-Type-Options: nosniff\r\n" \
+    "X-Frame-Options: DENY\r\n" \
+    "Referrer-Policy: strict-origin-when-cross-origin\r\n"
+
+void site_reply(struct site_req *r, int status, const char *ctype, const char *extra_headers, struct buf *body)
+{
+    struct site *s = r->s;
+    struct buf h;
+    buf_init(&h);
+    uint64_t index = r->write_index ? r->write_index : s->host.applied(s->host.ctx);
+    buf_printf(&h, "Content-Type: %s\r\nX-Served-By: %" PRIu64 "\r\nX-Raft-Index: %" PRIu64 "\r\n" SECURITY_HEADERS,
+               ctype, s->host.id(s->host.ctx), index);
+    if (!extra_headers || !strstr(extra_headers, "Cache-Control:"))
+        buf_puts(&h, "Cache-Control: no-store\r\n");
+    if (extra_headers)
+        buf_puts(&h, extra_headers);
+    if (r->set_csrf_cookie)
+        buf_printf(&h, "Set-Cookie: lr_csrf=%s; Path=/; HttpOnly; SameSite=Lax\r\n", r->csrf);
+    if (r->hdrs.len)
+        buf_append(&h, r->hdrs.p, r->hdrs.len);
+    size_t len = 0;
+    char *p = NULL;
+    if (body) {
+        if (body->oom || h.oom) {
+            buf_free(body);
+            buf_free(&h);
+            r->respond(r->rctx, 500, "Content-Type: text/plain\r\n", NULL, 0);
+            goto done;
+        }
+        p = buf_take(body, &len);
+    }
+    r->respond(r->rctx, status, h.oom ? NULL : h.p, p, len);
+    buf_free(&h);
+done:
+    buf_free(&r->hdrs);
+    s->stats.in_flight--;
+    sodium_memzero(r->password, sizeof r->password);
+    free(r);
+}
+
+void site_fail(struct site_req *r, int status, const char *code, const char *message)
+{
+    if (!r->api) {
+        site_page_error(r, status, message);
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"error\":");
+    json_write_str(&b, code, strlen(code));
+    buf_puts(&b, ",\"message\":");
+    json_write_str(&b, message, strlen(message));
+    buf_puts(&b, "}\n");
+    site_reply(r, status, "application/json", NULL, &b);
+}
+
+void site_fail_method(struct site_req *r, const char *allow)
+{
+    char h[128], msg[128];
+    snprintf(h, sizeof h, "Allow: %s\r\n", allow);
+    snprintf(msg, sizeof msg, "this path answers %s only", allow);
+    if (!r->api) {
+        buf_puts(&r->hdrs, h);
+        r->form = SITE_FORM_NONE;
+        site_page_error(r, 405, msg);
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"error\":\"method_not_allowed\",\"message\":");
+    json_write_str(&b, msg, strlen(msg));
+    buf_puts(&b, "}\n");
+    site_reply(r, 405, "application/json", h, &b);
+}
+
+struct command_str site_scope(struct site_req *r, const char *lname)
+{
+    snprintf(r->scope, sizeof r->scope, "u:%s", lname);
+    return (struct command_str){ r->scope, (uint16_t)strlen(r->scope) };
+}
+
+void site_redirect(struct site_req *r, const char *path)
+{
+    char h[400];
+    /* Only local paths: never "//host" (a protocol-relative URL). */
+    if (path[0] != '/' || path[1] == '/' || path[1] == '\\' || strpbrk(path, "\r\n"))
+        path = "/";
+    snprintf(h, sizeof h, "Location: %s\r\n", path);
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "See Other\n");
+    site_reply(r, 303, "text/plain; charset=utf-8", h, &b);
+}
+
+void site_fail_host(struct site_req *r, int status)
+{
+    const char *text = r->s->host.status_text ? r->s->host.status_text(status) : NULL;
+    char msg[256];
+    switch (status) {
+    case NODE_ETOOBIG:
+        site_fail(r, 413, "too_big", "the request is too large to replicate");
+        return;
+    case NODE_EDISKFULL:
+        site_fail(r, 507, "disk_full", "this server's disk is full; try again later");
+        return;
+    case NODE_ETIMEOUT:
+        snprintf(msg, sizeof msg, "the cluster did not answer in time (%s); retry with the same Idempotency-Key",
+                 text ? text : "timeout");
+        site_fail(r, 503, "timeout", msg);
+        return;
+    default:
+        snprintf(msg, sizeof msg, "the cluster cannot serve this now (%s); try again shortly",
+                 text ? text : "unavailable");
+        site_fail(r, 503, "unavailable", msg);
+        return;
+    }
+}
+
+void site_wrote(struct site_req *r, uint64_t index)
+{
+    r->write_index = index;
+    /* The session-consistency cookie: this client's reads never go back
+     * before its own last write, on whichever node they land. */
+    buf_printf(&r->hdrs, "Set-Cookie: lr_idx=%" PRIu64 "; Path=/; SameSite=Lax; Max-Age=86400\r\n", index);
+}
+
+void site_propose(struct site_req *r, struct command *c, site_write_cb cb)
+{
+    c->time_ms = r->s->host.now_ms(r->s->host.ctx);
+    size_t size = command_size(c);
+    uint8_t *data = malloc(size);
+    long len = data ? command_encode(c, data, size) : -1;
+    if (len < 0) {
+        free(data);
+        site_fail(r, 400, "bad_request", "the request does not fit a command");
+        return;
+    }
+    r->s->host.propose(r->s->host.ctx, data, (size_t)len, cb, r);
+    free(data);
+}
+
+/* ---- Sessions and passwords ------------------------------------------------ */
+
+void site_new_token(struct site_req *r, uint8_t out_hash[COMMAND_HASH_LEN])
+{
+    randombytes_buf(r->new_token, sizeof r->new_token);
+    crypto_hash_sha256(out_hash, r->new_token, sizeof r->new_token);
+}
+
+void site_session_cookie(struct site_req *r, bool clear)
+{
+    if (clear) {
+        buf_puts(&r->hdrs, "Set-Cookie: lr_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0\r\n");
+        return;
+    }
+    char hex[SITE_TOKEN_HEX + 1];
+    site_hex(r->new_token, sizeof r->new_token, hex);
+    buf_printf(&r->hdrs, "Set-Cookie: lr_session=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%llu\r\n", hex,
+               (unsigned long long)(COMMAND_SESSION_TTL_MS / 1000));
+}
+
+static void pwhash_work(uv_work_t *w)
+{
+    struct site_req *r = w->data;
+    if (r->verifying)
+        r->work_rc = crypto_pwhash_str_verify(r->pwhash, r->password, r->password_len);
+    else
+        r->work_rc = crypto_pwhash_str(r->pwhash, r->password, r->password_len, r->s->o.pwhash_opslimit,
+                                       r->s->o.pwhash_memlimit);
+}
+
+static void pwhash_after(uv_work_t *w, int status)
+{
+    struct site_req *r = w->data;
+    if (status) { /* cancelled: the loop is closing */
+        site_fail(r, 503, "stopping", "the server is shutting down");
+        return;
+    }
+    r->step(r);
+}
+
+void site_pwhash(struct site_req *r, site_step done)
+{
+    r->step = done;
+    r->work.data = r;
+    r->s->stats.pwhash_jobs++;
+    if (uv_queue_work(r->s->o.loop, &r->work, pwhash_work, pwhash_after)) {
+        site_fail(r, 503, "unavailable", "cannot queue the password hash");
+        return;
+    }
+}
+
+/* ---- Throttling ----------------------------------------------------------- */
+
+unsigned site_throttle_check(struct site_throttle *t, const char *key, uint64_t now_ms, bool note)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = key; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    struct site_throttle_slot *sl = &t->slot[h % SITE_THROTTLE_SLOTS];
+    if (strncmp(sl->key, key, sizeof sl->key - 1) || now_ms >= sl->window_start_ms + t->window_ms ||
+        now_ms < sl->window_start_ms) {
+        if (!note)
+            return 0;
+        snprintf(sl->key, sizeof sl->key, "%s", key);
+        sl->window_start_ms = now_ms;
+        sl->count = 0;
+    }
+    if (sl->count >= t->limit) {
+        uint64_t left = sl->window_start_ms + t->window_ms - now_ms;
+        return (unsigned)((left + 999) / 1000);
+    }
+    if (note)
+        sl->count++;
+    return 0;
+}
+
+void site_client_addr(const struct http_request *req, char *out, size_t cap)
+{
+    const char *p = req->peer;
+    size_t n = strlen(p);
+    if (p[0] == '[') { /* "[v6]:port" */
+        const char *close = strchr(p, ']');
+        n = close ? (size_t)(close - p - 1) : n;
+        p++;
+    } else {
+        const char *colon = strrchr(p, ':');
+        if (colon && strchr(p, ':') == colon)
+            n = (size_t)(colon - p);
+    }
+    snprintf(out, cap, "%.*s", (int)n, p);
+}
+
+/* ---- Dispatch --------------------------------------------------------------- */
+
+static void barrier_done(void *arg, int status)
+{
+    struct site_req *r = arg;
+    if (status) {
+        site_fail_host(r, status);
+        return;
+    }
+    struct site *s = r->s;
+    if (r->has_token) {
+        int found = store_session_user(s->host.store(s->host.ctx), r->token_hash, s->host.now_ms(s->host.ctx),
+                                       &r->user);
+        if (found < 0) {
+            site_fail(r, 500, "internal", store_errmsg(s->host.store(s->host.ctx)));
+            return;
+        }
+        r->logged_in = found == 1;
+    }
+    r->step(r);
+}
+
+/* The token from "Authorization: Bearer HEX" or the lr_session cookie. */
+static void read_auth(struct site_req *r)
+{
+    size_t len;
+    const char *v = site_header(r->req, "Authorization", &len);
+    if (v && len > 7 && !strncasecmp(v, "Bearer ", 7)) {
+        r->has_token = unhex(v + 7, len - 7, r->token, sizeof r->token);
+    } else {
+        char c[SITE_TOKEN_HEX + 2];
+        if (site_cookie(r->req, "lr_session", c, sizeof c) && unhex(c, strlen(c), r->token, sizeof r->token))
+            r->has_token = r->token_by_cookie = true;
+    }
+    if (r->has_token)
+        crypto_hash_sha256(r->token_hash, r->token, sizeof r->token);
+}
+
+/* The CSRF token of this client's forms: derived from the session token
+ * when there is one (every node derives the same), else a random value kept
+ * in the lr_csrf cookie (double submit). */
+static void derive_csrf(struct site_req *r)
+{
+    if (r->token_by_cookie) {
+        uint8_t d[crypto_generichash_BYTES];
+        crypto_generichash(d, sizeof d, r->token, sizeof r->token, (const uint8_t *)"linkraft-csrf", 13);
+        site_hex(d, SITE_CSRF_HEX / 2, r->csrf);
+        return;
+    }
+    char c[SITE_CSRF_HEX + 2];
+    if (site_cookie(r->req, "lr_csrf", c, sizeof c) && strlen(c) == SITE_CSRF_HEX) {
+        uint8_t tmp[SITE_CSRF_HEX / 2];
+        if (unhex(c, SITE_CSRF_HEX, tmp, sizeof tmp)) {
+            memcpy(r->csrf, c, sizeof r->csrf);
+            return;
+        }
+    }
+    uint8_t rnd[SITE_CSRF_HEX / 2];
+    randombytes_buf(rnd, sizeof rnd);
+    site_hex(rnd, sizeof rnd, r->csrf);
+    r->set_csrf_cookie = true;
+}
+
+/* Origin, when sent, must be this host: a page elsewhere cannot make a
+ * browser write with the user's cookie. */
+static bool origin_ok(const struct http_request *req)
+{
+    size_t olen, hlen;
+    const char *origin = site_header(req, "Origin", &olen);
+    if (!origin)
+        return true;
+    const char *host = site_header(req, "Host", &hlen);
+    if (!host)
+        return false;
+    const char *p = origin;
+    size_t n = olen;
+    if (n > 7 && !strncasecmp(p, "http://", 7))
+        p += 7, n -= 7;
+    else if (n > 8 && !strncasecmp(p, "https://", 8))
+        p += 8, n -= 8;
+    else
+        return false; /* "null" and the like */
+    return n == hlen && !strncasecmp(p, host, n);
+}
+
+static bool is_json(const struct http_request *req)
+{
+    size_t len;
+    const char *ct = site_header(req, "Content-Type", &len);
+    return ct && len >= 16 && !strncasecmp(ct, "application/json", 16) && (len == 16 || ct[16] == ';' || ct[16] == ' ');
+}
+
+bool site_csrf_ok(struct site_req *r, const char *field, size_t len)
+{
+    return len == SITE_CSRF_HEX && sodium_memcmp(field, r->csrf, SITE_CSRF_HEX) == 0;
+}
+
+/* Consistency of reads (SPEC §4): X-Consistency, and for session reads the
+ * larger of X-Min-Index and the lr_idx cookie. */
+static const char *read_consistency(struct site_req *r)
+{
+    size_t len;
+    const char *v = site_header(r->req, "X-Consistency", &len);
+    r->consistency = NODE_READ_SESSION;
+    if (v) {
+        if (len == 5 && !strncasecmp(v, "stale", 5))
+            r->consistency = NODE_READ_STALE;
+        else if (len == 7 && !strncasecmp(v, "session", 7))
+            r->consistency = NODE_READ_SESSION;
+        else if (len == 12 && !strncasecmp(v, "linearizable", 12))
+            r->consistency = NODE_READ_LINEARIZABLE;
+        else
+            return "X-Consistency is stale, session or linearizable";
+    }
+    uint64_t idx = 0;
+    v = site_header(r->req, "X-Min-Index", &len);
+    if (v && !site_parse_uint(v, len, 0, UINT64_MAX / 2, &idx))
+        return "X-Min-Index is a raft index (a decimal number)";
+    r->min_index = idx;
+    char c[24];
+    if (site_cookie(r->req, "lr_idx", c, sizeof c) && site_parse_uint(c, strlen(c), 0, UINT64_MAX / 2, &idx) &&
+        idx > r->min_index)
+        r->min_index = idx;
+    return NULL;
+}
+
+bool site_dispatch(struct site *s, const struct http_request *req, site_respond_fn respond, void *rctx)
+{
+    const char *path = req->path;
+    bool api = !strncmp(path, "/api/v1/", 8);
+    struct site_req *r = calloc(1, sizeof *r);
+    if (!r) {
+        respond(rctx, 503, "Content-Type: text/plain\r\nRetry-After: 1\r\n", NULL, 0);
+        return true;
+    }
+    r->s = s;
+    r->req = req;
+    r->respond = respond;
+    r->rctx = rctx;
+    r->api = api;
+    r->head_or_get = req->head || !strcmp(req->method, "GET");
+    buf_init(&r->hdrs);
+    s->stats.requests++;
+    s->stats.in_flight++;
+    read_auth(r);
+    derive_csrf(r);
+
+    bool answered = false;
+    bool mine = api ? site_api_route(r, path, &answered) : site_pages_route(r, path, &answered);
+    if (!mine) {
+        s->stats.requests--;
+        s->stats.in_flight--;
+        buf_free(&r->hdrs);
+        free(r);
+        return false;
+    }
+    if (answered)
+        return true;
+    const char *err = read_consistency(r);
+    if (err) {
+        site_fail(r, 400, "bad_consistency", err);
+        return true;
+    }
+    if (!r->head_or_get) {
+        /* A write authenticated by a cookie, or one that creates a session,
+         * must come from this site: JSON with no foreign Origin (a form
+         * elsewhere cannot send application/json without CORS), or a form
+         * carrying the CSRF token (checked by the page's step). */
+        bool cookie_or_anon = r->token_by_cookie || !r->has_token;
+        if (!origin_ok(req)) {
+            site_fail(r, 403, "bad_origin", "this request comes from another site (Origin does not match Host)");
+            return true;
+        }
+        if (api && cookie_or_anon && !is_json(req) && req->body_len) {
+            site_fail(r, 415, "need_json", "send the body as Content-Type: application/json");
+            return true;
+        }
+        if (api && r->token_by_cookie && !is_json(req)) {
+            site_fail(r, 415, "need_json", "a cookie-authenticated write must be Content-Type: application/json");
+            return true;
+        }
+        size_t klen = 0;
+        const char *key = site_header(req, "Idempotency-Key", &klen);
+        if (key) {
+            if (klen == 0 || klen > SITE_IDEM_MAX) {
+                site_fail(r, 400, "bad_idempotency_key", "Idempotency-Key is 1 to 255 bytes");
+                return true;
+            }
+            memcpy(r->idem, key, klen);
+            r->idem[klen] = 0;
+            r->idem_len = klen;
+        }
+    }
+    s->host.read(s->host.ctx, r->consistency, r->min_index, s->o.read_timeout_ms, barrier_done, r);
+    return true;
+}

@@ -1,0 +1,20 @@
+/*
+ * site_http.c — site_handle: the site on the real HTTP server (http.h). Kept
+ * apart from site.c so that tests driving site_dispatch link without the
+ * HTTP library.
+ */
+#include "site.h"
+
+static void respond_http(void *rctx, int status, const char *headers, char *body, size_t len)
+{
+    struct http_exchange *x = rctx;
+    if (body)
+        http_respond_take(x, status, headers, body, len);
+    else
+        http_respond(x, status, headers, "", 0);
+}
+
+bool site_handle(struct site *s, struct http_exchange *x)
+{
+    return site_dispatch(s, http_exchange_request(x), respond_http, x);
+}

@@ -1,0 +1,199 @@
+/*
+ * site_int.h — what the files of src/site share: the site object, one
+ * request's state as it moves through its steps (read barrier, session
+ * lookup, password hashing on a worker, proposal, response), and the helpers
+ * for forms, cookies, escaping and responses.
+ *
+ * A request's life: site_dispatch routes it and checks what can be checked
+ * at once (method, CSRF, consistency headers), then asks the host for a read
+ * barrier; when the barrier passes, the session (if any) is looked up in the
+ * local store and the route's step function runs. A write proposes a
+ * command and answers from the write callback. Exactly one response per
+ * request; the request state is freed right after it (site_reply).
+ */
+#ifndef LINKRAFT_SITE_INT_H
+#define LINKRAFT_SITE_INT_H
+
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "command.h"
+#include "common/buf.h"
+#include "common/json.h"
+#include "site.h"
+#include "site/validate.h"
+#include "store.h"
+
+#define SITE_TOKEN_LEN 32          /* bytes of a session token (256 bits) */
+#define SITE_TOKEN_HEX (2 * SITE_TOKEN_LEN)
+#define SITE_CSRF_HEX 32
+#define SITE_PAGE_LINKS 30
+#define SITE_MAX_LIMIT 100
+#define SITE_IDEM_MAX 255
+
+/* Fixed-size table of counters per key (client address or account) in a
+ * time window. A key that collides with a live one replaces it: a table
+ * under a flood forgets some counters rather than growing. */
+#define SITE_THROTTLE_SLOTS 4096
+struct site_throttle_slot {
+    char key[72];
+    uint64_t window_start_ms;
+    unsigned count;
+};
+struct site_throttle {
+    struct site_throttle_slot slot[SITE_THROTTLE_SLOTS];
+    uint64_t window_ms;
+    unsigned limit;
+};
+
+struct site {
+    struct site_host host;
+    struct site_options o;
+    char dummy_hash[crypto_pwhash_STRBYTES];
+    struct site_throttle *by_addr, *by_user;
+    struct site_stats stats;
+};
+
+enum site_form { SITE_FORM_NONE, SITE_FORM_LOGIN, SITE_FORM_SIGNUP, SITE_FORM_SUBMIT };
+
+struct site_req;
+typedef void (*site_step)(struct site_req *r);
+
+struct site_req {
+    struct site *s;
+    const struct http_request *req;
+    site_respond_fn respond;
+    void *rctx;
+    bool api;                       /* JSON errors (under /api/v1) */
+    bool head_or_get;
+
+    /* Consistency of the read barrier. */
+    int consistency;
+    uint64_t min_index;
+
+    /* Authentication. */
+    bool has_token, token_by_cookie, logged_in;
+    uint8_t token[SITE_TOKEN_LEN], token_hash[COMMAND_HASH_LEN];
+    struct store_user user;
+    char csrf[SITE_CSRF_HEX + 1];   /* the token this client's forms carry */
+    bool set_csrf_cookie;
+
+    /* Route arguments. */
+    site_step step;                 /* runs after the barrier */
+    int64_t id;
+    char name[SITE_NAME_MAX + 1];
+    int sort;                       /* enum store_sort */
+    unsigned limit, offset, page;
+
+    /* Inputs of writes. */
+    char username[SITE_NAME_MAX + 1];
+    char password[SITE_PASSWORD_MAX + 1];
+    size_t password_len;
+    char title[COMMAND_MAX_TITLE_BYTES + 1];
+    size_t title_len;
+    char url_in[SITE_URL_MAX + 1];
+    struct site_url url;
+    char idem[SITE_IDEM_MAX + 1];
+    size_t idem_len;
+    char next[256];                 /* where a form redirects after success */
+    bool like_on;
+    int form;                       /* enum site_form: which form to show again on an error */
+
+    /* Password hashing / verifying on a worker. */
+    uv_work_t work;
+    bool verifying;                 /* verify (login) rather than hash (sign-up) */
+    bool user_known;
+    char pwhash[STORE_PWHASH_CAP];  /* >= crypto_pwhash_STRBYTES */
+    int work_rc;
+    uint8_t new_token[SITE_TOKEN_LEN];
+
+    /* Response. */
+    struct buf hdrs;                /* extra header lines: Set-Cookie, Allow, Retry-After */
+    uint64_t write_index;           /* index of the write answered, 0 for reads */
+    char scope[SITE_NAME_MAX + 3];
+    int ok_status;                  /* 200 or 201: what a login answers with */
+};
+
+/* ---- site.c: life of a request ------------------------------------------- */
+
+/* Sends the response with the common headers (X-Served-By, X-Raft-Index,
+ * security headers, cookies) and frees r. Takes body (buf_take'n inside). */
+void site_reply(struct site_req *r, int status, const char *ctype, const char *extra_headers, struct buf *body);
+/* An error in the request's style: JSON {"error","message"} under /api/v1,
+ * else an HTML page. */
+void site_fail(struct site_req *r, int status, const char *code, const char *message);
+/* 303 See Other to a local path. */
+void site_redirect(struct site_req *r, const char *path);
+/* Maps a host (node) status to an HTTP status and answers. */
+void site_fail_host(struct site_req *r, int status);
+/* 405 with an Allow header. */
+void site_fail_method(struct site_req *r, const char *allow);
+/* An HTML error page (pages.c). */
+void site_page_error(struct site_req *r, int status, const char *message);
+/* Whether a form's csrf field (len bytes) is this client's token. */
+bool site_csrf_ok(struct site_req *r, const char *field, size_t len);
+/* The idempotency scope of a user's writes: "u:" + lowercase name. */
+struct command_str site_scope(struct site_req *r, const char *lname);
+
+/* Encodes and proposes c; cb gets r back as arg. Answers with an error itself
+ * if the command cannot be encoded. */
+void site_propose(struct site_req *r, struct command *c, site_write_cb cb);
+/* Records a write's index: X-Raft-Index and the lr_idx cookie. */
+void site_wrote(struct site_req *r, uint64_t index);
+
+/* Runs (on a worker) crypto_pwhash_str of r->password into r->pwhash, or
+ * verifies r->password against r->pwhash (r->verifying); then done(r) on the
+ * loop with r->work_rc 0 on success / match. */
+void site_pwhash(struct site_req *r, site_step done);
+/* Fills r->new_token with random bytes; out_hash gets its SHA-256. */
+void site_new_token(struct site_req *r, uint8_t out_hash[COMMAND_HASH_LEN]);
+/* Adds the session cookie for r->new_token (or clears it when clear). */
+void site_session_cookie(struct site_req *r, bool clear);
+/* Hex of n bytes; out has 2n+1 bytes. */
+void site_hex(const uint8_t *in, size_t n, char *out);
+
+/* Throttling: returns 0 if allowed, else the seconds to wait. note=true
+ * counts this event. */
+unsigned site_throttle_check(struct site_throttle *t, const char *key, uint64_t now_ms, bool note);
+/* The client's address without the port ("1.2.3.4", "::1"). */
+void site_client_addr(const struct http_request *req, char *out, size_t cap);
+
+/* ---- form.c: request parsing ---------------------------------------------- */
+
+const char *site_header(const struct http_request *req, const char *name, size_t *len);
+/* Cookie value by name into out (NUL-terminated); false if absent or too long. */
+bool site_cookie(const struct http_request *req, const char *name, char *out, size_t cap);
+/* A field of an application/x-www-form-urlencoded string (a body or a
+ * query), percent-decoded ('+' is a space). Returns the decoded length, -1
+ * if absent, -2 if malformed or longer than cap - 1. */
+long site_form_field(const char *data, size_t len, const char *name, char *out, size_t cap);
+/* Parses a decimal in [min, max]; false otherwise. */
+bool site_parse_uint(const char *s, size_t len, uint64_t min, uint64_t max, uint64_t *out);
+
+/* ---- html.c: escaping and time ------------------------------------------- */
+
+void site_html_escape(struct buf *b, const char *s, size_t len);
+void site_rfc3339(uint64_t ms, char out[32]);
+void site_relative_time(uint64_t then_ms, uint64_t now_ms, char *out, size_t cap);
+
+/* ---- api.c / pages.c: routes ---------------------------------------------- */
+
+/* Each returns false if the path is not theirs; otherwise it has set up r
+ * (step, arguments) or answered it (then *answered = true). */
+bool site_api_route(struct site_req *r, const char *path, bool *answered);
+bool site_pages_route(struct site_req *r, const char *path, bool *answered);
+
+/* The write flows (api.c), shared by the API and the forms; r's inputs
+ * (username, password, title, url_in, id, like_on, next) are filled. */
+void site_signup_begin(struct site_req *r);
+void site_login_begin(struct site_req *r);
+void site_logout_begin(struct site_req *r);
+void site_post_begin(struct site_req *r);
+void site_like_begin(struct site_req *r);
+
+/* The link object of SPEC §4. */
+void site_link_json(struct buf *b, const struct store_link *l);
+
+#endif

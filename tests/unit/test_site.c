@@ -1,0 +1,934 @@
+/*
+ * test_site.c — the site (include/site.h) over a single-node test host: the
+ * JSON API row by row with its limits and errors, sessions (cookie and
+ * Bearer, logout, expiry), CSRF and Origin rules, consistency headers,
+ * idempotency keys, and the HTML pages with their forms.
+ *
+ * The host here ("direct host") applies each proposed command straight to
+ * a real store, as a one-node cluster whose every entry commits at once;
+ * its clock is the test's to move. Requests go through site_dispatch, the
+ * transport seam that site_handle feeds from the HTTP server; password
+ * hashing runs on a real libuv loop's workers, so each call runs the loop
+ * until its response arrives (with a deadline).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "../harness.h"
+#include "command.h"
+#include "common/json.h"
+#include "node.h"
+#include "site.h"
+#include "store.h"
+
+/* ---- The direct host ------------------------------------------------------------ */
+
+struct direct_host {
+    struct store *store;
+    uint64_t now_ms;
+    int fail_writes;    /* a node_status to answer every proposal with, 0: apply */
+    uint64_t proposals;
+};
+
+static struct direct_host dh;
+
+static void dh_propose(void *ctx, const uint8_t *data, size_t len, site_write_cb cb, void *arg)
+{
+    struct direct_host *h = ctx;
+    h->proposals++;
+    if (h->fail_writes) {
+        cb(arg, h->fail_writes, 0, NULL);
+        return;
+    }
+    struct raft_entry e = { .term = 1, .index = store_applied(h->store) + 1, .type = RAFT_ENTRY_COMMAND,
+                            .len = (uint32_t)len, .data = data };
+    struct store_result res;
+    if (store_apply(h->store, &e, 1, &res) != STORE_OK) {
+        fprintf(stderr, "direct host: apply failed: %s\n", store_errmsg(h->store));
+        cb(arg, NODE_ESTOPPING, 0, NULL);
+        return;
+    }
+    cb(arg, NODE_OK, e.index, &res);
+}
+
+/* One node: everything committed is applied, so only an index beyond the
+ * log (a client that saw a future) cannot be reached: it times out. */
+static void dh_read(void *ctx, int consistency, uint64_t min_index, unsigned timeout_ms, site_read_cb cb, void *arg)
+{
+    struct direct_host *h = ctx;
+    (void)timeout_ms;
+    if (consistency == NODE_READ_SESSION && min_index > store_applied(h->store))
+        cb(arg, NODE_ETIMEOUT);
+    else
+        cb(arg, NODE_OK);
+}
+
+static struct store *dh_store(void *ctx) { return ((struct direct_host *)ctx)->store; }
+static uint64_t dh_id(void *ctx) { (void)ctx; return 7; }
+static uint64_t dh_applied(void *ctx) { return store_applied(((struct direct_host *)ctx)->store); }
+static uint64_t dh_now(void *ctx) { return ((struct direct_host *)ctx)->now_ms; }
+static void dh_cluster(void *ctx, struct buf *out)
+{
+    buf_printf(out, "{\"leader\":7,\"term\":3,\"members\":[{\"id\":7,\"role\":\"leader\",\"commit\":%llu,"
+                    "\"applied\":%llu,\"reachable\":true},{\"id\":8,\"role\":\"follower\",\"commit\":null,"
+                    "\"applied\":null,\"reachable\":false}]}",
+               (unsigned long long)dh_applied(ctx), (unsigned long long)dh_applied(ctx));
+}
+
+/* ---- Calling the site ------------------------------------------------------------ */
+
+struct response {
+    int status;
+    char headers[4096];
+    char *body;
+    size_t len;
+    int done;
+};
+
+static void on_respond(void *rctx, int status, const char *headers, char *body, size_t len)
+{
+    struct response *r = rctx;
+    r->status = status;
+    snprintf(r->headers, sizeof r->headers, "%s", headers ? headers : "");
+    r->body = body;
+    r->len = len;
+    r->done = 1;
+}
+
+static uv_loop_t loop;
+static struct site *site;
+static struct response resp;
+static char dir[64];
+
+/* A client: its cookies, kept across calls like a browser's. */
+struct client {
+    char session[80], csrf[40], idx[24];
+    char extra[1024];        /* extra request headers "Name: value\n" */
+};
+
+static void take_cookies(struct client *c, const char *headers)
+{
+    const char *p = headers;
+    while ((p = strstr(p, "Set-Cookie: "))) {
+        p += 12;
+        const char *eq = strchr(p, '='), *semi = strchr(p, ';');
+        if (!eq || !semi)
+            break;
+        char *dst = !strncmp(p, "lr_session=", 11) ? c->session : !strncmp(p, "lr_csrf=", 8) ? c->csrf
+                  : !strncmp(p, "lr_idx=", 7) ? c->idx : NULL;
+        size_t cap = dst == c->session ? sizeof c->session : dst == c->csrf ? sizeof c->csrf : sizeof c->idx;
+        if (dst)
+            snprintf(dst, cap, "%.*s", (int)(semi - eq - 1), eq + 1);
+    }
+}
+
+/* Makes a request and runs the loop until answered (10 s deadline). */
+static struct response *call(struct client *c, const char *method, const char *target, const char *ctype,
+                             const char *body)
+{
+    free(resp.body);
+    memset(&resp, 0, sizeof resp);
+    static char path[4096], query[4096];
+    const char *q = strchr(target, '?');
+    snprintf(path, sizeof path, "%.*s", (int)(q ? q - target : (long)strlen(target)), target);
+    snprintf(query, sizeof query, "%s", q ? q + 1 : "");
+    static struct http_header hs[16];
+    static char cookie[300];
+    size_t nh = 0;
+    hs[nh++] = (struct http_header){ "Host", 4, "127.0.0.1:22001", 15 };
+    if (ctype)
+        hs[nh++] = (struct http_header){ "Content-Type", 12, ctype, strlen(ctype) };
+    if (c) {
+        int n = snprintf(cookie, sizeof cookie, "lr_csrf=%s; lr_session=%s; lr_idx=%s", c->csrf, c->session, c->idx);
+        hs[nh++] = (struct http_header){ "Cookie", 6, cookie, (size_t)n };
+        /* extra: "Name: value\n" lines, parsed in place */
+        static char extra[1024];
+        snprintf(extra, sizeof extra, "%s", c->extra);
+        for (char *line = extra; *line && nh < 16;) {
+            char *nl = strchr(line, '\n'), *colon = strchr(line, ':');
+            if (!nl || !colon)
+                break;
+            *nl = 0;
+            char *v = colon + 1;
+            while (*v == ' ')
+                v++;
+            hs[nh++] = (struct http_header){ line, (size_t)(colon - line), v, strlen(v) };
+            line = nl + 1;
+        }
+    }
+    static struct http_request req;
+    memset(&req, 0, sizeof req);
+    req.method = method;
+    req.path = path;
+    req.query = query;
+    req.headers = hs;
+    req.n_headers = nh;
+    req.body = body ? body : "";
+    req.body_len = body ? strlen(body) : 0;
+    req.head = !strcmp(method, "HEAD");
+    snprintf(req.peer, sizeof req.peer, "127.0.0.1:5555");
+    if (!site_dispatch(site, &req, on_respond, &resp)) {
+        resp.status = -1;
+        return &resp;
+    }
+    time_t deadline = time(NULL) + 10;
+    while (!resp.done && time(NULL) < deadline)
+        uv_run(&loop, UV_RUN_ONCE);
+    if (!resp.done)
+        resp.status = -2;
+    if (c)
+        take_cookies(c, resp.headers);
+    return &resp;
+}
+
+static struct response *post_json(struct client *c, const char *path, const char *body)
+{
+    return call(c, "POST", path, "application/json", body);
+}
+
+static const char *header(const struct response *r, const char *name)
+{
+    static char v[512];
+    const char *p = r->headers;
+    size_t n = strlen(name);
+    while (p && *p) {
+        if (!strncasecmp(p, name, n) && p[n] == ':') {
+            const char *s = p + n + 1;
+            while (*s == ' ')
+                s++;
+            const char *e = strstr(s, "\r\n");
+            snprintf(v, sizeof v, "%.*s", (int)(e ? e - s : (long)strlen(s)), s);
+            return v;
+        }
+        p = strstr(p, "\r\n");
+        if (p)
+            p += 2;
+    }
+    return NULL;
+}
+
+static bool body_has(const struct response *r, const char *s) { return r->body && strstr(r->body, s); }
+
+/* The JSON body's member as an int64 (or -1). */
+static int64_t json_int(const struct response *r, const char *key)
+{
+    struct json_doc d;
+    char err[64];
+    if (!r->body || json_parse(&d, r->body, r->len, err, sizeof err))
+        return -1;
+    const struct json *v = json_get(d.root, key);
+    int64_t x = v && v->is_int ? v->i : -1;
+    json_free(&d);
+    return x;
+}
+
+static const char *json_str(const struct response *r, const char *key)
+{
+    static char out[4096];
+    struct json_doc d;
+    char err[64];
+    if (!r->body || json_parse(&d, r->body, r->len, err, sizeof err))
+        return NULL;
+    const char *v = json_get_str(d.root, key, NULL);
+    snprintf(out, sizeof out, "%s", v ? v : "");
+    json_free(&d);
+    return v ? out : NULL;
+}
+
+static void bearer(struct client *c, const char *token)
+{
+    snprintf(c->extra, sizeof c->extra, "Authorization: Bearer %s\n", token);
+}
+
+/* A fresh site on a fresh store, cheap password hashing. */
+static void setup(const char *name, unsigned max_failures)
+{
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    memset(&dh, 0, sizeof dh);
+    dh.now_ms = 1764547200000ull; /* 2025-12-01T00:00:00Z */
+    if (store_open(path, &dh.store, err, sizeof err)) {
+        fprintf(stderr, "store_open: %s\n", err);
+        abort();
+    }
+    struct site_host h = { .ctx = &dh, .propose = dh_propose, .read = dh_read, .store = dh_store, .id = dh_id,
+                           .applied = dh_applied, .now_ms = dh_now, .cluster_json = dh_cluster };
+    struct site_options o;
+    site_options_default(&o);
+    o.loop = &loop;
+    o.pwhash_opslimit = 1;
+    o.pwhash_memlimit = 8192;
+    o.max_failures_per_user = max_failures;
+    o.max_attempts_per_addr = 1000;
+    if (site_create(&h, &o, &site, err, sizeof err)) {
+        fprintf(stderr, "site_create: %s\n", err);
+        abort();
+    }
+}
+
+static void teardown(void)
+{
+    free(resp.body);
+    memset(&resp, 0, sizeof resp);
+    site_destroy(site);
+    site = NULL;
+    store_close(dh.store);
+}
+
+/* Signs up name and returns its token (static). */
+static const char *signup(struct client *c, const char *name)
+{
+    static char token[80];
+    char body[200];
+    snprintf(body, sizeof body, "{\"username\":\"%s\",\"password\":\"correct horse\"}", name);
+    struct response *r = post_json(c, "/api/v1/signup", body);
+    if (r->status != 201)
+        return NULL;
+    snprintf(token, sizeof token, "%s", json_str(r, "token"));
+    return token;
+}
+
+/* ---- API ---------------------------------------------------------------------------- */
+
+TEST(signup_login_me_logout)
+{
+    setup("auth.db", 100);
+    struct client c = { 0 };
+    struct response *r = post_json(&c, "/api/v1/signup", "{\"username\":\"Alice\",\"password\":\"correct horse\"}");
+    CHECK_EQ_I(r->status, 201);
+    CHECK_STR(json_str(r, "username"), "Alice");
+    const char *tok = json_str(r, "token");
+    REQUIRE(tok && strlen(tok) == 64);
+    char token[80];
+    snprintf(token, sizeof token, "%s", tok);
+    const char *sc = strstr(r->headers, "Set-Cookie: lr_session=");
+    REQUIRE(sc);
+    CHECK(strstr(sc, "HttpOnly") && strstr(sc, "SameSite=Lax") && strstr(sc, "Path=/"));
+    CHECK(c.idx[0]); /* the session-consistency cookie */
+    CHECK_STR(header(r, "X-Served-By"), "7");
+    CHECK_STR(header(r, "X-Raft-Index"), c.idx);
+
+    /* The stored hash is argon2id, and the log holds only the token's hash. */
+    struct store_user u;
+    REQUIRE(store_user_by_name(dh.store, "alice", 5, &u) == 1);
+    CHECK(!strncmp(u.pwhash, "$argon2id$", 10));
+
+    r = call(&c, "GET", "/api/v1/me", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK_STR(json_str(r, "username"), "Alice");
+
+    /* Name taken, in any case: 409. */
+    struct client d = { 0 };
+    r = post_json(&d, "/api/v1/signup", "{\"username\":\"aLICE\",\"password\":\"another one\"}");
+    CHECK_EQ_I(r->status, 409);
+    CHECK_STR(json_str(r, "error"), "name_taken");
+
+    /* Login: right password 200 with a new token; wrong password and unknown
+     * user give the same 401 body. */
+    r = post_json(&d, "/api/v1/login", "{\"username\":\"ALICE\",\"password\":\"correct horse\"}");
+    CHECK_EQ_I(r->status, 200);
+    CHECK_STR(json_str(r, "username"), "Alice");
+    CHECK(json_str(r, "token") && strcmp(json_str(r, "token"), token) != 0);
+    struct client e = { 0 };
+    r = post_json(&e, "/api/v1/login", "{\"username\":\"alice\",\"password\":\"wrong horse\"}");
+    CHECK_EQ_I(r->status, 401);
+    char wrong_pw[300];
+    snprintf(wrong_pw, sizeof wrong_pw, "%.*s", (int)r->len, r->body);
+    r = post_json(&e, "/api/v1/login", "{\"username\":\"nobody\",\"password\":\"wrong horse\"}");
+    CHECK_EQ_I(r->status, 401);
+    CHECK(r->body && !strcmp(r->body, wrong_pw));
+    r = post_json(&e, "/api/v1/login", "{\"username\":\"x\",\"password\":\"\"}");
+    CHECK_EQ_I(r->status, 401);
+    CHECK(r->body && !strcmp(r->body, wrong_pw));
+    CHECK(!e.session[0]);
+
+    /* Bearer works as well as the cookie. */
+    struct client b = { 0 };
+    bearer(&b, token);
+    r = call(&b, "GET", "/api/v1/me", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+
+    /* Logout ends that session (the other login's stays). */
+    r = call(&c, "POST", "/api/v1/logout", "application/json", NULL);
+    CHECK_EQ_I(r->status, 204);
+    CHECK(strstr(r->headers, "lr_session=;") && strstr(r->headers, "Max-Age=0"));
+    r = call(&b, "GET", "/api/v1/me", NULL, NULL);
+    CHECK_EQ_I(r->status, 401);
+    CHECK_STR(json_str(r, "error"), "login_required");
+    r = call(&d, "GET", "/api/v1/me", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    struct client none = { 0 };
+    r = call(&none, "GET", "/api/v1/me", NULL, NULL);
+    CHECK_EQ_I(r->status, 401);
+    r = call(&none, "POST", "/api/v1/logout", "application/json", NULL);
+    CHECK_EQ_I(r->status, 401);
+    teardown();
+}
+
+TEST(signup_limits_and_bad_bodies)
+{
+    setup("limits.db", 100);
+    struct client c = { 0 };
+    const char *bad[] = {
+        "{\"username\":\"ab\",\"password\":\"12345678\"}",                     /* 2 chars */
+        "{\"username\":\"abcdefghijklmnopqrstu\",\"password\":\"12345678\"}",  /* 21 chars */
+        "{\"username\":\"a b c\",\"password\":\"12345678\"}",
+        "{\"username\":\"caf\\u00e9\",\"password\":\"12345678\"}",
+        "{\"username\":\"<script>\",\"password\":\"12345678\"}",
+        "{\"username\":\"abc\",\"password\":\"1234567\"}",                     /* 7 bytes */
+        "{\"username\":\"abc\",\"password\":\"" "123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789" "\"}", /* 129 */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct response *r = post_json(&c, "/api/v1/signup", bad[i]);
+        CHECK_EQ_I(r->status, 400);
+        CHECK_STR(json_str(r, "error"), "invalid");
+        CHECK(json_str(r, "message") && strlen(json_str(r, "message")) > 10);
+    }
+    CHECK_EQ_I(post_json(&c, "/api/v1/signup", "{\"username\":\"abc\",\"password\":\"12345678\"}")->status, 201);
+    CHECK_EQ_I(post_json(&c, "/api/v1/signup", "{\"username\":\"abcdefghijklmnopqrst\",\"password\":\"" "12345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678" "\"}")->status, 201);
+    const char *malformed[] = { "", "{", "[]", "{\"username\":1,\"password\":\"12345678\"}",
+                                "{\"username\":\"abc\"}", "{\"username\":\"abc\",\"password\":\"12345678\",}",
+                                "{\"username\":\"ab\\u0000c\",\"password\":\"12345678\"}", "\xff\xfe" };
+    for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
+        struct response *r = post_json(&c, "/api/v1/signup", malformed[i]);
+        CHECK_EQ_I(r->status, 400);
+        CHECK_STR(json_str(r, "error"), "bad_json");
+    }
+    /* Not JSON at all, from a browser form elsewhere: refused before parsing. */
+    struct response *r = call(&c, "POST", "/api/v1/signup", "text/plain", "{\"username\":\"zzz\",\"password\":\"12345678\"}");
+    CHECK_EQ_I(r->status, 415);
+    r = call(&c, "GET", "/api/v1/signup", NULL, NULL);
+    CHECK_EQ_I(r->status, 405);
+    CHECK_STR(header(r, "Allow"), "POST");
+    teardown();
+}
+
+TEST(login_is_throttled_per_account)
+{
+    setup("throttle.db", 3);
+    struct client c = { 0 };
+    REQUIRE(signup(&c, "victim"));
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_I(post_json(&c, "/api/v1/login", "{\"username\":\"victim\",\"password\":\"guess guess\"}")->status, 401);
+    struct response *r = post_json(&c, "/api/v1/login", "{\"username\":\"VICTIM\",\"password\":\"correct horse\"}");
+    CHECK_EQ_I(r->status, 429);
+    CHECK(header(r, "Retry-After") && atoi(header(r, "Retry-After")) > 0);
+    CHECK_STR(json_str(r, "error"), "too_many_attempts");
+    /* Once the window has passed the right password works again. */
+    dh.now_ms += 16 * 60 * 1000;
+    CHECK_EQ_I(post_json(&c, "/api/v1/login", "{\"username\":\"victim\",\"password\":\"correct horse\"}")->status, 200);
+    struct site_stats st;
+    site_get_stats(site, &st);
+    CHECK(st.throttled >= 1);
+    CHECK_EQ_U(st.in_flight, 0);
+    teardown();
+}
+
+TEST(sessions_expire_after_30_days_by_the_readers_clock)
+{
+    setup("expiry.db", 100);
+    struct client c = { 0 };
+    REQUIRE(signup(&c, "alice"));
+    dh.now_ms += 30ull * 24 * 3600 * 1000 - 1000;
+    CHECK_EQ_I(call(&c, "GET", "/api/v1/me", NULL, NULL)->status, 200);
+    dh.now_ms += 2000;
+    struct response *r = call(&c, "GET", "/api/v1/me", NULL, NULL);
+    CHECK_EQ_I(r->status, 401);
+    CHECK(strstr(json_str(r, "message"), "ended"));
+    teardown();
+}
+
+TEST(links_post_get_list_duplicates)
+{
+    setup("links.db", 100);
+    struct client c = { 0 }, anon = { 0 };
+    REQUIRE(signup(&c, "alice"));
+    struct response *r = post_json(&anon, "/api/v1/links", "{\"title\":\"x\",\"url\":\"http://a.example/\"}");
+    CHECK_EQ_I(r->status, 401);
+    r = post_json(&c, "/api/v1/links", "{\"title\":\"Hello <b>world</b>\",\"url\":\"https://www.Example.com/a?b=2&a=1#top\"}");
+    CHECK_EQ_I(r->status, 201);
+    int64_t id = json_int(r, "id");
+    CHECK_EQ_I(id, 1);
+    CHECK_STR(json_str(r, "title"), "Hello <b>world</b>");
+    CHECK_STR(json_str(r, "url"), "https://www.Example.com/a?b=2&a=1#top");
+    CHECK_STR(json_str(r, "author"), "alice");
+    CHECK_STR(json_str(r, "created"), "2025-12-01T00:00:00Z");
+    CHECK_EQ_I(json_int(r, "likes"), 0);
+    CHECK_STR(json_str(r, "domain"), "example.com");
+    CHECK_STR(header(r, "Location"), "/api/v1/links/1");
+    CHECK(body_has(r, "\\u003cb\\u003e")); /* JSON escapes < > for safety */
+    CHECK_STR(header(r, "X-Raft-Index"), c.idx);
+
+    /* The same link spelled differently: 409 with the existing id. */
+    r = post_json(&c, "/api/v1/links", "{\"title\":\"again\",\"url\":\"http://example.com:80/a?a=1&b=2\"}");
+    CHECK_EQ_I(r->status, 409);
+    CHECK_STR(json_str(r, "error"), "duplicate");
+    CHECK_EQ_I(json_int(r, "id"), 1);
+
+    /* Invalid fields: 400 with a message. */
+    const char *bad[] = {
+        "{\"title\":\"\",\"url\":\"http://b.example/\"}",
+        "{\"title\":\"   \",\"url\":\"http://b.example/\"}",
+        "{\"title\":\"t\",\"url\":\"ftp://b.example/\"}",
+        "{\"title\":\"t\",\"url\":\"javascript:alert(1)\"}",
+        "{\"title\":\"t\",\"url\":\"http://\"}",
+        "{\"title\":\"t\\n2\",\"url\":\"http://b.example/\"}",
+        "{\"title\":\"t\",\"url\":\"http://b.example/ x\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = post_json(&c, "/api/v1/links", bad[i]);
+        CHECK_EQ_I(r->status, 400);
+        CHECK_STR(json_str(r, "error"), "invalid");
+    }
+    CHECK_EQ_I(post_json(&c, "/api/v1/links", "{\"title\":1,\"url\":\"http://b.example/\"}")->status, 400);
+    CHECK_EQ_I(post_json(&c, "/api/v1/links", "{\"title\":\"t\",\"url\":\"http://b.example/\\u0000\"}")->status, 400);
+    CHECK_EQ_I(post_json(&c, "/api/v1/links", "not json")->status, 400);
+    /* Title: 200 characters fine, 201 not; URL 2048 fine, 2049 not. */
+    static char body[8192], title[1000], url[2100];
+    memset(title, 'T', 201);
+    title[201] = 0;
+    snprintf(body, sizeof body, "{\"title\":\"%s\",\"url\":\"http://t.example/\"}", title);
+    CHECK_EQ_I(post_json(&c, "/api/v1/links", body)->status, 400);
+    title[200] = 0;
+    snprintf(body, sizeof body, "{\"title\":\"%s\",\"url\":\"http://t.example/\"}", title);
+    CHECK_EQ_I(post_json(&c, "/api/v1/links", body)->status, 201);
+    strcpy(url, "http://u.example/");
+    memset(url + strlen(url), 'u', 2048 - strlen(url));
+    url[2048] = 0;
+    snprintf(body, sizeof body, "{\"title\":\"long\",\"url\":\"%s\"}", url);
+    CHECK_EQ_I(post_json(&c, "/api/v1/links", body)->status, 201);
+    url[2048] = 'u';
+    url[2049] = 0;
+    snprintf(body, sizeof body, "{\"title\":\"long\",\"url\":\"%s\"}", url);
+    CHECK_EQ_I(post_json(&c, "/api/v1/links", body)->status, 400);
+
+    r = call(&anon, "GET", "/api/v1/links/1", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK_EQ_I(json_int(r, "id"), 1);
+    CHECK_EQ_I(call(&anon, "GET", "/api/v1/links/99", NULL, NULL)->status, 404);
+    CHECK_EQ_I(call(&anon, "GET", "/api/v1/links/0", NULL, NULL)->status, 404);
+    CHECK_EQ_I(call(&anon, "GET", "/api/v1/links/abc", NULL, NULL)->status, 404);
+    CHECK_EQ_I(call(&anon, "GET", "/api/v1/links/99999999999999999999", NULL, NULL)->status, 404);
+    CHECK_EQ_I(call(&anon, "DELETE", "/api/v1/links/1", NULL, NULL)->status, 405);
+    CHECK_EQ_I(call(&anon, "GET", "/api/v1/nothing", NULL, NULL)->status, 404);
+    teardown();
+}
+
+TEST(links_list_sorts_and_limits)
+{
+    setup("list.db", 100);
+    struct client c = { 0 }, anon = { 0 };
+    REQUIRE(signup(&c, "alice"));
+    for (int i = 0; i < 35; i++) {
+        char body[200];
+        snprintf(body, sizeof body, "{\"title\":\"link %d\",\"url\":\"http://l%d.example/\"}", i + 1, i + 1);
+        dh.now_ms += 1000;
+        REQUIRE(post_json(&c, "/api/v1/links", body)->status == 201);
+    }
+    /* Two likes for link 3 from two users puts it on top. */
+    REQUIRE(call(&c, "PUT", "/api/v1/links/3/like", "application/json", NULL)->status == 200);
+    struct client b = { 0 };
+    REQUIRE(signup(&b, "bob"));
+    REQUIRE(call(&b, "PUT", "/api/v1/links/3/like", "application/json", NULL)->status == 200);
+
+    struct response *r = call(&anon, "GET", "/api/v1/links", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    struct json_doc d;
+    char err[64];
+    REQUIRE(json_parse(&d, r->body, r->len, err, sizeof err) == 0);
+    const struct json *links = json_get(d.root, "links");
+    REQUIRE(links && links->type == JSON_ARRAY);
+    CHECK_EQ_U(links->len, 30); /* default limit */
+    json_free(&d);
+
+    r = call(&anon, "GET", "/api/v1/links?sort=new&limit=2", NULL, NULL);
+    CHECK(body_has(r, "\"id\":35") && body_has(r, "\"id\":34") && !body_has(r, "\"id\":33"));
+    r = call(&anon, "GET", "/api/v1/links?sort=new&limit=1&offset=34", NULL, NULL);
+    CHECK(body_has(r, "\"id\":1,"));
+    r = call(&anon, "GET", "/api/v1/links?sort=new&offset=1000", NULL, NULL);
+    CHECK(r->status == 200 && body_has(r, "{\"links\":[]}"));
+    r = call(&anon, "GET", "/api/v1/links?sort=top&limit=1", NULL, NULL);
+    CHECK(body_has(r, "\"id\":3,") && body_has(r, "\"likes\":2"));
+    r = call(&anon, "GET", "/api/v1/links?sort=hot&limit=100", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    /* 2 likes = log10(2) = 0.30 = 3.8 hours of age: link 3 (32 s older than
+     * the newest) is first. */
+    CHECK(r->body && strncmp(r->body, "{\"links\":[{\"id\":3,", 18) == 0);
+    const char *bad[] = { "limit=0", "limit=101", "limit=-1", "limit=x", "limit=", "offset=-5", "offset=1e3",
+                          "sort=best", "sort=", "limit=%zz" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char target[64];
+        snprintf(target, sizeof target, "/api/v1/links?%s", bad[i]);
+        r = call(&anon, "GET", target, NULL, NULL);
+        CHECK_EQ_I(r->status, 400);
+        CHECK(json_str(r, "error") != NULL);
+    }
+    teardown();
+}
+
+TEST(likes_are_one_per_user_and_idempotent)
+{
+    setup("likes.db", 100);
+    struct client a = { 0 }, anon = { 0 };
+    REQUIRE(signup(&a, "alice"));
+    REQUIRE(post_json(&a, "/api/v1/links", "{\"title\":\"t\",\"url\":\"http://x.example/\"}")->status == 201);
+    struct response *r = call(&a, "PUT", "/api/v1/links/1/like", "application/json", NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK(body_has(r, "{\"id\":1,\"likes\":1,\"liked\":true}"));
+    r = call(&a, "PUT", "/api/v1/links/1/like", "application/json", NULL);
+    CHECK(r->status == 200 && body_has(r, "\"likes\":1,\"liked\":true"));
+    r = call(&a, "DELETE", "/api/v1/links/1/like", "application/json", NULL);
+    CHECK(r->status == 200 && body_has(r, "\"likes\":0,\"liked\":false"));
+    r = call(&a, "DELETE", "/api/v1/links/1/like", "application/json", NULL);
+    CHECK(r->status == 200 && body_has(r, "\"likes\":0,\"liked\":false"));
+    CHECK_EQ_I(call(&a, "PUT", "/api/v1/links/2/like", "application/json", NULL)->status, 404);
+    CHECK_EQ_I(call(&anon, "PUT", "/api/v1/links/1/like", "application/json", NULL)->status, 401);
+    r = call(&a, "POST", "/api/v1/links/1/like", "application/json", NULL);
+    CHECK_EQ_I(r->status, 405);
+    CHECK_STR(header(r, "Allow"), "PUT, DELETE");
+    CHECK_EQ_I(call(&a, "PUT", "/api/v1/links/1/likes", "application/json", NULL)->status, 404);
+    teardown();
+}
+
+TEST(idempotency_key_returns_the_first_result)
+{
+    setup("idem.db", 100);
+    struct client a = { 0 };
+    REQUIRE(signup(&a, "alice"));
+    snprintf(a.extra, sizeof a.extra, "Idempotency-Key: k-1\n");
+    struct response *r = post_json(&a, "/api/v1/links", "{\"title\":\"t\",\"url\":\"http://x.example/\"}");
+    CHECK_EQ_I(r->status, 201);
+    uint64_t before = dh.proposals;
+    r = post_json(&a, "/api/v1/links", "{\"title\":\"t\",\"url\":\"http://x.example/\"}");
+    CHECK_EQ_I(r->status, 201); /* the first result again, not a 409 */
+    CHECK_EQ_I(json_int(r, "id"), 1);
+    CHECK_EQ_U(dh.proposals, before + 1);
+    int64_t users, links;
+    store_counts(dh.store, &users, &links);
+    CHECK_EQ_I(links, 1);
+    /* A retried sign-up (same key) answers 201 with a working session. */
+    struct client b = { 0 };
+    snprintf(b.extra, sizeof b.extra, "Idempotency-Key: signup-1\n");
+    CHECK_EQ_I(post_json(&b, "/api/v1/signup", "{\"username\":\"bob\",\"password\":\"correct horse\"}")->status, 201);
+    struct client b2 = { 0 };
+    snprintf(b2.extra, sizeof b2.extra, "Idempotency-Key: signup-1\n");
+    r = post_json(&b2, "/api/v1/signup", "{\"username\":\"bob\",\"password\":\"correct horse\"}");
+    CHECK_EQ_I(r->status, 201);
+    b2.extra[0] = 0;
+    CHECK_EQ_I(call(&b2, "GET", "/api/v1/me", NULL, NULL)->status, 200);
+    /* ... but not for someone who does not know the password. */
+    struct client m = { 0 };
+    snprintf(m.extra, sizeof m.extra, "Idempotency-Key: signup-1\n");
+    CHECK_EQ_I(post_json(&m, "/api/v1/signup", "{\"username\":\"bob\",\"password\":\"not the one\"}")->status, 401);
+    /* Keys are bounded. */
+    static char big[400];
+    memset(big, 'k', 300);
+    snprintf(a.extra, sizeof a.extra, "Idempotency-Key: %.300s\n", big);
+    CHECK_EQ_I(post_json(&a, "/api/v1/links", "{\"title\":\"t\",\"url\":\"http://y.example/\"}")->status, 400);
+    teardown();
+}
+
+TEST(consistency_headers_and_host_failures)
+{
+    setup("cons.db", 100);
+    struct client a = { 0 };
+    REQUIRE(signup(&a, "alice"));
+    struct client s = { 0 };
+    snprintf(s.extra, sizeof s.extra, "X-Consistency: linearizable\n");
+    CHECK_EQ_I(call(&s, "GET", "/api/v1/links", NULL, NULL)->status, 200);
+    snprintf(s.extra, sizeof s.extra, "X-Consistency: stale\nX-Min-Index: 999\n");
+    CHECK_EQ_I(call(&s, "GET", "/api/v1/links", NULL, NULL)->status, 200);
+    snprintf(s.extra, sizeof s.extra, "X-Consistency: eventual\n");
+    struct response *r = call(&s, "GET", "/api/v1/links", NULL, NULL);
+    CHECK_EQ_I(r->status, 400);
+    CHECK_STR(json_str(r, "error"), "bad_consistency");
+    snprintf(s.extra, sizeof s.extra, "X-Min-Index: -1\n");
+    CHECK_EQ_I(call(&s, "GET", "/api/v1/links", NULL, NULL)->status, 400);
+    /* A client that has seen index 999 cannot be served by a node at 2. */
+    snprintf(s.extra, sizeof s.extra, "X-Min-Index: 999\n");
+    r = call(&s, "GET", "/api/v1/links", NULL, NULL);
+    CHECK_EQ_I(r->status, 503);
+    CHECK(header(r, "X-Raft-Index") && header(r, "X-Served-By"));
+    /* The lr_idx cookie does the same. */
+    struct client cookie = { 0 };
+    snprintf(cookie.idx, sizeof cookie.idx, "999");
+    CHECK_EQ_I(call(&cookie, "GET", "/", NULL, NULL)->status, 503);
+    /* Writes the cluster cannot take: 503 (or 507 for a full disk). */
+    dh.fail_writes = NODE_ENOTLEADER;
+    r = post_json(&a, "/api/v1/links", "{\"title\":\"t\",\"url\":\"http://x.example/\"}");
+    CHECK_EQ_I(r->status, 503);
+    CHECK_STR(json_str(r, "error"), "unavailable");
+    dh.fail_writes = NODE_EDISKFULL;
+    CHECK_EQ_I(post_json(&a, "/api/v1/links", "{\"title\":\"t\",\"url\":\"http://x.example/\"}")->status, 507);
+    dh.fail_writes = NODE_ETIMEOUT;
+    CHECK_EQ_I(post_json(&a, "/api/v1/links", "{\"title\":\"t\",\"url\":\"http://x.example/\"}")->status, 503);
+    dh.fail_writes = 0;
+    teardown();
+}
+
+TEST(cookie_writes_need_json_and_our_origin)
+{
+    setup("csrf.db", 100);
+    struct client a = { 0 };
+    const char *token = signup(&a, "alice");
+    REQUIRE(token);
+    char tok[80];
+    snprintf(tok, sizeof tok, "%s", token);
+    const char *link = "{\"title\":\"t\",\"url\":\"http://x.example/\"}";
+    /* A cross-site form can send text/plain or urlencoded: refused. */
+    CHECK_EQ_I(call(&a, "POST", "/api/v1/links", "text/plain", link)->status, 415);
+    CHECK_EQ_I(call(&a, "POST", "/api/v1/links", "application/x-www-form-urlencoded", link)->status, 415);
+    CHECK_EQ_I(call(&a, "PUT", "/api/v1/links/1/like", NULL, NULL)->status, 415);
+    snprintf(a.extra, sizeof a.extra, "Origin: http://evil.example\n");
+    CHECK_EQ_I(post_json(&a, "/api/v1/links", link)->status, 403);
+    snprintf(a.extra, sizeof a.extra, "Origin: null\n");
+    CHECK_EQ_I(post_json(&a, "/api/v1/links", link)->status, 403);
+    snprintf(a.extra, sizeof a.extra, "Origin: http://127.0.0.1:22001\n");
+    CHECK_EQ_I(post_json(&a, "/api/v1/links", link)->status, 201);
+    /* Bearer tokens are not sent by browsers on their own: no such rule. */
+    struct client b = { 0 };
+    bearer(&b, tok);
+    CHECK_EQ_I(call(&b, "PUT", "/api/v1/links/1/like", NULL, NULL)->status, 200);
+    teardown();
+}
+
+/* ---- Pages ------------------------------------------------------------------------ */
+
+static void check_page_headers(const struct response *r)
+{
+    CHECK(header(r, "Content-Security-Policy") && strstr(header(r, "Content-Security-Policy"), "default-src 'none'"));
+    CHECK(header(r, "Content-Security-Policy") && strstr(header(r, "Content-Security-Policy"), "frame-ancestors 'none'"));
+    CHECK_STR(header(r, "X-Content-Type-Options"), "nosniff");
+    CHECK(header(r, "Referrer-Policy") != NULL);
+    CHECK(header(r, "X-Served-By") && header(r, "X-Raft-Index"));
+}
+
+/* The csrf hidden field's value in the page. */
+static const char *form_csrf(const struct response *r)
+{
+    static char v[64];
+    const char *p = r->body ? strstr(r->body, "name=\"csrf\" value=\"") : NULL;
+    if (!p)
+        return "";
+    p += 19;
+    snprintf(v, sizeof v, "%.*s", (int)(strchr(p, '"') - p), p);
+    return v;
+}
+
+static struct response *post_form(struct client *c, const char *path, const char *fields)
+{
+    static char body[8192];
+    snprintf(body, sizeof body, "csrf=%s&%s", c->csrf[0] && !c->session[0] ? c->csrf : "", fields);
+    return call(c, "POST", path, "application/x-www-form-urlencoded", body);
+}
+
+TEST(pages_forms_and_escaping)
+{
+    setup("pages.db", 100);
+    struct client c = { 0 };
+    struct response *r = call(&c, "GET", "/signup", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    check_page_headers(r);
+    CHECK(c.csrf[0]); /* the anonymous double-submit cookie */
+    CHECK_STR(form_csrf(r), c.csrf);
+    CHECK(body_has(r, "<html lang=\"en\">") && body_has(r, "name=\"viewport\""));
+    CHECK(body_has(r, "<label for=\"username\">") && body_has(r, "/static/site.v1.css"));
+    CHECK(!body_has(r, "<script"));
+
+    /* A form without the token, or with a wrong one: 403. */
+    r = call(&c, "POST", "/signup", "application/x-www-form-urlencoded", "username=alice&password=correct+horse");
+    CHECK_EQ_I(r->status, 403);
+    r = call(&c, "POST", "/signup", "application/x-www-form-urlencoded",
+             "csrf=00000000000000000000000000000000&username=alice&password=correct+horse");
+    CHECK_EQ_I(r->status, 403);
+    CHECK(!c.session[0]);
+    /* Invalid input: the form again with the message. */
+    r = post_form(&c, "/signup", "username=a&password=correct+horse");
+    CHECK_EQ_I(r->status, 400);
+    CHECK(body_has(r, "class=\"err\"") && body_has(r, "3 to 20"));
+    r = post_form(&c, "/signup", "username=alice&password=correct+horse");
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/");
+    CHECK(c.session[0]);
+
+    /* Logged in: the forms carry the session-derived token. */
+    r = call(&c, "GET", "/submit", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    char csrf[64];
+    snprintf(csrf, sizeof csrf, "%s", form_csrf(r));
+    CHECK(strlen(csrf) == 32 && strcmp(csrf, c.csrf) != 0);
+    char body[600];
+    snprintf(body, sizeof body, "csrf=%s&title=%%3Cscript%%3Ealert(1)%%3C%%2Fscript%%3E+%%26+%%22q%%22&url=https%%3A%%2F%%2Fwww.example.com%%2Fx", csrf);
+    r = call(&c, "POST", "/submit", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/link/1");
+    /* A duplicate goes to the existing link, as on Hacker News. */
+    snprintf(body, sizeof body, "csrf=%s&title=again&url=http%%3A%%2F%%2Fexample.com%%2Fx", csrf);
+    r = call(&c, "POST", "/submit", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/link/1");
+    snprintf(body, sizeof body, "csrf=%s&title=bad&url=ftp%%3A%%2F%%2Fexample.com%%2F", csrf);
+    r = call(&c, "POST", "/submit", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 400);
+    CHECK(body_has(r, "http://") && body_has(r, "value=\"ftp://example.com/\""));
+
+    /* The front page: escaped title, nofollow link, domain, relative time. */
+    dh.now_ms += 3 * 3600 * 1000;
+    r = call(&c, "GET", "/", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    check_page_headers(r);
+    CHECK(body_has(r, "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;q&quot;"));
+    CHECK(!body_has(r, "<script>"));
+    CHECK(body_has(r, "rel=\"nofollow ugc noopener\""));
+    CHECK(body_has(r, "(example.com)"));
+    CHECK(body_has(r, "3 hours ago"));
+    CHECK(body_has(r, "datetime=\"2025-12-01T00:00:00Z\""));
+
+    /* Like toggles from the form, and comes back to where it was sent from. */
+    snprintf(body, sizeof body, "csrf=%s&next=%%2Fnew", csrf);
+    r = call(&c, "POST", "/link/1/like", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/new");
+    struct store_link l;
+    REQUIRE(store_link_get(dh.store, 1, &l) == 1);
+    CHECK_EQ_I(l.likes, 1);
+    r = call(&c, "GET", "/link/1", NULL, NULL);
+    CHECK(r->status == 200 && body_has(r, "up on") && body_has(r, "1 like "));
+    snprintf(body, sizeof body, "csrf=%s&next=%%2F%%2Fevil.example", csrf);
+    r = call(&c, "POST", "/link/1/like", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/link/1"); /* never off-site */
+    REQUIRE(store_link_get(dh.store, 1, &l) == 1);
+    CHECK_EQ_I(l.likes, 0);
+
+    /* The user page, the status page. */
+    r = call(&c, "GET", "/user/ALICE", NULL, NULL);
+    CHECK(r->status == 200 && body_has(r, "<h1>alice</h1>") && body_has(r, "1 link posted"));
+    CHECK_EQ_I(call(&c, "GET", "/user/nobody", NULL, NULL)->status, 404);
+    CHECK_EQ_I(call(&c, "GET", "/user/%3Cx%3E", NULL, NULL)->status, 404);
+    r = call(&c, "GET", "/status", NULL, NULL);
+    CHECK(r->status == 200 && body_has(r, "node 7") && body_has(r, "<td>leader</td>") && body_has(r, "<td>no</td>"));
+
+    /* Log out by form. */
+    snprintf(body, sizeof body, "csrf=%s", csrf);
+    r = call(&c, "POST", "/logout", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    CHECK(strstr(r->headers, "lr_session=;"));
+    c.session[0] = 0;
+    r = call(&c, "GET", "/", NULL, NULL);
+    CHECK(body_has(r, "href=\"/login\""));
+
+    /* Log in by form, with a redirect home. */
+    r = call(&c, "GET", "/login", NULL, NULL);
+    r = post_form(&c, "/login", "username=alice&password=wrong+one");
+    CHECK_EQ_I(r->status, 401);
+    CHECK(body_has(r, "wrong username or password") && body_has(r, "value=\"alice\""));
+    r = post_form(&c, "/login", "username=alice&password=correct+horse");
+    CHECK_EQ_I(r->status, 303);
+    CHECK(c.session[0]);
+    teardown();
+}
+
+TEST(front_page_size_pagination_css_and_errors)
+{
+    setup("front.db", 100);
+    struct client c = { 0 };
+    REQUIRE(signup(&c, "somebody_long_name"));
+    for (int i = 0; i < 31; i++) {
+        char body[400];
+        snprintf(body, sizeof body, "{\"title\":\"A reasonably long title for a link, like most of them are, number %d\","
+                                    "\"url\":\"https://www.example-news-site.com/2026/12/01/some-article-slug-%d?ref=rss\"}", i, i);
+        REQUIRE(post_json(&c, "/api/v1/links", body)->status == 201);
+    }
+    struct response *r = call(&c, "GET", "/", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    fprintf(stderr, "  front page with 30 links, logged in: %zu bytes\n", r->len);
+    CHECK(r->len < 30 * 1024);
+    CHECK(body_has(r, "href=\"/?p=2\" rel=\"next\">More"));
+    r = call(&c, "GET", "/?p=2", NULL, NULL);
+    CHECK(r->status == 200 && body_has(r, "start=\"31\"") && !body_has(r, ">More<"));
+    r = call(&c, "GET", "/new?p=zz", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK_EQ_I(call(&c, "GET", "/top", NULL, NULL)->status, 200);
+
+    r = call(&c, "GET", "/static/site.v1.css", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK(header(r, "Content-Type") && strstr(header(r, "Content-Type"), "text/css"));
+    CHECK(header(r, "Cache-Control") && strstr(header(r, "Cache-Control"), "max-age=31536000"));
+    CHECK(body_has(r, "prefers-color-scheme:dark"));
+    r = call(&c, "HEAD", "/", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+
+    r = call(&c, "GET", "/no/such/page", NULL, NULL);
+    CHECK_EQ_I(r->status, 404);
+    CHECK(header(r, "Content-Type") && strstr(header(r, "Content-Type"), "text/html"));
+    CHECK(body_has(r, "404"));
+    r = call(&c, "POST", "/", "application/x-www-form-urlencoded", "");
+    CHECK_EQ_I(r->status, 405);
+    CHECK_STR(header(r, "Allow"), "GET, HEAD");
+    CHECK_EQ_I(call(&c, "GET", "/logout", NULL, NULL)->status, 405);
+    CHECK_EQ_I(call(&c, "GET", "/link/1/like", NULL, NULL)->status, 405);
+    CHECK_EQ_I(call(&c, "GET", "/link/999", NULL, NULL)->status, 404);
+    CHECK_EQ_I(call(&c, "GET", "/link/-1", NULL, NULL)->status, 404);
+    struct site_stats st;
+    site_get_stats(site, &st);
+    CHECK_EQ_U(st.in_flight, 0);
+    teardown();
+}
+
+/* The real settings: argon2id with OWASP's parameters, on a worker. */
+TEST(passwords_are_hashed_with_owasp_argon2id)
+{
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/owasp.db", dir);
+    memset(&dh, 0, sizeof dh);
+    dh.now_ms = 1764547200000ull;
+    REQUIRE(store_open(path, &dh.store, err, sizeof err) == STORE_OK);
+    struct site_host h = { .ctx = &dh, .propose = dh_propose, .read = dh_read, .store = dh_store, .id = dh_id,
+                           .applied = dh_applied, .now_ms = dh_now };
+    struct site_options o;
+    site_options_default(&o);
+    o.loop = &loop;
+    REQUIRE(site_create(&h, &o, &site, err, sizeof err) == 0);
+    struct client c = { 0 };
+    REQUIRE(signup(&c, "owasp"));
+    struct store_user u;
+    REQUIRE(store_user_by_name(dh.store, "owasp", 5, &u) == 1);
+    CHECK(!strncmp(u.pwhash, "$argon2id$v=19$m=19456,t=2,p=1$", 31));
+    struct response *r = call(&c, "GET", "/status", NULL, NULL); /* no cluster view from this host */
+    CHECK(r->status == 200 && body_has(r, "not available"));
+    teardown();
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/linkraft-site-XXXXXX");
+    if (!mkdtemp(dir))
+        return 1;
+    uv_loop_init(&loop);
+    RUN(signup_login_me_logout);
+    RUN(signup_limits_and_bad_bodies);
+    RUN(login_is_throttled_per_account);
+    RUN(sessions_expire_after_30_days_by_the_readers_clock);
+    RUN(links_post_get_list_duplicates);
+    RUN(links_list_sorts_and_limits);
+    RUN(likes_are_one_per_user_and_idempotent);
+    RUN(idempotency_key_returns_the_first_result);
+    RUN(consistency_headers_and_host_failures);
+    RUN(cookie_writes_need_json_and_our_origin);
+    RUN(pages_forms_and_escaping);
+    RUN(front_page_size_pagination_css_and_errors);
+    RUN(passwords_are_hashed_with_owasp_argon2id);
+    uv_loop_close(&loop);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return HARNESS_END();
+}
