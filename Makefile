@@ -85,6 +85,11 @@ check-purity: $(BUILD)/libraft.a $(BUILD)/libcommon.a
 test:
 	@sh scripts/run-tests.sh
 
+# `make run`: the README's first command — 3 nodes and a gateway on this
+# machine, the site at http://127.0.0.1:8000, data kept in ./linkraft-data.
+run: $(BUILD)/linkraft
+	$(BUILD)/linkraft demo
+
 SEEDS ?= 200000
 sim: $(BUILD)/sim
 	$(BUILD)/sim --seeds $(SEEDS) --jobs 2
