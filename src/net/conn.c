@@ -309,9 +309,17 @@ void net__on_connection(uv_stream_t *listener, int status)
     }
     n->stats.accepted++;
     if (n->n_inbound > NET_MAX_INBOUND) {
+        /* Full: make room by closing the oldest connection still in its
+         * handshake (new ones are at the head), so a crowd of idle
+         * unauthenticated sockets cannot lock real peers out for long. */
+        struct net_in *victim = NULL;
+        for (struct net_in *o = n->inbound; o; o = o->next)
+            if (o != c && o->state == NET_IN_HELLO)
+                victim = o;
         n->stats.dropped_unauthenticated++;
-        net__close_in(c);
-        return;
+        net__close_in(victim ? victim : c);
+        if (!victim)
+            return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
     c->last_rx = uv_now(n->loop);

@@ -20,6 +20,7 @@
 #define NET_MAX_WRITE_BUFS 64          /* chunks per uv_write */
 #define NET_MAX_INBOUND 64             /* concurrent inbound connections */
 #define NET_MAX_PENDING_REPLY (64u * 1024) /* unread pongs before an inbound link is cut */
+#define NET_KEEPALIVE_RESERVE 128      /* queue bytes kept free for PINGs */
 #define NET_ERR_MAX 768 /* room for two addresses and a libuv message */
 
 /* A run of encoded frames, whole frames only, sent in order. */

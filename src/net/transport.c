@@ -225,9 +225,11 @@ static void on_peer_timer(uv_timer_t *t)
         uint8_t buf[NET_WIRE_MAX_FRAME];
         struct net_wire_msg w = { .kind = NET_WIRE_PING, .seq = ++p->ping_seq };
         size_t len = net_wire_encode(&w, buf, sizeof buf);
-        /* The ping goes into the queue behind whole frames, past the bound:
-         * it is tiny and at most one per tick, and a link whose writes stall
-         * gets no PONG and is closed at the idle timeout. */
+        /* The ping goes into the queue behind whole frames, in the reserve
+         * that net_send leaves free. If even that is full the link has not
+         * drained for several ticks; no ping is needed to time it out. */
+        if (p->queued_bytes + len > n->o.max_queue_bytes)
+            break;
         struct net_chunk *c = p->tail;
         if (!c || c->cap - c->len < len) {
             c = malloc(sizeof *c + NET_CHUNK_BYTES);
@@ -615,7 +617,7 @@ int net_send(struct net *n, const struct raft_message *m)
     size_t size = raft_codec_size(m);
     if (size < RAFT_CODEC_HEADER_BYTES || size - RAFT_CODEC_HEADER_BYTES > n->o.max_frame_bytes)
         return -1;
-    if (p->queued_bytes + size > n->o.max_queue_bytes) {
+    if (p->queued_bytes + size > n->o.max_queue_bytes - NET_KEEPALIVE_RESERVE) {
         n->stats.dropped_queue_full++;
         return 1;
     }
@@ -776,9 +778,10 @@ int net_start(uv_loop_t *loop, const struct net_options *o, net_recv_cb cb, void
                  o->secret_len);
         return -1;
     }
-    if (o->max_queue_bytes == 0 || o->max_frame_bytes == 0 || o->idle_timeout_ms == 0 ||
+    if (o->max_queue_bytes < 4 * NET_KEEPALIVE_RESERVE || o->max_frame_bytes == 0 || o->idle_timeout_ms == 0 ||
         o->connect_timeout_ms == 0 || o->backoff_max_ms < o->backoff_min_ms) {
-        snprintf(err, errcap, "bad transport options: queue, frame size and timeouts must be > 0 and "
+        snprintf(err, errcap, "bad transport options: max_queue_bytes must be at least 512, frame size and "
+                              "timeouts > 0, "
                               "backoff_min_ms <= backoff_max_ms (start from net_options_default)");
         return -1;
     }

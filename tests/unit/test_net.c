@@ -1030,6 +1030,64 @@ TEST(ipv6_loopback_and_names_are_resolved)
     loop_teardown();
 }
 
+TEST(a_crowd_of_unauthenticated_sockets_cannot_lock_peers_out)
+{
+    loop_setup();
+    struct rx ra = { 0 }, rb = { 0 };
+    struct net_options o;
+    fast_options(&o, 2, NULL);
+    o.connect_timeout_ms = 5000; /* the crowd would otherwise time out first */
+    struct net *b = start(2, addr(1, 20111), &rb, &o);
+    struct net *a = start(1, addr(0, 20110), &ra, NULL);
+    REQUIRE(a && b);
+    enum { CROWD = 80 };
+    static struct raw crowd[CROWD];
+    for (int i = 0; i < CROWD; i++)
+        raw_connect(&crowd[i], 20111, 0, 0, 0);
+    size_t settled = 0;
+    CHECK(WAIT_UNTIL(({ settled = 0; for (int i = 0; i < CROWD; i++) settled += crowd[i].challenged || crowd[i].closed;
+                        settled == CROWD; }), 5000));
+    CHECK(stats(b).dropped_unauthenticated >= CROWD - 64);
+    net_set_peer(a, 2, addr(1, 20111));
+    uint64_t seq = 0;
+    CHECK_EQ_U(send_appends(a, 1, 2, &seq, 10), 10);
+    CHECK(WAIT_UNTIL(rb.count == 10, 5000));
+    for (int i = 0; i < CROWD; i++)
+        raw_close(&crowd[i]);
+    stop_net(a);
+    stop_net(b);
+    loop_teardown();
+}
+
+TEST(peers_can_move_and_be_removed)
+{
+    loop_setup();
+    struct rx ra = { 0 }, rb1 = { 0 }, rb2 = { 0 };
+    struct net *a = start(1, addr(0, 20120), &ra, NULL);
+    struct net *b1 = start(2, addr(1, 20121), &rb1, NULL);
+    struct net *b2 = start(2, addr(2, 20122), &rb2, NULL);
+    REQUIRE(a && b1 && b2);
+    CHECK_EQ_I(net_set_peer(a, 2, addr(1, 20121)), 0);
+    CHECK_EQ_I(net_set_peer(a, 2, addr(1, 20121)), 0); /* same address: nothing changes */
+    uint64_t seq = 0;
+    CHECK_EQ_U(send_appends(a, 1, 2, &seq, 5), 5);
+    CHECK(WAIT_UNTIL(rb1.count == 5, 5000));
+    CHECK_EQ_I(net_set_peer(a, 2, addr(2, 20122)), 0); /* node 2 moved */
+    rb2.next_seq[1] = seq;
+    CHECK_EQ_U(send_appends(a, 1, 2, &seq, 5), 5);
+    CHECK(WAIT_UNTIL(rb2.count == 5, 5000));
+    CHECK_EQ_U(rb1.count, 5);
+    CHECK_EQ_U(rb2.out_of_order, 0);
+    net_remove_peer(a, 2);
+    CHECK(!net_peer_connected(a, 2));
+    CHECK_EQ_U(send_appends(a, 1, 2, &seq, 3), 0);
+    CHECK_EQ_U(stats(a).dropped_unknown_peer, 3);
+    stop_net(a);
+    stop_net(b1);
+    stop_net(b2);
+    loop_teardown();
+}
+
 TEST(throughput_of_1k_appends)
 {
     loop_setup();
@@ -1070,6 +1128,8 @@ int main(void)
     RUN(silent_peers_do_not_block_others_and_partitions_are_detected);
     RUN(inbound_links_silent_for_idle_timeout_are_closed);
     RUN(ipv6_loopback_and_names_are_resolved);
+    RUN(a_crowd_of_unauthenticated_sockets_cannot_lock_peers_out);
+    RUN(peers_can_move_and_be_removed);
     RUN(throughput_of_1k_appends);
     return HARNESS_END();
 }
