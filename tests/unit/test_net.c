@@ -1088,6 +1088,83 @@ TEST(peers_can_move_and_be_removed)
     loop_teardown();
 }
 
+TEST(flipped_bytes_after_the_handshake_never_get_through)
+{
+    loop_setup();
+    struct rx rb = { 0 };
+    struct net *b = start(2, addr(1, 20131), &rb, NULL);
+    REQUIRE(b);
+    struct raft_message hb = { .type = RAFT_MSG_HEARTBEAT, .from = 3, .to = 2, .term = 9, .commit = 77, .context = 5 };
+    size_t sz = raft_codec_size(&hb);
+    uint8_t frame[128];
+    REQUIRE(sz <= sizeof frame);
+    raft_codec_encode(&hb, frame, sz);
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    size_t closed = 0;
+    for (size_t i = 0; i < 2 * sz; i++) {
+        uint8_t bad[128];
+        memcpy(bad, frame, sz);
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t pos = i % sz;
+        bad[pos] ^= (uint8_t)(1u << (x % 8));
+        struct raw r;
+        raw_connect(&r, 20131, 1, 3, 2);
+        CHECK(WAIT_UNTIL(r.welcomed, 5000));
+        raw_send((uv_stream_t *)&r.tcp, bad, sz);
+        /* Closed at once, or (a length that grew) after idle_timeout_ms. */
+        CHECK(WAIT_UNTIL(r.closed, 5000));
+        closed += r.closed;
+    }
+    CHECK_EQ_U(closed, 2 * sz);
+    CHECK_EQ_U(rb.count, 0);
+    CHECK(stats(b).dropped_malformed > sz); /* all but the too-long lengths */
+    /* and the unflipped frame is delivered */
+    struct raw r;
+    raw_connect(&r, 20131, 1, 3, 2);
+    CHECK(WAIT_UNTIL(r.welcomed, 5000));
+    raw_send((uv_stream_t *)&r.tcp, frame, sz);
+    CHECK(WAIT_UNTIL(rb.count == 1, 5000));
+    raw_close(&r);
+    stop_net(b);
+    loop_teardown();
+}
+
+/* A receive callback that stops its own transport: frames already buffered
+ * behind the one delivered must not be delivered, and nothing breaks. */
+struct stopper {
+    struct net *n;
+    size_t count;
+    int done;
+};
+
+static void on_recv_stop(void *ctx, const struct raft_message *m)
+{
+    struct stopper *s = ctx;
+    if (s->count++ == 0)
+        net_stop(s->n, on_stopped, &s->done);
+}
+
+TEST(the_receive_callback_may_stop_the_transport)
+{
+    loop_setup();
+    struct rx ra = { 0 };
+    struct stopper st = { 0 };
+    struct net *a = start(1, addr(0, 20140), &ra, NULL);
+    struct net_options o;
+    fast_options(&o, 2, addr(1, 20141));
+    REQUIRE(a);
+    char err[256];
+    REQUIRE(net_start(&loop, &o, on_recv_stop, &st, &st.n, err, sizeof err) == 0);
+    net_set_peer(a, 2, addr(1, 20141));
+    net_set_peer(st.n, 1, addr(0, 20140));
+    uint64_t seq = 0;
+    CHECK_EQ_U(send_appends(a, 1, 2, &seq, 100), 100); /* one write: all in one read */
+    CHECK(WAIT_UNTIL(st.done == 1, 5000));
+    CHECK_EQ_U(st.count, 1);
+    stop_net(a);
+    loop_teardown();
+}
+
 TEST(throughput_of_1k_appends)
 {
     loop_setup();
@@ -1130,6 +1207,8 @@ int main(void)
     RUN(ipv6_loopback_and_names_are_resolved);
     RUN(a_crowd_of_unauthenticated_sockets_cannot_lock_peers_out);
     RUN(peers_can_move_and_be_removed);
+    RUN(flipped_bytes_after_the_handshake_never_get_through);
+    RUN(the_receive_callback_may_stop_the_transport);
     RUN(throughput_of_1k_appends);
     return HARNESS_END();
 }
