@@ -35,7 +35,7 @@
 void node_options_default(struct node_options *o)
 {
     *o = (struct node_options){
-        .tick_ms = 20,
+        .tick_ms = 15,
         .election_ticks = 10,
         .heartbeat_ticks = 2,
         .snapshot_entries = 10000,
