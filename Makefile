@@ -24,6 +24,9 @@ endif
 # Modules in link order (a module may use those after it).
 MODULES := $(notdir $(wildcard src/cli src/gateway src/node src/site src/http src/store src/net src/storage src/raft src/common))
 LIBS    := $(foreach m,$(filter-out cli,$(MODULES)),$(BUILD)/lib$(m).a)
+# src/net uses cluster_split_addr from src/node, which links before it, so the
+# module libraries are linked as one group (the linker rescans them).
+LINKLIBS = -Wl,--start-group $(LIBS) -Wl,--end-group
 SYSLIBS := $(if $(filter net node http store gateway,$(MODULES)),-luv -lsqlite3 -lsodium -lhttp_parser -lpthread -lm,-lm)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -52,7 +55,7 @@ endef
 $(foreach m,$(filter-out cli,$(MODULES)),$(eval $(call module_lib,$(m))))
 
 $(BUILD)/linkraft: $(call obj,$(call module_srcs,cli)) $(LIBS)
-	$(CC) $(ALLLDFLAGS) -o $@ $(call obj,$(call module_srcs,cli)) $(LIBS) $(SYSLIBS)
+	$(CC) $(ALLLDFLAGS) -o $@ $(call obj,$(call module_srcs,cli)) $(LINKLIBS) $(SYSLIBS)
 
 # Test support shared by unit tests and the simulator (linearizability checker).
 TESTLIB := $(BUILD)/libtestsupport.a
@@ -66,7 +69,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TESTLIB) $(LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALLLDFLAGS) -o $@ $< $(TESTLIB) $(LIBS) $(SYSLIBS)
+	$(CC) $(ALLLDFLAGS) -o $@ $< $(TESTLIB) $(LINKLIBS) $(SYSLIBS)
 
 # The deterministic simulator: every .c in tests/sim is one binary, linked
 # with the pure core only.
@@ -84,6 +87,11 @@ check-purity: $(BUILD)/libraft.a $(BUILD)/libcommon.a
 
 test:
 	@sh scripts/run-tests.sh
+
+# `make run`: the README's first command — 3 nodes and a gateway on this
+# machine, the site at http://127.0.0.1:8000, data kept in ./linkraft-data.
+run: $(BUILD)/linkraft
+	$(BUILD)/linkraft demo
 
 SEEDS ?= 200000
 sim: $(BUILD)/sim

@@ -64,35 +64,56 @@ typedef void (*http_handler)(void *ctx, struct http_exchange *x);
 /* Sends the response and ends the exchange (x is invalid afterwards).
  * headers: zero or more preformatted "Name: value\r\n" lines (may be NULL);
  * the server adds Content-Length, Date and Connection itself. Takes a copy
- * of body. */
+ * of body (and of headers); both may point into the request. Responses go
+ * out in request order: one answered early waits for those before it.
+ * Statuses 1xx, 204 and 304 are sent without a body or Content-Length. */
 void http_respond(struct http_exchange *x, int status, const char *headers,
                   const void *body, size_t body_len);
 
-/* Same, taking ownership of a malloc'd body (no copy). */
+/* Same, taking ownership of a malloc'd body (no copy); it is freed with the
+ * exchange, once written or discarded. */
 void http_respond_take(struct http_exchange *x, int status, const char *headers,
                        void *body, size_t body_len);
 
+/* Limits and timeouts. A field left 0 takes its default. */
 struct http_options {
-    size_t max_header_bytes;    /* default 8192 (SPEC §4) */
-    size_t max_body_bytes;      /* default 65536 */
-    unsigned header_timeout_ms; /* default 10000 */
-    unsigned idle_timeout_ms;   /* default 60000 */
+    size_t max_header_bytes;    /* default 8192 (SPEC §4): every byte from the
+                                 * request line's first through the empty line
+                                 * ending the headers; more -> 431 and close */
+    size_t max_body_bytes;      /* default 65536; more (by Content-Length, before
+                                 * reading, or as chunks arrive) -> 413 and close */
+    unsigned header_timeout_ms; /* default 10000: from a request's first byte
+                                 * until its header block is complete */
+    unsigned idle_timeout_ms;   /* default 60000: between requests; also how long
+                                 * a client may leave a response unread */
     unsigned max_connections;   /* default 4096 */
-    unsigned max_pipeline;      /* requests read ahead per connection; default 16 */
+    unsigned max_pipeline;      /* requests read ahead per connection; default 16.
+                                 * Reading stops while this many are unanswered
+                                 * or unwritten, and resumes as they drain. */
+    unsigned body_timeout_ms;   /* default 30000: from the end of the header
+                                 * block until the body is complete */
 };
 void http_options_default(struct http_options *o);
 
 struct http_server;
 
 /* Binds addr ("host:port", "[v6]:port", "name:port") and serves. Returns 0,
- * or -1 with a message in err. */
+ * or -1 with a message in err. Sets SIGPIPE to be ignored (process-wide):
+ * writing to a reset connection must be an error, not a signal. */
 int http_server_start(uv_loop_t *loop, const char *addr, const struct http_options *o,
                       http_handler handler, void *ctx, struct http_server **out,
                       char *err, size_t errcap);
 
+/* The port the server listens on (useful after binding port 0); -1 on error. */
+int http_server_port(const struct http_server *s);
+
 struct http_stats {
     uint64_t connections_accepted, connections_open, requests;
-    uint64_t rejected_431, rejected_413, rejected_400, timed_out, evicted_idle;
+    uint64_t rejected_431, rejected_413, rejected_400;
+    uint64_t timed_out;     /* cut off: header or body too slow, or response left unread */
+    uint64_t evicted_idle;  /* idle connections closed to admit a new one */
+    uint64_t idle_closed;   /* keep-alive connections closed after idle_timeout_ms */
+    uint64_t refused_full;  /* accepted and closed at once: max_connections, none idle */
 };
 void http_server_get_stats(const struct http_server *s, struct http_stats *out);
 

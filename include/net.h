@@ -75,11 +75,23 @@ void net_remove_peer(struct net *n, raft_id id);
 
 /* Encodes m (m->to names the peer) into its queue and returns at once.
  * Returns 0 if queued, 1 if dropped (queue full, unknown peer: counted),
- * -1 if m cannot be encoded. The caller keeps ownership of m. */
+ * -1 if m cannot be encoded (out of range, larger than max_frame_bytes, or
+ * m->from is not self). The caller keeps ownership of m. Frames queued while
+ * the peer is unreachable are sent, in order, once it connects; frames that
+ * were being written when a connection broke are dropped (dropped_disconnect). */
 int net_send(struct net *n, const struct raft_message *m);
 
 /* True while an authenticated outbound connection to id is up. */
 bool net_peer_connected(const struct net *n, raft_id id);
+
+/* Bytes queued for id (including a write in flight); never above
+ * max_queue_bytes. 0 for an unknown peer. */
+size_t net_peer_queued_bytes(const struct net *n, raft_id id);
+
+/* Why the last connection attempt to id failed or its link was closed
+ * ("cannot connect to 127.0.0.1:7002: connection refused"), "" if none.
+ * Valid until the next call into the transport. */
+const char *net_peer_last_error(const struct net *n, raft_id id);
 
 struct net_stats {
     uint64_t frames_sent, frames_received, bytes_sent, bytes_received;
@@ -87,7 +99,12 @@ struct net_stats {
     uint64_t dropped_unknown_peer;
     uint64_t dropped_malformed;       /* bad frames (the connection was closed) */
     uint64_t dropped_unauthenticated; /* connections refused at the handshake */
-    uint64_t connects, disconnects;
+    uint64_t connects, disconnects;   /* outbound links authenticated / later lost */
+    uint64_t dropped_disconnect;      /* frames lost in a write when a link broke */
+    uint64_t dial_failures;           /* attempts that failed (resolve, connect, handshake, timeout) */
+    uint64_t keepalive_timeouts;      /* links closed because nothing arrived for idle_timeout_ms */
+    uint64_t accepted;                /* inbound connections accepted */
+    uint64_t inbound_authenticated;   /* inbound connections that completed the handshake */
 };
 void net_get_stats(const struct net *n, struct net_stats *out);
 

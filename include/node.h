@@ -31,8 +31,8 @@ struct node_options {
     const char *data_dir;
     const char *secret_path;      /* NULL: peers are not authenticated */
     bool join;                    /* empty node waiting to be added */
-    unsigned tick_ms;             /* default 20 */
-    unsigned election_ticks;      /* default 10 (election timeout 200-400 ms) */
+    unsigned tick_ms;             /* default 15 */
+    unsigned election_ticks;      /* default 10 (election timeout 150-300 ms) */
     unsigned heartbeat_ticks;     /* default 2 */
     uint64_t snapshot_entries;    /* snapshot after this many applied entries; default 10000 */
     uint64_t trailing_entries;    /* log kept behind a snapshot; default 2000 */

@@ -86,6 +86,7 @@ struct storage_state {
     bool fresh;                             /* the directory held no Raft state */
     bool torn_tail_truncated;               /* recovery cut a torn last record */
     char recovery_note[256];                /* what recovery did, for the log ("" if nothing) */
+    void *priv;                             /* internal: the buffers entries' data point into */
 };
 void storage_state_free(struct storage_state *st);
 
@@ -151,6 +152,7 @@ int storage_snapshot_read(struct storage *s, raft_index index, uint64_t offset, 
 
 struct storage_stats {
     uint64_t fsyncs;            /* fdatasync calls on log segments */
+    uint64_t other_fsyncs;      /* fsyncs of hard state, snapshot, new segment and directory */
     uint64_t entries_appended;
     uint64_t bytes_appended;
     uint64_t segments;          /* segment files now on disk */

@@ -20,7 +20,7 @@ static void node_usage(FILE *out)
             "  --data DIR            data directory (created if missing)\n"
             "  --secret-file F       shared secret that peers authenticate with (>= 16 bytes)\n"
             "  --join                start empty and wait to be added with 'linkraft member add'\n"
-            "  --tick-ms MS          length of a Raft tick (default 20)\n"
+            "  --tick-ms MS          length of a Raft tick (default 15)\n"
             "  --election-ticks N    election timeout in ticks, randomized in [N, 2N) (default 10)\n"
             "  --heartbeat-ticks N   heartbeat interval in ticks (default 2)\n"
             "  --snapshot-entries N  snapshot the database every N applied entries (default 10000)\n"

@@ -8,6 +8,8 @@ int cmd_node(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_member(int argc, char **argv);
 int cmd_transfer_leader(int argc, char **argv);
+int cmd_gateway(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 /* Parses a positive decimal integer; -1 if s is not one. */
 int cli_parse_u64(const char *s, unsigned long long *out);

@@ -13,7 +13,9 @@ static void usage(FILE *out)
             "usage: linkraft COMMAND [OPTIONS]\n"
             "\n"
             "commands:\n"
+            "  demo             run a whole cluster and a gateway on this machine (make run)\n"
             "  node             run one replica of the cluster\n"
+            "  gateway          run a stateless front door: reads to any node, writes to the leader\n"
             "  status           print every member's role, term and indexes\n"
             "  member           add, promote or remove a member (through the log)\n"
             "  transfer-leader  hand leadership to another member\n"
@@ -50,6 +52,10 @@ int main(int argc, char **argv)
         printf("linkraft %s\n", LINKRAFT_VERSION);
         return 0;
     }
+    if (!strcmp(cmd, "demo"))
+        return cmd_demo(argc - 1, argv + 1);
+    if (!strcmp(cmd, "gateway"))
+        return cmd_gateway(argc - 1, argv + 1);
     if (!strcmp(cmd, "node"))
         return cmd_node(argc - 1, argv + 1);
     if (!strcmp(cmd, "status"))

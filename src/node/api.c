@@ -556,6 +556,10 @@ void node_api_handle(void *ctx, struct http_exchange *x)
         return;
     }
     if (!strncmp(path, "/api/v1/kv/", 11)) {
+        if (node_forward_wanted(n, req)) {
+            node_forward(n, x);
+            return;
+        }
         handle_kv(n, x, req, path + 11);
         return;
     }

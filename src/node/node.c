@@ -35,7 +35,7 @@
 void node_options_default(struct node_options *o)
 {
     *o = (struct node_options){
-        .tick_ms = 20,
+        .tick_ms = 15,
         .election_ticks = 10,
         .heartbeat_ticks = 2,
         .snapshot_entries = 10000,
@@ -689,6 +689,9 @@ static void begin_close(struct node *n)
         http_server_stop(n->http, http_stopped, n);
     if (n->net)
         net_stop(n->net, net_stopped, n);
+    if (n->client)
+        http_client_destroy(n->client);
+    n->client = NULL;
     n->http = NULL;
     n->net = NULL;
 }
@@ -889,6 +892,10 @@ static int start(struct node *n, char *err, size_t errcap)
             snprintf(err, errcap, "bad raft address for node %llu", (unsigned long long)n->cluster.members[i].id);
             return 2;
         }
+    if (http_client_create(&n->loop, NULL, &n->client)) {
+        snprintf(err, errcap, "out of memory");
+        return 1;
+    }
     struct http_options ho;
     http_options_default(&ho);
     if (http_server_start(&n->loop, self->http_addr, &ho, node_api_handle, n, &n->http, err, errcap))

@@ -9,6 +9,7 @@
 
 #include "cluster.h"
 #include "http.h"
+#include "http_client.h"
 #include "net.h"
 #include "node.h"
 #include "raft.h"
@@ -55,6 +56,7 @@ struct node {
     char db_path[4096];
     struct net *net;
     struct http_server *http;
+    struct http_client *client;   /* forwarding writes to the leader */
     uint8_t *secret;
     size_t secret_len;
 
@@ -102,6 +104,10 @@ struct node {
     uint64_t started_ms;
     uint64_t fsync_count_at_start;
 };
+
+/* forward.c */
+bool node_forward_wanted(const struct node *n, const struct http_request *req);
+void node_forward(struct node *n, struct http_exchange *x);
 
 /* api.c */
 void node_api_handle(void *ctx, struct http_exchange *x);

@@ -83,6 +83,7 @@ class Cluster:
         self.http = {i + 1: "127.0.0.1:%d" % ports[2 * i + 1] for i in range(n + extra)}
         self.procs = {}
         self.logs = {}
+        self.gateways = {}
         self.secret_path = None
         if secret is not None:
             self.secret_path = os.path.join(self.dir, "secret")
@@ -117,6 +118,22 @@ class Cluster:
         for i in range(1, self.n + 1):
             self.start(i)
 
+    def start_gateway(self, name="gw"):
+        """Starts `linkraft gateway` on a free port; returns its address."""
+        addr = "127.0.0.1:%d" % free_ports(1)[0]
+        log = open(os.path.join(self.dir, "%s.log" % name), "ab")
+        p = subprocess.Popen([BINARY, "gateway", "--cluster", self.cluster_file, "--listen", addr],
+                             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        self.gateways[name] = (p, addr, log)
+        wait_for("gateway %s to serve" % name, lambda: p.poll() is None and
+                 request(addr, "GET", "/gateway/healthz").status == 200)
+        return addr
+
+    def kill_gateway(self, name="gw", sig=signal.SIGKILL):
+        p, _, _ = self.gateways[name]
+        p.send_signal(sig)
+        return p.wait(timeout=15)
+
     def alive(self, i):
         p = self.procs.get(i)
         if p is not None and p.poll() is not None:
@@ -147,6 +164,11 @@ class Cluster:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        for p, _, log in self.gateways.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            log.close()
         for log in self.logs.values():
             log.close()
         if not keep:

@@ -1,0 +1,18 @@
+/*
+ * gateway.h — `linkraft gateway`: a stateless front door for the cluster.
+ * Reads go to the fastest ready node, writes to the leader, and a write cut
+ * off by a leader's death is retried on the next one under its
+ * Idempotency-Key (src/gateway/gateway.c explains the rules).
+ */
+#ifndef LINKRAFT_GATEWAY_H
+#define LINKRAFT_GATEWAY_H
+
+struct gateway_options {
+    const char *cluster_path;
+    const char *listen_addr;
+};
+
+/* Serves until SIGTERM/SIGINT. Returns the exit code (0, 1 runtime, 2 config). */
+int gateway_run(const struct gateway_options *o);
+
+#endif

@@ -1,0 +1,246 @@
+/*
+ * cmd_demo.c — `linkraft demo`: a whole cluster on one machine, for trying
+ * linkraft out (`make run`). Writes a cluster file into the data directory
+ * (once; later runs reuse it, and the data), starts N node processes and a
+ * gateway as children, prints where everything is, and on SIGINT/SIGTERM
+ * stops them all (SIGTERM, then SIGKILL after 10 s). A child that dies is
+ * reported and not restarted — so you can kill -9 the leader and watch the
+ * site carry on.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include "cli/commands.h"
+#include "cluster.h"
+
+#define DEMO_MAX_NODES 9
+
+struct child {
+    pid_t pid;
+    char name[32];
+    char log[4200];
+};
+
+static int spawn(struct child *c, char *const argv[])
+{
+    int fd = open(c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "linkraft demo: cannot open %s: %s\n", c->log, strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "linkraft demo: fork: %s\n", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execv("/proc/self/exe", argv);
+        fprintf(stderr, "linkraft demo: cannot run myself: %s\n", strerror(errno));
+        _exit(127);
+    }
+    close(fd);
+    c->pid = pid;
+    return 0;
+}
+
+static int write_cluster_file(const char *path, int nodes, int port)
+{
+    FILE *f = fopen(path, "wx");
+    if (!f) {
+        fprintf(stderr, "linkraft demo: cannot create %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "# linkraft demo cluster, written by 'linkraft demo'\n# id   raft-address      http-address\n");
+    for (int i = 1; i <= nodes; i++)
+        fprintf(f, "%d      127.0.0.1:%d    127.0.0.1:%d\n", i, port - 1000 + i, port + i);
+    if (fclose(f)) {
+        fprintf(stderr, "linkraft demo: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_demo(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: linkraft demo [--nodes N] [--port P] [--data DIR]\n"
+        "\n"
+        "Runs a cluster of N nodes (default 3) and a gateway on 127.0.0.1:P (default 8000)\n"
+        "on this machine, keeping everything in DIR (default ./linkraft-data): run it\n"
+        "again on the same DIR and it resumes with the same data. Node i serves HTTP on\n"
+        "port P+i and Raft on port P-1000+i. Ctrl-C stops everything.\n";
+    static const struct option longopts[] = {
+        { "nodes", required_argument, 0, 'n' },
+        { "port", required_argument, 0, 'p' },
+        { "data", required_argument, 0, 'd' },
+        { "help", no_argument, 0, 'h' },
+        { 0, 0, 0, 0 },
+    };
+    unsigned long long nodes = 3, port = 8000;
+    const char *dir = "linkraft-data";
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'n':
+            if (cli_parse_u64(optarg, &nodes) || nodes > DEMO_MAX_NODES) {
+                fprintf(stderr, "linkraft demo: --nodes is 1 to %d\n", DEMO_MAX_NODES);
+                return 2;
+            }
+            break;
+        case 'p':
+            if (cli_parse_u64(optarg, &port) || port < 1100 || port + DEMO_MAX_NODES > 65535) {
+                fprintf(stderr, "linkraft demo: --port is 1100 to %d\n", 65535 - DEMO_MAX_NODES);
+                return 2;
+            }
+            break;
+        case 'd': dir = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "linkraft demo: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (strlen(dir) > 3000) {
+        fprintf(stderr, "linkraft demo: --data path too long\n");
+        return 2;
+    }
+    if (mkdir(dir, 0755) && errno != EEXIST) {
+        fprintf(stderr, "linkraft demo: cannot create %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    char cluster_path[4096];
+    snprintf(cluster_path, sizeof cluster_path, "%s/cluster.txt", dir);
+    struct cluster cl;
+    char err[512];
+    if (access(cluster_path, F_OK) == 0) {
+        if (cluster_load(cluster_path, &cl, err, sizeof err)) {
+            fprintf(stderr, "linkraft demo: %s\n", err);
+            return 2;
+        }
+        if (cl.n != nodes) {
+            fprintf(stderr, "linkraft demo: %s was made for %zu nodes, not %llu: use --nodes %zu or another --data\n",
+                    dir, cl.n, nodes, cl.n);
+            return 2;
+        }
+        printf("linkraft demo: resuming the cluster in %s\n", dir);
+    } else {
+        if (write_cluster_file(cluster_path, (int)nodes, (int)port) ||
+            cluster_load(cluster_path, &cl, err, sizeof err))
+            return 1;
+        printf("linkraft demo: new cluster in %s\n", dir);
+    }
+    /* Signals are taken synchronously below; children get the default mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+
+    struct child kids[DEMO_MAX_NODES + 1];
+    size_t n_kids = 0;
+    for (size_t i = 0; i < cl.n; i++) {
+        struct child *c = &kids[n_kids];
+        char id[24], data[4200];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)cl.members[i].id);
+        snprintf(data, sizeof data, "%s/node%s", dir, id);
+        snprintf(c->name, sizeof c->name, "node %s", id);
+        snprintf(c->log, sizeof c->log, "%s/node%s.log", dir, id);
+        char *args[] = { "linkraft", "node", "--cluster", cluster_path, "--id", id, "--data", data, NULL };
+        if (spawn(c, args) == 0)
+            n_kids++;
+    }
+    /* The gateway listens on the port the cluster file was made for. */
+    char listen[64];
+    uint16_t gw_port = (uint16_t)port;
+    {
+        char host[256];
+        uint16_t p1;
+        if (cluster_split_addr(cl.members[0].http_addr, host, sizeof host, &p1, err, sizeof err) == 0)
+            gw_port = (uint16_t)(p1 - cl.members[0].id);
+    }
+    snprintf(listen, sizeof listen, "127.0.0.1:%u", gw_port);
+    struct child *gw = &kids[n_kids];
+    snprintf(gw->name, sizeof gw->name, "gateway");
+    snprintf(gw->log, sizeof gw->log, "%s/gateway.log", dir);
+    char *gargs[] = { "linkraft", "gateway", "--cluster", cluster_path, "--listen", listen, NULL };
+    if (spawn(gw, gargs) == 0)
+        n_kids++;
+
+    printf("\n  the site:  http://%s/\n\n", listen);
+    printf("  %-8s %-8s %-18s %-18s %s\n", "WHAT", "PID", "RAFT", "HTTP", "LOG");
+    for (size_t i = 0; i < n_kids; i++) {
+        const struct cluster_member *m = i < cl.n ? &cl.members[i] : NULL;
+        printf("  %-8s %-8d %-18s %-18s %s\n", kids[i].name, (int)kids[i].pid, m ? m->raft_addr : "-",
+               m ? m->http_addr : listen, kids[i].log);
+    }
+    printf("\n  Try: kill -9 the leader's PID (see http://%s/status) and keep using the site.\n"
+           "  Ctrl-C stops everything; data stays in %s.\n\n", listen, dir);
+    fflush(stdout);
+
+    size_t alive = n_kids;
+    bool stopping = false;
+    struct timespec deadline = { 0, 0 };
+    while (alive) {
+        struct timespec wait = { 0, 200 * 1000000 };
+        int sig = sigtimedwait(&set, NULL, &wait);
+        if (sig == SIGINT || sig == SIGTERM) {
+            if (!stopping) {
+                printf("linkraft demo: stopping every process\n");
+                fflush(stdout);
+                for (size_t i = 0; i < n_kids; i++)
+                    if (kids[i].pid > 0)
+                        kill(kids[i].pid, SIGTERM);
+                clock_gettime(CLOCK_MONOTONIC, &deadline);
+                deadline.tv_sec += 10;
+                stopping = true;
+            }
+        }
+        int status;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            for (size_t i = 0; i < n_kids; i++) {
+                if (kids[i].pid != pid)
+                    continue;
+                kids[i].pid = -1;
+                alive--;
+                if (!stopping || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                    if (WIFEXITED(status))
+                        printf("linkraft demo: %s exited with code %d (log: %s)\n", kids[i].name, WEXITSTATUS(status), kids[i].log);
+                    else
+                        printf("linkraft demo: %s was killed by signal %d\n", kids[i].name, WTERMSIG(status));
+                    fflush(stdout);
+                }
+            }
+        }
+        if (stopping) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (now.tv_sec > deadline.tv_sec)
+                for (size_t i = 0; i < n_kids; i++)
+                    if (kids[i].pid > 0)
+                        kill(kids[i].pid, SIGKILL);
+        }
+    }
+    printf("linkraft demo: stopped\n");
+    return 0;
+}

@@ -1,0 +1,457 @@
+/*
+ * gateway.c — `linkraft gateway`: the seed's "client server", minus its
+ * single point of failure. It holds no state, so any number may run.
+ *
+ *   - Health: every node is asked /readyz and /leaderz every
+ *     GW_CHECK_MS; answers time the node (an average of recent latencies).
+ *   - Reads (GET, HEAD) go to a ready node, the fastest to answer first
+ *     (the seed's "closest server"), spread over the nodes within a margin
+ *     of the fastest.
+ *   - Writes (every other method) go to the leader. When several nodes
+ *     claim to lead (an old leader cut off from the majority has not noticed
+ *     yet), the one that became leader most recently wins: its term is newer.
+ *   - Every write carries an Idempotency-Key (one is added if the client
+ *     sent none), so when the leader dies mid-request the write is retried
+ *     on the next leader without being done twice, and the user sees one
+ *     success.
+ * Bodies are buffered (at most 64 KiB by SPEC §4), not streamed.
+ */
+#include "gateway.h"
+
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <uv.h>
+
+#include "cluster.h"
+#include "common/buf.h"
+#include "http.h"
+#include "http_client.h"
+#include "node/log.h"
+
+#define GW_CHECK_MS 200        /* health checks several times a second */
+#define GW_CHECK_TIMEOUT_MS 400
+#define GW_REQUEST_TIMEOUT_MS 6000
+#define GW_RETRY_BUDGET_MS 8000
+#define GW_MAX_NODES CLUSTER_MAX_MEMBERS
+
+struct gw_node {
+    const struct cluster_member *m;
+    bool ready, leader;
+    uint64_t leader_since;     /* when /leaderz turned 200 */
+    uint64_t down_until;       /* not chosen before this (after a failed request) */
+    double latency_ms;         /* moving average of health-check latency */
+    bool checking_ready, checking_leader;
+    uint64_t check_started;
+};
+
+struct gateway {
+    uv_loop_t loop;
+    struct cluster cluster;
+    struct gw_node nodes[GW_MAX_NODES];
+    size_t n_nodes;
+    struct http_client *client;
+    struct http_server *http;
+    uv_timer_t check_timer;
+    uv_signal_t sig_term, sig_int;
+    unsigned rr;
+    bool stopping;
+};
+
+/* ---- Health checks --------------------------------------------------------------- */
+
+struct gw_check {
+    struct gateway *g;
+    struct gw_node *node;
+    bool leaderz;
+    uint64_t started;
+};
+
+static void check_done(void *arg, int err, const struct http_client_response *resp)
+{
+    struct gw_check *c = arg;
+    struct gw_node *nd = c->node;
+    uint64_t now = uv_now(&c->g->loop);
+    bool ok = err == HTTPC_OK && resp->status == 200;
+    if (err == HTTPC_OK) {
+        double ms = (double)(now - c->started);
+        nd->latency_ms = nd->latency_ms == 0 ? ms + 0.01 : 0.8 * nd->latency_ms + 0.2 * ms;
+    }
+    if (c->leaderz) {
+        nd->checking_leader = false;
+        if (ok && !nd->leader) {
+            nd->leader_since = now;
+            log_info("node %llu is the leader", (unsigned long long)nd->m->id);
+        }
+        nd->leader = ok;
+    } else {
+        nd->checking_ready = false;
+        if (nd->ready != ok)
+            log_info("node %llu is %s", (unsigned long long)nd->m->id, ok ? "ready" : "not ready");
+        nd->ready = ok;
+    }
+    free(c);
+}
+
+static void check_node(struct gateway *g, struct gw_node *nd, bool leaderz)
+{
+    if (leaderz ? nd->checking_leader : nd->checking_ready)
+        return;
+    struct gw_check *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    *c = (struct gw_check){ g, nd, leaderz, uv_now(&g->loop) };
+    if (http_client_request(g->client, nd->m->http_addr, "GET", leaderz ? "/leaderz" : "/readyz", NULL, NULL, 0,
+                            GW_CHECK_TIMEOUT_MS, check_done, c)) {
+        free(c);
+        return;
+    }
+    if (leaderz)
+        nd->checking_leader = true;
+    else
+        nd->checking_ready = true;
+}
+
+static void check_all(struct gateway *g)
+{
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        check_node(g, &g->nodes[i], false);
+        check_node(g, &g->nodes[i], true);
+    }
+}
+
+static void on_check_timer(uv_timer_t *t)
+{
+    check_all(t->data);
+}
+
+/* ---- Choosing a node ------------------------------------------------------------- */
+
+static bool usable(const struct gateway *g, const struct gw_node *nd)
+{
+    return nd->down_until <= uv_now((uv_loop_t *)&g->loop);
+}
+
+static struct gw_node *pick_leader(struct gateway *g)
+{
+    struct gw_node *best = NULL;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        struct gw_node *nd = &g->nodes[i];
+        if (nd->leader && usable(g, nd) && (!best || nd->leader_since > best->leader_since))
+            best = nd;
+    }
+    return best;
+}
+
+static struct gw_node *pick_reader(struct gateway *g, const struct gw_node *avoid)
+{
+    double best = -1;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        struct gw_node *nd = &g->nodes[i];
+        if (nd->ready && usable(g, nd) && nd != avoid && (best < 0 || nd->latency_ms < best))
+            best = nd->latency_ms;
+    }
+    if (best < 0)
+        return NULL;
+    /* Spread over every node within a margin of the fastest. */
+    struct gw_node *near[GW_MAX_NODES];
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        struct gw_node *nd = &g->nodes[i];
+        if (nd->ready && usable(g, nd) && nd != avoid && nd->latency_ms <= best * 1.5 + 1.0)
+            near[n++] = nd;
+    }
+    return near[g->rr++ % n];
+}
+
+/* ---- Proxying ---------------------------------------------------------------------- */
+
+struct gw_call {
+    struct gateway *g;
+    struct http_exchange *x;
+    bool write;
+    char *headers;             /* the request's headers as sent upstream */
+    char *target;
+    struct gw_node *node;      /* where it went last */
+    uint64_t deadline;
+    unsigned attempts;
+    uv_timer_t retry;
+    bool retry_open;
+};
+
+static const char *const hop_by_hop[] = {
+    "host", "content-length", "connection", "keep-alive", "transfer-encoding", "expect", "te", "upgrade",
+    "proxy-connection", "date", NULL,
+};
+
+static bool is_hop_by_hop(const char *name, size_t len)
+{
+    for (size_t i = 0; hop_by_hop[i]; i++)
+        if (strlen(hop_by_hop[i]) == len && !strncasecmp(hop_by_hop[i], name, len))
+            return true;
+    return false;
+}
+
+static void call_free_cb(uv_handle_t *h)
+{
+    struct gw_call *c = h->data;
+    free(c->headers);
+    free(c->target);
+    free(c);
+}
+
+static void call_end(struct gw_call *c)
+{
+    uv_close((uv_handle_t *)&c->retry, call_free_cb);
+}
+
+static void call_fail(struct gw_call *c, int status, const char *code, const char *msg)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_printf(&b, "{\"error\":\"%s\",\"message\":\"%s\"}\n", code, msg);
+    size_t len;
+    char *body = buf_take(&b, &len);
+    if (body)
+        http_respond_take(c->x, status, "Content-Type: application/json\r\nCache-Control: no-store\r\n", body, len);
+    else
+        http_respond(c->x, status, NULL, "", 0);
+    call_end(c);
+}
+
+static void call_send(struct gw_call *c);
+
+static void retry_cb(uv_timer_t *t)
+{
+    call_send(t->data);
+}
+
+/* Tries again later on another node, if time remains. */
+static void call_retry(struct gw_call *c, const char *why)
+{
+    struct gateway *g = c->g;
+    uint64_t now = uv_now(&g->loop);
+    if (now >= c->deadline || g->stopping) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "no node could take the request in time (%s)%s", why,
+                 c->write ? "; it was not done, or done once: retry with the same Idempotency-Key" : "");
+        call_fail(c, 503, "unavailable", msg);
+        return;
+    }
+    check_all(g); /* learn the new leader as soon as it is known */
+    unsigned delay = c->attempts < 3 ? 10u * c->attempts : 50u;
+    uv_timer_start(&c->retry, retry_cb, delay, 0);
+}
+
+static void upstream_answered(void *arg, int err, const struct http_client_response *resp)
+{
+    struct gw_call *c = arg;
+    struct gateway *g = c->g;
+    if (err) {
+        if (c->node)
+            c->node->down_until = uv_now(&g->loop) + 2 * GW_CHECK_MS;
+        if (c->node && c->write)
+            c->node->leader = false; /* until its next health check says otherwise */
+        /* A read is always safe to repeat; a write is, under its
+         * Idempotency-Key: the leader that took it either committed it
+         * (the repeat returns the first result) or did not. */
+        call_retry(c, http_client_strerror(err));
+        return;
+    }
+    if (resp->status == 503 && c->write) {
+        /* not_leader / no_leader / unavailable: leadership is moving. */
+        if (c->node)
+            c->node->leader = false;
+        call_retry(c, "leadership is changing");
+        return;
+    }
+    struct buf h;
+    buf_init(&h);
+    for (size_t i = 0; i < resp->n_headers; i++) {
+        const struct http_header *hd = &resp->headers[i];
+        if (is_hop_by_hop(hd->name, hd->name_len) || memchr(hd->value, '\n', hd->value_len))
+            continue;
+        buf_append(&h, hd->name, hd->name_len);
+        buf_puts(&h, ": ");
+        buf_append(&h, hd->value, hd->value_len);
+        buf_puts(&h, "\r\n");
+    }
+    if (h.oom) {
+        buf_free(&h);
+        call_fail(c, 503, "unavailable", "out of memory");
+        return;
+    }
+    http_respond(c->x, resp->status, h.p, resp->body, resp->body_len);
+    buf_free(&h);
+    call_end(c);
+}
+
+static void call_send(struct gw_call *c)
+{
+    struct gateway *g = c->g;
+    c->attempts++;
+    struct gw_node *nd = c->write ? pick_leader(g) : pick_reader(g, NULL);
+    if (!nd && c->write)
+        nd = pick_reader(g, NULL); /* no leader known: any ready node forwards writes itself */
+    if (!nd) {
+        c->node = NULL;
+        call_retry(c, "no ready node");
+        return;
+    }
+    c->node = nd;
+    const struct http_request *req = http_exchange_request(c->x);
+    uint64_t left = c->deadline - uv_now(&g->loop);
+    unsigned timeout = left < GW_REQUEST_TIMEOUT_MS ? (unsigned)left + 1 : GW_REQUEST_TIMEOUT_MS;
+    int rc = http_client_request(g->client, nd->m->http_addr, req->method, c->target, c->headers, req->body,
+                                 req->body_len, timeout, upstream_answered, c);
+    if (rc)
+        call_retry(c, http_client_strerror(rc));
+}
+
+static void handle(void *ctx, struct http_exchange *x)
+{
+    struct gateway *g = ctx;
+    const struct http_request *req = http_exchange_request(x);
+    if (!strcmp(req->path, "/gateway/healthz")) {
+        http_respond(x, 200, "Content-Type: text/plain\r\n", "ok\n", 3);
+        return;
+    }
+    struct gw_call *c = calloc(1, sizeof *c);
+    struct buf h, t;
+    buf_init(&h);
+    buf_init(&t);
+    if (!c) {
+        http_respond(x, 503, NULL, "out of memory\n", 14);
+        return;
+    }
+    c->g = g;
+    c->x = x;
+    c->write = strcmp(req->method, "GET") && !req->head;
+    c->deadline = uv_now(&g->loop) + GW_RETRY_BUDGET_MS;
+    uv_timer_init(&g->loop, &c->retry);
+    c->retry.data = c;
+    bool has_key = false;
+    const char *xff = NULL;
+    size_t xff_len = 0;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct http_header *hd = &req->headers[i];
+        if (is_hop_by_hop(hd->name, hd->name_len))
+            continue;
+        if (hd->name_len == 15 && !strncasecmp(hd->name, "X-Forwarded-For", 15)) {
+            xff = hd->value;
+            xff_len = hd->value_len;
+            continue;
+        }
+        if (hd->name_len == 15 && !strncasecmp(hd->name, "Idempotency-Key", 15))
+            has_key = true;
+        buf_append(&h, hd->name, hd->name_len);
+        buf_puts(&h, ": ");
+        buf_append(&h, hd->value, hd->value_len);
+        buf_puts(&h, "\r\n");
+    }
+    char ip[64];
+    snprintf(ip, sizeof ip, "%s", req->peer);
+    char *colon = strrchr(ip, ':');
+    if (colon)
+        *colon = 0;
+    if (xff)
+        buf_printf(&h, "X-Forwarded-For: %.*s, %s\r\n", (int)xff_len, xff, ip);
+    else
+        buf_printf(&h, "X-Forwarded-For: %s\r\n", ip);
+    if (c->write && !has_key) {
+        unsigned char key[16];
+        char hex[33];
+        randombytes_buf(key, sizeof key);
+        sodium_bin2hex(hex, sizeof hex, key, sizeof key);
+        buf_printf(&h, "Idempotency-Key: gw-%s\r\n", hex);
+    }
+    buf_puts(&t, req->path);
+    if (req->query[0]) {
+        buf_puts(&t, "?");
+        buf_puts(&t, req->query);
+    }
+    if (h.oom || t.oom) {
+        buf_free(&h);
+        buf_free(&t);
+        call_fail(c, 503, "unavailable", "out of memory");
+        return;
+    }
+    c->headers = buf_take(&h, NULL);
+    c->target = buf_take(&t, NULL);
+    call_send(c);
+}
+
+/* ---- Lifecycle ---------------------------------------------------------------------- */
+
+static void on_close(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void http_stopped(void *arg)
+{
+    (void)arg;
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct gateway *g = s->data;
+    (void)signum;
+    if (g->stopping)
+        return;
+    g->stopping = true;
+    log_info("stopping");
+    uv_close((uv_handle_t *)&g->check_timer, on_close);
+    uv_close((uv_handle_t *)&g->sig_term, on_close);
+    uv_close((uv_handle_t *)&g->sig_int, on_close);
+    http_server_stop(g->http, http_stopped, g);
+    http_client_destroy(g->client);
+}
+
+int gateway_run(const struct gateway_options *o)
+{
+    log_init("gateway");
+    if (sodium_init() < 0) {
+        log_error("cannot initialise libsodium");
+        return 1;
+    }
+    struct gateway *g = calloc(1, sizeof *g);
+    if (!g)
+        return 1;
+    char err[1024];
+    if (cluster_load(o->cluster_path, &g->cluster, err, sizeof err)) {
+        log_error("%s", err);
+        free(g);
+        return 2;
+    }
+    for (size_t i = 0; i < g->cluster.n; i++)
+        g->nodes[g->n_nodes++].m = &g->cluster.members[i];
+    uv_loop_init(&g->loop);
+    if (http_client_create(&g->loop, NULL, &g->client)) {
+        free(g);
+        return 1;
+    }
+    struct http_options ho;
+    http_options_default(&ho);
+    if (http_server_start(&g->loop, o->listen_addr, &ho, handle, g, &g->http, err, sizeof err)) {
+        log_error("%s", err);
+        return 1;
+    }
+    uv_timer_init(&g->loop, &g->check_timer);
+    g->check_timer.data = g;
+    uv_timer_start(&g->check_timer, on_check_timer, 0, GW_CHECK_MS);
+    uv_signal_init(&g->loop, &g->sig_term);
+    uv_signal_init(&g->loop, &g->sig_int);
+    g->sig_term.data = g->sig_int.data = g;
+    uv_signal_start(&g->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&g->sig_int, on_signal, SIGINT);
+    log_info("serving on %s for %zu nodes of %s", o->listen_addr, g->n_nodes, o->cluster_path);
+    uv_run(&g->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&g->loop);
+    free(g);
+    log_info("stopped cleanly");
+    return 0;
+}

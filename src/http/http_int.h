@@ -1,0 +1,180 @@
+/*
+ * http_int.h — what the files of src/http share and nobody else may see:
+ * the server, connection and exchange structures and the functions that
+ * pass control between server.c (listening, accepting, timers, closing,
+ * stopping) and conn.c (parsing, pipelining, writing responses).
+ *
+ * Ownership, in one place:
+ *   - The server owns its connections (list `conns`) until each is freed
+ *     after its handles have closed and its last write request completed.
+ *   - A connection owns the exchanges of its queue (`q_head`..`q_tail`):
+ *     requests being parsed, handed to the handler, or answered but waiting
+ *     for an earlier response. Once its response is handed to uv_write an
+ *     exchange leaves the queue and is owned by the write request, freed in
+ *     its callback.
+ *   - An exchange whose connection closes while the handler still holds it
+ *     is detached (conn = NULL): it owns itself and is freed by http_respond,
+ *     which then writes nothing.
+ */
+#ifndef LINKRAFT_HTTP_INT_H
+#define LINKRAFT_HTTP_INT_H
+
+#include <http_parser.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "http.h"
+
+struct http_conn;
+
+/* Header offsets while the request is being parsed: the arena may move. */
+struct http_hoff {
+    uint32_t name_off, name_len, value_off, value_len;
+};
+
+struct http_exchange {
+    struct http_conn *conn;        /* NULL once detached (connection gone) */
+    struct http_exchange *next;    /* in the connection's queue */
+    struct http_request req;       /* pointers into mem, set by http_conn_finish_request */
+    bool dispatched;               /* handed to the handler */
+    bool responded;                /* http_respond called; response ready */
+    bool keep_alive;               /* the client may send another request */
+    bool want_continue;            /* Expect: 100-continue, not yet answered */
+    /* The request's bytes: method (if unknown to http-parser), URL, header
+     * names and values, body, then the split path/query and the header
+     * array. Starts as inline_mem; grows by moving to the heap until the
+     * request is complete, then never moves again. */
+    char *mem;
+    uint32_t mem_len, mem_cap;
+    uint32_t method_off, method_len; /* method_len 0: a method http-parser knows */
+    uint32_t url_off, url_len;
+    uint32_t body_off;
+    size_t body_len;
+    /* The response: head (status line and headers) and body. */
+    uv_write_t wreq;
+    char *head;                    /* in mem's free tail, or head_heap */
+    size_t head_len;
+    char *head_heap;               /* malloc'd head when mem had no room */
+    const char *body;              /* inline in mem, or body_heap */
+    size_t resp_body_len;
+    void *body_heap;               /* owned malloc'd body */
+    int status;
+    _Alignas(16) char inline_mem[]; /* aligned: the header array lives here too */
+};
+
+enum http_pstate {
+    HTTP_P_IDLE,    /* between requests: no byte of the next one seen */
+    HTTP_P_HEADERS, /* request line or headers arriving */
+    HTTP_P_BODY,    /* header block complete, body arriving */
+};
+
+struct http_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    struct http_server *srv;
+    struct http_conn *prev, *next;           /* srv->conns */
+    struct http_conn *idle_prev, *idle_next; /* srv idle list, oldest first */
+    bool in_idle_list;
+    http_parser parser;
+    enum http_pstate pstate;
+    bool method_checked;   /* first token of the current request inspected */
+    bool reading;          /* uv_read_start in effect */
+    bool read_eof;         /* client sent EOF (or half-closed) */
+    bool no_more;          /* parse no further request (close, error, upgrade) */
+    bool lingering;        /* final response sent; draining input until EOF */
+    bool timer_active;
+    bool closing;          /* uv_close called */
+    int handles_open;      /* tcp + timer, until their close callbacks */
+    int reqs_pending;      /* write and shutdown requests not yet called back */
+    unsigned n_exchanges;  /* exchanges in the queue plus those being written */
+    uint64_t hdr_bytes;    /* bytes of the current header block so far */
+    uint64_t phase_start;  /* loop time the current phase began (ms) */
+    uint64_t idle_since;   /* loop time it joined the idle list */
+    uint64_t write_since;  /* loop time of the last write progress */
+    uint64_t deadline;     /* of the running timer */
+    uint64_t linger_bytes; /* discarded while lingering */
+    /* Events raised by parser callbacks (they pause the parser). */
+    int ev;                /* HTTP_EV_* */
+    int cb_error;          /* status to answer when a callback aborted parsing */
+    /* Unparsed input kept when parsing stops at the pipeline bound, or
+     * an incomplete method token. */
+    char *pend;
+    size_t pend_len, pend_cap;
+    /* The request being parsed and its header offsets. */
+    struct http_exchange *cur;
+    struct http_hoff *hoffs;
+    uint32_t n_hoffs, hoffs_cap;
+    int last_hcb;          /* 0 none, 1 header field, 2 header value */
+    /* A method token http-parser does not know (it rejects them): the
+     * parser is fed "GET" instead and the request keeps the real name. */
+    char ovr[33];
+    uint8_t ovr_len;
+    uv_shutdown_t sreq;
+    /* Queue of exchanges not yet handed to uv_write, in request order. */
+    struct http_exchange *q_head, *q_tail;
+    char peer[64];
+};
+
+enum { HTTP_EV_NONE, HTTP_EV_HEADERS, HTTP_EV_MESSAGE };
+
+struct http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    struct http_options opt;
+    http_handler handler;
+    void *ctx;
+    struct http_stats stats;
+    struct http_conn *conns;                 /* every live connection */
+    struct http_conn *idle_head, *idle_tail; /* idle, oldest first */
+    uint64_t n_alive;                        /* connections not yet freed */
+    bool listener_closed;
+    bool stopping;
+    void (*done)(void *);
+    void *done_arg;
+    /* Cached "Date: ...\r\n" line, reformatted at most once a second. */
+    char date_line[64];
+    size_t date_len;
+    uint64_t date_next_ms;                   /* loop time it goes stale */
+    /* One read buffer for every connection: input is parsed (and copied
+     * into exchanges) before the read callback returns. */
+    char *rbuf;
+    size_t rbuf_cap;
+    bool rbuf_busy;
+};
+
+extern const http_parser_settings http_parser_cbs;
+
+/* conn.c */
+/* Parses new input (already read into data) as far as the pipeline bound
+ * allows, dispatching complete requests; keeps the rest in c->pend. */
+void http_conn_input(struct http_conn *c, const char *data, size_t len);
+/* Writes every answered exchange at the front of the queue, and a pending
+ * 100 Continue. */
+void http_conn_flush(struct http_conn *c);
+/* Frees an exchange's memory (not its queue links). */
+void http_exchange_free(struct http_exchange *x);
+/* Parses the remaining buffered input and restarts reading when the
+ * pipeline bound allows. */
+void http_conn_resume(struct http_conn *c);
+/* Queues an error response (400/413/431) after the pending ones, stops
+ * parsing, and closes after it is written. */
+void http_conn_fail(struct http_conn *c, int status);
+
+/* server.c */
+/* Closes the connection now; exchanges held by the handler are detached. */
+void http_conn_close(struct http_conn *c);
+/* Recomputes the connection's timer and idle-list membership after any
+ * change of state. */
+void http_conn_update_timer(struct http_conn *c);
+/* Starts or stops reading the socket. */
+void http_conn_read_start(struct http_conn *c);
+void http_conn_read_stop(struct http_conn *c);
+/* After the final response of a closing connection: half-close and drain. */
+void http_conn_linger(struct http_conn *c);
+/* Frees the connection once nothing refers to it any more. */
+void http_conn_maybe_free(struct http_conn *c);
+/* The cached Date header line, refreshed when a second has passed. */
+const char *http_server_date(struct http_server *s, size_t *len);
+
+#endif

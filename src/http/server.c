@@ -1,0 +1,534 @@
+/*
+ * server.c — the HTTP server's life on the libuv loop: binding and
+ * listening, accepting (evicting the longest-idle connection at
+ * max_connections), each connection's single timer (header, body, idle,
+ * write-stall and linger deadlines), closing, lingering after a final
+ * response, and stopping. What happens to the bytes of a connection is
+ * conn.c's business.
+ *
+ * A connection is closed in one place (http_conn_close) and freed in one
+ * place (http_conn_maybe_free), only when its two handles have closed and
+ * every write or shutdown request it issued has called back.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http_int.h"
+
+#define HTTP_LINGER_MS 3000           /* drain input this long after a final response */
+#define HTTP_LINGER_MAX (256 * 1024)  /* or until this much was discarded */
+#define HTTP_RBUF (64 * 1024)
+
+void http_options_default(struct http_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_header_bytes = 8192;
+    o->max_body_bytes = 65536;
+    o->header_timeout_ms = 10000;
+    o->body_timeout_ms = 30000;
+    o->idle_timeout_ms = 60000;
+    o->max_connections = 4096;
+    o->max_pipeline = 16;
+}
+
+/* ---- Date ---------------------------------------------------------------- */
+
+const char *http_server_date(struct http_server *s, size_t *len)
+{
+    static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+    static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+    uint64_t now = uv_now(s->loop);
+    if (s->date_len == 0 || now >= s->date_next_ms) {
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        int n = snprintf(s->date_line, sizeof s->date_line,
+                         "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n", days[tm.tm_wday % 7],
+                         tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
+                         tm.tm_min, tm.tm_sec);
+        s->date_len = n > 0 && (size_t)n < sizeof s->date_line ? (size_t)n : 0;
+        /* Stale at the next wall-clock second. */
+        s->date_next_ms = now + (uint64_t)(1000 - ts.tv_nsec / 1000000);
+    }
+    *len = s->date_len;
+    return s->date_line;
+}
+
+/* ---- idle list ------------------------------------------------------------- */
+
+static void idle_add(struct http_conn *c)
+{
+    struct http_server *s = c->srv;
+    if (c->in_idle_list) return;
+    c->in_idle_list = true;
+    c->idle_since = uv_now(s->loop);
+    c->idle_next = NULL;
+    c->idle_prev = s->idle_tail;
+    if (s->idle_tail) s->idle_tail->idle_next = c;
+    else s->idle_head = c;
+    s->idle_tail = c;
+}
+
+static void idle_remove(struct http_conn *c)
+{
+    struct http_server *s = c->srv;
+    if (!c->in_idle_list) return;
+    c->in_idle_list = false;
+    if (c->idle_prev) c->idle_prev->idle_next = c->idle_next;
+    else s->idle_head = c->idle_next;
+    if (c->idle_next) c->idle_next->idle_prev = c->idle_prev;
+    else s->idle_tail = c->idle_prev;
+    c->idle_prev = c->idle_next = NULL;
+}
+
+/* ---- timers ---------------------------------------------------------------- */
+
+enum { T_NONE, T_HEADER, T_BODY, T_IDLE, T_WRITE, T_LINGER };
+
+/* Which deadline applies now. Nothing runs while the handler holds a
+ * request: a write waiting for its Raft entry is the server's delay, not
+ * the client's. */
+static int timer_kind(const struct http_conn *c)
+{
+    if (c->lingering) return T_LINGER;
+    if (c->pstate == HTTP_P_HEADERS) return T_HEADER;
+    if (c->pstate == HTTP_P_BODY) return T_BODY;
+    if (c->n_exchanges == 0) return T_IDLE;
+    if (c->q_head == NULL && c->reqs_pending > 0) return T_WRITE;
+    return T_NONE;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct http_conn *c = t->data;
+    struct http_server *s = c->srv;
+    c->timer_active = false;
+    switch (timer_kind(c)) {
+    case T_HEADER: case T_BODY: case T_WRITE: s->stats.timed_out++; break;
+    case T_IDLE: s->stats.idle_closed++; break;
+    default: break;
+    }
+    http_conn_close(c);
+}
+
+void http_conn_update_timer(struct http_conn *c)
+{
+    struct http_server *s = c->srv;
+    const struct http_options *o = &s->opt;
+    uint64_t deadline;
+    int kind;
+    if (c->closing) return;
+    kind = timer_kind(c);
+    if (kind == T_IDLE) idle_add(c);
+    else idle_remove(c);
+    switch (kind) {
+    case T_HEADER: deadline = c->phase_start + o->header_timeout_ms; break;
+    case T_BODY: deadline = c->phase_start + o->body_timeout_ms; break;
+    case T_IDLE: deadline = c->idle_since + o->idle_timeout_ms; break;
+    case T_WRITE: deadline = c->write_since + o->idle_timeout_ms; break;
+    case T_LINGER: deadline = c->phase_start + HTTP_LINGER_MS; break;
+    default:
+        if (c->timer_active) { uv_timer_stop(&c->timer); c->timer_active = false; }
+        return;
+    }
+    if (c->timer_active && c->deadline == deadline) return;
+    uint64_t now = uv_now(s->loop);
+    c->deadline = deadline;
+    c->timer_active = true;
+    uv_timer_start(&c->timer, on_timer, deadline > now ? deadline - now : 0, 0);
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct http_conn *c = h->data;
+    struct http_server *s = c->srv;
+    /* Shared: libuv calls on_read right after on_alloc, and on_read parses
+     * (copies out) everything before returning. */
+    *buf = uv_buf_init(s->rbuf, (unsigned)s->rbuf_cap);
+}
+
+static void drop_partial_request(struct http_conn *c)
+{
+    struct http_exchange *x = c->cur;
+    if (x && !x->dispatched) {
+        struct http_exchange **pp = &c->q_head, *prev = NULL;
+        while (*pp && *pp != x) { prev = *pp; pp = &(*pp)->next; }
+        if (*pp) {
+            *pp = x->next;
+            if (c->q_tail == x) c->q_tail = prev;
+            c->n_exchanges--;
+        }
+        http_exchange_free(x);
+    }
+    c->cur = NULL;
+    c->pstate = HTTP_P_IDLE;
+    c->pend_len = 0;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct http_conn *c = stream->data;
+    if (nread == 0 || c->closing) return;
+    if (nread < 0) {
+        if (nread != UV_EOF || c->lingering) { http_conn_close(c); return; }
+        /* The client finished sending. Answer what it asked for, then
+         * close; a request cut short is dropped. */
+        c->read_eof = true;
+        c->no_more = true;
+        http_conn_read_stop(c);
+        drop_partial_request(c);
+        if (c->n_exchanges == 0) http_conn_close(c);
+        else http_conn_update_timer(c);
+        return;
+    }
+    if (c->lingering) {
+        c->linger_bytes += (uint64_t)nread;
+        if (c->linger_bytes > HTTP_LINGER_MAX) http_conn_close(c);
+        return;
+    }
+    http_conn_input(c, buf->base, (size_t)nread);
+}
+
+void http_conn_read_start(struct http_conn *c)
+{
+    if (c->reading || c->closing) return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
+        http_conn_close(c);
+        return;
+    }
+    c->reading = true;
+}
+
+void http_conn_read_stop(struct http_conn *c)
+{
+    if (!c->reading) return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+}
+
+/* ---- closing ---------------------------------------------------------------- */
+
+static void maybe_done(struct http_server *s)
+{
+    if (!s->stopping || !s->listener_closed || s->n_alive) return;
+    void (*done)(void *) = s->done;
+    void *arg = s->done_arg;
+    free(s->rbuf);
+    free(s);
+    if (done) done(arg);
+}
+
+void http_conn_maybe_free(struct http_conn *c)
+{
+    if (!c->closing || c->handles_open || c->reqs_pending) return;
+    struct http_server *s = c->srv;
+    free(c->pend);
+    free(c->hoffs);
+    free(c);
+    s->n_alive--;
+    maybe_done(s);
+}
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+    struct http_conn *c = h->data;
+    c->handles_open--;
+    http_conn_maybe_free(c);
+}
+
+void http_conn_close(struct http_conn *c)
+{
+    struct http_server *s = c->srv;
+    if (c->closing) return;
+    c->closing = true;
+    idle_remove(c);
+    if (c->prev) c->prev->next = c->next;
+    else s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    s->stats.connections_open--;
+    http_conn_read_stop(c);
+    uv_timer_stop(&c->timer);
+    c->timer_active = false;
+    /* Exchanges the handler holds are detached and stay valid until
+     * http_respond; the others die with the connection. */
+    struct http_exchange *x = c->q_head, *next;
+    for (; x; x = next) {
+        next = x->next;
+        x->next = NULL;
+        c->n_exchanges--;
+        if (x->dispatched && !x->responded) x->conn = NULL;
+        else http_exchange_free(x);
+    }
+    c->q_head = c->q_tail = NULL;
+    c->cur = NULL;
+    c->pend_len = 0;
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct http_conn *c = req->data;
+    c->reqs_pending--;
+    if (c->closing) http_conn_maybe_free(c);
+    else if (status < 0) http_conn_close(c);
+}
+
+/* After a response with Connection: close. Closing at once could reset the
+ * connection (unread input makes the kernel send RST), and an RST can
+ * destroy the response before the client reads it. So: send FIN, discard
+ * input until the client closes, for at most HTTP_LINGER_MS. */
+void http_conn_linger(struct http_conn *c)
+{
+    if (c->closing) return;
+    if (c->read_eof) { http_conn_close(c); return; }
+    c->lingering = true;
+    c->pend_len = 0;
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+        http_conn_close(c);
+        return;
+    }
+    c->reqs_pending++;
+    c->phase_start = uv_now(c->srv->loop);
+    http_conn_read_start(c);
+    http_conn_update_timer(c);
+}
+
+/* ---- accepting --------------------------------------------------------------- */
+
+static void format_peer(struct http_conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    strcpy(c->peer, "?");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) < 0) return;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        uv_ip4_name(a, ip, sizeof ip);
+        port = ntohs(a->sin_port);
+        snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, ip, sizeof ip);
+        port = ntohs(a->sin6_port);
+        snprintf(c->peer, sizeof c->peer, "[%s]:%d", ip, port);
+    }
+}
+
+static void on_refused_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct http_server *s = listener->data;
+    if (status < 0 || s->stopping) return;
+    if (s->stats.connections_open >= s->opt.max_connections) {
+        if (s->idle_head) {
+            /* Idle clients must not starve new ones: drop the one idle
+             * longest. */
+            s->stats.evicted_idle++;
+            http_conn_close(s->idle_head);
+        } else {
+            /* Every connection is busy: take this one off the backlog and
+             * close it. */
+            uv_tcp_t *t = malloc(sizeof *t);
+            if (!t) return;
+            uv_tcp_init(s->loop, t);
+            if (uv_accept(listener, (uv_stream_t *)t) == 0) s->stats.refused_full++;
+            uv_close((uv_handle_t *)t, on_refused_closed);
+            return;
+        }
+    }
+    struct http_conn *c = calloc(1, sizeof *c);
+    if (!c) return;
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
+        return;
+    }
+    uv_timer_init(s->loop, &c->timer);
+    c->timer.data = c;
+    c->handles_open = 2;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    uv_tcp_nodelay(&c->tcp, 1);
+    format_peer(c);
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    s->n_alive++;
+    s->stats.connections_accepted++;
+    s->stats.connections_open++;
+    c->pstate = HTTP_P_IDLE;
+    http_conn_read_start(c);
+    if (!c->closing) http_conn_update_timer(c);
+}
+
+/* ---- starting and stopping --------------------------------------------------- */
+
+/* "host:port", "[v6]:port", "name:port" -> sockaddr. */
+static int resolve(uv_loop_t *loop, const char *addr, struct sockaddr_storage *out,
+                   char *err, size_t errcap)
+{
+    char host[256];
+    const char *colon, *h = addr;
+    size_t hlen;
+    if (addr[0] == '[') {
+        const char *close = strchr(addr, ']');
+        if (!close || close[1] != ':') goto bad;
+        h = addr + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (!colon) goto bad;
+        hlen = (size_t)(colon - addr);
+    }
+    if (hlen >= sizeof host) goto bad;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    if (hlen == 0) strcpy(host, "0.0.0.0");
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || port < 0 || port > 65535) goto bad;
+
+    memset(out, 0, sizeof *out);
+    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)out) == 0) return 0;
+    if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)out) == 0) return 0;
+    uv_getaddrinfo_t req;
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int r = uv_getaddrinfo(loop, &req, NULL, host, NULL, &hints);
+    if (r < 0) {
+        snprintf(err, errcap, "http: cannot resolve host \"%s\" of %s: %s", host, addr, uv_strerror(r));
+        return -1;
+    }
+    memcpy(out, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen);
+    uv_freeaddrinfo(req.addrinfo);
+    if (out->ss_family == AF_INET) ((struct sockaddr_in *)out)->sin_port = htons((uint16_t)port);
+    else ((struct sockaddr_in6 *)out)->sin6_port = htons((uint16_t)port);
+    return 0;
+bad:
+    snprintf(err, errcap, "http: bad listen address \"%s\": want host:port, [v6]:port or name:port", addr);
+    return -1;
+}
+
+static void on_listener_closed_early(uv_handle_t *h)
+{
+    struct http_server *s = h->data;
+    free(s->rbuf);
+    free(s);
+}
+
+int http_server_start(uv_loop_t *loop, const char *addr, const struct http_options *o,
+                      http_handler handler, void *ctx, struct http_server **out,
+                      char *err, size_t errcap)
+{
+    struct http_options def;
+    struct sockaddr_storage sa;
+    int r;
+    http_options_default(&def);
+    *out = NULL;
+    if (!handler) {
+        snprintf(err, errcap, "http: no handler given");
+        return -1;
+    }
+    if (resolve(loop, addr, &sa, err, errcap) < 0) return -1;
+    struct http_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errcap, "http: out of memory");
+        return -1;
+    }
+    s->opt = o ? *o : def;
+    /* A zero field means the default. */
+    if (!s->opt.max_header_bytes) s->opt.max_header_bytes = def.max_header_bytes;
+    if (!s->opt.max_body_bytes) s->opt.max_body_bytes = def.max_body_bytes;
+    if (!s->opt.header_timeout_ms) s->opt.header_timeout_ms = def.header_timeout_ms;
+    if (!s->opt.body_timeout_ms) s->opt.body_timeout_ms = def.body_timeout_ms;
+    if (!s->opt.idle_timeout_ms) s->opt.idle_timeout_ms = def.idle_timeout_ms;
+    if (!s->opt.max_connections) s->opt.max_connections = def.max_connections;
+    if (!s->opt.max_pipeline) s->opt.max_pipeline = def.max_pipeline;
+    if (s->opt.max_header_bytes > 1024 * 1024 || s->opt.max_body_bytes > (64u << 20)) {
+        snprintf(err, errcap, "http: limits too large (max_header_bytes %zu, at most 1 MiB; "
+                 "max_body_bytes %zu, at most 64 MiB)", s->opt.max_header_bytes, s->opt.max_body_bytes);
+        free(s);
+        return -1;
+    }
+    /* http-parser's own cap (80 KiB by default) must not be the tighter one. */
+    if (s->opt.max_header_bytes + 1024 > 80 * 1024)
+        http_parser_set_max_header_size((uint32_t)s->opt.max_header_bytes + 1024);
+    /* A write to a connection the client reset must fail with EPIPE, not
+     * kill the process. */
+    signal(SIGPIPE, SIG_IGN);
+    s->loop = loop;
+    s->handler = handler;
+    s->ctx = ctx;
+    s->rbuf_cap = HTTP_RBUF;
+    s->rbuf = malloc(s->rbuf_cap);
+    if (!s->rbuf) {
+        snprintf(err, errcap, "http: out of memory");
+        free(s);
+        return -1;
+    }
+    uv_tcp_init(loop, &s->listener);
+    s->listener.data = s;
+    r = uv_tcp_bind(&s->listener, (const struct sockaddr *)&sa, 0);
+    if (r == 0) r = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+    if (r < 0) {
+        snprintf(err, errcap, "http: cannot listen on %s: %s (is another process using the port?)",
+                 addr, uv_strerror(r));
+        uv_close((uv_handle_t *)&s->listener, on_listener_closed_early);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+int http_server_port(const struct http_server *s)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len) < 0) return -1;
+    if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return -1;
+}
+
+void http_server_get_stats(const struct http_server *s, struct http_stats *out)
+{
+    *out = s->stats;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    struct http_server *s = h->data;
+    s->listener_closed = true;
+    maybe_done(s);
+}
+
+void http_server_stop(struct http_server *s, void (*done)(void *arg), void *arg)
+{
+    if (s->stopping) return;
+    s->stopping = true;
+    s->done = done;
+    s->done_arg = arg;
+    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    while (s->conns) http_conn_close(s->conns);
+}

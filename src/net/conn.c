@@ -1,0 +1,333 @@
+/*
+ * conn.c — the inbound half of the peer transport: accepting connections,
+ * the acceptor's side of the handshake (CHALLENGE, check the HELLO, WELCOME
+ * or REFUSE), then reading the stream: codec frames are sized with
+ * raft_codec_frame_size, decoded, checked against the authenticated peer and
+ * delivered; PINGs are answered with PONGs. Anything malformed is counted
+ * and closes the connection. A connection that does not finish the
+ * handshake within connect_timeout_ms, or is silent for idle_timeout_ms
+ * after it, is closed. The read buffer never exceeds one largest frame.
+ */
+#include "net/net_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "raft_codec.h"
+
+#define IN_BUF_START (64u * 1024)
+#define IN_BUF_KEEP (256u * 1024) /* shrink back to this after a large frame */
+
+static void on_in_closed(uv_handle_t *h)
+{
+    struct net_in *c = h->data;
+    struct net *n = c->net;
+    if (--c->open_handles == 0) {
+        free(c->buf);
+        free(c);
+    }
+    net__pending_done(n);
+}
+
+void net__close_in(struct net_in *c)
+{
+    if (c->closing)
+        return;
+    struct net *n = c->net;
+    c->closing = 1;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        n->inbound = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    n->n_inbound--;
+    uv_close((uv_handle_t *)&c->tcp, on_in_closed);
+    uv_close((uv_handle_t *)&c->timer, on_in_closed);
+}
+
+static void in_malformed(struct net_in *c)
+{
+    c->net->stats.dropped_malformed++;
+    net__close_in(c);
+}
+
+static void in_refuse(struct net_in *c, int reason)
+{
+    uint8_t buf[NET_WIRE_MAX_FRAME];
+    struct net_wire_msg w = { .kind = NET_WIRE_REFUSE, .reason = (uint8_t)reason };
+    size_t len = net_wire_encode(&w, buf, sizeof buf);
+    /* Best effort: say why, so the dialer can log something a person can act on. */
+    net__write_small((uv_stream_t *)&c->tcp, buf, len);
+    c->net->stats.dropped_unauthenticated++;
+    net__close_in(c);
+}
+
+static void in_send(struct net_in *c, const struct net_wire_msg *w)
+{
+    uint8_t buf[NET_WIRE_MAX_FRAME];
+    size_t len = net_wire_encode(w, buf, sizeof buf);
+    /* A dialer that does not read its PONGs would make them pile up here. */
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > NET_MAX_PENDING_REPLY ||
+        net__write_small((uv_stream_t *)&c->tcp, buf, len) < 0)
+        net__close_in(c);
+}
+
+static void on_in_timer(uv_timer_t *t)
+{
+    struct net_in *c = t->data;
+    struct net *n = c->net;
+    if (c->state == NET_IN_HELLO) {
+        n->stats.dropped_unauthenticated++; /* slow or silent before the handshake */
+        net__close_in(c);
+    } else if (uv_now(n->loop) - c->last_rx >= n->o.idle_timeout_ms) {
+        net__close_in(c); /* the dialer pings every idle/4: it is gone */
+    }
+}
+
+/* The dialer's HELLO: check it names us, comes from a plausible id and (with a
+ * secret) carries the right MAC, then answer WELCOME. A newer authenticated
+ * connection from the same peer replaces an older one (that one is dead from
+ * the dialer's side: it only ever keeps one). */
+static void in_hello(struct net_in *c, const struct net_wire_msg *w)
+{
+    struct net *n = c->net;
+    if (w->kind != NET_WIRE_HELLO) {
+        in_malformed(c);
+        return;
+    }
+    if (w->to != n->o.self) {
+        in_refuse(c, NET_REFUSE_WRONG_NODE);
+        return;
+    }
+    if (w->from == 0 || w->from == n->o.self) {
+        in_refuse(c, NET_REFUSE_BAD_ID);
+        return;
+    }
+    struct net_wire_msg welcome = { .kind = NET_WIRE_WELCOME };
+    if (n->secret) {
+        if (!net_auth_check(n->secret, n->o.secret_len, "linkraft-hello", w->from, w->to, c->nonce, w->nonce,
+                            w->mac)) {
+            in_refuse(c, NET_REFUSE_AUTH);
+            return;
+        }
+        net_auth_mac(n->secret, n->o.secret_len, "linkraft-welcome", w->from, w->to, c->nonce, w->nonce,
+                     welcome.mac);
+    }
+    c->state = NET_IN_AUTHED;
+    c->peer = w->from;
+    n->stats.inbound_authenticated++;
+    for (struct net_in *o = n->inbound, *next; o; o = next) {
+        next = o->next;
+        if (o != c && o->state == NET_IN_AUTHED && o->peer == c->peer)
+            net__close_in(o);
+    }
+    unsigned tick = n->o.idle_timeout_ms / 4 ? n->o.idle_timeout_ms / 4 : 1;
+    uv_timer_start(&c->timer, on_in_timer, tick, tick);
+    in_send(c, &welcome);
+}
+
+/* Little-endian u32 at p: the codec header is magic | body_len | crc. */
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Makes room for a whole frame of want bytes (want <= the cap limit). */
+static int in_reserve(struct net_in *c, size_t want)
+{
+    if (c->cap >= want)
+        return 0;
+    size_t cap = c->cap ? c->cap : IN_BUF_START;
+    while (cap < want)
+        cap *= 2;
+    size_t limit = RAFT_CODEC_HEADER_BYTES + c->net->o.max_frame_bytes;
+    if (cap > limit)
+        cap = limit > want ? limit : want;
+    uint8_t *b = realloc(c->buf, cap);
+    if (!b)
+        return -1;
+    c->buf = b;
+    c->cap = cap;
+    return 0;
+}
+
+/* Consumes every whole frame in the buffer. Stops as soon as the connection
+ * is closed (by a bad frame, or by the callback, which may even stop n). */
+static void in_process(struct net_in *c)
+{
+    struct net *n = c->net;
+    size_t pos = 0;
+    while (!c->closing) {
+        const uint8_t *p = c->buf + pos;
+        size_t left = c->len - pos;
+        if (left < 4)
+            break;
+        if (net_wire_is_control(p, left)) {
+            long fl = net_wire_frame_size(p, left);
+            if (fl == 0)
+                break;
+            struct net_wire_msg w;
+            if (fl < 0 || net_wire_decode(p, (size_t)fl, &w) != 0) {
+                in_malformed(c);
+                return;
+            }
+            pos += (size_t)fl;
+            if (c->state == NET_IN_HELLO) {
+                in_hello(c, &w);
+            } else if (w.kind == NET_WIRE_PING) {
+                w.kind = NET_WIRE_PONG;
+                in_send(c, &w);
+            } else {
+                in_malformed(c);
+                return;
+            }
+            continue;
+        }
+        /* A Raft frame: only after the handshake, and never over the limit
+         * (checked from the header, before the body is buffered). */
+        if (c->state != NET_IN_AUTHED) {
+            in_malformed(c);
+            return;
+        }
+        if (left >= 8 && le32(p + 4) > n->o.max_frame_bytes) {
+            in_malformed(c);
+            return;
+        }
+        long fl = raft_codec_frame_size(p, left);
+        if (fl < 0) {
+            in_malformed(c);
+            return;
+        }
+        if (fl == 0) {
+            if (left >= RAFT_CODEC_HEADER_BYTES) {
+                size_t want = RAFT_CODEC_HEADER_BYTES + le32(p + 4);
+                if (pos > 0) { /* the next read appends: move the partial frame to the front */
+                    memmove(c->buf, p, left);
+                    c->len = left;
+                    pos = 0;
+                }
+                if (in_reserve(c, want) != 0)
+                    net__close_in(c); /* out of memory: the dialer reconnects */
+            }
+            break;
+        }
+        struct raft_message m;
+        int rc = raft_codec_decode(p, (size_t)fl, &m);
+        if (rc != 0) {
+            in_malformed(c);
+            return;
+        }
+        pos += (size_t)fl;
+        if (m.from != c->peer || m.to != n->o.self) {
+            raft_codec_release(&m);
+            in_malformed(c); /* authenticated as one node, claiming to be another */
+            return;
+        }
+        n->stats.frames_received++;
+        n->cb(n->ctx, &m);
+        raft_codec_release(&m);
+    }
+    if (c->closing)
+        return;
+    memmove(c->buf, c->buf + pos, c->len - pos);
+    c->len -= pos;
+    if (c->cap > IN_BUF_KEEP && c->len <= IN_BUF_KEEP / 2) {
+        uint8_t *b = realloc(c->buf, IN_BUF_KEEP);
+        if (b) {
+            c->buf = b;
+            c->cap = IN_BUF_KEEP;
+        }
+    }
+}
+
+static void on_in_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    struct net_in *c = h->data;
+    /* Before the handshake only a HELLO may come: a tiny buffer, so a crowd
+     * of unauthenticated connections costs little memory. */
+    size_t limit = c->state == NET_IN_AUTHED ? RAFT_CODEC_HEADER_BYTES + c->net->o.max_frame_bytes
+                                             : 2 * NET_WIRE_MAX_FRAME;
+    if (c->cap - c->len < 4096 && c->cap < limit) {
+        size_t cap = c->cap < IN_BUF_START ? IN_BUF_START : 2 * c->cap;
+        if (cap > limit)
+            cap = limit;
+        uint8_t *nb = realloc(c->buf, cap);
+        if (nb) {
+            c->buf = nb;
+            c->cap = cap;
+        }
+    }
+    *b = uv_buf_init((char *)c->buf + c->len, (unsigned)(c->cap - c->len));
+}
+
+static void on_in_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct net_in *c = s->data;
+    if (c->closing || nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread == UV_ENOBUFS)
+            c->net->stats.dropped_malformed++; /* more than one largest frame buffered */
+        net__close_in(c);
+        return;
+    }
+    struct net *n = c->net;
+    n->stats.bytes_received += (uint64_t)nread;
+    c->last_rx = uv_now(n->loop);
+    c->len += (size_t)nread;
+    in_process(c);
+}
+
+void net__on_connection(uv_stream_t *listener, int status)
+{
+    struct net *n = listener->data;
+    if (status < 0 || n->stopping)
+        return;
+    struct net_in *c = calloc(1, sizeof *c);
+    if (!c)
+        return; /* the connection waits in the backlog; the dialer times out and retries */
+    c->net = n;
+    uv_tcp_init(n->loop, &c->tcp);
+    uv_timer_init(n->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->open_handles = 2;
+    n->pending += 2;
+    c->next = n->inbound;
+    if (n->inbound)
+        n->inbound->prev = c;
+    n->inbound = c;
+    n->n_inbound++;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        net__close_in(c);
+        return;
+    }
+    n->stats.accepted++;
+    if (n->n_inbound > NET_MAX_INBOUND) {
+        /* Full: make room by closing the oldest connection still in its
+         * handshake (new ones are at the head), so a crowd of idle
+         * unauthenticated sockets cannot lock real peers out for long. */
+        struct net_in *victim = NULL;
+        for (struct net_in *o = n->inbound; o; o = o->next)
+            if (o != c && o->state == NET_IN_HELLO)
+                victim = o;
+        n->stats.dropped_unauthenticated++;
+        net__close_in(victim ? victim : c);
+        if (!victim)
+            return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->last_rx = uv_now(n->loop);
+    uv_timer_start(&c->timer, on_in_timer, n->o.connect_timeout_ms, 0);
+    struct net_wire_msg w = { .kind = NET_WIRE_CHALLENGE, .flags = n->secret ? NET_CHALLENGE_SECRET : 0 };
+    randombytes_buf(c->nonce, NET_NONCE_BYTES);
+    memcpy(w.nonce, c->nonce, NET_NONCE_BYTES);
+    in_send(c, &w);
+    if (!c->closing && uv_read_start((uv_stream_t *)&c->tcp, on_in_alloc, on_in_read) != 0)
+        net__close_in(c);
+}

@@ -1,0 +1,219 @@
+/*
+ * forward.c — a write that reaches a follower is forwarded to the leader by
+ * the node itself (SPEC §4), so a client never has to find the leader.
+ *
+ * The request goes to the leader's HTTP address as it came (hop-by-hop
+ * headers dropped, X-Linkraft-Forwarded added so it is never forwarded
+ * twice). The leader's answer is relayed only once this node has applied
+ * the entry it names (X-Raft-Index): a client that reads here next sees its
+ * own write. While no leader is known (an election is under way) the
+ * request waits, up to FORWARD_WAIT_MS, for one to emerge.
+ */
+#include "node/node_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/buf.h"
+#include "node/log.h"
+
+#define FORWARD_WAIT_MS 3000
+
+struct forward {
+    struct node *n;
+    struct http_exchange *x;
+    uv_timer_t wait;            /* polls for a leader while none is known */
+    uint64_t deadline;
+    /* The leader's answer, kept while we wait for the local apply. */
+    int status;
+    char *headers;
+    char *body;
+    size_t body_len;
+};
+
+static const char *const hop_by_hop[] = {
+    "host", "content-length", "connection", "keep-alive", "transfer-encoding", "expect", "te", "upgrade",
+    "proxy-connection", "date", "x-served-by", NULL,
+};
+
+static bool is_hop_by_hop(const char *name, size_t len)
+{
+    for (size_t i = 0; hop_by_hop[i]; i++)
+        if (strlen(hop_by_hop[i]) == len && !strncasecmp(hop_by_hop[i], name, len))
+            return true;
+    return false;
+}
+
+static void forward_free_cb(uv_handle_t *h)
+{
+    struct forward *f = h->data;
+    free(f->headers);
+    free(f->body);
+    free(f);
+}
+
+static void forward_end(struct forward *f)
+{
+    uv_timer_stop(&f->wait);
+    uv_close((uv_handle_t *)&f->wait, forward_free_cb);
+}
+
+static void forward_fail(struct forward *f, int status, const char *code, const char *msg)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_printf(&b, "{\"error\":\"%s\",\"message\":\"%s\"}\n", code, msg);
+    char headers[160];
+    snprintf(headers, sizeof headers, "Content-Type: application/json\r\nX-Served-By: %llu\r\nX-Raft-Index: %llu\r\n",
+             (unsigned long long)f->n->o.id, (unsigned long long)node_applied(f->n));
+    size_t len;
+    char *body = buf_take(&b, &len);
+    if (body)
+        http_respond_take(f->x, status, headers, body, len);
+    else
+        http_respond(f->x, status, headers, "", 0);
+    forward_end(f);
+}
+
+static void relay(struct forward *f)
+{
+    http_respond_take(f->x, f->status, f->headers, f->body, f->body_len);
+    f->body = NULL;
+    forward_end(f);
+}
+
+static void applied_here(void *arg, int status)
+{
+    struct forward *f = arg;
+    (void)status; /* on a timeout the write is still done: answer anyway */
+    relay(f);
+}
+
+static void try_forward(struct forward *f);
+
+static void retry_forward(uv_timer_t *t)
+{
+    try_forward(t->data);
+}
+
+static void leader_answered(void *arg, int err, const struct http_client_response *resp)
+{
+    struct forward *f = arg;
+    struct node *n = f->n;
+    if (err == HTTPC_ECONNECT && uv_now(&n->loop) < f->deadline) {
+        /* The leader we knew is gone; wait for the next one. Nothing was sent. */
+        uv_timer_start(&f->wait, retry_forward, n->o.tick_ms, 0);
+        return;
+    }
+    if (err) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "forwarding to the leader failed (%s); the outcome is unknown: retry with the "
+                 "same Idempotency-Key", http_client_strerror(err));
+        forward_fail(f, 503, "unavailable", msg);
+        return;
+    }
+    struct buf h;
+    buf_init(&h);
+    raft_index index = 0;
+    for (size_t i = 0; i < resp->n_headers; i++) {
+        const struct http_header *hd = &resp->headers[i];
+        if (hd->name_len == 12 && !strncasecmp(hd->name, "X-Raft-Index", 12))
+            index = strtoull(hd->value, NULL, 10);
+        if (is_hop_by_hop(hd->name, hd->name_len) || memchr(hd->value, '\n', hd->value_len))
+            continue;
+        buf_append(&h, hd->name, hd->name_len);
+        buf_puts(&h, ": ");
+        buf_append(&h, hd->value, hd->value_len);
+        buf_puts(&h, "\r\n");
+    }
+    buf_printf(&h, "X-Served-By: %llu\r\nX-Leader: %llu\r\n", (unsigned long long)n->o.id,
+               (unsigned long long)raft_leader(n->raft));
+    f->status = resp->status;
+    f->headers = buf_take(&h, NULL);
+    f->body = malloc(resp->body_len ? resp->body_len : 1);
+    if (!f->headers || !f->body) {
+        forward_fail(f, 503, "unavailable", "out of memory");
+        return;
+    }
+    memcpy(f->body, resp->body, resp->body_len);
+    f->body_len = resp->body_len;
+    if (resp->status >= 200 && resp->status < 300 && index > node_applied(n))
+        node_read(n, NODE_READ_SESSION, index, n->o.write_timeout_ms, applied_here, f);
+    else
+        relay(f);
+}
+
+static void try_forward(struct forward *f)
+{
+    struct node *n = f->n;
+    raft_id leader = raft_leader(n->raft);
+    if (raft_role(n->raft) == RAFT_LEADER || n->closing) {
+        /* We lead now (or are closing): handle it here after all. */
+        forward_fail(f, 503, "not_leader", n->closing ? "this node is shutting down" : "leadership moved; retry");
+        return;
+    }
+    const struct cluster_member *m = leader ? cluster_find(&n->cluster, leader) : NULL;
+    if (!m) {
+        if (uv_now(&n->loop) >= f->deadline) {
+            forward_fail(f, 503, "no_leader", "no leader is known (no majority reachable?); retry later");
+            return;
+        }
+        uv_timer_start(&f->wait, retry_forward, n->o.tick_ms, 0);
+        return;
+    }
+    const struct http_request *req = http_exchange_request(f->x);
+    struct buf h, target;
+    buf_init(&h);
+    buf_init(&target);
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct http_header *hd = &req->headers[i];
+        if (is_hop_by_hop(hd->name, hd->name_len))
+            continue;
+        buf_append(&h, hd->name, hd->name_len);
+        buf_puts(&h, ": ");
+        buf_append(&h, hd->value, hd->value_len);
+        buf_puts(&h, "\r\n");
+    }
+    char ip[64];
+    snprintf(ip, sizeof ip, "%s", req->peer);
+    char *colon = strrchr(ip, ':');
+    if (colon)
+        *colon = 0;
+    buf_printf(&h, "X-Linkraft-Forwarded: %llu\r\nX-Forwarded-For: %s\r\n", (unsigned long long)n->o.id, ip);
+    buf_puts(&target, req->path);
+    if (req->query[0]) {
+        buf_puts(&target, "?");
+        buf_puts(&target, req->query);
+    }
+    int rc = h.oom || target.oom ? HTTPC_ENOMEM
+           : http_client_request(n->client, m->http_addr, req->method, target.p, h.p, req->body, req->body_len,
+                                 n->o.write_timeout_ms + 1000, leader_answered, f);
+    buf_free(&h);
+    buf_free(&target);
+    if (rc)
+        forward_fail(f, 503, "unavailable", http_client_strerror(rc));
+}
+
+bool node_forward_wanted(const struct node *n, const struct http_request *req)
+{
+    if (!strcmp(req->method, "GET") || req->head || raft_role(n->raft) == RAFT_LEADER)
+        return false;
+    return http_header_get(req, "X-Linkraft-Forwarded", NULL) == NULL;
+}
+
+void node_forward(struct node *n, struct http_exchange *x)
+{
+    struct forward *f = calloc(1, sizeof *f);
+    if (!f) {
+        http_respond(x, 503, "Content-Type: text/plain\r\n", "out of memory\n", 14);
+        return;
+    }
+    f->n = n;
+    f->x = x;
+    f->deadline = uv_now(&n->loop) + FORWARD_WAIT_MS;
+    uv_timer_init(&n->loop, &f->wait);
+    f->wait.data = f;
+    try_forward(f);
+}

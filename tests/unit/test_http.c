@@ -1,0 +1,1027 @@
+/*
+ * test_http.c — the HTTP/1.1 server over real sockets on 127.0.0.1:210xx.
+ * Each test starts a server on the test process's libuv loop; a client
+ * thread speaks HTTP with blocking sockets (5 s socket timeouts, so nothing
+ * hangs) while the main thread runs the loop until the client is done or a
+ * deadline passes. Checks are made on the main thread after the client
+ * joins, from what the client recorded.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "../harness.h"
+#include "http.h"
+
+/* ---- the server side ----------------------------------------------------- */
+
+static uv_loop_t *loop;
+static struct http_server *srv;
+static int srv_port;
+
+/* Exchanges the handler keeps for later ("/stash"), in arrival order. */
+static pthread_mutex_t stash_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stash_cv = PTHREAD_COND_INITIALIZER;
+static struct http_exchange *stash[64];
+static int n_stash;            /* stashed so far (total) */
+static int n_answered;         /* of those, answered */
+static int max_outstanding;    /* most stashed-and-unanswered at once */
+static int answer_order[64];   /* stash indexes in the order answered */
+static char last_method[64];
+
+static void stash_answer(int i)
+{
+    char body[32];
+    const struct http_request *r = http_exchange_request(stash[i]);
+    snprintf(body, sizeof body, "%s", r->query);
+    answer_order[n_answered] = i;
+    pthread_mutex_lock(&stash_mu);
+    n_answered++;
+    pthread_mutex_unlock(&stash_mu);
+    http_respond(stash[i], 200, NULL, body, strlen(body));
+    stash[i] = NULL;
+}
+
+static void handler(void *ctx, struct http_exchange *x)
+{
+    const struct http_request *r = http_exchange_request(x);
+    snprintf(last_method, sizeof last_method, "%s", r->method);
+    if (strcmp(r->path, "/stash") == 0) {
+        pthread_mutex_lock(&stash_mu);
+        stash[n_stash++] = x;
+        if (n_stash - n_answered > max_outstanding) max_outstanding = n_stash - n_answered;
+        pthread_cond_broadcast(&stash_cv);
+        pthread_mutex_unlock(&stash_mu);
+        return;
+    }
+    bool get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+    bool post = strcmp(r->method, "POST") == 0;
+    if (!get && !post) {
+        http_respond(x, 405, "Allow: GET, HEAD, POST\r\n", "no\n", 3);
+        return;
+    }
+    if (strcmp(r->path, "/hello") == 0) {
+        http_respond(x, 200, "Content-Type: text/plain\r\n", "hello", 5);
+    } else if (strcmp(r->path, "/echo") == 0) {
+        char hdrs[1024];
+        size_t clen = 0;
+        const char *custom = http_header_get(r, "X-Custom", &clen);
+        snprintf(hdrs, sizeof hdrs, "X-Method: %s\r\nX-Path: %s\r\nX-Query: %s\r\nX-Peer: %s\r\n"
+                 "X-Custom-Got: %.*s\r\nX-Headers: %zu\r\n", r->method, r->path, r->query, r->peer,
+                 custom ? (int)clen : 6, custom ? custom : "(none)", r->n_headers);
+        char *body = malloc(r->body_len + 1);
+        memcpy(body, r->body, r->body_len);
+        body[r->body_len] = 0;
+        /* The body must be NUL-terminated for convenience. */
+        if (r->body[r->body_len] != '\0') { free(body); http_respond(x, 500, NULL, "nul", 3); return; }
+        http_respond_take(x, 200, hdrs, body, r->body_len);
+    } else if (strcmp(r->path, "/empty") == 0) {
+        http_respond(x, 204, NULL, NULL, 0);
+    } else {
+        http_respond(x, 404, NULL, "not found\n", 10);
+    }
+}
+
+static void reset_stash(void)
+{
+    pthread_mutex_lock(&stash_mu);
+    n_stash = n_answered = max_outstanding = 0;
+    memset(stash, 0, sizeof stash);
+    pthread_mutex_unlock(&stash_mu);
+}
+
+static bool server_up(int port, const struct http_options *o)
+{
+    char addr[64], err[256];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    reset_stash();
+    srv_port = port;
+    if (http_server_start(loop, addr, o, handler, NULL, &srv, err, sizeof err) != 0) {
+        fprintf(stderr, "  server start: %s\n", err);
+        return false;
+    }
+    return true;
+}
+
+/* Runs the loop until pred() holds or timeout_ms passes; true if it held. */
+static void on_poll_tick(uv_timer_t *t) { (void)t; }
+static bool run_until(bool (*pred)(void), unsigned timeout_ms)
+{
+    uv_timer_t tick;
+    uv_timer_init(loop, &tick);
+    uv_timer_start(&tick, on_poll_tick, 5, 5);
+    uint64_t deadline = uv_now(loop) + timeout_ms;
+    bool ok;
+    while (!(ok = pred()) && uv_now(loop) < deadline) uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return ok;
+}
+
+static bool stopped;
+static void on_stopped(void *arg) { *(bool *)arg = true; }
+static bool is_stopped(void) { return stopped; }
+
+static void server_down(void)
+{
+    if (!srv) return;
+    stopped = false;
+    http_server_stop(srv, on_stopped, &stopped);
+    srv = NULL;
+    run_until(is_stopped, 5000);
+    /* Anything the handler still held is answered now: discarded. */
+    for (int i = 0; i < 64; i++)
+        if (stash[i]) { http_respond(stash[i], 200, NULL, "late", 4); stash[i] = NULL; }
+}
+
+static struct http_stats stats(void)
+{
+    struct http_stats st;
+    http_server_get_stats(srv, &st);
+    return st;
+}
+
+/* ---- the client side (its own thread, blocking sockets) ---------------------- */
+
+struct cconn {
+    int fd;
+    char buf[256 * 1024];
+    size_t len;
+};
+
+struct resp {
+    int status;
+    char head[16384];
+    char body[128 * 1024];
+    size_t body_len;
+    long content_length;
+    bool keep_alive_hdr, close_hdr;
+};
+
+static struct cconn *cconnect(int port)
+{
+    struct cconn *c = calloc(1, sizeof *c);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    struct timeval tv = { .tv_sec = 5 };
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(c->fd);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void cclose(struct cconn *c)
+{
+    if (!c) return;
+    close(c->fd);
+    free(c);
+}
+
+/* Closes with RST (SO_LINGER 0): the server sees an error, not EOF. */
+static void cabort(struct cconn *c)
+{
+    struct linger l = { 1, 0 };
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    cclose(c);
+}
+
+static bool csend(struct cconn *c, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+        if (n <= 0) return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+static bool csends(struct cconn *c, const char *s) { return csend(c, s, strlen(s)); }
+
+/* Reads more into c->buf; false on EOF, error or timeout. */
+static bool cfill(struct cconn *c)
+{
+    if (c->len == sizeof c->buf) return false;
+    ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+    if (n <= 0) return false;
+    c->len += (size_t)n;
+    return true;
+}
+
+static void cconsume(struct cconn *c, size_t n)
+{
+    memmove(c->buf, c->buf + n, c->len - n);
+    c->len -= n;
+}
+
+/* Reads one response; for a HEAD request the body is not read. */
+static bool cread(struct cconn *c, struct resp *r, bool head_req)
+{
+    char *end;
+    memset(r, 0, offsetof(struct resp, body));
+    r->content_length = -1;
+    while (!(end = memmem(c->buf, c->len, "\r\n\r\n", 4)))
+        if (!cfill(c)) return false;
+    size_t hlen = (size_t)(end + 4 - c->buf);
+    if (hlen >= sizeof r->head) return false;
+    memcpy(r->head, c->buf, hlen);
+    r->head[hlen] = 0;
+    cconsume(c, hlen);
+    if (sscanf(r->head, "HTTP/1.1 %d", &r->status) != 1) return false;
+    const char *cl = strcasestr(r->head, "\r\nContent-Length: ");
+    if (cl) r->content_length = atol(cl + 18);
+    r->keep_alive_hdr = strcasestr(r->head, "\r\nConnection: keep-alive\r\n") != NULL;
+    r->close_hdr = strcasestr(r->head, "\r\nConnection: close\r\n") != NULL;
+    if (head_req || r->content_length <= 0 || r->status < 200 || r->status == 204) return true;
+    if ((size_t)r->content_length > sizeof r->body) return false;
+    while (c->len < (size_t)r->content_length)
+        if (!cfill(c)) return false;
+    memcpy(r->body, c->buf, (size_t)r->content_length);
+    r->body_len = (size_t)r->content_length;
+    cconsume(c, r->body_len);
+    return true;
+}
+
+/* True if the server closed the connection (EOF or reset) with nothing
+ * more sent, within the 5 s socket timeout. */
+static bool cwait_closed(struct cconn *c)
+{
+    if (c->len) return false;
+    char b[256];
+    for (;;) {
+        ssize_t n = recv(c->fd, b, sizeof b, 0);
+        if (n == 0) return true;
+        if (n < 0) return errno == ECONNRESET;
+        return false;
+    }
+}
+
+/* Value of a response header, copied into out ("" if absent). */
+static const char *rhdr(const struct resp *r, const char *name, char *out, size_t cap)
+{
+    char key[128];
+    snprintf(key, sizeof key, "\r\n%s: ", name);
+    const char *p = strcasestr(r->head, key);
+    out[0] = 0;
+    if (!p) return out;
+    p += strlen(key);
+    const char *e = strstr(p, "\r\n");
+    size_t n = (size_t)(e - p) < cap - 1 ? (size_t)(e - p) : cap - 1;
+    memcpy(out, p, n);
+    out[n] = 0;
+    return out;
+}
+
+/* Waits (client thread) until the handler has stashed n exchanges. */
+static bool wait_stash(int n)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 5;
+    pthread_mutex_lock(&stash_mu);
+    int rc = 0;
+    while (n_stash < n && rc == 0) rc = pthread_cond_timedwait(&stash_cv, &stash_mu, &ts);
+    bool ok = n_stash >= n;
+    pthread_mutex_unlock(&stash_mu);
+    return ok;
+}
+
+/* Runs fn(arg) in a client thread while the loop runs; false if it did not
+ * finish within timeout_ms (the thread is still joined: its sockets time
+ * out). */
+static atomic_int client_done;
+static uv_async_t wake;
+struct job { void (*fn)(void *); void *arg; };
+static void *client_main(void *p)
+{
+    struct job *j = p;
+    j->fn(j->arg);
+    atomic_store(&client_done, 1);
+    uv_async_send(&wake);
+    return NULL;
+}
+static bool is_client_done(void) { return atomic_load(&client_done) != 0; }
+static void on_wake(uv_async_t *a) { (void)a; }
+
+static bool run_client(void (*fn)(void *), void *arg, unsigned timeout_ms)
+{
+    pthread_t t;
+    struct job j = { fn, arg };
+    atomic_store(&client_done, 0);
+    uv_async_init(loop, &wake, on_wake);
+    pthread_create(&t, NULL, client_main, &j);
+    bool ok = run_until(is_client_done, timeout_ms);
+    if (!ok) run_until(is_client_done, 30000);
+    pthread_join(t, NULL);
+    uv_close((uv_handle_t *)&wake, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return ok;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+struct simple_out { bool ok; struct resp r1, r2; char query[64], path[64], peer[64], custom[64], date[64]; };
+
+static void c_simple_get(void *arg)
+{
+    struct simple_out *o = arg;
+    struct cconn *c = cconnect(srv_port);
+    if (!c) return;
+    o->ok = csends(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") && cread(c, &o->r1, false) &&
+            csends(c, "GET /echo?a=1&b=%20 HTTP/1.1\r\nHost: t\r\nx-CuStOm:   Some Value  \r\n\r\n") &&
+            cread(c, &o->r2, false);
+    rhdr(&o->r2, "X-Query", o->query, sizeof o->query);
+    rhdr(&o->r2, "X-Path", o->path, sizeof o->path);
+    rhdr(&o->r2, "X-Peer", o->peer, sizeof o->peer);
+    rhdr(&o->r2, "X-Custom-Got", o->custom, sizeof o->custom);
+    rhdr(&o->r1, "Date", o->date, sizeof o->date);
+    cclose(c);
+}
+
+TEST(simple_get)
+{
+    static struct simple_out o;
+    memset(&o, 0, sizeof o);
+    REQUIRE(server_up(21001, NULL));
+    CHECK(run_client(c_simple_get, &o, 10000));
+    CHECK(o.ok);
+    CHECK_EQ_I(o.r1.status, 200);
+    CHECK_EQ_I(o.r1.content_length, 5);
+    CHECK(o.r1.body_len == 5 && memcmp(o.r1.body, "hello", 5) == 0);
+    CHECK(o.r1.keep_alive_hdr);
+    CHECK(strstr(o.r1.head, "\r\nContent-Type: text/plain\r\n") != NULL);
+    CHECK(strlen(o.date) == 29 && strcmp(o.date + 25, " GMT") == 0); /* IMF-fixdate */
+    CHECK_EQ_I(o.r2.status, 200);
+    CHECK_STR(o.query, "a=1&b=%20");
+    CHECK_STR(o.path, "/echo");
+    CHECK(strncmp(o.peer, "127.0.0.1:", 10) == 0 && atoi(o.peer + 10) > 0);
+    CHECK_STR(o.custom, "Some Value"); /* case-insensitive lookup, trimmed */
+    CHECK_EQ_U(stats().requests, 2);
+    CHECK_EQ_U(stats().connections_accepted, 1);
+    server_down();
+}
+
+struct ka_out { int ok_count; };
+static void c_keepalive(void *arg)
+{
+    struct ka_out *o = arg;
+    struct cconn *c = cconnect(srv_port);
+    static struct resp r;
+    if (!c) return;
+    for (int i = 0; i < 100; i++) {
+        if (!csends(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") || !cread(c, &r, false)) break;
+        if (r.status == 200 && r.body_len == 5 && r.keep_alive_hdr) o->ok_count++;
+    }
+    cclose(c);
+}
+
+TEST(keepalive_100_requests)
+{
+    struct ka_out o = { 0 };
+    REQUIRE(server_up(21002, NULL));
+    CHECK(run_client(c_keepalive, &o, 20000));
+    CHECK_EQ_I(o.ok_count, 100);
+    CHECK_EQ_U(stats().connections_accepted, 1);
+    CHECK_EQ_U(stats().requests, 100);
+    server_down();
+}
+
+/* Ten requests in one write; the handler answers them in reverse order,
+ * one per timer tick, and the client must still get them in order. */
+static uv_timer_t answer_timer;
+static bool answer_reverse;
+static void on_answer_tick(uv_timer_t *t)
+{
+    (void)t;
+    if (answer_reverse) {
+        if (n_stash < 10) return; /* wait until all ten are in */
+        for (int i = 63; i >= 0; i--)
+            if (stash[i]) { stash_answer(i); return; }
+    } else {
+        /* answer everything stashed, oldest first */
+        for (int i = 0; i < 64; i++)
+            if (stash[i]) stash_answer(i);
+    }
+}
+
+struct pipe_out { bool ok; int n_ok; char bodies[10][16]; };
+static void c_pipeline(void *arg)
+{
+    struct pipe_out *o = arg;
+    char req[4096] = "";
+    static struct resp r;
+    struct cconn *c = cconnect(srv_port);
+    if (!c) return;
+    for (int i = 0; i < 10; i++) {
+        char one[128];
+        snprintf(one, sizeof one, "GET /stash?%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
+        strcat(req, one);
+    }
+    o->ok = csends(c, req);
+    for (int i = 0; i < 10 && o->ok; i++) {
+        if (!cread(c, &r, false)) { o->ok = false; break; }
+        snprintf(o->bodies[i], sizeof o->bodies[i], "%.*s", (int)r.body_len, r.body);
+        if (r.status == 200) o->n_ok++;
+    }
+    cclose(c);
+}
+
+TEST(pipelined_answered_in_order_despite_reverse_handler)
+{
+    static struct pipe_out o;
+    memset(&o, 0, sizeof o);
+    REQUIRE(server_up(21003, NULL));
+    answer_reverse = true;
+    uv_timer_init(loop, &answer_timer);
+    uv_timer_start(&answer_timer, on_answer_tick, 2, 2);
+    CHECK(run_client(c_pipeline, &o, 10000));
+    uv_close((uv_handle_t *)&answer_timer, NULL);
+    CHECK(o.ok);
+    CHECK_EQ_I(o.n_ok, 10);
+    for (int i = 0; i < 10; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "%d", i);
+        CHECK_STR(o.bodies[i], want);
+        CHECK_EQ_I(answer_order[i], 9 - i); /* the handler really answered backwards */
+    }
+    CHECK_EQ_I(max_outstanding, 10); /* all ten were read ahead */
+    server_down();
+}
+
+TEST(pipeline_read_ahead_bounded)
+{
+    static struct pipe_out o;
+    struct http_options opt;
+    memset(&o, 0, sizeof o);
+    http_options_default(&opt);
+    opt.max_pipeline = 3;
+    REQUIRE(server_up(21004, &opt));
+    answer_reverse = false;
+    uv_timer_init(loop, &answer_timer);
+    uv_timer_start(&answer_timer, on_answer_tick, 3, 3);
+    CHECK(run_client(c_pipeline, &o, 10000));
+    uv_close((uv_handle_t *)&answer_timer, NULL);
+    CHECK(o.ok);
+    CHECK_EQ_I(o.n_ok, 10);
+    for (int i = 0; i < 10; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "%d", i);
+        CHECK_STR(o.bodies[i], want);
+    }
+    CHECK(max_outstanding <= 3); /* reading stopped at the bound... */
+    CHECK(max_outstanding >= 2); /* ...and did read ahead up to it */
+    server_down();
+}
+
+struct multi_out { bool ok; struct resp r[4]; };
+
+static void c_head(void *arg)
+{
+    struct multi_out *o = arg;
+    struct cconn *c = cconnect(srv_port);
+    if (!c) return;
+    /* If HEAD sent a body, it would be read as the next response's start. */
+    o->ok = csends(c, "HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n") &&
+            cread(c, &o->r[0], true) && cread(c, &o->r[1], false) &&
+            csends(c, "GET /empty HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n") &&
+            cread(c, &o->r[2], false) && cread(c, &o->r[3], false);
+    cclose(c);
+}
+
+TEST(head_has_no_body_and_204_has_no_length)
+{
+    static struct multi_out o;
+    memset(&o, 0, sizeof o);
+    REQUIRE(server_up(21005, NULL));
+    CHECK(run_client(c_head, &o, 10000));
+    CHECK(o.ok);
+    CHECK_EQ_I(o.r[0].status, 200);
+    CHECK_EQ_I(o.r[0].content_length, 5);
+    CHECK_EQ_I(o.r[1].status, 200);
+    CHECK(o.r[1].body_len == 5 && memcmp(o.r[1].body, "hello", 5) == 0);
+    CHECK_EQ_I(o.r[2].status, 204);
+    CHECK_EQ_I(o.r[2].content_length, -1);
+    CHECK_EQ_I(o.r[3].status, 200);
+    CHECK_STR(last_method, "GET");
+    server_down();
+}
+
+static void c_post_bodies(void *arg)
+{
+    struct multi_out *o = arg;
+    struct cconn *c = cconnect(srv_port);
+    if (!c) return;
+    o->ok = csends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world") &&
+            cread(c, &o->r[0], false) &&
+            /* chunked, split oddly across writes, with a trailer */
+            csends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel") &&
+            csends(c, "lo\r\n7\r\n, chunk\r\n") &&
+            csends(c, "0\r\nX-Trailer: yes\r\n\r\n") && cread(c, &o->r[1], false) &&
+            /* unknown method with a body: passed to the handler */
+            csends(c, "BREW /pot HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\ntea") &&
+            cread(c, &o->r[2], false) &&
+            csends(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") && cread(c, &o->r[3], false);
+    cclose(c);
+}
+
+TEST(post_chunked_and_unknown_method)
+{
+    static struct multi_out o;
+    memset(&o, 0, sizeof o);
+    REQUIRE(server_up(21006, NULL));
+    CHECK(run_client(c_post_bodies, &o, 10000));
+    CHECK(o.ok);
+    CHECK_EQ_I(o.r[0].status, 200);
+    CHECK(o.r[0].body_len == 11 && memcmp(o.r[0].body, "hello world", 11) == 0);
+    CHECK(strstr(o.r[0].head, "X-Method: POST\r\n") != NULL);
+    CHECK_EQ_I(o.r[1].status, 200);
+    CHECK(o.r[1].body_len == 12 && memcmp(o.r[1].body, "hello, chunk", 12) == 0);
+    CHECK_EQ_I(o.r[2].status, 405);
+    CHECK(strstr(o.r[2].head, "Allow: GET, HEAD, POST\r\n") != NULL);
+    CHECK_EQ_I(o.r[3].status, 200); /* the connection survived the BREW */
+    CHECK_STR(last_method, "GET");
+    CHECK_EQ_U(stats().requests, 4);
+    server_down();
+}
+
+struct cont_out { bool ok, got_continue_before_body; struct resp r; };
+static void c_continue(void *arg)
+{
+    struct cont_out *o = arg;
+    struct cconn *c = cconnect(srv_port);
+    if (!c) return;
+    if (!csends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"))
+        goto out;
+    while (!memmem(c->buf, c->len, "\r\n\r\n", 4))
+        if (!cfill(c)) goto out;
+    static const char want[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    o->got_continue_before_body = c->len >= sizeof want - 1 && memcmp(c->buf, want, sizeof want - 1) == 0;
+    if (!o->got_continue_before_body) goto out;
+    cconsume(c, sizeof want - 1);
+    o->ok = csends(c, "data") && cread(c, &o->r, false);
+out:
+    cclose(c);
+}
+
+TEST(expect_100_continue)
+{
+    static struct cont_out o;
+    memset(&o, 0, sizeof o);
+    REQUIRE(server_up(21007, NULL));
+    CHECK(run_client(c_continue, &o, 10000));
+    CHECK(o.got_continue_before_body);
+    CHECK(o.ok);
+    CHECK_EQ_I(o.r.status, 200);
+    CHECK(o.r.body_len == 4 && memcmp(o.r.body, "data", 4) == 0);
+    server_down();
+}
+
+/* A request whose header block (request line to the blank line) is exactly
+ * total bytes. */
+static char *request_of_size(size_t total)
+{
+    const char *pre = "GET /hello HTTP/1.1\r\nHost: t\r\nX-Pad: ";
+    size_t fixed = strlen(pre) + 4; /* "\r\n\r\n" */
+    char *s = malloc(total + 1);
+    size_t pad = total - fixed;
+    strcpy(s, pre);
+    memset(s + strlen(pre), 'a', pad);
+    strcpy(s + strlen(pre) + pad, "\r\n\r\n");
+    return s;
+}
+
+struct lim_out { bool ok_under, ok_over, closed_over; struct resp under, over; };
+static void c_header_limit(void *arg)
+{
+    struct lim_out *o = arg;
+    char *under = request_of_size(8192), *over = request_of_size(8193);
+    struct cconn *c = cconnect(srv_port);
+    if (c) {
+        o->ok_under = csends(c, under) && cread(c, &o->under, false);
+        cclose(c);
+    }
+    c = cconnect(srv_port);
+    if (c) {
+        o->ok_over = csends(c, over) && cread(c, &o->over, false);
+        o->closed_over = o->ok_over && cwait_closed(c);
+        cclose(c);
+    }
+    free(under);
+    free(over);
+}
+
+TEST(header_block_limit_431)
+{
+    static struct lim_out o;
+    memset(&o, 0, sizeof o);
+    REQUIRE(server_up(21008, NULL));
+    CHECK(run_client(c_header_limit, &o, 10000));
+    CHECK(o.ok_under);
+    CHECK_EQ_I(o.under.status, 200);
+    CHECK(o.ok_over);
+    CHECK_EQ_I(o.over.status, 431);
+    CHECK(o.over.close_hdr);
+    CHECK(o.closed_over);
+    CHECK_EQ_U(stats().rejected_431, 1);
+    CHECK_EQ_U(stats().requests, 1);
+    server_down();
+}
+
+struct body_out { bool ok[4], closed[4]; struct resp r[4]; };
+static void c_body_limit(void *arg)
+{
+    struct body_out *o = arg;
+    char *body = malloc(80 * 1024);
+    memset(body, 'b', 80 * 1024);
+    char hdr[256];
+    /* 0: exactly the limit is accepted */
+    struct cconn *c = cconnect(srv_port);
+    if (c) {
+        snprintf(hdr, sizeof hdr, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 65536\r\n\r\n");
+        o->ok[0] = csends(c, hdr) && csend(c, body, 65536) && cread(c, &o->r[0], false);
+        cclose(c);
+    }
+    /* 1: Content-Length 65537: 413 before any body byte is sent */
+    c = cconnect(srv_port);
+    if (c) {
+        snprintf(hdr, sizeof hdr, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 65537\r\n\r\n");
+        o->ok[1] = csends(c, hdr) && cread(c, &o->r[1], false);
+        o->closed[1] = o->ok[1] && cwait_closed(c);
+        cclose(c);
+    }
+    /* 2: chunked, 5 chunks of 16 KiB: 413 once over 64 KiB */
+    c = cconnect(srv_port);
+    if (c) {
+        bool sent = csends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+        for (int i = 0; i < 5 && sent; i++)
+            sent = csends(c, "4000\r\n") && csend(c, body, 16384) && csends(c, "\r\n");
+        if (sent) csends(c, "0\r\n\r\n");
+        o->ok[2] = cread(c, &o->r[2], false);
+        o->closed[2] = o->ok[2] && cwait_closed(c);
+        cclose(c);
+    }
+    /* 3: Content-Length 65537 sent with its whole body: still a clean 413
+     * (the server drains instead of resetting the connection) */
+    c = cconnect(srv_port);
+    if (c) {
+        snprintf(hdr, sizeof hdr, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 65537\r\n\r\n");
+        o->ok[3] = csends(c, hdr) && csend(c, body, 65537) && cread(c, &o->r[3], false);
+        o->closed[3] = o->ok[3] && cwait_closed(c);
+        cclose(c);
+    }
+    free(body);
+}
+
+TEST(body_limit_413)
+{
+    static struct body_out o;
+    memset(&o, 0, sizeof o);
+    REQUIRE(server_up(21009, NULL));
+    CHECK(run_client(c_body_limit, &o, 20000));
+    CHECK(o.ok[0]);
+    CHECK_EQ_I(o.r[0].status, 200);
+    CHECK_EQ_U(o.r[0].body_len, 65536);
+    for (int i = 1; i < 4; i++) {
+        CHECK(o.ok[i]);
+        CHECK_EQ_I(o.r[i].status, 413);
+        CHECK(o.r[i].close_hdr);
+        CHECK(o.closed[i]);
+    }
+    CHECK_EQ_U(stats().rejected_413, 3);
+    CHECK_EQ_U(stats().requests, 1);
+    server_down();
+}
+
+struct bad_out { bool ok[4], closed[4]; struct resp r[4]; };
+static void c_garbage(void *arg)
+{
+    struct bad_out *o = arg;
+    static const char *const reqs[] = {
+        "\x01\x02\x03 garbage\r\n\r\n",
+        "GET /hello HTTP/1.1\r\nBad Header Line\r\n\r\n",
+        "GET /hello HTTP/9.9.9\r\n\r\n",
+        /* a good request pipelined before a bad one is still answered */
+        "GET /hello HTTP/1.1\r\nHost: t\r\n\r\nGET /x HTTP/1.1\r\nContent-Length: zz\r\n\r\n",
+    };
+    for (int i = 0; i < 4; i++) {
+        struct cconn *c = cconnect(srv_port);
+        if (!c) continue;
+        struct resp first;
+        bool ok = csends(c, reqs[i]);
+        if (ok && i == 3) ok = cread(c, &first, false) && first.status == 200 && first.keep_alive_hdr;
+        o->ok[i] = ok && cread(c, &o->r[i], false);
+        o->closed[i] = o->ok[i] && cwait_closed(c);
+        cclose(c);
+    }
+}
+
+TEST(malformed_400_then_close)
+{
+    static struct bad_out o;
+    memset(&o, 0, sizeof o);
+    REQUIRE(server_up(21010, NULL));
+    CHECK(run_client(c_garbage, &o, 10000));
+    for (int i = 0; i < 4; i++) {
+        CHECK(o.ok[i]);
+        CHECK_EQ_I(o.r[i].status, 400);
+        CHECK(o.r[i].close_hdr);
+        CHECK(o.closed[i]);
+    }
+    CHECK_EQ_U(stats().rejected_400, 4);
+    CHECK_EQ_U(stats().requests, 1);
+    server_down();
+}
+
+struct conn_out { bool ok, closed; struct resp r[3]; };
+static void c_connection_semantics(void *arg)
+{
+    struct conn_out *o = arg;
+    bool ok = true;
+    /* HTTP/1.0 defaults to close */
+    struct cconn *c = cconnect(srv_port);
+    ok = c && csends(c, "GET /hello HTTP/1.0\r\n\r\n") && cread(c, &o->r[0], false) && cwait_closed(c);
+    cclose(c);
+    /* HTTP/1.0 with keep-alive: two requests */
+    c = cconnect(srv_port);
+    ok = ok && c && csends(c, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") &&
+         cread(c, &o->r[1], false) && csends(c, "GET /hello HTTP/1.0\r\n\r\n") &&
+         cread(c, &o->r[2], false) && cwait_closed(c);
+    cclose(c);
+    /* HTTP/1.1 Connection: close, with a pipelined request after it that
+     * must not be answered */
+    c = cconnect(srv_port);
+    struct resp r;
+    ok = ok && c &&
+         csends(c, "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\nGET /hello HTTP/1.1\r\n\r\n") &&
+         cread(c, &r, false) && r.status == 200 && r.close_hdr;
+    o->closed = ok && cwait_closed(c);
+    cclose(c);
+    o->ok = ok;
+}
+
+TEST(connection_close_and_http10_keepalive)
+{
+    static struct conn_out o;
+    memset(&o, 0, sizeof o);
+    REQUIRE(server_up(21011, NULL));
+    CHECK(run_client(c_connection_semantics, &o, 10000));
+    CHECK(o.ok);
+    CHECK(o.closed);
+    CHECK(o.r[0].close_hdr);
+    CHECK(o.r[1].keep_alive_hdr);
+    CHECK(o.r[2].close_hdr);
+    CHECK_EQ_U(stats().requests, 4);
+    server_down();
+}
+
+struct slow_out { bool cut_off; int lines_sent; };
+static void c_slowloris(void *arg)
+{
+    struct slow_out *o = arg;
+    struct cconn *c = cconnect(srv_port);
+    if (!c) return;
+    csends(c, "GET /hello HTTP/1.1\r\n");
+    /* One header line every 50 ms for up to 5 s; the header timeout is
+     * 300 ms, so the server must cut us off long before we finish. */
+    for (int i = 0; i < 100; i++) {
+        struct pollfd p = { c->fd, POLLIN, 0 };
+        if (poll(&p, 1, 50) > 0) {
+            char b[64];
+            ssize_t n = recv(c->fd, b, sizeof b, 0);
+            if (n == 0 || (n < 0 && errno == ECONNRESET)) { o->cut_off = true; break; }
+        }
+        if (!csends(c, "X-Slow: yes\r\n")) { o->cut_off = true; break; }
+        o->lines_sent++;
+    }
+    cclose(c);
+}
+
+TEST(slowloris_cut_off)
+{
+    static struct slow_out o;
+    struct http_options opt;
+    memset(&o, 0, sizeof o);
+    http_options_default(&opt);
+    opt.header_timeout_ms = 300;
+    REQUIRE(server_up(21012, &opt));
+    CHECK(run_client(c_slowloris, &o, 15000));
+    CHECK(o.cut_off);
+    CHECK(o.lines_sent < 100);
+    CHECK_EQ_U(stats().timed_out, 1);
+    CHECK_EQ_U(stats().requests, 0);
+    printf("  slowloris: cut off after %d trickled lines (50 ms apart, header timeout 300 ms)\n",
+           o.lines_sent);
+    server_down();
+}
+
+struct idle_out { bool ok, closed; struct resp r; };
+static void c_idle(void *arg)
+{
+    struct idle_out *o = arg;
+    struct cconn *c = cconnect(srv_port);
+    if (!c) return;
+    o->ok = csends(c, "GET /hello HTTP/1.1\r\n\r\n") && cread(c, &o->r, false);
+    o->closed = o->ok && cwait_closed(c); /* idle timeout 200 ms, socket timeout 5 s */
+    cclose(c);
+}
+
+TEST(idle_timeout_closes)
+{
+    static struct idle_out o;
+    struct http_options opt;
+    memset(&o, 0, sizeof o);
+    http_options_default(&opt);
+    opt.idle_timeout_ms = 200;
+    REQUIRE(server_up(21013, &opt));
+    CHECK(run_client(c_idle, &o, 10000));
+    CHECK(o.ok);
+    CHECK(o.closed);
+    CHECK_EQ_U(stats().idle_closed, 1);
+    CHECK_EQ_U(stats().timed_out, 0);
+    server_down();
+}
+
+struct evict_out { bool a_ok, b_ok, c_ok, a_closed, b_again; };
+static void c_evict(void *arg)
+{
+    struct evict_out *o = arg;
+    struct resp r;
+    const char *req = "GET /hello HTTP/1.1\r\n\r\n";
+    struct cconn *a = cconnect(srv_port), *b = NULL, *c = NULL;
+    o->a_ok = a && csends(a, req) && cread(a, &r, false) && r.status == 200;
+    b = cconnect(srv_port);
+    o->b_ok = b && csends(b, req) && cread(b, &r, false) && r.status == 200;
+    /* Both idle now, a the longest. A third client must get in. */
+    c = cconnect(srv_port);
+    o->c_ok = c && csends(c, req) && cread(c, &r, false) && r.status == 200;
+    o->a_closed = a && cwait_closed(a);
+    o->b_again = b && csends(b, req) && cread(b, &r, false) && r.status == 200;
+    cclose(a);
+    cclose(b);
+    cclose(c);
+}
+
+TEST(max_connections_evicts_longest_idle)
+{
+    static struct evict_out o;
+    struct http_options opt;
+    memset(&o, 0, sizeof o);
+    http_options_default(&opt);
+    opt.max_connections = 2;
+    REQUIRE(server_up(21014, &opt));
+    CHECK(run_client(c_evict, &o, 10000));
+    CHECK(o.a_ok);
+    CHECK(o.b_ok);
+    CHECK(o.c_ok);
+    CHECK(o.a_closed);
+    CHECK(o.b_again);
+    CHECK_EQ_U(stats().evicted_idle, 1);
+    CHECK_EQ_U(stats().connections_accepted, 3);
+    server_down();
+}
+
+static bool no_conns_open(void) { return stats().connections_open == 0; }
+
+struct gone_out { bool stashed; };
+static void c_disconnect_rst(void *arg)
+{
+    struct gone_out *o = arg;
+    struct cconn *c = cconnect(srv_port);
+    if (!c) return;
+    o->stashed = csends(c, "POST /stash?rst HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi") && wait_stash(1);
+    cabort(c);
+}
+static void c_disconnect_fin(void *arg)
+{
+    struct gone_out *o = arg;
+    struct cconn *c = cconnect(srv_port);
+    if (!c) return;
+    o->stashed = csends(c, "GET /stash?fin HTTP/1.1\r\n\r\nGET /stash?fin2 HTTP/1.1\r\n\r\n") &&
+                 wait_stash(2);
+    cclose(c);
+}
+
+TEST(client_gone_before_async_response)
+{
+    static struct gone_out o;
+    memset(&o, 0, sizeof o);
+    REQUIRE(server_up(21015, NULL));
+    /* Reset: the connection closes while the handler holds the exchange,
+     * which stays valid; answering it later discards the response. */
+    CHECK(run_client(c_disconnect_rst, &o, 10000));
+    CHECK(o.stashed);
+    CHECK(run_until(no_conns_open, 5000));
+    const struct http_request *r = http_exchange_request(stash[0]);
+    CHECK_STR(r->query, "rst"); /* still readable */
+    CHECK(r->body_len == 2 && memcmp(r->body, "hi", 2) == 0);
+    http_respond(stash[0], 200, NULL, "late", 4);
+    stash[0] = NULL;
+    /* Half-close (FIN): the responses are still written, then it closes. */
+    memset(&o, 0, sizeof o);
+    CHECK(run_client(c_disconnect_fin, &o, 10000));
+    CHECK(o.stashed);
+    CHECK_EQ_U(stats().connections_open, 1);
+    http_respond_take(stash[2], 200, NULL, strdup("second"), 6); /* waits for the first */
+    stash[2] = NULL;
+    http_respond(stash[1], 200, NULL, "first", 5);
+    stash[1] = NULL;
+    CHECK(run_until(no_conns_open, 5000));
+    server_down();
+}
+
+struct stop_out { bool stashed, closed; };
+static void c_stop(void *arg)
+{
+    struct stop_out *o = arg;
+    struct cconn *a = cconnect(srv_port), *b = cconnect(srv_port);
+    o->stashed = a && b && csends(a, "GET /stash?a HTTP/1.1\r\n\r\n") &&
+                 csends(b, "GET /stash?b HTTP/1.1\r\n\r\nGET /stash?c HTTP/1.1\r\n\r\n") && wait_stash(3);
+    cclose(b);
+    cclose(a);
+}
+
+TEST(stop_with_pending_exchanges)
+{
+    static struct stop_out o;
+    memset(&o, 0, sizeof o);
+    REQUIRE(server_up(21016, NULL));
+    CHECK(run_client(c_stop, &o, 10000));
+    CHECK(o.stashed);
+    /* Answer one before stopping so a write may be in flight too. */
+    http_respond(stash[0], 200, NULL, "a", 1);
+    stash[0] = NULL;
+    stopped = false;
+    http_server_stop(srv, on_stopped, &stopped);
+    srv = NULL;
+    CHECK(run_until(is_stopped, 5000));
+    /* Still valid after the server is gone; answering discards. */
+    const struct http_request *r = http_exchange_request(stash[2]);
+    CHECK_STR(r->query, "c");
+    http_respond(stash[1], 503, NULL, NULL, 0);
+    stash[1] = NULL;
+    http_respond_take(stash[2], 200, NULL, strdup("c"), 1);
+    stash[2] = NULL;
+}
+
+TEST(start_errors_are_reported)
+{
+    char err[256] = "";
+    struct http_server *s = NULL, *s2 = NULL;
+    CHECK(http_server_start(loop, "nonsense", NULL, handler, NULL, &s, err, sizeof err) == -1);
+    CHECK(strstr(err, "nonsense") != NULL);
+    CHECK(http_server_start(loop, "127.0.0.1:99999", NULL, handler, NULL, &s, err, sizeof err) == -1);
+    REQUIRE(http_server_start(loop, "127.0.0.1:21017", NULL, handler, NULL, &s, err, sizeof err) == 0);
+    CHECK_EQ_I(http_server_port(s), 21017);
+    err[0] = 0;
+    CHECK(http_server_start(loop, "127.0.0.1:21017", NULL, handler, NULL, &s2, err, sizeof err) == -1);
+    CHECK(strstr(err, "21017") != NULL && strstr(err, "in use") != NULL);
+    stopped = false;
+    http_server_stop(s, on_stopped, &stopped);
+    CHECK(run_until(is_stopped, 5000));
+    CHECK_STR(http_status_text(404), "Not Found");
+    CHECK_STR(http_status_text(431), "Request Header Fields Too Large");
+}
+
+int main(void)
+{
+    loop = uv_default_loop();
+    RUN(simple_get);
+    RUN(keepalive_100_requests);
+    RUN(pipelined_answered_in_order_despite_reverse_handler);
+    RUN(pipeline_read_ahead_bounded);
+    RUN(head_has_no_body_and_204_has_no_length);
+    RUN(post_chunked_and_unknown_method);
+    RUN(expect_100_continue);
+    RUN(header_block_limit_431);
+    RUN(body_limit_413);
+    RUN(malformed_400_then_close);
+    RUN(connection_close_and_http10_keepalive);
+    RUN(slowloris_cut_off);
+    RUN(idle_timeout_closes);
+    RUN(max_connections_evicts_longest_idle);
+    RUN(client_gone_before_async_response);
+    RUN(stop_with_pending_exchanges);
+    RUN(start_errors_are_reported);
+    uv_run(loop, UV_RUN_NOWAIT);
+    uv_loop_close(loop);
+    return HARNESS_END();
+}
