@@ -361,6 +361,12 @@ static void handle(void *ctx, struct http_exchange *x)
         buf_printf(&h, "X-Forwarded-For: %.*s, %s\r\n", (int)xff_len, xff, ip);
     else
         buf_printf(&h, "X-Forwarded-For: %s\r\n", ip);
+    /* The site checks a write's Origin against the host the client
+     * addressed (this gateway), which Host no longer names. */
+    size_t host_len;
+    const char *host = http_header_get(req, "Host", &host_len);
+    if (host && !http_header_get(req, "X-Forwarded-Host", NULL))
+        buf_printf(&h, "X-Forwarded-Host: %.*s\r\n", (int)host_len, host);
     if (c->write && !has_key) {
         unsigned char key[16];
         char hex[33];

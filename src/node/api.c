@@ -20,6 +20,7 @@
 #include "common/buf.h"
 #include "common/json.h"
 #include "node/log.h"
+#include "site.h"
 
 static void log_warn_status(int status)
 {
@@ -571,5 +572,17 @@ void node_api_handle(void *ctx, struct http_exchange *x)
         handle_transfer(n, x, req);
         return;
     }
+    /* Everything else is the website's: pages, /static/ and the site's API.
+     * Its writes are forwarded like the KV API's, so they run on the leader. */
+    if (n->site) {
+        if (node_forward_wanted(n, req)) {
+            node_forward(n, x);
+            return;
+        }
+        if (site_handle(n->site, x))
+            return;
+    }
     respond_error(n, x, 404, "not_found", "no such path");
 }
+
+void node_cluster_json(struct node *n, struct buf *b) { cluster_json(n, b); }

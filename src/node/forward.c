@@ -182,6 +182,12 @@ static void try_forward(struct forward *f)
     if (colon)
         *colon = 0;
     buf_printf(&h, "X-Linkraft-Forwarded: %llu\r\nX-Forwarded-For: %s\r\n", (unsigned long long)n->o.id, ip);
+    /* The leader's site checks a write's Origin against the host the client
+     * addressed, which Host no longer names once forwarded. */
+    size_t host_len;
+    const char *host = http_header_get(req, "Host", &host_len);
+    if (host && !http_header_get(req, "X-Forwarded-Host", NULL))
+        buf_printf(&h, "X-Forwarded-Host: %.*s\r\n", (int)host_len, host);
     buf_puts(&target, req->path);
     if (req->query[0]) {
         buf_puts(&target, "?");

@@ -18,6 +18,7 @@
  * two threads at once, and raft_ready is never called with one outstanding.
  */
 #include "node/node_internal.h"
+#include "site.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -896,6 +897,8 @@ static int start(struct node *n, char *err, size_t errcap)
         snprintf(err, errcap, "out of memory");
         return 1;
     }
+    if (node_site_start(n, err, errcap))
+        return 1;
     struct http_options ho;
     http_options_default(&ho);
     if (http_server_start(&n->loop, self->http_addr, &ho, node_api_handle, n, &n->http, err, errcap))
@@ -942,6 +945,7 @@ int node_run(const struct node_options *o)
     if (rc) {
         /* Handles already opened on the loop die with the process. */
         log_error("cannot start: %s", err);
+        site_destroy(n->site);
         storage_close(n->storage);
         store_close(n->store);
         raft_destroy(n->raft);
@@ -952,6 +956,7 @@ int node_run(const struct node_options *o)
     }
     uv_run(&n->loop, UV_RUN_DEFAULT);
     uv_loop_close(&n->loop);
+    site_destroy(n->site); /* the loop ran dry: no request is in flight */
     storage_close(n->storage);
     store_close(n->store);
     raft_destroy(n->raft);

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "cluster.h"
+#include "common/buf.h"
 #include "http.h"
 #include "http_client.h"
 #include "net.h"
@@ -56,6 +57,7 @@ struct node {
     char db_path[4096];
     struct net *net;
     struct http_server *http;
+    struct site *site;          /* the website (src/site), fed by api.c */
     struct http_client *client;   /* forwarding writes to the leader */
     uint8_t *secret;
     size_t secret_len;
@@ -111,6 +113,12 @@ void node_forward(struct node *n, struct http_exchange *x);
 
 /* api.c */
 void node_api_handle(void *ctx, struct http_exchange *x);
+/* The JSON of GET /api/v1/cluster. */
+void node_cluster_json(struct node *n, struct buf *b);
+
+/* site_host.c: creates n->site with the node as its host. */
+struct site;
+int node_site_start(struct node *n, char *err, size_t errcap);
 
 /* node.c, for api.c */
 int node_learn_member(struct node *n, raft_id id, const char *raft_addr, const char *http_addr);

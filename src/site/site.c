@@ -289,9 +289,33 @@ static void pwhash_work(uv_work_t *w)
                                        r->s->o.pwhash_memlimit);
 }
 
+static void pwhash_after(uv_work_t *w, int status);
+
+static void pwhash_start(struct site_req *r)
+{
+    struct site *s = r->s;
+    s->pw_active++;
+    s->stats.pwhash_jobs++;
+    r->work.data = r;
+    if (uv_queue_work(s->o.loop, &r->work, pwhash_work, pwhash_after)) {
+        s->pw_active--;
+        site_fail(r, 503, "unavailable", "cannot queue the password hash");
+    }
+}
+
 static void pwhash_after(uv_work_t *w, int status)
 {
     struct site_req *r = w->data;
+    struct site *s = r->s;
+    s->pw_active--;
+    if (s->pw_head && status == 0) {
+        struct site_req *next = s->pw_head;
+        s->pw_head = next->pw_next;
+        if (!s->pw_head)
+            s->pw_tail = NULL;
+        s->pw_waiting--;
+        pwhash_start(next);
+    }
     if (status) { /* cancelled: the loop is closing */
         site_fail(r, 503, "stopping", "the server is shutting down");
         return;
@@ -301,13 +325,24 @@ static void pwhash_after(uv_work_t *w, int status)
 
 void site_pwhash(struct site_req *r, site_step done)
 {
+    struct site *s = r->s;
     r->step = done;
-    r->work.data = r;
-    r->s->stats.pwhash_jobs++;
-    if (uv_queue_work(r->s->o.loop, &r->work, pwhash_work, pwhash_after)) {
-        site_fail(r, 503, "unavailable", "cannot queue the password hash");
+    if (s->pw_active < SITE_PWHASH_JOBS) {
+        pwhash_start(r);
         return;
     }
+    if (s->pw_waiting >= SITE_PWHASH_QUEUE) {
+        buf_puts(&r->hdrs, "Retry-After: 1\r\n");
+        site_fail(r, 503, "busy", "too many logins and sign-ups at once: try again in a second");
+        return;
+    }
+    r->pw_next = NULL;
+    if (s->pw_tail)
+        s->pw_tail->pw_next = r;
+    else
+        s->pw_head = r;
+    s->pw_tail = r;
+    s->pw_waiting++;
 }
 
 /* ---- Throttling ----------------------------------------------------------- */
@@ -337,6 +372,22 @@ unsigned site_throttle_check(struct site_throttle *t, const char *key, uint64_t 
 
 void site_client_addr(const struct http_request *req, char *out, size_t cap)
 {
+    /* Behind the gateway (or forwarded by a follower) the peer is a proxy;
+     * the client is the last entry of the first X-Forwarded-For, the one
+     * our first proxy appended. A client talking to a node directly can
+     * send its own X-Forwarded-For and so pick its per-address counter: the
+     * per-account limit still holds. */
+    size_t xlen;
+    const char *xff = site_header(req, "X-Forwarded-For", &xlen);
+    if (xff && xlen) {
+        const char *p = xff + xlen;
+        while (p > xff && p[-1] != ',')
+            p--;
+        while (p < xff + xlen && *p == ' ')
+            p++;
+        snprintf(out, cap, "%.*s", (int)(xff + xlen - p), p);
+        return;
+    }
     const char *p = req->peer;
     size_t n = strlen(p);
     if (p[0] == '[') { /* "[v6]:port" */
@@ -422,9 +473,9 @@ static bool origin_ok(const struct http_request *req)
     const char *origin = site_header(req, "Origin", &olen);
     if (!origin)
         return true;
+    size_t flen;
     const char *host = site_header(req, "Host", &hlen);
-    if (!host)
-        return false;
+    const char *fwd = site_header(req, "X-Forwarded-Host", &flen);
     const char *p = origin;
     size_t n = olen;
     if (n > 7 && !strncasecmp(p, "http://", 7))
@@ -433,7 +484,11 @@ static bool origin_ok(const struct http_request *req)
         p += 8, n -= 8;
     else
         return false; /* "null" and the like */
-    return n == hlen && !strncasecmp(p, host, n);
+    /* Behind the gateway or forwarded by a follower, X-Forwarded-Host is the
+     * host the browser addressed. A page elsewhere cannot set that header on
+     * a browser's request (it is not CORS-safelisted), so trusting it does
+     * not open a way around this check. */
+    return (host && n == hlen && !strncasecmp(p, host, n)) || (fwd && n == flen && !strncasecmp(p, fwd, n));
 }
 
 static bool is_json(const struct http_request *req)

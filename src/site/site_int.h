@@ -54,7 +54,15 @@ struct site {
     char dummy_hash[crypto_pwhash_STRBYTES];
     struct site_throttle *by_addr, *by_user;
     struct site_stats stats;
+    /* Password hashes in flight on libuv's pool, and those waiting: at most
+     * SITE_PWHASH_JOBS run at once so that a burst of logins never takes
+     * every worker from the node's log writes (fsync runs there too). */
+    unsigned pw_active, pw_waiting;
+    struct site_req *pw_head, *pw_tail;
 };
+
+#define SITE_PWHASH_JOBS 2
+#define SITE_PWHASH_QUEUE 512
 
 enum site_form { SITE_FORM_NONE, SITE_FORM_LOGIN, SITE_FORM_SIGNUP, SITE_FORM_SUBMIT };
 
@@ -108,6 +116,7 @@ struct site_req {
     char pwhash[STORE_PWHASH_CAP];  /* >= crypto_pwhash_STRBYTES */
     int work_rc;
     uint8_t new_token[SITE_TOKEN_LEN];
+    struct site_req *pw_next;       /* waiting for a hashing slot */
 
     /* Response. */
     struct buf hdrs;                /* extra header lines: Set-Cookie, Allow, Retry-After */
