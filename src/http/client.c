@@ -36,6 +36,7 @@ struct hc_req {
     struct hc_conn *conn;
     bool retried;
     bool finished;
+    bool head;                  /* a HEAD request: the answer has no body, whatever its Content-Length */
     uv_getaddrinfo_t resolve;
     struct hc_req *next, *prev; /* all requests in flight */
 };
@@ -249,6 +250,15 @@ static int on_body(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* Returning 1 tells http_parser the response has no body (RFC 9112 §6.3:
+ * a response to HEAD never has one), instead of waiting for Content-Length
+ * bytes that will never come. */
+static int on_headers_complete(http_parser *p)
+{
+    struct hc_conn *k = p->data;
+    return k->req && k->req->head ? 1 : 0;
+}
+
 static int on_message_complete(http_parser *p)
 {
     struct hc_conn *k = p->data;
@@ -260,6 +270,7 @@ static int on_message_complete(http_parser *p)
 static const http_parser_settings parser_settings = {
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
@@ -540,6 +551,7 @@ int http_client_request(struct http_client *c, const char *addr, const char *met
     if (body_len)
         memcpy(r->wire + n, body, body_len);
     r->wire_len = (size_t)n + body_len;
+    r->head = !strcmp(method, "HEAD");
     r->c = c;
     r->up = up;
     r->cb = cb;

@@ -4,8 +4,8 @@
  * Bearer, logout, expiry), CSRF and Origin rules, consistency headers,
  * idempotency keys, and the HTML pages with their forms.
  *
- * The host here ("direct host") applies each proposed command straight to
- * a real store, as a one-node cluster whose every entry commits at once;
+ * The host (tests/lib/direct_host.h) applies each proposed command straight
+ * to a real store, as a one-node cluster whose every entry commits at once;
  * its clock is the test's to move. Requests go through site_dispatch, the
  * transport seam that site_handle feeds from the HTTP server; password
  * hashing runs on a real libuv loop's workers, so each call runs the loop
@@ -21,65 +21,14 @@
 #include <uv.h>
 
 #include "../harness.h"
+#include "../lib/direct_host.h"
 #include "command.h"
 #include "common/json.h"
 #include "node.h"
 #include "site.h"
 #include "store.h"
 
-/* ---- The direct host ------------------------------------------------------------ */
-
-struct direct_host {
-    struct store *store;
-    uint64_t now_ms;
-    int fail_writes;    /* a node_status to answer every proposal with, 0: apply */
-    uint64_t proposals;
-};
-
 static struct direct_host dh;
-
-static void dh_propose(void *ctx, const uint8_t *data, size_t len, site_write_cb cb, void *arg)
-{
-    struct direct_host *h = ctx;
-    h->proposals++;
-    if (h->fail_writes) {
-        cb(arg, h->fail_writes, 0, NULL);
-        return;
-    }
-    struct raft_entry e = { .term = 1, .index = store_applied(h->store) + 1, .type = RAFT_ENTRY_COMMAND,
-                            .len = (uint32_t)len, .data = data };
-    struct store_result res;
-    if (store_apply(h->store, &e, 1, &res) != STORE_OK) {
-        fprintf(stderr, "direct host: apply failed: %s\n", store_errmsg(h->store));
-        cb(arg, NODE_ESTOPPING, 0, NULL);
-        return;
-    }
-    cb(arg, NODE_OK, e.index, &res);
-}
-
-/* One node: everything committed is applied, so only an index beyond the
- * log (a client that saw a future) cannot be reached: it times out. */
-static void dh_read(void *ctx, int consistency, uint64_t min_index, unsigned timeout_ms, site_read_cb cb, void *arg)
-{
-    struct direct_host *h = ctx;
-    (void)timeout_ms;
-    if (consistency == NODE_READ_SESSION && min_index > store_applied(h->store))
-        cb(arg, NODE_ETIMEOUT);
-    else
-        cb(arg, NODE_OK);
-}
-
-static struct store *dh_store(void *ctx) { return ((struct direct_host *)ctx)->store; }
-static uint64_t dh_id(void *ctx) { (void)ctx; return 7; }
-static uint64_t dh_applied(void *ctx) { return store_applied(((struct direct_host *)ctx)->store); }
-static uint64_t dh_now(void *ctx) { return ((struct direct_host *)ctx)->now_ms; }
-static void dh_cluster(void *ctx, struct buf *out)
-{
-    buf_printf(out, "{\"leader\":7,\"term\":3,\"members\":[{\"id\":7,\"role\":\"leader\",\"commit\":%llu,"
-                    "\"applied\":%llu,\"reachable\":true},{\"id\":8,\"role\":\"follower\",\"commit\":null,"
-                    "\"applied\":null,\"reachable\":false}]}",
-               (unsigned long long)dh_applied(ctx), (unsigned long long)dh_applied(ctx));
-}
 
 /* ---- Calling the site ------------------------------------------------------------ */
 
@@ -253,12 +202,13 @@ static void setup(const char *name, unsigned max_failures)
     snprintf(path, sizeof path, "%s/%s", dir, name);
     memset(&dh, 0, sizeof dh);
     dh.now_ms = 1764547200000ull; /* 2025-12-01T00:00:00Z */
+    dh.id = 7;
     if (store_open(path, &dh.store, err, sizeof err)) {
         fprintf(stderr, "store_open: %s\n", err);
         abort();
     }
-    struct site_host h = { .ctx = &dh, .propose = dh_propose, .read = dh_read, .store = dh_store, .id = dh_id,
-                           .applied = dh_applied, .now_ms = dh_now, .cluster_json = dh_cluster };
+    struct site_host h;
+    direct_host_init(&dh, &h);
     struct site_options o;
     site_options_default(&o);
     o.loop = &loop;
@@ -889,9 +839,11 @@ TEST(passwords_are_hashed_with_owasp_argon2id)
     snprintf(path, sizeof path, "%s/owasp.db", dir);
     memset(&dh, 0, sizeof dh);
     dh.now_ms = 1764547200000ull;
+    dh.id = 7;
     REQUIRE(store_open(path, &dh.store, err, sizeof err) == STORE_OK);
-    struct site_host h = { .ctx = &dh, .propose = dh_propose, .read = dh_read, .store = dh_store, .id = dh_id,
-                           .applied = dh_applied, .now_ms = dh_now };
+    struct site_host h;
+    direct_host_init(&dh, &h);
+    h.cluster_json = NULL;
     struct site_options o;
     site_options_default(&o);
     o.loop = &loop;

@@ -1,0 +1,60 @@
+/*
+ * direct_host.c — the test host of direct_host.h.
+ */
+#include "direct_host.h"
+
+#include <stdio.h>
+
+#include "node.h"
+
+static void dh_propose(void *ctx, const uint8_t *data, size_t len, site_write_cb cb, void *arg)
+{
+    struct direct_host *h = ctx;
+    h->proposals++;
+    if (h->fail_writes) {
+        cb(arg, h->fail_writes, 0, NULL);
+        return;
+    }
+    struct raft_entry e = { .term = 1, .index = store_applied(h->store) + 1, .type = RAFT_ENTRY_COMMAND,
+                            .len = (uint32_t)len, .data = data };
+    struct store_result res;
+    if (store_apply(h->store, &e, 1, &res) != STORE_OK) {
+        fprintf(stderr, "direct host: apply failed: %s\n", store_errmsg(h->store));
+        cb(arg, NODE_ESTOPPING, 0, NULL);
+        return;
+    }
+    cb(arg, NODE_OK, e.index, &res);
+}
+
+/* One node: everything committed is applied, so only an index beyond the
+ * log (a client that saw a future) cannot be reached: it times out. */
+static void dh_read(void *ctx, int consistency, uint64_t min_index, unsigned timeout_ms, site_read_cb cb, void *arg)
+{
+    struct direct_host *h = ctx;
+    (void)timeout_ms;
+    if (consistency == NODE_READ_SESSION && min_index > store_applied(h->store))
+        cb(arg, NODE_ETIMEOUT);
+    else
+        cb(arg, NODE_OK);
+}
+
+static struct store *dh_store(void *ctx) { return ((struct direct_host *)ctx)->store; }
+static uint64_t dh_id(void *ctx) { return ((struct direct_host *)ctx)->id; }
+static uint64_t dh_applied(void *ctx) { return store_applied(((struct direct_host *)ctx)->store); }
+static uint64_t dh_now(void *ctx) { return ((struct direct_host *)ctx)->now_ms; }
+
+static void dh_cluster(void *ctx, struct buf *out)
+{
+    struct direct_host *h = ctx;
+    unsigned long long a = store_applied(h->store), id = h->id;
+    buf_printf(out, "{\"leader\":%llu,\"term\":3,\"members\":[{\"id\":%llu,\"role\":\"leader\",\"commit\":%llu,"
+                    "\"applied\":%llu,\"reachable\":true},{\"id\":%llu,\"role\":\"follower\",\"commit\":null,"
+                    "\"applied\":null,\"reachable\":false}]}",
+               id, id, a, a, id + 1);
+}
+
+void direct_host_init(struct direct_host *d, struct site_host *h)
+{
+    *h = (struct site_host){ .ctx = d, .propose = dh_propose, .read = dh_read, .store = dh_store, .id = dh_id,
+                             .applied = dh_applied, .now_ms = dh_now, .cluster_json = dh_cluster };
+}
