@@ -134,7 +134,9 @@ void site_reply(struct site_req *r, int status, const char *ctype, const char *e
         buf_puts(&h, "Cache-Control: no-store\r\n");
     if (extra_headers)
         buf_puts(&h, extra_headers);
-    if (r->set_csrf_cookie)
+    /* The anonymous CSRF cookie goes only on pages (which carry forms),
+     * never on the cacheable stylesheet or API answers. */
+    if (r->set_csrf_cookie && !strncmp(ctype, "text/html", 9))
         buf_printf(&h, "Set-Cookie: lr_csrf=%s; Path=/; HttpOnly; SameSite=Lax\r\n", r->csrf);
     if (r->hdrs.len)
         buf_append(&h, r->hdrs.p, r->hdrs.len);

@@ -812,6 +812,7 @@ TEST(front_page_size_pagination_css_and_errors)
     CHECK(header(r, "Content-Type") && strstr(header(r, "Content-Type"), "text/css"));
     CHECK(header(r, "Cache-Control") && strstr(header(r, "Cache-Control"), "max-age=31536000"));
     CHECK(body_has(r, "prefers-color-scheme:dark"));
+    CHECK(header(r, "Set-Cookie") == NULL); /* cacheable: no cookie on it */
     r = call(&c, "HEAD", "/", NULL, NULL);
     CHECK_EQ_I(r->status, 200);
 
