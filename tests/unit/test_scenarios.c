@@ -897,6 +897,7 @@ static void cmd_add_nodes(const struct cmd *c)
             { "election", NULL, &nd->o.election_ticks, NULL },
             { "heartbeat", NULL, &nd->o.heartbeat_ticks, NULL },
             { "max-msg-bytes", NULL, NULL, &nd->o.max_msg_bytes },
+            { "max-entry-bytes", NULL, NULL, &nd->o.max_entry_bytes },
             { "inflight", NULL, NULL, &nd->o.max_inflight_msgs },
             { "chunk", NULL, NULL, &nd->o.snapshot_chunk_bytes },
             { "trailing", &nd->o.trailing_entries, NULL, NULL },
@@ -1298,9 +1299,11 @@ static void check_invariants(void)
 static void run_command(char *line)
 {
     struct cmd c = { .n = 0 };
-    for (char *save = NULL, *t = strtok_r(line, " \t", &save); t && c.n < SC_MAX_TOKENS;
-         t = strtok_r(NULL, " \t", &save))
+    for (char *save = NULL, *t = strtok_r(line, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+        if (c.n == SC_MAX_TOKENS)
+            FAIL("more than %d words in one command", SC_MAX_TOKENS);
         c.tok[c.n++] = t;
+    }
     if (c.n == 0)
         FAIL("empty command");
     const char *name = c.tok[0];
@@ -1547,7 +1550,7 @@ static void print_diff(const char *expected, const char *actual)
         if (i < ne && j < na && !strcmp(el[i], al[j])) {
             fprintf(stderr, "     %s\n", el[i]);
             i++, j++;
-        } else if (j < na && (i == ne || L(i, j + 1) >= L(i + 1, j))) {
+        } else if (j < na && (i == ne || L(i, j + 1) > L(i + 1, j))) {
             fprintf(stderr, "    +%s\n", al[j++]);
         } else {
             fprintf(stderr, "    -%s\n", el[i++]);
@@ -1669,6 +1672,32 @@ static void self_check(const char *path)
     transcript_free(&t);
 }
 
+/* Malformed transcript files are reported with their line, not run. */
+TEST(parser_rejects_malformed_files)
+{
+    static const struct { const char *text; size_t line; } bad[] = {
+        { "----\n", 1 },
+        { "# c\ncampaign 1\n", 2 },
+        { "campaign 1\nstabilize\n----\n", 2 },
+        { "add-nodes 3\n----\nout\n\ncampaign 1", 5 },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct transcript t;
+        size_t line = 0;
+        CHECK(transcript_parse(bad[i].text, &t, &line) != NULL);
+        CHECK_EQ_U(line, bad[i].line);
+        transcript_free(&t);
+    }
+    struct transcript t;
+    size_t line = 0;
+    REQUIRE(transcript_parse("# c\nadd-nodes 1\n----\n1: x\n\n# tail\n", &t, &line) == NULL);
+    CHECK_EQ_U(t.n, 1);
+    CHECK_STR(t.b[0].command, "add-nodes 1");
+    CHECK_STR(t.b[0].expected, "1: x\n");
+    CHECK_STR(t.tail, "\n# tail\n");
+    transcript_free(&t);
+}
+
 static const char *self_check_path;
 TEST(interpreter_detects_changes_and_is_deterministic)
 {
@@ -1730,6 +1759,7 @@ int main(int argc, char **argv)
         snprintf(path, sizeof path, "%s/%s", SC_DIR, names[0]);
         self_check_path = path;
         RUN(interpreter_detects_changes_and_is_deterministic);
+        RUN(parser_rejects_malformed_files);
     }
     for (size_t i = 0; i < n; i++)
         free(names[i]);
