@@ -1092,6 +1092,48 @@ static void cmd_corrupt(const struct cmd *c)
     out("no snapshot chunk from %d to %d on the wire\n", from, to);
 }
 
+/* The network delivers a message twice: every message on the wire from F
+ * to T gets a copy right behind it. */
+static void cmd_duplicate(const struct cmd *c)
+{
+    int from = 0, to = 0;
+    if (c->n < 2 || !parse_link(c->tok[1], &from, &to) || !from || !to)
+        FAIL("duplicate FROM->TO");
+    size_t n = 0;
+    for (size_t i = 0; i < W.nq; i++)
+        n += W.q[i].m.from == (raft_id)from && W.q[i].m.to == (raft_id)to;
+    if (n == 0) {
+        out("no messages\n");
+        return;
+    }
+    struct wire *q = xmalloc((W.nq + n) * sizeof *q);
+    size_t k = 0;
+    for (size_t i = 0; i < W.nq; i++) {
+        q[k++] = W.q[i];
+        const struct raft_message *m = &W.q[i].m;
+        if (m->from != (raft_id)from || m->to != (raft_id)to)
+            continue;
+        struct wire w = { *m };
+        if (m->n_entries) {
+            struct raft_entry *e = xmalloc(m->n_entries * sizeof *e);
+            for (uint32_t j = 0; j < m->n_entries; j++) {
+                e[j] = m->entries[j];
+                e[j].data = dup_bytes(m->entries[j].data, m->entries[j].len);
+            }
+            w.m.entries = e;
+        }
+        w.m.data = dup_bytes(m->data, m->len);
+        q[k++] = w;
+        struct sbuf b = { 0 };
+        print_msg(&b, m);
+        out("%s duplicated\n", b.s);
+        sb_free(&b);
+    }
+    free(W.q);
+    W.q = q;
+    W.nq = W.capq = k;
+}
+
 static void cmd_partition(const struct cmd *c)
 {
     int group[SC_MAXN + 1] = { 0 };
@@ -1318,6 +1360,7 @@ static void run_command(char *line)
     else if (!strcmp(name, "deliver")) cmd_deliver(&c, false);
     else if (!strcmp(name, "drop")) cmd_deliver(&c, true);
     else if (!strcmp(name, "corrupt")) cmd_corrupt(&c);
+    else if (!strcmp(name, "duplicate")) cmd_duplicate(&c);
     else if (!strcmp(name, "partition")) cmd_partition(&c);
     else if (!strcmp(name, "heal")) memset(W.cut, 0, sizeof W.cut);
     else if (!strcmp(name, "crash")) cmd_crash(&c);
