@@ -135,6 +135,10 @@ struct net {
 
 /* transport.c */
 void net__pending_done(struct net *n);
+/* Delay before the next attempt after `failures` consecutive failures (>= 1):
+ * backoff_min_ms doubled per further failure, capped at backoff_max_ms, then
+ * jittered by rnd into [d/2, d]. Pure, for the tests. */
+unsigned net__backoff_ms(const struct net_options *o, unsigned failures, uint64_t rnd);
 int net__write_small(uv_stream_t *s, const uint8_t *data, size_t len);
 
 /* conn.c */

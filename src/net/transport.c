@@ -164,17 +164,16 @@ static void peer_drop_conn(struct net_peer *p)
 
 static void on_peer_timer(uv_timer_t *t);
 
-static unsigned backoff_ms(struct net_peer *p)
+unsigned net__backoff_ms(const struct net_options *o, unsigned failures, uint64_t rnd)
 {
-    const struct net_options *o = &p->net->o;
     uint64_t d = o->backoff_min_ms ? o->backoff_min_ms : 1;
-    for (unsigned i = 1; i < p->attempts && d < o->backoff_max_ms; i++)
+    for (unsigned i = 1; i < failures && d < o->backoff_max_ms; i++)
         d *= 2;
     if (d > o->backoff_max_ms)
         d = o->backoff_max_ms;
     /* Jitter: uniformly in [d/2, d], so peers that failed together spread out. */
     uint64_t half = d / 2;
-    return (unsigned)(d - half + (half ? rng_next(p->net) % (half + 1) : 0));
+    return (unsigned)(d - half + (half ? rnd % (half + 1) : 0));
 }
 
 /* Records why, drops the connection and schedules the next attempt. */
@@ -190,7 +189,7 @@ static void peer_fail(struct net_peer *p, const char *why)
     p->attempts++;
     p->addr_index++;
     p->state = NET_PEER_BACKOFF;
-    uv_timer_start(&p->timer, on_peer_timer, backoff_ms(p), 0);
+    uv_timer_start(&p->timer, on_peer_timer, net__backoff_ms(&n->o, p->attempts, rng_next(n)), 0);
 }
 
 static void on_peer_timer(uv_timer_t *t)
@@ -652,8 +651,6 @@ int net_send(struct net *n, const struct raft_message *m)
     c->len += (size_t)rc;
     c->frames++;
     p->queued_bytes += (size_t)rc;
-    if (p->state == NET_PEER_IDLE)
-        peer_dial(p); /* lazily, at the first send */
     if (p->state == NET_PEER_CONNECTED && !p->dirty) {
         p->dirty = 1;
         /* Flushed in the next loop turn, so a burst of sends becomes one write.
