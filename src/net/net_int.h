@@ -83,6 +83,7 @@ struct net_peer {
     unsigned attempts;              /* consecutive failures, for the backoff */
     unsigned addr_index;            /* which resolved address to try next */
     uint64_t last_rx;               /* uv_now of the last bytes received */
+    int suspect;                    /* one keepalive tick found last_rx too old */
     uint64_t ping_seq;
     uint8_t acceptor_nonce[NET_NONCE_BYTES], dialer_nonce[NET_NONCE_BYTES];
     struct net_chunk *head, *tail;  /* queued frames not yet handed to a write */
@@ -108,6 +109,7 @@ struct net_in {
     uint8_t *buf;
     size_t len, cap;
     uint64_t last_rx;
+    int suspect;                    /* as struct net_peer's */
     int closing;
     int open_handles;
 };

@@ -112,6 +112,27 @@ static struct net_peer *find_peer(const struct net *n, raft_id id)
     return NULL;
 }
 
+static struct net_chunk *chunk_new(size_t cap)
+{
+    struct net_chunk *c = malloc(sizeof *c + cap);
+    if (c) {
+        c->next = NULL;
+        c->len = c->off = 0;
+        c->cap = cap;
+        c->frames = 0;
+    }
+    return c;
+}
+
+static void queue_append(struct net_peer *p, struct net_chunk *c)
+{
+    if (p->tail)
+        p->tail->next = c;
+    else
+        p->head = c;
+    p->tail = c;
+}
+
 static void free_chunks(struct net_chunk *c)
 {
     while (c) {
@@ -214,7 +235,15 @@ static void on_peer_timer(uv_timer_t *t)
         /* Keepalive tick (every idle/4): a link on which no PONG (nor anything
          * else) came back for idle_timeout_ms is dead or partitioned. */
         uint64_t now = uv_now(n->loop);
-        if (now - p->last_rx >= n->o.idle_timeout_ms) {
+        /* Timers run before I/O in a loop turn, so after the loop itself was
+         * stalled a PONG may be waiting unread: judge only on the second
+         * tick in a row that finds the link quiet (a read in between clears
+         * the suspicion). Detection takes idle_timeout_ms plus one tick. */
+        if (now - p->last_rx < n->o.idle_timeout_ms) {
+            p->suspect = 0;
+        } else if (!p->suspect) {
+            p->suspect = 1;
+        } else {
             n->stats.keepalive_timeouts++;
             snprintf(why, sizeof why, "nothing received from node %llu at %s for %u ms (keepalive timeout)",
                      (unsigned long long)p->id, p->addr, n->o.idle_timeout_ms);
@@ -231,18 +260,9 @@ static void on_peer_timer(uv_timer_t *t)
             break;
         struct net_chunk *c = p->tail;
         if (!c || c->cap - c->len < len) {
-            c = malloc(sizeof *c + NET_CHUNK_BYTES);
-            if (!c)
+            if (!(c = chunk_new(NET_CHUNK_BYTES)))
                 break;
-            c->next = NULL;
-            c->len = c->off = 0;
-            c->cap = NET_CHUNK_BYTES;
-            c->frames = 0;
-            if (p->tail)
-                p->tail->next = c;
-            else
-                p->head = c;
-            p->tail = c;
+            queue_append(p, c);
         }
         memcpy(c->data + c->len, buf, len);
         c->len += len;
@@ -279,6 +299,7 @@ static void peer_connected(struct net_peer *p)
     p->was_connected = 1;
     p->last_error[0] = 0;
     p->last_rx = uv_now(n->loop);
+    p->suspect = 0;
     n->stats.connects++;
     unsigned tick = n->o.idle_timeout_ms / 4 ? n->o.idle_timeout_ms / 4 : 1;
     uv_timer_start(&p->timer, on_peer_timer, tick, tick);
@@ -623,16 +644,11 @@ int net_send(struct net *n, const struct raft_message *m)
     struct net_chunk *c = p->tail;
     int fresh = 0;
     if (!c || c->cap - c->len < size) {
-        size_t cap = size > NET_CHUNK_BYTES ? size : NET_CHUNK_BYTES;
-        c = malloc(sizeof *c + cap);
+        c = chunk_new(size > NET_CHUNK_BYTES ? size : NET_CHUNK_BYTES);
         if (!c) {
             n->stats.dropped_queue_full++; /* no memory is a full queue */
             return 1;
         }
-        c->next = NULL;
-        c->len = c->off = 0;
-        c->cap = cap;
-        c->frames = 0;
         fresh = 1;
     }
     int rc = raft_codec_encode(m, c->data + c->len, c->cap - c->len);
@@ -641,13 +657,8 @@ int net_send(struct net *n, const struct raft_message *m)
             free(c);
         return -1;
     }
-    if (fresh) {
-        if (p->tail)
-            p->tail->next = c;
-        else
-            p->head = c;
-        p->tail = c;
-    }
+    if (fresh)
+        queue_append(p, c);
     c->len += (size_t)rc;
     c->frames++;
     p->queued_bytes += (size_t)rc;

@@ -1001,6 +1001,13 @@ TEST(silent_peers_do_not_block_others_and_partitions_are_detected)
     uv_timer_init(&loop, &tick);
     tick.data = &s;
     uv_timer_start(&tick, on_send_tick, 5, 5);
+    CHECK(WAIT_UNTIL(hole.welcomed >= 1, 5000));
+    uv_update_time(&loop);
+    uint64_t t_hole = uv_now(&loop);
+    CHECK(WAIT_UNTIL(stats(a).keepalive_timeouts >= 1, 5000));
+    uv_update_time(&loop);
+    fprintf(stderr, "  partition detected %llu ms after the black hole's handshake (idle_timeout_ms %u)\n",
+            (unsigned long long)(uv_now(&loop) - t_hole), o.idle_timeout_ms);
     CHECK(WAIT_UNTIL(stats(a).keepalive_timeouts >= 1 && hole.welcomed >= 2 && rb.count >= 2000 &&
                      stats(a).dial_failures >= 2, 10000));
     s.sending = 0;
