@@ -157,6 +157,8 @@ static struct http_stats stats(void)
     return st;
 }
 
+static bool no_conns_open(void) { return stats().connections_open == 0; }
+
 /* ---- the client side (its own thread, blocking sockets) ---------------------- */
 
 struct cconn {
@@ -758,6 +760,37 @@ TEST(malformed_400_then_close)
     server_down();
 }
 
+/* After a final response the server half-closes and drains what the
+ * client still sends (closing at once could reset the connection and lose
+ * the response), until the client closes. */
+struct linger_out { bool ok, eof; struct cconn *c; };
+static void c_linger(void *arg)
+{
+    struct linger_out *o = arg;
+    struct resp r;
+    o->c = cconnect(srv_port);
+    if (!o->c) return;
+    o->ok = csends(o->c, "GET /hello HTTP/1.1\r\nBad Header\r\n\r\n") && cread(o->c, &r, false) &&
+            r.status == 400;
+    o->eof = o->ok && cwait_closed(o->c);
+    /* More input after the FIN must be drained, not answered with RST. */
+    o->ok = o->ok && csends(o->c, "more bytes the server must swallow\r\n");
+}
+
+TEST(final_response_lingers_until_client_closes)
+{
+    static struct linger_out o;
+    memset(&o, 0, sizeof o);
+    REQUIRE(server_up(21023, NULL));
+    CHECK(run_client(c_linger, &o, 10000));
+    CHECK(o.ok);
+    CHECK(o.eof);
+    CHECK_EQ_U(stats().connections_open, 1); /* still draining */
+    cclose(o.c);
+    CHECK(run_until(no_conns_open, 5000));
+    server_down();
+}
+
 struct conn_out { bool ok, closed; struct resp r[3]; };
 static void c_connection_semantics(void *arg)
 {
@@ -906,7 +939,6 @@ TEST(max_connections_evicts_longest_idle)
     server_down();
 }
 
-static bool no_conns_open(void) { return stats().connections_open == 0; }
 static bool one_timed_out(void) { return stats().timed_out == 1; }
 
 struct body_slow_out { bool closed; };
@@ -1291,6 +1323,7 @@ int main(void)
     RUN(max_connections_refuses_when_none_idle);
     RUN(half_close_answers_held_back_requests);
     RUN(randomized_bad_input_never_hangs_or_crashes);
+    RUN(final_response_lingers_until_client_closes);
     uv_run(loop, UV_RUN_NOWAIT);
     uv_loop_close(loop);
     return HARNESS_END();
