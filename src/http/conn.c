@@ -191,7 +191,7 @@ static int cb_message_complete(http_parser *p)
     return 0;
 }
 
-const http_parser_settings http_parser_cbs = {
+static const http_parser_settings parser_cbs = {
     .on_message_begin = cb_message_begin,
     .on_url = cb_url,
     .on_header_field = cb_header_field,
@@ -642,7 +642,7 @@ static size_t parse(struct http_conn *c, const char *data, size_t len)
             if (r < 0) break; /* wait for the rest of the method */
             c->method_checked = true;
             if (r == 1) {
-                http_parser_execute(&c->parser, &http_parser_cbs, "GET", 3);
+                http_parser_execute(&c->parser, &parser_cbs, "GET", 3);
                 if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
                     http_conn_fail(c, c->cb_error ? c->cb_error : 400);
                     break;
@@ -658,7 +658,7 @@ static size_t parse(struct http_conn *c, const char *data, size_t len)
             uint64_t room = o->max_header_bytes + 1 - c->hdr_bytes;
             if (avail > room) avail = (size_t)room;
         }
-        size_t n = http_parser_execute(&c->parser, &http_parser_cbs, data + off, avail);
+        size_t n = http_parser_execute(&c->parser, &parser_cbs, data + off, avail);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         off += n;
         if (e == HPE_PAUSED) {

@@ -143,8 +143,6 @@ struct http_server {
     bool rbuf_busy;
 };
 
-extern const http_parser_settings http_parser_cbs;
-
 /* conn.c */
 /* Parses new input (already read into data) as far as the pipeline bound
  * allows, dispatching complete requests; keeps the rest in c->pend. */
