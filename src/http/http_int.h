@@ -140,7 +140,6 @@ struct http_server {
      * into exchanges) before the read callback returns. */
     char *rbuf;
     size_t rbuf_cap;
-    bool rbuf_busy;
 };
 
 /* conn.c */
