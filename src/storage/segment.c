@@ -167,18 +167,21 @@ int st_segment_remove(struct storage *s, size_t i, bool sync_dir)
 
 int st_log_reset(struct storage *s, raft_index next)
 {
-    /* Newest first, each removal durable before the next: if we crash half
-     * way, what is left is a prefix of the old log, which open handles
-     * (entries at or below the snapshot are dropped), never a log with a
-     * hole in it. */
-    while (s->n_segs > 0) {
-        int rc = st_segment_remove(s, s->n_segs - 1, true);
-        if (rc)
-            return rc;
-    }
+    /* The new segment first: if that fails (a full disk) nothing changed.
+     * Then the old segments, newest first, each removal durable: a crash
+     * half way leaves the new segment and a prefix of the old log, which open
+     * drops because the snapshot covers it or contradicts it (§5.3). */
     int rc = st_segment_create(s, s->next_seq, next);
     if (rc)
         return rc;
+    st_close(s, s->active_fd);
+    s->active_fd = -1;
+    s->active_dirty = false; /* unsynced records there are being dropped anyway */
+    while (s->n_segs > 1) {
+        rc = st_segment_remove(s, s->n_segs - 2, true);
+        if (rc)
+            return rc;
+    }
     rc = st_segment_open_active(s);
     if (rc)
         return rc;

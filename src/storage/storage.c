@@ -68,6 +68,10 @@ static int check_usable(struct storage *s)
 {
     if (s->broken)
         return STORAGE_EIO; /* errmsg still says what failed first */
+    if (s->reset_pending)
+        return st_fail(s, STORAGE_ENOSPC, "the log could not be restarted after installing the snapshot at "
+                       "index %llu (disk full); retry storage_snapshot_install first",
+                       (unsigned long long)s->snap.index);
     return STORAGE_OK;
 }
 
@@ -391,13 +395,21 @@ static int recover_log(struct storage *s, const struct names *ns, struct storage
         }
         expect = g->first + g->n;
     }
-    if (prev_term > s->hs.term && total > 0) {
-        rc = st_fail(s, STORAGE_ECORRUPT,
-                     "the hard state in %s/%s has term %llu but the log holds entries of term %llu (the "
-                     "hard state is always made durable before the log, so one of them is damaged); %s",
-                     s->dir, ST_HS_NAME, (unsigned long long)s->hs.term, (unsigned long long)prev_term,
-                     st_restore_advice());
-        goto out;
+    if (prev_term > s->hs.term) {
+        /* Entries can be durable before the hard state of their ready: a
+         * full segment is fdatasynced when the next one starts, in the middle
+         * of storage_append, before the host hands over the hard state. Such
+         * entries came from a leader of their term that this node accepted
+         * without having voted in that term (a candidate's own vote is
+         * durable before it can lead), so the term is raised with no vote. */
+        note(st, "raised the term from %llu to %llu, the term of the last log entry (it was made durable "
+             "before the new term)", (unsigned long long)s->hs.term, (unsigned long long)prev_term);
+        s->hs = (struct raft_hard_state){ prev_term, 0 };
+        uint8_t b[ST_HS_BYTES];
+        st_hs_encode(&s->hs, b);
+        rc = st_atomic_write(s, ST_HS_NAME, b, sizeof b);
+        if (rc)
+            goto out;
     }
 
     /* Hand the entries to the state; keep the segments. */
@@ -516,6 +528,20 @@ int storage_open(const char *dir, const struct storage_io *io, const struct stor
     }
     if (rc == STORAGE_OK)
         rc = recover_snapshot(s, &ns);
+    if (rc == STORAGE_OK && s->have_snap && s->snap.term > s->hs.term) {
+        /* A snapshot installed from a leader is durable when install returns,
+         * the new term only at the sync after it: a crash between leaves the
+         * term behind the snapshot's. The node had accepted a leader of that
+         * term, and never voted in it durably (the vote would have carried
+         * the term), so the term is raised with no vote (§3.3, §5.3). */
+        note(state, "raised the term from %llu to the snapshot's term %llu (the snapshot was installed "
+             "just before a stop)", (unsigned long long)s->hs.term, (unsigned long long)s->snap.term);
+        s->hs = (struct raft_hard_state){ s->snap.term, 0 };
+        uint8_t b[ST_HS_BYTES];
+        st_hs_encode(&s->hs, b);
+        rc = st_atomic_write(s, ST_HS_NAME, b, sizeof b);
+        had_hs = true;
+    }
     if (rc == STORAGE_OK)
         rc = recover_log(s, &ns, state);
     names_free(&ns);
@@ -532,7 +558,7 @@ int storage_open(const char *dir, const struct storage_io *io, const struct stor
         state->snapshot = s->snap;
     /* No Raft state: nothing a bootstrap would conflict with (an empty
      * segment left by an earlier open does not count). */
-    state->fresh = !had_hs && !s->have_snap && s->last_index == 0;
+    state->fresh = !had_hs && !s->have_snap && s->last_index == 0 && s->hs.term == 0;
     s->errmsg[0] = 0;
     if (err && errcap)
         err[0] = 0;
