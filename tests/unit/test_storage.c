@@ -536,7 +536,7 @@ TEST(bit_flip_in_every_byte_of_a_middle_record_is_corruption)
     snprintf(want_off, sizeof want_off, "byte offset %zu", mid);
     int bad = 0;
     for (size_t off = mid; off < next; off++) {
-        for (int bit = 0; bit < 8; bit += 3) {
+        for (int bit = 0; bit < 8; bit++) {
             orig[off] ^= (uint8_t)(1u << bit);
             write_file(name, orig, len);
             orig[off] ^= (uint8_t)(1u << bit);
