@@ -146,8 +146,8 @@ int storage_compact(struct storage *s, raft_index before);
  * its size and CRC32C, fsyncs it, makes it the current snapshot together with
  * meta's index, term and config (atomically), and fills meta->size and
  * meta->crc. The previous snapshot is deleted. The log is not touched (see
- * storage_compact). STORAGE_EINVAL if meta->index is below the current
- * snapshot's or past the log's end. After STORAGE_ENOSPC, retry the same call
+ * storage_compact). STORAGE_EINVAL if meta->index is not above the current
+ * snapshot's or is past the log's end. After STORAGE_ENOSPC, retry the same call
  * (the file may already have moved to its final name; the retry finishes). */
 int storage_snapshot_adopt(struct storage *s, const char *tmp_path, struct raft_snapshot_meta *meta);
 /* A path inside the data directory where the state machine may write a

@@ -157,6 +157,10 @@ int storage_snapshot_adopt(struct storage *s, const char *tmp_path, struct raft_
     int rc = check_meta(s, meta, "adopting a snapshot");
     if (rc)
         return rc;
+    if (s->have_snap && meta->index == s->snap.index)
+        return st_fail(s, STORAGE_EINVAL,
+                       "adopting a snapshot at index %llu: that is already the current snapshot's index "
+                       "(take the next one after more entries are applied)", (unsigned long long)meta->index);
     if (meta->index > s->last_index)
         return st_fail(s, STORAGE_EINVAL,
                        "adopting a snapshot at index %llu: the log ends at %llu (a node's own snapshot "

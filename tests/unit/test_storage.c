@@ -814,6 +814,8 @@ TEST(snapshot_adopt_read_and_reopen)
     write_snapshot_tmp(s, 10, 3);
     struct raft_snapshot_meta old = { .index = 20, .term = 1, .config = three() };
     CHECK_EQ_I(storage_snapshot_adopt(s, storage_snapshot_tmp_path(s), &old), STORAGE_EINVAL);
+    struct raft_snapshot_meta same = { .index = 35, .term = 1, .config = three() };
+    CHECK_EQ_I(storage_snapshot_adopt(s, storage_snapshot_tmp_path(s), &same), STORAGE_EINVAL);
     struct raft_snapshot_meta ahead = { .index = 41, .term = 1, .config = three() };
     CHECK_EQ_I(storage_snapshot_adopt(s, storage_snapshot_tmp_path(s), &ahead), STORAGE_EINVAL);
     storage_close(s);
