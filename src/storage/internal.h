@@ -209,6 +209,8 @@ void st_scan_free(struct st_scan *sc);
 
 /* The term of entry index (which must be in the log), read from its header. */
 int st_term_at(struct storage *s, raft_index index, raft_term *term);
+/* fdatasync of the open segment if it was written since its last one. */
+int st_log_sync(struct storage *s, const char *what);
 /* Drops the whole log and starts an empty one at next (a new segment).
  * On failure before the new segment exists, the log is unchanged. */
 int st_log_reset(struct storage *s, raft_index next);

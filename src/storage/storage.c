@@ -48,21 +48,7 @@ void storage_options_default(struct storage_options *o)
 
 const char *storage_errmsg(const struct storage *s) { return s->errmsg; }
 
-static int log_sync(struct storage *s, const char *what)
-{
-    if (s->active_fd < 0 || !s->active_dirty)
-        return STORAGE_OK;
-    char name[64], path[ST_PATH_MAX];
-    st_segment_name(name, sizeof name, s->segs[s->n_segs - 1].seq);
-    st_path(s, path, name);
-    int rc = st_sync_fd(s, s->active_fd, path, what);
-    if (rc)
-        return rc;
-    s->stats.other_fsyncs--; /* st_sync_fd counted it as "other" */
-    s->stats.fsyncs++;
-    s->active_dirty = false;
-    return STORAGE_OK;
-}
+static int log_sync(struct storage *s, const char *what) { return st_log_sync(s, what); }
 
 static int check_usable(struct storage *s)
 {

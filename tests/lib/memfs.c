@@ -459,10 +459,15 @@ void memfs_heal(struct memfs *m)
 void memfs_crash_keep(struct memfs *m, const char *path, size_t keep)
 {
     struct name *kept = path ? find(&m->cur, path) : NULL;
+    if (path && !kept)
+        kept = find(&m->dur, path); /* removed, but the removal may not be durable */
     struct inode *kino = kept ? kept->ino : NULL;
     for (struct inode *n = m->all; n; n = n->next_all) {
         if (n == kino) {
-            size_t k = keep < n->len ? keep : n->len;
+            /* Never less than what an fsync made durable. */
+            size_t k = keep < n->dlen ? n->dlen : keep;
+            if (k > n->len)
+                k = n->len;
             set_len(n, k);
             continue;
         }

@@ -9,7 +9,8 @@
  *   memfs_crash      power loss: every file and name reverts to its durable
  *                    state; open descriptors become invalid (EBADF);
  *   memfs_crash_keep the same, but one file keeps its first n current bytes
- *                    (a write torn at any byte);
+ *                    (a write torn at any byte), or more if an fsync made
+ *                    more durable;
  *   memfs_fail_at    the Nth write, fsync or rename from now fails with the
  *                    given errno, and every later one of that kind too
  *                    until memfs_heal (a full disk stays full). A failing

@@ -910,6 +910,63 @@ TEST(random_damage_is_refused_or_recovered_never_invented)
     printf("random damage: %d refused, %d recovered\n", refused, recovered);
 }
 
+TEST(install_over_unsynced_appends_then_crash_at_every_fsync)
+{
+    /* Appends not yet synced (a ready whose sync has not happened), then a
+     * snapshot replaces the log. A crash at any fsync of the install must
+     * leave a directory that opens: never an old segment with a torn tail
+     * that is no longer the last one. */
+    int bad = 0, points = 0;
+    for (uint64_t nth = 1; nth < 100; nth++) {
+        struct memfs *m = memfs_create();
+        struct storage_state st;
+        struct storage *s = mopen(m, &st);
+        REQUIRE(s);
+        storage_state_free(&st);
+        struct raft_hard_state hs = { 3, 0 };
+        storage_set_hard_state(s, &hs);
+        append_range(s, 1, 8, 1);
+        storage_sync(s);
+        const char *names[16];
+        size_t nn = memfs_list(m, DIR, names, 16);
+        char last_seg[128] = "";
+        for (size_t i = 0; i < nn; i++)
+            if (strncmp(names[i], "log-", 4) == 0 && strcmp(names[i], last_seg + strlen(DIR "/")) > 0)
+                snprintf(last_seg, sizeof last_seg, DIR "/%s", names[i]);
+        long synced = memfs_file_size(m, last_seg);
+        append_range(s, 9, 10, 1); /* unsynced */
+        struct raft_snapshot_meta meta = recv_meta();
+        struct raft_snapshot_chunk c = { .meta = meta, .offset = 0, .len = RECV_SIZE, .data = payload + 100 };
+        storage_snapshot_write_chunk(s, &c);
+        memfs_fail_at(m, MEMFS_SYNC, nth, EIO);
+        int rc = storage_snapshot_install(s, &meta);
+        bool fired = memfs_triggered(m);
+        if (rc != (fired ? STORAGE_EIO : STORAGE_OK))
+            bad++;
+        /* Crash keeping the torn half of a record at the end of the old open
+         * segment, the worst a power loss can leave there. */
+        memfs_heal(m);
+        memfs_crash_keep(m, last_seg, (size_t)synced + 20);
+        storage_close(s);
+        s = mopen(m, &st);
+        if (!s) {
+            fprintf(stderr, "  install crash at fsync #%llu: %s\n", (unsigned long long)nth, errbuf);
+            bad++;
+        } else {
+            if (st.have_snapshot ? st.n_entries != 0 || st.snapshot.index != 30 : st.n_entries < 8)
+                bad++;
+            storage_state_free(&st);
+            storage_close(s);
+        }
+        memfs_destroy(m);
+        if (!fired)
+            break;
+        points++;
+    }
+    CHECK_EQ_I(bad, 0);
+    CHECK(points >= 5);
+}
+
 TEST(enospc_on_a_snapshot_chunk_then_retry)
 {
     struct memfs *m = memfs_create();
@@ -960,6 +1017,7 @@ int main(void)
     RUN(write_torn_at_every_byte);
     RUN(faults_during_recovery_itself);
     RUN(a_failed_append_leaves_nothing_behind);
+    RUN(install_over_unsynced_appends_then_crash_at_every_fsync);
     RUN(enospc_on_a_snapshot_chunk_then_retry);
     RUN(random_damage_is_refused_or_recovered_never_invented);
     return HARNESS_END();
