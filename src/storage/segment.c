@@ -183,13 +183,13 @@ int st_log_sync(struct storage *s, const char *what)
 
 int st_log_reset(struct storage *s, raft_index next)
 {
-    /* The new segment first: if that fails (a full disk) nothing changed.
-     * Then the old segments, newest first, each removal durable: a crash
-     * half way leaves the new segment and a prefix of the old log, which open
-     * drops because the snapshot covers it or contradicts it (§5.3). */
-    /* Unsynced records in the open segment are being dropped, but once the
-     * new segment exists it will no longer be the last one, and only the
-     * last may end in a torn write: sync it first. */
+    /* 1. Sync the open segment: its unsynced records are being dropped, but
+     *    once the new segment exists it is no longer the last one, and only
+     *    the last may end in a torn write.
+     * 2. Create the new segment: if that fails (a full disk) nothing changed.
+     * 3. Remove the old segments newest first, each removal durable: a crash
+     *    half way leaves the new segment and a prefix of the old log, which
+     *    open drops because the snapshot covers or contradicts it (§5.3). */
     int rc = st_log_sync(s, "finishing the log a snapshot replaces");
     if (rc)
         return rc;

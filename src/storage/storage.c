@@ -5,9 +5,10 @@
  *
  * Crash ordering, the reasoning in one place:
  *   - storage_sync writes the hard state first, then fdatasyncs the log, so a
- *     log entry is never durable with a term above the durable current term
- *     (raft_restore refuses that, and the term must cover every entry we
- *     accepted, §3.3).
+ *     sync never makes entries durable ahead of their term. (A rollover in
+ *     the middle of storage_append, or an install before the ready's hard
+ *     state, still can: open raises the term to cover them, with no vote;
+ *     raft_restore needs the term to cover every entry, §3.3.)
  *   - storage_truncate is durable when it returns (the segments after the cut
  *     are removed newest first, each removal fsynced, then the cut segment is
  *     ftruncated and fdatasynced). New records are only written after that,
@@ -48,7 +49,7 @@ void storage_options_default(struct storage_options *o)
 
 const char *storage_errmsg(const struct storage *s) { return s->errmsg; }
 
-static int log_sync(struct storage *s, const char *what) { return st_log_sync(s, what); }
+
 
 static int check_usable(struct storage *s)
 {
@@ -638,7 +639,7 @@ int storage_truncate(struct storage *s, raft_index from)
     s->last_index = from - 1;
     s->last_term = new_last_term;
     /* Durable now, before any new record can land where the old ones were. */
-    return log_sync(s, "making a truncation durable");
+    return st_log_sync(s, "making a truncation durable");
 }
 
 static int wbuf_reserve(uint8_t **buf, size_t *cap, size_t need)
@@ -679,7 +680,7 @@ static int append_rollback(struct storage *s, size_t n_segs0, uint64_t end0, uin
                          "failed: %s", path, (unsigned long long)end0, strerror(e));
         } else if (synced) {
             s->active_dirty = true;
-            rc = log_sync(s, "undoing a failed append");
+            rc = st_log_sync(s, "undoing a failed append");
         }
     }
     s->last_index = last0;
@@ -741,7 +742,7 @@ int storage_append(struct storage *s, const struct raft_entry *entries, size_t n
              * only the last segment can ever have a torn tail. */
             if (s->n_segs == n_segs0)
                 synced = true;
-            rc = log_sync(s, "finishing a full segment");
+            rc = st_log_sync(s, "finishing a full segment");
             if (rc)
                 break;
             st_close(s, s->active_fd);
@@ -806,7 +807,7 @@ int storage_sync(struct storage *s)
         s->hs = s->hs_pending;
         s->hs_dirty = false;
     }
-    return log_sync(s, "sync");
+    return st_log_sync(s, "sync");
 }
 
 int storage_compact(struct storage *s, raft_index before)
