@@ -13,7 +13,7 @@
 
 int cluster_split_addr(const char *addr, char *host, size_t hostcap, uint16_t *port, char *err, size_t errcap)
 {
-    const char *colon;
+    const char *colon, *host_start = addr;
     size_t hlen;
     if (addr[0] == '[') {
         const char *close = strchr(addr, ']');
@@ -23,7 +23,7 @@ int cluster_split_addr(const char *addr, char *host, size_t hostcap, uint16_t *p
         }
         hlen = (size_t)(close - addr - 1);
         colon = close + 1;
-        addr++;
+        host_start = addr + 1; /* messages below still quote addr whole */
     } else {
         colon = strrchr(addr, ':');
         if (!colon || colon == addr) {
@@ -40,7 +40,7 @@ int cluster_split_addr(const char *addr, char *host, size_t hostcap, uint16_t *p
         snprintf(err, errcap, "'%s': the host part is empty or too long", addr);
         return -1;
     }
-    memcpy(host, addr, hlen);
+    memcpy(host, host_start, hlen);
     host[hlen] = 0;
     for (size_t i = 0; i < hlen; i++) {
         unsigned char ch = (unsigned char)host[i];

@@ -54,6 +54,9 @@ TEST(bad_lines_are_named)
         { "\v-18446744073709551615 a:1 a:2\n", "c.txt:1: the id '\v-18446744073709551615' must be" },
         { "\f7 a:1 a:2\n", "c.txt:1: the id '\f7' must be" },
         { "-1 a:1 a:2\n", "c.txt:1: the id '-1' must be" },
+        /* Messages quote a bracketed address whole. */
+        { "1 [::1]:99999 a:2\n", "c.txt:1: bad raft address '[::1]:99999': the port must be" },
+        { "1 []:1 a:2\n", "c.txt:1: bad raft address '[]:1': the host part is empty" },
         { "9223372036854775808 a:1 a:2\n", "c.txt:1: the id '9223372036854775808' must be" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
