@@ -251,6 +251,45 @@ TEST(sizes_are_what_the_layout_says)
     CHECK_EQ_U(raft_codec_size(&m), 0);
 }
 
+/* The body sizes of docs/wire-format.md's table, for messages with no
+ * entries, no members and no chunk. */
+TEST(body_sizes_match_the_document)
+{
+    static const size_t body[RAFT_MSG_TYPE_MAX + 1] = {
+        [RAFT_MSG_APPEND] = 54, [RAFT_MSG_APPEND_RESP] = 51, [RAFT_MSG_VOTE] = 43,
+        [RAFT_MSG_VOTE_RESP] = 27, [RAFT_MSG_PREVOTE] = 43, [RAFT_MSG_PREVOTE_RESP] = 27,
+        [RAFT_MSG_HEARTBEAT] = 42, [RAFT_MSG_HEARTBEAT_RESP] = 34, [RAFT_MSG_SNAPSHOT] = 71,
+        [RAFT_MSG_SNAPSHOT_RESP] = 44, [RAFT_MSG_TIMEOUT_NOW] = 26, [RAFT_MSG_READ_INDEX] = 34,
+        [RAFT_MSG_READ_INDEX_RESP] = 43,
+    };
+    for (uint8_t type = RAFT_MSG_APPEND; type <= RAFT_MSG_TYPE_MAX; type++) {
+        struct raft_message m = { .type = type };
+        CHECK_EQ_U(raft_codec_size(&m), HDR + body[type]);
+    }
+}
+
+/* The worked example in docs/wire-format.md, byte for byte, and the
+ * checksum's standard check value. */
+TEST(documented_example_frame)
+{
+    static const uint8_t want[] = {
+        0x4c, 0x52, 0x46, 0x31, 0x2b, 0x00, 0x00, 0x00, 0xbb, 0x77, 0xfa, 0xfc,
+        0x01, 0x03,
+        0x01, 0, 0, 0, 0, 0, 0, 0,
+        0x02, 0, 0, 0, 0, 0, 0, 0,
+        0x05, 0, 0, 0, 0, 0, 0, 0,
+        0x09, 0, 0, 0, 0, 0, 0, 0,
+        0x04, 0, 0, 0, 0, 0, 0, 0,
+        0x00,
+    };
+    struct raft_message m = { .type = RAFT_MSG_VOTE, .from = 1, .to = 2, .term = 5,
+                              .last_index = 9, .last_term = 4 };
+    uint8_t buf[sizeof want];
+    CHECK_EQ_I(raft_codec_encode(&m, buf, sizeof buf), (long)sizeof want);
+    CHECK(memcmp(buf, want, sizeof want) == 0);
+    CHECK_EQ_U(crc32c("123456789", 9), 0xE3069283u);
+}
+
 TEST(append_with_the_most_entries)
 {
     static struct raft_entry many[RAFT_CODEC_MAX_ENTRIES + 1];
@@ -708,6 +747,8 @@ int main(void)
     init_samples();
     RUN(round_trip_every_type_and_value);
     RUN(sizes_are_what_the_layout_says);
+    RUN(body_sizes_match_the_document);
+    RUN(documented_example_frame);
     RUN(append_with_the_most_entries);
     RUN(frame_limit_is_enforced_by_the_encoder);
     RUN(encoder_refuses_what_the_decoder_would);
