@@ -4,7 +4,8 @@
  * committed COMMAND entry. The input is the entry's data. Properties of an
  * accepted command: its strings lie inside the input and within
  * COMMAND_MAX_STR; command_size is the input's size; re-encoding gives the
- * same bytes, which decode to the same fields.
+ * same bytes (also with empty strings given as NULL), which decode to the
+ * same fields.
  */
 #include "fuzz.h"
 
@@ -45,6 +46,15 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
     FUZZ_CHECK(n >= 0 && (size_t)n == size && memcmp(again, data, size) == 0);
     /* One byte short is refused, not overrun. */
     FUZZ_CHECK(command_encode(&c, again, need - 1) == -1);
+
+    /* Empty strings as a caller may write them (p == NULL) encode the same. */
+    struct command nulls = c;
+    struct command_str *strs[] = { &nulls.scope, &nulls.idem_key, &nulls.key, &nulls.value };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        if (strs[i]->len == 0)
+            strs[i]->p = NULL;
+    memset(again, 0, need);
+    FUZZ_CHECK(command_encode(&nulls, again, need) == n && memcmp(again, data, size) == 0);
 
     struct command d;
     FUZZ_CHECK(command_decode(&d, again, (size_t)n) == 0);
