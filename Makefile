@@ -32,7 +32,7 @@ SYSLIBS := $(if $(filter net node http store gateway,$(MODULES)),-luv -lsqlite3 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 module_srcs = $(wildcard src/$(1)/*.c)
 
-.PHONY: all test sim mutants check-purity deps clean bench run
+.PHONY: all test sim mutants check-purity deps clean bench run fuzz
 all: $(BUILD)/linkraft
 
 # Installs missing Debian packages when root, else says what to install.
@@ -99,6 +99,59 @@ sim: $(BUILD)/sim
 
 mutants:
 	@sh scripts/mutants.sh
+
+# ---- Fuzzing: `make fuzz [FUZZ_SECONDS=60]` ----------------------------------
+# One libFuzzer driver per decoder of untrusted bytes (fuzz/fuzz_NAME.c), built
+# with clang and ASan+UBSan, each run for FUZZ_SECONDS from its checked-in seed
+# corpus fuzz/corpus/NAME (new inputs go to build/fuzz/corpus/NAME, crashes to
+# build/fuzz/crash-NAME-*). `make fuzz-replay` builds gcc replayers
+# (build/fuzz/replay_NAME FILE|DIR...) that need no libFuzzer; `make
+# fuzz-corpus` regenerates the binary seeds with fuzz/gen_corpus.c.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_NAMES   := codec json cluster command config
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_CFLAGS  := -std=c11 -g -O1 $(filter-out -Werror,$(WARN)) -D_GNU_SOURCE -Iinclude -Isrc \
+                -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# The modules that hold the decoders, instrumented for coverage.
+FUZZ_MODULES := $(filter raft common node store,$(MODULES))
+FUZZ_LIB_SRCS := $(foreach m,$(FUZZ_MODULES),$(call module_srcs,$(m)))
+FUZZ_LIB     := $(FUZZ_DIR)/libdecoders.a
+FUZZ_DEPS_STAMP := $(FUZZ_DIR)/.deps-ok
+
+$(FUZZ_DEPS_STAMP): scripts/deps.sh
+	@sh scripts/deps.sh fuzz
+	@mkdir -p $(@D) && touch $@
+
+$(FUZZ_DIR)/obj/%.o: %.c $(FUZZ_DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_LIB): $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_LIB_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/fuzz/fuzz_%.o $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(SYSLIBS)
+
+# Replayers: the same driver, compiled with gcc into fuzz/replay.c's main.
+$(FUZZ_DIR)/replay_%: fuzz/replay.c fuzz/fuzz_%.c fuzz/fuzz.h $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -DFUZZ_DRIVER='"fuzz_$*.c"' -o $@ fuzz/replay.c $(LIBS) $(SYSLIBS)
+
+$(FUZZ_DIR)/gen_corpus: fuzz/gen_corpus.c $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -o $@ $< $(LIBS) $(SYSLIBS)
+
+fuzz-build: $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_NAMES))
+fuzz: fuzz-build
+	@sh scripts/fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_NAMES)
+fuzz-replay: $(addprefix $(FUZZ_DIR)/replay_,$(FUZZ_NAMES))
+	@for n in $(FUZZ_NAMES); do $(FUZZ_DIR)/replay_$$n fuzz/corpus/$$n || exit 1; done
+fuzz-corpus: $(FUZZ_DIR)/gen_corpus
+	$(FUZZ_DIR)/gen_corpus fuzz/corpus
+.PHONY: fuzz-build fuzz-replay fuzz-corpus
+-include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
 
 clean:
 	rm -rf build

@@ -5,12 +5,15 @@
 # each loaded in turn by `wrk -t2 -c64 -d5s`; prints req/s of each and the
 # ratio. Needs the Debian packages nginx and wrk. Both servers are stopped
 # and the temp dir removed on exit. Not part of `make test`.
-#   PORT_LINKRAFT (default 21901), PORT_NGINX (21902), DURATION (5s)
+# The machine is shared, so the two are run ROUNDS times alternately and
+# the median of each is compared.
+#   PORT_LINKRAFT (default 21901), PORT_NGINX (21902), DURATION (5s), ROUNDS (3)
 set -eu
 cd "$(dirname "$0")/.."
 PORT_LINKRAFT=${PORT_LINKRAFT:-21901}
 PORT_NGINX=${PORT_NGINX:-21902}
 DURATION=${DURATION:-5s}
+ROUNDS=${ROUNDS:-3}
 
 for tool in nginx wrk curl; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || {
@@ -81,13 +84,22 @@ wait_up() {
 wait_up "$PORT_LINKRAFT"
 wait_up "$PORT_NGINX"
 
-rps() { # port -> req/s reported by wrk
-  wrk -t2 -c64 -d"$DURATION" "http://127.0.0.1:$1/hello" | tee "$tmp/wrk.$1" | awk '/^Requests\/sec:/ { print $2 }'
+rps() { # port round -> req/s reported by wrk
+  wrk -t2 -c64 -d"$DURATION" "http://127.0.0.1:$1/hello" >"$tmp/wrk.$1.$2"
+  awk '/^Requests\/sec:/ { print $2 }' "$tmp/wrk.$1.$2"
 }
-lr=$(rps "$PORT_LINKRAFT")
-ng=$(rps "$PORT_NGINX")
-echo "--- linkraft (src/http, 1 thread)"; cat "$tmp/wrk.$PORT_LINKRAFT"
-echo "--- nginx $("$NGINX" -v 2>&1 | sed 's/.*\///') (1 worker)"; cat "$tmp/wrk.$PORT_NGINX"
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+r=1
+while [ $r -le "$ROUNDS" ]; do
+  rps "$PORT_LINKRAFT" $r >>"$tmp/lr.all"
+  rps "$PORT_NGINX" $r >>"$tmp/ng.all"
+  echo "round $r: linkraft $(tail -n 1 "$tmp/lr.all") req/s, nginx $(tail -n 1 "$tmp/ng.all") req/s"
+  r=$((r + 1))
+done
+lr=$(median <"$tmp/lr.all")
+ng=$(median <"$tmp/ng.all")
+echo "--- linkraft (src/http, 1 thread), last round"; cat "$tmp/wrk.$PORT_LINKRAFT.$ROUNDS"
+echo "--- nginx $("$NGINX" -v 2>&1 | sed 's/.*\///') (1 worker), last round"; cat "$tmp/wrk.$PORT_NGINX.$ROUNDS"
 echo
-printf 'linkraft %s req/s, nginx %s req/s, ratio linkraft/nginx %s\n' "$lr" "$ng" \
+printf 'median of %s rounds: linkraft %s req/s, nginx %s req/s, ratio linkraft/nginx %s\n' "$ROUNDS" "$lr" "$ng" \
   "$(awk -v a="$lr" -v b="$ng" 'BEGIN { printf "%.2f", a / b }')"

@@ -19,6 +19,17 @@
  *     its Raft entry to commit). The exchange stays valid until
  *     http_respond is called on it, even if the client has gone away (the
  *     response is then discarded).
+ *   - Methods http-parser does not know (any RFC 9110 token up to 32 bytes)
+ *     reach the handler as they were sent; it answers 405 or 501.
+ *   - A client that half-closes still gets the responses to the requests it
+ *     sent in full; then the connection closes. After a response that closes
+ *     the connection (Connection: close, HTTP/1.0, 400/413/431) the server
+ *     sends FIN and discards input until the client closes (at most 3 s), so
+ *     the response is not lost to a reset.
+ *   - Memory: one block per request (4 KiB, grown for big headers or bodies)
+ *     holds everything of the request and usually the response head; freed
+ *     when the response has been written or discarded. Read-ahead is bounded
+ *     by max_pipeline per connection.
  *
  * All functions run on the loop thread.
  */
@@ -46,7 +57,7 @@ struct http_request {
     const char *body;           /* NUL-terminated for convenience; body_len bytes */
     size_t body_len;
     bool head;                  /* method is HEAD (respond as to GET; body is dropped) */
-    char peer[64];              /* the client's address "ip:port" */
+    char peer[64];              /* the client's address "ip:port" ("[ip6]:port"), from uv_tcp_getpeername */
 };
 
 /* Case-insensitive header lookup; NULL if absent. *len gets the value length. */
@@ -119,7 +130,8 @@ void http_server_get_stats(const struct http_server *s, struct http_stats *out);
 
 /* Stops accepting, closes every connection; exchanges still pending stay
  * valid until responded to (their responses are discarded). done(arg) runs
- * when every handle is closed. */
+ * when every handle is closed; s is freed just before it, and must not be
+ * used after this call. Calling it again is a no-op. */
 void http_server_stop(struct http_server *s, void (*done)(void *arg), void *arg);
 
 /* The reason phrase for a status ("Not Found"). */

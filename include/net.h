@@ -64,12 +64,16 @@ typedef void (*net_recv_cb)(void *ctx, const struct raft_message *m);
 struct net;
 
 /* Binds listen_addr and starts accepting. Returns 0, or -1 with a message in
- * err ("cannot bind 127.0.0.1:7001: address already in use"). */
+ * err ("cannot bind 127.0.0.1:7001: address already in use"). The options,
+ * listen_addr and secret are copied: the caller may free them on return.
+ * After a failed bind the loop must still run once to close what was opened
+ * (uv_run returns when it has). */
 int net_start(uv_loop_t *loop, const struct net_options *o, net_recv_cb cb, void *ctx,
               struct net **out, char *err, size_t errcap);
 
-/* Adds or updates a peer's raft address (dialled lazily, at the first send
- * or at once). Returns 0, or -1 if addr is not host:port. */
+/* Adds or updates a peer's raft address and dials it at once (so links are
+ * up before the first election); a changed address drops the old link.
+ * Returns 0, or -1 if addr is not host:port or id is 0 or self. */
 int net_set_peer(struct net *n, raft_id id, const char *addr);
 void net_remove_peer(struct net *n, raft_id id);
 

@@ -33,7 +33,10 @@ int raft_codec_encode(const struct raft_message *m, uint8_t *buf, size_t cap);
 /* Looks at the start of a byte stream. Returns:
  *   > 0  a whole frame of that many bytes is available (header included)
  *   0    need more bytes
- *   < 0  RAFT_EMALFORMED (bad magic or length over the limit): close the link */
+ *   < 0  RAFT_EMALFORMED (bad magic, or a body length under 2 or over
+ *        RAFT_CODEC_MAX_FRAME): close the link
+ * Fewer than RAFT_CODEC_HEADER_BYTES bytes always give 0, even if they
+ * already show a bad magic. */
 long raft_codec_frame_size(const uint8_t *buf, size_t len);
 
 /* Decodes exactly one frame of len bytes (as sized by raft_codec_frame_size)

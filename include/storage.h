@@ -80,12 +80,20 @@ struct storage_state {
     struct raft_hard_state hard_state;     /* {0, 0} on a fresh directory */
     bool have_snapshot;
     struct raft_snapshot_meta snapshot;     /* valid if have_snapshot */
-    struct raft_entry *entries;             /* the log after (or overlapping) the snapshot,
-                                               contiguous; data owned by the state */
+    struct raft_entry *entries;             /* the log after the snapshot (indexes
+                                               snapshot.index + 1 ..., or 1 ... without one),
+                                               contiguous; data owned by the state, valid
+                                               until storage_state_free */
     size_t n_entries;
-    bool fresh;                             /* the directory held no Raft state */
+    bool fresh;                             /* the directory held no Raft state: no hard
+                                               state, no snapshot, no entries (bootstrap) */
     bool torn_tail_truncated;               /* recovery cut a torn last record */
-    char recovery_note[256];                /* what recovery did, for the log ("" if nothing) */
+    char recovery_note[256];                /* what recovery did, for the log ("" if nothing):
+                                               a torn tail cut, segments the snapshot covers
+                                               removed, a log older than the snapshot dropped,
+                                               the term raised to that of durable entries or
+                                               of the snapshot (with no vote), see
+                                               docs/disk-format.md "Recovery at open" */
     void *priv;                             /* internal: the buffers entries' data point into */
 };
 void storage_state_free(struct storage_state *st);
@@ -105,19 +113,30 @@ const char *storage_errmsg(const struct storage *s);
 
 /* ---- The persist step of a ready (see include/raft.h), in this order ---- */
 
-/* Drops every entry with index >= from (a conflicting suffix, §3.5). */
+/* Drops every entry with index >= from (a conflicting suffix, §3.5). Durable
+ * when it returns (its own fdatasync), so entries appended after it can never
+ * be mixed with the truncated ones by a crash. from past the end: nothing.
+ * STORAGE_EINVAL if from is at or below the snapshot's index. */
 int storage_truncate(struct storage *s, raft_index from);
-/* Appends entries, which must continue the log (index = last + 1 ...).
- * Written but not yet durable until storage_sync. */
+/* Appends entries, which must continue the log (index = last + 1 ..., terms
+ * never going down; else STORAGE_EINVAL and nothing written). Written but not
+ * durable until storage_sync (some may become durable earlier, when a full
+ * segment is synced before the next one starts). On any error nothing of the
+ * call remains in the files, so the same call can be retried after ENOSPC.
+ * The entries' data is copied; the caller keeps its buffers. */
 int storage_append(struct storage *s, const struct raft_entry *entries, size_t n);
-/* Records the hard state to be made durable by the next storage_sync. */
+/* Records the hard state to be made durable by the next storage_sync.
+ * STORAGE_EINVAL if its term is below the durable one. */
 int storage_set_hard_state(struct storage *s, const struct raft_hard_state *hs);
-/* Makes everything above durable: one fdatasync of the log (plus the
- * atomic replacement of the hard state file if it changed). */
+/* Makes everything above durable: the atomic replacement of the hard state
+ * file if it changed (first, so the durable term is never behind the
+ * durable log because of a sync), then one fdatasync of the log for all
+ * appends since the last sync (group commit). Nothing to do: no fsync. */
 int storage_sync(struct storage *s);
 
 /* Entries with index < before are no longer needed (a snapshot covers
- * them): whole segments below it may be deleted. */
+ * them): whole segments below it are deleted, never beyond the durable
+ * snapshot whatever before says, never the last segment. */
 int storage_compact(struct storage *s, raft_index before);
 
 /* ---- Snapshots ----------------------------------------------------------- */
@@ -126,7 +145,10 @@ int storage_compact(struct storage *s, raft_index before);
  * tmp_path (a file inside dir, see storage_snapshot_tmp_path). This computes
  * its size and CRC32C, fsyncs it, makes it the current snapshot together with
  * meta's index, term and config (atomically), and fills meta->size and
- * meta->crc. The previous snapshot is deleted. */
+ * meta->crc. The previous snapshot is deleted. The log is not touched (see
+ * storage_compact). STORAGE_EINVAL if meta->index is not above the current
+ * snapshot's or is past the log's end. After STORAGE_ENOSPC, retry the same call
+ * (the file may already have moved to its final name; the retry finishes). */
 int storage_snapshot_adopt(struct storage *s, const char *tmp_path, struct raft_snapshot_meta *meta);
 /* A path inside the data directory where the state machine may write a
  * snapshot to adopt (same file system, so the rename is atomic). */
@@ -136,8 +158,12 @@ const char *storage_snapshot_tmp_path(const struct storage *s);
  * offset 0 starts a new partial file; chunks come in order. */
 int storage_snapshot_write_chunk(struct storage *s, const struct raft_snapshot_chunk *chunk);
 /* ready.snapshot_install: the partial file is complete; checks its size and
- * CRC32C against meta (STORAGE_ECORRUPT if they differ), fsyncs, makes it the
- * current snapshot atomically, and drops log entries <= meta->index. */
+ * CRC32C against meta (STORAGE_ECORRUPT if they differ: the partial file is
+ * discarded, nothing else changes), fsyncs, makes it the current snapshot
+ * atomically, and drops log entries <= meta->index; if the log does not hold
+ * meta->index with meta->term, the whole log goes and it continues at
+ * meta->index + 1 (§5.3). Durable when it returns. After STORAGE_ENOSPC,
+ * retry the same call before anything else. */
 int storage_snapshot_install(struct storage *s, const struct raft_snapshot_meta *meta);
 
 /* The current snapshot's data file (NULL if none), for the state machine

@@ -5,13 +5,15 @@
 #   sh scripts/deps.sh build     what `make` needs
 #   sh scripts/deps.sh test      plus what `make test` needs
 #   sh scripts/deps.sh bench     plus what `make bench` needs
+#   sh scripts/deps.sh fuzz      plus what `make fuzz` needs (clang, libFuzzer)
 set -eu
 want="gcc make libc6-dev libuv1-dev libsqlite3-dev libsodium-dev libhttp-parser-dev pkg-config"
 case "${1:-build}" in
   build) ;;
   test) want="$want python3 python3-pytest curl iproute2" ;;
   bench) want="$want python3 curl wrk nginx etcd-server etcd-client" ;;
-  *) echo "usage: deps.sh build|test|bench" >&2; exit 2 ;;
+  fuzz) want="$want clang libclang-rt-14-dev" ;;
+  *) echo "usage: deps.sh build|test|bench|fuzz" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do

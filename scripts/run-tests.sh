@@ -30,6 +30,15 @@ run() {
   secs=$(( $(date +%s) - start ))
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
   if [ -z "$line" ]; then
+    # pytest's summary ("12 passed, 1 failed, 2 errors in 7.3s"): errors count as failures.
+    summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed|error)' "$log" | tail -n 1)
+    if [ -n "$summary" ]; then
+      sp=$(echo "$summary" | grep -oE '[0-9]+ passed' | awk '{print $1}')
+      sf=$(echo "$summary" | grep -oE '[0-9]+ (failed|errors?)' | awk '{s+=$1} END {print s+0}')
+      line="${sp:-0} passed, ${sf:-0} failed"
+    fi
+  fi
+  if [ -z "$line" ]; then
     p=0; f=1
   else
     p=$(echo "$line" | awk '{print $1}'); f=$(echo "$line" | awk '{print $3}')
@@ -56,9 +65,15 @@ for b in build build/asan; do
   fi
 done
 run purity sh scripts/test-purity.sh
-for t in tests/cluster/test_*.py; do
-  [ -f "$t" ] || continue
-  run "cluster-$(basename "$t" .py)" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$t"
+# Process-level tests: real node processes, from the optimized build and
+# again from the sanitized one (a leak or UB at exit fails a clean stop).
+for b in build build/asan; do
+  tag=$( [ "$b" = build ] && echo "" || echo "asan-" )
+  for t in tests/cluster/test_*.py; do
+    [ -f "$t" ] || continue
+    export LINKRAFT_BIN="$(pwd)/$b/linkraft"
+    run "${tag}cluster-$(basename "$t" .py)" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$t"
+  done
 done
 
 echo "$passed passed, $failed failed"

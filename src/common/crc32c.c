@@ -4,11 +4,11 @@
 #include <string.h>
 
 static uint32_t table[8][256];
-static int table_ready;
 
-/* Built on first use. Deterministic and idempotent, so a race between two
- * threads building it at once writes the same values. */
-static void build_table(void)
+/* Built once when the program loads, before main() and so before any
+ * thread: a table built lazily on first use would let a second thread see
+ * "ready" before the values (a data race that could fake a checksum error). */
+__attribute__((constructor)) static void build_table(void)
 {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
@@ -19,14 +19,11 @@ static void build_table(void)
     for (uint32_t i = 0; i < 256; i++)
         for (int t = 1; t < 8; t++)
             table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
-    table_ready = 1;
 }
 
 uint32_t crc32c_extend(uint32_t crc, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
-    if (!table_ready)
-        build_table();
     crc = ~crc;
     while (len >= 8) {
         uint32_t lo, hi;

@@ -276,14 +276,16 @@ static void parse_number(struct parser *p, struct json *j)
             return;
         }
     }
-    if (!j)
-        return;
+    /* Checked in the counting pass too: failing only in the building pass
+     * would make json_parse report success with a broken tree. */
     char tmp[64];
     size_t n = p->pos - start;
     if (n >= sizeof tmp) {
         fail(p, "number too long");
         return;
     }
+    if (!j)
+        return;
     memcpy(tmp, p->s + start, n);
     tmp[n] = 0;
     j->type = JSON_NUMBER;

@@ -191,7 +191,7 @@ static int cb_message_complete(http_parser *p)
     return 0;
 }
 
-const http_parser_settings http_parser_cbs = {
+static const http_parser_settings parser_cbs = {
     .on_message_begin = cb_message_begin,
     .on_url = cb_url,
     .on_header_field = cb_header_field,
@@ -440,9 +440,7 @@ static void on_write(uv_write_t *req, int status)
     if (c->closing) { http_conn_maybe_free(c); return; }
     if (status < 0) { http_conn_close(c); return; }
     if (last) { http_conn_linger(c); return; }
-    if (c->read_eof && c->n_exchanges == 0) { http_conn_close(c); return; }
     http_conn_resume(c);
-    if (!c->closing) http_conn_update_timer(c);
 }
 
 static void on_continue_written(uv_write_t *req, int status)
@@ -644,7 +642,7 @@ static size_t parse(struct http_conn *c, const char *data, size_t len)
             if (r < 0) break; /* wait for the rest of the method */
             c->method_checked = true;
             if (r == 1) {
-                http_parser_execute(&c->parser, &http_parser_cbs, "GET", 3);
+                http_parser_execute(&c->parser, &parser_cbs, "GET", 3);
                 if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
                     http_conn_fail(c, c->cb_error ? c->cb_error : 400);
                     break;
@@ -660,7 +658,7 @@ static size_t parse(struct http_conn *c, const char *data, size_t len)
             uint64_t room = o->max_header_bytes + 1 - c->hdr_bytes;
             if (avail > room) avail = (size_t)room;
         }
-        size_t n = http_parser_execute(&c->parser, &http_parser_cbs, data + off, avail);
+        size_t n = http_parser_execute(&c->parser, &parser_cbs, data + off, avail);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         off += n;
         if (e == HPE_PAUSED) {
@@ -738,9 +736,30 @@ void http_conn_input(struct http_conn *c, const char *data, size_t len)
 
 void http_conn_resume(struct http_conn *c)
 {
-    if (c->closing || c->no_more || c->lingering) return;
-    if (c->pend_len && c->n_exchanges < c->srv->opt.max_pipeline) parse_pend(c);
+    if (c->closing || c->lingering) return;
+    if (!c->no_more && c->pend_len && c->n_exchanges < c->srv->opt.max_pipeline) parse_pend(c);
     if (c->closing) return;
-    if (!c->no_more && !c->read_eof && c->n_exchanges < c->srv->opt.max_pipeline) http_conn_read_start(c);
+    if (c->read_eof) { http_conn_eof(c); return; }
+    if (!c->no_more && c->n_exchanges < c->srv->opt.max_pipeline) http_conn_read_start(c);
     after_input(c);
+}
+
+void http_conn_eof(struct http_conn *c)
+{
+    /* Requests held back by the pipeline bound are still answered; a
+     * request cut short by the EOF can never complete and is dropped. */
+    bool held_back = c->pend_len && c->pstate == HTTP_P_IDLE && !c->no_more;
+    if (!held_back) {
+        struct http_exchange *x = c->cur;
+        if (x && !x->dispatched) {
+            q_remove(c, x);
+            http_exchange_free(x);
+        }
+        c->cur = NULL;
+        c->pstate = HTTP_P_IDLE;
+        c->pend_len = 0;
+        c->no_more = true;
+    }
+    if (c->n_exchanges == 0) http_conn_close(c);
+    else http_conn_update_timer(c);
 }

@@ -140,10 +140,7 @@ struct http_server {
      * into exchanges) before the read callback returns. */
     char *rbuf;
     size_t rbuf_cap;
-    bool rbuf_busy;
 };
-
-extern const http_parser_settings http_parser_cbs;
 
 /* conn.c */
 /* Parses new input (already read into data) as far as the pipeline bound
@@ -157,6 +154,8 @@ void http_exchange_free(struct http_exchange *x);
 /* Parses the remaining buffered input and restarts reading when the
  * pipeline bound allows. */
 void http_conn_resume(struct http_conn *c);
+/* The client sent EOF: answer what can still be answered, then close. */
+void http_conn_eof(struct http_conn *c);
 /* Queues an error response (400/413/431) after the pending ones, stops
  * parsing, and closes after it is written. */
 void http_conn_fail(struct http_conn *c, int status);

@@ -154,24 +154,6 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(s->rbuf, (unsigned)s->rbuf_cap);
 }
 
-static void drop_partial_request(struct http_conn *c)
-{
-    struct http_exchange *x = c->cur;
-    if (x && !x->dispatched) {
-        struct http_exchange **pp = &c->q_head, *prev = NULL;
-        while (*pp && *pp != x) { prev = *pp; pp = &(*pp)->next; }
-        if (*pp) {
-            *pp = x->next;
-            if (c->q_tail == x) c->q_tail = prev;
-            c->n_exchanges--;
-        }
-        http_exchange_free(x);
-    }
-    c->cur = NULL;
-    c->pstate = HTTP_P_IDLE;
-    c->pend_len = 0;
-}
-
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct http_conn *c = stream->data;
@@ -181,11 +163,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         /* The client finished sending. Answer what it asked for, then
          * close; a request cut short is dropped. */
         c->read_eof = true;
-        c->no_more = true;
         http_conn_read_stop(c);
-        drop_partial_request(c);
-        if (c->n_exchanges == 0) http_conn_close(c);
-        else http_conn_update_timer(c);
+        http_conn_eof(c);
         return;
     }
     if (c->lingering) {

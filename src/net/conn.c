@@ -84,7 +84,11 @@ static void on_in_timer(uv_timer_t *t)
     if (c->state == NET_IN_HELLO) {
         n->stats.dropped_unauthenticated++; /* slow or silent before the handshake */
         net__close_in(c);
-    } else if (uv_now(n->loop) - c->last_rx >= n->o.idle_timeout_ms) {
+    } else if (uv_now(n->loop) - c->last_rx < n->o.idle_timeout_ms) {
+        c->suspect = 0;
+    } else if (!c->suspect) {
+        c->suspect = 1; /* confirm on the next tick, after a chance to read (see transport.c) */
+    } else {
         net__close_in(c); /* the dialer pings every idle/4: it is gone */
     }
 }

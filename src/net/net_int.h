@@ -83,6 +83,7 @@ struct net_peer {
     unsigned attempts;              /* consecutive failures, for the backoff */
     unsigned addr_index;            /* which resolved address to try next */
     uint64_t last_rx;               /* uv_now of the last bytes received */
+    int suspect;                    /* one keepalive tick found last_rx too old */
     uint64_t ping_seq;
     uint8_t acceptor_nonce[NET_NONCE_BYTES], dialer_nonce[NET_NONCE_BYTES];
     struct net_chunk *head, *tail;  /* queued frames not yet handed to a write */
@@ -108,6 +109,7 @@ struct net_in {
     uint8_t *buf;
     size_t len, cap;
     uint64_t last_rx;
+    int suspect;                    /* as struct net_peer's */
     int closing;
     int open_handles;
 };
@@ -135,6 +137,10 @@ struct net {
 
 /* transport.c */
 void net__pending_done(struct net *n);
+/* Delay before the next attempt after `failures` consecutive failures (>= 1):
+ * backoff_min_ms doubled per further failure, capped at backoff_max_ms, then
+ * jittered by rnd into [d/2, d]. Pure, for the tests. */
+unsigned net__backoff_ms(const struct net_options *o, unsigned failures, uint64_t rnd);
 int net__write_small(uv_stream_t *s, const uint8_t *data, size_t len);
 
 /* conn.c */

@@ -112,6 +112,27 @@ static struct net_peer *find_peer(const struct net *n, raft_id id)
     return NULL;
 }
 
+static struct net_chunk *chunk_new(size_t cap)
+{
+    struct net_chunk *c = malloc(sizeof *c + cap);
+    if (c) {
+        c->next = NULL;
+        c->len = c->off = 0;
+        c->cap = cap;
+        c->frames = 0;
+    }
+    return c;
+}
+
+static void queue_append(struct net_peer *p, struct net_chunk *c)
+{
+    if (p->tail)
+        p->tail->next = c;
+    else
+        p->head = c;
+    p->tail = c;
+}
+
 static void free_chunks(struct net_chunk *c)
 {
     while (c) {
@@ -164,17 +185,16 @@ static void peer_drop_conn(struct net_peer *p)
 
 static void on_peer_timer(uv_timer_t *t);
 
-static unsigned backoff_ms(struct net_peer *p)
+unsigned net__backoff_ms(const struct net_options *o, unsigned failures, uint64_t rnd)
 {
-    const struct net_options *o = &p->net->o;
     uint64_t d = o->backoff_min_ms ? o->backoff_min_ms : 1;
-    for (unsigned i = 1; i < p->attempts && d < o->backoff_max_ms; i++)
+    for (unsigned i = 1; i < failures && d < o->backoff_max_ms; i++)
         d *= 2;
     if (d > o->backoff_max_ms)
         d = o->backoff_max_ms;
     /* Jitter: uniformly in [d/2, d], so peers that failed together spread out. */
     uint64_t half = d / 2;
-    return (unsigned)(d - half + (half ? rng_next(p->net) % (half + 1) : 0));
+    return (unsigned)(d - half + (half ? rnd % (half + 1) : 0));
 }
 
 /* Records why, drops the connection and schedules the next attempt. */
@@ -190,7 +210,7 @@ static void peer_fail(struct net_peer *p, const char *why)
     p->attempts++;
     p->addr_index++;
     p->state = NET_PEER_BACKOFF;
-    uv_timer_start(&p->timer, on_peer_timer, backoff_ms(p), 0);
+    uv_timer_start(&p->timer, on_peer_timer, net__backoff_ms(&n->o, p->attempts, rng_next(n)), 0);
 }
 
 static void on_peer_timer(uv_timer_t *t)
@@ -215,7 +235,15 @@ static void on_peer_timer(uv_timer_t *t)
         /* Keepalive tick (every idle/4): a link on which no PONG (nor anything
          * else) came back for idle_timeout_ms is dead or partitioned. */
         uint64_t now = uv_now(n->loop);
-        if (now - p->last_rx >= n->o.idle_timeout_ms) {
+        /* Timers run before I/O in a loop turn, so after the loop itself was
+         * stalled a PONG may be waiting unread: judge only on the second
+         * tick in a row that finds the link quiet (a read in between clears
+         * the suspicion). Detection takes idle_timeout_ms plus one tick. */
+        if (now - p->last_rx < n->o.idle_timeout_ms) {
+            p->suspect = 0;
+        } else if (!p->suspect) {
+            p->suspect = 1;
+        } else {
             n->stats.keepalive_timeouts++;
             snprintf(why, sizeof why, "nothing received from node %llu at %s for %u ms (keepalive timeout)",
                      (unsigned long long)p->id, p->addr, n->o.idle_timeout_ms);
@@ -232,18 +260,9 @@ static void on_peer_timer(uv_timer_t *t)
             break;
         struct net_chunk *c = p->tail;
         if (!c || c->cap - c->len < len) {
-            c = malloc(sizeof *c + NET_CHUNK_BYTES);
-            if (!c)
+            if (!(c = chunk_new(NET_CHUNK_BYTES)))
                 break;
-            c->next = NULL;
-            c->len = c->off = 0;
-            c->cap = NET_CHUNK_BYTES;
-            c->frames = 0;
-            if (p->tail)
-                p->tail->next = c;
-            else
-                p->head = c;
-            p->tail = c;
+            queue_append(p, c);
         }
         memcpy(c->data + c->len, buf, len);
         c->len += len;
@@ -280,6 +299,7 @@ static void peer_connected(struct net_peer *p)
     p->was_connected = 1;
     p->last_error[0] = 0;
     p->last_rx = uv_now(n->loop);
+    p->suspect = 0;
     n->stats.connects++;
     unsigned tick = n->o.idle_timeout_ms / 4 ? n->o.idle_timeout_ms / 4 : 1;
     uv_timer_start(&p->timer, on_peer_timer, tick, tick);
@@ -624,16 +644,11 @@ int net_send(struct net *n, const struct raft_message *m)
     struct net_chunk *c = p->tail;
     int fresh = 0;
     if (!c || c->cap - c->len < size) {
-        size_t cap = size > NET_CHUNK_BYTES ? size : NET_CHUNK_BYTES;
-        c = malloc(sizeof *c + cap);
+        c = chunk_new(size > NET_CHUNK_BYTES ? size : NET_CHUNK_BYTES);
         if (!c) {
             n->stats.dropped_queue_full++; /* no memory is a full queue */
             return 1;
         }
-        c->next = NULL;
-        c->len = c->off = 0;
-        c->cap = cap;
-        c->frames = 0;
         fresh = 1;
     }
     int rc = raft_codec_encode(m, c->data + c->len, c->cap - c->len);
@@ -642,18 +657,11 @@ int net_send(struct net *n, const struct raft_message *m)
             free(c);
         return -1;
     }
-    if (fresh) {
-        if (p->tail)
-            p->tail->next = c;
-        else
-            p->head = c;
-        p->tail = c;
-    }
+    if (fresh)
+        queue_append(p, c);
     c->len += (size_t)rc;
     c->frames++;
     p->queued_bytes += (size_t)rc;
-    if (p->state == NET_PEER_IDLE)
-        peer_dial(p); /* lazily, at the first send */
     if (p->state == NET_PEER_CONNECTED && !p->dirty) {
         p->dirty = 1;
         /* Flushed in the next loop turn, so a burst of sends becomes one write.

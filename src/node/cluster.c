@@ -13,7 +13,7 @@
 
 int cluster_split_addr(const char *addr, char *host, size_t hostcap, uint16_t *port, char *err, size_t errcap)
 {
-    const char *colon;
+    const char *colon, *host_start = addr;
     size_t hlen;
     if (addr[0] == '[') {
         const char *close = strchr(addr, ']');
@@ -23,7 +23,7 @@ int cluster_split_addr(const char *addr, char *host, size_t hostcap, uint16_t *p
         }
         hlen = (size_t)(close - addr - 1);
         colon = close + 1;
-        addr++;
+        host_start = addr + 1; /* messages below still quote addr whole */
     } else {
         colon = strrchr(addr, ':');
         if (!colon || colon == addr) {
@@ -40,7 +40,7 @@ int cluster_split_addr(const char *addr, char *host, size_t hostcap, uint16_t *p
         snprintf(err, errcap, "'%s': the host part is empty or too long", addr);
         return -1;
     }
-    memcpy(host, addr, hlen);
+    memcpy(host, host_start, hlen);
     host[hlen] = 0;
     for (size_t i = 0; i < hlen; i++) {
         unsigned char ch = (unsigned char)host[i];
@@ -96,10 +96,14 @@ static int parse_line(char *line, const char *name, int lineno, struct cluster *
                  name, lineno, n, n == 1 ? "" : "s");
         return -1;
     }
+    /* Digits only: strtoull alone would also take "+1", and a leading \v or
+     * \f (not field separators) followed by a minus sign, which it negates:
+     * "\v-18446744073709551615" would be member 1. */
+    size_t digits = strspn(fields[0], "0123456789");
     char *end;
     errno = 0;
     unsigned long long id = strtoull(fields[0], &end, 10);
-    if (*end || errno || id == 0 || fields[0][0] == '-' || id > INT64_MAX) {
+    if (digits == 0 || fields[0][digits] || *end || errno || id == 0 || id > INT64_MAX) {
         snprintf(err, errcap, "%s:%d: the id '%s' must be a whole number from 1 to %lld",
                  name, lineno, fields[0], (long long)INT64_MAX);
         return -1;

@@ -372,7 +372,9 @@ static void adopt_done(uv_work_t *req, int status)
     struct node *n = req->data;
     n->job = JOB_NONE;
     (void)status;
-    if (n->job_rc == STORAGE_ENOSPC || n->job_rc == STORAGE_ENOMEM) {
+    if (n->job_rc == STORAGE_ENOSPC || n->job_rc == STORAGE_ENOMEM || n->job_rc == STORAGE_EINVAL) {
+        /* Full disk, or overtaken (a leader's snapshot was installed
+         * meanwhile): nothing is lost, the next snapshot will do. */
         log_warn("cannot keep a snapshot (will retry later): %s", n->job_err);
     } else if (n->job_rc) {
         fatal(n, "saving a snapshot", n->job_err);

@@ -731,7 +731,10 @@ static void reply(struct raft *r, const struct raft_message *req, struct raft_me
 static void handle_vote(struct raft *r, const struct raft_message *m)
 {
     bool pre = m->type == RAFT_MSG_PREVOTE;
-    bool can_vote = pre ? m->term > r->term
+    /* §9.6: a pre-vote only from a server that has not heard from a leader
+     * for an election timeout (check-quorum's lease is not always on). */
+    bool heard_leader = r->leader != 0 && r->election_elapsed < r->o.election_ticks;
+    bool can_vote = pre ? m->term > r->term && !heard_leader
                         : (r->vote == m->from || (r->vote == 0 && r->leader == 0));
     /* §3.6.1: only a candidate whose log is at least as up to date as ours. */
     bool up_to_date = m->last_term > last_term(r) ||

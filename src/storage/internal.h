@@ -109,6 +109,13 @@ struct storage {
     struct raft_snapshot_meta snap;
     char snap_path[ST_PATH_MAX];
     uint64_t snap_file_bytes;   /* bytes of snapshot.meta */
+    /* A new snapshot's data already has its final name but snapshot.meta
+     * could not be replaced (a full disk): retrying the same adopt or
+     * install only publishes it. */
+    bool staged;
+    struct raft_snapshot_meta staged_meta;
+    bool reset_pending;         /* an installed snapshot's log reset failed (ENOSPC):
+                                   retrying the install finishes it */
 
     /* A snapshot being received in chunks (snapshot.partial). */
     bool partial;
@@ -202,7 +209,10 @@ void st_scan_free(struct st_scan *sc);
 
 /* The term of entry index (which must be in the log), read from its header. */
 int st_term_at(struct storage *s, raft_index index, raft_term *term);
-/* Drops the whole log and starts an empty one at next (a new segment). */
+/* fdatasync of the open segment if it was written since its last one. */
+int st_log_sync(struct storage *s, const char *what);
+/* Drops the whole log and starts an empty one at next (a new segment).
+ * On failure before the new segment exists, the log is unchanged. */
 int st_log_reset(struct storage *s, raft_index next);
 
 /* ---- Snapshots (snapshot.c) ----------------------------------------------- */

@@ -165,20 +165,45 @@ int st_segment_remove(struct storage *s, size_t i, bool sync_dir)
     return sync_dir ? st_sync_dir(s, "making a segment's removal durable") : STORAGE_OK;
 }
 
+int st_log_sync(struct storage *s, const char *what)
+{
+    if (s->active_fd < 0 || !s->active_dirty)
+        return STORAGE_OK;
+    char name[64], path[ST_PATH_MAX];
+    st_segment_name(name, sizeof name, s->segs[s->n_segs - 1].seq);
+    st_path(s, path, name);
+    int rc = st_sync_fd(s, s->active_fd, path, what);
+    if (rc)
+        return rc;
+    s->stats.other_fsyncs--; /* st_sync_fd counted it as "other"; it is the log's */
+    s->stats.fsyncs++;
+    s->active_dirty = false;
+    return STORAGE_OK;
+}
+
 int st_log_reset(struct storage *s, raft_index next)
 {
-    /* Newest first, each removal durable before the next: if we crash half
-     * way, what is left is a prefix of the old log, which open handles
-     * (entries at or below the snapshot are dropped), never a log with a
-     * hole in it. */
-    while (s->n_segs > 0) {
-        int rc = st_segment_remove(s, s->n_segs - 1, true);
+    /* 1. Sync the open segment: its unsynced records are being dropped, but
+     *    once the new segment exists it is no longer the last one, and only
+     *    the last may end in a torn write.
+     * 2. Create the new segment: if that fails (a full disk) nothing changed.
+     * 3. Remove the old segments newest first, each removal durable: a crash
+     *    half way leaves the new segment and a prefix of the old log, which
+     *    open drops because the snapshot covers or contradicts it (§5.3). */
+    int rc = st_log_sync(s, "finishing the log a snapshot replaces");
+    if (rc)
+        return rc;
+    rc = st_segment_create(s, s->next_seq, next);
+    if (rc)
+        return rc;
+    st_close(s, s->active_fd);
+    s->active_fd = -1;
+    s->active_dirty = false;
+    while (s->n_segs > 1) {
+        rc = st_segment_remove(s, s->n_segs - 2, true);
         if (rc)
             return rc;
     }
-    int rc = st_segment_create(s, s->next_seq, next);
-    if (rc)
-        return rc;
     rc = st_segment_open_active(s);
     if (rc)
         return rc;

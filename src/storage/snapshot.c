@@ -88,31 +88,23 @@ int st_file_crc(struct storage *s, const char *path, uint64_t *size, uint32_t *c
     return crc_of(s, path, -1, size, crc);
 }
 
-/* Steps 2-5 of the top comment for data already durable at src. */
-static int make_current(struct storage *s, const char *src, const struct raft_snapshot_meta *meta)
+/* Steps 2-5 of the top comment, for data already at its final name: write
+ * snapshot.meta atomically, then drop the previous snapshot. If that fails
+ * the data stays staged for a retry. */
+static int publish(struct storage *s, const struct raft_snapshot_meta *meta)
 {
-    uint8_t mb[ST_SNAPMETA_MAX];
-    size_t mlen = st_snapmeta_encode(meta, mb);
-    int rc = st_atomic_prepare(s, ST_SNAPMETA_NAME, mb, mlen);
-    if (rc)
-        return rc;
     char name[96], dst[ST_PATH_MAX];
     st_snapshot_data_name(name, sizeof name, meta->index, meta->term);
     st_path(s, dst, name);
-    if (s->io->rename(s->io->ctx, src, dst) != 0) {
-        int e = errno;
-        st_atomic_abort(s, ST_SNAPMETA_NAME);
-        return st_fail(s, st_errno_rc(e), "renaming snapshot %s to %s failed: %s", src, dst, strerror(e));
-    }
-    rc = st_atomic_commit(s, ST_SNAPMETA_NAME);
+    uint8_t mb[ST_SNAPMETA_MAX];
+    size_t mlen = st_snapmeta_encode(meta, mb);
+    int rc = st_atomic_write(s, ST_SNAPMETA_NAME, mb, mlen);
     if (rc) {
-        /* snapshot.meta still names the old snapshot (unless the directory
-         * fsync failed, which is fatal anyway): put the data back so the
-         * caller can retry with the same file. */
-        if (rc != STORAGE_EIO)
-            s->io->rename(s->io->ctx, dst, src);
+        s->staged = true;
+        s->staged_meta = *meta;
         return rc;
     }
+    s->staged = false;
     char old[ST_PATH_MAX];
     bool had = s->have_snap;
     snprintf(old, sizeof old, "%s", s->snap_path);
@@ -123,6 +115,24 @@ static int make_current(struct storage *s, const char *src, const struct raft_sn
     if (had && strcmp(old, dst) != 0)
         return st_unlink(s, old, "removing the previous snapshot");
     return STORAGE_OK;
+}
+
+/* Gives the durable data at src its final name (step 3), then publishes it. */
+static int make_current(struct storage *s, const char *src, const struct raft_snapshot_meta *meta)
+{
+    char name[96], dst[ST_PATH_MAX];
+    st_snapshot_data_name(name, sizeof name, meta->index, meta->term);
+    st_path(s, dst, name);
+    if (s->io->rename(s->io->ctx, src, dst) != 0) {
+        int e = errno;
+        return st_fail(s, st_errno_rc(e), "renaming snapshot %s to %s failed: %s", src, dst, strerror(e));
+    }
+    return publish(s, meta);
+}
+
+static bool is_staged(const struct storage *s, const struct raft_snapshot_meta *meta)
+{
+    return s->staged && s->staged_meta.index == meta->index && s->staged_meta.term == meta->term;
 }
 
 const char *storage_snapshot_tmp_path(const struct storage *s) { return s->tmp_path; }
@@ -147,11 +157,26 @@ int storage_snapshot_adopt(struct storage *s, const char *tmp_path, struct raft_
     int rc = check_meta(s, meta, "adopting a snapshot");
     if (rc)
         return rc;
+    if (s->have_snap && meta->index == s->snap.index)
+        return st_fail(s, STORAGE_EINVAL,
+                       "adopting a snapshot at index %llu: that is already the current snapshot's index "
+                       "(take the next one after more entries are applied)", (unsigned long long)meta->index);
     if (meta->index > s->last_index)
         return st_fail(s, STORAGE_EINVAL,
                        "adopting a snapshot at index %llu: the log ends at %llu (a node's own snapshot "
                        "covers only applied entries)", (unsigned long long)meta->index,
                        (unsigned long long)s->last_index);
+    if (is_staged(s, meta)) { /* the retry after a full disk */
+        struct raft_snapshot_meta m = *meta;
+        m.size = s->staged_meta.size;
+        m.crc = s->staged_meta.crc;
+        rc = publish(s, &m);
+        if (rc == STORAGE_OK) {
+            meta->size = m.size;
+            meta->crc = m.crc;
+        }
+        return rc;
+    }
     int fd = s->io->open(s->io->ctx, tmp_path, O_RDONLY, 0);
     if (fd < 0) {
         int e = errno;
@@ -237,37 +262,59 @@ int storage_snapshot_write_chunk(struct storage *s, const struct raft_snapshot_c
     return STORAGE_OK;
 }
 
+/* After an installed snapshot is current: the log keeps what follows it if
+ * it continues it, else starts over at index + 1 (§5.3). */
+static int install_log(struct storage *s, const struct raft_snapshot_meta *meta, bool keep)
+{
+    if (keep)
+        return storage_compact(s, meta->index + 1);
+    int rc = st_log_reset(s, meta->index + 1);
+    if (rc) {
+        s->reset_pending = true;
+        return rc;
+    }
+    s->reset_pending = false;
+    s->last_term = meta->term;
+    return STORAGE_OK;
+}
+
 int storage_snapshot_install(struct storage *s, const struct raft_snapshot_meta *meta)
 {
     int rc = check_meta(s, meta, "installing a snapshot");
     if (rc)
         return rc;
-    if (s->have_snap && meta->index == s->snap.index)
+    if (s->have_snap && meta->index == s->snap.index) {
+        if (s->reset_pending && meta->term == s->snap.term)
+            return install_log(s, meta, false); /* the retry after a full disk */
         return st_fail(s, STORAGE_EINVAL, "installing a snapshot at index %llu: it is already the current one",
                        (unsigned long long)meta->index);
-    if (!s->partial || s->partial_meta.index != meta->index || s->partial_meta.term != meta->term)
+    }
+    bool staged = is_staged(s, meta);
+    if (!staged && (!s->partial || s->partial_meta.index != meta->index || s->partial_meta.term != meta->term))
         return st_fail(s, STORAGE_EINVAL, "installing snapshot %llu/%llu: no such snapshot was received",
                        (unsigned long long)meta->index, (unsigned long long)meta->term);
     char path[ST_PATH_MAX];
     st_path(s, path, ST_SNAP_PARTIAL_NAME);
-    uint64_t size = 0;
-    uint32_t crc = 0;
-    rc = crc_of(s, path, s->partial_fd, &size, &crc);
-    if (rc)
-        return rc;
-    if (size != meta->size || crc != meta->crc) {
-        partial_drop(s);
-        return st_fail(s, STORAGE_ECORRUPT,
-                       "installing snapshot %llu/%llu: received %llu bytes with CRC32C %08x but the leader "
-                       "announced %llu bytes with CRC32C %08x; the received copy was discarded (the leader "
-                       "sends it again)", (unsigned long long)meta->index, (unsigned long long)meta->term,
-                       (unsigned long long)size, crc, (unsigned long long)meta->size, meta->crc);
+    if (!staged) {
+        uint64_t size = 0;
+        uint32_t crc = 0;
+        rc = crc_of(s, path, s->partial_fd, &size, &crc);
+        if (rc)
+            return rc;
+        if (size != meta->size || crc != meta->crc) {
+            partial_drop(s);
+            return st_fail(s, STORAGE_ECORRUPT,
+                           "installing snapshot %llu/%llu: received %llu bytes with CRC32C %08x but the leader "
+                           "announced %llu bytes with CRC32C %08x; the received copy was discarded (the leader "
+                           "sends it again)", (unsigned long long)meta->index, (unsigned long long)meta->term,
+                           (unsigned long long)size, crc, (unsigned long long)meta->size, meta->crc);
+        }
+        rc = st_sync_fd(s, s->partial_fd, path, "making a received snapshot durable");
+        if (rc)
+            return rc;
     }
-    rc = st_sync_fd(s, s->partial_fd, path, "making a received snapshot durable");
-    if (rc)
-        return rc;
     /* Does the log continue the snapshot (it holds entry index with the same
-     * term)? Then entries after it stay; otherwise the whole log goes (§5.3). */
+     * term, and more after it)? Then the entries after it stay. */
     bool keep = false;
     if (meta->index >= s->first_index && meta->index < s->last_index) {
         raft_term t = 0;
@@ -276,19 +323,21 @@ int storage_snapshot_install(struct storage *s, const struct raft_snapshot_meta 
             return rc;
         keep = t == meta->term;
     }
-    rc = make_current(s, path, meta);
+    if (!staged) {
+        rc = make_current(s, path, meta);
+        /* Once renamed, the received file is no longer the partial one. */
+        if (rc == STORAGE_OK || s->staged) {
+            st_close(s, s->partial_fd);
+            s->partial_fd = -1;
+            s->partial = false;
+            s->partial_size = 0;
+        }
+    } else {
+        rc = publish(s, meta);
+    }
     if (rc)
         return rc;
-    st_close(s, s->partial_fd);
-    s->partial_fd = -1;
-    s->partial = false;
-    s->partial_size = 0;
-    if (keep)
-        return storage_compact(s, meta->index + 1);
-    rc = st_log_reset(s, meta->index + 1);
-    if (rc == STORAGE_OK)
-        s->last_term = meta->term;
-    return rc;
+    return install_log(s, meta, keep);
 }
 
 int storage_snapshot_read(struct storage *s, raft_index index, uint64_t offset, void *buf, uint32_t len)

@@ -5,9 +5,10 @@
  *
  * Crash ordering, the reasoning in one place:
  *   - storage_sync writes the hard state first, then fdatasyncs the log, so a
- *     log entry is never durable with a term above the durable current term
- *     (raft_restore refuses that, and the term must cover every entry we
- *     accepted, §3.3).
+ *     sync never makes entries durable ahead of their term. (A rollover in
+ *     the middle of storage_append, or an install before the ready's hard
+ *     state, still can: open raises the term to cover them, with no vote;
+ *     raft_restore needs the term to cover every entry, §3.3.)
  *   - storage_truncate is durable when it returns (the segments after the cut
  *     are removed newest first, each removal fsynced, then the cut segment is
  *     ftruncated and fdatasynced). New records are only written after that,
@@ -48,26 +49,16 @@ void storage_options_default(struct storage_options *o)
 
 const char *storage_errmsg(const struct storage *s) { return s->errmsg; }
 
-static int log_sync(struct storage *s, const char *what)
-{
-    if (s->active_fd < 0 || !s->active_dirty)
-        return STORAGE_OK;
-    char name[64], path[ST_PATH_MAX];
-    st_segment_name(name, sizeof name, s->segs[s->n_segs - 1].seq);
-    st_path(s, path, name);
-    int rc = st_sync_fd(s, s->active_fd, path, what);
-    if (rc)
-        return rc;
-    s->stats.other_fsyncs--; /* st_sync_fd counted it as "other" */
-    s->stats.fsyncs++;
-    s->active_dirty = false;
-    return STORAGE_OK;
-}
+
 
 static int check_usable(struct storage *s)
 {
     if (s->broken)
         return STORAGE_EIO; /* errmsg still says what failed first */
+    if (s->reset_pending)
+        return st_fail(s, STORAGE_ENOSPC, "the log could not be restarted after installing the snapshot at "
+                       "index %llu (disk full); retry storage_snapshot_install first",
+                       (unsigned long long)s->snap.index);
     return STORAGE_OK;
 }
 
@@ -391,13 +382,21 @@ static int recover_log(struct storage *s, const struct names *ns, struct storage
         }
         expect = g->first + g->n;
     }
-    if (prev_term > s->hs.term && total > 0) {
-        rc = st_fail(s, STORAGE_ECORRUPT,
-                     "the hard state in %s/%s has term %llu but the log holds entries of term %llu (the "
-                     "hard state is always made durable before the log, so one of them is damaged); %s",
-                     s->dir, ST_HS_NAME, (unsigned long long)s->hs.term, (unsigned long long)prev_term,
-                     st_restore_advice());
-        goto out;
+    if (prev_term > s->hs.term) {
+        /* Entries can be durable before the hard state of their ready: a
+         * full segment is fdatasynced when the next one starts, in the middle
+         * of storage_append, before the host hands over the hard state. Such
+         * entries came from a leader of their term that this node accepted
+         * without having voted in that term (a candidate's own vote is
+         * durable before it can lead), so the term is raised with no vote. */
+        note(st, "raised the term from %llu to %llu, the term of the last log entry (it was made durable "
+             "before the new term)", (unsigned long long)s->hs.term, (unsigned long long)prev_term);
+        s->hs = (struct raft_hard_state){ prev_term, 0 };
+        uint8_t b[ST_HS_BYTES];
+        st_hs_encode(&s->hs, b);
+        rc = st_atomic_write(s, ST_HS_NAME, b, sizeof b);
+        if (rc)
+            goto out;
     }
 
     /* Hand the entries to the state; keep the segments. */
@@ -516,6 +515,20 @@ int storage_open(const char *dir, const struct storage_io *io, const struct stor
     }
     if (rc == STORAGE_OK)
         rc = recover_snapshot(s, &ns);
+    if (rc == STORAGE_OK && s->have_snap && s->snap.term > s->hs.term) {
+        /* A snapshot installed from a leader is durable when install returns,
+         * the new term only at the sync after it: a crash between leaves the
+         * term behind the snapshot's. The node had accepted a leader of that
+         * term, and never voted in it durably (the vote would have carried
+         * the term), so the term is raised with no vote (§3.3, §5.3). */
+        note(state, "raised the term from %llu to the snapshot's term %llu (the snapshot was installed "
+             "just before a stop)", (unsigned long long)s->hs.term, (unsigned long long)s->snap.term);
+        s->hs = (struct raft_hard_state){ s->snap.term, 0 };
+        uint8_t b[ST_HS_BYTES];
+        st_hs_encode(&s->hs, b);
+        rc = st_atomic_write(s, ST_HS_NAME, b, sizeof b);
+        had_hs = true;
+    }
     if (rc == STORAGE_OK)
         rc = recover_log(s, &ns, state);
     names_free(&ns);
@@ -532,7 +545,7 @@ int storage_open(const char *dir, const struct storage_io *io, const struct stor
         state->snapshot = s->snap;
     /* No Raft state: nothing a bootstrap would conflict with (an empty
      * segment left by an earlier open does not count). */
-    state->fresh = !had_hs && !s->have_snap && s->last_index == 0;
+    state->fresh = !had_hs && !s->have_snap && s->last_index == 0 && s->hs.term == 0;
     s->errmsg[0] = 0;
     if (err && errcap)
         err[0] = 0;
@@ -626,7 +639,7 @@ int storage_truncate(struct storage *s, raft_index from)
     s->last_index = from - 1;
     s->last_term = new_last_term;
     /* Durable now, before any new record can land where the old ones were. */
-    return log_sync(s, "making a truncation durable");
+    return st_log_sync(s, "making a truncation durable");
 }
 
 static int wbuf_reserve(uint8_t **buf, size_t *cap, size_t need)
@@ -667,7 +680,7 @@ static int append_rollback(struct storage *s, size_t n_segs0, uint64_t end0, uin
                          "failed: %s", path, (unsigned long long)end0, strerror(e));
         } else if (synced) {
             s->active_dirty = true;
-            rc = log_sync(s, "undoing a failed append");
+            rc = st_log_sync(s, "undoing a failed append");
         }
     }
     s->last_index = last0;
@@ -729,7 +742,7 @@ int storage_append(struct storage *s, const struct raft_entry *entries, size_t n
              * only the last segment can ever have a torn tail. */
             if (s->n_segs == n_segs0)
                 synced = true;
-            rc = log_sync(s, "finishing a full segment");
+            rc = st_log_sync(s, "finishing a full segment");
             if (rc)
                 break;
             st_close(s, s->active_fd);
@@ -794,7 +807,7 @@ int storage_sync(struct storage *s)
         s->hs = s->hs_pending;
         s->hs_dirty = false;
     }
-    return log_sync(s, "sync");
+    return st_log_sync(s, "sync");
 }
 
 int storage_compact(struct storage *s, raft_index before)

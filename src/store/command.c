@@ -17,9 +17,8 @@ static void put_bytes(struct writer *w, const void *src, size_t n)
         w->bad = 1;
         return;
     }
-    if (n == 0)
-        return; /* an empty string may have p == NULL: memcpy must not see it */
-    memcpy(w->p, src, n);
+    if (n > 0) /* an empty command_str may have p == NULL; memcpy must not see it */
+        memcpy(w->p, src, n);
     w->p += n;
 }
 

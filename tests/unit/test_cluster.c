@@ -48,6 +48,16 @@ TEST(bad_lines_are_named)
         { "1 a:1 b:1\n2 a:1 c:1\n", "c.txt:2: address a:1 is already used by member 1" },
         { "# nothing\n\n", "c.txt: no members" },
         { "1 a;b:1 c:2\n", "c.txt:1: bad raft address 'a;b:1': the host contains ';'" },
+        /* Only digits make an id (found fuzzing: strtoull skips \v and \f,
+         * takes '+' and negates after '-'). */
+        { "+1 a:1 a:2\n", "c.txt:1: the id '+1' must be" },
+        { "\v-18446744073709551615 a:1 a:2\n", "c.txt:1: the id '\v-18446744073709551615' must be" },
+        { "\f7 a:1 a:2\n", "c.txt:1: the id '\f7' must be" },
+        { "-1 a:1 a:2\n", "c.txt:1: the id '-1' must be" },
+        /* Messages quote a bracketed address whole. */
+        { "1 [::1]:99999 a:2\n", "c.txt:1: bad raft address '[::1]:99999': the port must be" },
+        { "1 []:1 a:2\n", "c.txt:1: bad raft address '[]:1': the host part is empty" },
+        { "9223372036854775808 a:1 a:2\n", "c.txt:1: the id '9223372036854775808' must be" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         err[0] = 0;

@@ -86,6 +86,11 @@ static void handler(void *ctx, struct http_exchange *x)
         /* The body must be NUL-terminated for convenience. */
         if (r->body[r->body_len] != '\0') { free(body); http_respond(x, 500, NULL, "nul", 3); return; }
         http_respond_take(x, 200, hdrs, body, r->body_len);
+    } else if (strcmp(r->path, "/big") == 0) {
+        size_t n = 32u << 20;
+        char *big = malloc(n);
+        memset(big, 'B', n);
+        http_respond_take(x, 200, NULL, big, n);
     } else if (strcmp(r->path, "/empty") == 0) {
         http_respond(x, 204, NULL, NULL, 0);
     } else {
@@ -152,10 +157,13 @@ static struct http_stats stats(void)
     return st;
 }
 
+static bool no_conns_open(void) { return stats().connections_open == 0; }
+
 /* ---- the client side (its own thread, blocking sockets) ---------------------- */
 
 struct cconn {
     int fd;
+    bool closed; /* the server closed (EOF or reset), as opposed to a timeout */
     char buf[256 * 1024];
     size_t len;
 };
@@ -222,6 +230,7 @@ static bool cfill(struct cconn *c)
 {
     if (c->len == sizeof c->buf) return false;
     ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+    if (n == 0 || (n < 0 && errno == ECONNRESET)) c->closed = true;
     if (n <= 0) return false;
     c->len += (size_t)n;
     return true;
@@ -537,7 +546,7 @@ static void c_post_bodies(void *arg)
             csends(c, "lo\r\n7\r\n, chunk\r\n") &&
             csends(c, "0\r\nX-Trailer: yes\r\n\r\n") && cread(c, &o->r[1], false) &&
             /* unknown method with a body: passed to the handler */
-            csends(c, "BREW /pot HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\ntea") &&
+            csends(c, "BR") && csends(c, "EW /pot HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\ntea") &&
             cread(c, &o->r[2], false) &&
             csends(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") && cread(c, &o->r[3], false);
     cclose(c);
@@ -751,6 +760,37 @@ TEST(malformed_400_then_close)
     server_down();
 }
 
+/* After a final response the server half-closes and drains what the
+ * client still sends (closing at once could reset the connection and lose
+ * the response), until the client closes. */
+struct linger_out { bool ok, eof; struct cconn *c; };
+static void c_linger(void *arg)
+{
+    struct linger_out *o = arg;
+    struct resp r;
+    o->c = cconnect(srv_port);
+    if (!o->c) return;
+    o->ok = csends(o->c, "GET /hello HTTP/1.1\r\nBad Header\r\n\r\n") && cread(o->c, &r, false) &&
+            r.status == 400;
+    o->eof = o->ok && cwait_closed(o->c);
+    /* More input after the FIN must be drained, not answered with RST. */
+    o->ok = o->ok && csends(o->c, "more bytes the server must swallow\r\n");
+}
+
+TEST(final_response_lingers_until_client_closes)
+{
+    static struct linger_out o;
+    memset(&o, 0, sizeof o);
+    REQUIRE(server_up(21023, NULL));
+    CHECK(run_client(c_linger, &o, 10000));
+    CHECK(o.ok);
+    CHECK(o.eof);
+    CHECK_EQ_U(stats().connections_open, 1); /* still draining */
+    cclose(o.c);
+    CHECK(run_until(no_conns_open, 5000));
+    server_down();
+}
+
 struct conn_out { bool ok, closed; struct resp r[3]; };
 static void c_connection_semantics(void *arg)
 {
@@ -899,7 +939,264 @@ TEST(max_connections_evicts_longest_idle)
     server_down();
 }
 
-static bool no_conns_open(void) { return stats().connections_open == 0; }
+static bool one_timed_out(void) { return stats().timed_out == 1; }
+
+struct body_slow_out { bool closed; };
+static void c_body_slow(void *arg)
+{
+    struct body_slow_out *o = arg;
+    struct cconn *c = cconnect(srv_port);
+    if (!c) return;
+    /* Headers at once, then 2 of the 10 body bytes, then nothing. */
+    if (csends(c, "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nab")) o->closed = cwait_closed(c);
+    cclose(c);
+}
+
+TEST(body_timeout_cuts_off)
+{
+    static struct body_slow_out o;
+    struct http_options opt;
+    memset(&o, 0, sizeof o);
+    http_options_default(&opt);
+    opt.body_timeout_ms = 200;
+    REQUIRE(server_up(21018, &opt));
+    CHECK(run_client(c_body_slow, &o, 10000));
+    CHECK(o.closed);
+    CHECK_EQ_U(stats().timed_out, 1);
+    CHECK_EQ_U(stats().requests, 0);
+    server_down();
+}
+
+/* A client that asks for 32 MiB and never reads it: once the socket
+ * buffers are full the write makes no progress for idle_timeout_ms. */
+static int stall_fd = -1;
+static void c_write_stall(void *arg)
+{
+    (void)arg;
+    int small = 4096;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)srv_port) };
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    stall_fd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(stall_fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    if (connect(stall_fd, (struct sockaddr *)&a, sizeof a) == 0)
+    {
+        static const char req[] = "GET /big HTTP/1.1\r\n\r\n";
+        send(stall_fd, req, sizeof req - 1, MSG_NOSIGNAL);
+    }
+}
+
+TEST(unread_response_times_out)
+{
+    struct http_options opt;
+    http_options_default(&opt);
+    opt.idle_timeout_ms = 300;
+    REQUIRE(server_up(21019, &opt));
+    CHECK(run_client(c_write_stall, NULL, 10000));
+    CHECK(run_until(one_timed_out, 10000));
+    CHECK(run_until(no_conns_open, 5000));
+    close(stall_fd);
+    server_down();
+}
+
+struct refuse_out { bool stashed, refused_closed, after_ok; };
+static void c_refuse(void *arg)
+{
+    struct refuse_out *o = arg;
+    struct resp r;
+    struct cconn *a = cconnect(srv_port);
+    o->stashed = a && csends(a, "GET /stash?busy HTTP/1.1\r\n\r\n") && wait_stash(1);
+    /* The only slot is busy (not idle): a newcomer is turned away. */
+    struct cconn *b = cconnect(srv_port);
+    o->refused_closed = b && cwait_closed(b);
+    cclose(b);
+    cclose(a);
+    (void)r;
+}
+
+TEST(max_connections_refuses_when_none_idle)
+{
+    static struct refuse_out o;
+    struct http_options opt;
+    memset(&o, 0, sizeof o);
+    http_options_default(&opt);
+    opt.max_connections = 1;
+    REQUIRE(server_up(21020, &opt));
+    CHECK(run_client(c_refuse, &o, 10000));
+    CHECK(o.stashed);
+    CHECK(o.refused_closed);
+    CHECK_EQ_U(stats().refused_full, 1);
+    CHECK_EQ_U(stats().evicted_idle, 0);
+    server_down();
+}
+
+struct half_out { bool ok, closed; int n_ok; char bodies[8][16]; };
+static void c_half_close(void *arg)
+{
+    struct half_out *o = arg;
+    char req[2048] = "";
+    static struct resp r;
+    struct cconn *c = cconnect(srv_port);
+    if (!c) return;
+    for (int i = 0; i < 8; i++) {
+        char one[64];
+        snprintf(one, sizeof one, "GET /stash?%d HTTP/1.1\r\n\r\n", i);
+        strcat(req, one);
+    }
+    strcat(req, "GET /stash?partial HTTP/1.1\r\nX-Cut: sh"); /* cut short by the EOF */
+    o->ok = csends(c, req) && shutdown(c->fd, SHUT_WR) == 0;
+    for (int i = 0; i < 8 && o->ok; i++) {
+        if (!cread(c, &r, false)) { o->ok = false; break; }
+        snprintf(o->bodies[i], sizeof o->bodies[i], "%.*s", (int)r.body_len, r.body);
+        if (r.status == 200) o->n_ok++;
+    }
+    o->closed = o->ok && cwait_closed(c);
+    cclose(c);
+}
+
+TEST(half_close_answers_held_back_requests)
+{
+    static struct half_out o;
+    struct http_options opt;
+    memset(&o, 0, sizeof o);
+    http_options_default(&opt);
+    opt.max_pipeline = 2;
+    REQUIRE(server_up(21021, &opt));
+    answer_reverse = false;
+    uv_timer_init(loop, &answer_timer);
+    uv_timer_start(&answer_timer, on_answer_tick, 3, 3);
+    CHECK(run_client(c_half_close, &o, 10000));
+    uv_close((uv_handle_t *)&answer_timer, NULL);
+    CHECK(o.ok);
+    CHECK_EQ_I(o.n_ok, 8);
+    for (int i = 0; i < 8; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "%d", i);
+        CHECK_STR(o.bodies[i], want);
+    }
+    CHECK(o.closed);
+    CHECK(max_outstanding <= 2);
+    CHECK_EQ_U(stats().requests, 8);
+    server_down();
+}
+
+/* Seeded mutations of valid requests (byte flips, insertions, cuts,
+ * duplicated spans), each on its own connection, half-closed. Whatever
+ * arrives, every response must be well-formed with an expected status, and
+ * the connection must end. Replay one case with HTTP_FUZZ_SEED. */
+static const char *const fuzz_seeds[] = {
+    "GET /hello?x=1 HTTP/1.1\r\nHost: t\r\nAccept: */*\r\n\r\n",
+    "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+    "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "HEAD /hello HTTP/1.1\r\nConnection: keep-alive\r\n\r\nGET /empty HTTP/1.0\r\n\r\n",
+    "PUT /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok",
+};
+static uint64_t rng_state;
+static uint32_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)rng_state;
+}
+static size_t mutate(char *out, size_t cap, uint64_t seed)
+{
+    rng_state = seed * 2654435761u + 1;
+    const char *base = fuzz_seeds[rng() % (sizeof fuzz_seeds / sizeof *fuzz_seeds)];
+    size_t n = strlen(base);
+    memcpy(out, base, n);
+    int edits = 1 + (int)(rng() % 4);
+    for (int e = 0; e < edits && n > 0; e++) {
+        size_t at = rng() % n;
+        switch (rng() % 5) {
+        case 0: out[at] = (char)rng(); break;
+        case 1: if (n < cap - 1) { memmove(out + at + 1, out + at, n - at); out[at] = (char)rng(); n++; } break;
+        case 2: n = at + 1; break;
+        case 3: memmove(out + at, out + at + 1, n - at - 1); n--; break;
+        default: {
+            size_t len = 1 + rng() % 64;
+            if (at + len > n) len = n - at;
+            if (n + len < cap) { memmove(out + at + len, out + at, n - at); n += len; }
+        }
+        }
+    }
+    return n;
+}
+
+struct fuzz_out { int cases, bad_response, not_closed; uint64_t first_bad_seed; int statuses[600]; };
+static uint64_t fuzz_seed0;
+static void c_fuzz(void *arg)
+{
+    struct fuzz_out *o = arg;
+    static struct resp r;
+    static char req[4096];
+    for (int i = 0; i < 200; i++) {
+        uint64_t seed = fuzz_seed0 + (uint64_t)i;
+        size_t n = mutate(req, sizeof req, seed);
+        struct cconn *c = cconnect(srv_port);
+        if (!c) { o->bad_response++; continue; }
+        o->cases++;
+        csend(c, req, n);
+        shutdown(c->fd, SHUT_WR);
+        bool bad = false;
+        bool head = n > 5 && memcmp(req, "HEAD ", 5) == 0;
+        for (int k = 0;; k++) {
+            /* Only the first response can answer the HEAD; the server's own
+             * rejections (400/413/431, then close) always carry their text. */
+            bool as_head = head && k == 0;
+            if (!cread(c, &r, as_head)) {
+                if (c->len) bad = true; /* a partial response */
+                break;
+            }
+            if (as_head && r.close_hdr && r.status >= 400 && r.status != 404 && r.status != 405 &&
+                r.content_length > 0) {
+                while (c->len < (size_t)r.content_length && cfill(c)) {}
+                if (c->len >= (size_t)r.content_length) cconsume(c, (size_t)r.content_length);
+            }
+            if (r.status < 100 || r.status > 599) bad = true;
+            else o->statuses[r.status]++;
+        }
+        /* The server must have closed the connection, not gone quiet. */
+        if (!c->closed) bad = true;
+        if (bad) {
+            o->bad_response++;
+            if (!o->first_bad_seed) {
+                o->first_bad_seed = seed;
+                fprintf(stderr, "  seed %llu sent %zu bytes:\n    ", (unsigned long long)seed, n);
+                for (size_t k = 0; k < n; k++)
+                    fprintf(stderr, req[k] >= 32 && req[k] < 127 ? "%c" : "\\x%02x", (unsigned char)req[k]);
+                fprintf(stderr, "\n  and got back %zu unparsed bytes: %.*s\n", c->len, (int)c->len, c->buf);
+            }
+        }
+        cclose(c);
+    }
+}
+
+TEST(randomized_bad_input_never_hangs_or_crashes)
+{
+    static struct fuzz_out o;
+    memset(&o, 0, sizeof o);
+    const char *env = getenv("HTTP_FUZZ_SEED");
+    fuzz_seed0 = env ? strtoull(env, NULL, 10) : 1;
+    REQUIRE(server_up(21022, NULL));
+    CHECK(run_client(c_fuzz, &o, 60000));
+    CHECK_EQ_I(o.cases, 200);
+    CHECK_EQ_I(o.bad_response, 0);
+    if (o.bad_response) fprintf(stderr, "  replay: HTTP_FUZZ_SEED=%llu\n", (unsigned long long)o.first_bad_seed);
+    CHECK(run_until(no_conns_open, 5000));
+    int expected = 0;
+    for (int st = 100; st < 600; st++) {
+        if (!o.statuses[st]) continue;
+        bool ok = st == 100 || st == 200 || st == 204 || st == 400 || st == 404 || st == 405 ||
+                  st == 413 || st == 431;
+        if (!ok) fprintf(stderr, "  unexpected status %d x%d\n", st, o.statuses[st]);
+        else expected += o.statuses[st];
+        CHECK(ok);
+    }
+    printf("  fuzz: 200 cases from seed %llu: %llu requests answered, %llu rejected 400, %d responses\n",
+           (unsigned long long)fuzz_seed0, (unsigned long long)stats().requests,
+           (unsigned long long)stats().rejected_400, expected);
+    server_down();
+}
 
 struct gone_out { bool stashed; };
 static void c_disconnect_rst(void *arg)
@@ -1021,6 +1318,12 @@ int main(void)
     RUN(client_gone_before_async_response);
     RUN(stop_with_pending_exchanges);
     RUN(start_errors_are_reported);
+    RUN(body_timeout_cuts_off);
+    RUN(unread_response_times_out);
+    RUN(max_connections_refuses_when_none_idle);
+    RUN(half_close_answers_held_back_requests);
+    RUN(randomized_bad_input_never_hangs_or_crashes);
+    RUN(final_response_lingers_until_client_closes);
     uv_run(loop, UV_RUN_NOWAIT);
     uv_loop_close(loop);
     return HARNESS_END();

@@ -86,11 +86,33 @@ TEST(utf8_validation)
     CHECK(!json_utf8_valid("\x80", 1));
 }
 
+/* Found by fuzz_json: a number too long to convert failed only the second
+ * (building) pass, so json_parse returned 0 with root NULL or a NULL node
+ * where the number was. It must be an error, at top level and nested. */
+TEST(long_number_is_an_error)
+{
+    char text[80] = "[";
+    memset(text + 1, '7', 64);
+    strcpy(text + 65, "]");
+    struct json_doc d;
+    char err[128] = "";
+    CHECK_EQ_I(parse(&d, text, err), -1);
+    CHECK(strstr(err, "number too long") != NULL);
+    CHECK(d.root == NULL && d.mem == NULL);
+    CHECK_EQ_I(parse(&d, text + 1, err), -1); /* top level: 64 digits then ']' */
+    text[64] = 0;                             /* 63 digits: the longest kept */
+    REQUIRE(parse(&d, text, err) == -1);      /* unterminated array */
+    REQUIRE(parse(&d, text + 1, err) == 0);
+    CHECK(d.root != NULL && d.root->type == JSON_NUMBER);
+    json_free(&d);
+}
+
 int main(void)
 {
     RUN(values_and_lookup);
     RUN(rejects_bad_input_with_position);
     RUN(writer_escapes);
     RUN(utf8_validation);
+    RUN(long_number_is_an_error);
     return HARNESS_END();
 }

@@ -18,6 +18,7 @@
 #include "../harness.h"
 #include "common/crc32c.h"
 #include "net.h"
+#include "net/net_int.h"
 #include "net/wire.h"
 #include "raft_codec.h"
 
@@ -321,11 +322,27 @@ static void raw_connect(struct raw *r, unsigned port, int auto_hello, raft_id fr
     uv_tcp_connect(&r->req, &r->tcp, (const struct sockaddr *)&sa, raw_connected);
 }
 
+/* Waits for the other side to close r; returns 1 if it did. If it does not,
+ * r is closed here so that the test can go on (and fail) safely. */
+static int raw_wait_closed(struct raw *r)
+{
+    deadline_start(5000);
+    while (!r->closed && !deadline_hit)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_timer_stop(&deadline);
+    if (r->closed)
+        return 1;
+    raw_close(r);
+    while (!r->closed)
+        uv_run(&loop, UV_RUN_ONCE);
+    return 0;
+}
+
 /* A fake acceptor: listens; either never accepts (mode SILENT: the kernel
  * completes TCP connections into the backlog and nothing answers) or accepts,
  * completes the handshake (no secret) and then never reads or writes again
  * (mode BLACKHOLE: a partition that drops everything after the handshake). */
-enum { FAKE_SILENT, FAKE_BLACKHOLE };
+enum { FAKE_SILENT, FAKE_BLACKHOLE, FAKE_IMPOSTOR /* claims to need a secret it does not know */ };
 struct fake_conn {
     uv_tcp_t tcp;
     struct fake *f;
@@ -359,6 +376,7 @@ static void fake_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     struct net_wire_msg w;
     if (fl > 0 && net_wire_decode(c->in, (size_t)fl, &w) == 0 && w.kind == NET_WIRE_HELLO) {
         struct net_wire_msg welcome = { .kind = NET_WIRE_WELCOME };
+        memset(welcome.mac, 0x42, sizeof welcome.mac); /* a guess; ignored without a secret */
         raw_send_wire(s, &welcome);
         c->welcomed = 1;
         c->f->welcomed++;
@@ -378,7 +396,7 @@ static void fake_on_connection(uv_stream_t *l, int status)
     uv_accept(l, (uv_stream_t *)&c->tcp);
     f->conns[f->n_conns++] = c;
     f->accepted++;
-    struct net_wire_msg ch = { .kind = NET_WIRE_CHALLENGE };
+    struct net_wire_msg ch = { .kind = NET_WIRE_CHALLENGE, .flags = f->mode == FAKE_IMPOSTOR ? NET_CHALLENGE_SECRET : 0 };
     raw_send_wire((uv_stream_t *)&c->tcp, &ch);
     uv_read_start((uv_stream_t *)&c->tcp, fake_conn_alloc, fake_conn_read);
 }
@@ -450,6 +468,26 @@ TEST(wire_frames_round_trip_and_reject_garbage)
     }
     struct net_wire_msg unknown = { .kind = 0 };
     CHECK_EQ_U(net_wire_encode(&unknown, buf, sizeof buf), 0);
+}
+
+TEST(backoff_doubles_to_the_cap_with_jitter)
+{
+    struct net_options o;
+    net_options_default(&o, 1, "127.0.0.1:1");
+    o.backoff_min_ms = 50;
+    o.backoff_max_ms = 1000;
+    unsigned want[] = { 50, 100, 200, 400, 800, 1000, 1000, 1000 };
+    for (unsigned f = 1; f <= 8; f++) {
+        unsigned d = want[f - 1], lo = ~0u, hi = 0;
+        for (uint64_t r = 0; r < 2000; r++) {
+            unsigned ms = net__backoff_ms(&o, f, r * 0x9E3779B97F4A7C15ULL);
+            lo = ms < lo ? ms : lo;
+            hi = ms > hi ? ms : hi;
+        }
+        CHECK(lo >= d - d / 2 && hi <= d);
+        CHECK(hi - lo >= d / 4); /* it is spread, not constant */
+    }
+    CHECK_EQ_U(net__backoff_ms(&o, 1000000, 0), 500); /* no overflow after many failures */
 }
 
 TEST(load_secret_checks_the_file)
@@ -548,8 +586,13 @@ TEST(every_message_type_arrives_intact_and_in_order)
 {
     loop_setup();
     struct rx ra = { .keep = 1 }, rb = { .keep = 1 };
-    struct net *a = start(1, addr(0, 20020), &ra, NULL);
-    struct net *b = start(2, addr(1, 20021), &rb, NULL);
+    /* Keepalive ticks every 15 s here: frames must go out without waiting
+     * for any timer. */
+    struct net_options o;
+    fast_options(&o, 1, NULL);
+    o.idle_timeout_ms = 60000;
+    struct net *a = start(1, addr(0, 20020), &ra, &o);
+    struct net *b = start(2, addr(1, 20021), &rb, &o);
     REQUIRE(a && b);
     CHECK_EQ_I(net_set_peer(a, 2, addr(1, 20021)), 0);
     CHECK_EQ_I(net_set_peer(b, 1, addr(0, 20020)), 0);
@@ -738,16 +781,27 @@ TEST(secrets_must_match_in_both_directions)
     CHECK(strstr(net_peer_last_error(e, 4), "does not use a secret") != NULL);
     CHECK_EQ_U(stats(b).inbound_authenticated, 1);
     CHECK_EQ_U(stats(d).inbound_authenticated, 0);
+    /* A node with the secret does not talk to an acceptor that cannot prove
+     * it knows the secret (its WELCOME MAC is a guess). */
+    struct fake impostor;
+    fake_start(&impostor, 20055, FAKE_IMPOSTOR);
+    net_set_peer(a, 7, addr(5, 20055));
+    CHECK_EQ_U(send_appends(a, 1, 7, &sa, 5), 5);
+    CHECK(WAIT_UNTIL(impostor.welcomed >= 2 && stats(a).dial_failures >= 2, 5000));
+    CHECK(!net_peer_connected(a, 7));
+    CHECK(strstr(net_peer_last_error(a, 7), "does not know the secret") != NULL);
+    CHECK_EQ_U(stats(a).frames_sent, 5); /* only the ones to node 2 */
     /* A hand-made HELLO without a MAC is refused too. */
     struct raw r;
     raw_connect(&r, 20051, 1, 6, 2);
-    CHECK(WAIT_UNTIL(r.closed, 5000));
+    CHECK(raw_wait_closed(&r));
     CHECK(r.refused && r.reason == NET_REFUSE_AUTH && !r.welcomed);
     stop_net(a);
     stop_net(b);
     stop_net(c);
     stop_net(d);
     stop_net(e);
+    fake_stop(&impostor);
     loop_teardown();
 }
 
@@ -800,14 +854,14 @@ TEST(garbage_is_dropped_counted_and_the_good_peer_keeps_working)
     }
     junk[0] = 'Z';
     raw_send((uv_stream_t *)&r.tcp, junk, sizeof junk);
-    CHECK(WAIT_UNTIL(r.closed, 5000));
+    CHECK(raw_wait_closed(&r));
     CHECK_EQ_U(stats(b).dropped_malformed, ++malformed);
 
     /* 2. a Raft frame before any handshake */
     raw_connect(&r, 20061, 0, 0, 0);
     CHECK(WAIT_UNTIL(r.challenged, 5000));
     raw_send_msg(&r, &good3, 0, 0);
-    CHECK(WAIT_UNTIL(r.closed, 5000));
+    CHECK(raw_wait_closed(&r));
     CHECK_EQ_U(stats(b).dropped_malformed, ++malformed);
 
     /* 3. a control frame of an unknown kind */
@@ -818,18 +872,18 @@ TEST(garbage_is_dropped_counted_and_the_good_peer_keeps_working)
     size_t cl = net_wire_encode(&ping, ctl, sizeof ctl);
     ctl[4] = 99;
     raw_send((uv_stream_t *)&r.tcp, ctl, cl);
-    CHECK(WAIT_UNTIL(r.closed, 5000));
+    CHECK(raw_wait_closed(&r));
     CHECK_EQ_U(stats(b).dropped_malformed, ++malformed);
 
     /* 4. a HELLO for another node id */
     raw_connect(&r, 20061, 1, 3, 9);
-    CHECK(WAIT_UNTIL(r.closed, 5000));
+    CHECK(raw_wait_closed(&r));
     CHECK(r.refused && r.reason == NET_REFUSE_WRONG_NODE);
     CHECK_EQ_U(stats(b).dropped_unauthenticated, ++unauth);
 
     /* 5. a HELLO claiming to be the acceptor itself */
     raw_connect(&r, 20061, 1, 2, 2);
-    CHECK(WAIT_UNTIL(r.closed, 5000));
+    CHECK(raw_wait_closed(&r));
     CHECK(r.refused && r.reason == NET_REFUSE_BAD_ID);
     CHECK_EQ_U(stats(b).dropped_unauthenticated, ++unauth);
 
@@ -837,7 +891,7 @@ TEST(garbage_is_dropped_counted_and_the_good_peer_keeps_working)
     raw_connect(&r, 20061, 0, 0, 0);
     CHECK(WAIT_UNTIL(r.challenged, 5000));
     raw_send((uv_stream_t *)&r.tcp, "LRN", 3);
-    CHECK(WAIT_UNTIL(r.closed, 5000));
+    CHECK(raw_wait_closed(&r));
     CHECK(r.eof);
     CHECK_EQ_U(stats(b).dropped_unauthenticated, ++unauth);
 
@@ -848,7 +902,7 @@ TEST(garbage_is_dropped_counted_and_the_good_peer_keeps_working)
         raw_connect(&r, 20061, 1, 3, 2);
         CHECK(WAIT_UNTIL(r.welcomed, 5000));
         raw_send_msg(&r, &good3, 0, lens[i]);
-        CHECK(WAIT_UNTIL(r.closed, 5000));
+        CHECK(raw_wait_closed(&r));
         CHECK_EQ_U(stats(b).dropped_malformed, ++malformed);
     }
 
@@ -858,7 +912,7 @@ TEST(garbage_is_dropped_counted_and_the_good_peer_keeps_working)
     raw_send_msg(&r, &good3, 0, 0);
     CHECK(WAIT_UNTIL(rb.from_count[3] == 1, 5000));
     raw_send_msg(&r, &good3, 1, 0);
-    CHECK(WAIT_UNTIL(r.closed, 5000));
+    CHECK(raw_wait_closed(&r));
     CHECK_EQ_U(stats(b).dropped_malformed, ++malformed);
     CHECK_EQ_U(rb.from_count[3], 1);
 
@@ -868,7 +922,7 @@ TEST(garbage_is_dropped_counted_and_the_good_peer_keeps_working)
         CHECK(WAIT_UNTIL(r.welcomed, 5000));
         struct raft_message lie = append_msg(i == 0 ? 4 : 3, i == 0 ? 2 : 5, 0, &e, 100);
         raw_send_msg(&r, &lie, 0, 0);
-        CHECK(WAIT_UNTIL(r.closed, 5000));
+        CHECK(raw_wait_closed(&r));
         CHECK_EQ_U(stats(b).dropped_malformed, ++malformed);
     }
     CHECK_EQ_U(rb.from_count[4] + rb.from_count[3], 1);
@@ -887,7 +941,7 @@ TEST(garbage_is_dropped_counted_and_the_good_peer_keeps_working)
         raw_send((uv_stream_t *)&r.tcp, fb, sz);
         free(fb);
     }
-    CHECK(WAIT_UNTIL(r.closed, 5000));
+    CHECK(raw_wait_closed(&r));
     CHECK_EQ_U(stats(b).dropped_malformed, ++malformed);
 
     /* The good peer never noticed. */
@@ -947,6 +1001,13 @@ TEST(silent_peers_do_not_block_others_and_partitions_are_detected)
     uv_timer_init(&loop, &tick);
     tick.data = &s;
     uv_timer_start(&tick, on_send_tick, 5, 5);
+    CHECK(WAIT_UNTIL(hole.welcomed >= 1, 5000));
+    uv_update_time(&loop);
+    uint64_t t_hole = uv_now(&loop);
+    CHECK(WAIT_UNTIL(stats(a).keepalive_timeouts >= 1, 5000));
+    uv_update_time(&loop);
+    fprintf(stderr, "  partition detected %llu ms after the black hole's handshake (idle_timeout_ms %u)\n",
+            (unsigned long long)(uv_now(&loop) - t_hole), o.idle_timeout_ms);
     CHECK(WAIT_UNTIL(stats(a).keepalive_timeouts >= 1 && hole.welcomed >= 2 && rb.count >= 2000 &&
                      stats(a).dial_failures >= 2, 10000));
     s.sending = 0;
@@ -987,8 +1048,24 @@ TEST(inbound_links_silent_for_idle_timeout_are_closed)
     CHECK(WAIT_UNTIL(r.pongs == 1, 5000));
     CHECK_EQ_U(r.pong_seq, 4242);
     /* then silence: b closes the link (idle_timeout_ms = 400) */
-    CHECK(WAIT_UNTIL(r.closed, 5000));
+    CHECK(raw_wait_closed(&r));
     CHECK(r.eof);
+    /* A second authenticated link from the same node replaces the first
+     * (here nothing else would close it: the idle timeout is a minute). */
+    stop_net(b);
+    struct net_options o;
+    fast_options(&o, 2, NULL);
+    o.idle_timeout_ms = 60000;
+    b = start(2, addr(1, 20082), &rb, &o);
+    REQUIRE(b);
+    struct raw r2;
+    raw_connect(&r, 20082, 1, 3, 2);
+    CHECK(WAIT_UNTIL(r.welcomed, 5000));
+    raw_connect(&r2, 20082, 1, 3, 2);
+    CHECK(WAIT_UNTIL(r2.welcomed, 5000));
+    CHECK(raw_wait_closed(&r));
+    CHECK(!r2.closed);
+    raw_close(&r2);
     CHECK_EQ_U(stats(b).dropped_malformed, 0);
     stop_net(b);
     loop_teardown();
@@ -1112,8 +1189,7 @@ TEST(flipped_bytes_after_the_handshake_never_get_through)
         CHECK(WAIT_UNTIL(r.welcomed, 5000));
         raw_send((uv_stream_t *)&r.tcp, bad, sz);
         /* Closed at once, or (a length that grew) after idle_timeout_ms. */
-        CHECK(WAIT_UNTIL(r.closed, 5000));
-        closed += r.closed;
+        closed += (size_t)raw_wait_closed(&r);
     }
     CHECK_EQ_U(closed, 2 * sz);
     CHECK_EQ_U(rb.count, 0);
@@ -1195,6 +1271,7 @@ TEST(throughput_of_1k_appends)
 int main(void)
 {
     RUN(wire_frames_round_trip_and_reject_garbage);
+    RUN(backoff_doubles_to_the_cap_with_jitter);
     RUN(load_secret_checks_the_file);
     RUN(bad_arguments_get_clear_errors);
     RUN(every_message_type_arrives_intact_and_in_order);

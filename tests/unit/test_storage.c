@@ -536,7 +536,7 @@ TEST(bit_flip_in_every_byte_of_a_middle_record_is_corruption)
     snprintf(want_off, sizeof want_off, "byte offset %zu", mid);
     int bad = 0;
     for (size_t off = mid; off < next; off++) {
-        for (int bit = 0; bit < 8; bit += 3) {
+        for (int bit = 0; bit < 8; bit++) {
             orig[off] ^= (uint8_t)(1u << bit);
             write_file(name, orig, len);
             orig[off] ^= (uint8_t)(1u << bit);
@@ -690,8 +690,10 @@ TEST(valid_records_that_do_not_fit_are_corruption)
     free(orig);
 }
 
-TEST(hard_state_term_below_the_log_is_refused)
+TEST(hard_state_term_below_the_log_is_raised_without_a_vote)
 {
+    /* Entries of a new term can be durable before that term (a full segment
+     * is synced mid-append); open raises the term, never keeps the vote. */
     make_log(3);
     list_segments();
     size_t len;
@@ -702,10 +704,22 @@ TEST(hard_state_term_below_the_log_is_refused)
     struct raft_entry e4 = E(4, 2, 5);
     size_t n = encode_record(rec, 4, 2, e4.data, 5);
     memcpy(b + len, rec, n);
-    /* Rewrite hardstate with term 1 is what make_log did; entry 4 has term 2. */
-    write_file(seg_names[0], b, len + n);
-    CHECK_EQ_I(open_rc(NULL), STORAGE_ECORRUPT);
-    CHECK(strstr(errbuf, "hardstate"));
+    write_file(seg_names[0], b, len + n); /* hardstate still says term 1, vote 1 */
+    struct storage_state st;
+    struct storage *s = open_ok(NULL, &st);
+    REQUIRE(s);
+    CHECK_EQ_U(st.hard_state.term, 2);
+    CHECK_EQ_U(st.hard_state.vote, 0);
+    CHECK(strstr(st.recovery_note, "raised the term from 1 to 2"));
+    CHECK_EQ_U(st.n_entries, 4);
+    storage_state_free(&st);
+    storage_close(s);
+    s = open_ok(NULL, &st); /* durable: nothing to do the second time */
+    REQUIRE(s);
+    CHECK_EQ_U(st.hard_state.term, 2);
+    CHECK_STR(st.recovery_note, "");
+    storage_state_free(&st);
+    storage_close(s);
     free(b);
     free(orig);
 }
@@ -800,6 +814,8 @@ TEST(snapshot_adopt_read_and_reopen)
     write_snapshot_tmp(s, 10, 3);
     struct raft_snapshot_meta old = { .index = 20, .term = 1, .config = three() };
     CHECK_EQ_I(storage_snapshot_adopt(s, storage_snapshot_tmp_path(s), &old), STORAGE_EINVAL);
+    struct raft_snapshot_meta same = { .index = 35, .term = 1, .config = three() };
+    CHECK_EQ_I(storage_snapshot_adopt(s, storage_snapshot_tmp_path(s), &same), STORAGE_EINVAL);
     struct raft_snapshot_meta ahead = { .index = 41, .term = 1, .config = three() };
     CHECK_EQ_I(storage_snapshot_adopt(s, storage_snapshot_tmp_path(s), &ahead), STORAGE_EINVAL);
     storage_close(s);
@@ -1224,7 +1240,7 @@ int main(void)
     RUN(damage_in_an_earlier_segment_is_corruption);
     RUN(missing_middle_segment_is_a_gap);
     RUN(valid_records_that_do_not_fit_are_corruption);
-    RUN(hard_state_term_below_the_log_is_refused);
+    RUN(hard_state_term_below_the_log_is_raised_without_a_vote);
     RUN(damaged_hard_state_file_is_refused_with_a_clear_message);
     RUN(snapshot_adopt_read_and_reopen);
     RUN(compaction_removes_only_segments_the_snapshot_covers);

@@ -1,0 +1,353 @@
+/*
+ * gen_corpus.c — writes the seed corpora of the fuzz drivers
+ * (fuzz/corpus/NAME/), so the checked-in seeds can be regenerated and
+ * reviewed: `make fuzz-corpus` (or build/fuzz/gen_corpus DIR). Binary seeds
+ * are made with the project's own encoders (every Raft message type, fields
+ * at 0 and at their maximum, commands and configurations of each shape);
+ * text seeds are listed here. Each corpus also gets edge cases: the empty
+ * input, truncations and values just past a limit. Deterministic: the same
+ * program writes the same files.
+ */
+#include "cluster.h"
+#include "common/crc32c.h"
+#include "command.h"
+#include "raft_codec.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *out_dir;
+static int n_written;
+
+static void write_seed(const char *corpus, const char *name, const void *data, size_t len)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", out_dir, corpus);
+    if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "gen_corpus: cannot create %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    snprintf(path, sizeof path, "%s/%s/%s", out_dir, corpus, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || (len && fwrite(data, 1, len, f) != len) || fclose(f) != 0) {
+        fprintf(stderr, "gen_corpus: cannot write %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    n_written++;
+}
+
+static void write_text(const char *corpus, const char *name, const char *text)
+{
+    write_seed(corpus, name, text, strlen(text));
+}
+
+/* ---- codec ---------------------------------------------------------------- */
+
+static void codec_seed(const char *name, const struct raft_message *m)
+{
+    size_t n = raft_codec_size(m);
+    uint8_t *buf = malloc(n);
+    int rc = buf ? raft_codec_encode(m, buf, n) : RAFT_ENOMEM;
+    if (rc < 0) {
+        fprintf(stderr, "gen_corpus: cannot encode %s: %s\n", name, raft_strerror(rc));
+        exit(1);
+    }
+    write_seed("codec", name, buf, (size_t)rc);
+    free(buf);
+}
+
+/* Rewrites the header checksum after the body was changed on purpose. */
+static void reseal(uint8_t *frame, size_t len)
+{
+    uint32_t crc = crc32c(frame + RAFT_CODEC_HEADER_BYTES, len - RAFT_CODEC_HEADER_BYTES);
+    for (int i = 0; i < 4; i++)
+        frame[8 + i] = (uint8_t)(crc >> (8 * i));
+}
+
+static void gen_codec(void)
+{
+    static const uint8_t payload[] = "set k=v; the quick brown fox";
+    struct raft_entry entries[3] = {
+        { .term = 2, .index = 10, .type = RAFT_ENTRY_COMMAND, .len = sizeof payload, .data = payload },
+        { .term = 3, .index = 11, .type = RAFT_ENTRY_NOOP },
+        { .term = 3, .index = 12, .type = RAFT_ENTRY_CONFIG, .len = 4, .data = (const uint8_t *)"\0\0\0\0" },
+    };
+    struct raft_message m;
+
+    for (int type = RAFT_MSG_APPEND; type <= RAFT_MSG_TYPE_MAX; type++) {
+        /* Every field at a small value... */
+        memset(&m, 0, sizeof m);
+        m.type = (uint8_t)type;
+        m.from = 1; m.to = 2; m.term = 5; m.prev_index = 9; m.prev_term = 2; m.commit = 8;
+        m.index = 12; m.last_index = 12; m.last_term = 3; m.hint_index = 7; m.hint_term = 1;
+        m.context = 42; m.offset = 4096; m.reject = 1; m.transfer = 1; m.done = 1;
+        if (type == RAFT_MSG_APPEND) {
+            m.entries = entries;
+            m.n_entries = 3;
+        }
+        if (type == RAFT_MSG_SNAPSHOT) {
+            m.snapshot = (struct raft_snapshot_meta){ .index = 100, .term = 4, .size = 1 << 20,
+                                                      .crc = 0xdeadbeef };
+            m.snapshot.config.n = 3;
+            for (uint32_t i = 0; i < 3; i++)
+                m.snapshot.config.members[i] = (struct raft_member){ i + 1, i < 2 ? RAFT_VOTER : RAFT_LEARNER, i == 2 };
+            m.len = sizeof payload;
+            m.data = payload;
+        }
+        char name[64];
+        snprintf(name, sizeof name, "%s", raft_msg_type_name(type));
+        for (char *p = name; *p; p++)
+            *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p == '_' ? '-' : *p);
+        codec_seed(name, &m);
+
+        /* ...and at zero and at the maximum. */
+        struct raft_message zero = { .type = (uint8_t)type };
+        snprintf(name + strlen(name), sizeof name - strlen(name), "-zero");
+        codec_seed(name, &zero);
+        memset(&m, 0xff, sizeof m);
+        m.type = (uint8_t)type;
+        m.reject = m.transfer = m.done = 1;
+        m.n_entries = 0; m.entries = NULL; m.len = 0; m.data = NULL;
+        memset(&m.snapshot.config, 0, sizeof m.snapshot.config);
+        if (type == RAFT_MSG_SNAPSHOT) {
+            m.snapshot.config.n = RAFT_MAX_MEMBERS;
+            for (uint32_t i = 0; i < RAFT_MAX_MEMBERS; i++)
+                m.snapshot.config.members[i] = (struct raft_member){ UINT64_MAX - i, RAFT_VOTER + i % 2, i % 2 };
+        }
+        name[strlen(name) - 5] = 0;
+        snprintf(name + strlen(name), sizeof name - strlen(name), "-max");
+        codec_seed(name, &m);
+    }
+
+    /* Edge cases around the limits, each one step past what is accepted. */
+    uint8_t frame[256];
+    struct raft_message hb = { .type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 3 };
+    int n = raft_codec_encode(&hb, frame, sizeof frame);
+    write_seed("codec", "empty", "", 0);
+    write_seed("codec", "header-only", frame, RAFT_CODEC_HEADER_BYTES);
+    write_seed("codec", "truncated-heartbeat", frame, (size_t)n - 1);
+    frame[RAFT_CODEC_HEADER_BYTES] = 2; /* version */
+    reseal(frame, (size_t)n);
+    write_seed("codec", "unknown-version", frame, (size_t)n);
+    frame[RAFT_CODEC_HEADER_BYTES] = RAFT_CODEC_VERSION;
+    frame[RAFT_CODEC_HEADER_BYTES + 1] = RAFT_MSG_TYPE_MAX + 1;
+    reseal(frame, (size_t)n);
+    write_seed("codec", "unknown-type", frame, (size_t)n);
+
+    struct raft_message vote = { .type = RAFT_MSG_VOTE, .from = 1, .to = 2, .term = 3, .transfer = 1 };
+    n = raft_codec_encode(&vote, frame, sizeof frame);
+    frame[n - 1] = 2; /* transfer flag */
+    reseal(frame, (size_t)n);
+    write_seed("codec", "flag-2", frame, (size_t)n);
+
+    struct raft_message app = { .type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 3,
+                                .n_entries = 1, .entries = entries };
+    n = raft_codec_encode(&app, frame, sizeof frame);
+    size_t count_at = RAFT_CODEC_HEADER_BYTES + 2 + 8 * 2 + 8 * 4;
+    memset(frame + count_at, 0xff, 4); /* entry count 2^32-1 */
+    reseal(frame, (size_t)n);
+    write_seed("codec", "entries-u32-max", frame, (size_t)n);
+    n = raft_codec_encode(&app, frame, sizeof frame);
+    frame[count_at + 4 + 16] = 4; /* entry type */
+    reseal(frame, (size_t)n);
+    write_seed("codec", "entry-type-4", frame, (size_t)n);
+
+    struct raft_message snap = { .type = RAFT_MSG_SNAPSHOT, .from = 1, .to = 2, .term = 3,
+                                 .len = 4, .data = (const uint8_t *)"abcd" };
+    snap.snapshot.config.n = 1;
+    snap.snapshot.config.members[0] = (struct raft_member){ 1, RAFT_VOTER, 0 };
+    n = raft_codec_encode(&snap, frame, sizeof frame);
+    size_t chunk_len_at = (size_t)n - 1 - 4 - 4; /* ... u32 len, 4 bytes, u8 done */
+    frame[chunk_len_at] = 200;                   /* chunk longer than the frame */
+    reseal(frame, (size_t)n);
+    write_seed("codec", "chunk-too-long", frame, (size_t)n);
+
+    uint8_t big[RAFT_CODEC_HEADER_BYTES] = { 'L', 'R', 'F', '1', 0x01, 0x00, 0x00, 0x04 };
+    write_seed("codec", "body-over-max", big, sizeof big); /* 64 MiB + 1 */
+    memcpy(big, "LRF2", 4);
+    write_seed("codec", "bad-magic", big, sizeof big);
+}
+
+/* ---- command --------------------------------------------------------------- */
+
+static struct command_str S(const char *s) { return (struct command_str){ s, (uint16_t)strlen(s) }; }
+
+static void command_seed(const char *name, const struct command *c)
+{
+    size_t n = command_size(c);
+    uint8_t *buf = malloc(n);
+    long len = buf ? command_encode(c, buf, n) : -1;
+    if (len < 0) {
+        fprintf(stderr, "gen_corpus: cannot encode command %s\n", name);
+        exit(1);
+    }
+    write_seed("command", name, buf, (size_t)len);
+    free(buf);
+}
+
+static void gen_command(void)
+{
+    static char long_str[COMMAND_MAX_STR + 1];
+    memset(long_str, 'x', sizeof long_str);
+    struct command c = { .type = CMD_KV_PUT, .time_ms = 1764547200000ull, .scope = S("user:alice"),
+                         .idem_key = S("req-7f3a"), .key = S("links/42"), .value = S("{\"title\":\"hi\"}") };
+    command_seed("put", &c);
+    c.type = CMD_KV_DELETE;
+    c.value = S("");
+    command_seed("delete", &c);
+    struct command empty = { .type = CMD_KV_PUT };
+    command_seed("put-empty", &empty);
+    struct command max = { .type = CMD_KV_PUT, .time_ms = UINT64_MAX,
+                           .key = { long_str, COMMAND_MAX_STR }, .value = { long_str, COMMAND_MAX_STR } };
+    command_seed("put-max-strings", &max);
+
+    /* One past the string limit, written by hand (the encoder refuses it). */
+    uint8_t over[1 + 1 + 8 + 2 + 2 + 2 + COMMAND_MAX_STR + 1 + 2] = { COMMAND_VERSION, CMD_KV_PUT };
+    size_t at = 1 + 1 + 8 + 2 + 2;
+    over[at] = (uint8_t)((COMMAND_MAX_STR + 1) & 0xff);
+    over[at + 1] = (uint8_t)((COMMAND_MAX_STR + 1) >> 8);
+    memset(over + at + 2, 'x', COMMAND_MAX_STR + 1);
+    write_seed("command", "string-over-max", over, sizeof over);
+    uint8_t bad_type[] = { COMMAND_VERSION, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+    write_seed("command", "unknown-type", bad_type, sizeof bad_type);
+    write_seed("command", "empty", "", 0);
+}
+
+/* ---- config ---------------------------------------------------------------- */
+
+static void config_seed(const char *name, const struct raft_config *c)
+{
+    uint8_t buf[4 + 10 * RAFT_MAX_MEMBERS];
+    int n = raft_config_encode(c, buf, sizeof buf);
+    if (n < 0) {
+        fprintf(stderr, "gen_corpus: cannot encode config %s\n", name);
+        exit(1);
+    }
+    write_seed("config", name, buf, (size_t)n);
+}
+
+static void gen_config(void)
+{
+    struct raft_config c = { 0 };
+    config_seed("empty-config", &c);
+    c.n = 3;
+    for (uint32_t i = 0; i < 3; i++)
+        c.members[i] = (struct raft_member){ i + 1, RAFT_VOTER, 0 };
+    config_seed("three-voters", &c);
+    c.members[2] = (struct raft_member){ 3, RAFT_LEARNER, 1 };
+    config_seed("learner-to-promote", &c);
+    c.n = RAFT_MAX_MEMBERS;
+    for (uint32_t i = 0; i < RAFT_MAX_MEMBERS; i++)
+        c.members[i] = (struct raft_member){ UINT64_MAX - i, RAFT_VOTER + i % 2, i % 2 };
+    config_seed("max-members", &c);
+
+    uint8_t dup[4 + 20] = { 2, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, RAFT_VOTER, 0,
+                            7, 0, 0, 0, 0, 0, 0, 0, RAFT_VOTER, 0 };
+    write_seed("config", "duplicate-id", dup, sizeof dup);
+    uint8_t over[4] = { RAFT_MAX_MEMBERS + 1, 0, 0, 0 };
+    write_seed("config", "count-over-max", over, sizeof over);
+    uint8_t huge[4] = { 0xff, 0xff, 0xff, 0xff };
+    write_seed("config", "count-u32-max", huge, sizeof huge);
+    write_seed("config", "empty", "", 0);
+}
+
+/* ---- json ------------------------------------------------------------------ */
+
+static void gen_json(void)
+{
+    static const char *const seeds[][2] = {
+        { "signup", "{\"username\":\"alice\",\"password\":\"correct horse battery\"}" },
+        { "submit", "{\"title\":\"Raft in C\",\"url\":\"https://example.com/raft?x=1&y=2\"}" },
+        { "nested", "{\"a\":[1,2,{\"b\":[true,false,null]}],\"c\":{\"d\":{}}}" },
+        { "numbers", "[0,-0,1.5,-2.25e-3,1E10,9223372036854775807,-9223372036854775808,1e400]" },
+        { "escapes", "[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\",\"\\u00e9\\u4e2d\\ud83d\\ude00\"]" },
+        { "utf8", "\"caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80\"" },
+        { "whitespace", " \t\r\n[ 1 , \"x\" ] \n" },
+        { "duplicate-key", "{\"k\":1,\"k\":2}" },
+        { "scalar-true", "true" },
+        { "empty-string", "\"\"" },
+        { "deep-ok", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]" },
+        { "deep-too", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]" },
+        { "trailing-comma", "[1,2,]" },
+        { "comment", "{/* no */}" },
+        { "unpaired-surrogate", "\"\\ud800\"" },
+        { "nul-escape", "\"a\\u0000b\"" },
+        { "overlong-utf8", "\"\xc0\xaf\"" },
+        { "unterminated", "{\"a\":\"b" },
+        { "leading-zero", "01" },
+        { "trailing", "{} {}" },
+        { "empty", "" },
+    };
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
+        write_text("json", seeds[i][0], seeds[i][1]);
+    /* A 64-digit number: longer than the parser keeps. */
+    char num[80] = "[";
+    memset(num + 1, '7', 64);
+    strcpy(num + 65, "]");
+    write_text("json", "long-number", num);
+}
+
+/* ---- cluster --------------------------------------------------------------- */
+
+static void gen_cluster(void)
+{
+    static const char *const seeds[][2] = {
+        { "three", "# id   raft-address      http-address\n"
+                   "1      127.0.0.1:7001    127.0.0.1:8001\n"
+                   "2      127.0.0.1:7002    127.0.0.1:8002\n"
+                   "3      127.0.0.1:7003    127.0.0.1:8003\n" },
+        { "ipv6-and-names", "1 [::1]:7001 [::1]:8001\r\n2 node-b.example:7002 node-b.example:8002 # b\n"
+                            "3\t[fe80::1%eth0]:7003\t10.0.0.3:8003" },
+        { "max-id", "9223372036854775807 a:1 a:2\n" },
+        { "id-too-big", "9223372036854775808 a:1 a:2\n" },
+        { "negative-id", "-1 a:1 a:2\n" },
+        { "plus-id", "+1 a:1 a:2\n" },
+        { "vt-negative-id", "\v-18446744073709551615 a:1 a:2\n" },
+        { "v6-bad-port", "1 [::1]:99999 a:2\n2 []:1 b:2\n" },
+        { "duplicate-id", "1 a:1 a:2\n1 b:1 b:2\n" },
+        { "shared-address", "1 a:1 a:2\n2 a:2 b:2\n" },
+        { "same-address", "1 a:1 a:1\n" },
+        { "bad-port", "1 a:0 a:65536\n" },
+        { "unbracketed-v6", "1 ::1:7001 a:2\n" },
+        { "two-fields", "1 a:1\n" },
+        { "comments-only", "# nothing\n\n   \n" },
+        { "empty", "" },
+    };
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
+        write_text("cluster", seeds[i][0], seeds[i][1]);
+    /* Seventeen members: one more than allowed. */
+    char many[2048] = "";
+    for (int i = 1; i <= CLUSTER_MAX_MEMBERS + 1; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%d h%d:1 h%d:2\n", i, i, i);
+    write_text("cluster", "seventeen-members", many);
+    /* A line exactly at the length limit. */
+    char longline[1100];
+    memset(longline, ' ', sizeof longline);
+    memcpy(longline, "1 a:1 a:2", 9);
+    longline[1024] = '\n';
+    longline[1025] = 0;
+    write_text("cluster", "line-too-long", longline);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: gen_corpus DIR   (writes DIR/codec, DIR/json, ...)\n");
+        return 2;
+    }
+    out_dir = argv[1];
+    if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "gen_corpus: cannot create %s: %s\n", out_dir, strerror(errno));
+        return 1;
+    }
+    gen_codec();
+    gen_command();
+    gen_config();
+    gen_json();
+    gen_cluster();
+    printf("gen_corpus: wrote %d seeds under %s\n", n_written, out_dir);
+    return 0;
+}
