@@ -2,8 +2,9 @@
  * fuzz_command.c — libFuzzer driver for the state-machine command decoder
  * (command_decode; src/store/command.c), which reads the data of every
  * committed COMMAND entry. The input is the entry's data. Properties of an
- * accepted command: its strings lie inside the input and within
- * COMMAND_MAX_STR; command_size is the input's size; re-encoding gives the
+ * accepted command: its strings lie inside the input and within their
+ * bounds (COMMAND_MAX_STR, and the site's COMMAND_MAX_* and session hash
+ * length); command_size is the input's size; re-encoding gives the
  * same bytes (also with empty strings given as NULL), which decode to the
  * same fields.
  */
@@ -30,13 +31,20 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
     struct command c;
     if (command_decode(&c, data, size) != 0)
         return 0;
-    FUZZ_CHECK(c.type == CMD_KV_PUT || c.type == CMD_KV_DELETE);
-    fz_command_check_str(c.scope, data, size);
-    fz_command_check_str(c.idem_key, data, size);
-    fz_command_check_str(c.key, data, size);
-    fz_command_check_str(c.value, data, size);
+    FUZZ_CHECK(c.type == CMD_KV_PUT || c.type == CMD_KV_DELETE || c.type == CMD_MEMBER_ADDR ||
+               (c.type >= CMD_SIGNUP && c.type <= CMD_UNLIKE));
+    struct command_str *all[] = { &c.scope, &c.idem_key, &c.key, &c.value, &c.name, &c.lname,
+                                  &c.pwhash, &c.session, &c.title, &c.url, &c.url_norm };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        fz_command_check_str(*all[i], data, size);
     if (c.type == CMD_KV_DELETE)
         FUZZ_CHECK(c.value.len == 0);
+    /* The site's commands name a session by its hash, never anything else. */
+    if (c.type >= CMD_SIGNUP && c.type <= CMD_UNLIKE)
+        FUZZ_CHECK(c.session.len == COMMAND_HASH_LEN);
+    FUZZ_CHECK(c.name.len <= COMMAND_MAX_NAME && c.lname.len <= COMMAND_MAX_NAME);
+    FUZZ_CHECK(c.title.len <= COMMAND_MAX_TITLE_BYTES && c.url.len <= COMMAND_MAX_URL &&
+               c.url_norm.len <= COMMAND_MAX_URL && c.pwhash.len <= COMMAND_MAX_PWHASH);
 
     size_t need = command_size(&c);
     FUZZ_CHECK(need == size);
@@ -49,7 +57,9 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
 
     /* Empty strings as a caller may write them (p == NULL) encode the same. */
     struct command nulls = c;
-    struct command_str *strs[] = { &nulls.scope, &nulls.idem_key, &nulls.key, &nulls.value };
+    struct command_str *strs[] = { &nulls.scope, &nulls.idem_key, &nulls.key, &nulls.value, &nulls.name,
+                                   &nulls.lname, &nulls.pwhash, &nulls.session, &nulls.title, &nulls.url,
+                                   &nulls.url_norm };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (strs[i]->len == 0)
             strs[i]->p = NULL;
@@ -61,6 +71,10 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
     FUZZ_CHECK(d.type == c.type && d.time_ms == c.time_ms);
     FUZZ_CHECK(fz_command_same_str(d.scope, c.scope) && fz_command_same_str(d.idem_key, c.idem_key));
     FUZZ_CHECK(fz_command_same_str(d.key, c.key) && fz_command_same_str(d.value, c.value));
+    FUZZ_CHECK(fz_command_same_str(d.name, c.name) && fz_command_same_str(d.lname, c.lname) &&
+               fz_command_same_str(d.pwhash, c.pwhash) && fz_command_same_str(d.session, c.session));
+    FUZZ_CHECK(fz_command_same_str(d.title, c.title) && fz_command_same_str(d.url, c.url) &&
+               fz_command_same_str(d.url_norm, c.url_norm) && d.link_id == c.link_id);
     free(again);
     return 0;
 }

@@ -211,6 +211,24 @@ static void gen_command(void)
     over[at + 1] = (uint8_t)((COMMAND_MAX_STR + 1) >> 8);
     memset(over + at + 2, 'x', COMMAND_MAX_STR + 1);
     write_seed("command", "string-over-max", over, sizeof over);
+    /* The site's commands (one seed of each shape). */
+    static const char hash[COMMAND_HASH_LEN] = "0123456789abcdef0123456789abcdef";
+    struct command_str h = { hash, COMMAND_HASH_LEN };
+    struct command site[] = {
+        { .type = CMD_SIGNUP, .time_ms = 1764547200000ull, .scope = S("u:alice"), .idem_key = S("k1"),
+          .name = S("Alice"), .lname = S("alice"), .pwhash = S("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
+          .session = h },
+        { .type = CMD_SESSION_CREATE, .time_ms = 1764547200001ull, .lname = S("alice"), .session = h },
+        { .type = CMD_SESSION_DELETE, .time_ms = 1764547200002ull, .session = h },
+        { .type = CMD_LINK_POST, .time_ms = 1764547200003ull, .scope = S("u:alice"), .idem_key = S("k2"),
+          .session = h, .title = S("Hello"), .url = S("https://www.example.com/a?b=1"),
+          .url_norm = S("//example.com/a?b=1") },
+        { .type = CMD_LIKE, .time_ms = 1764547200004ull, .session = h, .link_id = 1 },
+        { .type = CMD_UNLIKE, .time_ms = 1764547200005ull, .session = h, .link_id = INT64_MAX },
+    };
+    const char *names[] = { "signup", "session-create", "session-delete", "link-post", "like", "unlike" };
+    for (size_t i = 0; i < sizeof site / sizeof site[0]; i++)
+        command_seed(names[i], &site[i]);
     uint8_t bad_type[] = { COMMAND_VERSION, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
     write_seed("command", "unknown-type", bad_type, sizeof bad_type);
     write_seed("command", "empty", "", 0);
