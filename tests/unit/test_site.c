@@ -196,6 +196,8 @@ static void bearer(struct client *c, const char *token)
 }
 
 /* A fresh site on a fresh store, cheap password hashing. */
+static unsigned addr_limit = 1000;
+
 static void setup(const char *name, unsigned max_failures)
 {
     char path[128], err[256];
@@ -215,7 +217,7 @@ static void setup(const char *name, unsigned max_failures)
     o.pwhash_opslimit = 1;
     o.pwhash_memlimit = 8192;
     o.max_failures_per_user = max_failures;
-    o.max_attempts_per_addr = 1000;
+    o.max_attempts_per_addr = addr_limit;
     if (site_create(&h, &o, &site, err, sizeof err)) {
         fprintf(stderr, "site_create: %s\n", err);
         abort();
@@ -377,6 +379,39 @@ TEST(login_is_throttled_per_account)
     site_get_stats(site, &st);
     CHECK(st.throttled >= 1);
     CHECK_EQ_U(st.in_flight, 0);
+    teardown();
+}
+
+TEST(login_and_signup_are_throttled_per_address)
+{
+    addr_limit = 4;
+    setup("throttle-addr.db", 100);
+    addr_limit = 1000;
+    struct client c = { 0 };
+    REQUIRE(signup(&c, "first"));                              /* 1 */
+    CHECK_EQ_I(post_json(&c, "/api/v1/login", "{\"username\":\"first\",\"password\":\"correct horse\"}")->status, 200);
+    CHECK_EQ_I(post_json(&c, "/api/v1/login", "{\"username\":\"other\",\"password\":\"correct horse\"}")->status, 401);
+    CHECK_EQ_I(post_json(&c, "/api/v1/signup", "{\"username\":\"second\",\"password\":\"correct horse\"}")->status, 201);
+    struct response *r = post_json(&c, "/api/v1/signup", "{\"username\":\"third\",\"password\":\"correct horse\"}");
+    CHECK_EQ_I(r->status, 429);
+    CHECK(header(r, "Retry-After") != NULL);
+    /* The same address behind a gateway is the last X-Forwarded-For entry:
+     * another client there is not throttled. */
+    snprintf(c.extra, sizeof c.extra, "X-Forwarded-For: 10.0.0.9\n");
+    CHECK_EQ_I(post_json(&c, "/api/v1/signup", "{\"username\":\"third\",\"password\":\"correct horse\"}")->status, 201);
+    /* The page form says so too, with Retry-After. */
+    c.extra[0] = 0;
+    struct client p = { 0 };
+    call(&p, "GET", "/login", NULL, NULL);
+    char body[200];
+    snprintf(body, sizeof body, "csrf=%s&username=first&password=correct+horse", p.csrf);
+    r = call(&p, "POST", "/login", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 429);
+    CHECK(header(r, "Retry-After") != NULL && body_has(r, "too many attempts"));
+    /* A minute later the address may try again. */
+    dh.now_ms += 61 * 1000;
+    r = call(&p, "POST", "/login", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
     teardown();
 }
 
@@ -710,10 +745,14 @@ TEST(pages_forms_and_escaping)
     /* Logged in: the forms carry the session-derived token. */
     r = call(&c, "GET", "/submit", NULL, NULL);
     CHECK_EQ_I(r->status, 200);
-    char csrf[64];
+    char csrf[64], body[600];
     snprintf(csrf, sizeof csrf, "%s", form_csrf(r));
     CHECK(strlen(csrf) == 32 && strcmp(csrf, c.csrf) != 0);
-    char body[600];
+    r = call(&c, "GET", "/", NULL, NULL);
+    CHECK_STR(form_csrf(r), csrf); /* derived, so the same on every page and node */
+    /* The anonymous double-submit value does not pass for a logged-in form. */
+    snprintf(body, sizeof body, "csrf=%s&title=x&url=http%%3A%%2F%%2Fanon.example%%2F", c.csrf);
+    CHECK_EQ_I(call(&c, "POST", "/submit", "application/x-www-form-urlencoded", body)->status, 403);
     snprintf(body, sizeof body, "csrf=%s&title=%%3Cscript%%3Ealert(1)%%3C%%2Fscript%%3E+%%26+%%22q%%22&url=https%%3A%%2F%%2Fwww.example.com%%2Fx", csrf);
     r = call(&c, "POST", "/submit", "application/x-www-form-urlencoded", body);
     CHECK_EQ_I(r->status, 303);
@@ -868,6 +907,7 @@ int main(void)
     RUN(signup_login_me_logout);
     RUN(signup_limits_and_bad_bodies);
     RUN(login_is_throttled_per_account);
+    RUN(login_and_signup_are_throttled_per_address);
     RUN(sessions_expire_after_30_days_by_the_readers_clock);
     RUN(links_post_get_list_duplicates);
     RUN(links_list_sorts_and_limits);
