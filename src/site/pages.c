@@ -382,8 +382,7 @@ static void page_auth_post(struct site_req *r)
     /* Login: a password too long to be anyone's is still verified, and fails. */
     r->password_len = pn > 0 ? (size_t)pn : pn == -2 ? SITE_PASSWORD_MAX : 0;
     memcpy(r->password, pw, pn > 0 ? (size_t)pn : 0);
-    if (pn == -2)
-        memset(r->password, 0, SITE_PASSWORD_MAX);
+    r->bad_password = pn == -2;
     sodium_memzero(pw, sizeof pw);
     site_login_begin(r);
 }
@@ -507,13 +506,13 @@ static void page_not_found(struct site_req *r) { site_page_error(r, 404, "There 
 
 /* ---- Routes ---------------------------------------------------------------------- */
 
-/* ?p=N, 1..100000; anything else is page 1. */
+/* ?p=N, 1..SITE_MAX_PAGE; anything else is page 1. */
 static unsigned page_param(const struct http_request *req)
 {
     char v[16];
     uint64_t p;
     long n = site_form_field(req->query, strlen(req->query), "p", v, sizeof v);
-    return n > 0 && site_parse_uint(v, (size_t)n, 1, 100000, &p) ? (unsigned)p : 1;
+    return n > 0 && site_parse_uint(v, (size_t)n, 1, SITE_MAX_PAGE, &p) ? (unsigned)p : 1;
 }
 
 static bool parse_id(const char *s, size_t len, int64_t *id)

@@ -226,8 +226,12 @@ void site_fail_host(struct site_req *r, int status)
         site_fail(r, 507, "disk_full", "this server's disk is full; try again later");
         return;
     case NODE_ETIMEOUT:
-        snprintf(msg, sizeof msg, "the cluster did not answer in time (%s); retry with the same Idempotency-Key",
-                 text ? text : "timeout");
+        if (r->head_or_get || !r->step_started)
+            snprintf(msg, sizeof msg, "this server has not caught up with the state you asked for (%s): "
+                     "try again, or ask another server", text ? text : "timeout");
+        else
+            snprintf(msg, sizeof msg, "the cluster did not answer in time (%s); retry with the same Idempotency-Key",
+                     text ? text : "timeout");
         site_fail(r, 503, "timeout", msg);
         return;
     default:
@@ -423,6 +427,7 @@ static void barrier_done(void *arg, int status)
         }
         r->logged_in = found == 1;
     }
+    r->step_started = true;
     r->step(r);
 }
 

@@ -32,6 +32,8 @@
 #define SITE_PAGE_LINKS 30
 #define SITE_MAX_LIMIT 100
 #define SITE_IDEM_MAX 255
+#define SITE_MAX_OFFSET 100000      /* API offset */
+#define SITE_MAX_PAGE 1000          /* ?p= of the pages (30 links each) */
 
 /* Fixed-size table of counters per key (client address or account) in a
  * time window. A key that collides with a live one replaces it: a table
@@ -90,6 +92,7 @@ struct site_req {
 
     /* Route arguments. */
     site_step step;                 /* runs after the barrier */
+    bool step_started;              /* the barrier has passed */
     int64_t id;
     char name[SITE_NAME_MAX + 1];
     int sort;                       /* enum store_sort */
@@ -99,6 +102,7 @@ struct site_req {
     char username[SITE_NAME_MAX + 1];
     char password[SITE_PASSWORD_MAX + 1];
     size_t password_len;
+    bool bad_password;              /* too long to be anyone's: the login fails */
     char title[COMMAND_MAX_TITLE_BYTES + 1];
     size_t title_len;
     char url_in[SITE_URL_MAX + 1];

@@ -536,6 +536,7 @@ TEST(links_list_sorts_and_limits)
     CHECK(body_has(r, "\"id\":35") && body_has(r, "\"id\":34") && !body_has(r, "\"id\":33"));
     r = call(&anon, "GET", "/api/v1/links?sort=new&limit=1&offset=34", NULL, NULL);
     CHECK(body_has(r, "\"id\":1,"));
+    CHECK_EQ_I(call(&anon, "GET", "/api/v1/links?offset=100000", NULL, NULL)->status, 200);
     r = call(&anon, "GET", "/api/v1/links?sort=new&offset=1000", NULL, NULL);
     CHECK(r->status == 200 && body_has(r, "{\"links\":[]}"));
     r = call(&anon, "GET", "/api/v1/links?sort=top&limit=1", NULL, NULL);
@@ -545,7 +546,7 @@ TEST(links_list_sorts_and_limits)
     /* 2 likes = log10(2) = 0.30 = 3.8 hours of age: link 3 (32 s older than
      * the newest) is first. */
     CHECK(r->body && strncmp(r->body, "{\"links\":[{\"id\":3,", 18) == 0);
-    const char *bad[] = { "limit=0", "limit=101", "limit=-1", "limit=x", "limit=", "offset=-5", "offset=1e3",
+    const char *bad[] = { "limit=0", "limit=101", "limit=-1", "limit=x", "limit=", "offset=-5", "offset=1e3", "offset=100001",
                           "sort=best", "sort=", "limit=%zz" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char target[64];
