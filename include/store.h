@@ -111,7 +111,6 @@ struct store_user {
     char lname[STORE_NAME_CAP];     /* lowercase */
     char pwhash[STORE_PWHASH_CAP];  /* crypto_pwhash_str string */
     uint64_t created_ms;
-    int64_t links, likes_given;     /* filled by store_user_by_name only */
 };
 
 struct store_link {
@@ -131,6 +130,8 @@ double store_hot_score(int64_t likes, uint64_t created_ms);
 
 /* The user named name (any case). */
 int store_user_by_name(struct store *st, const char *name, size_t len, struct store_user *out);
+/* How many links a user posted and liked (index range counts: O(those rows)). */
+int store_user_counts(struct store *st, int64_t user_id, int64_t *links, int64_t *likes_given);
 /* The user of a live session: hash is COMMAND_HASH_LEN bytes; a session whose
  * expiry is at or before now_ms (the reading node's clock) is not live. */
 int store_session_user(struct store *st, const uint8_t *hash, uint64_t now_ms, struct store_user *out);

@@ -228,6 +228,12 @@ static void page_user(struct site_req *r)
         site_page_error(r, 500, "cannot read the user's links");
         return;
     }
+    int64_t posted = 0, liked_count = 0;
+    if (store_user_counts(store_of(r), u.id, &posted, &liked_count) != STORE_OK) {
+        free(links);
+        site_page_error(r, 500, "cannot count the user's links");
+        return;
+    }
     bool more = n > SITE_PAGE_LINKS;
     if (more)
         n = SITE_PAGE_LINKS;
@@ -241,7 +247,7 @@ static void page_user(struct site_req *r)
     esc(&b, u.name);
     buf_printf(&b, "</h1><p class=\"meta\">joined <time datetime=\"%s\">%.10s</time> · %" PRId64 " link%s posted · %" PRId64
                    " liked</p>",
-               since, since, u.links, u.links == 1 ? "" : "s", u.likes_given);
+               since, since, posted, posted == 1 ? "" : "s", liked_count);
     link_list(&b, r, links, n, (r->page - 1) * SITE_PAGE_LINKS + 1, next);
     if (more) {
         buf_puts(&b, "<p><a href=\"/user/");

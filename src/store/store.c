@@ -598,19 +598,20 @@ int store_user_by_name(struct store *st, const char *name, size_t len, struct st
         lname[i] = (char)tolower((unsigned char)name[i]);
     sqlite3_stmt *s = st->stmt[S_USER_BY_LNAME];
     sqlite3_bind_text(s, 1, lname, (int)len, SQLITE_STATIC);
-    int rc = step_one(s, read_user_v, out);
-    if (rc == 1) {
-        s = st->stmt[S_USER_COUNTS];
-        sqlite3_bind_int64(s, 1, out->id);
-        if (sqlite3_step(s) == SQLITE_ROW) {
-            out->links = sqlite3_column_int64(s, 0);
-            out->likes_given = sqlite3_column_int64(s, 1);
-        } else {
-            rc = STORE_EIO;
-        }
-        sqlite3_reset(s);
+    return query_fail(st, step_one(s, read_user_v, out), "cannot look up a user");
+}
+
+int store_user_counts(struct store *st, int64_t user_id, int64_t *links, int64_t *likes_given)
+{
+    sqlite3_stmt *s = st->stmt[S_USER_COUNTS];
+    sqlite3_bind_int64(s, 1, user_id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *links = sqlite3_column_int64(s, 0);
+        *likes_given = sqlite3_column_int64(s, 1);
     }
-    return query_fail(st, rc, "cannot look up a user");
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? STORE_OK : fail_db(st, "cannot count a user's links and likes");
 }
 
 int store_session_user(struct store *st, const uint8_t *hash, uint64_t now_ms, struct store_user *out)

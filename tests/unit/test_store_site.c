@@ -250,8 +250,10 @@ TEST(links_duplicates_likes_and_hot_score)
     uint8_t liked[3];
     struct store_user bob;
     REQUIRE(store_user_by_name(st, "bob", 3, &bob) == 1);
-    CHECK_EQ_I(bob.links, 1);
-    CHECK_EQ_I(bob.likes_given, 1);
+    int64_t bob_links = -1, bob_likes = -1;
+    CHECK_EQ_I(store_user_counts(st, bob.id, &bob_links, &bob_likes), STORE_OK);
+    CHECK_EQ_I(bob_links, 1);
+    CHECK_EQ_I(bob_likes, 1);
     CHECK_EQ_I(store_liked(st, bob.id, ids, 3, liked), STORE_OK);
     CHECK(liked[0] == 1 && liked[1] == 0 && liked[2] == 0);
 
@@ -441,8 +443,10 @@ static void dump(struct store *st, char *out, size_t cap)
         int found = store_user_by_name(st, name, strlen(name), &user);
         off += (size_t)snprintf(out + off, cap - off, "%s:%d", name, found);
         if (found == 1) {
-            off += (size_t)snprintf(out + off, cap - off, ":%lld:%lld:%lld", (long long)user.id,
-                                    (long long)user.links, (long long)user.likes_given);
+            int64_t nl = -1, nk = -1;
+            store_user_counts(st, user.id, &nl, &nk);
+            off += (size_t)snprintf(out + off, cap - off, ":%lld:%lld:%lld", (long long)user.id, (long long)nl,
+                                    (long long)nk);
             int64_t ids[40];
             uint8_t liked[40];
             for (int i = 0; i < 40; i++)
