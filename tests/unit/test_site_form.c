@@ -1,0 +1,117 @@
+/*
+ * test_site_form.c — the site's request parsing and output helpers
+ * (src/site/form.c, html.c): urlencoded fields with hostile escapes,
+ * cookies, numbers, HTML escaping, RFC 3339 and relative times.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "../harness.h"
+#include "site/site_int.h"
+
+static long field(const char *data, const char *name, char *out, size_t cap)
+{
+    return site_form_field(data, strlen(data), name, out, cap);
+}
+
+TEST(form_fields_decode_and_refuse)
+{
+    char v[32];
+    CHECK_EQ_I(field("a=1&b=two+words&c=%41%42", "b", v, sizeof v), 9);
+    CHECK_STR(v, "two words");
+    CHECK_EQ_I(field("a=1&b=two+words&c=%41%42", "c", v, sizeof v), 2);
+    CHECK_STR(v, "AB");
+    CHECK_EQ_I(field("a=1", "missing", v, sizeof v), -1);
+    CHECK_EQ_I(field("ab=1", "a", v, sizeof v), -1);       /* names match whole */
+    CHECK_EQ_I(field("a", "a", v, sizeof v), 0);            /* present, empty */
+    CHECK_EQ_I(field("a=", "a", v, sizeof v), 0);
+    CHECK_EQ_I(field("a=%", "a", v, sizeof v), -2);         /* truncated escapes */
+    CHECK_EQ_I(field("a=%4", "a", v, sizeof v), -2);
+    CHECK_EQ_I(field("a=%zz", "a", v, sizeof v), -2);
+    CHECK_EQ_I(field("a=%4&b=1", "a", v, sizeof v), -2);
+    CHECK_EQ_I(field("a=%00x", "a", v, sizeof v), 2);       /* a NUL decodes; callers check lengths */
+    CHECK(v[0] == 0 && v[1] == 'x');
+    CHECK_EQ_I(field("a=0123456789", "a", v, 10), -2);      /* too long for the buffer */
+    CHECK_EQ_I(field("a=012345678", "a", v, 10), 9);
+    CHECK_EQ_I(field("&&a=1&&", "a", v, sizeof v), 1);
+    CHECK_EQ_I(field("a=1&a=2", "a", v, sizeof v), 1);      /* the first wins */
+    CHECK_STR(v, "1");
+    CHECK_EQ_I(site_form_field("a=1", 0, "a", v, sizeof v), -1);
+}
+
+TEST(cookies)
+{
+    struct http_header hs[2] = {
+        { "cookie", 6, "x=1; lr_session=abc;lr_idx=42 ; empty=", 38 },
+        { "Cookie", 6, "second=yes", 10 },
+    };
+    struct http_request req = { .method = "GET", .path = "/", .query = "", .headers = hs, .n_headers = 2 };
+    char v[16];
+    CHECK(site_cookie(&req, "lr_session", v, sizeof v));
+    CHECK_STR(v, "abc");
+    CHECK(site_cookie(&req, "lr_idx", v, sizeof v));
+    CHECK_STR(v, "42");
+    CHECK(site_cookie(&req, "empty", v, sizeof v));
+    CHECK_STR(v, "");
+    CHECK(site_cookie(&req, "second", v, sizeof v));
+    CHECK(!site_cookie(&req, "lr", v, sizeof v));
+    CHECK(!site_cookie(&req, "session", v, sizeof v));
+    CHECK(!site_cookie(&req, "lr_session", v, 3));          /* does not fit: absent, not cut */
+    size_t len;
+    CHECK(site_header(&req, "COOKIE", &len) && len == 38);
+    CHECK(site_header(&req, "Cookies", NULL) == NULL);
+}
+
+TEST(numbers)
+{
+    uint64_t x;
+    CHECK(site_parse_uint("42", 2, 1, 100, &x) && x == 42);
+    CHECK(!site_parse_uint("0", 1, 1, 100, &x));
+    CHECK(!site_parse_uint("101", 3, 1, 100, &x));
+    CHECK(!site_parse_uint("", 0, 0, 100, &x));
+    CHECK(!site_parse_uint("-1", 2, 0, 100, &x));
+    CHECK(!site_parse_uint("+1", 2, 0, 100, &x));
+    CHECK(!site_parse_uint("1 ", 2, 0, 100, &x));
+    CHECK(!site_parse_uint("99999999999999999999", 20, 0, UINT64_MAX, &x)); /* overflow */
+    CHECK(site_parse_uint("9223372036854775807", 19, 1, INT64_MAX, &x) && x == INT64_MAX);
+}
+
+TEST(html_escaping_and_times)
+{
+    struct buf b;
+    buf_init(&b);
+    site_html_escape(&b, "<a href=\"x\" onclick='y'>&amp;</a>", 34);
+    CHECK_STR(b.p, "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;amp;&lt;/a&gt;");
+    buf_reset(&b);
+    site_html_escape(&b, "plain caf\xc3\xa9", 11);
+    CHECK_STR(b.p, "plain caf\xc3\xa9");
+    buf_free(&b);
+    char t[32];
+    site_rfc3339(0, t);
+    CHECK_STR(t, "1970-01-01T00:00:00Z");
+    site_rfc3339(1764547200999ull, t);
+    CHECK_STR(t, "2025-12-01T00:00:00Z");
+    char rel[48];
+    uint64_t now = 1764547200000ull;
+    site_relative_time(now - 5000, now, rel, sizeof rel);
+    CHECK_STR(rel, "just now");
+    site_relative_time(now + 5000, now, rel, sizeof rel); /* a proposer's clock ahead */
+    CHECK_STR(rel, "just now");
+    site_relative_time(now - 60000, now, rel, sizeof rel);
+    CHECK_STR(rel, "1 minute ago");
+    site_relative_time(now - 3 * 3600000ull - 1, now, rel, sizeof rel);
+    CHECK_STR(rel, "3 hours ago");
+    site_relative_time(now - 2 * 86400000ull, now, rel, sizeof rel);
+    CHECK_STR(rel, "2 days ago");
+    site_relative_time(now - 400 * 86400000ull, now, rel, sizeof rel);
+    CHECK_STR(rel, "1 year ago");
+}
+
+int main(void)
+{
+    RUN(form_fields_decode_and_refuse);
+    RUN(cookies);
+    RUN(numbers);
+    RUN(html_escaping_and_times);
+    return HARNESS_END();
+}
