@@ -83,9 +83,11 @@ int site_create(const struct site_host *host, const struct site_options *o, stru
  * loop until the host has called every callback. */
 void site_destroy(struct site *s);
 
-/* Handles x if its path belongs to the site (every page, /static/, and the
- * API rows of SPEC §4 under /api/v1); returns false, leaving x untouched,
- * otherwise. The node calls it for whatever its own routes do not serve. */
+/* Handles x: the node calls it for whatever its own routes do not serve.
+ * Every such path is the site's: pages, /static/, the API rows of SPEC §4
+ * under /api/v1, and for anything else the site's 404 (an HTML page, or
+ * JSON under /api/v1). Returns true when it took x; false (x untouched) is
+ * reserved for paths a future site may leave to the node. */
 bool site_handle(struct site *s, struct http_exchange *x);
 
 /* ---- The transport seam -------------------------------------------------

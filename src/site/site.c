@@ -582,6 +582,10 @@ bool site_dispatch(struct site *s, const struct http_request *req, site_respond_
         site_fail(r, 400, "bad_consistency", err);
         return true;
     }
+    /* A write checks its session on a copy at least as new as the client's
+     * last write, whatever X-Consistency says. */
+    if (!r->head_or_get && r->consistency == NODE_READ_STALE)
+        r->consistency = NODE_READ_SESSION;
     if (!r->head_or_get) {
         /* A write authenticated by a cookie, or one that creates a session,
          * must come from this site: JSON with no foreign Origin (a form
