@@ -10,7 +10,7 @@ set -eu
 want="gcc make libc6-dev libuv1-dev libsqlite3-dev libsodium-dev libhttp-parser-dev pkg-config"
 case "${1:-build}" in
   build) ;;
-  test) want="$want python3 python3-pytest curl iproute2" ;;
+  test) want="$want python3 python3-pytest curl iproute2 haproxy" ;;
   bench) want="$want python3 curl wrk nginx etcd-server etcd-client" ;;
   fuzz) want="$want clang libclang-rt-14-dev" ;;
   *) echo "usage: deps.sh build|test|bench|fuzz" >&2; exit 2 ;;

@@ -32,11 +32,3 @@ def make_cluster(request):
             for i in sorted(c.logs):
                 sys.stderr.write("---- node %d log (%s) ----\n%s\n" % (i, c.dir, c.log_tail(i, 60)))
         c.close()
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """The line scripts/run-tests.sh sums over every suite."""
-    stats = terminalreporter.stats
-    passed = len(stats.get("passed", []))
-    failed = len(stats.get("failed", [])) + len(stats.get("error", []))
-    terminalreporter.write_line("%d passed, %d failed" % (passed, failed))
