@@ -35,6 +35,10 @@ def test_haproxy_config_from_docs(make_cluster):
         wait_for("writes through haproxy to reach the leader",
                  lambda: (lambda r: r.status == 200 and r.headers["x-served-by"] == str(leader))(
                      request(front, "PUT", "/api/v1/kv/h", body=b"1")))
+        # The PUT was answered once the leader applied it; a follower may
+        # apply it a moment later, and these reads carry no X-Min-Index.
+        for i in (1, 2, 3):
+            wait_for("node %d to apply h" % i, lambda i=i: c.kv(i, "h") == "1")
         served = set()
         for _ in range(60):
             r = request(front, "GET", "/api/v1/kv/h")
