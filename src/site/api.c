@@ -337,15 +337,15 @@ void site_post_begin(struct site_req *r)
         return;
     }
     size_t start, len;
-    const char *err = site_check_title(r->title, r->title_len, &start, &len);
+    const char *err = site_check_title(r->link_in->title, r->link_in->title_len, &start, &len);
     if (!err)
-        err = site_parse_url(r->url_in, strlen(r->url_in), &r->url);
+        err = site_parse_url(r->link_in->url_in, strlen(r->link_in->url_in), &r->link_in->url);
     if (err) {
         site_fail(r, 400, "invalid", err);
         return;
     }
     int64_t existing;
-    int found = store_link_by_url(store_of(r), r->url.norm, strlen(r->url.norm), &existing);
+    int found = store_link_by_url(store_of(r), r->link_in->url.norm, strlen(r->link_in->url.norm), &existing);
     if (found < 0) {
         fail_store(r);
         return;
@@ -356,9 +356,9 @@ void site_post_begin(struct site_req *r)
     }
     struct command c = { .type = CMD_LINK_POST,
                          .session = { (const char *)r->token_hash, COMMAND_HASH_LEN },
-                         .title = { r->title + start, (uint16_t)len },
-                         .url = { r->url.url, (uint16_t)strlen(r->url.url) },
-                         .url_norm = { r->url.norm, (uint16_t)strlen(r->url.norm) },
+                         .title = { r->link_in->title + start, (uint16_t)len },
+                         .url = { r->link_in->url.url, (uint16_t)strlen(r->link_in->url.url) },
+                         .url_norm = { r->link_in->url.norm, (uint16_t)strlen(r->link_in->url.norm) },
                          .idem_key = { r->idem, (uint16_t)r->idem_len } };
     c.scope = site_scope(r, r->user.lname);
     site_propose(r, &c, post_done);
@@ -505,11 +505,16 @@ static void api_links_post(struct site_req *r)
                                                                    : "a URL is at most 2048 bytes");
         return;
     }
-    memcpy(r->title, t, tlen);
-    r->title_len = tlen;
-    memcpy(r->url_in, u, ulen);
-    r->url_in[ulen] = 0;
-    bool nul_inside = strlen(r->url_in) != ulen;
+    if (!(r->link_in = calloc(1, sizeof *r->link_in))) {
+        json_free(&doc);
+        site_fail(r, 503, "unavailable", "out of memory");
+        return;
+    }
+    memcpy(r->link_in->title, t, tlen);
+    r->link_in->title_len = tlen;
+    memcpy(r->link_in->url_in, u, ulen);
+    r->link_in->url_in[ulen] = 0;
+    bool nul_inside = strlen(r->link_in->url_in) != ulen;
     json_free(&doc);
     if (nul_inside) {
         site_fail(r, 400, "invalid", "a URL cannot contain control characters");

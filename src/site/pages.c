@@ -284,9 +284,11 @@ static void form_page(struct site_req *r, int status, const char *error)
     csrf_field(&b, r);
     if (r->form == SITE_FORM_SUBMIT) {
         buf_puts(&b, "<label for=\"title\">Title</label><input id=\"title\" name=\"title\" required maxlength=\"200\" value=\"");
-        site_html_escape(&b, r->title, r->title_len);
+        if (r->link_in)
+            site_html_escape(&b, r->link_in->title, r->link_in->title_len);
         buf_puts(&b, "\"><label for=\"url\">URL</label><input id=\"url\" name=\"url\" type=\"url\" required maxlength=\"2048\" value=\"");
-        esc(&b, r->url_in);
+        if (r->link_in)
+            esc(&b, r->link_in->url_in);
         buf_puts(&b, "\"><button>Submit</button>");
     } else {
         bool signup = r->form == SITE_FORM_SIGNUP;
@@ -401,16 +403,20 @@ static void page_submit_post(struct site_req *r)
         site_redirect(r, "/login");
         return;
     }
-    long tn = field(r, "title", r->title, sizeof r->title);
-    long un = field(r, "url", r->url_in, sizeof r->url_in);
+    if (!(r->link_in = calloc(1, sizeof *r->link_in))) {
+        site_page_error(r, 503, "out of memory");
+        return;
+    }
+    long tn = field(r, "title", r->link_in->title, sizeof r->link_in->title);
+    long un = field(r, "url", r->link_in->url_in, sizeof r->link_in->url_in);
     if (tn == -2 || un == -2) {
-        r->title_len = 0;
-        r->title[0] = r->url_in[0] = 0;
+        r->link_in->title_len = 0;
+        r->link_in->title[0] = r->link_in->url_in[0] = 0;
         site_fail(r, 400, "invalid", tn == -2 ? "a title is at most 200 characters" : "a URL is at most 2048 bytes");
         return;
     }
-    r->title_len = tn > 0 ? (size_t)tn : 0;
-    if (strlen(r->url_in) != (size_t)(un > 0 ? un : 0) || strlen(r->title) != r->title_len) {
+    r->link_in->title_len = tn > 0 ? (size_t)tn : 0;
+    if (strlen(r->link_in->url_in) != (size_t)(un > 0 ? un : 0) || strlen(r->link_in->title) != r->link_in->title_len) {
         site_fail(r, 400, "invalid", "the form contains a NUL character");
         return;
     }

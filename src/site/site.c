@@ -157,6 +157,7 @@ done:
     buf_free(&r->hdrs);
     s->stats.in_flight--;
     sodium_memzero(r->password, sizeof r->password);
+    free(r->link_in);
     free(r);
 }
 

@@ -66,6 +66,14 @@ struct site {
 #define SITE_PWHASH_JOBS 2
 #define SITE_PWHASH_QUEUE 512
 
+/* What a link post carries; the title and URL are shown again on an error. */
+struct site_link_input {
+    char title[COMMAND_MAX_TITLE_BYTES + 1];
+    size_t title_len;
+    char url_in[SITE_URL_MAX + 1];
+    struct site_url url;
+};
+
 enum site_form { SITE_FORM_NONE, SITE_FORM_LOGIN, SITE_FORM_SIGNUP, SITE_FORM_SUBMIT };
 
 struct site_req;
@@ -103,10 +111,7 @@ struct site_req {
     char password[SITE_PASSWORD_MAX + 1];
     size_t password_len;
     bool bad_password;              /* too long to be anyone's: the login fails */
-    char title[COMMAND_MAX_TITLE_BYTES + 1];
-    size_t title_len;
-    char url_in[SITE_URL_MAX + 1];
-    struct site_url url;
+    struct site_link_input *link_in; /* a link being posted (malloc'd: 7 KB only posts need) */
     char idem[SITE_IDEM_MAX + 1];
     size_t idem_len;
     char next[256];                 /* where a form redirects after success */
