@@ -6,6 +6,7 @@ forms through the gateway, and every limit of SPEC §4."""
 import http.client
 import re
 import signal
+import socket
 
 from lrcluster import request, wait_for
 
@@ -158,6 +159,18 @@ def test_limits_and_bad_input(make_cluster):
     conn.close()
     r = c.req(f, "POST", "/api/v1/links", b"{" + b" " * (65 * 1024) + b"}", bearer(token, {"Content-Type": "application/json"}))
     assert r.status == 413
+    # Malformed HTTP: 400 and the connection closed.
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n")
+        data = b""
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 400"), data[:100]
+    # And the node still serves the site.
+    assert c.req(f, "GET", "/").status == 200
 
 
 def test_session_survives_the_leader(make_cluster):
