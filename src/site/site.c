@@ -247,8 +247,10 @@ void site_wrote(struct site_req *r, uint64_t index)
 {
     r->write_index = index;
     /* The session-consistency cookie: this client's reads never go back
-     * before its own last write, on whichever node they land. */
-    buf_printf(&r->hdrs, "Set-Cookie: lr_idx=%" PRIu64 "; Path=/; SameSite=Lax; Max-Age=86400\r\n", index);
+     * before its own last write, on whichever node they land. A browser
+     * session cookie (no Max-Age): a cluster rebuilt from nothing must not
+     * leave browsers waiting for an index it will not reach for days. */
+    buf_printf(&r->hdrs, "Set-Cookie: lr_idx=%" PRIu64 "; Path=/; SameSite=Lax\r\n", index);
 }
 
 void site_propose(struct site_req *r, struct command *c, site_write_cb cb)
