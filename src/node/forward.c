@@ -84,6 +84,8 @@ static void relay(struct forward *f)
     forward_end(f);
 }
 
+/* (With a full disk this node cannot apply until space returns: the
+ * leader's answer is relayed at once.) */
 static void applied_here(void *arg, int status)
 {
     struct forward *f = arg;
@@ -139,7 +141,7 @@ static void leader_answered(void *arg, int err, const struct http_client_respons
     }
     memcpy(f->body, resp->body, resp->body_len);
     f->body_len = resp->body_len;
-    if (resp->status >= 200 && resp->status < 300 && index > node_applied(n))
+    if (resp->status >= 200 && resp->status < 300 && index > node_applied(n) && !n->disk_full)
         node_read(n, NODE_READ_SESSION, index, n->o.write_timeout_ms, applied_here, f);
     else
         relay(f);
