@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/buf.h"
 #include "http.h"
 
 enum {
@@ -64,6 +65,16 @@ int http_client_create(uv_loop_t *loop, const struct http_client_options *o, str
 int http_client_request(struct http_client *c, const char *addr, const char *method, const char *target,
                         const char *headers, const void *body, size_t body_len, unsigned timeout_ms,
                         http_client_cb cb, void *arg);
+
+/* True for headers that describe one connection rather than the message
+ * (RFC 9110 §7.6.1), or that the sender of each hop writes itself (Host,
+ * Content-Length, Date): a proxy never copies them. */
+bool http_hop_by_hop(const char *name, size_t len);
+
+/* Appends h[0..n) as "Name: value\r\n" lines to b, leaving out hop-by-hop
+ * headers, values with a line break, and the names in skip (a
+ * NULL-terminated list of lowercase names; may be NULL). */
+void http_headers_copy(struct buf *b, const struct http_header *h, size_t n, const char *const *skip);
 
 /* Fails every request in flight with HTTPC_ECLOSED, closes every connection,
  * then frees c. */

@@ -35,6 +35,7 @@ enum {
     STORE_EIO = -1,         /* SQLite failed; errmsg says why; the node must stop */
     STORE_ENOMEM = -2,
     STORE_EINVAL = -3,
+    STORE_EFULL = -4,       /* the disk is full: nothing of the batch was applied; retry later */
 };
 
 /* The outcome of one applied command, identical on every replica. */
@@ -64,7 +65,8 @@ raft_index store_applied(const struct store *st);
  * an error of the store: it gets a non-zero results[i].status, identically
  * on every replica. results may be NULL; otherwise it has n slots.
  * Entries at or below store_applied() are skipped (replay after restart).
- * Returns STORE_EIO if SQLite fails (nothing of the batch is applied). */
+ * Returns STORE_EFULL if the disk is full, STORE_EIO if SQLite fails
+ * otherwise (either way nothing of the batch is applied). */
 int store_apply(struct store *st, const struct raft_entry *entries, size_t n,
                 struct store_result *results);
 

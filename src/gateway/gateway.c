@@ -182,19 +182,6 @@ struct gw_call {
     bool retry_open;
 };
 
-static const char *const hop_by_hop[] = {
-    "host", "content-length", "connection", "keep-alive", "transfer-encoding", "expect", "te", "upgrade",
-    "proxy-connection", "date", NULL,
-};
-
-static bool is_hop_by_hop(const char *name, size_t len)
-{
-    for (size_t i = 0; hop_by_hop[i]; i++)
-        if (strlen(hop_by_hop[i]) == len && !strncasecmp(hop_by_hop[i], name, len))
-            return true;
-    return false;
-}
-
 static void call_free_cb(uv_handle_t *h)
 {
     struct gw_call *c = h->data;
@@ -270,15 +257,7 @@ static void upstream_answered(void *arg, int err, const struct http_client_respo
     }
     struct buf h;
     buf_init(&h);
-    for (size_t i = 0; i < resp->n_headers; i++) {
-        const struct http_header *hd = &resp->headers[i];
-        if (is_hop_by_hop(hd->name, hd->name_len) || memchr(hd->value, '\n', hd->value_len))
-            continue;
-        buf_append(&h, hd->name, hd->name_len);
-        buf_puts(&h, ": ");
-        buf_append(&h, hd->value, hd->value_len);
-        buf_puts(&h, "\r\n");
-    }
+    http_headers_copy(&h, resp->headers, resp->n_headers, NULL);
     if (h.oom) {
         buf_free(&h);
         call_fail(c, 503, "unavailable", "out of memory");
@@ -333,25 +312,11 @@ static void handle(void *ctx, struct http_exchange *x)
     c->deadline = uv_now(&g->loop) + GW_RETRY_BUDGET_MS;
     uv_timer_init(&g->loop, &c->retry);
     c->retry.data = c;
-    bool has_key = false;
-    const char *xff = NULL;
+    static const char *const replaced[] = { "x-forwarded-for", NULL };
+    http_headers_copy(&h, req->headers, req->n_headers, replaced);
+    bool has_key = http_header_get(req, "Idempotency-Key", NULL) != NULL;
     size_t xff_len = 0;
-    for (size_t i = 0; i < req->n_headers; i++) {
-        const struct http_header *hd = &req->headers[i];
-        if (is_hop_by_hop(hd->name, hd->name_len))
-            continue;
-        if (hd->name_len == 15 && !strncasecmp(hd->name, "X-Forwarded-For", 15)) {
-            xff = hd->value;
-            xff_len = hd->value_len;
-            continue;
-        }
-        if (hd->name_len == 15 && !strncasecmp(hd->name, "Idempotency-Key", 15))
-            has_key = true;
-        buf_append(&h, hd->name, hd->name_len);
-        buf_puts(&h, ": ");
-        buf_append(&h, hd->value, hd->value_len);
-        buf_puts(&h, "\r\n");
-    }
+    const char *xff = http_header_get(req, "X-Forwarded-For", &xff_len);
     char ip[64];
     snprintf(ip, sizeof ip, "%s", req->peer);
     char *colon = strrchr(ip, ':');

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cluster.h"
 
@@ -596,4 +597,36 @@ void http_client_destroy(struct http_client *c)
     }
     c->ups = NULL;
     uv_close((uv_handle_t *)&c->sweep, sweep_closed);
+}
+
+/* ---- Proxy helpers ---------------------------------------------------------------- */
+
+static bool name_in(const char *const *list, const char *name, size_t len)
+{
+    for (size_t i = 0; list && list[i]; i++)
+        if (strlen(list[i]) == len && !strncasecmp(list[i], name, len))
+            return true;
+    return false;
+}
+
+bool http_hop_by_hop(const char *name, size_t len)
+{
+    static const char *const hop[] = {
+        "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection",
+        "proxy-authenticate", "proxy-authorization", "expect", "host", "content-length", "date", NULL,
+    };
+    return name_in(hop, name, len);
+}
+
+void http_headers_copy(struct buf *b, const struct http_header *h, size_t n, const char *const *skip)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (http_hop_by_hop(h[i].name, h[i].name_len) || name_in(skip, h[i].name, h[i].name_len) ||
+            memchr(h[i].value, '\n', h[i].value_len) || memchr(h[i].value, '\r', h[i].value_len))
+            continue;
+        buf_append(b, h[i].name, h[i].name_len);
+        buf_puts(b, ": ");
+        buf_append(b, h[i].value, h[i].value_len);
+        buf_puts(b, "\r\n");
+    }
 }

@@ -541,7 +541,8 @@ void node_api_handle(void *ctx, struct http_exchange *x)
             bool ready = node_is_ready(n);
             respond_text(n, x, ready ? 200 : 503, ready ? "ready\n" : "not ready: no leader known or not caught up\n");
         } else if (!strcmp(path, "/leaderz")) {
-            bool leader = raft_role(n->raft) == RAFT_LEADER && !n->stopping;
+            /* A leader whose disk is full cannot commit: send writes elsewhere. */
+            bool leader = raft_role(n->raft) == RAFT_LEADER && !n->stopping && !n->disk_full;
             respond_text(n, x, leader ? 200 : 503, leader ? "leader\n" : "not the leader\n");
         } else if (!strcmp(path, "/metrics")) {
             struct buf b;

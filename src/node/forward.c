@@ -33,19 +33,6 @@ struct forward {
     size_t body_len;
 };
 
-static const char *const hop_by_hop[] = {
-    "host", "content-length", "connection", "keep-alive", "transfer-encoding", "expect", "te", "upgrade",
-    "proxy-connection", "date", "x-served-by", NULL,
-};
-
-static bool is_hop_by_hop(const char *name, size_t len)
-{
-    for (size_t i = 0; hop_by_hop[i]; i++)
-        if (strlen(hop_by_hop[i]) == len && !strncasecmp(hop_by_hop[i], name, len))
-            return true;
-    return false;
-}
-
 static void forward_free_cb(uv_handle_t *h)
 {
     struct forward *f = h->data;
@@ -84,6 +71,8 @@ static void relay(struct forward *f)
     forward_end(f);
 }
 
+/* (With a full disk this node cannot apply until space returns: the
+ * leader's answer is relayed at once.) */
 static void applied_here(void *arg, int status)
 {
     struct forward *f = arg;
@@ -114,20 +103,14 @@ static void leader_answered(void *arg, int err, const struct http_client_respons
         forward_fail(f, 503, "unavailable", msg);
         return;
     }
+    static const char *const replaced[] = { "x-served-by", NULL };
     struct buf h;
     buf_init(&h);
     raft_index index = 0;
-    for (size_t i = 0; i < resp->n_headers; i++) {
-        const struct http_header *hd = &resp->headers[i];
-        if (hd->name_len == 12 && !strncasecmp(hd->name, "X-Raft-Index", 12))
-            index = strtoull(hd->value, NULL, 10);
-        if (is_hop_by_hop(hd->name, hd->name_len) || memchr(hd->value, '\n', hd->value_len))
-            continue;
-        buf_append(&h, hd->name, hd->name_len);
-        buf_puts(&h, ": ");
-        buf_append(&h, hd->value, hd->value_len);
-        buf_puts(&h, "\r\n");
-    }
+    for (size_t i = 0; i < resp->n_headers; i++)
+        if (resp->headers[i].name_len == 12 && !strncasecmp(resp->headers[i].name, "X-Raft-Index", 12))
+            index = strtoull(resp->headers[i].value, NULL, 10);
+    http_headers_copy(&h, resp->headers, resp->n_headers, replaced);
     buf_printf(&h, "X-Served-By: %llu\r\nX-Leader: %llu\r\n", (unsigned long long)n->o.id,
                (unsigned long long)raft_leader(n->raft));
     f->status = resp->status;
@@ -139,7 +122,7 @@ static void leader_answered(void *arg, int err, const struct http_client_respons
     }
     memcpy(f->body, resp->body, resp->body_len);
     f->body_len = resp->body_len;
-    if (resp->status >= 200 && resp->status < 300 && index > node_applied(n))
+    if (resp->status >= 200 && resp->status < 300 && index > node_applied(n) && !n->disk_full)
         node_read(n, NODE_READ_SESSION, index, n->o.write_timeout_ms, applied_here, f);
     else
         relay(f);
@@ -167,15 +150,8 @@ static void try_forward(struct forward *f)
     struct buf h, target;
     buf_init(&h);
     buf_init(&target);
-    for (size_t i = 0; i < req->n_headers; i++) {
-        const struct http_header *hd = &req->headers[i];
-        if (is_hop_by_hop(hd->name, hd->name_len))
-            continue;
-        buf_append(&h, hd->name, hd->name_len);
-        buf_puts(&h, ": ");
-        buf_append(&h, hd->value, hd->value_len);
-        buf_puts(&h, "\r\n");
-    }
+    static const char *const replaced[] = { "x-linkraft-forwarded", "x-forwarded-for", NULL };
+    http_headers_copy(&h, req->headers, req->n_headers, replaced);
     char ip[64];
     snprintf(ip, sizeof ip, "%s", req->peer);
     char *colon = strrchr(ip, ':');

@@ -496,20 +496,61 @@ static void learn_members_from(struct node *n, const struct raft_entry *e, size_
     }
 }
 
-static void apply_committed(struct node *n, const struct raft_ready *rd)
+/* Applies what is left of rd's committed entries (from n->apply_done).
+ * Returns false if the disk is full: the rest waits for a retry, the
+ * ready stays outstanding, and nothing is lost (the log has it all). */
+static bool apply_committed(struct node *n, const struct raft_ready *rd)
 {
     struct store_result *results = n->results;
-    size_t done = 0;
-    while (done < rd->n_committed) {
-        size_t batch = rd->n_committed - done;
+    while (n->apply_done < rd->n_committed) {
+        size_t batch = rd->n_committed - n->apply_done;
         if (batch > APPLY_RESULTS_MAX)
             batch = APPLY_RESULTS_MAX;
-        const struct raft_entry *e = rd->committed + done;
-        if (store_apply(n->store, e, batch, results) != STORE_OK)
+        const struct raft_entry *e = rd->committed + n->apply_done;
+        int rc = store_apply(n->store, e, batch, results);
+        if (rc == STORE_EFULL)
+            return false;
+        if (rc != STORE_OK)
             fatal(n, "applying committed entries to the database", store_errmsg(n->store));
         learn_members_from(n, e, batch);
         resolve_writes(n, e, batch, results, e[batch - 1].index);
-        done += batch;
+        n->apply_done += batch;
+    }
+    return true;
+}
+
+static void retry_apply(uv_timer_t *t);
+
+/* Step 4 and 5 of the ready contract; re-entered after a full disk. */
+static void finish_apply(struct node *n)
+{
+    struct raft_ready *rd = &n->rd;
+    if (!apply_committed(n, rd)) {
+        if (!n->disk_full)
+            log_error("the disk is full (%s): refusing writes, still serving reads; retrying every second",
+                      store_errmsg(n->store));
+        n->disk_full = true;
+        uv_timer_start(&n->retry_timer, retry_apply, 1000, 0);
+        return;
+    }
+    if (n->disk_full && n->job == JOB_NONE) {
+        log_info("the disk has space again: taking writes");
+        n->disk_full = false;
+    }
+    take_read_states(n, rd->reads, rd->n_reads);
+    raft_advance(n->raft, rd);
+    n->ready_outstanding = false;
+    n->applying = false;
+    complete_reads(n);
+    maybe_snapshot(n);
+}
+
+static void retry_apply(uv_timer_t *t)
+{
+    struct node *n = t->data;
+    if (n->applying) {
+        finish_apply(n);
+        pump(n);
     }
 }
 
@@ -527,12 +568,9 @@ static void finish_ready(struct node *n)
         n->last_snapshot = rd->snapshot_install->index;
         resolve_writes(n, NULL, 0, NULL, rd->snapshot_install->index);
     }
-    apply_committed(n, rd);
-    take_read_states(n, rd->reads, rd->n_reads);
-    raft_advance(n->raft, rd);
-    n->ready_outstanding = false;
-    complete_reads(n);
-    maybe_snapshot(n);
+    n->apply_done = 0;
+    n->applying = true;
+    finish_apply(n);
 }
 
 static void persist_done(uv_work_t *req, int status);
@@ -583,6 +621,7 @@ static void pump(struct node *n)
         return;
     submit_read_batch(n);
     while (n->job == JOB_NONE && !n->ready_outstanding) {
+        /* (While a full disk holds up an apply, the ready stays outstanding.) */
         if (n->adopt_pending) {
             n->adopt_pending = false;
             n->job = JOB_ADOPT;
@@ -605,7 +644,8 @@ static void pump(struct node *n)
         }
         finish_ready(n);
     }
-    if (n->stopping && n->job == JOB_NONE && !n->ready_outstanding && raft_role(n->raft) != RAFT_LEADER)
+    if (n->stopping && n->job == JOB_NONE && !n->ready_outstanding &&
+        (raft_role(n->raft) != RAFT_LEADER || !n->handing_over))
         begin_close(n);
 }
 
@@ -647,7 +687,8 @@ int node_transfer_leader(struct node *n, raft_id to)
 
 bool node_is_ready(const struct node *n)
 {
-    return raft_leader(n->raft) != 0 && store_applied(n->store) >= raft_commit_index(n->raft) && !n->stopping;
+    return raft_leader(n->raft) != 0 && store_applied(n->store) >= raft_commit_index(n->raft) && !n->stopping &&
+           !n->disk_full;
 }
 
 /* ---- Stopping ------------------------------------------------------------------ */
@@ -703,7 +744,10 @@ static void on_stop_timeout(uv_timer_t *t)
 {
     struct node *n = t->data;
     log_warn("leadership transfer did not finish in time; stopping anyway");
-    if (n->job == JOB_NONE && !n->ready_outstanding)
+    /* Only a disk write in flight is waited for: an apply held up by a full
+     * disk loses nothing (the log has it), nor does an unpersisted ready
+     * (nothing in it was acknowledged). */
+    if (n->job == JOB_NONE)
         begin_close(n);
     else
         uv_timer_start(&n->stop_timer, on_stop_timeout, 50, 0);
@@ -736,8 +780,12 @@ void node_request_stop(struct node *n)
     n->stopping = true;
     if (raft_role(n->raft) == RAFT_LEADER) {
         raft_id to = transfer_target(n);
-        if (to && raft_transfer_leader(n->raft, to) == RAFT_OK)
+        if (to && raft_transfer_leader(n->raft, to) == RAFT_OK) {
+            n->handing_over = true;
             log_info("stopping: handing leadership to node %llu first", (unsigned long long)to);
+        } else {
+            log_info("stopping (no other voter to hand leadership to)");
+        }
     } else {
         log_info("stopping");
     }

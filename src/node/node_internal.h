@@ -76,6 +76,8 @@ struct node {
     bool ready_outstanding;
     struct raft_ready rd;
     bool disk_full;
+    bool applying;              /* the ready's entries are being applied (maybe waiting for space) */
+    size_t apply_done;          /* how many of rd.committed are applied */
 
     /* Snapshots. */
     bool snap_job;              /* VACUUM INTO running on a worker */
@@ -100,6 +102,7 @@ struct node {
     raft_term last_term;
 
     bool stopping;              /* SIGTERM seen: handing over, then closing */
+    bool handing_over;          /* stopping waits for the leadership transfer */
     bool closing;               /* handles are being closed */
     int exit_code;
     unsigned open_handles;

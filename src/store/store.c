@@ -560,11 +560,12 @@ int store_apply(struct store *st, const struct raft_entry *entries, size_t n, st
         goto fail;
     st->applied = last;
     return STORE_OK;
-fail:
+fail:;
+    int full = sqlite3_errcode(st->db) == SQLITE_FULL;
     fail_db(st, "cannot apply committed entries");
     step_done(st, st->stmt[S_ROLLBACK]);
     st->clock = clock_before;
-    return STORE_EIO;
+    return full ? STORE_EFULL : STORE_EIO;
 }
 
 int store_members(struct store *st, void (*each)(void *arg, const char *id, const char *addrs), void *arg)
