@@ -10,7 +10,9 @@ set -eu
 want="gcc make libc6-dev libuv1-dev libsqlite3-dev libsodium-dev libhttp-parser-dev pkg-config"
 case "${1:-build}" in
   build) ;;
-  test) want="$want python3 python3-pytest curl iproute2 haproxy" ;;
+  test) want="$want python3 python3-pytest curl iproute2 haproxy chromium"
+        command -v node >/dev/null 2>&1 || want="$want nodejs"
+        command -v npm >/dev/null 2>&1 || want="$want npm" ;;
   bench) want="$want python3 curl wrk nginx etcd-server etcd-client" ;;
   fuzz) want="$want clang libclang-rt-14-dev" ;;
   *) echo "usage: deps.sh build|test|bench|fuzz" >&2; exit 2 ;;
@@ -19,7 +21,22 @@ missing=""
 for p in $want; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
+# The browser test's driver, playwright-core, comes from npm at the version
+# pinned in tests/browser/package-lock.json (it drives Debian's chromium;
+# it never downloads a browser).
+npm_deps() {
+  [ "${1:-build}" = test ] || return 0
+  [ -d tests/browser/node_modules/playwright-core ] && return 0
+  echo "deps.sh: npm ci in tests/browser (playwright-core)" >&2
+  (cd tests/browser && npm ci --no-audit --no-fund >/dev/null 2>&1) || {
+    echo "deps.sh: 'npm ci' in tests/browser failed; run it by hand to see why" >&2
+    return 1
+  }
+}
+if [ -z "$missing" ]; then
+  npm_deps "${1:-build}"
+  exit $?
+fi
 if [ "$(id -u)" = 0 ]; then
   echo "deps.sh: installing:$missing" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -27,6 +44,7 @@ if [ "$(id -u)" = 0 ]; then
     apt-get update >/dev/null 2>&1
     apt-get install -y --no-install-recommends $missing
   }
+  npm_deps "${1:-build}"
 else
   echo "deps.sh: missing Debian packages. Run as root:" >&2
   echo "  apt-get install -y$missing" >&2

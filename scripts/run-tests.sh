@@ -76,5 +76,13 @@ for b in build build/asan; do
   done
 done
 
+# The site in a real browser (Debian's chromium, playwright-core), against a
+# `linkraft demo` cluster; screenshots are kept in build/artifacts/browser.
+for b in build build/asan; do
+  tag=$( [ "$b" = build ] && echo "" || echo "asan-" )
+  export LINKRAFT_BIN="$(pwd)/$b/linkraft"
+  run "${tag}browser-site" node tests/browser/site.mjs
+done
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -63,7 +63,8 @@ static void page_begin(struct buf *b, struct site_req *r, const char *title)
                 "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
                 "<meta name=\"color-scheme\" content=\"light dark\"><title>");
     esc(b, title);
-    buf_puts(b, " · linkraft</title><link rel=\"stylesheet\" href=\"" CSS_PATH "\"></head><body>"
+    buf_puts(b, " · linkraft</title><link rel=\"stylesheet\" href=\"" CSS_PATH "\">"
+                "<link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\"></head><body>"
                 "<header><nav aria-label=\"main\"><a class=\"brand\" href=\"/\">linkraft</a>"
                 "<a href=\"/new\">new</a><a href=\"/top\">top</a><a href=\"/submit\">submit</a><span class=\"me\">");
     if (r->logged_in) {
@@ -512,6 +513,19 @@ static void page_css(struct site_req *r, bool versioned)
                &b);
 }
 
+/* A small icon, so browsers do not ask for /favicon.ico and get a 404. */
+static const char site_icon[] =
+    "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\"><rect width=\"16\" height=\"16\" rx=\"3\" "
+    "fill=\"#d9480f\"/><path d=\"M4 3h2v8h6v2H4z\" fill=\"#fff\"/></svg>";
+
+static void page_icon(struct site_req *r)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_append(&b, site_icon, sizeof site_icon - 1);
+    site_reply(r, 200, "image/svg+xml", "Cache-Control: public, max-age=86400\r\n", &b);
+}
+
 static void css_versioned(struct site_req *r) { page_css(r, true); }
 static void css_plain(struct site_req *r) { page_css(r, false); }
 static void page_not_found(struct site_req *r) { site_page_error(r, 404, "There is nothing at this address."); }
@@ -572,6 +586,8 @@ bool site_pages_route(struct site_req *r, const char *path, bool *answered)
         return route(r, css_versioned, NULL, answered);
     if (!strcmp(path, "/static/site.css"))
         return route(r, css_plain, NULL, answered);
+    if (!strcmp(path, "/favicon.svg") || !strcmp(path, "/favicon.ico"))
+        return route(r, page_icon, NULL, answered);
     if (!strncmp(path, "/link/", 6)) {
         const char *idp = path + 6, *slash = strchr(idp, '/');
         size_t idlen = slash ? (size_t)(slash - idp) : strlen(idp);

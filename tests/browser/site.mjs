@@ -1,0 +1,170 @@
+// site.mjs — the site in a real browser (Debian's chromium, driven by
+// playwright-core), against a real cluster started by `linkraft demo`:
+// sign up, log in, post, like, unlike, log out — and stay logged in, with
+// every post, after the node holding the leadership is killed with -9.
+// Screenshots of every step go to build/artifacts/browser/. Ends with the
+// line "N passed, N failed" like every other suite.
+//
+//   node tests/browser/site.mjs            (LINKRAFT_BIN picks the binary)
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const bin = process.env.LINKRAFT_BIN || path.join(root, 'build', 'linkraft');
+const shots = path.join(root, 'build', 'artifacts', 'browser');
+mkdirSync(shots, { recursive: true });
+
+let passed = 0, failed = 0;
+function check(what, ok, detail = '') {
+  if (ok) { passed++; console.log(`ok   ${what}`); } else { failed++; console.log(`FAIL ${what} ${detail}`); }
+  return ok;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function waitFor(what, fn, timeoutMs = 15000) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < end) {
+    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+}
+
+function portFree(port) {
+  return new Promise((resolve) => {
+    const s = net.createServer().once('error', () => resolve(false))
+      .once('listening', () => s.close(() => resolve(true))).listen(port, '127.0.0.1');
+  });
+}
+
+// A demo port P needs P, P+1..3 (HTTP) and P-1000+1..3 (Raft) free.
+async function pickPort() {
+  for (let tries = 0; tries < 200; tries++) {
+    const p = 20000 + Math.floor(Math.random() * 30000);
+    const all = [p, p + 1, p + 2, p + 3, p - 999, p - 998, p - 997];
+    let ok = true;
+    for (const q of all) ok = ok && await portFree(q);
+    if (ok) return p;
+  }
+  throw new Error('no free ports');
+}
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'linkraft-browser-'));
+const port = await pickPort();
+const base = `http://127.0.0.1:${port}`;
+const demo = spawn(bin, ['demo', '--data', path.join(dir, 'data'), '--port', String(port)],
+                   { stdio: ['ignore', 'pipe', 'inherit'] });
+let demoOut = '';
+demo.stdout.on('data', (d) => { demoOut += d.toString(); });
+
+let browser;
+try {
+  // The demo prints "node N   PID ..." for each node.
+  const pids = await waitFor('the demo to print its PIDs', () => {
+    const m = [...demoOut.matchAll(/^\s+node (\d+)\s+(\d+)\s/gm)];
+    return m.length === 3 ? Object.fromEntries(m.map((x) => [x[1], Number(x[2])])) : null;
+  });
+  await waitFor('the site to answer', async () => (await fetch(`${base}/`)).status === 200);
+
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const page = await browser.newPage({ viewport: { width: 900, height: 900 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('response', (r) => { if (r.status() >= 400) errors.push(`${r.status()} ${r.url()}`); });
+  const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+  const me = async () => (await page.locator('header .me a').first().textContent()).trim();
+
+  const user = `alice${Date.now() % 100000}`;
+  await page.goto(`${base}/signup`);
+  await page.fill('#username', user);
+  await page.fill('#password', 'correct horse battery');
+  await Promise.all([page.waitForNavigation(), page.click('form.box button')]);
+  await shot('01-signed-up');
+  check('sign up logs the user in', await me() === user);
+
+  await Promise.all([page.waitForNavigation(), page.click('header form button')]);
+  await shot('02-logged-out');
+  check('log out', await me() === 'log in');
+
+  await page.goto(`${base}/login`);
+  await page.fill('#username', user);
+  await page.fill('#password', 'correct horse battery');
+  await Promise.all([page.waitForNavigation(), page.click('form.box button')]);
+  await shot('03-logged-in');
+  check('log in', await me() === user);
+
+  await page.goto(`${base}/submit`);
+  await page.fill('#title', 'Raft: In Search of an Understandable Consensus Algorithm');
+  await page.fill('#url', 'https://raft.github.io/raft.pdf');
+  await Promise.all([page.waitForNavigation(), page.click('form.box button')]);
+  await page.goto(`${base}/new`);
+  await shot('04-posted');
+  const item = page.locator('li', { hasText: 'In Search of an Understandable' }).first();
+  check('the post is on /new', await item.count() === 1);
+  check('its domain is shown', (await item.textContent()).includes('raft.github.io'));
+
+  const likes = async () => Number((await item.locator('.meta').textContent()).match(/(\d+) like/)[1]);
+  await Promise.all([page.waitForNavigation(), item.locator('button.up').click()]);
+  await shot('05-liked');
+  check('like', await likes() === 1);
+  await Promise.all([page.waitForNavigation(), item.locator('button.up').click()]);
+  await shot('06-unliked');
+  check('unlike', await likes() === 0);
+  await Promise.all([page.waitForNavigation(), item.locator('button.up').click()]);
+
+  // Kill -9 the leader; the user stays logged in and keeps posting.
+  const cluster = await (await fetch(`${base}/api/v1/cluster`)).json();
+  const leader = String(cluster.leader);
+  check('a leader is known', Boolean(pids[leader]), JSON.stringify(cluster));
+  process.kill(pids[leader], 'SIGKILL');
+  await waitFor('a new leader', async () => {
+    const c = await (await fetch(`${base}/api/v1/cluster`)).json();
+    return c.leader && String(c.leader) !== leader;
+  });
+  await page.goto(`${base}/new`);
+  await shot('07-after-leader-killed');
+  check('still logged in after the leader died', await me() === user);
+  check('the post survived', await page.locator('li', { hasText: 'In Search of an Understandable' }).count() === 1);
+  check('and its like', await likes() === 1);
+
+  await page.goto(`${base}/submit`);
+  await page.fill('#title', 'Posted after the leader was killed');
+  await page.fill('#url', 'https://example.org/after-failover');
+  await Promise.all([page.waitForNavigation(), page.click('form.box button')]);
+  await page.goto(`${base}/new`);
+  const after = page.locator('li', { hasText: 'Posted after the leader was killed' }).first();
+  check('posting works after the failover', await after.count() === 1);
+  await Promise.all([page.waitForNavigation(), after.locator('button.up').click()]);
+  check('liking works after the failover',
+        (await after.locator('.meta').textContent()).includes('1 like'));
+  await shot('08-posted-after-failover');
+
+  await page.goto(`${base}/status`);
+  await shot('09-status');
+  check('the status page names the members', (await page.textContent('main')).includes('leader'));
+
+  await Promise.all([page.waitForNavigation(), page.click('header form button')]);
+  check('log out after the failover', await me() === 'log in');
+  check('no script errors in the pages', errors.length === 0, errors.join('; '));
+  console.log(`screenshots: ${shots}`);
+} catch (e) {
+  check('browser run', false, e.stack || String(e));
+} finally {
+  if (browser) await browser.close();
+  demo.kill('SIGINT');
+  await new Promise((r) => { if (demo.exitCode !== null) r(); else demo.once('exit', r); });
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
