@@ -143,6 +143,8 @@ $(FUZZ_DIR)/gen_corpus: fuzz/gen_corpus.c $(LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -o $@ $< $(LIBS) $(SYSLIBS)
 
+# Kept, not deleted as intermediates, so a second `make fuzz` relinks nothing.
+.SECONDARY: $(patsubst %,$(FUZZ_DIR)/obj/fuzz/fuzz_%.o,$(FUZZ_NAMES))
 fuzz-build: $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_NAMES))
 fuzz: fuzz-build
 	@sh scripts/fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_NAMES)
