@@ -303,7 +303,7 @@ static struct json *parse_value(struct parser *p, int depth)
         fail(p, "unexpected end");
         return NULL;
     }
-    if (depth > JSON_MAX_DEPTH) {
+    if (depth >= JSON_MAX_DEPTH) { /* depth counts from 0: at most JSON_MAX_DEPTH levels */
         fail(p, "nesting too deep");
         return NULL;
     }

@@ -107,6 +107,29 @@ TEST(long_number_is_an_error)
     json_free(&d);
 }
 
+TEST(depth_limit_is_exact)
+{
+    char text[2 * JSON_MAX_DEPTH + 4];
+    for (int levels = JSON_MAX_DEPTH; levels <= JSON_MAX_DEPTH + 1; levels++) {
+        int n = 0;
+        for (int i = 0; i < levels; i++)
+            text[n++] = '[';
+        for (int i = 0; i < levels; i++)
+            text[n++] = ']';
+        struct json_doc doc;
+        char err[128];
+        int rc = json_parse(&doc, text, (size_t)n, err, sizeof err);
+        if (levels == JSON_MAX_DEPTH) {
+            CHECK_EQ_I(rc, 0);
+            if (rc == 0)
+                json_free(&doc);
+        } else {
+            CHECK_EQ_I(rc, -1);
+            CHECK(strstr(err, "too deep") != NULL);
+        }
+    }
+}
+
 int main(void)
 {
     RUN(values_and_lookup);
@@ -114,5 +137,6 @@ int main(void)
     RUN(writer_escapes);
     RUN(utf8_validation);
     RUN(long_number_is_an_error);
+    RUN(depth_limit_is_exact);
     return HARNESS_END();
 }
