@@ -1090,7 +1090,9 @@ static void handle_heartbeat_resp(struct raft *r, struct progress *pr, const str
         pr->progressed = false;
         break;
     }
-    send_append(r, pr, false);
+    /* A probe whose answer was lost is retried here, empty if need be: with
+     * no new proposals nothing else would ever probe this follower again. */
+    send_append(r, pr, pr->state == RAFT_PROGRESS_PROBE && pr->match < last_index(r));
 }
 
 static void handle_snapshot_resp(struct raft *r, struct progress *pr, const struct raft_message *m)

@@ -388,6 +388,31 @@ TEST(membership_4_1)
     teardown();
 }
 
+/* §3.5 probing: a new member's answer to the leader's first probe is lost
+ * and nothing new is proposed afterwards; the heartbeat answers must make
+ * the leader probe again, or the member never catches up (found by the
+ * simulator, seed 96: liveness). */
+TEST(lost_probe_answer_is_retried)
+{
+    cluster(3);
+    int l = elect();
+    REQUIRE(l);
+    tick_all(2);
+    struct raft_options o = opts(4);
+    nodes[4].r = raft_create(&o);
+    nodes[4].alive = 1;
+    nodes[4].applied = 0;
+    n_nodes = 4;
+    cut[4][l] = 1; /* node 4's answers are lost */
+    CHECK_EQ_I(raft_change_member(nodes[l].r, RAFT_ADD_LEARNER, 4, NULL), RAFT_OK);
+    tick_all(3);
+    cut[4][l] = 0;
+    tick_all(10);
+    CHECK_EQ_U(raft_last_index(nodes[4].r), raft_last_index(nodes[l].r));
+    CHECK_EQ_U(nodes[4].applied, raft_commit_index(nodes[l].r));
+    teardown();
+}
+
 TEST(single_node)
 {
     cluster(1);
@@ -424,6 +449,7 @@ int main(void)
     RUN(read_index_6_4);
     RUN(transfer_3_10);
     RUN(membership_4_1);
+    RUN(lost_probe_answer_is_retried);
     RUN(single_node);
     RUN(config_codec);
     free(net.q);
