@@ -12,12 +12,18 @@
  *    commit index or applied) is in the log of every leader elected later,
  *    unless that leader's snapshot covers it; and a committed index never
  *    changes term;
+ *  - commit quorum (§3.6): when a leader's commit index advances, a majority of
+ *    the voters of its configuration hold that entry on disk;
+ *  - the commit rule (§3.6.2): a leader's commit index only ever advances to
+ *    an entry of its own term (earlier terms' entries commit with it);
  *  - state machine safety: nodes apply the same entry at each index and reach
  *    the same KV digest; a node applies in order, and its applied index never
  *    goes back except by restart (an older snapshot installed is a violation);
  *  - every term change is justified: a term rises only by becoming a candidate
  *    (exactly +1) or by stepping a message carrying that term; a pre-candidate
  *    never changes its term (§9.6); a term never falls;
+ *  - a message from an older term changes nothing but our reply (Figure 3.1's
+ *    "reply false if term < currentTerm"): not the log, commit or leader;
  *  - durability before speech (§3.8): a vote grant leaves only once that vote
  *    is durable, an append acknowledgement only once what it acknowledges is
  *    on the sender's disk; and a node never grants two votes in one term,
@@ -259,6 +265,36 @@ static void check_leader_completeness(struct sim *s, struct sim_node *n, raft_te
     }
 }
 
+/* Does n's disk hold entry (index, term), or a snapshot covering index? */
+static bool durable_has(const struct sim_disk *d, raft_index index, raft_term term)
+{
+    if (d->snap.have && d->snap.meta.index >= index)
+        return true;
+    if (d->n_log == 0 || index < d->log[0].index || index > d->log[d->n_log - 1].index)
+        return false;
+    return d->log[index - d->log[0].index].term == term;
+}
+
+/* §3.6: an entry is committed once stored on a majority of the voters of
+ * the leader's configuration; "stored" means on their disks, not in memory. */
+static void check_commit_quorum(struct sim *s, struct sim_node *leader, raft_index c, raft_term term)
+{
+    const struct raft_config *cfg = raft_configuration(leader->r);
+    size_t voters = 0, holding = 0;
+    for (uint32_t i = 0; i < cfg->n; i++) {
+        if (cfg->members[i].role != RAFT_VOTER)
+            continue;
+        voters++;
+        raft_id id = cfg->members[i].id;
+        if (id >= 1 && id <= SIM_MAX_NODES && durable_has(&s->nodes[id - 1].disk, c, term))
+            holding++;
+    }
+    if (holding * 2 <= voters)
+        sim_fail(s, "commit quorum: leader n%llu of term %llu committed index %llu, but only %zu of its %zu voters "
+                 "have that entry on disk", (unsigned long long)leader->id, (unsigned long long)term,
+                 (unsigned long long)c, holding, voters);
+}
+
 void check_after_event(struct sim *s)
 {
     for (int i = 0; i < SIM_MAX_NODES && !s->failed; i++) {
@@ -290,6 +326,16 @@ void check_after_event(struct sim *s)
         n->last_role = role;
         n->last_term = term;
         raft_index c = raft_commit_index(n->r);
+        if (c > n->commit_seen && role == RAFT_LEADER && raft_term_at(n->r, c) != term) {
+            sim_fail(s, "commit rule: leader n%llu of term %llu advanced its commit index from %llu to %llu, an "
+                     "entry of term %llu: only entries of the leader's own term are committed by counting "
+                     "replicas (§3.6.2, Figure 3.7)", (unsigned long long)n->id, (unsigned long long)term,
+                     (unsigned long long)n->commit_seen, (unsigned long long)c,
+                     (unsigned long long)raft_term_at(n->r, c));
+            return;
+        }
+        if (c > n->commit_seen && role == RAFT_LEADER)
+            check_commit_quorum(s, n, c, term);
         if (c > n->commit_seen) {
             for (raft_index k = n->commit_seen + 1; k <= c; k++)
                 record_committed(s, n, k, raft_term_at(n->r, k), "reports committed");
@@ -306,4 +352,31 @@ void check_free(struct sim *s)
     free(s->appliedreg);
     for (int i = 0; i < SIM_MAX_NODES; i++)
         free(s->nodes[i].votes);
+}
+
+void check_stale_before(const struct sim_node *n, struct sim_view *v)
+{
+    v->term = raft_current_term(n->r);
+    v->last = raft_last_index(n->r);
+    v->last_term = raft_term_at(n->r, v->last);
+    v->commit = raft_commit_index(n->r);
+    v->leader = raft_leader(n->r);
+}
+
+void check_stale_after(struct sim *s, const struct sim_node *n, const struct sim_view *v,
+                       const struct raft_message *m)
+{
+    if (m->term >= v->term)
+        return;
+    struct sim_view w;
+    check_stale_before(n, &w);
+    if (w.last != v->last || w.last_term != v->last_term || w.commit != v->commit || w.leader != v->leader) {
+        char desc[256];
+        sim_fail(s, "stale message: n%llu in term %llu acted on %s: log %llu/%llu -> %llu/%llu, commit %llu -> "
+                 "%llu, leader %llu -> %llu", (unsigned long long)n->id, (unsigned long long)v->term,
+                 sim_msg_desc(m, desc, sizeof desc), (unsigned long long)v->last,
+                 (unsigned long long)v->last_term, (unsigned long long)w.last, (unsigned long long)w.last_term,
+                 (unsigned long long)v->commit, (unsigned long long)w.commit, (unsigned long long)v->leader,
+                 (unsigned long long)w.leader);
+    }
 }

@@ -68,14 +68,14 @@ static void choose_params(struct sim *s, int force_nodes)
     p->loss_pm = (unsigned)sim_range(g, 0, 80);
     p->dup_pm = (unsigned)sim_range(g, 0, 40);
     p->corrupt_pm = (unsigned)sim_range(g, 0, 5);
-    p->long_delay_pm = (unsigned)sim_range(g, 0, 30);
+    p->long_delay_pm = (unsigned)sim_range(g, 0, 60);
     p->lat_min = sim_range(g, 200, 2000);
     p->lat_max = p->lat_min + sim_range(g, 500, 15000);
     p->fsync_min = sim_range(g, 500, 3000);
     p->fsync_max = p->fsync_min + sim_range(g, 1000, 20000);
-    p->fault_min = sim_range(g, 50000, 150000);
-    p->fault_max = p->fault_min + sim_range(g, 100000, 600000);
-    p->fault_end = sim_range(g, 3000000, 5000000);
+    p->fault_min = sim_range(g, 30000, 100000);
+    p->fault_max = p->fault_min + sim_range(g, 50000, 400000);
+    p->fault_end = sim_range(g, 5000000, 12000000);
     p->liveness_deadline = 8000000;
     p->snap_every = sim_range(g, 4, 60);
     p->n_clients = (int)sim_range(g, 2, SIM_MAX_CLIENTS);
@@ -84,7 +84,7 @@ static void choose_params(struct sim *s, int force_nodes)
     raft_options_default(o, 1, s->seed);
     o->election_ticks = 10;
     o->heartbeat_ticks = (unsigned)sim_range(g, 1, 3);
-    o->max_msg_bytes = (uint32_t)sim_range(g, 40, 400);
+    o->max_msg_bytes = (uint32_t)sim_range(g, 20, 200);
     o->max_inflight_msgs = (uint32_t)sim_range(g, 1, 8);
     o->max_inflight_bytes = sim_range(g, 200, 4000);
     o->snapshot_chunk_bytes = (uint32_t)sim_range(g, 16, 160);
@@ -334,8 +334,11 @@ void sim_node_step(struct sim *s, struct sim_node *n, const struct raft_message 
     }
     raft_term t0 = raft_current_term(n->r);
     enum raft_role r0 = raft_role(n->r);
+    struct sim_view v;
+    check_stale_before(n, &v);
     raft_step(n->r, m);
     check_term_change(s, n, t0, r0, m);
+    check_stale_after(s, n, &v, m);
     sim_node_process(s, n);
 }
 
@@ -371,17 +374,17 @@ static void fault_partition(struct sim *s)
 {
     heal(s);
     s->partitions++;
-    uint64_t kind = sim_range(&s->rng, 0, 3);
-    int victim = sim_chance(&s->rng, 500) ? leader_slot(s) : -1;
+    uint64_t kind = sim_range(&s->rng, 0, 4);
+    int victim = sim_chance(&s->rng, 600) ? leader_slot(s) : -1;
     if (victim < 0)
         victim = random_slot(s, true);
     if (victim < 0)
         return;
-    if (kind == 0) {
+    if (kind <= 1) {
         for (int j = 0; j < SIM_MAX_NODES; j++)
             s->cut[victim][j] = s->cut[j][victim] = j != victim;
         SIM_TRACE(s, "PARTITION n%d isolated", victim + 1);
-    } else if (kind == 1) {
+    } else if (kind == 2) {
         bool side[SIM_MAX_NODES];
         for (int j = 0; j < SIM_MAX_NODES; j++)
             side[j] = sim_chance(&s->rng, 500);
@@ -393,7 +396,7 @@ static void fault_partition(struct sim *s)
             if (s->nodes[j].used && side[j])
                 snprintf(buf + strlen(buf), sizeof buf - strlen(buf), " n%d", j + 1);
         SIM_TRACE(s, "PARTITION {%s } | the rest", buf);
-    } else if (kind == 2) {
+    } else if (kind == 3) {
         /* One-way: the victim hears everyone, nobody hears it (or the reverse). */
         bool out = sim_chance(&s->rng, 500);
         for (int j = 0; j < SIM_MAX_NODES; j++) {
@@ -457,8 +460,8 @@ static void fault_membership(struct sim *s)
     int rc;
     const char *name;
     raft_id id;
-    if (what < 4 && free_slot >= 0 && c.n < 7) {
-        enum raft_change ch = what < 2 ? RAFT_ADD_LEARNER : RAFT_ADD_VOTER;
+    if (what < 5 && free_slot >= 0 && c.n < 7) {
+        enum raft_change ch = what < 3 ? RAFT_ADD_LEARNER : RAFT_ADD_VOTER;
         id = (raft_id)free_slot + 1;
         name = ch == RAFT_ADD_LEARNER ? "add learner" : "add voter";
         rc = raft_change_member(ln->r, ch, id, &idx);
@@ -467,7 +470,7 @@ static void fault_membership(struct sim *s)
             n->used = true;
             node_start(s, n);
         }
-    } else if (what < 6) {
+    } else if (what < 7) {
         const struct raft_member *m = NULL;
         for (uint32_t i = 0; i < c.n; i++)
             if (c.members[i].role == RAFT_LEARNER)

@@ -101,7 +101,7 @@ static void wake(struct sim *s, struct sim_client *c, uint64_t delay)
 static void finish(struct sim *s, struct sim_client *c)
 {
     c->st = CL_IDLE;
-    wake(s, c, sim_range(&s->rng, 0, 20000));
+    wake(s, c, sim_range(&s->rng, 0, 10000));
 }
 
 static void retry(struct sim *s, struct sim_client *c, int guess)
@@ -208,7 +208,7 @@ void sim_client_event(struct sim *s, struct sim_client *c, uint64_t att)
         c->op_id = ++s->next_op_id;
         c->value = ((uint64_t)(c->id + 1) << 40) | c->op_id;
         c->call = s->now;
-        c->deadline = s->now + sim_range(&s->rng, 1000000, 3000000);
+        c->deadline = s->now + sim_range(&s->rng, 300000, 3000000);
         c->leader_only = c->kind == LIN_GET && sim_chance(&s->rng, 300);
         attempt(s, c);
         break;

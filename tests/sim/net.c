@@ -147,7 +147,7 @@ const char *sim_msg_desc(const struct raft_message *m, char *buf, size_t cap)
 static uint64_t latency(struct sim *s)
 {
     if (s->faults_on && sim_chance(&s->rng, s->p.long_delay_pm))
-        return sim_range(&s->rng, 50000, 600000); /* a straggler: reorders */
+        return sim_range(&s->rng, 20000, 800000); /* a straggler: reorders */
     return sim_range(&s->rng, s->p.lat_min, s->p.lat_max);
 }
 

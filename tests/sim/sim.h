@@ -26,7 +26,7 @@
 
 #define SIM_MAX_NODES 8        /* node slots; id = slot + 1; ids are never reused */
 #define SIM_NKEYS 6            /* KV registers */
-#define SIM_MAX_CLIENTS 4
+#define SIM_MAX_CLIENTS 6
 #define SIM_TICK_US 10000      /* one raft tick = 10 ms of virtual time */
 
 /* ---- PRNG (one per run) --------------------------------------------------- */
@@ -264,6 +264,15 @@ void check_install(struct sim *s, struct sim_node *n, const struct raft_snapshot
 void check_send(struct sim *s, struct sim_node *n, const struct raft_message *m);
 /* Term/role before and after one input to n. kind: "tick" or a message. */
 void check_term_change(struct sim *s, struct sim_node *n, raft_term t0, enum raft_role r0,
+                       const struct raft_message *m);
+/* A message of a term older than n's must change nothing but n's reply. */
+struct sim_view {
+    raft_term term, last_term;
+    raft_index last, commit;
+    raft_id leader;
+};
+void check_stale_before(const struct sim_node *n, struct sim_view *v);
+void check_stale_after(struct sim *s, const struct sim_node *n, const struct sim_view *v,
                        const struct raft_message *m);
 void check_free(struct sim *s);
 
