@@ -24,6 +24,8 @@
  *    never changes its term (§9.6); a term never falls;
  *  - a message from an older term changes nothing but our reply (Figure 3.1's
  *    "reply false if term < currentTerm"): not the log, commit or leader;
+ *  - read index safety (§6.4): a read index is at least every index known
+ *    committed when the read was requested (checked in kv.c);
  *  - durability before speech (§3.8): a vote grant leaves only once that vote
  *    is durable, an append acknowledgement only once what it acknowledges is
  *    on the sender's disk; and a node never grants two votes in one term,
@@ -140,6 +142,8 @@ static void record_committed(struct sim *s, struct sim_node *n, raft_index i, ra
     s->committed = grow(s->committed, &s->cap_committed, i, sizeof *s->committed);
     if (s->committed[i] == 0) {
         s->committed[i] = t;
+        if (i > s->max_committed)
+            s->max_committed = i;
     } else if (s->committed[i] != t) {
         sim_fail(s, "leader completeness: index %llu was committed with term %llu, but n%llu %s it with term %llu",
                  (unsigned long long)i, (unsigned long long)s->committed[i], (unsigned long long)n->id, how,

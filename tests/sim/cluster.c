@@ -263,9 +263,31 @@ static void complete_ready(struct sim *s, struct sim_node *n)
 {
     struct raft_ready *rd = &n->rd;
     char err[256];
+    bool fsynced = n->disk.pending_active;
     if (sim_disk_sync(&n->disk, err, sizeof err) != 0) {
         sim_fail(s, "n%llu: %s", (unsigned long long)n->id, err);
         return;
+    }
+    if (s->trace && fsynced) {
+        char what[256] = "";
+        size_t k = 0;
+        if (rd->snapshot_chunk.len || rd->snapshot_chunk.meta.index)
+            k += (size_t)snprintf(what + k, sizeof what - k, " chunk %llu@%llu+%u",
+                                  (unsigned long long)rd->snapshot_chunk.meta.index,
+                                  (unsigned long long)rd->snapshot_chunk.offset, rd->snapshot_chunk.len);
+        if (rd->truncate_from && k < sizeof what)
+            k += (size_t)snprintf(what + k, sizeof what - k, " truncate>=%llu", (unsigned long long)rd->truncate_from);
+        if (rd->n_entries && k < sizeof what)
+            k += (size_t)snprintf(what + k, sizeof what - k, " entries %llu..%llu",
+                                  (unsigned long long)rd->entries[0].index,
+                                  (unsigned long long)rd->entries[rd->n_entries - 1].index);
+        if (rd->hard_state_changed && k < sizeof what)
+            k += (size_t)snprintf(what + k, sizeof what - k, " hs term %llu vote %llu",
+                                  (unsigned long long)rd->hard_state.term, (unsigned long long)rd->hard_state.vote);
+        if (k < sizeof what)
+            snprintf(what + k, sizeof what - k, "; then %zu msgs, apply %zu", rd->n_send_after_persist,
+                     rd->n_committed);
+        sim_tracef(s, "n%llu fsync done:%s", (unsigned long long)n->id, what);
     }
     for (size_t i = 0; i < rd->n_send_after_persist && !s->failed; i++)
         sim_net_send(s, n, &rd->send_after_persist[i]);
@@ -698,6 +720,14 @@ void sim_run(uint64_t seed, int force_nodes, bool trace, FILE *trace_out, struct
               (unsigned long long)s->snapshots_installed, (unsigned long long)s->puts_ok,
               (unsigned long long)s->gets_ok, (unsigned long long)s->ops_pending);
 
+    res->crashes = s->crashes;
+    res->snapshots_installed = s->snapshots_installed;
+    res->member_changes = s->member_changes;
+    res->elections = s->elections;
+    res->ops = s->puts_ok + s->gets_ok;
+    res->torn = 0;
+    for (int i = 0; i < SIM_MAX_NODES; i++)
+        res->torn += s->nodes[i].disk.torn_writes;
     res->ok = !s->failed;
     res->n_nodes = s->p.n_nodes;
     res->events = s->events;

@@ -118,7 +118,9 @@ static void give_up(struct sim *s, struct sim_client *c, const char *why)
         s->ops_pending++;
     }
     SIM_TRACE(s, "client %d gives up op %llu (%s)", c->id, (unsigned long long)c->op_id, why);
-    c->leader_guess = -1;
+    /* Half the time it still believes that node leads (nothing said otherwise). */
+    if (sim_chance(&s->rng, 500))
+        c->leader_guess = -1;
     finish(s, c);
 }
 
@@ -175,6 +177,7 @@ static void attempt(struct sim *s, struct sim_client *c)
         rc = RAFT_ENOTLEADER;
     } else {
         c->seq = ++s->next_op_id; /* a fresh context per attempt */
+        c->read_floor = s->max_committed;
         rc = raft_read_index(n->r, c->seq);
         SIM_TRACE(s, "client %d GET k%u via n%llu ctx %llu: %s", c->id, c->key, (unsigned long long)n->id,
                   (unsigned long long)c->seq, rc ? raft_strerror(rc) : "read index requested");
@@ -208,7 +211,7 @@ void sim_client_event(struct sim *s, struct sim_client *c, uint64_t att)
         c->op_id = ++s->next_op_id;
         c->value = ((uint64_t)(c->id + 1) << 40) | c->op_id;
         c->call = s->now;
-        c->deadline = s->now + sim_range(&s->rng, 300000, 3000000);
+        c->deadline = s->now + sim_range(&s->rng, 100000, 2000000);
         c->leader_only = c->kind == LIN_GET && sim_chance(&s->rng, 300);
         attempt(s, c);
         break;
@@ -256,6 +259,15 @@ bool sim_clients_on_read_state(struct sim *s, struct sim_node *n, const struct r
             continue;
         if (!rs->ok) {
             retry(s, c, -1);
+            return false;
+        }
+        if (rs->index < c->read_floor) {
+            /* §6.4: the answer must reflect every write committed before the
+             * request; a leader that lost its leadership must not answer. */
+            sim_fail(s, "read index safety: n%llu answered read %llu with index %llu, but index %llu was "
+                     "already known committed when the read was requested", (unsigned long long)n->id,
+                     (unsigned long long)rs->context, (unsigned long long)rs->index,
+                     (unsigned long long)c->read_floor);
             return false;
         }
         c->st = CL_GET_SERVE;

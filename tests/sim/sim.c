@@ -128,10 +128,17 @@ int main(int argc, char **argv)
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 
     uint64_t passed = 0, failed = 0, events = 0, sim_us = 0, shown = 0;
+    struct sim_result tot = { 0 };
     for (uint64_t i = 0; i < seeds; i++) {
         struct sim_result *r = &p.results[i];
         events += r->events;
         sim_us += r->sim_us;
+        tot.crashes += r->crashes;
+        tot.torn += r->torn;
+        tot.snapshots_installed += r->snapshots_installed;
+        tot.member_changes += r->member_changes;
+        tot.elections += r->elections;
+        tot.ops += r->ops;
         if (r->ok) {
             passed++;
             continue;
@@ -147,6 +154,10 @@ int main(int argc, char **argv)
     printf("seeds %llu..%llu on %llu jobs: %.1fs wall, %.0f seeds/s, %.1f simulated hours, %llu events\n",
            (unsigned long long)first, (unsigned long long)(first + seeds - 1), (unsigned long long)jobs, secs,
            secs > 0 ? (double)seeds / secs : 0.0, (double)sim_us / 3.6e9, (unsigned long long)events);
+    printf("exercised: %llu elections, %llu crashes (%llu torn writes), %llu membership changes, "
+           "%llu snapshots installed, %llu client ops completed\n", (unsigned long long)tot.elections,
+           (unsigned long long)tot.crashes, (unsigned long long)tot.torn, (unsigned long long)tot.member_changes,
+           (unsigned long long)tot.snapshots_installed, (unsigned long long)tot.ops);
     printf("%llu passed, %llu failed\n", (unsigned long long)passed, (unsigned long long)failed);
     free(p.results);
     pthread_mutex_destroy(&p.lock);

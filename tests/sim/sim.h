@@ -124,6 +124,7 @@ struct sim_client {
     raft_term term;
     int leader_guess;        /* slot, -1 unknown */
     bool leader_only;        /* GET: only the leader may serve it */
+    raft_index read_floor;   /* GET: highest index known committed when requested */
     uint64_t seq;
 };
 
@@ -197,6 +198,7 @@ struct sim {
     raft_id *leader_of_term; size_t cap_lot;
     struct sim_logent *logreg; size_t cap_logreg;  /* per index: (term, crc, prev term) seen */
     raft_term *committed; size_t cap_committed;    /* per index: term known committed */
+    raft_index max_committed;                      /* highest index known committed */
     struct sim_applied *appliedreg; size_t cap_appliedreg;
     struct lin_op *ops; size_t n_ops, cap_ops;
 
@@ -218,6 +220,7 @@ struct sim_result {
     bool ok;
     int n_nodes;
     uint64_t events, sim_us;
+    uint64_t crashes, torn, snapshots_installed, member_changes, elections, ops;
     char why[1024];
 };
 /* Runs one seed to the end; force_nodes 0 lets the seed choose 3 or 5. */
