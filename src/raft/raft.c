@@ -855,7 +855,8 @@ static void install_snapshot(struct raft *r, const struct raft_snapshot_meta *me
     r->n_configs = keep;
     struct config_at tail[RAFT_MAX_MEMBERS];
     size_t n_tail = keep < RAFT_MAX_MEMBERS ? keep : RAFT_MAX_MEMBERS;
-    memcpy(tail, r->configs, n_tail * sizeof *tail);
+    if (n_tail) /* r->configs may be NULL when there are none */
+        memcpy(tail, r->configs, n_tail * sizeof *tail);
     r->n_configs = 0;
     if (config_push(r, meta->index, &meta->config) == RAFT_OK)
         for (size_t i = 0; i < n_tail; i++)
