@@ -281,7 +281,7 @@ static bool durable_has(const struct sim_disk *d, raft_index index, raft_term te
 
 /* §3.6: an entry is committed once stored on a majority of the voters of
  * the leader's configuration; "stored" means on their disks, not in memory. */
-static void check_commit_quorum(struct sim *s, struct sim_node *leader, raft_index c, raft_term term)
+static void check_commit_quorum(struct sim *s, struct sim_node *leader, raft_index c, raft_term entry_term)
 {
     const struct raft_config *cfg = raft_configuration(leader->r);
     size_t voters = 0, holding = 0;
@@ -290,13 +290,14 @@ static void check_commit_quorum(struct sim *s, struct sim_node *leader, raft_ind
             continue;
         voters++;
         raft_id id = cfg->members[i].id;
-        if (id >= 1 && id <= SIM_MAX_NODES && durable_has(&s->nodes[id - 1].disk, c, term))
+        if (id >= 1 && id <= SIM_MAX_NODES && durable_has(&s->nodes[id - 1].disk, c, entry_term))
             holding++;
     }
     if (holding * 2 <= voters)
-        sim_fail(s, "commit quorum: leader n%llu of term %llu committed index %llu, but only %zu of its %zu voters "
-                 "have that entry on disk", (unsigned long long)leader->id, (unsigned long long)term,
-                 (unsigned long long)c, holding, voters);
+        sim_fail(s, "commit quorum: leader n%llu of term %llu committed index %llu (term %llu), but only %zu of its "
+                 "%zu voters have that entry on disk", (unsigned long long)leader->id,
+                 (unsigned long long)raft_current_term(leader->r), (unsigned long long)c,
+                 (unsigned long long)entry_term, holding, voters);
 }
 
 void check_after_event(struct sim *s)
@@ -339,7 +340,7 @@ void check_after_event(struct sim *s)
             return;
         }
         if (c > n->commit_seen && role == RAFT_LEADER)
-            check_commit_quorum(s, n, c, term);
+            check_commit_quorum(s, n, c, raft_term_at(n->r, c));
         if (c > n->commit_seen) {
             for (raft_index k = n->commit_seen + 1; k <= c; k++)
                 record_committed(s, n, k, raft_term_at(n->r, k), "reports committed");

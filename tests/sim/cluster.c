@@ -75,9 +75,10 @@ static void choose_params(struct sim *s, int force_nodes)
     p->fsync_max = p->fsync_min + sim_range(g, 1000, 20000);
     p->fault_min = sim_range(g, 30000, 100000);
     p->fault_max = p->fault_min + sim_range(g, 50000, 400000);
-    p->fault_end = sim_range(g, 5000000, 12000000);
+    p->fault_end = sim_range(g, 8000000, 20000000);
     p->liveness_deadline = 8000000;
     p->snap_every = sim_range(g, 4, 60);
+    p->new_leader_crash_pm = (unsigned)sim_range(g, 0, 300);
     p->n_clients = (int)sim_range(g, 2, SIM_MAX_CLIENTS);
 
     struct raft_options *o = &p->ro;
@@ -559,6 +560,24 @@ static void fault(struct sim *s)
     sim_schedule(s, ev);
 }
 
+/* A leader crashing soon after its election, before its no-op has spread,
+ * leaves earlier terms' entries half replicated: the situations of the
+ * dissertation's Figure 3.7 (paper Figure 8). */
+static void crash_new_leaders(struct sim *s)
+{
+    for (int i = 0; i < SIM_MAX_NODES; i++) {
+        struct sim_node *n = &s->nodes[i];
+        if (!n->alive || raft_role(n->r) != RAFT_LEADER || n->led_term == raft_current_term(n->r))
+            continue;
+        n->led_term = raft_current_term(n->r);
+        if (sim_chance(&s->rng, s->p.new_leader_crash_pm)) {
+            struct sim_event ev = { .at = s->now + sim_range(&s->rng, 0, 40000), .type = EV_CRASH,
+                                    .node = i, .incarnation = n->incarnation };
+            sim_schedule(s, ev);
+        }
+    }
+}
+
 static void faults_end(struct sim *s)
 {
     s->faults_on = false;
@@ -697,7 +716,13 @@ void sim_run(uint64_t seed, int force_nodes, bool trace, FILE *trace_out, struct
         case EV_FAULTS_END:
             faults_end(s);
             break;
+        case EV_CRASH:
+            if (n->alive && n->incarnation == ev.incarnation && s->faults_on)
+                node_crash(s, n, true);
+            break;
         }
+        if (s->faults_on)
+            crash_new_leaders(s);
         if (!s->failed)
             check_after_event(s);
         if (!s->failed && !s->faults_on && ev.type == EV_TICK && converged(s, why, sizeof why)) {
@@ -725,6 +750,7 @@ void sim_run(uint64_t seed, int force_nodes, bool trace, FILE *trace_out, struct
     res->member_changes = s->member_changes;
     res->elections = s->elections;
     res->ops = s->puts_ok + s->gets_ok;
+    res->lin_unknown = s->lin_unknown;
     res->torn = 0;
     for (int i = 0; i < SIM_MAX_NODES; i++)
         res->torn += s->nodes[i].disk.torn_writes;

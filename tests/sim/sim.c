@@ -139,6 +139,7 @@ int main(int argc, char **argv)
         tot.member_changes += r->member_changes;
         tot.elections += r->elections;
         tot.ops += r->ops;
+        tot.lin_unknown += r->lin_unknown;
         if (r->ok) {
             passed++;
             continue;
@@ -155,9 +156,11 @@ int main(int argc, char **argv)
            (unsigned long long)first, (unsigned long long)(first + seeds - 1), (unsigned long long)jobs, secs,
            secs > 0 ? (double)seeds / secs : 0.0, (double)sim_us / 3.6e9, (unsigned long long)events);
     printf("exercised: %llu elections, %llu crashes (%llu torn writes), %llu membership changes, "
-           "%llu snapshots installed, %llu client ops completed\n", (unsigned long long)tot.elections,
+           "%llu snapshots installed, %llu client ops completed (%llu histories undecided)\n",
+           (unsigned long long)tot.elections,
            (unsigned long long)tot.crashes, (unsigned long long)tot.torn, (unsigned long long)tot.member_changes,
-           (unsigned long long)tot.snapshots_installed, (unsigned long long)tot.ops);
+           (unsigned long long)tot.snapshots_installed, (unsigned long long)tot.ops,
+           (unsigned long long)tot.lin_unknown);
     printf("%llu passed, %llu failed\n", (unsigned long long)passed, (unsigned long long)failed);
     free(p.results);
     pthread_mutex_destroy(&p.lock);

@@ -152,6 +152,7 @@ struct sim_node {
     struct sim_read_wait *reads;
     size_t n_reads, cap_reads;
     uint64_t crashed_at, restarts;
+    raft_term led_term;      /* last term this node was seen leading (fault scheduling) */
 
     /* Checker state. */
     enum raft_role last_role;
@@ -164,6 +165,7 @@ struct sim_node {
 struct sim_params {
     int n_nodes;
     unsigned loss_pm, dup_pm, corrupt_pm, long_delay_pm;
+    unsigned new_leader_crash_pm;   /* chance a newly elected leader crashes within 40 ms */
     uint64_t lat_min, lat_max;      /* network latency, us */
     uint64_t fsync_min, fsync_max;  /* disk latency, us */
     uint64_t fault_min, fault_max;  /* gap between faults, us */
@@ -208,7 +210,7 @@ struct sim {
     /* statistics */
     uint64_t events, msgs_sent, msgs_delivered, msgs_lost, crashes, snapshots_taken,
              snapshots_installed, partitions, member_changes, transfers, elections;
-    uint64_t puts_ok, gets_ok, ops_pending;
+    uint64_t puts_ok, gets_ok, ops_pending, lin_unknown;
 };
 
 /* Records the first violation (later ones are ignored); printf-style. */
@@ -220,7 +222,7 @@ struct sim_result {
     bool ok;
     int n_nodes;
     uint64_t events, sim_us;
-    uint64_t crashes, torn, snapshots_installed, member_changes, elections, ops;
+    uint64_t crashes, torn, snapshots_installed, member_changes, elections, ops, lin_unknown;
     char why[1024];
 };
 /* Runs one seed to the end; force_nodes 0 lets the seed choose 3 or 5. */
@@ -228,7 +230,7 @@ void sim_run(uint64_t seed, int force_nodes, bool trace, FILE *trace_out, struct
 
 /* ---- Event queue and network (net.c) --------------------------------------- */
 
-enum sim_ev_type { EV_TICK = 1, EV_DELIVER, EV_FSYNC, EV_RESTART, EV_FAULT, EV_CLIENT, EV_FAULTS_END };
+enum sim_ev_type { EV_TICK = 1, EV_DELIVER, EV_FSYNC, EV_RESTART, EV_FAULT, EV_CLIENT, EV_FAULTS_END, EV_CRASH };
 
 struct sim_event {
     uint64_t at, seq;
