@@ -21,10 +21,18 @@
 
 #include "sim.h"
 
+/* One seed's outcome, kept small: 200,000 seeds must fit in memory. */
+struct outcome {
+    bool ok;
+    uint8_t n_nodes;
+    uint64_t events, sim_us, crashes, torn, snapshots_installed, member_changes, elections, ops, lin_unknown;
+    char *why; /* failures only; owned */
+};
+
 struct pool {
     uint64_t first, count;
     int nodes;
-    struct sim_result *results;
+    struct outcome *results;
     uint64_t next;            /* next seed offset to run; under lock */
     pthread_mutex_t lock;
 };
@@ -38,7 +46,12 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&p->lock);
         if (i >= p->count)
             return NULL;
-        sim_run(p->first + i, p->nodes, false, NULL, &p->results[i]);
+        struct sim_result r;
+        sim_run(p->first + i, p->nodes, false, NULL, &r);
+        struct outcome *o = &p->results[i];
+        *o = (struct outcome){ r.ok, (uint8_t)r.n_nodes, r.events, r.sim_us, r.crashes, r.torn,
+                               r.snapshots_installed, r.member_changes, r.elections, r.ops, r.lin_unknown,
+                               r.ok ? NULL : strdup(r.why) };
     }
 }
 
@@ -128,9 +141,9 @@ int main(int argc, char **argv)
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 
     uint64_t passed = 0, failed = 0, events = 0, sim_us = 0, shown = 0;
-    struct sim_result tot = { 0 };
+    struct outcome tot = { 0 };
     for (uint64_t i = 0; i < seeds; i++) {
-        struct sim_result *r = &p.results[i];
+        struct outcome *r = &p.results[i];
         events += r->events;
         sim_us += r->sim_us;
         tot.crashes += r->crashes;
@@ -147,7 +160,8 @@ int main(int argc, char **argv)
         failed++;
         if (shown++ < 20)
             printf("seed %llu (%d nodes) failed: violation: %s\n  replay: build/sim --seed %llu%s --trace\n",
-                   (unsigned long long)(first + i), r->n_nodes, r->why, (unsigned long long)(first + i),
+                   (unsigned long long)(first + i), r->n_nodes, r->why ? r->why : "(out of memory)",
+                   (unsigned long long)(first + i),
                    nodes ? (nodes == 3 ? " --nodes 3" : " --nodes 5") : "");
     }
     if (shown > 20)
@@ -162,6 +176,8 @@ int main(int argc, char **argv)
            (unsigned long long)tot.snapshots_installed, (unsigned long long)tot.ops,
            (unsigned long long)tot.lin_unknown);
     printf("%llu passed, %llu failed\n", (unsigned long long)passed, (unsigned long long)failed);
+    for (uint64_t i = 0; i < seeds; i++)
+        free(p.results[i].why);
     free(p.results);
     pthread_mutex_destroy(&p.lock);
     return failed ? 1 : 0;
