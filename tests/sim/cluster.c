@@ -493,8 +493,8 @@ static void fault_membership(struct sim *s)
         name = m->id == ln->id ? "remove (the leader itself)" : "remove";
         rc = raft_change_member(ln->r, RAFT_REMOVE, id, &idx);
     }
-    SIM_TRACE(s, "MEMBERSHIP via leader n%llu: %s n%llu: %s%s", (unsigned long long)ln->id, name,
-              (unsigned long long)id, rc ? raft_strerror(rc) : "proposed", rc ? "" : "");
+    SIM_TRACE(s, "MEMBERSHIP via leader n%llu: %s n%llu: %s", (unsigned long long)ln->id, name,
+              (unsigned long long)id, rc ? raft_strerror(rc) : "proposed");
     if (rc == RAFT_OK) {
         s->member_changes++;
         sim_node_process(s, ln);

@@ -82,9 +82,11 @@ int sim_disk_sync(struct sim_disk *d, char *err, size_t cap);
 const char *sim_disk_crash(struct sim_disk *d, uint64_t *rng);
 /* Drops durable log entries below index (covered by the durable snapshot). */
 void sim_disk_compact(struct sim_disk *d, raft_index before);
-/* Makes (meta, data) the node's durable snapshot, as a host does by writing
- * the file, fsyncing and renaming it before calling raft_snapshot_taken. The
- * log is kept until compact_before says it may go. data is copied. */
+/* Makes (meta, data) the node's durable snapshot at once, as a host does by
+ * writing the file, fsyncing and renaming it. The simulator calls it right
+ * after raft_snapshot_taken (which supplies the term and configuration),
+ * before any other input, so the core never refers to a snapshot the disk
+ * lacks. The log is kept until compact_before says it may go. data is copied. */
 void sim_disk_save_snapshot(struct sim_disk *d, const struct raft_snapshot_meta *meta,
                             const uint8_t *data);
 void sim_disk_free(struct sim_disk *d);
