@@ -301,8 +301,26 @@ static int log_append(struct raft *r, const struct raft_entry *e)
     return RAFT_OK;
 }
 
+/* Entries >= from are leaving the log before they were persisted: an
+ * acknowledgement of them still waiting for this ready's fsync would claim
+ * what the disk will never hold (§3.8), so it is dropped (as if lost). Acks
+ * already handed out are true: their entries are on disk when they leave. */
+static void drop_unpersisted_acks(struct raft *r, raft_index from)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < r->after.n; i++) {
+        const struct raft_message *m = &r->after.v[i];
+        if (m->type == RAFT_MSG_APPEND_RESP && !m->reject && m->index >= from)
+            r->stats.msgs_dropped++;
+        else
+            r->after.v[keep++] = *m;
+    }
+    r->after.n = keep;
+}
+
 static void log_truncate(struct raft *r, raft_index from)
 {
+    drop_unpersisted_acks(r, from);
     raft_log_truncate(&r->log, from);
     config_truncate(r, from);
     if (r->handed >= from)
@@ -839,6 +857,7 @@ static void install_snapshot(struct raft *r, const struct raft_snapshot_meta *me
     if (raft_log_term(&r->log, meta->index) == meta->term && meta->index <= last_index(r)) {
         raft_log_compact(&r->log, meta->index + 1);
     } else {
+        drop_unpersisted_acks(r, meta->index + 1);
         raft_log_reset(&r->log, meta->index, meta->term);
         if (!r->truncate_pending || meta->index + 1 < r->truncate_pending)
             r->truncate_pending = meta->index + 1;

@@ -413,6 +413,42 @@ TEST(lost_probe_answer_is_retried)
     teardown();
 }
 
+/* §3.8: an append acknowledgement must be true when it leaves. A follower
+ * steps an append from the term-2 leader (entries 2..3), then, before its
+ * next ready, a conflicting append from the term-3 leader that truncates
+ * them: the pending ack of index 3 must not leave after the fsync, since
+ * entries 2..3 of term 2 never reach the disk (found by the simulator, seed
+ * 93175 of the long run: durability). */
+TEST(truncated_entries_are_not_acknowledged)
+{
+    cluster(3);
+    stabilize();
+    struct raft *f = nodes[3].r;
+    struct raft_entry old2[2] = { { .term = 2, .index = 2, .type = RAFT_ENTRY_NOOP },
+                                  { .term = 2, .index = 3, .type = RAFT_ENTRY_NOOP } };
+    struct raft_message a = { .type = RAFT_MSG_APPEND, .from = 1, .to = 3, .term = 2, .prev_index = 1,
+                              .prev_term = 1, .commit = 1, .n_entries = 2, .entries = old2 };
+    CHECK_EQ_I(raft_step(f, &a), RAFT_OK);
+    struct raft_entry new2 = { .term = 3, .index = 2, .type = RAFT_ENTRY_NOOP };
+    struct raft_message b = { .type = RAFT_MSG_APPEND, .from = 2, .to = 3, .term = 3, .prev_index = 1,
+                              .prev_term = 1, .commit = 1, .n_entries = 1, .entries = &new2 };
+    CHECK_EQ_I(raft_step(f, &b), RAFT_OK);
+    struct raft_ready rd;
+    REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+    CHECK_EQ_U(rd.n_entries, 1);
+    int acks_to_2 = 0;
+    for (size_t i = 0; i < rd.n_send_after_persist; i++) {
+        const struct raft_message *m = &rd.send_after_persist[i];
+        if (m->type != RAFT_MSG_APPEND_RESP || m->reject)
+            continue;
+        CHECK(m->to != 1 || m->index < 2); /* nothing of term 2 past index 1 is ours */
+        acks_to_2 += m->to == 2 && m->index == 2;
+    }
+    CHECK_EQ_I(acks_to_2, 1);
+    raft_advance(f, &rd);
+    teardown();
+}
+
 TEST(single_node)
 {
     cluster(1);
@@ -450,6 +486,7 @@ int main(void)
     RUN(transfer_3_10);
     RUN(membership_4_1);
     RUN(lost_probe_answer_is_retried);
+    RUN(truncated_entries_are_not_acknowledged);
     RUN(single_node);
     RUN(config_codec);
     free(net.q);
