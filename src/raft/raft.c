@@ -301,8 +301,26 @@ static int log_append(struct raft *r, const struct raft_entry *e)
     return RAFT_OK;
 }
 
+/* Entries >= from are leaving the log before they were persisted: an
+ * acknowledgement of them still waiting for this ready's fsync would claim
+ * what the disk will never hold (§3.8), so it is dropped (as if lost). Acks
+ * already handed out are true: their entries are on disk when they leave. */
+static void drop_unpersisted_acks(struct raft *r, raft_index from)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < r->after.n; i++) {
+        const struct raft_message *m = &r->after.v[i];
+        if (m->type == RAFT_MSG_APPEND_RESP && !m->reject && m->index >= from)
+            r->stats.msgs_dropped++;
+        else
+            r->after.v[keep++] = *m;
+    }
+    r->after.n = keep;
+}
+
 static void log_truncate(struct raft *r, raft_index from)
 {
+    drop_unpersisted_acks(r, from);
     raft_log_truncate(&r->log, from);
     config_truncate(r, from);
     if (r->handed >= from)
@@ -842,6 +860,7 @@ static void install_snapshot(struct raft *r, const struct raft_snapshot_meta *me
     if (raft_log_term(&r->log, meta->index) == meta->term && meta->index <= last_index(r)) {
         raft_log_compact(&r->log, meta->index + 1);
     } else {
+        drop_unpersisted_acks(r, meta->index + 1);
         raft_log_reset(&r->log, meta->index, meta->term);
         if (!r->truncate_pending || meta->index + 1 < r->truncate_pending)
             r->truncate_pending = meta->index + 1;
@@ -858,7 +877,8 @@ static void install_snapshot(struct raft *r, const struct raft_snapshot_meta *me
     r->n_configs = keep;
     struct config_at tail[RAFT_MAX_MEMBERS];
     size_t n_tail = keep < RAFT_MAX_MEMBERS ? keep : RAFT_MAX_MEMBERS;
-    memcpy(tail, r->configs, n_tail * sizeof *tail);
+    if (n_tail) /* r->configs may be NULL when there are none */
+        memcpy(tail, r->configs, n_tail * sizeof *tail);
     r->n_configs = 0;
     if (config_push(r, meta->index, &meta->config) == RAFT_OK)
         for (size_t i = 0; i < n_tail; i++)
@@ -1093,7 +1113,9 @@ static void handle_heartbeat_resp(struct raft *r, struct progress *pr, const str
         pr->progressed = false;
         break;
     }
-    send_append(r, pr, false);
+    /* A probe whose answer was lost is retried here, empty if need be: with
+     * no new proposals nothing else would ever probe this follower again. */
+    send_append(r, pr, pr->state == RAFT_PROGRESS_PROBE && pr->match < last_index(r));
 }
 
 static void handle_snapshot_resp(struct raft *r, struct progress *pr, const struct raft_message *m)

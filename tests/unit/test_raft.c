@@ -388,6 +388,67 @@ TEST(membership_4_1)
     teardown();
 }
 
+/* §3.5 probing: a new member's answer to the leader's first probe is lost
+ * and nothing new is proposed afterwards; the heartbeat answers must make
+ * the leader probe again, or the member never catches up (found by the
+ * simulator, seed 96: liveness). */
+TEST(lost_probe_answer_is_retried)
+{
+    cluster(3);
+    int l = elect();
+    REQUIRE(l);
+    tick_all(2);
+    struct raft_options o = opts(4);
+    nodes[4].r = raft_create(&o);
+    nodes[4].alive = 1;
+    nodes[4].applied = 0;
+    n_nodes = 4;
+    cut[4][l] = 1; /* node 4's answers are lost */
+    CHECK_EQ_I(raft_change_member(nodes[l].r, RAFT_ADD_LEARNER, 4, NULL), RAFT_OK);
+    tick_all(3);
+    cut[4][l] = 0;
+    tick_all(10);
+    CHECK_EQ_U(raft_last_index(nodes[4].r), raft_last_index(nodes[l].r));
+    CHECK_EQ_U(nodes[4].applied, raft_commit_index(nodes[l].r));
+    teardown();
+}
+
+/* §3.8: an append acknowledgement must be true when it leaves. A follower
+ * steps an append from the term-2 leader (entries 2..3), then, before its
+ * next ready, a conflicting append from the term-3 leader that truncates
+ * them: the pending ack of index 3 must not leave after the fsync, since
+ * entries 2..3 of term 2 never reach the disk (found by the simulator, seed
+ * 93175 of the long run: durability). */
+TEST(truncated_entries_are_not_acknowledged)
+{
+    cluster(3);
+    stabilize();
+    struct raft *f = nodes[3].r;
+    struct raft_entry old2[2] = { { .term = 2, .index = 2, .type = RAFT_ENTRY_NOOP },
+                                  { .term = 2, .index = 3, .type = RAFT_ENTRY_NOOP } };
+    struct raft_message a = { .type = RAFT_MSG_APPEND, .from = 1, .to = 3, .term = 2, .prev_index = 1,
+                              .prev_term = 1, .commit = 1, .n_entries = 2, .entries = old2 };
+    CHECK_EQ_I(raft_step(f, &a), RAFT_OK);
+    struct raft_entry new2 = { .term = 3, .index = 2, .type = RAFT_ENTRY_NOOP };
+    struct raft_message b = { .type = RAFT_MSG_APPEND, .from = 2, .to = 3, .term = 3, .prev_index = 1,
+                              .prev_term = 1, .commit = 1, .n_entries = 1, .entries = &new2 };
+    CHECK_EQ_I(raft_step(f, &b), RAFT_OK);
+    struct raft_ready rd;
+    REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+    CHECK_EQ_U(rd.n_entries, 1);
+    int acks_to_2 = 0;
+    for (size_t i = 0; i < rd.n_send_after_persist; i++) {
+        const struct raft_message *m = &rd.send_after_persist[i];
+        if (m->type != RAFT_MSG_APPEND_RESP || m->reject)
+            continue;
+        CHECK(m->to != 1 || m->index < 2); /* nothing of term 2 past index 1 is ours */
+        acks_to_2 += m->to == 2 && m->index == 2;
+    }
+    CHECK_EQ_I(acks_to_2, 1);
+    raft_advance(f, &rd);
+    teardown();
+}
+
 TEST(single_node)
 {
     cluster(1);
@@ -424,6 +485,8 @@ int main(void)
     RUN(read_index_6_4);
     RUN(transfer_3_10);
     RUN(membership_4_1);
+    RUN(lost_probe_answer_is_retried);
+    RUN(truncated_entries_are_not_acknowledged);
     RUN(single_node);
     RUN(config_codec);
     free(net.q);

@@ -1,0 +1,299 @@
+/*
+ * sim.h — the deterministic simulator of the Raft core (docs/simulator.md).
+ *
+ * One run ("seed") is one process-local world: up to SIM_MAX_NODES nodes of
+ * the pure core (src/raft), each behind a simulated host that implements the
+ * ready contract of include/raft.h over a simulated disk (disk.c), a network
+ * that loses, delays, reorders, duplicates and partitions messages encoded
+ * with the real codec (net.c), clients running a small KV store (kv.c), and
+ * invariant checks after every event (check.c). cluster.c runs the event
+ * loop and the hosts; sim.c is main: the command line and the seed loop.
+ *
+ * Everything a run touches hangs off its struct sim: there is no global
+ * mutable state, so seeds run in parallel threads. Every random choice comes
+ * from the run's one PRNG (sim_rand), seeded from the seed alone, and time is
+ * virtual (microseconds), so a seed replays exactly.
+ */
+#ifndef LINKRAFT_SIM_H
+#define LINKRAFT_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "raft.h"
+
+#define SIM_MAX_NODES 8        /* node slots; id = slot + 1; ids are never reused */
+#define SIM_NKEYS 6            /* KV registers */
+#define SIM_MAX_CLIENTS 6
+#define SIM_TICK_US 10000      /* one raft tick = 10 ms of virtual time */
+
+/* ---- PRNG (one per run) --------------------------------------------------- */
+uint64_t sim_rand(uint64_t *state);
+/* Uniform in [lo, hi] (inclusive). */
+uint64_t sim_range(uint64_t *state, uint64_t lo, uint64_t hi);
+/* True with probability per_mille / 1000. */
+bool sim_chance(uint64_t *state, unsigned per_mille);
+
+/* ---- Growable byte buffer -------------------------------------------------- */
+struct sim_bytes {
+    uint8_t *p;
+    size_t n, cap;
+};
+void sim_bytes_put(struct sim_bytes *b, const void *data, size_t len);
+void sim_bytes_free(struct sim_bytes *b);
+
+/* ---- Disk (disk.c) --------------------------------------------------------- */
+
+/* What survives a crash: the durable state a restart reloads. */
+struct sim_snapshot {
+    bool have;
+    struct raft_snapshot_meta meta;
+    uint8_t *data;             /* meta.size bytes, owned */
+};
+
+struct sim_disk {
+    bool have_hs;
+    struct raft_hard_state hs;
+    struct raft_entry *log;    /* durable log, ascending contiguous; data owned */
+    size_t n_log, cap_log;
+    struct sim_snapshot snap;  /* the node's snapshot (own or installed) */
+    struct sim_snapshot partial; /* a received snapshot being assembled */
+    uint64_t partial_len;      /* bytes of partial.data written so far */
+    /* The one batch written but not yet fsynced: encoded records with CRCs,
+     * exactly what a crash may leave torn on the platter. */
+    struct sim_bytes pending;
+    bool pending_active;
+    uint64_t records_written, batches_synced, torn_writes, batches_lost;
+};
+
+/* Encodes everything rd asks to persist into d->pending (one batch). Returns
+ * false if the batch is empty (nothing to fsync). */
+bool sim_disk_write(struct sim_disk *d, const struct raft_ready *rd);
+/* The fsync completed: the pending batch becomes durable. Returns 0, or -1
+ * with a message in err if the batch does not fit what is on disk (a core or
+ * host bug: e.g. non-contiguous entries). */
+int sim_disk_sync(struct sim_disk *d, char *err, size_t cap);
+/* Power loss: the pending batch is lost, torn (a random prefix of its bytes
+ * survives, possibly with garbage after it) or, having reached the platter
+ * before the fsync returned, kept whole. Recovery replays only whole batches
+ * whose every record checksums. Returns what happened, for the trace. */
+const char *sim_disk_crash(struct sim_disk *d, uint64_t *rng);
+/* Drops durable log entries below index (covered by the durable snapshot). */
+void sim_disk_compact(struct sim_disk *d, raft_index before);
+/* Makes (meta, data) the node's durable snapshot at once, as a host does by
+ * writing the file, fsyncing and renaming it. The simulator calls it right
+ * after raft_snapshot_taken (which supplies the term and configuration),
+ * before any other input, so the core never refers to a snapshot the disk
+ * lacks. The log is kept until compact_before says it may go. data is copied. */
+void sim_disk_save_snapshot(struct sim_disk *d, const struct raft_snapshot_meta *meta,
+                            const uint8_t *data);
+void sim_disk_free(struct sim_disk *d);
+bool sim_disk_empty(const struct sim_disk *d);
+
+/* ---- KV state machine and clients (kv.c) ----------------------------------- */
+
+struct sim_kv {
+    uint64_t v[SIM_NKEYS];
+};
+#define SIM_CMD_BYTES 20       /* u32 key | u64 value | u64 op id */
+void sim_cmd_encode(uint8_t out[SIM_CMD_BYTES], uint32_t key, uint64_t value, uint64_t op);
+/* Returns false for a malformed command (wrong length or key). */
+bool sim_cmd_decode(const uint8_t *p, size_t len, uint32_t *key, uint64_t *value, uint64_t *op);
+/* Snapshot bytes: u64 index | SIM_NKEYS x u64 | padding to make chunking real. */
+size_t sim_kv_snapshot_size(void);
+void sim_kv_serialize(const struct sim_kv *kv, raft_index index, uint8_t *out);
+/* Returns false if the bytes are not a snapshot of index. */
+bool sim_kv_restore(struct sim_kv *kv, raft_index index, const uint8_t *p, size_t len);
+uint64_t sim_kv_digest(const struct sim_kv *kv);
+
+enum sim_client_state { CL_IDLE, CL_RETRY, CL_PUT_WAIT, CL_GET_WAIT, CL_GET_SERVE, CL_DONE };
+
+struct sim_client {
+    int id;
+    enum sim_client_state st;
+    uint8_t kind;            /* LIN_PUT or LIN_GET */
+    uint32_t key;
+    uint64_t value;          /* PUT: value written */
+    uint64_t op_id;          /* unique id of this op; also the read context */
+    uint64_t call;           /* invocation time */
+    uint64_t deadline;       /* gives up (outcome unknown) at this time */
+    uint64_t attempt;        /* bumps on every attempt: stale events ignore */
+    int node;                /* slot the attempt went to */
+    uint32_t incarnation;    /* of that node */
+    raft_index index;        /* PUT: where the entry went; GET: read index */
+    raft_term term;
+    int leader_guess;        /* slot, -1 unknown */
+    bool leader_only;        /* GET: only the leader may serve it */
+    raft_index read_floor;   /* GET: highest index known committed when requested */
+    uint64_t seq;
+};
+
+/* ---- Nodes and the run (cluster.c) ------------------------------------------ */
+
+struct sim_read_wait {
+    uint64_t context;
+    raft_index index;
+};
+
+struct sim_node {
+    int slot;
+    raft_id id;
+    bool used;               /* ever started (ids are not reused) */
+    bool alive;
+    bool initial;            /* bootstrapped member of the first configuration */
+    bool retired;            /* removed from the cluster and shut down for good */
+    uint32_t incarnation;    /* bumps at every crash: stale events are ignored */
+    struct raft *r;
+    struct sim_disk disk;
+    bool rd_out;             /* a ready is outstanding (fsync in flight) */
+    struct raft_ready rd;
+    struct sim_kv kv;
+    raft_index applied;      /* host's view: last index applied to kv */
+    struct sim_read_wait *reads;
+    size_t n_reads, cap_reads;
+    uint64_t crashed_at, restarts;
+    raft_term led_term;      /* last term this node was seen leading (fault scheduling) */
+
+    /* Checker state. */
+    enum raft_role last_role;
+    raft_term last_term;
+    raft_index commit_seen;
+    raft_id *votes;          /* votes[t]: who we granted our vote in term t */
+    size_t cap_votes;
+};
+
+struct sim_params {
+    int n_nodes;
+    unsigned loss_pm, dup_pm, corrupt_pm, long_delay_pm;
+    unsigned new_leader_crash_pm;   /* chance a newly elected leader crashes within 40 ms */
+    uint64_t lat_min, lat_max;      /* network latency, us */
+    uint64_t fsync_min, fsync_max;  /* disk latency, us */
+    uint64_t fault_min, fault_max;  /* gap between faults, us */
+    uint64_t fault_end;             /* faults stop here */
+    uint64_t liveness_deadline;     /* after fault_end */
+    raft_index snap_every;          /* host snapshots after this many applies */
+    struct raft_options ro;
+    int n_clients;
+};
+
+struct sim_event;
+
+struct sim {
+    uint64_t seed;
+    uint64_t rng;
+    uint64_t now;
+    bool trace;
+    FILE *out;               /* trace destination */
+    struct sim_params p;
+    struct sim_node nodes[SIM_MAX_NODES];
+    bool cut[SIM_MAX_NODES][SIM_MAX_NODES]; /* cut[a][b]: a's messages to b are lost */
+    bool faults_on;
+    struct sim_client clients[SIM_MAX_CLIENTS];
+    uint64_t next_op_id;
+
+    /* event queue (net.c) */
+    struct sim_event *heap;
+    size_t n_heap, cap_heap;
+    uint64_t ev_seq;
+
+    /* checker (check.c) */
+    raft_id *leader_of_term; size_t cap_lot;
+    struct sim_logent *logreg; size_t cap_logreg;  /* per index: (term, crc, prev term) seen */
+    raft_term *committed; size_t cap_committed;    /* per index: term known committed */
+    raft_index max_committed;                      /* highest index known committed */
+    struct sim_applied *appliedreg; size_t cap_appliedreg;
+    struct lin_op *ops; size_t n_ops, cap_ops;
+
+    bool failed;
+    char why[1024];
+
+    /* statistics */
+    uint64_t events, msgs_sent, msgs_delivered, msgs_lost, crashes, snapshots_taken,
+             snapshots_installed, partitions, member_changes, transfers, elections;
+    uint64_t puts_ok, gets_ok, ops_pending, lin_unknown;
+};
+
+/* Records the first violation (later ones are ignored); printf-style. */
+void sim_fail(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sim_tracef(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define SIM_TRACE(s, ...) do { if ((s)->trace) sim_tracef((s), __VA_ARGS__); } while (0)
+
+struct sim_result {
+    bool ok;
+    int n_nodes;
+    uint64_t events, sim_us;
+    uint64_t crashes, torn, snapshots_installed, member_changes, elections, ops, lin_unknown;
+    char why[1024];
+};
+/* Runs one seed to the end; force_nodes 0 lets the seed choose 3 or 5. */
+void sim_run(uint64_t seed, int force_nodes, bool trace, FILE *trace_out, struct sim_result *res);
+
+/* ---- Event queue and network (net.c) --------------------------------------- */
+
+enum sim_ev_type { EV_TICK = 1, EV_DELIVER, EV_FSYNC, EV_RESTART, EV_FAULT, EV_CLIENT, EV_FAULTS_END, EV_CRASH };
+
+struct sim_event {
+    uint64_t at, seq;
+    uint8_t type;
+    int node;                /* target slot */
+    uint32_t incarnation;    /* of the target when scheduled (TICK, FSYNC) */
+    uint64_t arg;            /* client attempt, etc. */
+    uint8_t *frame;          /* EV_DELIVER: encoded message (owned) */
+    size_t frame_len;
+    int from;
+};
+
+void sim_schedule(struct sim *s, struct sim_event ev);
+bool sim_next_event(struct sim *s, struct sim_event *ev);
+void sim_events_free(struct sim *s);
+/* Encodes m (filling snapshot chunk data from the sender's snapshot) and
+ * puts it on the wire through loss, duplication, delay and partitions. */
+void sim_net_send(struct sim *s, struct sim_node *from, const struct raft_message *m);
+/* Decodes and steps a delivered frame into its node. */
+void sim_net_deliver(struct sim *s, struct sim_event *ev);
+const char *sim_msg_desc(const struct raft_message *m, char *buf, size_t cap);
+
+/* ---- Host hooks used across files ------------------------------------------ */
+void sim_node_step(struct sim *s, struct sim_node *n, const struct raft_message *m);
+void sim_node_process(struct sim *s, struct sim_node *n);
+
+/* ---- Checks (check.c) ------------------------------------------------------- */
+void check_after_event(struct sim *s);
+/* Entries about to be persisted by n (log matching registry). */
+void check_new_entries(struct sim *s, struct sim_node *n, const struct raft_entry *e, size_t count);
+/* n applies e (index must follow n->applied); digest is the kv digest after it. */
+void check_apply(struct sim *s, struct sim_node *n, const struct raft_entry *e, uint64_t digest);
+/* n installs a snapshot at meta; digest of the restored kv. */
+void check_install(struct sim *s, struct sim_node *n, const struct raft_snapshot_meta *meta, uint64_t digest);
+/* A message is leaving n for the wire (after any fsync it depends on). */
+void check_send(struct sim *s, struct sim_node *n, const struct raft_message *m);
+/* Term/role before and after one input to n. kind: "tick" or a message. */
+void check_term_change(struct sim *s, struct sim_node *n, raft_term t0, enum raft_role r0,
+                       const struct raft_message *m);
+/* A message of a term older than n's must change nothing but n's reply. */
+struct sim_view {
+    raft_term term, last_term;
+    raft_index last, commit;
+    raft_id leader;
+};
+void check_stale_before(const struct sim_node *n, struct sim_view *v);
+void check_stale_after(struct sim *s, const struct sim_node *n, const struct sim_view *v,
+                       const struct raft_message *m);
+void check_free(struct sim *s);
+
+/* ---- Clients (kv.c) ---------------------------------------------------------- */
+void sim_clients_init(struct sim *s);
+void sim_client_event(struct sim *s, struct sim_client *c, uint64_t attempt);
+/* Hooks from the host. */
+void sim_clients_on_apply(struct sim *s, struct sim_node *n, const struct raft_entry *e);
+/* Returns true if a client waits for this read: the host then serves it once applied >= index. */
+bool sim_clients_on_read_state(struct sim *s, struct sim_node *n, const struct raft_read_state *rs);
+void sim_clients_on_read_served(struct sim *s, struct sim_node *n, uint64_t context);
+void sim_clients_on_crash(struct sim *s, struct sim_node *n);
+void sim_clients_on_install(struct sim *s, struct sim_node *n, raft_index index);
+bool sim_clients_idle(const struct sim *s);
+void sim_clients_check(struct sim *s);
+
+#endif
