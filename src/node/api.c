@@ -158,8 +158,7 @@ static void cluster_json(struct node *n, struct buf *b)
 
 static void metrics_text(struct node *n, struct buf *b)
 {
-    struct storage_stats ss;
-    storage_get_stats(n->storage, &ss); /* counters only; a torn read of one is harmless */
+    struct storage_stats ss = n->storage_stats; /* as of the last disk write */
     struct net_stats ns = { 0 };
     if (n->net)
         net_get_stats(n->net, &ns);

@@ -371,6 +371,7 @@ static void adopt_done(uv_work_t *req, int status)
 {
     struct node *n = req->data;
     n->job = JOB_NONE;
+    storage_get_stats(n->storage, &n->storage_stats);
     (void)status;
     if (n->job_rc == STORAGE_ENOSPC || n->job_rc == STORAGE_ENOMEM || n->job_rc == STORAGE_EINVAL) {
         /* Full disk, or overtaken (a leader's snapshot was installed
@@ -594,6 +595,7 @@ static void persist_done(uv_work_t *req, int status)
 {
     struct node *n = req->data;
     n->job = JOB_NONE;
+    storage_get_stats(n->storage, &n->storage_stats); /* no storage job runs now */
     (void)status;
     if (n->job_rc == STORAGE_ENOSPC || n->job_rc == STORAGE_ENOMEM) {
         if (!n->disk_full)

@@ -76,6 +76,7 @@ struct node {
     bool ready_outstanding;
     struct raft_ready rd;
     bool disk_full;
+    struct storage_stats storage_stats; /* copied on the loop between storage jobs */
     bool applying;              /* the ready's entries are being applied (maybe waiting for space) */
     size_t apply_done;          /* how many of rd.committed are applied */
 
