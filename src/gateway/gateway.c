@@ -20,6 +20,7 @@
 
 #include <sodium.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,6 +379,11 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&g->check_timer, on_close);
     uv_close((uv_handle_t *)&g->sig_term, on_close);
     uv_close((uv_handle_t *)&g->sig_int, on_close);
+    /* Already stopping: a second SIGTERM/SIGINT (Ctrl-C reaches a whole
+     * process group, and `linkraft demo` forwards it too) must not kill
+     * the process halfway through its clean stop. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     http_server_stop(g->http, http_stopped, g);
     http_client_destroy(g->client);
 }

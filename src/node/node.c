@@ -21,6 +21,7 @@
 #include "site.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -731,6 +732,11 @@ static void begin_close(struct node *n)
     uv_close((uv_handle_t *)&n->pump_check, on_close);
     uv_close((uv_handle_t *)&n->sig_term, on_close);
     uv_close((uv_handle_t *)&n->sig_int, on_close);
+    /* Already stopping: a second SIGTERM/SIGINT (Ctrl-C reaches a whole
+     * process group, and `linkraft demo` forwards it too) must not kill
+     * the process halfway through its clean stop. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     if (n->http)
         http_server_stop(n->http, http_stopped, n);
     if (n->net)
