@@ -318,10 +318,11 @@ static bool cread(struct cin *in, struct cresp *r, bool head_req)
         }
     }
     size_t want = r->has_len ? strtoul(cl + 1, NULL, 10) : (size_t)-1;
+    if (r->has_len && want < (64u << 20)) r->body = realloc(r->body, want + 1); /* once, not per read */
     while (r->body_len < want) {
         if (!in->len && !cfill(in)) break;
         size_t n = in->len < want - r->body_len ? in->len : want - r->body_len;
-        r->body = realloc(r->body, r->body_len + n + 1);
+        if (!r->has_len || want >= (64u << 20)) r->body = realloc(r->body, r->body_len + n + 1);
         memcpy(r->body + r->body_len, in->p, n);
         r->body_len += n;
         cconsume(in, n);
@@ -615,7 +616,7 @@ struct sres {
     int status, err, dones, heads;
     bool has_ctype;
     char *body;
-    size_t body_len;
+    size_t body_len, body_cap;
     bool pause_each, cancel_first;
     int pauses;
     uv_timer_t resume;
@@ -645,7 +646,10 @@ static void s_body(void *arg, const char *data, size_t len)
         s->req = NULL;
         return;
     }
-    s->body = realloc(s->body, s->body_len + len + 1);
+    if (s->body_len + len + 1 > s->body_cap) {
+        s->body_cap = (s->body_len + len + 1) * 2;
+        s->body = realloc(s->body, s->body_cap);
+    }
     memcpy(s->body + s->body_len, data, len);
     s->body_len += len;
     if (s->pause_each) {
@@ -706,7 +710,7 @@ TEST(client_streams_a_chunked_answer)
     /* HEAD: a head and no body, whatever the framing says. */
     free(sr.body);
     sr.body = NULL;
-    sr.body_len = 0;
+    sr.body_len = sr.body_cap = 0;
     sr.dones = sr.heads = 0;
     REQUIRE(stream_get("HEAD", "/len") == HTTPC_OK);
     CHECK(run_until(s_finished, 5000));
