@@ -98,8 +98,9 @@ int http_client_request_stream(struct http_client *c, const char *addr, const ch
                                const struct http_client_stream_cbs *cbs, void *arg, struct http_client_req **out);
 
 /* Stops reading the answer (back-pressure) until http_client_resume. The
- * bytes already read (at most one 64 KiB read) are still delivered. May be
- * called from a callback. */
+ * bytes already read (at most one 64 KiB read) are still delivered. Only
+ * after on_head (earlier calls are ignored); may be called from a
+ * callback. */
 void http_client_pause(struct http_client_req *r);
 void http_client_resume(struct http_client_req *r);
 

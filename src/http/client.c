@@ -663,13 +663,13 @@ int http_client_request_stream(struct http_client *c, const char *addr, const ch
 
 void http_client_pause(struct http_client_req *r)
 {
-    if (!r || r->finished || r->paused)
+    /* Before the head the connection may still be connecting, and the
+     * deadline covers the upstream's delay only: nothing to pause yet. */
+    if (!r || r->finished || r->paused || !r->got_head)
         return;
     r->paused = true;
-    /* Waiting for the consumer is not the upstream's delay. */
-    if (r->got_head)
-        uv_timer_stop(&r->timer);
-    if (r->conn && !r->conn->closing && r->got_head)
+    uv_timer_stop(&r->timer); /* waiting for the consumer is not the upstream's delay */
+    if (r->conn && !r->conn->closing)
         uv_read_stop((uv_stream_t *)&r->conn->tcp);
 }
 
@@ -678,9 +678,8 @@ void http_client_resume(struct http_client_req *r)
     if (!r || r->finished || !r->paused)
         return;
     r->paused = false;
-    if (r->got_head)
-        uv_timer_start(&r->timer, req_timeout, r->timeout_ms, 0);
-    if (r->conn && !r->conn->closing && r->got_head &&
+    uv_timer_start(&r->timer, req_timeout, r->timeout_ms, 0);
+    if (r->conn && !r->conn->closing &&
         uv_read_start((uv_stream_t *)&r->conn->tcp, alloc_cb, read_cb)) {
         struct hc_conn *k = r->conn;
         req_finish(r, HTTPC_ERESET, NULL);

@@ -203,6 +203,9 @@ class SlowNode:
                 path = line.split()[1].decode()
                 while f.readline() not in (b"\r\n", b"\n", b""):
                     pass
+                if path.startswith("/flood"):
+                    self.flood(s, int(path.split("=")[1]))
+                    continue
                 if path != "/slow":
                     s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
                     continue
@@ -224,6 +227,16 @@ class SlowNode:
             return
         finally:
             s.close()
+
+    def flood(self, s, total):
+        """Content-Length: total bytes, written as fast as the gateway takes them."""
+        self.flood_sent = 0
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % total)
+        piece = b"f" * (1 << 20)
+        while self.flood_sent < total:
+            n = min(len(piece), total - self.flood_sent)
+            s.sendall(piece[:n])
+            self.flood_sent += n
 
     def close(self):
         self.sock.close()
@@ -287,5 +300,43 @@ def test_answer_cut_short_closes_the_client_connection(make_cluster):
         conn.close()
         assert node.slow_requests == 1  # not retried once relaying began
         assert request(gw, "GET", "/probe").status == 200  # and the gateway carries on
+    finally:
+        node.close()
+
+
+def test_a_client_that_does_not_read_stops_the_gateway_reading_the_node(make_cluster):
+    c = make_cluster(1)
+    node, gw = slow_node_gateway(c)
+    total, bound = 256 << 20, 128 << 20
+    try:
+        host, port = gw.rsplit(":", 1)
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.settimeout(20)
+        s.connect((host, int(port)))
+        s.sendall(b"GET /flood?n=%d HTTP/1.1\r\nHost: gw\r\n\r\n" % total)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += s.recv(65536)
+        head, rest = got.split(b"\r\n\r\n", 1)
+        assert b" 200 " in head and b"Content-Length: %d" % total in head
+        # Without back-pressure the gateway would take all of it from the node
+        # within a second (loopback) while the client reads nothing; with it,
+        # the node is held to what the socket buffers and the gateway's
+        # bounded queue hold (a few MiB to some tens of MiB).
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            assert getattr(node, "flood_sent", 0) < bound, "the gateway kept reading a node its client does not read"
+            time.sleep(0.05)
+        held = node.flood_sent
+        n = len(rest)
+        while n < total:
+            chunk = s.recv(1 << 20)
+            assert chunk, "answer ended early at %d bytes" % n
+            assert chunk.count(b"f") == len(chunk)
+            n += len(chunk)
+        assert n == total and node.flood_sent == total
+        s.close()
+        print("node had sent %d bytes while the client read nothing" % held)
     finally:
         node.close()
