@@ -17,8 +17,8 @@
  *     new ones.
  *   - Asynchronous responses: a handler may answer later (a write waits for
  *     its Raft entry to commit). The exchange stays valid until
- *     http_respond is called on it, even if the client has gone away (the
- *     response is then discarded).
+ *     http_respond (or http_respond_end/_abort) is called on it, even if the
+ *     client has gone away (the response is then discarded).
  *   - Methods http-parser does not know (any RFC 9110 token up to 32 bytes)
  *     reach the handler as they were sent; it answers 405 or 501.
  *   - A client that half-closes still gets the responses to the requests it
@@ -67,11 +67,13 @@ const char *http_header_get(const struct http_request *req, const char *name, si
 
 struct http_exchange; /* one request awaiting its response */
 
-/* The request of an exchange; valid until http_respond. */
+/* The request of an exchange; valid until the exchange ends (http_respond,
+ * http_respond_take, http_respond_end or http_respond_abort). */
 const struct http_request *http_exchange_request(const struct http_exchange *x);
 
-/* Called once per request. The handler (now or later) must call
- * http_respond exactly once on x. */
+/* Called once per request. The handler (now or later) must end x exactly
+ * once: http_respond or http_respond_take, or a streamed response
+ * (http_respond_start ... http_respond_end or http_respond_abort). */
 typedef void (*http_handler)(void *ctx, struct http_exchange *x);
 
 /* Sends the response and ends the exchange (x is invalid afterwards).

@@ -12,9 +12,13 @@
  *     for an earlier response. Once its response is handed to uv_write an
  *     exchange leaves the queue and is owned by the write request, freed in
  *     its callback.
+ *   - A streamed response (stream.c), once at the front of the queue,
+ *     leaves it as the connection's `active` exchange, owned by the
+ *     connection and the handler together until http_respond_end; its
+ *     writes own copies of their bytes and refer only to the connection.
  *   - An exchange whose connection closes while the handler still holds it
- *     is detached (conn = NULL): it owns itself and is freed by http_respond,
- *     which then writes nothing.
+ *     is detached (conn = NULL): it owns itself and is freed by http_respond
+ *     (or http_respond_end/_abort), which then writes nothing.
  */
 #ifndef LINKRAFT_HTTP_INT_H
 #define LINKRAFT_HTTP_INT_H

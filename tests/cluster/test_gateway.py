@@ -337,6 +337,9 @@ def test_a_client_that_does_not_read_stops_the_gateway_reading_the_node(make_clu
             n += len(chunk)
         assert n == total and node.flood_sent == total
         s.close()
-        print("node had sent %d bytes while the client read nothing" % held)
+        # A figure, not asserted: the gateway's peak memory for this relay.
+        with open("/proc/%d/status" % c.gateways["gw"][0].pid) as f:
+            hwm = next((l.split(":")[1].strip() for l in f if l.startswith("VmHWM")), "?")
+        print("node had sent %d bytes while the client read nothing; gateway peak RSS %s" % (held, hwm))
     finally:
         node.close()

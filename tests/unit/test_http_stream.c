@@ -109,6 +109,8 @@ static void ticker_tick(uv_timer_t *t)
 }
 
 static int chunked_ended;
+static struct http_exchange *held; /* /held: a stream started and left open */
+static int len_answered;
 
 static void handler(void *ctx, struct http_exchange *x)
 {
@@ -123,7 +125,12 @@ static void handler(void *ctx, struct http_exchange *x)
         http_respond_write(x, "world", 5);
         http_respond_end(x);
         chunked_ended++;
+    } else if (!strcmp(r->path, "/held")) {
+        http_respond_start(x, 200, NULL, -1);
+        http_respond_write(x, "abc", 3);
+        held = x;
     } else if (!strcmp(r->path, "/len")) {
+        len_answered++;
         http_respond_start(x, 200, NULL, 10);
         http_respond_write(x, "01234", 5);
         http_respond_write(x, "56789xyz", 8); /* past Content-Length: cut off */
@@ -168,6 +175,8 @@ static bool server_up(void)
     snprintf(addr, sizeof addr, "127.0.0.1:%d", srv_port);
     stashed = NULL;
     chunked_ended = 0;
+    held = NULL;
+    len_answered = 0;
     memset(&fl, 0, sizeof fl);
     atomic_store(&flood_full_seen, false);
     if (http_server_start(loop, addr, &o, handler, NULL, &srv, err, sizeof err)) {
@@ -506,6 +515,42 @@ TEST(pipelined_stream_waits_behind_a_slow_response)
     server_down();
 }
 
+static void *cl_pipeline_behind_stream(void *arg)
+{
+    (void)arg;
+    struct cin in = { .fd = cconnect(0) };
+    csend(in.fd, "GET /held HTTP/1.1\r\nHost: a\r\n\r\nGET /len HTTP/1.1\r\nHost: a\r\n\r\n");
+    ok1 = cread(&in, &r1, false);
+    ok2 = cread(&in, &r2, false);
+    close(in.fd);
+    free(in.p);
+    return NULL;
+}
+
+static bool held_and_next_answered(void) { return held && len_answered == 1; }
+
+TEST(response_behind_an_open_stream_waits_for_its_end)
+{
+    REQUIRE(server_up());
+    pthread_t th;
+    atomic_store(&client_done, false);
+    client_fn = cl_pipeline_behind_stream;
+    pthread_create(&th, NULL, client_main, NULL);
+    /* The second response is ready while the stream before it is open. */
+    CHECK(run_until(held_and_next_answered, 5000));
+    if (held) {
+        CHECK(http_respond_write(held, "def", 3) == HTTP_STREAM_OK);
+        http_respond_end(held);
+        held = NULL;
+    }
+    run_until(is_client_done, 10000);
+    pthread_join(th, NULL);
+    CHECK(ok1 && r1.chunked && r1.complete && r1.body_len == 6 && !memcmp(r1.body, "abcdef", 6));
+    CHECK(ok2 && r2.complete && r2.body_len == 10 && !memcmp(r2.body, "0123456789", 10));
+    cresp_free(&r1); cresp_free(&r2);
+    server_down();
+}
+
 static bool pattern_ok(const char *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -765,6 +810,7 @@ int main(void)
     RUN(http10_gets_a_close_delimited_body);
     RUN(short_and_aborted_bodies_close_the_connection);
     RUN(pipelined_stream_waits_behind_a_slow_response);
+    RUN(response_behind_an_open_stream_waits_for_its_end);
     RUN(back_pressure_bounds_the_queue);
     RUN(client_gone_mid_stream);
     RUN(client_gone_while_producer_paused);
