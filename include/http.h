@@ -17,8 +17,8 @@
  *     new ones.
  *   - Asynchronous responses: a handler may answer later (a write waits for
  *     its Raft entry to commit). The exchange stays valid until
- *     http_respond is called on it, even if the client has gone away (the
- *     response is then discarded).
+ *     http_respond (or http_respond_end/_abort) is called on it, even if the
+ *     client has gone away (the response is then discarded).
  *   - Methods http-parser does not know (any RFC 9110 token up to 32 bytes)
  *     reach the handler as they were sent; it answers 405 or 501.
  *   - A client that half-closes still gets the responses to the requests it
@@ -26,6 +26,8 @@
  *     the connection (Connection: close, HTTP/1.0, 400/413/431) the server
  *     sends FIN and discards input until the client closes (at most 3 s), so
  *     the response is not lost to a reset.
+ *   - Streamed responses (http_respond_start/_write/_end) for bodies
+ *     produced in pieces, with back-pressure; see below.
  *   - Memory: one block per request (4 KiB, grown for big headers or bodies)
  *     holds everything of the request and usually the response head; freed
  *     when the response has been written or discarded. Read-ahead is bounded
@@ -65,11 +67,13 @@ const char *http_header_get(const struct http_request *req, const char *name, si
 
 struct http_exchange; /* one request awaiting its response */
 
-/* The request of an exchange; valid until http_respond. */
+/* The request of an exchange; valid until the exchange ends (http_respond,
+ * http_respond_take, http_respond_end or http_respond_abort). */
 const struct http_request *http_exchange_request(const struct http_exchange *x);
 
-/* Called once per request. The handler (now or later) must call
- * http_respond exactly once on x. */
+/* Called once per request. The handler (now or later) must end x exactly
+ * once: http_respond or http_respond_take, or a streamed response
+ * (http_respond_start ... http_respond_end or http_respond_abort). */
 typedef void (*http_handler)(void *ctx, struct http_exchange *x);
 
 /* Sends the response and ends the exchange (x is invalid afterwards).
@@ -85,6 +89,61 @@ void http_respond(struct http_exchange *x, int status, const char *headers,
  * exchange, once written or discarded. */
 void http_respond_take(struct http_exchange *x, int status, const char *headers,
                        void *body, size_t body_len);
+
+/* ---- Streamed responses -------------------------------------------------
+ *
+ * For a body produced in pieces (the gateway relaying a node's answer as it
+ * arrives): http_respond_start, then http_respond_write any number of
+ * times, then exactly one of http_respond_end or http_respond_abort, which
+ * end the exchange (x is invalid afterwards). Responses still go out in
+ * request order: a streamed response behind an unwritten earlier one keeps
+ * its pieces until that one is written. HEAD, 204 and 304 send no body (the
+ * writes are accepted and dropped).
+ *
+ * Back-pressure: the bytes accepted but not yet written to the socket are
+ * bounded by the producer. http_respond_write returns HTTP_STREAM_FULL when
+ * they reach max_stream_queue (http_options); the producer should pause its
+ * source until the drain callback runs (when they fall to a quarter of the
+ * bound). Pieces written while FULL are still accepted.
+ *
+ * A client that goes away mid-stream: writes return HTTP_STREAM_GONE and do
+ * nothing; a drain callback that was waiting is called once so the
+ * producer finds out; end or abort still must be called (they free x). */
+enum {
+    HTTP_STREAM_OK = 0,
+    HTTP_STREAM_FULL = 1,  /* accepted; pause until the drain callback */
+    HTTP_STREAM_GONE = -1, /* the client is gone (or x was misused): nothing will be sent */
+};
+
+/* Sends (or queues) the head. content_length >= 0: the body is exactly that
+ * many bytes (more are cut off; fewer at end -> the connection is closed,
+ * so the client sees a truncated answer). -1: unknown length — chunked
+ * transfer coding for an HTTP/1.1 client, or the body ends when the
+ * connection closes for HTTP/1.0. headers as for http_respond (no
+ * Content-Length or Transfer-Encoding). Returns HTTP_STREAM_OK or
+ * HTTP_STREAM_GONE. */
+int http_respond_start(struct http_exchange *x, int status, const char *headers, int64_t content_length);
+
+/* Appends len bytes of body (copied). Returns HTTP_STREAM_OK,
+ * HTTP_STREAM_FULL or HTTP_STREAM_GONE. */
+int http_respond_write(struct http_exchange *x, const void *data, size_t len);
+
+/* cb(arg) runs (on the loop, never inside http_respond_write) after a write
+ * returned HTTP_STREAM_FULL, once the queue has drained to a quarter of the
+ * bound, or once when the client goes away. cb NULL: none. */
+void http_respond_on_drain(struct http_exchange *x, void (*cb)(void *arg), void *arg);
+
+/* Body bytes accepted for x and not yet written to the socket. */
+size_t http_respond_queued(const struct http_exchange *x);
+
+/* The body is complete: sends the last chunk (chunked), and frees x once
+ * written (the connection goes on with the next request). */
+void http_respond_end(struct http_exchange *x);
+
+/* The body cannot be completed (its source failed): closes the client's
+ * connection at once, so the client sees a truncated answer rather than a
+ * wrong one, and frees x. Also valid before http_respond_start. */
+void http_respond_abort(struct http_exchange *x);
 
 /* Limits and timeouts. A field left 0 takes its default. */
 struct http_options {
@@ -103,6 +162,8 @@ struct http_options {
                                  * or unwritten, and resumes as they drain. */
     unsigned body_timeout_ms;   /* default 30000: from the end of the header
                                  * block until the body is complete */
+    size_t max_stream_queue;    /* default 262144: bytes of a streamed response
+                                 * queued before writes return HTTP_STREAM_FULL */
 };
 void http_options_default(struct http_options *o);
 

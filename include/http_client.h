@@ -8,7 +8,8 @@
  * max_idle_per_upstream) and reused; a reused connection that turns out to
  * be closed by the server before any byte of the answer is retried once on a
  * fresh connection. Every request has a deadline covering connect, send and
- * the whole answer. Answers are buffered up to max_response_bytes.
+ * the whole answer. Answers are buffered up to max_response_bytes, or
+ * streamed to callbacks with back-pressure (http_client_request_stream).
  *
  * All calls and callbacks run on the loop thread.
  */
@@ -65,6 +66,47 @@ int http_client_create(uv_loop_t *loop, const struct http_client_options *o, str
 int http_client_request(struct http_client *c, const char *addr, const char *method, const char *target,
                         const char *headers, const void *body, size_t body_len, unsigned timeout_ms,
                         http_client_cb cb, void *arg);
+
+/* ---- Streaming answers -------------------------------------------------
+ * The answer handed over as it arrives, for a proxy that relays it without
+ * holding all of it (the gateway). Callbacks, all on the loop thread, never
+ * from inside http_client_request_stream:
+ *   on_head(arg, status, headers, n)  once, when the header block is in
+ *                                     (headers valid only during the call);
+ *   on_body(arg, data, len)           for each piece of the body (decoded
+ *                                     from chunked coding), in order;
+ *   on_done(arg, err)                 exactly once, last: HTTPC_OK when the
+ *                                     answer is complete, else an error —
+ *                                     before on_head with the meaning it has
+ *                                     for http_client_request, after it the
+ *                                     answer is cut short.
+ * timeout_ms covers everything up to the head, then each wait for more of
+ * the body (not the time spent paused). max_response_bytes does not apply. */
+struct http_client_stream_cbs {
+    void (*on_head)(void *arg, int status, const struct http_header *headers, size_t n_headers);
+    void (*on_body)(void *arg, const char *data, size_t len);
+    void (*on_done)(void *arg, int err);
+};
+
+struct http_client_req; /* a request in flight; valid until on_done returns */
+
+/* As http_client_request, with the answer streamed to cbs (copied). *out,
+ * if not NULL, gets a handle for pause/resume/cancel. Returns 0, or an
+ * HTTPC_ error (no callback is called). */
+int http_client_request_stream(struct http_client *c, const char *addr, const char *method, const char *target,
+                               const char *headers, const void *body, size_t body_len, unsigned timeout_ms,
+                               const struct http_client_stream_cbs *cbs, void *arg, struct http_client_req **out);
+
+/* Stops reading the answer (back-pressure) until http_client_resume. The
+ * bytes already read (at most one 64 KiB read) are still delivered. Only
+ * after on_head (earlier calls are ignored); may be called from a
+ * callback. */
+void http_client_pause(struct http_client_req *r);
+void http_client_resume(struct http_client_req *r);
+
+/* Abandons r: no more callbacks (not even on_done), its connection is
+ * closed. May be called from on_head or on_body. */
+void http_client_cancel(struct http_client_req *r);
 
 /* True for headers that describe one connection rather than the message
  * (RFC 9110 §7.6.1), or that the sender of each hop writes itself (Host,

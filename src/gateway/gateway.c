@@ -14,7 +14,14 @@
  *     sent none), so when the leader dies mid-request the write is retried
  *     on the next leader without being done twice, and the user sees one
  *     success.
- * Bodies are buffered (at most 64 KiB by SPEC §4), not streamed.
+ *   - Answers are relayed as they arrive (head, then body pieces), with
+ *     back-pressure: while the client's connection has too much queued, the
+ *     node's connection is not read. A request may be retried on another
+ *     node only until the first byte of an answer has been relayed; an
+ *     answer cut short after that closes the client's connection.
+ *   - Request bodies are buffered whole (at most 64 KiB by SPEC §4), not
+ *     streamed: a write is retried under its Idempotency-Key, which needs
+ *     all of it at hand.
  */
 #include "gateway.h"
 
@@ -181,6 +188,10 @@ struct gw_call {
     unsigned attempts;
     uv_timer_t retry;
     bool retry_open;
+    /* The answer of the current attempt, relayed as it arrives. */
+    struct http_client_req *up; /* in flight; NULL between attempts */
+    bool relaying;             /* its head went to the client: no more retries */
+    bool discard;              /* a write's 503: read and dropped, then retried */
 };
 
 static void call_free_cb(uv_handle_t *h)
@@ -234,10 +245,107 @@ static void call_retry(struct gw_call *c, const char *why)
     uv_timer_start(&c->retry, retry_cb, delay, 0);
 }
 
-static void upstream_answered(void *arg, int err, const struct http_client_response *resp)
+/* The client connection has room again (or went away: the next write then
+ * says so). */
+static void client_drained(void *arg)
+{
+    struct gw_call *c = arg;
+    if (c->up)
+        http_client_resume(c->up);
+}
+
+/* The client went away while the answer was being relayed. */
+static void call_gone(struct gw_call *c)
+{
+    http_client_cancel(c->up);
+    c->up = NULL;
+    http_respond_end(c->x); /* frees the detached exchange */
+    call_end(c);
+}
+
+/* Content-Length of an answer, or -1 (none, or chunked). */
+static int64_t content_length(const struct http_header *h, size_t n)
+{
+    int64_t len = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (h[i].name_len == 17 && !strncasecmp(h[i].name, "transfer-encoding", 17))
+            return -1;
+        if (h[i].name_len != 14 || strncasecmp(h[i].name, "content-length", 14) || !h[i].value_len ||
+            h[i].value_len > 18)
+            continue;
+        int64_t v = 0;
+        for (size_t j = 0; j < h[i].value_len; j++) {
+            if (h[i].value[j] < '0' || h[i].value[j] > '9')
+                return -1;
+            v = v * 10 + (h[i].value[j] - '0');
+        }
+        len = v;
+    }
+    return len;
+}
+
+static void upstream_head(void *arg, int status, const struct http_header *headers, size_t n_headers)
+{
+    struct gw_call *c = arg;
+    if (status == 503 && c->write) {
+        /* not_leader / no_leader / unavailable: leadership is moving. The
+         * answer is read to its end (keeping the connection) and dropped. */
+        c->discard = true;
+        return;
+    }
+    struct buf h;
+    buf_init(&h);
+    http_headers_copy(&h, headers, n_headers, NULL);
+    if (h.oom) {
+        buf_free(&h);
+        http_client_cancel(c->up);
+        c->up = NULL;
+        call_fail(c, 503, "unavailable", "out of memory");
+        return;
+    }
+    /* From here on nothing of this request is retried: the client has
+     * (part of) an answer, and a second one would be mixed into it. */
+    c->relaying = true;
+    http_respond_on_drain(c->x, client_drained, c);
+    int rc = http_respond_start(c->x, status, h.p, content_length(headers, n_headers));
+    buf_free(&h);
+    if (rc == HTTP_STREAM_GONE)
+        call_gone(c);
+}
+
+static void upstream_body(void *arg, const char *data, size_t len)
+{
+    struct gw_call *c = arg;
+    if (c->discard)
+        return;
+    int rc = http_respond_write(c->x, data, len);
+    if (rc == HTTP_STREAM_GONE)
+        call_gone(c);
+    else if (rc == HTTP_STREAM_FULL)
+        http_client_pause(c->up); /* resumed by client_drained */
+}
+
+static void upstream_done(void *arg, int err)
 {
     struct gw_call *c = arg;
     struct gateway *g = c->g;
+    c->up = NULL;
+    if (c->discard) {
+        c->discard = false;
+        if (c->node)
+            c->node->leader = false;
+        call_retry(c, "leadership is changing");
+        return;
+    }
+    if (err && c->relaying) {
+        /* Cut short mid-body: closing the client's connection is the only
+         * honest thing left (it sees a truncated answer, never a mixed one). */
+        log_warn("%s: answer from %s cut short: %s", c->target, c->node ? c->node->m->http_addr : "?",
+                 http_client_strerror(err));
+        http_respond_abort(c->x);
+        call_end(c);
+        return;
+    }
     if (err) {
         if (c->node)
             c->node->down_until = uv_now(&g->loop) + 2 * GW_CHECK_MS;
@@ -249,25 +357,15 @@ static void upstream_answered(void *arg, int err, const struct http_client_respo
         call_retry(c, http_client_strerror(err));
         return;
     }
-    if (resp->status == 503 && c->write) {
-        /* not_leader / no_leader / unavailable: leadership is moving. */
-        if (c->node)
-            c->node->leader = false;
-        call_retry(c, "leadership is changing");
-        return;
-    }
-    struct buf h;
-    buf_init(&h);
-    http_headers_copy(&h, resp->headers, resp->n_headers, NULL);
-    if (h.oom) {
-        buf_free(&h);
-        call_fail(c, 503, "unavailable", "out of memory");
-        return;
-    }
-    http_respond(c->x, resp->status, h.p, resp->body, resp->body_len);
-    buf_free(&h);
+    http_respond_end(c->x);
     call_end(c);
 }
+
+static const struct http_client_stream_cbs upstream_cbs = {
+    .on_head = upstream_head,
+    .on_body = upstream_body,
+    .on_done = upstream_done,
+};
 
 static void call_send(struct gw_call *c)
 {
@@ -285,8 +383,11 @@ static void call_send(struct gw_call *c)
     const struct http_request *req = http_exchange_request(c->x);
     uint64_t left = c->deadline - uv_now(&g->loop);
     unsigned timeout = left < GW_REQUEST_TIMEOUT_MS ? (unsigned)left + 1 : GW_REQUEST_TIMEOUT_MS;
-    int rc = http_client_request(g->client, nd->m->http_addr, req->method, c->target, c->headers, req->body,
-                                 req->body_len, timeout, upstream_answered, c);
+    /* The request body is buffered whole (at most max_body_bytes, 64 KiB
+     * by SPEC §4) rather than streamed: a write can only be retried on
+     * another node under its Idempotency-Key if all of it is at hand. */
+    int rc = http_client_request_stream(g->client, nd->m->http_addr, req->method, c->target, c->headers,
+                                        req->body, req->body_len, timeout, &upstream_cbs, c, &c->up);
     if (rc)
         call_retry(c, http_client_strerror(rc));
 }

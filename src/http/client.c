@@ -25,13 +25,21 @@ struct hc_upstream {
     struct hc_upstream *next;
 };
 
-struct hc_req {
+struct http_client_req {
     struct http_client *c;
     struct hc_upstream *up;
     char *wire;                 /* the whole request, ready to write */
     size_t wire_len;
     http_client_cb cb;
     void *arg;
+    /* Streaming mode (http_client_request_stream): the answer is handed
+     * over as it arrives instead of being buffered. */
+    bool stream;
+    struct http_client_stream_cbs scb;
+    bool got_head;              /* on_head called: the deadline is now per read */
+    bool paused;                /* reading stopped by http_client_pause */
+    bool cancelled;             /* no more callbacks */
+    unsigned timeout_ms;
     uv_timer_t timer;
     int early_err;              /* failed before any I/O: reported through the timer */
     struct hc_conn *conn;
@@ -39,7 +47,7 @@ struct hc_req {
     bool finished;
     bool head;                  /* a HEAD request: the answer has no body, whatever its Content-Length */
     uv_getaddrinfo_t resolve;
-    struct hc_req *next, *prev; /* all requests in flight */
+    struct http_client_req *next, *prev; /* all requests in flight */
 };
 
 struct hc_conn {
@@ -48,7 +56,7 @@ struct hc_conn {
     uv_write_t write;
     struct http_client *c;
     struct hc_upstream *up;
-    struct hc_req *req;         /* NULL while idle */
+    struct http_client_req *req;         /* NULL while idle */
     http_parser parser;
     bool reused;
     bool got_bytes;             /* of the current answer */
@@ -71,7 +79,7 @@ struct http_client {
     uv_loop_t *loop;
     struct http_client_options o;
     struct hc_upstream *ups;
-    struct hc_req *reqs;
+    struct http_client_req *reqs;
     uv_timer_t sweep;
     bool destroying;
     char slab[65536];           /* read buffer: the loop thread reads one at a time */
@@ -100,17 +108,17 @@ void http_client_options_default(struct http_client_options *o)
 /* ---- Requests ------------------------------------------------------------------ */
 
 static void conn_close(struct hc_conn *k);
-static int conn_start(struct hc_req *r);
+static int conn_start(struct http_client_req *r);
 
 static void req_free_cb(uv_handle_t *h)
 {
-    struct hc_req *r = h->data;
+    struct http_client_req *r = h->data;
     free(r->wire);
     free(r);
 }
 
 /* Ends r once: calls back and frees (after its timer handle closes). */
-static void req_finish(struct hc_req *r, int err, const struct http_client_response *resp)
+static void req_finish(struct http_client_req *r, int err, const struct http_client_response *resp)
 {
     if (r->finished)
         return;
@@ -126,13 +134,18 @@ static void req_finish(struct hc_req *r, int err, const struct http_client_respo
         r->conn->req = NULL;
         r->conn = NULL;
     }
-    r->cb(r->arg, err, resp);
+    if (r->cancelled)
+        ;
+    else if (r->stream)
+        r->scb.on_done(r->arg, err);
+    else
+        r->cb(r->arg, err, resp);
     uv_close((uv_handle_t *)&r->timer, req_free_cb);
 }
 
 static void req_timeout(uv_timer_t *t)
 {
-    struct hc_req *r = t->data;
+    struct http_client_req *r = t->data;
     struct hc_conn *k = r->conn;
     req_finish(r, r->early_err ? r->early_err : HTTPC_ETIMEOUT, NULL);
     if (k)
@@ -241,9 +254,41 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return hpush(p->data, at, len, true);
 }
 
+/* The header array of the answer being read (a calloc'd array pointing
+ * into k->hbuf, or NULL if there are none); -1 if out of memory. */
+static int answer_headers(struct hc_conn *k, struct http_header **out, size_t *n)
+{
+    if (grow(&k->hbuf, &k->hcap, k->hlen + 1) == 0)
+        k->hbuf[k->hlen] = 0; /* terminates the last value */
+    size_t n_headers = k->n_hoff / 2;
+    struct http_header *hs = n_headers ? calloc(n_headers, sizeof *hs) : NULL;
+    if (n_headers && !hs)
+        return -1;
+    for (size_t i = 0; i < n_headers; i++) {
+        hs[i].name = k->hbuf + k->hoff[2 * i];
+        hs[i].name_len = strlen(hs[i].name);
+        hs[i].value = k->hbuf + k->hoff[2 * i + 1];
+        hs[i].value_len = strlen(hs[i].value);
+    }
+    *out = hs;
+    *n = n_headers;
+    return 0;
+}
+
+/* After a streaming callback: stop parsing if it cancelled the request. */
+static bool stream_gone(struct hc_conn *k, struct http_client_req *r)
+{
+    return k->closing || k->req != r || r->finished;
+}
+
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct hc_conn *k = p->data;
+    struct http_client_req *r = k->req;
+    if (r && r->stream) {
+        r->scb.on_body(r->arg, at, len);
+        return stream_gone(k, r) ? -1 : 0;
+    }
     if (k->body_len + len > k->c->o.max_response_bytes || grow(&k->body, &k->body_cap, k->body_len + len + 1))
         return -1;
     memcpy(k->body + k->body_len, at, len);
@@ -257,7 +302,22 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_headers_complete(http_parser *p)
 {
     struct hc_conn *k = p->data;
-    return k->req && k->req->head ? 1 : 0;
+    struct http_client_req *r = k->req;
+    if (r && r->stream) {
+        struct http_header *hs;
+        size_t n;
+        if (answer_headers(k, &hs, &n) < 0)
+            return -1; /* read_cb reports HTTPC_EPROTO */
+        r->got_head = true;
+        /* From here on the deadline is for progress, not for the whole
+         * answer: a long body may take as long as it keeps moving. */
+        uv_timer_start(&r->timer, req_timeout, r->timeout_ms, 0);
+        r->scb.on_head(r->arg, (int)k->parser.status_code, hs, n);
+        free(hs);
+        if (stream_gone(k, r))
+            return -1;
+    }
+    return r && r->head ? 1 : 0;
 }
 
 static int on_message_complete(http_parser *p)
@@ -276,31 +336,34 @@ static const http_parser_settings parser_settings = {
     .on_message_complete = on_message_complete,
 };
 
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
 static void deliver(struct hc_conn *k)
 {
-    struct hc_req *r = k->req;
-    if (grow(&k->hbuf, &k->hcap, k->hlen + 1) == 0)
-        k->hbuf[k->hlen] = 0; /* terminates the last value */
-    size_t n_headers = k->n_hoff / 2;
-    struct http_header *hs = n_headers ? calloc(n_headers, sizeof *hs) : NULL;
-    if (n_headers && !hs) {
-        req_finish(r, HTTPC_ENOMEM, NULL);
-        conn_close(k);
-        return;
-    }
-    for (size_t i = 0; i < n_headers; i++) {
-        hs[i].name = k->hbuf + k->hoff[2 * i];
-        hs[i].name_len = strlen(hs[i].name);
-        hs[i].value = k->hbuf + k->hoff[2 * i + 1];
-        hs[i].value_len = strlen(hs[i].value);
-    }
-    if (grow(&k->body, &k->body_cap, k->body_len + 1) == 0)
-        k->body[k->body_len] = 0;
-    struct http_client_response resp = { (int)k->parser.status_code, hs, n_headers,
-                                         k->body ? k->body : "", k->body_len };
+    struct http_client_req *r = k->req;
     bool keep = http_should_keep_alive(&k->parser) && !k->c->destroying;
-    req_finish(r, HTTPC_OK, &resp);
-    free(hs);
+    bool paused = r->paused;
+    if (r->stream) {
+        req_finish(r, HTTPC_OK, NULL);
+    } else {
+        struct http_header *hs;
+        size_t n_headers;
+        if (answer_headers(k, &hs, &n_headers) < 0) {
+            req_finish(r, HTTPC_ENOMEM, NULL);
+            conn_close(k);
+            return;
+        }
+        if (grow(&k->body, &k->body_cap, k->body_len + 1) == 0)
+            k->body[k->body_len] = 0;
+        struct http_client_response resp = { (int)k->parser.status_code, hs, n_headers,
+                                             k->body ? k->body : "", k->body_len };
+        req_finish(r, HTTPC_OK, &resp);
+        free(hs);
+    }
+    /* A pooled connection reads, to notice the server closing it. */
+    if (paused && !k->closing && uv_read_start((uv_stream_t *)&k->tcp, alloc_cb, read_cb))
+        keep = false;
     if (keep && !k->closing && k->up->n_idle < k->c->o.max_idle_per_upstream) {
         reset_answer(k);
         k->reused = true;
@@ -324,7 +387,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 /* A pooled connection the server had closed: the request never reached
  * it, so it is sent once more on a fresh connection. */
-static bool retry_fresh(struct hc_conn *k, struct hc_req *r)
+static bool retry_fresh(struct hc_conn *k, struct http_client_req *r)
 {
     if (k->got_bytes || !k->reused || r->retried)
         return false;
@@ -341,7 +404,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     struct hc_conn *k = s->data;
     if (nread == 0 || k->closing)
         return;
-    struct hc_req *r = k->req;
+    struct http_client_req *r = k->req;
     if (nread < 0 || !r) {
         /* Closed by the server (or bytes while idle: nothing we asked for). */
         if (r && !retry_fresh(k, r)) {
@@ -358,6 +421,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     k->got_bytes = true;
+    if (r->stream && r->got_head && !r->paused)
+        uv_timer_start(&r->timer, req_timeout, r->timeout_ms, 0);
     size_t used = http_parser_execute(&k->parser, &parser_settings, buf->base, (size_t)nread);
     if (k->complete) {
         deliver(k);
@@ -372,7 +437,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void write_cb(uv_write_t *w, int status)
 {
     struct hc_conn *k = w->data;
-    struct hc_req *r = k->req;
+    struct http_client_req *r = k->req;
     if (!status || k->closing || !r)
         return;
     if (!retry_fresh(k, r)) {
@@ -381,7 +446,7 @@ static void write_cb(uv_write_t *w, int status)
     }
 }
 
-static void conn_send(struct hc_conn *k, struct hc_req *r)
+static void conn_send(struct hc_conn *k, struct http_client_req *r)
 {
     k->req = r;
     r->conn = k;
@@ -399,7 +464,7 @@ static void conn_send(struct hc_conn *k, struct hc_req *r)
 static void connect_cb(uv_connect_t *cr, int status)
 {
     struct hc_conn *k = cr->data;
-    struct hc_req *r = k->req;
+    struct http_client_req *r = k->req;
     if (k->closing)
         return;
     if (status || !r) {
@@ -413,7 +478,7 @@ static void connect_cb(uv_connect_t *cr, int status)
     conn_send(k, r);
 }
 
-static void conn_dial(struct hc_req *r, const struct sockaddr *sa)
+static void conn_dial(struct http_client_req *r, const struct sockaddr *sa)
 {
     struct hc_conn *k = calloc(1, sizeof *k);
     if (!k) {
@@ -435,7 +500,7 @@ static void conn_dial(struct hc_req *r, const struct sockaddr *sa)
 
 static void resolved_cb(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
 {
-    struct hc_req *r = g->data;
+    struct http_client_req *r = g->data;
     if (r->finished) {
         uv_freeaddrinfo(res);
         return;
@@ -450,7 +515,7 @@ static void resolved_cb(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
 }
 
 /* Gives r a connection: a pooled one, or a new one (resolving the name). */
-static int conn_start(struct hc_req *r)
+static int conn_start(struct http_client_req *r)
 {
     struct hc_upstream *up = r->up;
     if (up->idle) {
@@ -524,16 +589,17 @@ static struct hc_upstream *upstream_for(struct http_client *c, const char *addr)
     return up;
 }
 
-int http_client_request(struct http_client *c, const char *addr, const char *method, const char *target,
-                        const char *headers, const void *body, size_t body_len, unsigned timeout_ms,
-                        http_client_cb cb, void *arg)
+static int request_new(struct http_client *c, const char *addr, const char *method, const char *target,
+                       const char *headers, const void *body, size_t body_len, unsigned timeout_ms,
+                       http_client_cb cb, const struct http_client_stream_cbs *scb, void *arg,
+                       struct http_client_req **out)
 {
     if (c->destroying)
         return HTTPC_ECLOSED;
     struct hc_upstream *up = upstream_for(c, addr);
     if (!up)
         return HTTPC_ECONNECT;
-    struct hc_req *r = calloc(1, sizeof *r);
+    struct http_client_req *r = calloc(1, sizeof *r);
     if (!r)
         return HTTPC_ENOMEM;
     size_t cap = strlen(method) + strlen(target) + strlen(addr) + (headers ? strlen(headers) : 0) + body_len + 128;
@@ -556,7 +622,14 @@ int http_client_request(struct http_client *c, const char *addr, const char *met
     r->c = c;
     r->up = up;
     r->cb = cb;
+    if (scb) {
+        r->stream = true;
+        r->scb = *scb;
+    }
     r->arg = arg;
+    r->timeout_ms = timeout_ms;
+    if (out)
+        *out = r;
     r->next = c->reqs;
     if (c->reqs)
         c->reqs->prev = r;
@@ -572,6 +645,59 @@ int http_client_request(struct http_client *c, const char *addr, const char *met
     return HTTPC_OK;
 }
 
+int http_client_request(struct http_client *c, const char *addr, const char *method, const char *target,
+                        const char *headers, const void *body, size_t body_len, unsigned timeout_ms,
+                        http_client_cb cb, void *arg)
+{
+    return request_new(c, addr, method, target, headers, body, body_len, timeout_ms, cb, NULL, arg, NULL);
+}
+
+int http_client_request_stream(struct http_client *c, const char *addr, const char *method, const char *target,
+                               const char *headers, const void *body, size_t body_len, unsigned timeout_ms,
+                               const struct http_client_stream_cbs *cbs, void *arg, struct http_client_req **out)
+{
+    if (!cbs || !cbs->on_head || !cbs->on_body || !cbs->on_done)
+        return HTTPC_EPROTO;
+    return request_new(c, addr, method, target, headers, body, body_len, timeout_ms, NULL, cbs, arg, out);
+}
+
+void http_client_pause(struct http_client_req *r)
+{
+    /* Before the head the connection may still be connecting, and the
+     * deadline covers the upstream's delay only: nothing to pause yet. */
+    if (!r || r->finished || r->paused || !r->got_head)
+        return;
+    r->paused = true;
+    uv_timer_stop(&r->timer); /* waiting for the consumer is not the upstream's delay */
+    if (r->conn && !r->conn->closing)
+        uv_read_stop((uv_stream_t *)&r->conn->tcp);
+}
+
+void http_client_resume(struct http_client_req *r)
+{
+    if (!r || r->finished || !r->paused)
+        return;
+    r->paused = false;
+    uv_timer_start(&r->timer, req_timeout, r->timeout_ms, 0);
+    if (r->conn && !r->conn->closing &&
+        uv_read_start((uv_stream_t *)&r->conn->tcp, alloc_cb, read_cb)) {
+        struct hc_conn *k = r->conn;
+        req_finish(r, HTTPC_ERESET, NULL);
+        conn_close(k);
+    }
+}
+
+void http_client_cancel(struct http_client_req *r)
+{
+    if (!r || r->finished)
+        return;
+    struct hc_conn *k = r->conn;
+    r->cancelled = true;
+    req_finish(r, HTTPC_ECLOSED, NULL);
+    if (k)
+        conn_close(k); /* the rest of its answer is for nobody */
+}
+
 static void sweep_closed(uv_handle_t *h)
 {
     free(h->data);
@@ -583,7 +709,7 @@ void http_client_destroy(struct http_client *c)
         return;
     c->destroying = true;
     while (c->reqs) {
-        struct hc_req *r = c->reqs;
+        struct http_client_req *r = c->reqs;
         struct hc_conn *k = r->conn;
         req_finish(r, HTTPC_ECLOSED, NULL);
         if (k)

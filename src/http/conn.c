@@ -40,6 +40,7 @@ void http_exchange_free(struct http_exchange *x)
     if (x->mem != x->inline_mem) free(x->mem);
     free(x->head_heap);
     free(x->body_heap);
+    free(x->sbuf);
     free(x);
 }
 
@@ -341,7 +342,7 @@ static bool status_has_body(int status)
 }
 
 /* Formats the head and marks x answered. The body is already placed. */
-static void build_head(struct http_exchange *x, int status, const char *headers)
+void http_conn_build_head(struct http_exchange *x, int status, const char *headers)
 {
     struct http_conn *c = x->conn;
     size_t date_len, hlen = headers ? strlen(headers) : 0;
@@ -363,7 +364,9 @@ static void build_head(struct http_exchange *x, int status, const char *headers)
     p = put(p, reason, rlen);
     p = put(p, "\r\n", 2);
     p = put(p, date, date_len);
-    if (status_has_body(status)) {
+    if (status_has_body(status) && x->stream_mode == HTTP_SM_CHUNKED) {
+        p = put(p, "Transfer-Encoding: chunked\r\n", 28);
+    } else if (status_has_body(status) && x->stream_mode != HTTP_SM_CLOSE) {
         p = put(p, "Content-Length: ", 16);
         p = put_u(p, x->resp_body_len);
         p = put(p, "\r\n", 2);
@@ -383,7 +386,7 @@ done:
 static void respond(struct http_exchange *x, int status, const char *headers)
 {
     if (status < 100 || status > 999) status = 500;
-    build_head(x, status, headers);
+    http_conn_build_head(x, status, headers);
     if (!x->head_len) {
         /* Out of memory for the head: nothing sensible can be sent. */
         struct http_conn *c = x->conn;
@@ -471,6 +474,11 @@ void http_conn_flush(struct http_conn *c)
     struct http_exchange *x;
     if (c->closing) return;
     while ((x = c->q_head) != NULL) {
+        if (c->active) break; /* a streamed response holds the line until it ends */
+        if (x->stream_mode) {
+            http_stream_activate(c, x);
+            continue;
+        }
         if (!x->responded) {
             /* 100 Continue belongs to the request being read, after every
              * earlier response (RFC 9110 §10.1.1). */
@@ -614,6 +622,7 @@ static void message_done(struct http_conn *c)
     c->method_checked = false;
     c->ovr_len = 0;
     x->keep_alive = http_should_keep_alive(&c->parser) && !c->parser.upgrade;
+    x->http10 = c->parser.http_major < 1 || (c->parser.http_major == 1 && c->parser.http_minor == 0);
     x->want_continue = false;
     x->dispatched = true;
     if (!x->keep_alive) c->no_more = true;

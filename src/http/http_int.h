@@ -12,9 +12,13 @@
  *     for an earlier response. Once its response is handed to uv_write an
  *     exchange leaves the queue and is owned by the write request, freed in
  *     its callback.
+ *   - A streamed response (stream.c), once at the front of the queue,
+ *     leaves it as the connection's `active` exchange, owned by the
+ *     connection and the handler together until http_respond_end; its
+ *     writes own copies of their bytes and refer only to the connection.
  *   - An exchange whose connection closes while the handler still holds it
- *     is detached (conn = NULL): it owns itself and is freed by http_respond,
- *     which then writes nothing.
+ *     is detached (conn = NULL): it owns itself and is freed by http_respond
+ *     (or http_respond_end/_abort), which then writes nothing.
  */
 #ifndef LINKRAFT_HTTP_INT_H
 #define LINKRAFT_HTTP_INT_H
@@ -60,8 +64,23 @@ struct http_exchange {
     size_t resp_body_len;
     void *body_heap;               /* owned malloc'd body */
     int status;
+    /* A streamed response (stream.c): how its body is framed, the framed
+     * bytes not yet handed to uv_write, and the producer's drain callback. */
+    uint8_t stream_mode;           /* HTTP_SM_*; 0: an ordinary response */
+    bool stream_ended;             /* http_respond_end called */
+    bool stream_body;              /* body bytes are sent (not HEAD, not 204/304) */
+    bool stream_short;             /* ended before Content-Length bytes: close after */
+    bool http10;                   /* the request was HTTP/1.0 (no chunked encoding) */
+    bool want_drain;               /* a write returned HTTP_STREAM_FULL */
+    uint64_t stream_left;          /* HTTP_SM_LENGTH: body bytes still allowed */
+    char *sbuf;
+    size_t sbuf_len, sbuf_cap;
+    void (*drain_cb)(void *arg);
+    void *drain_arg;
     _Alignas(16) char inline_mem[]; /* aligned: the header array lives here too */
 };
+
+enum { HTTP_SM_NONE, HTTP_SM_LENGTH, HTTP_SM_CHUNKED, HTTP_SM_CLOSE };
 
 enum http_pstate {
     HTTP_P_IDLE,    /* between requests: no byte of the next one seen */
@@ -113,6 +132,10 @@ struct http_conn {
     uv_shutdown_t sreq;
     /* Queue of exchanges not yet handed to uv_write, in request order. */
     struct http_exchange *q_head, *q_tail;
+    /* The streamed response being written (out of the queue): every later
+     * response waits until it has ended and been written. */
+    struct http_exchange *active;
+    size_t stream_inflight;  /* its bytes handed to uv_write, not yet written */
     char peer[64];
 };
 
@@ -159,6 +182,21 @@ void http_conn_eof(struct http_conn *c);
 /* Queues an error response (400/413/431) after the pending ones, stops
  * parsing, and closes after it is written. */
 void http_conn_fail(struct http_conn *c, int status);
+
+/* Formats x's response head (status line, Date, Content-Length or
+ * Transfer-Encoding by x->stream_mode, Connection, headers) and marks x
+ * answered; head_len 0 if out of memory. */
+void http_conn_build_head(struct http_exchange *x, int status, const char *headers);
+
+/* stream.c */
+/* Called by http_conn_flush for a streamed exchange at the queue's front:
+ * takes it out of the queue as c->active and writes what it has. */
+void http_stream_activate(struct http_conn *c, struct http_exchange *x);
+/* The connection is closing: the active exchange is freed (if ended) or
+ * detached; a detached producer waiting for drain is told. */
+void http_stream_conn_closed(struct http_conn *c);
+/* x was just detached: wake its producer if it waits for drain. */
+void http_stream_detached(struct http_exchange *x);
 
 /* server.c */
 /* Closes the connection now; exchanges held by the handler are detached. */

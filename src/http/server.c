@@ -32,6 +32,7 @@ void http_options_default(struct http_options *o)
     o->idle_timeout_ms = 60000;
     o->max_connections = 4096;
     o->max_pipeline = 16;
+    o->max_stream_queue = 256 * 1024;
 }
 
 /* ---- Date ---------------------------------------------------------------- */
@@ -99,7 +100,7 @@ static int timer_kind(const struct http_conn *c)
     if (c->pstate == HTTP_P_HEADERS) return T_HEADER;
     if (c->pstate == HTTP_P_BODY) return T_BODY;
     if (c->n_exchanges == 0) return T_IDLE;
-    if (c->q_head == NULL && c->reqs_pending > 0) return T_WRITE;
+    if ((c->q_head == NULL || c->active) && c->reqs_pending > 0) return T_WRITE;
     return T_NONE;
 }
 
@@ -238,13 +239,18 @@ void http_conn_close(struct http_conn *c)
     c->timer_active = false;
     /* Exchanges the handler holds are detached and stay valid until
      * http_respond; the others die with the connection. */
+    http_stream_conn_closed(c);
     struct http_exchange *x = c->q_head, *next;
     for (; x; x = next) {
         next = x->next;
         x->next = NULL;
         c->n_exchanges--;
-        if (x->dispatched && !x->responded) x->conn = NULL;
-        else http_exchange_free(x);
+        if (x->dispatched && !x->responded) {
+            x->conn = NULL;
+            http_stream_detached(x);
+        } else {
+            http_exchange_free(x);
+        }
     }
     c->q_head = c->q_tail = NULL;
     c->cur = NULL;
@@ -444,6 +450,7 @@ int http_server_start(uv_loop_t *loop, const char *addr, const struct http_optio
     if (!s->opt.idle_timeout_ms) s->opt.idle_timeout_ms = def.idle_timeout_ms;
     if (!s->opt.max_connections) s->opt.max_connections = def.max_connections;
     if (!s->opt.max_pipeline) s->opt.max_pipeline = def.max_pipeline;
+    if (!s->opt.max_stream_queue) s->opt.max_stream_queue = def.max_stream_queue;
     if (s->opt.max_header_bytes > 1024 * 1024 || s->opt.max_body_bytes > (64u << 20)) {
         snprintf(err, errcap, "http: limits too large (max_header_bytes %zu, at most 1 MiB; "
                  "max_body_bytes %zu, at most 64 MiB)", s->opt.max_header_bytes, s->opt.max_body_bytes);
