@@ -39,7 +39,7 @@ void node_options_default(struct node_options *o)
         .tick_ms = 15,
         .election_ticks = 10,
         .heartbeat_ticks = 2,
-        .snapshot_entries = 10000,
+        .snapshot_entries = 50000,
         .trailing_entries = 2000,
         .write_timeout_ms = 5000,
     };
