@@ -20,7 +20,8 @@ figure is the median of BENCH_ROUNDS runs with min-max. Everything listens
 on 127.0.0.1 on ports free at start, runs for bounded times and is stopped
 and removed at the end.
 
-    /usr/bin/python3 bench/run.py
+    /usr/bin/python3 bench/run.py            (measure; results.md and results.json)
+    /usr/bin/python3 bench/run.py --render   (rewrite results.md from results.json + analysis.md)
     env: BENCH_ROUNDS (3)  BENCH_SECONDS (5, per wrk run)  BENCH_SCALE (links;
          see DEFAULT_SCALE)  BENCH_FAILOVER_ROUNDS (20)  BENCH_ONLY
          (comma list of writes,reads,failover,scale,fsync)  BENCH_OUT (results.md path)
@@ -51,7 +52,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 # load rate measured here (see results.md) that takes far more than the
 # ~15 minutes a bench run may take, so the default is smaller and the result
 # states the size used and the extrapolation.
-DEFAULT_SCALE = 20000
+DEFAULT_SCALE = 100000
 SCALE = int(os.environ.get("BENCH_SCALE", str(DEFAULT_SCALE)))
 FAILOVER_ROUNDS = int(os.environ.get("BENCH_FAILOVER_ROUNDS", "20"))
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "writes,reads,failover,scale,fsync").split(",")))
@@ -575,7 +576,7 @@ def mmm(runs, key, nd=0):
     return "%s (%s–%s)" % (fmt(m, nd), fmt(lo, nd), fmt(hi, nd))
 
 
-def write_results(t_total):
+def write_results(t_total, when, rev):
     cpu = "?"
     try:
         with open("/proc/cpuinfo") as f:
@@ -588,15 +589,16 @@ def write_results(t_total):
     L.append("# linkraft benchmarks (`make bench`)\n")
     L.append("Written by `bench/run.py` on %s UTC; the whole run took %.0f s. Each figure is the median of %d runs "
              "(min–max in brackets); linkraft and its anchor alternate run by run, so both see the same noise on "
-             "this shared machine, and the ratio is what to read.\n" % (time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-                                                                       t_total, ROUNDS))
+             "this shared machine, and the ratio is what to read.\n" % (when, t_total, ROUNDS))
     L.append("**Machine:** %d CPUs (%s), Linux %s, %s. **Versions:** %s; nginx %s; %s; linkraft %s.\n" % (
         os.cpu_count(), cpu, platform.release(), platform.python_implementation() + " " + platform.python_version(),
         results.get("writes", {}).get("etcd_version", "etcd (not run)"),
-        results.get("reads", {}).get("nginx_version", nginx_version()), wrk_v,
-        subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()))
+        results.get("reads", {}).get("nginx_version", nginx_version()), wrk_v, rev))
     L.append("All servers on 127.0.0.1 of this one machine; wrk runs on the same 2 CPUs as the servers it loads "
-             "(for ours and the anchors alike). wrk: %d connections, 2 threads, %d s per run.\n" % (CONNS, SECONDS))
+             "(for ours and the anchors alike). wrk: %d connections, 2 threads, %d s per run. The machine is shared "
+             "with other work: 1-minute load average %s at the start of this run, %s at the end.\n" % (
+                 CONNS, SECONDS, *[("%.1f" % x) if isinstance(x, (int, float)) else "?"
+                                   for x in (results.get("load", []) + ["?", "?"])[:2]]))
     rows = []
     w = results.get("writes")
     if w:
@@ -699,9 +701,9 @@ def write_results(t_total):
         L.append("| restart (SIGTERM, start) to serving /healthz | %s ms |" % fmt(sc["t_serving"] * 1000))
         L.append("| restart to ready (/readyz: knows the leader, applied all committed) | %s ms |" % fmt(sc["t_ready"] * 1000))
         for i, (cur, peak) in sorted(sc["rss"].items()):
-            L.append("| node %d: RSS now / peak | %s / %s MiB |" % (i, fmt(cur / 1024, 1), fmt(peak / 1024, 1)))
+            L.append("| node %s: RSS now / peak | %s / %s MiB |" % (i, fmt(cur / 1024, 1), fmt(peak / 1024, 1)))
         for i, b in sorted(sc["disk"].items()):
-            L.append("| node %d: data dir | %s MiB |" % (i, fmt(b / 2 ** 20, 1)))
+            L.append("| node %s: data dir | %s MiB |" % (i, fmt(b / 2 ** 20, 1)))
         if sc["snaps"]:
             last = max(sc["snaps"], key=lambda s: s[1])
             times = [s[3] for s in sc["snaps"] if s[3] is not None]
@@ -739,19 +741,41 @@ def write_results(t_total):
 
 
 def main():
+    json_path = os.path.splitext(OUT)[0] + ".json"
+    if sys.argv[1:] == ["--render"]:
+        with open(json_path) as f:
+            saved = json.load(f)
+        results.update(saved["results"])
+        commands.extend(saved["commands"])
+        globals().update({k: saved["params"][k] for k in ("ROUNDS", "SECONDS", "SCALE")})
+        write_results(saved["seconds"], saved["when"], saved["rev"])
+        return
     for tool in ("wrk", "etcd", NGINX):
         if not shutil.which(tool) and not os.path.exists(tool):
             sys.exit("run.py: %s is missing; run `sh scripts/deps.sh bench` as root" % tool)
     if not os.path.exists(BINARY):
         sys.exit("run.py: %s is missing; run `make` first" % BINARY)
     t0 = time.monotonic()
+    results["load"] = [os.getloadavg()[0]]
     steps = [("fsync", bench_fsync), ("writes", bench_writes), ("reads", bench_reads), ("failover", bench_failover),
              ("scale", bench_scale)]
     for name, fn in steps:
         if name in ONLY:
             log("---- %s" % name)
             fn()
-    write_results(time.monotonic() - t0)
+    results["load"].append(os.getloadavg()[0])
+    for sec in results.values():  # wrk's raw text is not kept
+        for runs in sec.get("runs", {}).values() if isinstance(sec, dict) else ():
+            for r in runs:
+                r.pop("out", None)
+    for k in ("fp1", "fp64"):
+        results.get("scale", {}).get(k, {}).pop("out", None)
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    with open(json_path, "w") as f:
+        json.dump({"results": results, "commands": commands, "seconds": time.monotonic() - t0, "when": when, "rev": rev,
+                   "params": {"ROUNDS": ROUNDS, "SECONDS": SECONDS, "SCALE": SCALE}}, f, indent=1)
+    write_results(time.monotonic() - t0, when, rev)
 
 
 if __name__ == "__main__":
