@@ -215,22 +215,34 @@ class Etcd:
                    "--listen-client-urls", self.client[i], "--advertise-client-urls", self.client[i],
                    "--listen-peer-urls", self.peer[i], "--initial-advertise-peer-urls", self.peer[i],
                    "--initial-cluster", initial, "--initial-cluster-state", "new",
-                   "--initial-cluster-token", "linkraft-bench", "--logger", "zap", "--log-level", "error"]
+                   "--initial-cluster-token", "linkraft-bench-%d" % os.getpid(), "--logger", "zap", "--log-level", "error"]
             if i == 0:
                 commands.append(" ".join(cmd).replace(self.dir, "$TMP"))
             log_f = open(os.path.join(self.dir, "m%d.log" % (i + 1)), "ab")
             self.procs.append(subprocess.Popen(cmd, stdout=log_f, stderr=log_f, stdin=subprocess.DEVNULL))
-        for i in range(3):
-            wait_for("etcd member %d healthy" % (i + 1),
-                     lambda i=i: b'"true"' in request(self.client[i][7:], "GET", "/health").body, timeout=30)
-        self.leader = wait_for("an etcd leader", self._leader, timeout=30)
+        try:
+            for i in range(3):
+                wait_for("etcd member %d healthy" % (i + 1),
+                         lambda i=i: b'"true"' in request(self.client[i][7:], "GET", "/health").body, timeout=60)
+            # (_leader answers a 1-tuple: member index 0 must not read as "not yet")
+            self.leader = wait_for("an etcd leader", self._leader, timeout=60)[0]
+        except BaseException:
+            for i in range(3):
+                with open(os.path.join(self.dir, "m%d.log" % (i + 1)), errors="replace") as f:
+                    sys.stderr.write("etcd m%d log:\n%s\n" % (i + 1, f.read()[-3000:]))
+            self.close()
+            raise
         self.version = subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
 
     def _leader(self):
+        """The index of the member every member names as leader."""
+        ids, leaders = {}, set()
         for i in range(3):
             st = json.loads(request(self.client[i][7:], "POST", "/v3/maintenance/status", body=b"{}").body)
-            if st.get("leader") and st["leader"] == st["header"]["member_id"]:
-                return i
+            ids[st["header"]["member_id"]] = i
+            leaders.add(st.get("leader"))
+        if len(leaders) == 1 and leaders.copy().pop() in ids:
+            return (ids[leaders.pop()],)
         return None
 
     def put(self, key, value):
