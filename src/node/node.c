@@ -498,14 +498,14 @@ static void learn_members_from(struct node *n, const struct raft_entry *e, size_
     }
 }
 
-/* Applies rd's committed entries from n->apply_done up to (not including)
- * `upto`. Returns false if the disk is full: the rest waits for a retry,
- * the ready stays outstanding, and nothing is lost (the log has it all). */
-static bool apply_committed_upto(struct node *n, const struct raft_ready *rd, size_t upto)
+/* Applies what is left of rd's committed entries (from n->apply_done).
+ * Returns false if the disk is full: the rest waits for a retry, the
+ * ready stays outstanding, and nothing is lost (the log has it all). */
+static bool apply_committed(struct node *n, const struct raft_ready *rd)
 {
     struct store_result *results = n->results;
-    while (n->apply_done < upto) {
-        size_t batch = upto - n->apply_done;
+    while (n->apply_done < rd->n_committed) {
+        size_t batch = rd->n_committed - n->apply_done;
         if (batch > APPLY_RESULTS_MAX)
             batch = APPLY_RESULTS_MAX;
         const struct raft_entry *e = rd->committed + n->apply_done;
@@ -519,38 +519,6 @@ static bool apply_committed_upto(struct node *n, const struct raft_ready *rd, si
         n->apply_done += batch;
     }
     return true;
-}
-
-static bool apply_committed(struct node *n, const struct raft_ready *rd)
-{
-    return apply_committed_upto(n, rd, rd->n_committed);
-}
-
-/* Step 4 of the ready contract, for the part of rd.committed that is
- * already in this node's log on disk (every entry before the first one this
- * ready appends: each earlier ready was fsync'ed before its advance): it is
- * applied, and its writes answered, while the fsync of this ready's new
- * entries runs on the worker, instead of after it. Without this every write
- * waited, between its commit and its answer, for one more fsync: the next
- * batch's. Durability and order are unchanged: these entries are committed
- * (durable on a majority, dissertation §3.6) and durable here, so the
- * database is never ahead of the local log (raft_restore takes the applied
- * index as committed), and they are applied in log order before the rest.
- * A ready that installs or receives a snapshot, or a full disk, keeps the
- * plain order. */
-static void apply_durable_early(struct node *n, const struct raft_ready *rd)
-{
-    if (!rd->n_committed || rd->snapshot_install || rd->snapshot_chunk.meta.index || n->disk_full)
-        return;
-    raft_index first_new = rd->n_entries ? rd->entries[0].index : UINT64_MAX;
-    if (rd->truncate_from && rd->truncate_from < first_new)
-        first_new = rd->truncate_from; /* (committed entries are never truncated; defensive) */
-    size_t durable = 0;
-    while (durable < rd->n_committed && rd->committed[durable].index < first_new)
-        durable++;
-    if (!durable || !apply_committed_upto(n, rd, durable))
-        return; /* a full disk: finish_apply meets it again after the fsync and retries */
-    complete_reads(n);
 }
 
 static void retry_apply(uv_timer_t *t);
@@ -602,8 +570,9 @@ static void finish_ready(struct node *n)
         n->last_snapshot = rd->snapshot_install->index;
         resolve_writes(n, NULL, 0, NULL, rd->snapshot_install->index);
     }
+    n->apply_done = 0;
     n->applying = true;
-    finish_apply(n); /* from n->apply_done: apply_durable_early may have done the first ones */
+    finish_apply(n);
 }
 
 static void persist_done(uv_work_t *req, int status);
@@ -669,12 +638,10 @@ static void pump(struct node *n)
         if (rc)
             fatal(n, "taking the next Raft step", raft_strerror(rc));
         n->ready_outstanding = true;
-        n->apply_done = 0;
         note_soft_state(n, &n->rd);
         send_messages(n, n->rd.send_now, n->rd.n_send_now);
         if (needs_persist(&n->rd)) {
             start_persist(n);
-            apply_durable_early(n, &n->rd); /* on this thread, while the worker writes and fsyncs */
             return;
         }
         finish_ready(n);
