@@ -100,6 +100,14 @@ sim: $(BUILD)/sim
 mutants:
 	@sh scripts/mutants.sh
 
+# `make bench`: linkraft beside etcd and nginx on this machine (not part of
+# `make test`; about 10 minutes): installs etcd-server, etcd-client, nginx
+# and wrk when root, then writes bench/results.md (bench/run.py; BENCH_SCALE,
+# BENCH_ROUNDS, BENCH_SECONDS: see there).
+bench: $(BUILD)/linkraft
+	@sh scripts/deps.sh bench
+	/usr/bin/python3 bench/run.py
+
 # ---- Fuzzing: `make fuzz [FUZZ_SECONDS=60]` ----------------------------------
 # One libFuzzer driver per decoder of untrusted bytes (fuzz/fuzz_NAME.c), built
 # with clang and ASan+UBSan, each run for FUZZ_SECONDS from its checked-in seed

@@ -34,7 +34,7 @@ struct node_options {
     unsigned tick_ms;             /* default 15 */
     unsigned election_ticks;      /* default 10 (election timeout 150-300 ms) */
     unsigned heartbeat_ticks;     /* default 2 */
-    uint64_t snapshot_entries;    /* snapshot after this many applied entries; default 10000 */
+    uint64_t snapshot_entries;    /* snapshot after this many applied entries; default 50000 */
     uint64_t trailing_entries;    /* log kept behind a snapshot; default 2000 */
     unsigned write_timeout_ms;    /* a write not committed by then answers 503; default 5000 */
 };

@@ -101,6 +101,7 @@ bool site_dispatch(struct site *s, const struct http_request *req, site_respond_
 /* Requests answered and in flight, for tests and /metrics. */
 struct site_stats {
     uint64_t requests, in_flight, pwhash_jobs, throttled;
+    uint64_t page_cache_hits;   /* list pages answered from the cache (pages.c) */
 };
 void site_get_stats(const struct site *s, struct site_stats *out);
 

@@ -71,8 +71,11 @@ int store_apply(struct store *st, const struct raft_entry *entries, size_t n,
                 struct store_result *results);
 
 /* Writes a consistent, compact copy of the database at db_path to out_path
- * (VACUUM INTO from a separate connection) and returns the applied index it
- * contains. Safe to call from a worker thread while the loop applies. */
+ * (VACUUM INTO from a separate connection), fdatasyncs it, and returns the
+ * applied index it contains. Safe to call from a worker thread while the
+ * loop applies. (The fdatasync here is what makes adopting the copy cheap:
+ * storage_snapshot_adopt syncs it again, but runs in the log's write
+ * pipeline, where writing out megabytes would stall every write.) */
 int store_snapshot(const char *db_path, const char *out_path, raft_index *index,
                    char *err, size_t errcap);
 

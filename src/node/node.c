@@ -40,7 +40,7 @@ void node_options_default(struct node_options *o)
         .tick_ms = 15,
         .election_ticks = 10,
         .heartbeat_ticks = 2,
-        .snapshot_entries = 10000,
+        .snapshot_entries = 50000,
         .trailing_entries = 2000,
         .write_timeout_ms = 5000,
     };
@@ -355,6 +355,7 @@ static void maybe_snapshot(struct node *n)
     if (n->snap_job || n->adopt_pending || n->closing || applied < n->last_snapshot + n->o.snapshot_entries)
         return;
     n->snap_job = true;
+    n->snap_started_ms = uv_now(&n->loop);
     n->snap_req.data = n;
     if (uv_queue_work(&n->loop, &n->snap_req, snapshot_work, snapshot_done))
         n->snap_job = false;
@@ -384,8 +385,9 @@ static void adopt_done(uv_work_t *req, int status)
         int rc = raft_snapshot_taken(n->raft, n->adopt_meta.index, n->adopt_meta.size, n->adopt_meta.crc);
         if (rc)
             log_warn("the core refused snapshot %llu: %s", (unsigned long long)n->adopt_meta.index, raft_strerror(rc));
-        log_info("snapshot at index %llu (%llu bytes)", (unsigned long long)n->adopt_meta.index,
-                 (unsigned long long)n->adopt_meta.size);
+        uv_update_time(&n->loop);
+        log_info("snapshot at index %llu (%llu bytes) in %llu ms", (unsigned long long)n->adopt_meta.index,
+                 (unsigned long long)n->adopt_meta.size, (unsigned long long)(uv_now(&n->loop) - n->snap_started_ms));
     }
     n->last_snapshot = n->adopt_meta.index;
     pump(n);

@@ -82,6 +82,7 @@ struct node {
 
     /* Snapshots. */
     bool snap_job;              /* VACUUM INTO running on a worker */
+    uint64_t snap_started_ms;   /* uv_now when that snapshot began (logged with its size) */
     uv_work_t snap_req;
     int snap_rc;
     char snap_err[512];

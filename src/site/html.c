@@ -36,13 +36,14 @@ void site_rfc3339(uint64_t ms, char out[32])
         snprintf(out, 32, "1970-01-01T00:00:00Z");
 }
 
+static const struct { uint64_t secs; const char *unit; } units[] = {
+    { 365 * 86400ull, "year" }, { 30 * 86400ull, "month" }, { 86400, "day" },
+    { 3600, "hour" }, { 60, "minute" },
+};
+
 void site_relative_time(uint64_t then_ms, uint64_t now_ms, char *out, size_t cap)
 {
     uint64_t s = now_ms > then_ms ? (now_ms - then_ms) / 1000 : 0;
-    static const struct { uint64_t secs; const char *unit; } units[] = {
-        { 365 * 86400ull, "year" }, { 30 * 86400ull, "month" }, { 86400, "day" },
-        { 3600, "hour" }, { 60, "minute" },
-    };
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (s >= units[i].secs) {
             uint64_t n = s / units[i].secs;
@@ -51,4 +52,24 @@ void site_relative_time(uint64_t then_ms, uint64_t now_ms, char *out, size_t cap
         }
     }
     snprintf(out, cap, "just now");
+}
+
+uint64_t site_relative_time_next(uint64_t then_ms, uint64_t now_ms)
+{
+    /* The string is a function of s = whole seconds since then (0 before
+     * then): it changes when s reaches the next multiple of the unit in use,
+     * or the threshold of the next larger unit, whichever is first
+     * (12 months at 360 days turn into "1 year" at 365, not 390). */
+    uint64_t s = now_ms > then_ms ? (now_ms - then_ms) / 1000 : 0;
+    size_t n_units = sizeof units / sizeof units[0];
+    uint64_t next = units[n_units - 1].secs; /* "just now" until a minute */
+    for (size_t i = 0; i < n_units; i++) {
+        if (s >= units[i].secs) {
+            next = (s / units[i].secs + 1) * units[i].secs;
+            if (i > 0 && next > units[i - 1].secs)
+                next = units[i - 1].secs;
+            break;
+        }
+    }
+    return then_ms + next * 1000;
 }

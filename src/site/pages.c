@@ -155,10 +155,59 @@ static void link_list(struct buf *b, struct site_req *r, const struct store_link
 
 /* ---- Lists --------------------------------------------------------------------- */
 
+/* A cached list page answers r if it is still what a render would give
+ * (struct site_page_cache). */
+static bool list_from_cache(struct site_req *r, struct site_page_cache *pc)
+{
+    struct site *s = r->s;
+    if (!pc || !pc->valid || pc->applied != s->host.applied(s->host.ctx) || now_of(r) >= pc->until_ms)
+        return false;
+    struct buf b;
+    buf_init(&b);
+    buf_append(&b, pc->body.p, pc->body.len);
+    s->stats.page_cache_hits++;
+    reply_page(r, 200, &b);
+    return true;
+}
+
+static void list_to_cache(struct site_req *r, struct site_page_cache *pc, uint64_t applied, uint64_t now,
+                          const struct store_link *links, size_t n, const struct buf *b)
+{
+    if (!pc || b->oom)
+        return;
+    uint64_t until = UINT64_MAX;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t = site_relative_time_next(links[i].created_ms, now);
+        if (t < until)
+            until = t;
+    }
+    pc->valid = false;
+    buf_reset(&pc->body);
+    buf_append(&pc->body, b->p, b->len);
+    if (pc->body.oom) { /* no cache, no harm: the next request renders */
+        buf_free(&pc->body);
+        buf_init(&pc->body);
+        return;
+    }
+    pc->applied = applied;
+    pc->until_ms = until;
+    pc->valid = true;
+}
+
 static void page_list(struct site_req *r)
 {
     static const char *const paths[] = { "/", "/new", "/top" };
     static const char *const titles[] = { "Hot links", "New links", "Top links" };
+    /* Only the first page for a visitor who is not logged in is cached:
+     * that is the page nearly every visitor asks for. */
+    struct site_page_cache *pc = !r->logged_in && r->page == 1 && r->sort >= 0 && r->sort < SITE_CACHED_SORTS
+                                     ? &r->s->page_cache[r->sort] : NULL;
+    if (list_from_cache(r, pc))
+        return;
+    /* Taken before reading: the store cannot change during this call (one
+     * loop thread), and a clock read before rendering makes until_ms early,
+     * never late. */
+    uint64_t applied = r->s->host.applied(r->s->host.ctx), now = now_of(r);
     struct store_link *links = malloc((SITE_PAGE_LINKS + 1) * sizeof *links);
     size_t n = 0;
     if (!links || store_links(store_of(r), (enum store_sort)r->sort, SITE_PAGE_LINKS + 1,
@@ -183,6 +232,7 @@ static void page_list(struct site_req *r)
     if (more)
         buf_printf(&b, "<p><a href=\"%s?p=%u\" rel=\"next\">More</a></p>", paths[r->sort], r->page + 1);
     page_end(&b, r);
+    list_to_cache(r, pc, applied, now, links, n, &b);
     free(links);
     reply_page(r, 200, &b);
 }

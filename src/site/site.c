@@ -76,6 +76,8 @@ void site_destroy(struct site *s)
 {
     if (!s)
         return;
+    for (int i = 0; i < SITE_CACHED_SORTS; i++)
+        buf_free(&s->page_cache[i].body);
     free(s->by_addr);
     free(s->by_user);
     free(s);

@@ -50,8 +50,24 @@ struct site_throttle {
     unsigned limit;
 };
 
+/* The first page of /, /new and /top as last rendered for a visitor who is
+ * not logged in (such a page has no per-visitor part: no name, no CSRF
+ * field, no liked marks). It is reused while the node's applied index is the
+ * one it was rendered at (so it shows exactly the state a fresh render would)
+ * and the clock is before until_ms, the first moment one of its "N minutes
+ * ago" strings would read differently. Rendering costs SQLite, printf and
+ * escaping for 30 links; a hit costs one copy of the bytes. */
+struct site_page_cache {
+    bool valid;
+    uint64_t applied;
+    uint64_t until_ms;
+    struct buf body;
+};
+#define SITE_CACHED_SORTS 3
+
 struct site {
     struct site_host host;
+    struct site_page_cache page_cache[SITE_CACHED_SORTS]; /* by enum store_sort */
     struct site_options o;
     char dummy_hash[crypto_pwhash_STRBYTES];
     struct site_throttle *by_addr, *by_user;
@@ -195,6 +211,9 @@ bool site_parse_uint(const char *s, size_t len, uint64_t min, uint64_t max, uint
 void site_html_escape(struct buf *b, const char *s, size_t len);
 void site_rfc3339(uint64_t ms, char out[32]);
 void site_relative_time(uint64_t then_ms, uint64_t now_ms, char *out, size_t cap);
+/* The first time (ms) after now_ms at which site_relative_time(then_ms, .)
+ * may give a different string. */
+uint64_t site_relative_time_next(uint64_t then_ms, uint64_t now_ms);
 
 /* ---- api.c / pages.c: routes ---------------------------------------------- */
 

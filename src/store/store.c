@@ -749,6 +749,19 @@ int store_snapshot(const char *db_path, const char *out_path, raft_index *index,
         goto out;
     }
     *index = (raft_index)sqlite3_column_int64(s, 0);
+    /* VACUUM INTO does not sync its output. If this fails the copy is
+     * dropped (the next attempt unlinks it): after a failed fsync the
+     * kernel may have thrown the data away, so no later fsync could vouch
+     * for it. */
+    int fd = open(out_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fdatasync(fd) != 0) {
+        set_err(err, errcap, "snapshot: cannot make %s durable: %s", out_path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        unlink(out_path);
+        goto out;
+    }
+    close(fd);
     rc = STORE_OK;
 out:
     sqlite3_finalize(s);

@@ -880,6 +880,71 @@ TEST(front_page_size_pagination_css_and_errors)
     teardown();
 }
 
+/* The first list pages for a visitor who is not logged in come from a cache
+ * (pages.c) that must never show anything a fresh render would not: it
+ * follows every applied write and the clock's "N minutes ago", and logged-in
+ * visitors and later pages always get their own render. */
+TEST(front_page_cache_follows_writes_and_the_clock)
+{
+    setup("cache.db", 100);
+    struct client alice = { 0 };
+    const char *t = signup(&alice, "alice_cache");
+    REQUIRE(t);
+    bearer(&alice, t);
+    REQUIRE(post_json(&alice, "/api/v1/links", "{\"title\":\"First cached\",\"url\":\"https://a.example/1\"}")->status == 201);
+    struct site_stats st0, st;
+    site_get_stats(site, &st0);
+    struct response *r = call(NULL, "GET", "/", NULL, NULL);
+    REQUIRE(r->status == 200 && body_has(r, "First cached") && body_has(r, "just now"));
+    char *first = strdup(r->body);
+    site_get_stats(site, &st);
+    CHECK_EQ_U(st.page_cache_hits, st0.page_cache_hits); /* the first is rendered */
+    r = call(NULL, "GET", "/", NULL, NULL);
+    CHECK_STR(r->body, first);
+    site_get_stats(site, &st);
+    CHECK_EQ_U(st.page_cache_hits, st0.page_cache_hits + 1);
+    free(first);
+
+    /* A write changes the applied index: the next page shows it. */
+    REQUIRE(post_json(&alice, "/api/v1/links", "{\"title\":\"Second cached\",\"url\":\"https://a.example/2\"}")->status == 201);
+    r = call(NULL, "GET", "/new", NULL, NULL);
+    CHECK(body_has(r, "Second cached"));
+    r = call(NULL, "GET", "/", NULL, NULL);
+    CHECK(body_has(r, "Second cached") && body_has(r, "0 likes"));
+    REQUIRE(call(&alice, "PUT", "/api/v1/links/1/like", NULL, NULL)->status == 200);
+    r = call(NULL, "GET", "/", NULL, NULL);
+    CHECK(body_has(r, "1 like ·"));
+    char idx[32];
+    snprintf(idx, sizeof idx, "%" PRIu64, store_applied(dh.store));
+    CHECK_STR(header(r, "X-Raft-Index"), idx);
+
+    /* The clock: "just now" holds until a minute after the newest post. */
+    site_get_stats(site, &st0);
+    dh.now_ms += 59999;
+    r = call(NULL, "GET", "/", NULL, NULL);
+    CHECK(body_has(r, "just now") && !body_has(r, "1 minute ago"));
+    site_get_stats(site, &st);
+    CHECK_EQ_U(st.page_cache_hits, st0.page_cache_hits + 1);
+    dh.now_ms += 1;
+    r = call(NULL, "GET", "/", NULL, NULL);
+    CHECK(body_has(r, "1 minute ago") && !body_has(r, "just now"));
+    site_get_stats(site, &st);
+    CHECK_EQ_U(st.page_cache_hits, st0.page_cache_hits + 1); /* rendered again */
+
+    /* Logged in: the user's own page (name, forms, liked marks), never the cache. */
+    site_get_stats(site, &st0);
+    r = call(&alice, "GET", "/", NULL, NULL);
+    CHECK(body_has(r, "alice_cache") && body_has(r, "up on"));
+    r = call(NULL, "GET", "/", NULL, NULL);
+    CHECK(!body_has(r, "alice_cache</a><form") && !body_has(r, "name=\"csrf\""));
+    r = call(NULL, "GET", "/?p=2", NULL, NULL);
+    r = call(NULL, "GET", "/?p=2", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    site_get_stats(site, &st);
+    CHECK_EQ_U(st.page_cache_hits, st0.page_cache_hits + 1); /* only the anonymous "/" above */
+    teardown();
+}
+
 /* Seeded garbage at every entry point: each request gets exactly one answer
  * with a sensible status, nothing leaks (ASan), nothing crashes. */
 static unsigned seed_state;
@@ -1009,6 +1074,7 @@ int main(void)
     RUN(cookie_writes_need_json_and_our_origin);
     RUN(pages_forms_and_escaping);
     RUN(front_page_size_pagination_css_and_errors);
+    RUN(front_page_cache_follows_writes_and_the_clock);
     RUN(hostile_requests_always_get_one_answer);
     RUN(passwords_are_hashed_with_owasp_argon2id);
     uv_loop_close(&loop);

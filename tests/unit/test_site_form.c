@@ -107,11 +107,41 @@ TEST(html_escaping_and_times)
     CHECK_STR(rel, "1 year ago");
 }
 
+/* site_relative_time_next is exact: the string is the same for every ms
+ * from now to just before the answer, and differs at the answer. Checked
+ * from many starting points across every unit boundary (12 months at 360
+ * days turn into "1 year" at 365 days). */
+TEST(relative_time_next_change_is_exact)
+{
+    const uint64_t then = 1764547200000ull, S = 1000, D = 86400 * S;
+    const uint64_t deltas[] = { 0, 1, 999, 1000, 59 * S, 59 * S + 999, 60 * S, 61 * S, 3599 * S, 3600 * S,
+                                23 * 3600 * S + 5, D, 29 * D, 30 * D, 359 * D, 360 * D + 7, 364 * D,
+                                365 * D, 729 * D, 730 * D, 3 * 365 * D + 12345 };
+    char a[48], b[48], c[48];
+    for (size_t i = 0; i < sizeof deltas / sizeof deltas[0]; i++) {
+        uint64_t now = then + deltas[i];
+        uint64_t next = site_relative_time_next(then, now);
+        CHECK(next > now);
+        site_relative_time(then, now, a, sizeof a);
+        site_relative_time(then, next - 1, b, sizeof b);
+        site_relative_time(then, next, c, sizeof c);
+        CHECK_STR(b, a);
+        CHECK(strcmp(c, a) != 0);
+        for (uint64_t k = 1; k < 8; k++) { /* and nothing changes in between */
+            site_relative_time(then, now + (next - 1 - now) * k / 8, b, sizeof b);
+            CHECK_STR(b, a);
+        }
+    }
+    /* A proposer's clock ahead of ours: "just now" until a minute after then. */
+    CHECK(site_relative_time_next(then, then - 5000) == then + 60 * S);
+}
+
 int main(void)
 {
     RUN(form_fields_decode_and_refuse);
     RUN(cookies);
     RUN(numbers);
     RUN(html_escaping_and_times);
+    RUN(relative_time_next_change_is_exact);
     return HARNESS_END();
 }

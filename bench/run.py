@@ -1,0 +1,794 @@
+#!/usr/bin/env python3
+"""run.py — `make bench`: linkraft beside the systems a user would pick
+instead, measured side by side in one run on this machine, written to
+bench/results.md (issue 6).
+
+  1. writes: likes and posts through the JSON API of a 3-node linkraft
+     cluster (fsync on) vs puts of the same size into a 3-member etcd
+     cluster through its HTTP/JSON gateway; wrk, 64 connections, both;
+  2. reads: the front page from one node vs nginx serving the same bytes
+     (1 worker); through a gateway vs nginx proxying nginx; also with
+     X-Consistency: linearizable;
+  3. failover: bench/failover.py (kill -9 the leader -> next acked write);
+  4. scale: BENCH_SCALE links and 10x as many likes loaded through the log:
+     front page latency, restart-to-serving, snapshot size and time, a
+     far-behind follower's catch-up, RSS and disk per node;
+  5. group commit: fdatasyncs per committed write beside the raw rate.
+
+Rounds alternate ours / anchor so both see the same machine noise; each
+figure is the median of BENCH_ROUNDS runs with min-max. Everything listens
+on 127.0.0.1 on ports free at start, runs for bounded times and is stopped
+and removed at the end.
+
+    /usr/bin/python3 bench/run.py            (measure; results.md and results.json)
+    /usr/bin/python3 bench/run.py --render   (rewrite results.md from results.json + analysis.md)
+    env: BENCH_ROUNDS (3)  BENCH_SECONDS (5, per wrk run)  BENCH_SCALE (links;
+         see DEFAULT_SCALE)  BENCH_FAILOVER_ROUNDS (20)  BENCH_ONLY
+         (comma list of writes,reads,failover,scale,fsync)  BENCH_OUT (results.md path)
+"""
+import base64
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
+from lrcluster import BINARY, Cluster, free_ports, request, wait_for  # noqa: E402
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+# The full size of the issue is 1,000,000 links and 10,000,000 likes; at the
+# load rate measured here (see results.md) that takes far more than the
+# ~15 minutes a bench run may take, so the default is smaller and the result
+# states the size used and the extrapolation.
+DEFAULT_SCALE = 100000
+SCALE = int(os.environ.get("BENCH_SCALE", str(DEFAULT_SCALE)))
+FAILOVER_ROUNDS = int(os.environ.get("BENCH_FAILOVER_ROUNDS", "20"))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "writes,reads,failover,scale,fsync").split(",")))
+OUT = os.environ.get("BENCH_OUT", os.path.join(HERE, "results.md"))
+CONNS = 64
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+# Sizes of the commands the site proposes (src/store/command.c): a like is
+# type + time + scope + idempotency key + session hash + link id; a post adds
+# title, url and normalized url. Measured below from the log (bytes appended
+# per entry) and used as etcd's value size.
+LIKE_BYTES_GUESS, POST_BYTES_GUESS = 64, 170
+
+commands = []  # every external command run, for results.md
+
+
+def log(msg):
+    print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+# ---- wrk ------------------------------------------------------------------------
+
+
+def parse_latency(s):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
+    if not m:
+        return float("nan")
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[m.group(2)]
+
+
+def wrk(url, script=None, args=(), conns=CONNS, threads=2, seconds=SECONDS, record=True, headers=()):
+    cmd = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % seconds, "--latency", "--timeout", "10s"]
+    for h in headers:
+        cmd += ["-H", h]
+    if script:
+        cmd += ["-s", os.path.join(HERE, script)]
+    cmd.append(url)
+    if args:
+        cmd += ["--"] + [str(a) for a in args]
+    if record:
+        commands.append(" ".join(cmd).replace(ROOT + "/", ""))
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    r = {"out": out, "rps": 0.0, "requests": 0, "errors": 0, "non2xx": 0}
+    for line in out.splitlines():
+        t = line.split()
+        if line.startswith("Requests/sec:"):
+            r["rps"] = float(t[1])
+        elif re.match(r"\s+\d+ requests in", line):
+            r["requests"] = int(t[0])
+        elif line.strip().startswith("Non-2xx or 3xx responses:"):
+            r["non2xx"] = int(t[-1])
+        elif line.strip().startswith("Socket errors:"):
+            r["errors"] = sum(int(x.strip(",")) for x in t[3::2])
+        elif re.match(r"\s+(50|75|90|99)%\s", line):
+            r["p" + t[0].rstrip("%")] = parse_latency(t[1])
+    return r
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def summary(runs, key):
+    xs = [r[key] for r in runs]
+    return med(xs), min(xs), max(xs)
+
+
+# ---- linkraft ---------------------------------------------------------------------
+
+
+def signup_users(c, node, n, prefix):
+    """n users through the API (in parallel threads: argon2id is slow on
+    purpose), from source addresses 127.0.0.2, .3, ... 20 users each (a
+    node allows one address 30 sign-ups and logins a minute); returns their
+    Bearer tokens."""
+    tokens = [None] * n
+
+    def one(k):
+        host, port = c.http[node].rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=30, source_address=("127.0.0.%d" % (2 + k // 20), 0))
+        try:
+            body = json.dumps({"username": "%s%d" % (prefix, k), "password": "benchmark-password"})
+            conn.request("POST", "/api/v1/signup", body=body, headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            data = r.read()
+        finally:
+            conn.close()
+        if r.status != 201:
+            raise RuntimeError("signup %d: %d %s" % (k, r.status, data[:200]))
+        tokens[k] = json.loads(data)["token"]
+
+    ths = []
+    for k in range(n):
+        th = threading.Thread(target=one, args=(k,))
+        th.start()
+        ths.append(th)
+        if len(ths) >= 8:
+            for t in ths:
+                t.join()
+            ths = []
+    for t in ths:
+        t.join()
+    if not all(tokens):
+        raise RuntimeError("some signups failed")
+    return tokens
+
+
+def node_pid(c, i):
+    return c.procs[i].pid
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        st = dict(line.split(":", 1) for line in f)
+    return int(st["VmRSS"].split()[0]), int(st["VmHWM"].split()[0])
+
+
+def du_bytes(path):
+    total = 0
+    for dp, _, fs in os.walk(path):
+        for f in fs:
+            try:
+                total += os.path.getsize(os.path.join(dp, f))
+            except OSError:
+                pass
+    return total
+
+
+class Counters:
+    """Applied index and fsyncs of every node, to turn a run into committed
+    entries, entries per request and fsyncs per write."""
+
+    def __init__(self, c):
+        self.c = c
+        self.v = {i: (c.metric(i, "linkraft_raft_applied_index"), c.metric(i, "linkraft_storage_fsyncs_total"),
+                      c.metric(i, "linkraft_storage_disk_bytes")) for i in range(1, c.n + 1)}
+
+    def delta(self, later, i):
+        a = self.v[i]
+        b = later.v[i]
+        return b[0] - a[0], b[1] - a[1], b[2] - a[2]
+
+
+# ---- etcd ---------------------------------------------------------------------------
+
+
+class Etcd:
+    """3 etcd members from Debian's etcd-server on loopback, fsync on (the
+    default), each with its own data dir under a temp dir."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="linkraft-bench-etcd-")
+        ports = free_ports(6)
+        self.client = ["http://127.0.0.1:%d" % ports[2 * i] for i in range(3)]
+        self.peer = ["http://127.0.0.1:%d" % ports[2 * i + 1] for i in range(3)]
+        initial = ",".join("m%d=%s" % (i + 1, self.peer[i]) for i in range(3))
+        self.procs = []
+        for i in range(3):
+            cmd = ["etcd", "--name", "m%d" % (i + 1), "--data-dir", os.path.join(self.dir, "m%d" % (i + 1)),
+                   "--listen-client-urls", self.client[i], "--advertise-client-urls", self.client[i],
+                   "--listen-peer-urls", self.peer[i], "--initial-advertise-peer-urls", self.peer[i],
+                   "--initial-cluster", initial, "--initial-cluster-state", "new",
+                   "--initial-cluster-token", "linkraft-bench-%d" % os.getpid(), "--logger", "zap", "--log-level", "error"]
+            if i == 0:
+                commands.append(" ".join(cmd).replace(self.dir, "$TMP"))
+            log_f = open(os.path.join(self.dir, "m%d.log" % (i + 1)), "ab")
+            self.procs.append(subprocess.Popen(cmd, stdout=log_f, stderr=log_f, stdin=subprocess.DEVNULL))
+        try:
+            for i in range(3):
+                wait_for("etcd member %d healthy" % (i + 1),
+                         lambda i=i: b'"true"' in request(self.client[i][7:], "GET", "/health").body, timeout=60)
+            # (_leader answers a 1-tuple: member index 0 must not read as "not yet")
+            self.leader = wait_for("an etcd leader", self._leader, timeout=60)[0]
+        except BaseException:
+            for i in range(3):
+                with open(os.path.join(self.dir, "m%d.log" % (i + 1)), errors="replace") as f:
+                    sys.stderr.write("etcd m%d log:\n%s\n" % (i + 1, f.read()[-3000:]))
+            self.close()
+            raise
+        self.version = subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+
+    def _leader(self):
+        """The index of the member every member names as leader."""
+        ids, leaders = {}, set()
+        for i in range(3):
+            st = json.loads(request(self.client[i][7:], "POST", "/v3/maintenance/status", body=b"{}").body)
+            ids[st["header"]["member_id"]] = i
+            leaders.add(st.get("leader"))
+        if len(leaders) == 1 and leaders.copy().pop() in ids:
+            return (ids[leaders.pop()],)
+        return None
+
+    def put(self, key, value):
+        body = json.dumps({"key": base64.b64encode(key).decode(), "value": base64.b64encode(value).decode()})
+        return request(self.client[self.leader][7:], "POST", "/v3/kv/put", body=body.encode())
+
+    def revision(self):
+        st = json.loads(request(self.client[self.leader][7:], "POST", "/v3/maintenance/status", body=b"{}").body)
+        return int(st["header"]["revision"])
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---- nginx ----------------------------------------------------------------------------
+
+
+class Nginx:
+    """One nginx with 1 worker and its own config, pid and temp paths:
+    serving FILE at every path, or proxying to UPSTREAM (host:port) over
+    keep-alive connections."""
+
+    def __init__(self, port, file=None, upstream=None):
+        self.dir = tempfile.mkdtemp(prefix="linkraft-bench-nginx-")
+        os.chmod(self.dir, 0o755)
+        self.port = port
+        if file:
+            shutil.copy(file, os.path.join(self.dir, "page.html"))
+            os.chmod(os.path.join(self.dir, "page.html"), 0o644)
+            loc = "root %s; location / { default_type text/html; try_files /page.html =404; }" % self.dir
+        else:
+            loc = ("location / { proxy_pass http://back; proxy_http_version 1.1; "
+                   "proxy_set_header Connection \"\"; }")
+        ups = "upstream back { server %s; keepalive 64; }" % upstream if upstream else ""
+        conf = """worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  {ups}
+  server {{ listen 127.0.0.1:{port}; {loc} }}
+}}
+""".format(d=self.dir, port=port, ups=ups, loc=loc)
+        with open(os.path.join(self.dir, "nginx.conf"), "w") as f:
+            f.write(conf)
+        self.proc = subprocess.Popen([NGINX, "-c", os.path.join(self.dir, "nginx.conf"), "-p", self.dir,
+                                      "-g", "daemon off;"], stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.dir, "stderr"), "ab"))
+        wait_for("nginx on %d" % port, lambda: self.proc.poll() is None and
+                 request("127.0.0.1:%d" % port, "GET", "/").status == 200, timeout=10)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def nginx_version():
+    return subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1]
+
+
+# ---- 1. writes ----------------------------------------------------------------------------
+
+results = {}
+
+
+def bench_writes():
+    c = Cluster(3)
+    etcd = None
+    try:
+        c.start_all()
+        leader = c.wait_leader()
+        log("linkraft cluster up, leader %d; signing up %d users" % (leader, CONNS))
+        tokens = signup_users(c, leader, CONNS, "bench")
+        tok_file = os.path.join(c.dir, "tokens.txt")
+        with open(tok_file, "w") as f:
+            f.write("\n".join(tokens) + "\n")
+        etcd = Etcd()
+        log("etcd up (%s), leader member %d" % (etcd.version, etcd.leader + 1))
+        url_lr = "http://%s" % c.http[leader]
+        url_etcd = etcd.client[etcd.leader]
+        runs = {"lr_post": [], "etcd_post": [], "lr_like": [], "etcd_like": []}
+        entry_bytes = {"post": [], "like": []}
+        fs = {"post": [], "like": []}
+        # Warm-up (not counted): a short run of each, so links exist to like.
+        wrk(url_lr, "site_post.lua", [tok_file, "w"], seconds=2, record=False)
+        wrk(url_etcd, "etcd_put.lua", [POST_BYTES_GUESS, "w"], seconds=2, record=False)
+        like_base = 1
+        for rnd in range(ROUNDS):
+            # posts
+            before = Counters(c)
+            r = wrk(url_lr, "site_post.lua", [tok_file, rnd], record=(rnd == 0))
+            after = Counters(c)
+            d_applied, d_fsync, d_bytes = before.delta(after, leader)
+            r["entries"] = d_applied
+            r["fsync_per_write"] = d_fsync / max(1, d_applied)
+            entry_bytes["post"].append(d_bytes / max(1, d_applied))
+            fs["post"].append(r["fsync_per_write"])
+            runs["lr_post"].append(r)
+            log("round %d: linkraft posts %.0f/s p99 %.1f ms (%d entries for %d requests, non-2xx %d, %.3f fsyncs/write)"
+                % (rnd + 1, r["rps"], r.get("p99", 0), d_applied, r["requests"], r["non2xx"], r["fsync_per_write"]))
+            r = wrk(url_etcd, "etcd_put.lua", [POST_BYTES_GUESS, "p%d" % rnd], record=(rnd == 0))
+            runs["etcd_post"].append(r)
+            log("round %d: etcd puts (%d B) %.0f/s p99 %.1f ms (non-2xx %d)" % (rnd + 1, POST_BYTES_GUESS, r["rps"],
+                                                                               r.get("p99", 0), r["non2xx"]))
+            # likes: a fresh window of links each round so no pair repeats
+            nlinks = int(c.get(leader, "/api/v1/links?sort=new&limit=1").json()["links"][0]["id"])
+            window = max(1, (nlinks - 1) // ROUNDS)
+            before = Counters(c)
+            r = wrk(url_lr, "site_like.lua", [tok_file, like_base + rnd * window, window], record=(rnd == 0))
+            after = Counters(c)
+            d_applied, d_fsync, d_bytes = before.delta(after, leader)
+            r["entries"] = d_applied
+            r["fsync_per_write"] = d_fsync / max(1, d_applied)
+            r["unique_pairs"] = r["requests"] <= 2 * 32 * window
+            entry_bytes["like"].append(d_bytes / max(1, d_applied))
+            fs["like"].append(r["fsync_per_write"])
+            runs["lr_like"].append(r)
+            log("round %d: linkraft likes %.0f/s p99 %.1f ms (%d entries for %d requests, non-2xx %d, %.3f fsyncs/write)"
+                % (rnd + 1, r["rps"], r.get("p99", 0), d_applied, r["requests"], r["non2xx"], r["fsync_per_write"]))
+            r = wrk(url_etcd, "etcd_put.lua", [LIKE_BYTES_GUESS, "l%d" % rnd], record=(rnd == 0))
+            runs["etcd_like"].append(r)
+            log("round %d: etcd puts (%d B) %.0f/s p99 %.1f ms (non-2xx %d)" % (rnd + 1, LIKE_BYTES_GUESS, r["rps"],
+                                                                               r.get("p99", 0), r["non2xx"]))
+        followers = [i for i in range(1, 4) if i != leader]
+        results["writes"] = {"runs": runs, "entry_bytes": entry_bytes, "fsync": fs, "etcd_version": etcd.version,
+                             "leader": leader, "followers": followers}
+    finally:
+        if etcd:
+            etcd.close()
+        c.close()
+
+
+# ---- 2. reads ------------------------------------------------------------------------------
+
+
+def bench_reads():
+    c = Cluster(3)
+    ngs = []
+    try:
+        c.start_all()
+        leader = c.wait_leader()
+        tokens = signup_users(c, leader, 4, "reader")
+        for k in range(60):  # more than one front page of links, some liked
+            r = c.req(leader, "POST", "/api/v1/links", {"title": "A link to read number %d, in the bench" % k,
+                                                          "url": "https://read.example.org/item/%d" % k},
+                      headers={"Authorization": "Bearer " + tokens[k % 4]})
+            assert r.status == 201, r.body
+            for u in range(k % 4):
+                c.req(leader, "PUT", "/api/v1/links/%d/like" % r.json()["id"],
+                      headers={"Authorization": "Bearer " + tokens[u]}, body=b"")
+        target = c.applied(leader)
+        for i in range(1, 4):
+            wait_for("node %d caught up" % i, lambda i=i: c.applied(i) >= target)
+        node = next(i for i in range(1, 4) if i != leader)  # a follower serves the reads
+        page = c.get(node, "/").body
+        page_file = os.path.join(c.dir, "front.html")
+        with open(page_file, "wb") as f:
+            f.write(page)
+        gw = c.start_gateway()
+        p_static, p_proxy = free_ports(2)
+        ng_static = Nginx(p_static, file=page_file)
+        ngs.append(ng_static)
+        ng_proxy = Nginx(p_proxy, upstream="127.0.0.1:%d" % p_static)
+        ngs.append(ng_proxy)
+        assert request("127.0.0.1:%d" % p_static, "GET", "/").body == page
+        assert request("127.0.0.1:%d" % p_proxy, "GET", "/").body == page
+        cases = [
+            ("node", "http://%s/" % c.http[node], "front_page.lua", []),
+            ("nginx", "http://127.0.0.1:%d/" % p_static, None, []),
+            ("gateway", "http://%s/" % gw, "front_page.lua", []),
+            ("nginx_proxy", "http://127.0.0.1:%d/" % p_proxy, None, []),
+            ("node_lin", "http://%s/" % c.http[node], "front_page.lua", ["linearizable"]),
+            ("gateway_lin", "http://%s/" % gw, "front_page.lua", ["linearizable"]),
+        ]
+        runs = {k: [] for k, _, _, _ in cases}
+        for rnd in range(ROUNDS):
+            for name, url, script, args in cases:
+                r = wrk(url, script, args, record=(rnd == 0))
+                runs[name].append(r)
+                log("round %d: reads %-12s %.0f req/s p99 %.2f ms (non-2xx %d)" % (rnd + 1, name, r["rps"],
+                                                                                 r.get("p99", 0), r["non2xx"]))
+        results["reads"] = {"runs": runs, "page_bytes": len(page), "nginx_version": nginx_version()}
+    finally:
+        for n in ngs:
+            n.close()
+        c.close()
+
+
+# ---- 3. failover ------------------------------------------------------------------------------
+
+
+def bench_failover():
+    cmd = ["/usr/bin/python3", os.path.join(HERE, "failover.py"), str(FAILOVER_ROUNDS)]
+    commands.append(" ".join(cmd).replace(ROOT + "/", ""))
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
+    m = re.search(r"failover \(kill -9 to next acknowledged write\) over (\d+) rounds: median (\d+) ms, max (\d+) ms", out)
+    e = re.search(r"new leader after kill -9 over \d+ rounds: median (\d+) ms, max (\d+) ms", out)
+    if not m:
+        raise RuntimeError("failover.py printed no result:\n" + out[-2000:])
+    rounds = [float(x) for x in re.findall(r"acknowledged through the gateway after\s+(\d+) ms", out)]
+    results["failover"] = {"rounds": int(m.group(1)), "median": float(m.group(2)), "max": float(m.group(3)),
+                           "elect_median": float(e.group(1)) if e else None,
+                           "elect_max": float(e.group(2)) if e else None, "all": rounds}
+    log("failover: median %s ms, max %s ms" % (m.group(2), m.group(3)))
+
+
+# ---- 4. scale ---------------------------------------------------------------------------------
+
+
+def load_until(c, leader, script, args_fn, target_entries, label):
+    """Runs wrk chunks (<= 20 s each) until target_entries more entries are
+    applied on the leader; returns (entries, seconds)."""
+    a0 = c.applied(leader)
+    t0 = time.monotonic()
+    sent = 0
+    rate = 2000.0
+    while c.applied(leader) - a0 < target_entries:
+        left = target_entries - (c.applied(leader) - a0)
+        secs = int(max(2, min(20, left / rate + 1)))
+        r = wrk("http://%s" % c.http[leader], script, args_fn(sent), conns=128, seconds=secs, record=False)
+        sent += r["requests"]
+        if r["non2xx"] or r["errors"]:
+            log("%s: %d non-2xx, %d socket errors in a chunk" % (label, r["non2xx"], r["errors"]))
+        if r["rps"] > 0:
+            rate = r["rps"]
+        log("%s: %d / %d entries (%.0f/s)" % (label, c.applied(leader) - a0, target_entries, rate))
+    return c.applied(leader) - a0, time.monotonic() - t0
+
+
+def bench_scale():
+    links, likes = SCALE, 10 * SCALE
+    c = Cluster(3)
+    try:
+        c.start_all()
+        leader = c.wait_leader()
+        tokens = signup_users(c, leader, CONNS, "scale")
+        tok_file = os.path.join(c.dir, "tokens.txt")
+        with open(tok_file, "w") as f:
+            f.write("\n".join(tokens) + "\n")
+        commands.append("wrk -t2 -c128 -dNs -s bench/site_post.lua URL -- TOKENS RUN   (chunks until %d links)" % links)
+        n_posts, t_posts = load_until(c, leader, "site_post.lua", lambda sent: [tok_file, "s%d" % sent], links, "load links")
+        nlinks = int(c.get(leader, "/api/v1/links?sort=new&limit=1").json()["links"][0]["id"])
+        # Likes: thread t's n-th request is a distinct (user, link) pair while
+        # n < 32 * nlinks; each chunk starts a fresh link window.
+        commands.append("wrk -t2 -c128 -dNs -s bench/site_like.lua URL -- TOKENS FIRST NLINKS   (chunks until %d likes)"
+                        % likes)
+        n_likes, t_likes = load_until(c, leader, "site_like.lua",
+                                      lambda sent: [tok_file, 1 + (sent // 64) % max(1, nlinks - 1), nlinks - 1],
+                                      likes, "load likes")
+        target = c.applied(leader)
+        for i in range(1, 4):
+            wait_for("node %d caught up" % i, lambda i=i: c.applied(i) >= target, timeout=120)
+        follower = next(i for i in range(1, 4) if i != leader)
+        # front page latency: one connection (latency), then 64 (throughput)
+        fp1 = wrk("http://%s/" % c.http[follower], conns=1, threads=1, seconds=3)
+        fp64 = wrk("http://%s/" % c.http[follower], seconds=3)
+        rss = {i: rss_kib(node_pid(c, i)) for i in range(1, 4)}
+        disk = {i: du_bytes(c.data_dir(i)) for i in range(1, 4)}
+        snaps = []
+        for i in range(1, 4):
+            with open(os.path.join(c.dir, "node%d.log" % i), errors="replace") as f:
+                for line in f:
+                    m = re.search(r"snapshot at index (\d+) \((\d+) bytes\)(?: in (\d+) ms)?", line)
+                    if m:
+                        snaps.append((i, int(m.group(1)), int(m.group(2)), int(m.group(3)) if m.group(3) else None))
+        # restart to serving (SIGTERM a follower, start it again)
+        c.stop(follower)
+        t0 = time.monotonic()
+        c.start(follower)
+        t_serving = time.monotonic() - t0
+        wait_for("restarted node ready", lambda: c.get(follower, "/readyz").status == 200, timeout=120)
+        t_ready = time.monotonic() - t0
+        # far-behind follower: stopped while 10% more likes go in, then catch-up
+        c.stop(follower)
+        behind, _ = load_until(c, leader, "site_like.lua",
+                               lambda sent: [tok_file, 1 + ((sent + n_likes) // 64) % max(1, nlinks - 1), nlinks - 1],
+                               max(5000, likes // 10), "while a follower is down")
+        commit = c.applied(leader)
+        t0 = time.monotonic()
+        c.start(follower)
+        wait_for("far-behind follower caught up", lambda: c.applied(follower) >= commit, timeout=300, interval=0.01)
+        t_catchup = time.monotonic() - t0
+        installed = c.metric(follower, "linkraft_raft_snapshots_installed_total")
+        results["scale"] = {"links": nlinks, "likes_entries": n_likes, "post_entries": n_posts,
+                            "t_posts": t_posts, "t_likes": t_likes, "fp1": fp1, "fp64": fp64, "rss": rss, "disk": disk,
+                            "snaps": snaps, "t_serving": t_serving, "t_ready": t_ready, "behind": behind,
+                            "t_catchup": t_catchup, "installed": installed, "applied": commit}
+        log("scale: %d links, %d likes; restart serving %.0f ms, ready %.0f ms; catch-up %.1f s" %
+            (nlinks, n_likes, t_serving * 1000, t_ready * 1000, t_catchup))
+    finally:
+        c.close()
+
+
+# ---- 5. raw fdatasync rate -------------------------------------------------------------------
+
+
+def bench_fsync():
+    os.makedirs(os.path.join(ROOT, "build", "bench"), exist_ok=True)
+    exe = os.path.join(ROOT, "build", "bench", "storage_fsync")
+    subprocess.run(["cc", "-O2", "-o", exe, os.path.join(HERE, "storage_fsync.c")], check=True)
+    d = tempfile.mkdtemp(prefix="linkraft-bench-fsync-")
+    try:
+        rates = []
+        for _ in range(ROUNDS):
+            out = subprocess.run([exe, d], capture_output=True, text=True, timeout=60).stdout
+            m = re.search(r"= ([\d.]+)/s", out)
+            rates.append(float(m.group(1)) if m else float("nan"))
+        commands.append("build/bench/storage_fsync /tmp/DIR   (bench/storage_fsync.c)")
+        results["fsync"] = {"rates": rates, "out": out}
+        log("raw fdatasync: %s" % rates)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# ---- results.md ----------------------------------------------------------------------------------
+
+
+def fmt(x, nd=0):
+    if x is None or x != x:
+        return "–"
+    return ("{:,.%df}" % nd).format(x)
+
+
+def mmm(runs, key, nd=0):
+    m, lo, hi = summary(runs, key)
+    return "%s (%s–%s)" % (fmt(m, nd), fmt(lo, nd), fmt(hi, nd))
+
+
+def write_results(t_total, when, rev):
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    wrk_v = (wrk_v.stdout + wrk_v.stderr).split("\n")[0].strip()
+    L = []
+    L.append("# linkraft benchmarks (`make bench`)\n")
+    L.append("Written by `bench/run.py` on %s UTC; the whole run took %.0f s. Each figure is the median of %d runs "
+             "(min–max in brackets); linkraft and its anchor alternate run by run, so both see the same noise on "
+             "this shared machine, and the ratio is what to read.\n" % (when, t_total, ROUNDS))
+    L.append("**Machine:** %d CPUs (%s), Linux %s, %s. **Versions:** %s; nginx %s; %s; linkraft %s.\n" % (
+        os.cpu_count(), cpu, platform.release(), platform.python_implementation() + " " + platform.python_version(),
+        results.get("writes", {}).get("etcd_version", "etcd (not run)"),
+        results.get("reads", {}).get("nginx_version", nginx_version()), wrk_v, rev))
+    L.append("All servers on 127.0.0.1 of this one machine; wrk runs on the same 2 CPUs as the servers it loads "
+             "(for ours and the anchors alike). wrk: %d connections, 2 threads, %d s per run. The machine is shared "
+             "with other work: 1-minute load average %s at the start of this run, %s at the end.\n" % (
+                 CONNS, SECONDS, *[("%.1f" % x) if isinstance(x, (int, float)) else "?"
+                                   for x in (results.get("load", []) + ["?", "?"])[:2]]))
+    rows = []
+    w = results.get("writes")
+    if w:
+        R = w["runs"]
+        for kind, lr, et in (("likes", "lr_like", "etcd_like"), ("posts", "lr_post", "etcd_post")):
+            a, b = summary(R[lr], "rps")[0], summary(R[et], "rps")[0]
+            pa, pb = summary(R[lr], "p99")[0], summary(R[et], "p99")[0]
+            rows.append(("Writes: %s, 64 conns (writes/s)" % kind, mmm(R[lr], "rps"), mmm(R[et], "rps"),
+                         "%.2f×" % (a / b), "≥ 3×", "yes" if a >= 3 * b else "**no**"))
+            rows.append(("Writes: %s, p99 latency (ms)" % kind, mmm(R[lr], "p99", 1), mmm(R[et], "p99", 1),
+                         "%.2f×" % (pa / pb), "≤ 1×", "yes" if pa <= pb else "**no**"))
+    rd = results.get("reads")
+    if rd:
+        R = rd["runs"]
+        for name, ours, anchor, label in (("node", "node", "nginx", "Reads: front page, one node vs nginx static"),
+                                          ("gateway", "gateway", "nginx_proxy", "Reads: through gateway vs nginx→nginx"),
+                                          ("node_lin", "node_lin", "nginx", "Reads: one node, linearizable, vs nginx static"),
+                                          ("gateway_lin", "gateway_lin", "nginx_proxy",
+                                           "Reads: gateway, linearizable, vs nginx→nginx")):
+            a, b = summary(R[ours], "rps")[0], summary(R[anchor], "rps")[0]
+            rows.append((label + " (req/s)", mmm(R[ours], "rps"), mmm(R[anchor], "rps"), "%.2f×" % (a / b), "≥ 0.8×",
+                         "yes" if a >= 0.8 * b else "**no**"))
+    fo = results.get("failover")
+    if fo:
+        rows.append(("Failover: kill -9 leader → next acked write, median (ms)", fmt(fo["median"]), "–", "–", "≤ 300 ms",
+                     "yes" if fo["median"] <= 300 else "**no**"))
+        rows.append(("Failover: max over %d rounds (ms)" % fo["rounds"], fmt(fo["max"]), "–", "–", "≤ 1000 ms",
+                     "yes" if fo["max"] <= 1000 else "**no**"))
+    sc = results.get("scale")
+    if sc:
+        rows.append(("Scale: restart to serving /healthz (ms)", fmt(sc["t_serving"] * 1000), "–", "–", "≤ 1000 ms",
+                     "yes" if sc["t_serving"] <= 1 else "**no**"))
+        worst = max(v[1] for v in sc["rss"].values()) / 1024
+        rows.append(("Scale: peak RSS per node, worst node (MiB)", fmt(worst, 1), "–", "–", "≤ 64 MiB",
+                     "yes" if worst <= 64 else "**no**"))
+    if rows:
+        L.append("## Headline\n")
+        L.append("| measure | linkraft | anchor | ratio | target | met? |\n| --- | --- | --- | --- | --- | --- |")
+        for r in rows:
+            L.append("| " + " | ".join(r) + " |")
+        L.append("")
+    if w:
+        R = w["runs"]
+        L.append("## 1. Writes\n")
+        L.append("linkraft: 3 nodes on loopback, default options (fsync on: each write is acknowledged once it is "
+                 "fdatasync'ed on a majority and applied on the leader). wrk drives the leader's JSON API; 64 users "
+                 "(one Bearer token per connection slot) so every like is a new (user, link) pair and every post a "
+                 "new URL. etcd: 3 members, default options (fsync on), wrk driving the leader's v3 JSON gateway "
+                 "with a new key per put and a value the size of the linkraft command it stands for "
+                 "(%d B for a like, %d B for a post; the linkraft log grew by %s B per like entry and %s B per "
+                 "post entry, framing included).\n" % (LIKE_BYTES_GUESS, POST_BYTES_GUESS,
+                                                       fmt(med(w["entry_bytes"]["like"])),
+                                                       fmt(med(w["entry_bytes"]["post"]))))
+        L.append("| run | linkraft likes/s | p50 ms | p99 ms | entries/requests | etcd puts/s | p50 ms | p99 ms |"
+                 " linkraft posts/s | p50 ms | p99 ms | etcd puts/s | p50 ms | p99 ms |")
+        L.append("| --- |" + " --- |" * 13)
+        for k in range(ROUNDS):
+            a, b, cc, d = R["lr_like"][k], R["etcd_like"][k], R["lr_post"][k], R["etcd_post"][k]
+            L.append("| %d | %s | %s | %s | %s/%s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                k + 1, fmt(a["rps"]), fmt(a.get("p50"), 2), fmt(a.get("p99"), 1), fmt(a["entries"]), fmt(a["requests"]),
+                fmt(b["rps"]), fmt(b.get("p50"), 2), fmt(b.get("p99"), 1), fmt(cc["rps"]), fmt(cc.get("p50"), 2),
+                fmt(cc.get("p99"), 1), fmt(d["rps"]), fmt(d.get("p50"), 2), fmt(d.get("p99"), 1)))
+        bad = sum(r["non2xx"] + r["errors"] for v in R.values() for r in v)
+        L.append("\nNon-2xx responses or socket errors over all write runs: %d.\n" % bad)
+    if rd:
+        R = rd["runs"]
+        L.append("## 2. Reads\n")
+        L.append("The front page (30 links, %d bytes of HTML) served by a follower; nginx %s with 1 worker serves "
+                 "the same bytes (saved from that node) as a static file, and a second nginx (1 worker) proxies "
+                 "to it over keep-alive connections. `linkraft gateway` sends each GET to the fastest ready node. "
+                 "Default consistency is `session` (a client without a cookie reads the local copy); "
+                 "`linearizable` does a ReadIndex round through the leader (batched across concurrent reads).\n"
+                 % (rd["page_bytes"], rd["nginx_version"]))
+        L.append("| case | req/s per run | median | p99 ms (median) |\n| --- | --- | --- | --- |")
+        for k, v in R.items():
+            L.append("| %s | %s | %s | %s |" % (k, ", ".join(fmt(r["rps"]) for r in v), fmt(summary(v, "rps")[0]),
+                                             fmt(summary(v, "p99")[0], 2)))
+        L.append("")
+    if fo:
+        L.append("## 3. Failover\n")
+        L.append("`bench/failover.py %d`: 3 nodes and a gateway; writes keep going through the gateway while the "
+                 "leader is killed with SIGKILL; time from the kill to the next write acknowledged. Median %s ms, "
+                 "max %s ms (new leader elected: median %s ms, max %s ms). Per round (ms): %s.\n" % (
+                     fo["rounds"], fmt(fo["median"]), fmt(fo["max"]), fmt(fo["elect_median"]), fmt(fo["elect_max"]),
+                     ", ".join(fmt(x) for x in fo["all"])))
+    if sc:
+        L.append("## 4. Scale\n")
+        full = SCALE >= 1000000
+        L.append("Size used: **%s links and %s like entries** (BENCH_SCALE=%d; the issue's full size is 1,000,000 links "
+                 "and 10,000,000 likes: `BENCH_SCALE=1000000 make bench`). Loaded through the log with wrk (128 "
+                 "connections, JSON API of the leader): links at %s/s, likes at %s/s.%s\n" % (
+                     fmt(sc["links"]), fmt(sc["likes_entries"]), SCALE, fmt(sc["post_entries"] / sc["t_posts"]),
+                     fmt(sc["likes_entries"] / sc["t_likes"]),
+                     "" if full else " At these rates the full size would take about %s minutes to load." %
+                     fmt((1e6 / (sc["post_entries"] / sc["t_posts"]) + 1e7 / (sc["likes_entries"] / sc["t_likes"])) / 60)))
+        L.append("| measure | value |\n| --- | --- |")
+        L.append("| front page, 1 connection: p50 / p99 latency | %s ms / %s ms |" % (fmt(sc["fp1"].get("p50"), 2),
+                                                                                    fmt(sc["fp1"].get("p99"), 2)))
+        L.append("| front page, 64 connections | %s req/s, p99 %s ms |" % (fmt(sc["fp64"]["rps"]), fmt(sc["fp64"].get("p99"), 2)))
+        L.append("| restart (SIGTERM, start) to serving /healthz | %s ms |" % fmt(sc["t_serving"] * 1000))
+        L.append("| restart to ready (/readyz: knows the leader, applied all committed) | %s ms |" % fmt(sc["t_ready"] * 1000))
+        for i, (cur, peak) in sorted(sc["rss"].items()):
+            L.append("| node %s: RSS now / peak | %s / %s MiB |" % (i, fmt(cur / 1024, 1), fmt(peak / 1024, 1)))
+        for i, b in sorted(sc["disk"].items()):
+            L.append("| node %s: data dir | %s MiB |" % (i, fmt(b / 2 ** 20, 1)))
+        if sc["snaps"]:
+            last = max(sc["snaps"], key=lambda s: s[1])
+            times = [s[3] for s in sc["snaps"] if s[3] is not None]
+            L.append("| snapshots taken (all nodes) | %d; the largest %s MiB at index %s%s |" % (
+                len(sc["snaps"]), fmt(last[2] / 2 ** 20, 1), fmt(last[1]),
+                ("; time to take one: median %s ms, max %s ms" % (fmt(med(times)), fmt(max(times)))) if times else ""))
+        L.append("| far-behind follower: down while %s entries were committed, then caught up in | %s s "
+                 "(snapshots installed: %d) |" % (fmt(sc["behind"]), fmt(sc["t_catchup"], 2), sc["installed"]))
+        L.append("")
+    fsr = results.get("fsync")
+    if fsr or w:
+        L.append("## 5. Group commit\n")
+        if fsr:
+            L.append("Raw fdatasync rate of this disk (4 KiB pwrite + fdatasync in a loop, `bench/storage_fsync.c`): "
+                     "%s/s (runs: %s).\n" % (fmt(med(fsr["rates"])), ", ".join(fmt(x) for x in fsr["rates"])))
+        if w:
+            for kind in ("like", "post"):
+                R = w["runs"]["lr_" + kind]
+                L.append("- %ss at 64 connections: %s fdatasyncs per committed write on the leader (runs: %s), "
+                         "i.e. %s writes per fdatasync at %s writes/s." % (
+                             kind, fmt(med(w["fsync"][kind]), 3), ", ".join(fmt(x, 3) for x in w["fsync"][kind]),
+                             fmt(1 / max(1e-9, med(w["fsync"][kind])), 1), fmt(summary(R, "rps")[0])))
+            L.append("")
+    L.append("## Commands\n")
+    L.append("```")
+    L.extend(commands)
+    L.append("```\n")
+    notes = os.path.join(HERE, "analysis.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            L.append(f.read())
+    with open(OUT, "w") as f:
+        f.write("\n".join(L) + "\n")
+    log("wrote %s" % OUT)
+
+
+def main():
+    json_path = os.path.splitext(OUT)[0] + ".json"
+    if sys.argv[1:] == ["--render"]:
+        with open(json_path) as f:
+            saved = json.load(f)
+        results.update(saved["results"])
+        commands.extend(saved["commands"])
+        globals().update({k: saved["params"][k] for k in ("ROUNDS", "SECONDS", "SCALE")})
+        write_results(saved["seconds"], saved["when"], saved["rev"])
+        return
+    for tool in ("wrk", "etcd", NGINX):
+        if not shutil.which(tool) and not os.path.exists(tool):
+            sys.exit("run.py: %s is missing; run `sh scripts/deps.sh bench` as root" % tool)
+    if not os.path.exists(BINARY):
+        sys.exit("run.py: %s is missing; run `make` first" % BINARY)
+    t0 = time.monotonic()
+    results["load"] = [os.getloadavg()[0]]
+    steps = [("fsync", bench_fsync), ("writes", bench_writes), ("reads", bench_reads), ("failover", bench_failover),
+             ("scale", bench_scale)]
+    for name, fn in steps:
+        if name in ONLY:
+            log("---- %s" % name)
+            fn()
+    results["load"].append(os.getloadavg()[0])
+    for sec in results.values():  # wrk's raw text is not kept
+        for runs in sec.get("runs", {}).values() if isinstance(sec, dict) else ():
+            for r in runs:
+                r.pop("out", None)
+    for k in ("fp1", "fp64"):
+        results.get("scale", {}).get(k, {}).pop("out", None)
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    with open(json_path, "w") as f:
+        json.dump({"results": results, "commands": commands, "seconds": time.monotonic() - t0, "when": when, "rev": rev,
+                   "params": {"ROUNDS": ROUNDS, "SECONDS": SECONDS, "SCALE": SCALE}}, f, indent=1)
+    write_results(time.monotonic() - t0, when, rev)
+
+
+if __name__ == "__main__":
+    main()
