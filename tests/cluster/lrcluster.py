@@ -65,7 +65,13 @@ def request(addr, method, path, body=None, headers=None, timeout=3.0):
             headers = dict(headers or {}, **{"Content-Type": "application/json"})
         conn.request(method, path, body=body, headers=headers or {})
         r = conn.getresponse()
-        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        headers = {}
+        for k, v in r.getheaders():
+            k = k.lower()
+            # Repeated headers are joined; Set-Cookie lines one per line
+            # (a comma can be part of a cookie's Expires).
+            headers[k] = headers[k] + ("\n" if k == "set-cookie" else ", ") + v if k in headers else v
+        return Response(r.status, headers, r.read())
     finally:
         conn.close()
 
