@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -835,6 +837,28 @@ static int mkdir_p(const char *dir, char *err, size_t errcap)
     return 0;
 }
 
+/* Two processes on one data directory would interleave their logs: the
+ * second one is refused. The lock (flock on DIR/lock) lasts as long as the
+ * process, so a node killed with -9 leaves nothing stale behind. */
+static int lock_data_dir(struct node *n, char *err, size_t errcap)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/lock", n->o.data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errcap, "cannot open %.900s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errcap, "%.900s is in use by another linkraft process (%s); stop it first",
+                 n->o.data_dir, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    n->lock_fd = fd; /* kept open until exit */
+    return 0;
+}
+
 /* Brings the database and the Raft core to what the disk holds. */
 static int recover(struct node *n, struct storage_state *state, char *err, size_t errcap)
 {
@@ -899,6 +923,8 @@ static int start(struct node *n, char *err, size_t errcap)
     if (n->o.secret_path && net_load_secret(n->o.secret_path, &n->secret, &n->secret_len, err, errcap))
         return 2;
     if (mkdir_p(n->o.data_dir, err, errcap))
+        return 1;
+    if (lock_data_dir(n, err, errcap))
         return 1;
 
     struct storage_state state;
@@ -991,6 +1017,7 @@ int node_run(const struct node_options *o)
         return 1;
     }
     n->o = *o;
+    n->lock_fd = -1;
     n->results = malloc(APPLY_RESULTS_MAX * sizeof *n->results);
     if (!n->results) {
         free(n);
@@ -1022,6 +1049,8 @@ int node_run(const struct node_options *o)
     raft_destroy(n->raft);
     free(n->secret);
     free(n->results);
+    if (n->lock_fd >= 0)
+        close(n->lock_fd); /* the data directory is free for the next process */
     free(n);
     log_info("stopped cleanly");
     return 0;

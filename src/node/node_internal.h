@@ -59,6 +59,7 @@ struct node {
     struct http_server *http;
     struct site *site;          /* the website (src/site), fed by api.c */
     struct http_client *client;   /* forwarding writes to the leader */
+    int lock_fd;                  /* flock on DIR/lock: one process per data directory */
     uint8_t *secret;
     size_t secret_len;
 

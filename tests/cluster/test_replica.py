@@ -271,3 +271,15 @@ def test_cli_usage_errors(make_cluster):
     assert r.returncode == 1  # nothing running: no leader known
     for sub in ("status", "member", "transfer-leader"):
         assert c.cli(sub, "--help").returncode == 0
+
+
+def test_second_process_on_a_data_dir_is_refused(make_cluster):
+    c = make_cluster(3)
+    c.start_all()
+    c.wait_leader()
+    r = c.cli("node", "--cluster", c.cluster_file, "--id", "1", "--data", c.data_dir(1), timeout=10)
+    assert r.returncode == 1 and "in use by another linkraft process" in r.stderr, r.stderr
+    assert c.alive(1)
+    # A node killed with -9 leaves no stale lock: it restarts at once.
+    c.kill(1)
+    c.start(1)
