@@ -132,9 +132,16 @@ static void try_forward(struct forward *f)
 {
     struct node *n = f->n;
     raft_id leader = raft_leader(n->raft);
-    if (raft_role(n->raft) == RAFT_LEADER || n->closing) {
-        /* We lead now (or are closing): handle it here after all. */
-        forward_fail(f, 503, "not_leader", n->closing ? "this node is shutting down" : "leadership moved; retry");
+    if (n->closing) {
+        forward_fail(f, 503, "not_leader", "this node is shutting down");
+        return;
+    }
+    if (raft_role(n->raft) == RAFT_LEADER) {
+        /* We became the leader while waiting: nothing was sent, so the
+         * request is handled here after all. */
+        struct http_exchange *x = f->x;
+        forward_end(f);
+        node_api_handle(n, x);
         return;
     }
     const struct cluster_member *m = leader ? cluster_find(&n->cluster, leader) : NULL;

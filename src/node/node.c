@@ -311,13 +311,21 @@ static void expire_waiters(struct node *n)
         }
     }
     for (struct pending_read **p = &n->reads; *p;) {
-        if ((*p)->deadline <= now) {
-            struct read_batch *b = (*p)->batch;
+        if ((*p)->deadline <= now)
             read_done(n, p, NODE_ETIMEOUT);
-            (void)b; /* the batch stays until its read state arrives or leadership changes */
-        } else {
+        else
             p = &(*p)->next;
-        }
+    }
+    /* A read-index request whose answer was lost (the leader's reply, or
+     * our request, dropped) would otherwise be kept forever: once no read
+     * waits on it, it goes. */
+    for (struct read_batch *b = n->batches, *next; b; b = next) {
+        next = b->next;
+        bool waited_on = false;
+        for (struct pending_read *rd = n->reads; rd && !waited_on; rd = rd->next)
+            waited_on = rd->batch == b;
+        if (b->requested && !waited_on)
+            drop_batch(n, b);
     }
 }
 

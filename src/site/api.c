@@ -50,6 +50,29 @@ static void fail_store(struct site_req *r)
     site_fail(r, 500, "internal", store_errmsg(store_of(r)));
 }
 
+/* Answers with link `id` as a JSON object (status, extra headers), or with
+ * missing_status/code/msg when the local store does not have it. */
+static void reply_link(struct site_req *r, int64_t id, int status, const char *headers, int missing_status,
+                       const char *missing_code, const char *missing_msg)
+{
+    struct store_link *l = malloc(sizeof *l); /* about 7 KB: not on the stack */
+    int found = l ? store_link_get(store_of(r), id, l) : STORE_ENOMEM;
+    if (found != 1) {
+        free(l);
+        if (found < 0)
+            fail_store(r);
+        else
+            site_fail(r, missing_status, missing_code, missing_msg);
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    site_link_json(&b, l);
+    buf_puts(&b, "\n");
+    free(l);
+    site_reply(r, status, "application/json", headers, &b);
+}
+
 static void fail_login_needed(struct site_req *r)
 {
     if (!r->api) {
@@ -310,24 +333,9 @@ static void post_done(void *arg, int status, uint64_t index, const struct store_
         site_redirect(r, path);
         return;
     }
-    struct store_link *l = malloc(sizeof *l);
-    int found = l ? store_link_get(store_of(r), res->id, l) : STORE_ENOMEM;
-    if (found != 1) {
-        free(l);
-        if (found < 0)
-            fail_store(r);
-        else
-            site_fail(r, 500, "internal", "the new link is not in the local store");
-        return;
-    }
-    struct buf b;
-    buf_init(&b);
-    site_link_json(&b, l);
-    buf_puts(&b, "\n");
-    free(l);
     char h[80];
     snprintf(h, sizeof h, "Location: /api/v1/links/%" PRId64 "\r\n", res->id);
-    site_reply(r, 201, "application/json", h, &b);
+    reply_link(r, res->id, 201, h, 500, "internal", "the new link is not in the local store");
 }
 
 void site_post_begin(struct site_req *r)
@@ -545,22 +553,7 @@ static void api_links_list(struct site_req *r)
 
 static void api_link_get(struct site_req *r)
 {
-    struct store_link *l = malloc(sizeof *l);
-    int found = l ? store_link_get(store_of(r), r->id, l) : STORE_ENOMEM;
-    if (found != 1) {
-        free(l);
-        if (found < 0)
-            fail_store(r);
-        else
-            site_fail(r, 404, "not_found", "no such link");
-        return;
-    }
-    struct buf b;
-    buf_init(&b);
-    site_link_json(&b, l);
-    buf_puts(&b, "\n");
-    free(l);
-    reply_json(r, 200, &b);
+    reply_link(r, r->id, 200, NULL, 404, "not_found", "no such link");
 }
 
 static bool method_is(struct site_req *r, const char *m) { return !strcmp(r->req->method, m); }
