@@ -219,6 +219,7 @@ struct raft_options {
     raft_index trailing_entries;    /* log kept behind a snapshot for slow followers */
     bool pre_vote;                  /* §9.6 */
     bool check_quorum;              /* leader steps down without a quorum for an election timeout */
+    bool async_persist;             /* the host persists in the background: see below */
 };
 
 /* Fills sensible defaults: election 10, heartbeat 1, pre-vote and
@@ -356,6 +357,31 @@ bool raft_has_ready(const struct raft *r);
 int raft_ready(struct raft *r, struct raft_ready *rd);
 /* The host has done everything in rd. Frees what rd pointed to. */
 void raft_advance(struct raft *r, struct raft_ready *rd);
+
+/*
+ * ASYNCHRONOUS PERSISTENCE (raft_options.async_persist)
+ *
+ * The contract above makes a node wait for each fsync before it may take
+ * the next ready. With async_persist the host may instead call raft_advance
+ * as soon as it has taken its own copy of what rd asks it to persist and of
+ * send_after_persist, and sent send_now; the write runs in the background
+ * while later readies are taken (etcd-io/raft's AsyncStorageWrites). The
+ * host must then:
+ *   - perform the writes of successive readies in the order the readies were
+ *     taken (one queue), and send each ready's send_after_persist only once
+ *     its write, and so every earlier one, is durable;
+ *   - after a write holding entries is durable, call raft_persisted with the
+ *     index and term of the last entry it wrote;
+ *   - treat a ready with snapshot_chunk or snapshot_install as before: wait
+ *     for its write (after all earlier ones), restore the state machine,
+ *     apply, then raft_advance.
+ * In return rd.committed holds only entries the host has reported durable,
+ * so the state machine never gets ahead of the log, and the leader counts
+ * itself towards a quorum only for what raft_persisted reported.
+ */
+/* Entries up to (index, term) are durable. Ignored if that entry is no
+ * longer in the log (truncated since). RAFT_EINVAL without async_persist. */
+int raft_persisted(struct raft *r, raft_index index, raft_term term);
 
 /* ---- Introspection (read-only; for the host, status pages and tests) ----- */
 

@@ -81,7 +81,7 @@ struct raft {
     raft_index commit;
     raft_index applied;     /* advanced by raft_advance */
     raft_index apply_handed;/* committed entries handed to the host so far */
-    raft_index persisted;   /* log is durable up to here (as of the last advance) */
+    raft_index persisted;   /* log is durable up to here (last advance, or raft_persisted) */
     raft_index handed;      /* entries up to here were handed to a ready */
     raft_index truncate_pending; /* truncation to report in the next ready; 0 none */
 
@@ -864,6 +864,11 @@ static void install_snapshot(struct raft *r, const struct raft_snapshot_meta *me
         raft_log_reset(&r->log, meta->index, meta->term);
         if (!r->truncate_pending || meta->index + 1 < r->truncate_pending)
             r->truncate_pending = meta->index + 1;
+        /* What we had after the snapshot is gone: none of it counts. */
+        if (r->handed > meta->index)
+            r->handed = meta->index;
+        if (r->persisted > meta->index)
+            r->persisted = meta->index;
     }
     if (r->handed < meta->index)
         r->handed = meta->index;
@@ -1469,13 +1474,24 @@ int raft_snapshot_taken(struct raft *r, raft_index index, uint64_t size, uint32_
 
 /* ---- 6. Ready / advance ----------------------------------------------------- */
 
+/* The last committed entry the next ready may hand out to apply. With
+ * synchronous persistence that includes entries handed in the same ready
+ * (the host persists before it applies); with async_persist only what the
+ * host has reported durable, so the state machine never runs ahead of the
+ * log it is rebuilt from after a crash. */
+static raft_index apply_limit(const struct raft *r)
+{
+    raft_index cap = r->o.async_persist ? r->persisted : last_index(r);
+    return r->commit < cap ? r->commit : cap;
+}
+
 bool raft_has_ready(const struct raft *r)
 {
     if (r->ready_outstanding)
         return false;
     return r->now.n || r->after.n || r->n_reads_out || r->hs_dirty ||
            r->handed < last_index(r) || r->truncate_pending || r->chunk_pending.len ||
-           r->chunk_pending.meta.index || r->install_pending || r->apply_handed < r->commit ||
+           r->chunk_pending.meta.index || r->install_pending || r->apply_handed < apply_limit(r) ||
            r->read_round_wanted || r->bcast_wanted || r->compact_pending;
 }
 
@@ -1516,7 +1532,7 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     size_t n_committed = 0;
     raft_index apply_from = r->apply_handed + 1;
     if (r->commit >= apply_from) {
-        raft_index apply_to = r->commit < last ? r->commit : last;
+        raft_index apply_to = apply_limit(r);
         if (apply_to >= apply_from)
             n_committed = (size_t)(apply_to - apply_from + 1);
         if (n_committed > MAX_COMMITTED_PER_READY)
@@ -1591,7 +1607,7 @@ void raft_advance(struct raft *r, struct raft_ready *rd)
 {
     if (!r->ready_outstanding)
         return;
-    if (rd->n_entries) {
+    if (rd->n_entries && !r->o.async_persist) {
         raft_index last = rd->entries[rd->n_entries - 1].index;
         /* A truncation since the ready lowered `handed`: what was cut is not ours. */
         if (last > r->handed)
@@ -1628,6 +1644,23 @@ void raft_advance(struct raft *r, struct raft_ready *rd)
 
     if (r->role == RAFT_LEADER)
         maybe_commit(r); /* our own persisted entries count now */
+}
+
+int raft_persisted(struct raft *r, raft_index index, raft_term term)
+{
+    if (!r->o.async_persist)
+        return RAFT_EINVAL;
+    /* Same index and term means the same entry and the same log before it
+     * (Log Matching); anything else was truncated since it was handed out,
+     * and what replaced it is reported by its own, later, write. */
+    if (index == 0 || index > r->handed || raft_log_term(&r->log, index) != term)
+        return RAFT_OK;
+    if (index > r->persisted) {
+        r->persisted = index;
+        if (r->role == RAFT_LEADER)
+            maybe_commit(r); /* our own entries count from now on */
+    }
+    return RAFT_OK;
 }
 
 /* ---- Lifecycle ----------------------------------------------------------- */

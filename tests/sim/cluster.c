@@ -13,6 +13,10 @@
  *   5. compact_before trims the durable log; raft_advance; and when the log
  *      has grown past a threshold the host snapshots its KV and calls
  *      raft_snapshot_taken.
+ * A node may instead run with async_persist (raft.h): it takes the next ready
+ * as soon as it has queued the previous one's write, its writes complete in
+ * order, each then sends its messages and reports raft_persisted; readies
+ * with snapshot data wait for their write as above. Runs mix both kinds.
  * A crash destroys the core and whatever was in flight; the disk keeps what
  * was durable (disk.c); a restart calls raft_restore with exactly that.
  *
@@ -72,6 +76,8 @@ static void choose_params(struct sim *s, int force_nodes)
     o->trailing_entries = sim_range(g, 0, 12);
     o->pre_vote = sim_chance(g, 800);
     o->check_quorum = sim_chance(g, 900);
+    uint64_t mode = sim_range(g, 0, 2); /* none, every node, or a mix */
+    p->async_pm = mode == 0 ? 0 : mode == 1 ? 1000 : 500;
 }
 
 /* ---- Hosts ------------------------------------------------------------------------ */
@@ -96,6 +102,10 @@ static void node_start(struct sim *s, struct sim_node *n)
     struct raft_options o = s->p.ro;
     o.id = n->id;
     o.seed = s->seed * 1000003u + n->restarts * 7919u + (uint64_t)n->slot;
+    n->async = sim_chance(&s->rng, s->p.async_pm);
+    o.async_persist = n->async;
+    n->n_jobs = 0;
+    n->jobs_until = 0;
     n->r = raft_create(&o);
     if (!n->r) {
         sim_fail(s, "raft_create rejected the simulator's options");
@@ -137,8 +147,8 @@ static void node_start(struct sim *s, struct sim_node *n)
     n->last_role = raft_role(n->r);
     n->last_term = raft_current_term(n->r);
     n->commit_seen = raft_commit_index(n->r);
-    SIM_TRACE(s, "n%llu starts: term %llu vote %llu, log %llu..%llu, snapshot %llu, applied %llu",
-              (unsigned long long)n->id, (unsigned long long)raft_current_term(n->r),
+    SIM_TRACE(s, "n%llu starts%s: term %llu vote %llu, log %llu..%llu, snapshot %llu, applied %llu",
+              (unsigned long long)n->id, n->async ? " (async persist)" : "", (unsigned long long)raft_current_term(n->r),
               (unsigned long long)raft_voted_for(n->r), (unsigned long long)raft_first_index(n->r),
               (unsigned long long)raft_last_index(n->r),
               (unsigned long long)(d->snap.have ? d->snap.meta.index : 0), (unsigned long long)n->applied);
@@ -153,7 +163,10 @@ static void node_crash(struct sim *s, struct sim_node *n, bool restart)
     const char *what = sim_disk_crash(&n->disk, &s->rng);
     SIM_TRACE(s, "CRASH n%llu (%s, role %s, term %llu)%s", (unsigned long long)n->id, what,
               raft_role_name(raft_role(n->r)), (unsigned long long)raft_current_term(n->r),
-              n->rd_out ? " with an fsync in flight" : "");
+              n->rd_out || n->n_jobs ? " with an fsync in flight" : "");
+    for (size_t i = 0; i < n->n_jobs; i++)
+        free(n->jobs[i].after);
+    n->n_jobs = 0;
     raft_destroy(n->r);
     n->r = NULL;
     n->alive = false;
@@ -182,6 +195,16 @@ static void apply_entry(struct sim *s, struct sim_node *n, const struct raft_ent
             return;
         }
         n->kv.v[key] = value;
+    }
+    /* A real state machine keeps what it applied (linkraft's SQLite does):
+     * had it applied an entry its own log could lose in a crash, a restart
+     * would find the database ahead of the log. */
+    const struct sim_disk *d = &n->disk;
+    raft_index durable = d->n_log ? d->log[d->n_log - 1].index : (d->snap.have ? d->snap.meta.index : 0);
+    if (e->index > durable) {
+        sim_fail(s, "apply: n%llu applies %llu but its disk holds the log only to %llu", (unsigned long long)n->id,
+                 (unsigned long long)e->index, (unsigned long long)durable);
+        return;
     }
     check_apply(s, n, e, sim_kv_digest(&n->kv));
     n->applied = e->index;
@@ -239,12 +262,14 @@ static void serve_reads(struct sim *s, struct sim_node *n)
     n->n_reads = keep;
 }
 
+static void finish_ready(struct sim *s, struct sim_node *n, struct raft_ready *rd);
+
 /* Steps 3-5 of the ready contract, once the fsync is done. */
 static void complete_ready(struct sim *s, struct sim_node *n)
 {
     struct raft_ready *rd = &n->rd;
     char err[256];
-    bool fsynced = n->disk.pending_active;
+    bool fsynced = n->disk.n_pending > 0;
     if (sim_disk_sync(&n->disk, err, sizeof err) != 0) {
         sim_fail(s, "n%llu: %s", (unsigned long long)n->id, err);
         return;
@@ -272,6 +297,12 @@ static void complete_ready(struct sim *s, struct sim_node *n)
     }
     for (size_t i = 0; i < rd->n_send_after_persist && !s->failed; i++)
         sim_net_send(s, n, &rd->send_after_persist[i]);
+    finish_ready(s, n, rd);
+}
+
+/* Steps 4 and 5: install, apply, reads, compaction, advance. */
+static void finish_ready(struct sim *s, struct sim_node *n, struct raft_ready *rd)
+{
     if (rd->snapshot_install) {
         const struct raft_snapshot_meta *m = rd->snapshot_install;
         const struct sim_snapshot *snap = &n->disk.snap;
@@ -306,6 +337,107 @@ static void complete_ready(struct sim *s, struct sim_node *n)
     maybe_snapshot(s, n);
 }
 
+/* ---- Async persistence ------------------------------------------------------------ */
+
+static bool has_snapshot_data(const struct raft_ready *rd)
+{
+    return rd->snapshot_chunk.len || rd->snapshot_chunk.meta.index || rd->snapshot_install;
+}
+
+/* Queues what must follow rd's write: its messages, the last entry to report
+ * and the compaction. With a batch it is a new job whose fsync completes
+ * after every earlier one; without, it rides on the newest job. */
+static void job_push(struct sim *s, struct sim_node *n, const struct raft_ready *rd, bool has_batch, bool barrier)
+{
+    struct sim_job *j;
+    if (has_batch) {
+        if (n->n_jobs == n->cap_jobs) {
+            n->cap_jobs = n->cap_jobs ? n->cap_jobs * 2 : 8;
+            n->jobs = realloc(n->jobs, n->cap_jobs * sizeof *n->jobs);
+            if (!n->jobs)
+                abort();
+        }
+        j = &n->jobs[n->n_jobs++];
+        *j = (struct sim_job){ .has_batch = true, .barrier = barrier };
+        uint64_t at = s->now + sim_range(&s->rng, s->p.fsync_min, s->p.fsync_max);
+        if (at < n->jobs_until)
+            at = n->jobs_until;
+        n->jobs_until = at;
+        sim_schedule(s, (struct sim_event){ .at = at, .type = EV_FSYNC, .node = n->slot,
+                                            .incarnation = n->incarnation });
+    } else {
+        j = &n->jobs[n->n_jobs - 1];
+    }
+    if (rd->n_entries) {
+        j->last = rd->entries[rd->n_entries - 1].index;
+        j->last_term = rd->entries[rd->n_entries - 1].term;
+    }
+    if (rd->compact_before > j->compact)
+        j->compact = rd->compact_before;
+    if (rd->n_send_after_persist) {
+        j->after = realloc(j->after, (j->n_after + rd->n_send_after_persist) * sizeof *j->after);
+        if (!j->after)
+            abort();
+        for (size_t i = 0; i < rd->n_send_after_persist; i++) {
+            const struct raft_message *m = &rd->send_after_persist[i];
+            if (m->n_entries || m->data) {
+                sim_fail(s, "n%llu: a send_after_persist message carries entries or data, which the host "
+                         "would have to copy to hold it past raft_advance", (unsigned long long)n->id);
+                return;
+            }
+            j->after[j->n_after++] = *m;
+        }
+    }
+}
+
+/* The oldest write of an async node is durable. */
+static void job_complete(struct sim *s, struct sim_node *n)
+{
+    struct sim_job j = n->jobs[0];
+    memmove(n->jobs, n->jobs + 1, (n->n_jobs - 1) * sizeof *n->jobs);
+    n->n_jobs--;
+    char err[256];
+    if (j.has_batch && sim_disk_sync(&n->disk, err, sizeof err) != 0) {
+        sim_fail(s, "n%llu: %s", (unsigned long long)n->id, err);
+        free(j.after);
+        return;
+    }
+    SIM_TRACE(s, "n%llu async fsync done: entries up to %llu/%llu; then %zu msgs%s", (unsigned long long)n->id,
+              (unsigned long long)j.last, (unsigned long long)j.last_term, j.n_after,
+              j.barrier ? "; completes the outstanding ready" : "");
+    for (size_t i = 0; i < j.n_after && !s->failed; i++)
+        sim_net_send(s, n, &j.after[i]);
+    free(j.after);
+    if (s->failed)
+        return;
+    if (j.last && raft_persisted(n->r, j.last, j.last_term) != RAFT_OK) {
+        sim_fail(s, "raft_persisted(n%llu) refused a report", (unsigned long long)n->id);
+        return;
+    }
+    if (j.compact)
+        sim_disk_compact(&n->disk, j.compact);
+    if (j.barrier)
+        finish_ready(s, n, &n->rd);
+}
+
+/* An async node's ready without snapshot data: queue its write, then apply
+ * and advance at once. */
+static void async_ready(struct sim *s, struct sim_node *n, struct raft_ready *rd)
+{
+    bool batch = sim_disk_write(&n->disk, rd);
+    if (batch || n->n_jobs) {
+        job_push(s, n, rd, batch, false);
+    } else {
+        for (size_t i = 0; i < rd->n_send_after_persist && !s->failed; i++)
+            sim_net_send(s, n, &rd->send_after_persist[i]);
+        if (rd->compact_before)
+            sim_disk_compact(&n->disk, rd->compact_before);
+    }
+    rd->compact_before = 0; /* done above or queued */
+    if (!s->failed)
+        finish_ready(s, n, rd);
+}
+
 void sim_node_process(struct sim *s, struct sim_node *n)
 {
     while (n->alive && !n->rd_out && !s->failed && raft_has_ready(n->r)) {
@@ -319,6 +451,20 @@ void sim_node_process(struct sim *s, struct sim_node *n)
         check_new_entries(s, n, rd->entries, rd->n_entries);
         for (size_t i = 0; i < rd->n_send_now && !s->failed; i++)
             sim_net_send(s, n, &rd->send_now[i]);
+        if (n->async && !has_snapshot_data(rd)) {
+            async_ready(s, n, rd);
+            continue;
+        }
+        if (n->async) {
+            /* Snapshot data: this ready waits for its write, behind the others. */
+            if (!sim_disk_write(&n->disk, rd)) {
+                sim_fail(s, "n%llu: a ready with snapshot data wrote nothing", (unsigned long long)n->id);
+                return;
+            }
+            job_push(s, n, rd, true, true);
+            rd->compact_before = 0;
+            return;
+        }
         if (sim_disk_write(&n->disk, rd)) {
             struct sim_event ev = { .at = s->now + sim_range(&s->rng, s->p.fsync_min, s->p.fsync_max),
                                     .type = EV_FSYNC, .node = n->slot, .incarnation = n->incarnation };
@@ -433,7 +579,7 @@ static void fault_crash(struct sim *s)
         /* Prefer a node with an fsync in flight: crash between send and persist. */
         int v[SIM_MAX_NODES], k = 0;
         for (int i = 0; i < SIM_MAX_NODES; i++)
-            if (s->nodes[i].alive && s->nodes[i].rd_out)
+            if (s->nodes[i].alive && (s->nodes[i].rd_out || s->nodes[i].n_jobs))
                 v[k++] = i;
         if (k)
             victim = v[sim_range(&s->rng, 0, (uint64_t)k - 1)];
@@ -678,7 +824,10 @@ void sim_run(uint64_t seed, int force_nodes, bool trace, FILE *trace_out, struct
             free(ev.frame);
             break;
         case EV_FSYNC:
-            if (n->alive && n->incarnation == ev.incarnation && n->rd_out) {
+            if (n->alive && n->incarnation == ev.incarnation && n->async && n->n_jobs) {
+                job_complete(s, n);
+                sim_node_process(s, n);
+            } else if (n->alive && n->incarnation == ev.incarnation && n->rd_out) {
                 complete_ready(s, n);
                 sim_node_process(s, n);
             }
@@ -743,6 +892,9 @@ void sim_run(uint64_t seed, int force_nodes, bool trace, FILE *trace_out, struct
     for (int i = 0; i < SIM_MAX_NODES; i++) {
         raft_destroy(s->nodes[i].r);
         sim_disk_free(&s->nodes[i].disk);
+        for (size_t k = 0; k < s->nodes[i].n_jobs; k++)
+            free(s->nodes[i].jobs[k].after);
+        free(s->nodes[i].jobs);
         free(s->nodes[i].reads);
     }
     sim_events_free(s);

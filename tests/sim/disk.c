@@ -64,7 +64,7 @@ static size_t rec_begin(struct sim_bytes *b, uint8_t type)
 
 static void rec_end(struct sim_disk *d, size_t at)
 {
-    struct sim_bytes *b = &d->pending;
+    struct sim_bytes *b = &d->pending[d->n_pending];
     uint32_t len = (uint32_t)(b->n - at - 9);
     uint32_t crc = crc32c(b->p + at + 8, len + 1);
     memcpy(b->p + at, &len, 4);
@@ -87,7 +87,17 @@ static void put_meta(struct sim_bytes *b, const struct raft_snapshot_meta *m)
 
 bool sim_disk_write(struct sim_disk *d, const struct raft_ready *rd)
 {
-    struct sim_bytes *b = &d->pending;
+    if (d->n_pending == d->cap_pending) {
+        size_t cap = d->cap_pending ? d->cap_pending * 2 : 4;
+        struct sim_bytes *grown = realloc(d->pending, cap * sizeof *grown);
+        if (!grown)
+            abort(); /* test code: out of memory is not a result */
+        memset(grown + d->cap_pending, 0, (cap - d->cap_pending) * sizeof *grown);
+        d->pending = grown;
+        d->cap_pending = cap;
+    }
+    /* The batch is built in the slot after the last pending one. */
+    struct sim_bytes *b = &d->pending[d->n_pending];
     b->n = 0;
     size_t at;
     int n = 0;
@@ -135,7 +145,7 @@ bool sim_disk_write(struct sim_disk *d, const struct raft_ready *rd)
     at = rec_begin(b, R_END);
     put_u32(b, (uint32_t)n);
     rec_end(d, at);
-    d->pending_active = true;
+    d->n_pending++;
     return true;
 }
 
@@ -349,45 +359,78 @@ static int replay(struct sim_disk *d, const uint8_t *p, size_t n, char *err, siz
     return 0;
 }
 
+/* Removes the oldest pending batch, keeping its buffer for reuse. */
+static void pop_pending(struct sim_disk *d)
+{
+    struct sim_bytes first = d->pending[0];
+    memmove(d->pending, d->pending + 1, (d->n_pending - 1) * sizeof *d->pending);
+    d->pending[--d->n_pending] = first;
+}
+
 int sim_disk_sync(struct sim_disk *d, char *err, size_t cap)
 {
-    if (!d->pending_active)
+    if (!d->n_pending)
         return 0;
-    d->pending_active = false;
-    if (batch_valid(d->pending.p, d->pending.n) < 0) {
+    struct sim_bytes *b = &d->pending[0];
+    if (batch_valid(b->p, b->n) < 0) {
         snprintf(err, cap, "disk: the batch just written does not parse (simulator bug)");
         return -1;
     }
     d->batches_synced++;
-    return replay(d, d->pending.p, d->pending.n, err, cap);
+    int rc = replay(d, b->p, b->n, err, cap);
+    pop_pending(d);
+    return rc;
 }
+
+static const char *crash_one(struct sim_disk *d, struct sim_bytes *b, uint64_t *rng, bool *whole);
 
 const char *sim_disk_crash(struct sim_disk *d, uint64_t *rng)
 {
-    if (!d->pending_active)
+    if (!d->n_pending)
         return "nothing unsynced";
-    d->pending_active = false;
+    const char *what = NULL;
+    bool whole = true;
+    size_t lost = 0;
+    for (size_t i = 0; i < d->n_pending; i++) {
+        if (whole) {
+            const char *w = crash_one(d, &d->pending[i], rng, &whole);
+            if (!what)
+                what = w;
+        } else {
+            d->batches_lost++;
+            lost++;
+        }
+    }
+    d->n_pending = 0;
+    return lost ? "unsynced batches: the first one not kept whole and all after it lost" : what;
+}
+
+/* The fate of one unsynced batch; *whole says whether it survived entire. */
+static const char *crash_one(struct sim_disk *d, struct sim_bytes *b, uint64_t *rng, bool *whole)
+{
     uint64_t fate = sim_range(rng, 0, 2);
+    *whole = fate == 2;
     const char *what = "unsynced batch lost";
     size_t keep = 0;
     if (fate == 1) {
         /* Torn: a prefix survives; sometimes the sector after it is garbage. */
-        keep = (size_t)sim_range(rng, 0, d->pending.n - 1);
+        keep = (size_t)sim_range(rng, 0, b->n - 1);
         if (keep && sim_chance(rng, 500))
-            d->pending.p[keep - 1] ^= (uint8_t)(1 + sim_range(rng, 0, 254));
+            b->p[keep - 1] ^= (uint8_t)(1 + sim_range(rng, 0, 254));
         what = "unsynced batch torn";
         d->torn_writes++;
     } else if (fate == 2) {
-        keep = d->pending.n;
+        keep = b->n;
         what = "unsynced batch reached the disk";
     }
-    if (keep && batch_valid(d->pending.p, keep) >= 0) {
+    if (keep && batch_valid(b->p, keep) >= 0) {
         char err[256];
-        if (replay(d, d->pending.p, keep, err, sizeof err) == 0)
+        if (replay(d, b->p, keep, err, sizeof err) == 0)
             return what;
         /* A whole batch that cannot replay would have failed its sync too:
          * report it the same way, as lost. */
     }
+    *whole = false;
     if (fate == 2)
         what = "unsynced batch reached the disk but did not replay";
     d->batches_lost++;
@@ -416,6 +459,8 @@ void sim_disk_free(struct sim_disk *d)
     free(d->log);
     snap_clear(&d->snap);
     snap_clear(&d->partial);
-    sim_bytes_free(&d->pending);
+    for (size_t i = 0; i < d->cap_pending; i++)
+        sim_bytes_free(&d->pending[i]);
+    free(d->pending);
     memset(d, 0, sizeof *d);
 }

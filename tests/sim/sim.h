@@ -61,24 +61,28 @@ struct sim_disk {
     struct sim_snapshot snap;  /* the node's snapshot (own or installed) */
     struct sim_snapshot partial; /* a received snapshot being assembled */
     uint64_t partial_len;      /* bytes of partial.data written so far */
-    /* The one batch written but not yet fsynced: encoded records with CRCs,
-     * exactly what a crash may leave torn on the platter. */
-    struct sim_bytes pending;
-    bool pending_active;
+    /* Batches written but not yet fsynced, oldest first: encoded records with
+     * CRCs, exactly what a crash may leave torn on the platter. A host that
+     * follows the plain ready contract has at most one; an async_persist
+     * host queues one per ready and syncs them in order. */
+    struct sim_bytes *pending;
+    size_t n_pending, cap_pending;
     uint64_t records_written, batches_synced, torn_writes, batches_lost;
 };
 
-/* Encodes everything rd asks to persist into d->pending (one batch). Returns
- * false if the batch is empty (nothing to fsync). */
+/* Encodes everything rd asks to persist as one batch at the end of
+ * d->pending. Returns false if the batch is empty (nothing to fsync). */
 bool sim_disk_write(struct sim_disk *d, const struct raft_ready *rd);
-/* The fsync completed: the pending batch becomes durable. Returns 0, or -1
+/* The fsync of the oldest pending batch completed: it becomes durable. Returns 0, or -1
  * with a message in err if the batch does not fit what is on disk (a core or
  * host bug: e.g. non-contiguous entries). */
 int sim_disk_sync(struct sim_disk *d, char *err, size_t cap);
-/* Power loss: the pending batch is lost, torn (a random prefix of its bytes
- * survives, possibly with garbage after it) or, having reached the platter
- * before the fsync returned, kept whole. Recovery replays only whole batches
- * whose every record checksums. Returns what happened, for the trace. */
+/* Power loss: each pending batch, oldest first, is lost, torn (a random
+ * prefix of its bytes survives, possibly with garbage after it) or, having
+ * reached the platter before the fsync returned, kept whole; after the first
+ * one not kept whole the rest are lost (recovery stops at the first bad
+ * record of a sequential log). Recovery replays only whole batches whose
+ * every record checksums. Returns what happened, for the trace. */
 const char *sim_disk_crash(struct sim_disk *d, uint64_t *rng);
 /* Drops durable log entries below index (covered by the durable snapshot). */
 void sim_disk_compact(struct sim_disk *d, raft_index before);
@@ -137,6 +141,18 @@ struct sim_read_wait {
     raft_index index;
 };
 
+/* A write of an async_persist host (raft.h), queued behind earlier ones:
+ * what to do once its batch is durable. */
+struct sim_job {
+    bool has_batch;          /* a batch in disk.pending belongs to it */
+    bool barrier;            /* the outstanding ready (rd_out) completes with it */
+    raft_index last;         /* last entry written; 0 none */
+    raft_term last_term;
+    struct raft_message *after; /* send_after_persist of the readies it covers */
+    size_t n_after;
+    raft_index compact;      /* compact_before, once durable; 0 none */
+};
+
 struct sim_node {
     int slot;
     raft_id id;
@@ -149,6 +165,10 @@ struct sim_node {
     struct sim_disk disk;
     bool rd_out;             /* a ready is outstanding (fsync in flight) */
     struct raft_ready rd;
+    bool async;              /* this incarnation runs with async_persist */
+    struct sim_job *jobs;    /* async: writes in flight, oldest first */
+    size_t n_jobs, cap_jobs;
+    uint64_t jobs_until;     /* async: when the newest write's fsync completes */
     struct sim_kv kv;
     raft_index applied;      /* host's view: last index applied to kv */
     struct sim_read_wait *reads;
@@ -174,6 +194,7 @@ struct sim_params {
     uint64_t fault_end;             /* faults stop here */
     uint64_t liveness_deadline;     /* after fault_end */
     raft_index snap_every;          /* host snapshots after this many applies */
+    unsigned async_pm;              /* chance a node (re)starts with async_persist */
     struct raft_options ro;
     int n_clients;
 };

@@ -449,6 +449,69 @@ TEST(truncated_entries_are_not_acknowledged)
     teardown();
 }
 
+/* raft.h, ASYNCHRONOUS PERSISTENCE: committed entries are handed out only
+ * once raft_persisted has reported them, and a late report for entries
+ * truncated since counts for nothing. */
+TEST(async_persist_applies_only_reported_entries)
+{
+    struct raft_options o = opts(3);
+    struct raft *sync_core = raft_create(&o);
+    CHECK_EQ_I(raft_persisted(sync_core, 1, 1), RAFT_EINVAL);
+    raft_destroy(sync_core);
+    o.async_persist = true;
+    struct raft *f = raft_create(&o);
+    struct raft_config c = { .n = 3 };
+    for (int i = 0; i < 3; i++)
+        c.members[i] = (struct raft_member){ (raft_id)(i + 1), RAFT_VOTER, 0 };
+    REQUIRE(raft_bootstrap(f, &c) == RAFT_OK);
+    struct raft_ready rd;
+    REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+    CHECK_EQ_U(rd.n_entries, 1);
+    raft_advance(f, &rd);
+    CHECK_EQ_I(raft_persisted(f, 1, 1), RAFT_OK);
+
+    /* Term 2 sends 2..3; while their write is in flight term 3 replaces them. */
+    struct raft_entry old[2] = { { .term = 2, .index = 2, .type = RAFT_ENTRY_NOOP },
+                                 { .term = 2, .index = 3, .type = RAFT_ENTRY_NOOP } };
+    struct raft_message a = { .type = RAFT_MSG_APPEND, .from = 1, .to = 3, .term = 2, .prev_index = 1,
+                              .prev_term = 1, .commit = 1, .n_entries = 2, .entries = old };
+    CHECK_EQ_I(raft_step(f, &a), RAFT_OK);
+    REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+    CHECK_EQ_U(rd.n_entries, 2);
+    raft_advance(f, &rd);
+    struct raft_entry neu[2] = { { .term = 3, .index = 2, .type = RAFT_ENTRY_NOOP },
+                                 { .term = 3, .index = 3, .type = RAFT_ENTRY_NOOP } };
+    struct raft_message b = { .type = RAFT_MSG_APPEND, .from = 2, .to = 3, .term = 3, .prev_index = 1,
+                              .prev_term = 1, .commit = 3, .n_entries = 2, .entries = neu };
+    CHECK_EQ_I(raft_step(f, &b), RAFT_OK);
+    REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+    CHECK_EQ_U(rd.truncate_from, 2);
+    CHECK_EQ_U(rd.n_entries, 2);
+    size_t applied = rd.n_committed; /* at most entry 1: nothing of 2..3 is durable */
+    for (size_t i = 0; i < rd.n_committed; i++)
+        CHECK_EQ_U(rd.committed[i].index, 1);
+    raft_advance(f, &rd);
+
+    /* The first write lands: its entries are no longer the log's. */
+    CHECK_EQ_I(raft_persisted(f, 3, 2), RAFT_OK);
+    while (raft_has_ready(f)) {
+        REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+        for (size_t i = 0; i < rd.n_committed; i++)
+            CHECK_EQ_U(rd.committed[i].index, 1);
+        applied += rd.n_committed;
+        raft_advance(f, &rd);
+    }
+    CHECK(applied <= 1); /* entry 1 at most, whether bootstrap counts it applied or not */
+    /* The second one does. */
+    CHECK_EQ_I(raft_persisted(f, 3, 3), RAFT_OK);
+    REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+    REQUIRE(rd.n_committed == 2);
+    CHECK(rd.committed[0].index == 2 && rd.committed[0].term == 3);
+    CHECK(rd.committed[1].index == 3 && rd.committed[1].term == 3);
+    raft_advance(f, &rd);
+    raft_destroy(f);
+}
+
 TEST(single_node)
 {
     cluster(1);
@@ -487,6 +550,7 @@ int main(void)
     RUN(membership_4_1);
     RUN(lost_probe_answer_is_retried);
     RUN(truncated_entries_are_not_acknowledged);
+    RUN(async_persist_applies_only_reported_entries);
     RUN(single_node);
     RUN(config_codec);
     free(net.q);

@@ -40,7 +40,7 @@ TEST(sync_makes_batch_durable)
     CHECK_EQ_U(d.n_log, 2);
     CHECK(d.have_hs && d.hs.term == 1);
     CHECK(d.log[1].len == 2 && memcmp(d.log[1].data, "bb", 2) == 0);
-    CHECK(!d.pending_active);
+    CHECK_EQ_U(d.n_pending, 0);
     struct raft_ready empty = { 0 };
     CHECK(!sim_disk_write(&d, &empty)); /* nothing to fsync */
     sim_disk_free(&d);
@@ -71,10 +71,44 @@ TEST(crash_keeps_all_or_nothing)
             CHECK(d.log[1].term == 1); /* the truncation did not happen either */
             CHECK(d.hs.term == 1 && d.hs.vote == 0);
         }
-        CHECK(!d.pending_active);
+        CHECK_EQ_U(d.n_pending, 0);
         sim_disk_free(&d);
     }
     CHECK(lost > 0 && kept > 0 && torn > 0);
+}
+
+/* An async_persist host queues batches: they sync oldest first, and a crash
+ * never keeps a later batch without every earlier one. */
+TEST(queued_batches_sync_in_order_and_crash_as_a_prefix)
+{
+    struct sim_disk d;
+    base_disk(&d);
+    struct raft_entry e3 = ent(3, 1, "c"), e4 = ent(4, 1, "d");
+    struct raft_ready r3 = { .entries = &e3, .n_entries = 1 }, r4 = { .entries = &e4, .n_entries = 1 };
+    char err[256];
+    REQUIRE(sim_disk_write(&d, &r3) && sim_disk_write(&d, &r4));
+    CHECK_EQ_U(d.n_pending, 2);
+    CHECK(sim_disk_sync(&d, err, sizeof err) == 0);
+    CHECK_EQ_U(d.n_log, 3);
+    CHECK_EQ_U(d.n_pending, 1);
+    CHECK(sim_disk_sync(&d, err, sizeof err) == 0);
+    CHECK_EQ_U(d.n_log, 4);
+    sim_disk_free(&d);
+
+    int outcomes[3] = { 0 };
+    for (uint64_t seed = 1; seed <= 600; seed++) {
+        base_disk(&d);
+        REQUIRE(sim_disk_write(&d, &r3) && sim_disk_write(&d, &r4));
+        uint64_t rng = seed;
+        sim_disk_crash(&d, &rng);
+        CHECK_EQ_U(d.n_pending, 0);
+        CHECK(d.n_log >= 2 && d.n_log <= 4);
+        outcomes[d.n_log - 2]++;
+        for (size_t i = 0; i < d.n_log; i++)
+            CHECK_EQ_U(d.log[i].index, i + 1); /* a prefix, never a gap */
+        sim_disk_free(&d);
+    }
+    CHECK(outcomes[0] > 0 && outcomes[1] > 0 && outcomes[2] > 0);
 }
 
 TEST(non_contiguous_append_is_reported)
@@ -139,6 +173,7 @@ int main(void)
 {
     RUN(sync_makes_batch_durable);
     RUN(crash_keeps_all_or_nothing);
+    RUN(queued_batches_sync_in_order_and_crash_as_a_prefix);
     RUN(non_contiguous_append_is_reported);
     RUN(snapshot_chunks_then_install);
     RUN(install_with_bad_crc_is_reported);
