@@ -403,14 +403,31 @@ static void adopt_done(uv_work_t *req, int status)
     pump(n);
 }
 
-/* ---- The ready loop ------------------------------------------------------------ */
+/* ---- The ready loop ------------------------------------------------------------
+ *
+ * The core runs with async_persist (include/raft.h, ASYNCHRONOUS
+ * PERSISTENCE). A ready's writes are merged into n->pending and the ready is
+ * applied and advanced at once; the worker thread writes n->writing
+ * meanwhile, one fdatasync for every ready merged into it, and when it is
+ * durable its messages leave and raft_persisted tells the core. So the
+ * leader sends new entries to its followers while its own fsync runs, and
+ * commits and answers as soon as a quorum has them, without waiting for a
+ * ready to come round. A ready with snapshot data waits until every write
+ * before it is done, then is persisted, applied and advanced the plain way
+ * (JOB_PERSIST).
+ */
+
+static bool has_snapshot_data(const struct raft_ready *rd)
+{
+    return rd->snapshot_chunk.len || rd->snapshot_chunk.meta.index || rd->snapshot_install;
+}
 
 static bool needs_persist(const struct raft_ready *rd)
 {
-    return rd->snapshot_chunk.meta.index || rd->snapshot_install || rd->truncate_from || rd->n_entries ||
-           rd->hard_state_changed || rd->compact_before;
+    return has_snapshot_data(rd) || rd->truncate_from || rd->n_entries || rd->hard_state_changed;
 }
 
+/* The barrier ready (snapshot data), on the worker. */
 static void persist_work(uv_work_t *req)
 {
     struct node *n = req->data;
@@ -423,7 +440,7 @@ static void persist_work(uv_work_t *req)
         rc = storage_snapshot_install(st, rd->snapshot_install);
     if (!rc && rd->truncate_from)
         rc = storage_truncate(st, rd->truncate_from);
-    if (!rc && n->disk_full && rd->n_entries)
+    if (!rc && n->write_retry && rd->n_entries)
         rc = storage_truncate(st, rd->entries[0].index); /* a retry: drop what the failed try left */
     if (!rc && rd->n_entries)
         rc = storage_append(st, rd->entries, rd->n_entries);
@@ -433,6 +450,30 @@ static void persist_work(uv_work_t *req)
         rc = storage_sync(st);
     if (!rc && rd->compact_before)
         rc = storage_compact(st, rd->compact_before);
+    n->job_rc = rc;
+    if (rc)
+        snprintf(n->job_err, sizeof n->job_err, "%s", storage_errmsg(st));
+}
+
+/* n->writing, on the worker. */
+static void write_work(uv_work_t *req)
+{
+    struct node *n = req->data;
+    const struct write_batch *b = &n->writing;
+    struct storage *st = n->storage;
+    int rc = STORAGE_OK;
+    if (b->truncate_from)
+        rc = storage_truncate(st, b->truncate_from);
+    if (!rc && n->write_retry && b->n_entries)
+        rc = storage_truncate(st, b->entries[0].index); /* a retry: drop what the failed try left */
+    if (!rc && b->n_entries)
+        rc = storage_append(st, b->entries, b->n_entries);
+    if (!rc && b->hs_changed)
+        rc = storage_set_hard_state(st, &b->hs);
+    if (!rc)
+        rc = storage_sync(st);
+    if (!rc && b->compact_before)
+        rc = storage_compact(st, b->compact_before);
     n->job_rc = rc;
     if (rc)
         snprintf(n->job_err, sizeof n->job_err, "%s", storage_errmsg(st));
@@ -533,45 +574,57 @@ static bool apply_committed(struct node *n, const struct raft_ready *rd)
     return true;
 }
 
-static void retry_apply(uv_timer_t *t);
+static void retry_disk(uv_timer_t *t);
 
-/* Step 4 and 5 of the ready contract; re-entered after a full disk. */
+static void note_disk_full(struct node *n, const char *why)
+{
+    if (!n->disk_full)
+        log_error("the disk is full (%s): refusing writes, still serving reads; retrying every second", why);
+    n->disk_full = true;
+    uv_timer_start(&n->retry_timer, retry_disk, 1000, 0);
+}
+
+static void note_disk_ok(struct node *n)
+{
+    if (n->disk_full && !n->write_failed && !n->persist_failed && !n->applying) {
+        log_info("the disk has space again: taking writes");
+        n->disk_full = false;
+    }
+}
+
+/* Applies rd's committed entries, hands over its reads, and advances the
+ * core; re-entered after a full disk (the ready stays outstanding, nothing
+ * is lost: the log has it all). */
 static void finish_apply(struct node *n)
 {
     struct raft_ready *rd = &n->rd;
     if (!apply_committed(n, rd)) {
-        if (!n->disk_full)
-            log_error("the disk is full (%s): refusing writes, still serving reads; retrying every second",
-                      store_errmsg(n->store));
-        n->disk_full = true;
-        uv_timer_start(&n->retry_timer, retry_apply, 1000, 0);
+        note_disk_full(n, store_errmsg(n->store));
         return;
-    }
-    if (n->disk_full && n->job == JOB_NONE) {
-        log_info("the disk has space again: taking writes");
-        n->disk_full = false;
     }
     take_read_states(n, rd->reads, rd->n_reads);
     raft_advance(n->raft, rd);
     n->ready_outstanding = false;
     n->applying = false;
+    note_disk_ok(n);
     complete_reads(n);
     maybe_snapshot(n);
 }
 
-static void retry_apply(uv_timer_t *t)
+static void start_apply(struct node *n)
 {
-    struct node *n = t->data;
-    if (n->applying) {
-        finish_apply(n);
-        pump(n);
-    }
+    n->apply_done = 0;
+    n->applying = true;
+    finish_apply(n);
 }
 
-static void finish_ready(struct node *n)
+/* The barrier ready is durable: its messages, the snapshot, then apply. */
+static void finish_barrier(struct node *n)
 {
     struct raft_ready *rd = &n->rd;
     send_messages(n, rd->send_after_persist, rd->n_send_after_persist);
+    if (rd->n_entries)
+        raft_persisted(n->raft, rd->entries[rd->n_entries - 1].index, rd->entries[rd->n_entries - 1].term);
     if (rd->snapshot_install) {
         char err[512];
         const char *path = storage_snapshot_path(n->storage);
@@ -582,26 +635,121 @@ static void finish_ready(struct node *n)
         n->last_snapshot = rd->snapshot_install->index;
         resolve_writes(n, NULL, 0, NULL, rd->snapshot_install->index);
     }
-    n->apply_done = 0;
-    n->applying = true;
-    finish_apply(n);
+    start_apply(n);
 }
 
+static void start_jobs(struct node *n);
+
+/* A ready without snapshot data: its writes join the next batch (or, with
+ * none, its messages ride on the write in flight or leave now), then it is
+ * applied and advanced. */
+static void take_ready(struct node *n)
+{
+    struct raft_ready *rd = &n->rd;
+    bool in_flight = n->job == JOB_WRITE || n->write_failed;
+    if (needs_persist(rd) || !write_batch_empty(&n->pending)) {
+        if (write_batch_add(&n->pending, rd))
+            fatal(n, "queueing a disk write", "out of memory");
+    } else {
+        /* Nothing of this ready to write: its messages depend only on what
+         * earlier readies wrote, all in the write in flight if any. */
+        if (in_flight) {
+            if (write_batch_add_after(&n->writing, rd->send_after_persist, rd->n_send_after_persist))
+                fatal(n, "queueing messages", "out of memory");
+        } else {
+            send_messages(n, rd->send_after_persist, rd->n_send_after_persist);
+        }
+        if (rd->compact_before > n->pending.compact_before)
+            n->pending.compact_before = rd->compact_before;
+    }
+    start_jobs(n); /* the disk works while we apply */
+    start_apply(n);
+}
+
+static void batch_written(uv_work_t *req, int status);
 static void persist_done(uv_work_t *req, int status);
 
-static void start_persist(struct node *n)
+static void queue_job(struct node *n, enum job_kind kind, uv_work_cb work, uv_after_work_cb done)
 {
-    n->job = JOB_PERSIST;
+    n->job = kind;
     n->job_req.data = n;
-    if (uv_queue_work(&n->loop, &n->job_req, persist_work, persist_done))
+    if (uv_queue_work(&n->loop, &n->job_req, work, done))
         fatal(n, "starting a disk write", "uv_queue_work failed");
 }
 
-static void retry_persist(uv_timer_t *t)
+/* Starts the next storage job if none runs: a snapshot adoption, the
+ * pending writes, or (once those are done) the barrier ready. */
+static void start_jobs(struct node *n)
+{
+    if (n->job != JOB_NONE || n->write_failed || n->persist_failed || n->closing)
+        return;
+    if (n->adopt_pending) {
+        n->adopt_pending = false;
+        n->job = JOB_ADOPT;
+        n->job_req.data = n;
+        if (uv_queue_work(&n->loop, &n->job_req, adopt_work, adopt_done))
+            n->job = JOB_NONE;
+        return;
+    }
+    if (!write_batch_empty(&n->pending)) {
+        struct write_batch t = n->writing;
+        n->writing = n->pending;
+        n->pending = t;
+        write_batch_reset(&n->pending);
+        write_batch_seal(&n->writing);
+        n->write_retry = false;
+        queue_job(n, JOB_WRITE, write_work, batch_written);
+        return;
+    }
+    if (n->rd_barrier) {
+        n->rd_barrier = false;
+        n->write_retry = false;
+        queue_job(n, JOB_PERSIST, persist_work, persist_done);
+    }
+}
+
+static void retry_disk(uv_timer_t *t)
 {
     struct node *n = t->data;
-    if (n->job == JOB_NONE && n->ready_outstanding)
-        start_persist(n);
+    if (n->job == JOB_NONE && n->write_failed) {
+        n->write_failed = false;
+        n->write_retry = true;
+        queue_job(n, JOB_WRITE, write_work, batch_written);
+    } else if (n->job == JOB_NONE && n->persist_failed) {
+        n->persist_failed = false;
+        n->write_retry = true;
+        queue_job(n, JOB_PERSIST, persist_work, persist_done);
+    }
+    if (n->applying)
+        finish_apply(n);
+    pump(n);
+}
+
+static bool full_disk_error(int rc)
+{
+    return rc == STORAGE_ENOSPC || rc == STORAGE_ENOMEM;
+}
+
+static void batch_written(uv_work_t *req, int status)
+{
+    struct node *n = req->data;
+    n->job = JOB_NONE;
+    storage_get_stats(n->storage, &n->storage_stats); /* no storage job runs now */
+    (void)status;
+    if (full_disk_error(n->job_rc)) {
+        n->write_failed = true;
+        note_disk_full(n, n->job_err);
+        return;
+    }
+    if (n->job_rc)
+        fatal(n, "writing the Raft log", n->job_err);
+    struct write_batch *b = &n->writing;
+    send_messages(n, b->after, b->n_after);
+    if (b->n_entries)
+        raft_persisted(n->raft, b->entries[b->n_entries - 1].index, b->entries[b->n_entries - 1].term);
+    write_batch_reset(b);
+    note_disk_ok(n);
+    pump(n);
 }
 
 static void persist_done(uv_work_t *req, int status)
@@ -610,21 +758,15 @@ static void persist_done(uv_work_t *req, int status)
     n->job = JOB_NONE;
     storage_get_stats(n->storage, &n->storage_stats); /* no storage job runs now */
     (void)status;
-    if (n->job_rc == STORAGE_ENOSPC || n->job_rc == STORAGE_ENOMEM) {
-        if (!n->disk_full)
-            log_error("the disk is full (%s): refusing writes, still serving reads; retrying every second",
-                      n->job_err);
-        n->disk_full = true;
-        uv_timer_start(&n->retry_timer, retry_persist, 1000, 0);
+    if (full_disk_error(n->job_rc)) {
+        n->persist_failed = true;
+        note_disk_full(n, n->job_err);
         return;
     }
     if (n->job_rc)
         fatal(n, "writing the Raft log", n->job_err);
-    if (n->disk_full) {
-        log_info("the disk has space again: taking writes");
-        n->disk_full = false;
-    }
-    finish_ready(n);
+    note_disk_ok(n);
+    finish_barrier(n);
     pump(n);
 }
 
@@ -635,32 +777,22 @@ static void pump(struct node *n)
     if (n->closing)
         return;
     submit_read_batch(n);
-    while (n->job == JOB_NONE && !n->ready_outstanding) {
-        /* (While a full disk holds up an apply, the ready stays outstanding.) */
-        if (n->adopt_pending) {
-            n->adopt_pending = false;
-            n->job = JOB_ADOPT;
-            n->job_req.data = n;
-            if (uv_queue_work(&n->loop, &n->job_req, adopt_work, adopt_done))
-                n->job = JOB_NONE;
-            return;
-        }
-        if (!raft_has_ready(n->raft))
-            break;
+    while (!n->ready_outstanding && raft_has_ready(n->raft)) {
         int rc = raft_ready(n->raft, &n->rd);
         if (rc)
             fatal(n, "taking the next Raft step", raft_strerror(rc));
         n->ready_outstanding = true;
         note_soft_state(n, &n->rd);
         send_messages(n, n->rd.send_now, n->rd.n_send_now);
-        if (needs_persist(&n->rd)) {
-            start_persist(n);
-            return;
+        if (has_snapshot_data(&n->rd)) {
+            n->rd_barrier = true; /* start_jobs runs it once the writes before it are done */
+            break;
         }
-        finish_ready(n);
+        take_ready(n);
     }
-    if (n->stopping && n->job == JOB_NONE && !n->ready_outstanding &&
-        (raft_role(n->raft) != RAFT_LEADER || !n->handing_over))
+    start_jobs(n);
+    if (n->stopping && n->job == JOB_NONE && !n->ready_outstanding && write_batch_empty(&n->pending) &&
+        !n->write_failed && (raft_role(n->raft) != RAFT_LEADER || !n->handing_over))
         begin_close(n);
 }
 
@@ -959,6 +1091,7 @@ static int start(struct node *n, char *err, size_t errcap)
     ro.election_ticks = n->o.election_ticks;
     ro.heartbeat_ticks = n->o.heartbeat_ticks;
     ro.trailing_entries = n->o.trailing_entries;
+    ro.async_persist = true; /* see "The ready loop" */
     n->raft = raft_create(&ro);
     if (!n->raft) {
         storage_state_free(&state);
@@ -1046,6 +1179,8 @@ int node_run(const struct node_options *o)
         raft_destroy(n->raft);
         free(n->secret);
         free(n->results);
+        write_batch_free(&n->writing);
+        write_batch_free(&n->pending);
         free(n);
         return rc;
     }
@@ -1057,6 +1192,8 @@ int node_run(const struct node_options *o)
     raft_destroy(n->raft);
     free(n->secret);
     free(n->results);
+    write_batch_free(&n->writing);
+    write_batch_free(&n->pending);
     if (n->lock_fd >= 0)
         close(n->lock_fd); /* the data directory is free for the next process */
     free(n);

@@ -9,6 +9,7 @@
 
 #include "cluster.h"
 #include "common/buf.h"
+#include "node/write_batch.h"
 #include "http.h"
 #include "http_client.h"
 #include "net.h"
@@ -45,7 +46,7 @@ struct read_batch {
     struct read_batch *next;
 };
 
-enum job_kind { JOB_NONE, JOB_PERSIST, JOB_ADOPT };
+enum job_kind { JOB_NONE, JOB_WRITE, JOB_PERSIST, JOB_ADOPT };
 
 struct node {
     struct node_options o;
@@ -64,18 +65,25 @@ struct node {
     size_t secret_len;
 
     uv_timer_t tick_timer;
-    uv_timer_t retry_timer;     /* re-runs a persist that hit a full disk */
+    uv_timer_t retry_timer;     /* re-runs a write or apply that hit a full disk */
     uv_timer_t stop_timer;
     uv_check_t pump_check;
     uv_signal_t sig_term, sig_int;
 
-    /* The one storage job in flight (persist or snapshot adoption). */
+    /* The one storage job in flight: a write batch, a ready with snapshot
+     * data (persisted the plain way), or a snapshot adoption. */
     enum job_kind job;
     uv_work_t job_req;
     int job_rc;
     char job_err[512];
-    bool ready_outstanding;
+    bool ready_outstanding;     /* rd is taken and not yet advanced */
+    bool rd_barrier;            /* rd has snapshot data: waits for the writes before it */
     struct raft_ready rd;
+    struct write_batch writing; /* on the worker (JOB_WRITE), or failed and waiting to retry */
+    struct write_batch pending; /* readies taken since: the next write */
+    bool write_failed;          /* `writing` hit a full disk; retried by retry_timer */
+    bool write_retry;           /* the write being retried: drop its partial entries first */
+    bool persist_failed;        /* the barrier ready's write hit a full disk */
     bool disk_full;
     struct storage_stats storage_stats; /* copied on the loop between storage jobs */
     bool applying;              /* the ready's entries are being applied (maybe waiting for space) */

@@ -569,7 +569,8 @@ bool site_dispatch(struct site *s, const struct http_request *req, site_respond_
     s->stats.requests++;
     s->stats.in_flight++;
     read_auth(r);
-    derive_csrf(r);
+    if (!api)
+        derive_csrf(r); /* only pages have forms (and a random one costs a getrandom) */
 
     bool answered = false;
     bool mine = api ? site_api_route(r, path, &answered) : site_pages_route(r, path, &answered);
