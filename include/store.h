@@ -56,19 +56,34 @@ int store_open(const char *path, struct store **out, char *err, size_t errcap);
 void store_close(struct store *st);
 const char *store_errmsg(const struct store *st);
 
-/* Index of the last entry whose effects are in the database (0: none). */
+/* Index of the last entry whose effects are in the database (0: none),
+ * committed or not: reads on this store see them all. */
 raft_index store_applied(const struct store *st);
+/* Index of the last entry whose effects are committed to SQLite. */
+raft_index store_committed(const struct store *st);
 
-/* Applies committed entries in one transaction. COMMAND entries are decoded
- * and executed; NOOP and CONFIG entries only advance the applied index.
- * A command that cannot be decoded or is refused (e.g. a taken name) is not
- * an error of the store: it gets a non-zero results[i].status, identically
- * on every replica. results may be NULL; otherwise it has n slots.
- * Entries at or below store_applied() are skipped (replay after restart).
+/* Applies committed entries. COMMAND entries are decoded and executed; NOOP
+ * and CONFIG entries only advance the applied index. A command that cannot
+ * be decoded or is refused (e.g. a taken name) is not an error of the store:
+ * it gets a non-zero results[i].status, identically on every replica.
+ * results may be NULL; otherwise it has n slots. Entries at or below
+ * store_applied() are skipped (replay after restart).
+ *
+ * The changes join one open SQLite transaction, with the applied index, until
+ * store_commit: a commit writes every page the batch touched to the WAL, so
+ * committing once per several batches rather than per batch saves most of
+ * that work. Nothing is lost by waiting: the Raft log is the durable record
+ * and a restart applies again whatever was not committed.
+ *
  * Returns STORE_EFULL if the disk is full, STORE_EIO if SQLite fails
- * otherwise (either way nothing of the batch is applied). */
+ * otherwise; either way everything since the last commit is rolled back and
+ * store_applied() is store_committed() again: apply it again from the log. */
 int store_apply(struct store *st, const struct raft_entry *entries, size_t n,
                 struct store_result *results);
+/* Commits what store_apply applied since the last commit (nothing to do: OK).
+ * On failure (STORE_EFULL, STORE_EIO) it is rolled back as above.
+ * store_close commits too. */
+int store_commit(struct store *st);
 
 /* Writes a consistent, compact copy of the database at db_path to out_path
  * (VACUUM INTO from a separate connection), fdatasyncs it, and returns the

@@ -332,6 +332,8 @@ static void expire_waiters(struct node *n)
 /* ---- Snapshots ---------------------------------------------------------------- */
 
 static void pump(struct node *n);
+static bool commit_store(struct node *n);
+static void note_disk_full(struct node *n, const char *why);
 
 static void snapshot_work(uv_work_t *req)
 {
@@ -362,8 +364,15 @@ static void snapshot_done(uv_work_t *req, int status)
 static void maybe_snapshot(struct node *n)
 {
     raft_index applied = store_applied(n->store);
-    if (n->snap_job || n->adopt_pending || n->closing || applied < n->last_snapshot + n->o.snapshot_entries)
+    /* One snapshot at a time, from the copy to its adoption: both use the
+     * same temporary file. */
+    if (n->snap_job || n->adopt_pending || n->job == JOB_ADOPT || n->closing ||
+        applied < n->last_snapshot + n->o.snapshot_entries)
         return;
+    if (!commit_store(n)) { /* the copy is made from what is committed */
+        note_disk_full(n, store_errmsg(n->store));
+        return;
+    }
     n->snap_job = true;
     n->snap_started_ms = uv_now(&n->loop);
     n->snap_req.data = n;
@@ -554,10 +563,78 @@ static void learn_members_from(struct node *n, const struct raft_entry *e, size_
 /* Applies what is left of rd's committed entries (from n->apply_done).
  * Returns false if the disk is full: the rest waits for a retry, the
  * ready stays outstanding, and nothing is lost (the log has it all). */
+static void note_disk_full(struct node *n, const char *why);
+
+/* ---- The database's transaction ------------------------------------------------
+ *
+ * Applied entries join one open SQLite transaction that is committed every
+ * COMMIT_EVERY_MS or COMMIT_EVERY_ENTRIES, not after every ready: a commit
+ * writes every page the batch touched to the WAL, and at thousands of writes
+ * a second most batches touch the same pages. Reads on this node see the
+ * open transaction. A crash loses only what the log replays at restart.
+ */
+#define COMMIT_EVERY_MS 10
+#define COMMIT_EVERY_ENTRIES 2048
+
+/* A failed commit or apply rolls the database back to its last commit:
+ * this applies again, from the core's log, what it had applied since (their
+ * answers went out already; the results are the same). Returns false while
+ * the disk is still full. */
+static bool catch_up_store(struct node *n, raft_index upto)
+{
+    while (store_applied(n->store) < upto) {
+        const struct raft_entry *e = raft_entry_at(n->raft, store_applied(n->store) + 1);
+        if (!e)
+            fatal(n, "applying entries again after the database rolled back", "the entry is no longer in memory");
+        int rc = store_apply(n->store, e, 1, NULL);
+        if (rc == STORE_EFULL)
+            return false;
+        if (rc != STORE_OK)
+            fatal(n, "applying committed entries to the database", store_errmsg(n->store));
+    }
+    return true;
+}
+
+static void on_commit_timer(uv_timer_t *t);
+
+/* Commits now; false if the disk is full (the store rolled back). */
+static bool commit_store(struct node *n)
+{
+    uv_timer_stop(&n->commit_timer);
+    int rc = store_commit(n->store);
+    n->commit_failed = rc == STORE_EFULL;
+    if (rc == STORE_EFULL)
+        return false;
+    if (rc != STORE_OK)
+        fatal(n, "committing applied entries to the database", store_errmsg(n->store));
+    return true;
+}
+
+static void schedule_commit(struct node *n)
+{
+    if (store_applied(n->store) - store_committed(n->store) >= COMMIT_EVERY_ENTRIES) {
+        if (!commit_store(n))
+            note_disk_full(n, store_errmsg(n->store));
+    } else if (store_applied(n->store) > store_committed(n->store) && !uv_is_active((uv_handle_t *)&n->commit_timer)) {
+        uv_timer_start(&n->commit_timer, on_commit_timer, COMMIT_EVERY_MS, 0);
+    }
+}
+
+static void on_commit_timer(uv_timer_t *t)
+{
+    struct node *n = t->data;
+    if (n->applying)
+        return; /* a full disk holds up an apply; retry_disk commits after it */
+    if (!commit_store(n))
+        note_disk_full(n, store_errmsg(n->store));
+}
+
 static bool apply_committed(struct node *n, const struct raft_ready *rd)
 {
     struct store_result *results = n->results;
     while (n->apply_done < rd->n_committed) {
+        if (!catch_up_store(n, rd->committed[n->apply_done].index - 1))
+            return false;
         size_t batch = rd->n_committed - n->apply_done;
         if (batch > APPLY_RESULTS_MAX)
             batch = APPLY_RESULTS_MAX;
@@ -571,6 +648,7 @@ static bool apply_committed(struct node *n, const struct raft_ready *rd)
         resolve_writes(n, e, batch, results, e[batch - 1].index);
         n->apply_done += batch;
     }
+    schedule_commit(n);
     return true;
 }
 
@@ -586,7 +664,7 @@ static void note_disk_full(struct node *n, const char *why)
 
 static void note_disk_ok(struct node *n)
 {
-    if (n->disk_full && !n->write_failed && !n->persist_failed && !n->applying) {
+    if (n->disk_full && !n->write_failed && !n->persist_failed && !n->commit_failed && !n->applying) {
         log_info("the disk has space again: taking writes");
         n->disk_full = false;
     }
@@ -720,8 +798,15 @@ static void retry_disk(uv_timer_t *t)
         n->write_retry = true;
         queue_job(n, JOB_PERSIST, persist_work, persist_done);
     }
-    if (n->applying)
+    if (n->applying) {
         finish_apply(n);
+    } else if (n->commit_failed) {
+        /* The database went back to its last commit: apply again, commit. */
+        if (catch_up_store(n, raft_applied_index(n->raft)) && commit_store(n))
+            note_disk_ok(n);
+        else
+            note_disk_full(n, store_errmsg(n->store));
+    }
     pump(n);
 }
 
@@ -777,7 +862,9 @@ static void pump(struct node *n)
     if (n->closing)
         return;
     submit_read_batch(n);
-    while (!n->ready_outstanding && raft_has_ready(n->raft)) {
+    /* While the log or the database cannot be written no ready is taken: a
+     * leader goes silent, so the others elect one whose disk works. */
+    while (!n->ready_outstanding && !n->write_failed && !n->commit_failed && raft_has_ready(n->raft)) {
         int rc = raft_ready(n->raft, &n->rd);
         if (rc)
             fatal(n, "taking the next Raft step", raft_strerror(rc));
@@ -873,6 +960,7 @@ static void begin_close(struct node *n)
     uv_close((uv_handle_t *)&n->tick_timer, on_close);
     uv_close((uv_handle_t *)&n->retry_timer, on_close);
     uv_close((uv_handle_t *)&n->stop_timer, on_close);
+    uv_close((uv_handle_t *)&n->commit_timer, on_close);
     uv_close((uv_handle_t *)&n->pump_check, on_close);
     uv_close((uv_handle_t *)&n->sig_term, on_close);
     uv_close((uv_handle_t *)&n->sig_int, on_close);
@@ -1134,10 +1222,11 @@ static int start(struct node *n, char *err, size_t errcap)
     uv_timer_init(&n->loop, &n->tick_timer);
     uv_timer_init(&n->loop, &n->retry_timer);
     uv_timer_init(&n->loop, &n->stop_timer);
+    uv_timer_init(&n->loop, &n->commit_timer);
     uv_check_init(&n->loop, &n->pump_check);
     uv_signal_init(&n->loop, &n->sig_term);
     uv_signal_init(&n->loop, &n->sig_int);
-    n->tick_timer.data = n->retry_timer.data = n->stop_timer.data = n->pump_check.data = n;
+    n->tick_timer.data = n->retry_timer.data = n->stop_timer.data = n->pump_check.data = n->commit_timer.data = n;
     n->sig_term.data = n->sig_int.data = n;
     uv_timer_start(&n->tick_timer, on_tick, n->o.tick_ms, n->o.tick_ms);
     uv_check_start(&n->pump_check, on_check);

@@ -67,6 +67,7 @@ struct node {
     uv_timer_t tick_timer;
     uv_timer_t retry_timer;     /* re-runs a write or apply that hit a full disk */
     uv_timer_t stop_timer;
+    uv_timer_t commit_timer;    /* commits the database's open transaction (group commit) */
     uv_check_t pump_check;
     uv_signal_t sig_term, sig_int;
 
@@ -84,6 +85,7 @@ struct node {
     bool write_failed;          /* `writing` hit a full disk; retried by retry_timer */
     bool write_retry;           /* the write being retried: drop its partial entries first */
     bool persist_failed;        /* the barrier ready's write hit a full disk */
+    bool commit_failed;         /* the database's commit hit a full disk (it rolled back) */
     bool disk_full;
     struct storage_stats storage_stats; /* copied on the loop between storage jobs */
     bool applying;              /* the ready's entries are being applied (maybe waiting for space) */

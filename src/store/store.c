@@ -113,6 +113,9 @@ struct store {
     sqlite3_stmt *stmt[S_COUNT];
     raft_index applied;
     uint64_t clock;         /* the log clock (store.h) */
+    bool in_tx;             /* applied entries wait for store_commit */
+    raft_index committed;   /* applied index as of the last commit */
+    uint64_t committed_clock;
     char errmsg[512];
 };
 
@@ -168,6 +171,9 @@ static int open_db(struct store *st)
         return fail_db(st, "cannot read the log clock");
     st->clock = sqlite3_step(q) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(q, 0) : 0;
     sqlite3_finalize(q);
+    st->in_tx = false;
+    st->committed = st->applied;
+    st->committed_clock = st->clock;
     return STORE_OK;
 }
 
@@ -193,6 +199,8 @@ void store_close(struct store *st)
 {
     if (!st)
         return;
+    if (st->db)
+        store_commit(st); /* if it fails, the log still has what it held */
     close_db(st);
     free(st->path);
     free(st);
@@ -200,6 +208,8 @@ void store_close(struct store *st)
 
 const char *store_errmsg(const struct store *st) { return st->errmsg; }
 raft_index store_applied(const struct store *st) { return st->applied; }
+raft_index store_committed(const struct store *st) { return st->committed; }
+
 struct sqlite3 *store_db(struct store *st) { return st->db; }
 
 static int step_done(struct store *st, sqlite3_stmt *s)
@@ -525,6 +535,35 @@ static int apply_one(struct store *st, const struct raft_entry *e, struct store_
     return STORE_OK;
 }
 
+/* Drops everything applied since the last commit. */
+static void rollback_tx(struct store *st)
+{
+    if (st->in_tx)
+        step_done(st, st->stmt[S_ROLLBACK]);
+    st->in_tx = false;
+    st->applied = st->committed;
+    st->clock = st->committed_clock;
+}
+
+int store_commit(struct store *st)
+{
+    if (!st->in_tx)
+        return STORE_OK;
+    if (step_done(st, st->stmt[S_COMMIT])) {
+        int full = sqlite3_errcode(st->db) == SQLITE_FULL;
+        fail_db(st, "cannot commit applied entries");
+        char keep[sizeof st->errmsg];
+        memcpy(keep, st->errmsg, sizeof keep);
+        rollback_tx(st);
+        memcpy(st->errmsg, keep, sizeof keep);
+        return full ? STORE_EFULL : STORE_EIO;
+    }
+    st->in_tx = false;
+    st->committed = st->applied;
+    st->committed_clock = st->clock;
+    return STORE_OK;
+}
+
 int store_apply(struct store *st, const struct raft_entry *entries, size_t n, struct store_result *results)
 {
     if (n == 0)
@@ -532,8 +571,11 @@ int store_apply(struct store *st, const struct raft_entry *entries, size_t n, st
     struct store_result scratch;
     raft_index last = st->applied;
     uint64_t clock_before = st->clock;
-    if (step_done(st, st->stmt[S_BEGIN]))
-        return fail_db(st, "cannot begin a transaction");
+    if (!st->in_tx) {
+        if (step_done(st, st->stmt[S_BEGIN]))
+            return fail_db(st, "cannot begin a transaction");
+        st->in_tx = true;
+    }
     for (size_t i = 0; i < n; i++) {
         struct store_result *res = results ? &results[i] : &scratch;
         memset(res, 0, sizeof *res);
@@ -556,15 +598,17 @@ int store_apply(struct store *st, const struct raft_entry *entries, size_t n, st
             goto fail;
     }
     sqlite3_bind_int64(st->stmt[S_SET_APPLIED], 1, (sqlite3_int64)last);
-    if (step_done(st, st->stmt[S_SET_APPLIED]) || step_done(st, st->stmt[S_COMMIT]))
+    if (step_done(st, st->stmt[S_SET_APPLIED]))
         goto fail;
     st->applied = last;
     return STORE_OK;
 fail:;
     int full = sqlite3_errcode(st->db) == SQLITE_FULL;
     fail_db(st, "cannot apply committed entries");
-    step_done(st, st->stmt[S_ROLLBACK]);
-    st->clock = clock_before;
+    char keep[sizeof st->errmsg];
+    memcpy(keep, st->errmsg, sizeof keep);
+    rollback_tx(st);
+    memcpy(st->errmsg, keep, sizeof keep);
     return full ? STORE_EFULL : STORE_EIO;
 }
 
@@ -845,6 +889,7 @@ int store_restore(struct store *st, const char *snapshot_path, char *err, size_t
     int rc = copy_file(snapshot_path, tmp, err, errcap);
     if (rc)
         return rc;
+    rollback_tx(st); /* the snapshot replaces it all */
     close_db(st);
     /* The old WAL belongs to the old database: it must not be replayed
      * into the new one. */

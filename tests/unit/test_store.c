@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "../harness.h"
 #include "command.h"
 #include "store.h"
@@ -101,6 +103,49 @@ TEST(apply_persists_applied_index_with_changes)
     free((void *)again.data);
 }
 
+/* store_apply's changes wait for store_commit; what a crash finds on disk
+ * is the last commit, with its applied index, and replaying the log on top
+ * gives the same state. */
+TEST(uncommitted_applies_are_replayed_after_a_crash)
+{
+    char db[128];
+    path_in(db, sizeof db, "c.db");
+    struct store *st;
+    char err[256];
+    REQUIRE(store_open(db, &st, err, sizeof err) == STORE_OK);
+    struct raft_entry es[4] = {
+        kv_entry(1, 0, "a", "1", 10, NULL),
+        kv_entry(2, 0, "b", "2", 11, NULL),
+        kv_entry(3, 0, "a", "3", 12, NULL),
+        kv_entry(4, 1, "b", "", 13, NULL),
+    };
+    CHECK_EQ_I(store_apply(st, es, 2, NULL), STORE_OK);
+    CHECK_EQ_I(store_commit(st), STORE_OK);
+    CHECK_EQ_I(store_apply(st, es + 2, 2, NULL), STORE_OK);
+    CHECK_EQ_U(store_applied(st), 4);
+    CHECK_EQ_U(store_committed(st), 2);
+    CHECK(value_is(st, "a", "3"));
+    /* A second connection sees the disk as a crash now would leave it. */
+    sqlite3 *other;
+    REQUIRE(sqlite3_open_v2(db, &other, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+    sqlite3_stmt *q;
+    REQUIRE(sqlite3_prepare_v2(other, "SELECT (SELECT v FROM meta WHERE k = 'applied'), (SELECT count(*) FROM kv)",
+                               -1, &q, NULL) == SQLITE_OK);
+    REQUIRE(sqlite3_step(q) == SQLITE_ROW);
+    CHECK_EQ_I(sqlite3_column_int64(q, 0), 2);
+    CHECK_EQ_I(sqlite3_column_int64(q, 1), 2); /* b, deleted by entry 4, is still there */
+    sqlite3_finalize(q);
+    sqlite3_close(other);
+    store_close(st); /* commits */
+    REQUIRE(store_open(db, &st, err, sizeof err) == STORE_OK);
+    CHECK_EQ_U(store_applied(st), 4);
+    CHECK_EQ_I(store_apply(st, es, 4, NULL), STORE_OK); /* a replay changes nothing */
+    CHECK(value_is(st, "a", "3") && value_is(st, "b", NULL));
+    store_close(st);
+    for (int i = 0; i < 4; i++)
+        free((void *)es[i].data);
+}
+
 TEST(malformed_command_is_a_result_not_an_error)
 {
     char db[128];
@@ -176,6 +221,12 @@ TEST(determinism_and_snapshot_restore)
         i += n;
     }
     raft_index idx = 0;
+    /* Another connection (the snapshot's) sees only what is committed. */
+    CHECK_EQ_I(store_snapshot(a, snap, &idx, err, sizeof err), STORE_OK);
+    CHECK_EQ_U(idx, 0);
+    CHECK_EQ_U(store_committed(sa), 0);
+    CHECK_EQ_I(store_commit(sa), STORE_OK);
+    CHECK_EQ_U(store_committed(sa), N);
     CHECK_EQ_I(store_snapshot(a, snap, &idx, err, sizeof err), STORE_OK);
     CHECK_EQ_U(idx, N);
     CHECK_EQ_I(store_restore(sc, snap, err, sizeof err), STORE_OK);
@@ -202,6 +253,7 @@ int main(void)
         return 1;
     RUN(command_codec_round_trip_and_rejects);
     RUN(apply_persists_applied_index_with_changes);
+    RUN(uncommitted_applies_are_replayed_after_a_crash);
     RUN(malformed_command_is_a_result_not_an_error);
     RUN(idempotency_by_log_time);
     RUN(determinism_and_snapshot_restore);

@@ -537,6 +537,7 @@ TEST(replicas_agree_on_every_query_and_after_snapshot_restore)
     snprintf(a_path, sizeof a_path, "%s/ra.db", dir);
     snprintf(snap, sizeof snap, "%s/site-snap.db", dir);
     raft_index idx = 0;
+    REQUIRE(store_commit(sa) == STORE_OK); /* the snapshot's connection sees what is committed */
     REQUIRE(store_snapshot(a_path, snap, &idx, err, sizeof err) == STORE_OK);
     CHECK_EQ_U(idx, l.n);
     REQUIRE(store_restore(sc, snap, err, sizeof err) == STORE_OK);
