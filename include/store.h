@@ -85,9 +85,10 @@ int store_apply(struct store *st, const struct raft_entry *entries, size_t n,
  * store_close commits too. */
 int store_commit(struct store *st);
 
-/* Writes a consistent, compact copy of the database at db_path to out_path
- * (VACUUM INTO from a separate connection), fdatasyncs it, and returns the
- * applied index it contains. Safe to call from a worker thread while the
+/* Writes a consistent copy of the committed database at db_path to out_path
+ * (page for page, by SQLite's backup API, from a separate connection; as one
+ * file in rollback-journal mode), fdatasyncs it, and returns the applied
+ * index it contains. Safe to call from a worker thread while the
  * loop applies. (The fdatasync here is what makes adopting the copy cheap:
  * storage_snapshot_adopt syncs it again, but runs in the log's write
  * pipeline, where writing out megabytes would stall every write.) */
