@@ -23,7 +23,7 @@ static void node_usage(FILE *out)
             "  --tick-ms MS          length of a Raft tick (default 15)\n"
             "  --election-ticks N    election timeout in ticks, randomized in [N, 2N) (default 10)\n"
             "  --heartbeat-ticks N   heartbeat interval in ticks (default 2)\n"
-            "  --snapshot-entries N  snapshot the database every N applied entries (default 50000)\n"
+            "  --snapshot-entries N  snapshot the database about every N applied entries, +-25%% (default 50000)\n"
             "  --trailing-entries N  log entries kept behind a snapshot (default 2000)\n");
 }
 

@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "command.h"
 #include "node/log.h"
 
@@ -334,6 +336,7 @@ static void expire_waiters(struct node *n)
 static void pump(struct node *n);
 static bool commit_store(struct node *n);
 static void note_disk_full(struct node *n, const char *why);
+static void draw_snapshot_gap(struct node *n);
 
 static void snapshot_work(uv_work_t *req)
 {
@@ -349,6 +352,7 @@ static void snapshot_done(uv_work_t *req, int status)
     if (status || n->snap_rc) {
         log_warn("snapshot of the database failed (will retry later): %s", n->snap_rc ? n->snap_err : "cancelled");
         n->last_snapshot = store_applied(n->store); /* do not retry at once */
+        draw_snapshot_gap(n);
         return;
     }
     struct raft_snapshot_meta meta = { .index = n->snap_index, .term = raft_term_at(n->raft, n->snap_index) };
@@ -361,13 +365,23 @@ static void snapshot_done(uv_work_t *req, int status)
     pump(n);
 }
 
+/* Every node reaches the same index at about the same moment, and copying
+ * the database is the heaviest thing a node does: with the same interval all
+ * of them would copy at once (the leader and both followers stalled
+ * together). A gap drawn anew each time keeps them apart. */
+static void draw_snapshot_gap(struct node *n)
+{
+    raft_index base = n->o.snapshot_entries, spread = base / 2 < UINT32_MAX ? base / 2 : UINT32_MAX;
+    n->snapshot_gap = base - base / 4 + (spread ? randombytes_uniform((uint32_t)spread) : 0);
+}
+
 static void maybe_snapshot(struct node *n)
 {
     raft_index applied = store_applied(n->store);
     /* One snapshot at a time, from the copy to its adoption: both use the
      * same temporary file. */
     if (n->snap_job || n->adopt_pending || n->job == JOB_ADOPT || n->closing ||
-        applied < n->last_snapshot + n->o.snapshot_entries)
+        applied < n->last_snapshot + n->snapshot_gap)
         return;
     if (!commit_store(n)) { /* the copy is made from what is committed */
         note_disk_full(n, store_errmsg(n->store));
@@ -409,6 +423,7 @@ static void adopt_done(uv_work_t *req, int status)
                  (unsigned long long)n->adopt_meta.size, (unsigned long long)(uv_now(&n->loop) - n->snap_started_ms));
     }
     n->last_snapshot = n->adopt_meta.index;
+    draw_snapshot_gap(n);
     pump(n);
 }
 
@@ -1102,6 +1117,7 @@ static int recover(struct node *n, struct storage_state *state, char *err, size_
         applied = store_applied(n->store);
     }
     n->last_snapshot = state->have_snapshot ? state->snapshot.index : 0;
+    draw_snapshot_gap(n);
     bool empty_log = !state->have_snapshot && state->n_entries == 0 && state->hard_state.term == 0;
     if (empty_log) {
         if (applied != 0) {

@@ -101,6 +101,7 @@ struct node {
     bool adopt_pending;
     struct raft_snapshot_meta adopt_meta;
     raft_index last_snapshot;
+    raft_index snapshot_gap;    /* entries after last_snapshot before the next: snapshot_entries +-25% */
 
     struct store_result *results; /* APPLY_RESULTS_MAX slots for store_apply */
     struct pending_write *writes;
