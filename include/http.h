@@ -186,6 +186,7 @@ struct http_stats {
     uint64_t evicted_idle;  /* idle connections closed to admit a new one */
     uint64_t idle_closed;   /* keep-alive connections closed after idle_timeout_ms */
     uint64_t refused_full;  /* accepted and closed at once: max_connections, none idle */
+    uint64_t writes;        /* writes handed to the socket (a streamed head rides with its body) */
 };
 void http_server_get_stats(const struct http_server *s, struct http_stats *out);
 

@@ -503,6 +503,7 @@ void http_conn_flush(struct http_conn *c)
             return;
         }
         c->reqs_pending++;
+        c->srv->stats.writes++;
         if (!x->keep_alive) break; /* nothing may follow a final response */
     }
 }

@@ -95,6 +95,8 @@ struct http_conn {
     struct http_conn *prev, *next;           /* srv->conns */
     struct http_conn *idle_prev, *idle_next; /* srv idle list, oldest first */
     bool in_idle_list;
+    struct http_conn *held_prev, *held_next; /* srv->held: a streamed head waits (stream.c) */
+    bool head_held;
     http_parser parser;
     enum http_pstate pstate;
     bool method_checked;   /* first token of the current request inspected */
@@ -150,6 +152,9 @@ struct http_server {
     struct http_stats stats;
     struct http_conn *conns;                 /* every live connection */
     struct http_conn *idle_head, *idle_tail; /* idle, oldest first */
+    struct http_conn *held;                  /* connections whose streamed head waits */
+    uv_idle_t held_idle;                     /* writes those heads at the next loop turn */
+    bool held_idle_closed;
     uint64_t n_alive;                        /* connections not yet freed */
     bool listener_closed;
     bool stopping;
@@ -164,6 +169,11 @@ struct http_server {
     char *rbuf;
     size_t rbuf_cap;
 };
+
+/* stream.c: a connection whose held head must not wait any more (it is
+ * closing), and the idle callback that writes held heads. */
+void http_stream_release_head(struct http_conn *c);
+void http_stream_held_idle(uv_idle_t *h);
 
 /* conn.c */
 /* Parses new input (already read into data) as far as the pipeline bound

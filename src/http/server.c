@@ -197,7 +197,7 @@ void http_conn_read_stop(struct http_conn *c)
 
 static void maybe_done(struct http_server *s)
 {
-    if (!s->stopping || !s->listener_closed || s->n_alive) return;
+    if (!s->stopping || !s->listener_closed || !s->held_idle_closed || s->n_alive) return;
     void (*done)(void *) = s->done;
     void *arg = s->done_arg;
     free(s->rbuf);
@@ -229,6 +229,7 @@ void http_conn_close(struct http_conn *c)
     if (c->closing) return;
     c->closing = true;
     idle_remove(c);
+    http_stream_release_head(c);
     if (c->prev) c->prev->next = c->next;
     else s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -415,9 +416,13 @@ bad:
     return -1;
 }
 
-static void on_listener_closed_early(uv_handle_t *h)
+/* A server that could not start: its two handles close, the second frees it. */
+static void on_early_closed(uv_handle_t *h)
 {
     struct http_server *s = h->data;
+    if (h == (uv_handle_t *)&s->listener) s->listener_closed = true;
+    else s->held_idle_closed = true;
+    if (!s->listener_closed || !s->held_idle_closed) return;
     free(s->rbuf);
     free(s);
 }
@@ -475,12 +480,15 @@ int http_server_start(uv_loop_t *loop, const char *addr, const struct http_optio
     }
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
+    uv_idle_init(loop, &s->held_idle);
+    s->held_idle.data = s;
     r = uv_tcp_bind(&s->listener, (const struct sockaddr *)&sa, 0);
     if (r == 0) r = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
     if (r < 0) {
         snprintf(err, errcap, "http: cannot listen on %s: %s (is another process using the port?)",
                  addr, uv_strerror(r));
-        uv_close((uv_handle_t *)&s->listener, on_listener_closed_early);
+        uv_close((uv_handle_t *)&s->listener, on_early_closed);
+        uv_close((uv_handle_t *)&s->held_idle, on_early_closed);
         return -1;
     }
     *out = s;
@@ -509,6 +517,13 @@ static void on_listener_closed(uv_handle_t *h)
     maybe_done(s);
 }
 
+static void on_held_idle_closed(uv_handle_t *h)
+{
+    struct http_server *s = h->data;
+    s->held_idle_closed = true;
+    maybe_done(s);
+}
+
 void http_server_stop(struct http_server *s, void (*done)(void *arg), void *arg)
 {
     if (s->stopping) return;
@@ -517,4 +532,5 @@ void http_server_stop(struct http_server *s, void (*done)(void *arg), void *arg)
     s->done_arg = arg;
     uv_close((uv_handle_t *)&s->listener, on_listener_closed);
     while (s->conns) http_conn_close(s->conns);
+    uv_close((uv_handle_t *)&s->held_idle, on_held_idle_closed);
 }

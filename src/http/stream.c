@@ -12,6 +12,12 @@
  * byte is written. Each write owns its bytes (struct swrite) and refers to
  * the connection only, so the exchange may be freed or detached while
  * writes are in flight.
+ *
+ * A head whose body has not begun is held until the next turn of the loop
+ * (the server's idle handle, which also keeps the loop from blocking): a
+ * proxy gets the head and the first body bytes of its upstream in one read,
+ * and they then leave in one write, not two; a head whose body is slow
+ * still goes out at once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,10 +79,27 @@ static void on_swrite(uv_write_t *req, int status)
     http_conn_update_timer(c);
 }
 
+static void held_unlink(struct http_conn *c)
+{
+    struct http_server *s = c->srv;
+    if (!c->head_held) return;
+    c->head_held = false;
+    if (c->held_prev) c->held_prev->held_next = c->held_next;
+    else s->held = c->held_next;
+    if (c->held_next) c->held_next->held_prev = c->held_prev;
+    c->held_prev = c->held_next = NULL;
+}
+
+void http_stream_release_head(struct http_conn *c)
+{
+    held_unlink(c);
+}
+
 /* Hands the active exchange's collected bytes to uv_write. Returns -1 if
  * the connection had to be closed. */
 static int stream_out(struct http_conn *c)
 {
+    held_unlink(c);
     struct http_exchange *x = c->active;
     if (!x->sbuf_len) return 0;
     struct swrite *w = malloc(sizeof *w);
@@ -96,6 +119,7 @@ static int stream_out(struct http_conn *c)
         return -1;
     }
     c->reqs_pending++;
+    c->srv->stats.writes++;
     c->stream_inflight += w->len;
     http_conn_update_timer(c);
     return 0;
@@ -130,9 +154,31 @@ void http_stream_activate(struct http_conn *c, struct http_exchange *x)
     if (x->sbuf_len) memcpy(buf + x->head_len, x->sbuf, x->sbuf_len);
     free(x->sbuf);
     x->sbuf = buf;
+    bool body_begun = x->sbuf_len > 0;
     x->sbuf_len += x->head_len;
     x->sbuf_cap = x->sbuf_len + 1;
-    stream_out(c);
+    if (body_begun || x->stream_ended || !x->stream_body) {
+        stream_out(c);
+        return;
+    }
+    struct http_server *s = c->srv;
+    c->head_held = true;
+    c->held_prev = NULL;
+    c->held_next = s->held;
+    if (s->held) s->held->held_prev = c;
+    s->held = c;
+    if (!s->stopping) uv_idle_start(&s->held_idle, http_stream_held_idle);
+}
+
+void http_stream_held_idle(uv_idle_t *h)
+{
+    struct http_server *s = h->data;
+    while (s->held) {
+        struct http_conn *c = s->held;
+        held_unlink(c);
+        if (!c->closing && c->active && c->active->sbuf_len) stream_out(c);
+    }
+    uv_idle_stop(h);
 }
 
 void http_stream_detached(struct http_exchange *x)

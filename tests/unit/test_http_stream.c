@@ -400,6 +400,33 @@ TEST(chunked_and_content_length_on_one_connection)
     server_down();
 }
 
+static void *cl_one_len(void *arg)
+{
+    (void)arg;
+    struct cin in = { .fd = cconnect(0) };
+    csend(in.fd, "GET /len HTTP/1.1\r\nHost: a\r\n\r\n");
+    ok1 = cread(&in, &r1, false);
+    close(in.fd);
+    free(in.p);
+    return NULL;
+}
+
+/* A head and the body that follows it in the same turn of the loop leave
+ * in one write (what a proxy relaying its upstream does); a head whose body
+ * is slow still leaves on its own, before the body (test_gateway). */
+TEST(head_and_first_body_bytes_share_one_write)
+{
+    REQUIRE(server_up());
+    struct http_stats before, after;
+    http_server_get_stats(srv, &before);
+    run_client(cl_one_len, NULL);
+    http_server_get_stats(srv, &after);
+    CHECK(ok1 && r1.status == 200 && r1.has_len && r1.complete && r1.body_len == 10);
+    CHECK_EQ_U(after.writes - before.writes, 2); /* /len writes two pieces: the head rides with the first */
+    cresp_free(&r1);
+    server_down();
+}
+
 static void *cl_head(void *arg)
 {
     (void)arg;
@@ -806,6 +833,7 @@ int main(void)
 {
     loop = uv_default_loop();
     RUN(chunked_and_content_length_on_one_connection);
+    RUN(head_and_first_body_bytes_share_one_write);
     RUN(head_sends_no_body);
     RUN(http10_gets_a_close_delimited_body);
     RUN(short_and_aborted_bodies_close_the_connection);
