@@ -188,7 +188,8 @@ static void metrics_text(struct node *n, struct buf *b)
                "linkraft_net_dropped_total{reason=\"malformed\"} %llu\n"
                "linkraft_net_dropped_total{reason=\"unauthenticated\"} %llu\n"
                "# TYPE linkraft_http_requests_total counter\nlinkraft_http_requests_total %llu\n"
-               "# TYPE linkraft_http_connections_open gauge\nlinkraft_http_connections_open %llu\n",
+               "# TYPE linkraft_http_connections_open gauge\nlinkraft_http_connections_open %llu\n"
+               "# TYPE linkraft_store_committed_index gauge\nlinkraft_store_committed_index %llu\n",
                (unsigned long long)raft_current_term(n->raft), raft_role(n->raft) == RAFT_LEADER,
                (unsigned long long)raft_commit_index(n->raft), (unsigned long long)store_applied(n->store),
                (unsigned long long)raft_last_index(n->raft), (unsigned long long)rs->elections_started,
@@ -198,7 +199,8 @@ static void metrics_text(struct node *n, struct buf *b)
                (unsigned long long)ns.frames_sent, (unsigned long long)ns.frames_received,
                (unsigned long long)ns.dropped_queue_full, (unsigned long long)ns.dropped_unknown_peer,
                (unsigned long long)ns.dropped_malformed, (unsigned long long)ns.dropped_unauthenticated,
-               (unsigned long long)hs.requests, (unsigned long long)hs.connections_open);
+               (unsigned long long)hs.requests, (unsigned long long)hs.connections_open,
+               (unsigned long long)store_committed(n->store));
 }
 
 /* ---- Key-value API ------------------------------------------------------------ */
