@@ -293,7 +293,7 @@ def test_second_process_on_a_data_dir_is_refused(make_cluster):
 
 
 def test_database_commits_in_groups(make_cluster):
-    """Applied entries are committed to SQLite in groups (every 10 ms or
+    """Applied entries are committed to SQLite in groups (every 50 ms or
     2,048 entries): under concurrent writes every node's committed index
     catches up with what it applied, and a node killed with -9 right after
     (its last group possibly uncommitted) applies it again from the log."""
@@ -318,7 +318,7 @@ def test_database_commits_in_groups(make_cluster):
     follower = next(i for i in range(1, 4) if i != leader)
     put_ok(c, leader, "after", "1")
     wait_value(c, follower, "after", "1")
-    c.kill(follower)  # SIGKILL, likely inside the 10 ms before its next commit
+    c.kill(follower)  # SIGKILL, likely inside the 50 ms before its next commit
     c.start(follower)
     wait_value(c, follower, "after", "1")
     assert c.kv(follower, "g7-299") == "v299"
