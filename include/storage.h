@@ -143,13 +143,20 @@ int storage_compact(struct storage *s, raft_index before);
 
 /* The node's own snapshot: the state machine wrote a consistent copy to
  * tmp_path (a file inside dir, see storage_snapshot_tmp_path). This computes
- * its size and CRC32C, fsyncs it, makes it the current snapshot together with
+ * its size and CRC32C (unless meta->size is non-zero: then meta->size and
+ * meta->crc are the caller's, from storage_file_crc), fsyncs it, makes it the current snapshot together with
  * meta's index, term and config (atomically), and fills meta->size and
  * meta->crc. The previous snapshot is deleted. The log is not touched (see
  * storage_compact). STORAGE_EINVAL if meta->index is not above the current
  * snapshot's or is past the log's end. After STORAGE_ENOSPC, retry the same call
  * (the file may already have moved to its final name; the retry finishes). */
 int storage_snapshot_adopt(struct storage *s, const char *tmp_path, struct raft_snapshot_meta *meta);
+/* The size and CRC32C of a whole file, with plain POSIX reads (not the
+ * storage's I/O seam): a node computes them on its snapshot worker and hands
+ * them to storage_snapshot_adopt in meta (size non-zero), which then does not
+ * read the file again inside the log's write pipeline. STORAGE_EIO,
+ * STORAGE_ENOMEM, or STORAGE_EINVAL for an empty file; err says why. */
+int storage_file_crc(const char *path, uint64_t *size, uint32_t *crc, char *err, size_t errcap);
 /* A path inside the data directory where the state machine may write a
  * snapshot to adopt (same file system, so the rename is atomic). */
 const char *storage_snapshot_tmp_path(const struct storage *s);

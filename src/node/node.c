@@ -341,8 +341,12 @@ static void draw_snapshot_gap(struct node *n);
 static void snapshot_work(uv_work_t *req)
 {
     struct node *n = req->data;
-    n->snap_rc = store_snapshot(n->db_path, storage_snapshot_tmp_path(n->storage), &n->snap_index,
-                                n->snap_err, sizeof n->snap_err);
+    const char *tmp = storage_snapshot_tmp_path(n->storage);
+    n->snap_rc = store_snapshot(n->db_path, tmp, &n->snap_index, n->snap_err, sizeof n->snap_err);
+    /* Read back for its checksum here, not in the adoption: that runs in
+     * the log's write pipeline, where every write would wait for it. */
+    if (!n->snap_rc)
+        n->snap_rc = storage_file_crc(tmp, &n->snap_size, &n->snap_crc, n->snap_err, sizeof n->snap_err);
 }
 
 static void snapshot_done(uv_work_t *req, int status)
@@ -355,7 +359,8 @@ static void snapshot_done(uv_work_t *req, int status)
         draw_snapshot_gap(n);
         return;
     }
-    struct raft_snapshot_meta meta = { .index = n->snap_index, .term = raft_term_at(n->raft, n->snap_index) };
+    struct raft_snapshot_meta meta = { .index = n->snap_index, .term = raft_term_at(n->raft, n->snap_index),
+                                       .size = n->snap_size, .crc = n->snap_crc };
     if (meta.term == 0 || raft_config_at(n->raft, n->snap_index, &meta.config) != RAFT_OK) {
         log_warn("snapshot at %llu no longer fits the log; skipped", (unsigned long long)n->snap_index);
         return;
@@ -618,8 +623,13 @@ static bool commit_store(struct node *n)
     uv_timer_stop(&n->commit_timer);
     int rc = store_commit(n->store);
     n->commit_failed = rc == STORE_EFULL;
-    if (rc == STORE_EFULL)
+    if (rc == STORE_EFULL) {
+        /* The store rolled back to its last commit; apply that again at
+         * once (in memory, in a new transaction) so that reads served
+         * while the disk is full still show everything applied. */
+        catch_up_store(n, raft_applied_index(n->raft));
         return false;
+    }
     if (rc != STORE_OK)
         fatal(n, "committing applied entries to the database", store_errmsg(n->store));
     return true;

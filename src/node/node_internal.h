@@ -92,12 +92,14 @@ struct node {
     size_t apply_done;          /* how many of rd.committed are applied */
 
     /* Snapshots. */
-    bool snap_job;              /* VACUUM INTO running on a worker */
+    bool snap_job;              /* the database's copy running on a worker */
     uint64_t snap_started_ms;   /* uv_now when that snapshot began (logged with its size) */
     uv_work_t snap_req;
     int snap_rc;
     char snap_err[512];
-    raft_index snap_index;      /* what the finished VACUUM INTO holds */
+    raft_index snap_index;      /* what the finished copy holds */
+    uint64_t snap_size;         /* and its size and CRC32C, read back on the worker */
+    uint32_t snap_crc;
     bool adopt_pending;
     struct raft_snapshot_meta adopt_meta;
     raft_index last_snapshot;

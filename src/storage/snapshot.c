@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void st_snapshot_data_name(char *buf, size_t cap, raft_index index, raft_term term)
 {
@@ -183,9 +184,16 @@ int storage_snapshot_adopt(struct storage *s, const char *tmp_path, struct raft_
         return st_fail(s, e == ENOENT ? STORAGE_EINVAL : STORAGE_EIO, "adopting snapshot %s: opening it failed: %s",
                        tmp_path, strerror(e));
     }
-    uint64_t size = 0;
-    uint32_t crc = 0;
-    rc = crc_of(s, tmp_path, fd, &size, &crc);
+    uint64_t size = meta->size;
+    uint32_t crc = meta->crc;
+    off_t fsize = 0;
+    if (!size) { /* else the caller read it (storage_file_crc), off the write path */
+        rc = crc_of(s, tmp_path, fd, &size, &crc);
+    } else if (s->io->fstat_size(s->io->ctx, fd, &fsize) != 0 || (uint64_t)fsize != size) {
+        st_close(s, fd);
+        return st_fail(s, STORAGE_EINVAL, "adopting snapshot %s: it has %lld bytes, not the %llu its checksum was "
+                       "computed over", tmp_path, (long long)fsize, (unsigned long long)size);
+    }
     if (rc == STORAGE_OK)
         rc = st_sync_fd(s, fd, tmp_path, "making a new snapshot durable");
     st_close(s, fd);
@@ -199,6 +207,45 @@ int storage_snapshot_adopt(struct storage *s, const char *tmp_path, struct raft_
         meta->size = size;
         meta->crc = crc;
     }
+    return rc;
+}
+
+int storage_file_crc(const char *path, uint64_t *size, uint32_t *crc, char *err, size_t errcap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errcap, "reading %s for its checksum failed: %s", path, strerror(errno));
+        return STORAGE_EIO;
+    }
+    enum { CHUNK = 256 * 1024 };
+    uint8_t *buf = malloc(CHUNK);
+    uint64_t n = 0;
+    uint32_t c = 0;
+    int rc = buf ? STORAGE_OK : STORAGE_ENOMEM;
+    while (rc == STORAGE_OK) {
+        ssize_t got = read(fd, buf, CHUNK);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            snprintf(err, errcap, "reading %s for its checksum failed: %s", path, strerror(errno));
+            rc = STORAGE_EIO;
+        } else if (got == 0) {
+            break;
+        } else {
+            c = crc32c_extend(c, buf, (size_t)got);
+            n += (uint64_t)got;
+        }
+    }
+    if (rc == STORAGE_ENOMEM)
+        snprintf(err, errcap, "reading %s for its checksum: out of memory", path);
+    free(buf);
+    close(fd);
+    if (rc == STORAGE_OK && n == 0) {
+        snprintf(err, errcap, "%s is empty: not a snapshot", path);
+        rc = STORAGE_EINVAL;
+    }
+    *size = n;
+    *crc = c;
     return rc;
 }
 

@@ -806,7 +806,18 @@ TEST(snapshot_adopt_read_and_reopen)
     char first_path[512];
     snprintf(first_path, sizeof first_path, "%s", storage_snapshot_path(s));
     write_snapshot_tmp(s, 5000, 2);
-    struct raft_snapshot_meta m2 = { .index = 35, .term = 1, .config = three() };
+    /* This time the node's way: size and CRC read on its worker, handed in. */
+    uint64_t fsize = 0;
+    uint32_t fcrc = 0;
+    char ferr[256];
+    CHECK_EQ_I(storage_file_crc(storage_snapshot_tmp_path(s), &fsize, &fcrc, ferr, sizeof ferr), STORAGE_OK);
+    CHECK_EQ_U(fsize, 5000);
+    for (size_t i = 0; i < 5000; i++)
+        want[i] = (uint8_t)(i * 7 + 2);
+    CHECK_EQ_U(fcrc, crc32c(want, 5000));
+    CHECK_EQ_I(storage_file_crc("/nonexistent/snapshot", &fsize, &fcrc, ferr, sizeof ferr), STORAGE_EIO);
+    struct raft_snapshot_meta m2 = { .index = 35, .term = 1, .config = three(), .size = 5000,
+                                     .crc = crc32c(want, 5000) };
     CHECK_EQ_I(storage_snapshot_adopt(s, storage_snapshot_tmp_path(s), &m2), STORAGE_OK);
     CHECK(access(first_path, F_OK) != 0);
     CHECK(strcmp(first_path, storage_snapshot_path(s)) != 0);
@@ -818,6 +829,9 @@ TEST(snapshot_adopt_read_and_reopen)
     CHECK_EQ_I(storage_snapshot_adopt(s, storage_snapshot_tmp_path(s), &same), STORAGE_EINVAL);
     struct raft_snapshot_meta ahead = { .index = 41, .term = 1, .config = three() };
     CHECK_EQ_I(storage_snapshot_adopt(s, storage_snapshot_tmp_path(s), &ahead), STORAGE_EINVAL);
+    /* A size handed in that is not the file's is refused, not trusted. */
+    struct raft_snapshot_meta wrong = { .index = 38, .term = 1, .config = three(), .size = 1234, .crc = 1 };
+    CHECK_EQ_I(storage_snapshot_adopt(s, storage_snapshot_tmp_path(s), &wrong), STORAGE_EINVAL);
     storage_close(s);
 
     /* Reopen: the snapshot and the log after it; leftovers removed. */
