@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <malloc.h>
 #include <sodium.h>
 
 #include "command.h"
@@ -93,6 +94,10 @@ static void send_messages(struct node *n, const struct raft_message *msgs, size_
     for (size_t i = 0; i < count; i++) {
         struct raft_message m = msgs[i];
         if (m.type == RAFT_MSG_SNAPSHOT && m.len && !m.data) {
+            /* While an adoption replaces the snapshot on the worker its
+             * files are not ours to read; the core sends the chunk again. */
+            if (n->job == JOB_ADOPT)
+                continue;
             /* The core names the bytes; the host reads them (raft.h). */
             uint8_t *grown = realloc(chunk, m.len);
             if (!grown)
@@ -353,6 +358,9 @@ static void snapshot_done(uv_work_t *req, int status)
 {
     struct node *n = req->data;
     n->snap_job = false;
+#ifdef M_ARENA_MAX
+    malloc_trim(0); /* the copy's caches are freed: give the pages back */
+#endif
     if (status || n->snap_rc) {
         log_warn("snapshot of the database failed (will retry later): %s", n->snap_rc ? n->snap_err : "cancelled");
         n->last_snapshot = store_applied(n->store); /* do not retry at once */
@@ -456,32 +464,44 @@ static bool needs_persist(const struct raft_ready *rd)
     return has_snapshot_data(rd) || rd->truncate_from || rd->n_entries || rd->hard_state_changed;
 }
 
+/* The log part of a write, on the worker, in the ready contract's order:
+ * truncation, entries, hard state, one fsync, then compaction. Sets
+ * n->job_rc (and job_err). */
+static void write_log(struct node *n, raft_index truncate_from, const struct raft_entry *entries, size_t count,
+                      const struct raft_hard_state *hs, raft_index compact_before)
+{
+    struct storage *st = n->storage;
+    int rc = n->job_rc;
+    if (!rc && truncate_from)
+        rc = storage_truncate(st, truncate_from);
+    if (!rc && n->write_retry && count)
+        rc = storage_truncate(st, entries[0].index); /* a retry: drop what the failed try left */
+    if (!rc && count)
+        rc = storage_append(st, entries, count);
+    if (!rc && hs)
+        rc = storage_set_hard_state(st, hs);
+    if (!rc)
+        rc = storage_sync(st);
+    if (!rc && compact_before)
+        rc = storage_compact(st, compact_before);
+    n->job_rc = rc;
+    if (rc)
+        snprintf(n->job_err, sizeof n->job_err, "%s", storage_errmsg(st));
+}
+
 /* The barrier ready (snapshot data), on the worker. */
 static void persist_work(uv_work_t *req)
 {
     struct node *n = req->data;
     const struct raft_ready *rd = &n->rd;
-    struct storage *st = n->storage;
     int rc = STORAGE_OK;
     if (rd->snapshot_chunk.meta.index)
-        rc = storage_snapshot_write_chunk(st, &rd->snapshot_chunk);
+        rc = storage_snapshot_write_chunk(n->storage, &rd->snapshot_chunk);
     if (!rc && rd->snapshot_install)
-        rc = storage_snapshot_install(st, rd->snapshot_install);
-    if (!rc && rd->truncate_from)
-        rc = storage_truncate(st, rd->truncate_from);
-    if (!rc && n->write_retry && rd->n_entries)
-        rc = storage_truncate(st, rd->entries[0].index); /* a retry: drop what the failed try left */
-    if (!rc && rd->n_entries)
-        rc = storage_append(st, rd->entries, rd->n_entries);
-    if (!rc && rd->hard_state_changed)
-        rc = storage_set_hard_state(st, &rd->hard_state);
-    if (!rc)
-        rc = storage_sync(st);
-    if (!rc && rd->compact_before)
-        rc = storage_compact(st, rd->compact_before);
+        rc = storage_snapshot_install(n->storage, rd->snapshot_install);
     n->job_rc = rc;
-    if (rc)
-        snprintf(n->job_err, sizeof n->job_err, "%s", storage_errmsg(st));
+    write_log(n, rd->truncate_from, rd->entries, rd->n_entries, rd->hard_state_changed ? &rd->hard_state : NULL,
+              rd->compact_before);
 }
 
 /* n->writing, on the worker. */
@@ -489,23 +509,8 @@ static void write_work(uv_work_t *req)
 {
     struct node *n = req->data;
     const struct write_batch *b = &n->writing;
-    struct storage *st = n->storage;
-    int rc = STORAGE_OK;
-    if (b->truncate_from)
-        rc = storage_truncate(st, b->truncate_from);
-    if (!rc && n->write_retry && b->n_entries)
-        rc = storage_truncate(st, b->entries[0].index); /* a retry: drop what the failed try left */
-    if (!rc && b->n_entries)
-        rc = storage_append(st, b->entries, b->n_entries);
-    if (!rc && b->hs_changed)
-        rc = storage_set_hard_state(st, &b->hs);
-    if (!rc)
-        rc = storage_sync(st);
-    if (!rc && b->compact_before)
-        rc = storage_compact(st, b->compact_before);
-    n->job_rc = rc;
-    if (rc)
-        snprintf(n->job_err, sizeof n->job_err, "%s", storage_errmsg(st));
+    n->job_rc = STORAGE_OK;
+    write_log(n, b->truncate_from, b->entries, b->n_entries, b->hs_changed ? &b->hs : NULL, b->compact_before);
 }
 
 static void note_soft_state(struct node *n, const struct raft_ready *rd)
@@ -580,9 +585,6 @@ static void learn_members_from(struct node *n, const struct raft_entry *e, size_
     }
 }
 
-/* Applies what is left of rd's committed entries (from n->apply_done).
- * Returns false if the disk is full: the rest waits for a retry, the
- * ready stays outstanding, and nothing is lost (the log has it all). */
 static void note_disk_full(struct node *n, const char *why);
 
 /* ---- The database's transaction ------------------------------------------------
@@ -654,6 +656,9 @@ static void on_commit_timer(uv_timer_t *t)
         note_disk_full(n, store_errmsg(n->store));
 }
 
+/* Applies what is left of rd's committed entries (from n->apply_done).
+ * Returns false if the disk is full: the rest waits for a retry, the
+ * ready stays outstanding, and nothing is lost (the log has it all). */
 static bool apply_committed(struct node *n, const struct raft_ready *rd)
 {
     struct store_result *results = n->results;
@@ -1267,6 +1272,14 @@ static int start(struct node *n, char *err, size_t errcap)
 
 int node_run(const struct node_options *o)
 {
+#ifdef M_ARENA_MAX
+    /* glibc gives every thread that allocates its own arena, and keeps what
+     * it once held: the worker threads that copy snapshots (SQLite's page
+     * cache of the copy's connections) held 10-13 MiB each for good, most
+     * of a node's RSS at a large database. One arena lets that memory be
+     * used again by whoever allocates next. */
+    mallopt(M_ARENA_MAX, 1);
+#endif
     struct node *n = calloc(1, sizeof *n);
     if (!n) {
         fprintf(stderr, "linkraft node: out of memory\n");

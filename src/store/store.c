@@ -546,19 +546,25 @@ static void rollback_tx(struct store *st)
     st->clock = st->committed_clock;
 }
 
+/* A statement of the open transaction failed: say what, roll back (keeping
+ * the message), and tell a full disk from the rest. */
+static int fail_tx(struct store *st, const char *what)
+{
+    int full = sqlite3_errcode(st->db) == SQLITE_FULL;
+    fail_db(st, what);
+    char keep[sizeof st->errmsg];
+    memcpy(keep, st->errmsg, sizeof keep);
+    rollback_tx(st);
+    memcpy(st->errmsg, keep, sizeof keep);
+    return full ? STORE_EFULL : STORE_EIO;
+}
+
 int store_commit(struct store *st)
 {
     if (!st->in_tx)
         return STORE_OK;
-    if (step_done(st, st->stmt[S_COMMIT])) {
-        int full = sqlite3_errcode(st->db) == SQLITE_FULL;
-        fail_db(st, "cannot commit applied entries");
-        char keep[sizeof st->errmsg];
-        memcpy(keep, st->errmsg, sizeof keep);
-        rollback_tx(st);
-        memcpy(st->errmsg, keep, sizeof keep);
-        return full ? STORE_EFULL : STORE_EIO;
-    }
+    if (step_done(st, st->stmt[S_COMMIT]))
+        return fail_tx(st, "cannot commit applied entries");
     st->in_tx = false;
     st->committed = st->applied;
     st->committed_clock = st->clock;
@@ -603,14 +609,8 @@ int store_apply(struct store *st, const struct raft_entry *entries, size_t n, st
         goto fail;
     st->applied = last;
     return STORE_OK;
-fail:;
-    int full = sqlite3_errcode(st->db) == SQLITE_FULL;
-    fail_db(st, "cannot apply committed entries");
-    char keep[sizeof st->errmsg];
-    memcpy(keep, st->errmsg, sizeof keep);
-    rollback_tx(st);
-    memcpy(st->errmsg, keep, sizeof keep);
-    return full ? STORE_EFULL : STORE_EIO;
+fail:
+    return fail_tx(st, "cannot apply committed entries");
 }
 
 int store_members(struct store *st, void (*each)(void *arg, const char *id, const char *addrs), void *arg)
