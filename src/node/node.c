@@ -845,19 +845,28 @@ static bool full_disk_error(int rc)
     return rc == STORAGE_ENOSPC || rc == STORAGE_ENOMEM;
 }
 
-static void batch_written(uv_work_t *req, int status)
+/* A write job ended: false if it hit a full disk (*failed is set; the
+ * retry timer runs it again); any other error is fatal. */
+static bool write_job_ok(struct node *n, bool *failed)
 {
-    struct node *n = req->data;
     n->job = JOB_NONE;
     storage_get_stats(n->storage, &n->storage_stats); /* no storage job runs now */
-    (void)status;
     if (full_disk_error(n->job_rc)) {
-        n->write_failed = true;
+        *failed = true;
         note_disk_full(n, n->job_err);
-        return;
+        return false;
     }
     if (n->job_rc)
         fatal(n, "writing the Raft log", n->job_err);
+    return true;
+}
+
+static void batch_written(uv_work_t *req, int status)
+{
+    struct node *n = req->data;
+    (void)status;
+    if (!write_job_ok(n, &n->write_failed))
+        return;
     struct write_batch *b = &n->writing;
     send_messages(n, b->after, b->n_after);
     if (b->n_entries)
@@ -870,16 +879,9 @@ static void batch_written(uv_work_t *req, int status)
 static void persist_done(uv_work_t *req, int status)
 {
     struct node *n = req->data;
-    n->job = JOB_NONE;
-    storage_get_stats(n->storage, &n->storage_stats); /* no storage job runs now */
     (void)status;
-    if (full_disk_error(n->job_rc)) {
-        n->persist_failed = true;
-        note_disk_full(n, n->job_err);
+    if (!write_job_ok(n, &n->persist_failed))
         return;
-    }
-    if (n->job_rc)
-        fatal(n, "writing the Raft log", n->job_err);
     note_disk_ok(n);
     finish_barrier(n);
     pump(n);
