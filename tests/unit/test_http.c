@@ -22,6 +22,7 @@
 #include <arpa/inet.h>
 
 #include "../harness.h"
+#include "../lib/uv_wait.h"
 #include "http.h"
 
 /* ---- the server side ----------------------------------------------------- */
@@ -119,20 +120,7 @@ static bool server_up(int port, const struct http_options *o)
     return true;
 }
 
-/* Runs the loop until pred() holds or timeout_ms passes; true if it held. */
-static void on_poll_tick(uv_timer_t *t) { (void)t; }
-static bool run_until(bool (*pred)(void), unsigned timeout_ms)
-{
-    uv_timer_t tick;
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, on_poll_tick, 5, 5);
-    uint64_t deadline = uv_now(loop) + timeout_ms;
-    bool ok;
-    while (!(ok = pred()) && uv_now(loop) < deadline) uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return ok;
-}
+static bool run_until(bool (*pred)(void), unsigned timeout_ms) { return uv_wait_until(loop, pred, timeout_ms); }
 
 static bool stopped;
 static void on_stopped(void *arg) { *(bool *)arg = true; }

@@ -24,6 +24,7 @@
 #include <arpa/inet.h>
 
 #include "../harness.h"
+#include "../lib/uv_wait.h"
 #include "http.h"
 #include "http_client.h"
 
@@ -186,21 +187,7 @@ static bool server_up(void)
     return true;
 }
 
-static void on_tick(uv_timer_t *t) { (void)t; }
-
-/* Runs the loop until pred() holds or timeout_ms passes. */
-static bool run_until(bool (*pred)(void), unsigned timeout_ms)
-{
-    uv_timer_t tick;
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, on_tick, 5, 5);
-    uint64_t deadline = uv_now(loop) + timeout_ms;
-    bool ok;
-    while (!(ok = pred()) && uv_now(loop) < deadline) uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return ok;
-}
+static bool run_until(bool (*pred)(void), unsigned timeout_ms) { return uv_wait_until(loop, pred, timeout_ms); }
 
 static bool stopped;
 static void on_stopped(void *arg) { *(bool *)arg = true; }
