@@ -33,7 +33,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -325,6 +324,29 @@ def nginx_version():
 results = {}
 
 
+def one_round(c, leader, url_lr, url_etcd, rnd, kind, script, args, etcd_bytes, etcd_prefix, runs,
+              entry_bytes, fs):
+    """One linkraft run of `kind` writes (with its entries, bytes and
+    fsyncs per write on the leader), then etcd's run of puts the same size.
+    Returns linkraft's run."""
+    before = Counters(c)
+    r = wrk(url_lr, script, args, record=(rnd == 0))
+    after = Counters(c)
+    d_applied, d_fsync, d_bytes = before.delta(after, leader)
+    r["entries"] = d_applied
+    r["fsync_per_write"] = d_fsync / max(1, d_applied)
+    entry_bytes[kind].append(d_bytes / max(1, d_applied))
+    fs[kind].append(r["fsync_per_write"])
+    runs["lr_" + kind].append(r)
+    log("round %d: linkraft %ss %.0f/s p99 %.1f ms (%d entries for %d requests, non-2xx %d, %.3f fsyncs/write)"
+        % (rnd + 1, kind, r["rps"], r.get("p99", 0), d_applied, r["requests"], r["non2xx"], r["fsync_per_write"]))
+    e = wrk(url_etcd, "etcd_put.lua", [etcd_bytes, etcd_prefix], record=(rnd == 0))
+    runs["etcd_" + kind].append(e)
+    log("round %d: etcd puts (%d B) %.0f/s p99 %.1f ms (non-2xx %d)" % (rnd + 1, etcd_bytes, e["rps"],
+                                                                       e.get("p99", 0), e["non2xx"]))
+    return r
+
+
 def bench_writes():
     c = Cluster(3)
     etcd = None
@@ -348,41 +370,15 @@ def bench_writes():
         wrk(url_etcd, "etcd_put.lua", [POST_BYTES_GUESS, "w"], seconds=2, record=False)
         like_base = 1
         for rnd in range(ROUNDS):
-            # posts
-            before = Counters(c)
-            r = wrk(url_lr, "site_post.lua", [tok_file, rnd], record=(rnd == 0))
-            after = Counters(c)
-            d_applied, d_fsync, d_bytes = before.delta(after, leader)
-            r["entries"] = d_applied
-            r["fsync_per_write"] = d_fsync / max(1, d_applied)
-            entry_bytes["post"].append(d_bytes / max(1, d_applied))
-            fs["post"].append(r["fsync_per_write"])
-            runs["lr_post"].append(r)
-            log("round %d: linkraft posts %.0f/s p99 %.1f ms (%d entries for %d requests, non-2xx %d, %.3f fsyncs/write)"
-                % (rnd + 1, r["rps"], r.get("p99", 0), d_applied, r["requests"], r["non2xx"], r["fsync_per_write"]))
-            r = wrk(url_etcd, "etcd_put.lua", [POST_BYTES_GUESS, "p%d" % rnd], record=(rnd == 0))
-            runs["etcd_post"].append(r)
-            log("round %d: etcd puts (%d B) %.0f/s p99 %.1f ms (non-2xx %d)" % (rnd + 1, POST_BYTES_GUESS, r["rps"],
-                                                                               r.get("p99", 0), r["non2xx"]))
-            # likes: a fresh window of links each round so no pair repeats
+            # posts; then likes, a fresh window of links each round so no pair repeats
+            one_round(c, leader, url_lr, url_etcd, rnd, "post", "site_post.lua", [tok_file, rnd],
+                      POST_BYTES_GUESS, "p%d" % rnd, runs, entry_bytes, fs)
             nlinks = int(c.get(leader, "/api/v1/links?sort=new&limit=1").json()["links"][0]["id"])
             window = max(1, (nlinks - 1) // ROUNDS)
-            before = Counters(c)
-            r = wrk(url_lr, "site_like.lua", [tok_file, like_base + rnd * window, window], record=(rnd == 0))
-            after = Counters(c)
-            d_applied, d_fsync, d_bytes = before.delta(after, leader)
-            r["entries"] = d_applied
-            r["fsync_per_write"] = d_fsync / max(1, d_applied)
+            r = one_round(c, leader, url_lr, url_etcd, rnd, "like", "site_like.lua",
+                          [tok_file, like_base + rnd * window, window], LIKE_BYTES_GUESS, "l%d" % rnd, runs,
+                          entry_bytes, fs)
             r["unique_pairs"] = r["requests"] <= 2 * 32 * window
-            entry_bytes["like"].append(d_bytes / max(1, d_applied))
-            fs["like"].append(r["fsync_per_write"])
-            runs["lr_like"].append(r)
-            log("round %d: linkraft likes %.0f/s p99 %.1f ms (%d entries for %d requests, non-2xx %d, %.3f fsyncs/write)"
-                % (rnd + 1, r["rps"], r.get("p99", 0), d_applied, r["requests"], r["non2xx"], r["fsync_per_write"]))
-            r = wrk(url_etcd, "etcd_put.lua", [LIKE_BYTES_GUESS, "l%d" % rnd], record=(rnd == 0))
-            runs["etcd_like"].append(r)
-            log("round %d: etcd puts (%d B) %.0f/s p99 %.1f ms (non-2xx %d)" % (rnd + 1, LIKE_BYTES_GUESS, r["rps"],
-                                                                               r.get("p99", 0), r["non2xx"]))
         followers = [i for i in range(1, 4) if i != leader]
         results["writes"] = {"runs": runs, "entry_bytes": entry_bytes, "fsync": fs, "etcd_version": etcd.version,
                              "leader": leader, "followers": followers}
