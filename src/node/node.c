@@ -459,9 +459,10 @@ static bool has_snapshot_data(const struct raft_ready *rd)
     return rd->snapshot_chunk.len || rd->snapshot_chunk.meta.index || rd->snapshot_install;
 }
 
-static bool needs_persist(const struct raft_ready *rd)
+/* Log writes in a ready without snapshot data. */
+static bool needs_log_write(const struct raft_ready *rd)
 {
-    return has_snapshot_data(rd) || rd->truncate_from || rd->n_entries || rd->hard_state_changed;
+    return rd->truncate_from || rd->n_entries || rd->hard_state_changed;
 }
 
 /* The log part of a write, on the worker, in the ready contract's order:
@@ -755,7 +756,7 @@ static void take_ready(struct node *n)
 {
     struct raft_ready *rd = &n->rd;
     bool in_flight = n->job == JOB_WRITE || n->write_failed;
-    if (needs_persist(rd) || !write_batch_empty(&n->pending)) {
+    if (needs_log_write(rd) || !write_batch_empty(&n->pending)) {
         if (write_batch_add(&n->pending, rd))
             fatal(n, "queueing a disk write", "out of memory");
     } else {
