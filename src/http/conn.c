@@ -205,6 +205,7 @@ static const http_parser_settings parser_cbs = {
 /* ---- requests ------------------------------------------------------------ */
 
 static bool is_space(char ch) { return ch == ' ' || ch == '\t'; }
+static bool is_tchar(unsigned char ch);
 
 /* A header of the request being parsed (before its pointers exist). */
 static const struct http_hoff *hoff_find(const struct http_conn *c, const char *name)
@@ -579,6 +580,27 @@ static int check_method(struct http_conn *c, const char *d, size_t n)
     return 1;
 }
 
+/* What http-parser lets through and nginx does not (RFC 9112 §3.2, RFC
+ * 9110 §5.1): a header name that is not a token (its lenient mode takes
+ * "Foo Bar: x"), an HTTP/1.1 request without Host, or any request with two.
+ * Two Host headers let a proxy and a server disagree on the target; a
+ * name with a space can be read differently by the next hop. */
+static bool header_block_ok(const struct http_conn *c)
+{
+    const struct http_exchange *x = c->cur;
+    unsigned hosts = 0;
+    for (uint32_t i = 0; i < c->n_hoffs; i++) {
+        const struct http_hoff *h = &c->hoffs[i];
+        const char *name = x->mem + h->name_off;
+        if (h->name_len == 0) return false;
+        for (uint32_t k = 0; k < h->name_len; k++)
+            if (!is_tchar((unsigned char)name[k])) return false;
+        if (h->name_len == 4 && strncasecmp(name, "host", 4) == 0) hosts++;
+    }
+    bool http11 = c->parser.http_major > 1 || (c->parser.http_major == 1 && c->parser.http_minor >= 1);
+    return hosts <= 1 && (hosts == 1 || !http11);
+}
+
 /* The header block is complete: check the body against the limit before
  * reading it, and answer Expect: 100-continue. Returns -1 if rejected. */
 static int headers_done(struct http_conn *c)
@@ -588,6 +610,10 @@ static int headers_done(struct http_conn *c)
     size_t max_body = c->srv->opt.max_body_bytes;
     bool has_len = (p->flags & F_CONTENTLENGTH) != 0;
     bool chunked = (p->flags & F_CHUNKED) != 0;
+    if (!header_block_ok(c)) {
+        http_conn_fail(c, 400);
+        return -1;
+    }
     c->pstate = HTTP_P_BODY;
     c->phase_start = uv_now(c->srv->loop);
     if (has_len && p->content_length > max_body) {

@@ -714,10 +714,10 @@ static void c_garbage(void *arg)
     struct bad_out *o = arg;
     static const char *const reqs[] = {
         "\x01\x02\x03 garbage\r\n\r\n",
-        "GET /hello HTTP/1.1\r\nBad Header Line\r\n\r\n",
+        "GET /hello HTTP/1.1\r\nHost: t\r\nBad Header Line\r\n\r\n",
         "GET /hello HTTP/9.9.9\r\n\r\n",
         /* a good request pipelined before a bad one is still answered */
-        "GET /hello HTTP/1.1\r\nHost: t\r\n\r\nGET /x HTTP/1.1\r\nContent-Length: zz\r\n\r\n",
+        "GET /hello HTTP/1.1\r\nHost: t\r\n\r\nGET /x HTTP/1.1\r\nHost: t\r\nContent-Length: zz\r\n\r\n",
     };
     for (int i = 0; i < 4; i++) {
         struct cconn *c = cconnect(srv_port);
@@ -748,6 +748,47 @@ TEST(malformed_400_then_close)
     server_down();
 }
 
+/* Stricter than http-parser's lenient mode, as nginx is: HTTP/1.1 needs
+ * exactly one Host, no request may carry two, and a header name is a token
+ * (no spaces). Each answered 400 and closed; HTTP/1.0 without Host is fine. */
+#define N_STRICT 6
+struct strict_out { bool ok[N_STRICT], closed[N_STRICT]; struct resp r[N_STRICT]; };
+static const char *const strict_reqs[N_STRICT] = {
+    "GET /hello HTTP/1.1\r\n\r\n",
+    "GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    "GET /hello HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n",
+    "GET /hello HTTP/1.1\r\nHost: a\r\nFoo Bar: x\r\n\r\n",
+    "GET /hello HTTP/1.1\r\nHost : a\r\n\r\n",
+    "GET /hello HTTP/1.0\r\n\r\n", /* the one good request */
+};
+static void c_strict(void *arg)
+{
+    struct strict_out *o = arg;
+    for (int i = 0; i < N_STRICT; i++) {
+        struct cconn *c = cconnect(srv_port);
+        if (!c) continue;
+        o->ok[i] = csends(c, strict_reqs[i]) && cread(c, &o->r[i], false);
+        o->closed[i] = o->ok[i] && cwait_closed(c);
+        cclose(c);
+    }
+}
+
+TEST(host_and_header_names_are_strict)
+{
+    static struct strict_out o;
+    memset(&o, 0, sizeof o);
+    REQUIRE(server_up(21030, NULL));
+    CHECK(run_client(c_strict, &o, 10000));
+    for (int i = 0; i < N_STRICT; i++) {
+        CHECK(o.ok[i]);
+        CHECK_EQ_I(o.r[i].status, i == N_STRICT - 1 ? 200 : 400);
+        CHECK(o.closed[i]);
+    }
+    CHECK_EQ_U(stats().rejected_400, N_STRICT - 1);
+    CHECK_EQ_U(stats().requests, 1);
+    server_down();
+}
+
 /* After a final response the server half-closes and drains what the
  * client still sends (closing at once could reset the connection and lose
  * the response), until the client closes. */
@@ -758,7 +799,7 @@ static void c_linger(void *arg)
     struct resp r;
     o->c = cconnect(srv_port);
     if (!o->c) return;
-    o->ok = csends(o->c, "GET /hello HTTP/1.1\r\nBad Header\r\n\r\n") && cread(o->c, &r, false) &&
+    o->ok = csends(o->c, "GET /hello HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n") && cread(o->c, &r, false) &&
             r.status == 400;
     o->eof = o->ok && cwait_closed(o->c);
     /* More input after the FIN must be drained, not answered with RST. */
@@ -799,7 +840,7 @@ static void c_connection_semantics(void *arg)
     c = cconnect(srv_port);
     struct resp r;
     ok = ok && c &&
-         csends(c, "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\nGET /hello HTTP/1.1\r\n\r\n") &&
+         csends(c, "GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n") &&
          cread(c, &r, false) && r.status == 200 && r.close_hdr;
     o->closed = ok && cwait_closed(c);
     cclose(c);
@@ -827,7 +868,7 @@ static void c_slowloris(void *arg)
     struct slow_out *o = arg;
     struct cconn *c = cconnect(srv_port);
     if (!c) return;
-    csends(c, "GET /hello HTTP/1.1\r\n");
+    csends(c, "GET /hello HTTP/1.1\r\nHost: t\r\n");
     /* One header line every 50 ms for up to 5 s; the header timeout is
      * 300 ms, so the server must cut us off long before we finish. */
     for (int i = 0; i < 100; i++) {
@@ -867,7 +908,7 @@ static void c_idle(void *arg)
     struct idle_out *o = arg;
     struct cconn *c = cconnect(srv_port);
     if (!c) return;
-    o->ok = csends(c, "GET /hello HTTP/1.1\r\n\r\n") && cread(c, &o->r, false);
+    o->ok = csends(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") && cread(c, &o->r, false);
     o->closed = o->ok && cwait_closed(c); /* idle timeout 200 ms, socket timeout 5 s */
     cclose(c);
 }
@@ -893,7 +934,7 @@ static void c_evict(void *arg)
 {
     struct evict_out *o = arg;
     struct resp r;
-    const char *req = "GET /hello HTTP/1.1\r\n\r\n";
+    const char *req = "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
     struct cconn *a = cconnect(srv_port), *b = NULL, *c = NULL;
     o->a_ok = a && csends(a, req) && cread(a, &r, false) && r.status == 200;
     b = cconnect(srv_port);
@@ -936,7 +977,7 @@ static void c_body_slow(void *arg)
     struct cconn *c = cconnect(srv_port);
     if (!c) return;
     /* Headers at once, then 2 of the 10 body bytes, then nothing. */
-    if (csends(c, "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nab")) o->closed = cwait_closed(c);
+    if (csends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab")) o->closed = cwait_closed(c);
     cclose(c);
 }
 
@@ -968,7 +1009,7 @@ static void c_write_stall(void *arg)
     setsockopt(stall_fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     if (connect(stall_fd, (struct sockaddr *)&a, sizeof a) == 0)
     {
-        static const char req[] = "GET /big HTTP/1.1\r\n\r\n";
+        static const char req[] = "GET /big HTTP/1.1\r\nHost: t\r\n\r\n";
         send(stall_fd, req, sizeof req - 1, MSG_NOSIGNAL);
     }
 }
@@ -992,7 +1033,7 @@ static void c_refuse(void *arg)
     struct refuse_out *o = arg;
     struct resp r;
     struct cconn *a = cconnect(srv_port);
-    o->stashed = a && csends(a, "GET /stash?busy HTTP/1.1\r\n\r\n") && wait_stash(1);
+    o->stashed = a && csends(a, "GET /stash?busy HTTP/1.1\r\nHost: t\r\n\r\n") && wait_stash(1);
     /* The only slot is busy (not idle): a newcomer is turned away. */
     struct cconn *b = cconnect(srv_port);
     o->refused_closed = b && cwait_closed(b);
@@ -1027,10 +1068,10 @@ static void c_half_close(void *arg)
     if (!c) return;
     for (int i = 0; i < 8; i++) {
         char one[64];
-        snprintf(one, sizeof one, "GET /stash?%d HTTP/1.1\r\n\r\n", i);
+        snprintf(one, sizeof one, "GET /stash?%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
         strcat(req, one);
     }
-    strcat(req, "GET /stash?partial HTTP/1.1\r\nX-Cut: sh"); /* cut short by the EOF */
+    strcat(req, "GET /stash?partial HTTP/1.1\r\nHost: t\r\nX-Cut: sh"); /* cut short by the EOF */
     o->ok = csends(c, req) && shutdown(c->fd, SHUT_WR) == 0;
     for (int i = 0; i < 8 && o->ok; i++) {
         if (!cread(c, &r, false)) { o->ok = false; break; }
@@ -1074,9 +1115,9 @@ TEST(half_close_answers_held_back_requests)
 static const char *const fuzz_seeds[] = {
     "GET /hello?x=1 HTTP/1.1\r\nHost: t\r\nAccept: */*\r\n\r\n",
     "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
-    "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-    "HEAD /hello HTTP/1.1\r\nConnection: keep-alive\r\n\r\nGET /empty HTTP/1.0\r\n\r\n",
-    "PUT /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok",
+    "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "HEAD /hello HTTP/1.1\r\nHost: t\r\nConnection: keep-alive\r\n\r\nGET /empty HTTP/1.0\r\n\r\n",
+    "PUT /x HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok",
 };
 static uint64_t rng_state;
 static uint32_t rng(void)
@@ -1192,7 +1233,7 @@ static void c_disconnect_rst(void *arg)
     struct gone_out *o = arg;
     struct cconn *c = cconnect(srv_port);
     if (!c) return;
-    o->stashed = csends(c, "POST /stash?rst HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi") && wait_stash(1);
+    o->stashed = csends(c, "POST /stash?rst HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi") && wait_stash(1);
     cabort(c);
 }
 static void c_disconnect_fin(void *arg)
@@ -1200,7 +1241,7 @@ static void c_disconnect_fin(void *arg)
     struct gone_out *o = arg;
     struct cconn *c = cconnect(srv_port);
     if (!c) return;
-    o->stashed = csends(c, "GET /stash?fin HTTP/1.1\r\n\r\nGET /stash?fin2 HTTP/1.1\r\n\r\n") &&
+    o->stashed = csends(c, "GET /stash?fin HTTP/1.1\r\nHost: t\r\n\r\nGET /stash?fin2 HTTP/1.1\r\nHost: t\r\n\r\n") &&
                  wait_stash(2);
     cclose(c);
 }
@@ -1238,8 +1279,8 @@ static void c_stop(void *arg)
 {
     struct stop_out *o = arg;
     struct cconn *a = cconnect(srv_port), *b = cconnect(srv_port);
-    o->stashed = a && b && csends(a, "GET /stash?a HTTP/1.1\r\n\r\n") &&
-                 csends(b, "GET /stash?b HTTP/1.1\r\n\r\nGET /stash?c HTTP/1.1\r\n\r\n") && wait_stash(3);
+    o->stashed = a && b && csends(a, "GET /stash?a HTTP/1.1\r\nHost: t\r\n\r\n") &&
+                 csends(b, "GET /stash?b HTTP/1.1\r\nHost: t\r\n\r\nGET /stash?c HTTP/1.1\r\nHost: t\r\n\r\n") && wait_stash(3);
     cclose(b);
     cclose(a);
 }
@@ -1299,6 +1340,7 @@ int main(void)
     RUN(header_block_limit_431);
     RUN(body_limit_413);
     RUN(malformed_400_then_close);
+    RUN(host_and_header_names_are_strict);
     RUN(connection_close_and_http10_keepalive);
     RUN(slowloris_cut_off);
     RUN(idle_timeout_closes);
