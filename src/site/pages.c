@@ -402,7 +402,7 @@ static bool form_ok(struct site_req *r)
     }
     char next[sizeof r->next];
     n = site_form_field(req->body, req->body_len, "next", next, sizeof next);
-    if (n > 0 && next[0] == '/' && next[1] != '/' && next[1] != '\\' && !strpbrk(next, "\r\n"))
+    if (n > 0 && site_local_path_ok(next))
         memcpy(r->next, next, (size_t)n + 1);
     return true;
 }

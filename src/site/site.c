@@ -207,8 +207,9 @@ struct command_str site_scope(struct site_req *r, const char *lname)
 void site_redirect(struct site_req *r, const char *path)
 {
     char h[400];
-    /* Only local paths: never "//host" (a protocol-relative URL). */
-    if (path[0] != '/' || path[1] == '/' || path[1] == '\\' || strpbrk(path, "\r\n"))
+    /* Only local paths: never "//host" (a protocol-relative URL) or what a
+     * browser reads as one. */
+    if (!site_local_path_ok(path))
         path = "/";
     snprintf(h, sizeof h, "Location: %s\r\n", path);
     struct buf b;

@@ -40,6 +40,48 @@ const char *site_check_password(const char *s, size_t len)
     return NULL;
 }
 
+/* Decodes one code point of valid UTF-8 at s (the caller checked validity). */
+static uint32_t utf8_next(const unsigned char *s, size_t *i)
+{
+    unsigned char c = s[*i];
+    uint32_t cp;
+    int more;
+    if (c < 0x80) { (*i)++; return c; }
+    if (c < 0xE0) { cp = c & 0x1F; more = 1; }
+    else if (c < 0xF0) { cp = c & 0x0F; more = 2; }
+    else { cp = c & 0x07; more = 3; }
+    (*i)++;
+    while (more--)
+        cp = cp << 6 | (s[(*i)++] & 0x3F);
+    return cp;
+}
+
+/* Controls: C0, DEL, C1, and the line and paragraph separators. */
+static bool is_control(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029;
+}
+
+/* Bidirectional embeddings, overrides and isolates (U+202A..U+202E,
+ * U+2066..U+2069): they reorder the text around them, so a title can make
+ * the page read differently from what was typed ("Trojan Source"). */
+static bool is_bidi_control(uint32_t cp)
+{
+    return (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* Characters that draw nothing: whitespace of every width, zero-width and
+ * formatting characters, fillers, variation selectors, tags. A title of
+ * only these looks empty (or impersonates an empty one). */
+static bool is_invisible(uint32_t cp)
+{
+    return cp == ' ' || cp == 0xA0 || cp == 0xAD || cp == 0x34F || cp == 0x61C || cp == 0x115F ||
+           cp == 0x1160 || cp == 0x17B4 || cp == 0x17B5 || cp == 0x180E || (cp >= 0x2000 && cp <= 0x200F) ||
+           cp == 0x202F || (cp >= 0x205F && cp <= 0x206F) || cp == 0x2800 || cp == 0x3000 ||
+           cp == 0x3164 || (cp >= 0xFE00 && cp <= 0xFE0F) || cp == 0xFEFF || cp == 0xFFA0 ||
+           (cp >= 0x1D173 && cp <= 0x1D17A) || (cp >= 0xE0000 && cp <= 0xE0FFF);
+}
+
 const char *site_check_title(const char *s, size_t len, size_t *start, size_t *out_len)
 {
     size_t a = 0, b = len;
@@ -52,18 +94,39 @@ const char *site_check_title(const char *s, size_t len, size_t *start, size_t *o
     if (!json_utf8_valid(s + a, b - a))
         return "a title must be valid UTF-8";
     size_t chars = 0;
-    for (size_t i = a; i < b; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f)
+    bool visible = false;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = a; i < b;) {
+        uint32_t cp = utf8_next(u, &i);
+        if (is_control(cp))
             return "a title cannot contain control characters (tabs, newlines)";
-        if ((c & 0xC0) != 0x80)
-            chars++;
+        if (is_bidi_control(cp))
+            return "a title cannot contain bidirectional overrides or isolates (U+202A-U+202E, U+2066-U+2069)";
+        if (!is_invisible(cp))
+            visible = true;
+        chars++;
     }
+    if (!visible)
+        return "a title needs at least one visible character";
     if (chars > SITE_TITLE_MAX_CHARS)
         return "a title is at most 200 characters";
     *start = a;
     *out_len = b - a;
     return NULL;
+}
+
+bool site_local_path_ok(const char *p)
+{
+    /* Browsers drop tabs and newlines from URLs and read '\\' as '/', so
+     * "/\t/evil.example" or "/\\evil.example" would leave the site just as
+     * "//evil.example" does. Only printable ASCII, no backslash, and never
+     * "//" at the start. */
+    if (p[0] != '/' || p[1] == '/')
+        return false;
+    for (const unsigned char *c = (const unsigned char *)p; *c; c++)
+        if (*c <= 0x20 || *c >= 0x7F || *c == '\\')
+            return false;
+    return true;
 }
 
 struct span {

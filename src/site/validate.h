@@ -27,9 +27,15 @@ const char *site_check_username(const char *s, size_t len);
 const char *site_check_password(const char *s, size_t len);
 
 /* Titles: surrounding ASCII whitespace is trimmed, then 1..200 characters of
- * valid UTF-8 with no control characters. On success *start and *out_len give
- * the trimmed title inside s. */
+ * valid UTF-8 with no control characters (C0, C1, U+2028/9), no bidi
+ * overrides or isolates, and at least one visible character. On success
+ * *start and *out_len give the trimmed title inside s. */
 const char *site_check_title(const char *s, size_t len, size_t *start, size_t *out_len);
+
+/* Whether p (already percent-decoded, NUL-terminated) is a path on this
+ * site that is safe in a Location header: "/..." of printable ASCII
+ * without spaces or backslashes, not starting "//". */
+bool site_local_path_ok(const char *p);
 
 struct site_url {
     char url[SITE_URL_MAX + 1];   /* as submitted, surrounding whitespace trimmed */

@@ -443,6 +443,12 @@ TEST(links_post_get_list_duplicates)
     REQUIRE(signup(&c, "alice"));
     struct response *r = post_json(&anon, "/api/v1/links", "{\"title\":\"x\",\"url\":\"http://a.example/\"}");
     CHECK_EQ_I(r->status, 401);
+    /* A right-to-left override, or a title of zero-width spaces: 400, said why. */
+    r = post_json(&c, "/api/v1/links", "{\"title\":\"cat \\u202egnp.exe\",\"url\":\"http://a.example/\"}");
+    CHECK_EQ_I(r->status, 400);
+    CHECK(json_str(r, "message") && strstr(json_str(r, "message"), "bidirectional"));
+    r = post_json(&c, "/api/v1/links", "{\"title\":\"\\u200b\\u200b\",\"url\":\"http://a.example/\"}");
+    CHECK_EQ_I(r->status, 400);
     r = post_json(&c, "/api/v1/links", "{\"title\":\"Hello <b>world</b>\",\"url\":\"https://www.Example.com/a?b=2&a=1#top\"}");
     CHECK_EQ_I(r->status, 201);
     int64_t id = json_int(r, "id");
@@ -803,6 +809,16 @@ TEST(pages_forms_and_escaping)
     CHECK_STR(header(r, "Location"), "/link/1"); /* never off-site */
     REQUIRE(store_link_get(dh.store, 1, &l) == 1);
     CHECK_EQ_I(l.likes, 0);
+    /* Not even by a tab or a backslash, which browsers drop or read as '/'. */
+    snprintf(body, sizeof body, "csrf=%s&next=%%2F%%09%%2Fevil.example", csrf);
+    r = call(&c, "POST", "/link/1/like", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/link/1");
+    snprintf(body, sizeof body, "csrf=%s&next=%%2F%%5Cevil.example", csrf);
+    r = call(&c, "POST", "/link/1/like", "application/x-www-form-urlencoded", body);
+    CHECK_STR(header(r, "Location"), "/link/1");
+    REQUIRE(store_link_get(dh.store, 1, &l) == 1);
+    CHECK_EQ_I(l.likes, 0); /* liked and unliked again */
 
     /* The user page, the status page. */
     r = call(&c, "GET", "/user/ALICE", NULL, NULL);

@@ -172,6 +172,46 @@ TEST(titles)
     CHECK(site_check_title(t, 400, &a, &n) == NULL);
 }
 
+/* What makes a page read differently from what was typed, or a title that
+ * looks empty, is refused with a sentence that says which. */
+TEST(titles_refuse_bidi_controls_and_invisible_text)
+{
+    size_t a, n;
+    const char *e;
+    e = site_check_title("cat \xe2\x80\xae" "gnp.exe", 14, &a, &n);        /* U+202E RLO */
+    CHECK(e && strstr(e, "bidirectional"));
+    CHECK(site_check_title("x\xe2\x80\xaay", 5, &a, &n) != NULL);           /* U+202A LRE */
+    CHECK(site_check_title("x\xe2\x81\xa6y", 5, &a, &n) != NULL);           /* U+2066 LRI */
+    CHECK(site_check_title("x\xe2\x81\xa9y", 5, &a, &n) != NULL);           /* U+2069 PDI */
+    CHECK(site_check_title("x\xc2\x85y", 4, &a, &n) != NULL);                /* U+0085 NEL (C1) */
+    CHECK(site_check_title("x\xe2\x80\xa8y", 5, &a, &n) != NULL);           /* U+2028 LINE SEPARATOR */
+    e = site_check_title("\xe2\x80\x8b\xe2\x80\x8b", 6, &a, &n);         /* two zero-width spaces */
+    CHECK(e && strstr(e, "visible"));
+    CHECK(site_check_title("\xe3\x80\x80 \xc2\xa0\xef\xbb\xbf", 8, &a, &n) != NULL); /* ideographic space, NBSP, BOM */
+    CHECK(site_check_title("\xe3\x85\xa4", 3, &a, &n) != NULL);             /* U+3164 HANGUL FILLER */
+    /* Ordinary right-to-left text and a zero-width joiner in an emoji are fine. */
+    CHECK(site_check_title("\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d", 8, &a, &n) == NULL); /* Hebrew */
+    CHECK(site_check_title("\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x92\xbb", 11, &a, &n) == NULL);
+}
+
+/* Where a form may send the browser after it succeeds. */
+TEST(local_paths_for_redirects)
+{
+    CHECK(site_local_path_ok("/"));
+    CHECK(site_local_path_ok("/new?p=2"));
+    CHECK(site_local_path_ok("/link/12"));
+    CHECK(!site_local_path_ok("//evil.example"));
+    CHECK(!site_local_path_ok("/\t/evil.example"));  /* browsers drop the tab */
+    CHECK(!site_local_path_ok("/\n/evil.example"));
+    CHECK(!site_local_path_ok("/\\evil.example"));  /* browsers read '\\' as '/' */
+    CHECK(!site_local_path_ok("/x\\y"));
+    CHECK(!site_local_path_ok("/ /evil.example"));
+    CHECK(!site_local_path_ok("/\x7f/evil"));
+    CHECK(!site_local_path_ok("/\xc3\xa9"));
+    CHECK(!site_local_path_ok("https://evil.example/"));
+    CHECK(!site_local_path_ok(""));
+}
+
 int main(void)
 {
     RUN(same_link_whatever_the_spelling);
@@ -181,5 +221,7 @@ int main(void)
     RUN(usernames);
     RUN(passwords);
     RUN(titles);
+    RUN(titles_refuse_bidi_controls_and_invisible_text);
+    RUN(local_paths_for_redirects);
     return HARNESS_END();
 }
