@@ -49,6 +49,10 @@ struct site_host {
     struct store *(*store)(void *ctx);
     uint64_t (*id)(void *ctx);
     uint64_t (*applied)(void *ctx);
+    /* The highest index this node knows to be committed (>= applied). A
+     * read asking for an index far beyond it is not kept waiting (SPEC §4
+     * "Limits and bad input"). May be NULL: applied is used. */
+    uint64_t (*commit_index)(void *ctx);
     uint64_t (*now_ms)(void *ctx);          /* wall clock, ms since the epoch */
     /* Appends the cluster view, the JSON of GET /api/v1/cluster
      * ({"leader","term","members":[{"id","role","commit","applied","reachable"}]}),

@@ -22,13 +22,14 @@ static void host_read(void *ctx, int consistency, uint64_t min_index, unsigned t
 static struct store *host_store(void *ctx) { return node_store(ctx); }
 static uint64_t host_id(void *ctx) { return node_id(ctx); }
 static uint64_t host_applied(void *ctx) { return node_applied(ctx); }
+static uint64_t host_commit(void *ctx) { return raft_commit_index(((struct node *)ctx)->raft); }
 static uint64_t host_now(void *ctx) { (void)ctx; return node_now_ms(); }
 static void host_cluster_json(void *ctx, struct buf *out) { node_cluster_json(ctx, out); }
 
 int node_site_start(struct node *n, char *err, size_t errcap)
 {
     struct site_host h = { .ctx = n, .propose = host_propose, .read = host_read, .store = host_store,
-                           .id = host_id, .applied = host_applied, .now_ms = host_now,
+                           .id = host_id, .applied = host_applied, .commit_index = host_commit, .now_ms = host_now,
                            .cluster_json = host_cluster_json, .status_text = node_status_text };
     struct site_options o;
     site_options_default(&o);

@@ -539,14 +539,19 @@ static const char *read_consistency(struct site_req *r)
         else
             return "X-Consistency is stale, session or linearizable";
     }
-    uint64_t idx = 0;
+    const struct site_host *h = &r->s->host;
+    uint64_t idx = 0, limit = (h->commit_index ? h->commit_index(h->ctx) : h->applied(h->ctx)) + SITE_INDEX_SLACK;
     v = site_header(r->req, "X-Min-Index", &len);
     if (v && !site_parse_uint(v, len, 0, UINT64_MAX / 2, &idx))
         return "X-Min-Index is a raft index (a decimal number)";
+    if (idx > limit)
+        return "X-Min-Index is beyond any index this cluster has committed";
     r->min_index = idx;
+    /* The cookie is ours, but old ones outlive a rebuilt cluster: one
+     * beyond what can exist is ignored rather than making every page wait. */
     char c[24];
     if (site_cookie(r->req, "lr_idx", c, sizeof c) && site_parse_uint(c, strlen(c), 0, UINT64_MAX / 2, &idx) &&
-        idx > r->min_index)
+        idx > r->min_index && idx <= limit)
         r->min_index = idx;
     return NULL;
 }

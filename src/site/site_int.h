@@ -34,6 +34,13 @@
 #define SITE_IDEM_MAX 255
 #define SITE_MAX_OFFSET 100000      /* API offset */
 #define SITE_MAX_PAGE 1000          /* ?p= of the pages (30 links each) */
+/* How far past its own commit index a node lets a session read wait: a
+ * follower learns of commits an append round trip after the leader, so a
+ * client that wrote through the leader may be this far ahead of it. An
+ * index beyond that was never written by this cluster (a forged header, or
+ * a cookie from a cluster since rebuilt): waiting for it would only end in
+ * a 503 after read_timeout_ms. */
+#define SITE_INDEX_SLACK 10000
 
 /* Fixed-size table of counters per key (client address or account) in a
  * time window. A key that collides with a live one replaces it: a table

@@ -56,5 +56,5 @@ static void dh_cluster(void *ctx, struct buf *out)
 void direct_host_init(struct direct_host *d, struct site_host *h)
 {
     *h = (struct site_host){ .ctx = d, .propose = dh_propose, .read = dh_read, .store = dh_store, .id = dh_id,
-                             .applied = dh_applied, .now_ms = dh_now, .cluster_json = dh_cluster };
+                             .applied = dh_applied, .commit_index = dh_applied, .now_ms = dh_now, .cluster_json = dh_cluster };
 }

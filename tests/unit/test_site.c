@@ -658,6 +658,17 @@ TEST(consistency_headers_and_host_failures)
     struct client cookie = { 0 };
     snprintf(cookie.idx, sizeof cookie.idx, "999");
     CHECK_EQ_I(call(&cookie, "GET", "/", NULL, NULL)->status, 503);
+    /* An index no node of this cluster could reach soon (beyond its commit
+     * index plus a follower's lag): the header is refused at once, the
+     * cookie (perhaps from a cluster since rebuilt) is ignored. */
+    snprintf(s.extra, sizeof s.extra, "X-Min-Index: 4611686018427387903\n");
+    r = call(&s, "GET", "/api/v1/links", NULL, NULL);
+    CHECK_EQ_I(r->status, 400);
+    CHECK_STR(json_str(r, "error"), "bad_consistency");
+    snprintf(s.extra, sizeof s.extra, "X-Min-Index: 20000\n");
+    CHECK_EQ_I(call(&s, "GET", "/api/v1/links", NULL, NULL)->status, 400);
+    snprintf(cookie.idx, sizeof cookie.idx, "4611686018427387903");
+    CHECK_EQ_I(call(&cookie, "GET", "/", NULL, NULL)->status, 200);
     /* Writes the cluster cannot take: 503 (or 507 for a full disk). */
     dh.fail_writes = NODE_ENOTLEADER;
     r = post_json(&a, "/api/v1/links", "{\"title\":\"t\",\"url\":\"http://x.example/\"}");
