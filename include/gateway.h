@@ -10,6 +10,8 @@
 struct gateway_options {
     const char *cluster_path;
     const char *listen_addr;
+    const char *trust_proxy;    /* "CIDR,..." whose X-Forwarded-* count, besides the
+                                 * cluster's hosts; NULL: those only */
 };
 
 /* Serves until SIGTERM/SIGINT. Returns the exit code (0, 1 runtime, 2 config). */

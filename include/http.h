@@ -59,7 +59,11 @@ struct http_request {
     const char *body;           /* NUL-terminated for convenience; body_len bytes */
     size_t body_len;
     bool head;                  /* method is HEAD (respond as to GET; body is dropped) */
-    char peer[64];              /* the client's address "ip:port" ("[ip6]:port"), from uv_tcp_getpeername */
+    char peer[64];              /* the TCP peer "ip:port" ("[ip6]:port"), from uv_tcp_getpeername */
+    char client[64];            /* the client's IP (no port): the peer, or the address a trusted
+                                 * proxy put in X-Forwarded-For (see struct http_trust) */
+    bool secure;                /* came over TLS: this server's, or a trusted proxy's
+                                 * (X-Forwarded-Proto: https) */
 };
 
 /* Case-insensitive header lookup; NULL if absent. *len gets the value length. */
@@ -145,6 +149,25 @@ void http_respond_end(struct http_exchange *x);
  * wrong one, and frees x. Also valid before http_respond_start. */
 void http_respond_abort(struct http_exchange *x);
 
+/* ---- Trusted proxies ------------------------------------------------------
+ *
+ * The networks whose X-Forwarded-For and X-Forwarded-Proto are believed
+ * (SPEC §5: `--trust-proxy CIDR,...` plus the cluster's own nodes and
+ * gateways). From anyone else those headers are ignored: request.client is
+ * the TCP peer and request.secure says whether this server's TLS carried
+ * it. Trusted peers are also exempt from the per-address connection limit
+ * (a gateway is one address for many clients). */
+struct http_net { uint8_t addr[16]; uint8_t bits; }; /* IPv4 as ::ffff:a.b.c.d/96+n */
+struct http_trust { struct http_net *nets; size_t n, cap; };
+void http_trust_init(struct http_trust *t);
+void http_trust_free(struct http_trust *t);
+/* Adds "CIDR,CIDR,..." (a bare address is one host). Returns 0, or -1 with
+ * a message in err naming the bad element. */
+int http_trust_add(struct http_trust *t, const char *list, char *err, size_t errcap);
+/* Adds every address the host of "host:port" ("[v6]:port", "name:port")
+ * resolves to (a blocking lookup: call at start-up). */
+int http_trust_add_host(struct http_trust *t, const char *addr, char *err, size_t errcap);
+
 /* Limits and timeouts. A field left 0 takes its default. */
 struct http_options {
     size_t max_header_bytes;    /* default 8192 (SPEC §4): every byte from the
@@ -164,6 +187,7 @@ struct http_options {
                                  * block until the body is complete */
     size_t max_stream_queue;    /* default 262144: bytes of a streamed response
                                  * queued before writes return HTTP_STREAM_FULL */
+    const struct http_trust *trust; /* NULL: nobody; copied by http_server_start */
 };
 void http_options_default(struct http_options *o);
 

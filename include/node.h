@@ -37,6 +37,8 @@ struct node_options {
     uint64_t snapshot_entries;    /* snapshot after this many applied entries; default 50000 */
     uint64_t trailing_entries;    /* log kept behind a snapshot; default 2000 */
     unsigned write_timeout_ms;    /* a write not committed by then answers 503; default 5000 */
+    const char *trust_proxy;      /* "CIDR,..." whose X-Forwarded-* count, besides the
+                                   * hosts of the cluster file; NULL: those only */
 };
 void node_options_default(struct node_options *o);
 

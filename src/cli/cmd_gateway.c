@@ -8,15 +8,19 @@
 int cmd_gateway(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: linkraft gateway --cluster FILE --listen ADDR\n"
+        "usage: linkraft gateway --cluster FILE --listen ADDR [--trust-proxy CIDR,...]\n"
         "\n"
         "Serves the site on ADDR (host:port) in front of the nodes of FILE: reads go to\n"
         "the fastest ready node, writes to the leader; a write interrupted by a leader's\n"
         "death is retried on the next leader under its Idempotency-Key. Holds no state:\n"
-        "run as many as you like. SIGTERM or SIGINT stops it.\n";
+        "run as many as you like. SIGTERM or SIGINT stops it.\n"
+        "\n"
+        "  --trust-proxy CIDR,...  proxies in front whose X-Forwarded-For/-Proto count\n"
+        "                          (the cluster's own hosts always do)\n";
     static const struct option longopts[] = {
         { "cluster", required_argument, 0, 'c' },
         { "listen", required_argument, 0, 'l' },
+        { "trust-proxy", required_argument, 0, 'p' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -27,6 +31,7 @@ int cmd_gateway(int argc, char **argv)
         switch (ch) {
         case 'c': o.cluster_path = optarg; break;
         case 'l': o.listen_addr = optarg; break;
+        case 'p': o.trust_proxy = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }

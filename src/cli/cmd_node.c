@@ -24,7 +24,8 @@ static void node_usage(FILE *out)
             "  --election-ticks N    election timeout in ticks, randomized in [N, 2N) (default 10)\n"
             "  --heartbeat-ticks N   heartbeat interval in ticks (default 2)\n"
             "  --snapshot-entries N  snapshot the database about every N applied entries, +-25%% (default 50000)\n"
-            "  --trailing-entries N  log entries kept behind a snapshot (default 2000)\n");
+            "  --trailing-entries N  log entries kept behind a snapshot (default 2000)\n"
+            "  --trust-proxy CIDR,.. proxies whose X-Forwarded-For/-Proto count (the cluster's hosts always do)\n");
 }
 
 int cmd_node(int argc, char **argv)
@@ -42,6 +43,7 @@ int cmd_node(int argc, char **argv)
         { "heartbeat-ticks", required_argument, 0, 'b' },
         { "snapshot-entries", required_argument, 0, 'n' },
         { "trailing-entries", required_argument, 0, 'r' },
+        { "trust-proxy", required_argument, 0, 'p' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -54,6 +56,7 @@ int cmd_node(int argc, char **argv)
         case 'd': o.data_dir = optarg; break;
         case 's': o.secret_path = optarg; break;
         case 'j': o.join = true; break;
+        case 'p': o.trust_proxy = optarg; break;
         case 'h': node_usage(stdout); return 0;
         case 'i': case 't': case 'e': case 'b': case 'n': case 'r':
             if (cli_parse_u64(optarg, &v) || v > 1000000000ull) {

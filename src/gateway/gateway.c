@@ -489,6 +489,21 @@ static void on_signal(uv_signal_t *s, int signum)
     http_client_destroy(g->client);
 }
 
+/* Whose X-Forwarded-For and -Proto count (SPEC §5): --trust-proxy and the
+ * cluster's own hosts. */
+static int gateway_trust(const struct gateway_options *o, const struct cluster *cl, struct http_trust *t,
+                         char *err, size_t errcap)
+{
+    http_trust_init(t);
+    int rc = o->trust_proxy ? http_trust_add(t, o->trust_proxy, err, errcap) : 0;
+    for (size_t i = 0; rc == 0 && i < cl->n; i++)
+        rc = http_trust_add_host(t, cl->members[i].http_addr, err, errcap) ||
+             http_trust_add_host(t, cl->members[i].raft_addr, err, errcap);
+    if (rc)
+        http_trust_free(t);
+    return rc ? -1 : 0;
+}
+
 int gateway_run(const struct gateway_options *o)
 {
     log_init("gateway");
@@ -513,8 +528,16 @@ int gateway_run(const struct gateway_options *o)
         return 1;
     }
     struct http_options ho;
+    struct http_trust trust;
     http_options_default(&ho);
-    if (http_server_start(&g->loop, o->listen_addr, &ho, handle, g, &g->http, err, sizeof err)) {
+    if (gateway_trust(o, &g->cluster, &trust, err, sizeof err)) {
+        log_error("%s", err);
+        return 2;
+    }
+    ho.trust = &trust;
+    int rc = http_server_start(&g->loop, o->listen_addr, &ho, handle, g, &g->http, err, sizeof err);
+    http_trust_free(&trust);
+    if (rc) {
         log_error("%s", err);
         return 1;
     }

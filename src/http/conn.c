@@ -317,6 +317,7 @@ static int finish_request(struct http_conn *c, struct http_exchange *x)
     r->body = x->mem + x->body_off;
     r->body_len = x->body_len;
     memcpy(r->peer, c->peer, sizeof r->peer);
+    http_trust_resolve(&c->srv->trust, c->peer_ip, c->peer_known, r, c->tls, r->client, sizeof r->client, &r->secure);
     return 0;
 }
 

@@ -139,6 +139,9 @@ struct http_conn {
     struct http_exchange *active;
     size_t stream_inflight;  /* its bytes handed to uv_write, not yet written */
     char peer[64];
+    uint8_t peer_ip[16];     /* the peer's address (IPv4 mapped) */
+    bool peer_known;         /* getpeername succeeded */
+    bool tls;                /* the connection is TLS (this server's) */
 };
 
 enum { HTTP_EV_NONE, HTTP_EV_HEADERS, HTTP_EV_MESSAGE };
@@ -156,6 +159,7 @@ struct http_server {
     uv_idle_t held_idle;                     /* writes those heads at the next loop turn */
     bool held_idle_closed;
     uint64_t n_alive;                        /* connections not yet freed */
+    struct http_trust trust;                 /* copy of opt.trust */
     bool listener_closed;
     bool stopping;
     void (*done)(void *);
@@ -169,6 +173,18 @@ struct http_server {
     char *rbuf;
     size_t rbuf_cap;
 };
+
+/* trust.c */
+/* "1.2.3.4", "::1", "[::1]" -> 16 bytes, IPv4 mapped into IPv6. */
+bool http_ip_parse(const char *s, size_t len, uint8_t out[16]);
+bool http_trust_has(const struct http_trust *t, const uint8_t addr[16]);
+/* Deep copy (dst is initialised first); -1 if out of memory. */
+int http_trust_copy(struct http_trust *dst, const struct http_trust *src);
+/* req's client address (into client) and whether it came over TLS, from
+ * the TCP peer (peer_known false: unknown), the X-Forwarded-For and
+ * X-Forwarded-Proto headers of trusted proxies, and this server's own TLS. */
+void http_trust_resolve(const struct http_trust *t, const uint8_t peer[16], bool peer_known,
+                        const struct http_request *req, bool tls, char *client, size_t cap, bool *secure);
 
 /* stream.c: a connection whose held head must not wait any more (it is
  * closing), and the idle callback that writes held heads. */

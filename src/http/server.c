@@ -200,6 +200,7 @@ static void maybe_done(struct http_server *s)
     if (!s->stopping || !s->listener_closed || !s->held_idle_closed || s->n_alive) return;
     void (*done)(void *) = s->done;
     void *arg = s->done_arg;
+    http_trust_free(&s->trust);
     free(s->rbuf);
     free(s);
     if (done) done(arg);
@@ -304,11 +305,14 @@ static void format_peer(struct http_conn *c)
         uv_ip4_name(a, ip, sizeof ip);
         port = ntohs(a->sin_port);
         snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
+        c->peer_known = http_ip_parse(ip, strlen(ip), c->peer_ip);
     } else if (ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
         uv_ip6_name(a, ip, sizeof ip);
         port = ntohs(a->sin6_port);
         snprintf(c->peer, sizeof c->peer, "[%s]:%d", ip, port);
+        memcpy(c->peer_ip, &a->sin6_addr, 16);
+        c->peer_known = true;
     }
 }
 
@@ -423,6 +427,7 @@ static void on_early_closed(uv_handle_t *h)
     if (h == (uv_handle_t *)&s->listener) s->listener_closed = true;
     else s->held_idle_closed = true;
     if (!s->listener_closed || !s->held_idle_closed) return;
+    http_trust_free(&s->trust);
     free(s->rbuf);
     free(s);
 }
@@ -473,11 +478,14 @@ int http_server_start(uv_loop_t *loop, const char *addr, const struct http_optio
     s->ctx = ctx;
     s->rbuf_cap = HTTP_RBUF;
     s->rbuf = malloc(s->rbuf_cap);
-    if (!s->rbuf) {
+    if (!s->rbuf || http_trust_copy(&s->trust, s->opt.trust) < 0) {
+        free(s->rbuf);
+        http_trust_free(&s->trust);
         snprintf(err, errcap, "http: out of memory");
         free(s);
         return -1;
     }
+    s->opt.trust = NULL; /* the caller's; s->trust is ours */
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     uv_idle_init(loop, &s->held_idle);

@@ -164,7 +164,12 @@ static void try_forward(struct forward *f)
     char *colon = strrchr(ip, ':');
     if (colon)
         *colon = 0;
-    buf_printf(&h, "X-Linkraft-Forwarded: %llu\r\nX-Forwarded-For: %s\r\n", (unsigned long long)n->o.id, ip);
+    /* Appended to, as any proxy does: the leader finds the client by
+     * walking back through the proxies it trusts (src/http/trust.c). */
+    size_t xff_len = 0;
+    const char *xff = http_header_get(req, "X-Forwarded-For", &xff_len);
+    buf_printf(&h, "X-Linkraft-Forwarded: %llu\r\nX-Forwarded-For: %.*s%s%s\r\n", (unsigned long long)n->o.id,
+               (int)xff_len, xff ? xff : "", xff ? ", " : "", ip);
     /* The leader's site checks a write's Origin against the host the client
      * addressed, which Host no longer names once forwarded. */
     size_t host_len;

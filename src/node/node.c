@@ -1248,10 +1248,21 @@ static int start(struct node *n, char *err, size_t errcap)
     }
     if (node_site_start(n, err, errcap))
         return 1;
+    /* X-Forwarded-For counts from --trust-proxy and from the cluster's own
+     * hosts (its gateways run there, and followers forward writes). */
+    struct http_trust trust;
+    http_trust_init(&trust);
+    rc = n->o.trust_proxy ? http_trust_add(&trust, n->o.trust_proxy, err, errcap) : 0;
+    for (size_t i = 0; rc == 0 && i < n->cluster.n; i++)
+        rc = http_trust_add_host(&trust, n->cluster.members[i].http_addr, err, errcap) ||
+             http_trust_add_host(&trust, n->cluster.members[i].raft_addr, err, errcap);
     struct http_options ho;
     http_options_default(&ho);
-    if (http_server_start(&n->loop, self->http_addr, &ho, node_api_handle, n, &n->http, err, errcap))
-        return 1;
+    ho.trust = &trust;
+    rc = rc ? 2 : http_server_start(&n->loop, self->http_addr, &ho, node_api_handle, n, &n->http, err, errcap) ? 1 : 0;
+    http_trust_free(&trust);
+    if (rc)
+        return rc;
 
     uv_timer_init(&n->loop, &n->tick_timer);
     uv_timer_init(&n->loop, &n->retry_timer);

@@ -118,17 +118,30 @@ static void login_done(void *arg, int status, uint64_t index, const struct store
     answer_session(r, r->ok_status, index, res->text);
 }
 
+/* The failed-login counter's key: the account (lowercase) and the client
+ * address. Per account alone, anyone could lock its owner out. */
+static void user_addr_key(struct site_req *r, const char *addr, char *out, size_t cap)
+{
+    char lname[SITE_NAME_MAX + 1];
+    size_t n = strnlen(r->username, SITE_NAME_MAX);
+    for (size_t i = 0; i < n; i++)
+        lname[i] = (char)(r->username[i] >= 'A' && r->username[i] <= 'Z' ? r->username[i] + 32 : r->username[i]);
+    lname[n] = 0;
+    snprintf(out, cap, "%s %s", lname, addr);
+}
+
 static void login_verified(struct site_req *r)
 {
     char addr[64];
     site_client_addr(r->req, addr, sizeof addr);
+    char key[SITE_NAME_MAX + 2 + sizeof addr];
+    user_addr_key(r, addr, key, sizeof key);
     if (!r->user_known || r->work_rc != 0 || r->bad_password) {
-        char key[40];
-        snprintf(key, sizeof key, "%s", r->user.lname[0] ? r->user.lname : r->username);
-        site_throttle_check(r->s->by_user, key, now_of(r), true);
+        site_throttle_check(&r->s->by_user_addr, key, now_of(r), true);
         site_fail(r, 401, "bad_credentials", "wrong username or password");
         return;
     }
+    site_throttle_forget(&r->s->by_user_addr, key);
     uint8_t hash[COMMAND_HASH_LEN];
     site_new_token(r, hash);
     /* No idempotency key: a repeated login just makes another session, and
@@ -158,13 +171,11 @@ static bool throttled(struct site_req *r, bool by_user)
 {
     char addr[64];
     site_client_addr(r->req, addr, sizeof addr);
-    unsigned wait = site_throttle_check(r->s->by_addr, addr, now_of(r), true);
+    unsigned wait = site_throttle_check(&r->s->by_addr, addr, now_of(r), true);
     if (!wait && by_user) {
-        char key[SITE_NAME_MAX + 1];
-        size_t n = strlen(r->username);
-        for (size_t i = 0; i <= n; i++)
-            key[i] = (char)(r->username[i] >= 'A' && r->username[i] <= 'Z' ? r->username[i] + 32 : r->username[i]);
-        wait = site_throttle_check(r->s->by_user, key, now_of(r), false);
+        char key[SITE_NAME_MAX + 2 + sizeof addr];
+        user_addr_key(r, addr, key, sizeof key);
+        wait = site_throttle_check(&r->s->by_user_addr, key, now_of(r), false);
     }
     if (!wait)
         return false;

@@ -36,11 +36,7 @@ int site_create(const struct site_host *host, const struct site_options *o, stru
         return -1;
     }
     struct site *s = calloc(1, sizeof *s);
-    if (!s || !(s->by_addr = calloc(1, sizeof *s->by_addr)) || !(s->by_user = calloc(1, sizeof *s->by_user))) {
-        if (s) {
-            free(s->by_addr);
-            free(s);
-        }
+    if (!s) {
         snprintf(err, errcap, "out of memory creating the site");
         return -1;
     }
@@ -52,10 +48,14 @@ int site_create(const struct site_host *host, const struct site_options *o, stru
         s->o.pwhash_memlimit = 19 * 1024 * 1024;
     if (!s->o.read_timeout_ms)
         s->o.read_timeout_ms = 3000;
-    s->by_addr->window_ms = 60 * 1000;
-    s->by_addr->limit = s->o.max_attempts_per_addr ? s->o.max_attempts_per_addr : 30;
-    s->by_user->window_ms = 15 * 60 * 1000;
-    s->by_user->limit = s->o.max_failures_per_user ? s->o.max_failures_per_user : 10;
+    if (site_throttle_init(&s->by_addr, 60 * 1000, s->o.max_attempts_per_addr ? s->o.max_attempts_per_addr : 30,
+                           SITE_THROTTLE_MAX_ENTRIES) ||
+        site_throttle_init(&s->by_user_addr, 15 * 60 * 1000,
+                           s->o.max_failures_per_user ? s->o.max_failures_per_user : 10, SITE_THROTTLE_MAX_ENTRIES)) {
+        snprintf(err, errcap, "out of memory creating the site");
+        site_destroy(s);
+        return -1;
+    }
     /* A login for an unknown user verifies against this hash, so it costs
      * what a real one costs and the two cannot be told apart by time. */
     char random_pw[33];
@@ -78,8 +78,8 @@ void site_destroy(struct site *s)
         return;
     for (int i = 0; i < SITE_CACHED_SORTS; i++)
         buf_free(&s->page_cache[i].body);
-    free(s->by_addr);
-    free(s->by_user);
+    site_throttle_free(&s->by_addr);
+    site_throttle_free(&s->by_user_addr);
     free(s);
 }
 
@@ -357,47 +357,15 @@ void site_pwhash(struct site_req *r, site_step done)
     s->pw_waiting++;
 }
 
-/* ---- Throttling ----------------------------------------------------------- */
-
-unsigned site_throttle_check(struct site_throttle *t, const char *key, uint64_t now_ms, bool note)
-{
-    uint32_t h = 2166136261u;
-    for (const char *p = key; *p; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
-    struct site_throttle_slot *sl = &t->slot[h % SITE_THROTTLE_SLOTS];
-    if (strncmp(sl->key, key, sizeof sl->key - 1) || now_ms >= sl->window_start_ms + t->window_ms ||
-        now_ms < sl->window_start_ms) {
-        if (!note)
-            return 0;
-        snprintf(sl->key, sizeof sl->key, "%s", key);
-        sl->window_start_ms = now_ms;
-        sl->count = 0;
-    }
-    if (sl->count >= t->limit) {
-        uint64_t left = sl->window_start_ms + t->window_ms - now_ms;
-        return (unsigned)((left + 999) / 1000);
-    }
-    if (note)
-        sl->count++;
-    return 0;
-}
+/* ---- Client address --------------------------------------------------------- */
 
 void site_client_addr(const struct http_request *req, char *out, size_t cap)
 {
-    /* Behind the gateway (or forwarded by a follower) the peer is a proxy;
-     * the client is the last entry of the first X-Forwarded-For, the one
-     * our first proxy appended. A client talking to a node directly can
-     * send its own X-Forwarded-For and so pick its per-address counter: the
-     * per-account limit still holds. */
-    size_t xlen;
-    const char *xff = site_header(req, "X-Forwarded-For", &xlen);
-    if (xff && xlen) {
-        const char *p = xff + xlen;
-        while (p > xff && p[-1] != ',')
-            p--;
-        while (p < xff + xlen && *p == ' ')
-            p++;
-        snprintf(out, cap, "%.*s", (int)(xff + xlen - p), p);
+    /* The HTTP server resolved it: the TCP peer, or the address a trusted
+     * proxy (a gateway, a follower forwarding a write, --trust-proxy)
+     * appended to X-Forwarded-For. A client cannot choose its own. */
+    if (req->client[0]) {
+        snprintf(out, cap, "%s", req->client);
         return;
     }
     const char *p = req->peer;

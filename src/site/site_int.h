@@ -42,20 +42,20 @@
  * a 503 after read_timeout_ms. */
 #define SITE_INDEX_SLACK 10000
 
-/* Fixed-size table of counters per key (client address or account) in a
- * time window. A key that collides with a live one replaces it: a table
- * under a flood forgets some counters rather than growing. */
-#define SITE_THROTTLE_SLOTS 4096
-struct site_throttle_slot {
-    char key[72];
-    uint64_t window_start_ms;
-    unsigned count;
-};
+/* Counters of events per exact key in a time window (throttle.c): a hash
+ * table with chaining, at most max_entries entries, an entry removed only
+ * once its window has passed. */
+struct site_throttle_entry;
 struct site_throttle {
-    struct site_throttle_slot slot[SITE_THROTTLE_SLOTS];
+    struct site_throttle_entry **buckets;
+    size_t n_buckets, n_entries, max_entries;
     uint64_t window_ms;
     unsigned limit;
+    uint64_t next_sweep_ms;
+    uint64_t refused;                  /* new keys refused: the table was full of live entries */
+    uint8_t hash_key[crypto_shorthash_KEYBYTES];
 };
+#define SITE_THROTTLE_MAX_ENTRIES 65536
 
 /* The first page of /, /new and /top as last rendered for a visitor who is
  * not logged in (such a page has no per-visitor part: no name, no CSRF
@@ -77,7 +77,10 @@ struct site {
     struct site_page_cache page_cache[SITE_CACHED_SORTS]; /* by enum store_sort */
     struct site_options o;
     char dummy_hash[crypto_pwhash_STRBYTES];
-    struct site_throttle *by_addr, *by_user;
+    /* Attempts (logins and sign-ups) per client address per minute, and
+     * failed logins per (account, address) per 15 minutes: a guesser is
+     * stopped without locking the account's owner out from elsewhere. */
+    struct site_throttle by_addr, by_user_addr;
     struct site_stats stats;
     /* Password hashes in flight on libuv's pool, and those waiting: at most
      * SITE_PWHASH_JOBS run at once so that a burst of logins never takes
@@ -195,10 +198,16 @@ void site_session_cookie(struct site_req *r, bool clear);
 /* Hex of n bytes; out has 2n+1 bytes. */
 void site_hex(const uint8_t *in, size_t n, char *out);
 
-/* Throttling: returns 0 if allowed, else the seconds to wait. note=true
- * counts this event. */
+/* Throttling (throttle.c). init: 0, or -1 out of memory. check: 0 if
+ * allowed, else the seconds to wait (also when the table is full of live
+ * keys and key is new); note=true counts this event. forget: drops key's
+ * counter (a successful login clears its failures). */
+int site_throttle_init(struct site_throttle *t, uint64_t window_ms, unsigned limit, size_t max_entries);
+void site_throttle_free(struct site_throttle *t);
 unsigned site_throttle_check(struct site_throttle *t, const char *key, uint64_t now_ms, bool note);
-/* The client's address without the port ("1.2.3.4", "::1"). */
+void site_throttle_forget(struct site_throttle *t, const char *key);
+/* The client's address without the port ("1.2.3.4", "::1"): the TCP peer,
+ * or what a trusted proxy said (http.h, struct http_trust). */
 void site_client_addr(const struct http_request *req, char *out, size_t cap);
 
 /* ---- form.c: request parsing ---------------------------------------------- */

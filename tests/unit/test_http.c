@@ -79,8 +79,9 @@ static void handler(void *ctx, struct http_exchange *x)
         size_t clen = 0;
         const char *custom = http_header_get(r, "X-Custom", &clen);
         snprintf(hdrs, sizeof hdrs, "X-Method: %s\r\nX-Path: %s\r\nX-Query: %s\r\nX-Peer: %s\r\n"
-                 "X-Custom-Got: %.*s\r\nX-Headers: %zu\r\n", r->method, r->path, r->query, r->peer,
-                 custom ? (int)clen : 6, custom ? custom : "(none)", r->n_headers);
+                 "X-Custom-Got: %.*s\r\nX-Headers: %zu\r\nX-Client: %s\r\nX-Secure: %d\r\n", r->method, r->path,
+                 r->query, r->peer, custom ? (int)clen : 6, custom ? custom : "(none)", r->n_headers, r->client,
+                 (int)r->secure);
         char *body = malloc(r->body_len + 1);
         memcpy(body, r->body, r->body_len);
         body[r->body_len] = 0;
@@ -789,6 +790,73 @@ TEST(host_and_header_names_are_strict)
     server_down();
 }
 
+/* X-Forwarded-For and X-Forwarded-Proto count only from trusted proxies,
+ * and only the entries they appended: the client is the first untrusted
+ * address from the right. */
+#define N_XFF 6
+struct xff_case { const char *src, *headers, *client; int secure; };
+static const struct xff_case xff_cases[N_XFF] = {
+    /* from 127.0.0.2, not trusted: the headers are the client's own claim */
+    { "127.0.0.2", "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n", "127.0.0.2", 0 },
+    /* from 127.0.0.1, a trusted proxy */
+    { "127.0.0.1", "X-Forwarded-For: 6.6.6.6, 1.2.3.4\r\nX-Forwarded-Proto: https\r\n", "1.2.3.4", 1 },
+    /* a chain of trusted proxies (10.0.0.0/8) is walked through */
+    { "127.0.0.1", "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 1.2.3.4, 10.1.2.3\r\n", "1.2.3.4", 0 },
+    /* garbage appended before a trusted proxy's entry stops the walk */
+    { "127.0.0.1", "X-Forwarded-For: 1.2.3.4, junk, 10.1.2.3\r\n", "10.1.2.3", 0 },
+    { "127.0.0.1", "X-Forwarded-For: 2001:db8::7\r\nX-Forwarded-Proto: http\r\n", "2001:db8::7", 0 },
+    { "127.0.0.1", "", "127.0.0.1", 0 },
+};
+struct xff_out { bool ok[N_XFF]; char client[N_XFF][64], secure[N_XFF][8]; };
+static void c_xff(void *arg)
+{
+    struct xff_out *o = arg;
+    for (int i = 0; i < N_XFF; i++) {
+        struct sockaddr_in src = { .sin_family = AF_INET }, dst = { .sin_family = AF_INET, .sin_port = htons((uint16_t)srv_port) };
+        inet_pton(AF_INET, xff_cases[i].src, &src.sin_addr);
+        inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+        struct cconn *c = calloc(1, sizeof *c);
+        struct timeval tv = { .tv_sec = 5 };
+        c->fd = socket(AF_INET, SOCK_STREAM, 0);
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        if (bind(c->fd, (struct sockaddr *)&src, sizeof src) || connect(c->fd, (struct sockaddr *)&dst, sizeof dst)) {
+            cclose(c);
+            continue;
+        }
+        char req[512];
+        static struct resp r;
+        snprintf(req, sizeof req, "GET /echo HTTP/1.1\r\nHost: t\r\n%s\r\n", xff_cases[i].headers);
+        o->ok[i] = csends(c, req) && cread(c, &r, false) && r.status == 200;
+        rhdr(&r, "X-Client", o->client[i], sizeof o->client[i]);
+        rhdr(&r, "X-Secure", o->secure[i], sizeof o->secure[i]);
+        cclose(c);
+    }
+}
+
+TEST(forwarded_headers_count_only_from_trusted_proxies)
+{
+    static struct xff_out o;
+    memset(&o, 0, sizeof o);
+    struct http_trust trust;
+    struct http_options opt;
+    char err[256];
+    http_trust_init(&trust);
+    REQUIRE(http_trust_add(&trust, "127.0.0.1, 10.0.0.0/8,fd00::/8", err, sizeof err) == 0);
+    CHECK(http_trust_add(&trust, "10.0.0.0/33", err, sizeof err) < 0 && strstr(err, "prefix"));
+    CHECK(http_trust_add(&trust, "example.com", err, sizeof err) < 0 && strstr(err, "not an IP"));
+    http_options_default(&opt);
+    opt.trust = &trust;
+    REQUIRE(server_up(21031, &opt));
+    http_trust_free(&trust); /* the server keeps its own copy */
+    CHECK(run_client(c_xff, &o, 10000));
+    for (int i = 0; i < N_XFF; i++) {
+        CHECK(o.ok[i]);
+        CHECK_STR(o.client[i], xff_cases[i].client);
+        CHECK_EQ_I(atoi(o.secure[i]), xff_cases[i].secure);
+    }
+    server_down();
+}
+
 /* After a final response the server half-closes and drains what the
  * client still sends (closing at once could reset the connection and lose
  * the response), until the client closes. */
@@ -1341,6 +1409,7 @@ int main(void)
     RUN(body_limit_413);
     RUN(malformed_400_then_close);
     RUN(host_and_header_names_are_strict);
+    RUN(forwarded_headers_count_only_from_trusted_proxies);
     RUN(connection_close_and_http10_keepalive);
     RUN(slowloris_cut_off);
     RUN(idle_timeout_closes);

@@ -66,6 +66,7 @@ static char dir[64];
 struct client {
     char session[80], csrf[40], idx[24];
     char extra[1024];        /* extra request headers "Name: value\n" */
+    char addr[64];           /* its address as the HTTP server resolved it; "" 127.0.0.1 */
 };
 
 static void take_cookies(struct client *c, const char *headers)
@@ -129,6 +130,7 @@ static struct response *call(struct client *c, const char *method, const char *t
     req.body_len = body ? strlen(body) : 0;
     req.head = !strcmp(method, "HEAD");
     snprintf(req.peer, sizeof req.peer, "127.0.0.1:5555");
+    snprintf(req.client, sizeof req.client, "%s", c && c->addr[0] ? c->addr : "127.0.0.1");
     if (!site_dispatch(site, &req, on_respond, &resp)) {
         resp.status = -1;
         return &resp;
@@ -402,10 +404,14 @@ TEST(login_and_signup_are_throttled_per_address)
     struct response *r = post_json(&c, "/api/v1/signup", "{\"username\":\"third\",\"password\":\"correct horse\"}");
     CHECK_EQ_I(r->status, 429);
     CHECK(header(r, "Retry-After") != NULL);
-    /* The same address behind a gateway is the last X-Forwarded-For entry:
-     * another client there is not throttled. */
-    snprintf(c.extra, sizeof c.extra, "X-Forwarded-For: 10.0.0.9\n");
+    /* Another client (as the HTTP server resolved it: X-Forwarded-For counts
+     * only from trusted proxies, test_http.c) is not throttled. */
+    snprintf(c.addr, sizeof c.addr, "10.0.0.9");
     CHECK_EQ_I(post_json(&c, "/api/v1/signup", "{\"username\":\"third\",\"password\":\"correct horse\"}")->status, 201);
+    /* A header the client sent itself changes nothing. */
+    c.addr[0] = 0;
+    snprintf(c.extra, sizeof c.extra, "X-Forwarded-For: 10.0.0.10\n");
+    CHECK_EQ_I(post_json(&c, "/api/v1/signup", "{\"username\":\"fourth\",\"password\":\"correct horse\"}")->status, 429);
     /* The page form says so too, with Retry-After. */
     c.extra[0] = 0;
     struct client p = { 0 };
@@ -419,6 +425,69 @@ TEST(login_and_signup_are_throttled_per_address)
     dh.now_ms += 61 * 1000;
     r = call(&p, "POST", "/login", "application/x-www-form-urlencoded", body);
     CHECK_EQ_I(r->status, 303);
+    teardown();
+}
+
+/* A name whose counter shared a slot with "victim" in the old 4096-slot
+ * table (FNV-1a of the key): guessing at it erased the victim's counter,
+ * so wrong guesses at the victim never reached a 429. */
+static void colliding_name(const char *with, char *out, size_t cap)
+{
+    uint32_t want = 2166136261u;
+    for (const char *p = with; *p; p++)
+        want = (want ^ (uint8_t)*p) * 16777619u;
+    for (unsigned i = 0;; i++) {
+        snprintf(out, cap, "n%u", i);
+        uint32_t h = 2166136261u;
+        for (const char *p = out; *p; p++)
+            h = (h ^ (uint8_t)*p) * 16777619u;
+        if (h % 4096 == want % 4096 && strlen(out) >= 3)
+            return;
+    }
+}
+
+TEST(failed_login_counters_cannot_be_evicted_by_other_names)
+{
+    setup("throttle-evict.db", 10);
+    struct client c = { 0 }, g = { 0 }; /* g: the guesser, not logged in */
+    REQUIRE(signup(&c, "victim"));
+    char other[32], body[200];
+    colliding_name("victim", other, sizeof other);
+    snprintf(body, sizeof body, "{\"username\":\"%s\",\"password\":\"guess guess\"}", other);
+    int first_429 = 0;
+    for (int i = 1; i <= 27 && !first_429; i++) {
+        struct response *r = post_json(&g, "/api/v1/login", "{\"username\":\"victim\",\"password\":\"guess guess\"}");
+        if (r->status == 429)
+            first_429 = i;
+        else
+            CHECK_EQ_I(r->status, 401);
+        CHECK_EQ_I(post_json(&g, "/api/v1/login", body)->status, i <= 10 ? 401 : 429); /* its own counter */
+    }
+    CHECK_EQ_I(first_429, 11);
+    teardown();
+}
+
+/* Guessing at an account from one address stops that address, not the
+ * account's owner elsewhere. */
+TEST(a_guesser_cannot_lock_the_owner_out)
+{
+    setup("throttle-owner.db", 10);
+    struct client owner = { 0 }, guesser = { 0 };
+    snprintf(guesser.addr, sizeof guesser.addr, "203.0.113.66");
+    snprintf(owner.addr, sizeof owner.addr, "198.51.100.7");
+    REQUIRE(signup(&owner, "owner"));
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ_I(post_json(&guesser, "/api/v1/login", "{\"username\":\"owner\",\"password\":\"guess guess\"}")->status, 401);
+    struct response *r = post_json(&guesser, "/api/v1/login", "{\"username\":\"owner\",\"password\":\"correct horse\"}");
+    CHECK_EQ_I(r->status, 429);
+    CHECK(header(r, "Retry-After") && atoi(header(r, "Retry-After")) > 0);
+    CHECK_EQ_I(post_json(&owner, "/api/v1/login", "{\"username\":\"owner\",\"password\":\"correct horse\"}")->status, 200);
+    /* The owner's own mistakes are forgiven by a success. */
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 9; i++)
+            CHECK_EQ_I(post_json(&owner, "/api/v1/login", "{\"username\":\"owner\",\"password\":\"typo typo\"}")->status, 401);
+        CHECK_EQ_I(post_json(&owner, "/api/v1/login", "{\"username\":\"owner\",\"password\":\"correct horse\"}")->status, 200);
+    }
     teardown();
 }
 
@@ -1092,6 +1161,8 @@ int main(void)
     RUN(signup_limits_and_bad_bodies);
     RUN(login_is_throttled_per_account);
     RUN(login_and_signup_are_throttled_per_address);
+    RUN(failed_login_counters_cannot_be_evicted_by_other_names);
+    RUN(a_guesser_cannot_lock_the_owner_out);
     RUN(sessions_expire_after_30_days_by_the_readers_clock);
     RUN(links_post_get_list_duplicates);
     RUN(links_list_sorts_and_limits);
