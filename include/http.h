@@ -11,10 +11,12 @@
  *   - Limits: request line plus headers over max_header_bytes -> 431 and
  *     close; body over max_body_bytes -> 413 and close; malformed -> 400 and
  *     close. A client that has not sent a whole header block within
- *     header_timeout_ms is cut off (slowloris); an idle keep-alive connection
- *     is closed after idle_timeout_ms; at max_connections the oldest idle
- *     connection is closed to admit a new one, so idle clients cannot starve
- *     new ones.
+ *     header_timeout_ms is cut off (slowloris), and so is one whose body
+ *     arrives slower than min_body_rate; an idle keep-alive connection is
+ *     closed after idle_timeout_ms. At max_connections the oldest idle
+ *     connection is closed to admit a new one, or else the one that has been
+ *     sending its request longest: neither idle nor slow clients can starve
+ *     new ones. One client address may hold max_conns_per_addr connections.
  *   - Asynchronous responses: a handler may answer later (a write waits for
  *     its Raft entry to commit). The exchange stays valid until
  *     http_respond (or http_respond_end/_abort) is called on it, even if the
@@ -188,6 +190,13 @@ struct http_options {
     size_t max_stream_queue;    /* default 262144: bytes of a streamed response
                                  * queued before writes return HTTP_STREAM_FULL */
     const struct http_trust *trust; /* NULL: nobody; copied by http_server_start */
+    unsigned max_conns_per_addr; /* default 64: connections open from one client
+                                  * address (trusted proxies: no limit); more are
+                                  * closed at once */
+    unsigned min_body_rate;      /* default 4096 bytes/s: after body_grace_ms a body
+                                  * must keep arriving at least this fast on average
+                                  * (a trickling client is cut off) */
+    unsigned body_grace_ms;      /* default 2000 */
 };
 void http_options_default(struct http_options *o);
 
@@ -209,7 +218,9 @@ struct http_stats {
     uint64_t timed_out;     /* cut off: header or body too slow, or response left unread */
     uint64_t evicted_idle;  /* idle connections closed to admit a new one */
     uint64_t idle_closed;   /* keep-alive connections closed after idle_timeout_ms */
-    uint64_t refused_full;  /* accepted and closed at once: max_connections, none idle */
+    uint64_t refused_full;  /* accepted and closed at once: max_connections, none idle or slow */
+    uint64_t evicted_slow;  /* mid-request connections closed to admit a new one */
+    uint64_t refused_addr;  /* accepted and closed at once: max_conns_per_addr */
     uint64_t writes;        /* writes handed to the socket (a streamed head rides with its body) */
 };
 void http_server_get_stats(const struct http_server *s, struct http_stats *out);

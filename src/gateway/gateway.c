@@ -414,8 +414,11 @@ static void handle(void *ctx, struct http_exchange *x)
     c->deadline = uv_now(&g->loop) + GW_RETRY_BUDGET_MS;
     uv_timer_init(&g->loop, &c->retry);
     c->retry.data = c;
-    static const char *const replaced[] = { "x-forwarded-for", NULL };
+    static const char *const replaced[] = { "x-forwarded-for", "x-forwarded-proto", NULL };
     http_headers_copy(&h, req->headers, req->n_headers, replaced);
+    /* Ours, not the client's: https only if this gateway's TLS (or a
+     * trusted proxy's) carried the request. */
+    buf_printf(&h, "X-Forwarded-Proto: %s\r\n", req->secure ? "https" : "http");
     bool has_key = http_header_get(req, "Idempotency-Key", NULL) != NULL;
     size_t xff_len = 0;
     const char *xff = http_header_get(req, "X-Forwarded-For", &xff_len);

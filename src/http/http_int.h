@@ -32,6 +32,13 @@
 
 struct http_conn;
 
+/* Connections open from one client address. */
+struct http_addr_count {
+    struct http_addr_count *next;
+    uint8_t ip[16];
+    unsigned n;
+};
+
 /* Header offsets while the request is being parsed: the arena may move. */
 struct http_hoff {
     uint32_t name_off, name_len, value_off, value_len;
@@ -142,6 +149,7 @@ struct http_conn {
     uint8_t peer_ip[16];     /* the peer's address (IPv4 mapped) */
     bool peer_known;         /* getpeername succeeded */
     bool tls;                /* the connection is TLS (this server's) */
+    struct http_addr_count *addr_count; /* its address's count (NULL: trusted, not counted) */
 };
 
 enum { HTTP_EV_NONE, HTTP_EV_HEADERS, HTTP_EV_MESSAGE };
@@ -160,6 +168,9 @@ struct http_server {
     bool held_idle_closed;
     uint64_t n_alive;                        /* connections not yet freed */
     struct http_trust trust;                 /* copy of opt.trust */
+    /* Open connections per untrusted client address (server.c). */
+    struct http_addr_count **addr_buckets;
+    size_t n_addr_buckets;
     bool listener_closed;
     bool stopping;
     void (*done)(void *);

@@ -33,6 +33,9 @@ void http_options_default(struct http_options *o)
     o->max_connections = 4096;
     o->max_pipeline = 16;
     o->max_stream_queue = 256 * 1024;
+    o->max_conns_per_addr = 64;
+    o->min_body_rate = 4096;
+    o->body_grace_ms = 2000;
 }
 
 /* ---- Date ---------------------------------------------------------------- */
@@ -129,7 +132,17 @@ void http_conn_update_timer(struct http_conn *c)
     else idle_remove(c);
     switch (kind) {
     case T_HEADER: deadline = c->phase_start + o->header_timeout_ms; break;
-    case T_BODY: deadline = c->phase_start + o->body_timeout_ms; break;
+    case T_BODY: {
+        /* The body as a whole within body_timeout_ms, and meanwhile at
+         * min_body_rate on average after a grace period: a client sending a
+         * byte now and then would otherwise hold its slot for the whole
+         * timeout. */
+        uint64_t got = c->cur ? c->cur->body_len : 0;
+        uint64_t by_rate = c->phase_start + o->body_grace_ms + got * 1000 / o->min_body_rate;
+        deadline = c->phase_start + o->body_timeout_ms;
+        if (by_rate < deadline) deadline = by_rate;
+        break;
+    }
     case T_IDLE: deadline = c->idle_since + o->idle_timeout_ms; break;
     case T_WRITE: deadline = c->write_since + o->idle_timeout_ms; break;
     case T_LINGER: deadline = c->phase_start + HTTP_LINGER_MS; break;
@@ -193,6 +206,47 @@ void http_conn_read_stop(struct http_conn *c)
     c->reading = false;
 }
 
+/* ---- connections per client address ----------------------------------------- */
+
+static size_t addr_bucket(const struct http_server *s, const uint8_t ip[16])
+{
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 16; i++) h = (h ^ ip[i]) * 16777619u;
+    return h & (s->n_addr_buckets - 1);
+}
+
+/* Counts c against its address; false if that address is at its limit
+ * (or out of memory). Trusted proxies are not counted. */
+static bool addr_admit(struct http_server *s, struct http_conn *c)
+{
+    if (!c->peer_known || http_trust_has(&s->trust, c->peer_ip)) return true;
+    struct http_addr_count **head = &s->addr_buckets[addr_bucket(s, c->peer_ip)], *a = *head;
+    while (a && memcmp(a->ip, c->peer_ip, 16)) a = a->next;
+    if (!a) {
+        if (!(a = calloc(1, sizeof *a))) return false;
+        memcpy(a->ip, c->peer_ip, 16);
+        a->next = *head;
+        *head = a;
+    }
+    if (a->n >= s->opt.max_conns_per_addr) return false;
+    a->n++;
+    c->addr_count = a;
+    return true;
+}
+
+static void addr_release(struct http_server *s, struct http_conn *c)
+{
+    struct http_addr_count *a = c->addr_count;
+    c->addr_count = NULL;
+    if (!a || --a->n) return;
+    for (struct http_addr_count **pp = &s->addr_buckets[addr_bucket(s, a->ip)]; *pp; pp = &(*pp)->next)
+        if (*pp == a) {
+            *pp = a->next;
+            free(a);
+            return;
+        }
+}
+
 /* ---- closing ---------------------------------------------------------------- */
 
 static void maybe_done(struct http_server *s)
@@ -201,6 +255,7 @@ static void maybe_done(struct http_server *s)
     void (*done)(void *) = s->done;
     void *arg = s->done_arg;
     http_trust_free(&s->trust);
+    free(s->addr_buckets); /* empty: every connection has released its count */
     free(s->rbuf);
     free(s);
     if (done) done(arg);
@@ -236,6 +291,7 @@ void http_conn_close(struct http_conn *c)
     if (c->next) c->next->prev = c->prev;
     c->prev = c->next = NULL;
     s->stats.connections_open--;
+    addr_release(s, c);
     http_conn_read_stop(c);
     uv_timer_stop(&c->timer);
     c->timer_active = false;
@@ -321,35 +377,58 @@ static void on_refused_closed(uv_handle_t *h)
     free(h);
 }
 
+/* The connection that has been sending its current request longest (its
+ * header block or its body), or NULL. Only asked when every slot is taken. */
+static struct http_conn *oldest_sender(struct http_server *s)
+{
+    struct http_conn *best = NULL;
+    for (struct http_conn *c = s->conns; c; c = c->next)
+        if (!c->closing && !c->lingering && (c->pstate == HTTP_P_HEADERS || c->pstate == HTTP_P_BODY) &&
+            (!best || c->phase_start <= best->phase_start)) /* newest first: ties go to the older */
+            best = c;
+    return best;
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct http_server *s = listener->data;
     if (status < 0 || s->stopping) return;
-    if (s->stats.connections_open >= s->opt.max_connections) {
-        if (s->idle_head) {
-            /* Idle clients must not starve new ones: drop the one idle
-             * longest. */
-            s->stats.evicted_idle++;
-            http_conn_close(s->idle_head);
-        } else {
-            /* Every connection is busy: take this one off the backlog and
-             * close it. */
-            uv_tcp_t *t = malloc(sizeof *t);
-            if (!t) return;
-            uv_tcp_init(s->loop, t);
-            if (uv_accept(listener, (uv_stream_t *)t) == 0) s->stats.refused_full++;
-            uv_close((uv_handle_t *)t, on_refused_closed);
-            return;
-        }
-    }
     struct http_conn *c = calloc(1, sizeof *c);
     if (!c) return;
     c->srv = s;
     uv_tcp_init(s->loop, &c->tcp);
     c->tcp.data = c;
+    /* tcp is c's first member: on_refused_closed frees c. */
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
         uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
         return;
+    }
+    format_peer(c);
+    if (!addr_admit(s, c)) {
+        s->stats.refused_addr++;
+        uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
+        return;
+    }
+    if (s->stats.connections_open >= s->opt.max_connections) {
+        struct http_conn *victim;
+        if (s->idle_head) {
+            /* Idle clients must not starve new ones: drop the one idle
+             * longest. */
+            s->stats.evicted_idle++;
+            http_conn_close(s->idle_head);
+        } else if ((victim = oldest_sender(s)) != NULL) {
+            /* Nor slow ones: a request still arriving after everyone
+             * else's is the likeliest to be an attack, and its client can
+             * retry. Requests the handler holds are never dropped. */
+            s->stats.evicted_slow++;
+            http_conn_close(victim);
+        } else {
+            /* Every connection waits for the handler or its response. */
+            s->stats.refused_full++;
+            addr_release(s, c);
+            uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
+            return;
+        }
     }
     uv_timer_init(s->loop, &c->timer);
     c->timer.data = c;
@@ -357,7 +436,6 @@ static void on_connection(uv_stream_t *listener, int status)
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     uv_tcp_nodelay(&c->tcp, 1);
-    format_peer(c);
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
@@ -428,6 +506,7 @@ static void on_early_closed(uv_handle_t *h)
     else s->held_idle_closed = true;
     if (!s->listener_closed || !s->held_idle_closed) return;
     http_trust_free(&s->trust);
+    free(s->addr_buckets); /* empty: every connection has released its count */
     free(s->rbuf);
     free(s);
 }
@@ -461,6 +540,9 @@ int http_server_start(uv_loop_t *loop, const char *addr, const struct http_optio
     if (!s->opt.max_connections) s->opt.max_connections = def.max_connections;
     if (!s->opt.max_pipeline) s->opt.max_pipeline = def.max_pipeline;
     if (!s->opt.max_stream_queue) s->opt.max_stream_queue = def.max_stream_queue;
+    if (!s->opt.max_conns_per_addr) s->opt.max_conns_per_addr = def.max_conns_per_addr;
+    if (!s->opt.min_body_rate) s->opt.min_body_rate = def.min_body_rate;
+    if (!s->opt.body_grace_ms) s->opt.body_grace_ms = def.body_grace_ms;
     if (s->opt.max_header_bytes > 1024 * 1024 || s->opt.max_body_bytes > (64u << 20)) {
         snprintf(err, errcap, "http: limits too large (max_header_bytes %zu, at most 1 MiB; "
                  "max_body_bytes %zu, at most 64 MiB)", s->opt.max_header_bytes, s->opt.max_body_bytes);
@@ -478,7 +560,10 @@ int http_server_start(uv_loop_t *loop, const char *addr, const struct http_optio
     s->ctx = ctx;
     s->rbuf_cap = HTTP_RBUF;
     s->rbuf = malloc(s->rbuf_cap);
-    if (!s->rbuf || http_trust_copy(&s->trust, s->opt.trust) < 0) {
+    s->n_addr_buckets = 1024;
+    s->addr_buckets = calloc(s->n_addr_buckets, sizeof *s->addr_buckets);
+    if (!s->rbuf || !s->addr_buckets || http_trust_copy(&s->trust, s->opt.trust) < 0) {
+        free(s->addr_buckets);
         free(s->rbuf);
         http_trust_free(&s->trust);
         snprintf(err, errcap, "http: out of memory");

@@ -157,8 +157,9 @@ static void try_forward(struct forward *f)
     struct buf h, target;
     buf_init(&h);
     buf_init(&target);
-    static const char *const replaced[] = { "x-linkraft-forwarded", "x-forwarded-for", NULL };
+    static const char *const replaced[] = { "x-linkraft-forwarded", "x-forwarded-for", "x-forwarded-proto", NULL };
     http_headers_copy(&h, req->headers, req->n_headers, replaced);
+    buf_printf(&h, "X-Forwarded-Proto: %s\r\n", req->secure ? "https" : "http");
     char ip[64];
     snprintf(ip, sizeof ip, "%s", req->peer);
     char *colon = strrchr(ip, ':');

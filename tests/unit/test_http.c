@@ -1064,6 +1064,152 @@ TEST(body_timeout_cuts_off)
     server_down();
 }
 
+/* A body trickling in below min_body_rate is cut off long before
+ * body_timeout_ms: a byte every 50 ms against 1000 bytes/s. */
+struct trickle_out { bool closed; int sent; };
+static void c_trickle(void *arg)
+{
+    struct trickle_out *o = arg;
+    struct cconn *c = cconnect(srv_port);
+    if (!c || !csends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10000\r\n\r\n")) {
+        cclose(c);
+        return;
+    }
+    struct pollfd p = { .fd = c->fd, .events = POLLIN };
+    for (o->sent = 0; o->sent < 10000; o->sent++) {
+        if (!csend(c, "x", 1)) break;
+        if (poll(&p, 1, 50) == 1) { /* the server closed */
+            o->closed = cwait_closed(c);
+            break;
+        }
+    }
+    cclose(c);
+}
+
+TEST(body_below_min_rate_cuts_off)
+{
+    static struct trickle_out o;
+    struct http_options opt;
+    memset(&o, 0, sizeof o);
+    http_options_default(&opt);
+    opt.body_timeout_ms = 600000;
+    opt.min_body_rate = 1000;
+    opt.body_grace_ms = 300;
+    REQUIRE(server_up(21032, &opt));
+    CHECK(run_client(c_trickle, &o, 60000));
+    CHECK(o.closed);
+    CHECK(o.sent < 10000);
+    CHECK_EQ_U(stats().timed_out, 1);
+    CHECK_EQ_U(stats().requests, 0);
+    server_down();
+}
+
+/* Every slot held by a client sending its request: a newcomer gets the
+ * slot of the one that has been sending longest. Each holder has seen its
+ * 100 Continue, so the server is known to be reading its body. */
+struct slow_full_out { bool held[4], served, first_closed, others_open; };
+static void c_slow_full(void *arg)
+{
+    struct slow_full_out *o = arg;
+    struct cconn *held[4] = { 0 };
+    for (int i = 0; i < 4; i++) {
+        held[i] = cconnect(srv_port);
+        o->held[i] = held[i] &&
+                     csends(held[i], "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n");
+        while (o->held[i] && !memmem(held[i]->buf, held[i]->len, "\r\n\r\n", 4))
+            o->held[i] = cfill(held[i]);
+        if (held[i]) held[i]->len = 0;
+    }
+    struct cconn *c = cconnect(srv_port);
+    struct resp r;
+    o->served = c && csends(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") && cread(c, &r, false) && r.status == 200;
+    cclose(c);
+    o->first_closed = held[0] && cwait_closed(held[0]);
+    /* The others still take their bodies. */
+    char body[101];
+    memset(body, 'b', 100);
+    body[100] = 0;
+    o->others_open = true;
+    for (int i = 1; i < 4; i++)
+        o->others_open = o->others_open && held[i] && csends(held[i], body) && cread(held[i], &r, false) && r.status == 200;
+    for (int i = 0; i < 4; i++) cclose(held[i]);
+}
+
+TEST(max_connections_evicts_oldest_slow_sender)
+{
+    static struct slow_full_out o;
+    struct http_options opt;
+    memset(&o, 0, sizeof o);
+    http_options_default(&opt);
+    opt.max_connections = 4;
+    opt.body_grace_ms = 60000;
+    REQUIRE(server_up(21033, &opt));
+    CHECK(run_client(c_slow_full, &o, 20000));
+    for (int i = 0; i < 4; i++) CHECK(o.held[i]);
+    CHECK(o.served);
+    CHECK(o.first_closed);
+    CHECK(o.others_open);
+    CHECK_EQ_U(stats().evicted_slow, 1);
+    CHECK_EQ_U(stats().refused_full, 0);
+    server_down();
+}
+
+/* One address holds at most max_conns_per_addr connections; another
+ * address is not affected. */
+struct per_addr_out { bool first_ok[3], fourth_closed, other_ok; };
+static struct cconn *cconnect_from(const char *src, int port)
+{
+    struct sockaddr_in s = { .sin_family = AF_INET }, d = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    struct timeval tv = { .tv_sec = 5 };
+    inet_pton(AF_INET, src, &s.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &d.sin_addr);
+    struct cconn *c = calloc(1, sizeof *c);
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (bind(c->fd, (struct sockaddr *)&s, sizeof s) || connect(c->fd, (struct sockaddr *)&d, sizeof d)) {
+        cclose(c);
+        return NULL;
+    }
+    return c;
+}
+static void c_per_addr(void *arg)
+{
+    struct per_addr_out *o = arg;
+    struct cconn *cs[3];
+    struct resp r;
+    for (int i = 0; i < 3; i++) {
+        cs[i] = cconnect_from("127.0.0.1", srv_port);
+        o->first_ok[i] = cs[i] && csends(cs[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") && cread(cs[i], &r, false) &&
+                         r.status == 200;
+    }
+    struct cconn *fourth = cconnect_from("127.0.0.1", srv_port);
+    o->fourth_closed = fourth && cwait_closed(fourth);
+    cclose(fourth);
+    struct cconn *other = cconnect_from("127.0.0.2", srv_port);
+    o->other_ok = other && csends(other, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") && cread(other, &r, false) &&
+                  r.status == 200;
+    cclose(other);
+    for (int i = 0; i < 3; i++) cclose(cs[i]);
+}
+
+TEST(connections_per_address_are_limited)
+{
+    static struct per_addr_out o;
+    struct http_options opt;
+    memset(&o, 0, sizeof o);
+    http_options_default(&opt);
+    opt.max_conns_per_addr = 3;
+    REQUIRE(server_up(21034, &opt));
+    CHECK(run_client(c_per_addr, &o, 20000));
+    for (int i = 0; i < 3; i++) CHECK(o.first_ok[i]);
+    CHECK(o.fourth_closed);
+    CHECK(o.other_ok);
+    CHECK_EQ_U(stats().refused_addr, 1);
+    CHECK(run_until(no_conns_open, 5000));
+    server_down();
+}
+
 /* A client that asks for 32 MiB and never reads it: once the socket
  * buffers are full the write makes no progress for idle_timeout_ms. */
 static int stall_fd = -1;
@@ -1410,6 +1556,9 @@ int main(void)
     RUN(malformed_400_then_close);
     RUN(host_and_header_names_are_strict);
     RUN(forwarded_headers_count_only_from_trusted_proxies);
+    RUN(body_below_min_rate_cuts_off);
+    RUN(max_connections_evicts_oldest_slow_sender);
+    RUN(connections_per_address_are_limited);
     RUN(connection_close_and_http10_keepalive);
     RUN(slowloris_cut_off);
     RUN(idle_timeout_closes);
