@@ -12,6 +12,7 @@ struct gateway_options {
     const char *listen_addr;
     const char *trust_proxy;    /* "CIDR,..." whose X-Forwarded-* count, besides the
                                  * cluster's hosts; NULL: those only */
+    unsigned max_connections;   /* client connections; 0: the HTTP server's default */
 };
 
 /* Serves until SIGTERM/SIGINT. Returns the exit code (0, 1 runtime, 2 config). */

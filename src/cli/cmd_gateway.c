@@ -9,6 +9,7 @@ int cmd_gateway(int argc, char **argv)
 {
     static const char usage[] =
         "usage: linkraft gateway --cluster FILE --listen ADDR [--trust-proxy CIDR,...]\n"
+        "                        [--max-connections N]\n"
         "\n"
         "Serves the site on ADDR (host:port) in front of the nodes of FILE: reads go to\n"
         "the fastest ready node, writes to the leader; a write interrupted by a leader's\n"
@@ -16,11 +17,14 @@ int cmd_gateway(int argc, char **argv)
         "run as many as you like. SIGTERM or SIGINT stops it.\n"
         "\n"
         "  --trust-proxy CIDR,...  proxies in front whose X-Forwarded-For/-Proto count\n"
-        "                          (the cluster's own hosts always do)\n";
+        "                          (the cluster's own hosts always do)\n"
+        "  --max-connections N     client connections at once (default 4096); when all\n"
+        "                          are taken the longest idle, else the slowest sender, goes\n";
     static const struct option longopts[] = {
         { "cluster", required_argument, 0, 'c' },
         { "listen", required_argument, 0, 'l' },
         { "trust-proxy", required_argument, 0, 'p' },
+        { "max-connections", required_argument, 0, 'm' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -32,6 +36,15 @@ int cmd_gateway(int argc, char **argv)
         case 'c': o.cluster_path = optarg; break;
         case 'l': o.listen_addr = optarg; break;
         case 'p': o.trust_proxy = optarg; break;
+        case 'm': {
+            unsigned long long v;
+            if (cli_parse_u64(optarg, &v) || v == 0 || v > 1000000) {
+                fprintf(stderr, "linkraft gateway: --max-connections wants 1 to 1000000, not '%s'\n", optarg);
+                return 2;
+            }
+            o.max_connections = (unsigned)v;
+            break;
+        }
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }

@@ -538,6 +538,7 @@ int gateway_run(const struct gateway_options *o)
         return 2;
     }
     ho.trust = &trust;
+    ho.max_connections = o->max_connections;
     int rc = http_server_start(&g->loop, o->listen_addr, &ho, handle, g, &g->http, err, sizeof err);
     http_trust_free(&trust);
     if (rc) {

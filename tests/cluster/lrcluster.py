@@ -124,11 +124,11 @@ class Cluster:
         for i in range(1, self.n + 1):
             self.start(i)
 
-    def start_gateway(self, name="gw"):
+    def start_gateway(self, name="gw", args=()):
         """Starts `linkraft gateway` on a free port; returns its address."""
         addr = "127.0.0.1:%d" % free_ports(1)[0]
         log = open(os.path.join(self.dir, "%s.log" % name), "ab")
-        p = subprocess.Popen([BINARY, "gateway", "--cluster", self.cluster_file, "--listen", addr],
+        p = subprocess.Popen([BINARY, "gateway", "--cluster", self.cluster_file, "--listen", addr] + list(args),
                              stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         self.gateways[name] = (p, addr, log)
         wait_for("gateway %s to serve" % name, lambda: p.poll() is None and

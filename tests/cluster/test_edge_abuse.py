@@ -114,3 +114,49 @@ def test_signups_with_forged_forwarded_for_are_throttled(make_cluster):
     # Another client is not affected.
     st, _, _ = request_from("127.0.0.5", gw, "POST", "/api/v1/signup", {"username": "honest", "password": PW})
     assert st == 201
+
+
+def test_slow_senders_cannot_hold_every_slot(make_cluster):
+    c = make_cluster(3)
+    c.start_all()
+    c.wait_leader()
+    gw = c.start_gateway(args=["--max-connections", "200"])
+    host, port = gw.rsplit(":", 1)
+    # 304 connections (38 from each of 8 addresses, under the per-address
+    # limit) announce a 60 KB body and send one byte of it.
+    slow = []
+    for i in range(304):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.%d" % (10 + i % 8), 0))
+        s.settimeout(5)
+        try:
+            s.connect((host, int(port)))
+            s.sendall(b"POST /api/v1/links HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 60000\r\n\r\n{")
+        except OSError:
+            pass  # turned away at once: that is allowed too
+        slow.append(s)
+    try:
+        # Everyone else still gets in, at the first attempt.
+        st, _, body = request_from("127.0.0.30", gw, "GET", "/api/v1/links", timeout=5)
+        assert st == 200, body
+
+        # And the trickle is cut off (below the minimum body rate) well
+        # before the 30 s body timeout.
+        def all_closed():
+            for s in slow:
+                if s.fileno() < 0:
+                    continue
+                s.setblocking(False)
+                try:
+                    if s.recv(4096) == b"":
+                        s.close()
+                except BlockingIOError:
+                    return False
+                except OSError:
+                    s.close()
+            return True
+        wait_for("every slow sender to be cut off", all_closed, timeout=15, interval=0.2)
+    finally:
+        for s in slow:
+            s.close()
