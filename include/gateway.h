@@ -13,6 +13,7 @@ struct gateway_options {
     const char *trust_proxy;    /* "CIDR,..." whose X-Forwarded-* count, besides the
                                  * cluster's hosts; NULL: those only */
     unsigned max_connections;   /* client connections; 0: the HTTP server's default */
+    const char *tls_cert, *tls_key; /* PEM files: serve HTTPS (both or neither) */
 };
 
 /* Serves until SIGTERM/SIGINT. Returns the exit code (0, 1 runtime, 2 config). */

@@ -197,6 +197,9 @@ struct http_options {
                                   * must keep arriving at least this fast on average
                                   * (a trickling client is cut off) */
     unsigned body_grace_ms;      /* default 2000 */
+    /* HTTPS: both PEM files (certificate chain, leaf first; unencrypted
+     * key) or neither. TLS 1.2+ only; request.secure is then true. */
+    const char *tls_cert_file, *tls_key_file;
 };
 void http_options_default(struct http_options *o);
 
@@ -221,6 +224,7 @@ struct http_stats {
     uint64_t refused_full;  /* accepted and closed at once: max_connections, none idle or slow */
     uint64_t evicted_slow;  /* mid-request connections closed to admit a new one */
     uint64_t refused_addr;  /* accepted and closed at once: max_conns_per_addr */
+    uint64_t tls_failed;    /* TLS handshakes or records that failed (not TLS, bad version...) */
     uint64_t writes;        /* writes handed to the socket (a streamed head rides with its body) */
 };
 void http_server_get_stats(const struct http_server *s, struct http_stats *out);

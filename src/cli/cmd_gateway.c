@@ -9,7 +9,7 @@ int cmd_gateway(int argc, char **argv)
 {
     static const char usage[] =
         "usage: linkraft gateway --cluster FILE --listen ADDR [--trust-proxy CIDR,...]\n"
-        "                        [--max-connections N]\n"
+        "                        [--max-connections N] [--tls-cert F --tls-key F]\n"
         "\n"
         "Serves the site on ADDR (host:port) in front of the nodes of FILE: reads go to\n"
         "the fastest ready node, writes to the leader; a write interrupted by a leader's\n"
@@ -19,12 +19,16 @@ int cmd_gateway(int argc, char **argv)
         "  --trust-proxy CIDR,...  proxies in front whose X-Forwarded-For/-Proto count\n"
         "                          (the cluster's own hosts always do)\n"
         "  --max-connections N     client connections at once (default 4096); when all\n"
-        "                          are taken the longest idle, else the slowest sender, goes\n";
+        "                          are taken the longest idle, else the slowest sender, goes\n"
+        "  --tls-cert F --tls-key F  serve HTTPS (TLS 1.2+) with this PEM certificate chain\n"
+        "                          and unencrypted PEM key; cookies get Secure, pages HSTS\n";
     static const struct option longopts[] = {
         { "cluster", required_argument, 0, 'c' },
         { "listen", required_argument, 0, 'l' },
         { "trust-proxy", required_argument, 0, 'p' },
         { "max-connections", required_argument, 0, 'm' },
+        { "tls-cert", required_argument, 0, 'C' },
+        { "tls-key", required_argument, 0, 'K' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -36,6 +40,8 @@ int cmd_gateway(int argc, char **argv)
         case 'c': o.cluster_path = optarg; break;
         case 'l': o.listen_addr = optarg; break;
         case 'p': o.trust_proxy = optarg; break;
+        case 'C': o.tls_cert = optarg; break;
+        case 'K': o.tls_key = optarg; break;
         case 'm': {
             unsigned long long v;
             if (cli_parse_u64(optarg, &v) || v == 0 || v > 1000000) {
@@ -51,6 +57,10 @@ int cmd_gateway(int argc, char **argv)
     }
     if (optind < argc || !o.cluster_path || !o.listen_addr) {
         fprintf(stderr, "linkraft gateway: --cluster and --listen are required (see --help)\n");
+        return 2;
+    }
+    if (!o.tls_cert != !o.tls_key) {
+        fprintf(stderr, "linkraft gateway: --tls-cert and --tls-key go together\n");
         return 2;
     }
     return gateway_run(&o);

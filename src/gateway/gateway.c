@@ -539,6 +539,8 @@ int gateway_run(const struct gateway_options *o)
     }
     ho.trust = &trust;
     ho.max_connections = o->max_connections;
+    ho.tls_cert_file = o->tls_cert;
+    ho.tls_key_file = o->tls_key;
     int rc = http_server_start(&g->loop, o->listen_addr, &ho, handle, g, &g->http, err, sizeof err);
     http_trust_free(&trust);
     if (rc) {

@@ -464,7 +464,7 @@ static void send_continue(struct http_conn *c)
     if (!req) return; /* the client sends the body after its own timeout */
     uv_buf_t b = uv_buf_init(msg, sizeof msg - 1);
     req->data = c;
-    if (uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_continue_written) < 0) {
+    if (http_conn_write(c, req, &b, 1, on_continue_written) < 0) {
         free(req);
         return;
     }
@@ -498,7 +498,7 @@ void http_conn_flush(struct http_conn *c)
         if (x->resp_body_len) bufs[nb++] = uv_buf_init((char *)x->body, (unsigned)x->resp_body_len);
         x->wreq.data = x;
         if (c->reqs_pending == 0) c->write_since = uv_now(c->srv->loop);
-        if (uv_write(&x->wreq, (uv_stream_t *)&c->tcp, bufs, nb, on_write) < 0) {
+        if (http_conn_write(c, &x->wreq, bufs, nb, on_write) < 0) {
             http_exchange_free(x);
             c->n_exchanges--;
             http_conn_close(c);

@@ -150,6 +150,7 @@ struct http_conn {
     bool peer_known;         /* getpeername succeeded */
     bool tls;                /* the connection is TLS (this server's) */
     struct http_addr_count *addr_count; /* its address's count (NULL: trusted, not counted) */
+    struct ssl_st *ssl;      /* TLS state (tls.c); NULL: plain HTTP */
 };
 
 enum { HTTP_EV_NONE, HTTP_EV_HEADERS, HTTP_EV_MESSAGE };
@@ -171,6 +172,7 @@ struct http_server {
     /* Open connections per untrusted client address (server.c). */
     struct http_addr_count **addr_buckets;
     size_t n_addr_buckets;
+    struct ssl_ctx_st *tls_ctx;              /* NULL: plain HTTP */
     bool listener_closed;
     bool stopping;
     void (*done)(void *);
@@ -196,6 +198,23 @@ int http_trust_copy(struct http_trust *dst, const struct http_trust *src);
  * X-Forwarded-Proto headers of trusted proxies, and this server's own TLS. */
 void http_trust_resolve(const struct http_trust *t, const uint8_t peer[16], bool peer_known,
                         const struct http_request *req, bool tls, char *client, size_t cap, bool *secure);
+
+/* tls.c */
+int http_tls_ctx_create(const char *cert_file, const char *key_file, struct ssl_ctx_st **out, char *err,
+                        size_t errcap);
+void http_tls_ctx_free(struct ssl_ctx_st *ctx);
+/* Gives c its TLS state (server side, before the handshake); -1 if out of memory. */
+int http_tls_conn_init(struct http_conn *c);
+void http_tls_conn_free(struct http_conn *c);
+/* Ciphertext read from c's socket: decrypts and passes the plaintext to
+ * http_conn_input; answers the handshake; closes c on a TLS failure. */
+void http_tls_input(struct http_conn *c, const char *data, size_t len);
+/* Every write to c's socket: uv_write, or with TLS the bufs encrypted into
+ * a buffer of the write's own (the bufs may be freed once cb runs, as with
+ * uv_write). cb gets req back. Returns uv_write's result. */
+int http_conn_write(struct http_conn *c, uv_write_t *req, const uv_buf_t *bufs, unsigned nbufs, uv_write_cb cb);
+/* Sends a TLS close_notify (before half-closing the socket). */
+void http_tls_close_notify(struct http_conn *c);
 
 /* stream.c: a connection whose held head must not wait any more (it is
  * closing), and the idle callback that writes held heads. */

@@ -186,7 +186,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         if (c->linger_bytes > HTTP_LINGER_MAX) http_conn_close(c);
         return;
     }
-    http_conn_input(c, buf->base, (size_t)nread);
+    if (c->ssl) http_tls_input(c, buf->base, (size_t)nread);
+    else http_conn_input(c, buf->base, (size_t)nread);
 }
 
 void http_conn_read_start(struct http_conn *c)
@@ -255,6 +256,7 @@ static void maybe_done(struct http_server *s)
     void (*done)(void *) = s->done;
     void *arg = s->done_arg;
     http_trust_free(&s->trust);
+    http_tls_ctx_free(s->tls_ctx);
     free(s->addr_buckets); /* empty: every connection has released its count */
     free(s->rbuf);
     free(s);
@@ -265,6 +267,7 @@ void http_conn_maybe_free(struct http_conn *c)
 {
     if (!c->closing || c->handles_open || c->reqs_pending) return;
     struct http_server *s = c->srv;
+    http_tls_conn_free(c);
     free(c->pend);
     free(c->hoffs);
     free(c);
@@ -335,6 +338,7 @@ void http_conn_linger(struct http_conn *c)
     if (c->read_eof) { http_conn_close(c); return; }
     c->lingering = true;
     c->pend_len = 0;
+    http_tls_close_notify(c);
     c->sreq.data = c;
     if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
         http_conn_close(c);
@@ -430,6 +434,11 @@ static void on_connection(uv_stream_t *listener, int status)
             return;
         }
     }
+    if (s->tls_ctx && http_tls_conn_init(c) < 0) {
+        addr_release(s, c);
+        uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
+        return;
+    }
     uv_timer_init(s->loop, &c->timer);
     c->timer.data = c;
     c->handles_open = 2;
@@ -506,6 +515,7 @@ static void on_early_closed(uv_handle_t *h)
     else s->held_idle_closed = true;
     if (!s->listener_closed || !s->held_idle_closed) return;
     http_trust_free(&s->trust);
+    http_tls_ctx_free(s->tls_ctx);
     free(s->addr_buckets); /* empty: every connection has released its count */
     free(s->rbuf);
     free(s);
@@ -571,6 +581,14 @@ int http_server_start(uv_loop_t *loop, const char *addr, const struct http_optio
         return -1;
     }
     s->opt.trust = NULL; /* the caller's; s->trust is ours */
+    if ((s->opt.tls_cert_file || s->opt.tls_key_file) &&
+        http_tls_ctx_create(s->opt.tls_cert_file, s->opt.tls_key_file, &s->tls_ctx, err, errcap) < 0) {
+        http_trust_free(&s->trust);
+        free(s->addr_buckets);
+        free(s->rbuf);
+        free(s);
+        return -1;
+    }
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     uv_idle_init(loop, &s->held_idle);

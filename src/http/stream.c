@@ -112,7 +112,7 @@ static int stream_out(struct http_conn *c)
     w->req.data = w;
     uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
     if (c->reqs_pending == 0) c->write_since = uv_now(c->srv->loop);
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_swrite) < 0) {
+    if (http_conn_write(c, &w->req, &b, 1, on_swrite) < 0) {
         free(w->data);
         free(w);
         http_conn_close(c);

@@ -124,6 +124,12 @@ static bool unhex(const char *s, size_t len, uint8_t *out, size_t n)
     "X-Frame-Options: DENY\r\n" \
     "Referrer-Policy: strict-origin-when-cross-origin\r\n"
 
+/* Under HTTPS (this server's, or a trusted proxy's: http.h) cookies are
+ * never sent back over plain HTTP, and browsers are told to use HTTPS only
+ * (a year; RFC 6797 says to send it over HTTPS only). */
+static const char *cookie_secure(const struct site_req *r) { return r->req->secure ? "; Secure" : ""; }
+#define HSTS_HEADER "Strict-Transport-Security: max-age=31536000\r\n"
+
 void site_reply(struct site_req *r, int status, const char *ctype, const char *extra_headers, struct buf *body)
 {
     struct site *s = r->s;
@@ -132,6 +138,8 @@ void site_reply(struct site_req *r, int status, const char *ctype, const char *e
     uint64_t index = r->write_index ? r->write_index : s->host.applied(s->host.ctx);
     buf_printf(&h, "Content-Type: %s\r\nX-Served-By: %" PRIu64 "\r\nX-Raft-Index: %" PRIu64 "\r\n" SECURITY_HEADERS,
                ctype, s->host.id(s->host.ctx), index);
+    if (r->req->secure)
+        buf_puts(&h, HSTS_HEADER);
     if (!extra_headers || !strstr(extra_headers, "Cache-Control:"))
         buf_puts(&h, "Cache-Control: no-store\r\n");
     if (extra_headers)
@@ -139,7 +147,7 @@ void site_reply(struct site_req *r, int status, const char *ctype, const char *e
     /* The anonymous CSRF cookie goes only on pages (which carry forms),
      * never on the cacheable stylesheet or API answers. */
     if (r->set_csrf_cookie && !strncmp(ctype, "text/html", 9))
-        buf_printf(&h, "Set-Cookie: lr_csrf=%s; Path=/; HttpOnly; SameSite=Lax\r\n", r->csrf);
+        buf_printf(&h, "Set-Cookie: lr_csrf=%s; Path=/; HttpOnly; SameSite=Lax%s\r\n", r->csrf, cookie_secure(r));
     if (r->hdrs.len)
         buf_append(&h, r->hdrs.p, r->hdrs.len);
     size_t len = 0;
@@ -253,7 +261,7 @@ void site_wrote(struct site_req *r, uint64_t index)
      * before its own last write, on whichever node they land. A browser
      * session cookie (no Max-Age): a cluster rebuilt from nothing must not
      * leave browsers waiting for an index it will not reach for days. */
-    buf_printf(&r->hdrs, "Set-Cookie: lr_idx=%" PRIu64 "; Path=/; SameSite=Lax\r\n", index);
+    buf_printf(&r->hdrs, "Set-Cookie: lr_idx=%" PRIu64 "; Path=/; SameSite=Lax%s\r\n", index, cookie_secure(r));
 }
 
 void site_propose(struct site_req *r, struct command *c, site_write_cb cb)
@@ -282,13 +290,14 @@ void site_new_token(struct site_req *r, uint8_t out_hash[COMMAND_HASH_LEN])
 void site_session_cookie(struct site_req *r, bool clear)
 {
     if (clear) {
-        buf_puts(&r->hdrs, "Set-Cookie: lr_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0\r\n");
+        buf_printf(&r->hdrs, "Set-Cookie: lr_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0%s\r\n",
+                   cookie_secure(r));
         return;
     }
     char hex[SITE_TOKEN_HEX + 1];
     site_hex(r->new_token, sizeof r->new_token, hex);
-    buf_printf(&r->hdrs, "Set-Cookie: lr_session=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%llu\r\n", hex,
-               (unsigned long long)(COMMAND_SESSION_TTL_MS / 1000));
+    buf_printf(&r->hdrs, "Set-Cookie: lr_session=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%llu%s\r\n", hex,
+               (unsigned long long)(COMMAND_SESSION_TTL_MS / 1000), cookie_secure(r));
 }
 
 static void pwhash_work(uv_work_t *w)

@@ -13,9 +13,9 @@ import os
 import socket
 import ssl
 import subprocess
-import time
+import warnings
 
-from lrcluster import request, wait_for
+from lrcluster import BINARY, wait_for
 
 PW = "correct horse battery"
 
@@ -160,3 +160,103 @@ def test_slow_senders_cannot_hold_every_slot(make_cluster):
     finally:
         for s in slow:
             s.close()
+
+
+def start_tls_gateway(c, tmp):
+    """A gateway serving HTTPS with a self-signed certificate made here."""
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    addr = "127.0.0.1:%d" % port.getsockname()[1]
+    port.close()
+    log = open(os.path.join(tmp, "tlsgw.log"), "ab")
+    p = subprocess.Popen([BINARY, "gateway", "--cluster", c.cluster_file, "--listen", addr,
+                          "--tls-cert", cert, "--tls-key", key], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    return p, addr, cert
+
+
+def https(addr, ctx, method, path, body=None, headers=None):
+    host, port = addr.rsplit(":", 1)
+    conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=10)
+    try:
+        headers = dict(headers or {})
+        if body is not None:
+            body = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=body, headers=headers)
+        r = conn.getresponse()
+        return r.status, r.getheaders(), r.read()
+    finally:
+        conn.close()
+
+
+def test_gateway_serves_https_with_secure_cookies_and_hsts(make_cluster, tmp_path):
+    c = make_cluster(3)
+    c.start_all()
+    c.wait_leader()
+    p, addr, cert = start_tls_gateway(c, str(tmp_path))
+    ctx = ssl.create_default_context(cafile=cert)
+    try:
+        wait_for("the TLS gateway to serve", lambda: p.poll() is None and
+                 https(addr, ctx, "GET", "/gateway/healthz")[0] == 200)
+        st, hs, body = https(addr, ctx, "GET", "/")
+        assert st == 200, body
+        assert ("Strict-Transport-Security", "max-age=31536000") in hs
+        st, hs, body = https(addr, ctx, "POST", "/api/v1/signup", {"username": "secure", "password": PW})
+        assert st == 201, body
+        cookies = [v for k, v in hs if k.lower() == "set-cookie"]
+        assert cookies and all(v.endswith("; Secure") for v in cookies), cookies
+
+        # TLS 1.2 is accepted, older versions are not.
+        ctx12 = ssl.create_default_context(cafile=cert)
+        ctx12.maximum_version = ssl.TLSVersion.TLSv1_2
+        assert https(addr, ctx12, "GET", "/gateway/healthz")[0] == 200
+        old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        old.check_hostname = False
+        old.verify_mode = ssl.CERT_NONE
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                old.minimum_version = ssl.TLSVersion.TLSv1
+                old.maximum_version = ssl.TLSVersion.TLSv1_1
+            old.set_ciphers("ALL:@SECLEVEL=0")
+        except (ValueError, ssl.SSLError):
+            old = None  # this OpenSSL cannot even offer TLS 1.1
+        if old is not None:
+            try:
+                https(addr, old, "GET", "/gateway/healthz")
+                raise AssertionError("a TLS 1.1 client was served")
+            except (ssl.SSLError, ConnectionError):
+                pass
+
+        # Plain HTTP on the HTTPS port gets no page.
+        host, port = addr.rsplit(":", 1)
+        s = socket.create_connection((host, int(port)), timeout=5)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except ConnectionError:
+            pass
+        s.close()
+        assert b"HTTP/1.1 200" not in data
+        assert b"lr_" not in data
+    finally:
+        p.terminate()
+        p.wait(10)
+
+    # A plain gateway: no Secure, no HSTS, even if a client claims https.
+    gw = c.start_gateway()
+    st, h, body = request_from("127.0.0.6", gw, "POST", "/api/v1/signup", {"username": "plain", "password": PW},
+                               {"X-Forwarded-Proto": "https"})
+    assert st == 201, body
+    assert "strict-transport-security" not in h
+    assert "Secure" not in h.get("set-cookie", "")
+

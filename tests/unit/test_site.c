@@ -67,6 +67,7 @@ struct client {
     char session[80], csrf[40], idx[24];
     char extra[1024];        /* extra request headers "Name: value\n" */
     char addr[64];           /* its address as the HTTP server resolved it; "" 127.0.0.1 */
+    bool https;              /* the request came over TLS (request.secure) */
 };
 
 static void take_cookies(struct client *c, const char *headers)
@@ -131,6 +132,7 @@ static struct response *call(struct client *c, const char *method, const char *t
     req.head = !strcmp(method, "HEAD");
     snprintf(req.peer, sizeof req.peer, "127.0.0.1:5555");
     snprintf(req.client, sizeof req.client, "%s", c && c->addr[0] ? c->addr : "127.0.0.1");
+    req.secure = c && c->https;
     if (!site_dispatch(site, &req, on_respond, &resp)) {
         resp.status = -1;
         return &resp;
@@ -488,6 +490,31 @@ TEST(a_guesser_cannot_lock_the_owner_out)
             CHECK_EQ_I(post_json(&owner, "/api/v1/login", "{\"username\":\"owner\",\"password\":\"typo typo\"}")->status, 401);
         CHECK_EQ_I(post_json(&owner, "/api/v1/login", "{\"username\":\"owner\",\"password\":\"correct horse\"}")->status, 200);
     }
+    teardown();
+}
+
+/* Over HTTPS every cookie is Secure and every answer carries HSTS; over
+ * plain HTTP neither (a browser would ignore HSTS there anyway). */
+TEST(https_gives_secure_cookies_and_hsts)
+{
+    setup("https.db", 100);
+    struct client plain = { 0 }, tls = { .https = true };
+    struct response *r = post_json(&plain, "/api/v1/signup", "{\"username\":\"plain\",\"password\":\"correct horse\"}");
+    CHECK_EQ_I(r->status, 201);
+    CHECK(!header(r, "Strict-Transport-Security"));
+    CHECK(!strstr(r->headers, "Secure"));
+    r = post_json(&tls, "/api/v1/signup", "{\"username\":\"tls\",\"password\":\"correct horse\"}");
+    CHECK_EQ_I(r->status, 201);
+    CHECK_STR(header(r, "Strict-Transport-Security"), "max-age=31536000");
+    CHECK(strstr(r->headers, "lr_idx=") && strstr(strstr(r->headers, "lr_idx="), "; Secure\r\n"));
+    struct client fresh = { .https = true };
+    r = call(&fresh, "GET", "/login", NULL, NULL);
+    CHECK(strstr(r->headers, "lr_csrf=") && strstr(strstr(r->headers, "lr_csrf="), "; Secure\r\n"));
+    CHECK(header(r, "Strict-Transport-Security") != NULL);
+    r = post_json(&tls, "/api/v1/login", "{\"username\":\"tls\",\"password\":\"correct horse\"}");
+    CHECK_EQ_I(r->status, 200);
+    const char *sc = strstr(r->headers, "lr_session=");
+    CHECK(sc && strstr(sc, "; Secure\r\n"));
     teardown();
 }
 
@@ -1163,6 +1190,7 @@ int main(void)
     RUN(login_and_signup_are_throttled_per_address);
     RUN(failed_login_counters_cannot_be_evicted_by_other_names);
     RUN(a_guesser_cannot_lock_the_owner_out);
+    RUN(https_gives_secure_cookies_and_hsts);
     RUN(sessions_expire_after_30_days_by_the_readers_clock);
     RUN(links_post_get_list_duplicates);
     RUN(links_list_sorts_and_limits);
