@@ -235,6 +235,11 @@ void http_server_get_stats(const struct http_server *s, struct http_stats *out);
  * used after this call. Calling it again is a no-op. */
 void http_server_stop(struct http_server *s, void (*done)(void *arg), void *arg);
 
+/* Loads cert_file and key_file as http_server_start would: 0, or -1 with
+ * a message naming the file and what is wrong (for configuration checks
+ * before starting). */
+int http_tls_check(const char *cert_file, const char *key_file, char *err, size_t errcap);
+
 /* The reason phrase for a status ("Not Found"). */
 const char *http_status_text(int status);
 

@@ -4,6 +4,19 @@
 
 #include "cli/commands.h"
 #include "gateway.h"
+#include "http.h"
+
+int cli_check_trust_proxy(const char *cmd, const char *list)
+{
+    struct http_trust t;
+    char err[256];
+    http_trust_init(&t);
+    int bad = http_trust_add(&t, list, err, sizeof err);
+    http_trust_free(&t);
+    if (bad)
+        fprintf(stderr, "linkraft %s: --trust-proxy: %s\n", cmd, err);
+    return bad ? -1 : 0;
+}
 
 int cmd_gateway(int argc, char **argv)
 {
@@ -39,7 +52,10 @@ int cmd_gateway(int argc, char **argv)
         switch (ch) {
         case 'c': o.cluster_path = optarg; break;
         case 'l': o.listen_addr = optarg; break;
-        case 'p': o.trust_proxy = optarg; break;
+        case 'p':
+            if (cli_check_trust_proxy("gateway", optarg)) return 2;
+            o.trust_proxy = optarg;
+            break;
         case 'C': o.tls_cert = optarg; break;
         case 'K': o.tls_key = optarg; break;
         case 'm': {
@@ -61,6 +77,11 @@ int cmd_gateway(int argc, char **argv)
     }
     if (!o.tls_cert != !o.tls_key) {
         fprintf(stderr, "linkraft gateway: --tls-cert and --tls-key go together\n");
+        return 2;
+    }
+    char err[512];
+    if (o.tls_cert && http_tls_check(o.tls_cert, o.tls_key, err, sizeof err)) {
+        fprintf(stderr, "linkraft gateway: %s\n", err);
         return 2;
     }
     return gateway_run(&o);

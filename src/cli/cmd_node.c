@@ -56,7 +56,10 @@ int cmd_node(int argc, char **argv)
         case 'd': o.data_dir = optarg; break;
         case 's': o.secret_path = optarg; break;
         case 'j': o.join = true; break;
-        case 'p': o.trust_proxy = optarg; break;
+        case 'p':
+            if (cli_check_trust_proxy("node", optarg)) return 2;
+            o.trust_proxy = optarg;
+            break;
         case 'h': node_usage(stdout); return 0;
         case 'i': case 't': case 'e': case 'b': case 'n': case 'r':
             if (cli_parse_u64(optarg, &v) || v > 1000000000ull) {

@@ -13,5 +13,8 @@ int cmd_demo(int argc, char **argv);
 
 /* Parses a positive decimal integer; -1 if s is not one. */
 int cli_parse_u64(const char *s, unsigned long long *out);
+/* Checks a --trust-proxy list ("CIDR,..."); -1 after saying what is wrong
+ * on stderr (cmd_gateway.c). */
+int cli_check_trust_proxy(const char *cmd, const char *list);
 
 #endif

@@ -80,6 +80,15 @@ void http_tls_ctx_free(struct ssl_ctx_st *ctx)
     SSL_CTX_free(ctx);
 }
 
+int http_tls_check(const char *cert_file, const char *key_file, char *err, size_t errcap)
+{
+    SSL_CTX *ctx;
+    if (http_tls_ctx_create(cert_file, key_file, &ctx, err, errcap) < 0)
+        return -1;
+    SSL_CTX_free(ctx);
+    return 0;
+}
+
 int http_tls_conn_init(struct http_conn *c)
 {
     SSL *ssl = SSL_new(c->srv->tls_ctx);

@@ -252,6 +252,15 @@ def test_gateway_serves_https_with_secure_cookies_and_hsts(make_cluster, tmp_pat
         p.terminate()
         p.wait(10)
 
+    # A key that is not a key, or a bad --trust-proxy: a configuration
+    # error (exit 2) that says which file or value.
+    bad = subprocess.run([BINARY, "gateway", "--cluster", c.cluster_file, "--listen", "127.0.0.1:1",
+                          "--tls-cert", cert, "--tls-key", cert], capture_output=True, timeout=20)
+    assert bad.returncode == 2 and b"private key" in bad.stderr and cert.encode() in bad.stderr, bad.stderr
+    bad = subprocess.run([BINARY, "node", "--cluster", c.cluster_file, "--id", "1", "--data", str(tmp_path / "x"),
+                          "--trust-proxy", "10.0.0.0/8,300.1.1.1"], capture_output=True, timeout=20)
+    assert bad.returncode == 2 and b"300.1.1.1" in bad.stderr, bad.stderr
+
     # A plain gateway: no Secure, no HSTS, even if a client claims https.
     gw = c.start_gateway()
     st, h, body = request_from("127.0.0.6", gw, "POST", "/api/v1/signup", {"username": "plain", "password": PW},
