@@ -201,6 +201,17 @@ static void metrics_text(struct node *n, struct buf *b)
                (unsigned long long)ns.dropped_malformed, (unsigned long long)ns.dropped_unauthenticated,
                (unsigned long long)hs.requests, (unsigned long long)hs.connections_open,
                (unsigned long long)store_committed(n->store));
+    /* The web edge under abuse (docs/security.md). */
+    buf_printf(b,
+               "# TYPE linkraft_http_connections_closed_total counter\n"
+               "linkraft_http_connections_closed_total{reason=\"too_slow\"} %llu\n"
+               "linkraft_http_connections_closed_total{reason=\"evicted_idle\"} %llu\n"
+               "linkraft_http_connections_closed_total{reason=\"evicted_slow\"} %llu\n"
+               "linkraft_http_connections_closed_total{reason=\"full\"} %llu\n"
+               "linkraft_http_connections_closed_total{reason=\"per_address\"} %llu\n",
+               (unsigned long long)hs.timed_out, (unsigned long long)hs.evicted_idle,
+               (unsigned long long)hs.evicted_slow, (unsigned long long)hs.refused_full,
+               (unsigned long long)hs.refused_addr);
 }
 
 /* ---- Key-value API ------------------------------------------------------------ */
