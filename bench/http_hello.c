@@ -46,6 +46,7 @@ int main(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     memset(body, 'x', sizeof body);
     http_options_default(&o);
+    o.max_conns_per_addr = 100000; /* wrk is one address; nginx here has no limit_conn either */
     if (http_server_start(loop, addr, &o, handler, NULL, &srv, err, sizeof err) != 0) {
         fprintf(stderr, "http_hello: %s\n", err);
         return 1;

@@ -24,7 +24,7 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 make -s build/libhttp.a
 mkdir -p build/bench
 cc -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude bench/http_hello.c build/libhttp.a \
-   -luv -lhttp_parser -o build/bench/http_hello
+   -luv -lhttp_parser -lssl -lcrypto -o build/bench/http_hello
 
 tmp=$(mktemp -d /tmp/http_hello.XXXXXX)
 chmod 755 "$tmp"
