@@ -190,7 +190,7 @@ struct http_options {
     size_t max_stream_queue;    /* default 262144: bytes of a streamed response
                                  * queued before writes return HTTP_STREAM_FULL */
     const struct http_trust *trust; /* NULL: nobody; copied by http_server_start */
-    unsigned max_conns_per_addr; /* default 64: connections open from one client
+    unsigned max_conns_per_addr; /* default 256: connections open from one client
                                   * address (trusted proxies: no limit); more are
                                   * closed at once */
     unsigned min_body_rate;      /* default 4096 bytes/s: after body_grace_ms a body

@@ -33,7 +33,7 @@ void http_options_default(struct http_options *o)
     o->max_connections = 4096;
     o->max_pipeline = 16;
     o->max_stream_queue = 256 * 1024;
-    o->max_conns_per_addr = 64;
+    o->max_conns_per_addr = 256;
     o->min_body_rate = 4096;
     o->body_grace_ms = 2000;
 }

@@ -208,6 +208,11 @@ const char *site_parse_url(const char *s, size_t len, struct site_url *out)
         if (c == '\\')
             return "a URL cannot contain '\\' (browsers read it as '/')";
     }
+    for (size_t i = 0; i < len;) {
+        uint32_t cp = utf8_next((const unsigned char *)s, &i);
+        if (is_control(cp) || is_bidi_control(cp))
+            return "a URL cannot contain control characters or bidirectional overrides (percent-encode them)";
+    }
     size_t scheme_len;
     if (len >= 7 && !strncasecmp(s, "http://", 7))
         scheme_len = 4;

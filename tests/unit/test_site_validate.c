@@ -194,6 +194,16 @@ TEST(titles_refuse_bidi_controls_and_invisible_text)
     CHECK(site_check_title("\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x92\xbb", 11, &a, &n) == NULL);
 }
 
+/* The same characters are refused in a URL (its path is user text too). */
+TEST(urls_refuse_bidi_controls)
+{
+    const char *rlo = "https://a.example/x\xe2\x80\xaey", *nel = "https://a.example/x\xc2\x85y";
+    const char *ok = "https://a.example/caf\xc3\xa9";
+    CHECK(site_parse_url(rlo, strlen(rlo), &u) != NULL);
+    CHECK(site_parse_url(nel, strlen(nel), &u) != NULL);
+    CHECK(site_parse_url(ok, strlen(ok), &u) == NULL);
+}
+
 /* Where a form may send the browser after it succeeds. */
 TEST(local_paths_for_redirects)
 {
@@ -223,5 +233,6 @@ int main(void)
     RUN(titles);
     RUN(titles_refuse_bidi_controls_and_invisible_text);
     RUN(local_paths_for_redirects);
+    RUN(urls_refuse_bidi_controls);
     return HARNESS_END();
 }
