@@ -2,27 +2,35 @@
  * HTTP: `linkraft status`, `linkraft member add|promote|remove`,
  * `linkraft transfer-leader`. Membership and leadership changes go to the
  * leader (found by asking each member's /leaderz) and are carried out by it
- * through the log. */
+ * through the log. With --secret-file each such request carries a proof of
+ * the cluster secret made for that leader (admin_auth.h); the secret itself
+ * is never sent. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
+#include "admin_auth.h"
 #include "cli/commands.h"
 #include "cli/httpc.h"
 #include "cluster.h"
 #include "common/json.h"
+#include "net.h"
 
 #define ADMIN_TIMEOUT_MS 2000
 
 struct admin_args {
     const char *cluster_path;
+    const char *secret_path;
     unsigned long long id, to;
     int learner;
 };
 
-/* Parses --cluster, --id, --to, --learner, --help. want: which are allowed. */
+/* Parses --cluster, --id, --to, --learner, --secret-file, --help. want:
+ * which are allowed. */
 static int parse_admin(int argc, char **argv, const char *name, const char *usage, const char *want,
                        struct admin_args *a)
 {
@@ -31,6 +39,7 @@ static int parse_admin(int argc, char **argv, const char *name, const char *usag
         { "id", required_argument, 0, 'i' },
         { "to", required_argument, 0, 't' },
         { "learner", no_argument, 0, 'l' },
+        { "secret-file", required_argument, 0, 's' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -52,6 +61,8 @@ static int parse_admin(int argc, char **argv, const char *name, const char *usag
             a->cluster_path = optarg;
         } else if (ch == 'l') {
             a->learner = 1;
+        } else if (ch == 's') {
+            a->secret_path = optarg;
         } else if (cli_parse_u64(optarg, ch == 'i' ? &a->id : &a->to)) {
             fprintf(stderr, "linkraft %s: --%s wants a positive member id, not '%s'\n", name,
                     ch == 'i' ? "id" : "to", optarg);
@@ -85,7 +96,7 @@ static const struct cluster_member *find_leader(const struct cluster *c)
     for (size_t i = 0; i < c->n; i++) {
         struct httpc_response r;
         char err[256];
-        if (httpc_request(c->members[i].http_addr, "GET", "/leaderz", NULL, ADMIN_TIMEOUT_MS, &r, err, sizeof err))
+        if (httpc_request(c->members[i].http_addr, "GET", "/leaderz", NULL, NULL, ADMIN_TIMEOUT_MS, &r, err, sizeof err))
             continue;
         int status = r.status;
         httpc_response_free(&r);
@@ -125,7 +136,7 @@ int cmd_status(int argc, char **argv)
         const struct cluster_member *m = &c.members[i];
         struct httpc_response r;
         char err[256];
-        if (httpc_request(m->http_addr, "GET", "/api/v1/cluster", NULL, ADMIN_TIMEOUT_MS, &r, err, sizeof err)) {
+        if (httpc_request(m->http_addr, "GET", "/api/v1/cluster", NULL, NULL, ADMIN_TIMEOUT_MS, &r, err, sizeof err)) {
             printf("%-4llu %-10s %-6s %-10s %-10s %-10s %s (%s)\n", (unsigned long long)m->id, "-", "-", "-", "-",
                    "no", m->http_addr, err);
             continue;
@@ -167,18 +178,58 @@ int cmd_status(int argc, char **argv)
     return 0;
 }
 
-/* Sends method+path+body to the leader and reports the answer. */
-static int to_leader(const char *name, const struct cluster *c, const char *method, const char *path,
-                     const char *body)
+/* The admin key from --secret-file (0), or nothing without one (0: the
+ * requests go unsigned, which a cluster without a secret accepts from
+ * loopback), or 2 with a message. */
+static int load_key(const char *name, const char *path, uint8_t key[ADMIN_AUTH_KEY_BYTES], int *have)
+{
+    *have = 0;
+    if (!path)
+        return 0;
+    if (sodium_init() < 0) {
+        fprintf(stderr, "linkraft %s: libsodium could not initialize\n", name);
+        return 2;
+    }
+    uint8_t *secret;
+    size_t len;
+    char err[512];
+    if (net_load_secret(path, &secret, &len, err, sizeof err)) {
+        fprintf(stderr, "linkraft %s: %s\n", name, err);
+        return 2;
+    }
+    admin_auth_key(key, secret, len);
+    sodium_memzero(secret, len);
+    free(secret);
+    *have = 1;
+    return 0;
+}
+
+/* Sends method+path+body to the leader, proven with key if have_key, and
+ * reports the answer. */
+static int to_leader(const char *name, const struct cluster *c, const uint8_t *key, int have_key,
+                     const char *method, const char *path, const char *body)
 {
     const struct cluster_member *leader = find_leader(c);
     if (!leader) {
         fprintf(stderr, "linkraft %s: no member of the cluster file answers as leader; is a majority running?\n", name);
         return 1;
     }
+    char auth[ADMIN_AUTH_HEADER_MAX + 32] = "";
+    if (have_key) {
+        uint8_t nonce[ADMIN_AUTH_NONCE_BYTES];
+        char value[ADMIN_AUTH_HEADER_MAX];
+        randombytes_buf(nonce, sizeof nonce);
+        if (admin_auth_sign(key, leader->id, method, path, body ? body : "", body ? strlen(body) : 0,
+                            (int64_t)time(NULL), nonce, value, sizeof value)) {
+            fprintf(stderr, "linkraft %s: cannot sign the request\n", name);
+            return 1;
+        }
+        snprintf(auth, sizeof auth, "Authorization: %s\r\n", value);
+    }
     struct httpc_response r;
     char err[256];
-    if (httpc_request(leader->http_addr, method, path, body, ADMIN_TIMEOUT_MS * 2, &r, err, sizeof err)) {
+    if (httpc_request(leader->http_addr, method, path, body, have_key ? auth : NULL, ADMIN_TIMEOUT_MS * 2, &r, err,
+                      sizeof err)) {
         fprintf(stderr, "linkraft %s: %s\n", name, err);
         return 1;
     }
@@ -197,16 +248,18 @@ static int to_leader(const char *name, const struct cluster *c, const char *meth
 int cmd_member(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: linkraft member add --cluster FILE --id N [--learner]\n"
-        "       linkraft member promote --cluster FILE --id N\n"
-        "       linkraft member remove --cluster FILE --id N\n"
+        "usage: linkraft member add --cluster FILE --id N [--learner] [--secret-file F]\n"
+        "       linkraft member promote --cluster FILE --id N [--secret-file F]\n"
+        "       linkraft member remove --cluster FILE --id N [--secret-file F]\n"
         "\n"
         "Changes the membership through the leader, one server at a time (§4.1).\n"
         "add: N (whose addresses are in FILE, already started with 'linkraft node --join')\n"
         "     joins as a learner and is promoted to voter once caught up; with --learner it\n"
         "     stays a learner (never votes, never counts towards a quorum).\n"
         "promote: make learner N a voter now.\n"
-        "remove: N leaves; a leader that removes itself steps down once that commits.\n";
+        "remove: N leaves; a leader that removes itself steps down once that commits.\n"
+        "--secret-file F: the cluster's secret (the nodes' --secret-file), proven on each\n"
+        "     request and never sent; a cluster without one takes these from loopback only.\n";
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -217,7 +270,7 @@ int cmd_member(int argc, char **argv)
         return 2;
     }
     struct admin_args a;
-    int rc = parse_admin(argc - 1, argv + 1, "member", usage, !strcmp(verb, "add") ? "cil" : "ci", &a);
+    int rc = parse_admin(argc - 1, argv + 1, "member", usage, !strcmp(verb, "add") ? "cils" : "cis", &a);
     if (rc >= 0)
         return rc;
     if (!a.id) {
@@ -226,6 +279,10 @@ int cmd_member(int argc, char **argv)
     }
     struct cluster c;
     if (load_cluster("member", a.cluster_path, &c))
+        return 2;
+    uint8_t key[ADMIN_AUTH_KEY_BYTES];
+    int have_key;
+    if (load_key("member", a.secret_path, key, &have_key))
         return 2;
     if (!strcmp(verb, "add") && !cluster_find(&c, a.id)) {
         fprintf(stderr, "linkraft member add: %s has no line for node %llu (add its addresses there first)\n",
@@ -237,25 +294,26 @@ int cmd_member(int argc, char **argv)
         const struct cluster_member *m = cluster_find(&c, a.id);
         snprintf(body, sizeof body, "{\"id\":%llu,\"learner\":%s,\"raft_address\":\"%s\",\"http_address\":\"%s\"}",
                  a.id, a.learner ? "true" : "false", m->raft_addr, m->http_addr);
-        return to_leader("member add", &c, "POST", "/api/v1/members", body);
+        return to_leader("member add", &c, key, have_key, "POST", "/api/v1/members", body);
     }
     if (!strcmp(verb, "promote")) {
         snprintf(path, sizeof path, "/api/v1/members/%llu/promote", a.id);
-        return to_leader("member promote", &c, "POST", path, "{}");
+        return to_leader("member promote", &c, key, have_key, "POST", path, "{}");
     }
     snprintf(path, sizeof path, "/api/v1/members/%llu", a.id);
-    return to_leader("member remove", &c, "DELETE", path, NULL);
+    return to_leader("member remove", &c, key, have_key, "DELETE", path, NULL);
 }
 
 int cmd_transfer_leader(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: linkraft transfer-leader --cluster FILE --to N\n"
+        "usage: linkraft transfer-leader --cluster FILE --to N [--secret-file F]\n"
         "\n"
         "Asks the leader to hand leadership to voter N (§3.10): the leader brings N up to\n"
-        "date, then tells it to start an election at once. Waits until N leads (5 s).\n";
+        "date, then tells it to start an election at once. Waits until N leads (5 s).\n"
+        "--secret-file F: the cluster's secret, proven on the request and never sent.\n";
     struct admin_args a;
-    int rc = parse_admin(argc, argv, "transfer-leader", usage, "ct", &a);
+    int rc = parse_admin(argc, argv, "transfer-leader", usage, "cts", &a);
     if (rc >= 0)
         return rc;
     if (!a.to) {
@@ -270,9 +328,13 @@ int cmd_transfer_leader(int argc, char **argv)
         fprintf(stderr, "linkraft transfer-leader: %s has no line for node %llu\n", a.cluster_path, a.to);
         return 2;
     }
+    uint8_t key[ADMIN_AUTH_KEY_BYTES];
+    int have_key;
+    if (load_key("transfer-leader", a.secret_path, key, &have_key))
+        return 2;
     char body[64];
     snprintf(body, sizeof body, "{\"to\":%llu}", a.to);
-    rc = to_leader("transfer-leader", &c, "POST", "/api/v1/transfer-leader", body);
+    rc = to_leader("transfer-leader", &c, key, have_key, "POST", "/api/v1/transfer-leader", body);
     if (rc)
         return rc;
     struct timespec start, now;
@@ -280,7 +342,7 @@ int cmd_transfer_leader(int argc, char **argv)
     for (;;) {
         struct httpc_response r;
         char err[256];
-        if (!httpc_request(target->http_addr, "GET", "/leaderz", NULL, 500, &r, err, sizeof err)) {
+        if (!httpc_request(target->http_addr, "GET", "/leaderz", NULL, NULL, 500, &r, err, sizeof err)) {
             int status = r.status;
             httpc_response_free(&r);
             if (status == 200) {
