@@ -5,9 +5,14 @@ changes nothing and puts nothing in the log; `member add` of a member
 changes nothing; the gateway never forwards admin paths or /metrics; the
 public views show no addresses. Real processes on loopback."""
 import json
+import os
+import shutil
+import subprocess
 import time
 
-from lrcluster import admin_proof, request, wait_for
+import pytest
+
+from lrcluster import ROOT, admin_proof, free_ports, request, wait_for
 
 SECRET = "correct horse battery staple"
 EVIL = {"Content-Type": "text/plain", "Origin": "http://evil.example"}
@@ -223,3 +228,41 @@ def test_public_views_show_no_addresses(make_cluster):
     seen = {m["id"]: (m["raft_address"], m["http_address"]) for m in r.json()["members"]}
     assert seen == {i: (c.raft[i], c.http[i]) for i in (1, 2, 3)}
     assert c.admin_req(leader, "GET", "/api/v1/cluster", secret="not the secret at all").status == 401
+
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+
+@pytest.mark.skipif(not os.path.exists(HAPROXY), reason="haproxy is not installed (scripts/deps.sh test installs it)")
+def test_haproxy_config_from_docs_exposes_no_admin_path(make_cluster):
+    c = make_cluster(3)
+    c.start_all()
+    leader = c.wait_leader()
+    other = next(i for i in (1, 2, 3) if i != leader)
+    with open(os.path.join(ROOT, "docs", "haproxy.cfg")) as f:
+        cfg = f.read()
+    port = free_ports(1)[0]
+    cfg = cfg.replace("bind 127.0.0.1:8080", "bind 127.0.0.1:%d" % port)
+    for i in (1, 2, 3):
+        cfg = cfg.replace("127.0.0.1:800%d" % i, c.http[i])
+    path = os.path.join(c.dir, "haproxy.cfg")
+    with open(path, "w") as f:
+        f.write(cfg)
+    log = open(os.path.join(c.dir, "haproxy.log"), "wb")
+    p = subprocess.Popen([HAPROXY, "-db", "-f", path], stdout=log, stderr=log)
+    try:
+        front = "127.0.0.1:%d" % port
+        wait_for("haproxy to serve", lambda: request(front, "GET", "/api/v1/cluster").status == 200)
+        before = settled(c, leader)
+        assert request(front, "GET", "/metrics").status == 404
+        assert request(front, "POST", "/api/v1/transfer-leader", body={"to": other}).status == 404
+        assert request(front, "DELETE", "/api/v1/members/%d" % other).status == 404
+        assert request(front, "POST", "/api/v1/members", body={"id": 4}).status == 404
+        # The client named by a proxy in front of HAProxy is not local.
+        r = request(front, "PUT", "/api/v1/kv/x", body=b"1", headers={"X-Forwarded-For": "198.51.100.7"})
+        assert r.status == 403
+        assert c.leader() == leader and last_index(c, leader) == before
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+        log.close()
