@@ -14,8 +14,8 @@
  * key the peer handshake uses), TARGET is the path as sent plus "?query" if
  * any, N the id of the node meant to carry the request out (0: any node,
  * accepted only where the caller allows it), T the client's Unix time in
- * seconds and HEX32 16 random bytes. A node accepts a proof only within
- * ADMIN_AUTH_WINDOW_S of its own clock and only once: it remembers every
+ * milliseconds and HEX32 16 random bytes. A node accepts a proof only within
+ * ADMIN_AUTH_WINDOW_MS of its own clock and only once: it remembers every
  * nonce it accepted until the proof could no longer pass the time check, so
  * a captured request cannot be replayed on it.
  *
@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 #define ADMIN_AUTH_SCHEME "Linkraft-HMAC"
-#define ADMIN_AUTH_WINDOW_S 60      /* a proof is good for this long either side of the node's clock */
+#define ADMIN_AUTH_WINDOW_MS 60000 /* a proof is good for this long either side of the node's clock */
 #define ADMIN_AUTH_NONCE_BYTES 16
 #define ADMIN_AUTH_KEY_BYTES 32
 #define ADMIN_AUTH_HEADER_MAX 192   /* the header's value, with its NUL */
@@ -44,18 +44,22 @@ enum admin_auth_result {
     ADMIN_AUTH_BAD_MAC = -5,    /* wrong secret, or the request was changed */
     ADMIN_AUTH_REPLAY = -6,     /* this nonce was already accepted */
     ADMIN_AUTH_BUSY = -7,       /* ADMIN_REPLAY_MAX proofs within the window */
+    ADMIN_AUTH_EARLY = -8,      /* made before not_before (the node's start) */
 };
 
 /* A person-readable reason for a result, saying what to do. */
 const char *admin_auth_strerror(int rc);
 
 /* The nonces accepted and not yet expired. Zero-initialized = empty; no
- * allocation (it lives inside the node). */
+ * allocation (it lives inside the node). The memory does not survive a
+ * restart, so a node sets not_before to its start time: a proof made before
+ * it (which it might have accepted in its previous life) fails. */
 struct admin_replay {
+    int64_t not_before;         /* Unix time in ms; 0: no bound */
     size_t n;
     struct {
         uint8_t nonce[ADMIN_AUTH_NONCE_BYTES];
-        int64_t expires;        /* the proof's ts + ADMIN_AUTH_WINDOW_S */
+        int64_t expires;        /* the proof's ts + ADMIN_AUTH_WINDOW_MS */
     } e[ADMIN_REPLAY_MAX];
 };
 
@@ -64,14 +68,14 @@ void admin_auth_key(uint8_t key[ADMIN_AUTH_KEY_BYTES], const uint8_t *secret, si
 
 /* Writes the Authorization header's value (without "Authorization: ") for
  * a request of method to target with body, meant for node (0: any), made
- * at now_s with nonce. Returns 0, or -1 if cap (>= ADMIN_AUTH_HEADER_MAX
+ * at now_ms with nonce. Returns 0, or -1 if cap (>= ADMIN_AUTH_HEADER_MAX
  * is enough) is too small. */
 int admin_auth_sign(const uint8_t key[ADMIN_AUTH_KEY_BYTES], uint64_t node, const char *method, const char *target,
-                    const void *body, size_t body_len, int64_t now_s, const uint8_t nonce[ADMIN_AUTH_NONCE_BYTES],
+                    const void *body, size_t body_len, int64_t now_ms, const uint8_t nonce[ADMIN_AUTH_NONCE_BYTES],
                     char *out, size_t cap);
 
 /* Checks an Authorization value (hdr, hdr_len bytes; NULL: missing) for a
- * request of method to target with body, received by node self at now_s.
+ * request of method to target with body, received by node self at now_ms.
  * A proof for node 0 passes only if any_node. On ADMIN_AUTH_OK with
  * consume, its nonce is remembered in seen (which may be NULL when not
  * consuming): the same proof then fails with ADMIN_AUTH_REPLAY. The MAC is
@@ -79,7 +83,7 @@ int admin_auth_sign(const uint8_t key[ADMIN_AUTH_KEY_BYTES], uint64_t node, cons
  * Returns an admin_auth_result. */
 int admin_auth_verify(const uint8_t key[ADMIN_AUTH_KEY_BYTES], struct admin_replay *seen, uint64_t self,
                       bool any_node, const char *method, const char *target, const void *body, size_t body_len,
-                      const char *hdr, size_t hdr_len, int64_t now_s, bool consume);
+                      const char *hdr, size_t hdr_len, int64_t now_ms, bool consume);
 
 /* Whether ip (text, no port: "127.0.0.1", "::1", "::ffff:127.0.0.2") is a
  * loopback address. */

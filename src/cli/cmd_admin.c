@@ -204,6 +204,14 @@ static int load_key(const char *name, const char *path, uint8_t key[ADMIN_AUTH_K
     return 0;
 }
 
+/* Wall-clock time in ms, as proofs carry it. */
+static int64_t admin_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Sends method+path+body to the leader, proven with key if have_key, and
  * reports the answer. */
 static int to_leader(const char *name, const struct cluster *c, const uint8_t *key, int have_key,
@@ -220,7 +228,7 @@ static int to_leader(const char *name, const struct cluster *c, const uint8_t *k
         char value[ADMIN_AUTH_HEADER_MAX];
         randombytes_buf(nonce, sizeof nonce);
         if (admin_auth_sign(key, leader->id, method, path, body ? body : "", body ? strlen(body) : 0,
-                            (int64_t)time(NULL), nonce, value, sizeof value)) {
+                            admin_now_ms(), nonce, value, sizeof value)) {
             fprintf(stderr, "linkraft %s: cannot sign the request\n", name);
             return 1;
         }

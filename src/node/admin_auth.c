@@ -31,6 +31,7 @@ const char *admin_auth_strerror(int rc)
     case ADMIN_AUTH_BAD_MAC: return "the proof does not match: wrong secret, or the request was changed on the way";
     case ADMIN_AUTH_REPLAY: return "this proof was already used: each request needs a fresh one";
     case ADMIN_AUTH_BUSY: return "too many admin requests within a minute: retry later";
+    case ADMIN_AUTH_EARLY: return "the proof was made before this node started: make a new one";
     default: return "unknown error";
     }
 }
@@ -68,15 +69,15 @@ static void compute_mac(const uint8_t key[ADMIN_AUTH_KEY_BYTES], uint64_t node, 
 }
 
 int admin_auth_sign(const uint8_t key[ADMIN_AUTH_KEY_BYTES], uint64_t node, const char *method, const char *target,
-                    const void *body, size_t body_len, int64_t now_s, const uint8_t nonce[ADMIN_AUTH_NONCE_BYTES],
+                    const void *body, size_t body_len, int64_t now_ms, const uint8_t nonce[ADMIN_AUTH_NONCE_BYTES],
                     char *out, size_t cap)
 {
     char nonce_hex[2 * ADMIN_AUTH_NONCE_BYTES + 1], mac_hex[2 * MAC_BYTES + 1];
     uint8_t mac[MAC_BYTES];
     sodium_bin2hex(nonce_hex, sizeof nonce_hex, nonce, ADMIN_AUTH_NONCE_BYTES);
-    compute_mac(key, node, method, target, body, body_len, now_s, nonce_hex, mac);
+    compute_mac(key, node, method, target, body, body_len, now_ms, nonce_hex, mac);
     sodium_bin2hex(mac_hex, sizeof mac_hex, mac, sizeof mac);
-    int n = snprintf(out, cap, ADMIN_AUTH_SCHEME " node=%" PRIu64 ", ts=%" PRId64 ", nonce=%s, mac=%s", node, now_s,
+    int n = snprintf(out, cap, ADMIN_AUTH_SCHEME " node=%" PRIu64 ", ts=%" PRId64 ", nonce=%s, mac=%s", node, now_ms,
                      nonce_hex, mac_hex);
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
@@ -173,18 +174,18 @@ static int parse_proof(const char *h, size_t len, struct proof *p)
 }
 
 /* Forgets the nonces whose proofs could no longer pass the time check. */
-static void replay_expire(struct admin_replay *seen, int64_t now_s)
+static void replay_expire(struct admin_replay *seen, int64_t now_ms)
 {
     size_t w = 0;
     for (size_t i = 0; i < seen->n; i++)
-        if (seen->e[i].expires >= now_s)
+        if (seen->e[i].expires >= now_ms)
             seen->e[w++] = seen->e[i];
     seen->n = w;
 }
 
 int admin_auth_verify(const uint8_t key[ADMIN_AUTH_KEY_BYTES], struct admin_replay *seen, uint64_t self,
                       bool any_node, const char *method, const char *target, const void *body, size_t body_len,
-                      const char *hdr, size_t hdr_len, int64_t now_s, bool consume)
+                      const char *hdr, size_t hdr_len, int64_t now_ms, bool consume)
 {
     if (!hdr)
         return ADMIN_AUTH_MISSING;
@@ -194,7 +195,7 @@ int admin_auth_verify(const uint8_t key[ADMIN_AUTH_KEY_BYTES], struct admin_repl
         return ADMIN_AUTH_MALFORMED;
     if (p.node != self && !(p.node == 0 && any_node))
         return ADMIN_AUTH_WRONG_NODE;
-    if (p.ts < now_s - ADMIN_AUTH_WINDOW_S || p.ts > now_s + ADMIN_AUTH_WINDOW_S)
+    if (p.ts < now_ms - ADMIN_AUTH_WINDOW_MS || p.ts > now_ms + ADMIN_AUTH_WINDOW_MS)
         return ADMIN_AUTH_STALE;
     uint8_t want[MAC_BYTES];
     compute_mac(key, p.node, method, target, body, body_len, p.ts, p.nonce_hex, want);
@@ -203,14 +204,16 @@ int admin_auth_verify(const uint8_t key[ADMIN_AUTH_KEY_BYTES], struct admin_repl
         return ADMIN_AUTH_BAD_MAC;
     if (!consume)
         return ADMIN_AUTH_OK;
-    replay_expire(seen, now_s);
+    if (p.ts < seen->not_before)
+        return ADMIN_AUTH_EARLY;
+    replay_expire(seen, now_ms);
     for (size_t i = 0; i < seen->n; i++)
         if (!memcmp(seen->e[i].nonce, p.nonce, ADMIN_AUTH_NONCE_BYTES))
             return ADMIN_AUTH_REPLAY;
     if (seen->n == ADMIN_REPLAY_MAX)
         return ADMIN_AUTH_BUSY; /* forgetting one would let it be replayed */
     memcpy(seen->e[seen->n].nonce, p.nonce, ADMIN_AUTH_NONCE_BYTES);
-    seen->e[seen->n].expires = p.ts + ADMIN_AUTH_WINDOW_S;
+    seen->e[seen->n].expires = p.ts + ADMIN_AUTH_WINDOW_MS;
     seen->n++;
     return ADMIN_AUTH_OK;
 }

@@ -278,7 +278,7 @@ static bool admin_allowed(struct node *n, struct http_exchange *x, const struct 
     const char *h = http_header_get(req, "Authorization", &hlen);
     int rc = target.oom ? ADMIN_AUTH_BUSY
            : admin_auth_verify(key, &n->admin_seen, n->o.id, any_node, req->method, target.p, req->body,
-                               req->body_len, h, hlen, (int64_t)time(NULL), consume);
+                               req->body_len, h, hlen, (int64_t)node_now_ms(), consume);
     buf_free(&target);
     sodium_memzero(key, sizeof key);
     if (rc == ADMIN_AUTH_OK)

@@ -1250,6 +1250,7 @@ static int start(struct node *n, char *err, size_t errcap)
         return 1;
     struct http_options ho;
     http_options_default(&ho);
+    n->admin_seen.not_before = (int64_t)node_now_ms(); /* admin proofs from before this start may have been used */
     if (http_server_start(&n->loop, self->http_addr, &ho, node_api_handle, n, &n->http, err, errcap))
         return 1;
 

@@ -63,8 +63,8 @@ def admin_key(secret):
 def admin_proof(secret, node, method, target, body=b"", ts=None, nonce=None):
     """The Authorization header value proving `secret` for one request:
     HMAC-SHA-512-256 (libsodium's: HMAC-SHA-512 cut to 32 bytes) over method,
-    target, node (0: any), time, nonce and the body's SHA-256."""
-    ts = int(time.time()) if ts is None else ts
+    target, node (0: any), time (Unix ms), nonce and the body's SHA-256."""
+    ts = int(time.time() * 1000) if ts is None else ts
     nonce = os.urandom(16).hex() if nonce is None else nonce
     text = "linkraft-admin-v1\n%s\n%s\n%d\n%d\n%s\n%s" % (
         method, target, node, ts, nonce, hashlib.sha256(body or b"").hexdigest())

@@ -59,7 +59,7 @@ def test_anonymous_admin_requests_are_refused_with_a_secret(make_cluster):
     before, config = settled(c, leader), members(c, leader)
     statuses = anonymous_attempts(c, leader, other)
     # A proof that looks right but is not: garbage, and another secret.
-    junk = {"Authorization": "Linkraft-HMAC node=%d, ts=%d, nonce=%s, mac=%s" % (leader, time.time(), "0" * 32, "0" * 64)}
+    junk = {"Authorization": "Linkraft-HMAC node=%d, ts=%d, nonce=%s, mac=%s" % (leader, time.time() * 1000, "0" * 32, "0" * 64)}
     statuses.append(c.req(leader, "POST", "/api/v1/transfer-leader", body={"to": other}, headers=junk).status)
     statuses.append(c.admin_req(leader, "POST", "/api/v1/transfer-leader", body={"to": other},
                                 secret="another secret, also long").status)
@@ -85,15 +85,15 @@ def test_forged_replayed_stale_and_tampered_proofs_are_refused(make_cluster):
     leader = c.wait_leader()
     other = next(i for i in (1, 2, 3) if i != leader)
     before = settled(c, leader)
-    now = int(time.time())
+    now = int(time.time() * 1000)
 
     def send(body, proof, path="/api/v1/transfer-leader", method="POST", to=leader):
         return c.req(to, method, path, body=body, headers={"Content-Type": "application/json", "Authorization": proof})
 
     body = json.dumps({"to": other}).encode()
     # Stale and future beyond the window, made for another node, tampered body.
-    assert send(body, admin_proof(SECRET, leader, "POST", "/api/v1/transfer-leader", body, ts=now - 120)).status == 401
-    assert send(body, admin_proof(SECRET, leader, "POST", "/api/v1/transfer-leader", body, ts=now + 120)).status == 401
+    assert send(body, admin_proof(SECRET, leader, "POST", "/api/v1/transfer-leader", body, ts=now - 120000)).status == 401
+    assert send(body, admin_proof(SECRET, leader, "POST", "/api/v1/transfer-leader", body, ts=now + 120000)).status == 401
     assert send(body, admin_proof(SECRET, other, "POST", "/api/v1/transfer-leader", body)).status == 401
     assert send(body, admin_proof(SECRET, 0, "POST", "/api/v1/transfer-leader", body)).status == 401
     third = json.dumps({"to": 6 - leader - other}).encode()
@@ -118,6 +118,11 @@ def test_forged_replayed_stale_and_tampered_proofs_are_refused(make_cluster):
     assert r.status == 409  # already a voter: proven, then refused by Raft
     r = c.req(leader, "POST", "/api/v1/members/%d/promote" % other, body=b"{}", headers={"Authorization": proof})
     assert r.status == 401
+    # ... also once the node has restarted and forgotten what it accepted.
+    c.kill(leader)
+    c.start(leader)
+    r = c.req(leader, "POST", "/api/v1/members/%d/promote" % other, body=b"{}", headers={"Authorization": proof})
+    assert r.status == 401 and b"before this node started" in r.body, r.body
 
 
 def test_without_a_secret_only_loopback_clients_that_are_not_web_pages(make_cluster):

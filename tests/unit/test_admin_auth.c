@@ -13,7 +13,7 @@
 #include "admin_auth.h"
 
 static const char secret[] = "correct horse battery staple";
-static const int64_t now = 1800000000;
+static const int64_t now = 1800000000000; /* ms */
 
 static void key_of(const char *s, uint8_t key[ADMIN_AUTH_KEY_BYTES])
 {
@@ -55,7 +55,7 @@ TEST(a_signed_request_passes_once)
     struct admin_replay *seen = fresh();
     char h[ADMIN_AUTH_HEADER_MAX];
     sign(h, secret, 1, now, 7);
-    CHECK(!strncmp(h, "Linkraft-HMAC node=1, ts=1800000000, nonce=07000000", 51));
+    CHECK(!strncmp(h, "Linkraft-HMAC node=1, ts=1800000000000, nonce=07000000", 54));
     CHECK(strlen(h) < ADMIN_AUTH_HEADER_MAX);
     CHECK(strstr(h, secret) == NULL);
     CHECK_EQ_I(verify(seen, h, "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_OK);
@@ -84,9 +84,9 @@ TEST(anything_changed_fails)
 
     /* The fields cannot be edited either: a changed ts, node or nonce breaks the MAC. */
     sign(h, secret, 1, now, 3);
-    char *ts = strstr(h, "ts=1800000000");
+    char *ts = strstr(h, "ts=1800000000000");
     REQUIRE(ts);
-    ts[12] = '1';
+    ts[15] = '1';
     CHECK_EQ_I(verify(seen, h, "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_BAD_MAC);
     sign(h, secret, 1, now, 4);
     char *nonce = strstr(h, "nonce=");
@@ -112,11 +112,11 @@ TEST(outside_the_window_fails)
 {
     struct admin_replay *seen = fresh();
     char h[ADMIN_AUTH_HEADER_MAX];
-    sign(h, secret, 1, now - ADMIN_AUTH_WINDOW_S - 1, 1);
+    sign(h, secret, 1, now - ADMIN_AUTH_WINDOW_MS - 1, 1);
     CHECK_EQ_I(verify(seen, h, "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_STALE);
-    sign(h, secret, 1, now + ADMIN_AUTH_WINDOW_S + 1, 2);
+    sign(h, secret, 1, now + ADMIN_AUTH_WINDOW_MS + 1, 2);
     CHECK_EQ_I(verify(seen, h, "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_STALE);
-    sign(h, secret, 1, now - ADMIN_AUTH_WINDOW_S, 3);
+    sign(h, secret, 1, now - ADMIN_AUTH_WINDOW_MS, 3);
     CHECK_EQ_I(verify(seen, h, "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_OK);
     free(seen);
 }
@@ -127,17 +127,29 @@ TEST(nonces_are_forgotten_only_when_they_cannot_pass)
     char h[ADMIN_AUTH_HEADER_MAX];
     /* Made for a minute ahead (a client clock ahead of ours): still refused
      * as a replay just before it goes stale, two minutes later. */
-    sign(h, secret, 1, now + ADMIN_AUTH_WINDOW_S, 1);
+    sign(h, secret, 1, now + ADMIN_AUTH_WINDOW_MS, 1);
     CHECK_EQ_I(verify(seen, h, "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_OK);
-    CHECK_EQ_I(verify(seen, h, "DELETE", "/api/v1/members/3", "{}", false, now + 2 * ADMIN_AUTH_WINDOW_S),
+    CHECK_EQ_I(verify(seen, h, "DELETE", "/api/v1/members/3", "{}", false, now + 2 * ADMIN_AUTH_WINDOW_MS),
                ADMIN_AUTH_REPLAY);
-    CHECK_EQ_I(verify(seen, h, "DELETE", "/api/v1/members/3", "{}", false, now + 2 * ADMIN_AUTH_WINDOW_S + 1),
+    CHECK_EQ_I(verify(seen, h, "DELETE", "/api/v1/members/3", "{}", false, now + 2 * ADMIN_AUTH_WINDOW_MS + 1),
                ADMIN_AUTH_STALE);
     /* A later request purges it. */
-    sign(h, secret, 1, now + 3 * ADMIN_AUTH_WINDOW_S, 2);
-    CHECK_EQ_I(verify(seen, h, "DELETE", "/api/v1/members/3", "{}", false, now + 3 * ADMIN_AUTH_WINDOW_S),
+    sign(h, secret, 1, now + 3 * ADMIN_AUTH_WINDOW_MS, 2);
+    CHECK_EQ_I(verify(seen, h, "DELETE", "/api/v1/members/3", "{}", false, now + 3 * ADMIN_AUTH_WINDOW_MS),
                ADMIN_AUTH_OK);
     CHECK_EQ_U(seen->n, 1);
+    free(seen);
+}
+
+TEST(made_before_the_start_fails)
+{
+    struct admin_replay *seen = fresh();
+    char h[ADMIN_AUTH_HEADER_MAX];
+    seen->not_before = now;
+    sign(h, secret, 1, now - 1, 1);
+    CHECK_EQ_I(verify(seen, h, "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_EARLY);
+    sign(h, secret, 1, now, 2);
+    CHECK_EQ_I(verify(seen, h, "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_OK);
     free(seen);
 }
 
@@ -154,8 +166,8 @@ TEST(full_memory_refuses_rather_than_forgets)
     sign(h, secret, 1, now, 1000);
     CHECK_EQ_I(verify(seen, h, "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_REPLAY);
     /* Once they expire there is room again. */
-    sign(h, secret, 1, now + ADMIN_AUTH_WINDOW_S + 1, 99);
-    CHECK_EQ_I(verify(seen, h, "DELETE", "/api/v1/members/3", "{}", false, now + ADMIN_AUTH_WINDOW_S + 1),
+    sign(h, secret, 1, now + ADMIN_AUTH_WINDOW_MS + 1, 99);
+    CHECK_EQ_I(verify(seen, h, "DELETE", "/api/v1/members/3", "{}", false, now + ADMIN_AUTH_WINDOW_MS + 1),
                ADMIN_AUTH_OK);
     free(seen);
 }
@@ -170,7 +182,7 @@ TEST(malformed_headers_fail)
     CHECK_EQ_I(verify(seen, NULL, "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_MISSING);
     const char *bad[] = {
         "", "Bearer abc", "Linkraft-HMAC", "Linkraft-HMAC ", "Linkraft-HMAC node=1",
-        "Linkraft-HMAC node=1, ts=1800000000, nonce=00, mac=00",
+        "Linkraft-HMAC node=1, ts=1800000000000, nonce=00, mac=00",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_EQ_I(verify(seen, bad[i], "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_MALFORMED);
@@ -179,9 +191,9 @@ TEST(malformed_headers_fail)
     CHECK_EQ_I(verify(seen, buf, "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_MALFORMED);
     snprintf(buf, sizeof buf, "%s, extra=1", good);
     CHECK_EQ_I(verify(seen, buf, "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_MALFORMED);
-    snprintf(buf, sizeof buf, "Linkraft-HMAC node=01, ts=1800000000, %s", nonce);
+    snprintf(buf, sizeof buf, "Linkraft-HMAC node=01, ts=1800000000000, %s", nonce);
     CHECK_EQ_I(verify(seen, buf, "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_MALFORMED);
-    snprintf(buf, sizeof buf, "Linkraft-HMAC node=1, ts=-1800000000, %s", nonce);
+    snprintf(buf, sizeof buf, "Linkraft-HMAC node=1, ts=-1800000000000, %s", nonce);
     CHECK_EQ_I(verify(seen, buf, "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_MALFORMED);
     snprintf(buf, sizeof buf, "%s", good);
     char *m = strstr(buf, "mac=") + 4;
@@ -220,6 +232,7 @@ int main(void)
     RUN(made_for_another_node_fails);
     RUN(outside_the_window_fails);
     RUN(nonces_are_forgotten_only_when_they_cannot_pass);
+    RUN(made_before_the_start_fails);
     RUN(full_memory_refuses_rather_than_forgets);
     RUN(malformed_headers_fail);
     RUN(loopback);
