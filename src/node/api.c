@@ -41,9 +41,11 @@ static void log_warn_status(int status)
 static void respond_buf(struct node *n, struct http_exchange *x, int status, const char *ctype, raft_index index,
                         struct buf *body)
 {
-    char headers[256];
-    snprintf(headers, sizeof headers, "Content-Type: %s\r\nX-Served-By: %llu\r\nX-Raft-Index: %llu\r\nCache-Control: no-store\r\n",
-             ctype, (unsigned long long)n->o.id, (unsigned long long)index);
+    char headers[320];
+    /* A 401 here always wants an admin proof (RFC 9110 §11.6.1: say which). */
+    snprintf(headers, sizeof headers, "Content-Type: %s\r\nX-Served-By: %llu\r\nX-Raft-Index: %llu\r\nCache-Control: no-store\r\n%s",
+             ctype, (unsigned long long)n->o.id, (unsigned long long)index,
+             status == 401 ? "WWW-Authenticate: " ADMIN_AUTH_SCHEME "\r\n" : "");
     if (body->oom) {
         buf_free(body);
         http_respond(x, 500, NULL, "out of memory\n", 14);

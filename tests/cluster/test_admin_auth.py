@@ -111,6 +111,7 @@ def test_forged_replayed_stale_and_tampered_proofs_are_refused(make_cluster):
     index = r.json()["index"]
     r = c.req(leader, "PUT", "/api/v1/kv/once", body=value, headers={"Authorization": proof})
     assert r.status == 401 and b"already used" in r.body
+    assert r.headers["www-authenticate"] == "Linkraft-HMAC"
     assert last_index(c, leader) == index
     # A captured membership change: replayed after the fact, refused.
     proof = admin_proof(SECRET, leader, "POST", "/api/v1/members/%d/promote" % other, b"{}")
