@@ -32,7 +32,9 @@
 #define ADMIN_AUTH_WINDOW_MS 60000 /* a proof is good for this long either side of the node's clock */
 #define ADMIN_AUTH_NONCE_BYTES 16
 #define ADMIN_AUTH_KEY_BYTES 32
+#define ADMIN_AUTH_MAC_BYTES 32
 #define ADMIN_AUTH_HEADER_MAX 192   /* the header's value, with its NUL */
+#define ADMIN_AUTH_TS_MAX (1ULL << 53) /* ms (year 287,000): keeps ts ± the window in range */
 #define ADMIN_REPLAY_MAX 4096       /* nonces remembered at once; more valid proofs within the window: refused */
 
 enum admin_auth_result {
@@ -62,6 +64,22 @@ struct admin_replay {
         int64_t expires;        /* the proof's ts + ADMIN_AUTH_WINDOW_MS */
     } e[ADMIN_REPLAY_MAX];
 };
+
+/* The fields of an Authorization value. */
+struct admin_proof {
+    uint64_t node;
+    int64_t ts;                 /* Unix ms */
+    uint8_t nonce[ADMIN_AUTH_NONCE_BYTES];
+    uint8_t mac[ADMIN_AUTH_MAC_BYTES];
+};
+
+/* Reads "Linkraft-HMAC node=N, ts=T, nonce=HEX32, mac=HEX64" (hdr, len
+ * bytes, untrusted): the scheme case-insensitively, each field exactly once
+ * in any order, separated by commas and spaces; numbers in plain decimal
+ * (no sign, no leading zero, at most 19 digits; ts at most
+ * ADMIN_AUTH_TS_MAX), hex in lowercase. Returns
+ * 0, or -1 (p's contents then unspecified). */
+int admin_auth_parse(const char *hdr, size_t len, struct admin_proof *p);
 
 /* Derives the admin key from the cluster secret. */
 void admin_auth_key(uint8_t key[ADMIN_AUTH_KEY_BYTES], const uint8_t *secret, size_t secret_len);

@@ -15,7 +15,9 @@
 
 #include <sodium.h>
 
-#define MAC_BYTES crypto_auth_hmacsha512256_BYTES
+#define MAC_BYTES ADMIN_AUTH_MAC_BYTES
+_Static_assert(ADMIN_AUTH_MAC_BYTES == crypto_auth_hmacsha512256_BYTES, "the MAC is HMAC-SHA-512-256's");
+_Static_assert(ADMIN_AUTH_KEY_BYTES == crypto_auth_hmacsha512256_BYTES, "the admin key is one such MAC");
 
 const char *admin_auth_strerror(int rc)
 {
@@ -82,14 +84,6 @@ int admin_auth_sign(const uint8_t key[ADMIN_AUTH_KEY_BYTES], uint64_t node, cons
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
-struct proof {
-    uint64_t node;
-    int64_t ts;
-    char nonce_hex[2 * ADMIN_AUTH_NONCE_BYTES + 1];
-    uint8_t nonce[ADMIN_AUTH_NONCE_BYTES];
-    uint8_t mac[MAC_BYTES];
-};
-
 /* A decimal without sign or leading zeros (so one number has one spelling),
  * at most 19 digits. */
 static int parse_dec(const char *s, size_t len, uint64_t *out)
@@ -118,9 +112,7 @@ static int parse_hex(const char *s, size_t len, uint8_t *out, size_t bytes)
     return sodium_hex2bin(out, bytes, s, len, NULL, &got, NULL) || got != bytes ? -1 : 0;
 }
 
-/* "Linkraft-HMAC node=N, ts=T, nonce=HEX, mac=HEX": each field exactly
- * once, in any order, separated by commas and optional spaces. */
-static int parse_proof(const char *h, size_t len, struct proof *p)
+int admin_auth_parse(const char *h, size_t len, struct admin_proof *p)
 {
     size_t slen = strlen(ADMIN_AUTH_SCHEME);
     if (len <= slen || strncasecmp(h, ADMIN_AUTH_SCHEME, slen) || h[slen] != ' ')
@@ -150,15 +142,13 @@ static int parse_proof(const char *h, size_t len, struct proof *p)
                 return -1;
         } else if (klen == 2 && !memcmp(h + k, "ts", 2)) {
             bit = 2;
-            if (parse_dec(val, vlen, &num) || num > (uint64_t)INT64_MAX)
+            if (parse_dec(val, vlen, &num) || num > ADMIN_AUTH_TS_MAX)
                 return -1;
             p->ts = (int64_t)num;
         } else if (klen == 5 && !memcmp(h + k, "nonce", 5)) {
             bit = 4;
             if (parse_hex(val, vlen, p->nonce, ADMIN_AUTH_NONCE_BYTES))
                 return -1;
-            memcpy(p->nonce_hex, val, vlen);
-            p->nonce_hex[vlen] = 0;
         } else if (klen == 3 && !memcmp(h + k, "mac", 3)) {
             bit = 8;
             if (parse_hex(val, vlen, p->mac, MAC_BYTES))
@@ -189,16 +179,17 @@ int admin_auth_verify(const uint8_t key[ADMIN_AUTH_KEY_BYTES], struct admin_repl
 {
     if (!hdr)
         return ADMIN_AUTH_MISSING;
-    struct proof p;
-    memset(&p, 0, sizeof p);
-    if (parse_proof(hdr, hdr_len, &p))
+    struct admin_proof p;
+    if (admin_auth_parse(hdr, hdr_len, &p))
         return ADMIN_AUTH_MALFORMED;
     if (p.node != self && !(p.node == 0 && any_node))
         return ADMIN_AUTH_WRONG_NODE;
     if (p.ts < now_ms - ADMIN_AUTH_WINDOW_MS || p.ts > now_ms + ADMIN_AUTH_WINDOW_MS)
         return ADMIN_AUTH_STALE;
     uint8_t want[MAC_BYTES];
-    compute_mac(key, p.node, method, target, body, body_len, p.ts, p.nonce_hex, want);
+    char nonce_hex[2 * ADMIN_AUTH_NONCE_BYTES + 1];
+    sodium_bin2hex(nonce_hex, sizeof nonce_hex, p.nonce, ADMIN_AUTH_NONCE_BYTES);
+    compute_mac(key, p.node, method, target, body, body_len, p.ts, nonce_hex, want);
     int match = sodium_memcmp(want, p.mac, MAC_BYTES) == 0; /* constant time */
     if (!match)
         return ADMIN_AUTH_BAD_MAC;

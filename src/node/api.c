@@ -244,12 +244,12 @@ static bool forwarded_for_loopback(const struct http_request *req)
 /* Whether req may change the cluster here (SPEC §3). With a secret, only a
  * valid proof counts (admin_auth.h): where the request comes from, its
  * Origin or its Content-Type do not matter. Without one (a loopback-only
- * cluster), only loopback clients that are not web pages: the TCP peer,
- * and every hop named in X-Forwarded-For, on loopback, and no Origin. any_node: accept a proof made for any node (KV writes,
- * which a follower forwards to the leader). consume: remember the proof's
- * nonce (false when the request is only passed on to the leader, which
- * checks it again). If not allowed, answers x (401, 403 or 503) and returns
- * false. */
+ * cluster), only loopback clients that are not web pages: the TCP peer and
+ * every hop named in X-Forwarded-For on loopback, and no Origin.
+ * any_node: accept a proof made for any node (KV writes, which a follower
+ * forwards to the leader). consume: remember the proof's nonce (false when
+ * the request is only passed on to the leader, which checks it again). If
+ * not allowed, answers x (401, 403 or 503) and returns false. */
 static bool admin_allowed(struct node *n, struct http_exchange *x, const struct http_request *req, bool any_node,
                           bool consume)
 {

@@ -195,6 +195,8 @@ TEST(malformed_headers_fail)
     CHECK_EQ_I(verify(seen, buf, "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_MALFORMED);
     snprintf(buf, sizeof buf, "Linkraft-HMAC node=1, ts=-1800000000000, %s", nonce);
     CHECK_EQ_I(verify(seen, buf, "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_MALFORMED);
+    snprintf(buf, sizeof buf, "Linkraft-HMAC node=1, ts=9223372036854775807, %s", nonce);
+    CHECK_EQ_I(verify(seen, buf, "DELETE", "/api/v1/members/3", "{}", false, now), ADMIN_AUTH_MALFORMED);
     snprintf(buf, sizeof buf, "%s", good);
     char *m = strstr(buf, "mac=") + 4;
     for (; *m; m++)
