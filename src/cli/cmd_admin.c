@@ -116,68 +116,6 @@ static unsigned long long json_u64(const struct json *obj, const char *key, int 
     return (unsigned long long)v->i;
 }
 
-int cmd_status(int argc, char **argv)
-{
-    static const char usage[] =
-        "usage: linkraft status --cluster FILE\n"
-        "\n"
-        "Asks every member of FILE for its own state and prints id, role, term, commit\n"
-        "and applied index, and whether it could be reached. Exit 0 if a leader is known.\n";
-    struct admin_args a;
-    int rc = parse_admin(argc, argv, "status", usage, "c", &a);
-    if (rc >= 0)
-        return rc;
-    struct cluster c;
-    if (load_cluster("status", a.cluster_path, &c))
-        return 2;
-    printf("%-4s %-10s %-6s %-10s %-10s %-10s %s\n", "ID", "ROLE", "TERM", "COMMIT", "APPLIED", "REACHABLE", "HTTP");
-    unsigned long long leader = 0;
-    for (size_t i = 0; i < c.n; i++) {
-        const struct cluster_member *m = &c.members[i];
-        struct httpc_response r;
-        char err[256];
-        if (httpc_request(m->http_addr, "GET", "/api/v1/cluster", NULL, NULL, ADMIN_TIMEOUT_MS, &r, err, sizeof err)) {
-            printf("%-4llu %-10s %-6s %-10s %-10s %-10s %s (%s)\n", (unsigned long long)m->id, "-", "-", "-", "-",
-                   "no", m->http_addr, err);
-            continue;
-        }
-        struct json_doc doc;
-        char jerr[128];
-        if (r.status != 200 || json_parse(&doc, r.body, r.body_len, jerr, sizeof jerr)) {
-            printf("%-4llu %-10s %-6s %-10s %-10s %-10s %s (bad answer, HTTP %d)\n", (unsigned long long)m->id, "-",
-                   "-", "-", "-", "no", m->http_addr, r.status);
-            httpc_response_free(&r);
-            continue;
-        }
-        int ok = 1;
-        unsigned long long term = json_u64(doc.root, "term", &ok), commit = json_u64(doc.root, "commit", &ok),
-                           applied = json_u64(doc.root, "applied", &ok), lead = json_u64(doc.root, "leader", &ok);
-        const char *role = "?";
-        const struct json *members = json_get(doc.root, "members");
-        for (const struct json *e = members ? members->child : NULL; e; e = e->next) {
-            int ok2 = 1;
-            if (json_u64(e, "id", &ok2) == m->id) {
-                const char *r2 = json_get_str(e, "role", NULL);
-                role = r2 ? r2 : "?";
-            }
-        }
-        if (!members)
-            role = "(not a member)";
-        if (lead)
-            leader = lead;
-        printf("%-4llu %-10s %-6llu %-10llu %-10llu %-10s %s\n", (unsigned long long)m->id, role, term, commit,
-               applied, ok ? "yes" : "yes?", m->http_addr);
-        json_free(&doc);
-        httpc_response_free(&r);
-    }
-    if (!leader) {
-        printf("no leader known\n");
-        return 1;
-    }
-    printf("leader: %llu\n", leader);
-    return 0;
-}
-
 /* The admin key from --secret-file (0), or nothing without one (0: the
  * requests go unsigned, which a cluster without a secret accepts from
  * loopback), or 2 with a message. */
@@ -212,6 +150,115 @@ static int64_t admin_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* "Authorization: ...\r\n" proving key for method+path+body, made for
+ * node; "" without a key. Returns 0, or -1 if signing failed. */
+static int auth_header(const uint8_t *key, int have_key, uint64_t node, const char *method, const char *path,
+                       const char *body, char out[ADMIN_AUTH_HEADER_MAX + 32])
+{
+    out[0] = 0;
+    if (!have_key)
+        return 0;
+    uint8_t nonce[ADMIN_AUTH_NONCE_BYTES];
+    char value[ADMIN_AUTH_HEADER_MAX];
+    randombytes_buf(nonce, sizeof nonce);
+    if (admin_auth_sign(key, node, method, path, body ? body : "", body ? strlen(body) : 0, admin_now_ms(), nonce,
+                        value, sizeof value))
+        return -1;
+    snprintf(out, ADMIN_AUTH_HEADER_MAX + 32, "Authorization: %s\r\n", value);
+    return 0;
+}
+
+/* With a proof, a node's cluster view names every member's addresses as the
+ * log has them: says where they differ from FILE (a member re-pointed, or
+ * a FILE out of date). */
+static void compare_addresses(const struct cluster *c, unsigned long long from, const struct json *members)
+{
+    for (const struct json *e = members ? members->child : NULL; e; e = e->next) {
+        int ok = 1;
+        unsigned long long id = json_u64(e, "id", &ok);
+        const char *raft = json_get_str(e, "raft_address", NULL), *http = json_get_str(e, "http_address", NULL);
+        const struct cluster_member *m = cluster_find(c, id);
+        if (!ok || !raft || !http)
+            continue;
+        if (!m)
+            printf("note: node %llu knows member %llu at %s %s, which the cluster file does not list\n", from, id,
+                   raft, http);
+        else if (strcmp(m->raft_addr, raft) || strcmp(m->http_addr, http))
+            printf("warning: node %llu knows member %llu at %s %s, the cluster file says %s %s\n", from, id, raft,
+                   http, m->raft_addr, m->http_addr);
+    }
+}
+
+int cmd_status(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: linkraft status --cluster FILE [--secret-file F]\n"
+        "\n"
+        "Asks every member of FILE for its own state and prints id, role, term, commit\n"
+        "and applied index, and whether it could be reached. Exit 0 if a leader is known.\n"
+        "--secret-file F: also compare the members' addresses each node has (shown only\n"
+        "     to a request that proves the cluster's secret) with FILE.\n";
+    struct admin_args a;
+    int rc = parse_admin(argc, argv, "status", usage, "cs", &a);
+    if (rc >= 0)
+        return rc;
+    struct cluster c;
+    if (load_cluster("status", a.cluster_path, &c))
+        return 2;
+    uint8_t key[ADMIN_AUTH_KEY_BYTES];
+    int have_key;
+    if (load_key("status", a.secret_path, key, &have_key))
+        return 2;
+    printf("%-4s %-10s %-6s %-10s %-10s %-10s %s\n", "ID", "ROLE", "TERM", "COMMIT", "APPLIED", "REACHABLE", "HTTP");
+    unsigned long long leader = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        const struct cluster_member *m = &c.members[i];
+        struct httpc_response r;
+        char err[256], auth[ADMIN_AUTH_HEADER_MAX + 32];
+        if (auth_header(key, have_key, m->id, "GET", "/api/v1/cluster", NULL, auth) ||
+            httpc_request(m->http_addr, "GET", "/api/v1/cluster", NULL, auth, ADMIN_TIMEOUT_MS, &r, err, sizeof err)) {
+            printf("%-4llu %-10s %-6s %-10s %-10s %-10s %s (%s)\n", (unsigned long long)m->id, "-", "-", "-", "-",
+                   "no", m->http_addr, err);
+            continue;
+        }
+        struct json_doc doc;
+        char jerr[128];
+        if (r.status != 200 || json_parse(&doc, r.body, r.body_len, jerr, sizeof jerr)) {
+            printf("%-4llu %-10s %-6s %-10s %-10s %-10s %s (bad answer, HTTP %d)\n", (unsigned long long)m->id, "-",
+                   "-", "-", "-", "no", m->http_addr, r.status);
+            httpc_response_free(&r);
+            continue;
+        }
+        int ok = 1;
+        unsigned long long term = json_u64(doc.root, "term", &ok), commit = json_u64(doc.root, "commit", &ok),
+                           applied = json_u64(doc.root, "applied", &ok), lead = json_u64(doc.root, "leader", &ok);
+        const char *role = "?";
+        const struct json *members = json_get(doc.root, "members");
+        for (const struct json *e = members ? members->child : NULL; e; e = e->next) {
+            int ok2 = 1;
+            if (json_u64(e, "id", &ok2) == m->id) {
+                const char *r2 = json_get_str(e, "role", NULL);
+                role = r2 ? r2 : "?";
+            }
+        }
+        if (!members)
+            role = "(not a member)";
+        if (lead)
+            leader = lead;
+        printf("%-4llu %-10s %-6llu %-10llu %-10llu %-10s %s\n", (unsigned long long)m->id, role, term, commit,
+               applied, ok ? "yes" : "yes?", m->http_addr);
+        compare_addresses(&c, m->id, members);
+        json_free(&doc);
+        httpc_response_free(&r);
+    }
+    if (!leader) {
+        printf("no leader known\n");
+        return 1;
+    }
+    printf("leader: %llu\n", leader);
+    return 0;
+}
+
 /* Sends method+path+body to the leader, proven with key if have_key, and
  * reports the answer. */
 static int to_leader(const char *name, const struct cluster *c, const uint8_t *key, int have_key,
@@ -222,22 +269,14 @@ static int to_leader(const char *name, const struct cluster *c, const uint8_t *k
         fprintf(stderr, "linkraft %s: no member of the cluster file answers as leader; is a majority running?\n", name);
         return 1;
     }
-    char auth[ADMIN_AUTH_HEADER_MAX + 32] = "";
-    if (have_key) {
-        uint8_t nonce[ADMIN_AUTH_NONCE_BYTES];
-        char value[ADMIN_AUTH_HEADER_MAX];
-        randombytes_buf(nonce, sizeof nonce);
-        if (admin_auth_sign(key, leader->id, method, path, body ? body : "", body ? strlen(body) : 0,
-                            admin_now_ms(), nonce, value, sizeof value)) {
-            fprintf(stderr, "linkraft %s: cannot sign the request\n", name);
-            return 1;
-        }
-        snprintf(auth, sizeof auth, "Authorization: %s\r\n", value);
+    char auth[ADMIN_AUTH_HEADER_MAX + 32];
+    if (auth_header(key, have_key, leader->id, method, path, body, auth)) {
+        fprintf(stderr, "linkraft %s: cannot sign the request\n", name);
+        return 1;
     }
     struct httpc_response r;
     char err[256];
-    if (httpc_request(leader->http_addr, method, path, body, have_key ? auth : NULL, ADMIN_TIMEOUT_MS * 2, &r, err,
-                      sizeof err)) {
+    if (httpc_request(leader->http_addr, method, path, body, auth, ADMIN_TIMEOUT_MS * 2, &r, err, sizeof err)) {
         fprintf(stderr, "linkraft %s: %s\n", name, err);
         return 1;
     }
