@@ -16,6 +16,9 @@ from lrcluster import ROOT, admin_proof, free_ports, request, wait_for
 
 SECRET = "correct horse battery staple"
 EVIL = {"Content-Type": "text/plain", "Origin": "http://evil.example"}
+# Elections 0.6-1.2 s apart: the tests compare log indexes, which a spurious
+# election (a no-op entry) on a loaded machine would move.
+STEADY = ("--election-ticks", "40")
 
 
 def last_index(c, i):
@@ -52,7 +55,7 @@ def anonymous_attempts(c, leader, other):
 
 
 def test_anonymous_admin_requests_are_refused_with_a_secret(make_cluster):
-    c = make_cluster(3, secret=SECRET)
+    c = make_cluster(3, secret=SECRET, node_args=STEADY)
     c.start_all()
     leader = c.wait_leader()
     other = next(i for i in (1, 2, 3) if i != leader)
@@ -80,7 +83,7 @@ def test_anonymous_admin_requests_are_refused_with_a_secret(make_cluster):
 
 
 def test_forged_replayed_stale_and_tampered_proofs_are_refused(make_cluster):
-    c = make_cluster(3, secret=SECRET)
+    c = make_cluster(3, secret=SECRET, node_args=STEADY)
     c.start_all()
     leader = c.wait_leader()
     other = next(i for i in (1, 2, 3) if i != leader)
@@ -127,7 +130,7 @@ def test_forged_replayed_stale_and_tampered_proofs_are_refused(make_cluster):
 
 
 def test_without_a_secret_only_loopback_clients_that_are_not_web_pages(make_cluster):
-    c = make_cluster(3)
+    c = make_cluster(3, node_args=STEADY)
     c.start_all()
     leader = c.wait_leader()
     other = next(i for i in (1, 2, 3) if i != leader)
@@ -155,7 +158,7 @@ def test_without_a_secret_only_loopback_clients_that_are_not_web_pages(make_clus
 
 
 def test_member_add_of_a_member_changes_nothing(make_cluster):
-    c = make_cluster(3)
+    c = make_cluster(3, node_args=STEADY)
     c.start_all()
     leader = c.wait_leader()
     other = next(i for i in (1, 2, 3) if i != leader)
@@ -178,7 +181,7 @@ def test_member_add_of_a_member_changes_nothing(make_cluster):
 
 
 def test_cli_proves_the_secret(make_cluster):
-    c = make_cluster(3, secret=SECRET)
+    c = make_cluster(3, secret=SECRET, node_args=STEADY)
     c.start_all()
     leader = c.wait_leader()
     other = next(i for i in (1, 2, 3) if i != leader)
@@ -196,7 +199,7 @@ def test_cli_proves_the_secret(make_cluster):
 
 
 def test_status_with_the_secret_compares_addresses(make_cluster):
-    c = make_cluster(3, secret=SECRET)
+    c = make_cluster(3, secret=SECRET, node_args=STEADY)
     c.start_all()
     c.wait_leader()
     r = c.cli("status", "--cluster", c.cluster_file, "--secret-file", c.secret_path)
@@ -216,7 +219,7 @@ def test_status_with_the_secret_compares_addresses(make_cluster):
 
 
 def test_gateway_never_forwards_admin_paths_or_metrics(make_cluster):
-    c = make_cluster(3)
+    c = make_cluster(3, node_args=STEADY)
     c.start_all()
     leader = c.wait_leader()
     other = next(i for i in (1, 2, 3) if i != leader)
@@ -237,7 +240,7 @@ def test_gateway_never_forwards_admin_paths_or_metrics(make_cluster):
 
 
 def test_public_views_show_no_addresses(make_cluster):
-    c = make_cluster(3, secret=SECRET)
+    c = make_cluster(3, secret=SECRET, node_args=STEADY)
     c.start_all()
     leader = c.wait_leader()
     addresses = list(c.raft.values()) + list(c.http.values())
@@ -261,7 +264,7 @@ HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 @pytest.mark.skipif(not os.path.exists(HAPROXY), reason="haproxy is not installed (scripts/deps.sh test installs it)")
 def test_haproxy_config_from_docs_exposes_no_admin_path(make_cluster):
-    c = make_cluster(3)
+    c = make_cluster(3, node_args=STEADY)
     c.start_all()
     leader = c.wait_leader()
     other = next(i for i in (1, 2, 3) if i != leader)
