@@ -2,27 +2,35 @@
  * HTTP: `linkraft status`, `linkraft member add|promote|remove`,
  * `linkraft transfer-leader`. Membership and leadership changes go to the
  * leader (found by asking each member's /leaderz) and are carried out by it
- * through the log. */
+ * through the log. With --secret-file each such request carries a proof of
+ * the cluster secret made for that leader (admin_auth.h); the secret itself
+ * is never sent. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
+#include "admin_auth.h"
 #include "cli/commands.h"
 #include "cli/httpc.h"
 #include "cluster.h"
 #include "common/json.h"
+#include "net.h"
 
 #define ADMIN_TIMEOUT_MS 2000
 
 struct admin_args {
     const char *cluster_path;
+    const char *secret_path;
     unsigned long long id, to;
     int learner;
 };
 
-/* Parses --cluster, --id, --to, --learner, --help. want: which are allowed. */
+/* Parses --cluster, --id, --to, --learner, --secret-file, --help. want:
+ * which are allowed. */
 static int parse_admin(int argc, char **argv, const char *name, const char *usage, const char *want,
                        struct admin_args *a)
 {
@@ -31,6 +39,7 @@ static int parse_admin(int argc, char **argv, const char *name, const char *usag
         { "id", required_argument, 0, 'i' },
         { "to", required_argument, 0, 't' },
         { "learner", no_argument, 0, 'l' },
+        { "secret-file", required_argument, 0, 's' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -52,6 +61,8 @@ static int parse_admin(int argc, char **argv, const char *name, const char *usag
             a->cluster_path = optarg;
         } else if (ch == 'l') {
             a->learner = 1;
+        } else if (ch == 's') {
+            a->secret_path = optarg;
         } else if (cli_parse_u64(optarg, ch == 'i' ? &a->id : &a->to)) {
             fprintf(stderr, "linkraft %s: --%s wants a positive member id, not '%s'\n", name,
                     ch == 'i' ? "id" : "to", optarg);
@@ -85,7 +96,7 @@ static const struct cluster_member *find_leader(const struct cluster *c)
     for (size_t i = 0; i < c->n; i++) {
         struct httpc_response r;
         char err[256];
-        if (httpc_request(c->members[i].http_addr, "GET", "/leaderz", NULL, ADMIN_TIMEOUT_MS, &r, err, sizeof err))
+        if (httpc_request(c->members[i].http_addr, "GET", "/leaderz", NULL, NULL, ADMIN_TIMEOUT_MS, &r, err, sizeof err))
             continue;
         int status = r.status;
         httpc_response_free(&r);
@@ -105,27 +116,107 @@ static unsigned long long json_u64(const struct json *obj, const char *key, int 
     return (unsigned long long)v->i;
 }
 
+/* The admin key from --secret-file (0), or nothing without one (0: the
+ * requests go unsigned, which a cluster without a secret accepts from
+ * loopback), or 2 with a message. */
+static int load_key(const char *name, const char *path, uint8_t key[ADMIN_AUTH_KEY_BYTES], int *have)
+{
+    *have = 0;
+    if (!path)
+        return 0;
+    if (sodium_init() < 0) {
+        fprintf(stderr, "linkraft %s: libsodium could not initialize\n", name);
+        return 2;
+    }
+    uint8_t *secret;
+    size_t len;
+    char err[512];
+    if (net_load_secret(path, &secret, &len, err, sizeof err)) {
+        fprintf(stderr, "linkraft %s: %s\n", name, err);
+        return 2;
+    }
+    admin_auth_key(key, secret, len);
+    sodium_memzero(secret, len);
+    free(secret);
+    *have = 1;
+    return 0;
+}
+
+/* Wall-clock time in ms, as proofs carry it. */
+static int64_t admin_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "Authorization: ...\r\n" proving key for method+path+body, made for
+ * node; "" without a key. Returns 0, or -1 if signing failed. */
+static int auth_header(const uint8_t *key, int have_key, uint64_t node, const char *method, const char *path,
+                       const char *body, char out[ADMIN_AUTH_HEADER_MAX + 32])
+{
+    out[0] = 0;
+    if (!have_key)
+        return 0;
+    uint8_t nonce[ADMIN_AUTH_NONCE_BYTES];
+    char value[ADMIN_AUTH_HEADER_MAX];
+    randombytes_buf(nonce, sizeof nonce);
+    if (admin_auth_sign(key, node, method, path, body ? body : "", body ? strlen(body) : 0, admin_now_ms(), nonce,
+                        value, sizeof value))
+        return -1;
+    snprintf(out, ADMIN_AUTH_HEADER_MAX + 32, "Authorization: %s\r\n", value);
+    return 0;
+}
+
+/* With a proof, a node's cluster view names every member's addresses as the
+ * log has them: says where they differ from FILE (a member re-pointed, or
+ * a FILE out of date). */
+static void compare_addresses(const struct cluster *c, unsigned long long from, const struct json *members)
+{
+    for (const struct json *e = members ? members->child : NULL; e; e = e->next) {
+        int ok = 1;
+        unsigned long long id = json_u64(e, "id", &ok);
+        const char *raft = json_get_str(e, "raft_address", NULL), *http = json_get_str(e, "http_address", NULL);
+        const struct cluster_member *m = cluster_find(c, id);
+        if (!ok || !raft || !http)
+            continue;
+        if (!m)
+            printf("note: node %llu knows member %llu at %s %s, which the cluster file does not list\n", from, id,
+                   raft, http);
+        else if (strcmp(m->raft_addr, raft) || strcmp(m->http_addr, http))
+            printf("warning: node %llu knows member %llu at %s %s, the cluster file says %s %s\n", from, id, raft,
+                   http, m->raft_addr, m->http_addr);
+    }
+}
+
 int cmd_status(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: linkraft status --cluster FILE\n"
+        "usage: linkraft status --cluster FILE [--secret-file F]\n"
         "\n"
         "Asks every member of FILE for its own state and prints id, role, term, commit\n"
-        "and applied index, and whether it could be reached. Exit 0 if a leader is known.\n";
+        "and applied index, and whether it could be reached. Exit 0 if a leader is known.\n"
+        "--secret-file F: also compare the members' addresses each node has (shown only\n"
+        "     to a request that proves the cluster's secret) with FILE.\n";
     struct admin_args a;
-    int rc = parse_admin(argc, argv, "status", usage, "c", &a);
+    int rc = parse_admin(argc, argv, "status", usage, "cs", &a);
     if (rc >= 0)
         return rc;
     struct cluster c;
     if (load_cluster("status", a.cluster_path, &c))
+        return 2;
+    uint8_t key[ADMIN_AUTH_KEY_BYTES];
+    int have_key;
+    if (load_key("status", a.secret_path, key, &have_key))
         return 2;
     printf("%-4s %-10s %-6s %-10s %-10s %-10s %s\n", "ID", "ROLE", "TERM", "COMMIT", "APPLIED", "REACHABLE", "HTTP");
     unsigned long long leader = 0;
     for (size_t i = 0; i < c.n; i++) {
         const struct cluster_member *m = &c.members[i];
         struct httpc_response r;
-        char err[256];
-        if (httpc_request(m->http_addr, "GET", "/api/v1/cluster", NULL, ADMIN_TIMEOUT_MS, &r, err, sizeof err)) {
+        char err[256], auth[ADMIN_AUTH_HEADER_MAX + 32];
+        if (auth_header(key, have_key, m->id, "GET", "/api/v1/cluster", NULL, auth) ||
+            httpc_request(m->http_addr, "GET", "/api/v1/cluster", NULL, auth, ADMIN_TIMEOUT_MS, &r, err, sizeof err)) {
             printf("%-4llu %-10s %-6s %-10s %-10s %-10s %s (%s)\n", (unsigned long long)m->id, "-", "-", "-", "-",
                    "no", m->http_addr, err);
             continue;
@@ -156,6 +247,7 @@ int cmd_status(int argc, char **argv)
             leader = lead;
         printf("%-4llu %-10s %-6llu %-10llu %-10llu %-10s %s\n", (unsigned long long)m->id, role, term, commit,
                applied, ok ? "yes" : "yes?", m->http_addr);
+        compare_addresses(&c, m->id, members);
         json_free(&doc);
         httpc_response_free(&r);
     }
@@ -167,18 +259,24 @@ int cmd_status(int argc, char **argv)
     return 0;
 }
 
-/* Sends method+path+body to the leader and reports the answer. */
-static int to_leader(const char *name, const struct cluster *c, const char *method, const char *path,
-                     const char *body)
+/* Sends method+path+body to the leader, proven with key if have_key, and
+ * reports the answer. */
+static int to_leader(const char *name, const struct cluster *c, const uint8_t *key, int have_key,
+                     const char *method, const char *path, const char *body)
 {
     const struct cluster_member *leader = find_leader(c);
     if (!leader) {
         fprintf(stderr, "linkraft %s: no member of the cluster file answers as leader; is a majority running?\n", name);
         return 1;
     }
+    char auth[ADMIN_AUTH_HEADER_MAX + 32];
+    if (auth_header(key, have_key, leader->id, method, path, body, auth)) {
+        fprintf(stderr, "linkraft %s: cannot sign the request\n", name);
+        return 1;
+    }
     struct httpc_response r;
     char err[256];
-    if (httpc_request(leader->http_addr, method, path, body, ADMIN_TIMEOUT_MS * 2, &r, err, sizeof err)) {
+    if (httpc_request(leader->http_addr, method, path, body, auth, ADMIN_TIMEOUT_MS * 2, &r, err, sizeof err)) {
         fprintf(stderr, "linkraft %s: %s\n", name, err);
         return 1;
     }
@@ -197,16 +295,18 @@ static int to_leader(const char *name, const struct cluster *c, const char *meth
 int cmd_member(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: linkraft member add --cluster FILE --id N [--learner]\n"
-        "       linkraft member promote --cluster FILE --id N\n"
-        "       linkraft member remove --cluster FILE --id N\n"
+        "usage: linkraft member add --cluster FILE --id N [--learner] [--secret-file F]\n"
+        "       linkraft member promote --cluster FILE --id N [--secret-file F]\n"
+        "       linkraft member remove --cluster FILE --id N [--secret-file F]\n"
         "\n"
         "Changes the membership through the leader, one server at a time (§4.1).\n"
         "add: N (whose addresses are in FILE, already started with 'linkraft node --join')\n"
         "     joins as a learner and is promoted to voter once caught up; with --learner it\n"
         "     stays a learner (never votes, never counts towards a quorum).\n"
         "promote: make learner N a voter now.\n"
-        "remove: N leaves; a leader that removes itself steps down once that commits.\n";
+        "remove: N leaves; a leader that removes itself steps down once that commits.\n"
+        "--secret-file F: the cluster's secret (the nodes' --secret-file), proven on each\n"
+        "     request and never sent; a cluster without one takes these from loopback only.\n";
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -217,7 +317,7 @@ int cmd_member(int argc, char **argv)
         return 2;
     }
     struct admin_args a;
-    int rc = parse_admin(argc - 1, argv + 1, "member", usage, !strcmp(verb, "add") ? "cil" : "ci", &a);
+    int rc = parse_admin(argc - 1, argv + 1, "member", usage, !strcmp(verb, "add") ? "cils" : "cis", &a);
     if (rc >= 0)
         return rc;
     if (!a.id) {
@@ -226,6 +326,10 @@ int cmd_member(int argc, char **argv)
     }
     struct cluster c;
     if (load_cluster("member", a.cluster_path, &c))
+        return 2;
+    uint8_t key[ADMIN_AUTH_KEY_BYTES];
+    int have_key;
+    if (load_key("member", a.secret_path, key, &have_key))
         return 2;
     if (!strcmp(verb, "add") && !cluster_find(&c, a.id)) {
         fprintf(stderr, "linkraft member add: %s has no line for node %llu (add its addresses there first)\n",
@@ -237,25 +341,26 @@ int cmd_member(int argc, char **argv)
         const struct cluster_member *m = cluster_find(&c, a.id);
         snprintf(body, sizeof body, "{\"id\":%llu,\"learner\":%s,\"raft_address\":\"%s\",\"http_address\":\"%s\"}",
                  a.id, a.learner ? "true" : "false", m->raft_addr, m->http_addr);
-        return to_leader("member add", &c, "POST", "/api/v1/members", body);
+        return to_leader("member add", &c, key, have_key, "POST", "/api/v1/members", body);
     }
     if (!strcmp(verb, "promote")) {
         snprintf(path, sizeof path, "/api/v1/members/%llu/promote", a.id);
-        return to_leader("member promote", &c, "POST", path, "{}");
+        return to_leader("member promote", &c, key, have_key, "POST", path, "{}");
     }
     snprintf(path, sizeof path, "/api/v1/members/%llu", a.id);
-    return to_leader("member remove", &c, "DELETE", path, NULL);
+    return to_leader("member remove", &c, key, have_key, "DELETE", path, NULL);
 }
 
 int cmd_transfer_leader(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: linkraft transfer-leader --cluster FILE --to N\n"
+        "usage: linkraft transfer-leader --cluster FILE --to N [--secret-file F]\n"
         "\n"
         "Asks the leader to hand leadership to voter N (§3.10): the leader brings N up to\n"
-        "date, then tells it to start an election at once. Waits until N leads (5 s).\n";
+        "date, then tells it to start an election at once. Waits until N leads (5 s).\n"
+        "--secret-file F: the cluster's secret, proven on the request and never sent.\n";
     struct admin_args a;
-    int rc = parse_admin(argc, argv, "transfer-leader", usage, "ct", &a);
+    int rc = parse_admin(argc, argv, "transfer-leader", usage, "cts", &a);
     if (rc >= 0)
         return rc;
     if (!a.to) {
@@ -270,9 +375,13 @@ int cmd_transfer_leader(int argc, char **argv)
         fprintf(stderr, "linkraft transfer-leader: %s has no line for node %llu\n", a.cluster_path, a.to);
         return 2;
     }
+    uint8_t key[ADMIN_AUTH_KEY_BYTES];
+    int have_key;
+    if (load_key("transfer-leader", a.secret_path, key, &have_key))
+        return 2;
     char body[64];
     snprintf(body, sizeof body, "{\"to\":%llu}", a.to);
-    rc = to_leader("transfer-leader", &c, "POST", "/api/v1/transfer-leader", body);
+    rc = to_leader("transfer-leader", &c, key, have_key, "POST", "/api/v1/transfer-leader", body);
     if (rc)
         return rc;
     struct timespec start, now;
@@ -280,7 +389,7 @@ int cmd_transfer_leader(int argc, char **argv)
     for (;;) {
         struct httpc_response r;
         char err[256];
-        if (!httpc_request(target->http_addr, "GET", "/leaderz", NULL, 500, &r, err, sizeof err)) {
+        if (!httpc_request(target->http_addr, "GET", "/leaderz", NULL, NULL, 500, &r, err, sizeof err)) {
             int status = r.status;
             httpc_response_free(&r);
             if (status == 200) {

@@ -79,7 +79,7 @@ static int dial(const char *addr, long long deadline, char *err, size_t errcap)
 }
 
 int httpc_request(const char *addr, const char *method, const char *path, const char *json_body,
-                  int timeout_ms, struct httpc_response *resp, char *err, size_t errcap)
+                  const char *headers, int timeout_ms, struct httpc_response *resp, char *err, size_t errcap)
 {
     memset(resp, 0, sizeof *resp);
     long long deadline = now_ms() + timeout_ms;
@@ -87,11 +87,17 @@ int httpc_request(const char *addr, const char *method, const char *path, const 
     if (fd < 0)
         return -1;
     size_t body_len = json_body ? strlen(json_body) : 0;
-    char head[1024];
+    char head[2048];
     int n = snprintf(head, sizeof head,
                      "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nAccept: application/json\r\n"
-                     "%sContent-Length: %zu\r\n\r\n",
-                     method, path, addr, json_body ? "Content-Type: application/json\r\n" : "", body_len);
+                     "%s%sContent-Length: %zu\r\n\r\n",
+                     method, path, addr, json_body ? "Content-Type: application/json\r\n" : "",
+                     headers ? headers : "", body_len);
+    if (n < 0 || (size_t)n >= sizeof head) {
+        snprintf(err, errcap, "request head for %s too long", addr);
+        close(fd);
+        return -1;
+    }
     char *req = malloc((size_t)n + body_len);
     char *buf = malloc(HTTPC_MAX_RESPONSE + 1);
     int rc = -1;

@@ -13,9 +13,10 @@ struct httpc_response {
 };
 
 /* Sends METHOD path to addr ("host:port" or "[v6]:port"), with an optional
- * JSON body. Returns 0 with resp filled, or -1 with a message in err
+ * JSON body and optional extra headers (preformatted "Name: value\r\n"
+ * lines, or NULL). Returns 0 with resp filled, or -1 with a message in err
  * ("cannot connect to 127.0.0.1:8001: Connection refused"). */
 int httpc_request(const char *addr, const char *method, const char *path, const char *json_body,
-                  int timeout_ms, struct httpc_response *resp, char *err, size_t errcap);
+                  const char *headers, int timeout_ms, struct httpc_response *resp, char *err, size_t errcap);
 void httpc_response_free(struct httpc_response *resp);
 #endif

@@ -392,12 +392,26 @@ static void call_send(struct gw_call *c)
         call_retry(c, http_client_strerror(rc));
 }
 
+/* The operator's endpoints — membership, leadership, /metrics — are served
+ * on each node's own port and never through the public gateway (SPEC §3).
+ * The nodes route on the raw path too, so an encoded variant reaches no
+ * admin handler there either. */
+static bool gw_path_private(const char *path)
+{
+    return !strcmp(path, "/metrics") || !strcmp(path, "/api/v1/transfer-leader") ||
+           !strcmp(path, "/api/v1/members") || !strncmp(path, "/api/v1/members/", 16);
+}
+
 static void handle(void *ctx, struct http_exchange *x)
 {
     struct gateway *g = ctx;
     const struct http_request *req = http_exchange_request(x);
     if (!strcmp(req->path, "/gateway/healthz")) {
         http_respond(x, 200, "Content-Type: text/plain\r\n", "ok\n", 3);
+        return;
+    }
+    if (gw_path_private(req->path)) {
+        http_respond(x, 404, "Content-Type: text/plain\r\n", "not found\n", 10);
         return;
     }
     struct gw_call *c = calloc(1, sizeof *c);

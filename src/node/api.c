@@ -5,6 +5,10 @@
  * `linkraft transfer-leader`, and a small replicated key-value API
  * (/api/v1/kv/KEY) that exercises the whole write path.
  *
+ * The admin calls and KV writes change the cluster or fill its log, so they
+ * need proof of the cluster secret (admin_auth.h; without a secret: a
+ * loopback client); see admin_allowed. The public views show no addresses.
+ *
  * Every response carries X-Served-By (this node's id) and X-Raft-Index (the
  * applied index of the state shown; for a write, its entry's index).
  */
@@ -15,12 +19,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "command.h"
 #include "common/buf.h"
 #include "common/json.h"
 #include "node/log.h"
 #include "site.h"
+
+#include <sodium.h>
 
 static void log_warn_status(int status)
 {
@@ -34,9 +41,11 @@ static void log_warn_status(int status)
 static void respond_buf(struct node *n, struct http_exchange *x, int status, const char *ctype, raft_index index,
                         struct buf *body)
 {
-    char headers[256];
-    snprintf(headers, sizeof headers, "Content-Type: %s\r\nX-Served-By: %llu\r\nX-Raft-Index: %llu\r\nCache-Control: no-store\r\n",
-             ctype, (unsigned long long)n->o.id, (unsigned long long)index);
+    char headers[320];
+    /* A 401 here always wants an admin proof (RFC 9110 §11.6.1: say which). */
+    snprintf(headers, sizeof headers, "Content-Type: %s\r\nX-Served-By: %llu\r\nX-Raft-Index: %llu\r\nCache-Control: no-store\r\n%s",
+             ctype, (unsigned long long)n->o.id, (unsigned long long)index,
+             status == 401 ? "WWW-Authenticate: " ADMIN_AUTH_SCHEME "\r\n" : "");
     if (body->oom) {
         buf_free(body);
         http_respond(x, 500, NULL, "out of memory\n", 14);
@@ -115,7 +124,9 @@ static const char *member_role_name(const struct node *n, const struct raft_memb
     return m->role == RAFT_LEARNER ? "learner" : "follower";
 }
 
-static void cluster_json(struct node *n, struct buf *b)
+/* with_addresses: only for an admin-authenticated request (SPEC §3: the
+ * public views never show where the members are). */
+static void cluster_json(struct node *n, struct buf *b, bool with_addresses)
 {
     const struct raft_config *c = raft_configuration(n->raft);
     struct raft_progress prs[RAFT_MAX_MEMBERS + 1];
@@ -145,7 +156,7 @@ static void cluster_json(struct node *n, struct buf *b)
                 buf_puts(b, "\"commit\":null,\"applied\":null,");
             buf_printf(b, "\"reachable\":%s", n->net && net_peer_connected(n->net, m->id) ? "true" : "false");
         }
-        if (cm) {
+        if (cm && with_addresses) {
             buf_puts(b, ",\"raft_address\":");
             json_write_str(b, cm->raft_addr, strlen(cm->raft_addr));
             buf_puts(b, ",\"http_address\":");
@@ -212,6 +223,90 @@ static void metrics_text(struct node *n, struct buf *b)
                (unsigned long long)hs.timed_out, (unsigned long long)hs.evicted_idle,
                (unsigned long long)hs.evicted_slow, (unsigned long long)hs.refused_full,
                (unsigned long long)hs.refused_addr);
+}
+
+/* ---- Who may change the cluster ------------------------------------------------ */
+
+/* Whether every address in X-Forwarded-For (if any) is loopback. A proxy in
+ * front (the gateway, a follower forwarding a write, HAProxy with
+ * forwardfor) names its client there: a loopback proxy must not lend its
+ * address to a remote client. It can only make the check stricter. */
+static bool forwarded_for_loopback(const struct http_request *req)
+{
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct http_header *h = &req->headers[i];
+        if (h->name_len != 15 || strncasecmp(h->name, "X-Forwarded-For", 15))
+            continue;
+        const char *p = h->value, *end = h->value + h->value_len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == ','))
+                p++;
+            const char *q = p;
+            while (q < end && *q != ',' && *q != ' ')
+                q++;
+            if (q > p && !admin_ip_is_loopback(p, (size_t)(q - p)))
+                return false;
+            p = q;
+        }
+    }
+    return true;
+}
+
+/* Whether req may change the cluster here (SPEC §3). With a secret, only a
+ * valid proof counts (admin_auth.h): where the request comes from, its
+ * Origin or its Content-Type do not matter. Without one (a loopback-only
+ * cluster), only loopback clients that are not web pages: the TCP peer and
+ * every hop named in X-Forwarded-For on loopback, and no Origin.
+ * any_node: accept a proof made for any node (KV writes, which a follower
+ * forwards to the leader). consume: remember the proof's nonce (false when
+ * the request is only passed on to the leader, which checks it again). If
+ * not allowed, answers x (401, 403 or 503) and returns false. */
+static bool admin_allowed(struct node *n, struct http_exchange *x, const struct http_request *req, bool any_node,
+                          bool consume)
+{
+    if (!n->secret) {
+        /* A browser on this machine is a loopback client too, and any web
+         * page can make it send a request (text/plain needs no preflight):
+         * browsers name the page's origin, the command-line tools never do. */
+        if (http_header_get(req, "Origin", NULL) || http_header_get(req, "Sec-Fetch-Site", NULL)) {
+            respond_error(n, x, 403, "forbidden", "admin requests are not taken from web pages");
+            return false;
+        }
+        if (admin_peer_is_loopback(req->peer) && forwarded_for_loopback(req))
+            return true;
+        respond_error(n, x, 403, "forbidden",
+                      "this node has no --secret-file, so it accepts admin requests from loopback clients only");
+        return false;
+    }
+    uint8_t key[ADMIN_AUTH_KEY_BYTES];
+    admin_auth_key(key, n->secret, n->secret_len);
+    struct buf target;
+    buf_init(&target);
+    buf_puts(&target, req->path);
+    if (req->query[0]) {
+        buf_puts(&target, "?");
+        buf_puts(&target, req->query);
+    }
+    size_t hlen = 0;
+    const char *h = http_header_get(req, "Authorization", &hlen);
+    int rc = target.oom ? ADMIN_AUTH_BUSY
+           : admin_auth_verify(key, &n->admin_seen, n->o.id, any_node, req->method, target.p, req->body,
+                               req->body_len, h, hlen, (int64_t)node_now_ms(), consume);
+    buf_free(&target);
+    sodium_memzero(key, sizeof key);
+    if (rc == ADMIN_AUTH_OK)
+        return true;
+    /* At most one line a second: refusals are what an attacker can make many of. */
+    static time_t last_logged;
+    time_t now = time(NULL);
+    if (now != last_logged) {
+        last_logged = now;
+        log_warn("refused an admin request %s %s from %s: %s", req->method, req->path, req->peer,
+                 admin_auth_strerror(rc));
+    }
+    respond_error(n, x, rc == ADMIN_AUTH_BUSY ? 503 : 401, rc == ADMIN_AUTH_BUSY ? "busy" : "unauthorized",
+                  admin_auth_strerror(rc));
+    return false;
 }
 
 /* ---- Key-value API ------------------------------------------------------------ */
@@ -442,6 +537,15 @@ static void handle_member_add(struct node *n, struct http_exchange *x, const str
         respond_error(n, x, 503, "not_leader", "only the leader changes the membership");
         return;
     }
+    /* SPEC §3: a member's addresses change only by `member remove` and a
+     * new `member add`, so nothing of this request may reach the log. */
+    if (raft_config_find(raft_configuration(n->raft), member)) {
+        json_free(&doc);
+        respond_error(n, x, 409, "exists",
+                      "that id is already a member: to change its addresses, remove it first (`member remove`); "
+                      "to make a learner a voter, use `member promote`");
+        return;
+    }
     if (raft_addr && http_addr) {
         if (node_learn_member(n, member, raft_addr, http_addr)) {
             json_free(&doc);
@@ -562,27 +666,41 @@ void node_api_handle(void *ctx, struct http_exchange *x)
             metrics_text(n, &b);
             respond_buf(n, x, 200, "text/plain; version=0.0.4", store_applied(n->store), &b);
         } else {
+            /* Addresses only for a request that proves the secret; one that
+             * tries and fails is told so. */
+            bool with_addresses = n->secret && http_header_get(req, "Authorization", NULL);
+            if (with_addresses && !admin_allowed(n, x, req, false, true))
+                return;
             struct buf b;
             buf_init(&b);
-            cluster_json(n, &b);
+            cluster_json(n, &b, with_addresses);
             respond_json(n, x, 200, &b);
         }
         return;
     }
     if (!strncmp(path, "/api/v1/kv/", 11)) {
-        if (node_forward_wanted(n, req)) {
-            node_forward(n, x);
-            return;
+        if (!is_read(req)) {
+            /* A write that is passed on is checked (and its nonce
+             * remembered) by the leader. */
+            bool forward = node_forward_wanted(n, req);
+            if (!admin_allowed(n, x, req, true, !forward))
+                return;
+            if (forward) {
+                node_forward(n, x);
+                return;
+            }
         }
         handle_kv(n, x, req, path + 11);
         return;
     }
     if (!strcmp(path, "/api/v1/members") || !strncmp(path, "/api/v1/members/", 16)) {
-        handle_members(n, x, req, path[15] ? path + 16 : "");
+        if (admin_allowed(n, x, req, false, true))
+            handle_members(n, x, req, path[15] ? path + 16 : "");
         return;
     }
     if (!strcmp(path, "/api/v1/transfer-leader")) {
-        handle_transfer(n, x, req);
+        if (admin_allowed(n, x, req, false, true))
+            handle_transfer(n, x, req);
         return;
     }
     /* Everything else is the website's: pages, /static/ and the site's API.
@@ -598,4 +716,4 @@ void node_api_handle(void *ctx, struct http_exchange *x)
     respond_error(n, x, 404, "not_found", "no such path");
 }
 
-void node_cluster_json(struct node *n, struct buf *b) { cluster_json(n, b); }
+void node_cluster_json(struct node *n, struct buf *b) { cluster_json(n, b, false); }

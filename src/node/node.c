@@ -1258,6 +1258,7 @@ static int start(struct node *n, char *err, size_t errcap)
              http_trust_add_host(&trust, n->cluster.members[i].raft_addr, err, errcap);
     struct http_options ho;
     http_options_default(&ho);
+    n->admin_seen.not_before = (int64_t)node_now_ms(); /* admin proofs from before this start may have been used */
     ho.trust = &trust;
     rc = rc ? 2 : http_server_start(&n->loop, self->http_addr, &ho, node_api_handle, n, &n->http, err, errcap) ? 1 : 0;
     http_trust_free(&trust);

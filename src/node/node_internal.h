@@ -7,6 +7,7 @@
 
 #include <uv.h>
 
+#include "admin_auth.h"
 #include "cluster.h"
 #include "common/buf.h"
 #include "node/write_batch.h"
@@ -63,6 +64,7 @@ struct node {
     int lock_fd;                  /* flock on DIR/lock: one process per data directory */
     uint8_t *secret;
     size_t secret_len;
+    struct admin_replay admin_seen; /* admin proofs accepted here (api.c, admin_auth.h) */
 
     uv_timer_t tick_timer;
     uv_timer_t retry_timer;     /* re-runs a write or apply that hit a full disk */

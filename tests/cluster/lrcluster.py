@@ -1,7 +1,10 @@
 """lrcluster.py — real linkraft node processes on loopback, for process-level
 tests: a temporary cluster file and data directories, start / kill -9 /
 SIGTERM / restart of each node, HTTP calls, and waiting on conditions with
-deadlines (never a bare sleep)."""
+deadlines (never a bare sleep). admin_proof signs admin requests the way
+`linkraft member --secret-file` does (include/admin_auth.h)."""
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -48,6 +51,27 @@ def wait_for(what, predicate, timeout=10.0, interval=0.02):
     raise AssertionError("timed out after %.1fs waiting for %s (last error: %r)" % (timeout, what, last_error))
 
 
+def admin_key(secret):
+    """The admin key of a cluster secret (text as written to the file; the
+    loader drops one trailing newline)."""
+    raw = secret.encode() if isinstance(secret, str) else secret
+    raw = raw[:-1] if raw.endswith(b"\n") else raw
+    raw = raw[:-1] if raw.endswith(b"\r") else raw
+    return hmac.new(raw, b"linkraft-admin-key-v1", hashlib.sha512).digest()[:32]
+
+
+def admin_proof(secret, node, method, target, body=b"", ts=None, nonce=None):
+    """The Authorization header value proving `secret` for one request:
+    HMAC-SHA-512-256 (libsodium's: HMAC-SHA-512 cut to 32 bytes) over method,
+    target, node (0: any), time (Unix ms), nonce and the body's SHA-256."""
+    ts = int(time.time() * 1000) if ts is None else ts
+    nonce = os.urandom(16).hex() if nonce is None else nonce
+    text = "linkraft-admin-v1\n%s\n%s\n%d\n%d\n%s\n%s" % (
+        method, target, node, ts, nonce, hashlib.sha256(body or b"").hexdigest())
+    mac = hmac.new(admin_key(secret), text.encode(), hashlib.sha512).digest()[:32].hex()
+    return "Linkraft-HMAC node=%d, ts=%d, nonce=%s, mac=%s" % (node, ts, nonce, mac)
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status, self.headers, self.body = status, headers, body
@@ -91,6 +115,7 @@ class Cluster:
         self.logs = {}
         self.gateways = {}
         self.secret_path = None
+        self.secret = secret
         if secret is not None:
             self.secret_path = os.path.join(self.dir, "secret")
             with open(self.secret_path, "w") as f:
@@ -185,6 +210,19 @@ class Cluster:
     def req(self, i, method, path, body=None, headers=None, timeout=3.0):
         return request(self.http[i], method, path, body, headers, timeout)
 
+    def admin_req(self, i, method, path, body=None, headers=None, node=None, secret=None, timeout=3.0):
+        """A request proven with the cluster's secret (or `secret`), made for
+        node i (or `node`); unsigned when there is no secret (a loopback
+        client then suffices)."""
+        secret = self.secret if secret is None else secret
+        headers = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        if secret is not None:
+            headers["Authorization"] = admin_proof(secret, i if node is None else node, method, path, body)
+        return self.req(i, method, path, body, headers, timeout)
+
     def get(self, i, path, headers=None):
         return self.req(i, "GET", path, headers=headers)
 
@@ -205,8 +243,11 @@ class Cluster:
         return wait_for("a leader", lambda: (lambda l: l if l and l not in exclude else None)(self.leader(among)),
                         timeout)
 
-    def put(self, i, key, value, headers=None):
-        return self.req(i, "PUT", "/api/v1/kv/" + key, body=value.encode(), headers=headers)
+    def put(self, i, key, value, headers=None, timeout=3.0):
+        """A write to the KV test hook: proven for any node (a follower
+        forwards it) when the cluster has a secret."""
+        return self.admin_req(i, "PUT", "/api/v1/kv/" + key, body=value.encode(), headers=headers, node=0,
+                              timeout=timeout)
 
     def kv(self, i, key, consistency="stale"):
         r = self.get(i, "/api/v1/kv/" + key, headers={"X-Consistency": consistency})

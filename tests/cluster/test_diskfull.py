@@ -46,13 +46,13 @@ def test_full_disk_refuses_writes_serves_reads_and_recovers(make_cluster):
         for k in range(50):
             target = c.wait_leader()
             try:
-                r = c.req(target, "PUT", "/api/v1/kv/e%d" % k, body=str(k).encode(), timeout=10)
+                r = c.put(target, "e%d" % k, str(k), timeout=10)
                 if r.status == 200:
                     acked.append(k)
             except OSError:
                 pass  # outcome unknown; only acknowledged writes are checked
             if k % 10 == 0:
-                r1 = c.req(victim, "PUT", "/api/v1/kv/v%d" % k, body=b"x", timeout=10)
+                r1 = c.put(victim, "v%d" % k, "x", timeout=10)
                 assert r1.status in (200, 503, 507), r1.status
         assert acked, "the cluster stopped taking writes"
         wait_for("node 1 reports the full disk",
