@@ -217,15 +217,20 @@ static size_t addr_bucket(const struct http_server *s, const uint8_t ip[16])
 }
 
 /* Counts c against its address; false if that address is at its limit
- * (or out of memory). Trusted proxies are not counted. */
+ * (or out of memory). Trusted proxies are not counted. An IPv6 client
+ * counts as its /64 (one subscriber's addresses). */
 static bool addr_admit(struct http_server *s, struct http_conn *c)
 {
+    static const uint8_t v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
     if (!c->peer_known || http_trust_has(&s->trust, c->peer_ip)) return true;
-    struct http_addr_count **head = &s->addr_buckets[addr_bucket(s, c->peer_ip)], *a = *head;
-    while (a && memcmp(a->ip, c->peer_ip, 16)) a = a->next;
+    uint8_t ip[16];
+    memcpy(ip, c->peer_ip, 16);
+    if (memcmp(ip, v4_mapped, 12)) memset(ip + 8, 0, 8);
+    struct http_addr_count **head = &s->addr_buckets[addr_bucket(s, ip)], *a = *head;
+    while (a && memcmp(a->ip, ip, 16)) a = a->next;
     if (!a) {
         if (!(a = calloc(1, sizeof *a))) return false;
-        memcpy(a->ip, c->peer_ip, 16);
+        memcpy(a->ip, ip, 16);
         a->next = *head;
         *head = a;
     }

@@ -133,7 +133,7 @@ static void user_addr_key(struct site_req *r, const char *addr, char *out, size_
 static void login_verified(struct site_req *r)
 {
     char addr[64];
-    site_client_addr(r->req, addr, sizeof addr);
+    site_throttle_addr(r->req, addr, sizeof addr);
     char key[SITE_NAME_MAX + 2 + sizeof addr];
     user_addr_key(r, addr, key, sizeof key);
     if (!r->user_known || r->work_rc != 0 || r->bad_password) {
@@ -170,7 +170,7 @@ static void login_verify(struct site_req *r)
 static bool throttled(struct site_req *r, bool by_user)
 {
     char addr[64];
-    site_client_addr(r->req, addr, sizeof addr);
+    site_throttle_addr(r->req, addr, sizeof addr);
     unsigned wait = site_throttle_check(&r->s->by_addr, addr, now_of(r), true);
     if (!wait && by_user) {
         char key[SITE_NAME_MAX + 2 + sizeof addr];

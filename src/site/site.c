@@ -5,6 +5,7 @@
  * lookup, responses with the common headers, proposals, password hashing
  * on libuv's workers, session tokens and login throttling.
  */
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -389,6 +390,21 @@ void site_client_addr(const struct http_request *req, char *out, size_t cap)
             n = (size_t)(colon - p);
     }
     snprintf(out, cap, "%.*s", (int)n, p);
+}
+
+void site_throttle_addr(const struct http_request *req, char *out, size_t cap)
+{
+    char addr[64];
+    unsigned char a6[16];
+    site_client_addr(req, addr, sizeof addr);
+    if (!strchr(addr, ':') || inet_pton(AF_INET6, addr, a6) != 1) {
+        snprintf(out, cap, "%s", addr);
+        return;
+    }
+    memset(a6 + 8, 0, 8);
+    char prefix[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, a6, prefix, sizeof prefix);
+    snprintf(out, cap, "%s/64", prefix);
 }
 
 /* ---- Dispatch --------------------------------------------------------------- */

@@ -209,6 +209,10 @@ void site_throttle_forget(struct site_throttle *t, const char *key);
 /* The client's address without the port ("1.2.3.4", "::1"): the TCP peer,
  * or what a trusted proxy said (http.h, struct http_trust). */
 void site_client_addr(const struct http_request *req, char *out, size_t cap);
+/* The client as throttling counts it: its IPv4 address, or the /64 prefix
+ * of its IPv6 one ("2001:db8:1:2::/64"): one subscriber usually has a
+ * whole /64 and could otherwise take a new address for every attempt. */
+void site_throttle_addr(const struct http_request *req, char *out, size_t cap);
 
 /* ---- form.c: request parsing ---------------------------------------------- */
 

@@ -469,6 +469,25 @@ TEST(failed_login_counters_cannot_be_evicted_by_other_names)
     teardown();
 }
 
+/* An IPv6 client counts as its /64: the addresses of one subscriber are
+ * one address to the throttle. */
+TEST(ipv6_clients_are_throttled_by_their_64)
+{
+    addr_limit = 3;
+    setup("throttle-v6.db", 100);
+    addr_limit = 1000;
+    struct client c = { 0 };
+    char body[200];
+    for (int i = 0; i < 4; i++) {
+        snprintf(c.addr, sizeof c.addr, "2001:db8:1:2::%x", i + 1);
+        snprintf(body, sizeof body, "{\"username\":\"v6user%d\",\"password\":\"correct horse\"}", i);
+        CHECK_EQ_I(post_json(&c, "/api/v1/signup", body)->status, i < 3 ? 201 : 429);
+    }
+    snprintf(c.addr, sizeof c.addr, "2001:db8:1:3::1"); /* another /64 */
+    CHECK_EQ_I(post_json(&c, "/api/v1/signup", "{\"username\":\"v6other\",\"password\":\"correct horse\"}")->status, 201);
+    teardown();
+}
+
 /* Guessing at an account from one address stops that address, not the
  * account's owner elsewhere. */
 TEST(a_guesser_cannot_lock_the_owner_out)
@@ -1190,6 +1209,7 @@ int main(void)
     RUN(login_and_signup_are_throttled_per_address);
     RUN(failed_login_counters_cannot_be_evicted_by_other_names);
     RUN(a_guesser_cannot_lock_the_owner_out);
+    RUN(ipv6_clients_are_throttled_by_their_64);
     RUN(https_gives_secure_cookies_and_hsts);
     RUN(sessions_expire_after_30_days_by_the_readers_clock);
     RUN(links_post_get_list_duplicates);
