@@ -10,7 +10,9 @@
  *     kept).
  *   - Limits: request line plus headers over max_header_bytes -> 431 and
  *     close; body over max_body_bytes -> 413 and close; malformed -> 400 and
- *     close. A client that has not sent a whole header block within
+ *     close, and so is what nginx refuses but http-parser's lenient mode
+ *     takes: HTTP/1.1 without Host, two Host headers, a header name that is
+ *     not a token. A client that has not sent a whole header block within
  *     header_timeout_ms is cut off (slowloris), and so is one whose body
  *     arrives slower than min_body_rate; an idle keep-alive connection is
  *     closed after idle_timeout_ms. At max_connections the oldest idle
@@ -30,6 +32,8 @@
  *     the response is not lost to a reset.
  *   - Streamed responses (http_respond_start/_write/_end) for bodies
  *     produced in pieces, with back-pressure; see below.
+ *   - HTTPS with tls_cert_file/tls_key_file (src/http/tls.c); who the
+ *     client is behind trusted proxies (struct http_trust).
  *   - Memory: one block per request (4 KiB, grown for big headers or bodies)
  *     holds everything of the request and usually the response head; freed
  *     when the response has been written or discarded. Read-ahead is bounded
