@@ -350,8 +350,23 @@ static void snapshot_work(uv_work_t *req)
     n->snap_rc = store_snapshot(n->db_path, tmp, &n->snap_index, n->snap_err, sizeof n->snap_err);
     /* Read back for its checksum here, not in the adoption: that runs in
      * the log's write pipeline, where every write would wait for it. */
-    if (!n->snap_rc)
-        n->snap_rc = storage_file_crc(tmp, &n->snap_size, &n->snap_crc, n->snap_err, sizeof n->snap_err);
+    if (!n->snap_rc) {
+        int rc = storage_file_crc(tmp, &n->snap_size, &n->snap_crc, n->snap_err, sizeof n->snap_err);
+        n->snap_rc = rc == STORAGE_OK ? STORE_OK : rc == STORAGE_EIO ? STORE_EIO : STORE_EAGAIN;
+    }
+}
+
+static void finish_barrier(struct node *n);
+
+/* A snapshot install waiting for a worker still reading the old database
+ * file goes on once none does. */
+static void resume_barrier(struct node *n)
+{
+    if (n->barrier_waits && !n->snap_job && !n->ckpt_job) {
+        n->barrier_waits = false;
+        finish_barrier(n);
+        pump(n);
+    }
 }
 
 static void snapshot_done(uv_work_t *req, int status)
@@ -361,7 +376,10 @@ static void snapshot_done(uv_work_t *req, int status)
 #ifdef M_ARENA_MAX
     malloc_trim(0); /* the copy's caches are freed: give the pages back */
 #endif
+    if (!status && n->snap_rc == STORE_EIO)
+        fatal(n, "copying the database for a snapshot", n->snap_err);
     if (status || n->snap_rc) {
+        resume_barrier(n);
         log_warn("snapshot of the database failed (will retry later): %s", n->snap_rc ? n->snap_err : "cancelled");
         n->last_snapshot = store_applied(n->store); /* do not retry at once */
         draw_snapshot_gap(n);
@@ -375,6 +393,7 @@ static void snapshot_done(uv_work_t *req, int status)
     }
     n->adopt_meta = meta;
     n->adopt_pending = true;
+    resume_barrier(n);
     pump(n);
 }
 
@@ -393,7 +412,7 @@ static void maybe_snapshot(struct node *n)
     raft_index applied = store_applied(n->store);
     /* One snapshot at a time, from the copy to its adoption: both use the
      * same temporary file. */
-    if (n->snap_job || n->adopt_pending || n->job == JOB_ADOPT || n->closing ||
+    if (n->snap_job || n->adopt_pending || n->job == JOB_ADOPT || n->closing || n->barrier_waits ||
         applied < n->last_snapshot + n->snapshot_gap)
         return;
     if (!commit_store(n)) { /* the copy is made from what is committed */
@@ -620,6 +639,39 @@ static bool catch_up_store(struct node *n, raft_index upto)
 
 static void on_commit_timer(uv_timer_t *t);
 
+/* The WAL is copied into the database file once it holds this many pages
+ * (4 MiB at SQLite's page size: SQLite's own automatic threshold). */
+#define CHECKPOINT_PAGES 1000
+
+static void checkpoint_work(uv_work_t *req)
+{
+    struct node *n = req->data;
+    n->ckpt_rc = store_checkpoint(n->db_path, n->ckpt_err, sizeof n->ckpt_err);
+}
+
+static void checkpoint_done(uv_work_t *req, int status)
+{
+    struct node *n = req->data;
+    n->ckpt_job = false;
+    if (!status && n->ckpt_rc == STORE_EIO)
+        fatal(n, "checkpointing the database", n->ckpt_err);
+    if (!status && n->ckpt_rc && n->ckpt_rc != STORE_EAGAIN)
+        log_warn("checkpoint of the database failed (the WAL keeps everything; will retry): %s", n->ckpt_err);
+    resume_barrier(n);
+}
+
+/* Runs a checkpoint on a worker (its fsyncs off the loop) when the WAL has
+ * grown; its result is checked, unlike SQLite's automatic ones (store.h). */
+static void maybe_checkpoint(struct node *n)
+{
+    if (n->ckpt_job || n->closing || n->barrier_waits || store_wal_pages(n->store) < CHECKPOINT_PAGES)
+        return;
+    n->ckpt_job = true;
+    n->ckpt_req.data = n;
+    if (uv_queue_work(&n->loop, &n->ckpt_req, checkpoint_work, checkpoint_done))
+        n->ckpt_job = false;
+}
+
 /* Commits now; false if the disk is full (the store rolled back). */
 static bool commit_store(struct node *n)
 {
@@ -635,6 +687,7 @@ static bool commit_store(struct node *n)
     }
     if (rc != STORE_OK)
         fatal(n, "committing applied entries to the database", store_errmsg(n->store));
+    maybe_checkpoint(n);
     return true;
 }
 
@@ -731,6 +784,12 @@ static void start_apply(struct node *n)
 static void finish_barrier(struct node *n)
 {
     struct raft_ready *rd = &n->rd;
+    if (rd->snapshot_install && (n->snap_job || n->ckpt_job)) {
+        /* A worker still reads (or checkpoints) the file the restore
+         * replaces: wait for it (resume_barrier). */
+        n->barrier_waits = true;
+        return;
+    }
     send_messages(n, rd->send_after_persist, rd->n_send_after_persist);
     if (rd->n_entries)
         raft_persisted(n->raft, rd->entries[rd->n_entries - 1].index, rd->entries[rd->n_entries - 1].term);
