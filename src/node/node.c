@@ -1182,17 +1182,15 @@ static int lock_data_dir(struct node *n, char *err, size_t errcap)
 /* Brings the database and the Raft core to what the disk holds. */
 static int recover(struct node *n, struct storage_state *state, char *err, size_t errcap)
 {
+    /* Everything is checked before anything changes (storage_open left its
+     * changes for storage_open_finish): a refusal leaves the directory as
+     * the crash or the damage left it. */
     raft_index applied = store_applied(n->store);
-    if (state->have_snapshot && applied < state->snapshot.index) {
-        /* Crashed after keeping a snapshot but before restoring SQLite from it. */
-        const char *path = storage_snapshot_path(n->storage);
-        char serr[512];
-        if (!path || store_restore(n->store, path, serr, sizeof serr) != STORE_OK) {
-            snprintf(err, errcap, "cannot restore the database from the snapshot: %s", path ? serr : "no file");
-            return 1;
-        }
-        applied = store_applied(n->store);
-    }
+    /* Crashed after keeping a snapshot but before restoring SQLite from it:
+     * the database is restored below, once the rest is known to fit. */
+    bool restore = state->have_snapshot && applied < state->snapshot.index;
+    if (restore)
+        applied = state->snapshot.index;
     n->last_snapshot = state->have_snapshot ? state->snapshot.index : 0;
     draw_snapshot_gap(n);
     bool empty_log = !state->have_snapshot && state->n_entries == 0 && state->hard_state.term == 0;
@@ -1203,6 +1201,8 @@ static int recover(struct node *n, struct storage_state *state, char *err, size_
                      "with 'linkraft member add'", n->o.data_dir, (unsigned long long)applied, n->o.data_dir);
             return 2;
         }
+        if (storage_open_finish(n->storage, err, errcap))
+            return 1;
         if (n->o.join) {
             log_info("empty node: waiting to be added to the cluster (--join)");
             return 0;
@@ -1225,6 +1225,21 @@ static int recover(struct node *n, struct storage_state *state, char *err, size_
                  "Move %s away and start this node with --join, then add it back with 'linkraft member add'",
                  n->o.data_dir, (unsigned long long)applied, raft_strerror(rc), n->o.data_dir);
         return 1;
+    }
+    if (storage_open_finish(n->storage, err, errcap))
+        return 1;
+    if (restore) {
+        const char *path = storage_snapshot_path(n->storage);
+        char serr[512];
+        if (!path || store_restore(n->store, path, serr, sizeof serr) != STORE_OK) {
+            snprintf(err, errcap, "cannot restore the database from the snapshot: %s", path ? serr : "no file");
+            return 1;
+        }
+        if (store_applied(n->store) != applied) {
+            snprintf(err, errcap, "the snapshot %s holds the database at index %llu, not %llu as its metadata says",
+                     path, (unsigned long long)store_applied(n->store), (unsigned long long)applied);
+            return 1;
+        }
     }
     log_info("recovered: term %llu, log %llu..%llu, applied %llu%s%s", (unsigned long long)state->hard_state.term,
              (unsigned long long)raft_first_index(n->raft), (unsigned long long)raft_last_index(n->raft),
@@ -1250,7 +1265,12 @@ static int start(struct node *n, char *err, size_t errcap)
 
     struct storage_state state;
     memset(&state, 0, sizeof state);
-    int rc = storage_open(n->o.data_dir, NULL, NULL, &n->storage, &state, err, errcap);
+    struct storage_options so;
+    storage_options_default(&so);
+    so.defer_changes = true; /* finished in recover(), once the database is known to fit */
+    if (n->o.segment_bytes)
+        so.segment_bytes = n->o.segment_bytes;
+    int rc = storage_open(n->o.data_dir, NULL, &so, &n->storage, &state, err, errcap);
     if (rc)
         return 1;
     if (state.recovery_note[0])

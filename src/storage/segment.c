@@ -334,6 +334,7 @@ int st_segment_scan(struct storage *s, const char *name, uint64_t seq, bool allo
                                    (unsigned long long)off, why, (unsigned long long)y,
                                    (unsigned long long)st_get64(sc->buf + y + 16), st_restore_advice());
             sc->torn = true;
+            sc->torn_why = why;
             break;
         }
         const uint8_t *r = sc->buf + off;

@@ -2,12 +2,14 @@
 into real node processes with strace, and damaged copies of a stopped
 node's data directory. A failed fsync of anything the node relies on stops
 it; a damaged directory is refused with nothing changed."""
+import hashlib
 import os
 import shutil
 import subprocess
 
 import pytest
 
+import lrcluster
 from lrcluster import wait_for
 
 STRACE = shutil.which("strace")
@@ -67,3 +69,79 @@ def test_failed_fsync_of_the_database_stops_the_node(make_cluster, files):
     c.wait_leader()
     for k in acked[:: max(1, len(acked) // 50)] + acked[-3:] + ["before"]:
         assert c.kv(1, k, "linearizable") is not None, "acknowledged key %s lost" % k
+
+
+def dir_hashes(d):
+    """sha256 of every file in d, except the lock file and SQLite's -shm
+    (an index SQLite rebuilds from the WAL at every open, not data)."""
+    out = {}
+    for name in sorted(os.listdir(d)):
+        if name in ("lock", "state.db-shm"):
+            continue
+        with open(os.path.join(d, name), "rb") as f:
+            out[name] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def start_refused(c, i):
+    """Runs node i expecting it to refuse to start: its exit code and log."""
+    cmd = [lrcluster.BINARY, "node", "--cluster", c.cluster_file, "--id", str(i), "--data", c.data_dir(i)]
+    r = subprocess.run(cmd + c.node_args, capture_output=True, text=True, timeout=30)
+    return r.returncode, r.stderr
+
+
+SMALL = ["--snapshot-entries", "200", "--trailing-entries", "300", "--segment-bytes", "4096"]
+
+
+def snapshotted_node(make_cluster):
+    """A stopped one-node cluster whose log rolled over several segments,
+    took snapshots and compacted (small segments and snapshot interval)."""
+    c = make_cluster(n=1, node_args=SMALL)
+    c.start(1)
+    c.wait_leader()
+    d = c.data_dir(1)
+    for k in range(900):
+        assert c.put(1, "k%d" % k, "v%d" % k).status in (200, 201, 204)
+    wait_for("a snapshot and a compacted log", lambda: any(n.startswith("snap-") for n in os.listdir(d)) and
+             "log-00000000000000000001.seg" not in os.listdir(d))
+    assert c.stop(1) == 0
+    segs = sorted(n for n in os.listdir(d) if n.startswith("log-"))
+    assert len(segs) >= 2, segs
+    return c, d, segs
+
+
+def test_rollover_compaction_and_restart(make_cluster):
+    c, d, segs = snapshotted_node(make_cluster)
+    c.start(1)
+    c.wait_leader()
+    assert c.kv(1, "k0", "linearizable") == "v0"
+    assert c.kv(1, "k899", "linearizable") == "v899"
+
+
+def remove_newest_segments(d, segs):
+    for n in segs[1:]:
+        os.unlink(os.path.join(d, n))
+
+
+def remove_file(name):
+    return lambda d, segs: os.unlink(os.path.join(d, name))
+
+
+@pytest.mark.parametrize("damage, says", [
+    (remove_newest_segments, "that were synced are missing"),
+    (remove_file("snapshot.meta"), "must start at 1"),
+    (remove_file("hardstate"), "hard state file"),
+])
+def test_a_refused_start_changes_nothing(make_cluster, damage, says):
+    """Each damaged copy is refused, naming the problem, and every file is
+    byte for byte as it was (before: segments deleted, a new empty one made,
+    the snapshot's data removed, the term raised — then the refusal)."""
+    c, d, segs = snapshotted_node(make_cluster)
+    damage(d, segs)
+    with open(os.path.join(d, "hardstate.tmp"), "wb") as f:  # a leftover open would clean up
+        f.write(b"junk")
+    before = dir_hashes(d)
+    code, log = start_refused(c, 1)
+    assert code == 1, log
+    assert says in log, log
+    assert dir_hashes(d) == before
