@@ -123,6 +123,15 @@ def remove_newest_segments(d, segs):
         os.unlink(os.path.join(d, n))
 
 
+def cut_last_segment_mid_record(d, segs):
+    """What storage alone would take for a torn tail (and cut), while the
+    database has applied entries beyond it."""
+    path = os.path.join(d, segs[-1])
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.truncate(size // 2 + 3)
+
+
 def remove_file(name):
     return lambda d, segs: os.unlink(os.path.join(d, name))
 
@@ -131,6 +140,7 @@ def remove_file(name):
     (remove_newest_segments, "that were synced are missing"),
     (remove_file("snapshot.meta"), "must start at 1"),
     (remove_file("hardstate"), "hard state file"),
+    (cut_last_segment_mid_record, "does not fit the database"),
 ])
 def test_a_refused_start_changes_nothing(make_cluster, damage, says):
     """Each damaged copy is refused, naming the problem, and every file is
