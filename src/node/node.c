@@ -1150,7 +1150,7 @@ static int mkdir_p(const char *dir, char *err, size_t errcap)
         }
         *p = '/';
     }
-    if (mkdir(path, 0755) && errno != EEXIST) {
+    if (mkdir(path, 0700) && errno != EEXIST) { /* the data directory itself: private (SPEC §3) */
         snprintf(err, errcap, "cannot create %.900s: %s", path, strerror(errno));
         return -1;
     }
@@ -1164,7 +1164,7 @@ static int lock_data_dir(struct node *n, char *err, size_t errcap)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/lock", n->o.data_dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(err, errcap, "cannot open %.900s: %s", path, strerror(errno));
         return -1;
@@ -1362,6 +1362,10 @@ int node_run(const struct node_options *o)
      * used again by whoever allocates next. */
     mallopt(M_ARENA_MAX, 1);
 #endif
+    /* Every file the node creates is private to its user (SPEC §3), also
+     * those SQLite creates (the database, its -wal and -shm, snapshot
+     * copies), which take their mode from the umask. */
+    umask(077);
     struct node *n = calloc(1, sizeof *n);
     if (!n) {
         fprintf(stderr, "linkraft node: out of memory\n");

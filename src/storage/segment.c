@@ -103,7 +103,7 @@ int st_segment_create(struct storage *s, uint64_t seq, raft_index first)
     snprintf(tname, sizeof tname, "%s.tmp", name);
     st_path(s, path, name);
     st_path(s, tmp, tname);
-    int fd = s->io->open(s->io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = s->io->open(s->io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) {
         int e = errno;
         return st_fail(s, st_errno_rc(e), "creating log segment %s failed: %s", tmp, strerror(e));

@@ -271,7 +271,7 @@ int storage_snapshot_write_chunk(struct storage *s, const struct raft_snapshot_c
     st_path(s, path, ST_SNAP_PARTIAL_NAME);
     if (chunk->offset == 0) {
         partial_drop(s);
-        int fd = s->io->open(s->io->ctx, path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        int fd = s->io->open(s->io->ctx, path, O_RDWR | O_CREAT | O_TRUNC, 0600);
         if (fd < 0) {
             int e = errno;
             return st_fail(s, st_errno_rc(e), "receiving a snapshot: creating %s failed: %s", path, strerror(e));

@@ -155,7 +155,7 @@ static void note(struct storage_state *st, const char *fmt, ...)
 
 static int make_dir(struct storage *s)
 {
-    if (s->io->mkdir(s->io->ctx, s->dir, 0755) == 0) {
+    if (s->io->mkdir(s->io->ctx, s->dir, 0700) == 0) {
         /* Make the new directory's own name durable in its parent. */
         char parent[ST_PATH_MAX];
         snprintf(parent, sizeof parent, "%s", s->dir);

@@ -155,3 +155,18 @@ def test_a_refused_start_changes_nothing(make_cluster, damage, says):
     assert code == 1, log
     assert says in log, log
     assert dir_hashes(d) == before
+
+
+def test_data_directory_and_files_are_private(make_cluster):
+    """SPEC §3: 0700 / 0600, whatever the umask the node was started with
+    (the test's is usually 022), for every file: log, hard state, snapshot,
+    the database and SQLite's -wal and -shm."""
+    c, d, segs = snapshotted_node(make_cluster)
+    c.start(1)  # again, so that -wal and -shm exist while it runs
+    c.wait_leader()
+    assert os.stat(d).st_mode & 0o777 == 0o700
+    names = os.listdir(d)
+    assert any(n.startswith("snap-") for n in names) and "state.db-wal" in names, names
+    for n in names:
+        mode = os.stat(os.path.join(d, n)).st_mode & 0o777
+        assert mode == 0o600, "%s has mode %o" % (n, mode)
