@@ -35,6 +35,7 @@
 #ifndef LINKRAFT_STORE_H
 #define LINKRAFT_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,8 @@ enum {
     STORE_EINVAL = -3,
     STORE_EFULL = -4,       /* the disk is full: nothing of the batch was applied; retry later */
     STORE_EAGAIN = -5,      /* not done for a passing reason (e.g. busy): try again later */
+    STORE_ECORRUPT = -6,    /* the database is damaged (a page checksum or quick_check
+                               failed): nothing of it may be served or shipped; rebuild it */
 };
 
 /* The outcome of one applied command, identical on every replica. */
@@ -62,7 +65,11 @@ struct store_result {
 
 struct store;
 
-/* Opens (creating if needed) the database at path. */
+/* Opens (creating if needed) the database at path, and checks it (PRAGMA
+ * quick_check: every page is read, so its checksum is verified, and the
+ * b-trees' structure too): STORE_ECORRUPT if it is damaged. A database this
+ * creates keeps a CRC32C in every page (src/store/cksum_vfs.c), so a damaged
+ * page read later is an error, never data. */
 int store_open(const char *path, struct store **out, char *err, size_t errcap);
 void store_close(struct store *st);
 const char *store_errmsg(const struct store *st);
@@ -104,8 +111,9 @@ unsigned store_wal_pages(const struct store *st);
  * frames into the database file and fsyncs both) from a connection of its
  * own, so it may run on a worker thread while the loop applies and commits.
  * STORE_EIO on any I/O error (fatal: stop the node, never retry), STORE_EFULL
- * if the disk is full (the WAL keeps everything; retry later). */
-int store_checkpoint(const char *db_path, char *err, size_t errcap);
+ * if the disk is full (the WAL keeps everything; retry later). truncate: also
+ * empty the WAL file (when nothing else uses the database: at a clean stop). */
+int store_checkpoint(const char *db_path, bool truncate, char *err, size_t errcap);
 
 /* Writes a consistent copy of the committed database at db_path to out_path
  * (page for page, by SQLite's backup API, from a separate connection; as one
@@ -129,6 +137,12 @@ int store_snapshot(const char *db_path, const char *out_path, raft_index *index,
  * log and snapshot on disk are intact; the next start restores again).
  * store_open removes a PATH.restore left by a crash. */
 int store_restore(struct store *st, const char *snapshot_path, char *err, size_t errcap);
+
+/* Moves a damaged database at path (and its WAL) aside, to PATH.damaged and
+ * PATH.damaged-wal (replacing earlier ones), removes its -shm and fsyncs the
+ * directory: the next store_open starts an empty database, which the node
+ * rebuilds from its snapshot and log. */
+int store_set_aside(const char *path, char *err, size_t errcap);
 
 /* The raw SQLite handle, for queries by modules above (site, status). */
 struct sqlite3 *store_db(struct store *st);

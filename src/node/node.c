@@ -378,6 +378,9 @@ static void snapshot_done(uv_work_t *req, int status)
 #endif
     if (!status && n->snap_rc == STORE_EIO)
         fatal(n, "copying the database for a snapshot", n->snap_err);
+    if (!status && n->snap_rc == STORE_ECORRUPT)
+        fatal(n, "the database is damaged; it is not copied into a snapshot (at the next start the node "
+                 "rebuilds it from its snapshot and log)", n->snap_err);
     if (status || n->snap_rc) {
         resume_barrier(n);
         log_warn("snapshot of the database failed (will retry later): %s", n->snap_rc ? n->snap_err : "cancelled");
@@ -646,14 +649,14 @@ static void on_commit_timer(uv_timer_t *t);
 static void checkpoint_work(uv_work_t *req)
 {
     struct node *n = req->data;
-    n->ckpt_rc = store_checkpoint(n->db_path, n->ckpt_err, sizeof n->ckpt_err);
+    n->ckpt_rc = store_checkpoint(n->db_path, false, n->ckpt_err, sizeof n->ckpt_err);
 }
 
 static void checkpoint_done(uv_work_t *req, int status)
 {
     struct node *n = req->data;
     n->ckpt_job = false;
-    if (!status && n->ckpt_rc == STORE_EIO)
+    if (!status && (n->ckpt_rc == STORE_EIO || n->ckpt_rc == STORE_ECORRUPT))
         fatal(n, "checkpointing the database", n->ckpt_err);
     if (!status && n->ckpt_rc && n->ckpt_rc != STORE_EAGAIN)
         log_warn("checkpoint of the database failed (the WAL keeps everything; will retry): %s", n->ckpt_err);
@@ -1280,7 +1283,18 @@ static int start(struct node *n, char *err, size_t errcap)
         snprintf(err, errcap, "data directory path too long");
         return 2;
     }
-    if (store_open(n->db_path, &n->store, err, errcap)) {
+    rc = store_open(n->db_path, &n->store, err, errcap);
+    if (rc == STORE_ECORRUPT) {
+        /* The snapshot (CRC32C checked by storage_open) and the log (a
+         * CRC32C per record) hold everything the database held: rebuild it
+         * from them rather than serve or ship damaged data. */
+        log_error("%s; moving it aside to %s.damaged and rebuilding it from the snapshot and the log", err,
+                  n->db_path);
+        rc = store_set_aside(n->db_path, err, errcap);
+        if (rc == STORE_OK)
+            rc = store_open(n->db_path, &n->store, err, errcap);
+    }
+    if (rc) {
         storage_state_free(&state);
         return 1;
     }
@@ -1402,6 +1416,16 @@ int node_run(const struct node_options *o)
     uv_loop_close(&n->loop);
     site_destroy(n->site); /* the loop ran dry: no request is in flight */
     storage_close(n->storage);
+    /* A last checkpoint, checked (SQLite's own at close is not), so the
+     * next start has no WAL to replay. */
+    char cerr[512];
+    int exit_code = 0;
+    if (store_commit(n->store) != STORE_OK ||
+        store_checkpoint(n->db_path, true, cerr, sizeof cerr) == STORE_EIO) {
+        log_error("stopping: the database could not be made durable (%s); the log replays it at the next start",
+                  store_errmsg(n->store)[0] ? store_errmsg(n->store) : cerr);
+        exit_code = 1;
+    }
     store_close(n->store);
     raft_destroy(n->raft);
     free(n->secret);
@@ -1411,6 +1435,8 @@ int node_run(const struct node_options *o)
     if (n->lock_fd >= 0)
         close(n->lock_fd); /* the data directory is free for the next process */
     free(n);
+    if (exit_code)
+        return exit_code;
     log_info("stopped cleanly");
     return 0;
 }

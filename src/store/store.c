@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "command.h"
+#include "store/cksum_vfs.h"
 
 /* How long an idempotency key is remembered, in log time. */
 #define IDEM_TTL_MS (24ull * 3600 * 1000)
@@ -142,7 +143,12 @@ static int fail_db(struct store *st, const char *what)
  * is fatal, a full disk or a busy lock is worth another try later. */
 static int classify(int sqlite_rc)
 {
+    if (sqlite_rc == SQLITE_IOERR_DATA) /* a page checksum did not match (cksum_vfs.c) */
+        return STORE_ECORRUPT;
     switch (sqlite_rc & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return STORE_ECORRUPT;
     case SQLITE_OK:
     case SQLITE_DONE:
     case SQLITE_ROW:
@@ -181,10 +187,44 @@ static void close_db(struct store *st)
     st->db = NULL;
 }
 
+/* Runs PRAGMA quick_check on db: every page of every table and index is
+ * read (so its checksum checked) and the b-trees' structure verified.
+ * STORE_OK, or STORE_ECORRUPT / STORE_EIO with err saying what it found. */
+static int check_db(sqlite3 *db, const char *path, char *err, size_t errcap)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &q, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(q);
+    int out = STORE_OK;
+    if (rc == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(q, 0);
+        if (!t || strcmp(t, "ok") != 0) {
+            set_err(err, errcap, "the database %s is damaged: PRAGMA quick_check says: %s", path, t ? t : "?");
+            out = STORE_ECORRUPT;
+        }
+    } else {
+        int code = sqlite3_extended_errcode(db);
+        out = classify(code);
+        if (out == STORE_OK || out == STORE_EAGAIN)
+            out = STORE_EIO;
+        set_err(err, errcap, "the database %s %s: %s", path,
+                out == STORE_ECORRUPT ? "is damaged (checking it failed)" : "cannot be checked", sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(q);
+    return out;
+}
+
 static int open_db(struct store *st)
 {
-    if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+    /* A new database gets the reserved bytes its page checksums live in. */
+    struct stat sb;
+    bool fresh = stat(st->path, &sb) != 0 || sb.st_size == 0;
+    if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        cksum_vfs()) != SQLITE_OK)
         return fail_db(st, "cannot open the database");
+    if (fresh && cksum_vfs_reserve(st->db) != SQLITE_OK)
+        return fail_db(st, "cannot reserve room for page checksums in the database");
     sqlite3_busy_timeout(st->db, 5000);
     sqlite3_wal_hook(st->db, wal_hook, st);
     /* Closing the last connection would checkpoint and ignore a failed
@@ -194,10 +234,19 @@ static int open_db(struct store *st)
     char *msg = NULL;
     if (sqlite3_exec(st->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, &msg) != SQLITE_OK ||
         sqlite3_exec(st->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(st->errmsg, sizeof st->errmsg, "cannot set up the database %s: %s", st->path, msg ? msg : "?");
+        int rc = classify(sqlite3_extended_errcode(st->db));
+        if (rc == STORE_ECORRUPT)
+            snprintf(st->errmsg, sizeof st->errmsg, "the database %s is damaged (a page checksum or its "
+                     "structure does not check: %s)", st->path, msg ? msg : "?");
+        else
+            snprintf(st->errmsg, sizeof st->errmsg, "cannot set up the database %s: %s", st->path, msg ? msg : "?");
         sqlite3_free(msg);
-        return STORE_EIO;
+        return rc == STORE_ECORRUPT ? rc : STORE_EIO;
     }
+    /* Nothing damaged is served, applied on, or copied into a snapshot. */
+    int crc = check_db(st->db, st->path, st->errmsg, sizeof st->errmsg);
+    if (crc)
+        return crc;
     for (int i = 0; i < S_COUNT; i++)
         if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK)
             return fail_db(st, "cannot prepare a statement");
@@ -834,10 +883,10 @@ static void write_back_gently(int fd)
 #endif
 }
 
-int store_checkpoint(const char *db_path, char *err, size_t errcap)
+int store_checkpoint(const char *db_path, bool truncate, char *err, size_t errcap)
 {
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, cksum_vfs());
     if (rc == SQLITE_OK) {
         sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
         /* A connection that has read nothing has not opened the WAL yet,
@@ -845,7 +894,8 @@ int store_checkpoint(const char *db_path, char *err, size_t errcap)
         rc = sqlite3_exec(db, "SELECT 1 FROM sqlite_master LIMIT 1", NULL, NULL, NULL);
     }
     if (rc == SQLITE_OK)
-        rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        rc = sqlite3_wal_checkpoint_v2(db, NULL, truncate ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
+                                      NULL, NULL);
     int out = classify(rc);
     if (out)
         set_err(err, errcap, "checkpoint of %s: %s", db_path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -859,7 +909,7 @@ int store_snapshot(const char *db_path, const char *out_path, raft_index *index,
     sqlite3_stmt *s = NULL;
     int rc = STORE_EIO, src;
     unlink(out_path);
-    if ((src = sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL)) != SQLITE_OK) {
+    if ((src = sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, cksum_vfs())) != SQLITE_OK) {
         set_err(err, errcap, "snapshot: cannot open %s: %s", db_path, sqlite3_errmsg(db));
         rc = classify(src);
         goto out;
@@ -871,7 +921,7 @@ int store_snapshot(const char *db_path, const char *out_path, raft_index *index,
      * whose other cores serve the writes meanwhile. */
     char *msg = NULL;
     if ((src = sqlite3_open_v2(out_path, &copy, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                               NULL)) != SQLITE_OK ||
+                               cksum_vfs())) != SQLITE_OK ||
         (src = sqlite3_exec(copy, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;", NULL, NULL, &msg)) !=
             SQLITE_OK) {
         set_err(err, errcap, "snapshot: cannot create %s: %s", out_path, msg ? msg : sqlite3_errmsg(copy));
@@ -904,8 +954,19 @@ int store_snapshot(const char *db_path, const char *out_path, raft_index *index,
     }
     copy = NULL;
     /* The copy records the index of exactly the state it holds. */
-    if ((src = sqlite3_open_v2(out_path, &copy, SQLITE_OPEN_READONLY, NULL)) != SQLITE_OK ||
-        (src = sqlite3_prepare_v2(copy, "SELECT v FROM meta WHERE k = 'applied'", -1, &s, NULL)) != SQLITE_OK ||
+    /* The copy is checked before it can be shipped: its pages were read
+     * through their checksums, its structure is verified here. */
+    if ((src = sqlite3_open_v2(out_path, &copy, SQLITE_OPEN_READONLY, cksum_vfs())) != SQLITE_OK) {
+        set_err(err, errcap, "snapshot: cannot open the copy %s: %s", out_path, sqlite3_errstr(src));
+        rc = classify(src);
+        goto out;
+    }
+    if ((rc = check_db(copy, out_path, err, errcap)) != STORE_OK) {
+        unlink(out_path);
+        goto out;
+    }
+    rc = STORE_EIO;
+    if ((src = sqlite3_prepare_v2(copy, "SELECT v FROM meta WHERE k = 'applied'", -1, &s, NULL)) != SQLITE_OK ||
         (src = sqlite3_step(s)) != SQLITE_ROW) {
         set_err(err, errcap, "snapshot: cannot read the applied index of %s: %s", out_path, sqlite3_errstr(src));
         rc = classify(src == SQLITE_DONE ? SQLITE_CORRUPT : src);
@@ -1002,6 +1063,30 @@ static int fsync_parent_dir(const char *path)
     close(fd);
     errno = e;
     return rc;
+}
+
+int store_set_aside(const char *path, char *err, size_t errcap)
+{
+    char from[4200], to[4200];
+    const char *sfx[][2] = { { "", ".damaged" }, { "-wal", ".damaged-wal" } };
+    for (int i = 0; i < 2; i++) {
+        snprintf(from, sizeof from, "%s%s", path, sfx[i][0]);
+        snprintf(to, sizeof to, "%s%s", path, sfx[i][1]);
+        if (rename(from, to) != 0 && errno != ENOENT) {
+            set_err(err, errcap, "cannot move %s to %s: %s", from, to, strerror(errno));
+            return STORE_EIO;
+        }
+    }
+    snprintf(from, sizeof from, "%s-shm", path);
+    if (unlink(from) != 0 && errno != ENOENT) {
+        set_err(err, errcap, "cannot remove %s: %s", from, strerror(errno));
+        return STORE_EIO;
+    }
+    if (fsync_parent_dir(path) != 0) {
+        set_err(err, errcap, "cannot fsync the directory of %s: %s", path, strerror(errno));
+        return STORE_EIO;
+    }
+    return STORE_OK;
 }
 
 int store_restore(struct store *st, const char *snapshot_path, char *err, size_t errcap)

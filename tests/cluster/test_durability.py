@@ -170,3 +170,27 @@ def test_data_directory_and_files_are_private(make_cluster):
     for n in names:
         mode = os.stat(os.path.join(d, n)).st_mode & 0o777
         assert mode == 0o600, "%s has mode %o" % (n, mode)
+
+
+@pytest.mark.parametrize("where", ["page1", "page4", "middle", "end"])
+def test_a_flipped_byte_in_the_database_is_detected_and_repaired(make_cluster, where):
+    """Issue 17 finding 3: one flipped byte in state.db was refused, served
+    while malformed, or silently changed a value or dropped index entries.
+    Now every page carries a checksum and the start checks the database:
+    a damaged one is moved aside and rebuilt from the snapshot and the log,
+    and the node serves exactly what was written."""
+    c, d, segs = snapshotted_node(make_cluster)
+    path = os.path.join(d, "state.db")
+    size = os.path.getsize(path)
+    off = {"page1": 100, "page4": 3 * 4096 + 200, "middle": size // 2 + 17, "end": size - 300}[where]
+    with open(path, "r+b") as f:
+        f.seek(off)
+        b = f.read(1)
+        f.seek(off)
+        f.write(bytes([b[0] ^ 0x10]))
+    c.start(1)
+    c.wait_leader()
+    assert "rebuilding it from the snapshot and the log" in c.log_tail(1, 30)
+    assert os.path.exists(path + ".damaged")
+    wrong = [k for k in range(900) if c.kv(1, "k%d" % k, "linearizable") != "v%d" % k]
+    assert not wrong, "keys served wrong after the repair: %s" % wrong[:10]
