@@ -10,6 +10,8 @@
  * error (SQLITE_IOERR_DATA) the moment anything reads it, instead of data.
  *
  * How (the idea of SQLite's cksumvfs extension, written anew here):
+ *   - files are opened by URI (cksum_vfs_uri), saying whether a file that
+ *     has no page 1 yet will have the reserved bytes;
  *   - a database created by store.c asks for 8 reserved bytes per page
  *     (SQLITE_FCNTL_RESERVE_BYTES) before its first page is written; byte 20
  *     of the file header then says 8, and only such databases are checked
@@ -30,6 +32,7 @@
 #include "store/cksum_vfs.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/crc32c.h"
@@ -158,6 +161,11 @@ static int ck_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *pf, in
     memset(f, 0, sizeof *f);
     f->real = (sqlite3_file *)&f[1];
     f->is_db = (flags & SQLITE_OPEN_MAIN_DB) != 0;
+    /* Page 1 tells (ck_note_header), but a new file's other pages can be
+     * written before it: a big copy spills pages from its cache long
+     * before it commits page 1. Who creates the file says (cksum=1). */
+    if (f->is_db && name)
+        f->checked = sqlite3_uri_boolean(name, "cksum", 0);
     int rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out_flags);
     pf->pMethods = f->real->pMethods ? &ck_methods : NULL;
     return rc;
@@ -210,4 +218,24 @@ int cksum_vfs_reserve(sqlite3 *db)
 {
     int n = CK_RESERVE;
     return sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &n);
+}
+
+int cksum_vfs_uri(const char *path, int cksum, char *out, size_t cap)
+{
+    /* file: URIs give '%', '?' and '#' a meaning: escape them. */
+    size_t n = 0;
+    int w = snprintf(out, cap, "file:");
+    if (w < 0 || (size_t)w >= cap)
+        return -1;
+    n = (size_t)w;
+    for (const char *p = path; *p; p++) {
+        if (n + 4 >= cap)
+            return -1;
+        if (*p == '%' || *p == '?' || *p == '#')
+            n += (size_t)snprintf(out + n, cap - n, "%%%02X", (unsigned char)*p);
+        else
+            out[n++] = *p;
+    }
+    w = snprintf(out + n, cap - n, "?cksum=%d", cksum ? 1 : 0);
+    return w < 0 || (size_t)w >= cap - n ? -1 : 0;
 }

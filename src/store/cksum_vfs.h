@@ -6,6 +6,7 @@
 #define LINKRAFT_STORE_CKSUM_VFS_H
 
 #include <sqlite3.h>
+#include <stddef.h>
 
 #define CKSUM_VFS_NAME "linkraft-cksum"
 
@@ -16,5 +17,10 @@ const char *cksum_vfs(void);
 /* Asks for the 8 reserved bytes per page the checksums live in. Takes
  * effect only on a database none of whose pages is written yet. */
 int cksum_vfs_reserve(sqlite3 *db);
+
+/* The file: URI to open path with (SQLITE_OPEN_URI): cksum says whether a
+ * new file will have the reserved bytes (a file that has a page 1 says so
+ * itself). -1 if it does not fit in cap. */
+int cksum_vfs_uri(const char *path, int cksum, char *out, size_t cap);
 
 #endif

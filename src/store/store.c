@@ -187,6 +187,31 @@ static void close_db(struct store *st)
     st->db = NULL;
 }
 
+/* sqlite3_open_v2 through the checksum VFS; cksum_new: a file with no page
+ * 1 yet will have the checksums' reserved bytes (cksum_vfs.h). */
+static int open_conn(const char *path, int flags, int cksum_new, sqlite3 **db)
+{
+    char uri[4200 * 3];
+    if (cksum_vfs_uri(path, cksum_new, uri, sizeof uri) != 0) {
+        *db = NULL;
+        return SQLITE_CANTOPEN;
+    }
+    return sqlite3_open_v2(uri, db, flags | SQLITE_OPEN_URI, cksum_vfs());
+}
+
+/* Whether the database file at path has the checksums' reserved bytes
+ * (byte 20 of its header; SQLite never changes it after creation). */
+static int has_cksum(const char *path)
+{
+    unsigned char h[21];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = pread(fd, h, sizeof h, 0);
+    close(fd);
+    return n == (ssize_t)sizeof h && h[20] == 8;
+}
+
 /* Runs PRAGMA quick_check on db: every page of every table and index is
  * read (so its checksum checked) and the b-trees' structure verified.
  * STORE_OK, or STORE_ECORRUPT / STORE_EIO with err saying what it found. */
@@ -220,8 +245,8 @@ static int open_db(struct store *st)
     /* A new database gets the reserved bytes its page checksums live in. */
     struct stat sb;
     bool fresh = stat(st->path, &sb) != 0 || sb.st_size == 0;
-    if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        cksum_vfs()) != SQLITE_OK)
+    if (open_conn(st->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, fresh, &st->db) !=
+        SQLITE_OK)
         return fail_db(st, "cannot open the database");
     if (fresh && cksum_vfs_reserve(st->db) != SQLITE_OK)
         return fail_db(st, "cannot reserve room for page checksums in the database");
@@ -886,7 +911,7 @@ static void write_back_gently(int fd)
 int store_checkpoint(const char *db_path, bool truncate, char *err, size_t errcap)
 {
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, cksum_vfs());
+    int rc = open_conn(db_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, 0, &db);
     if (rc == SQLITE_OK) {
         sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
         /* A connection that has read nothing has not opened the WAL yet,
@@ -909,7 +934,7 @@ int store_snapshot(const char *db_path, const char *out_path, raft_index *index,
     sqlite3_stmt *s = NULL;
     int rc = STORE_EIO, src;
     unlink(out_path);
-    if ((src = sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, cksum_vfs())) != SQLITE_OK) {
+    if ((src = open_conn(db_path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, 0, &db)) != SQLITE_OK) {
         set_err(err, errcap, "snapshot: cannot open %s: %s", db_path, sqlite3_errmsg(db));
         rc = classify(src);
         goto out;
@@ -920,8 +945,8 @@ int store_snapshot(const char *db_path, const char *out_path, raft_index *index,
      * and index, several times the CPU for the same content, on a machine
      * whose other cores serve the writes meanwhile. */
     char *msg = NULL;
-    if ((src = sqlite3_open_v2(out_path, &copy, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                               cksum_vfs())) != SQLITE_OK ||
+    if ((src = open_conn(out_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                         has_cksum(db_path), &copy)) != SQLITE_OK ||
         (src = sqlite3_exec(copy, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;", NULL, NULL, &msg)) !=
             SQLITE_OK) {
         set_err(err, errcap, "snapshot: cannot create %s: %s", out_path, msg ? msg : sqlite3_errmsg(copy));
@@ -956,7 +981,7 @@ int store_snapshot(const char *db_path, const char *out_path, raft_index *index,
     /* The copy records the index of exactly the state it holds. */
     /* The copy is checked before it can be shipped: its pages were read
      * through their checksums, its structure is verified here. */
-    if ((src = sqlite3_open_v2(out_path, &copy, SQLITE_OPEN_READONLY, cksum_vfs())) != SQLITE_OK) {
+    if ((src = open_conn(out_path, SQLITE_OPEN_READONLY, 0, &copy)) != SQLITE_OK) {
         set_err(err, errcap, "snapshot: cannot open the copy %s: %s", out_path, sqlite3_errstr(src));
         rc = classify(src);
         goto out;
