@@ -103,6 +103,12 @@ int store_apply(struct store *st, const struct raft_entry *entries, size_t n,
  * store_close commits too. */
 int store_commit(struct store *st);
 
+/* Whether a damaged database page was read since the process started, by
+ * any connection (also the raw handle's queries): the read got an error, not
+ * the data, and the node must stop serving (a restart rebuilds the database:
+ * store_open finds the damage). */
+bool store_damage_seen(void);
+
 /* Frames in the WAL as of the last commit (0 after a checkpoint let the WAL
  * start over). */
 unsigned store_wal_pages(const struct store *st);

@@ -986,6 +986,10 @@ static void on_check(uv_check_t *c)
 static void on_tick(uv_timer_t *t)
 {
     struct node *n = t->data;
+    if (store_damage_seen())
+        fatal(n, "a damaged page of the database was read (its checksum does not match; the read got an "
+                 "error, not the data)", "restart the node: it checks the database and rebuilds it from the "
+                 "snapshot and the log");
     raft_tick(n->raft);
     expire_waiters(n);
     pump(n);

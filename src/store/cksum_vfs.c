@@ -47,6 +47,7 @@ struct ck_file {
 };
 
 static sqlite3_vfs ck_vfs;
+static volatile int damage_seen; /* a page failed its check, on any thread */
 static sqlite3_vfs *real_vfs;
 
 static int page_sized(int n) { return n >= 512 && n <= 65536 && (n & (n - 1)) == 0; }
@@ -88,6 +89,7 @@ static int ck_read(sqlite3_file *pf, void *buf, int n, sqlite3_int64 off)
         ck_compute(buf, n, want);
         if (memcmp(want, (const unsigned char *)buf + n - CK_RESERVE, CK_RESERVE) != 0) {
             sqlite3_log(SQLITE_IOERR_DATA, "page checksum mismatch at byte offset %lld", off);
+            __atomic_store_n(&damage_seen, 1, __ATOMIC_RELAXED);
             return SQLITE_IOERR_DATA;
         }
     }
@@ -239,3 +241,6 @@ int cksum_vfs_uri(const char *path, int cksum, char *out, size_t cap)
     w = snprintf(out + n, cap - n, "?cksum=%d", cksum ? 1 : 0);
     return w < 0 || (size_t)w >= cap - n ? -1 : 0;
 }
+
+int cksum_vfs_damage_seen(void) { return __atomic_load_n(&damage_seen, __ATOMIC_RELAXED); }
+void cksum_vfs_damage_forget(void) { __atomic_store_n(&damage_seen, 0, __ATOMIC_RELAXED); }

@@ -23,4 +23,10 @@ int cksum_vfs_reserve(sqlite3 *db);
  * itself). -1 if it does not fit in cap. */
 int cksum_vfs_uri(const char *path, int cksum, char *out, size_t cap);
 
+/* Whether any page read in this process failed its checksum (whichever
+ * connection or thread read it: the site's queries use the raw handle). */
+int cksum_vfs_damage_seen(void);
+/* The damaged file is gone (set aside, before anything else opens it). */
+void cksum_vfs_damage_forget(void);
+
 #endif

@@ -332,6 +332,7 @@ const char *store_errmsg(const struct store *st) { return st->errmsg; }
 raft_index store_applied(const struct store *st) { return st->applied; }
 raft_index store_committed(const struct store *st) { return st->committed; }
 unsigned store_wal_pages(const struct store *st) { return st->wal_pages; }
+bool store_damage_seen(void) { return cksum_vfs_damage_seen() != 0; }
 
 struct sqlite3 *store_db(struct store *st) { return st->db; }
 
@@ -1111,6 +1112,7 @@ int store_set_aside(const char *path, char *err, size_t errcap)
         set_err(err, errcap, "cannot fsync the directory of %s: %s", path, strerror(errno));
         return STORE_EIO;
     }
+    cksum_vfs_damage_forget(); /* what was read from it is gone with it */
     return STORE_OK;
 }
 
