@@ -658,8 +658,11 @@ static void checkpoint_done(uv_work_t *req, int status)
     n->ckpt_job = false;
     if (!status && (n->ckpt_rc == STORE_EIO || n->ckpt_rc == STORE_ECORRUPT))
         fatal(n, "checkpointing the database", n->ckpt_err);
-    if (!status && n->ckpt_rc && n->ckpt_rc != STORE_EAGAIN)
+    /* A full disk: retried after each commit, said once until it works. */
+    if (!status && n->ckpt_rc && n->ckpt_rc != STORE_EAGAIN && !n->ckpt_warned)
         log_warn("checkpoint of the database failed (the WAL keeps everything; will retry): %s", n->ckpt_err);
+    if (!status && n->ckpt_rc != STORE_EAGAIN)
+        n->ckpt_warned = n->ckpt_rc != STORE_OK;
     resume_barrier(n);
 }
 

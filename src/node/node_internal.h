@@ -112,6 +112,7 @@ struct node {
     uv_work_t ckpt_req;
     int ckpt_rc;
     char ckpt_err[512];
+    bool ckpt_warned;           /* the last one failed and was logged */
 
     struct store_result *results; /* APPLY_RESULTS_MAX slots for store_apply */
     struct pending_write *writes;
