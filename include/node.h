@@ -36,6 +36,7 @@ struct node_options {
     unsigned heartbeat_ticks;     /* default 2 */
     uint64_t snapshot_entries;    /* snapshot after this many applied entries; default 50000 */
     uint64_t trailing_entries;    /* log kept behind a snapshot; default 2000 */
+    uint64_t segment_bytes;       /* start a new log segment past this size; 0: 64 MiB */
     unsigned write_timeout_ms;    /* a write not committed by then answers 503; default 5000 */
     const char *trust_proxy;      /* "CIDR,..." whose X-Forwarded-* count, besides the
                                    * hosts of the cluster file; NULL: those only */

@@ -10,10 +10,11 @@
  *   - the hard state and snapshot metadata are replaced atomically (write a
  *     temporary file, fsync it, rename it over the old one, fsync the
  *     directory);
- *   - at open, a torn tail (an incomplete or bad LAST record of the last
- *     segment) is truncated and reported; a bad record followed by good ones
- *     is corruption, and storage_open refuses with STORAGE_ECORRUPT and a
- *     message naming the file, the offset and what the operator can do.
+ *   - at open, a bad LAST record of the last segment (incomplete or damaged,
+ *     with nothing valid after it) is cut and reported; a bad record followed
+ *     by good ones is corruption, and storage_open refuses with
+ *     STORAGE_ECORRUPT and a message naming the file, the offset and what the
+ *     operator can do; every check runs before any file is changed.
  *
  * Every byte of file I/O goes through one seam, struct storage_io, so tests
  * inject ENOSPC, EIO, short writes and torn files at every point.
@@ -72,6 +73,8 @@ const struct storage_io *storage_io_posix(void);
 
 struct storage_options {
     uint64_t segment_bytes;   /* start a new segment file past this size (default 64 MiB) */
+    bool defer_changes;       /* storage_open only checks; the caller runs storage_open_finish
+                                 once the rest of its state is known to fit (default false) */
 };
 void storage_options_default(struct storage_options *o);
 
@@ -88,7 +91,7 @@ struct storage_state {
     bool fresh;                             /* the directory held no Raft state: no hard
                                                state, no snapshot, no entries (bootstrap) */
     bool torn_tail_truncated;               /* recovery cut a torn last record */
-    char recovery_note[256];                /* what recovery did, for the log ("" if nothing):
+    char recovery_note[768];                /* what recovery did, for the log ("" if nothing):
                                                a torn tail cut, segments the snapshot covers
                                                removed, a log older than the snapshot dropped,
                                                the term raised to that of durable entries or
@@ -107,6 +110,16 @@ struct storage;
  * with --join and add it back"). The caller owns *state and frees it. */
 int storage_open(const char *dir, const struct storage_io *io, const struct storage_options *opts,
                  struct storage **out, struct storage_state *state, char *err, size_t errcap);
+/* Recovery checks the whole directory read-only first and refuses
+ * (ECORRUPT) having changed nothing. What it then changes (leftover
+ * temporary files, a bad last record cut, segments the snapshot covers, a
+ * log an interrupted install was replacing, a raised term) storage_open does
+ * before it returns, or with opts->defer_changes only here, so that a caller
+ * can check its own state against the recovered one first (the node: that
+ * the database fits the log) and refuse with nothing changed either. Any
+ * failure here is STORAGE_EIO/ENOSPC (s is unusable; close it and stop).
+ * Nothing to do: STORAGE_OK. Every other call before it: STORAGE_EINVAL. */
+int storage_open_finish(struct storage *s, char *err, size_t errcap);
 void storage_close(struct storage *s);
 /* The last error's message (valid until the next call on s). */
 const char *storage_errmsg(const struct storage *s);

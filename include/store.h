@@ -9,6 +9,15 @@
  * synchronous=NORMAL: a transaction may be lost on power failure but never
  * half-applied, and whatever is lost the log replays.
  *
+ * Checkpoints (copying the WAL into the database file, the only moment
+ * SQLite fsyncs in this mode) are not left to SQLite: its automatic ones
+ * ignore a failed fsync, and a later checkpoint that "succeeds" after the
+ * kernel dropped the pages resets the WAL over a database missing entries
+ * that replay (which starts after the applied index) never redoes. The
+ * caller runs store_checkpoint when store_wal_pages() grows, and any I/O
+ * error of SQLite (commit, checkpoint, snapshot copy) is STORE_EIO: fatal,
+ * never retried, like a failed fsync of the log.
+ *
  * Commands are deterministic: everything that varies (time, random tokens,
  * password hashes) was fixed by the proposing node inside the command
  * (include/command.h), so every replica computes identical results.
@@ -20,11 +29,13 @@
  * expired rows give the same answers whatever the batch boundaries.
  *
  * Threads: a struct store is used from one thread (the node's event loop).
- * store_snapshot() opens its own connection and may run on a worker thread.
+ * store_snapshot() and store_checkpoint() open their own connections and may
+ * run on a worker thread.
  */
 #ifndef LINKRAFT_STORE_H
 #define LINKRAFT_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +47,9 @@ enum {
     STORE_ENOMEM = -2,
     STORE_EINVAL = -3,
     STORE_EFULL = -4,       /* the disk is full: nothing of the batch was applied; retry later */
+    STORE_EAGAIN = -5,      /* not done for a passing reason (e.g. busy): try again later */
+    STORE_ECORRUPT = -6,    /* the database is damaged (a page checksum or quick_check
+                               failed): nothing of it may be served or shipped; rebuild it */
 };
 
 /* The outcome of one applied command, identical on every replica. */
@@ -51,7 +65,11 @@ struct store_result {
 
 struct store;
 
-/* Opens (creating if needed) the database at path. */
+/* Opens (creating if needed) the database at path, and checks it (PRAGMA
+ * quick_check: every page is read, so its checksum is verified, and the
+ * b-trees' structure too): STORE_ECORRUPT if it is damaged. A database this
+ * creates keeps a CRC32C in every page (src/store/cksum_vfs.c), so a damaged
+ * page read later is an error, never data. */
 int store_open(const char *path, struct store **out, char *err, size_t errcap);
 void store_close(struct store *st);
 const char *store_errmsg(const struct store *st);
@@ -85,21 +103,52 @@ int store_apply(struct store *st, const struct raft_entry *entries, size_t n,
  * store_close commits too. */
 int store_commit(struct store *st);
 
+/* Whether a damaged database page was read since the process started, by
+ * any connection (also the raw handle's queries): the read got an error, not
+ * the data, and the node must stop serving (a restart rebuilds the database:
+ * store_open finds the damage). */
+bool store_damage_seen(void);
+
+/* Frames in the WAL as of the last commit (0 after a checkpoint let the WAL
+ * start over). */
+unsigned store_wal_pages(const struct store *st);
+
+/* Checkpoints the database at db_path (PASSIVE: copies the committed WAL
+ * frames into the database file and fsyncs both) from a connection of its
+ * own, so it may run on a worker thread while the loop applies and commits.
+ * STORE_EIO on any I/O error (fatal: stop the node, never retry), STORE_EFULL
+ * if the disk is full (the WAL keeps everything; retry later). truncate: also
+ * empty the WAL file (when nothing else uses the database: at a clean stop). */
+int store_checkpoint(const char *db_path, bool truncate, char *err, size_t errcap);
+
 /* Writes a consistent copy of the committed database at db_path to out_path
  * (page for page, by SQLite's backup API, from a separate connection; as one
  * file in rollback-journal mode), fdatasyncs it, and returns the applied
  * index it contains. Safe to call from a worker thread while the
  * loop applies. (The fdatasync here is what makes adopting the copy cheap:
  * storage_snapshot_adopt syncs it again, but runs in the log's write
- * pipeline, where writing out megabytes would stall every write.) */
+ * pipeline, where writing out megabytes would stall every write.)
+ * STORE_EIO on an I/O error reading the database or writing the copy
+ * (fatal), STORE_EFULL or STORE_EAGAIN when a later attempt may succeed. */
 int store_snapshot(const char *db_path, const char *out_path, raft_index *index,
                    char *err, size_t errcap);
 
-/* Replaces the database with the snapshot at snapshot_path (copied, so the
- * caller keeps its file) and reopens it. On success store_applied() is the
- * snapshot's index. A failure after the copy leaves the store closed: the
- * node must stop (the log and snapshot on disk are intact). */
+/* Replaces the database with the snapshot at snapshot_path (copied to
+ * PATH.restore and fsynced, the old -wal and -shm removed and the directory
+ * fsynced — so the old WAL can never be replayed over the new file — then
+ * renamed over PATH, the directory fsynced again) and reopens it. On success
+ * store_applied() is the snapshot's index. No other connection may have the
+ * database open meanwhile (a snapshot copy or checkpoint on a worker). A
+ * failure after the copy leaves the store closed: the node must stop (the
+ * log and snapshot on disk are intact; the next start restores again).
+ * store_open removes a PATH.restore left by a crash. */
 int store_restore(struct store *st, const char *snapshot_path, char *err, size_t errcap);
+
+/* Moves a damaged database at path (and its WAL) aside, to PATH.damaged and
+ * PATH.damaged-wal (replacing earlier ones), removes its -shm and fsyncs the
+ * directory: the next store_open starts an empty database, which the node
+ * rebuilds from its snapshot and log. */
+int store_set_aside(const char *path, char *err, size_t errcap);
 
 /* The raw SQLite handle, for queries by modules above (site, status). */
 struct sqlite3 *store_db(struct store *st);

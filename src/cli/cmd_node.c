@@ -25,7 +25,8 @@ static void node_usage(FILE *out)
             "  --heartbeat-ticks N   heartbeat interval in ticks (default 2)\n"
             "  --snapshot-entries N  snapshot the database about every N applied entries, +-25%% (default 50000)\n"
             "  --trailing-entries N  log entries kept behind a snapshot (default 2000)\n"
-            "  --trust-proxy CIDR,.. proxies whose X-Forwarded-For/-Proto count (the cluster's hosts always do)\n");
+            "  --trust-proxy CIDR,.. proxies whose X-Forwarded-For/-Proto count (the cluster's hosts always do)\n"
+            "  --segment-bytes N     start a new log segment file past N bytes (default 67108864)\n");
 }
 
 int cmd_node(int argc, char **argv)
@@ -44,6 +45,7 @@ int cmd_node(int argc, char **argv)
         { "snapshot-entries", required_argument, 0, 'n' },
         { "trailing-entries", required_argument, 0, 'r' },
         { "trust-proxy", required_argument, 0, 'p' },
+        { "segment-bytes", required_argument, 0, 'g' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -61,11 +63,12 @@ int cmd_node(int argc, char **argv)
             o.trust_proxy = optarg;
             break;
         case 'h': node_usage(stdout); return 0;
-        case 'i': case 't': case 'e': case 'b': case 'n': case 'r':
+        case 'i': case 't': case 'e': case 'b': case 'n': case 'r': case 'g':
             if (cli_parse_u64(optarg, &v) || v > 1000000000ull) {
                 fprintf(stderr, "linkraft node: --%s wants a positive integer, not '%s'\n",
                         ch == 'i' ? "id" : ch == 't' ? "tick-ms" : ch == 'e' ? "election-ticks" :
-                        ch == 'b' ? "heartbeat-ticks" : ch == 'n' ? "snapshot-entries" : "trailing-entries", optarg);
+                        ch == 'b' ? "heartbeat-ticks" : ch == 'n' ? "snapshot-entries" :
+                        ch == 'g' ? "segment-bytes" : "trailing-entries", optarg);
                 return 2;
             }
             if (ch == 'i') o.id = v;
@@ -73,6 +76,7 @@ int cmd_node(int argc, char **argv)
             else if (ch == 'e') o.election_ticks = (unsigned)v;
             else if (ch == 'b') o.heartbeat_ticks = (unsigned)v;
             else if (ch == 'n') o.snapshot_entries = v;
+            else if (ch == 'g') o.segment_bytes = v;
             else o.trailing_entries = v;
             break;
         default:

@@ -350,8 +350,23 @@ static void snapshot_work(uv_work_t *req)
     n->snap_rc = store_snapshot(n->db_path, tmp, &n->snap_index, n->snap_err, sizeof n->snap_err);
     /* Read back for its checksum here, not in the adoption: that runs in
      * the log's write pipeline, where every write would wait for it. */
-    if (!n->snap_rc)
-        n->snap_rc = storage_file_crc(tmp, &n->snap_size, &n->snap_crc, n->snap_err, sizeof n->snap_err);
+    if (!n->snap_rc) {
+        int rc = storage_file_crc(tmp, &n->snap_size, &n->snap_crc, n->snap_err, sizeof n->snap_err);
+        n->snap_rc = rc == STORAGE_OK ? STORE_OK : rc == STORAGE_EIO ? STORE_EIO : STORE_EAGAIN;
+    }
+}
+
+static void finish_barrier(struct node *n);
+
+/* A snapshot install waiting for a worker still reading the old database
+ * file goes on once none does. */
+static void resume_barrier(struct node *n)
+{
+    if (n->barrier_waits && !n->snap_job && !n->ckpt_job) {
+        n->barrier_waits = false;
+        finish_barrier(n);
+        pump(n);
+    }
 }
 
 static void snapshot_done(uv_work_t *req, int status)
@@ -361,7 +376,13 @@ static void snapshot_done(uv_work_t *req, int status)
 #ifdef M_ARENA_MAX
     malloc_trim(0); /* the copy's caches are freed: give the pages back */
 #endif
+    if (!status && n->snap_rc == STORE_EIO)
+        fatal(n, "copying the database for a snapshot", n->snap_err);
+    if (!status && n->snap_rc == STORE_ECORRUPT)
+        fatal(n, "the database is damaged; it is not copied into a snapshot (at the next start the node "
+                 "rebuilds it from its snapshot and log)", n->snap_err);
     if (status || n->snap_rc) {
+        resume_barrier(n);
         log_warn("snapshot of the database failed (will retry later): %s", n->snap_rc ? n->snap_err : "cancelled");
         n->last_snapshot = store_applied(n->store); /* do not retry at once */
         draw_snapshot_gap(n);
@@ -375,6 +396,7 @@ static void snapshot_done(uv_work_t *req, int status)
     }
     n->adopt_meta = meta;
     n->adopt_pending = true;
+    resume_barrier(n);
     pump(n);
 }
 
@@ -393,7 +415,7 @@ static void maybe_snapshot(struct node *n)
     raft_index applied = store_applied(n->store);
     /* One snapshot at a time, from the copy to its adoption: both use the
      * same temporary file. */
-    if (n->snap_job || n->adopt_pending || n->job == JOB_ADOPT || n->closing ||
+    if (n->snap_job || n->adopt_pending || n->job == JOB_ADOPT || n->closing || n->barrier_waits ||
         applied < n->last_snapshot + n->snapshot_gap)
         return;
     if (!commit_store(n)) { /* the copy is made from what is committed */
@@ -620,6 +642,42 @@ static bool catch_up_store(struct node *n, raft_index upto)
 
 static void on_commit_timer(uv_timer_t *t);
 
+/* The WAL is copied into the database file once it holds this many pages
+ * (4 MiB at SQLite's page size: SQLite's own automatic threshold). */
+#define CHECKPOINT_PAGES 1000
+
+static void checkpoint_work(uv_work_t *req)
+{
+    struct node *n = req->data;
+    n->ckpt_rc = store_checkpoint(n->db_path, false, n->ckpt_err, sizeof n->ckpt_err);
+}
+
+static void checkpoint_done(uv_work_t *req, int status)
+{
+    struct node *n = req->data;
+    n->ckpt_job = false;
+    if (!status && (n->ckpt_rc == STORE_EIO || n->ckpt_rc == STORE_ECORRUPT))
+        fatal(n, "checkpointing the database", n->ckpt_err);
+    /* A full disk: retried after each commit, said once until it works. */
+    if (!status && n->ckpt_rc && n->ckpt_rc != STORE_EAGAIN && !n->ckpt_warned)
+        log_warn("checkpoint of the database failed (the WAL keeps everything; will retry): %s", n->ckpt_err);
+    if (!status && n->ckpt_rc != STORE_EAGAIN)
+        n->ckpt_warned = n->ckpt_rc != STORE_OK;
+    resume_barrier(n);
+}
+
+/* Runs a checkpoint on a worker (its fsyncs off the loop) when the WAL has
+ * grown; its result is checked, unlike SQLite's automatic ones (store.h). */
+static void maybe_checkpoint(struct node *n)
+{
+    if (n->ckpt_job || n->closing || n->barrier_waits || store_wal_pages(n->store) < CHECKPOINT_PAGES)
+        return;
+    n->ckpt_job = true;
+    n->ckpt_req.data = n;
+    if (uv_queue_work(&n->loop, &n->ckpt_req, checkpoint_work, checkpoint_done))
+        n->ckpt_job = false;
+}
+
 /* Commits now; false if the disk is full (the store rolled back). */
 static bool commit_store(struct node *n)
 {
@@ -635,6 +693,7 @@ static bool commit_store(struct node *n)
     }
     if (rc != STORE_OK)
         fatal(n, "committing applied entries to the database", store_errmsg(n->store));
+    maybe_checkpoint(n);
     return true;
 }
 
@@ -731,6 +790,12 @@ static void start_apply(struct node *n)
 static void finish_barrier(struct node *n)
 {
     struct raft_ready *rd = &n->rd;
+    if (rd->snapshot_install && (n->snap_job || n->ckpt_job)) {
+        /* A worker still reads (or checkpoints) the file the restore
+         * replaces: wait for it (resume_barrier). */
+        n->barrier_waits = true;
+        return;
+    }
     send_messages(n, rd->send_after_persist, rd->n_send_after_persist);
     if (rd->n_entries)
         raft_persisted(n->raft, rd->entries[rd->n_entries - 1].index, rd->entries[rd->n_entries - 1].term);
@@ -924,6 +989,10 @@ static void on_check(uv_check_t *c)
 static void on_tick(uv_timer_t *t)
 {
     struct node *n = t->data;
+    if (store_damage_seen())
+        fatal(n, "a damaged page of the database was read (its checksum does not match; the read got an "
+                 "error, not the data)", "restart the node: it checks the database and rebuilds it from the "
+                 "snapshot and the log");
     raft_tick(n->raft);
     expire_waiters(n);
     pump(n);
@@ -1091,7 +1160,7 @@ static int mkdir_p(const char *dir, char *err, size_t errcap)
         }
         *p = '/';
     }
-    if (mkdir(path, 0755) && errno != EEXIST) {
+    if (mkdir(path, 0700) && errno != EEXIST) { /* the data directory itself: private (SPEC §3) */
         snprintf(err, errcap, "cannot create %.900s: %s", path, strerror(errno));
         return -1;
     }
@@ -1105,7 +1174,7 @@ static int lock_data_dir(struct node *n, char *err, size_t errcap)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/lock", n->o.data_dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(err, errcap, "cannot open %.900s: %s", path, strerror(errno));
         return -1;
@@ -1123,17 +1192,15 @@ static int lock_data_dir(struct node *n, char *err, size_t errcap)
 /* Brings the database and the Raft core to what the disk holds. */
 static int recover(struct node *n, struct storage_state *state, char *err, size_t errcap)
 {
+    /* Everything is checked before anything changes (storage_open left its
+     * changes for storage_open_finish): a refusal leaves the directory as
+     * the crash or the damage left it. */
     raft_index applied = store_applied(n->store);
-    if (state->have_snapshot && applied < state->snapshot.index) {
-        /* Crashed after keeping a snapshot but before restoring SQLite from it. */
-        const char *path = storage_snapshot_path(n->storage);
-        char serr[512];
-        if (!path || store_restore(n->store, path, serr, sizeof serr) != STORE_OK) {
-            snprintf(err, errcap, "cannot restore the database from the snapshot: %s", path ? serr : "no file");
-            return 1;
-        }
-        applied = store_applied(n->store);
-    }
+    /* Crashed after keeping a snapshot but before restoring SQLite from it:
+     * the database is restored below, once the rest is known to fit. */
+    bool restore = state->have_snapshot && applied < state->snapshot.index;
+    if (restore)
+        applied = state->snapshot.index;
     n->last_snapshot = state->have_snapshot ? state->snapshot.index : 0;
     draw_snapshot_gap(n);
     bool empty_log = !state->have_snapshot && state->n_entries == 0 && state->hard_state.term == 0;
@@ -1144,6 +1211,8 @@ static int recover(struct node *n, struct storage_state *state, char *err, size_
                      "with 'linkraft member add'", n->o.data_dir, (unsigned long long)applied, n->o.data_dir);
             return 2;
         }
+        if (storage_open_finish(n->storage, err, errcap))
+            return 1;
         if (n->o.join) {
             log_info("empty node: waiting to be added to the cluster (--join)");
             return 0;
@@ -1166,6 +1235,21 @@ static int recover(struct node *n, struct storage_state *state, char *err, size_
                  "Move %s away and start this node with --join, then add it back with 'linkraft member add'",
                  n->o.data_dir, (unsigned long long)applied, raft_strerror(rc), n->o.data_dir);
         return 1;
+    }
+    if (storage_open_finish(n->storage, err, errcap))
+        return 1;
+    if (restore) {
+        const char *path = storage_snapshot_path(n->storage);
+        char serr[512];
+        if (!path || store_restore(n->store, path, serr, sizeof serr) != STORE_OK) {
+            snprintf(err, errcap, "cannot restore the database from the snapshot: %s", path ? serr : "no file");
+            return 1;
+        }
+        if (store_applied(n->store) != applied) {
+            snprintf(err, errcap, "the snapshot %s holds the database at index %llu, not %llu as its metadata says",
+                     path, (unsigned long long)store_applied(n->store), (unsigned long long)applied);
+            return 1;
+        }
     }
     log_info("recovered: term %llu, log %llu..%llu, applied %llu%s%s", (unsigned long long)state->hard_state.term,
              (unsigned long long)raft_first_index(n->raft), (unsigned long long)raft_last_index(n->raft),
@@ -1191,7 +1275,12 @@ static int start(struct node *n, char *err, size_t errcap)
 
     struct storage_state state;
     memset(&state, 0, sizeof state);
-    int rc = storage_open(n->o.data_dir, NULL, NULL, &n->storage, &state, err, errcap);
+    struct storage_options so;
+    storage_options_default(&so);
+    so.defer_changes = true; /* finished in recover(), once the database is known to fit */
+    if (n->o.segment_bytes)
+        so.segment_bytes = n->o.segment_bytes;
+    int rc = storage_open(n->o.data_dir, NULL, &so, &n->storage, &state, err, errcap);
     if (rc)
         return 1;
     if (state.recovery_note[0])
@@ -1201,7 +1290,18 @@ static int start(struct node *n, char *err, size_t errcap)
         snprintf(err, errcap, "data directory path too long");
         return 2;
     }
-    if (store_open(n->db_path, &n->store, err, errcap)) {
+    rc = store_open(n->db_path, &n->store, err, errcap);
+    if (rc == STORE_ECORRUPT) {
+        /* The snapshot (CRC32C checked by storage_open) and the log (a
+         * CRC32C per record) hold everything the database held: rebuild it
+         * from them rather than serve or ship damaged data. */
+        log_error("%s; moving it aside to %s.damaged and rebuilding it from the snapshot and the log", err,
+                  n->db_path);
+        rc = store_set_aside(n->db_path, err, errcap);
+        if (rc == STORE_OK)
+            rc = store_open(n->db_path, &n->store, err, errcap);
+    }
+    if (rc) {
         storage_state_free(&state);
         return 1;
     }
@@ -1295,6 +1395,10 @@ int node_run(const struct node_options *o)
      * used again by whoever allocates next. */
     mallopt(M_ARENA_MAX, 1);
 #endif
+    /* Every file the node creates is private to its user (SPEC §3), also
+     * those SQLite creates (the database, its -wal and -shm, snapshot
+     * copies), which take their mode from the umask. */
+    umask(077);
     struct node *n = calloc(1, sizeof *n);
     if (!n) {
         fprintf(stderr, "linkraft node: out of memory\n");
@@ -1331,6 +1435,16 @@ int node_run(const struct node_options *o)
     uv_loop_close(&n->loop);
     site_destroy(n->site); /* the loop ran dry: no request is in flight */
     storage_close(n->storage);
+    /* A last checkpoint, checked (SQLite's own at close is not), so the
+     * next start has no WAL to replay. */
+    char cerr[512];
+    int exit_code = 0;
+    if (store_commit(n->store) != STORE_OK ||
+        store_checkpoint(n->db_path, true, cerr, sizeof cerr) == STORE_EIO) {
+        log_error("stopping: the database could not be made durable (%s); the log replays it at the next start",
+                  store_errmsg(n->store)[0] ? store_errmsg(n->store) : cerr);
+        exit_code = 1;
+    }
     store_close(n->store);
     raft_destroy(n->raft);
     free(n->secret);
@@ -1340,6 +1454,8 @@ int node_run(const struct node_options *o)
     if (n->lock_fd >= 0)
         close(n->lock_fd); /* the data directory is free for the next process */
     free(n);
+    if (exit_code)
+        return exit_code;
     log_info("stopped cleanly");
     return 0;
 }

@@ -106,6 +106,15 @@ struct node {
     struct raft_snapshot_meta adopt_meta;
     raft_index last_snapshot;
     raft_index snapshot_gap;    /* entries after last_snapshot before the next: snapshot_entries +-25% */
+    bool barrier_waits;         /* a snapshot install waits for the copy or checkpoint
+                                   still reading the old database file */
+
+    /* The database's checkpoints (store.h): one at a time, on a worker. */
+    bool ckpt_job;
+    uv_work_t ckpt_req;
+    int ckpt_rc;
+    char ckpt_err[512];
+    bool ckpt_warned;           /* the last one failed and was logged */
 
     struct store_result *results; /* APPLY_RESULTS_MAX slots for store_apply */
     struct pending_write *writes;

@@ -33,6 +33,7 @@
 #define ST_SNAPMETA_MAX (ST_SNAPMETA_FIXED + 4u + 10u * RAFT_MAX_MEMBERS + 4u)
 #define ST_SNAPMETA_NAME "snapshot.meta"
 
+#define ST_INSTALL_MARKER_NAME "install.pending" /* a leader's snapshot replaces the log */
 #define ST_SNAP_TMP_NAME "snapshot.tmp"       /* written by the state machine */
 #define ST_SNAP_PARTIAL_NAME "snapshot.partial" /* received from the leader */
 
@@ -124,6 +125,8 @@ struct storage {
     int partial_fd;
 
     char tmp_path[ST_PATH_MAX];
+    /* What open decided to change, not yet done (storage_open_finish). */
+    struct st_open_plan *plan;
     bool broken;             /* an EIO happened: every later call fails */
     char errmsg[ST_PATH_MAX + 512];
     struct storage_stats stats;
@@ -199,6 +202,7 @@ struct st_scan {
                                 end = bytes up to the end of the last good record */
     struct raft_entry *entries; /* seg.n of them */
     bool torn;               /* the file continues past seg.end with no valid record */
+    const char *torn_why;    /* what is wrong with the record at seg.end (if torn) */
 };
 /* Reads and checks segment file name (seq from its name). allow_torn: this is the last
  * segment, so an invalid tail without any valid record after it is a torn
@@ -216,6 +220,13 @@ int st_log_sync(struct storage *s, const char *what);
 int st_log_reset(struct storage *s, raft_index next);
 
 /* ---- Snapshots (snapshot.c) ----------------------------------------------- */
+
+/* The install marker (ST_INSTALL_MARKER_NAME): made durable before an
+ * install that replaces the log changes anything, removed once the log is
+ * replaced. Only with it does open discard a log that does not continue the
+ * snapshot; without it such a log lost entries, and open refuses. */
+int st_install_marker_set(struct storage *s, const struct raft_snapshot_meta *meta);
+int st_install_marker_clear(struct storage *s);
 
 void st_snapshot_data_name(char *buf, size_t cap, raft_index index, raft_term term);
 bool st_snapshot_parse_data_name(const char *name);

@@ -22,7 +22,7 @@ int st_atomic_prepare(struct storage *s, const char *name, const uint8_t *buf, s
     char tmp[ST_PATH_MAX], tname[128];
     snprintf(tname, sizeof tname, "%s.tmp", name);
     st_path(s, tmp, tname);
-    int fd = s->io->open(s->io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = s->io->open(s->io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) {
         int e = errno;
         return st_fail(s, st_errno_rc(e), "creating %s failed: %s", tmp, strerror(e));

@@ -103,7 +103,7 @@ int st_segment_create(struct storage *s, uint64_t seq, raft_index first)
     snprintf(tname, sizeof tname, "%s.tmp", name);
     st_path(s, path, name);
     st_path(s, tmp, tname);
-    int fd = s->io->open(s->io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = s->io->open(s->io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) {
         int e = errno;
         return st_fail(s, st_errno_rc(e), "creating log segment %s failed: %s", tmp, strerror(e));
@@ -334,6 +334,7 @@ int st_segment_scan(struct storage *s, const char *name, uint64_t seq, bool allo
                                    (unsigned long long)off, why, (unsigned long long)y,
                                    (unsigned long long)st_get64(sc->buf + y + 16), st_restore_advice());
             sc->torn = true;
+            sc->torn_why = why;
             break;
         }
         const uint8_t *r = sc->buf + off;

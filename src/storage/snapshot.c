@@ -271,7 +271,7 @@ int storage_snapshot_write_chunk(struct storage *s, const struct raft_snapshot_c
     st_path(s, path, ST_SNAP_PARTIAL_NAME);
     if (chunk->offset == 0) {
         partial_drop(s);
-        int fd = s->io->open(s->io->ctx, path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        int fd = s->io->open(s->io->ctx, path, O_RDWR | O_CREAT | O_TRUNC, 0600);
         if (fd < 0) {
             int e = errno;
             return st_fail(s, st_errno_rc(e), "receiving a snapshot: creating %s failed: %s", path, strerror(e));
@@ -311,11 +311,35 @@ int storage_snapshot_write_chunk(struct storage *s, const struct raft_snapshot_c
 
 /* After an installed snapshot is current: the log keeps what follows it if
  * it continues it, else starts over at index + 1 (§5.3). */
+int st_install_marker_set(struct storage *s, const struct raft_snapshot_meta *meta)
+{
+    /* The content is for people; open only asks whether the file exists. */
+    char text[96];
+    int len = snprintf(text, sizeof text, "installing snapshot index %llu term %llu\n",
+                       (unsigned long long)meta->index, (unsigned long long)meta->term);
+    return st_atomic_write(s, ST_INSTALL_MARKER_NAME, (const uint8_t *)text, (size_t)len);
+}
+
+int st_install_marker_clear(struct storage *s)
+{
+    char path[ST_PATH_MAX];
+    st_path(s, path, ST_INSTALL_MARKER_NAME);
+    if (s->io->unlink(s->io->ctx, path) != 0) {
+        int e = errno;
+        if (e == ENOENT)
+            return STORAGE_OK;
+        return st_fail(s, STORAGE_EIO, "removing %s failed: %s", path, strerror(e));
+    }
+    return st_sync_dir(s, "making the end of a snapshot install durable");
+}
+
 static int install_log(struct storage *s, const struct raft_snapshot_meta *meta, bool keep)
 {
     if (keep)
         return storage_compact(s, meta->index + 1);
     int rc = st_log_reset(s, meta->index + 1);
+    if (rc == STORAGE_OK)
+        rc = st_install_marker_clear(s);
     if (rc) {
         s->reset_pending = true;
         return rc;
@@ -370,6 +394,10 @@ int storage_snapshot_install(struct storage *s, const struct raft_snapshot_meta 
             return rc;
         keep = t == meta->term;
     }
+    /* Replacing the log: the marker first, so that open can tell the log
+     * this install leaves behind from a log that lost entries. */
+    if (!keep && (rc = st_install_marker_set(s, meta)) != STORAGE_OK)
+        return rc;
     if (!staged) {
         rc = make_current(s, path, meta);
         /* Once renamed, the received file is no longer the partial one. */

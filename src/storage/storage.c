@@ -45,6 +45,7 @@ const char *storage_strerror(int rc)
 void storage_options_default(struct storage_options *o)
 {
     o->segment_bytes = 64u << 20;
+    o->defer_changes = false;
 }
 
 const char *storage_errmsg(const struct storage *s) { return s->errmsg; }
@@ -55,6 +56,9 @@ static int check_usable(struct storage *s)
 {
     if (s->broken)
         return STORAGE_EIO; /* errmsg still says what failed first */
+    if (s->plan)
+        return st_fail(s, STORAGE_EINVAL, "the data directory %s is not open yet: call storage_open_finish",
+                       s->dir);
     if (s->reset_pending)
         return st_fail(s, STORAGE_ENOSPC, "the log could not be restarted after installing the snapshot at "
                        "index %llu (disk full); retry storage_snapshot_install first",
@@ -151,7 +155,7 @@ static void note(struct storage_state *st, const char *fmt, ...)
 
 static int make_dir(struct storage *s)
 {
-    if (s->io->mkdir(s->io->ctx, s->dir, 0755) == 0) {
+    if (s->io->mkdir(s->io->ctx, s->dir, 0700) == 0) {
         /* Make the new directory's own name durable in its parent. */
         char parent[ST_PATH_MAX];
         snprintf(parent, sizeof parent, "%s", s->dir);
@@ -178,49 +182,68 @@ static int make_dir(struct storage *s)
     return st_fail(s, st_errno_rc(e), "creating data directory %s failed: %s", s->dir, strerror(e));
 }
 
-/* Checks the snapshot data file named by the metadata; removes other
- * snapshot data files (left by a crash between renames). */
-static int recover_snapshot(struct storage *s, const struct names *ns)
+/* ---- Recovery: check everything read-only, then change ---------------------
+ *
+ * storage_open first reads the whole directory and decides, changing
+ * nothing: a refusal (ECORRUPT) leaves every file as it was, so an operator
+ * (or a later build) sees exactly what the crash or the damage left. What it
+ * decided to change (temporary files, a torn tail, segments the snapshot
+ * covers, a discarded log, a raised term) is kept in a plan and carried out
+ * by storage_open_finish, which the caller runs once it has checked that the
+ * rest of its state (the database) fits too. docs/disk-format.md, "What
+ * recovery checks, in order, and what it changes only after". */
+
+struct st_open_plan {
+    struct names ns;           /* the directory's names, for the clean-up */
+    bool marker;               /* install.pending exists */
+    bool cut;                  /* cut the last segment at cut_at */
+    uint64_t cut_seq, cut_at;
+    uint64_t *drop_seqs;       /* segments to remove (oldest first) */
+    size_t n_drop;
+    bool write_hs;             /* write s->hs (the term was raised, no vote) */
+    bool reset;                /* no segment is left: start an empty log at S + 1 */
+};
+
+static void plan_free(struct st_open_plan *p)
 {
+    if (!p)
+        return;
+    names_free(&p->ns);
+    free(p->drop_seqs);
+    free(p);
+}
+
+/* Checks the snapshot data file named by the metadata (read-only). */
+static int check_snapshot(struct storage *s)
+{
+    if (!s->have_snap)
+        return STORAGE_OK;
     char name[96];
-    if (s->have_snap) {
-        st_snapshot_data_name(name, sizeof name, s->snap.index, s->snap.term);
-        st_path(s, s->snap_path, name);
-        uint64_t size = 0;
-        uint32_t crc = 0;
-        int rc = st_file_crc(s, s->snap_path, &size, &crc);
-        if (rc == 1)
-            return st_fail(s, STORAGE_ECORRUPT,
-                           "snapshot data file %s named by %s/%s is missing; %s", s->snap_path, s->dir,
-                           ST_SNAPMETA_NAME, st_restore_advice());
-        if (rc)
-            return rc;
-        if (size != s->snap.size || crc != s->snap.crc)
-            return st_fail(s, STORAGE_ECORRUPT,
-                           "snapshot data file %s is damaged: %llu bytes with CRC32C %08x, but %s/%s says "
-                           "%llu bytes with CRC32C %08x; %s", s->snap_path, (unsigned long long)size, crc,
-                           s->dir, ST_SNAPMETA_NAME, (unsigned long long)s->snap.size, s->snap.crc,
-                           st_restore_advice());
-    }
-    for (size_t i = 0; i < ns->n; i++) {
-        if (!st_snapshot_parse_data_name(ns->v[i]))
-            continue;
-        if (s->have_snap && strcmp(ns->v[i], name) == 0)
-            continue;
-        char path[ST_PATH_MAX];
-        st_path(s, path, ns->v[i]);
-        int rc = st_unlink(s, path, "removing a snapshot that is no longer current");
-        if (rc)
-            return rc;
-    }
+    st_snapshot_data_name(name, sizeof name, s->snap.index, s->snap.term);
+    st_path(s, s->snap_path, name);
+    uint64_t size = 0;
+    uint32_t crc = 0;
+    int rc = st_file_crc(s, s->snap_path, &size, &crc);
+    if (rc == 1)
+        return st_fail(s, STORAGE_ECORRUPT, "snapshot data file %s named by %s/%s is missing; %s", s->snap_path,
+                       s->dir, ST_SNAPMETA_NAME, st_restore_advice());
+    if (rc)
+        return rc;
+    if (size != s->snap.size || crc != s->snap.crc)
+        return st_fail(s, STORAGE_ECORRUPT,
+                       "snapshot data file %s is damaged: %llu bytes with CRC32C %08x, but %s/%s says "
+                       "%llu bytes with CRC32C %08x; %s", s->snap_path, (unsigned long long)size, crc,
+                       s->dir, ST_SNAPMETA_NAME, (unsigned long long)s->snap.size, s->snap.crc,
+                       st_restore_advice());
     return STORAGE_OK;
 }
 
-/* Segment recovery: scans every segment, cuts a torn tail, drops what the
- * snapshot covers, checks that the rest fits together, and fills st->entries.
- * See docs/disk-format.md, "Recovery". */
-static int recover_log(struct storage *s, const struct names *ns, struct storage_state *st)
+/* Scans every segment and decides what the log is (read-only): a torn tail
+ * to cut, segments the snapshot covers, a log an interrupted install was
+ * replacing; checks that the rest fits together and fills st->entries. */
+static int check_log(struct storage *s, struct st_open_plan *p, bool had_hs, struct storage_state *st)
 {
+    const struct names *ns = &p->ns;
     struct st_scan *sc = NULL;
     size_t n = 0;
     int rc = STORAGE_OK;
@@ -230,77 +253,111 @@ static int recover_log(struct storage *s, const struct names *ns, struct storage
             n++;
     }
     sc = calloc(n ? n : 1, sizeof *sc);
-    if (!sc)
+    p->drop_seqs = calloc(n ? n : 1, sizeof *p->drop_seqs);
+    if (!sc || !p->drop_seqs) {
+        free(sc);
         return st_fail(s, STORAGE_ENOMEM, "opening %s: out of memory", s->dir);
+    }
     size_t k = 0;
     for (size_t i = 0; i < ns->n; i++)
         if (st_segment_parse_name(ns->v[i], &sc[k].seg.seq))
             k++;
     qsort(sc, n, sizeof *sc, cmp_scan_seq);
+    uint64_t records = 0;
     for (size_t i = 0; i < n && rc == STORAGE_OK; i++) {
         char name[64];
         st_segment_name(name, sizeof name, sc[i].seg.seq);
         uint64_t seq = sc[i].seg.seq;
         rc = st_segment_scan(s, name, seq, i == n - 1, &sc[i]);
+        records += sc[i].seg.n;
         if (seq >= s->next_seq)
             s->next_seq = seq + 1;
     }
     if (rc)
         goto out;
 
+    /* A log with entries and no hard state lost its hard state: the term
+     * and vote it held are unknown, and guessing (the term of the last
+     * entry, no vote) could let this node vote twice in one term. Only an
+     * empty log can have no hard state yet (a fresh node, or one that
+     * crashed right after its first snapshot install). */
+    if (!had_hs && records > 0) {
+        rc = st_fail(s, STORAGE_ECORRUPT,
+                     "the hard state file %s/%s is missing but the log holds %llu entries: the term and vote "
+                     "this node recorded are lost, and guessing them could make it vote twice in one term; %s",
+                     s->dir, ST_HS_NAME, (unsigned long long)records, st_restore_advice());
+        goto out;
+    }
+
     raft_index S = s->have_snap ? s->snap.index : 0;
     bool discard = false;
     if (n > 0 && s->have_snap) {
-        /* A log that does not contain the snapshot's last entry with the
-         * snapshot's term is an older or divergent history that an install
-         * was replacing when we stopped (§5.3: discard the entire log). */
+        /* Does the log hold the snapshot's last entry with the snapshot's
+         * term, or continue after it? */
         bool found = false, match = false;
-        raft_index last = 0;
+        raft_index last = 0, found_term = 0;
+        size_t found_seg = 0;
         for (size_t i = 0; i < n; i++) {
             struct st_segment *g = &sc[i].seg;
             if (g->n)
                 last = g->first + g->n - 1;
             if (g->n && g->first <= S && S < g->first + g->n) {
                 found = true;
-                match = sc[i].entries[S - g->first].term == s->snap.term;
+                found_seg = i;
+                found_term = sc[i].entries[S - g->first].term;
+                match = found_term == s->snap.term;
             }
         }
         /* Not found with last > S: S was compacted away, which is fine if
          * the log continues at S + 1 (checked below). */
-        discard = (found && !match) || (!found && last > 0 && last < S);
+        bool older = (found && !match) || (!found && last > 0 && last < S);
+        if (older && !p->marker) {
+            /* Only an install replaces a log by a snapshot it does not
+             * reach; without its marker this log lost entries it had
+             * synced (and perhaps acknowledged). */
+            char name[64];
+            st_segment_name(name, sizeof name, sc[found ? found_seg : n - 1].seg.seq);
+            if (found)
+                rc = st_fail(s, STORAGE_ECORRUPT,
+                             "log segment %s/%s holds entry %llu with term %llu but the snapshot at that index "
+                             "has term %llu, and no snapshot install was interrupted (no %s): the log and the "
+                             "snapshot disagree; %s", s->dir, name, (unsigned long long)S,
+                             (unsigned long long)found_term, (unsigned long long)s->snap.term,
+                             ST_INSTALL_MARKER_NAME, st_restore_advice());
+            else
+                rc = st_fail(s, STORAGE_ECORRUPT,
+                             "the log ends at index %llu (in %s/%s) but the snapshot covers up to index %llu, "
+                             "and no snapshot install was interrupted (no %s): log entries %llu..%llu that "
+                             "were synced are missing; %s", (unsigned long long)last, s->dir, name,
+                             (unsigned long long)S, ST_INSTALL_MARKER_NAME, (unsigned long long)(last + 1),
+                             (unsigned long long)S, st_restore_advice());
+            goto out;
+        }
+        discard = older;
         if (discard)
-            note(st, "the log (up to index %llu) does not continue the snapshot at index %llu term %llu "
-                 "and was replaced by it", (unsigned long long)last, (unsigned long long)S,
-                 (unsigned long long)s->snap.term);
+            note(st, "the log (up to index %llu) does not continue the snapshot at index %llu term %llu; an "
+                 "install was interrupted (%s): the log is replaced by the snapshot", (unsigned long long)last,
+                 (unsigned long long)S, (unsigned long long)s->snap.term, ST_INSTALL_MARKER_NAME);
     }
 
-    /* Cut a torn tail of the last segment (only it can have one). */
+    /* A bad last record of the last segment (only it can be torn). */
     if (n > 0 && sc[n - 1].torn && !discard) {
         struct st_scan *t = &sc[n - 1];
-        char name[64], path[ST_PATH_MAX];
+        char name[64];
         st_segment_name(name, sizeof name, t->seg.seq);
-        st_path(s, path, name);
-        int fd = s->io->open(s->io->ctx, path, O_RDWR, 0);
-        if (fd < 0) {
-            int e = errno;
-            rc = st_fail(s, STORAGE_EIO, "opening %s to cut its torn tail failed: %s", path, strerror(e));
-            goto out;
-        }
-        if (s->io->ftruncate(s->io->ctx, fd, (off_t)t->seg.end) != 0) {
-            int e = errno;
-            st_close(s, fd);
-            rc = st_fail(s, STORAGE_EIO, "cutting the torn tail of %s at byte offset %llu failed: %s", path,
-                         (unsigned long long)t->seg.end, strerror(e));
-            goto out;
-        }
-        rc = st_sync_fd(s, fd, path, "making the cut of a torn tail durable");
-        st_close(s, fd);
-        if (rc)
-            goto out;
+        p->cut = true;
+        p->cut_seq = t->seg.seq;
+        p->cut_at = t->seg.end;
         st->torn_tail_truncated = true;
-        note(st, "cut a torn write at the end of %s: %llu bytes from byte offset %llu (never made durable "
-             "by a sync, so never acknowledged)", path, (unsigned long long)(t->size - t->seg.end),
-             (unsigned long long)t->seg.end);
+        /* What is known: the record is not valid and nothing valid follows.
+         * A write cut short by a crash was never synced, so never
+         * acknowledged; but the same bytes can be a synced record damaged
+         * since, and that one may have been acknowledged. */
+        note(st, "cut %llu bytes at the end of %s/%s from byte offset %llu (%s, nothing valid after it): "
+             "a write a crash cut short (never acknowledged) or a synced record damaged since (it may have "
+             "been acknowledged; the leader sends it again)",
+             (unsigned long long)(t->size - t->seg.end), s->dir, name, (unsigned long long)t->seg.end,
+             t->torn_why ? t->torn_why : "invalid record");
     }
 
     /* Segments wholly covered by the snapshot are no longer part of the log
@@ -317,17 +374,8 @@ static int recover_log(struct storage *s, const struct names *ns, struct storage
             drop++;
         }
     }
-    /* Remove newest first so a crash here leaves a prefix (see st_log_reset). */
-    for (size_t i = drop; i-- > 0;) {
-        char name[64], path[ST_PATH_MAX];
-        st_segment_name(name, sizeof name, sc[i].seg.seq);
-        st_path(s, path, name);
-        rc = st_unlink(s, path, "removing a segment the snapshot covers");
-        if (rc == STORAGE_OK)
-            rc = st_sync_dir(s, "making a segment's removal durable");
-        if (rc)
-            goto out;
-    }
+    for (size_t i = 0; i < drop; i++)
+        p->drop_seqs[p->n_drop++] = sc[i].seg.seq;
     if (drop && !discard)
         note(st, "removed %zu log segment(s) covered by the snapshot at index %llu", drop,
              (unsigned long long)S);
@@ -383,21 +431,25 @@ static int recover_log(struct storage *s, const struct names *ns, struct storage
         expect = g->first + g->n;
     }
     if (prev_term > s->hs.term) {
-        /* Entries can be durable before the hard state of their ready: a
-         * full segment is fdatasynced when the next one starts, in the middle
-         * of storage_append, before the host hands over the hard state. Such
-         * entries came from a leader of their term that this node accepted
-         * without having voted in that term (a candidate's own vote is
-         * durable before it can lead), so the term is raised with no vote. */
-        note(st, "raised the term from %llu to %llu, the term of the last log entry (it was made durable "
-             "before the new term)", (unsigned long long)s->hs.term, (unsigned long long)prev_term);
+        /* Entries (or a snapshot) can be durable before the hard state of
+         * their ready: a full segment is fdatasynced when the next one
+         * starts, in the middle of storage_append, and an installed snapshot
+         * is durable when install returns, both before the host hands over
+         * the hard state. They came from a leader of their term that this
+         * node accepted without having voted in that term durably (a
+         * candidate's own vote is durable before it can lead, and a vote
+         * carries its term), so the term is raised with no vote. */
+        note(st, "raised the term from %llu to %llu, the term of the %s (made durable before the new term)",
+             (unsigned long long)s->hs.term, (unsigned long long)prev_term,
+             total ? "last log entry" : "snapshot");
         s->hs = (struct raft_hard_state){ prev_term, 0 };
-        uint8_t b[ST_HS_BYTES];
-        st_hs_encode(&s->hs, b);
-        rc = st_atomic_write(s, ST_HS_NAME, b, sizeof b);
-        if (rc)
-            goto out;
+        p->write_hs = true;
     }
+    /* The hard state file exists before anything is appended (written with
+     * the plan, term 0 on a fresh directory): a log with entries and no
+     * hard state file then always means the file was lost (above). */
+    if (!had_hs)
+        p->write_hs = true;
 
     /* Hand the entries to the state; keep the segments. */
     struct owned *o = calloc(1, sizeof *o);
@@ -429,14 +481,11 @@ static int recover_log(struct storage *s, const struct names *ns, struct storage
         sc[i].seg.offs = NULL;
     }
     if (s->n_segs == 0) {
-        rc = st_log_reset(s, S + 1);
-        if (rc)
-            goto out;
+        p->reset = true;
+        s->first_index = S + 1;
+        s->last_index = S;
         s->last_term = s->have_snap ? s->snap.term : 0;
     } else {
-        rc = st_segment_open_active(s);
-        if (rc)
-            goto out;
         s->first_index = s->segs[0].first;
         struct st_segment *g = &s->segs[s->n_segs - 1];
         s->last_index = g->first + g->n - 1;
@@ -451,6 +500,68 @@ out:
     return rc;
 }
 
+/* Carries out the plan, in an order that a crash at any point leaves a
+ * directory the next open decides the same way about. */
+static int apply_plan(struct storage *s, struct st_open_plan *p)
+{
+    int rc = STORAGE_OK;
+    /* Leftovers of interrupted replacements and receptions: never current. */
+    for (size_t i = 0; rc == STORAGE_OK && i < p->ns.n; i++) {
+        const char *name = p->ns.v[i];
+        char path[ST_PATH_MAX];
+        st_path(s, path, name);
+        if (ends_with(name, ".tmp") || strcmp(name, ST_SNAP_PARTIAL_NAME) == 0)
+            rc = st_unlink(s, path, "removing a leftover temporary file");
+        else if (st_snapshot_parse_data_name(name) && (!s->have_snap || strcmp(path, s->snap_path) != 0))
+            rc = st_unlink(s, path, "removing a snapshot that is no longer current");
+    }
+    if (rc == STORAGE_OK && p->cut) {
+        char name[64], path[ST_PATH_MAX];
+        st_segment_name(name, sizeof name, p->cut_seq);
+        st_path(s, path, name);
+        int fd = s->io->open(s->io->ctx, path, O_RDWR, 0);
+        if (fd < 0) {
+            int e = errno;
+            return st_fail(s, STORAGE_EIO, "opening %s to cut its bad last record failed: %s", path, strerror(e));
+        }
+        if (s->io->ftruncate(s->io->ctx, fd, (off_t)p->cut_at) != 0) {
+            int e = errno;
+            st_close(s, fd);
+            return st_fail(s, STORAGE_EIO, "cutting %s at byte offset %llu failed: %s", path,
+                           (unsigned long long)p->cut_at, strerror(e));
+        }
+        rc = st_sync_fd(s, fd, path, "making the cut of a bad last record durable");
+        st_close(s, fd);
+    }
+    /* Remove newest first so a crash here leaves a prefix (see st_log_reset). */
+    for (size_t i = p->n_drop; rc == STORAGE_OK && i-- > 0;) {
+        char name[64], path[ST_PATH_MAX];
+        st_segment_name(name, sizeof name, p->drop_seqs[i]);
+        st_path(s, path, name);
+        rc = st_unlink(s, path, "removing a segment the snapshot covers");
+        if (rc == STORAGE_OK)
+            rc = st_sync_dir(s, "making a segment's removal durable");
+    }
+    if (rc == STORAGE_OK && p->write_hs) {
+        uint8_t b[ST_HS_BYTES];
+        st_hs_encode(&s->hs, b);
+        rc = st_atomic_write(s, ST_HS_NAME, b, sizeof b);
+    }
+    if (rc == STORAGE_OK) {
+        if (p->reset) {
+            rc = st_log_reset(s, s->first_index);
+            if (rc == STORAGE_OK)
+                s->last_term = s->have_snap ? s->snap.term : 0;
+        } else {
+            rc = st_segment_open_active(s);
+        }
+    }
+    /* Only now is an interrupted install finished. */
+    if (rc == STORAGE_OK && p->marker)
+        rc = st_install_marker_clear(s);
+    return rc;
+}
+
 int storage_open(const char *dir, const struct storage_io *io, const struct storage_options *opts,
                  struct storage **out, struct storage_state *state, char *err, size_t errcap)
 {
@@ -462,7 +573,10 @@ int storage_open(const char *dir, const struct storage_io *io, const struct stor
         return STORAGE_EINVAL;
     }
     struct storage *s = calloc(1, sizeof *s);
-    if (!s) {
+    struct st_open_plan *p = calloc(1, sizeof *p);
+    if (!s || !p) {
+        free(s);
+        free(p);
         snprintf(err, errcap, "storage: opening %s: out of memory", dir);
         return STORAGE_ENOMEM;
     }
@@ -481,24 +595,21 @@ int storage_open(const char *dir, const struct storage_io *io, const struct stor
     s->partial_fd = -1;
     s->next_seq = 1;
     st_path(s, s->tmp_path, ST_SNAP_TMP_NAME);
+    s->plan = p;
 
-    struct names ns = { 0 };
+    /* Read-only from here to the plan's end (creating a missing directory
+     * aside: it holds nothing yet). */
+    struct names *ns = &p->ns;
     int rc = make_dir(s);
-    if (rc == STORAGE_OK && s->io->list(s->io->ctx, s->dir, names_add, &ns) != 0) {
+    if (rc == STORAGE_OK && s->io->list(s->io->ctx, s->dir, names_add, ns) != 0) {
         int e = errno;
         rc = st_fail(s, STORAGE_EIO, "listing data directory %s failed: %s", s->dir, strerror(e));
     }
-    if (rc == STORAGE_OK && ns.oom)
+    if (rc == STORAGE_OK && ns->oom)
         rc = st_fail(s, STORAGE_ENOMEM, "listing data directory %s: out of memory", s->dir);
-
-    /* Leftovers of interrupted replacements and receptions: never current. */
-    for (size_t i = 0; rc == STORAGE_OK && i < ns.n; i++) {
-        if (ends_with(ns.v[i], ".tmp") || strcmp(ns.v[i], ST_SNAP_PARTIAL_NAME) == 0) {
-            char path[ST_PATH_MAX];
-            st_path(s, path, ns.v[i]);
-            rc = st_unlink(s, path, "removing a leftover temporary file");
-        }
-    }
+    for (size_t i = 0; rc == STORAGE_OK && i < ns->n; i++)
+        if (strcmp(ns->v[i], ST_INSTALL_MARKER_NAME) == 0)
+            p->marker = true;
 
     bool had_hs = false;
     if (rc == STORAGE_OK) {
@@ -514,24 +625,11 @@ int storage_open(const char *dir, const struct storage_io *io, const struct stor
             rc = STORAGE_OK;
     }
     if (rc == STORAGE_OK)
-        rc = recover_snapshot(s, &ns);
-    if (rc == STORAGE_OK && s->have_snap && s->snap.term > s->hs.term) {
-        /* A snapshot installed from a leader is durable when install returns,
-         * the new term only at the sync after it: a crash between leaves the
-         * term behind the snapshot's. The node had accepted a leader of that
-         * term, and never voted in it durably (the vote would have carried
-         * the term), so the term is raised with no vote (§3.3, §5.3). */
-        note(state, "raised the term from %llu to the snapshot's term %llu (the snapshot was installed "
-             "just before a stop)", (unsigned long long)s->hs.term, (unsigned long long)s->snap.term);
-        s->hs = (struct raft_hard_state){ s->snap.term, 0 };
-        uint8_t b[ST_HS_BYTES];
-        st_hs_encode(&s->hs, b);
-        rc = st_atomic_write(s, ST_HS_NAME, b, sizeof b);
-        had_hs = true;
-    }
+        rc = check_snapshot(s);
     if (rc == STORAGE_OK)
-        rc = recover_log(s, &ns, state);
-    names_free(&ns);
+        rc = check_log(s, p, had_hs, state);
+    if (rc == STORAGE_OK && !s->opts.defer_changes)
+        rc = storage_open_finish(s, err, errcap);
     if (rc != STORAGE_OK) {
         snprintf(err, errcap, "storage: %s", s->errmsg);
         storage_state_free(state);
@@ -545,12 +643,26 @@ int storage_open(const char *dir, const struct storage_io *io, const struct stor
         state->snapshot = s->snap;
     /* No Raft state: nothing a bootstrap would conflict with (an empty
      * segment left by an earlier open does not count). */
-    state->fresh = !had_hs && !s->have_snap && s->last_index == 0 && s->hs.term == 0;
+    state->fresh = !s->have_snap && s->last_index == 0 && s->hs.term == 0 && s->hs.vote == 0;
     s->errmsg[0] = 0;
     if (err && errcap)
         err[0] = 0;
     *out = s;
     return STORAGE_OK;
+}
+
+int storage_open_finish(struct storage *s, char *err, size_t errcap)
+{
+    if (!s->plan)
+        return STORAGE_OK;
+    int rc = apply_plan(s, s->plan);
+    plan_free(s->plan);
+    s->plan = NULL;
+    if (rc && err && errcap)
+        snprintf(err, errcap, "storage: %s", s->errmsg);
+    if (rc)
+        s->broken = true; /* half done: the next open decides again */
+    return rc;
 }
 
 void storage_close(struct storage *s)
@@ -559,6 +671,7 @@ void storage_close(struct storage *s)
         return;
     st_close(s, s->active_fd);
     st_close(s, s->partial_fd);
+    plan_free(s->plan);
     for (size_t i = 0; i < s->n_segs; i++)
         free(s->segs[i].offs);
     free(s->segs);

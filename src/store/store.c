@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "command.h"
+#include "store/cksum_vfs.h"
 
 /* How long an idempotency key is remembered, in log time. */
 #define IDEM_TTL_MS (24ull * 3600 * 1000)
@@ -117,6 +118,7 @@ struct store {
     bool in_tx;             /* applied entries wait for store_commit */
     raft_index committed;   /* applied index as of the last commit */
     uint64_t committed_clock;
+    unsigned wal_pages;     /* frames in the WAL after the last commit (wal_hook) */
     char errmsg[512];
 };
 
@@ -137,6 +139,43 @@ static int fail_db(struct store *st, const char *what)
     return STORE_EIO;
 }
 
+/* What an SQLite result code means here: an I/O error (or a damaged file)
+ * is fatal, a full disk or a busy lock is worth another try later. */
+static int classify(int sqlite_rc)
+{
+    if (sqlite_rc == SQLITE_IOERR_DATA) /* a page checksum did not match (cksum_vfs.c) */
+        return STORE_ECORRUPT;
+    switch (sqlite_rc & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return STORE_ECORRUPT;
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return STORE_OK;
+    case SQLITE_FULL:
+        return STORE_EFULL;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return STORE_EAGAIN;
+    case SQLITE_NOMEM:
+        return STORE_ENOMEM;
+    default:
+        return STORE_EIO;
+    }
+}
+
+/* Called by SQLite after each commit with the frames now in the WAL. Having
+ * a hook of our own also turns SQLite's automatic checkpoints off (they are
+ * its default WAL hook, whose result nobody checks): see store.h. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    ((struct store *)arg)->wal_pages = frames > 0 ? (unsigned)frames : 0;
+    return SQLITE_OK;
+}
+
 static void close_db(struct store *st)
 {
     for (int i = 0; i < S_COUNT; i++) {
@@ -148,18 +187,91 @@ static void close_db(struct store *st)
     st->db = NULL;
 }
 
+/* sqlite3_open_v2 through the checksum VFS; cksum_new: a file with no page
+ * 1 yet will have the checksums' reserved bytes (cksum_vfs.h). */
+static int open_conn(const char *path, int flags, int cksum_new, sqlite3 **db)
+{
+    char uri[4200 * 3];
+    if (cksum_vfs_uri(path, cksum_new, uri, sizeof uri) != 0) {
+        *db = NULL;
+        return SQLITE_CANTOPEN;
+    }
+    return sqlite3_open_v2(uri, db, flags | SQLITE_OPEN_URI, cksum_vfs());
+}
+
+/* Whether the database file at path has the checksums' reserved bytes
+ * (byte 20 of its header; SQLite never changes it after creation). */
+static int has_cksum(const char *path)
+{
+    unsigned char h[21];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = pread(fd, h, sizeof h, 0);
+    close(fd);
+    return n == (ssize_t)sizeof h && h[20] == 8;
+}
+
+/* Runs PRAGMA quick_check on db: every page of every table and index is
+ * read (so its checksum checked) and the b-trees' structure verified.
+ * STORE_OK, or STORE_ECORRUPT / STORE_EIO with err saying what it found. */
+static int check_db(sqlite3 *db, const char *path, char *err, size_t errcap)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &q, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(q);
+    int out = STORE_OK;
+    if (rc == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(q, 0);
+        if (!t || strcmp(t, "ok") != 0) {
+            set_err(err, errcap, "the database %s is damaged: PRAGMA quick_check says: %s", path, t ? t : "?");
+            out = STORE_ECORRUPT;
+        }
+    } else {
+        int code = sqlite3_extended_errcode(db);
+        out = classify(code);
+        if (out == STORE_OK || out == STORE_EAGAIN)
+            out = STORE_EIO;
+        set_err(err, errcap, "the database %s %s: %s", path,
+                out == STORE_ECORRUPT ? "is damaged (checking it failed)" : "cannot be checked", sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(q);
+    return out;
+}
+
 static int open_db(struct store *st)
 {
-    if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+    /* A new database gets the reserved bytes its page checksums live in. */
+    struct stat sb;
+    bool fresh = stat(st->path, &sb) != 0 || sb.st_size == 0;
+    if (open_conn(st->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, fresh, &st->db) !=
+        SQLITE_OK)
         return fail_db(st, "cannot open the database");
+    if (fresh && cksum_vfs_reserve(st->db) != SQLITE_OK)
+        return fail_db(st, "cannot reserve room for page checksums in the database");
     sqlite3_busy_timeout(st->db, 5000);
+    sqlite3_wal_hook(st->db, wal_hook, st);
+    /* Closing the last connection would checkpoint and ignore a failed
+     * fsync; the WAL is kept instead and replayed at the next open. */
+    sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    st->wal_pages = 0;
     char *msg = NULL;
     if (sqlite3_exec(st->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, &msg) != SQLITE_OK ||
         sqlite3_exec(st->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(st->errmsg, sizeof st->errmsg, "cannot set up the database %s: %s", st->path, msg ? msg : "?");
+        int rc = classify(sqlite3_extended_errcode(st->db));
+        if (rc == STORE_ECORRUPT)
+            snprintf(st->errmsg, sizeof st->errmsg, "the database %s is damaged (a page checksum or its "
+                     "structure does not check: %s)", st->path, msg ? msg : "?");
+        else
+            snprintf(st->errmsg, sizeof st->errmsg, "cannot set up the database %s: %s", st->path, msg ? msg : "?");
         sqlite3_free(msg);
-        return STORE_EIO;
+        return rc == STORE_ECORRUPT ? rc : STORE_EIO;
     }
+    /* Nothing damaged is served, applied on, or copied into a snapshot. */
+    int crc = check_db(st->db, st->path, st->errmsg, sizeof st->errmsg);
+    if (crc)
+        return crc;
     for (int i = 0; i < S_COUNT; i++)
         if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK)
             return fail_db(st, "cannot prepare a statement");
@@ -186,6 +298,15 @@ int store_open(const char *path, struct store **out, char *err, size_t errcap)
         set_err(err, errcap, "out of memory");
         return STORE_ENOMEM;
     }
+    /* A copy left by a restore that crashed before its rename is never
+     * current (the snapshot it came from is still on disk). */
+    char leftover[4200];
+    snprintf(leftover, sizeof leftover, "%s.restore", path);
+    if (unlink(leftover) != 0 && errno != ENOENT) {
+        set_err(err, errcap, "cannot remove the leftover %s: %s", leftover, strerror(errno));
+        store_close(st);
+        return STORE_EIO;
+    }
     int rc = open_db(st);
     if (rc) {
         set_err(err, errcap, "%s", st->errmsg);
@@ -210,6 +331,8 @@ void store_close(struct store *st)
 const char *store_errmsg(const struct store *st) { return st->errmsg; }
 raft_index store_applied(const struct store *st) { return st->applied; }
 raft_index store_committed(const struct store *st) { return st->committed; }
+unsigned store_wal_pages(const struct store *st) { return st->wal_pages; }
+bool store_damage_seen(void) { return cksum_vfs_damage_seen() != 0; }
 
 struct sqlite3 *store_db(struct store *st) { return st->db; }
 
@@ -786,14 +909,35 @@ static void write_back_gently(int fd)
 #endif
 }
 
+int store_checkpoint(const char *db_path, bool truncate, char *err, size_t errcap)
+{
+    sqlite3 *db = NULL;
+    int rc = open_conn(db_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, 0, &db);
+    if (rc == SQLITE_OK) {
+        sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+        /* A connection that has read nothing has not opened the WAL yet,
+         * and a checkpoint on it would do nothing. */
+        rc = sqlite3_exec(db, "SELECT 1 FROM sqlite_master LIMIT 1", NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_wal_checkpoint_v2(db, NULL, truncate ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
+                                      NULL, NULL);
+    int out = classify(rc);
+    if (out)
+        set_err(err, errcap, "checkpoint of %s: %s", db_path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_close(db);
+    return out;
+}
+
 int store_snapshot(const char *db_path, const char *out_path, raft_index *index, char *err, size_t errcap)
 {
     sqlite3 *db = NULL, *copy = NULL;
     sqlite3_stmt *s = NULL;
-    int rc = STORE_EIO;
+    int rc = STORE_EIO, src;
     unlink(out_path);
-    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    if ((src = open_conn(db_path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, 0, &db)) != SQLITE_OK) {
         set_err(err, errcap, "snapshot: cannot open %s: %s", db_path, sqlite3_errmsg(db));
+        rc = classify(src);
         goto out;
     }
     sqlite3_busy_timeout(db, 5000);
@@ -802,46 +946,72 @@ int store_snapshot(const char *db_path, const char *out_path, raft_index *index,
      * and index, several times the CPU for the same content, on a machine
      * whose other cores serve the writes meanwhile. */
     char *msg = NULL;
-    if (sqlite3_open_v2(out_path, &copy, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-            SQLITE_OK ||
-        sqlite3_exec(copy, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;", NULL, NULL, &msg) != SQLITE_OK) {
+    if ((src = open_conn(out_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                         has_cksum(db_path), &copy)) != SQLITE_OK ||
+        (src = sqlite3_exec(copy, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;", NULL, NULL, &msg)) !=
+            SQLITE_OK) {
         set_err(err, errcap, "snapshot: cannot create %s: %s", out_path, msg ? msg : sqlite3_errmsg(copy));
         sqlite3_free(msg);
+        rc = classify(src);
         goto out;
     }
     sqlite3_backup *bk = sqlite3_backup_init(copy, "main", db, "main");
-    int brc = bk ? sqlite3_backup_step(bk, -1) : SQLITE_ERROR;
-    if (bk)
-        sqlite3_backup_finish(bk);
+    int brc = bk ? sqlite3_backup_step(bk, -1) : sqlite3_errcode(copy);
+    if (bk) {
+        int frc = sqlite3_backup_finish(bk);
+        if (brc == SQLITE_DONE && frc != SQLITE_OK)
+            brc = frc;
+    }
     /* The copy says WAL like its source; a snapshot is one file. */
-    if (brc != SQLITE_DONE || sqlite3_exec(copy, "PRAGMA journal_mode=DELETE;", NULL, NULL, &msg) != SQLITE_OK) {
-        set_err(err, errcap, "snapshot: copying %s to %s failed: %s", db_path, out_path,
-                msg ? msg : sqlite3_errmsg(copy));
+    if (brc != SQLITE_DONE ||
+        (brc = sqlite3_exec(copy, "PRAGMA journal_mode=DELETE;", NULL, NULL, &msg)) != SQLITE_OK) {
+        /* The error may be the source's (a read failed) or the copy's. */
+        int which = sqlite3_errcode(db) != SQLITE_OK ? sqlite3_extended_errcode(db) : brc;
+        set_err(err, errcap, "snapshot: copying %s to %s failed: %s (%s)", db_path, out_path,
+                msg ? msg : sqlite3_errmsg(copy), sqlite3_errstr(which));
         sqlite3_free(msg);
+        rc = classify(which);
         goto out;
     }
-    sqlite3_close(copy);
+    if ((src = sqlite3_close(copy)) != SQLITE_OK) {
+        set_err(err, errcap, "snapshot: cannot close %s: %s", out_path, sqlite3_errstr(src));
+        rc = classify(src);
+        goto out;
+    }
     copy = NULL;
     /* The copy records the index of exactly the state it holds. */
-    if (sqlite3_open_v2(out_path, &copy, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(copy, "SELECT v FROM meta WHERE k = 'applied'", -1, &s, NULL) != SQLITE_OK ||
-        sqlite3_step(s) != SQLITE_ROW) {
-        set_err(err, errcap, "snapshot: cannot read the applied index of %s", out_path);
+    /* The copy is checked before it can be shipped: its pages were read
+     * through their checksums, its structure is verified here. */
+    if ((src = open_conn(out_path, SQLITE_OPEN_READONLY, 0, &copy)) != SQLITE_OK) {
+        set_err(err, errcap, "snapshot: cannot open the copy %s: %s", out_path, sqlite3_errstr(src));
+        rc = classify(src);
+        goto out;
+    }
+    if ((rc = check_db(copy, out_path, err, errcap)) != STORE_OK) {
+        unlink(out_path);
+        goto out;
+    }
+    rc = STORE_EIO;
+    if ((src = sqlite3_prepare_v2(copy, "SELECT v FROM meta WHERE k = 'applied'", -1, &s, NULL)) != SQLITE_OK ||
+        (src = sqlite3_step(s)) != SQLITE_ROW) {
+        set_err(err, errcap, "snapshot: cannot read the applied index of %s: %s", out_path, sqlite3_errstr(src));
+        rc = classify(src == SQLITE_DONE ? SQLITE_CORRUPT : src);
         goto out;
     }
     *index = (raft_index)sqlite3_column_int64(s, 0);
-    /* The copy was written without syncs. If this fails the copy is
-     * dropped (the next attempt unlinks it): after a failed fsync the
-     * kernel may have thrown the data away, so no later fsync could vouch
-     * for it. */
+    /* The copy was written without syncs. A failure here is fatal, like
+     * every failed fsync: after it the kernel may have thrown data away
+     * (of this file or, for all we know, of others on the disk). */
     int fd = open(out_path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0)
         write_back_gently(fd);
     if (fd < 0 || fdatasync(fd) != 0) {
-        set_err(err, errcap, "snapshot: cannot make %s durable: %s", out_path, strerror(errno));
+        int e = errno;
+        set_err(err, errcap, "snapshot: cannot make %s durable: %s", out_path, strerror(e));
         if (fd >= 0)
             close(fd);
         unlink(out_path);
+        rc = e == ENOSPC || e == EDQUOT ? STORE_EFULL : STORE_EIO;
         goto out;
     }
     close(fd);
@@ -901,7 +1071,8 @@ done:
     return rc;
 }
 
-static void fsync_parent_dir(const char *path)
+/* fsyncs the directory holding path: 0, or -1 with errno set. */
+static int fsync_parent_dir(const char *path)
 {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
@@ -911,10 +1082,38 @@ static void fsync_parent_dir(const char *path)
     else
         snprintf(dir, sizeof dir, ".");
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+int store_set_aside(const char *path, char *err, size_t errcap)
+{
+    char from[4200], to[4200];
+    const char *sfx[][2] = { { "", ".damaged" }, { "-wal", ".damaged-wal" } };
+    for (int i = 0; i < 2; i++) {
+        snprintf(from, sizeof from, "%s%s", path, sfx[i][0]);
+        snprintf(to, sizeof to, "%s%s", path, sfx[i][1]);
+        if (rename(from, to) != 0 && errno != ENOENT) {
+            set_err(err, errcap, "cannot move %s to %s: %s", from, to, strerror(errno));
+            return STORE_EIO;
+        }
     }
+    snprintf(from, sizeof from, "%s-shm", path);
+    if (unlink(from) != 0 && errno != ENOENT) {
+        set_err(err, errcap, "cannot remove %s: %s", from, strerror(errno));
+        return STORE_EIO;
+    }
+    if (fsync_parent_dir(path) != 0) {
+        set_err(err, errcap, "cannot fsync the directory of %s: %s", path, strerror(errno));
+        return STORE_EIO;
+    }
+    cksum_vfs_damage_forget(); /* what was read from it is gone with it */
+    return STORE_OK;
 }
 
 int store_restore(struct store *st, const char *snapshot_path, char *err, size_t errcap)
@@ -931,17 +1130,30 @@ int store_restore(struct store *st, const char *snapshot_path, char *err, size_t
     rollback_tx(st); /* the snapshot replaces it all */
     close_db(st);
     /* The old WAL belongs to the old database: it must not be replayed
-     * into the new one. */
-    snprintf(side, sizeof side, "%s-wal", st->path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", st->path);
-    unlink(side);
+     * into the new one. Its removal is made durable before the rename: a
+     * durable rename with the delete lost would let SQLite replay the old
+     * WAL over the new file after a power loss. */
+    const char *sfx[] = { "-wal", "-shm" };
+    for (int i = 0; i < 2; i++) {
+        snprintf(side, sizeof side, "%s%s", st->path, sfx[i]);
+        if (unlink(side) != 0 && errno != ENOENT) {
+            set_err(err, errcap, "cannot remove %s: %s", side, strerror(errno));
+            return STORE_EIO;
+        }
+    }
+    if (fsync_parent_dir(st->path) != 0) {
+        set_err(err, errcap, "cannot fsync the directory of %s: %s", st->path, strerror(errno));
+        return STORE_EIO;
+    }
     if (rename(tmp, st->path) != 0) {
         set_err(err, errcap, "cannot rename %s to %s: %s", tmp, st->path, strerror(errno));
         unlink(tmp);
         return STORE_EIO;
     }
-    fsync_parent_dir(st->path);
+    if (fsync_parent_dir(st->path) != 0) {
+        set_err(err, errcap, "cannot fsync the directory of %s: %s", st->path, strerror(errno));
+        return STORE_EIO;
+    }
     rc = open_db(st);
     if (rc)
         set_err(err, errcap, "%s", st->errmsg);

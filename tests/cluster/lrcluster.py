@@ -132,10 +132,11 @@ class Cluster:
     def data_dir(self, i):
         return os.path.join(self.dir, "node%d" % i)
 
-    def start(self, i, join=False, args=()):
+    def start(self, i, join=False, args=(), prefix=()):
+        """prefix: a command the node runs under (e.g. strace injecting faults)."""
         assert i not in self.procs or self.procs[i].poll() is not None, "node %d already running" % i
         log = open(os.path.join(self.dir, "node%d.log" % i), "ab")
-        cmd = [BINARY, "node", "--cluster", self.cluster_file, "--id", str(i), "--data", self.data_dir(i)]
+        cmd = list(prefix) + [BINARY, "node", "--cluster", self.cluster_file, "--id", str(i), "--data", self.data_dir(i)]
         if self.secret_path:
             cmd += ["--secret-file", self.secret_path]
         if join:

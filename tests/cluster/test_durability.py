@@ -1,0 +1,236 @@
+"""Durable state around the Raft log (issue 17, SPEC §3): faults injected
+into real node processes with strace, and damaged copies of a stopped
+node's data directory. A failed fsync of anything the node relies on stops
+it; a damaged directory is refused with nothing changed."""
+import hashlib
+import os
+import shutil
+import subprocess
+
+import pytest
+
+import lrcluster
+from lrcluster import wait_for
+
+STRACE = shutil.which("strace")
+
+
+def strace_works():
+    if not STRACE:
+        return False
+    r = subprocess.run([STRACE, "-qq", "-o", "/dev/null", "-e", "inject=fdatasync:error=EIO", "true"],
+                       capture_output=True)
+    return r.returncode == 0
+
+
+needs_strace = pytest.mark.skipif(not strace_works(), reason="strace with fault injection is not usable here")
+
+
+def inject_eio(paths, calls="fdatasync,fsync"):
+    """A prefix that runs the node under strace, failing every fdatasync and
+    fsync of the files in paths with EIO (other files are untouched)."""
+    cmd = [STRACE, "-f", "-qq", "-o", "/dev/null", "-e", "trace=" + calls]
+    for p in paths:
+        cmd += ["-P", p]
+    return cmd + ["-e", "inject=%s:error=EIO" % calls]
+
+
+@needs_strace
+@pytest.mark.parametrize("files", [("state.db",), ("state.db", "state.db-wal")])
+def test_failed_fsync_of_the_database_stops_the_node(make_cluster, files):
+    """fsyncgate: SQLite's automatic checkpoints ignored a failed fsync of
+    state.db (and of state.db-wal once the WAL existed), and the node
+    acknowledged writes for ever. Now the node checkpoints itself, checks
+    the result, and exits 1."""
+    c = make_cluster(n=1)
+    c.start(1)
+    c.wait_leader()
+    assert c.put(1, "before", "v").status in (200, 201, 204)
+    assert c.stop(1) == 0
+    d = c.data_dir(1)
+    c.start(1, prefix=inject_eio([os.path.join(d, f) for f in files]))
+    c.wait_leader()
+    acked = []
+    value = "x" * 300
+    for k in range(12000):  # several checkpoints' worth of WAL
+        try:
+            r = c.put(1, "k%d" % k, value)
+        except OSError:
+            break
+        if r.status not in (200, 201, 204):
+            break
+        acked.append("k%d" % k)
+    code = c.procs[1].wait(timeout=30)
+    assert code == 1, "the node did not stop on a failed database fsync (exit %s, %d writes acked)" % (
+        code, len(acked))
+    assert "FATAL" in c.log_tail(1, 5) and "database" in c.log_tail(1, 5)
+    # Nothing acknowledged is lost: the log replays what the database missed.
+    c.start(1)
+    c.wait_leader()
+    for k in acked[:: max(1, len(acked) // 50)] + acked[-3:] + ["before"]:
+        assert c.kv(1, k, "linearizable") is not None, "acknowledged key %s lost" % k
+
+
+def dir_hashes(d):
+    """sha256 of every file in d, except the lock file and SQLite's -shm
+    (an index SQLite rebuilds from the WAL at every open, not data)."""
+    out = {}
+    for name in sorted(os.listdir(d)):
+        if name in ("lock", "state.db-shm"):
+            continue
+        with open(os.path.join(d, name), "rb") as f:
+            out[name] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def start_refused(c, i):
+    """Runs node i expecting it to refuse to start: its exit code and log."""
+    cmd = [lrcluster.BINARY, "node", "--cluster", c.cluster_file, "--id", str(i), "--data", c.data_dir(i)]
+    r = subprocess.run(cmd + c.node_args, capture_output=True, text=True, timeout=30)
+    return r.returncode, r.stderr
+
+
+SMALL = ["--snapshot-entries", "200", "--trailing-entries", "300", "--segment-bytes", "4096"]
+
+
+def snapshotted_node(make_cluster):
+    """A stopped one-node cluster whose log rolled over several segments,
+    took snapshots and compacted (small segments and snapshot interval)."""
+    c = make_cluster(n=1, node_args=SMALL)
+    c.start(1)
+    c.wait_leader()
+    d = c.data_dir(1)
+    for k in range(900):
+        assert c.put(1, "k%d" % k, "v%d" % k).status in (200, 201, 204)
+    wait_for("a snapshot and a compacted log", lambda: any(n.startswith("snap-") for n in os.listdir(d)) and
+             "log-00000000000000000001.seg" not in os.listdir(d))
+    assert c.stop(1) == 0
+    segs = sorted(n for n in os.listdir(d) if n.startswith("log-"))
+    assert len(segs) >= 2, segs
+    return c, d, segs
+
+
+def test_rollover_compaction_and_restart(make_cluster):
+    c, d, segs = snapshotted_node(make_cluster)
+    c.start(1)
+    c.wait_leader()
+    assert c.kv(1, "k0", "linearizable") == "v0"
+    assert c.kv(1, "k899", "linearizable") == "v899"
+
+
+def remove_newest_segments(d, segs):
+    for n in segs[1:]:
+        os.unlink(os.path.join(d, n))
+
+
+def cut_last_segment_mid_record(d, segs):
+    """What storage alone would take for a torn tail (and cut), while the
+    database has applied entries beyond it."""
+    path = os.path.join(d, segs[-1])
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.truncate(size // 2 + 3)
+
+
+def remove_file(name):
+    return lambda d, segs: os.unlink(os.path.join(d, name))
+
+
+@pytest.mark.parametrize("damage, says", [
+    (remove_newest_segments, "that were synced are missing"),
+    (remove_file("snapshot.meta"), "must start at 1"),
+    (remove_file("hardstate"), "hard state file"),
+    (cut_last_segment_mid_record, "does not fit the database"),
+])
+def test_a_refused_start_changes_nothing(make_cluster, damage, says):
+    """Each damaged copy is refused, naming the problem, and every file is
+    byte for byte as it was (before: segments deleted, a new empty one made,
+    the snapshot's data removed, the term raised — then the refusal)."""
+    c, d, segs = snapshotted_node(make_cluster)
+    damage(d, segs)
+    with open(os.path.join(d, "hardstate.tmp"), "wb") as f:  # a leftover open would clean up
+        f.write(b"junk")
+    before = dir_hashes(d)
+    code, log = start_refused(c, 1)
+    assert code == 1, log
+    assert says in log, log
+    assert dir_hashes(d) == before
+
+
+def test_data_directory_and_files_are_private(make_cluster):
+    """SPEC §3: 0700 / 0600, whatever the umask the node was started with
+    (the test's is usually 022), for every file: log, hard state, snapshot,
+    the database and SQLite's -wal and -shm."""
+    c, d, segs = snapshotted_node(make_cluster)
+    c.start(1)  # again, so that -wal and -shm exist while it runs
+    c.wait_leader()
+    assert os.stat(d).st_mode & 0o777 == 0o700
+    names = os.listdir(d)
+    assert any(n.startswith("snap-") for n in names) and "state.db-wal" in names, names
+    for n in names:
+        mode = os.stat(os.path.join(d, n)).st_mode & 0o777
+        assert mode == 0o600, "%s has mode %o" % (n, mode)
+
+
+@pytest.mark.parametrize("where", ["page1", "page4", "middle", "end"])
+def test_a_flipped_byte_in_the_database_is_detected_and_repaired(make_cluster, where):
+    """Issue 17 finding 3: one flipped byte in state.db was refused, served
+    while malformed, or silently changed a value or dropped index entries.
+    Now every page carries a checksum and the start checks the database:
+    a damaged one is moved aside and rebuilt from the snapshot and the log,
+    and the node serves exactly what was written."""
+    c, d, segs = snapshotted_node(make_cluster)
+    path = os.path.join(d, "state.db")
+    size = os.path.getsize(path)
+    off = {"page1": 100, "page4": 3 * 4096 + 200, "middle": size // 2 + 17, "end": size - 300}[where]
+    with open(path, "r+b") as f:
+        f.seek(off)
+        b = f.read(1)
+        f.seek(off)
+        f.write(bytes([b[0] ^ 0x10]))
+    c.start(1)
+    c.wait_leader()
+    assert "rebuilding it from the snapshot and the log" in c.log_tail(1, 30)
+    assert os.path.exists(path + ".damaged")
+    wrong = [k for k in range(900) if c.kv(1, "k%d" % k, "linearizable") != "v%d" % k]
+    assert not wrong, "keys served wrong after the repair: %s" % wrong[:10]
+
+
+def test_a_damaged_page_read_while_serving_stops_the_node(make_cluster):
+    """A page damaged under a running node (here: a byte flipped in the file
+    while it serves) is never served: the read that meets it gets an error,
+    the node stops (exit 1), and its next start rebuilds the database."""
+    c = make_cluster(n=1)
+    c.start(1)
+    c.wait_leader()
+    value = "x" * 400
+    keys = ["k%d" % k for k in range(6000)]  # a database larger than SQLite's 2 MB page cache
+    for k in keys:
+        assert c.put(1, k, value).status in (200, 201, 204)
+    assert c.stop(1) == 0
+    c.start(1)
+    c.wait_leader()
+    path = os.path.join(c.data_dir(1), "state.db")
+    size = os.path.getsize(path)
+    assert size > 2500000
+    with open(path, "r+b") as f:
+        for off in (size // 3 + 1001, size // 2 + 2001):  # two leaf pages of the data
+            f.seek(off)
+            b = f.read(1)
+            f.seek(off)
+            f.write(bytes([b[0] ^ 0x20]))
+    wrong = []
+    for k in keys:
+        try:
+            v = c.kv(1, k)
+        except OSError:
+            break  # the node stopped
+        if v is not None and v != value:
+            wrong.append(k)
+    assert not wrong, "damaged values served: %s" % wrong[:5]
+    assert c.procs[1].wait(timeout=10) == 1
+    assert "a damaged page of the database was read" in c.log_tail(1, 5)
+    c.start(1)
+    c.wait_leader()
+    assert "rebuilding it from the snapshot and the log" in c.log_tail(1, 30)
+    assert all(c.kv(1, k, "linearizable") == value for k in keys[::97] + keys[-3:])
