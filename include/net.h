@@ -117,8 +117,14 @@ void net_get_stats(const struct net *n, struct net_stats *out);
 void net_stop(struct net *n, void (*done)(void *arg), void *arg);
 
 /* Reads a secret file for --secret-file: at least NET_SECRET_MIN bytes
- * (trailing newline stripped). *out is malloc'd. Returns 0, or -1 with a
- * message in err. */
+ * (trailing newline stripped), and a file that group or others may access is
+ * refused (as ssh refuses a readable key). *out is malloc'd. Returns 0, or
+ * -1 with a message in err. */
 int net_load_secret(const char *path, uint8_t **out, size_t *len, char *err, size_t errcap);
+
+/* True if addr ("host:port") is on the loopback interface: 127.0.0.0/8,
+ * [::1] or "localhost". Any other name counts as not loopback (it may
+ * resolve anywhere). Without a secret the peers must all be loopback. */
+bool net_addr_is_loopback(const char *addr);
 
 #endif

@@ -8,10 +8,12 @@
  */
 #include "net/net_int.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <sodium.h>
 
@@ -22,6 +24,21 @@ int net_load_secret(const char *path, uint8_t **out, size_t *len, char *err, siz
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errcap, "cannot open secret file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    /* As ssh refuses a readable private key: a secret that other users of
+     * the machine can read is not a secret, and saying so now beats finding
+     * out after it leaked. */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        snprintf(err, errcap, "cannot stat secret file %s: %s", path, strerror(errno));
+        fclose(f);
+        return -1;
+    }
+    if (st.st_mode & 077) {
+        snprintf(err, errcap, "secret file %s is accessible by group or others (mode %04o): "
+                 "run 'chmod 600 %s'", path, (unsigned)(st.st_mode & 07777), path);
+        fclose(f);
         return -1;
     }
     /* Read one byte past the limit (and a newline) to tell "too long" from "exactly the limit". */
@@ -55,6 +72,23 @@ int net_load_secret(const char *path, uint8_t **out, size_t *len, char *err, siz
     *out = s;
     *len = n;
     return 0;
+}
+
+bool net_addr_is_loopback(const char *addr)
+{
+    char host[CLUSTER_ADDR_MAX], why[128];
+    uint16_t port;
+    if (strlen(addr) >= CLUSTER_ADDR_MAX || cluster_split_addr(addr, host, sizeof host, &port, why, sizeof why))
+        return false;
+    if (!strcmp(host, "localhost"))
+        return true;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false; /* a name: it may resolve anywhere */
 }
 
 void net_auth_mac(const uint8_t *secret, size_t secret_len, const char *label, raft_id from, raft_id to,

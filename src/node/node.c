@@ -1182,8 +1182,23 @@ static int start(struct node *n, char *err, size_t errcap)
         snprintf(err, errcap, "%s has no line for node %llu", n->o.cluster_path, (unsigned long long)n->o.id);
         return 2;
     }
-    if (n->o.secret_path && net_load_secret(n->o.secret_path, &n->secret, &n->secret_len, err, errcap))
+    if (!n->o.secret_path) {
+        /* Without a secret anyone who can reach a raft port is a peer: only
+         * acceptable when nobody but this machine's users can (SPEC §3). */
+        for (size_t i = 0; i < n->cluster.n; i++) {
+            const struct cluster_member *m = &n->cluster.members[i];
+            const char *bad = !net_addr_is_loopback(m->raft_addr) ? m->raft_addr
+                            : !net_addr_is_loopback(m->http_addr) ? m->http_addr : NULL;
+            if (bad) {
+                snprintf(err, errcap, "%s lists %s (node %llu), which is not a loopback address: peers on a "
+                         "network must authenticate, so give every node the same --secret-file (at least %d "
+                         "bytes, mode 0600)", n->o.cluster_path, bad, (unsigned long long)m->id, NET_SECRET_MIN);
+                return 2;
+            }
+        }
+    } else if (net_load_secret(n->o.secret_path, &n->secret, &n->secret_len, err, errcap)) {
         return 2;
+    }
     if (mkdir_p(n->o.data_dir, err, errcap))
         return 1;
     if (lock_data_dir(n, err, errcap))

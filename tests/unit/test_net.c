@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -502,6 +503,15 @@ TEST(load_secret_checks_the_file)
     FILE *f = fopen(path, "w");
     fputs("0123456789abcdefXYZ\n", f);
     fclose(f);
+    /* Readable by group or others: refused, saying how to fix it. */
+    chmod(path, 0644);
+    CHECK_EQ_I(net_load_secret(path, &s, &len, err, sizeof err), -1);
+    CHECK(strstr(err, "accessible by group or others (mode 0644)") != NULL);
+    CHECK(strstr(err, "chmod 600") != NULL);
+    CHECK(s == NULL);
+    chmod(path, 0640);
+    CHECK_EQ_I(net_load_secret(path, &s, &len, err, sizeof err), -1);
+    chmod(path, 0600);
     CHECK_EQ_I(net_load_secret(path, &s, &len, err, sizeof err), 0);
     CHECK_EQ_U(len, 19); /* newline stripped */
     CHECK(s && !memcmp(s, "0123456789abcdefXYZ", 19));
@@ -525,6 +535,20 @@ TEST(load_secret_checks_the_file)
     CHECK_EQ_I(net_load_secret(path, &s, &len, err, sizeof err), -1);
     CHECK(strstr(err, "cannot open secret file") != NULL);
     rmdir(dir);
+}
+
+TEST(loopback_addresses_are_told_apart)
+{
+    CHECK(net_addr_is_loopback("127.0.0.1:7001"));
+    CHECK(net_addr_is_loopback("127.3.2.1:7001"));
+    CHECK(net_addr_is_loopback("[::1]:7001"));
+    CHECK(net_addr_is_loopback("localhost:7001"));
+    CHECK(!net_addr_is_loopback("10.0.0.1:7001"));
+    CHECK(!net_addr_is_loopback("0.0.0.0:7001"));
+    CHECK(!net_addr_is_loopback("[::]:7001"));
+    CHECK(!net_addr_is_loopback("128.0.0.1:7001"));
+    CHECK(!net_addr_is_loopback("node3.example:7001"));
+    CHECK(!net_addr_is_loopback("garbage"));
 }
 
 TEST(bad_arguments_get_clear_errors)
@@ -1273,6 +1297,7 @@ int main(void)
     RUN(wire_frames_round_trip_and_reject_garbage);
     RUN(backoff_doubles_to_the_cap_with_jitter);
     RUN(load_secret_checks_the_file);
+    RUN(loopback_addresses_are_told_apart);
     RUN(bad_arguments_get_clear_errors);
     RUN(every_message_type_arrives_intact_and_in_order);
     RUN(peer_down_queues_to_the_bound_then_delivers_when_it_starts);

@@ -1,0 +1,148 @@
+"""The raft port under attack, against real node processes (SPEC §3
+"Security of the peer and admin planes" and "Identity, lost disks"): a
+secret is required off loopback and must be private, `demo` uses one,
+strangers and unknown ids are refused at the handshake, a frame with a term
+at or above 2^63 is dropped and counted, announced sizes buy no memory, a
+node of another cluster is refused, and a node whose data directory was lost
+refuses to come back as a voter."""
+import os
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import tempfile
+import time
+
+from lrcluster import BINARY, free_ports, request, wait_for
+
+# ---- Speaking the raft port by hand (docs/transport.md, docs/wire-format.md) ----
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+
+def control(kind, payload):
+    return b"LRN1" + bytes([kind, 1]) + struct.pack("<H", len(payload)) + payload
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("closed after %d of %d bytes" % (len(buf), n))
+        buf += chunk
+    return buf
+
+
+def read_control(s):
+    head = recv_exact(s, 8)
+    assert head[:4] == b"LRN1", head
+    (plen,) = struct.unpack("<H", head[6:8])
+    return head[4], recv_exact(s, plen)
+
+
+def closed_by_peer(s, timeout=5.0):
+    """True once the other side closed the connection (EOF or reset)."""
+    s.settimeout(timeout)
+    try:
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def raft_frame(msg_type, fields):
+    body = bytes([1, msg_type]) + fields
+    return b"LRF1" + struct.pack("<II", len(body), crc32c(body)) + body
+
+
+def secret_file(directory, text="correct horse battery staple", mode=0o600):
+    path = os.path.join(directory, "secret")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+# ---- 1. A secret off loopback, private, and in the demo ------------------------
+
+
+def test_a_cluster_off_loopback_needs_a_secret(make_cluster):
+    c = make_cluster(1)
+    path = os.path.join(c.dir, "wide.txt")
+    with open(path, "w") as f:
+        f.write("1 %s %s\n2 192.0.2.7:7001 192.0.2.7:8001\n" % (c.raft[1], c.http[1]))
+    r = c.cli("node", "--cluster", path, "--id", "1", "--data", c.data_dir(1), timeout=10)
+    assert r.returncode == 2, r
+    assert "192.0.2.7:7001" in r.stderr and "not a loopback address" in r.stderr and "--secret-file" in r.stderr
+    assert not os.path.exists(os.path.join(c.data_dir(1), "lock"))  # refused before touching the disk
+    # With a private secret the same file is accepted (the node then runs).
+    sec = secret_file(c.dir)
+    p = subprocess.Popen([BINARY, "node", "--cluster", path, "--id", "1", "--data", c.data_dir(1),
+                          "--secret-file", sec], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for("node 1 to serve", lambda: request(c.http[1], "GET", "/healthz").status == 200)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=15)
+
+
+def test_a_secret_readable_by_others_is_refused(make_cluster):
+    c = make_cluster(1)
+    sec = secret_file(c.dir, mode=0o644)
+    r = c.cli("node", "--cluster", c.cluster_file, "--id", "1", "--data", c.data_dir(1), "--secret-file", sec,
+              timeout=10)
+    assert r.returncode == 2, r
+    assert "accessible by group or others (mode 0644)" in r.stderr and "chmod 600" in r.stderr, r.stderr
+
+
+def test_demo_writes_a_private_secret_and_its_nodes_require_it():
+    d = tempfile.mkdtemp(prefix="linkraft-demo-")
+    port = 0
+    for candidate in free_ports(40):  # P, P+1..3 and P-999..P-997 must all be free
+        if 2000 <= candidate <= 60000:
+            ports = [candidate + k for k in (0, 1, 2, 3, -999, -998, -997)]
+            if all(_port_free(q) for q in ports):
+                port = candidate
+                break
+    assert port, "no free port block for the demo"
+    p = subprocess.Popen([BINARY, "demo", "--data", d, "--port", str(port)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        sec = os.path.join(d, "secret")
+        wait_for("the demo's site", lambda: request("127.0.0.1:%d" % (port + 1), "GET", "/readyz").status == 200,
+                 timeout=20)
+        assert stat.S_IMODE(os.stat(sec).st_mode) == 0o600
+        assert len(open(sec).read().strip()) >= 32
+        # Node 1's raft port asks for a secret (CHALLENGE flags bit 0).
+        with socket.create_connection(("127.0.0.1", port - 999), timeout=5) as s:
+            kind, payload = read_control(s)
+            assert kind == 1 and payload[0] & 1, (kind, payload)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+        subprocess.run(["rm", "-rf", d])
+
+
+def _port_free(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
