@@ -23,9 +23,16 @@
  *     wrong or missing MAC closes the connection. Frames after the handshake
  *     are trusted as coming from that peer; a frame whose `from` is not the
  *     peer that authenticated is dropped.
+ *   - Only peers are accepted: a HELLO from an id that net_set_peer was
+ *     never given (not in the cluster file, not a member learned from the
+ *     log, not being added) is refused and counted.
+ *   - Memory: a read buffer grows with the bytes that really arrived, never
+ *     with what a frame header announces, up to one largest frame per
+ *     connection and max_inbound_bytes over all of them; a connection that
+ *     would go over is closed and counted.
  *   - Anything malformed (bad magic, oversize length, bad checksum, bad
- *     field) is dropped and counted, the connection closed; it never reaches
- *     the Raft core and never crashes the node.
+ *     field, a term at or above 2^63) is dropped and counted, the connection
+ *     closed; it never reaches the Raft core and never crashes the node.
  *
  * All callbacks run on the loop thread. Every function must be called on it.
  */
@@ -49,6 +56,8 @@ struct net_options {
     size_t secret_len;
     size_t max_queue_bytes;       /* per peer; default 8 MiB */
     size_t max_frame_bytes;       /* largest frame accepted; default RAFT_CODEC_MAX_FRAME */
+    size_t max_inbound_bytes;     /* read buffers of all inbound connections together; default
+                                   * 32 MiB, at least one largest frame */
     unsigned connect_timeout_ms;  /* default 1000 */
     unsigned idle_timeout_ms;     /* default 2000 (keepalives every idle/4) */
     unsigned backoff_min_ms;      /* default 50 */
@@ -76,6 +85,12 @@ int net_start(uv_loop_t *loop, const struct net_options *o, net_recv_cb cb, void
  * Returns 0, or -1 if addr is not host:port or id is 0 or self. */
 int net_set_peer(struct net *n, raft_id id, const char *addr);
 void net_remove_peer(struct net *n, raft_id id);
+
+/* Lets id complete the handshake without being a peer this node dials (a
+ * peer given to net_set_peer is always allowed; everyone else is refused
+ * with NET_REFUSE_UNKNOWN_ID). For a member that only ever dials us.
+ * Returns 0, or -1 if out of memory. */
+int net_allow_id(struct net *n, raft_id id);
 
 /* Encodes m (m->to names the peer) into its queue and returns at once.
  * Returns 0 if queued, 1 if dropped (queue full, unknown peer: counted),
@@ -109,6 +124,9 @@ struct net_stats {
     uint64_t keepalive_timeouts;      /* links closed because nothing arrived for idle_timeout_ms */
     uint64_t accepted;                /* inbound connections accepted */
     uint64_t inbound_authenticated;   /* inbound connections that completed the handshake */
+    uint64_t dropped_unknown_id;      /* HELLOs from an id that is not a peer (refused) */
+    uint64_t dropped_bad_term;        /* frames with a term >= 2^63 (the connection was closed) */
+    uint64_t dropped_over_budget;     /* inbound connections closed: max_inbound_bytes reached */
 };
 void net_get_stats(const struct net *n, struct net_stats *out);
 

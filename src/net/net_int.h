@@ -111,6 +111,7 @@ struct net_in {
     uint64_t last_rx;
     int suspect;                    /* as struct net_peer's */
     int closing;
+    int over_budget;                /* the read buffer could not grow: max_inbound_bytes */
     int open_handles;
 };
 
@@ -125,8 +126,11 @@ struct net {
     uv_idle_t flusher;              /* flushes dirty peers once per loop turn */
     struct net_peer **peers;
     size_t n_peers, cap_peers;
+    raft_id *allowed;               /* net_allow_id: accepted without being dialled */
+    size_t n_allowed;
     struct net_in *inbound;
     size_t n_inbound;
+    size_t inbound_bytes;           /* sum of the inbound read buffers' capacities */
     struct net_stats stats;
     uint64_t rng;
     size_t pending;                 /* open handles and requests */
@@ -137,6 +141,9 @@ struct net {
 
 /* transport.c */
 void net__pending_done(struct net *n);
+struct net_peer *net__find_peer(const struct net *n, raft_id id);
+/* True if a HELLO from id may be accepted: a peer, or net_allow_id'd. */
+bool net__id_allowed(const struct net *n, raft_id id);
 /* Delay before the next attempt after `failures` consecutive failures (>= 1):
  * backoff_min_ms doubled per further failure, capped at backoff_max_ms, then
  * jittered by rnd into [d/2, d]. Pure, for the tests. */

@@ -33,6 +33,7 @@ void net_options_default(struct net_options *o, raft_id self, const char *listen
     o->listen_addr = listen_addr;
     o->max_queue_bytes = 8u * 1024 * 1024;
     o->max_frame_bytes = RAFT_CODEC_MAX_FRAME;
+    o->max_inbound_bytes = 32u * 1024 * 1024;
     o->connect_timeout_ms = 1000;
     o->idle_timeout_ms = 2000;
     o->backoff_min_ms = 50;
@@ -61,6 +62,7 @@ void net__pending_done(struct net *n)
             free(n->secret);
         }
         free(n->peers);
+        free(n->allowed);
         free(n);
         if (done)
             done(arg);
@@ -104,7 +106,7 @@ int net__write_small(uv_stream_t *s, const uint8_t *data, size_t len)
     return r;
 }
 
-static struct net_peer *find_peer(const struct net *n, raft_id id)
+struct net_peer *net__find_peer(const struct net *n, raft_id id)
 {
     for (size_t i = 0; i < n->n_peers; i++)
         if (n->peers[i]->id == id)
@@ -629,7 +631,7 @@ int net_send(struct net *n, const struct raft_message *m)
 {
     if (m->from != n->o.self)
         return -1;
-    struct net_peer *p = find_peer(n, m->to);
+    struct net_peer *p = net__find_peer(n, m->to);
     if (!p || n->stopping) {
         n->stats.dropped_unknown_peer++;
         return 1;
@@ -678,7 +680,7 @@ int net_set_peer(struct net *n, raft_id id, const char *addr)
     if (id == 0 || id == n->o.self || n->stopping || strlen(addr) >= CLUSTER_ADDR_MAX ||
         cluster_split_addr(addr, host, sizeof host, &port, err, sizeof err) != 0)
         return -1;
-    struct net_peer *p = find_peer(n, id);
+    struct net_peer *p = net__find_peer(n, id);
     if (p) {
         if (!strcmp(p->addr, addr))
             return 0;
@@ -714,6 +716,28 @@ int net_set_peer(struct net *n, raft_id id, const char *addr)
     return 0;
 }
 
+int net_allow_id(struct net *n, raft_id id)
+{
+    if (net__id_allowed(n, id))
+        return 0;
+    raft_id *a = realloc(n->allowed, (n->n_allowed + 1) * sizeof *a);
+    if (!a)
+        return -1;
+    a[n->n_allowed++] = id;
+    n->allowed = a;
+    return 0;
+}
+
+bool net__id_allowed(const struct net *n, raft_id id)
+{
+    if (net__find_peer(n, id))
+        return true;
+    for (size_t i = 0; i < n->n_allowed; i++)
+        if (n->allowed[i] == id)
+            return true;
+    return false;
+}
+
 static void on_peer_timer_closed(uv_handle_t *h)
 {
     struct net_peer *p = h->data;
@@ -744,19 +768,19 @@ void net_remove_peer(struct net *n, raft_id id)
 
 bool net_peer_connected(const struct net *n, raft_id id)
 {
-    const struct net_peer *p = find_peer(n, id);
+    const struct net_peer *p = net__find_peer(n, id);
     return p && p->state == NET_PEER_CONNECTED;
 }
 
 size_t net_peer_queued_bytes(const struct net *n, raft_id id)
 {
-    const struct net_peer *p = find_peer(n, id);
+    const struct net_peer *p = net__find_peer(n, id);
     return p ? p->queued_bytes : 0;
 }
 
 const char *net_peer_last_error(const struct net *n, raft_id id)
 {
-    const struct net_peer *p = find_peer(n, id);
+    const struct net_peer *p = net__find_peer(n, id);
     return p ? p->last_error : "";
 }
 
@@ -820,6 +844,10 @@ int net_start(uv_loop_t *loop, const struct net_options *o, net_recv_cb cb, void
     n->o = *o;
     if (n->o.max_frame_bytes > RAFT_CODEC_MAX_FRAME)
         n->o.max_frame_bytes = RAFT_CODEC_MAX_FRAME;
+    /* One largest frame must always fit, or a legitimate peer could never
+     * deliver it. */
+    if (n->o.max_inbound_bytes < RAFT_CODEC_HEADER_BYTES + n->o.max_frame_bytes)
+        n->o.max_inbound_bytes = RAFT_CODEC_HEADER_BYTES + n->o.max_frame_bytes;
     snprintf(n->listen_addr, sizeof n->listen_addr, "%s", o->listen_addr);
     n->o.listen_addr = n->listen_addr;
     if (o->secret) {

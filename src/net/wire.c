@@ -17,6 +17,8 @@ const char *net_refuse_name(int reason)
     case NET_REFUSE_BAD_ID: return "the dialer's node id is 0 or the acceptor's own";
     case NET_REFUSE_AUTH: return "authentication failed (wrong or missing secret)";
     case NET_REFUSE_VERSION: return "unsupported handshake version";
+    case NET_REFUSE_UNKNOWN_ID: return "the dialer's node id is not a member the acceptor knows "
+                                       "(not in its cluster file nor added with 'linkraft member add')";
     default: return "unknown reason";
     }
 }

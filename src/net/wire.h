@@ -44,6 +44,7 @@ enum net_refuse {
     NET_REFUSE_BAD_ID = 2,     /* HELLO.from is 0 or the acceptor's own id */
     NET_REFUSE_AUTH = 3,       /* MAC missing or wrong */
     NET_REFUSE_VERSION = 4,    /* unknown control frame version */
+    NET_REFUSE_UNKNOWN_ID = 5, /* HELLO.from is not a member the acceptor knows */
 };
 const char *net_refuse_name(int reason);
 

@@ -1248,6 +1248,10 @@ static int start(struct node *n, char *err, size_t errcap)
     net_options_default(&no, n->o.id, self->raft_addr);
     no.secret = n->secret;
     no.secret_len = n->secret_len;
+    /* The largest frame this node's core sends is an APPEND with one entry of
+     * max_entry_bytes or a snapshot chunk (1 MiB each by default): 8 MiB
+     * leaves room and keeps what one peer connection may buffer small. */
+    no.max_frame_bytes = 8u << 20;
     no.seed = ro.seed;
     if (net_start(&n->loop, &no, on_message, n, &n->net, err, errcap))
         return 1;

@@ -146,3 +146,112 @@ def _port_free(port):
         return False
     finally:
         s.close()
+
+
+# ---- 2. Strangers, unknown ids, huge terms, announced sizes ----------------------
+
+
+def handshake(addr, frm, to, timeout=5.0):
+    """Connects to a raft address as node `frm` without a secret. Returns
+    (socket, kind of the answer, its payload): 3 WELCOME or 4 REFUSE."""
+    host, port = addr.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=timeout)
+    kind, challenge = read_control(s)
+    assert kind == 1, kind
+    s.sendall(control(2, struct.pack("<QQ", frm, to) + os.urandom(32) + bytes(32)))
+    kind, payload = read_control(s)
+    return s, kind, payload
+
+
+def vote_frame(frm, to, term):
+    # VOTE: term, last_index, last_term (u64) · transfer (flag)
+    return raft_frame(3, struct.pack("<QQQQQ", frm, to, term, 1 << 40, 1 << 40) + b"\x00")
+
+
+def net_dropped(c, i, reason):
+    for line in c.get(i, "/metrics").body.decode().splitlines():
+        if line.startswith('linkraft_net_dropped_total{reason="%s"}' % reason):
+            return int(float(line.rsplit(" ", 1)[1]))
+    raise KeyError(reason)
+
+
+def test_unknown_ids_are_refused_and_counted(make_cluster):
+    c = make_cluster(3)
+    c.start_all()
+    c.wait_leader()
+    s, kind, payload = handshake(c.raft[1], 99, 1)
+    with s:
+        assert kind == 4 and payload[0] == 5, (kind, payload)  # REFUSE: unknown id
+        assert closed_by_peer(s)
+    assert net_dropped(c, 1, "unknown_id") == 1
+    # A member's id passes (no secret on loopback: SPEC allows it only here).
+    s, kind, _ = handshake(c.raft[1], 2, 1)
+    s.close()
+    assert kind == 3
+
+
+def test_a_term_at_or_above_2_63_is_dropped_even_from_a_member(make_cluster):
+    c = make_cluster(3)
+    c.start_all()
+    leader = c.wait_leader()
+    other = [i for i in (1, 2, 3) if i != leader][0]
+    term_before = c.info(leader)["term"]
+    for victim in (1, 2, 3):
+        frm = 2 if victim != 2 else 3
+        s, kind, _ = handshake(c.raft[victim], frm, victim)
+        with s:
+            assert kind == 3
+            s.sendall(vote_frame(frm, victim, (1 << 64) - 2))
+            assert closed_by_peer(s)
+        wait_for("node %d to count the bad term" % victim, lambda: net_dropped(c, victim, "bad_term") == 1)
+    # Nobody adopted it: the terms are what they were and the cluster elects
+    # and writes as before.
+    for i in (1, 2, 3):
+        assert c.info(i)["term"] < 1000
+    c.stop(leader)
+    new_leader = c.wait_leader(exclude=(leader,))
+    assert c.put(new_leader, "after", "1").status in (200, 201, 204)
+    assert c.info(new_leader)["term"] < term_before + 100
+    assert other in (1, 2, 3)
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise KeyError("VmRSS")
+
+
+def test_announced_frame_sizes_buy_no_memory(make_cluster):
+    """Two member-id connections at once announce 64 MiB frames and stream
+    16 MiB of body each: the node cuts them at the header (its frames are at
+    most 8 MiB) and its memory stays where it was. (Before: each connection
+    buffered its frame, +32 MiB of RSS while they were open.)"""
+    c = make_cluster(3)
+    c.start_all()
+    c.wait_leader()
+    pid = c.procs[1].pid
+    before = rss_kib(pid)
+    header = b"LRF1" + struct.pack("<II", 64 << 20, 0)
+    junk = bytes(1 << 20)
+    socks = []
+    for frm in (2, 3):
+        s, kind, _ = handshake(c.raft[1], frm, 1)
+        assert kind == 3
+        socks.append(s)
+    for s in socks:
+        s.sendall(header)
+        try:
+            for _ in range(16):
+                s.sendall(junk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+    grown = rss_kib(pid) - before  # measured while the connections are open
+    closed = [closed_by_peer(s, timeout=1.5) for s in socks]
+    for s in socks:
+        s.close()
+    assert grown < 8 * 1024, (before, grown)
+    assert closed == [True, True]
+    assert net_dropped(c, 1, "malformed") >= 2
+    c.wait_leader()

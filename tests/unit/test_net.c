@@ -159,6 +159,11 @@ static struct net *start(raft_id self, const char *listen, struct rx *r, const s
     char err[256] = "";
     if (net_start(&loop, &o, on_recv, r, &n, err, sizeof err) != 0)
         fprintf(stderr, "  net_start %s: %s\n", listen, err);
+    /* The tests' transports dial in one direction only: ids 1-8 may dial
+     * them (an acceptor refuses ids it does not know: see
+     * unknown_ids_are_refused_at_the_handshake). */
+    for (raft_id id = 1; n && id <= 8; id++)
+        net_allow_id(n, id);
     return n;
 }
 
@@ -1108,6 +1113,7 @@ TEST(ipv6_loopback_and_names_are_resolved)
     if (net_start(&loop, &o, on_recv, &rb, &b, err, sizeof err) != 0) {
         fprintf(stderr, "  SKIP ipv6 part: this machine has no IPv6 loopback (%s)\n", err);
     } else {
+        net_allow_id(b, 1);
         CHECK_EQ_I(net_set_peer(a, 2, "[::1]:20091"), 0);
         uint64_t seq = 0;
         CHECK_EQ_U(send_appends(a, 1, 2, &seq, 10), 10);
@@ -1244,6 +1250,111 @@ static void on_recv_stop(void *ctx, const struct raft_message *m)
         net_stop(s->n, on_stopped, &s->done);
 }
 
+/* Only peers pass the handshake (SPEC §3): a HELLO from an id the acceptor
+ * neither dials nor was told to allow is refused with the reason and
+ * counted, and a peer added later is accepted from then on. */
+TEST(unknown_ids_are_refused_at_the_handshake)
+{
+    loop_setup();
+    struct rx rb = { 0 };
+    struct net_options o;
+    fast_options(&o, 2, addr(1, 20140));
+    struct net *b = NULL;
+    char err[256];
+    REQUIRE(net_start(&loop, &o, on_recv, &rb, &b, err, sizeof err) == 0);
+    struct raw r;
+    raw_connect(&r, 20140, 1, 9, 2);
+    CHECK(raw_wait_closed(&r));
+    CHECK(r.refused && r.reason == NET_REFUSE_UNKNOWN_ID && !r.welcomed);
+    CHECK_EQ_U(stats(b).dropped_unknown_id, 1);
+    CHECK_EQ_U(stats(b).inbound_authenticated, 0);
+    CHECK(strstr(net_refuse_name(NET_REFUSE_UNKNOWN_ID), "member add") != NULL);
+    /* Once 9 is a peer (its address known, as for a member), it may dial in. */
+    CHECK_EQ_I(net_set_peer(b, 9, "127.0.0.1:20141"), 0);
+    raw_connect(&r, 20140, 1, 9, 2);
+    CHECK(WAIT_UNTIL(r.welcomed, 5000));
+    raw_close(&r);
+    while (!r.closed)
+        uv_run(&loop, UV_RUN_ONCE);
+    CHECK_EQ_U(stats(b).dropped_unknown_id, 1);
+    stop_net(b);
+    loop_teardown();
+}
+
+/* A frame header announcing the largest body buys no memory until the body
+ * arrives, and the inbound buffers together never exceed max_inbound_bytes:
+ * the connection that would go over is closed and counted, the others go on. */
+TEST(announced_sizes_buy_no_memory_and_the_total_is_capped)
+{
+    loop_setup();
+    struct rx rb = { 0 };
+    struct net_options o;
+    fast_options(&o, 2, addr(1, 20145));
+    o.max_frame_bytes = 1u << 20;
+    o.max_inbound_bytes = 3u << 19; /* 1.5 frames */
+    o.idle_timeout_ms = 5000;
+    struct net *b = start(2, addr(1, 20145), &rb, &o);
+    REQUIRE(b);
+    uint8_t head[RAFT_CODEC_HEADER_BYTES] = { 'L', 'R', 'F', '1' };
+    uint32_t body = 1u << 20;
+    for (int i = 0; i < 4; i++)
+        head[4 + i] = (uint8_t)(body >> (8 * i));
+    struct raw r[4];
+    for (int i = 0; i < 4; i++) {
+        raw_connect(&r[i], 20145, 1, (raft_id)(3 + i), 2);
+        CHECK(WAIT_UNTIL(r[i].welcomed, 5000));
+        raw_send((uv_stream_t *)&r[i].tcp, head, sizeof head);
+    }
+    run_for(100);
+    /* Four 1 MiB frames announced: each buffer is still the small first one. */
+    CHECK(b->inbound_bytes <= 4 * 64 * 1024);
+    CHECK_EQ_U(stats(b).dropped_over_budget, 0);
+    /* Now two of them send most of their body: together over the budget. */
+    static uint8_t fill[900 * 1024];
+    raw_send((uv_stream_t *)&r[0].tcp, fill, sizeof fill);
+    CHECK(WAIT_UNTIL(b->inbound_bytes >= sizeof fill, 5000));
+    raw_send((uv_stream_t *)&r[1].tcp, fill, sizeof fill);
+    CHECK(raw_wait_closed(&r[1]));
+    CHECK_EQ_U(stats(b).dropped_over_budget, 1);
+    CHECK(b->inbound_bytes <= o.max_inbound_bytes);
+    CHECK(!r[0].closed && !r[2].closed && !r[3].closed);
+    for (int i = 0; i < 4; i++)
+        if (i != 1)
+            raw_close(&r[i]);
+    CHECK(WAIT_UNTIL(r[0].closed && r[2].closed && r[3].closed && b->n_inbound == 0, 5000));
+    CHECK(WAIT_UNTIL(b->inbound_bytes == 0, 5000));
+    stop_net(b);
+    loop_teardown();
+}
+
+/* A well-formed frame whose term is 2^63 or more is dropped, counted apart
+ * and its connection closed: it never reaches the receiver. */
+TEST(a_term_at_or_above_2_63_never_gets_through)
+{
+    loop_setup();
+    struct rx rb = { 0 };
+    struct net *b = start(2, addr(1, 20150), &rb, NULL);
+    REQUIRE(b);
+    struct raft_message hb = { .type = RAFT_MSG_HEARTBEAT, .from = 3, .to = 2, .term = RAFT_CODEC_MAX_TERM };
+    size_t sz = raft_codec_size(&hb);
+    uint8_t frame[128];
+    REQUIRE(sz <= sizeof frame && raft_codec_encode(&hb, frame, sz) == (int)sz);
+    /* The term follows version, type, from and to; make it 2^64 - 1. */
+    frame[RAFT_CODEC_HEADER_BYTES + 2 + 16 + 7] |= 0x80;
+    uint32_t crc = crc32c(frame + RAFT_CODEC_HEADER_BYTES, sz - RAFT_CODEC_HEADER_BYTES);
+    for (int i = 0; i < 4; i++)
+        frame[8 + i] = (uint8_t)(crc >> (8 * i));
+    struct raw r;
+    raw_connect(&r, 20150, 1, 3, 2);
+    CHECK(WAIT_UNTIL(r.welcomed, 5000));
+    raw_send((uv_stream_t *)&r.tcp, frame, sz);
+    CHECK(raw_wait_closed(&r));
+    CHECK_EQ_U(rb.count, 0);
+    CHECK_EQ_U(stats(b).dropped_bad_term, 1);
+    stop_net(b);
+    loop_teardown();
+}
+
 TEST(the_receive_callback_may_stop_the_transport)
 {
     loop_setup();
@@ -1310,6 +1421,9 @@ int main(void)
     RUN(a_crowd_of_unauthenticated_sockets_cannot_lock_peers_out);
     RUN(peers_can_move_and_be_removed);
     RUN(flipped_bytes_after_the_handshake_never_get_through);
+    RUN(unknown_ids_are_refused_at_the_handshake);
+    RUN(announced_sizes_buy_no_memory_and_the_total_is_capped);
+    RUN(a_term_at_or_above_2_63_never_gets_through);
     RUN(the_receive_callback_may_stop_the_transport);
     RUN(throughput_of_1k_appends);
     return HARNESS_END();
