@@ -49,6 +49,34 @@
 #define NET_SECRET_MIN 16   /* bytes; shorter secrets are refused */
 #define NET_SECRET_MAX 1024
 
+/* Who a node is beyond its id (SPEC "Identity, lost disks"), sent in every
+ * handshake and covered by its MACs. */
+#define NET_ID_BYTES 16
+struct net_identity {
+    uint8_t cluster[NET_ID_BYTES];     /* the cluster's id, chosen at its bootstrap */
+    uint8_t incarnation[NET_ID_BYTES]; /* random, made with the data directory */
+    bool cluster_known;                /* false: a --join node not yet added */
+    bool joined;                       /* the data directory started empty with --join */
+};
+
+/* What a check callback answers (values shared with the REFUSE reasons). */
+enum net_check {
+    NET_CHECK_OK = 0,
+    NET_CHECK_OTHER_CLUSTER = 6, /* the peer's cluster id is not ours */
+    NET_CHECK_REPLACED = 7,      /* the peer's incarnation is not the one we knew */
+    NET_CHECK_INTERNAL = 8,      /* we could not record what we learnt */
+};
+
+/* Called at every handshake, on both sides, once the peer proved the secret
+ * (if any): returns NET_CHECK_OK to go on, else the connection is refused
+ * (the acceptor sends that reason) and counted. May be NULL: all accepted. */
+typedef int (*net_check_cb)(void *ctx, raft_id peer, const struct net_identity *theirs);
+
+/* Told how each outbound handshake ended: reason 0 = welcomed, else the
+ * acceptor's REFUSE reason (enum net_check values among them) or -1 when
+ * this side refused the acceptor. May be NULL. */
+typedef void (*net_dial_cb)(void *ctx, raft_id peer, int reason);
+
 struct net_options {
     raft_id self;
     const char *listen_addr;      /* "host:port", "[v6]:port" or "name:port" to bind */
@@ -63,6 +91,9 @@ struct net_options {
     unsigned backoff_min_ms;      /* default 50 */
     unsigned backoff_max_ms;      /* default 1000 */
     uint64_t seed;                /* jitter; any value */
+    struct net_identity identity; /* sent in every handshake; all zero if unused */
+    net_check_cb check;           /* with ctx of net_start */
+    net_dial_cb dialed;
 };
 void net_options_default(struct net_options *o, raft_id self, const char *listen_addr);
 
@@ -100,6 +131,10 @@ int net_allow_id(struct net *n, raft_id id);
  * were being written when a connection broke are dropped (dropped_disconnect). */
 int net_send(struct net *n, const struct raft_message *m);
 
+/* Replaces the identity sent in later handshakes (a --join node that
+ * learnt its cluster id). */
+void net_set_identity(struct net *n, const struct net_identity *id);
+
 /* True while an authenticated outbound connection to id is up. */
 bool net_peer_connected(const struct net *n, raft_id id);
 
@@ -127,6 +162,8 @@ struct net_stats {
     uint64_t dropped_unknown_id;      /* HELLOs from an id that is not a peer (refused) */
     uint64_t dropped_bad_term;        /* frames with a term >= 2^63 (the connection was closed) */
     uint64_t dropped_over_budget;     /* inbound connections closed: max_inbound_bytes reached */
+    uint64_t dropped_other_cluster;   /* handshakes refused: another cluster id (either side) */
+    uint64_t dropped_replaced;        /* handshakes refused: a member's data directory was replaced */
 };
 void net_get_stats(const struct net *n, struct net_stats *out);
 

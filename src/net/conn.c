@@ -87,7 +87,8 @@ static void in_refuse(struct net_in *c, int reason)
     size_t len = net_wire_encode(&w, buf, sizeof buf);
     /* Best effort: say why, so the dialer can log something a person can act on. */
     net__write_small((uv_stream_t *)&c->tcp, buf, len);
-    c->net->stats.dropped_unauthenticated++;
+    if (reason <= NET_REFUSE_VERSION) /* the others have counters of their own */
+        c->net->stats.dropped_unauthenticated++;
     net__close_in(c);
 }
 
@@ -143,15 +144,29 @@ static void in_hello(struct net_in *c, const struct net_wire_msg *w)
         in_refuse(c, NET_REFUSE_UNKNOWN_ID);
         return;
     }
+    struct net_transcript t = { .from = w->from, .to = w->to };
+    memcpy(t.acceptor_nonce, c->nonce, NET_NONCE_BYTES);
+    memcpy(t.dialer_nonce, w->nonce, NET_NONCE_BYTES);
+    memcpy(t.acceptor_identity, c->identity, NET_WIRE_IDENTITY_BYTES);
+    net_wire_put_identity(&w->identity, t.dialer_identity);
     struct net_wire_msg welcome = { .kind = NET_WIRE_WELCOME };
     if (n->secret) {
-        if (!net_auth_check(n->secret, n->o.secret_len, "linkraft-hello", w->from, w->to, c->nonce, w->nonce,
-                            w->mac)) {
+        if (!net_auth_check(n->secret, n->o.secret_len, "linkraft-hello", &t, w->mac)) {
             in_refuse(c, NET_REFUSE_AUTH);
             return;
         }
-        net_auth_mac(n->secret, n->o.secret_len, "linkraft-welcome", w->from, w->to, c->nonce, w->nonce,
-                     welcome.mac);
+        net_auth_mac(n->secret, n->o.secret_len, "linkraft-welcome", &t, welcome.mac);
+    }
+    /* Its identity, now that it is proven: the same cluster, and the data
+     * directory this node knew it with (the host's check). */
+    int verdict = n->o.check ? n->o.check(n->ctx, w->from, &w->identity) : NET_CHECK_OK;
+    if (verdict != NET_CHECK_OK) {
+        if (verdict == NET_CHECK_OTHER_CLUSTER)
+            n->stats.dropped_other_cluster++;
+        else if (verdict == NET_CHECK_REPLACED)
+            n->stats.dropped_replaced++;
+        in_refuse(c, verdict);
+        return;
     }
     c->state = NET_IN_AUTHED;
     c->peer = w->from;
@@ -337,9 +352,11 @@ void net__on_connection(uv_stream_t *listener, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     c->last_rx = uv_now(n->loop);
     uv_timer_start(&c->timer, on_in_timer, n->o.connect_timeout_ms, 0);
-    struct net_wire_msg w = { .kind = NET_WIRE_CHALLENGE, .flags = n->secret ? NET_CHALLENGE_SECRET : 0 };
+    struct net_wire_msg w = { .kind = NET_WIRE_CHALLENGE, .flags = n->secret ? NET_CHALLENGE_SECRET : 0,
+                              .identity = n->o.identity };
     randombytes_buf(c->nonce, NET_NONCE_BYTES);
     memcpy(w.nonce, c->nonce, NET_NONCE_BYTES);
+    net_wire_put_identity(&n->o.identity, c->identity);
     in_send(c, &w);
     if (!c->closing && uv_read_start((uv_stream_t *)&c->tcp, on_in_alloc, on_in_read) != 0)
         net__close_in(c);

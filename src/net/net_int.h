@@ -42,6 +42,13 @@ enum net_peer_state {
     NET_PEER_BACKOFF,    /* waiting before the next attempt */
 };
 
+/* Everything a handshake said, as both sides saw it: what the MACs cover. */
+struct net_transcript {
+    raft_id from, to;                                  /* dialer, acceptor */
+    uint8_t acceptor_nonce[NET_NONCE_BYTES], dialer_nonce[NET_NONCE_BYTES];
+    uint8_t acceptor_identity[NET_WIRE_IDENTITY_BYTES], dialer_identity[NET_WIRE_IDENTITY_BYTES];
+};
+
 struct net_peer;
 
 /* One outbound TCP connection attempt; owned by its handle, freed on close. */
@@ -85,7 +92,8 @@ struct net_peer {
     uint64_t last_rx;               /* uv_now of the last bytes received */
     int suspect;                    /* one keepalive tick found last_rx too old */
     uint64_t ping_seq;
-    uint8_t acceptor_nonce[NET_NONCE_BYTES], dialer_nonce[NET_NONCE_BYTES];
+    struct net_transcript hs;       /* this attempt's handshake */
+    struct net_identity acceptor_identity;
     struct net_chunk *head, *tail;  /* queued frames not yet handed to a write */
     size_t queued_bytes;            /* queue plus the write in flight: the bound */
     size_t inflight_bytes;
@@ -106,6 +114,7 @@ struct net_in {
     enum net_in_state state;
     raft_id peer;                   /* authenticated id, once NET_IN_AUTHED */
     uint8_t nonce[NET_NONCE_BYTES];
+    uint8_t identity[NET_WIRE_IDENTITY_BYTES]; /* ours, as the CHALLENGE carried it */
     uint8_t *buf;
     size_t len, cap;
     uint64_t last_rx;
@@ -155,11 +164,9 @@ void net__on_connection(uv_stream_t *listener, int status);
 void net__close_in(struct net_in *c);
 
 /* secret.c: label is "linkraft-hello" or "linkraft-welcome". */
-void net_auth_mac(const uint8_t *secret, size_t secret_len, const char *label, raft_id from, raft_id to,
-                  const uint8_t acceptor_nonce[NET_NONCE_BYTES], const uint8_t dialer_nonce[NET_NONCE_BYTES],
+void net_auth_mac(const uint8_t *secret, size_t secret_len, const char *label, const struct net_transcript *t,
                   uint8_t mac[NET_MAC_BYTES]);
-int net_auth_check(const uint8_t *secret, size_t secret_len, const char *label, raft_id from, raft_id to,
-                   const uint8_t acceptor_nonce[NET_NONCE_BYTES], const uint8_t dialer_nonce[NET_NONCE_BYTES],
+int net_auth_check(const uint8_t *secret, size_t secret_len, const char *label, const struct net_transcript *t,
                    const uint8_t mac[NET_MAC_BYTES]);
 
 #endif

@@ -3,8 +3,9 @@
  * the handshake MACs computed with it (crypto_auth's HMAC-SHA-512-256, keyed
  * with the whole secret). Both directions are authenticated: the dialer's
  * HELLO proves it knows the secret, the acceptor's WELCOME proves the same,
- * and each MAC covers both nonces and both ids so neither can be replayed
- * on another connection or between other nodes.
+ * and each MAC covers the whole exchange (both nonces, both ids, both
+ * identities) so neither can be replayed on another connection or between
+ * other nodes, and no identity can be changed on the way.
  */
 #include "net/net_int.h"
 
@@ -91,31 +92,31 @@ bool net_addr_is_loopback(const char *addr)
     return false; /* a name: it may resolve anywhere */
 }
 
-void net_auth_mac(const uint8_t *secret, size_t secret_len, const char *label, raft_id from, raft_id to,
-                  const uint8_t acceptor_nonce[NET_NONCE_BYTES], const uint8_t dialer_nonce[NET_NONCE_BYTES],
+void net_auth_mac(const uint8_t *secret, size_t secret_len, const char *label, const struct net_transcript *t,
                   uint8_t mac[NET_MAC_BYTES])
 {
     crypto_auth_hmacsha512256_state st;
     uint8_t ids[16];
     for (int i = 0; i < 8; i++) {
-        ids[i] = (uint8_t)(from >> (8 * i));
-        ids[8 + i] = (uint8_t)(to >> (8 * i));
+        ids[i] = (uint8_t)(t->from >> (8 * i));
+        ids[8 + i] = (uint8_t)(t->to >> (8 * i));
     }
     crypto_auth_hmacsha512256_init(&st, secret, secret_len);
     crypto_auth_hmacsha512256_update(&st, (const uint8_t *)label, strlen(label) + 1);
     crypto_auth_hmacsha512256_update(&st, ids, sizeof ids);
-    crypto_auth_hmacsha512256_update(&st, acceptor_nonce, NET_NONCE_BYTES);
-    crypto_auth_hmacsha512256_update(&st, dialer_nonce, NET_NONCE_BYTES);
+    crypto_auth_hmacsha512256_update(&st, t->acceptor_nonce, NET_NONCE_BYTES);
+    crypto_auth_hmacsha512256_update(&st, t->dialer_nonce, NET_NONCE_BYTES);
+    crypto_auth_hmacsha512256_update(&st, t->acceptor_identity, NET_WIRE_IDENTITY_BYTES);
+    crypto_auth_hmacsha512256_update(&st, t->dialer_identity, NET_WIRE_IDENTITY_BYTES);
     crypto_auth_hmacsha512256_final(&st, mac);
     sodium_memzero(&st, sizeof st);
 }
 
-int net_auth_check(const uint8_t *secret, size_t secret_len, const char *label, raft_id from, raft_id to,
-                   const uint8_t acceptor_nonce[NET_NONCE_BYTES], const uint8_t dialer_nonce[NET_NONCE_BYTES],
+int net_auth_check(const uint8_t *secret, size_t secret_len, const char *label, const struct net_transcript *t,
                    const uint8_t mac[NET_MAC_BYTES])
 {
     uint8_t want[NET_MAC_BYTES];
-    net_auth_mac(secret, secret_len, label, from, to, acceptor_nonce, dialer_nonce, want);
+    net_auth_mac(secret, secret_len, label, t, want);
     int ok = sodium_memcmp(want, mac, NET_MAC_BYTES) == 0; /* constant time */
     sodium_memzero(want, sizeof want);
     return ok;

@@ -325,13 +325,19 @@ static int out_handle(struct net_peer *p, const struct net_wire_msg *w)
             peer_fail(p, why);
             return -1;
         }
-        memcpy(p->acceptor_nonce, w->nonce, NET_NONCE_BYTES);
-        randombytes_buf(p->dialer_nonce, NET_NONCE_BYTES);
-        struct net_wire_msg hello = { .kind = NET_WIRE_HELLO, .from = n->o.self, .to = p->id };
-        memcpy(hello.nonce, p->dialer_nonce, NET_NONCE_BYTES);
+        memset(&p->hs, 0, sizeof p->hs);
+        p->hs.from = n->o.self;
+        p->hs.to = p->id;
+        memcpy(p->hs.acceptor_nonce, w->nonce, NET_NONCE_BYTES);
+        randombytes_buf(p->hs.dialer_nonce, NET_NONCE_BYTES);
+        p->acceptor_identity = w->identity;
+        net_wire_put_identity(&w->identity, p->hs.acceptor_identity);
+        net_wire_put_identity(&n->o.identity, p->hs.dialer_identity);
+        struct net_wire_msg hello = { .kind = NET_WIRE_HELLO, .from = n->o.self, .to = p->id,
+                                      .identity = n->o.identity };
+        memcpy(hello.nonce, p->hs.dialer_nonce, NET_NONCE_BYTES);
         if (n->secret)
-            net_auth_mac(n->secret, n->o.secret_len, "linkraft-hello", n->o.self, p->id, p->acceptor_nonce,
-                         p->dialer_nonce, hello.mac);
+            net_auth_mac(n->secret, n->o.secret_len, "linkraft-hello", &p->hs, hello.mac);
         uint8_t buf[NET_WIRE_MAX_FRAME];
         size_t len = net_wire_encode(&hello, buf, sizeof buf);
         int rc = net__write_small((uv_stream_t *)&p->out->tcp, buf, len);
@@ -343,21 +349,42 @@ static int out_handle(struct net_peer *p, const struct net_wire_msg *w)
         return 0;
     }
     if (w->kind == NET_WIRE_WELCOME && p->state == NET_PEER_WELCOME) {
-        if (n->secret && !net_auth_check(n->secret, n->o.secret_len, "linkraft-welcome", n->o.self, p->id,
-                                         p->acceptor_nonce, p->dialer_nonce, w->mac)) {
+        if (n->secret && !net_auth_check(n->secret, n->o.secret_len, "linkraft-welcome", &p->hs, w->mac)) {
             n->stats.dropped_unauthenticated++;
             snprintf(why, sizeof why, "node %llu at %s answered with a wrong MAC: it does not know the secret",
                      (unsigned long long)p->id, p->addr);
             peer_fail(p, why);
             return -1;
         }
+        int verdict = n->o.check ? n->o.check(n->ctx, p->id, &p->acceptor_identity) : NET_CHECK_OK;
+        if (verdict != NET_CHECK_OK) {
+            if (verdict == NET_CHECK_OTHER_CLUSTER)
+                n->stats.dropped_other_cluster++;
+            else if (verdict == NET_CHECK_REPLACED)
+                n->stats.dropped_replaced++;
+            raft_id id = p->id;
+            snprintf(why, sizeof why, "refused node %llu at %s: %s", (unsigned long long)p->id, p->addr,
+                     verdict == NET_CHECK_OTHER_CLUSTER ? "it belongs to another cluster (its cluster id differs)"
+                     : verdict == NET_CHECK_REPLACED ? "its data directory is not the one this node knew: it lost "
+                                                       "its data (remove it, start it with --join, add it again)"
+                                                     : "cannot record its identity");
+            peer_fail(p, why);
+            if (n->o.dialed)
+                n->o.dialed(n->ctx, id, -1);
+            return -1;
+        }
         peer_connected(p);
+        if (n->o.dialed)
+            n->o.dialed(n->ctx, p->id, 0);
         return 0;
     }
     if (w->kind == NET_WIRE_REFUSE) {
         snprintf(why, sizeof why, "node %llu at %s refused the handshake: %s", (unsigned long long)p->id, p->addr,
                  net_refuse_name(w->reason));
+        raft_id id = p->id;
         peer_fail(p, why);
+        if (n->o.dialed)
+            n->o.dialed(n->ctx, id, w->reason ? w->reason : -1);
         return -1;
     }
     if (w->kind == NET_WIRE_PONG && p->state == NET_PEER_CONNECTED)
@@ -764,6 +791,11 @@ void net_remove_peer(struct net *n, raft_id id)
             return;
         }
     }
+}
+
+void net_set_identity(struct net *n, const struct net_identity *id)
+{
+    n->o.identity = *id;
 }
 
 bool net_peer_connected(const struct net *n, raft_id id)

@@ -9,6 +9,7 @@
 
 #include "cluster.h"
 #include "common/buf.h"
+#include "node/identity.h"
 #include "node/write_batch.h"
 #include "http.h"
 #include "http_client.h"
@@ -63,6 +64,10 @@ struct node {
     int lock_fd;                  /* flock on DIR/lock: one process per data directory */
     uint8_t *secret;
     size_t secret_len;
+    struct identity identity;     /* DIR/identity: cluster id, incarnation, pins */
+    bool bootstrap_pending;       /* empty, not --join: waits for its peers' word first */
+    raft_id probe_welcomed[CLUSTER_MAX_MEMBERS]; /* peers that accepted it meanwhile */
+    size_t n_probe_welcomed;
 
     uv_timer_t tick_timer;
     uv_timer_t retry_timer;     /* re-runs a write or apply that hit a full disk */

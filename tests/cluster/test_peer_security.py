@@ -6,6 +6,7 @@ at or above 2^63 is dropped and counted, announced sizes buy no memory, a
 node of another cluster is refused, and a node whose data directory was lost
 refuses to come back as a voter."""
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -29,7 +30,7 @@ def crc32c(data):
 
 
 def control(kind, payload):
-    return b"LRN1" + bytes([kind, 1]) + struct.pack("<H", len(payload)) + payload
+    return b"LRN1" + bytes([kind, 2]) + struct.pack("<H", len(payload)) + payload
 
 
 def recv_exact(s, n):
@@ -151,14 +152,25 @@ def _port_free(port):
 # ---- 2. Strangers, unknown ids, huge terms, announced sizes ----------------------
 
 
-def handshake(addr, frm, to, timeout=5.0):
-    """Connects to a raft address as node `frm` without a secret. Returns
-    (socket, kind of the answer, its payload): 3 WELCOME or 4 REFUSE."""
+def identity_of(data_dir):
+    """The 33 bytes node's identity travels as, from its DIR/identity."""
+    fields = dict(line.split(" ", 1) for line in open(os.path.join(data_dir, "identity")).read().splitlines()[1:]
+                  if not line.startswith("pin "))
+    cluster = fields["cluster"]
+    flags = (0 if cluster == "unknown" else 1) | (2 if fields["joined"] == "1" else 0)
+    return (bytes(16) if cluster == "unknown" else bytes.fromhex(cluster)) + bytes.fromhex(fields["incarnation"]) + \
+        bytes([flags])
+
+
+def handshake(addr, frm, to, identity=bytes(33), timeout=5.0):
+    """Connects to a raft address as node `frm` (presenting `identity`)
+    without a secret. Returns (socket, kind of the answer, its payload):
+    3 WELCOME or 4 REFUSE."""
     host, port = addr.rsplit(":", 1)
     s = socket.create_connection((host, int(port)), timeout=timeout)
     kind, challenge = read_control(s)
     assert kind == 1, kind
-    s.sendall(control(2, struct.pack("<QQ", frm, to) + os.urandom(32) + bytes(32)))
+    s.sendall(control(2, struct.pack("<QQ", frm, to) + os.urandom(32) + identity + bytes(32)))
     kind, payload = read_control(s)
     return s, kind, payload
 
@@ -185,7 +197,7 @@ def test_unknown_ids_are_refused_and_counted(make_cluster):
         assert closed_by_peer(s)
     assert net_dropped(c, 1, "unknown_id") == 1
     # A member's id passes (no secret on loopback: SPEC allows it only here).
-    s, kind, _ = handshake(c.raft[1], 2, 1)
+    s, kind, _ = handshake(c.raft[1], 2, 1, identity_of(c.data_dir(2)))
     s.close()
     assert kind == 3
 
@@ -198,7 +210,7 @@ def test_a_term_at_or_above_2_63_is_dropped_even_from_a_member(make_cluster):
     term_before = c.info(leader)["term"]
     for victim in (1, 2, 3):
         frm = 2 if victim != 2 else 3
-        s, kind, _ = handshake(c.raft[victim], frm, victim)
+        s, kind, _ = handshake(c.raft[victim], frm, victim, identity_of(c.data_dir(frm)))
         with s:
             assert kind == 3
             s.sendall(vote_frame(frm, victim, (1 << 64) - 2))
@@ -237,7 +249,7 @@ def test_announced_frame_sizes_buy_no_memory(make_cluster):
     junk = bytes(1 << 20)
     socks = []
     for frm in (2, 3):
-        s, kind, _ = handshake(c.raft[1], frm, 1)
+        s, kind, _ = handshake(c.raft[1], frm, 1, identity_of(c.data_dir(frm)))
         assert kind == 3
         socks.append(s)
     for s in socks:
@@ -255,3 +267,60 @@ def test_announced_frame_sizes_buy_no_memory(make_cluster):
     assert closed == [True, True]
     assert net_dropped(c, 1, "malformed") >= 2
     c.wait_leader()
+
+
+# ---- 3. Cluster id and lost data directories (issue 10, defect 4) -----------------
+
+
+def test_a_member_whose_data_was_lost_does_not_come_back_as_a_voter(make_cluster):
+    c = make_cluster(3)
+    c.start_all()
+    leader = c.wait_leader()
+    assert c.put(leader, "kept", "1").status == 200
+    victim = [i for i in (1, 2, 3) if i != leader][0]
+    others = [i for i in (1, 2, 3) if i != victim]
+    wait_for("node %d to have the write" % victim, lambda: c.kv(victim, "kept") == "1")
+    c.kill(victim)
+    shutil.rmtree(c.data_dir(victim))
+    # Restarted on an empty directory without --join: it asks its peers,
+    # they knew it with another directory, it leaves and says what to do.
+    r = c.cli("node", "--cluster", c.cluster_file, "--id", str(victim), "--data", c.data_dir(victim), timeout=20)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    for words in ("another data directory", "member remove", "--join", "member add"):
+        assert words in r.stderr, r.stderr
+    # It never took a term nor voted: no hard state in its directory.
+    assert not os.path.exists(os.path.join(c.data_dir(victim), "hardstate"))
+    wait_for("a peer to count the refusal", lambda: sum(net_dropped(c, i, "replaced") for i in others) >= 1)
+    # The cluster is fine and kept everything.
+    leader = c.wait_leader(among=others)
+    assert c.put(leader, "after", "2").status == 200
+    for i in others:
+        wait_for("node %d to have both writes" % i, lambda: c.kv(i, "kept") == "1" and c.kv(i, "after") == "2")
+    # The way back it names works: remove, start with --join, add.
+    assert c.cli("member", "remove", "--cluster", c.cluster_file, "--id", str(victim)).returncode == 0
+    shutil.rmtree(c.data_dir(victim))
+    c.start(victim, join=True)
+    r = c.cli("member", "add", "--cluster", c.cluster_file, "--id", str(victim))
+    assert r.returncode == 0, r.stderr
+    wait_for("node %d to catch up" % victim, lambda: c.kv(victim, "kept") == "1" and c.kv(victim, "after") == "2",
+             timeout=20)
+
+
+def test_a_node_of_another_cluster_is_refused(make_cluster):
+    """Two clusters whose files name the same ids: a node of one dialled
+    with the other's identity is refused and counted (the cluster id is in
+    every handshake)."""
+    a = make_cluster(3)
+    a.start_all()
+    a.wait_leader()
+    b = make_cluster(1)
+    b.start_all()
+    b.wait_leader()
+    s, kind, payload = handshake(a.raft[1], 2, 1, identity_of(b.data_dir(1)))
+    with s:
+        assert kind == 4 and payload[0] == 6, (kind, payload)
+    assert net_dropped(a, 1, "other_cluster") == 1
+    # and a member's own identity still passes
+    s, kind, _ = handshake(a.raft[1], 2, 1, identity_of(a.data_dir(2)))
+    s.close()
+    assert kind == 3

@@ -443,6 +443,10 @@ TEST(wire_frames_round_trip_and_reject_garbage)
                                   .to = 42, .reason = 3, .seq = 99 };
         memset(w.nonce, 0xab, sizeof w.nonce);
         memset(w.mac, 0xcd, sizeof w.mac);
+        memset(w.identity.cluster, 0x11, NET_ID_BYTES);
+        memset(w.identity.incarnation, 0x22, NET_ID_BYTES);
+        w.identity.cluster_known = true;
+        w.identity.joined = k % 2;
         size_t len = net_wire_encode(&w, buf, sizeof buf);
         REQUIRE(len > NET_WIRE_HEADER_BYTES);
         CHECK(net_wire_is_control(buf, len));
@@ -457,13 +461,23 @@ TEST(wire_frames_round_trip_and_reject_garbage)
             CHECK_EQ_U(got.to, 42);
             CHECK(!memcmp(got.nonce, w.nonce, sizeof w.nonce) && !memcmp(got.mac, w.mac, sizeof w.mac));
         }
+        if (w.kind == NET_WIRE_HELLO || w.kind == NET_WIRE_CHALLENGE) {
+            CHECK(!memcmp(&got.identity.cluster, w.identity.cluster, NET_ID_BYTES));
+            CHECK(!memcmp(&got.identity.incarnation, w.identity.incarnation, NET_ID_BYTES));
+            CHECK(got.identity.cluster_known && got.identity.joined == w.identity.joined);
+            /* identity flags other than the two defined ones are malformed */
+            uint8_t odd[NET_WIRE_MAX_FRAME];
+            memcpy(odd, buf, len);
+            odd[len - (w.kind == NET_WIRE_HELLO ? NET_MAC_BYTES : 0) - 1] |= 0x80;
+            CHECK_EQ_I(net_wire_decode(odd, len, &got), -1);
+        }
         if (w.kind == NET_WIRE_PING)
             CHECK_EQ_U(got.seq, 99);
         CHECK_EQ_I(net_wire_decode(buf, len - 1, &got), -1);
         CHECK_EQ_U(net_wire_encode(&w, buf, len - 1), 0); /* cap too small */
         uint8_t bad[NET_WIRE_MAX_FRAME];
         memcpy(bad, buf, len);
-        bad[5] = 2; /* version */
+        bad[5] = 1; /* version (1 had no identities) */
         CHECK_EQ_I(net_wire_frame_size(bad, len), -1);
         memcpy(bad, buf, len);
         bad[6] ^= 1; /* payload length */
