@@ -164,6 +164,8 @@ struct net_stats {
     uint64_t dropped_over_budget;     /* inbound connections closed: max_inbound_bytes reached */
     uint64_t dropped_other_cluster;   /* handshakes refused: another cluster id (either side) */
     uint64_t dropped_replaced;        /* handshakes refused: a member's data directory was replaced */
+    uint64_t dropped_forged;          /* connections closed: a sealed record failed to open (forged,
+                                       * tampered, replayed, reordered) */
 };
 void net_get_stats(const struct net *n, struct net_stats *out);
 

@@ -94,8 +94,14 @@ static void in_refuse(struct net_in *c, int reason)
 
 static void in_send(struct net_in *c, const struct net_wire_msg *w)
 {
-    uint8_t buf[NET_WIRE_MAX_FRAME];
-    size_t len = net_wire_encode(w, buf, sizeof buf);
+    uint8_t plain[NET_WIRE_MAX_FRAME], buf[NET_WIRE_MAX_FRAME + NET_SEAL_OVERHEAD];
+    size_t len = net_wire_encode(w, plain, sizeof plain);
+    if (c->secure) {
+        net_seal(&c->tx, plain, len, buf);
+        len += NET_SEAL_OVERHEAD;
+    } else {
+        memcpy(buf, plain, len);
+    }
     /* A dialer that does not read its PONGs would make them pile up here. */
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > NET_MAX_PENDING_REPLY ||
         net__write_small((uv_stream_t *)&c->tcp, buf, len) < 0)
@@ -179,6 +185,44 @@ static void in_hello(struct net_in *c, const struct net_wire_msg *w)
     unsigned tick = n->o.idle_timeout_ms / 4 ? n->o.idle_timeout_ms / 4 : 1;
     uv_timer_start(&c->timer, on_in_timer, tick, tick);
     in_send(c, &welcome);
+    if (n->secret) {
+        /* Every byte after the HELLO, and after our WELCOME, is a sealed record. */
+        net_session_keys(n->secret, n->o.secret_len, &t, &c->rx, &c->tx);
+        c->secure = 1;
+    }
+}
+
+/* Opens every whole record in buf[plain, len), moving its plaintext to
+ * buf[plain, ...): the opened bytes stay contiguous for in_process. Returns
+ * 0, or -1 if the connection was closed (a forged or oversize record). */
+static int in_unseal(struct net_in *c)
+{
+    struct net *n = c->net;
+    size_t max_plain = NET_CHUNK_BYTES > RAFT_CODEC_HEADER_BYTES + n->o.max_frame_bytes
+                           ? NET_CHUNK_BYTES
+                           : RAFT_CODEC_HEADER_BYTES + n->o.max_frame_bytes;
+    size_t raw = c->plain;
+    for (;;) {
+        long rl = net_record_size(c->buf + raw, c->len - raw, max_plain);
+        if (rl == 0)
+            break;
+        if (rl < 0) {
+            in_malformed(c);
+            return -1;
+        }
+        if (net_open(&c->rx, c->buf + raw, (size_t)rl) != 0) {
+            n->stats.dropped_forged++; /* forged, tampered, replayed or reordered */
+            net__close_in(c);
+            return -1;
+        }
+        size_t plen = (size_t)rl - NET_SEAL_OVERHEAD;
+        memmove(c->buf + c->plain, c->buf + raw + 4, plen);
+        c->plain += plen;
+        raw += (size_t)rl;
+    }
+    memmove(c->buf + c->plain, c->buf + raw, c->len - raw);
+    c->len -= raw - c->plain;
+    return 0;
 }
 
 /* Little-endian u32 at p: the codec header is magic | body_len | crc. */
@@ -195,7 +239,7 @@ static void in_process(struct net_in *c)
     size_t pos = 0;
     while (!c->closing) {
         const uint8_t *p = c->buf + pos;
-        size_t left = c->len - pos;
+        size_t left = (c->secure ? c->plain : c->len) - pos;
         if (left < 4)
             break;
         if (net_wire_is_control(p, left)) {
@@ -210,6 +254,15 @@ static void in_process(struct net_in *c)
             pos += (size_t)fl;
             if (c->state == NET_IN_HELLO) {
                 in_hello(c, &w);
+                if (c->secure && !c->closing) {
+                    /* What followed the HELLO are records: open them. */
+                    memmove(c->buf, c->buf + pos, c->len - pos);
+                    c->len -= pos;
+                    pos = 0;
+                    c->plain = 0;
+                    if (in_unseal(c) != 0)
+                        return;
+                }
             } else if (w.kind == NET_WIRE_PING) {
                 w.kind = NET_WIRE_PONG;
                 in_send(c, &w);
@@ -261,6 +314,8 @@ static void in_process(struct net_in *c)
         return;
     memmove(c->buf, c->buf + pos, c->len - pos);
     c->len -= pos;
+    if (c->secure)
+        c->plain -= pos;
     if (c->cap > IN_BUF_KEEP && c->len <= IN_BUF_KEEP / 2)
         in_set_cap(c, IN_BUF_KEEP); /* a failed shrink keeps the larger buffer */
 }
@@ -271,8 +326,7 @@ static void on_in_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     struct net *n = c->net;
     /* Before the handshake only a HELLO may come: a tiny buffer, so a crowd
      * of unauthenticated connections costs little memory. */
-    size_t limit = c->state == NET_IN_AUTHED ? RAFT_CODEC_HEADER_BYTES + n->o.max_frame_bytes
-                                             : 2 * NET_WIRE_MAX_FRAME;
+    size_t limit = net__in_limit(n, c->state == NET_IN_AUTHED);
     if (c->cap - c->len < 4096 && c->cap < limit) {
         size_t cap = c->cap < IN_BUF_START ? IN_BUF_START : 2 * c->cap;
         if (cap > limit)
@@ -308,6 +362,8 @@ static void on_in_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     n->stats.bytes_received += (uint64_t)nread;
     c->last_rx = uv_now(n->loop);
     c->len += (size_t)nread;
+    if (c->secure && in_unseal(c) != 0)
+        return;
     in_process(c);
 }
 

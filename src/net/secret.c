@@ -121,3 +121,81 @@ int net_auth_check(const uint8_t *secret, size_t secret_len, const char *label, 
     sodium_memzero(want, sizeof want);
     return ok;
 }
+
+/* ---- Sealed records ---------------------------------------------------------- */
+
+/* Keys: K = BLAKE2b-256("linkraft-peer-key" || secret); for each direction
+ * BLAKE2b-256(key K, label || BLAKE2b-512(transcript)). The transcript has
+ * both fresh nonces, so every connection has its own keys, and the counter
+ * nonces never repeat under one key. */
+void net_session_keys(const uint8_t *secret, size_t secret_len, const struct net_transcript *t,
+                      struct net_seal *d2a, struct net_seal *a2d)
+{
+    uint8_t k[32], th[64], ids[16];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof k);
+    crypto_generichash_update(&st, (const uint8_t *)"linkraft-peer-key", 18);
+    crypto_generichash_update(&st, secret, secret_len);
+    crypto_generichash_final(&st, k, sizeof k);
+    for (int i = 0; i < 8; i++) {
+        ids[i] = (uint8_t)(t->from >> (8 * i));
+        ids[8 + i] = (uint8_t)(t->to >> (8 * i));
+    }
+    crypto_generichash_init(&st, NULL, 0, sizeof th);
+    crypto_generichash_update(&st, ids, sizeof ids);
+    crypto_generichash_update(&st, t->acceptor_nonce, NET_NONCE_BYTES);
+    crypto_generichash_update(&st, t->dialer_nonce, NET_NONCE_BYTES);
+    crypto_generichash_update(&st, t->acceptor_identity, NET_WIRE_IDENTITY_BYTES);
+    crypto_generichash_update(&st, t->dialer_identity, NET_WIRE_IDENTITY_BYTES);
+    crypto_generichash_final(&st, th, sizeof th);
+    struct { struct net_seal *s; const char *label; } dirs[2] = { { d2a, "linkraft-d2a" }, { a2d, "linkraft-a2d" } };
+    for (int d = 0; d < 2; d++) {
+        crypto_generichash_init(&st, k, sizeof k, NET_SEAL_KEY_BYTES);
+        crypto_generichash_update(&st, (const uint8_t *)dirs[d].label, strlen(dirs[d].label) + 1);
+        crypto_generichash_update(&st, th, sizeof th);
+        crypto_generichash_final(&st, dirs[d].s->key, NET_SEAL_KEY_BYTES);
+        dirs[d].s->counter = 0;
+    }
+    sodium_memzero(k, sizeof k);
+    sodium_memzero(&st, sizeof st);
+}
+
+static void seal_nonce(uint64_t counter, uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES])
+{
+    memset(nonce, 0, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+    for (int i = 0; i < 8; i++)
+        nonce[i] = (uint8_t)(counter >> (8 * i));
+}
+
+void net_seal(struct net_seal *s, const uint8_t *plain, size_t len, uint8_t *out)
+{
+    uint32_t clen = (uint32_t)(len + NET_SEAL_TAG_BYTES);
+    for (int i = 0; i < 4; i++)
+        out[i] = (uint8_t)(clen >> (8 * i));
+    uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
+    seal_nonce(s->counter++, nonce);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + 4, NULL, plain, len, out, 4, NULL, nonce, s->key);
+}
+
+long net_record_size(const uint8_t *buf, size_t len, size_t max_plain)
+{
+    if (len < 4)
+        return 0;
+    uint32_t clen = (uint32_t)buf[0] | (uint32_t)buf[1] << 8 | (uint32_t)buf[2] << 16 | (uint32_t)buf[3] << 24;
+    if (clen < NET_SEAL_TAG_BYTES || clen - NET_SEAL_TAG_BYTES > max_plain)
+        return -1;
+    return len >= 4 + (size_t)clen ? (long)(4 + clen) : 0;
+}
+
+int net_open(struct net_seal *s, uint8_t *rec, size_t size)
+{
+    uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
+    seal_nonce(s->counter, nonce);
+    unsigned long long mlen;
+    /* In place: libsodium checks the tag before it writes the plaintext. */
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(rec + 4, &mlen, NULL, rec + 4, size - 4, rec, 4, nonce,
+                                                   s->key) != 0)
+        return -1;
+    s->counter++;
+    return 0;
+}

@@ -122,6 +122,7 @@ static struct net_chunk *chunk_new(size_t cap)
         c->len = c->off = 0;
         c->cap = cap;
         c->frames = 0;
+        c->sealed = 0;
     }
     return c;
 }
@@ -169,7 +170,12 @@ static void peer_drop_conn(struct net_peer *p)
     p->queued_bytes -= p->inflight_bytes;
     p->inflight_bytes = 0;
     p->writing = 0;
-    while (p->head && p->head->off > 0) {
+    p->secure = 0;
+    sodium_memzero(&p->tx, sizeof p->tx);
+    sodium_memzero(&p->rx, sizeof p->rx);
+    /* A sealed chunk was sealed for this connection's keys: it cannot go on
+     * the next one either. Sealed chunks are only ever at the head. */
+    while (p->head && (p->head->off > 0 || p->head->sealed)) {
         struct net_chunk *c = p->head;
         p->head = c->next;
         if (!p->head)
@@ -261,7 +267,7 @@ static void on_peer_timer(uv_timer_t *t)
         if (p->queued_bytes + len > n->o.max_queue_bytes)
             break;
         struct net_chunk *c = p->tail;
-        if (!c || c->cap - c->len < len) {
+        if (!c || c->sealed || c->cap - c->len < len) {
             if (!(c = chunk_new(NET_CHUNK_BYTES)))
                 break;
             queue_append(p, c);
@@ -296,6 +302,10 @@ static void on_out_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 static void peer_connected(struct net_peer *p)
 {
     struct net *n = p->net;
+    if (n->secret) {
+        net_session_keys(n->secret, n->o.secret_len, &p->hs, &p->tx, &p->rx);
+        p->secure = 1; /* every byte after the WELCOME is a sealed record, both ways */
+    }
     p->state = NET_PEER_CONNECTED;
     p->attempts = 0;
     p->was_connected = 1;
@@ -411,7 +421,34 @@ static void on_out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     p->last_rx = uv_now(n->loop);
     out->rlen += (size_t)nread;
     size_t pos = 0;
-    while (out->peer) {
+    while (out->peer && p->secure) {
+        /* After the handshake the acceptor sends only PONGs, one per record. */
+        long rl = net_record_size(out->rbuf + pos, out->rlen - pos, NET_WIRE_MAX_FRAME);
+        if (rl == 0)
+            break;
+        struct net_wire_msg w;
+        char why[NET_ERR_MAX];
+        if (rl > 0 && net_open(&p->rx, out->rbuf + pos, (size_t)rl) != 0) {
+            n->stats.dropped_forged++;
+            snprintf(why, sizeof why, "node %llu at %s: a record failed authentication (forged, tampered or "
+                     "replayed on the way)", (unsigned long long)p->id, p->addr);
+            peer_fail(p, why);
+            return;
+        }
+        size_t plen = rl > 0 ? (size_t)rl - NET_SEAL_OVERHEAD : 0;
+        if (rl < 0 || net_wire_frame_size(out->rbuf + pos + 4, plen) != (long)plen ||
+            net_wire_decode(out->rbuf + pos + 4, plen, &w) != 0) {
+            n->stats.dropped_malformed++;
+            snprintf(why, sizeof why, "node %llu at %s sent a record that is not a control frame",
+                     (unsigned long long)p->id, p->addr);
+            peer_fail(p, why);
+            return;
+        }
+        pos += (size_t)rl;
+        if (out_handle(p, &w) != 0)
+            return;
+    }
+    while (out->peer && !p->secure) {
         long fl = net_wire_is_control(out->rbuf + pos, out->rlen - pos) || out->rlen - pos < 4
                       ? net_wire_frame_size(out->rbuf + pos, out->rlen - pos)
                       : -1;
@@ -429,6 +466,8 @@ static void on_out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         pos += (size_t)fl;
         if (out_handle(p, &w) != 0)
             return;
+        if (p->secure)
+            break; /* the WELCOME was the last plain frame: come again for the records after it */
     }
     memmove(out->rbuf, out->rbuf + pos, out->rlen - pos);
     out->rlen -= pos;
@@ -560,6 +599,33 @@ static void on_chunks_written(uv_write_t *req, int status)
         peer_flush(p);
 }
 
+/* With a secret, replaces each of the first chunks about to be written by
+ * one sealed record of it (a chunk is whole frames, so a record is too).
+ * Returns 0, or -1 if out of memory. */
+static int seal_queue(struct net_peer *p)
+{
+    struct net_chunk **link = &p->head;
+    for (unsigned i = 0; *link && i < NET_MAX_WRITE_BUFS; i++, link = &(*link)->next) {
+        struct net_chunk *c = *link;
+        if (c->sealed)
+            continue;
+        struct net_chunk *s = chunk_new(c->len + NET_SEAL_OVERHEAD);
+        if (!s)
+            return -1;
+        net_seal(&p->tx, c->data, c->len, s->data);
+        s->len = c->len + NET_SEAL_OVERHEAD;
+        s->frames = c->frames;
+        s->sealed = 1;
+        s->next = c->next;
+        *link = s;
+        if (p->tail == c)
+            p->tail = s;
+        p->queued_bytes += NET_SEAL_OVERHEAD;
+        free(c);
+    }
+    return 0;
+}
+
 /* Hands queued frames to the socket: as many chunks as fit in one write,
  * first with uv_try_write (no request, no copy) and, for what the socket did
  * not take, one uv_write. At most one write is in flight per peer. */
@@ -573,6 +639,11 @@ static void peer_flush(struct net_peer *p)
     uv_buf_t bufs[NET_MAX_WRITE_BUFS];
     unsigned nb;
 again:
+    if (p->secure && seal_queue(p) != 0) {
+        p->dirty = 1; /* out of memory: retry on the next turn */
+        uv_idle_start(&n->flusher, on_flush);
+        return;
+    }
     nb = 0;
     for (struct net_chunk *c = p->head; c && nb < NET_MAX_WRITE_BUFS; c = c->next)
         bufs[nb++] = uv_buf_init((char *)c->data + c->off, (unsigned)(c->len - c->off));
@@ -672,7 +743,7 @@ int net_send(struct net *n, const struct raft_message *m)
     }
     struct net_chunk *c = p->tail;
     int fresh = 0;
-    if (!c || c->cap - c->len < size) {
+    if (!c || c->sealed || c->cap - c->len < size) {
         c = chunk_new(size > NET_CHUNK_BYTES ? size : NET_CHUNK_BYTES);
         if (!c) {
             n->stats.dropped_queue_full++; /* no memory is a full queue */
@@ -753,6 +824,16 @@ int net_allow_id(struct net *n, raft_id id)
     a[n->n_allowed++] = id;
     n->allowed = a;
     return 0;
+}
+
+size_t net__in_limit(const struct net *n, bool authed)
+{
+    if (!authed)
+        return 2 * NET_WIRE_MAX_FRAME;
+    size_t frame = RAFT_CODEC_HEADER_BYTES + n->o.max_frame_bytes;
+    /* Sealed: a partial frame already opened, then a whole record (one
+     * chunk: 64 KiB of frames or one larger frame) waiting to be opened. */
+    return n->o.secret ? 2 * frame + NET_CHUNK_BYTES + NET_SEAL_OVERHEAD : frame;
 }
 
 bool net__id_allowed(const struct net *n, raft_id id)
@@ -878,8 +959,8 @@ int net_start(uv_loop_t *loop, const struct net_options *o, net_recv_cb cb, void
         n->o.max_frame_bytes = RAFT_CODEC_MAX_FRAME;
     /* One largest frame must always fit, or a legitimate peer could never
      * deliver it. */
-    if (n->o.max_inbound_bytes < RAFT_CODEC_HEADER_BYTES + n->o.max_frame_bytes)
-        n->o.max_inbound_bytes = RAFT_CODEC_HEADER_BYTES + n->o.max_frame_bytes;
+    if (n->o.max_inbound_bytes < net__in_limit(n, true))
+        n->o.max_inbound_bytes = net__in_limit(n, true);
     snprintf(n->listen_addr, sizeof n->listen_addr, "%s", o->listen_addr);
     n->o.listen_addr = n->listen_addr;
     if (o->secret) {

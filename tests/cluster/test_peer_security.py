@@ -324,3 +324,22 @@ def test_a_node_of_another_cluster_is_refused(make_cluster):
     s, kind, _ = handshake(a.raft[1], 2, 1, identity_of(a.data_dir(2)))
     s.close()
     assert kind == 3
+
+
+# ---- 4. With a secret: strangers refused, frames sealed ---------------------------
+
+
+def test_on_a_secret_cluster_a_stranger_is_refused_and_frames_are_sealed(make_cluster):
+    c = make_cluster(3, secret="correct horse battery staple")
+    c.start_all()
+    leader = c.wait_leader()
+    # A member's id and identity, but no secret: refused (REFUSE 3).
+    s, kind, payload = handshake(c.raft[1], 2, 1, identity_of(c.data_dir(2)))
+    with s:
+        assert kind == 4 and payload[0] == 3, (kind, payload)
+    assert net_dropped(c, 1, "unauthenticated") >= 1
+    # Writes replicate over sealed links; nothing was counted as forged.
+    assert c.put(leader, "sealed", "1").status == 200
+    for i in (1, 2, 3):
+        wait_for("node %d to have the write" % i, lambda: c.kv(i, "sealed") == "1")
+        assert net_dropped(c, i, "forged") == 0

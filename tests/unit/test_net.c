@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <uv.h>
+#include <sodium.h>
 
 #include "../harness.h"
 #include "common/crc32c.h"
@@ -1369,6 +1370,207 @@ TEST(a_term_at_or_above_2_63_never_gets_through)
     loop_teardown();
 }
 
+/* ---- A man in the middle ------------------------------------------------------- */
+
+/* Accepts one connection (from a dialer), connects on to the acceptor at
+ * to_port and relays both ways; on the way to the acceptor, after the
+ * HELLO, it injects, tampers with or replays records (mode). */
+enum mitm_mode { MITM_RELAY, MITM_INJECT, MITM_TAMPER, MITM_REPLAY };
+struct mitm;
+struct mitm_side {
+    uv_tcp_t tcp;
+    struct mitm *m;
+    int open;
+};
+struct mitm {
+    uv_tcp_t listener;
+    struct mitm_side d, a; /* toward the dialer, toward the acceptor */
+    uv_connect_t req;
+    int mode, acted, listener_open;
+    unsigned to_port;
+    size_t up;             /* bytes relayed dialer -> acceptor */
+    uint8_t first[256 * 1024];
+    size_t first_len, first_want;
+};
+
+#define MITM_HELLO_BYTES (NET_WIRE_HEADER_BYTES + 113)
+
+static void mitm_closed(uv_handle_t *h)
+{
+    int *open = h->data == NULL ? NULL : (int *)h->data;
+    if (open)
+        *open = 0;
+}
+
+static void mitm_side_closed(uv_handle_t *h)
+{
+    ((struct mitm_side *)h->data)->open = 0;
+}
+
+static void mitm_close_all(struct mitm *m)
+{
+    if (m->d.open && !uv_is_closing((uv_handle_t *)&m->d.tcp))
+        uv_close((uv_handle_t *)&m->d.tcp, mitm_side_closed);
+    if (m->a.open && !uv_is_closing((uv_handle_t *)&m->a.tcp))
+        uv_close((uv_handle_t *)&m->a.tcp, mitm_side_closed);
+}
+
+static void mitm_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    static uint8_t buf[256 * 1024];
+    *b = uv_buf_init((char *)buf, sizeof buf);
+}
+
+static void mitm_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct mitm_side *side = s->data;
+    struct mitm *m = side->m;
+    if (nread < 0) {
+        mitm_close_all(m);
+        return;
+    }
+    if (nread == 0)
+        return;
+    uint8_t *data = (uint8_t *)b->base;
+    if (side == &m->a) { /* acceptor -> dialer: as is */
+        raw_send((uv_stream_t *)&m->d.tcp, data, (size_t)nread);
+        return;
+    }
+    size_t start = m->up;
+    m->up += (size_t)nread;
+    if (m->mode == MITM_TAMPER && !m->acted && m->up > MITM_HELLO_BYTES + 10) {
+        data[MITM_HELLO_BYTES + 10 - start] ^= 0x20; /* inside the first record's ciphertext */
+        m->acted = 1;
+    }
+    if (m->mode == MITM_REPLAY && !m->acted && m->up > MITM_HELLO_BYTES) {
+        size_t from = start > MITM_HELLO_BYTES ? 0 : MITM_HELLO_BYTES - start;
+        for (size_t i = from; i < (size_t)nread && m->first_len < sizeof m->first; i++)
+            m->first[m->first_len++] = data[i];
+        if (!m->first_want && m->first_len >= 4)
+            m->first_want = 4 + ((size_t)m->first[0] | (size_t)m->first[1] << 8 | (size_t)m->first[2] << 16);
+    }
+    raw_send((uv_stream_t *)&m->a.tcp, data, (size_t)nread);
+    if (m->mode == MITM_INJECT && !m->acted && m->up >= MITM_HELLO_BYTES) {
+        uint8_t fake[4 + 64] = { 64 };
+        randombytes_buf(fake + 4, 64);
+        raw_send((uv_stream_t *)&m->a.tcp, fake, sizeof fake);
+        m->acted = 1;
+    }
+    if (m->mode == MITM_REPLAY && !m->acted && m->first_want && m->first_len >= m->first_want) {
+        raw_send((uv_stream_t *)&m->a.tcp, m->first, m->first_want); /* the first record, again */
+        m->acted = 1;
+    }
+}
+
+static void mitm_upstream(uv_connect_t *req, int status)
+{
+    struct mitm *m = req->data;
+    if (status < 0) {
+        mitm_close_all(m);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&m->a.tcp, mitm_alloc, mitm_read);
+    uv_read_start((uv_stream_t *)&m->d.tcp, mitm_alloc, mitm_read);
+}
+
+static void mitm_accept(uv_stream_t *l, int status)
+{
+    struct mitm *m = l->data;
+    if (status < 0 || m->d.open)
+        return;
+    uv_tcp_init(&loop, &m->d.tcp);
+    m->d.tcp.data = &m->d;
+    m->d.m = m;
+    m->d.open = 1;
+    uv_accept(l, (uv_stream_t *)&m->d.tcp);
+    uv_tcp_init(&loop, &m->a.tcp);
+    m->a.tcp.data = &m->a;
+    m->a.m = m;
+    m->a.open = 1;
+    m->req.data = m;
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", (int)m->to_port, &sa);
+    uv_tcp_connect(&m->req, &m->a.tcp, (const struct sockaddr *)&sa, mitm_upstream);
+}
+
+static void mitm_start(struct mitm *m, unsigned port, unsigned to_port, int mode)
+{
+    memset(m, 0, sizeof *m);
+    m->mode = mode;
+    m->to_port = to_port;
+    uv_tcp_init(&loop, &m->listener);
+    m->listener.data = m;
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", (int)port, &sa);
+    REQUIRE(uv_tcp_bind(&m->listener, (const struct sockaddr *)&sa, 0) == 0);
+    REQUIRE(uv_listen((uv_stream_t *)&m->listener, 8, mitm_accept) == 0);
+    m->listener_open = 1;
+}
+
+static void mitm_stop(struct mitm *m)
+{
+    mitm_close_all(m);
+    m->listener.data = &m->listener_open;
+    uv_close((uv_handle_t *)&m->listener, mitm_closed);
+    while (m->listener_open || m->d.open || m->a.open)
+        uv_run(&loop, UV_RUN_ONCE);
+}
+
+/* With a secret every frame after the handshake is sealed (SPEC §3): a man
+ * in the middle who relays a genuine handshake can neither inject a record,
+ * nor change one, nor replay one — the acceptor closes the connection and
+ * counts it, and nothing of it reaches the receiver — while relaying
+ * faithfully works. */
+TEST(a_relayed_handshake_cannot_inject_tamper_or_replay)
+{
+    loop_setup();
+    static const uint8_t secret[] = "correct horse battery staple";
+    static struct mitm m;
+    struct rx rb = { 0 };
+    struct net_options o;
+    fast_options(&o, 2, NULL);
+    o.secret = secret;
+    o.secret_len = sizeof secret - 1;
+    o.idle_timeout_ms = 5000;
+    struct net *b = start(2, addr(1, 20161), &rb, &o);
+    REQUIRE(b);
+    uint64_t forged = 0;
+    for (int mode = MITM_RELAY; mode <= MITM_REPLAY; mode++) {
+        struct rx ra = { 0 };
+        fast_options(&o, 1, NULL);
+        o.secret = secret;
+        o.secret_len = sizeof secret - 1;
+        o.idle_timeout_ms = 5000;
+        o.backoff_min_ms = 5000; /* one attempt: the man in the middle takes one connection */
+        o.backoff_max_ms = 5000;
+        struct net *a = start(1, addr(0, 20160), &ra, &o);
+        REQUIRE(a);
+        mitm_start(&m, 20162, 20161, mode);
+        size_t before = rb.count;
+        rb.next_seq[1] = 0; /* this a numbers its APPENDs from 0 again */
+        net_set_peer(a, 2, addr(2, 20162));
+        uint64_t seq = 0;
+        CHECK(WAIT_UNTIL(net_peer_connected(a, 2), 5000));
+        CHECK_EQ_U(send_appends(a, 1, 2, &seq, 5), 5);
+        if (mode == MITM_RELAY) {
+            CHECK(WAIT_UNTIL(rb.count == before + 5, 5000));
+            CHECK_EQ_U(stats(b).dropped_forged, forged);
+        } else {
+            CHECK(WAIT_UNTIL(stats(b).dropped_forged == forged + 1, 5000));
+            forged++;
+            CHECK(WAIT_UNTIL(!m.a.open, 5000)); /* the acceptor closed it */
+            /* A replay is caught after the genuine record it copies. */
+            CHECK_EQ_U(rb.count, before + (mode == MITM_REPLAY ? 5 : 0));
+        }
+        CHECK_EQ_U(rb.out_of_order, 0);
+        stop_net(a);
+        mitm_stop(&m);
+    }
+    CHECK_EQ_U(stats(b).dropped_forged, 3);
+    stop_net(b);
+    loop_teardown();
+}
+
 TEST(the_receive_callback_may_stop_the_transport)
 {
     loop_setup();
@@ -1392,29 +1594,44 @@ TEST(the_receive_callback_may_stop_the_transport)
 
 TEST(throughput_of_1k_appends)
 {
-    loop_setup();
-    struct rx ra = { 0 }, rb = { 0 };
-    struct net *a = start(1, addr(0, 20100), &ra, NULL);
-    struct net *b = start(2, addr(1, 20101), &rb, NULL);
-    REQUIRE(a && b);
-    net_set_peer(a, 2, addr(1, 20101));
-    CHECK(WAIT_UNTIL(net_peer_connected(a, 2), 5000));
-    uint64_t seq = 0, t0 = uv_hrtime();
-    size_t sent = 0;
-    /* Keep the queue topped up for about a second. */
-    while (uv_hrtime() - t0 < 1000000000ULL) {
-        sent += send_appends(a, 1, 2, &seq, 256);
-        uv_run(&loop, UV_RUN_NOWAIT);
+    static const uint8_t secret[] = "correct horse battery staple";
+    for (int sealed = 0; sealed <= 1; sealed++) {
+        loop_setup();
+        struct rx ra = { 0 }, rb = { 0 };
+        struct net_options o;
+        fast_options(&o, 1, NULL);
+        if (sealed) {
+            o.secret = secret;
+            o.secret_len = sizeof secret - 1;
+        }
+        struct net *a = start(1, addr(0, 20100), &ra, &o);
+        fast_options(&o, 2, NULL);
+        if (sealed) {
+            o.secret = secret;
+            o.secret_len = sizeof secret - 1;
+        }
+        struct net *b = start(2, addr(1, 20101), &rb, &o);
+        REQUIRE(a && b);
+        net_set_peer(a, 2, addr(1, 20101));
+        CHECK(WAIT_UNTIL(net_peer_connected(a, 2), 5000));
+        uint64_t seq = 0, t0 = uv_hrtime();
+        size_t sent = 0;
+        /* Keep the queue topped up for about a second. */
+        while (uv_hrtime() - t0 < 1000000000ULL) {
+            sent += send_appends(a, 1, 2, &seq, 256);
+            uv_run(&loop, UV_RUN_NOWAIT);
+        }
+        CHECK(WAIT_UNTIL(rb.count == sent, 10000));
+        double secs = (double)(uv_hrtime() - t0) / 1e9;
+        CHECK_EQ_U(rb.out_of_order, 0);
+        fprintf(stderr, "  throughput%s: %zu 1 KiB APPENDs in %.2f s = %.0f msg/s (%.1f MiB/s), %llu dropped "
+                "(queue full)\n", sealed ? " (secret: sealed records)" : " (no secret)", rb.count, secs,
+                (double)rb.count / secs, (double)stats(a).bytes_sent / secs / (1 << 20),
+                (unsigned long long)stats(a).dropped_queue_full);
+        stop_net(a);
+        stop_net(b);
+        loop_teardown();
     }
-    CHECK(WAIT_UNTIL(rb.count == sent, 10000));
-    double secs = (double)(uv_hrtime() - t0) / 1e9;
-    CHECK_EQ_U(rb.out_of_order, 0);
-    fprintf(stderr, "  throughput: %zu 1 KiB APPENDs in %.2f s = %.0f msg/s (%.1f MiB/s), %llu dropped (queue full)\n",
-            rb.count, secs, (double)rb.count / secs, (double)stats(a).bytes_sent / secs / (1 << 20),
-            (unsigned long long)stats(a).dropped_queue_full);
-    stop_net(a);
-    stop_net(b);
-    loop_teardown();
 }
 
 int main(void)
@@ -1438,6 +1655,7 @@ int main(void)
     RUN(unknown_ids_are_refused_at_the_handshake);
     RUN(announced_sizes_buy_no_memory_and_the_total_is_capped);
     RUN(a_term_at_or_above_2_63_never_gets_through);
+    RUN(a_relayed_handshake_cannot_inject_tamper_or_replay);
     RUN(the_receive_callback_may_stop_the_transport);
     RUN(throughput_of_1k_appends);
     return HARNESS_END();
