@@ -20,9 +20,11 @@
  *     it meant to reach. With a shared secret (--secret-file), the acceptor
  *     first sends a random challenge and the dialer's HELLO carries
  *     crypto_auth (libsodium, HMAC-SHA-512-256) over challenge and ids; a
- *     wrong or missing MAC closes the connection. Frames after the handshake
- *     are trusted as coming from that peer; a frame whose `from` is not the
- *     peer that authenticated is dropped.
+ *     wrong or missing MAC closes the connection. After it, every byte both
+ *     ways is in XChaCha20-Poly1305 records keyed per connection and
+ *     direction (docs/transport.md "Encryption"): a record that does not
+ *     open closes the connection. A frame whose `from` is not the peer that
+ *     authenticated is dropped.
  *   - Only peers are accepted: a HELLO from an id that net_set_peer was
  *     never given (not in the cluster file, not a member learned from the
  *     log, not being added) is refused and counted.
