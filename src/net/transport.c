@@ -421,6 +421,7 @@ static void on_out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     p->last_rx = uv_now(n->loop);
     out->rlen += (size_t)nread;
     size_t pos = 0;
+again:
     while (out->peer && p->secure) {
         /* After the handshake the acceptor sends only PONGs, one per record. */
         long rl = net_record_size(out->rbuf + pos, out->rlen - pos, NET_WIRE_MAX_FRAME);
@@ -467,7 +468,7 @@ static void on_out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         if (out_handle(p, &w) != 0)
             return;
         if (p->secure)
-            break; /* the WELCOME was the last plain frame: come again for the records after it */
+            goto again; /* the WELCOME was the last plain frame: records follow */
     }
     memmove(out->rbuf, out->rbuf + pos, out->rlen - pos);
     out->rlen -= pos;
