@@ -197,7 +197,8 @@ int identity_save(const char *dir, const struct identity *id, char *err, size_t 
     return 0;
 }
 
-int identity_check(struct identity *id, raft_id peer, const struct net_identity *theirs, bool *changed)
+int identity_check(struct identity *id, raft_id peer, const struct net_identity *theirs, bool is_voter,
+                   bool *changed)
 {
     *changed = false;
     if (theirs->cluster_known && id->self.cluster_known &&
@@ -207,7 +208,7 @@ int identity_check(struct identity *id, raft_id peer, const struct net_identity 
     for (size_t i = 0; i < id->n_pins; i++)
         if (id->pins[i].id == peer)
             pin = &id->pins[i];
-    if (pin && memcmp(pin->incarnation, theirs->incarnation, NET_ID_BYTES) != 0 && !theirs->joined)
+    if (pin && memcmp(pin->incarnation, theirs->incarnation, NET_ID_BYTES) != 0 && (!theirs->joined || is_voter))
         return NET_CHECK_REPLACED;
     if (!pin) {
         if (id->n_pins == IDENTITY_MAX_PINS)

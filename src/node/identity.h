@@ -51,10 +51,13 @@ int identity_save(const char *dir, const struct identity *id, char *err, size_t 
 
 /* Judges a peer's identity at a handshake: NET_CHECK_OTHER_CLUSTER if both
  * cluster ids are known and differ; NET_CHECK_REPLACED if this node pinned
- * another incarnation for it and it did not start with --join; else
- * NET_CHECK_OK, after learning the cluster id (if ours was unknown) and
- * pinning its incarnation (if new, or a --join node's new one). *changed
- * says whether id must be saved. NET_CHECK_INTERNAL if the pin table is full. */
-int identity_check(struct identity *id, raft_id peer, const struct net_identity *theirs, bool *changed);
+ * another incarnation for it, unless it started with --join and is_voter is
+ * false (it was removed and is being added again: the documented way back,
+ * which never hands a voter's id to a new directory); else NET_CHECK_OK,
+ * after learning the cluster id (if ours was unknown) and pinning its
+ * incarnation. *changed says whether id must be saved. NET_CHECK_INTERNAL
+ * if the pin table is full. */
+int identity_check(struct identity *id, raft_id peer, const struct net_identity *theirs, bool is_voter,
+                   bool *changed);
 
 #endif

@@ -948,7 +948,10 @@ static int on_peer_check(void *ctx, raft_id peer, const struct net_identity *the
     struct node *n = ctx;
     bool was_known = n->identity.self.cluster_known, changed;
     struct identity before = n->identity;
-    int verdict = identity_check(&n->identity, peer, theirs, &changed);
+    /* A voter's id never moves to a new data directory, --join or not: it
+     * must be removed first (then it is added back as a learner). */
+    const struct raft_member *m = n->raft ? raft_config_find(raft_configuration(n->raft), peer) : NULL;
+    int verdict = identity_check(&n->identity, peer, theirs, m && m->role == RAFT_VOTER, &changed);
     if (verdict == NET_CHECK_REPLACED)
         log_warn("refused node %llu: this node knew it with another data directory, so it lost its log and "
                  "votes. Remove it ('linkraft member remove --id %llu'), start it with --join, then "

@@ -296,6 +296,15 @@ def test_a_member_whose_data_was_lost_does_not_come_back_as_a_voter(make_cluster
     assert c.put(leader, "after", "2").status == 200
     for i in others:
         wait_for("node %d to have both writes" % i, lambda: c.kv(i, "kept") == "1" and c.kv(i, "after") == "2")
+    # --join alone does not bring a voter's id back on a new directory: its
+    # peers refuse it (and it gets none of the data) until it is removed.
+    shutil.rmtree(c.data_dir(victim))
+    refused = sum(net_dropped(c, i, "replaced") for i in others)
+    c.start(victim, join=True)
+    wait_for("the peers to refuse the --join node", lambda: sum(net_dropped(c, i, "replaced") for i in others)
+             > refused)
+    assert c.kv(victim, "kept") is None
+    c.kill(victim)
     # The way back it names works: remove, start with --join, add.
     assert c.cli("member", "remove", "--cluster", c.cluster_file, "--id", str(victim)).returncode == 0
     shutil.rmtree(c.data_dir(victim))

@@ -63,7 +63,7 @@ TEST(the_file_round_trips_is_private_and_damage_is_named)
     bool changed;
     struct net_identity peer = { .cluster_known = false };
     memset(peer.incarnation, 7, NET_ID_BYTES);
-    CHECK_EQ_I(identity_check(&a, 2, &peer, &changed), NET_CHECK_OK);
+    CHECK_EQ_I(identity_check(&a, 2, &peer, false, &changed), NET_CHECK_OK);
     CHECK(changed);
     REQUIRE(identity_save(dir, &a, err, sizeof err) == 0);
     snprintf(path, sizeof path, "%s/identity", dir);
@@ -91,25 +91,28 @@ TEST(the_check_refuses_other_clusters_and_replaced_directories)
     identity_new(&peer2, &c, NULL, 0, false);
     identity_new(&stranger, &other, NULL, 0, false);
     bool changed;
-    CHECK_EQ_I(identity_check(&me, 2, &stranger.self, &changed), NET_CHECK_OTHER_CLUSTER);
+    CHECK_EQ_I(identity_check(&me, 2, &stranger.self, false, &changed), NET_CHECK_OTHER_CLUSTER);
     CHECK(!changed && me.n_pins == 0);
-    CHECK_EQ_I(identity_check(&me, 2, &peer2.self, &changed), NET_CHECK_OK);
+    CHECK_EQ_I(identity_check(&me, 2, &peer2.self, false, &changed), NET_CHECK_OK);
     CHECK(changed && me.n_pins == 1);
-    CHECK_EQ_I(identity_check(&me, 2, &peer2.self, &changed), NET_CHECK_OK);
+    CHECK_EQ_I(identity_check(&me, 2, &peer2.self, false, &changed), NET_CHECK_OK);
     CHECK(!changed);
     /* Node 2's directory is lost; it comes back with a new one. */
     struct identity wiped;
     identity_new(&wiped, &c, NULL, 0, false);
-    CHECK_EQ_I(identity_check(&me, 2, &wiped.self, &changed), NET_CHECK_REPLACED);
+    CHECK_EQ_I(identity_check(&me, 2, &wiped.self, false, &changed), NET_CHECK_REPLACED);
     CHECK(!changed);
-    /* ... unless it came back with --join (removed, then added again). */
+    /* Nor with --join while it is still a voter (never removed) ... */
     identity_new(&joiner, &c, NULL, 0, true);
-    CHECK_EQ_I(identity_check(&me, 2, &joiner.self, &changed), NET_CHECK_OK);
+    CHECK_EQ_I(identity_check(&me, 2, &joiner.self, true, &changed), NET_CHECK_REPLACED);
+    CHECK(!changed);
+    /* ... but with --join after it was removed (added back as a learner). */
+    CHECK_EQ_I(identity_check(&me, 2, &joiner.self, false, &changed), NET_CHECK_OK);
     CHECK(changed && !memcmp(me.pins[0].incarnation, joiner.self.incarnation, NET_ID_BYTES));
     /* A --join node learns the cluster id from the first member, once. */
-    CHECK_EQ_I(identity_check(&joiner, 1, &me.self, &changed), NET_CHECK_OK);
+    CHECK_EQ_I(identity_check(&joiner, 1, &me.self, false, &changed), NET_CHECK_OK);
     CHECK(changed && joiner.self.cluster_known && !memcmp(joiner.self.cluster, me.self.cluster, NET_ID_BYTES));
-    CHECK_EQ_I(identity_check(&joiner, 3, &stranger.self, &changed), NET_CHECK_OTHER_CLUSTER);
+    CHECK_EQ_I(identity_check(&joiner, 3, &stranger.self, false, &changed), NET_CHECK_OTHER_CLUSTER);
 }
 
 int main(void)
