@@ -64,7 +64,7 @@ static void fz_codec_check(const uint8_t *data, size_t size)
         FUZZ_CHECK(rc == RAFT_EMALFORMED);
     if (rc != RAFT_OK) {
         FUZZ_CHECK(rc == RAFT_EMALFORMED || rc == RAFT_ECHECKSUM || rc == RAFT_EVERSION ||
-                   rc == RAFT_ENOMEM);
+                   rc == RAFT_ENOMEM || rc == RAFT_EINVAL /* a term >= 2^63 */);
         FUZZ_CHECK(m.entries == NULL && m.n_entries == 0); /* nothing to release */
         return;
     }
@@ -73,12 +73,16 @@ static void fz_codec_check(const uint8_t *data, size_t size)
     FUZZ_CHECK(m.type >= RAFT_MSG_APPEND && m.type <= RAFT_MSG_TYPE_MAX);
     FUZZ_CHECK(m.reject <= 1 && m.transfer <= 1 && m.done <= 1);
     FUZZ_CHECK(m.n_entries <= RAFT_CODEC_MAX_ENTRIES);
+    FUZZ_CHECK(m.term <= RAFT_CODEC_MAX_TERM && m.prev_term <= RAFT_CODEC_MAX_TERM &&
+               m.last_term <= RAFT_CODEC_MAX_TERM && m.hint_term <= RAFT_CODEC_MAX_TERM &&
+               m.snapshot.term <= RAFT_CODEC_MAX_TERM);
     FUZZ_CHECK((m.n_entries == 0) == (m.entries == NULL));
     FUZZ_CHECK(m.snapshot.config.n <= RAFT_MAX_MEMBERS);
     FUZZ_CHECK((m.len == 0) == (m.data == NULL));
     for (uint32_t i = 0; i < m.n_entries; i++) {
         const struct raft_entry *e = &m.entries[i];
         FUZZ_CHECK(e->type >= RAFT_ENTRY_COMMAND && e->type <= RAFT_ENTRY_CONFIG);
+        FUZZ_CHECK(e->term <= RAFT_CODEC_MAX_TERM);
         FUZZ_CHECK((e->len == 0) == (e->data == NULL));
         /* Borrowed data lies inside the input. */
         FUZZ_CHECK(e->len == 0 || (e->data >= data && e->data + e->len <= data + size));

@@ -20,12 +20,21 @@
  *     it meant to reach. With a shared secret (--secret-file), the acceptor
  *     first sends a random challenge and the dialer's HELLO carries
  *     crypto_auth (libsodium, HMAC-SHA-512-256) over challenge and ids; a
- *     wrong or missing MAC closes the connection. Frames after the handshake
- *     are trusted as coming from that peer; a frame whose `from` is not the
- *     peer that authenticated is dropped.
+ *     wrong or missing MAC closes the connection. After it, every byte both
+ *     ways is in XChaCha20-Poly1305 records keyed per connection and
+ *     direction (docs/transport.md "Encryption"): a record that does not
+ *     open closes the connection. A frame whose `from` is not the peer that
+ *     authenticated is dropped.
+ *   - Only peers are accepted: a HELLO from an id that net_set_peer was
+ *     never given (not in the cluster file, not a member learned from the
+ *     log, not being added) is refused and counted.
+ *   - Memory: a read buffer grows with the bytes that really arrived, never
+ *     with what a frame header announces, up to one largest frame per
+ *     connection and max_inbound_bytes over all of them; a connection that
+ *     would go over is closed and counted.
  *   - Anything malformed (bad magic, oversize length, bad checksum, bad
- *     field) is dropped and counted, the connection closed; it never reaches
- *     the Raft core and never crashes the node.
+ *     field, a term at or above 2^63) is dropped and counted, the connection
+ *     closed; it never reaches the Raft core and never crashes the node.
  *
  * All callbacks run on the loop thread. Every function must be called on it.
  */
@@ -42,6 +51,34 @@
 #define NET_SECRET_MIN 16   /* bytes; shorter secrets are refused */
 #define NET_SECRET_MAX 1024
 
+/* Who a node is beyond its id (SPEC "Identity, lost disks"), sent in every
+ * handshake and covered by its MACs. */
+#define NET_ID_BYTES 16
+struct net_identity {
+    uint8_t cluster[NET_ID_BYTES];     /* the cluster's id, chosen at its bootstrap */
+    uint8_t incarnation[NET_ID_BYTES]; /* random, made with the data directory */
+    bool cluster_known;                /* false: a --join node not yet added */
+    bool joined;                       /* the data directory started empty with --join */
+};
+
+/* What a check callback answers (values shared with the REFUSE reasons). */
+enum net_check {
+    NET_CHECK_OK = 0,
+    NET_CHECK_OTHER_CLUSTER = 6, /* the peer's cluster id is not ours */
+    NET_CHECK_REPLACED = 7,      /* the peer's incarnation is not the one we knew */
+    NET_CHECK_INTERNAL = 8,      /* we could not record what we learnt */
+};
+
+/* Called at every handshake, on both sides, once the peer proved the secret
+ * (if any): returns NET_CHECK_OK to go on, else the connection is refused
+ * (the acceptor sends that reason) and counted. May be NULL: all accepted. */
+typedef int (*net_check_cb)(void *ctx, raft_id peer, const struct net_identity *theirs);
+
+/* Told how each outbound handshake ended: reason 0 = welcomed, else the
+ * acceptor's REFUSE reason (enum net_check values among them) or -1 when
+ * this side refused the acceptor. May be NULL. */
+typedef void (*net_dial_cb)(void *ctx, raft_id peer, int reason);
+
 struct net_options {
     raft_id self;
     const char *listen_addr;      /* "host:port", "[v6]:port" or "name:port" to bind */
@@ -49,11 +86,16 @@ struct net_options {
     size_t secret_len;
     size_t max_queue_bytes;       /* per peer; default 8 MiB */
     size_t max_frame_bytes;       /* largest frame accepted; default RAFT_CODEC_MAX_FRAME */
+    size_t max_inbound_bytes;     /* read buffers of all inbound connections together; default
+                                   * 32 MiB, at least one largest frame */
     unsigned connect_timeout_ms;  /* default 1000 */
     unsigned idle_timeout_ms;     /* default 2000 (keepalives every idle/4) */
     unsigned backoff_min_ms;      /* default 50 */
     unsigned backoff_max_ms;      /* default 1000 */
     uint64_t seed;                /* jitter; any value */
+    struct net_identity identity; /* sent in every handshake; all zero if unused */
+    net_check_cb check;           /* with ctx of net_start */
+    net_dial_cb dialed;
 };
 void net_options_default(struct net_options *o, raft_id self, const char *listen_addr);
 
@@ -77,6 +119,12 @@ int net_start(uv_loop_t *loop, const struct net_options *o, net_recv_cb cb, void
 int net_set_peer(struct net *n, raft_id id, const char *addr);
 void net_remove_peer(struct net *n, raft_id id);
 
+/* Lets id complete the handshake without being a peer this node dials (a
+ * peer given to net_set_peer is always allowed; everyone else is refused
+ * with NET_REFUSE_UNKNOWN_ID). For a member that only ever dials us.
+ * Returns 0, or -1 if out of memory. */
+int net_allow_id(struct net *n, raft_id id);
+
 /* Encodes m (m->to names the peer) into its queue and returns at once.
  * Returns 0 if queued, 1 if dropped (queue full, unknown peer: counted),
  * -1 if m cannot be encoded (out of range, larger than max_frame_bytes, or
@@ -84,6 +132,10 @@ void net_remove_peer(struct net *n, raft_id id);
  * the peer is unreachable are sent, in order, once it connects; frames that
  * were being written when a connection broke are dropped (dropped_disconnect). */
 int net_send(struct net *n, const struct raft_message *m);
+
+/* Replaces the identity sent in later handshakes (a --join node that
+ * learnt its cluster id). */
+void net_set_identity(struct net *n, const struct net_identity *id);
 
 /* True while an authenticated outbound connection to id is up. */
 bool net_peer_connected(const struct net *n, raft_id id);
@@ -109,6 +161,13 @@ struct net_stats {
     uint64_t keepalive_timeouts;      /* links closed because nothing arrived for idle_timeout_ms */
     uint64_t accepted;                /* inbound connections accepted */
     uint64_t inbound_authenticated;   /* inbound connections that completed the handshake */
+    uint64_t dropped_unknown_id;      /* HELLOs from an id that is not a peer (refused) */
+    uint64_t dropped_bad_term;        /* frames with a term >= 2^63 (the connection was closed) */
+    uint64_t dropped_over_budget;     /* inbound connections closed: max_inbound_bytes reached */
+    uint64_t dropped_other_cluster;   /* handshakes refused: another cluster id (either side) */
+    uint64_t dropped_replaced;        /* handshakes refused: a member's data directory was replaced */
+    uint64_t dropped_forged;          /* connections closed: a sealed record failed to open (forged,
+                                       * tampered, replayed, reordered) */
 };
 void net_get_stats(const struct net *n, struct net_stats *out);
 
@@ -117,8 +176,14 @@ void net_get_stats(const struct net *n, struct net_stats *out);
 void net_stop(struct net *n, void (*done)(void *arg), void *arg);
 
 /* Reads a secret file for --secret-file: at least NET_SECRET_MIN bytes
- * (trailing newline stripped). *out is malloc'd. Returns 0, or -1 with a
- * message in err. */
+ * (trailing newline stripped), and a file that group or others may access is
+ * refused (as ssh refuses a readable key). *out is malloc'd. Returns 0, or
+ * -1 with a message in err. */
 int net_load_secret(const char *path, uint8_t **out, size_t *len, char *err, size_t errcap);
+
+/* True if addr ("host:port") is on the loopback interface: 127.0.0.0/8,
+ * [::1] or "localhost". Any other name counts as not loopback (it may
+ * resolve anywhere). Without a secret the peers must all be loopback. */
+bool net_addr_is_loopback(const char *addr);
 
 #endif

@@ -21,13 +21,16 @@
 #define RAFT_CODEC_HEADER_BYTES 12
 #define RAFT_CODEC_MAX_FRAME (64u * 1024 * 1024) /* largest body accepted */
 #define RAFT_CODEC_MAX_ENTRIES 65536              /* per APPEND */
+/* The largest term on the wire: no term at or above 2^63 is ever encoded
+ * or decoded (SPEC §3), so none can be adopted from a peer. */
+#define RAFT_CODEC_MAX_TERM ((1ull << 63) - 1)
 
 /* Bytes raft_codec_encode needs for m (header included). */
 size_t raft_codec_size(const struct raft_message *m);
 
 /* Encodes m into buf. Returns the bytes written, or RAFT_EINVAL if cap is too
  * small or m is out of range (unknown type, too many entries, a snapshot chunk
- * with len > 0 but no data). */
+ * with len > 0 but no data, a term above RAFT_CODEC_MAX_TERM). */
 int raft_codec_encode(const struct raft_message *m, uint8_t *buf, size_t cap);
 
 /* Looks at the start of a byte stream. Returns:
@@ -43,7 +46,9 @@ long raft_codec_frame_size(const uint8_t *buf, size_t len);
  * into *m. Entry data and snapshot chunk data point INTO buf (borrowed: valid
  * while buf is); the entries array is allocated and must be released with
  * raft_codec_release(m). On error *m needs no release.
- * Errors: RAFT_EMALFORMED, RAFT_ECHECKSUM, RAFT_EVERSION, RAFT_ENOMEM. */
+ * Errors: RAFT_EMALFORMED, RAFT_ECHECKSUM, RAFT_EVERSION, RAFT_ENOMEM, and
+ * RAFT_EINVAL for a well-formed frame carrying a term above
+ * RAFT_CODEC_MAX_TERM (the transport counts those apart). */
 int raft_codec_decode(const uint8_t *buf, size_t len, struct raft_message *m);
 void raft_codec_release(struct raft_message *m);
 

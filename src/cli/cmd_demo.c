@@ -1,7 +1,8 @@
 /*
  * cmd_demo.c — `linkraft demo`: a whole cluster on one machine, for trying
  * linkraft out (`make run`). Writes a cluster file into the data directory
- * (once; later runs reuse it, and the data), starts N node processes and a
+ * and a secret (mode 0600) into the data directory (once; later runs reuse
+ * them, and the data), starts N node processes and a
  * gateway as children, prints where everything is, and on SIGINT/SIGTERM
  * stops them all (SIGTERM, then SIGKILL after 10 s). A child that dies is
  * reported and not restarted — so you can kill -9 the leader and watch the
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -76,6 +78,40 @@ static int write_cluster_file(const char *path, int nodes, int port)
     return 0;
 }
 
+/* The peers' shared secret (SPEC §3): 32 random bytes as hex, in a file
+ * only this user can read. An existing file is kept (a resumed demo). */
+static int ensure_secret_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST)
+        return 0;
+    if (fd < 0) {
+        fprintf(stderr, "linkraft demo: cannot create %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    uint8_t raw[32];
+    char hex[2 * sizeof raw + 2];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        fprintf(stderr, "linkraft demo: no random bytes for the secret: %s\n", strerror(errno));
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    hex[2 * sizeof raw] = '\n';
+    size_t len = 2 * sizeof raw + 1;
+    int ok = write(fd, hex, len) == (ssize_t)len && fsync(fd) == 0;
+    if (close(fd) != 0)
+        ok = 0;
+    if (!ok) {
+        fprintf(stderr, "linkraft demo: cannot write %s: %s\n", path, strerror(errno));
+        unlink(path);
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_demo(int argc, char **argv)
 {
     static const char usage[] =
@@ -84,7 +120,8 @@ int cmd_demo(int argc, char **argv)
         "Runs a cluster of N nodes (default 3) and a gateway on 127.0.0.1:P (default 8000)\n"
         "on this machine, keeping everything in DIR (default ./linkraft-data): run it\n"
         "again on the same DIR and it resumes with the same data. Node i serves HTTP on\n"
-        "port P+i and Raft on port P-1000+i. Ctrl-C stops everything.\n";
+        "port P+i and Raft on port P-1000+i; the peers authenticate with DIR/secret\n"
+        "(written once, mode 0600). Ctrl-C stops everything.\n";
     static const struct option longopts[] = {
         { "nodes", required_argument, 0, 'n' },
         { "port", required_argument, 0, 'p' },
@@ -123,12 +160,15 @@ int cmd_demo(int argc, char **argv)
         fprintf(stderr, "linkraft demo: --data path too long\n");
         return 2;
     }
-    if (mkdir(dir, 0755) && errno != EEXIST) {
+    if (mkdir(dir, 0700) && errno != EEXIST) {
         fprintf(stderr, "linkraft demo: cannot create %s: %s\n", dir, strerror(errno));
         return 1;
     }
-    char cluster_path[4096];
+    char cluster_path[4096], secret_path[4096];
     snprintf(cluster_path, sizeof cluster_path, "%s/cluster.txt", dir);
+    snprintf(secret_path, sizeof secret_path, "%s/secret", dir);
+    if (ensure_secret_file(secret_path))
+        return 1;
     struct cluster cl;
     char err[512];
     if (access(cluster_path, F_OK) == 0) {
@@ -165,7 +205,8 @@ int cmd_demo(int argc, char **argv)
         snprintf(data, sizeof data, "%s/node%s", dir, id);
         snprintf(c->name, sizeof c->name, "node %s", id);
         snprintf(c->log, sizeof c->log, "%s/node%s.log", dir, id);
-        char *args[] = { "linkraft", "node", "--cluster", cluster_path, "--id", id, "--data", data, NULL };
+        char *args[] = { "linkraft", "node", "--cluster", cluster_path, "--id", id, "--data", data,
+                         "--secret-file", secret_path, NULL };
         if (spawn(c, args) == 0)
             n_kids++;
     }

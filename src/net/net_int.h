@@ -29,6 +29,7 @@ struct net_chunk {
     size_t len, cap;
     size_t off;      /* bytes already written by uv_try_write */
     uint32_t frames;
+    int sealed;      /* one record, sealed for the current connection: nothing may be appended */
     uint8_t data[];
 };
 
@@ -42,6 +43,20 @@ enum net_peer_state {
     NET_PEER_BACKOFF,    /* waiting before the next attempt */
 };
 
+/* Everything a handshake said, as both sides saw it: what the MACs cover. */
+struct net_transcript {
+    raft_id from, to;                                  /* dialer, acceptor */
+    uint8_t acceptor_nonce[NET_NONCE_BYTES], dialer_nonce[NET_NONCE_BYTES];
+    uint8_t acceptor_identity[NET_WIRE_IDENTITY_BYTES], dialer_identity[NET_WIRE_IDENTITY_BYTES];
+};
+
+#define NET_SEAL_KEY_BYTES 32
+#define NET_SEAL_TAG_BYTES 16
+#define NET_SEAL_OVERHEAD (4 + NET_SEAL_TAG_BYTES)
+struct net_seal {
+    uint8_t key[NET_SEAL_KEY_BYTES];
+    uint64_t counter;               /* records sealed or opened so far */
+};
 struct net_peer;
 
 /* One outbound TCP connection attempt; owned by its handle, freed on close. */
@@ -85,7 +100,10 @@ struct net_peer {
     uint64_t last_rx;               /* uv_now of the last bytes received */
     int suspect;                    /* one keepalive tick found last_rx too old */
     uint64_t ping_seq;
-    uint8_t acceptor_nonce[NET_NONCE_BYTES], dialer_nonce[NET_NONCE_BYTES];
+    struct net_transcript hs;       /* this attempt's handshake */
+    struct net_identity acceptor_identity;
+    int secure;                     /* CONNECTED with a secret: records both ways */
+    struct net_seal tx, rx;
     struct net_chunk *head, *tail;  /* queued frames not yet handed to a write */
     size_t queued_bytes;            /* queue plus the write in flight: the bound */
     size_t inflight_bytes;
@@ -106,11 +124,16 @@ struct net_in {
     enum net_in_state state;
     raft_id peer;                   /* authenticated id, once NET_IN_AUTHED */
     uint8_t nonce[NET_NONCE_BYTES];
+    uint8_t identity[NET_WIRE_IDENTITY_BYTES]; /* ours, as the CHALLENGE carried it */
+    int secure;                     /* authenticated with a secret: records both ways */
+    struct net_seal tx, rx;
     uint8_t *buf;
     size_t len, cap;
+    size_t plain;                   /* secure: buf[0, plain) is opened, buf[plain, len) records */
     uint64_t last_rx;
     int suspect;                    /* as struct net_peer's */
     int closing;
+    int over_budget;                /* the read buffer could not grow: max_inbound_bytes */
     int open_handles;
 };
 
@@ -125,8 +148,11 @@ struct net {
     uv_idle_t flusher;              /* flushes dirty peers once per loop turn */
     struct net_peer **peers;
     size_t n_peers, cap_peers;
+    raft_id *allowed;               /* net_allow_id: accepted without being dialled */
+    size_t n_allowed;
     struct net_in *inbound;
     size_t n_inbound;
+    size_t inbound_bytes;           /* sum of the inbound read buffers' capacities */
     struct net_stats stats;
     uint64_t rng;
     size_t pending;                 /* open handles and requests */
@@ -137,6 +163,11 @@ struct net {
 
 /* transport.c */
 void net__pending_done(struct net *n);
+struct net_peer *net__find_peer(const struct net *n, raft_id id);
+/* The most an inbound connection's read buffer may hold. */
+size_t net__in_limit(const struct net *n, bool authed);
+/* True if a HELLO from id may be accepted: a peer, or net_allow_id'd. */
+bool net__id_allowed(const struct net *n, raft_id id);
 /* Delay before the next attempt after `failures` consecutive failures (>= 1):
  * backoff_min_ms doubled per further failure, capped at backoff_max_ms, then
  * jittered by rnd into [d/2, d]. Pure, for the tests. */
@@ -147,12 +178,27 @@ int net__write_small(uv_stream_t *s, const uint8_t *data, size_t len);
 void net__on_connection(uv_stream_t *listener, int status);
 void net__close_in(struct net_in *c);
 
+/* Sealed records (docs/transport.md "Encryption"): after a handshake with a
+ * secret, each direction of a connection is a sequence of
+ *   u32 ciphertext length (LE) | XChaCha20-Poly1305 ciphertext and tag
+ * with the length as associated data, a key per direction and connection
+ * derived from the secret and the handshake, and the nonce a counter. */
+void net_session_keys(const uint8_t *secret, size_t secret_len, const struct net_transcript *t,
+                      struct net_seal *dialer_to_acceptor, struct net_seal *acceptor_to_dialer);
+/* Seals len bytes of plain into out (len + NET_SEAL_OVERHEAD bytes). */
+void net_seal(struct net_seal *s, const uint8_t *plain, size_t len, uint8_t *out);
+/* Size of the record at the start of buf: > 0 whole, 0 need more, -1 its
+ * plaintext would exceed max_plain (malformed). */
+long net_record_size(const uint8_t *buf, size_t len, size_t max_plain);
+/* Opens one whole record in place: its plaintext is then at rec + 4, size -
+ * NET_SEAL_OVERHEAD bytes. Returns 0, or -1 if it is not the next record its
+ * peer sealed (forged, tampered, replayed, reordered, from another connection). */
+int net_open(struct net_seal *s, uint8_t *rec, size_t size);
+
 /* secret.c: label is "linkraft-hello" or "linkraft-welcome". */
-void net_auth_mac(const uint8_t *secret, size_t secret_len, const char *label, raft_id from, raft_id to,
-                  const uint8_t acceptor_nonce[NET_NONCE_BYTES], const uint8_t dialer_nonce[NET_NONCE_BYTES],
+void net_auth_mac(const uint8_t *secret, size_t secret_len, const char *label, const struct net_transcript *t,
                   uint8_t mac[NET_MAC_BYTES]);
-int net_auth_check(const uint8_t *secret, size_t secret_len, const char *label, raft_id from, raft_id to,
-                   const uint8_t acceptor_nonce[NET_NONCE_BYTES], const uint8_t dialer_nonce[NET_NONCE_BYTES],
+int net_auth_check(const uint8_t *secret, size_t secret_len, const char *label, const struct net_transcript *t,
                    const uint8_t mac[NET_MAC_BYTES]);
 
 #endif

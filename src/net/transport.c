@@ -33,6 +33,7 @@ void net_options_default(struct net_options *o, raft_id self, const char *listen
     o->listen_addr = listen_addr;
     o->max_queue_bytes = 8u * 1024 * 1024;
     o->max_frame_bytes = RAFT_CODEC_MAX_FRAME;
+    o->max_inbound_bytes = 32u * 1024 * 1024;
     o->connect_timeout_ms = 1000;
     o->idle_timeout_ms = 2000;
     o->backoff_min_ms = 50;
@@ -61,6 +62,7 @@ void net__pending_done(struct net *n)
             free(n->secret);
         }
         free(n->peers);
+        free(n->allowed);
         free(n);
         if (done)
             done(arg);
@@ -104,7 +106,7 @@ int net__write_small(uv_stream_t *s, const uint8_t *data, size_t len)
     return r;
 }
 
-static struct net_peer *find_peer(const struct net *n, raft_id id)
+struct net_peer *net__find_peer(const struct net *n, raft_id id)
 {
     for (size_t i = 0; i < n->n_peers; i++)
         if (n->peers[i]->id == id)
@@ -120,6 +122,7 @@ static struct net_chunk *chunk_new(size_t cap)
         c->len = c->off = 0;
         c->cap = cap;
         c->frames = 0;
+        c->sealed = 0;
     }
     return c;
 }
@@ -167,7 +170,12 @@ static void peer_drop_conn(struct net_peer *p)
     p->queued_bytes -= p->inflight_bytes;
     p->inflight_bytes = 0;
     p->writing = 0;
-    while (p->head && p->head->off > 0) {
+    p->secure = 0;
+    sodium_memzero(&p->tx, sizeof p->tx);
+    sodium_memzero(&p->rx, sizeof p->rx);
+    /* A sealed chunk was sealed for this connection's keys: it cannot go on
+     * the next one either. Sealed chunks are only ever at the head. */
+    while (p->head && (p->head->off > 0 || p->head->sealed)) {
         struct net_chunk *c = p->head;
         p->head = c->next;
         if (!p->head)
@@ -259,7 +267,7 @@ static void on_peer_timer(uv_timer_t *t)
         if (p->queued_bytes + len > n->o.max_queue_bytes)
             break;
         struct net_chunk *c = p->tail;
-        if (!c || c->cap - c->len < len) {
+        if (!c || c->sealed || c->cap - c->len < len) {
             if (!(c = chunk_new(NET_CHUNK_BYTES)))
                 break;
             queue_append(p, c);
@@ -294,6 +302,10 @@ static void on_out_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 static void peer_connected(struct net_peer *p)
 {
     struct net *n = p->net;
+    if (n->secret) {
+        net_session_keys(n->secret, n->o.secret_len, &p->hs, &p->tx, &p->rx);
+        p->secure = 1; /* every byte after the WELCOME is a sealed record, both ways */
+    }
     p->state = NET_PEER_CONNECTED;
     p->attempts = 0;
     p->was_connected = 1;
@@ -323,13 +335,19 @@ static int out_handle(struct net_peer *p, const struct net_wire_msg *w)
             peer_fail(p, why);
             return -1;
         }
-        memcpy(p->acceptor_nonce, w->nonce, NET_NONCE_BYTES);
-        randombytes_buf(p->dialer_nonce, NET_NONCE_BYTES);
-        struct net_wire_msg hello = { .kind = NET_WIRE_HELLO, .from = n->o.self, .to = p->id };
-        memcpy(hello.nonce, p->dialer_nonce, NET_NONCE_BYTES);
+        memset(&p->hs, 0, sizeof p->hs);
+        p->hs.from = n->o.self;
+        p->hs.to = p->id;
+        memcpy(p->hs.acceptor_nonce, w->nonce, NET_NONCE_BYTES);
+        randombytes_buf(p->hs.dialer_nonce, NET_NONCE_BYTES);
+        p->acceptor_identity = w->identity;
+        net_wire_put_identity(&w->identity, p->hs.acceptor_identity);
+        net_wire_put_identity(&n->o.identity, p->hs.dialer_identity);
+        struct net_wire_msg hello = { .kind = NET_WIRE_HELLO, .from = n->o.self, .to = p->id,
+                                      .identity = n->o.identity };
+        memcpy(hello.nonce, p->hs.dialer_nonce, NET_NONCE_BYTES);
         if (n->secret)
-            net_auth_mac(n->secret, n->o.secret_len, "linkraft-hello", n->o.self, p->id, p->acceptor_nonce,
-                         p->dialer_nonce, hello.mac);
+            net_auth_mac(n->secret, n->o.secret_len, "linkraft-hello", &p->hs, hello.mac);
         uint8_t buf[NET_WIRE_MAX_FRAME];
         size_t len = net_wire_encode(&hello, buf, sizeof buf);
         int rc = net__write_small((uv_stream_t *)&p->out->tcp, buf, len);
@@ -341,21 +359,42 @@ static int out_handle(struct net_peer *p, const struct net_wire_msg *w)
         return 0;
     }
     if (w->kind == NET_WIRE_WELCOME && p->state == NET_PEER_WELCOME) {
-        if (n->secret && !net_auth_check(n->secret, n->o.secret_len, "linkraft-welcome", n->o.self, p->id,
-                                         p->acceptor_nonce, p->dialer_nonce, w->mac)) {
+        if (n->secret && !net_auth_check(n->secret, n->o.secret_len, "linkraft-welcome", &p->hs, w->mac)) {
             n->stats.dropped_unauthenticated++;
             snprintf(why, sizeof why, "node %llu at %s answered with a wrong MAC: it does not know the secret",
                      (unsigned long long)p->id, p->addr);
             peer_fail(p, why);
             return -1;
         }
+        int verdict = n->o.check ? n->o.check(n->ctx, p->id, &p->acceptor_identity) : NET_CHECK_OK;
+        if (verdict != NET_CHECK_OK) {
+            if (verdict == NET_CHECK_OTHER_CLUSTER)
+                n->stats.dropped_other_cluster++;
+            else if (verdict == NET_CHECK_REPLACED)
+                n->stats.dropped_replaced++;
+            raft_id id = p->id;
+            snprintf(why, sizeof why, "refused node %llu at %s: %s", (unsigned long long)p->id, p->addr,
+                     verdict == NET_CHECK_OTHER_CLUSTER ? "it belongs to another cluster (its cluster id differs)"
+                     : verdict == NET_CHECK_REPLACED ? "its data directory is not the one this node knew: it lost "
+                                                       "its data (remove it, start it with --join, add it again)"
+                                                     : "cannot record its identity");
+            peer_fail(p, why);
+            if (n->o.dialed)
+                n->o.dialed(n->ctx, id, -1);
+            return -1;
+        }
         peer_connected(p);
+        if (n->o.dialed)
+            n->o.dialed(n->ctx, p->id, 0);
         return 0;
     }
     if (w->kind == NET_WIRE_REFUSE) {
         snprintf(why, sizeof why, "node %llu at %s refused the handshake: %s", (unsigned long long)p->id, p->addr,
                  net_refuse_name(w->reason));
+        raft_id id = p->id;
         peer_fail(p, why);
+        if (n->o.dialed)
+            n->o.dialed(n->ctx, id, w->reason ? w->reason : -1);
         return -1;
     }
     if (w->kind == NET_WIRE_PONG && p->state == NET_PEER_CONNECTED)
@@ -382,7 +421,35 @@ static void on_out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     p->last_rx = uv_now(n->loop);
     out->rlen += (size_t)nread;
     size_t pos = 0;
-    while (out->peer) {
+again:
+    while (out->peer && p->secure) {
+        /* After the handshake the acceptor sends only PONGs, one per record. */
+        long rl = net_record_size(out->rbuf + pos, out->rlen - pos, NET_WIRE_MAX_FRAME);
+        if (rl == 0)
+            break;
+        struct net_wire_msg w;
+        char why[NET_ERR_MAX];
+        if (rl > 0 && net_open(&p->rx, out->rbuf + pos, (size_t)rl) != 0) {
+            n->stats.dropped_forged++;
+            snprintf(why, sizeof why, "node %llu at %s: a record failed authentication (forged, tampered or "
+                     "replayed on the way)", (unsigned long long)p->id, p->addr);
+            peer_fail(p, why);
+            return;
+        }
+        size_t plen = rl > 0 ? (size_t)rl - NET_SEAL_OVERHEAD : 0;
+        if (rl < 0 || net_wire_frame_size(out->rbuf + pos + 4, plen) != (long)plen ||
+            net_wire_decode(out->rbuf + pos + 4, plen, &w) != 0) {
+            n->stats.dropped_malformed++;
+            snprintf(why, sizeof why, "node %llu at %s sent a record that is not a control frame",
+                     (unsigned long long)p->id, p->addr);
+            peer_fail(p, why);
+            return;
+        }
+        pos += (size_t)rl;
+        if (out_handle(p, &w) != 0)
+            return;
+    }
+    while (out->peer && !p->secure) {
         long fl = net_wire_is_control(out->rbuf + pos, out->rlen - pos) || out->rlen - pos < 4
                       ? net_wire_frame_size(out->rbuf + pos, out->rlen - pos)
                       : -1;
@@ -400,6 +467,8 @@ static void on_out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         pos += (size_t)fl;
         if (out_handle(p, &w) != 0)
             return;
+        if (p->secure)
+            goto again; /* the WELCOME was the last plain frame: records follow */
     }
     memmove(out->rbuf, out->rbuf + pos, out->rlen - pos);
     out->rlen -= pos;
@@ -531,6 +600,33 @@ static void on_chunks_written(uv_write_t *req, int status)
         peer_flush(p);
 }
 
+/* With a secret, replaces each of the first chunks about to be written by
+ * one sealed record of it (a chunk is whole frames, so a record is too).
+ * Returns 0, or -1 if out of memory. */
+static int seal_queue(struct net_peer *p)
+{
+    struct net_chunk **link = &p->head;
+    for (unsigned i = 0; *link && i < NET_MAX_WRITE_BUFS; i++, link = &(*link)->next) {
+        struct net_chunk *c = *link;
+        if (c->sealed)
+            continue;
+        struct net_chunk *s = chunk_new(c->len + NET_SEAL_OVERHEAD);
+        if (!s)
+            return -1;
+        net_seal(&p->tx, c->data, c->len, s->data);
+        s->len = c->len + NET_SEAL_OVERHEAD;
+        s->frames = c->frames;
+        s->sealed = 1;
+        s->next = c->next;
+        *link = s;
+        if (p->tail == c)
+            p->tail = s;
+        p->queued_bytes += NET_SEAL_OVERHEAD;
+        free(c);
+    }
+    return 0;
+}
+
 /* Hands queued frames to the socket: as many chunks as fit in one write,
  * first with uv_try_write (no request, no copy) and, for what the socket did
  * not take, one uv_write. At most one write is in flight per peer. */
@@ -544,6 +640,11 @@ static void peer_flush(struct net_peer *p)
     uv_buf_t bufs[NET_MAX_WRITE_BUFS];
     unsigned nb;
 again:
+    if (p->secure && seal_queue(p) != 0) {
+        p->dirty = 1; /* out of memory: retry on the next turn */
+        uv_idle_start(&n->flusher, on_flush);
+        return;
+    }
     nb = 0;
     for (struct net_chunk *c = p->head; c && nb < NET_MAX_WRITE_BUFS; c = c->next)
         bufs[nb++] = uv_buf_init((char *)c->data + c->off, (unsigned)(c->len - c->off));
@@ -629,7 +730,7 @@ int net_send(struct net *n, const struct raft_message *m)
 {
     if (m->from != n->o.self)
         return -1;
-    struct net_peer *p = find_peer(n, m->to);
+    struct net_peer *p = net__find_peer(n, m->to);
     if (!p || n->stopping) {
         n->stats.dropped_unknown_peer++;
         return 1;
@@ -643,7 +744,7 @@ int net_send(struct net *n, const struct raft_message *m)
     }
     struct net_chunk *c = p->tail;
     int fresh = 0;
-    if (!c || c->cap - c->len < size) {
+    if (!c || c->sealed || c->cap - c->len < size) {
         c = chunk_new(size > NET_CHUNK_BYTES ? size : NET_CHUNK_BYTES);
         if (!c) {
             n->stats.dropped_queue_full++; /* no memory is a full queue */
@@ -678,7 +779,7 @@ int net_set_peer(struct net *n, raft_id id, const char *addr)
     if (id == 0 || id == n->o.self || n->stopping || strlen(addr) >= CLUSTER_ADDR_MAX ||
         cluster_split_addr(addr, host, sizeof host, &port, err, sizeof err) != 0)
         return -1;
-    struct net_peer *p = find_peer(n, id);
+    struct net_peer *p = net__find_peer(n, id);
     if (p) {
         if (!strcmp(p->addr, addr))
             return 0;
@@ -714,6 +815,38 @@ int net_set_peer(struct net *n, raft_id id, const char *addr)
     return 0;
 }
 
+int net_allow_id(struct net *n, raft_id id)
+{
+    if (net__id_allowed(n, id))
+        return 0;
+    raft_id *a = realloc(n->allowed, (n->n_allowed + 1) * sizeof *a);
+    if (!a)
+        return -1;
+    a[n->n_allowed++] = id;
+    n->allowed = a;
+    return 0;
+}
+
+size_t net__in_limit(const struct net *n, bool authed)
+{
+    if (!authed)
+        return 2 * NET_WIRE_MAX_FRAME;
+    size_t frame = RAFT_CODEC_HEADER_BYTES + n->o.max_frame_bytes;
+    /* Sealed: a partial frame already opened, then a whole record (one
+     * chunk: 64 KiB of frames or one larger frame) waiting to be opened. */
+    return n->o.secret ? 2 * frame + NET_CHUNK_BYTES + NET_SEAL_OVERHEAD : frame;
+}
+
+bool net__id_allowed(const struct net *n, raft_id id)
+{
+    if (net__find_peer(n, id))
+        return true;
+    for (size_t i = 0; i < n->n_allowed; i++)
+        if (n->allowed[i] == id)
+            return true;
+    return false;
+}
+
 static void on_peer_timer_closed(uv_handle_t *h)
 {
     struct net_peer *p = h->data;
@@ -742,21 +875,26 @@ void net_remove_peer(struct net *n, raft_id id)
     }
 }
 
+void net_set_identity(struct net *n, const struct net_identity *id)
+{
+    n->o.identity = *id;
+}
+
 bool net_peer_connected(const struct net *n, raft_id id)
 {
-    const struct net_peer *p = find_peer(n, id);
+    const struct net_peer *p = net__find_peer(n, id);
     return p && p->state == NET_PEER_CONNECTED;
 }
 
 size_t net_peer_queued_bytes(const struct net *n, raft_id id)
 {
-    const struct net_peer *p = find_peer(n, id);
+    const struct net_peer *p = net__find_peer(n, id);
     return p ? p->queued_bytes : 0;
 }
 
 const char *net_peer_last_error(const struct net *n, raft_id id)
 {
-    const struct net_peer *p = find_peer(n, id);
+    const struct net_peer *p = net__find_peer(n, id);
     return p ? p->last_error : "";
 }
 
@@ -820,6 +958,10 @@ int net_start(uv_loop_t *loop, const struct net_options *o, net_recv_cb cb, void
     n->o = *o;
     if (n->o.max_frame_bytes > RAFT_CODEC_MAX_FRAME)
         n->o.max_frame_bytes = RAFT_CODEC_MAX_FRAME;
+    /* One largest frame must always fit, or a legitimate peer could never
+     * deliver it. */
+    if (n->o.max_inbound_bytes < net__in_limit(n, true))
+        n->o.max_inbound_bytes = net__in_limit(n, true);
     snprintf(n->listen_addr, sizeof n->listen_addr, "%s", o->listen_addr);
     n->o.listen_addr = n->listen_addr;
     if (o->secret) {

@@ -17,6 +17,13 @@ const char *net_refuse_name(int reason)
     case NET_REFUSE_BAD_ID: return "the dialer's node id is 0 or the acceptor's own";
     case NET_REFUSE_AUTH: return "authentication failed (wrong or missing secret)";
     case NET_REFUSE_VERSION: return "unsupported handshake version";
+    case NET_REFUSE_OTHER_CLUSTER: return "the dialer belongs to another cluster (its cluster id differs)";
+    case NET_REFUSE_REPLACED: return "the acceptor knew this node with another data directory: it lost its "
+                                     "data. Remove it ('linkraft member remove'), start it with --join and "
+                                     "add it again ('linkraft member add')";
+    case NET_REFUSE_INTERNAL: return "the acceptor could not record the dialer's identity (see its log)";
+    case NET_REFUSE_UNKNOWN_ID: return "the dialer's node id is not a member the acceptor knows "
+                                       "(not in its cluster file nor added with 'linkraft member add')";
     default: return "unknown reason";
     }
 }
@@ -25,8 +32,8 @@ const char *net_refuse_name(int reason)
 static int payload_len(uint8_t kind)
 {
     switch (kind) {
-    case NET_WIRE_CHALLENGE: return 1 + NET_NONCE_BYTES;
-    case NET_WIRE_HELLO: return 16 + NET_NONCE_BYTES + NET_MAC_BYTES;
+    case NET_WIRE_CHALLENGE: return 1 + NET_NONCE_BYTES + NET_WIRE_IDENTITY_BYTES;
+    case NET_WIRE_HELLO: return 16 + NET_NONCE_BYTES + NET_WIRE_IDENTITY_BYTES + NET_MAC_BYTES;
     case NET_WIRE_WELCOME: return NET_MAC_BYTES;
     case NET_WIRE_REFUSE: return 1;
     case NET_WIRE_PING:
@@ -49,6 +56,25 @@ static uint64_t get_u64(const uint8_t *p)
     return v;
 }
 
+void net_wire_put_identity(const struct net_identity *id, uint8_t out[NET_WIRE_IDENTITY_BYTES])
+{
+    memcpy(out, id->cluster, NET_ID_BYTES);
+    memcpy(out + NET_ID_BYTES, id->incarnation, NET_ID_BYTES);
+    out[2 * NET_ID_BYTES] = (uint8_t)((id->cluster_known ? NET_WIRE_ID_KNOWN : 0) | (id->joined ? NET_WIRE_ID_JOINED : 0));
+}
+
+static int get_identity(const uint8_t *p, struct net_identity *id)
+{
+    uint8_t flags = p[2 * NET_ID_BYTES];
+    if (flags & ~(NET_WIRE_ID_KNOWN | NET_WIRE_ID_JOINED))
+        return -1;
+    memcpy(id->cluster, p, NET_ID_BYTES);
+    memcpy(id->incarnation, p + NET_ID_BYTES, NET_ID_BYTES);
+    id->cluster_known = (flags & NET_WIRE_ID_KNOWN) != 0;
+    id->joined = (flags & NET_WIRE_ID_JOINED) != 0;
+    return 0;
+}
+
 int net_wire_is_control(const uint8_t *buf, size_t len)
 {
     return len >= 4 && memcmp(buf, wire_magic, 4) == 0;
@@ -69,12 +95,14 @@ size_t net_wire_encode(const struct net_wire_msg *w, uint8_t *buf, size_t cap)
     case NET_WIRE_CHALLENGE:
         p[0] = w->flags;
         memcpy(p + 1, w->nonce, NET_NONCE_BYTES);
+        net_wire_put_identity(&w->identity, p + 1 + NET_NONCE_BYTES);
         break;
     case NET_WIRE_HELLO:
         put_u64(p, w->from);
         put_u64(p + 8, w->to);
         memcpy(p + 16, w->nonce, NET_NONCE_BYTES);
-        memcpy(p + 16 + NET_NONCE_BYTES, w->mac, NET_MAC_BYTES);
+        net_wire_put_identity(&w->identity, p + 16 + NET_NONCE_BYTES);
+        memcpy(p + 16 + NET_NONCE_BYTES + NET_WIRE_IDENTITY_BYTES, w->mac, NET_MAC_BYTES);
         break;
     case NET_WIRE_WELCOME:
         memcpy(p, w->mac, NET_MAC_BYTES);
@@ -115,12 +143,16 @@ int net_wire_decode(const uint8_t *buf, size_t len, struct net_wire_msg *w)
     case NET_WIRE_CHALLENGE:
         w->flags = p[0];
         memcpy(w->nonce, p + 1, NET_NONCE_BYTES);
+        if (get_identity(p + 1 + NET_NONCE_BYTES, &w->identity))
+            return -1;
         break;
     case NET_WIRE_HELLO:
         w->from = get_u64(p);
         w->to = get_u64(p + 8);
         memcpy(w->nonce, p + 16, NET_NONCE_BYTES);
-        memcpy(w->mac, p + 16 + NET_NONCE_BYTES, NET_MAC_BYTES);
+        if (get_identity(p + 16 + NET_NONCE_BYTES, &w->identity))
+            return -1;
+        memcpy(w->mac, p + 16 + NET_NONCE_BYTES + NET_WIRE_IDENTITY_BYTES, NET_MAC_BYTES);
         break;
     case NET_WIRE_WELCOME:
         memcpy(w->mac, p, NET_MAC_BYTES);

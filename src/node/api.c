@@ -198,6 +198,12 @@ static void metrics_text(struct node *n, struct buf *b)
                "linkraft_net_dropped_total{reason=\"unknown_peer\"} %llu\n"
                "linkraft_net_dropped_total{reason=\"malformed\"} %llu\n"
                "linkraft_net_dropped_total{reason=\"unauthenticated\"} %llu\n"
+               "linkraft_net_dropped_total{reason=\"unknown_id\"} %llu\n"
+               "linkraft_net_dropped_total{reason=\"bad_term\"} %llu\n"
+               "linkraft_net_dropped_total{reason=\"over_budget\"} %llu\n"
+               "linkraft_net_dropped_total{reason=\"other_cluster\"} %llu\n"
+               "linkraft_net_dropped_total{reason=\"replaced\"} %llu\n"
+               "linkraft_net_dropped_total{reason=\"forged\"} %llu\n"
                "# TYPE linkraft_http_requests_total counter\nlinkraft_http_requests_total %llu\n"
                "# TYPE linkraft_http_connections_open gauge\nlinkraft_http_connections_open %llu\n"
                "# TYPE linkraft_store_committed_index gauge\nlinkraft_store_committed_index %llu\n",
@@ -210,6 +216,9 @@ static void metrics_text(struct node *n, struct buf *b)
                (unsigned long long)ns.frames_sent, (unsigned long long)ns.frames_received,
                (unsigned long long)ns.dropped_queue_full, (unsigned long long)ns.dropped_unknown_peer,
                (unsigned long long)ns.dropped_malformed, (unsigned long long)ns.dropped_unauthenticated,
+               (unsigned long long)ns.dropped_unknown_id, (unsigned long long)ns.dropped_bad_term,
+               (unsigned long long)ns.dropped_over_budget, (unsigned long long)ns.dropped_other_cluster,
+               (unsigned long long)ns.dropped_replaced, (unsigned long long)ns.dropped_forged,
                (unsigned long long)hs.requests, (unsigned long long)hs.connections_open,
                (unsigned long long)store_committed(n->store));
     /* The web edge under abuse (docs/security.md). */

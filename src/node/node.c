@@ -1001,7 +1001,102 @@ static void on_tick(uv_timer_t *t)
 static void on_message(void *ctx, const struct raft_message *m)
 {
     struct node *n = ctx;
+    if (n->bootstrap_pending)
+        return; /* not a member of anything yet: it must neither vote nor take entries */
     raft_step(n->raft, m);
+}
+
+/* ---- Identity: the cluster id and lost data directories ---------------------- */
+
+/* The transport's check of a peer's identity (both directions, after the
+ * secret): see node/identity.h. What it learns is on disk before the
+ * handshake completes, so a peer that ever had a frame accepted here is
+ * remembered across crashes. */
+static int on_peer_check(void *ctx, raft_id peer, const struct net_identity *theirs)
+{
+    struct node *n = ctx;
+    bool was_known = n->identity.self.cluster_known, changed;
+    struct identity before = n->identity;
+    /* A voter's id never moves to a new data directory, --join or not: it
+     * must be removed first (then it is added back as a learner). */
+    const struct raft_member *m = n->raft ? raft_config_find(raft_configuration(n->raft), peer) : NULL;
+    int verdict = identity_check(&n->identity, peer, theirs, m && m->role == RAFT_VOTER, &changed);
+    if (verdict == NET_CHECK_REPLACED)
+        log_warn("refused node %llu: this node knew it with another data directory, so it lost its log and "
+                 "votes. Remove it ('linkraft member remove --id %llu'), start it with --join, then "
+                 "'linkraft member add --id %llu'", (unsigned long long)peer, (unsigned long long)peer,
+                 (unsigned long long)peer);
+    else if (verdict == NET_CHECK_OTHER_CLUSTER)
+        log_warn("refused node %llu: it belongs to another cluster (another cluster id)", (unsigned long long)peer);
+    if (verdict != NET_CHECK_OK || !changed)
+        return verdict;
+    char err[1024];
+    if (identity_save(n->o.data_dir, &n->identity, err, sizeof err)) {
+        log_error("%s", err);
+        n->identity = before;
+        return NET_CHECK_INTERNAL;
+    }
+    if (!was_known && n->identity.self.cluster_known) {
+        log_info("learnt the cluster id from node %llu", (unsigned long long)peer);
+        net_set_identity(n->net, &n->identity.self);
+    }
+    return NET_CHECK_OK;
+}
+
+static int bootstrap_now(struct node *n, char *err, size_t errcap)
+{
+    struct raft_config c = { 0 };
+    for (size_t i = 0; i < n->cluster.n && i < RAFT_MAX_MEMBERS; i++)
+        c.members[c.n++] = (struct raft_member){ n->cluster.members[i].id, RAFT_VOTER, 0 };
+    int rc = raft_bootstrap(n->raft, &c);
+    if (rc) {
+        snprintf(err, errcap, "cannot bootstrap the cluster: %s", raft_strerror(rc));
+        return 2;
+    }
+    n->bootstrap_pending = false;
+    log_info("first start: bootstrapped a cluster of %u voters from %s", c.n, n->o.cluster_path);
+    return 0;
+}
+
+/* How each of our dials ended. Before bootstrapping, an empty node (started
+ * without --join) waits to hear from a majority of the cluster file, counting
+ * itself: a member that knew it with another data directory refuses it, and
+ * then it leaves, saying what to do (SPEC "Identity, lost disks"). */
+static void on_peer_dialed(void *ctx, raft_id peer, int reason)
+{
+    struct node *n = ctx;
+    if (!n->bootstrap_pending)
+        return;
+    if (reason == NET_CHECK_REPLACED || reason == NET_CHECK_OTHER_CLUSTER) {
+        if (reason == NET_CHECK_REPLACED)
+            log_error("cannot start: node %llu knows this node (%llu) with another data directory: %s was lost "
+                      "or replaced, and its votes and log with it. Its cluster exists and has its data. To bring "
+                      "it back: 'linkraft member remove --id %llu', then start it with --join on an empty "
+                      "directory, then 'linkraft member add --id %llu'",
+                      (unsigned long long)peer, (unsigned long long)n->o.id, n->o.data_dir,
+                      (unsigned long long)n->o.id, (unsigned long long)n->o.id);
+        else
+            log_error("cannot start: node %llu belongs to another cluster (its cluster id differs from the one "
+                      "this node derives from %s and the secret): check the cluster file and --secret-file",
+                      (unsigned long long)peer, n->o.cluster_path);
+        /* Nothing but DIR/identity was written: no term, no vote, no entry. */
+        _exit(1);
+    }
+    if (reason != 0)
+        return;
+    for (size_t i = 0; i < n->n_probe_welcomed; i++)
+        if (n->probe_welcomed[i] == peer)
+            return;
+    if (n->n_probe_welcomed < CLUSTER_MAX_MEMBERS)
+        n->probe_welcomed[n->n_probe_welcomed++] = peer;
+    if (n->n_probe_welcomed + 1 > n->cluster.n / 2) {
+        char err[256];
+        if (bootstrap_now(n, err, sizeof err)) {
+            fatal(n, "bootstrap", err);
+            return;
+        }
+        pump(n);
+    }
 }
 
 /* ---- Membership and leadership ------------------------------------------------- */
@@ -1217,16 +1312,14 @@ static int recover(struct node *n, struct storage_state *state, char *err, size_
             log_info("empty node: waiting to be added to the cluster (--join)");
             return 0;
         }
-        struct raft_config c = { 0 };
-        for (size_t i = 0; i < n->cluster.n && i < RAFT_MAX_MEMBERS; i++)
-            c.members[c.n++] = (struct raft_member){ n->cluster.members[i].id, RAFT_VOTER, 0 };
-        int rc = raft_bootstrap(n->raft, &c);
-        if (rc) {
-            snprintf(err, errcap, "cannot bootstrap the cluster: %s", raft_strerror(rc));
-            return 2;
+        if (n->cluster.n > 1) {
+            /* Maybe a first start, maybe a member whose directory was lost:
+             * its peers tell (on_peer_dialed). Until then it is nobody. */
+            n->bootstrap_pending = true;
+            log_info("empty data directory: asking the peers in %s before bootstrapping", n->o.cluster_path);
+            return 0;
         }
-        log_info("first start: bootstrapped a cluster of %u voters from %s", c.n, n->o.cluster_path);
-        return 0;
+        return bootstrap_now(n, err, errcap);
     }
     int rc = raft_restore(n->raft, &state->hard_state, state->have_snapshot ? &state->snapshot : NULL,
                           state->entries, state->n_entries, applied);
@@ -1266,8 +1359,23 @@ static int start(struct node *n, char *err, size_t errcap)
         snprintf(err, errcap, "%s has no line for node %llu", n->o.cluster_path, (unsigned long long)n->o.id);
         return 2;
     }
-    if (n->o.secret_path && net_load_secret(n->o.secret_path, &n->secret, &n->secret_len, err, errcap))
+    if (!n->o.secret_path) {
+        /* Without a secret anyone who can reach a raft port is a peer: only
+         * acceptable when nobody but this machine's users can (SPEC §3). */
+        for (size_t i = 0; i < n->cluster.n; i++) {
+            const struct cluster_member *m = &n->cluster.members[i];
+            const char *bad = !net_addr_is_loopback(m->raft_addr) ? m->raft_addr
+                            : !net_addr_is_loopback(m->http_addr) ? m->http_addr : NULL;
+            if (bad) {
+                snprintf(err, errcap, "%s lists %s (node %llu), which is not a loopback address: peers on a "
+                         "network must authenticate, so give every node the same --secret-file (at least %d "
+                         "bytes, mode 0600)", n->o.cluster_path, bad, (unsigned long long)m->id, NET_SECRET_MIN);
+                return 2;
+            }
+        }
+    } else if (net_load_secret(n->o.secret_path, &n->secret, &n->secret_len, err, errcap)) {
         return 2;
+    }
     if (mkdir_p(n->o.data_dir, err, errcap))
         return 1;
     if (lock_data_dir(n, err, errcap))
@@ -1320,10 +1428,21 @@ static int start(struct node *n, char *err, size_t errcap)
         snprintf(err, errcap, "cannot create the Raft core (bad tick options or out of memory)");
         return 2;
     }
+    bool empty_dir = !state.have_snapshot && state.n_entries == 0 && state.hard_state.term == 0;
     rc = recover(n, &state, err, errcap);
     storage_state_free(&state);
     if (rc)
         return rc;
+    bool found;
+    if (identity_load(n->o.data_dir, &n->identity, &found, err, errcap))
+        return 1;
+    if (!found || empty_dir) {
+        /* A new directory (or one that never got past its start): a new
+         * incarnation. A directory of an older linkraft gets one too. */
+        identity_new(&n->identity, &n->cluster, n->secret, n->secret_len, n->o.join && empty_dir);
+        if (identity_save(n->o.data_dir, &n->identity, err, errcap))
+            return 1;
+    }
 
     if (uv_loop_init(&n->loop)) {
         snprintf(err, errcap, "cannot create the event loop");
@@ -1333,7 +1452,14 @@ static int start(struct node *n, char *err, size_t errcap)
     net_options_default(&no, n->o.id, self->raft_addr);
     no.secret = n->secret;
     no.secret_len = n->secret_len;
+    /* The largest frame this node's core sends is an APPEND with one entry of
+     * max_entry_bytes or a snapshot chunk (1 MiB each by default): 8 MiB
+     * leaves room and keeps what one peer connection may buffer small. */
+    no.max_frame_bytes = 8u << 20;
     no.seed = ro.seed;
+    no.identity = n->identity.self;
+    no.check = on_peer_check;
+    no.dialed = on_peer_dialed;
     if (net_start(&n->loop, &no, on_message, n, &n->net, err, errcap))
         return 1;
     for (size_t i = 0; i < n->cluster.n; i++)

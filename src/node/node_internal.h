@@ -10,6 +10,7 @@
 #include "admin_auth.h"
 #include "cluster.h"
 #include "common/buf.h"
+#include "node/identity.h"
 #include "node/write_batch.h"
 #include "http.h"
 #include "http_client.h"
@@ -65,6 +66,10 @@ struct node {
     uint8_t *secret;
     size_t secret_len;
     struct admin_replay admin_seen; /* admin proofs accepted here (api.c, admin_auth.h) */
+    struct identity identity;     /* DIR/identity: cluster id, incarnation, pins */
+    bool bootstrap_pending;       /* empty, not --join: waits for its peers' word first */
+    raft_id probe_welcomed[CLUSTER_MAX_MEMBERS]; /* peers that accepted it meanwhile */
+    size_t n_probe_welcomed;
 
     uv_timer_t tick_timer;
     uv_timer_t retry_timer;     /* re-runs a write or apply that hit a full disk */

@@ -176,9 +176,28 @@ static uint64_t body_size(const struct raft_message *m)
 }
 
 /* Whether the decoder would accept what m's encoding says, field by field. */
+/* True if every term m carries (its own, prev/last/hint terms, its
+ * entries', its snapshot's) is at most RAFT_CODEC_MAX_TERM. Fields a type
+ * does not carry are zero after decoding. A term that high is never real: a
+ * peer that sends one is broken or hostile, and a node that adopted it could
+ * neither go past it nor recover (the term is on disk). */
+static bool terms_in_range(const struct raft_message *m)
+{
+    if (m->term > RAFT_CODEC_MAX_TERM || m->prev_term > RAFT_CODEC_MAX_TERM ||
+        m->last_term > RAFT_CODEC_MAX_TERM || m->hint_term > RAFT_CODEC_MAX_TERM ||
+        m->snapshot.term > RAFT_CODEC_MAX_TERM)
+        return false;
+    for (uint32_t i = 0; i < m->n_entries; i++)
+        if (m->entries[i].term > RAFT_CODEC_MAX_TERM)
+            return false;
+    return true;
+}
+
 static bool is_encodable(const struct raft_message *m)
 {
     if (!is_known_type(m->type))
+        return false;
+    if ((m->n_entries == 0 || m->entries) && !terms_in_range(m))
         return false;
     for (const uint8_t *f = message_layouts[m->type]; *f != FIELD_END; f++) {
         if (is_flag_field(*f) && flag_value(m, *f) > 1)
@@ -472,6 +491,8 @@ int raft_codec_decode(const uint8_t *buf, size_t len, struct raft_message *m)
     struct reader r = { body + 2, body_len - 2 };
     m->type = body[1];
     int rc = get_fields(&r, m);
+    if (rc == RAFT_OK && !terms_in_range(m))
+        rc = RAFT_EINVAL;
     if (rc != RAFT_OK) {
         raft_codec_release(m);
         memset(m, 0, sizeof *m);

@@ -118,7 +118,7 @@ class Cluster:
         self.secret = secret
         if secret is not None:
             self.secret_path = os.path.join(self.dir, "secret")
-            with open(self.secret_path, "w") as f:
+            with open(os.open(self.secret_path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
                 f.write(secret)
         self.cluster_file = os.path.join(self.dir, "cluster.txt")
         self.write_cluster_file(range(1, n + 1))

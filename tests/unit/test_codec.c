@@ -132,7 +132,7 @@ static void init_samples(void)
     sample_entries[1] = (struct raft_entry){ 7, 102, RAFT_ENTRY_NOOP, 0, NULL };
     sample_entries[2] = (struct raft_entry){ 8, 103, RAFT_ENTRY_CONFIG, 14,
                                              (const uint8_t *)"\1\0\0\0\1\0\0\0\0\0\0\0\1\0" };
-    sample_entries[3] = (struct raft_entry){ UINT64_MAX, UINT64_MAX, RAFT_ENTRY_COMMAND,
+    sample_entries[3] = (struct raft_entry){ RAFT_CODEC_MAX_TERM, UINT64_MAX, RAFT_ENTRY_COMMAND,
                                              sizeof big_data, big_data };
 }
 
@@ -144,24 +144,25 @@ static struct raft_message full_message(uint8_t type, uint64_t seed)
     struct raft_message m = { .type = type };
     uint64_t v = seed;
 #define NEXT (seed == 0 || seed == UINT64_MAX ? seed : (v = v * 6364136223846793005ull + 1442695040888963407ull))
+#define TERM (NEXT & RAFT_CODEC_MAX_TERM) /* the largest term a frame may carry */
     uint8_t flag = seed == 0 ? 0 : 1;
     m.from = NEXT;
     m.to = NEXT;
-    m.term = NEXT;
+    m.term = TERM;
     switch (type) {
     case RAFT_MSG_APPEND:
-        m.prev_index = NEXT; m.prev_term = NEXT; m.commit = NEXT;
+        m.prev_index = NEXT; m.prev_term = TERM; m.commit = NEXT;
         if (seed != 0) {
             m.entries = sample_entries;
             m.n_entries = seed == UINT64_MAX ? 4 : 3;
         }
         break;
     case RAFT_MSG_APPEND_RESP:
-        m.reject = flag; m.index = NEXT; m.hint_index = NEXT; m.hint_term = NEXT;
+        m.reject = flag; m.index = NEXT; m.hint_index = NEXT; m.hint_term = TERM;
         break;
     case RAFT_MSG_VOTE:
     case RAFT_MSG_PREVOTE:
-        m.last_index = NEXT; m.last_term = NEXT; m.transfer = flag;
+        m.last_index = NEXT; m.last_term = TERM; m.transfer = flag;
         break;
     case RAFT_MSG_VOTE_RESP:
     case RAFT_MSG_PREVOTE_RESP:
@@ -175,7 +176,7 @@ static struct raft_message full_message(uint8_t type, uint64_t seed)
         m.context = NEXT;
         break;
     case RAFT_MSG_SNAPSHOT:
-        m.snapshot.index = NEXT; m.snapshot.term = NEXT; m.snapshot.size = NEXT;
+        m.snapshot.index = NEXT; m.snapshot.term = TERM; m.snapshot.size = NEXT;
         m.snapshot.crc = (uint32_t)NEXT;
         if (seed != 0) {
             m.snapshot.config.n = RAFT_MAX_MEMBERS;
@@ -513,7 +514,8 @@ TEST(every_bit_flip)
                     free(again);
                     raft_codec_release(&d);
                 } else {
-                    CHECK(rc == RAFT_EMALFORMED || rc == RAFT_EVERSION);
+                    /* RAFT_EINVAL: the flip set the top bit of a term. */
+                    CHECK(rc == RAFT_EMALFORMED || rc == RAFT_EVERSION || rc == RAFT_EINVAL);
                     CHECK(d.entries == NULL);
                 }
                 /* A flip of the version byte is always an unknown version. */
@@ -734,6 +736,51 @@ TEST(hostile_snapshot_fields)
     free(frame);
 }
 
+/* No term at or above 2^63, in any field that holds one, gets through the
+ * codec in either direction (SPEC §3): the encoder refuses it and the
+ * decoder answers RAFT_EINVAL, which the transport counts as a bad term. */
+TEST(terms_at_or_above_2_63_are_refused)
+{
+    const uint64_t bad[] = { 1ull << 63, UINT64_MAX - 1, UINT64_MAX };
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        for (int field = 0; field < 6; field++) {
+            struct raft_entry e = { 1, 1, RAFT_ENTRY_NOOP, 0, NULL };
+            struct raft_message m = { .type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 1 };
+            switch (field) {
+            case 0: m.term = bad[b]; break;
+            case 1: m.prev_term = bad[b]; break;
+            case 2: m.entries = &e; m.n_entries = 1; e.term = bad[b]; break;
+            case 3: m.type = RAFT_MSG_VOTE; m.last_term = bad[b]; break;
+            case 4: m.type = RAFT_MSG_APPEND_RESP; m.hint_term = bad[b]; break;
+            case 5: m.type = RAFT_MSG_SNAPSHOT; m.snapshot.term = bad[b]; break;
+            }
+            uint8_t buf[256];
+            CHECK_EQ_I(raft_codec_encode(&m, buf, sizeof buf), RAFT_EINVAL);
+            /* Encode the same message with the largest legal term, then
+             * write the bad one over it on the wire, as a stranger would. */
+            uint64_t *slot = field == 0 ? &m.term : field == 1 ? &m.prev_term : field == 2 ? &e.term
+                           : field == 3 ? &m.last_term : field == 4 ? &m.hint_term : &m.snapshot.term;
+            *slot = RAFT_CODEC_MAX_TERM;
+            int len = raft_codec_encode(&m, buf, sizeof buf);
+            REQUIRE(len > 0);
+            CHECK_EQ_I(decode_copy(buf, (size_t)len), RAFT_OK);
+            size_t at = 0;
+            for (size_t i = HDR; i + 8 <= (size_t)len; i++) {
+                uint64_t v = 0;
+                for (int k = 0; k < 8; k++)
+                    v |= (uint64_t)buf[i + k] << (8 * k);
+                if (v == RAFT_CODEC_MAX_TERM)
+                    at = i;
+            }
+            REQUIRE(at != 0);
+            for (int k = 0; k < 8; k++)
+                buf[at + k] = (uint8_t)(bad[b] >> (8 * k));
+            reseal(buf, (size_t)len);
+            CHECK_EQ_I(decode_copy(buf, (size_t)len), RAFT_EINVAL);
+        }
+    }
+}
+
 TEST(errors_have_messages)
 {
     const int codes[] = { RAFT_EMALFORMED, RAFT_ECHECKSUM, RAFT_EVERSION, RAFT_ENOMEM, RAFT_EINVAL };
@@ -761,6 +808,7 @@ int main(void)
     RUN(flags_other_than_0_or_1);
     RUN(hostile_entry_counts_and_lengths);
     RUN(hostile_snapshot_fields);
+    RUN(terms_at_or_above_2_63_are_refused);
     RUN(errors_have_messages);
     return HARNESS_END();
 }

@@ -11,9 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <uv.h>
+#include <sodium.h>
 
 #include "../harness.h"
 #include "common/crc32c.h"
@@ -158,6 +160,11 @@ static struct net *start(raft_id self, const char *listen, struct rx *r, const s
     char err[256] = "";
     if (net_start(&loop, &o, on_recv, r, &n, err, sizeof err) != 0)
         fprintf(stderr, "  net_start %s: %s\n", listen, err);
+    /* The tests' transports dial in one direction only: ids 1-8 may dial
+     * them (an acceptor refuses ids it does not know: see
+     * unknown_ids_are_refused_at_the_handshake). */
+    for (raft_id id = 1; n && id <= 8; id++)
+        net_allow_id(n, id);
     return n;
 }
 
@@ -437,6 +444,10 @@ TEST(wire_frames_round_trip_and_reject_garbage)
                                   .to = 42, .reason = 3, .seq = 99 };
         memset(w.nonce, 0xab, sizeof w.nonce);
         memset(w.mac, 0xcd, sizeof w.mac);
+        memset(w.identity.cluster, 0x11, NET_ID_BYTES);
+        memset(w.identity.incarnation, 0x22, NET_ID_BYTES);
+        w.identity.cluster_known = true;
+        w.identity.joined = k % 2;
         size_t len = net_wire_encode(&w, buf, sizeof buf);
         REQUIRE(len > NET_WIRE_HEADER_BYTES);
         CHECK(net_wire_is_control(buf, len));
@@ -451,13 +462,23 @@ TEST(wire_frames_round_trip_and_reject_garbage)
             CHECK_EQ_U(got.to, 42);
             CHECK(!memcmp(got.nonce, w.nonce, sizeof w.nonce) && !memcmp(got.mac, w.mac, sizeof w.mac));
         }
+        if (w.kind == NET_WIRE_HELLO || w.kind == NET_WIRE_CHALLENGE) {
+            CHECK(!memcmp(&got.identity.cluster, w.identity.cluster, NET_ID_BYTES));
+            CHECK(!memcmp(&got.identity.incarnation, w.identity.incarnation, NET_ID_BYTES));
+            CHECK(got.identity.cluster_known && got.identity.joined == w.identity.joined);
+            /* identity flags other than the two defined ones are malformed */
+            uint8_t odd[NET_WIRE_MAX_FRAME];
+            memcpy(odd, buf, len);
+            odd[len - (w.kind == NET_WIRE_HELLO ? NET_MAC_BYTES : 0) - 1] |= 0x80;
+            CHECK_EQ_I(net_wire_decode(odd, len, &got), -1);
+        }
         if (w.kind == NET_WIRE_PING)
             CHECK_EQ_U(got.seq, 99);
         CHECK_EQ_I(net_wire_decode(buf, len - 1, &got), -1);
         CHECK_EQ_U(net_wire_encode(&w, buf, len - 1), 0); /* cap too small */
         uint8_t bad[NET_WIRE_MAX_FRAME];
         memcpy(bad, buf, len);
-        bad[5] = 2; /* version */
+        bad[5] = 1; /* version (1 had no identities) */
         CHECK_EQ_I(net_wire_frame_size(bad, len), -1);
         memcpy(bad, buf, len);
         bad[6] ^= 1; /* payload length */
@@ -502,6 +523,15 @@ TEST(load_secret_checks_the_file)
     FILE *f = fopen(path, "w");
     fputs("0123456789abcdefXYZ\n", f);
     fclose(f);
+    /* Readable by group or others: refused, saying how to fix it. */
+    chmod(path, 0644);
+    CHECK_EQ_I(net_load_secret(path, &s, &len, err, sizeof err), -1);
+    CHECK(strstr(err, "accessible by group or others (mode 0644)") != NULL);
+    CHECK(strstr(err, "chmod 600") != NULL);
+    CHECK(s == NULL);
+    chmod(path, 0640);
+    CHECK_EQ_I(net_load_secret(path, &s, &len, err, sizeof err), -1);
+    chmod(path, 0600);
     CHECK_EQ_I(net_load_secret(path, &s, &len, err, sizeof err), 0);
     CHECK_EQ_U(len, 19); /* newline stripped */
     CHECK(s && !memcmp(s, "0123456789abcdefXYZ", 19));
@@ -525,6 +555,20 @@ TEST(load_secret_checks_the_file)
     CHECK_EQ_I(net_load_secret(path, &s, &len, err, sizeof err), -1);
     CHECK(strstr(err, "cannot open secret file") != NULL);
     rmdir(dir);
+}
+
+TEST(loopback_addresses_are_told_apart)
+{
+    CHECK(net_addr_is_loopback("127.0.0.1:7001"));
+    CHECK(net_addr_is_loopback("127.3.2.1:7001"));
+    CHECK(net_addr_is_loopback("[::1]:7001"));
+    CHECK(net_addr_is_loopback("localhost:7001"));
+    CHECK(!net_addr_is_loopback("10.0.0.1:7001"));
+    CHECK(!net_addr_is_loopback("0.0.0.0:7001"));
+    CHECK(!net_addr_is_loopback("[::]:7001"));
+    CHECK(!net_addr_is_loopback("128.0.0.1:7001"));
+    CHECK(!net_addr_is_loopback("node3.example:7001"));
+    CHECK(!net_addr_is_loopback("garbage"));
 }
 
 TEST(bad_arguments_get_clear_errors)
@@ -1084,6 +1128,7 @@ TEST(ipv6_loopback_and_names_are_resolved)
     if (net_start(&loop, &o, on_recv, &rb, &b, err, sizeof err) != 0) {
         fprintf(stderr, "  SKIP ipv6 part: this machine has no IPv6 loopback (%s)\n", err);
     } else {
+        net_allow_id(b, 1);
         CHECK_EQ_I(net_set_peer(a, 2, "[::1]:20091"), 0);
         uint64_t seq = 0;
         CHECK_EQ_U(send_appends(a, 1, 2, &seq, 10), 10);
@@ -1220,6 +1265,312 @@ static void on_recv_stop(void *ctx, const struct raft_message *m)
         net_stop(s->n, on_stopped, &s->done);
 }
 
+/* Only peers pass the handshake (SPEC §3): a HELLO from an id the acceptor
+ * neither dials nor was told to allow is refused with the reason and
+ * counted, and a peer added later is accepted from then on. */
+TEST(unknown_ids_are_refused_at_the_handshake)
+{
+    loop_setup();
+    struct rx rb = { 0 };
+    struct net_options o;
+    fast_options(&o, 2, addr(1, 20140));
+    struct net *b = NULL;
+    char err[256];
+    REQUIRE(net_start(&loop, &o, on_recv, &rb, &b, err, sizeof err) == 0);
+    struct raw r;
+    raw_connect(&r, 20140, 1, 9, 2);
+    CHECK(raw_wait_closed(&r));
+    CHECK(r.refused && r.reason == NET_REFUSE_UNKNOWN_ID && !r.welcomed);
+    CHECK_EQ_U(stats(b).dropped_unknown_id, 1);
+    CHECK_EQ_U(stats(b).inbound_authenticated, 0);
+    CHECK(strstr(net_refuse_name(NET_REFUSE_UNKNOWN_ID), "member add") != NULL);
+    /* Once 9 is a peer (its address known, as for a member), it may dial in. */
+    CHECK_EQ_I(net_set_peer(b, 9, "127.0.0.1:20141"), 0);
+    raw_connect(&r, 20140, 1, 9, 2);
+    CHECK(WAIT_UNTIL(r.welcomed, 5000));
+    raw_close(&r);
+    while (!r.closed)
+        uv_run(&loop, UV_RUN_ONCE);
+    CHECK_EQ_U(stats(b).dropped_unknown_id, 1);
+    stop_net(b);
+    loop_teardown();
+}
+
+/* A frame header announcing the largest body buys no memory until the body
+ * arrives, and the inbound buffers together never exceed max_inbound_bytes:
+ * the connection that would go over is closed and counted, the others go on. */
+TEST(announced_sizes_buy_no_memory_and_the_total_is_capped)
+{
+    loop_setup();
+    struct rx rb = { 0 };
+    struct net_options o;
+    fast_options(&o, 2, addr(1, 20145));
+    o.max_frame_bytes = 1u << 20;
+    o.max_inbound_bytes = 3u << 19; /* 1.5 frames */
+    o.idle_timeout_ms = 5000;
+    struct net *b = start(2, addr(1, 20145), &rb, &o);
+    REQUIRE(b);
+    uint8_t head[RAFT_CODEC_HEADER_BYTES] = { 'L', 'R', 'F', '1' };
+    uint32_t body = 1u << 20;
+    for (int i = 0; i < 4; i++)
+        head[4 + i] = (uint8_t)(body >> (8 * i));
+    struct raw r[4];
+    for (int i = 0; i < 4; i++) {
+        raw_connect(&r[i], 20145, 1, (raft_id)(3 + i), 2);
+        CHECK(WAIT_UNTIL(r[i].welcomed, 5000));
+        raw_send((uv_stream_t *)&r[i].tcp, head, sizeof head);
+    }
+    run_for(100);
+    /* Four 1 MiB frames announced: each buffer is still the small first one. */
+    CHECK(b->inbound_bytes <= 4 * 64 * 1024);
+    CHECK_EQ_U(stats(b).dropped_over_budget, 0);
+    /* Now two of them send most of their body: together over the budget. */
+    static uint8_t fill[900 * 1024];
+    raw_send((uv_stream_t *)&r[0].tcp, fill, sizeof fill);
+    CHECK(WAIT_UNTIL(b->inbound_bytes >= sizeof fill, 5000));
+    raw_send((uv_stream_t *)&r[1].tcp, fill, sizeof fill);
+    CHECK(raw_wait_closed(&r[1]));
+    CHECK_EQ_U(stats(b).dropped_over_budget, 1);
+    CHECK(b->inbound_bytes <= o.max_inbound_bytes);
+    CHECK(!r[0].closed && !r[2].closed && !r[3].closed);
+    for (int i = 0; i < 4; i++)
+        if (i != 1)
+            raw_close(&r[i]);
+    CHECK(WAIT_UNTIL(r[0].closed && r[2].closed && r[3].closed && b->n_inbound == 0, 5000));
+    CHECK(WAIT_UNTIL(b->inbound_bytes == 0, 5000));
+    stop_net(b);
+    loop_teardown();
+}
+
+/* A well-formed frame whose term is 2^63 or more is dropped, counted apart
+ * and its connection closed: it never reaches the receiver. */
+TEST(a_term_at_or_above_2_63_never_gets_through)
+{
+    loop_setup();
+    struct rx rb = { 0 };
+    struct net *b = start(2, addr(1, 20150), &rb, NULL);
+    REQUIRE(b);
+    struct raft_message hb = { .type = RAFT_MSG_HEARTBEAT, .from = 3, .to = 2, .term = RAFT_CODEC_MAX_TERM };
+    size_t sz = raft_codec_size(&hb);
+    uint8_t frame[128];
+    REQUIRE(sz <= sizeof frame && raft_codec_encode(&hb, frame, sz) == (int)sz);
+    /* The term follows version, type, from and to; make it 2^64 - 1. */
+    frame[RAFT_CODEC_HEADER_BYTES + 2 + 16 + 7] |= 0x80;
+    uint32_t crc = crc32c(frame + RAFT_CODEC_HEADER_BYTES, sz - RAFT_CODEC_HEADER_BYTES);
+    for (int i = 0; i < 4; i++)
+        frame[8 + i] = (uint8_t)(crc >> (8 * i));
+    struct raw r;
+    raw_connect(&r, 20150, 1, 3, 2);
+    CHECK(WAIT_UNTIL(r.welcomed, 5000));
+    raw_send((uv_stream_t *)&r.tcp, frame, sz);
+    CHECK(raw_wait_closed(&r));
+    CHECK_EQ_U(rb.count, 0);
+    CHECK_EQ_U(stats(b).dropped_bad_term, 1);
+    stop_net(b);
+    loop_teardown();
+}
+
+/* ---- A man in the middle ------------------------------------------------------- */
+
+/* Accepts one connection (from a dialer), connects on to the acceptor at
+ * to_port and relays both ways; on the way to the acceptor, after the
+ * HELLO, it injects, tampers with or replays records (mode). */
+enum mitm_mode { MITM_RELAY, MITM_INJECT, MITM_TAMPER, MITM_REPLAY };
+struct mitm;
+struct mitm_side {
+    uv_tcp_t tcp;
+    struct mitm *m;
+    int open;
+};
+struct mitm {
+    uv_tcp_t listener;
+    struct mitm_side d, a; /* toward the dialer, toward the acceptor */
+    uv_connect_t req;
+    int mode, acted, listener_open;
+    unsigned to_port;
+    size_t up;             /* bytes relayed dialer -> acceptor */
+    uint8_t first[256 * 1024];
+    size_t first_len, first_want;
+};
+
+#define MITM_HELLO_BYTES (NET_WIRE_HEADER_BYTES + 113)
+
+static void mitm_closed(uv_handle_t *h)
+{
+    int *open = h->data == NULL ? NULL : (int *)h->data;
+    if (open)
+        *open = 0;
+}
+
+static void mitm_side_closed(uv_handle_t *h)
+{
+    ((struct mitm_side *)h->data)->open = 0;
+}
+
+static void mitm_close_all(struct mitm *m)
+{
+    if (m->d.open && !uv_is_closing((uv_handle_t *)&m->d.tcp))
+        uv_close((uv_handle_t *)&m->d.tcp, mitm_side_closed);
+    if (m->a.open && !uv_is_closing((uv_handle_t *)&m->a.tcp))
+        uv_close((uv_handle_t *)&m->a.tcp, mitm_side_closed);
+}
+
+static void mitm_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    static uint8_t buf[256 * 1024];
+    *b = uv_buf_init((char *)buf, sizeof buf);
+}
+
+static void mitm_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct mitm_side *side = s->data;
+    struct mitm *m = side->m;
+    if (nread < 0) {
+        mitm_close_all(m);
+        return;
+    }
+    if (nread == 0)
+        return;
+    uint8_t *data = (uint8_t *)b->base;
+    if (side == &m->a) { /* acceptor -> dialer: as is */
+        raw_send((uv_stream_t *)&m->d.tcp, data, (size_t)nread);
+        return;
+    }
+    size_t start = m->up;
+    m->up += (size_t)nread;
+    if (m->mode == MITM_TAMPER && !m->acted && m->up > MITM_HELLO_BYTES + 10) {
+        data[MITM_HELLO_BYTES + 10 - start] ^= 0x20; /* inside the first record's ciphertext */
+        m->acted = 1;
+    }
+    if (m->mode == MITM_REPLAY && !m->acted && m->up > MITM_HELLO_BYTES) {
+        size_t from = start > MITM_HELLO_BYTES ? 0 : MITM_HELLO_BYTES - start;
+        for (size_t i = from; i < (size_t)nread && m->first_len < sizeof m->first; i++)
+            m->first[m->first_len++] = data[i];
+        if (!m->first_want && m->first_len >= 4)
+            m->first_want = 4 + ((size_t)m->first[0] | (size_t)m->first[1] << 8 | (size_t)m->first[2] << 16);
+    }
+    raw_send((uv_stream_t *)&m->a.tcp, data, (size_t)nread);
+    if (m->mode == MITM_INJECT && !m->acted && m->up >= MITM_HELLO_BYTES) {
+        uint8_t fake[4 + 64] = { 64 };
+        randombytes_buf(fake + 4, 64);
+        raw_send((uv_stream_t *)&m->a.tcp, fake, sizeof fake);
+        m->acted = 1;
+    }
+    if (m->mode == MITM_REPLAY && !m->acted && m->first_want && m->first_len >= m->first_want) {
+        raw_send((uv_stream_t *)&m->a.tcp, m->first, m->first_want); /* the first record, again */
+        m->acted = 1;
+    }
+}
+
+static void mitm_upstream(uv_connect_t *req, int status)
+{
+    struct mitm *m = req->data;
+    if (status < 0) {
+        mitm_close_all(m);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&m->a.tcp, mitm_alloc, mitm_read);
+    uv_read_start((uv_stream_t *)&m->d.tcp, mitm_alloc, mitm_read);
+}
+
+static void mitm_accept(uv_stream_t *l, int status)
+{
+    struct mitm *m = l->data;
+    if (status < 0 || m->d.open)
+        return;
+    uv_tcp_init(&loop, &m->d.tcp);
+    m->d.tcp.data = &m->d;
+    m->d.m = m;
+    m->d.open = 1;
+    uv_accept(l, (uv_stream_t *)&m->d.tcp);
+    uv_tcp_init(&loop, &m->a.tcp);
+    m->a.tcp.data = &m->a;
+    m->a.m = m;
+    m->a.open = 1;
+    m->req.data = m;
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", (int)m->to_port, &sa);
+    uv_tcp_connect(&m->req, &m->a.tcp, (const struct sockaddr *)&sa, mitm_upstream);
+}
+
+static void mitm_start(struct mitm *m, unsigned port, unsigned to_port, int mode)
+{
+    memset(m, 0, sizeof *m);
+    m->mode = mode;
+    m->to_port = to_port;
+    uv_tcp_init(&loop, &m->listener);
+    m->listener.data = m;
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", (int)port, &sa);
+    REQUIRE(uv_tcp_bind(&m->listener, (const struct sockaddr *)&sa, 0) == 0);
+    REQUIRE(uv_listen((uv_stream_t *)&m->listener, 8, mitm_accept) == 0);
+    m->listener_open = 1;
+}
+
+static void mitm_stop(struct mitm *m)
+{
+    mitm_close_all(m);
+    m->listener.data = &m->listener_open;
+    uv_close((uv_handle_t *)&m->listener, mitm_closed);
+    while (m->listener_open || m->d.open || m->a.open)
+        uv_run(&loop, UV_RUN_ONCE);
+}
+
+/* With a secret every frame after the handshake is sealed (SPEC §3): a man
+ * in the middle who relays a genuine handshake can neither inject a record,
+ * nor change one, nor replay one — the acceptor closes the connection and
+ * counts it, and nothing of it reaches the receiver — while relaying
+ * faithfully works. */
+TEST(a_relayed_handshake_cannot_inject_tamper_or_replay)
+{
+    loop_setup();
+    static const uint8_t secret[] = "correct horse battery staple";
+    static struct mitm m;
+    struct rx rb = { 0 };
+    struct net_options o;
+    fast_options(&o, 2, NULL);
+    o.secret = secret;
+    o.secret_len = sizeof secret - 1;
+    o.idle_timeout_ms = 5000;
+    struct net *b = start(2, addr(1, 20161), &rb, &o);
+    REQUIRE(b);
+    uint64_t forged = 0;
+    for (int mode = MITM_RELAY; mode <= MITM_REPLAY; mode++) {
+        struct rx ra = { 0 };
+        fast_options(&o, 1, NULL);
+        o.secret = secret;
+        o.secret_len = sizeof secret - 1;
+        o.idle_timeout_ms = 5000;
+        o.backoff_min_ms = 5000; /* one attempt: the man in the middle takes one connection */
+        o.backoff_max_ms = 5000;
+        struct net *a = start(1, addr(0, 20160), &ra, &o);
+        REQUIRE(a);
+        mitm_start(&m, 20162, 20161, mode);
+        size_t before = rb.count;
+        rb.next_seq[1] = 0; /* this a numbers its APPENDs from 0 again */
+        net_set_peer(a, 2, addr(2, 20162));
+        uint64_t seq = 0;
+        CHECK(WAIT_UNTIL(net_peer_connected(a, 2), 5000));
+        CHECK_EQ_U(send_appends(a, 1, 2, &seq, 5), 5);
+        if (mode == MITM_RELAY) {
+            CHECK(WAIT_UNTIL(rb.count == before + 5, 5000));
+            CHECK_EQ_U(stats(b).dropped_forged, forged);
+        } else {
+            CHECK(WAIT_UNTIL(stats(b).dropped_forged == forged + 1, 5000));
+            forged++;
+            CHECK(WAIT_UNTIL(!m.a.open, 5000)); /* the acceptor closed it */
+            /* A replay is caught after the genuine record it copies. */
+            CHECK_EQ_U(rb.count, before + (mode == MITM_REPLAY ? 5 : 0));
+        }
+        CHECK_EQ_U(rb.out_of_order, 0);
+        stop_net(a);
+        mitm_stop(&m);
+    }
+    CHECK_EQ_U(stats(b).dropped_forged, 3);
+    stop_net(b);
+    loop_teardown();
+}
+
 TEST(the_receive_callback_may_stop_the_transport)
 {
     loop_setup();
@@ -1243,29 +1594,44 @@ TEST(the_receive_callback_may_stop_the_transport)
 
 TEST(throughput_of_1k_appends)
 {
-    loop_setup();
-    struct rx ra = { 0 }, rb = { 0 };
-    struct net *a = start(1, addr(0, 20100), &ra, NULL);
-    struct net *b = start(2, addr(1, 20101), &rb, NULL);
-    REQUIRE(a && b);
-    net_set_peer(a, 2, addr(1, 20101));
-    CHECK(WAIT_UNTIL(net_peer_connected(a, 2), 5000));
-    uint64_t seq = 0, t0 = uv_hrtime();
-    size_t sent = 0;
-    /* Keep the queue topped up for about a second. */
-    while (uv_hrtime() - t0 < 1000000000ULL) {
-        sent += send_appends(a, 1, 2, &seq, 256);
-        uv_run(&loop, UV_RUN_NOWAIT);
+    static const uint8_t secret[] = "correct horse battery staple";
+    for (int sealed = 0; sealed <= 1; sealed++) {
+        loop_setup();
+        struct rx ra = { 0 }, rb = { 0 };
+        struct net_options o;
+        fast_options(&o, 1, NULL);
+        if (sealed) {
+            o.secret = secret;
+            o.secret_len = sizeof secret - 1;
+        }
+        struct net *a = start(1, addr(0, 20100), &ra, &o);
+        fast_options(&o, 2, NULL);
+        if (sealed) {
+            o.secret = secret;
+            o.secret_len = sizeof secret - 1;
+        }
+        struct net *b = start(2, addr(1, 20101), &rb, &o);
+        REQUIRE(a && b);
+        net_set_peer(a, 2, addr(1, 20101));
+        CHECK(WAIT_UNTIL(net_peer_connected(a, 2), 5000));
+        uint64_t seq = 0, t0 = uv_hrtime();
+        size_t sent = 0;
+        /* Keep the queue topped up for about a second. */
+        while (uv_hrtime() - t0 < 1000000000ULL) {
+            sent += send_appends(a, 1, 2, &seq, 256);
+            uv_run(&loop, UV_RUN_NOWAIT);
+        }
+        CHECK(WAIT_UNTIL(rb.count == sent, 10000));
+        double secs = (double)(uv_hrtime() - t0) / 1e9;
+        CHECK_EQ_U(rb.out_of_order, 0);
+        fprintf(stderr, "  throughput%s: %zu 1 KiB APPENDs in %.2f s = %.0f msg/s (%.1f MiB/s), %llu dropped "
+                "(queue full)\n", sealed ? " (secret: sealed records)" : " (no secret)", rb.count, secs,
+                (double)rb.count / secs, (double)stats(a).bytes_sent / secs / (1 << 20),
+                (unsigned long long)stats(a).dropped_queue_full);
+        stop_net(a);
+        stop_net(b);
+        loop_teardown();
     }
-    CHECK(WAIT_UNTIL(rb.count == sent, 10000));
-    double secs = (double)(uv_hrtime() - t0) / 1e9;
-    CHECK_EQ_U(rb.out_of_order, 0);
-    fprintf(stderr, "  throughput: %zu 1 KiB APPENDs in %.2f s = %.0f msg/s (%.1f MiB/s), %llu dropped (queue full)\n",
-            rb.count, secs, (double)rb.count / secs, (double)stats(a).bytes_sent / secs / (1 << 20),
-            (unsigned long long)stats(a).dropped_queue_full);
-    stop_net(a);
-    stop_net(b);
-    loop_teardown();
 }
 
 int main(void)
@@ -1273,6 +1639,7 @@ int main(void)
     RUN(wire_frames_round_trip_and_reject_garbage);
     RUN(backoff_doubles_to_the_cap_with_jitter);
     RUN(load_secret_checks_the_file);
+    RUN(loopback_addresses_are_told_apart);
     RUN(bad_arguments_get_clear_errors);
     RUN(every_message_type_arrives_intact_and_in_order);
     RUN(peer_down_queues_to_the_bound_then_delivers_when_it_starts);
@@ -1285,6 +1652,10 @@ int main(void)
     RUN(a_crowd_of_unauthenticated_sockets_cannot_lock_peers_out);
     RUN(peers_can_move_and_be_removed);
     RUN(flipped_bytes_after_the_handshake_never_get_through);
+    RUN(unknown_ids_are_refused_at_the_handshake);
+    RUN(announced_sizes_buy_no_memory_and_the_total_is_capped);
+    RUN(a_term_at_or_above_2_63_never_gets_through);
+    RUN(a_relayed_handshake_cannot_inject_tamper_or_replay);
     RUN(the_receive_callback_may_stop_the_transport);
     RUN(throughput_of_1k_appends);
     return HARNESS_END();
