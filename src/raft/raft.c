@@ -11,6 +11,9 @@
  *   6. ready / advance, restore, introspection
  *
  * Invariants kept throughout (checked by the simulator in tests/sim):
+ *   - a leader sends nothing before the hard state of its term is durable;
+ *   - what counts as persisted is learnt by ready number, and capped below a
+ *     truncation until the ready carrying it is durable;
  *   - term and vote reach disk (hard_state in a ready) before any message that
  *     depends on them leaves (send_after_persist);
  *   - the leader counts itself towards a quorum only up to what it has
@@ -61,6 +64,14 @@ struct outbox {
     size_t n, cap;
 };
 
+/* A ready that asked the host to write something, until the host reports it
+ * durable (raft_persisted, or raft_advance without async_persist). */
+struct pending_write {
+    uint64_t seq;
+    raft_index last;    /* `handed` when it was taken: the disk then holds the log up to here */
+    raft_term term;     /* the hard state's term once it is durable */
+};
+
 struct pending_read {
     uint64_t context;
     raft_id from;       /* who asked: self, or a follower */
@@ -84,6 +95,19 @@ struct raft {
     raft_index persisted;   /* log is durable up to here (last advance, or raft_persisted) */
     raft_index handed;      /* entries up to here were handed to a ready */
     raft_index truncate_pending; /* truncation to report in the next ready; 0 none */
+    /* Durability, by ready number. A report names the last ready whose
+     * writes are on disk; a report of an earlier write must not count for
+     * entries truncated since and written again with the same (index, term)
+     * (ABA): after a truncation from `cap_from`, nothing from there on counts
+     * as persisted until ready `cap_seq`, which carries the truncation, is
+     * itself durable. */
+    uint64_t ready_seq;     /* number of the last ready handed out */
+    uint64_t durable_seq;   /* every ready up to this one is durable */
+    struct pending_write *writes;
+    size_t n_writes, cap_writes;
+    raft_index cap_from;    /* 0: no cap */
+    uint64_t cap_seq;
+    raft_term durable_term; /* the term on disk: a leader sends nothing of a newer one */
 
     /* Configurations present in the log (and the snapshot's), ascending. */
     struct config_at *configs;
@@ -318,6 +342,16 @@ static void drop_unpersisted_acks(struct raft *r, raft_index from)
     r->after.n = keep;
 }
 
+/* The next ready carries a truncation from `from`: until it is durable the
+ * disk may still hold the old entries there, so nothing from `from` on may
+ * count as persisted, whatever an earlier write reports. */
+static void cap_persisted(struct raft *r, raft_index from)
+{
+    if (!r->cap_from || from < r->cap_from)
+        r->cap_from = from;
+    r->cap_seq = r->ready_seq + 1;
+}
+
 static void log_truncate(struct raft *r, raft_index from)
 {
     drop_unpersisted_acks(r, from);
@@ -329,6 +363,7 @@ static void log_truncate(struct raft *r, raft_index from)
         r->persisted = from - 1;
     if (!r->truncate_pending || from < r->truncate_pending)
         r->truncate_pending = from;
+    cap_persisted(r, from);
 }
 
 /* ---- 2. Roles -------------------------------------------------------------- */
@@ -389,9 +424,20 @@ static void become_follower(struct raft *r, raft_term term, raft_id leader)
     r->leader = leader;
 }
 
+/* May we campaign? A voter of the latest configuration may; so may a voter
+ * of the one an uncommitted latest configuration replaces: a leader that
+ * removed itself and stepped down before the change committed may be the
+ * only server whose log holds it, and the others, still in the old
+ * configuration, need its vote, which it refuses them (its log is longer);
+ * it must lead again to commit the change (§4.2.2). */
 static bool promotable(const struct raft *r)
 {
-    return is_voter(r, r->o.id);
+    if (is_voter(r, r->o.id))
+        return true;
+    if (r->n_configs < 2 || config_index(r) <= r->commit)
+        return false;
+    const struct raft_member *m = raft_config_find(&r->configs[r->n_configs - 2].config, r->o.id);
+    return m && m->role == RAFT_VOTER;
 }
 
 static void send_append(struct raft *r, struct progress *pr, bool allow_empty);
@@ -569,6 +615,16 @@ static void inflight_ack(const struct raft *r, struct progress *pr, raft_index i
     }
 }
 
+/* A leader's traffic carries its term: it must not leave before that term
+ * is on our disk, or a crash could bring us back in the old term to win the
+ * same term again and write other entries at the same (index, term). With
+ * one voter, campaign and leadership happen in one step, before the fsync.
+ * The traffic held back goes out once the term is durable (mark_durable). */
+static bool term_durable(const struct raft *r)
+{
+    return r->durable_term >= r->term;
+}
+
 static void send_snapshot_chunk(struct raft *r, struct progress *pr)
 {
     if (pr->snap_index != r->snap.index) {
@@ -596,6 +652,8 @@ static void send_snapshot_chunk(struct raft *r, struct progress *pr)
  * allow_empty: send even with no entries (to carry the commit index or probe). */
 static void send_append(struct raft *r, struct progress *pr, bool allow_empty)
 {
+    if (!term_durable(r))
+        return;
     if (pr->state == RAFT_PROGRESS_SNAPSHOT) {
         if (!pr->snap_waiting)
             send_snapshot_chunk(r, pr);
@@ -670,6 +728,8 @@ static void bcast_append(struct raft *r)
 
 static void send_heartbeat(struct raft *r, struct progress *pr, uint64_t round)
 {
+    if (!term_durable(r))
+        return;
     raft_index commit = pr->match < r->commit ? pr->match : r->commit;
     struct raft_message m = { .type = RAFT_MSG_HEARTBEAT, .to = pr->id, .commit = commit, .context = round };
     send(r, &m);
@@ -732,7 +792,7 @@ static void maybe_step_down_removed(struct raft *r)
 
 static void maybe_send_timeout_now(struct raft *r, struct progress *pr)
 {
-    if (r->transfer_to == pr->id && pr->match == last_index(r)) {
+    if (r->transfer_to == pr->id && pr->match == last_index(r) && term_durable(r)) {
         struct raft_message m = { .type = RAFT_MSG_TIMEOUT_NOW, .to = pr->id };
         send(r, &m);
     }
@@ -869,6 +929,7 @@ static void install_snapshot(struct raft *r, const struct raft_snapshot_meta *me
             r->handed = meta->index;
         if (r->persisted > meta->index)
             r->persisted = meta->index;
+        cap_persisted(r, meta->index + 1);
     }
     if (r->handed < meta->index)
         r->handed = meta->index;
@@ -1541,6 +1602,14 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     if (grow_entries(&r->rd_entries, &r->cap_rd_entries, n_new) ||
         grow_entries(&r->rd_committed, &r->cap_rd_committed, n_committed))
         return RAFT_ENOMEM;
+    if (r->n_writes == r->cap_writes) {
+        size_t cap = r->cap_writes ? r->cap_writes * 2 : 16;
+        struct pending_write *grown = realloc(r->writes, cap * sizeof *grown);
+        if (!grown)
+            return RAFT_ENOMEM;
+        r->writes = grown;
+        r->cap_writes = cap;
+    }
 
     rd->role = r->role;
     rd->leader = r->leader;
@@ -1598,23 +1667,56 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     rd->compact_before = r->compact_pending;
     r->compact_pending = 0;
 
+    rd->seq = ++r->ready_seq;
+    if (rd->n_entries || rd->hard_state_changed || rd->truncate_from || rd->snapshot_chunk.len ||
+        rd->snapshot_chunk.meta.index || rd->snapshot_install) {
+        r->writes[r->n_writes++] = (struct pending_write){ rd->seq, r->handed, r->term };
+    }
+
     raft_log_bury_generation(&r->log);
     r->ready_outstanding = true;
     return RAFT_OK;
+}
+
+/* Every write of the readies up to seq is durable. */
+static void mark_durable(struct raft *r, uint64_t seq)
+{
+    if (seq <= r->durable_seq)
+        return;
+    r->durable_seq = seq;
+    size_t n = 0;
+    while (n < r->n_writes && r->writes[n].seq <= seq)
+        n++;
+    if (r->cap_from && seq >= r->cap_seq)
+        r->cap_from = 0; /* the truncation is on disk */
+    if (n == 0)
+        return;
+    struct pending_write w = r->writes[n - 1];
+    memmove(r->writes, r->writes + n, (r->n_writes - n) * sizeof *r->writes);
+    r->n_writes -= n;
+    raft_index last = w.last;
+    if (r->cap_from && last >= r->cap_from)
+        last = r->cap_from - 1;
+    if (last > r->handed)
+        last = r->handed;
+    if (last > r->persisted)
+        r->persisted = last;
+    if (w.term > r->durable_term) {
+        bool was = term_durable(r);
+        r->durable_term = w.term;
+        if (r->role == RAFT_LEADER && !was && term_durable(r))
+            r->bcast_wanted = true; /* what send_append held back */
+    }
 }
 
 void raft_advance(struct raft *r, struct raft_ready *rd)
 {
     if (!r->ready_outstanding)
         return;
-    if (rd->n_entries && !r->o.async_persist) {
-        raft_index last = rd->entries[rd->n_entries - 1].index;
-        /* A truncation since the ready lowered `handed`: what was cut is not ours. */
-        if (last > r->handed)
-            last = r->handed;
-        if (last > r->persisted)
-            r->persisted = last;
-    }
+    /* Without async_persist the host wrote this ready before advancing, and
+     * so does an async host for a ready with snapshot data. */
+    if (!r->o.async_persist || rd->snapshot_chunk.len || rd->snapshot_chunk.meta.index || rd->snapshot_install)
+        mark_durable(r, rd->seq);
     if (r->install_handed) {
         if (r->applied < r->install_handed_meta.index)
             r->applied = r->install_handed_meta.index;
@@ -1646,20 +1748,13 @@ void raft_advance(struct raft *r, struct raft_ready *rd)
         maybe_commit(r); /* our own persisted entries count now */
 }
 
-int raft_persisted(struct raft *r, raft_index index, raft_term term)
+int raft_persisted(struct raft *r, uint64_t seq)
 {
-    if (!r->o.async_persist)
+    if (!r->o.async_persist || seq > r->ready_seq)
         return RAFT_EINVAL;
-    /* Same index and term means the same entry and the same log before it
-     * (Log Matching); anything else was truncated since it was handed out,
-     * and what replaced it is reported by its own, later, write. */
-    if (index == 0 || index > r->handed || raft_log_term(&r->log, index) != term)
-        return RAFT_OK;
-    if (index > r->persisted) {
-        r->persisted = index;
-        if (r->role == RAFT_LEADER)
-            maybe_commit(r); /* our own entries count from now on */
-    }
+    mark_durable(r, seq);
+    if (r->role == RAFT_LEADER)
+        maybe_commit(r); /* our own entries count from now on */
     return RAFT_OK;
 }
 
@@ -1721,6 +1816,7 @@ void raft_destroy(struct raft *r)
     free(r->chunk_pending_buf);
     free(r->chunk_handed_buf);
     free(r->configs);
+    free(r->writes);
     raft_log_free(&r->log);
     free(r);
 }
@@ -1786,6 +1882,7 @@ int raft_restore(struct raft *r, const struct raft_hard_state *hs, const struct 
     r->applied = applied;
     r->apply_handed = applied;
     r->persisted = r->handed = last_index(r);
+    r->durable_term = hs->term;
     r->role = RAFT_FOLLOWER;
     randomize_timeout(r);
     return RAFT_OK;

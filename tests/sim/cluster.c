@@ -372,6 +372,8 @@ static void job_push(struct sim *s, struct sim_node *n, const struct raft_ready 
         j->last = rd->entries[rd->n_entries - 1].index;
         j->last_term = rd->entries[rd->n_entries - 1].term;
     }
+    if (has_batch)
+        j->seq = rd->seq;
     if (rd->compact_before > j->compact)
         j->compact = rd->compact_before;
     if (rd->n_send_after_persist) {
@@ -410,7 +412,7 @@ static void job_complete(struct sim *s, struct sim_node *n)
     free(j.after);
     if (s->failed)
         return;
-    if (j.last && raft_persisted(n->r, j.last, j.last_term) != RAFT_OK) {
+    if (j.seq && raft_persisted(n->r, j.seq) != RAFT_OK) {
         sim_fail(s, "raft_persisted(n%llu) refused a report", (unsigned long long)n->id);
         return;
     }

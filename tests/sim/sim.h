@@ -148,6 +148,7 @@ struct sim_job {
     bool barrier;            /* the outstanding ready (rd_out) completes with it */
     raft_index last;         /* last entry written; 0 none */
     raft_term last_term;
+    uint64_t seq;            /* the ready whose batch it is, to report durable */
     struct raft_message *after; /* send_after_persist of the readies it covers */
     size_t n_after;
     raft_index compact;      /* compact_before, once durable; 0 none */

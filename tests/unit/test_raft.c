@@ -456,7 +456,7 @@ TEST(async_persist_applies_only_reported_entries)
 {
     struct raft_options o = opts(3);
     struct raft *sync_core = raft_create(&o);
-    CHECK_EQ_I(raft_persisted(sync_core, 1, 1), RAFT_EINVAL);
+    CHECK_EQ_I(raft_persisted(sync_core, 1), RAFT_EINVAL);
     raft_destroy(sync_core);
     o.async_persist = true;
     struct raft *f = raft_create(&o);
@@ -467,8 +467,10 @@ TEST(async_persist_applies_only_reported_entries)
     struct raft_ready rd;
     REQUIRE(raft_ready(f, &rd) == RAFT_OK);
     CHECK_EQ_U(rd.n_entries, 1);
+    uint64_t boot = rd.seq;
     raft_advance(f, &rd);
-    CHECK_EQ_I(raft_persisted(f, 1, 1), RAFT_OK);
+    CHECK_EQ_I(raft_persisted(f, boot + 1), RAFT_EINVAL); /* not taken yet */
+    CHECK_EQ_I(raft_persisted(f, boot), RAFT_OK);
 
     /* Term 2 sends 2..3; while their write is in flight term 3 replaces them. */
     struct raft_entry old[2] = { { .term = 2, .index = 2, .type = RAFT_ENTRY_NOOP },
@@ -478,6 +480,7 @@ TEST(async_persist_applies_only_reported_entries)
     CHECK_EQ_I(raft_step(f, &a), RAFT_OK);
     REQUIRE(raft_ready(f, &rd) == RAFT_OK);
     CHECK_EQ_U(rd.n_entries, 2);
+    uint64_t first = rd.seq;
     raft_advance(f, &rd);
     struct raft_entry neu[2] = { { .term = 3, .index = 2, .type = RAFT_ENTRY_NOOP },
                                  { .term = 3, .index = 3, .type = RAFT_ENTRY_NOOP } };
@@ -487,13 +490,14 @@ TEST(async_persist_applies_only_reported_entries)
     REQUIRE(raft_ready(f, &rd) == RAFT_OK);
     CHECK_EQ_U(rd.truncate_from, 2);
     CHECK_EQ_U(rd.n_entries, 2);
+    uint64_t second = rd.seq;
     size_t applied = rd.n_committed; /* at most entry 1: nothing of 2..3 is durable */
     for (size_t i = 0; i < rd.n_committed; i++)
         CHECK_EQ_U(rd.committed[i].index, 1);
     raft_advance(f, &rd);
 
     /* The first write lands: its entries are no longer the log's. */
-    CHECK_EQ_I(raft_persisted(f, 3, 2), RAFT_OK);
+    CHECK_EQ_I(raft_persisted(f, first), RAFT_OK);
     while (raft_has_ready(f)) {
         REQUIRE(raft_ready(f, &rd) == RAFT_OK);
         for (size_t i = 0; i < rd.n_committed; i++)
@@ -503,11 +507,82 @@ TEST(async_persist_applies_only_reported_entries)
     }
     CHECK(applied <= 1); /* entry 1 at most, whether bootstrap counts it applied or not */
     /* The second one does. */
-    CHECK_EQ_I(raft_persisted(f, 3, 3), RAFT_OK);
+    CHECK_EQ_I(raft_persisted(f, second), RAFT_OK);
     REQUIRE(raft_ready(f, &rd) == RAFT_OK);
     REQUIRE(rd.n_committed == 2);
     CHECK(rd.committed[0].index == 2 && rd.committed[0].term == 3);
     CHECK(rd.committed[1].index == 3 && rd.committed[1].term == 3);
+    raft_advance(f, &rd);
+    raft_destroy(f);
+}
+
+/* Defect 3 (ABA): a late report for a write whose entry was truncated and
+ * then written again with the same (index, term) must not count: the
+ * writes in between are still queued and would overwrite it on disk. */
+TEST(async_persist_late_report_after_truncation)
+{
+    struct raft_options o = opts(3);
+    o.async_persist = true;
+    struct raft *f = raft_create(&o);
+    struct raft_config c = { .n = 3 };
+    for (int i = 0; i < 3; i++)
+        c.members[i] = (struct raft_member){ (raft_id)(i + 1), RAFT_VOTER, 0 };
+    REQUIRE(raft_bootstrap(f, &c) == RAFT_OK);
+    struct raft_ready rd;
+    REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+    uint64_t boot = rd.seq;
+    raft_advance(f, &rd);
+    CHECK_EQ_I(raft_persisted(f, boot), RAFT_OK);
+
+    /* W1: 2/2 from the leader of term 2. */
+    struct raft_entry e22 = { .term = 2, .index = 2, .type = RAFT_ENTRY_NOOP };
+    struct raft_message a = { .type = RAFT_MSG_APPEND, .from = 1, .to = 3, .term = 2, .prev_index = 1,
+                              .prev_term = 1, .commit = 1, .n_entries = 1, .entries = &e22 };
+    CHECK_EQ_I(raft_step(f, &a), RAFT_OK);
+    REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+    CHECK_EQ_U(rd.n_entries, 1);
+    uint64_t w1 = rd.seq;
+    raft_advance(f, &rd);
+    /* W2: the leader of term 3 overwrites index 2 with 3/2. */
+    struct raft_entry e32 = { .term = 3, .index = 2, .type = RAFT_ENTRY_NOOP };
+    struct raft_message b = { .type = RAFT_MSG_APPEND, .from = 2, .to = 3, .term = 3, .prev_index = 1,
+                              .prev_term = 1, .commit = 1, .n_entries = 1, .entries = &e32 };
+    CHECK_EQ_I(raft_step(f, &b), RAFT_OK);
+    REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+    CHECK_EQ_U(rd.truncate_from, 2);
+    uint64_t w2 = rd.seq;
+    raft_advance(f, &rd);
+    /* W3: the leader of term 4 restores 2/2 and commits it with 4/3. */
+    struct raft_entry e4[2] = { { .term = 2, .index = 2, .type = RAFT_ENTRY_NOOP },
+                                { .term = 4, .index = 3, .type = RAFT_ENTRY_NOOP } };
+    struct raft_message d = { .type = RAFT_MSG_APPEND, .from = 1, .to = 3, .term = 4, .prev_index = 1,
+                              .prev_term = 1, .commit = 3, .n_entries = 2, .entries = e4 };
+    CHECK_EQ_I(raft_step(f, &d), RAFT_OK);
+    REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+    CHECK_EQ_U(rd.truncate_from, 2);
+    uint64_t w3 = rd.seq;
+    raft_advance(f, &rd);
+
+    /* W1's late report: 2/2 is in the log again, but W2 (which overwrites it
+     * on disk) and W3 are still queued. Then W2's: still nothing. */
+    uint64_t reports[2] = { w1, w2 };
+    for (int k = 0; k < 2; k++) {
+        CHECK_EQ_I(raft_persisted(f, reports[k]), RAFT_OK);
+        size_t applied_2 = 0;
+        while (raft_has_ready(f)) {
+            REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+            for (size_t i = 0; i < rd.n_committed; i++)
+                applied_2 += rd.committed[i].index >= 2;
+            raft_advance(f, &rd);
+        }
+        CHECK_EQ_U(applied_2, 0);
+    }
+    /* W3 is on disk: 2/2 and 4/3 are the disk's, committed, applied. */
+    CHECK_EQ_I(raft_persisted(f, w3), RAFT_OK);
+    REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+    REQUIRE(rd.n_committed == 2);
+    CHECK(rd.committed[0].index == 2 && rd.committed[0].term == 2);
+    CHECK(rd.committed[1].index == 3 && rd.committed[1].term == 4);
     raft_advance(f, &rd);
     raft_destroy(f);
 }
@@ -551,6 +626,7 @@ int main(void)
     RUN(lost_probe_answer_is_retried);
     RUN(truncated_entries_are_not_acknowledged);
     RUN(async_persist_applies_only_reported_entries);
+    RUN(async_persist_late_report_after_truncation);
     RUN(single_node);
     RUN(config_codec);
     free(net.q);
