@@ -20,7 +20,7 @@
  *       struct raft_ready rd;
  *       raft_ready(r, &rd);
  *       send(rd.send_now);                         1. may go out at once
- *       if (rd.snapshot_chunk.len) write chunk;    2. persist, in this order:
+ *       if (rd.snapshot_chunk.meta.index) write chunk; 2. persist, in this order:
  *       if (rd.snapshot_install) finish snapshot;     snapshot, truncation,
  *       if (rd.truncate_from) drop log >= it;          entries, hard state,
  *       append(rd.entries); save(rd.hard_state);       then ONE fsync
@@ -254,7 +254,8 @@ struct raft_ready {
     raft_index commit;
 
     /* To persist, in this order, then fsync once. */
-    struct raft_snapshot_chunk snapshot_chunk;  /* len == 0: none */
+    struct raft_snapshot_chunk snapshot_chunk;  /* meta.index == 0: none. len may be 0:
+                                          the one chunk of an empty snapshot */
     const struct raft_snapshot_meta *snapshot_install; /* received snapshot is complete
                                           and verified: make it the node's snapshot,
                                           drop log entries <= its index, and (step 4)

@@ -44,7 +44,8 @@ struct progress {
     bool recent_active;     /* heard from since the last check-quorum round */
     bool probe_sent;        /* PROBE: one append out, waiting for its answer */
     uint8_t stalled_rounds; /* REPLICATE: heartbeat answers without progress */
-    bool progressed;        /* an append answer advanced match since the last heartbeat answer */
+    bool progressed;        /* an append answer advanced match since the last heartbeat (sent or answered) */
+    bool appended_since_hb; /* entries were sent after the last heartbeat to it */
     struct inflight *ring;  /* REPLICATE: appends in flight, oldest first */
     uint32_t ring_head, ring_n;
     uint64_t ring_bytes;
@@ -710,6 +711,8 @@ static void send_append(struct raft *r, struct progress *pr, bool allow_empty)
         .entries = copy,
     };
     send(r, &m);
+    if (n)
+        pr->appended_since_hb = true;
     if (pr->state == RAFT_PROGRESS_REPLICATE) {
         if (n) {
             inflight_add(r, pr, pr->next + n - 1, bytes + n);
@@ -733,6 +736,9 @@ static void send_heartbeat(struct raft *r, struct progress *pr, uint64_t round)
     raft_index commit = pr->match < r->commit ? pr->match : r->commit;
     struct raft_message m = { .type = RAFT_MSG_HEARTBEAT, .to = pr->id, .commit = commit, .context = round };
     send(r, &m);
+    /* Its answer asks: did anything move since this heartbeat left? */
+    pr->appended_since_hb = false;
+    pr->progressed = false;
 }
 
 static void bcast_heartbeat(struct raft *r)
@@ -935,20 +941,25 @@ static void install_snapshot(struct raft *r, const struct raft_snapshot_meta *me
         r->handed = meta->index;
     if (r->persisted < meta->index)
         r->persisted = meta->index;
-    /* Configurations: the snapshot's, then any still in the kept suffix. */
+    /* Configurations: the snapshot's, then every one still in the kept
+     * suffix (however many: a slow follower's log may hold dozens). */
     size_t keep = 0;
     for (size_t i = 0; i < r->n_configs; i++)
         if (r->configs[i].index > meta->index && r->configs[i].index <= last_index(r))
             r->configs[keep++] = r->configs[i];
     r->n_configs = keep;
-    struct config_at tail[RAFT_MAX_MEMBERS];
-    size_t n_tail = keep < RAFT_MAX_MEMBERS ? keep : RAFT_MAX_MEMBERS;
-    if (n_tail) /* r->configs may be NULL when there are none */
-        memcpy(tail, r->configs, n_tail * sizeof *tail);
-    r->n_configs = 0;
-    if (config_push(r, meta->index, &meta->config) == RAFT_OK)
-        for (size_t i = 0; i < n_tail; i++)
-            config_push(r, tail[i].index, &tail[i].config);
+    if (config_push(r, meta->index, &meta->config) == RAFT_OK) {
+        /* Pushed last; rotate it to the front, before the suffix. */
+        struct config_at snap_cfg = r->configs[keep];
+        memmove(r->configs + 1, r->configs, keep * sizeof *r->configs);
+        r->configs[0] = snap_cfg;
+        r->config = r->configs[r->n_configs - 1].config;
+    } else {
+        /* Out of memory: keep the suffix's configurations (the latest is in
+         * force); the snapshot's is only needed once they are all gone. */
+        if (keep)
+            r->config = r->configs[keep - 1].config;
+    }
     r->snap = *meta;
     r->have_snapshot = true;
     commit_to(r, meta->index);
@@ -1091,7 +1102,14 @@ static void handle_append_resp(struct raft *r, struct progress *pr, const struct
         if (!(pr = progress_of(r, id)))
             return;
     } else if (pr->state == RAFT_PROGRESS_PROBE) {
-        pr->probe_sent = false;
+        /* The probe's answer is exactly what we knew (as after a snapshot
+         * install, whose ack set match): the follower holds our log up to
+         * match, so replicate from there now rather than at the next entry
+         * (etcd-io/raft#10308). */
+        if (m->index == pr->match)
+            become_replicate(pr);
+        else
+            pr->probe_sent = false;
     }
     send_append(r, pr, false);
 }
@@ -1171,8 +1189,21 @@ static void handle_heartbeat_resp(struct raft *r, struct progress *pr, const str
         /* Appends or their answers were lost if nothing moved for two rounds:
          * fall back to probing from what we know is there. */
         if (pr->match < last_index(r) && !pr->progressed) {
-            if (++pr->stalled_rounds >= 2)
+            if (++pr->stalled_rounds >= 2) {
                 become_probe(pr);
+            } else if (pr->next > pr->match + 1 && !pr->appended_since_hb) {
+                /* First round without progress, though every append in
+                 * flight left before the heartbeat answered: perhaps only
+                 * their answers were lost. An empty append at the last index sent lets the
+                 * follower confirm it all at once (and so learn the commit
+                 * index now, not after the probe two rounds later); if it
+                 * lacks it, its rejection starts the probe at once. */
+                raft_index prev = pr->next - 1;
+                struct raft_message a = { .type = RAFT_MSG_APPEND, .to = pr->id, .prev_index = prev,
+                                          .prev_term = raft_log_term(&r->log, prev), .commit = r->commit };
+                if (a.prev_term && term_durable(r))
+                    send(r, &a);
+            }
         } else {
             pr->stalled_rounds = 0;
         }
@@ -1309,8 +1340,14 @@ int raft_step(struct raft *r, const struct raft_message *m)
         }
         break;
     case RAFT_MSG_READ_INDEX_RESP:
-        if (r->role != RAFT_LEADER)
+        /* A read index only from the leader of our term, to whom we
+         * forwarded the read; from anyone else it is dropped and the host's
+         * read times out and is retried (never served on another's word).
+         * A refusal only fails the read early: taken from anyone. */
+        if (r->role != RAFT_LEADER && (m->reject || (m->from == r->leader && m->term == r->term)))
             emit_read(r, m->context, m->reject ? 0 : m->index, !m->reject);
+        else
+            r->stats.msgs_dropped++;
         break;
     }
     return RAFT_OK;

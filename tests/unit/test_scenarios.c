@@ -471,7 +471,7 @@ static void ready_summary(int id, const struct raft_ready *rd)
     if (rd->hard_state_changed)
         out(" hard-state term=%llu vote=%llu,", (unsigned long long)rd->hard_state.term,
             (unsigned long long)rd->hard_state.vote);
-    if (rd->snapshot_chunk.len)
+    if (rd->snapshot_chunk.meta.index)
         out(" snapshot chunk %llu+%u,", (unsigned long long)rd->snapshot_chunk.offset,
             rd->snapshot_chunk.len);
     if (rd->truncate_from)
@@ -520,11 +520,11 @@ static void ready_finish(int id)
         return;
     struct raft_ready *rd = &nd->rd;
     struct disk *d = &nd->disk;
-    if (rd->snapshot_chunk.len) {
+    if (rd->snapshot_chunk.meta.index) { /* an empty snapshot is one empty chunk */
         const struct raft_snapshot_chunk *c = &rd->snapshot_chunk;
         if (c->offset == 0) {
             free(d->partial);
-            d->partial = xmalloc((size_t)c->meta.size);
+            d->partial = xmalloc(c->meta.size ? (size_t)c->meta.size : 1);
             d->partial_len = 0;
             d->partial_meta = c->meta;
         }
