@@ -50,9 +50,10 @@ struct progress {
     uint32_t ring_head, ring_n;
     uint64_t ring_bytes;
     uint64_t read_acked;    /* highest read round this follower confirmed */
-    raft_index snap_index;  /* SNAPSHOT: which snapshot we are sending */
+    struct raft_snapshot_meta snap; /* SNAPSHOT: the snapshot we are sending (maybe not our newest) */
     uint64_t snap_offset;   /* SNAPSHOT: next byte to send */
     bool snap_waiting;      /* SNAPSHOT: a chunk is out, waiting for its answer */
+    bool snap_lost;         /* SNAPSHOT: a chunk went unanswered for a heartbeat round */
 };
 
 struct config_at {
@@ -628,25 +629,31 @@ static bool term_durable(const struct raft *r)
 
 static void send_snapshot_chunk(struct raft *r, struct progress *pr)
 {
-    if (pr->snap_index != r->snap.index) {
-        /* We took a newer snapshot since: start that one over. */
-        pr->snap_index = r->snap.index;
+    /* We took a newer snapshot since this transfer began. Restarting with
+     * it at every snapshot could keep a slow follower from ever finishing
+     * one, so the transfer goes on with the older one while the host still
+     * serves it: until a chunk goes unanswered for a heartbeat round (lost,
+     * or dropped by a host that no longer has that snapshot). */
+    if (pr->snap.index != r->snap.index && (pr->snap_offset == 0 || pr->snap_lost)) {
+        pr->snap = r->snap;
         pr->snap_offset = 0;
     }
-    uint64_t remaining = r->snap.size - pr->snap_offset;
+    pr->snap_lost = false;
+    uint64_t remaining = pr->snap.size - pr->snap_offset;
     uint32_t len = remaining > r->o.snapshot_chunk_bytes ? r->o.snapshot_chunk_bytes : (uint32_t)remaining;
     struct raft_message m = {
         .type = RAFT_MSG_SNAPSHOT,
         .to = pr->id,
-        .snapshot = r->snap,
+        .snapshot = pr->snap,
         .offset = pr->snap_offset,
         .len = len,
-        .done = pr->snap_offset + len == r->snap.size,
+        .done = pr->snap_offset + len == pr->snap.size,
     };
     if (pr->snap_offset == 0)
         r->stats.snapshots_sent++;
     send(r, &m);
     pr->snap_waiting = true;
+    pr->appended_since_hb = true;
 }
 
 /* Sends what the follower needs next, if flow control allows (§3.5, §10.2).
@@ -672,9 +679,10 @@ static void send_append(struct raft *r, struct progress *pr, bool allow_empty)
         if (!r->have_snapshot)
             return; /* cannot happen: we compact only behind a snapshot */
         pr->state = RAFT_PROGRESS_SNAPSHOT;
-        pr->snap_index = r->snap.index;
+        pr->snap = r->snap;
         pr->snap_offset = 0;
         pr->snap_waiting = false;
+        pr->snap_lost = false;
         send_snapshot_chunk(r, pr);
         return;
     }
@@ -1087,7 +1095,7 @@ static void handle_append_resp(struct raft *r, struct progress *pr, const struct
             pr->next = pr->match + 1;
         if (pr->state == RAFT_PROGRESS_PROBE)
             become_replicate(pr);
-        else if (pr->state == RAFT_PROGRESS_SNAPSHOT && pr->match >= pr->snap_index)
+        else if (pr->state == RAFT_PROGRESS_SNAPSHOT && pr->match >= pr->snap.index)
             become_probe(pr);
         else if (pr->state == RAFT_PROGRESS_REPLICATE)
             inflight_ack(r, pr, pr->match);
@@ -1183,7 +1191,12 @@ static void handle_heartbeat_resp(struct raft *r, struct progress *pr, const str
         pr->probe_sent = false;
         break;
     case RAFT_PROGRESS_SNAPSHOT:
-        pr->snap_waiting = false; /* resend the chunk: it or its answer was lost */
+        /* A chunk out since before this heartbeat and still unanswered: it
+         * or its answer was lost; resend it. */
+        if (pr->snap_waiting && !pr->appended_since_hb) {
+            pr->snap_waiting = false;
+            pr->snap_lost = true;
+        }
         break;
     case RAFT_PROGRESS_REPLICATE:
         /* Appends or their answers were lost if nothing moved for two rounds:
@@ -1218,7 +1231,7 @@ static void handle_heartbeat_resp(struct raft *r, struct progress *pr, const str
 static void handle_snapshot_resp(struct raft *r, struct progress *pr, const struct raft_message *m)
 {
     pr->recent_active = true;
-    if (pr->state != RAFT_PROGRESS_SNAPSHOT || m->index != pr->snap_index || pr->snap_index != r->snap.index)
+    if (pr->state != RAFT_PROGRESS_SNAPSHOT || m->index != pr->snap.index)
         return; /* stale; the next heartbeat answer resends what is needed */
     pr->snap_waiting = false;
     if (m->done) {
@@ -1230,7 +1243,7 @@ static void handle_snapshot_resp(struct raft *r, struct progress *pr, const stru
         if (r->role != RAFT_LEADER || !(pr = progress_of(r, id)))
             return;
     } else {
-        pr->snap_offset = m->offset <= r->snap.size ? m->offset : 0;
+        pr->snap_offset = m->offset <= pr->snap.size ? m->offset : 0;
     }
     send_append(r, pr, true);
 }

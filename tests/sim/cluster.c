@@ -78,6 +78,7 @@ static void choose_params(struct sim *s, int force_nodes)
     o->check_quorum = sim_chance(g, 900);
     uint64_t mode = sim_range(g, 0, 2); /* none, every node, or a mix */
     p->async_pm = mode == 0 ? 0 : mode == 1 ? 1000 : 500;
+    p->keep_prev_snap = sim_chance(g, 500);
 }
 
 /* ---- Hosts ------------------------------------------------------------------------ */
@@ -106,6 +107,7 @@ static void node_start(struct sim *s, struct sim_node *n)
     o.async_persist = n->async;
     n->n_jobs = 0;
     n->jobs_until = 0;
+    n->disk.keep_prev = s->p.keep_prev_snap;
     n->r = raft_create(&o);
     if (!n->r) {
         sim_fail(s, "raft_create rejected the simulator's options");

@@ -439,6 +439,11 @@ static const char *crash_one(struct sim_disk *d, struct sim_bytes *b, uint64_t *
 
 void sim_disk_save_snapshot(struct sim_disk *d, const struct raft_snapshot_meta *meta, const uint8_t *data)
 {
+    snap_clear(&d->prev);
+    if (d->keep_prev) {
+        d->prev = d->snap;
+        memset(&d->snap, 0, sizeof d->snap);
+    }
     snap_clear(&d->snap);
     d->snap.have = true;
     d->snap.meta = *meta;
@@ -458,6 +463,7 @@ void sim_disk_free(struct sim_disk *d)
         free((void *)d->log[i].data);
     free(d->log);
     snap_clear(&d->snap);
+    snap_clear(&d->prev);
     snap_clear(&d->partial);
     for (size_t i = 0; i < d->cap_pending; i++)
         sim_bytes_free(&d->pending[i]);

@@ -171,6 +171,8 @@ void sim_net_send(struct sim *s, struct sim_node *from, const struct raft_messag
     if (m.type == RAFT_MSG_SNAPSHOT) {
         /* The core names the bytes; the host reads them from its snapshot. */
         const struct sim_snapshot *snap = &from->disk.snap;
+        if (from->disk.prev.have && from->disk.prev.meta.index == m.snapshot.index)
+            snap = &from->disk.prev; /* an older transfer still going on */
         if (!snap->have || snap->meta.index != m.snapshot.index || snap->meta.term != m.snapshot.term ||
             m.offset + m.len > snap->meta.size) {
             SIM_TRACE(s, "n%llu drops %s: no such snapshot on its disk", (unsigned long long)from->id,

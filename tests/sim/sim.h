@@ -59,6 +59,8 @@ struct sim_disk {
     struct raft_entry *log;    /* durable log, ascending contiguous; data owned */
     size_t n_log, cap_log;
     struct sim_snapshot snap;  /* the node's snapshot (own or installed) */
+    struct sim_snapshot prev;  /* its previous own snapshot, if keep_prev: a transfer of it may go on */
+    bool keep_prev;
     struct sim_snapshot partial; /* a received snapshot being assembled */
     uint64_t partial_len;      /* bytes of partial.data written so far */
     /* Batches written but not yet fsynced, oldest first: encoded records with
@@ -196,6 +198,7 @@ struct sim_params {
     uint64_t liveness_deadline;     /* after fault_end */
     raft_index snap_every;          /* host snapshots after this many applies */
     unsigned async_pm;              /* chance a node (re)starts with async_persist */
+    bool keep_prev_snap;            /* hosts keep their previous snapshot to finish transfers of it */
     struct raft_options ro;
     int n_clients;
 };
