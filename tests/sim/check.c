@@ -214,10 +214,49 @@ void check_send(struct sim *s, struct sim_node *n, const struct raft_message *m)
                      (unsigned long long)n->votes[m->term], (unsigned long long)m->to);
         n->votes[m->term] = m->to;
     }
+    /* A message carries its sender's term: that term must be on the
+     * sender's disk first, or a crash could bring it back in an older term
+     * to act twice in the same one. A candidate's vote requests also need
+     * its self-vote there (else, restarted, it could vote for another in
+     * the same term). Pre-votes carry a term not yet taken; a read index
+     * request carries no state. */
+    if (m->type != RAFT_MSG_PREVOTE && m->type != RAFT_MSG_PREVOTE_RESP && m->type != RAFT_MSG_READ_INDEX &&
+        m->term > n->disk.hs.term)
+        sim_fail(s, "durability: n%llu sent %s of term %llu while its disk holds term %llu",
+                 (unsigned long long)n->id, raft_msg_type_name(m->type), (unsigned long long)m->term,
+                 (unsigned long long)n->disk.hs.term);
+    if (m->type == RAFT_MSG_VOTE && n->disk.hs.term == m->term && n->disk.hs.vote != n->id)
+        sim_fail(s, "durability: candidate n%llu asked for votes in term %llu before its own vote was on disk "
+                 "(disk has vote %llu)", (unsigned long long)n->id, (unsigned long long)m->term,
+                 (unsigned long long)n->disk.hs.vote);
     if (m->type == RAFT_MSG_APPEND_RESP && !m->reject && m->index > durable_last(&n->disk))
         sim_fail(s, "durability: n%llu acknowledged entries up to %llu in term %llu but its disk holds only up to %llu",
                  (unsigned long long)n->id, (unsigned long long)m->index, (unsigned long long)m->term,
                  (unsigned long long)durable_last(&n->disk));
+}
+
+void check_disk_applied(struct sim *s, struct sim_node *n)
+{
+    const struct sim_disk *d = &n->disk;
+    raft_index from = d->changed_from;
+    if (!from || from > n->applied)
+        return;
+    raft_index last = durable_last(d);
+    raft_index upto = n->applied < last ? n->applied : last;
+    for (raft_index i = from; i <= upto; i++) {
+        if (d->n_log == 0 || i < d->log[0].index)
+            continue; /* compacted behind the snapshot */
+        raft_term t = d->log[i - d->log[0].index].term;
+        if (i < s->cap_appliedreg && s->appliedreg[i].set && s->appliedreg[i].term != t) {
+            sim_fail(s, "durability: n%llu applied entry %llu of term %llu, and its disk now holds term %llu there",
+                     (unsigned long long)n->id, (unsigned long long)i,
+                     (unsigned long long)s->appliedreg[i].term, (unsigned long long)t);
+            return;
+        }
+    }
+    if (last < n->applied && !(d->snap.have && d->snap.meta.index >= n->applied))
+        sim_fail(s, "durability: n%llu applied up to %llu, and its disk now ends at %llu (truncated)",
+                 (unsigned long long)n->id, (unsigned long long)n->applied, (unsigned long long)last);
 }
 
 void check_term_change(struct sim *s, struct sim_node *n, raft_term t0, enum raft_role r0,
@@ -317,6 +356,15 @@ void check_after_event(struct sim *s)
                 return;
             }
             if (n->last_role != RAFT_LEADER || n->last_term != term) {
+                s->leader_inc_of_term = grow(s->leader_inc_of_term, &s->cap_lit, term, sizeof *s->leader_inc_of_term);
+                if (s->leader_of_term[term] == n->id && s->leader_inc_of_term[term] != n->incarnation) {
+                    /* Its first reign's term was not durable, or it voted
+                     * twice: either way two logs may claim this term. */
+                    sim_fail(s, "election safety: n%llu led term %llu, restarted, and led term %llu again",
+                             (unsigned long long)n->id, (unsigned long long)term, (unsigned long long)term);
+                    return;
+                }
+                s->leader_inc_of_term[term] = n->incarnation;
                 s->leader_of_term[term] = n->id;
                 s->elections++;
                 SIM_TRACE(s, "n%llu is LEADER of term %llu (last index %llu, commit %llu)",
@@ -352,6 +400,7 @@ void check_after_event(struct sim *s)
 void check_free(struct sim *s)
 {
     free(s->leader_of_term);
+    free(s->leader_inc_of_term);
     free(s->logreg);
     free(s->committed);
     free(s->appliedreg);

@@ -79,6 +79,7 @@ static void choose_params(struct sim *s, int force_nodes)
     uint64_t mode = sim_range(g, 0, 2); /* none, every node, or a mix */
     p->async_pm = mode == 0 ? 0 : mode == 1 ? 1000 : 500;
     p->keep_prev_snap = sim_chance(g, 500);
+    p->snap_rot_pm = sim_chance(g, 300) ? (unsigned)sim_range(g, 5, 60) : 0;
 }
 
 /* ---- Hosts ------------------------------------------------------------------------ */
@@ -276,6 +277,7 @@ static void complete_ready(struct sim *s, struct sim_node *n)
         sim_fail(s, "n%llu: %s", (unsigned long long)n->id, err);
         return;
     }
+    check_disk_applied(s, n);
     if (s->trace && fsynced) {
         char what[256] = "";
         size_t k = 0;
@@ -406,6 +408,8 @@ static void job_complete(struct sim *s, struct sim_node *n)
         free(j.after);
         return;
     }
+    if (j.has_batch)
+        check_disk_applied(s, n);
     SIM_TRACE(s, "n%llu async fsync done: entries up to %llu/%llu; then %zu msgs%s", (unsigned long long)n->id,
               (unsigned long long)j.last, (unsigned long long)j.last_term, j.n_after,
               j.barrier ? "; completes the outstanding ready" : "");

@@ -310,6 +310,8 @@ static int replay(struct sim_disk *d, const uint8_t *p, size_t n, char *err, siz
                 snprintf(err, cap, "disk: malformed truncation record");
                 return -1;
             }
+            if (!d->changed_from || from < d->changed_from)
+                d->changed_from = from;
             log_drop_from(d, from);
             break;
         }
@@ -341,6 +343,8 @@ static int replay(struct sim_disk *d, const uint8_t *p, size_t n, char *err, siz
                 d->log = realloc(d->log, d->cap_log * sizeof *d->log);
             }
             d->log[d->n_log++] = e;
+            if (!d->changed_from || e.index < d->changed_from)
+                d->changed_from = e.index;
             break;
         }
         case R_HS:
@@ -377,6 +381,7 @@ int sim_disk_sync(struct sim_disk *d, char *err, size_t cap)
         return -1;
     }
     d->batches_synced++;
+    d->changed_from = 0;
     int rc = replay(d, b->p, b->n, err, cap);
     pop_pending(d);
     return rc;

@@ -70,6 +70,7 @@ struct sim_disk {
     struct sim_bytes *pending;
     size_t n_pending, cap_pending;
     uint64_t records_written, batches_synced, torn_writes, batches_lost;
+    raft_index changed_from;   /* lowest log index the last synced batch truncated or wrote; 0 none */
 };
 
 /* Encodes everything rd asks to persist as one batch at the end of
@@ -199,6 +200,7 @@ struct sim_params {
     raft_index snap_every;          /* host snapshots after this many applies */
     unsigned async_pm;              /* chance a node (re)starts with async_persist */
     bool keep_prev_snap;            /* hosts keep their previous snapshot to finish transfers of it */
+    unsigned snap_rot_pm;           /* chance a snapshot chunk is read back with a flipped bit */
     struct raft_options ro;
     int n_clients;
 };
@@ -225,6 +227,7 @@ struct sim {
 
     /* checker (check.c) */
     raft_id *leader_of_term; size_t cap_lot;
+    uint64_t *leader_inc_of_term; size_t cap_lit;  /* the incarnation that led it */
     struct sim_logent *logreg; size_t cap_logreg;  /* per index: (term, crc, prev term) seen */
     raft_term *committed; size_t cap_committed;    /* per index: term known committed */
     raft_index max_committed;                      /* highest index known committed */
@@ -238,6 +241,7 @@ struct sim {
     uint64_t events, msgs_sent, msgs_delivered, msgs_lost, crashes, snapshots_taken,
              snapshots_installed, partitions, member_changes, transfers, elections;
     uint64_t puts_ok, gets_ok, ops_pending, lin_unknown;
+    uint64_t snap_rot;
 };
 
 /* Records the first violation (later ones are ignored); printf-style. */
@@ -294,6 +298,9 @@ void check_apply(struct sim *s, struct sim_node *n, const struct raft_entry *e, 
 void check_install(struct sim *s, struct sim_node *n, const struct raft_snapshot_meta *meta, uint64_t digest);
 /* A message is leaving n for the wire (after any fsync it depends on). */
 void check_send(struct sim *s, struct sim_node *n, const struct raft_message *m);
+/* After a batch of n's became durable: entries n applied are still on its
+ * disk with the same term (never truncated or overwritten). */
+void check_disk_applied(struct sim *s, struct sim_node *n);
 /* Term/role before and after one input to n. kind: "tick" or a message. */
 void check_term_change(struct sim *s, struct sim_node *n, raft_term t0, enum raft_role r0,
                        const struct raft_message *m);
