@@ -140,8 +140,12 @@ static void record_committed(struct sim *s, struct sim_node *n, raft_index i, ra
     if (t == 0)
         return;
     s->committed = grow(s->committed, &s->cap_committed, i, sizeof *s->committed);
+    s->commit_seen_in = grow(s->commit_seen_in, &s->cap_csi, i, sizeof *s->commit_seen_in);
     if (s->committed[i] == 0) {
         s->committed[i] = t;
+        /* The term of the node that saw it first: it was committed in that
+         * term or earlier. */
+        s->commit_seen_in[i] = raft_current_term(n->r);
         if (i > s->max_committed)
             s->max_committed = i;
     } else if (s->committed[i] != t) {
@@ -229,6 +233,10 @@ void check_send(struct sim *s, struct sim_node *n, const struct raft_message *m)
         sim_fail(s, "durability: candidate n%llu asked for votes in term %llu before its own vote was on disk "
                  "(disk has vote %llu)", (unsigned long long)n->id, (unsigned long long)m->term,
                  (unsigned long long)n->disk.hs.vote);
+    if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT || m->type == RAFT_MSG_SNAPSHOT) {
+        s->spoke_inc_of_term = grow(s->spoke_inc_of_term, &s->cap_sit, m->term, sizeof *s->spoke_inc_of_term);
+        s->spoke_inc_of_term[m->term] = (uint64_t)n->incarnation + 1;
+    }
     if (m->type == RAFT_MSG_APPEND_RESP && !m->reject && m->index > durable_last(&n->disk))
         sim_fail(s, "durability: n%llu acknowledged entries up to %llu in term %llu but its disk holds only up to %llu",
                  (unsigned long long)n->id, (unsigned long long)m->index, (unsigned long long)m->term,
@@ -295,7 +303,10 @@ static void check_leader_completeness(struct sim *s, struct sim_node *n, raft_te
     const struct raft_snapshot_meta *snap = raft_snapshot(n->r);
     raft_index covered = snap ? snap->index : 0;
     for (raft_index i = covered + 1; i < s->cap_committed; i++) {
-        if (!s->committed[i])
+        /* §3.6.3: entries committed in earlier terms. A leader of an older
+         * term can still win late (its candidate paused with the votes in
+         * flight): it need not hold what later terms committed. */
+        if (!s->committed[i] || s->commit_seen_in[i] >= term)
             continue;
         raft_term t = raft_term_at(n->r, i);
         if (t != s->committed[i]) {
@@ -357,9 +368,12 @@ void check_after_event(struct sim *s)
             }
             if (n->last_role != RAFT_LEADER || n->last_term != term) {
                 s->leader_inc_of_term = grow(s->leader_inc_of_term, &s->cap_lit, term, sizeof *s->leader_inc_of_term);
-                if (s->leader_of_term[term] == n->id && s->leader_inc_of_term[term] != n->incarnation) {
-                    /* Its first reign's term was not durable, or it voted
-                     * twice: either way two logs may claim this term. */
+                s->spoke_inc_of_term = grow(s->spoke_inc_of_term, &s->cap_sit, term, sizeof *s->spoke_inc_of_term);
+                if (s->leader_of_term[term] == n->id && s->leader_inc_of_term[term] != n->incarnation &&
+                    s->spoke_inc_of_term[term] == (uint64_t)s->leader_inc_of_term[term] + 1) {
+                    /* Its first reign spoke in a term that was not durable
+                     * (or it voted twice): two logs may claim this term. A
+                     * reign that crashed before a word left is invisible. */
                     sim_fail(s, "election safety: n%llu led term %llu, restarted, and led term %llu again",
                              (unsigned long long)n->id, (unsigned long long)term, (unsigned long long)term);
                     return;
@@ -401,6 +415,8 @@ void check_free(struct sim *s)
 {
     free(s->leader_of_term);
     free(s->leader_inc_of_term);
+    free(s->spoke_inc_of_term);
+    free(s->commit_seen_in);
     free(s->logreg);
     free(s->committed);
     free(s->appliedreg);

@@ -164,6 +164,8 @@ struct sim_node {
     bool alive;
     bool initial;            /* bootstrapped member of the first configuration */
     bool retired;            /* removed from the cluster and shut down for good */
+    uint64_t tick_us;        /* this node's clock: how long its tick lasts */
+    uint64_t paused_until;   /* a paused process (SIGSTOP, GC, VM migration) does nothing until then */
     uint32_t incarnation;    /* bumps at every crash: stale events are ignored */
     struct raft *r;
     struct sim_disk disk;
@@ -201,6 +203,10 @@ struct sim_params {
     unsigned async_pm;              /* chance a node (re)starts with async_persist */
     bool keep_prev_snap;            /* hosts keep their previous snapshot to finish transfers of it */
     unsigned snap_rot_pm;           /* chance a snapshot chunk is read back with a flipped bit */
+    unsigned stall_pm;              /* chance an fsync stalls for longer than an election timeout */
+    bool skewed_clocks;             /* nodes' ticks last 0.8-1.25 times SIM_TICK_US */
+    unsigned pause_pct;             /* share of crash faults that are long pauses instead */
+    size_t min_voters;              /* membership faults remove voters down to this */
     struct raft_options ro;
     int n_clients;
 };
@@ -228,6 +234,8 @@ struct sim {
     /* checker (check.c) */
     raft_id *leader_of_term; size_t cap_lot;
     uint64_t *leader_inc_of_term; size_t cap_lit;  /* the incarnation that led it */
+    uint64_t *spoke_inc_of_term; size_t cap_sit;   /* 1 + the incarnation whose leader traffic of it left */
+    raft_term *commit_seen_in; size_t cap_csi;     /* per index: a term by which it was known committed */
     struct sim_logent *logreg; size_t cap_logreg;  /* per index: (term, crc, prev term) seen */
     raft_term *committed; size_t cap_committed;    /* per index: term known committed */
     raft_index max_committed;                      /* highest index known committed */
@@ -241,7 +249,7 @@ struct sim {
     uint64_t events, msgs_sent, msgs_delivered, msgs_lost, crashes, snapshots_taken,
              snapshots_installed, partitions, member_changes, transfers, elections;
     uint64_t puts_ok, gets_ok, ops_pending, lin_unknown;
-    uint64_t snap_rot;
+    uint64_t snap_rot, stalls, pauses, one_voter;
 };
 
 /* Records the first violation (later ones are ignored); printf-style. */
@@ -254,6 +262,7 @@ struct sim_result {
     int n_nodes;
     uint64_t events, sim_us;
     uint64_t crashes, torn, snapshots_installed, member_changes, elections, ops, lin_unknown;
+    uint64_t stalls, pauses, snap_rot, one_voter;
     char why[1024];
 };
 /* Runs one seed to the end; force_nodes 0 lets the seed choose 3 or 5. */
