@@ -705,6 +705,22 @@ TEST(lost_acks_commit_learnt_in_one_round)
     teardown();
 }
 
+/* §4.1 (and the single-server change bug): a new leader accepts no
+ * membership change until the no-op of its term has committed. */
+TEST(membership_waits_for_the_terms_noop)
+{
+    cluster(1);
+    for (int t = 0; t < 100 && raft_role(nodes[1].r) != RAFT_LEADER; t++)
+        raft_tick(nodes[1].r);
+    REQUIRE(raft_role(nodes[1].r) == RAFT_LEADER);
+    CHECK(raft_commit_index(nodes[1].r) < raft_last_index(nodes[1].r)); /* the no-op is not yet durable */
+    CHECK_EQ_I(raft_change_member(nodes[1].r, RAFT_ADD_LEARNER, 2, NULL), RAFT_EBUSY);
+    process(1);
+    CHECK_EQ_U(raft_commit_index(nodes[1].r), raft_last_index(nodes[1].r));
+    CHECK_EQ_I(raft_change_member(nodes[1].r, RAFT_ADD_LEARNER, 2, NULL), RAFT_OK);
+    teardown();
+}
+
 TEST(single_node)
 {
     cluster(1);
@@ -748,6 +764,7 @@ int main(void)
     RUN(read_index_answer_only_from_leader);
     RUN(snapshot_install_keeps_every_suffix_config);
     RUN(lost_acks_commit_learnt_in_one_round);
+    RUN(membership_waits_for_the_terms_noop);
     RUN(single_node);
     RUN(config_codec);
     free(net.q);
