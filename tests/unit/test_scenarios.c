@@ -538,7 +538,8 @@ static void ready_finish(int id)
             out("%d: HOST ERROR: snapshot chunk at %llu does not continue the partial file\n", id,
                 (unsigned long long)c->offset);
         } else {
-            memcpy(d->partial + c->offset, c->data, c->len);
+            if (c->len) /* the one chunk of an empty snapshot has no data */
+                memcpy(d->partial + c->offset, c->data, c->len);
             d->partial_len += c->len;
         }
     }
