@@ -39,8 +39,10 @@
  * Messages in send_after_persist depend on state in this bundle (a vote, an
  * append acknowledgement, a new term) and must never leave before it is
  * durable. Messages in send_now are a leader's replication traffic, which
- * depends only on state already durable, so the leader's disk write runs in
- * parallel with its followers' (dissertation §10.2.1).
+ * depends only on state already durable (a new leader sends none until the
+ * hard state of its term is: with one voter it is elected before that
+ * fsync), so the leader's disk write runs in parallel with its followers'
+ * (dissertation §10.2.1).
  *
  * Ownership: every pointer in struct raft_ready is borrowed from the core and
  * valid until raft_advance. Data passed into raft_step/raft_propose is copied;

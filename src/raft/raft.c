@@ -198,6 +198,8 @@ static bool is_voter(const struct raft *r, raft_id id)
 
 static size_t quorum(const struct raft *r) { return raft_config_voters(&r->config) / 2 + 1; }
 
+static bool term_durable(const struct raft *r);
+
 /* Queues m. A message that cannot be queued for lack of memory is dropped:
  * Raft tolerates lost messages. Appends own their entries array. */
 static void send(struct raft *r, struct raft_message *m)
@@ -206,9 +208,12 @@ static void send(struct raft *r, struct raft_message *m)
     if (m->term == 0)
         m->term = r->term;
     /* Replication traffic of a leader depends only on state already durable
-     * and may leave before this ready's fsync (§10.2.1). Everything else --
-     * votes, acknowledgements, a candidate's requests -- must wait for it. */
-    bool immediate = r->role == RAFT_LEADER &&
+     * and may leave before this ready's fsync (§10.2.1), once our term is
+     * on disk (appends and heartbeats are not even made before: see
+     * term_durable). Everything else -- votes, acknowledgements, a
+     * candidate's requests, a read answer of a term not yet durable -- must
+     * wait for the fsync. */
+    bool immediate = r->role == RAFT_LEADER && term_durable(r) &&
         (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
          m->type == RAFT_MSG_SNAPSHOT || m->type == RAFT_MSG_TIMEOUT_NOW ||
          m->type == RAFT_MSG_READ_INDEX_RESP);

@@ -85,7 +85,8 @@ static uint32_t entry_crc(const struct raft_entry *e)
     return crc32c(e->data, e->len) ^ ((uint32_t)e->type << 24);
 }
 
-void check_new_entries(struct sim *s, struct sim_node *n, const struct raft_entry *e, size_t count)
+void check_new_entries(struct sim *s, struct sim_node *n, const struct raft_entry *e, size_t count,
+                       raft_term prev0)
 {
     for (size_t i = 0; i < count; i++) {
         raft_index idx = e[i].index;
@@ -95,7 +96,7 @@ void check_new_entries(struct sim *s, struct sim_node *n, const struct raft_entr
             prev = e[i - 1].term;
             prev_known = true;
         } else if (idx > 1) {
-            prev = raft_term_at(n->r, idx - 1);
+            prev = prev0;
             prev_known = prev != 0;
         }
         uint32_t crc = entry_crc(&e[i]);
@@ -233,6 +234,8 @@ void check_send(struct sim *s, struct sim_node *n, const struct raft_message *m)
         sim_fail(s, "durability: candidate n%llu asked for votes in term %llu before its own vote was on disk "
                  "(disk has vote %llu)", (unsigned long long)n->id, (unsigned long long)m->term,
                  (unsigned long long)n->disk.hs.vote);
+    if (m->type == RAFT_MSG_APPEND && m->n_entries)
+        check_new_entries(s, n, m->entries, m->n_entries, m->prev_term); /* log matching, for what others see */
     if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT || m->type == RAFT_MSG_SNAPSHOT) {
         s->spoke_inc_of_term = grow(s->spoke_inc_of_term, &s->cap_sit, m->term, sizeof *s->spoke_inc_of_term);
         s->spoke_inc_of_term[m->term] = (uint64_t)n->incarnation + 1;
@@ -243,13 +246,19 @@ void check_send(struct sim *s, struct sim_node *n, const struct raft_message *m)
                  (unsigned long long)durable_last(&n->disk));
 }
 
-void check_disk_applied(struct sim *s, struct sim_node *n)
+void check_disk_synced(struct sim *s, struct sim_node *n)
 {
     const struct sim_disk *d = &n->disk;
     raft_index from = d->changed_from;
-    if (!from || from > n->applied)
-        return;
     raft_index last = durable_last(d);
+    if (from && d->n_log && from >= d->log[0].index && from <= last) {
+        /* Log matching, for what reached the disk. */
+        size_t k = (size_t)(from - d->log[0].index);
+        raft_term prev0 = k ? d->log[k - 1].term : (d->snap.have && d->snap.meta.index + 1 == from ? d->snap.meta.term : 0);
+        check_new_entries(s, n, &d->log[k], d->n_log - k, prev0);
+    }
+    if (!from || from > n->applied || s->failed)
+        return;
     raft_index upto = n->applied < last ? n->applied : last;
     for (raft_index i = from; i <= upto; i++) {
         if (d->n_log == 0 || i < d->log[0].index)

@@ -295,7 +295,7 @@ static void complete_ready(struct sim *s, struct sim_node *n)
         sim_fail(s, "n%llu: %s", (unsigned long long)n->id, err);
         return;
     }
-    check_disk_applied(s, n);
+    check_disk_synced(s, n);
     if (s->trace && fsynced) {
         char what[256] = "";
         size_t k = 0;
@@ -427,7 +427,7 @@ static void job_complete(struct sim *s, struct sim_node *n)
         return;
     }
     if (j.has_batch)
-        check_disk_applied(s, n);
+        check_disk_synced(s, n);
     SIM_TRACE(s, "n%llu async fsync done: entries up to %llu/%llu; then %zu msgs%s", (unsigned long long)n->id,
               (unsigned long long)j.last, (unsigned long long)j.last_term, j.n_after,
               j.barrier ? "; completes the outstanding ready" : "");
@@ -474,7 +474,6 @@ void sim_node_process(struct sim *s, struct sim_node *n)
             return;
         }
         n->rd_out = true;
-        check_new_entries(s, n, rd->entries, rd->n_entries);
         for (size_t i = 0; i < rd->n_send_now && !s->failed; i++)
             sim_net_send(s, n, &rd->send_now[i]);
         if (n->async && !has_snapshot_data(rd)) {

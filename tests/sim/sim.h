@@ -299,17 +299,22 @@ void sim_node_process(struct sim *s, struct sim_node *n);
 
 /* ---- Checks (check.c) ------------------------------------------------------- */
 void check_after_event(struct sim *s);
-/* Entries about to be persisted by n (log matching registry). */
-void check_new_entries(struct sim *s, struct sim_node *n, const struct raft_entry *e, size_t count);
+/* Entries n made durable or sent (log matching registry); prev0 is the
+ * term of the entry before the first (0: unknown). Entries a crash lost
+ * before anyone saw them are not registered: a one-voter leader may lead
+ * a term again after such a crash, invisibly. */
+void check_new_entries(struct sim *s, struct sim_node *n, const struct raft_entry *e, size_t count,
+                       raft_term prev0);
 /* n applies e (index must follow n->applied); digest is the kv digest after it. */
 void check_apply(struct sim *s, struct sim_node *n, const struct raft_entry *e, uint64_t digest);
 /* n installs a snapshot at meta; digest of the restored kv. */
 void check_install(struct sim *s, struct sim_node *n, const struct raft_snapshot_meta *meta, uint64_t digest);
 /* A message is leaving n for the wire (after any fsync it depends on). */
 void check_send(struct sim *s, struct sim_node *n, const struct raft_message *m);
-/* After a batch of n's became durable: entries n applied are still on its
- * disk with the same term (never truncated or overwritten). */
-void check_disk_applied(struct sim *s, struct sim_node *n);
+/* After a batch of n's became durable: log matching for what it wrote, and
+ * entries n applied are still on its disk with the same term (never
+ * truncated or overwritten). */
+void check_disk_synced(struct sim *s, struct sim_node *n);
 /* Term/role before and after one input to n. kind: "tick" or a message. */
 void check_term_change(struct sim *s, struct sim_node *n, raft_term t0, enum raft_role r0,
                        const struct raft_message *m);
