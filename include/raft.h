@@ -20,7 +20,7 @@
  *       struct raft_ready rd;
  *       raft_ready(r, &rd);
  *       send(rd.send_now);                         1. may go out at once
- *       if (rd.snapshot_chunk.len) write chunk;    2. persist, in this order:
+ *       if (rd.snapshot_chunk.meta.index) write chunk; 2. persist, in this order:
  *       if (rd.snapshot_install) finish snapshot;     snapshot, truncation,
  *       if (rd.truncate_from) drop log >= it;          entries, hard state,
  *       append(rd.entries); save(rd.hard_state);       then ONE fsync
@@ -39,8 +39,10 @@
  * Messages in send_after_persist depend on state in this bundle (a vote, an
  * append acknowledgement, a new term) and must never leave before it is
  * durable. Messages in send_now are a leader's replication traffic, which
- * depends only on state already durable, so the leader's disk write runs in
- * parallel with its followers' (dissertation §10.2.1).
+ * depends only on state already durable (a new leader sends none until the
+ * hard state of its term is: with one voter it is elected before that
+ * fsync), so the leader's disk write runs in parallel with its followers'
+ * (dissertation §10.2.1).
  *
  * Ownership: every pointer in struct raft_ready is borrowed from the core and
  * valid until raft_advance. Data passed into raft_step/raft_propose is copied;
@@ -254,7 +256,8 @@ struct raft_ready {
     raft_index commit;
 
     /* To persist, in this order, then fsync once. */
-    struct raft_snapshot_chunk snapshot_chunk;  /* len == 0: none */
+    struct raft_snapshot_chunk snapshot_chunk;  /* meta.index == 0: none. len may be 0:
+                                          the one chunk of an empty snapshot */
     const struct raft_snapshot_meta *snapshot_install; /* received snapshot is complete
                                           and verified: make it the node's snapshot,
                                           drop log entries <= its index, and (step 4)
@@ -278,6 +281,10 @@ struct raft_ready {
 
     /* Log entries below this index may be deleted from disk (0: no change). */
     raft_index compact_before;
+
+    /* This ready's number: 1, 2, 3, ... With async_persist the host reports
+     * durability by it (raft_persisted). */
+    uint64_t seq;
 };
 
 /* ---- Lifecycle ------------------------------------------------------------ */
@@ -370,18 +377,26 @@ void raft_advance(struct raft *r, struct raft_ready *rd);
  *   - perform the writes of successive readies in the order the readies were
  *     taken (one queue), and send each ready's send_after_persist only once
  *     its write, and so every earlier one, is durable;
- *   - after a write holding entries is durable, call raft_persisted with the
- *     index and term of the last entry it wrote;
+ *   - once the writes of a ready (entries, truncation, hard state) are
+ *     durable, call raft_persisted with its seq, or with the seq of a later
+ *     ready whose writes are durable too (one call may cover many readies,
+ *     as when the host merges them into one fsync); a ready with nothing to
+ *     write needs no report;
  *   - treat a ready with snapshot_chunk or snapshot_install as before: wait
  *     for its write (after all earlier ones), restore the state machine,
  *     apply, then raft_advance.
  * In return rd.committed holds only entries the host has reported durable,
- * so the state machine never gets ahead of the log, and the leader counts
- * itself towards a quorum only for what raft_persisted reported.
+ * so the state machine never gets ahead of the log; the leader counts
+ * itself towards a quorum only for what raft_persisted reported; and a new
+ * leader sends nothing (appends, heartbeats) until the hard state holding
+ * its term is reported durable, so that a crash cannot bring it back in an
+ * older term to lead the same term twice with different entries. Reports
+ * are by ready, not by entry: after a truncation the same (index, term) may
+ * be written again, and only the ready numbers tell which write landed.
  */
-/* Entries up to (index, term) are durable. Ignored if that entry is no
- * longer in the log (truncated since). RAFT_EINVAL without async_persist. */
-int raft_persisted(struct raft *r, raft_index index, raft_term term);
+/* The writes of every ready up to number seq are durable. RAFT_EINVAL
+ * without async_persist or for a ready not yet taken. */
+int raft_persisted(struct raft *r, uint64_t seq);
 
 /* ---- Introspection (read-only; for the host, status pages and tests) ----- */
 

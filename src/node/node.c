@@ -797,8 +797,7 @@ static void finish_barrier(struct node *n)
         return;
     }
     send_messages(n, rd->send_after_persist, rd->n_send_after_persist);
-    if (rd->n_entries)
-        raft_persisted(n->raft, rd->entries[rd->n_entries - 1].index, rd->entries[rd->n_entries - 1].term);
+    raft_persisted(n->raft, rd->seq);
     if (rd->snapshot_install) {
         char err[512];
         const char *path = storage_snapshot_path(n->storage);
@@ -935,8 +934,8 @@ static void batch_written(uv_work_t *req, int status)
         return;
     struct write_batch *b = &n->writing;
     send_messages(n, b->after, b->n_after);
-    if (b->n_entries)
-        raft_persisted(n->raft, b->entries[b->n_entries - 1].index, b->entries[b->n_entries - 1].term);
+    if (b->seq) /* also a batch with only a hard state: a new leader waits for its term */
+        raft_persisted(n->raft, b->seq);
     write_batch_reset(b);
     note_disk_ok(n);
     pump(n);

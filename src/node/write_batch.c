@@ -79,6 +79,8 @@ int write_batch_add(struct write_batch *b, const struct raft_ready *rd)
     }
     if (rd->compact_before > b->compact_before)
         b->compact_before = rd->compact_before;
+    if (rd->seq > b->seq)
+        b->seq = rd->seq;
     return write_batch_add_after(b, rd->send_after_persist, rd->n_send_after_persist);
 }
 
@@ -105,6 +107,7 @@ void write_batch_reset(struct write_batch *b)
     b->n_data = 0;
     b->hs_changed = false;
     b->compact_before = 0;
+    b->seq = 0;
     b->n_after = 0;
 }
 

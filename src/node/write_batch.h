@@ -28,6 +28,7 @@ struct write_batch {
     bool hs_changed;
     struct raft_hard_state hs;
     raft_index compact_before;      /* 0: none; after the fsync */
+    uint64_t seq;                   /* last ready merged in with writes (raft_persisted); 0: none */
     struct raft_message *after;     /* to send once durable (no entries, no data) */
     size_t n_after, cap_after;
 };

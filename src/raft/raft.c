@@ -11,6 +11,9 @@
  *   6. ready / advance, restore, introspection
  *
  * Invariants kept throughout (checked by the simulator in tests/sim):
+ *   - a leader sends nothing before the hard state of its term is durable;
+ *   - what counts as persisted is learnt by ready number, and capped below a
+ *     truncation until the ready carrying it is durable;
  *   - term and vote reach disk (hard_state in a ready) before any message that
  *     depends on them leaves (send_after_persist);
  *   - the leader counts itself towards a quorum only up to what it has
@@ -41,14 +44,16 @@ struct progress {
     bool recent_active;     /* heard from since the last check-quorum round */
     bool probe_sent;        /* PROBE: one append out, waiting for its answer */
     uint8_t stalled_rounds; /* REPLICATE: heartbeat answers without progress */
-    bool progressed;        /* an append answer advanced match since the last heartbeat answer */
+    bool progressed;        /* an append answer advanced match since the last heartbeat (sent or answered) */
+    bool appended_since_hb; /* entries were sent after the last heartbeat to it */
     struct inflight *ring;  /* REPLICATE: appends in flight, oldest first */
     uint32_t ring_head, ring_n;
     uint64_t ring_bytes;
     uint64_t read_acked;    /* highest read round this follower confirmed */
-    raft_index snap_index;  /* SNAPSHOT: which snapshot we are sending */
+    struct raft_snapshot_meta snap; /* SNAPSHOT: the snapshot we are sending (maybe not our newest) */
     uint64_t snap_offset;   /* SNAPSHOT: next byte to send */
     bool snap_waiting;      /* SNAPSHOT: a chunk is out, waiting for its answer */
+    bool snap_lost;         /* SNAPSHOT: a chunk went unanswered for a heartbeat round */
 };
 
 struct config_at {
@@ -59,6 +64,14 @@ struct config_at {
 struct outbox {
     struct raft_message *v;
     size_t n, cap;
+};
+
+/* A ready that asked the host to write something, until the host reports it
+ * durable (raft_persisted, or raft_advance without async_persist). */
+struct pending_write {
+    uint64_t seq;
+    raft_index last;    /* `handed` when it was taken: the disk then holds the log up to here */
+    raft_term term;     /* the hard state's term once it is durable */
 };
 
 struct pending_read {
@@ -84,6 +97,19 @@ struct raft {
     raft_index persisted;   /* log is durable up to here (last advance, or raft_persisted) */
     raft_index handed;      /* entries up to here were handed to a ready */
     raft_index truncate_pending; /* truncation to report in the next ready; 0 none */
+    /* Durability, by ready number. A report names the last ready whose
+     * writes are on disk; a report of an earlier write must not count for
+     * entries truncated since and written again with the same (index, term)
+     * (ABA): after a truncation from `cap_from`, nothing from there on counts
+     * as persisted until ready `cap_seq`, which carries the truncation, is
+     * itself durable. */
+    uint64_t ready_seq;     /* number of the last ready handed out */
+    uint64_t durable_seq;   /* every ready up to this one is durable */
+    struct pending_write *writes;
+    size_t n_writes, cap_writes;
+    raft_index cap_from;    /* 0: no cap */
+    uint64_t cap_seq;
+    raft_term durable_term; /* the term on disk: a leader sends nothing of a newer one */
 
     /* Configurations present in the log (and the snapshot's), ascending. */
     struct config_at *configs;
@@ -172,6 +198,8 @@ static bool is_voter(const struct raft *r, raft_id id)
 
 static size_t quorum(const struct raft *r) { return raft_config_voters(&r->config) / 2 + 1; }
 
+static bool term_durable(const struct raft *r);
+
 /* Queues m. A message that cannot be queued for lack of memory is dropped:
  * Raft tolerates lost messages. Appends own their entries array. */
 static void send(struct raft *r, struct raft_message *m)
@@ -180,9 +208,12 @@ static void send(struct raft *r, struct raft_message *m)
     if (m->term == 0)
         m->term = r->term;
     /* Replication traffic of a leader depends only on state already durable
-     * and may leave before this ready's fsync (§10.2.1). Everything else --
-     * votes, acknowledgements, a candidate's requests -- must wait for it. */
-    bool immediate = r->role == RAFT_LEADER &&
+     * and may leave before this ready's fsync (§10.2.1), once our term is
+     * on disk (appends and heartbeats are not even made before: see
+     * term_durable). Everything else -- votes, acknowledgements, a
+     * candidate's requests, a read answer of a term not yet durable -- must
+     * wait for the fsync. */
+    bool immediate = r->role == RAFT_LEADER && term_durable(r) &&
         (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
          m->type == RAFT_MSG_SNAPSHOT || m->type == RAFT_MSG_TIMEOUT_NOW ||
          m->type == RAFT_MSG_READ_INDEX_RESP);
@@ -318,6 +349,16 @@ static void drop_unpersisted_acks(struct raft *r, raft_index from)
     r->after.n = keep;
 }
 
+/* The next ready carries a truncation from `from`: until it is durable the
+ * disk may still hold the old entries there, so nothing from `from` on may
+ * count as persisted, whatever an earlier write reports. */
+static void cap_persisted(struct raft *r, raft_index from)
+{
+    if (!r->cap_from || from < r->cap_from)
+        r->cap_from = from;
+    r->cap_seq = r->ready_seq + 1;
+}
+
 static void log_truncate(struct raft *r, raft_index from)
 {
     drop_unpersisted_acks(r, from);
@@ -329,6 +370,7 @@ static void log_truncate(struct raft *r, raft_index from)
         r->persisted = from - 1;
     if (!r->truncate_pending || from < r->truncate_pending)
         r->truncate_pending = from;
+    cap_persisted(r, from);
 }
 
 /* ---- 2. Roles -------------------------------------------------------------- */
@@ -389,9 +431,20 @@ static void become_follower(struct raft *r, raft_term term, raft_id leader)
     r->leader = leader;
 }
 
+/* May we campaign? A voter of the latest configuration may; so may a voter
+ * of the one an uncommitted latest configuration replaces: a leader that
+ * removed itself and stepped down before the change committed may be the
+ * only server whose log holds it, and the others, still in the old
+ * configuration, need its vote, which it refuses them (its log is longer);
+ * it must lead again to commit the change (§4.2.2). */
 static bool promotable(const struct raft *r)
 {
-    return is_voter(r, r->o.id);
+    if (is_voter(r, r->o.id))
+        return true;
+    if (r->n_configs < 2 || config_index(r) <= r->commit)
+        return false;
+    const struct raft_member *m = raft_config_find(&r->configs[r->n_configs - 2].config, r->o.id);
+    return m && m->role == RAFT_VOTER;
 }
 
 static void send_append(struct raft *r, struct progress *pr, bool allow_empty);
@@ -569,33 +622,51 @@ static void inflight_ack(const struct raft *r, struct progress *pr, raft_index i
     }
 }
 
+/* A leader's traffic carries its term: it must not leave before that term
+ * is on our disk, or a crash could bring us back in the old term to win the
+ * same term again and write other entries at the same (index, term). With
+ * one voter, campaign and leadership happen in one step, before the fsync.
+ * The traffic held back goes out once the term is durable (mark_durable). */
+static bool term_durable(const struct raft *r)
+{
+    return r->durable_term >= r->term;
+}
+
 static void send_snapshot_chunk(struct raft *r, struct progress *pr)
 {
-    if (pr->snap_index != r->snap.index) {
-        /* We took a newer snapshot since: start that one over. */
-        pr->snap_index = r->snap.index;
+    /* We took a newer snapshot since this transfer began. Restarting with
+     * it at every snapshot could keep a slow follower from ever finishing
+     * one, so the transfer goes on with the older one while the host still
+     * serves it: until a chunk goes unanswered for a heartbeat round (lost,
+     * or dropped by a host that no longer has that snapshot). */
+    if (pr->snap.index != r->snap.index && (pr->snap_offset == 0 || pr->snap_lost)) {
+        pr->snap = r->snap;
         pr->snap_offset = 0;
     }
-    uint64_t remaining = r->snap.size - pr->snap_offset;
+    pr->snap_lost = false;
+    uint64_t remaining = pr->snap.size - pr->snap_offset;
     uint32_t len = remaining > r->o.snapshot_chunk_bytes ? r->o.snapshot_chunk_bytes : (uint32_t)remaining;
     struct raft_message m = {
         .type = RAFT_MSG_SNAPSHOT,
         .to = pr->id,
-        .snapshot = r->snap,
+        .snapshot = pr->snap,
         .offset = pr->snap_offset,
         .len = len,
-        .done = pr->snap_offset + len == r->snap.size,
+        .done = pr->snap_offset + len == pr->snap.size,
     };
     if (pr->snap_offset == 0)
         r->stats.snapshots_sent++;
     send(r, &m);
     pr->snap_waiting = true;
+    pr->appended_since_hb = true;
 }
 
 /* Sends what the follower needs next, if flow control allows (§3.5, §10.2).
  * allow_empty: send even with no entries (to carry the commit index or probe). */
 static void send_append(struct raft *r, struct progress *pr, bool allow_empty)
 {
+    if (!term_durable(r))
+        return;
     if (pr->state == RAFT_PROGRESS_SNAPSHOT) {
         if (!pr->snap_waiting)
             send_snapshot_chunk(r, pr);
@@ -613,9 +684,10 @@ static void send_append(struct raft *r, struct progress *pr, bool allow_empty)
         if (!r->have_snapshot)
             return; /* cannot happen: we compact only behind a snapshot */
         pr->state = RAFT_PROGRESS_SNAPSHOT;
-        pr->snap_index = r->snap.index;
+        pr->snap = r->snap;
         pr->snap_offset = 0;
         pr->snap_waiting = false;
+        pr->snap_lost = false;
         send_snapshot_chunk(r, pr);
         return;
     }
@@ -652,6 +724,8 @@ static void send_append(struct raft *r, struct progress *pr, bool allow_empty)
         .entries = copy,
     };
     send(r, &m);
+    if (n)
+        pr->appended_since_hb = true;
     if (pr->state == RAFT_PROGRESS_REPLICATE) {
         if (n) {
             inflight_add(r, pr, pr->next + n - 1, bytes + n);
@@ -670,9 +744,14 @@ static void bcast_append(struct raft *r)
 
 static void send_heartbeat(struct raft *r, struct progress *pr, uint64_t round)
 {
+    if (!term_durable(r))
+        return;
     raft_index commit = pr->match < r->commit ? pr->match : r->commit;
     struct raft_message m = { .type = RAFT_MSG_HEARTBEAT, .to = pr->id, .commit = commit, .context = round };
     send(r, &m);
+    /* Its answer asks: did anything move since this heartbeat left? */
+    pr->appended_since_hb = false;
+    pr->progressed = false;
 }
 
 static void bcast_heartbeat(struct raft *r)
@@ -732,7 +811,7 @@ static void maybe_step_down_removed(struct raft *r)
 
 static void maybe_send_timeout_now(struct raft *r, struct progress *pr)
 {
-    if (r->transfer_to == pr->id && pr->match == last_index(r)) {
+    if (r->transfer_to == pr->id && pr->match == last_index(r) && term_durable(r)) {
         struct raft_message m = { .type = RAFT_MSG_TIMEOUT_NOW, .to = pr->id };
         send(r, &m);
     }
@@ -869,25 +948,31 @@ static void install_snapshot(struct raft *r, const struct raft_snapshot_meta *me
             r->handed = meta->index;
         if (r->persisted > meta->index)
             r->persisted = meta->index;
+        cap_persisted(r, meta->index + 1);
     }
     if (r->handed < meta->index)
         r->handed = meta->index;
     if (r->persisted < meta->index)
         r->persisted = meta->index;
-    /* Configurations: the snapshot's, then any still in the kept suffix. */
+    /* Configurations: the snapshot's, then every one still in the kept
+     * suffix (however many: a slow follower's log may hold dozens). */
     size_t keep = 0;
     for (size_t i = 0; i < r->n_configs; i++)
         if (r->configs[i].index > meta->index && r->configs[i].index <= last_index(r))
             r->configs[keep++] = r->configs[i];
     r->n_configs = keep;
-    struct config_at tail[RAFT_MAX_MEMBERS];
-    size_t n_tail = keep < RAFT_MAX_MEMBERS ? keep : RAFT_MAX_MEMBERS;
-    if (n_tail) /* r->configs may be NULL when there are none */
-        memcpy(tail, r->configs, n_tail * sizeof *tail);
-    r->n_configs = 0;
-    if (config_push(r, meta->index, &meta->config) == RAFT_OK)
-        for (size_t i = 0; i < n_tail; i++)
-            config_push(r, tail[i].index, &tail[i].config);
+    if (config_push(r, meta->index, &meta->config) == RAFT_OK) {
+        /* Pushed last; rotate it to the front, before the suffix. */
+        struct config_at snap_cfg = r->configs[keep];
+        memmove(r->configs + 1, r->configs, keep * sizeof *r->configs);
+        r->configs[0] = snap_cfg;
+        r->config = r->configs[r->n_configs - 1].config;
+    } else {
+        /* Out of memory: keep the suffix's configurations (the latest is in
+         * force); the snapshot's is only needed once they are all gone. */
+        if (keep)
+            r->config = r->configs[keep - 1].config;
+    }
     r->snap = *meta;
     r->have_snapshot = true;
     commit_to(r, meta->index);
@@ -1015,7 +1100,7 @@ static void handle_append_resp(struct raft *r, struct progress *pr, const struct
             pr->next = pr->match + 1;
         if (pr->state == RAFT_PROGRESS_PROBE)
             become_replicate(pr);
-        else if (pr->state == RAFT_PROGRESS_SNAPSHOT && pr->match >= pr->snap_index)
+        else if (pr->state == RAFT_PROGRESS_SNAPSHOT && pr->match >= pr->snap.index)
             become_probe(pr);
         else if (pr->state == RAFT_PROGRESS_REPLICATE)
             inflight_ack(r, pr, pr->match);
@@ -1030,7 +1115,14 @@ static void handle_append_resp(struct raft *r, struct progress *pr, const struct
         if (!(pr = progress_of(r, id)))
             return;
     } else if (pr->state == RAFT_PROGRESS_PROBE) {
-        pr->probe_sent = false;
+        /* The probe's answer is exactly what we knew (as after a snapshot
+         * install, whose ack set match): the follower holds our log up to
+         * match, so replicate from there now rather than at the next entry
+         * (etcd-io/raft#10308). */
+        if (m->index == pr->match)
+            become_replicate(pr);
+        else
+            pr->probe_sent = false;
     }
     send_append(r, pr, false);
 }
@@ -1104,14 +1196,32 @@ static void handle_heartbeat_resp(struct raft *r, struct progress *pr, const str
         pr->probe_sent = false;
         break;
     case RAFT_PROGRESS_SNAPSHOT:
-        pr->snap_waiting = false; /* resend the chunk: it or its answer was lost */
+        /* A chunk out since before this heartbeat and still unanswered: it
+         * or its answer was lost; resend it. */
+        if (pr->snap_waiting && !pr->appended_since_hb) {
+            pr->snap_waiting = false;
+            pr->snap_lost = true;
+        }
         break;
     case RAFT_PROGRESS_REPLICATE:
         /* Appends or their answers were lost if nothing moved for two rounds:
          * fall back to probing from what we know is there. */
         if (pr->match < last_index(r) && !pr->progressed) {
-            if (++pr->stalled_rounds >= 2)
+            if (++pr->stalled_rounds >= 2) {
                 become_probe(pr);
+            } else if (pr->next > pr->match + 1 && !pr->appended_since_hb) {
+                /* First round without progress, though every append in
+                 * flight left before the heartbeat answered: perhaps only
+                 * their answers were lost. An empty append at the last index sent lets the
+                 * follower confirm it all at once (and so learn the commit
+                 * index now, not after the probe two rounds later); if it
+                 * lacks it, its rejection starts the probe at once. */
+                raft_index prev = pr->next - 1;
+                struct raft_message a = { .type = RAFT_MSG_APPEND, .to = pr->id, .prev_index = prev,
+                                          .prev_term = raft_log_term(&r->log, prev), .commit = r->commit };
+                if (a.prev_term && term_durable(r))
+                    send(r, &a);
+            }
         } else {
             pr->stalled_rounds = 0;
         }
@@ -1126,7 +1236,7 @@ static void handle_heartbeat_resp(struct raft *r, struct progress *pr, const str
 static void handle_snapshot_resp(struct raft *r, struct progress *pr, const struct raft_message *m)
 {
     pr->recent_active = true;
-    if (pr->state != RAFT_PROGRESS_SNAPSHOT || m->index != pr->snap_index || pr->snap_index != r->snap.index)
+    if (pr->state != RAFT_PROGRESS_SNAPSHOT || m->index != pr->snap.index)
         return; /* stale; the next heartbeat answer resends what is needed */
     pr->snap_waiting = false;
     if (m->done) {
@@ -1138,7 +1248,7 @@ static void handle_snapshot_resp(struct raft *r, struct progress *pr, const stru
         if (r->role != RAFT_LEADER || !(pr = progress_of(r, id)))
             return;
     } else {
-        pr->snap_offset = m->offset <= r->snap.size ? m->offset : 0;
+        pr->snap_offset = m->offset <= pr->snap.size ? m->offset : 0;
     }
     send_append(r, pr, true);
 }
@@ -1248,8 +1358,14 @@ int raft_step(struct raft *r, const struct raft_message *m)
         }
         break;
     case RAFT_MSG_READ_INDEX_RESP:
-        if (r->role != RAFT_LEADER)
+        /* A read index only from the leader of our term, to whom we
+         * forwarded the read; from anyone else it is dropped and the host's
+         * read times out and is retried (never served on another's word).
+         * A refusal only fails the read early: taken from anyone. */
+        if (r->role != RAFT_LEADER && (m->reject || (m->from == r->leader && m->term == r->term)))
             emit_read(r, m->context, m->reject ? 0 : m->index, !m->reject);
+        else
+            r->stats.msgs_dropped++;
         break;
     }
     return RAFT_OK;
@@ -1541,6 +1657,14 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     if (grow_entries(&r->rd_entries, &r->cap_rd_entries, n_new) ||
         grow_entries(&r->rd_committed, &r->cap_rd_committed, n_committed))
         return RAFT_ENOMEM;
+    if (r->n_writes == r->cap_writes) {
+        size_t cap = r->cap_writes ? r->cap_writes * 2 : 16;
+        struct pending_write *grown = realloc(r->writes, cap * sizeof *grown);
+        if (!grown)
+            return RAFT_ENOMEM;
+        r->writes = grown;
+        r->cap_writes = cap;
+    }
 
     rd->role = r->role;
     rd->leader = r->leader;
@@ -1598,23 +1722,56 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     rd->compact_before = r->compact_pending;
     r->compact_pending = 0;
 
+    rd->seq = ++r->ready_seq;
+    if (rd->n_entries || rd->hard_state_changed || rd->truncate_from || rd->snapshot_chunk.len ||
+        rd->snapshot_chunk.meta.index || rd->snapshot_install) {
+        r->writes[r->n_writes++] = (struct pending_write){ rd->seq, r->handed, r->term };
+    }
+
     raft_log_bury_generation(&r->log);
     r->ready_outstanding = true;
     return RAFT_OK;
+}
+
+/* Every write of the readies up to seq is durable. */
+static void mark_durable(struct raft *r, uint64_t seq)
+{
+    if (seq <= r->durable_seq)
+        return;
+    r->durable_seq = seq;
+    size_t n = 0;
+    while (n < r->n_writes && r->writes[n].seq <= seq)
+        n++;
+    if (r->cap_from && seq >= r->cap_seq)
+        r->cap_from = 0; /* the truncation is on disk */
+    if (n == 0)
+        return;
+    struct pending_write w = r->writes[n - 1];
+    memmove(r->writes, r->writes + n, (r->n_writes - n) * sizeof *r->writes);
+    r->n_writes -= n;
+    raft_index last = w.last;
+    if (r->cap_from && last >= r->cap_from)
+        last = r->cap_from - 1;
+    if (last > r->handed)
+        last = r->handed;
+    if (last > r->persisted)
+        r->persisted = last;
+    if (w.term > r->durable_term) {
+        bool was = term_durable(r);
+        r->durable_term = w.term;
+        if (r->role == RAFT_LEADER && !was && term_durable(r))
+            r->bcast_wanted = true; /* what send_append held back */
+    }
 }
 
 void raft_advance(struct raft *r, struct raft_ready *rd)
 {
     if (!r->ready_outstanding)
         return;
-    if (rd->n_entries && !r->o.async_persist) {
-        raft_index last = rd->entries[rd->n_entries - 1].index;
-        /* A truncation since the ready lowered `handed`: what was cut is not ours. */
-        if (last > r->handed)
-            last = r->handed;
-        if (last > r->persisted)
-            r->persisted = last;
-    }
+    /* Without async_persist the host wrote this ready before advancing, and
+     * so does an async host for a ready with snapshot data. */
+    if (!r->o.async_persist || rd->snapshot_chunk.len || rd->snapshot_chunk.meta.index || rd->snapshot_install)
+        mark_durable(r, rd->seq);
     if (r->install_handed) {
         if (r->applied < r->install_handed_meta.index)
             r->applied = r->install_handed_meta.index;
@@ -1646,20 +1803,13 @@ void raft_advance(struct raft *r, struct raft_ready *rd)
         maybe_commit(r); /* our own persisted entries count now */
 }
 
-int raft_persisted(struct raft *r, raft_index index, raft_term term)
+int raft_persisted(struct raft *r, uint64_t seq)
 {
-    if (!r->o.async_persist)
+    if (!r->o.async_persist || seq > r->ready_seq)
         return RAFT_EINVAL;
-    /* Same index and term means the same entry and the same log before it
-     * (Log Matching); anything else was truncated since it was handed out,
-     * and what replaced it is reported by its own, later, write. */
-    if (index == 0 || index > r->handed || raft_log_term(&r->log, index) != term)
-        return RAFT_OK;
-    if (index > r->persisted) {
-        r->persisted = index;
-        if (r->role == RAFT_LEADER)
-            maybe_commit(r); /* our own entries count from now on */
-    }
+    mark_durable(r, seq);
+    if (r->role == RAFT_LEADER)
+        maybe_commit(r); /* our own entries count from now on */
     return RAFT_OK;
 }
 
@@ -1721,6 +1871,7 @@ void raft_destroy(struct raft *r)
     free(r->chunk_pending_buf);
     free(r->chunk_handed_buf);
     free(r->configs);
+    free(r->writes);
     raft_log_free(&r->log);
     free(r);
 }
@@ -1786,6 +1937,7 @@ int raft_restore(struct raft *r, const struct raft_hard_state *hs, const struct 
     r->applied = applied;
     r->apply_handed = applied;
     r->persisted = r->handed = last_index(r);
+    r->durable_term = hs->term;
     r->role = RAFT_FOLLOWER;
     randomize_timeout(r);
     return RAFT_OK;

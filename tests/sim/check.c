@@ -85,7 +85,8 @@ static uint32_t entry_crc(const struct raft_entry *e)
     return crc32c(e->data, e->len) ^ ((uint32_t)e->type << 24);
 }
 
-void check_new_entries(struct sim *s, struct sim_node *n, const struct raft_entry *e, size_t count)
+void check_new_entries(struct sim *s, struct sim_node *n, const struct raft_entry *e, size_t count,
+                       raft_term prev0)
 {
     for (size_t i = 0; i < count; i++) {
         raft_index idx = e[i].index;
@@ -95,7 +96,7 @@ void check_new_entries(struct sim *s, struct sim_node *n, const struct raft_entr
             prev = e[i - 1].term;
             prev_known = true;
         } else if (idx > 1) {
-            prev = raft_term_at(n->r, idx - 1);
+            prev = prev0;
             prev_known = prev != 0;
         }
         uint32_t crc = entry_crc(&e[i]);
@@ -140,8 +141,12 @@ static void record_committed(struct sim *s, struct sim_node *n, raft_index i, ra
     if (t == 0)
         return;
     s->committed = grow(s->committed, &s->cap_committed, i, sizeof *s->committed);
+    s->commit_seen_in = grow(s->commit_seen_in, &s->cap_csi, i, sizeof *s->commit_seen_in);
     if (s->committed[i] == 0) {
         s->committed[i] = t;
+        /* The term of the node that saw it first: it was committed in that
+         * term or earlier. */
+        s->commit_seen_in[i] = raft_current_term(n->r);
         if (i > s->max_committed)
             s->max_committed = i;
     } else if (s->committed[i] != t) {
@@ -214,10 +219,61 @@ void check_send(struct sim *s, struct sim_node *n, const struct raft_message *m)
                      (unsigned long long)n->votes[m->term], (unsigned long long)m->to);
         n->votes[m->term] = m->to;
     }
+    /* A message carries its sender's term: that term must be on the
+     * sender's disk first, or a crash could bring it back in an older term
+     * to act twice in the same one. A candidate's vote requests also need
+     * its self-vote there (else, restarted, it could vote for another in
+     * the same term). Pre-votes carry a term not yet taken; a read index
+     * request carries no state. */
+    if (m->type != RAFT_MSG_PREVOTE && m->type != RAFT_MSG_PREVOTE_RESP && m->type != RAFT_MSG_READ_INDEX &&
+        m->term > n->disk.hs.term)
+        sim_fail(s, "durability: n%llu sent %s of term %llu while its disk holds term %llu",
+                 (unsigned long long)n->id, raft_msg_type_name(m->type), (unsigned long long)m->term,
+                 (unsigned long long)n->disk.hs.term);
+    if (m->type == RAFT_MSG_VOTE && n->disk.hs.term == m->term && n->disk.hs.vote != n->id)
+        sim_fail(s, "durability: candidate n%llu asked for votes in term %llu before its own vote was on disk "
+                 "(disk has vote %llu)", (unsigned long long)n->id, (unsigned long long)m->term,
+                 (unsigned long long)n->disk.hs.vote);
+    if (m->type == RAFT_MSG_APPEND && m->n_entries)
+        check_new_entries(s, n, m->entries, m->n_entries, m->prev_term); /* log matching, for what others see */
+    if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT || m->type == RAFT_MSG_SNAPSHOT) {
+        s->spoke_inc_of_term = grow(s->spoke_inc_of_term, &s->cap_sit, m->term, sizeof *s->spoke_inc_of_term);
+        s->spoke_inc_of_term[m->term] = (uint64_t)n->incarnation + 1;
+    }
     if (m->type == RAFT_MSG_APPEND_RESP && !m->reject && m->index > durable_last(&n->disk))
         sim_fail(s, "durability: n%llu acknowledged entries up to %llu in term %llu but its disk holds only up to %llu",
                  (unsigned long long)n->id, (unsigned long long)m->index, (unsigned long long)m->term,
                  (unsigned long long)durable_last(&n->disk));
+}
+
+void check_disk_synced(struct sim *s, struct sim_node *n)
+{
+    const struct sim_disk *d = &n->disk;
+    raft_index from = d->changed_from;
+    raft_index last = durable_last(d);
+    if (from && d->n_log && from >= d->log[0].index && from <= last) {
+        /* Log matching, for what reached the disk. */
+        size_t k = (size_t)(from - d->log[0].index);
+        raft_term prev0 = k ? d->log[k - 1].term : (d->snap.have && d->snap.meta.index + 1 == from ? d->snap.meta.term : 0);
+        check_new_entries(s, n, &d->log[k], d->n_log - k, prev0);
+    }
+    if (!from || from > n->applied || s->failed)
+        return;
+    raft_index upto = n->applied < last ? n->applied : last;
+    for (raft_index i = from; i <= upto; i++) {
+        if (d->n_log == 0 || i < d->log[0].index)
+            continue; /* compacted behind the snapshot */
+        raft_term t = d->log[i - d->log[0].index].term;
+        if (i < s->cap_appliedreg && s->appliedreg[i].set && s->appliedreg[i].term != t) {
+            sim_fail(s, "durability: n%llu applied entry %llu of term %llu, and its disk now holds term %llu there",
+                     (unsigned long long)n->id, (unsigned long long)i,
+                     (unsigned long long)s->appliedreg[i].term, (unsigned long long)t);
+            return;
+        }
+    }
+    if (last < n->applied && !(d->snap.have && d->snap.meta.index >= n->applied))
+        sim_fail(s, "durability: n%llu applied up to %llu, and its disk now ends at %llu (truncated)",
+                 (unsigned long long)n->id, (unsigned long long)n->applied, (unsigned long long)last);
 }
 
 void check_term_change(struct sim *s, struct sim_node *n, raft_term t0, enum raft_role r0,
@@ -256,7 +312,10 @@ static void check_leader_completeness(struct sim *s, struct sim_node *n, raft_te
     const struct raft_snapshot_meta *snap = raft_snapshot(n->r);
     raft_index covered = snap ? snap->index : 0;
     for (raft_index i = covered + 1; i < s->cap_committed; i++) {
-        if (!s->committed[i])
+        /* §3.6.3: entries committed in earlier terms. A leader of an older
+         * term can still win late (its candidate paused with the votes in
+         * flight): it need not hold what later terms committed. */
+        if (!s->committed[i] || s->commit_seen_in[i] >= term)
             continue;
         raft_term t = raft_term_at(n->r, i);
         if (t != s->committed[i]) {
@@ -317,6 +376,18 @@ void check_after_event(struct sim *s)
                 return;
             }
             if (n->last_role != RAFT_LEADER || n->last_term != term) {
+                s->leader_inc_of_term = grow(s->leader_inc_of_term, &s->cap_lit, term, sizeof *s->leader_inc_of_term);
+                s->spoke_inc_of_term = grow(s->spoke_inc_of_term, &s->cap_sit, term, sizeof *s->spoke_inc_of_term);
+                if (s->leader_of_term[term] == n->id && s->leader_inc_of_term[term] != n->incarnation &&
+                    s->spoke_inc_of_term[term] == (uint64_t)s->leader_inc_of_term[term] + 1) {
+                    /* Its first reign spoke in a term that was not durable
+                     * (or it voted twice): two logs may claim this term. A
+                     * reign that crashed before a word left is invisible. */
+                    sim_fail(s, "election safety: n%llu led term %llu, restarted, and led term %llu again",
+                             (unsigned long long)n->id, (unsigned long long)term, (unsigned long long)term);
+                    return;
+                }
+                s->leader_inc_of_term[term] = n->incarnation;
                 s->leader_of_term[term] = n->id;
                 s->elections++;
                 SIM_TRACE(s, "n%llu is LEADER of term %llu (last index %llu, commit %llu)",
@@ -352,6 +423,9 @@ void check_after_event(struct sim *s)
 void check_free(struct sim *s)
 {
     free(s->leader_of_term);
+    free(s->leader_inc_of_term);
+    free(s->spoke_inc_of_term);
+    free(s->commit_seen_in);
     free(s->logreg);
     free(s->committed);
     free(s->appliedreg);

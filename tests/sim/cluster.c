@@ -78,6 +78,24 @@ static void choose_params(struct sim *s, int force_nodes)
     o->check_quorum = sim_chance(g, 900);
     uint64_t mode = sim_range(g, 0, 2); /* none, every node, or a mix */
     p->async_pm = mode == 0 ? 0 : mode == 1 ? 1000 : 500;
+    p->keep_prev_snap = sim_chance(g, 500);
+    p->snap_rot_pm = sim_chance(g, 300) ? (unsigned)sim_range(g, 5, 60) : 0;
+    p->stall_pm = sim_chance(g, 300) ? (unsigned)sim_range(g, 2, 30) : 0;
+    p->skewed_clocks = sim_chance(g, 400);
+    p->pause_pct = sim_chance(g, 400) ? (unsigned)sim_range(g, 20, 50) : 0;
+    p->min_voters = sim_chance(g, 300) ? 1 : 3;
+}
+
+/* A disk write's latency; now and then one stalls for longer than an
+ * election timeout (a device flushing its cache, a saturated array). */
+static uint64_t fsync_delay(struct sim *s)
+{
+    uint64_t d = sim_range(&s->rng, s->p.fsync_min, s->p.fsync_max);
+    if (sim_chance(&s->rng, s->p.stall_pm)) {
+        d += sim_range(&s->rng, 150000, 800000);
+        s->stalls++;
+    }
+    return d;
 }
 
 /* ---- Hosts ------------------------------------------------------------------------ */
@@ -106,6 +124,9 @@ static void node_start(struct sim *s, struct sim_node *n)
     o.async_persist = n->async;
     n->n_jobs = 0;
     n->jobs_until = 0;
+    n->disk.keep_prev = s->p.keep_prev_snap;
+    n->paused_until = 0;
+    n->tick_us = s->p.skewed_clocks ? SIM_TICK_US * sim_range(&s->rng, 800, 1250) / 1000 : SIM_TICK_US;
     n->r = raft_create(&o);
     if (!n->r) {
         sim_fail(s, "raft_create rejected the simulator's options");
@@ -274,6 +295,7 @@ static void complete_ready(struct sim *s, struct sim_node *n)
         sim_fail(s, "n%llu: %s", (unsigned long long)n->id, err);
         return;
     }
+    check_disk_synced(s, n);
     if (s->trace && fsynced) {
         char what[256] = "";
         size_t k = 0;
@@ -359,7 +381,7 @@ static void job_push(struct sim *s, struct sim_node *n, const struct raft_ready 
         }
         j = &n->jobs[n->n_jobs++];
         *j = (struct sim_job){ .has_batch = true, .barrier = barrier };
-        uint64_t at = s->now + sim_range(&s->rng, s->p.fsync_min, s->p.fsync_max);
+        uint64_t at = s->now + fsync_delay(s);
         if (at < n->jobs_until)
             at = n->jobs_until;
         n->jobs_until = at;
@@ -372,6 +394,8 @@ static void job_push(struct sim *s, struct sim_node *n, const struct raft_ready 
         j->last = rd->entries[rd->n_entries - 1].index;
         j->last_term = rd->entries[rd->n_entries - 1].term;
     }
+    if (has_batch)
+        j->seq = rd->seq;
     if (rd->compact_before > j->compact)
         j->compact = rd->compact_before;
     if (rd->n_send_after_persist) {
@@ -402,6 +426,8 @@ static void job_complete(struct sim *s, struct sim_node *n)
         free(j.after);
         return;
     }
+    if (j.has_batch)
+        check_disk_synced(s, n);
     SIM_TRACE(s, "n%llu async fsync done: entries up to %llu/%llu; then %zu msgs%s", (unsigned long long)n->id,
               (unsigned long long)j.last, (unsigned long long)j.last_term, j.n_after,
               j.barrier ? "; completes the outstanding ready" : "");
@@ -410,7 +436,7 @@ static void job_complete(struct sim *s, struct sim_node *n)
     free(j.after);
     if (s->failed)
         return;
-    if (j.last && raft_persisted(n->r, j.last, j.last_term) != RAFT_OK) {
+    if (j.seq && raft_persisted(n->r, j.seq) != RAFT_OK) {
         sim_fail(s, "raft_persisted(n%llu) refused a report", (unsigned long long)n->id);
         return;
     }
@@ -448,7 +474,6 @@ void sim_node_process(struct sim *s, struct sim_node *n)
             return;
         }
         n->rd_out = true;
-        check_new_entries(s, n, rd->entries, rd->n_entries);
         for (size_t i = 0; i < rd->n_send_now && !s->failed; i++)
             sim_net_send(s, n, &rd->send_now[i]);
         if (n->async && !has_snapshot_data(rd)) {
@@ -466,7 +491,7 @@ void sim_node_process(struct sim *s, struct sim_node *n)
             return;
         }
         if (sim_disk_write(&n->disk, rd)) {
-            struct sim_event ev = { .at = s->now + sim_range(&s->rng, s->p.fsync_min, s->p.fsync_max),
+            struct sim_event ev = { .at = s->now + fsync_delay(s),
                                     .type = EV_FSYNC, .node = n->slot, .incarnation = n->incarnation };
             sim_schedule(s, ev);
             return;
@@ -590,10 +615,27 @@ static void fault_crash(struct sim *s)
         node_crash(s, &s->nodes[victim], true);
 }
 
+/* A long pause: the process is stopped (SIGSTOP, a GC, a VM migrated) for
+ * 0.2-3 s and then resumes where it was, its clock jumping ahead: it may
+ * still believe it leads. Messages wait for it (kernel buffers). */
+static void fault_pause(struct sim *s)
+{
+    int victim = leader_slot(s);
+    if (victim < 0 || sim_chance(&s->rng, 500))
+        victim = random_slot(s, true);
+    if (victim < 0)
+        return;
+    struct sim_node *n = &s->nodes[victim];
+    n->paused_until = s->now + sim_range(&s->rng, 200000, 3000000);
+    s->pauses++;
+    SIM_TRACE(s, "PAUSE n%llu (%s) until %llums", (unsigned long long)n->id, raft_role_name(raft_role(n->r)),
+              (unsigned long long)(n->paused_until / 1000));
+}
+
 static void fault_membership(struct sim *s)
 {
     int l = leader_slot(s);
-    if (l < 0)
+    if (l < 0 || s->now < s->nodes[l].paused_until)
         return;
     struct sim_node *ln = &s->nodes[l];
     struct raft_config c = *raft_configuration(ln->r);
@@ -633,11 +675,13 @@ static void fault_membership(struct sim *s)
         const struct raft_member *m = &c.members[sim_range(&s->rng, 0, c.n - 1)];
         if (sim_chance(&s->rng, 300))
             m = raft_config_find(&c, ln->id);
-        if (!m || (m->role == RAFT_VOTER && voters <= 3))
+        if (!m || (m->role == RAFT_VOTER && voters <= s->p.min_voters))
             return;
         id = m->id;
         name = m->id == ln->id ? "remove (the leader itself)" : "remove";
         rc = raft_change_member(ln->r, RAFT_REMOVE, id, &idx);
+        if (rc == RAFT_OK && m->role == RAFT_VOTER && voters == 2)
+            s->one_voter++;
     }
     SIM_TRACE(s, "MEMBERSHIP via leader n%llu: %s n%llu: %s", (unsigned long long)ln->id, name,
               (unsigned long long)id, rc ? raft_strerror(rc) : "proposed");
@@ -650,7 +694,7 @@ static void fault_membership(struct sim *s)
 static void fault_transfer(struct sim *s)
 {
     int l = leader_slot(s);
-    if (l < 0)
+    if (l < 0 || s->now < s->nodes[l].paused_until)
         return;
     struct sim_node *ln = &s->nodes[l];
     const struct raft_config *c = raft_configuration(ln->r);
@@ -667,7 +711,9 @@ static void fault(struct sim *s)
     if (!s->faults_on)
         return;
     uint64_t f = sim_range(&s->rng, 0, 99);
-    if (f < 30)
+    if (f < 30 && sim_range(&s->rng, 0, 99) < s->p.pause_pct)
+        fault_pause(s);
+    else if (f < 30)
         fault_crash(s);
     else if (f < 50)
         fault_partition(s);
@@ -708,6 +754,8 @@ static void faults_end(struct sim *s)
 {
     s->faults_on = false;
     heal(s);
+    for (int i = 0; i < SIM_MAX_NODES; i++)
+        s->nodes[i].paused_until = 0;
     SIM_TRACE(s, "FAULTS END: partitions healed, loss off, every node restarting");
     for (int i = 0; i < SIM_MAX_NODES; i++) {
         struct sim_node *n = &s->nodes[i];
@@ -810,21 +858,31 @@ void sim_run(uint64_t seed, int force_nodes, bool trace, FILE *trace_out, struct
                              ? NULL : &s->nodes[ev.node];
         switch (ev.type) {
         case EV_TICK:
-            if (n->alive && n->incarnation == ev.incarnation) {
+            if (n->alive && n->incarnation == ev.incarnation && s->now < n->paused_until) {
+                schedule_tick(s, n, n->paused_until - s->now); /* the clock jumps at resume */
+            } else if (n->alive && n->incarnation == ev.incarnation) {
                 raft_term t0 = raft_current_term(n->r);
                 enum raft_role r0 = raft_role(n->r);
                 raft_tick(n->r);
                 check_term_change(s, n, t0, r0, NULL);
                 sim_node_process(s, n);
-                schedule_tick(s, n, SIM_TICK_US);
+                schedule_tick(s, n, n->tick_us);
             }
             break;
         case EV_DELIVER:
+            if (n->alive && s->now < n->paused_until) {
+                ev.at = n->paused_until; /* waits in the socket buffer */
+                sim_schedule(s, ev);
+                break;
+            }
             sim_net_deliver(s, &ev);
             free(ev.frame);
             break;
         case EV_FSYNC:
-            if (n->alive && n->incarnation == ev.incarnation && n->async && n->n_jobs) {
+            if (n->alive && n->incarnation == ev.incarnation && s->now < n->paused_until) {
+                ev.at = n->paused_until; /* done, but the process sees it only when it resumes */
+                sim_schedule(s, ev);
+            } else if (n->alive && n->incarnation == ev.incarnation && n->async && n->n_jobs) {
                 job_complete(s, n);
                 sim_node_process(s, n);
             } else if (n->alive && n->incarnation == ev.incarnation && n->rd_out) {
@@ -880,6 +938,10 @@ void sim_run(uint64_t seed, int force_nodes, bool trace, FILE *trace_out, struct
     res->elections = s->elections;
     res->ops = s->puts_ok + s->gets_ok;
     res->lin_unknown = s->lin_unknown;
+    res->stalls = s->stalls;
+    res->pauses = s->pauses;
+    res->snap_rot = s->snap_rot;
+    res->one_voter = s->one_voter;
     res->torn = 0;
     for (int i = 0; i < SIM_MAX_NODES; i++)
         res->torn += s->nodes[i].disk.torn_writes;

@@ -310,6 +310,8 @@ static int replay(struct sim_disk *d, const uint8_t *p, size_t n, char *err, siz
                 snprintf(err, cap, "disk: malformed truncation record");
                 return -1;
             }
+            if (!d->changed_from || from < d->changed_from)
+                d->changed_from = from;
             log_drop_from(d, from);
             break;
         }
@@ -341,6 +343,8 @@ static int replay(struct sim_disk *d, const uint8_t *p, size_t n, char *err, siz
                 d->log = realloc(d->log, d->cap_log * sizeof *d->log);
             }
             d->log[d->n_log++] = e;
+            if (!d->changed_from || e.index < d->changed_from)
+                d->changed_from = e.index;
             break;
         }
         case R_HS:
@@ -377,6 +381,7 @@ int sim_disk_sync(struct sim_disk *d, char *err, size_t cap)
         return -1;
     }
     d->batches_synced++;
+    d->changed_from = 0;
     int rc = replay(d, b->p, b->n, err, cap);
     pop_pending(d);
     return rc;
@@ -439,6 +444,11 @@ static const char *crash_one(struct sim_disk *d, struct sim_bytes *b, uint64_t *
 
 void sim_disk_save_snapshot(struct sim_disk *d, const struct raft_snapshot_meta *meta, const uint8_t *data)
 {
+    snap_clear(&d->prev);
+    if (d->keep_prev) {
+        d->prev = d->snap;
+        memset(&d->snap, 0, sizeof d->snap);
+    }
     snap_clear(&d->snap);
     d->snap.have = true;
     d->snap.meta = *meta;
@@ -458,6 +468,7 @@ void sim_disk_free(struct sim_disk *d)
         free((void *)d->log[i].data);
     free(d->log);
     snap_clear(&d->snap);
+    snap_clear(&d->prev);
     snap_clear(&d->partial);
     for (size_t i = 0; i < d->cap_pending; i++)
         sim_bytes_free(&d->pending[i]);

@@ -159,6 +159,10 @@ static void attempt(struct sim *s, struct sim_client *c)
         return;
     }
     struct sim_node *n = &s->nodes[slot];
+    if (s->now < n->paused_until) {
+        retry(s, c, -1); /* a stopped process answers nothing */
+        return;
+    }
     raft_id leader = raft_leader(n->r);
     int guess = leader && leader != n->id ? (int)leader - 1 : -1;
     int rc;

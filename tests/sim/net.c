@@ -164,13 +164,23 @@ static void put_on_wire(struct sim *s, int from, int to, const uint8_t *frame, s
     sim_schedule(s, ev);
 }
 
+static void net_send(struct sim *s, struct sim_node *from, struct raft_message m, uint8_t **rotten_out);
+
 void sim_net_send(struct sim *s, struct sim_node *from, const struct raft_message *m0)
 {
-    struct raft_message m = *m0;
+    uint8_t *rotten = NULL;
+    net_send(s, from, *m0, &rotten);
+    free(rotten);
+}
+
+static void net_send(struct sim *s, struct sim_node *from, struct raft_message m, uint8_t **rotten_out)
+{
     char desc[256];
     if (m.type == RAFT_MSG_SNAPSHOT) {
         /* The core names the bytes; the host reads them from its snapshot. */
         const struct sim_snapshot *snap = &from->disk.snap;
+        if (from->disk.prev.have && from->disk.prev.meta.index == m.snapshot.index)
+            snap = &from->disk.prev; /* an older transfer still going on */
         if (!snap->have || snap->meta.index != m.snapshot.index || snap->meta.term != m.snapshot.term ||
             m.offset + m.len > snap->meta.size) {
             SIM_TRACE(s, "n%llu drops %s: no such snapshot on its disk", (unsigned long long)from->id,
@@ -178,6 +188,21 @@ void sim_net_send(struct sim *s, struct sim_node *from, const struct raft_messag
             return;
         }
         m.data = snap->data + m.offset;
+        if (m.len && s->faults_on && sim_chance(&s->rng, s->p.snap_rot_pm)) {
+            /* A bad sector the drive did not report: the bytes read back
+             * differ from those written. The frame's CRC covers the damage
+             * (it is computed after the read); only the snapshot's own
+             * CRC32C, checked by the receiver, can catch it. */
+            uint8_t *rotten = *rotten_out = malloc(m.len); /* the caller frees it */
+            if (!rotten)
+                abort();
+            memcpy(rotten, m.data, m.len);
+            rotten[sim_range(&s->rng, 0, m.len - 1)] ^= (uint8_t)(1u << sim_range(&s->rng, 0, 7));
+            m.data = rotten;
+            s->snap_rot++;
+            SIM_TRACE(s, "n%llu reads a rotten snapshot chunk: %s", (unsigned long long)from->id,
+                      sim_msg_desc(&m, desc, sizeof desc));
+        }
     }
     check_send(s, from, &m);
     int to = (int)m.to - 1;

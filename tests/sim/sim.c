@@ -26,6 +26,7 @@ struct outcome {
     bool ok;
     uint8_t n_nodes;
     uint64_t events, sim_us, crashes, torn, snapshots_installed, member_changes, elections, ops, lin_unknown;
+    uint64_t stalls, pauses, snap_rot, one_voter;
     char *why; /* failures only; owned */
 };
 
@@ -51,7 +52,7 @@ static void *worker(void *arg)
         struct outcome *o = &p->results[i];
         *o = (struct outcome){ r.ok, (uint8_t)r.n_nodes, r.events, r.sim_us, r.crashes, r.torn,
                                r.snapshots_installed, r.member_changes, r.elections, r.ops, r.lin_unknown,
-                               r.ok ? NULL : strdup(r.why) };
+                               r.stalls, r.pauses, r.snap_rot, r.one_voter, r.ok ? NULL : strdup(r.why) };
     }
 }
 
@@ -153,6 +154,10 @@ int main(int argc, char **argv)
         tot.elections += r->elections;
         tot.ops += r->ops;
         tot.lin_unknown += r->lin_unknown;
+        tot.stalls += r->stalls;
+        tot.pauses += r->pauses;
+        tot.snap_rot += r->snap_rot;
+        tot.one_voter += r->one_voter;
         if (r->ok) {
             passed++;
             continue;
@@ -175,6 +180,9 @@ int main(int argc, char **argv)
            (unsigned long long)tot.crashes, (unsigned long long)tot.torn, (unsigned long long)tot.member_changes,
            (unsigned long long)tot.snapshots_installed, (unsigned long long)tot.ops,
            (unsigned long long)tot.lin_unknown);
+    printf("harsher: %llu fsync stalls > election timeout, %llu long pauses, %llu rotten snapshot reads, "
+           "%llu times down to one voter\n", (unsigned long long)tot.stalls, (unsigned long long)tot.pauses,
+           (unsigned long long)tot.snap_rot, (unsigned long long)tot.one_voter);
     printf("%llu passed, %llu failed\n", (unsigned long long)passed, (unsigned long long)failed);
     for (uint64_t i = 0; i < seeds; i++)
         free(p.results[i].why);

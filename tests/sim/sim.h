@@ -59,6 +59,8 @@ struct sim_disk {
     struct raft_entry *log;    /* durable log, ascending contiguous; data owned */
     size_t n_log, cap_log;
     struct sim_snapshot snap;  /* the node's snapshot (own or installed) */
+    struct sim_snapshot prev;  /* its previous own snapshot, if keep_prev: a transfer of it may go on */
+    bool keep_prev;
     struct sim_snapshot partial; /* a received snapshot being assembled */
     uint64_t partial_len;      /* bytes of partial.data written so far */
     /* Batches written but not yet fsynced, oldest first: encoded records with
@@ -68,6 +70,7 @@ struct sim_disk {
     struct sim_bytes *pending;
     size_t n_pending, cap_pending;
     uint64_t records_written, batches_synced, torn_writes, batches_lost;
+    raft_index changed_from;   /* lowest log index the last synced batch truncated or wrote; 0 none */
 };
 
 /* Encodes everything rd asks to persist as one batch at the end of
@@ -148,6 +151,7 @@ struct sim_job {
     bool barrier;            /* the outstanding ready (rd_out) completes with it */
     raft_index last;         /* last entry written; 0 none */
     raft_term last_term;
+    uint64_t seq;            /* the ready whose batch it is, to report durable */
     struct raft_message *after; /* send_after_persist of the readies it covers */
     size_t n_after;
     raft_index compact;      /* compact_before, once durable; 0 none */
@@ -160,6 +164,8 @@ struct sim_node {
     bool alive;
     bool initial;            /* bootstrapped member of the first configuration */
     bool retired;            /* removed from the cluster and shut down for good */
+    uint64_t tick_us;        /* this node's clock: how long its tick lasts */
+    uint64_t paused_until;   /* a paused process (SIGSTOP, GC, VM migration) does nothing until then */
     uint32_t incarnation;    /* bumps at every crash: stale events are ignored */
     struct raft *r;
     struct sim_disk disk;
@@ -195,6 +201,12 @@ struct sim_params {
     uint64_t liveness_deadline;     /* after fault_end */
     raft_index snap_every;          /* host snapshots after this many applies */
     unsigned async_pm;              /* chance a node (re)starts with async_persist */
+    bool keep_prev_snap;            /* hosts keep their previous snapshot to finish transfers of it */
+    unsigned snap_rot_pm;           /* chance a snapshot chunk is read back with a flipped bit */
+    unsigned stall_pm;              /* chance an fsync stalls for longer than an election timeout */
+    bool skewed_clocks;             /* nodes' ticks last 0.8-1.25 times SIM_TICK_US */
+    unsigned pause_pct;             /* share of crash faults that are long pauses instead */
+    size_t min_voters;              /* membership faults remove voters down to this */
     struct raft_options ro;
     int n_clients;
 };
@@ -221,6 +233,9 @@ struct sim {
 
     /* checker (check.c) */
     raft_id *leader_of_term; size_t cap_lot;
+    uint64_t *leader_inc_of_term; size_t cap_lit;  /* the incarnation that led it */
+    uint64_t *spoke_inc_of_term; size_t cap_sit;   /* 1 + the incarnation whose leader traffic of it left */
+    raft_term *commit_seen_in; size_t cap_csi;     /* per index: a term by which it was known committed */
     struct sim_logent *logreg; size_t cap_logreg;  /* per index: (term, crc, prev term) seen */
     raft_term *committed; size_t cap_committed;    /* per index: term known committed */
     raft_index max_committed;                      /* highest index known committed */
@@ -234,6 +249,7 @@ struct sim {
     uint64_t events, msgs_sent, msgs_delivered, msgs_lost, crashes, snapshots_taken,
              snapshots_installed, partitions, member_changes, transfers, elections;
     uint64_t puts_ok, gets_ok, ops_pending, lin_unknown;
+    uint64_t snap_rot, stalls, pauses, one_voter;
 };
 
 /* Records the first violation (later ones are ignored); printf-style. */
@@ -246,6 +262,7 @@ struct sim_result {
     int n_nodes;
     uint64_t events, sim_us;
     uint64_t crashes, torn, snapshots_installed, member_changes, elections, ops, lin_unknown;
+    uint64_t stalls, pauses, snap_rot, one_voter;
     char why[1024];
 };
 /* Runs one seed to the end; force_nodes 0 lets the seed choose 3 or 5. */
@@ -282,14 +299,22 @@ void sim_node_process(struct sim *s, struct sim_node *n);
 
 /* ---- Checks (check.c) ------------------------------------------------------- */
 void check_after_event(struct sim *s);
-/* Entries about to be persisted by n (log matching registry). */
-void check_new_entries(struct sim *s, struct sim_node *n, const struct raft_entry *e, size_t count);
+/* Entries n made durable or sent (log matching registry); prev0 is the
+ * term of the entry before the first (0: unknown). Entries a crash lost
+ * before anyone saw them are not registered: a one-voter leader may lead
+ * a term again after such a crash, invisibly. */
+void check_new_entries(struct sim *s, struct sim_node *n, const struct raft_entry *e, size_t count,
+                       raft_term prev0);
 /* n applies e (index must follow n->applied); digest is the kv digest after it. */
 void check_apply(struct sim *s, struct sim_node *n, const struct raft_entry *e, uint64_t digest);
 /* n installs a snapshot at meta; digest of the restored kv. */
 void check_install(struct sim *s, struct sim_node *n, const struct raft_snapshot_meta *meta, uint64_t digest);
 /* A message is leaving n for the wire (after any fsync it depends on). */
 void check_send(struct sim *s, struct sim_node *n, const struct raft_message *m);
+/* After a batch of n's became durable: log matching for what it wrote, and
+ * entries n applied are still on its disk with the same term (never
+ * truncated or overwritten). */
+void check_disk_synced(struct sim *s, struct sim_node *n);
 /* Term/role before and after one input to n. kind: "tick" or a message. */
 void check_term_change(struct sim *s, struct sim_node *n, raft_term t0, enum raft_role r0,
                        const struct raft_message *m);

@@ -456,7 +456,7 @@ TEST(async_persist_applies_only_reported_entries)
 {
     struct raft_options o = opts(3);
     struct raft *sync_core = raft_create(&o);
-    CHECK_EQ_I(raft_persisted(sync_core, 1, 1), RAFT_EINVAL);
+    CHECK_EQ_I(raft_persisted(sync_core, 1), RAFT_EINVAL);
     raft_destroy(sync_core);
     o.async_persist = true;
     struct raft *f = raft_create(&o);
@@ -467,8 +467,10 @@ TEST(async_persist_applies_only_reported_entries)
     struct raft_ready rd;
     REQUIRE(raft_ready(f, &rd) == RAFT_OK);
     CHECK_EQ_U(rd.n_entries, 1);
+    uint64_t boot = rd.seq;
     raft_advance(f, &rd);
-    CHECK_EQ_I(raft_persisted(f, 1, 1), RAFT_OK);
+    CHECK_EQ_I(raft_persisted(f, boot + 1), RAFT_EINVAL); /* not taken yet */
+    CHECK_EQ_I(raft_persisted(f, boot), RAFT_OK);
 
     /* Term 2 sends 2..3; while their write is in flight term 3 replaces them. */
     struct raft_entry old[2] = { { .term = 2, .index = 2, .type = RAFT_ENTRY_NOOP },
@@ -478,6 +480,7 @@ TEST(async_persist_applies_only_reported_entries)
     CHECK_EQ_I(raft_step(f, &a), RAFT_OK);
     REQUIRE(raft_ready(f, &rd) == RAFT_OK);
     CHECK_EQ_U(rd.n_entries, 2);
+    uint64_t first = rd.seq;
     raft_advance(f, &rd);
     struct raft_entry neu[2] = { { .term = 3, .index = 2, .type = RAFT_ENTRY_NOOP },
                                  { .term = 3, .index = 3, .type = RAFT_ENTRY_NOOP } };
@@ -487,13 +490,14 @@ TEST(async_persist_applies_only_reported_entries)
     REQUIRE(raft_ready(f, &rd) == RAFT_OK);
     CHECK_EQ_U(rd.truncate_from, 2);
     CHECK_EQ_U(rd.n_entries, 2);
+    uint64_t second = rd.seq;
     size_t applied = rd.n_committed; /* at most entry 1: nothing of 2..3 is durable */
     for (size_t i = 0; i < rd.n_committed; i++)
         CHECK_EQ_U(rd.committed[i].index, 1);
     raft_advance(f, &rd);
 
     /* The first write lands: its entries are no longer the log's. */
-    CHECK_EQ_I(raft_persisted(f, 3, 2), RAFT_OK);
+    CHECK_EQ_I(raft_persisted(f, first), RAFT_OK);
     while (raft_has_ready(f)) {
         REQUIRE(raft_ready(f, &rd) == RAFT_OK);
         for (size_t i = 0; i < rd.n_committed; i++)
@@ -503,13 +507,218 @@ TEST(async_persist_applies_only_reported_entries)
     }
     CHECK(applied <= 1); /* entry 1 at most, whether bootstrap counts it applied or not */
     /* The second one does. */
-    CHECK_EQ_I(raft_persisted(f, 3, 3), RAFT_OK);
+    CHECK_EQ_I(raft_persisted(f, second), RAFT_OK);
     REQUIRE(raft_ready(f, &rd) == RAFT_OK);
     REQUIRE(rd.n_committed == 2);
     CHECK(rd.committed[0].index == 2 && rd.committed[0].term == 3);
     CHECK(rd.committed[1].index == 3 && rd.committed[1].term == 3);
     raft_advance(f, &rd);
     raft_destroy(f);
+}
+
+/* Defect 3 (ABA): a late report for a write whose entry was truncated and
+ * then written again with the same (index, term) must not count: the
+ * writes in between are still queued and would overwrite it on disk. */
+TEST(async_persist_late_report_after_truncation)
+{
+    struct raft_options o = opts(3);
+    o.async_persist = true;
+    struct raft *f = raft_create(&o);
+    struct raft_config c = { .n = 3 };
+    for (int i = 0; i < 3; i++)
+        c.members[i] = (struct raft_member){ (raft_id)(i + 1), RAFT_VOTER, 0 };
+    REQUIRE(raft_bootstrap(f, &c) == RAFT_OK);
+    struct raft_ready rd;
+    REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+    uint64_t boot = rd.seq;
+    raft_advance(f, &rd);
+    CHECK_EQ_I(raft_persisted(f, boot), RAFT_OK);
+
+    /* W1: 2/2 from the leader of term 2. */
+    struct raft_entry e22 = { .term = 2, .index = 2, .type = RAFT_ENTRY_NOOP };
+    struct raft_message a = { .type = RAFT_MSG_APPEND, .from = 1, .to = 3, .term = 2, .prev_index = 1,
+                              .prev_term = 1, .commit = 1, .n_entries = 1, .entries = &e22 };
+    CHECK_EQ_I(raft_step(f, &a), RAFT_OK);
+    REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+    CHECK_EQ_U(rd.n_entries, 1);
+    uint64_t w1 = rd.seq;
+    raft_advance(f, &rd);
+    /* W2: the leader of term 3 overwrites index 2 with 3/2. */
+    struct raft_entry e32 = { .term = 3, .index = 2, .type = RAFT_ENTRY_NOOP };
+    struct raft_message b = { .type = RAFT_MSG_APPEND, .from = 2, .to = 3, .term = 3, .prev_index = 1,
+                              .prev_term = 1, .commit = 1, .n_entries = 1, .entries = &e32 };
+    CHECK_EQ_I(raft_step(f, &b), RAFT_OK);
+    REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+    CHECK_EQ_U(rd.truncate_from, 2);
+    uint64_t w2 = rd.seq;
+    raft_advance(f, &rd);
+    /* W3: the leader of term 4 restores 2/2 and commits it with 4/3. */
+    struct raft_entry e4[2] = { { .term = 2, .index = 2, .type = RAFT_ENTRY_NOOP },
+                                { .term = 4, .index = 3, .type = RAFT_ENTRY_NOOP } };
+    struct raft_message d = { .type = RAFT_MSG_APPEND, .from = 1, .to = 3, .term = 4, .prev_index = 1,
+                              .prev_term = 1, .commit = 3, .n_entries = 2, .entries = e4 };
+    CHECK_EQ_I(raft_step(f, &d), RAFT_OK);
+    REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+    CHECK_EQ_U(rd.truncate_from, 2);
+    uint64_t w3 = rd.seq;
+    raft_advance(f, &rd);
+
+    /* W1's late report: 2/2 is in the log again, but W2 (which overwrites it
+     * on disk) and W3 are still queued. Then W2's: still nothing. */
+    uint64_t reports[2] = { w1, w2 };
+    for (int k = 0; k < 2; k++) {
+        CHECK_EQ_I(raft_persisted(f, reports[k]), RAFT_OK);
+        size_t applied_2 = 0;
+        while (raft_has_ready(f)) {
+            REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+            for (size_t i = 0; i < rd.n_committed; i++)
+                applied_2 += rd.committed[i].index >= 2;
+            raft_advance(f, &rd);
+        }
+        CHECK_EQ_U(applied_2, 0);
+    }
+    /* W3 is on disk: 2/2 and 4/3 are the disk's, committed, applied. */
+    CHECK_EQ_I(raft_persisted(f, w3), RAFT_OK);
+    REQUIRE(raft_ready(f, &rd) == RAFT_OK);
+    REQUIRE(rd.n_committed == 2);
+    CHECK(rd.committed[0].index == 2 && rd.committed[0].term == 2);
+    CHECK(rd.committed[1].index == 3 && rd.committed[1].term == 4);
+    raft_advance(f, &rd);
+    raft_destroy(f);
+}
+
+/* §6.4: a follower takes a read index only from the leader of its term, to
+ * whom it forwarded the read; an answer from anyone else is dropped. */
+TEST(read_index_answer_only_from_leader)
+{
+    cluster(3);
+    int l = elect();
+    REQUIRE(l != 0);
+    stabilize();
+    int f = l == 1 ? 2 : 1, other = 6 - l - f;
+    struct raft *fr = nodes[f].r;
+    raft_term t = raft_current_term(fr);
+    struct raft_message forged = { .type = RAFT_MSG_READ_INDEX_RESP, .from = (raft_id)other, .to = (raft_id)f,
+                                   .term = t, .context = 77, .index = 1 };
+    CHECK_EQ_I(raft_step(fr, &forged), RAFT_OK);
+    struct raft_message stale = forged;
+    stale.from = (raft_id)l;
+    stale.term = t - 1;
+    CHECK_EQ_I(raft_step(fr, &stale), RAFT_OK);
+    size_t reads = 0;
+    while (raft_has_ready(fr)) {
+        struct raft_ready rd;
+        REQUIRE(raft_ready(fr, &rd) == RAFT_OK);
+        reads += rd.n_reads;
+        raft_advance(fr, &rd);
+    }
+    CHECK_EQ_U(reads, 0);
+    struct raft_message real = forged;
+    real.from = (raft_id)l;
+    CHECK_EQ_I(raft_step(fr, &real), RAFT_OK);
+    struct raft_ready rd;
+    REQUIRE(raft_ready(fr, &rd) == RAFT_OK);
+    REQUIRE(rd.n_reads == 1);
+    CHECK(rd.reads[0].ok && rd.reads[0].context == 77);
+    raft_advance(fr, &rd);
+    teardown();
+}
+
+/* §5.3: a snapshot installed under a log whose suffix it keeps keeps every
+ * configuration of that suffix, however many (there were at most 16). */
+TEST(snapshot_install_keeps_every_suffix_config)
+{
+    struct raft_options o = opts(3);
+    struct raft *f = raft_create(&o);
+    struct raft_config c = { .n = 3 };
+    for (int i = 0; i < 3; i++)
+        c.members[i] = (struct raft_member){ (raft_id)(i + 1), RAFT_VOTER, 0 };
+    REQUIRE(raft_bootstrap(f, &c) == RAFT_OK);
+    /* Entries 2..21, each a configuration adding learner 100 + index. */
+    enum { N = 20 };
+    struct raft_entry e[N];
+    uint8_t bufs[N][4 + 10 * RAFT_MAX_MEMBERS];
+    for (int i = 0; i < N; i++) {
+        struct raft_config ci = c;
+        ci.members[ci.n++] = (struct raft_member){ (raft_id)(100 + 2 + i), RAFT_LEARNER, 0 };
+        int len = raft_config_encode(&ci, bufs[i], sizeof bufs[i]);
+        REQUIRE(len > 0);
+        e[i] = (struct raft_entry){ .term = 2, .index = (raft_index)(2 + i), .type = RAFT_ENTRY_CONFIG,
+                                    .len = (uint32_t)len, .data = bufs[i] };
+    }
+    struct raft_message a = { .type = RAFT_MSG_APPEND, .from = 1, .to = 3, .term = 2, .prev_index = 1,
+                              .prev_term = 1, .commit = 1, .n_entries = N, .entries = e };
+    CHECK_EQ_I(raft_step(f, &a), RAFT_OK);
+    CHECK_EQ_U(raft_configuration(f)->members[3].id, 100 + 21);
+    /* A snapshot at 2 (an empty one, in one chunk) whose term matches: the
+     * suffix 3..21 stays. */
+    struct raft_message s = { .type = RAFT_MSG_SNAPSHOT, .from = 1, .to = 3, .term = 2, .done = 1 };
+    struct raft_config c2;
+    REQUIRE(raft_config_decode(&c2, e[0].data, e[0].len) == RAFT_OK);
+    s.snapshot = (struct raft_snapshot_meta){ .index = 2, .term = 2, .config = c2, .size = 0, .crc = 0 };
+    CHECK_EQ_I(raft_step(f, &s), RAFT_OK);
+    CHECK_EQ_U(raft_snapshot(f) ? raft_snapshot(f)->index : 0, 2);
+    CHECK_EQ_U(raft_last_index(f), 21);
+    CHECK_EQ_U(raft_configuration(f)->members[3].id, 100 + 21);
+    struct raft_config at;
+    for (raft_index i = 2; i <= 21; i++) {
+        REQUIRE(raft_config_at(f, i, &at) == RAFT_OK);
+        CHECK_EQ_U(at.members[3].id, 100 + i);
+    }
+    raft_destroy(f);
+}
+
+/* A follower whose answers were lost (it has the entries, the leader does
+ * not know) learns the commit index from the first heartbeat round after:
+ * the leader checks with an empty append at the last index it sent. */
+TEST(lost_acks_commit_learnt_in_one_round)
+{
+    cluster(3);
+    int l = elect();
+    REQUIRE(l != 0);
+    stabilize();
+    int f = l == 3 ? 2 : 3;
+    cut[f][l] = 1; /* f's answers are lost */
+    raft_index idx;
+    REQUIRE(raft_propose(nodes[l].r, (const uint8_t *)"x", 1, &idx, NULL) == RAFT_OK);
+    process(l);
+    /* The appends arrive; then the leader's commit broadcast to f is lost too. */
+    struct raft_message *q = net.q;
+    size_t n = net.n;
+    net.q = NULL;
+    net.n = net.cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        raft_step(nodes[q[i].to].r, &q[i]);
+        free_msg(&q[i]);
+    }
+    free(q);
+    cut[l][f] = 1;
+    stabilize();
+    CHECK_EQ_U(raft_commit_index(nodes[l].r), idx);
+    CHECK_EQ_U(raft_last_index(nodes[f].r), idx);
+    CHECK(raft_commit_index(nodes[f].r) < idx);
+    cut[f][l] = cut[l][f] = 0;
+    /* A heartbeat round (the leader's heartbeat interval is one tick). */
+    raft_tick(nodes[l].r);
+    stabilize();
+    CHECK_EQ_U(raft_commit_index(nodes[f].r), idx);
+    teardown();
+}
+
+/* §4.1 (and the single-server change bug): a new leader accepts no
+ * membership change until the no-op of its term has committed. */
+TEST(membership_waits_for_the_terms_noop)
+{
+    cluster(1);
+    for (int t = 0; t < 100 && raft_role(nodes[1].r) != RAFT_LEADER; t++)
+        raft_tick(nodes[1].r);
+    REQUIRE(raft_role(nodes[1].r) == RAFT_LEADER);
+    CHECK(raft_commit_index(nodes[1].r) < raft_last_index(nodes[1].r)); /* the no-op is not yet durable */
+    CHECK_EQ_I(raft_change_member(nodes[1].r, RAFT_ADD_LEARNER, 2, NULL), RAFT_EBUSY);
+    process(1);
+    CHECK_EQ_U(raft_commit_index(nodes[1].r), raft_last_index(nodes[1].r));
+    CHECK_EQ_I(raft_change_member(nodes[1].r, RAFT_ADD_LEARNER, 2, NULL), RAFT_OK);
+    teardown();
 }
 
 TEST(single_node)
@@ -551,6 +760,11 @@ int main(void)
     RUN(lost_probe_answer_is_retried);
     RUN(truncated_entries_are_not_acknowledged);
     RUN(async_persist_applies_only_reported_entries);
+    RUN(async_persist_late_report_after_truncation);
+    RUN(read_index_answer_only_from_leader);
+    RUN(snapshot_install_keeps_every_suffix_config);
+    RUN(lost_acks_commit_learnt_in_one_round);
+    RUN(membership_waits_for_the_terms_noop);
     RUN(single_node);
     RUN(config_codec);
     free(net.q);

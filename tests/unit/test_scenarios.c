@@ -93,6 +93,8 @@ struct disk {
     bool has_snap;
     struct raft_snapshot_meta snap;
     uint8_t *snap_data;
+    struct raft_snapshot_meta prev_snap; /* the one before (index 0: none), kept so */
+    uint8_t *prev_snap_data;   /* that a transfer of it can finish (raft.h) */
     uint8_t *partial;          /* snapshot being received, chunk by chunk */
     uint64_t partial_len;
     struct raft_snapshot_meta partial_meta;
@@ -343,7 +345,10 @@ static void net_send(int from, const struct raft_message *m)
         /* The core names the bytes; the sending host reads them from the
          * snapshot it holds (raft.h). No such snapshot: the message is lost. */
         const struct disk *d = &W.nodes[from].disk;
-        if (!d->has_snap || d->snap.index != m->snapshot.index || m->offset + m->len > d->snap.size) {
+        const uint8_t *data = d->has_snap && d->snap.index == m->snapshot.index ? d->snap_data
+                            : d->prev_snap.index && d->prev_snap.index == m->snapshot.index ? d->prev_snap_data
+                            : NULL;
+        if (!data || m->offset + m->len > m->snapshot.size) {
             struct sbuf tmp = { 0 };
             print_msg(&tmp, m);
             out("%s dropped (sender has no such snapshot)\n", tmp.s);
@@ -351,7 +356,7 @@ static void net_send(int from, const struct raft_message *m)
             wire_free(&w);
             return;
         }
-        w.m.data = dup_bytes(d->snap_data + m->offset, m->len);
+        w.m.data = dup_bytes(data + m->offset, m->len);
     }
     if (W.nq == W.capq) {
         W.capq = W.capq ? W.capq * 2 : 64;
@@ -370,6 +375,7 @@ static void disk_free(struct disk *d)
         free((void *)d->log[i].data);
     free(d->log);
     free(d->snap_data);
+    free(d->prev_snap_data);
     free(d->partial);
     memset(d, 0, sizeof *d);
 }
@@ -471,7 +477,7 @@ static void ready_summary(int id, const struct raft_ready *rd)
     if (rd->hard_state_changed)
         out(" hard-state term=%llu vote=%llu,", (unsigned long long)rd->hard_state.term,
             (unsigned long long)rd->hard_state.vote);
-    if (rd->snapshot_chunk.len)
+    if (rd->snapshot_chunk.meta.index)
         out(" snapshot chunk %llu+%u,", (unsigned long long)rd->snapshot_chunk.offset,
             rd->snapshot_chunk.len);
     if (rd->truncate_from)
@@ -520,11 +526,11 @@ static void ready_finish(int id)
         return;
     struct raft_ready *rd = &nd->rd;
     struct disk *d = &nd->disk;
-    if (rd->snapshot_chunk.len) {
+    if (rd->snapshot_chunk.meta.index) { /* an empty snapshot is one empty chunk */
         const struct raft_snapshot_chunk *c = &rd->snapshot_chunk;
         if (c->offset == 0) {
             free(d->partial);
-            d->partial = xmalloc((size_t)c->meta.size);
+            d->partial = xmalloc(c->meta.size ? (size_t)c->meta.size : 1);
             d->partial_len = 0;
             d->partial_meta = c->meta;
         }
@@ -532,7 +538,8 @@ static void ready_finish(int id)
             out("%d: HOST ERROR: snapshot chunk at %llu does not continue the partial file\n", id,
                 (unsigned long long)c->offset);
         } else {
-            memcpy(d->partial + c->offset, c->data, c->len);
+            if (c->len) /* the one chunk of an empty snapshot has no data */
+                memcpy(d->partial + c->offset, c->data, c->len);
             d->partial_len += c->len;
         }
     }
@@ -1244,7 +1251,9 @@ static void cmd_snapshot(const struct cmd *c)
         FAIL("raft_snapshot_taken: %s", raft_strerror(rc));
     const struct raft_snapshot_meta *m = raft_snapshot(nd->r);
     struct disk *d = &nd->disk;
-    free(d->snap_data);
+    free(d->prev_snap_data);
+    d->prev_snap_data = d->has_snap ? d->snap_data : NULL;
+    d->prev_snap = d->has_snap ? d->snap : (struct raft_snapshot_meta){ 0 };
     d->snap_data = dup_bytes((const uint8_t *)nd->sm.buf.s, len);
     d->snap = *m;
     d->has_snap = true;
