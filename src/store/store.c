@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "command.h"
+#include "store/comments.h"
 
 /* How long an idempotency key is remembered, in log time. */
 #define IDEM_TTL_MS (24ull * 3600 * 1000)
@@ -37,7 +38,7 @@ enum stmt_id {
 };
 
 /* The columns every link query returns, in this order (read_link). */
-#define LINK_COLS "SELECT l.id, l.title, l.url, u.name, l.created, l.likes, l.hot FROM links l " \
+#define LINK_COLS "SELECT l.id, l.title, l.url, u.name, l.created, l.likes, l.hot, l.comments FROM links l " \
                   "JOIN users u ON u.id = l.author_id "
 #define USER_COLS "SELECT id, name, lname, pwhash, created FROM users "
 
@@ -160,6 +161,8 @@ static int open_db(struct store *st)
         sqlite3_free(msg);
         return STORE_EIO;
     }
+    if (store_comments_migrate(st->db, st->errmsg, sizeof st->errmsg))
+        return STORE_EIO;
     for (int i = 0; i < S_COUNT; i++)
         if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK)
             return fail_db(st, "cannot prepare a statement");
@@ -262,6 +265,7 @@ static void read_link(sqlite3_stmt *s, struct store_link *l)
     l->created_ms = (uint64_t)sqlite3_column_int64(s, 4);
     l->likes = sqlite3_column_int64(s, 5);
     l->hot = sqlite3_column_double(s, 6);
+    l->comments = sqlite3_column_int64(s, 7);
 }
 
 /* Steps a query expected to give at most one row: 1 and read(row) if it
@@ -446,6 +450,12 @@ static int execute(struct store *st, const struct command *c, struct store_resul
     case CMD_LIKE:
     case CMD_UNLIKE:
         return like(st, c, res);
+    case CMD_COMMENT_POST:
+    case CMD_COMMENT_EDIT:
+    case CMD_COMMENT_DELETE:
+    case CMD_COMMENT_LIKE:
+    case CMD_COMMENT_UNLIKE:
+        return store_comments_execute(st, c, res);
     case CMD_KV_PUT:
         s = st->stmt[S_KV_PUT];
         bind_str(s, 1, c->key);
@@ -629,6 +639,8 @@ int store_members(struct store *st, void (*each)(void *arg, const char *id, cons
 }
 
 /* ---- Site queries ------------------------------------------------------------ */
+
+int store_fail_query(struct store *st, const char *what) { return fail_db(st, what); }
 
 static int query_fail(struct store *st, int rc, const char *what)
 {

@@ -1,0 +1,28 @@
+/*
+ * comments.h — the comment commands' side of the state machine, for
+ * store.c: the schema migration that adds comments to a database of an
+ * earlier version, and the execution of CMD_COMMENT_* at apply. The queries
+ * are public, in include/store.h.
+ */
+#ifndef LINKRAFT_STORE_COMMENTS_H
+#define LINKRAFT_STORE_COMMENTS_H
+
+#include <stddef.h>
+
+#include "command.h"
+#include "store.h"
+
+struct sqlite3;
+
+/* Brings the schema from version 1 (links, likes, no comments) to 2, in one
+ * transaction; nothing to do at version 2. Returns 0, or -1 with a message. */
+int store_comments_migrate(struct sqlite3 *db, char *err, size_t errcap);
+
+/* Executes one CMD_COMMENT_* command inside the open apply transaction;
+ * fills res. STORE_EIO only on SQLite failure. */
+int store_comments_execute(struct store *st, const struct command *c, struct store_result *res);
+
+/* Records a failed query in st's error message (store_errmsg); returns STORE_EIO. */
+int store_fail_query(struct store *st, const char *what);
+
+#endif
