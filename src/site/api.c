@@ -34,7 +34,8 @@ void site_link_json(struct buf *b, const struct store_link *l)
     json_write_str(b, domain, strlen(domain));
     buf_puts(b, ",\"author\":");
     json_write_str(b, l->author, strlen(l->author));
-    buf_printf(b, ",\"created\":\"%s\",\"likes\":%" PRId64 "}", created, l->likes);
+    buf_printf(b, ",\"created\":\"%s\",\"likes\":%" PRId64 ",\"comments\":%" PRId64 "}", created, l->likes,
+               l->comments);
 }
 
 static struct store *store_of(struct site_req *r) { return r->s->host.store(r->s->host.ctx); }
@@ -648,6 +649,8 @@ bool site_api_route(struct site_req *r, const char *path, bool *answered)
     if (!strncmp(p, "/links/", 7)) {
         const char *idp = p + 7, *slash = strchr(idp, '/');
         size_t idlen = slash ? (size_t)(slash - idp) : strlen(idp);
+        if (parse_id(idp, idlen, &r->id) && slash && !strcmp(slash, "/comments"))
+            return site_comments_api_route(r, p, answered);
         if (!parse_id(idp, idlen, &r->id) || (slash && strcmp(slash, "/like"))) {
             site_fail(r, 404, "not_found", "no such path");
             *answered = true;
@@ -671,6 +674,8 @@ bool site_api_route(struct site_req *r, const char *path, bool *answered)
         *answered = true;
         return true;
     }
+    if (!strncmp(p, "/comments/", 10))
+        return site_comments_api_route(r, p, answered);
     site_fail(r, 404, "not_found", "no such API path (see SPEC §4)");
     *answered = true;
     return true;

@@ -16,7 +16,7 @@
 
 #include "site/site_int.h"
 
-#define CSS_PATH "/static/site.v1.css"
+#define CSS_PATH "/static/site.v2.css"
 
 static const char site_css[] =
     ":root{--bg:#fdfdfb;--fg:#1d1d1f;--muted:#6b6b70;--accent:#c2410c;--line:#e5e5e0;--box:#fff}\n"
@@ -45,7 +45,13 @@ static const char site_css[] =
     ".err{color:#b91c1c;font-weight:600}\n"
     "table{border-collapse:collapse;width:100%}td,th{padding:.3rem .5rem;border-bottom:1px solid var(--line);"
     "text-align:left}\n"
-    "footer{margin:2rem 0 1rem;border-top:1px solid var(--line);padding-top:.5rem}\n";
+    "footer{margin:2rem 0 1rem;border-top:1px solid var(--line);padding-top:.5rem}\n"
+    /* The thread: nested lists, each level indented with a guide line. */
+    ".cs,.cs ul{list-style:none;margin:0;padding:0}.cs ul{padding-left:1rem;border-left:1px solid var(--line)}\n"
+    ".cs li{margin:.7rem 0 0 .2rem}.cm{color:var(--muted);font-size:.85rem}.ct p{margin:.2rem 0}\n"
+    ".ct pre{overflow-x:auto;margin:.3rem 0}.ct{overflow-wrap:anywhere}\n"
+    "form.box textarea{font:inherit;padding:.4rem;border:1px solid var(--line);border-radius:.25rem;"
+    "background:var(--bg);color:var(--fg)}\n";
 
 static struct store *store_of(struct site_req *r) { return r->s->host.store(r->s->host.ctx); }
 static uint64_t now_of(struct site_req *r) { return r->s->host.now_ms(r->s->host.ctx); }
@@ -125,8 +131,9 @@ static void link_item(struct buf *b, struct site_req *r, const struct store_link
     esc(b, l->author);
     buf_puts(b, "\">");
     esc(b, l->author);
-    buf_printf(b, "</a> · <time datetime=\"%s\" title=\"%s\">%s</time> · <a href=\"/link/%" PRId64 "\">link</a></div>",
-               when, when, ago, l->id);
+    buf_printf(b, "</a> · <time datetime=\"%s\" title=\"%s\">%s</time> · <a href=\"/link/%" PRId64 "\">%" PRId64
+                  " comment%s</a></div>",
+               when, when, ago, l->id, l->comments, l->comments == 1 ? "" : "s");
 }
 
 static void link_list(struct buf *b, struct site_req *r, const struct store_link *links, size_t n, unsigned first,
@@ -257,6 +264,7 @@ static void page_link(struct site_req *r)
     buf_puts(&b, "<article>");
     link_item(&b, r, l, liked, next);
     buf_puts(&b, "</article>");
+    site_thread_html(&b, r, l);
     page_end(&b, r);
     free(l);
     reply_page(r, 200, &b);
@@ -646,8 +654,12 @@ bool site_pages_route(struct site_req *r, const char *path, bool *answered)
                 return route(r, page_link, NULL, answered);
             if (!strcmp(slash, "/like"))
                 return route(r, NULL, page_like_post, answered);
+            if (!strcmp(slash, "/comment"))
+                return site_thread_route(r, path, answered);
         }
     }
+    if (!strncmp(path, "/comment/", 9) && site_thread_route(r, path, answered))
+        return true;
     if (!strncmp(path, "/user/", 6) && strlen(path + 6) <= SITE_NAME_MAX && !strchr(path + 6, '/')) {
         snprintf(r->name, sizeof r->name, "%s", path + 6);
         return route(r, page_user, NULL, answered);
@@ -657,3 +669,11 @@ bool site_pages_route(struct site_req *r, const char *path, bool *answered)
     r->step = page_not_found;
     return true;
 }
+
+/* ---- For thread.c ------------------------------------------------------------------ */
+
+void site_page_begin(struct buf *b, struct site_req *r, const char *title) { page_begin(b, r, title); }
+void site_page_end(struct buf *b, struct site_req *r) { page_end(b, r); }
+void site_page_send(struct site_req *r, int status, struct buf *b) { reply_page(r, status, b); }
+void site_csrf_field(struct buf *b, struct site_req *r) { csrf_field(b, r); }
+bool site_form_ok(struct site_req *r) { return form_ok(r); }

@@ -160,6 +160,7 @@ done:
     s->stats.in_flight--;
     sodium_memzero(r->password, sizeof r->password);
     free(r->link_in);
+    free(r->text);
     free(r);
 }
 

@@ -133,6 +133,9 @@ struct site_req {
     char next[256];                 /* where a form redirects after success */
     bool like_on;
     int form;                       /* enum site_form: which form to show again on an error */
+    int64_t comment_id;             /* a comment route's comment; a reply's parent */
+    char *text;                     /* a comment's text, checked (malloc'd; freed by site_reply) */
+    size_t text_len;
 
     /* Password hashing / verifying on a worker. */
     uv_work_t work;
@@ -232,5 +235,36 @@ void site_like_begin(struct site_req *r);
 
 /* The link object of SPEC §4. */
 void site_link_json(struct buf *b, const struct store_link *l);
+
+/* ---- comments.c: the comment flows (API and forms) ----------------------------- */
+
+/* Routes /api/v1/links/ID/comments (r->id set) and /api/v1/comments/... */
+bool site_comments_api_route(struct site_req *r, const char *p, bool *answered);
+/* Checks raw text (len bytes) into r->text; false after answering 400. */
+bool site_comment_text(struct site_req *r, const char *raw, size_t len);
+/* The write flows: r->id = link and r->comment_id = parent (post), or
+ * r->comment_id (edit, delete, like with r->like_on); r->text for post/edit. */
+void site_comment_post_begin(struct site_req *r);
+void site_comment_edit_begin(struct site_req *r);
+void site_comment_delete_begin(struct site_req *r);
+void site_comment_like_begin(struct site_req *r);
+/* Where a page goes after acting on comment id of link: "/link/L#cID". */
+void site_comment_path(char *out, size_t cap, int64_t link, int64_t id);
+
+/* ---- thread.c: the discussion on pages -------------------------------------------- */
+
+/* Appends the comment form and the thread of link to a /link/ID page. */
+void site_thread_html(struct buf *b, struct site_req *r, const struct store_link *l);
+/* Routes /link/ID/comment (r->id set) and /comment/ID/... pages. */
+bool site_thread_route(struct site_req *r, const char *path, bool *answered);
+
+/* ---- pages.c, for thread.c --------------------------------------------------------- */
+
+void site_page_begin(struct buf *b, struct site_req *r, const char *title);
+void site_page_end(struct buf *b, struct site_req *r);
+void site_page_send(struct site_req *r, int status, struct buf *b);
+void site_csrf_field(struct buf *b, struct site_req *r);
+/* A posted form's CSRF token and next field; false after answering 403. */
+bool site_form_ok(struct site_req *r);
 
 #endif
