@@ -57,6 +57,15 @@ enum command_type {
                                 placeholder ancestors left without replies. Result: id */
     CMD_COMMENT_LIKE = 19,   /* session, comment_id. Result: id, count = likes, flag = 1 */
     CMD_COMMENT_UNLIKE = 20, /* session, comment_id. Result: id, count = likes, flag = 0 */
+    /* Text posts and editing (src/store/posts.c). LINK_POST stays as it was,
+     * so that entries already in logs decode as before. */
+    CMD_LINK_POST_TEXT = 21, /* session, title, url, url_norm, text: url (and url_norm)
+                                or text may be empty, not both. As LINK_POST otherwise */
+    CMD_LINK_EDIT = 22,      /* session, title, text, link_id: an empty field is left as
+                                it is. FORBIDDEN if not the author's or older than
+                                COMMAND_EDIT_WINDOW_MS; NOT_FOUND if gone. Result: id */
+    CMD_LINK_DELETE = 23,    /* session, link_id. FORBIDDEN if not the author's. The
+                                link leaves every listing and its URL is free again */
 };
 
 #define COMMAND_HASH_LEN 32          /* SHA-256 of a session token */

@@ -143,6 +143,8 @@ struct store_link {
     int64_t likes;
     double hot;
     int64_t comments;               /* live comments */
+    uint64_t edited_ms;             /* 0: never edited */
+    uint8_t has_text;               /* a text post, or a link with text: store_link_text */
 };
 
 enum store_sort { STORE_SORT_HOT = 0, STORE_SORT_NEW = 1, STORE_SORT_TOP = 2 };
@@ -208,6 +210,10 @@ void store_comment_clear(struct store_comment *c);
  * query, then a sort in memory. */
 int store_thread(struct store *st, int64_t link_id, struct store_comment **out, size_t *n);
 void store_comments_free(struct store_comment *c, size_t n);
+/* The text of live link id: 1 and *text (malloc'd; NULL if the link has
+ * none), 0 if there is no such live link. Links without a URL have url "". */
+int store_link_text(struct store *st, int64_t id, char **text);
+
 /* liked[i] = 1 if user_id likes the comment ids[i], else 0. */
 int store_comments_liked(struct store *st, int64_t user_id, const int64_t *ids, size_t n, uint8_t *liked);
 

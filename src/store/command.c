@@ -99,8 +99,8 @@ static struct command_str get_str(struct reader *r)
  * decode, so the three cannot disagree. Returns the number of strings, or
  * -1 for an unknown type. */
 struct layout {
-    struct command_str *str[4];
-    uint16_t max[4];
+    struct command_str *str[5];
+    uint16_t max[5];
     int has_link_id;
     int has_comment_id;
 };
@@ -131,6 +131,16 @@ static int layout_of(struct command *c, struct layout *l)
         l->has_link_id = l->has_comment_id = 1;
         break;
     case CMD_COMMENT_EDIT: F(session, COMMAND_HASH_LEN); F(text, COMMAND_MAX_TEXT_BYTES); l->has_comment_id = 1; break;
+    case CMD_LINK_POST_TEXT:
+        F(session, COMMAND_HASH_LEN); F(title, COMMAND_MAX_TITLE_BYTES); F(url, COMMAND_MAX_URL);
+        F(url_norm, COMMAND_MAX_URL);
+        F(text, COMMAND_MAX_TEXT_BYTES);
+        break;
+    case CMD_LINK_EDIT:
+        F(session, COMMAND_HASH_LEN); F(title, COMMAND_MAX_TITLE_BYTES); F(text, COMMAND_MAX_TEXT_BYTES);
+        l->has_link_id = 1;
+        break;
+    case CMD_LINK_DELETE: F(session, COMMAND_HASH_LEN); l->has_link_id = 1; break;
     case CMD_COMMENT_DELETE:
     case CMD_COMMENT_LIKE:
     case CMD_COMMENT_UNLIKE: F(session, COMMAND_HASH_LEN); l->has_comment_id = 1; break;

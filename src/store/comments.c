@@ -20,6 +20,11 @@
 
 static const char migrate_v2[] =
     "ALTER TABLE links ADD COLUMN comments INTEGER NOT NULL DEFAULT 0;"
+    /* Text posts (text, url ''), editing, deleting (deleted = 1: out of
+     * every listing, url_norm freed). src/store/posts.c. */
+    "ALTER TABLE links ADD COLUMN text TEXT;"
+    "ALTER TABLE links ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE links ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;"
     /* AUTOINCREMENT: a deleted comment's id is never handed out again, so
      * an id in a client's hand (or an idempotent result) means one comment. */
     "CREATE TABLE comments(id INTEGER PRIMARY KEY AUTOINCREMENT, link_id INTEGER NOT NULL,"
@@ -142,7 +147,7 @@ static int comment_post(struct store *st, const struct command *c, struct store_
     int found = author(st, c, res, &u);
     if (found <= 0)
         return found < 0 ? STORE_EIO : STORE_OK;
-    sqlite3_stmt *s = prep(db, "SELECT 1 FROM links WHERE id = ?1");
+    sqlite3_stmt *s = prep(db, "SELECT 1 FROM links WHERE id = ?1 AND deleted = 0");
     if (!s)
         return STORE_EIO;
     sqlite3_bind_int64(s, 1, c->link_id);

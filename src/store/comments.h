@@ -22,6 +22,9 @@ int store_comments_migrate(struct sqlite3 *db, char *err, size_t errcap);
  * fills res. STORE_EIO only on SQLite failure. */
 int store_comments_execute(struct store *st, const struct command *c, struct store_result *res);
 
+/* Executes CMD_LINK_POST_TEXT, CMD_LINK_EDIT, CMD_LINK_DELETE (posts.c). */
+int store_posts_execute(struct store *st, const struct command *c, struct store_result *res);
+
 /* Records a failed query in st's error message (store_errmsg); returns STORE_EIO. */
 int store_fail_query(struct store *st, const char *what);
 

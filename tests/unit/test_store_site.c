@@ -614,10 +614,10 @@ TEST(front_page_queries_use_indexes)
     struct store *st = open_db("plan.db");
     REQUIRE(st);
     const char *queries[] = {
-        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id ORDER BY l.hot DESC, l.id DESC LIMIT 30 OFFSET 0",
-        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id ORDER BY l.likes DESC, l.id DESC LIMIT 30 OFFSET 0",
-        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id ORDER BY l.id DESC LIMIT 30 OFFSET 0",
-        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id WHERE l.author_id = 3 ORDER BY l.id DESC LIMIT 30",
+        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id WHERE l.deleted = 0 ORDER BY l.hot DESC, l.id DESC LIMIT 30 OFFSET 0",
+        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id WHERE l.deleted = 0 ORDER BY l.likes DESC, l.id DESC LIMIT 30 OFFSET 0",
+        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id WHERE l.deleted = 0 ORDER BY l.id DESC LIMIT 30 OFFSET 0",
+        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id WHERE l.author_id = 3 AND l.deleted = 0 ORDER BY l.id DESC LIMIT 30",
     };
     for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
         sqlite3_stmt *s;
@@ -877,6 +877,94 @@ TEST(thread_is_one_indexed_query)
     store_close(st);
 }
 
+/* ---- Text posts, editing, deleting ------------------------------------------------ */
+
+static void post_text(struct log *l, uint64_t t, const struct hash *sess, const char *title, const char *url,
+                      const char *text)
+{
+    struct command c = { .type = CMD_LINK_POST_TEXT, .time_ms = t, .session = HS(sess), .title = S(title),
+                         .url = S(url), .url_norm = S(url), .text = S(text) };
+    add(l, &c);
+}
+
+static void link_cmd(struct log *l, int type, uint64_t t, const struct hash *sess, int64_t id, const char *title,
+                     const char *text)
+{
+    struct command c = { .type = (uint8_t)type, .time_ms = t, .session = HS(sess), .link_id = id,
+                         .title = S(title ? title : ""), .text = S(text ? text : "") };
+    add(l, &c);
+}
+
+TEST(text_posts_edit_and_delete)
+{
+    struct store *st = open_db("posts.db");
+    REQUIRE(st);
+    static struct log l;
+    struct hash a = H(1), b = H(2);
+    const uint64_t two_hours = 2 * 3600 * 1000;
+    signup(&l, T0, "alice", "alice", &a);                                               /* 0 */
+    signup(&l, T0, "bob", "bob", &b);                                                   /* 1 */
+    post_text(&l, T0 + 1, &a, "Ask: why Raft?", "", "Tell me.");                        /* 2: link 1 */
+    post_text(&l, T0 + 2, &a, "Both", "http://both.example/", "and some text");          /* 3: link 2 */
+    post_text(&l, T0 + 3, &b, "Dup", "http://both.example/", "");                       /* 4: conflict */
+    post_text(&l, T0 + 4, &b, "Nothing", "", "");                                       /* 5: malformed */
+    post(&l, T0 + 5, &b, "Plain", "http://plain.example/", NULL);                       /* 6: link 3 */
+    link_cmd(&l, CMD_LINK_EDIT, T0 + 1 + two_hours, &a, 1, "Ask: why Raft, really?", NULL);/* 7 */
+    link_cmd(&l, CMD_LINK_EDIT, T0 + 2 + two_hours + 1, &a, 2, NULL, "late");           /* 8: too late */
+    link_cmd(&l, CMD_LINK_EDIT, T0 + 6, &b, 1, "mine", NULL);                           /* 9: not his */
+    link_cmd(&l, CMD_LINK_DELETE, T0 + 7, &b, 2, NULL, NULL);                           /* 10: not his */
+    link_cmd(&l, CMD_LINK_DELETE, T0 + 8, &a, 2, NULL, NULL);                           /* 11 */
+    link_cmd(&l, CMD_LINK_DELETE, T0 + 9, &a, 2, NULL, NULL);                           /* 12: gone */
+    like(&l, T0 + 10, &b, 2, 1);                                                        /* 13: gone */
+    comment(&l, T0 + 11, &b, 2, 0, "on a deleted link", NULL);                          /* 14: gone */
+    post_text(&l, T0 + 12, &b, "Again", "http://both.example/", "");                    /* 15: link 4 */
+    struct store_result r[16];
+    REQUIRE(apply_all(st, &l, r) == STORE_OK);
+    CHECK(r[2].status == CMD_OK && r[2].id == 1);
+    CHECK(r[3].status == CMD_OK && r[3].id == 2);
+    CHECK(r[4].status == CMD_ERR_CONFLICT && r[4].id == 2);
+    CHECK_EQ_I(r[5].status, CMD_ERR_MALFORMED);
+    CHECK(r[6].status == CMD_OK && r[6].id == 3);
+    CHECK_EQ_I(r[7].status, CMD_OK);
+    CHECK_EQ_I(r[8].status, CMD_ERR_FORBIDDEN);
+    CHECK_EQ_I(r[9].status, CMD_ERR_FORBIDDEN);
+    CHECK_EQ_I(r[10].status, CMD_ERR_FORBIDDEN);
+    CHECK_EQ_I(r[11].status, CMD_OK);
+    CHECK_EQ_I(r[12].status, CMD_ERR_NOT_FOUND);
+    CHECK_EQ_I(r[13].status, CMD_ERR_NOT_FOUND);
+    CHECK_EQ_I(r[14].status, CMD_ERR_NOT_FOUND);
+    CHECK(r[15].status == CMD_OK && r[15].id == 4); /* the URL was freed; ids are not reused */
+    struct store_link link;
+    REQUIRE(store_link_get(st, 1, &link) == 1);
+    CHECK_STR(link.title, "Ask: why Raft, really?");
+    CHECK(link.url[0] == 0 && link.has_text && link.edited_ms == T0 + 1 + two_hours);
+    char *text = NULL;
+    CHECK_EQ_I(store_link_text(st, 1, &text), 1);
+    CHECK_STR(text, "Tell me.");
+    free(text);
+    REQUIRE(store_link_get(st, 3, &link) == 1);
+    CHECK(!link.has_text);
+    CHECK_EQ_I(store_link_text(st, 3, &text), 1);
+    CHECK(text == NULL);
+    CHECK_EQ_I(store_link_get(st, 2, &link), 0);
+    CHECK_EQ_I(store_link_text(st, 2, &text), 0);
+    static struct store_link page[10];
+    size_t n;
+    for (int sort = 0; sort < 3; sort++) {
+        REQUIRE(store_links(st, (enum store_sort)sort, 10, 0, page, &n) == STORE_OK);
+        CHECK_EQ_U(n, 3);
+        for (size_t i = 0; i < n; i++)
+            CHECK(page[i].id != 2);
+    }
+    REQUIRE(store_links_by_user(st, 1, 10, 0, page, &n) == STORE_OK);
+    CHECK_EQ_U(n, 1);
+    int64_t id;
+    CHECK_EQ_I(store_link_by_url(st, "http://both.example/", 20, &id), 1);
+    CHECK_EQ_I(id, 4);
+    store_close(st);
+    log_free(&l);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/linkraft-site-store-XXXXXX");
@@ -896,6 +984,7 @@ int main(void)
     RUN(comment_edit_window_and_delete_rules);
     RUN(schema_1_database_is_migrated);
     RUN(thread_is_one_indexed_query);
+    RUN(text_posts_edit_and_delete);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
