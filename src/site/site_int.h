@@ -234,7 +234,11 @@ void site_post_begin(struct site_req *r);
 void site_like_begin(struct site_req *r);
 
 /* The link object of SPEC §4. */
-void site_link_json(struct buf *b, const struct store_link *l);
+void site_link_json(struct buf *b, const struct store_link *l, const char *text);
+/* Editing (r->link_in title, r->text; either may be absent) and deleting
+ * link r->id: the author's own, edits within 2 hours (api.c). */
+void site_link_edit_begin(struct site_req *r);
+void site_link_delete_begin(struct site_req *r);
 
 /* ---- comments.c: the comment flows (API and forms) ----------------------------- */
 

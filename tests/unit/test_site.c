@@ -507,7 +507,7 @@ TEST(links_post_get_list_duplicates)
     CHECK_EQ_I(call(&anon, "GET", "/api/v1/links/0", NULL, NULL)->status, 404);
     CHECK_EQ_I(call(&anon, "GET", "/api/v1/links/abc", NULL, NULL)->status, 404);
     CHECK_EQ_I(call(&anon, "GET", "/api/v1/links/99999999999999999999", NULL, NULL)->status, 404);
-    CHECK_EQ_I(call(&anon, "DELETE", "/api/v1/links/1", NULL, NULL)->status, 405);
+    CHECK_EQ_I(call(&anon, "PUT", "/api/v1/links/1", NULL, NULL)->status, 405); /* DELETE and PATCH: SPEC §5 */
     CHECK_EQ_I(call(&anon, "GET", "/api/v1/nothing", NULL, NULL)->status, 404);
     teardown();
 }
@@ -1269,6 +1269,110 @@ TEST(comment_pages_without_javascript)
     teardown();
 }
 
+TEST(text_posts_edit_and_delete_links)
+{
+    setup("text-posts.db", 100);
+    struct client a = { 0 }, b = { 0 }, anon = { 0 };
+    const char *t = signup(&a, "alice");
+    REQUIRE(t);
+    bearer(&a, t);
+    t = signup(&b, "bob");
+    REQUIRE(t);
+    bearer(&b, t);
+    struct response *r = post_json(&a, "/api/v1/links", "{\"title\":\"Ask: why?\",\"text\":\"Tell me\\r\\nhttps://x.example/\"}");
+    CHECK_EQ_I(r->status, 201);
+    CHECK(body_has(r, "\"url\":null") && body_has(r, "\"domain\":null") && body_has(r, "\"edited\":null"));
+    CHECK_STR(json_str(r, "text"), "Tell me\nhttps://x.example/");
+    int64_t ask = json_int(r, "id");
+    r = post_json(&a, "/api/v1/links", "{\"title\":\"Both\",\"url\":\"https://both.example/\",\"text\":\"why\"}");
+    CHECK_EQ_I(r->status, 201);
+    CHECK_STR(json_str(r, "domain"), "both.example");
+    CHECK_STR(json_str(r, "text"), "why");
+    int64_t both = json_int(r, "id");
+    r = post_json(&a, "/api/v1/links", "{\"title\":\"Plain\",\"url\":\"https://plain.example/\",\"text\":null}");
+    CHECK_EQ_I(r->status, 201);
+    CHECK(body_has(r, "\"text\":null"));
+    CHECK_EQ_I(post_json(&a, "/api/v1/links", "{\"title\":\"Nothing\"}")->status, 400);
+    CHECK_EQ_I(post_json(&a, "/api/v1/links", "{\"title\":\"Blank\",\"text\":\" \"}")->status, 400);
+    CHECK_EQ_I(post_json(&a, "/api/v1/links", "{\"title\":\"Num\",\"text\":5}")->status, 400);
+    r = call(&anon, "GET", "/api/v1/links?sort=new", NULL, NULL);
+    CHECK(body_has(r, "\"text\":\"why\"") && body_has(r, "\"text\":\"Tell me\\nhttps://x.example/\""));
+    /* The pages: the title of a text post leads to its page, which shows the text. */
+    r = call(&anon, "GET", "/new", NULL, NULL);
+    char want[128];
+    snprintf(want, sizeof want, "<a class=\"t\" href=\"/link/%lld\">Ask: why?</a>", (long long)ask);
+    CHECK(body_has(r, want));
+    snprintf(want, sizeof want, "/link/%lld", (long long)ask);
+    r = call(&anon, "GET", want, NULL, NULL);
+    CHECK(body_has(r, "<div class=\"ct\"><p>Tell me\n<a href=\"https://x.example/\" rel=\"nofollow ugc noopener\">"));
+    /* PATCH: the author, within 2 hours. */
+    char path[64];
+    snprintf(path, sizeof path, "/api/v1/links/%lld", (long long)ask);
+    r = call(&a, "PATCH", path, "application/json", "{\"title\":\"Ask: why Raft?\"}");
+    CHECK_EQ_I(r->status, 200);
+    CHECK_STR(json_str(r, "title"), "Ask: why Raft?");
+    CHECK_STR(json_str(r, "text"), "Tell me\nhttps://x.example/");
+    CHECK(json_str(r, "edited") != NULL);
+    r = call(&a, "PATCH", path, "application/json", "{\"text\":\"Tell me more\"}");
+    CHECK_STR(json_str(r, "text"), "Tell me more");
+    CHECK_EQ_I(call(&a, "PATCH", path, "application/json", "{\"title\":\"\"}")->status, 400);
+    CHECK_EQ_I(call(&a, "PATCH", path, "application/json", "{}")->status, 400);
+    CHECK_EQ_I(call(&b, "PATCH", path, "application/json", "{\"title\":\"mine\"}")->status, 403);
+    CHECK_EQ_I(call(&anon, "PATCH", path, "application/json", "{\"title\":\"mine\"}")->status, 401);
+    dh.now_ms += 2 * 3600 * 1000 + 1;
+    CHECK_EQ_I(call(&a, "PATCH", path, "application/json", "{\"title\":\"late\"}")->status, 403);
+    /* DELETE: the author's; then 404, out of the listings, the URL free again. */
+    snprintf(path, sizeof path, "/api/v1/links/%lld", (long long)both);
+    CHECK_EQ_I(call(&b, "DELETE", path, "application/json", NULL)->status, 403);
+    CHECK_EQ_I(call(&a, "DELETE", path, "application/json", NULL)->status, 204);
+    CHECK_EQ_I(call(&anon, "GET", path, NULL, NULL)->status, 404);
+    CHECK_EQ_I(call(&a, "DELETE", path, "application/json", NULL)->status, 404);
+    r = call(&anon, "GET", "/api/v1/links?sort=new", NULL, NULL);
+    CHECK(!body_has(r, "both.example"));
+    snprintf(path, sizeof path, "/link/%lld", (long long)both);
+    CHECK_EQ_I(call(&anon, "GET", path, NULL, NULL)->status, 404);
+    r = post_json(&b, "/api/v1/links", "{\"title\":\"Both again\",\"url\":\"https://both.example/\"}");
+    CHECK_EQ_I(r->status, 201);
+    CHECK(json_int(r, "id") > both);
+    teardown();
+}
+
+TEST(text_post_and_link_edit_pages)
+{
+    setup("text-pages.db", 100);
+    struct client c = { 0 };
+    call(&c, "GET", "/signup", NULL, NULL);
+    REQUIRE(post_form(&c, "/signup", "username=alice&password=correct+horse")->status == 303);
+    struct response *r = call(&c, "GET", "/submit", NULL, NULL);
+    CHECK(body_has(r, "<textarea id=\"text\" name=\"text\"") && !body_has(r, "type=\"url\" required"));
+    char csrf[64], body[600];
+    snprintf(csrf, sizeof csrf, "%s", form_csrf(r));
+    snprintf(body, sizeof body, "csrf=%s&title=Ask&url=&text=Hello+there", csrf);
+    r = call(&c, "POST", "/submit", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/link/1");
+    snprintf(body, sizeof body, "csrf=%s&title=Neither&url=&text=+", csrf);
+    r = call(&c, "POST", "/submit", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 400);
+    r = call(&c, "GET", "/link/1", NULL, NULL);
+    CHECK(body_has(r, "<p>Hello there</p>") && body_has(r, "href=\"/link/1/edit\"") &&
+          body_has(r, "action=\"/link/1/delete\""));
+    r = call(&c, "GET", "/link/1/edit", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK(body_has(r, "value=\"Ask\"") && body_has(r, ">Hello there</textarea>"));
+    snprintf(body, sizeof body, "csrf=%s&title=Ask+again&text=Hello+again", csrf);
+    r = call(&c, "POST", "/link/1/edit", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    r = call(&c, "GET", "/link/1", NULL, NULL);
+    CHECK(body_has(r, "Ask again") && body_has(r, "<p>Hello again</p>"));
+    snprintf(body, sizeof body, "csrf=%s", csrf);
+    r = call(&c, "POST", "/link/1/delete", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/");
+    CHECK_EQ_I(call(&c, "GET", "/link/1", NULL, NULL)->status, 404);
+    teardown();
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/linkraft-site-XXXXXX");
@@ -1294,6 +1398,8 @@ int main(void)
     RUN(comments_api_rows);
     RUN(comment_writes_are_exactly_once);
     RUN(comment_pages_without_javascript);
+    RUN(text_posts_edit_and_delete_links);
+    RUN(text_post_and_link_edit_pages);
     uv_loop_close(&loop);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
