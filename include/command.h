@@ -66,6 +66,11 @@ enum command_type {
                                 COMMAND_EDIT_WINDOW_MS; NOT_FOUND if gone. Result: id */
     CMD_LINK_DELETE = 23,    /* session, link_id. FORBIDDEN if not the author's. The
                                 link leaves every listing and its URL is free again */
+    /* Accounts (src/store/users.c). */
+    CMD_ABOUT_SET = 24,      /* session, text (may be empty): the user's "about" */
+    CMD_PASSWORD_SET = 25,   /* session, pwhash: the new hash (the old password was
+                                proven by the proposer); every other session of the
+                                user ends */
 };
 
 #define COMMAND_HASH_LEN 32          /* SHA-256 of a session token */
@@ -74,6 +79,7 @@ enum command_type {
 #define COMMAND_MAX_URL 2048
 #define COMMAND_MAX_PWHASH 255
 #define COMMAND_MAX_TEXT_BYTES 40000 /* 10,000 characters of UTF-8 (comments, text posts) */
+#define COMMAND_MAX_ABOUT_BYTES 8000 /* 2,000 characters of UTF-8 */
 /* Comments and text posts may be edited this long after they were posted (log time). */
 #define COMMAND_EDIT_WINDOW_MS (2ull * 3600 * 1000)
 /* Sessions live 30 days of log time from their SESSION_CREATE / SIGNUP. */

@@ -214,6 +214,15 @@ void store_comments_free(struct store_comment *c, size_t n);
  * none), 0 if there is no such live link. Links without a URL have url "". */
 int store_link_text(struct store *st, int64_t id, char **text);
 
+/* A user's profile (src/store/users.c): karma = likes received on live
+ * links and comments; counts of live links and comments; *about is
+ * malloc'd. Range scans of the user's own rows. */
+int store_user_profile(struct store *st, int64_t user_id, int64_t *karma, int64_t *links, int64_t *comments,
+                       char **about);
+/* A page of a user's live comments, newest first (*out as store_thread's). */
+int store_comments_by_user(struct store *st, int64_t user_id, unsigned limit, unsigned offset,
+                           struct store_comment **out, size_t *n);
+
 /* liked[i] = 1 if user_id likes the comment ids[i], else 0. */
 int store_comments_liked(struct store *st, int64_t user_id, const int64_t *ids, size_t n, uint8_t *liked);
 

@@ -141,6 +141,8 @@ static int layout_of(struct command *c, struct layout *l)
         l->has_link_id = 1;
         break;
     case CMD_LINK_DELETE: F(session, COMMAND_HASH_LEN); l->has_link_id = 1; break;
+    case CMD_ABOUT_SET: F(session, COMMAND_HASH_LEN); F(text, COMMAND_MAX_ABOUT_BYTES); break;
+    case CMD_PASSWORD_SET: F(session, COMMAND_HASH_LEN); F(pwhash, COMMAND_MAX_PWHASH); break;
     case CMD_COMMENT_DELETE:
     case CMD_COMMENT_LIKE:
     case CMD_COMMENT_UNLIKE: F(session, COMMAND_HASH_LEN); l->has_comment_id = 1; break;

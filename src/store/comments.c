@@ -25,6 +25,8 @@ static const char migrate_v2[] =
     "ALTER TABLE links ADD COLUMN text TEXT;"
     "ALTER TABLE links ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE links ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE users ADD COLUMN about TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX sessions_user ON sessions(user_id);"
     /* AUTOINCREMENT: a deleted comment's id is never handed out again, so
      * an id in a client's hand (or an idempotent result) means one comment. */
     "CREATE TABLE comments(id INTEGER PRIMARY KEY AUTOINCREMENT, link_id INTEGER NOT NULL,"
@@ -526,4 +528,38 @@ int store_comments_liked(struct store *st, int64_t user_id, const int64_t *ids, 
     }
     sqlite3_finalize(s);
     return rc;
+}
+
+int store_comments_by_user(struct store *st, int64_t user_id, unsigned limit, unsigned offset,
+                           struct store_comment **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    /* Deleted comments have no author, so this is the user's live ones. */
+    sqlite3_stmt *s = prep(store_db(st), COMMENT_COLS "WHERE c.author_id = ?1 ORDER BY c.id DESC LIMIT ?2 OFFSET ?3");
+    if (!s)
+        return store_fail_query(st, "cannot list a user's comments");
+    sqlite3_bind_int64(s, 1, user_id);
+    sqlite3_bind_int64(s, 2, limit);
+    sqlite3_bind_int64(s, 3, offset);
+    struct store_comment *rows = limit ? calloc(limit, sizeof *rows) : NULL;
+    int rc = SQLITE_DONE, err = limit && !rows ? STORE_ENOMEM : STORE_OK;
+    while (!err && *n < limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (read_comment(s, &rows[*n])) {
+            free(rows[*n].text);
+            err = STORE_ENOMEM;
+            break;
+        }
+        (*n)++;
+    }
+    if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = store_fail_query(st, "cannot list a user's comments");
+    sqlite3_finalize(s);
+    if (err) {
+        store_comments_free(rows, *n);
+        *n = 0;
+        return err;
+    }
+    *out = rows;
+    return STORE_OK;
 }

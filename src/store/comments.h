@@ -25,6 +25,9 @@ int store_comments_execute(struct store *st, const struct command *c, struct sto
 /* Executes CMD_LINK_POST_TEXT, CMD_LINK_EDIT, CMD_LINK_DELETE (posts.c). */
 int store_posts_execute(struct store *st, const struct command *c, struct store_result *res);
 
+/* Executes CMD_ABOUT_SET, CMD_PASSWORD_SET (users.c). */
+int store_users_execute(struct store *st, const struct command *c, struct store_result *res);
+
 /* Records a failed query in st's error message (store_errmsg); returns STORE_EIO. */
 int store_fail_query(struct store *st, const char *what);
 

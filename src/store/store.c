@@ -457,6 +457,9 @@ static int execute(struct store *st, const struct command *c, struct store_resul
     case CMD_LINK_EDIT:
     case CMD_LINK_DELETE:
         return store_posts_execute(st, c, res);
+    case CMD_ABOUT_SET:
+    case CMD_PASSWORD_SET:
+        return store_users_execute(st, c, res);
     case CMD_COMMENT_POST:
     case CMD_COMMENT_EDIT:
     case CMD_COMMENT_DELETE:

@@ -965,6 +965,57 @@ TEST(text_posts_edit_and_delete)
     log_free(&l);
 }
 
+TEST(profiles_karma_about_and_password_change)
+{
+    struct store *st = open_db("users.db");
+    REQUIRE(st);
+    static struct log l;
+    struct hash a = H(1), a2 = H(11), b = H(2);
+    signup(&l, T0, "alice", "alice", &a);                        /* 0 */
+    signup(&l, T0, "bob", "bob", &b);                            /* 1 */
+    login(&l, T0 + 1, "alice", &a2);                             /* 2: a second session */
+    post(&l, T0 + 2, &a, "One", "http://one.example/", NULL);    /* 3: link 1 */
+    post(&l, T0 + 2, &a, "Two", "http://two.example/", NULL);    /* 4: link 2 */
+    like(&l, T0 + 3, &b, 1, 1);                                  /* 5 */
+    like(&l, T0 + 3, &b, 2, 1);                                  /* 6 */
+    comment(&l, T0 + 4, &a, 1, 0, "c1", NULL);                   /* 7 */
+    comment(&l, T0 + 5, &a, 1, 0, "c2", NULL);                   /* 8 */
+    comment_cmd(&l, CMD_COMMENT_LIKE, T0 + 6, &b, 1, NULL);      /* 9 */
+    comment_cmd(&l, CMD_COMMENT_LIKE, T0 + 6, &b, 2, NULL);      /* 10 */
+    link_cmd(&l, CMD_LINK_DELETE, T0 + 7, &a, 2, NULL, NULL);     /* 11: its like no longer counts */
+    comment_cmd(&l, CMD_COMMENT_DELETE, T0 + 7, &a, 2, NULL);    /* 12: nor this one's */
+    struct command about = { .type = CMD_ABOUT_SET, .time_ms = T0 + 8, .session = HS(&a), .text = S("I post <links>") };
+    add(&l, &about);                                             /* 13 */
+    struct command pw = { .type = CMD_PASSWORD_SET, .time_ms = T0 + 9, .session = HS(&a),
+                          .pwhash = S("$argon2id$v=19$m=19456,t=2,p=1$new") };
+    add(&l, &pw);                                                /* 14 */
+    struct store_result r[15];
+    REQUIRE(apply_all(st, &l, r) == STORE_OK);
+    CHECK_EQ_I(r[13].status, CMD_OK);
+    CHECK_EQ_I(r[14].status, CMD_OK);
+    int64_t karma = -1, links = -1, comments = -1;
+    char *text = NULL;
+    REQUIRE(store_user_profile(st, 1, &karma, &links, &comments, &text) == STORE_OK);
+    CHECK_EQ_I(karma, 2);
+    CHECK_EQ_I(links, 1);
+    CHECK_EQ_I(comments, 1);
+    CHECK_STR(text, "I post <links>");
+    free(text);
+    struct store_user u;
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)a.b, T0 + 10, &u), 1);  /* the changing session stays */
+    CHECK_STR(u.pwhash, "$argon2id$v=19$m=19456,t=2,p=1$new");
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)a2.b, T0 + 10, &u), 0); /* the other one ended */
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)b.b, T0 + 10, &u), 1);  /* other users' stay */
+    struct store_comment *c;
+    size_t n;
+    REQUIRE(store_comments_by_user(st, 1, 10, 0, &c, &n) == STORE_OK);
+    CHECK_EQ_U(n, 1);
+    CHECK(n == 1 && !strcmp(c[0].text, "c1"));
+    store_comments_free(c, n);
+    store_close(st);
+    log_free(&l);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/linkraft-site-store-XXXXXX");
@@ -985,6 +1036,7 @@ int main(void)
     RUN(schema_1_database_is_migrated);
     RUN(thread_is_one_indexed_query);
     RUN(text_posts_edit_and_delete);
+    RUN(profiles_karma_about_and_password_change);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
