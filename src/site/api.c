@@ -809,9 +809,11 @@ bool site_api_route(struct site_req *r, const char *path, bool *answered)
         r->step = !strcmp(p, "/signup") ? api_signup : !strcmp(p, "/login") ? api_login : site_logout_begin;
         return true;
     }
+    if (!strcmp(p, "/me/password") || !strncmp(p, "/users/", 7) || (!strcmp(p, "/me") && method_is(r, "PATCH")))
+        return site_users_api_route(r, p, answered);
     if (!strcmp(p, "/me")) {
         if (!r->head_or_get) {
-            site_fail_method(r, "GET, HEAD");
+            site_fail_method(r, "GET, HEAD, PATCH");
             *answered = true;
             return true;
         }

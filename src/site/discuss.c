@@ -25,7 +25,7 @@ void site_comment_path(char *out, size_t cap, int64_t link, int64_t id)
 }
 
 /* The comment object of SPEC §5. */
-static void comment_json(struct buf *b, const struct store_comment *c)
+void site_comment_json(struct buf *b, const struct store_comment *c)
 {
     char created[32], edited[32];
     site_rfc3339(c->created_ms, created);
@@ -84,7 +84,7 @@ static void reply_comment(struct site_req *r, int64_t id, int status, const char
     }
     struct buf b;
     buf_init(&b);
-    comment_json(&b, &c);
+    site_comment_json(&b, &c);
     buf_puts(&b, "\n");
     store_comment_clear(&c);
     site_reply(r, status, "application/json", headers, &b);
@@ -359,7 +359,7 @@ static void api_thread(struct site_req *r)
     for (size_t i = 0; i < n; i++) {
         if (i)
             buf_puts(&b, ",");
-        comment_json(&b, &c[i]);
+        site_comment_json(&b, &c[i]);
     }
     buf_puts(&b, "]}\n");
     store_comments_free(c, n);

@@ -79,7 +79,7 @@ static void page_begin(struct buf *b, struct site_req *r, const char *title)
         esc(b, r->user.name);
         buf_puts(b, "\">");
         esc(b, r->user.name);
-        buf_puts(b, "</a><form method=\"post\" action=\"/logout\" class=\"like\">");
+        buf_puts(b, "</a><a href=\"/settings\">settings</a><form method=\"post\" action=\"/logout\" class=\"like\">");
         csrf_field(b, r);
         buf_puts(b, "<button class=\"link\">log out</button></form>");
     } else {
@@ -327,6 +327,7 @@ static void page_user(struct site_req *r)
     buf_printf(&b, "</h1><p class=\"meta\">joined <time datetime=\"%s\">%.10s</time> · %" PRId64 " link%s posted · %" PRId64
                    " liked</p>",
                since, since, posted, posted == 1 ? "" : "s", liked_count);
+    site_user_profile_html(&b, r, &u);
     link_list(&b, r, links, n, (r->page - 1) * SITE_PAGE_LINKS + 1, next);
     if (more) {
         buf_puts(&b, "<p><a href=\"/user/");
@@ -767,6 +768,8 @@ bool site_pages_route(struct site_req *r, const char *path, bool *answered)
         }
     }
     if (!strncmp(path, "/comment/", 9) && site_thread_route(r, path, answered))
+        return true;
+    if ((!strncmp(path, "/settings", 9) || !strncmp(path, "/user/", 6)) && site_users_page_route(r, path, answered))
         return true;
     if (!strncmp(path, "/user/", 6) && strlen(path + 6) <= SITE_NAME_MAX && !strchr(path + 6, '/')) {
         snprintf(r->name, sizeof r->name, "%s", path + 6);

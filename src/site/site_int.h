@@ -136,6 +136,8 @@ struct site_req {
     int64_t comment_id;             /* a comment route's comment; a reply's parent */
     char *text;                     /* a comment's text, checked (malloc'd; freed by site_reply) */
     size_t text_len;
+    char new_password[SITE_PASSWORD_MAX + 1]; /* a password change's (zeroed by site_reply) */
+    size_t new_password_len;
 
     /* Password hashing / verifying on a worker. */
     uv_work_t work;
@@ -252,6 +254,8 @@ void site_comment_post_begin(struct site_req *r);
 void site_comment_edit_begin(struct site_req *r);
 void site_comment_delete_begin(struct site_req *r);
 void site_comment_like_begin(struct site_req *r);
+/* The comment object of SPEC §5. */
+void site_comment_json(struct buf *b, const struct store_comment *c);
 /* Where a page goes after acting on comment id of link: "/link/L#cID". */
 void site_comment_path(char *out, size_t cap, int64_t link, int64_t id);
 
@@ -261,6 +265,15 @@ void site_comment_path(char *out, size_t cap, int64_t link, int64_t id);
 void site_thread_html(struct buf *b, struct site_req *r, const struct store_link *l);
 /* Routes /link/ID/comment (r->id set) and /comment/ID/... pages. */
 bool site_thread_route(struct site_req *r, const char *path, bool *answered);
+
+/* ---- users.c: profiles and accounts ----------------------------------------------- */
+
+/* Routes PATCH /api/v1/me, /api/v1/me/password and /api/v1/users/... */
+bool site_users_api_route(struct site_req *r, const char *p, bool *answered);
+/* Routes /settings... and /user/NAME/comments; false if not theirs. */
+bool site_users_page_route(struct site_req *r, const char *path, bool *answered);
+/* Karma, comment count and about, for the /user/NAME page. */
+void site_user_profile_html(struct buf *b, struct site_req *r, const struct store_user *u);
 
 /* ---- pages.c, for thread.c --------------------------------------------------------- */
 

@@ -1373,6 +1373,95 @@ TEST(text_post_and_link_edit_pages)
     teardown();
 }
 
+TEST(users_profiles_about_and_password)
+{
+    setup("users.db", 100);
+    struct client a = { 0 }, a2 = { 0 }, b = { 0 }, anon = { 0 };
+    const char *t = signup(&a, "alice");
+    REQUIRE(t);
+    bearer(&a, t);
+    t = signup(&b, "bob");
+    REQUIRE(t);
+    bearer(&b, t);
+    struct response *r = post_json(&a2, "/api/v1/login", "{\"username\":\"alice\",\"password\":\"correct horse\"}");
+    REQUIRE(r->status == 200);
+    bearer(&a2, json_str(r, "token"));
+    REQUIRE(post_json(&a, "/api/v1/links", "{\"title\":\"One\",\"url\":\"https://one.example/\"}")->status == 201);
+    REQUIRE(post_json(&a, "/api/v1/links/1/comments", "{\"text\":\"mine\"}")->status == 201);
+    REQUIRE(call(&b, "PUT", "/api/v1/links/1/like", "application/json", NULL)->status == 200);
+    REQUIRE(call(&b, "PUT", "/api/v1/comments/1/like", "application/json", NULL)->status == 200);
+    r = call(&anon, "GET", "/api/v1/users/ALICE", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK_STR(json_str(r, "username"), "alice");
+    CHECK_EQ_I(json_int(r, "karma"), 2);
+    CHECK_EQ_I(json_int(r, "links"), 1);
+    CHECK_EQ_I(json_int(r, "comments"), 1);
+    CHECK_STR(json_str(r, "about"), "");
+    CHECK(json_str(r, "created") != NULL);
+    CHECK_EQ_I(call(&anon, "GET", "/api/v1/users/nobody", NULL, NULL)->status, 404);
+    r = call(&anon, "GET", "/api/v1/users/alice/links?limit=1", NULL, NULL);
+    CHECK(r->status == 200 && body_has(r, "\"title\":\"One\""));
+    r = call(&anon, "GET", "/api/v1/users/alice/comments", NULL, NULL);
+    CHECK(r->status == 200 && body_has(r, "\"text\":\"mine\""));
+    CHECK_EQ_I(call(&anon, "GET", "/api/v1/users/alice/comments?limit=0", NULL, NULL)->status, 400);
+    CHECK_EQ_I(call(&anon, "GET", "/api/v1/users/alice/x", NULL, NULL)->status, 404);
+    /* PATCH /me: about, 0..2000 characters. */
+    r = call(&a, "PATCH", "/api/v1/me", "application/json", "{\"about\":\"I like <Raft>\"}");
+    CHECK_EQ_I(r->status, 200);
+    CHECK_STR(json_str(r, "about"), "I like <Raft>");
+    CHECK_EQ_I(call(&anon, "PATCH", "/api/v1/me", "application/json", "{\"about\":\"x\"}")->status, 401);
+    static char big[2100];
+    snprintf(big, sizeof big, "{\"about\":\"%02001d\"}", 0);
+    CHECK_EQ_I(call(&a, "PATCH", "/api/v1/me", "application/json", big)->status, 400);
+    r = call(&anon, "GET", "/user/alice", NULL, NULL);
+    CHECK(body_has(r, "karma 2") && body_has(r, "I like &lt;Raft&gt;") && body_has(r, "/user/alice/comments"));
+    r = call(&anon, "GET", "/user/alice/comments", NULL, NULL);
+    CHECK(r->status == 200 && body_has(r, "<p>mine</p>") && body_has(r, "/link/1#c1"));
+    /* The password: a wrong old one is 403; the right one ends every other session. */
+    r = post_json(&a, "/api/v1/me/password", "{\"old\":\"wrong horse\",\"new\":\"battery staple\"}");
+    CHECK_EQ_I(r->status, 403);
+    CHECK_EQ_I(post_json(&a, "/api/v1/me/password", "{\"old\":\"correct horse\",\"new\":\"short\"}")->status, 400);
+    r = post_json(&a, "/api/v1/me/password", "{\"old\":\"correct horse\",\"new\":\"battery staple\"}");
+    CHECK_EQ_I(r->status, 204);
+    CHECK_EQ_I(call(&a, "GET", "/api/v1/me", NULL, NULL)->status, 200);
+    CHECK_EQ_I(call(&a2, "GET", "/api/v1/me", NULL, NULL)->status, 401);
+    CHECK_EQ_I(call(&b, "GET", "/api/v1/me", NULL, NULL)->status, 200);
+    struct client l = { 0 };
+    CHECK_EQ_I(post_json(&l, "/api/v1/login", "{\"username\":\"alice\",\"password\":\"correct horse\"}")->status, 401);
+    CHECK_EQ_I(post_json(&l, "/api/v1/login", "{\"username\":\"alice\",\"password\":\"battery staple\"}")->status, 200);
+    CHECK_EQ_I(call(&a, "GET", "/api/v1/me/password", NULL, NULL)->status, 405);
+    teardown();
+}
+
+TEST(settings_page)
+{
+    setup("settings.db", 100);
+    struct client c = { 0 }, anon = { 0 };
+    struct response *r = call(&anon, "GET", "/settings", NULL, NULL);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/login?next=/settings");
+    call(&c, "GET", "/signup", NULL, NULL);
+    REQUIRE(post_form(&c, "/signup", "username=alice&password=correct+horse")->status == 303);
+    r = call(&c, "GET", "/settings", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK(body_has(r, "action=\"/settings/about\"") && body_has(r, "action=\"/settings/password\""));
+    char csrf[64], body[600];
+    snprintf(csrf, sizeof csrf, "%s", form_csrf(r));
+    snprintf(body, sizeof body, "csrf=%s&about=Hello+%%3Cthere%%3E", csrf);
+    r = call(&c, "POST", "/settings/about", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    r = call(&c, "GET", "/settings", NULL, NULL);
+    CHECK(body_has(r, ">Hello &lt;there&gt;</textarea>"));
+    snprintf(body, sizeof body, "csrf=%s&old=nope+nope&new=battery+staple", csrf);
+    CHECK_EQ_I(call(&c, "POST", "/settings/password", "application/x-www-form-urlencoded", body)->status, 403);
+    snprintf(body, sizeof body, "csrf=%s&old=correct+horse&new=battery+staple", csrf);
+    r = call(&c, "POST", "/settings/password", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_EQ_I(call(&c, "GET", "/settings", NULL, NULL)->status, 200); /* this session stays */
+    CHECK_EQ_I(call(&c, "POST", "/settings/about", "application/x-www-form-urlencoded", "about=x")->status, 403);
+    teardown();
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/linkraft-site-XXXXXX");
@@ -1400,6 +1489,8 @@ int main(void)
     RUN(comment_pages_without_javascript);
     RUN(text_posts_edit_and_delete_links);
     RUN(text_post_and_link_edit_pages);
+    RUN(users_profiles_about_and_password);
+    RUN(settings_page);
     uv_loop_close(&loop);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
