@@ -98,3 +98,57 @@ def test_thread_reads_the_same_everywhere(make_cluster):
         shapes.add(re.sub(r'<li id="c(\d+)">.*?(?=<li|<ul>|</ul>)', r"\1 ", thread))
     assert shapes == {'<ul class="cs">%d <ul>%d </ul></li>%d <ul>%d %d <ul>%d </ul></li></ul></li></ul>'
                       % (top2, once, top1, r3, r1, r2)}, shapes
+
+
+def test_text_posts_profiles_and_password_on_every_node(make_cluster):
+    c = make_cluster(3)
+    c.start_all()
+    leader = c.wait_leader()
+    f = next(i for i in range(1, 4) if i != leader)
+    gw = c.start_gateway()
+
+    r = c.req(f, "POST", "/api/v1/signup", {"username": "alice", "password": PW})
+    assert r.status == 201, r.body
+    alice = r.json()["token"]
+    r = c.req(leader, "POST", "/api/v1/login", {"username": "alice", "password": PW})
+    other_session = r.json()["token"]
+    r = c.req(leader, "POST", "/api/v1/signup", {"username": "bob", "password": PW})
+    bob = r.json()["token"]
+
+    # A text post through a follower, edited, liked; a link post deleted.
+    r = c.req(f, "POST", "/api/v1/links", {"title": "Ask: Raft?", "text": "Why Raft?"}, bearer(alice))
+    assert r.status == 201 and r.json()["url"] is None and r.json()["text"] == "Why Raft?", r.body
+    ask = r.json()["id"]
+    r = c.req(f, "PATCH", "/api/v1/links/%d" % ask, {"text": "Why Raft, not Paxos?"}, bearer(alice))
+    assert r.status == 200 and r.json()["edited"], r.body
+    r = c.req(f, "PUT", "/api/v1/links/%d/like" % ask, None, bearer(bob))
+    assert r.status == 200
+    r = c.req(f, "POST", "/api/v1/links", {"title": "Gone", "url": "https://gone.example/"}, bearer(alice))
+    gone = r.json()["id"]
+    r = c.req(f, "DELETE", "/api/v1/links/%d" % gone, None, bearer(alice))
+    assert r.status == 204, r.body
+    r = c.req(f, "PATCH", "/api/v1/me", {"about": "I ask things"}, bearer(alice))
+    assert r.status == 200 and r.json()["karma"] == 1, r.body
+    last = r
+
+    for i in range(1, 4):
+        h = after(last)
+        r = c.req(i, "GET", "/api/v1/links/%d" % ask, None, h)
+        assert r.json()["text"] == "Why Raft, not Paxos?" and r.json()["likes"] == 1, (i, r.body)
+        assert c.req(i, "GET", "/api/v1/links/%d" % gone, None, h).status == 404
+        assert "gone.example" not in c.req(i, "GET", "/api/v1/links?sort=new", None, h).body.decode()
+        r = c.req(i, "GET", "/api/v1/users/alice", None, h)
+        assert r.json()["karma"] == 1 and r.json()["links"] == 1 and r.json()["about"] == "I ask things", (i, r.body)
+    r = request(gw, "GET", "/api/v1/users/alice", None, after(last))
+    assert r.status == 200 and r.json()["karma"] == 1
+
+    # The URL of the deleted link may be posted again.
+    r = request(gw, "POST", "/api/v1/links", {"title": "Back", "url": "https://gone.example/"}, bearer(bob))
+    assert r.status == 201, r.body
+
+    # A password change through one node ends the other session on every node.
+    r = c.req(leader, "POST", "/api/v1/me/password", {"old": PW, "new": "battery staple"}, bearer(alice))
+    assert r.status == 204, r.body
+    for i in range(1, 4):
+        assert c.req(i, "GET", "/api/v1/me", None, bearer(other_session, after(r))).status == 401
+        assert c.req(i, "GET", "/api/v1/me", None, bearer(alice, after(r))).status == 200
