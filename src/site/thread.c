@@ -30,40 +30,10 @@ static bool editable(struct site_req *r, const struct store_comment *c)
     return mine(r, c) && now_of(r) <= c->created_ms + COMMAND_EDIT_WINDOW_MS;
 }
 
-/* The line above a comment's text: like, author, age, likes. */
-static void comment_head(struct buf *b, struct site_req *r, const struct store_comment *c, bool liked)
-{
-    char ago[48], when[32];
-    if (c->deleted) {
-        buf_puts(b, "<div class=\"cm\">[deleted]</div>");
-        return;
-    }
-    site_relative_time(c->created_ms, now_of(r), ago, sizeof ago);
-    site_rfc3339(c->created_ms, when);
-    buf_puts(b, "<div class=\"cm\">");
-    if (r->logged_in) {
-        buf_printf(b, "<form method=\"post\" action=\"/comment/%" PRId64 "/like\" class=\"like\">", c->id);
-        site_csrf_field(b, r);
-        buf_printf(b, "<button class=\"up%s\" aria-label=\"%s\">&#9650;</button></form> ", liked ? " on" : "",
-                   liked ? "unlike" : "like");
-    } else {
-        buf_printf(b, "<a class=\"up\" href=\"/login?next=/link/%" PRId64 "\" aria-label=\"log in to like\">&#9650;</a> ",
-                   c->link_id);
-    }
-    buf_puts(b, "<a href=\"/user/");
-    esc(b, c->author);
-    buf_puts(b, "\">");
-    esc(b, c->author);
-    buf_printf(b, "</a> <time datetime=\"%s\">%s</time> · %" PRId64 " like%s%s</div>", when, ago, c->likes,
-               c->likes == 1 ? "" : "s", c->edited_ms ? " · edited" : "");
-}
-
-/* reply · edit · delete under a comment. */
+/* reply · edit · delete, at the end of a comment's line. */
 static void comment_actions(struct buf *b, struct site_req *r, const struct store_comment *c)
 {
-    if (c->deleted)
-        return;
-    buf_printf(b, "<div class=\"cm\"><a href=\"/comment/%" PRId64 "/reply\">reply</a>", c->id);
+    buf_printf(b, " · <a href=\"/comment/%" PRId64 "/reply\">reply</a>", c->id);
     if (editable(r, c))
         buf_printf(b, " · <a href=\"/comment/%" PRId64 "/edit\">edit</a>", c->id);
     if (mine(r, c)) {
@@ -71,7 +41,39 @@ static void comment_actions(struct buf *b, struct site_req *r, const struct stor
         site_csrf_field(b, r);
         buf_puts(b, "<button class=\"link\">delete</button></form>");
     }
-    buf_puts(b, "</div>");
+}
+
+/* The line above a comment's text: like, author, age, likes, and (with
+ * actions) reply, edit, delete. Kept short: it is repeated per comment. */
+static void comment_head(struct buf *b, struct site_req *r, const struct store_comment *c, bool liked, bool actions)
+{
+    char ago[48], when[32];
+    if (c->deleted) {
+        buf_puts(b, "<p class=\"cm\">[deleted]</p>");
+        return;
+    }
+    site_relative_time(c->created_ms, now_of(r), ago, sizeof ago);
+    site_rfc3339(c->created_ms, when);
+    buf_puts(b, "<p class=\"cm\">");
+    if (r->logged_in) {
+        buf_printf(b, "<form method=\"post\" action=\"/comment/%" PRId64 "/like\" class=\"like\">", c->id);
+        site_csrf_field(b, r);
+        buf_printf(b, "<button class=\"up%s\" aria-label=\"%s\">\xe2\x96\xb2</button></form> ", liked ? " on" : "",
+                   liked ? "unlike" : "like");
+    } else {
+        buf_printf(b, "<a class=\"up\" href=\"/login?next=/link/%" PRId64 "\" title=\"like\">\xe2\x96\xb2</a> ",
+                   c->link_id);
+    }
+    buf_puts(b, "<a href=\"/user/");
+    esc(b, c->author);
+    buf_puts(b, "\">");
+    esc(b, c->author);
+    /* datetime to the minute ("2026-01-02T03:04Z" is valid HTML): 3 bytes a comment */
+    buf_printf(b, "</a> <time datetime=\"%.16sZ\">%s</time> · %" PRId64 " like%s%s", when, ago, c->likes,
+               c->likes == 1 ? "" : "s", c->edited_ms ? " · edited" : "");
+    if (actions)
+        comment_actions(b, r, c);
+    buf_puts(b, "</p>");
 }
 
 static void comment_form(struct buf *b, struct site_req *r, const char *action, const char *label, const char *text)
@@ -125,14 +127,9 @@ void site_thread_html(struct buf *b, struct site_req *r, const struct store_link
             for (; depth > d; depth--)
                 buf_puts(b, "</ul></li>");
         }
-        buf_printf(b, "<li id=\"c%" PRId64 "\">", c[i].id);
-        comment_head(b, r, &c[i], liked && liked[i]);
-        if (!c[i].deleted) {
-            buf_puts(b, "<div class=\"ct\">");
-            site_text_render(b, c[i].text, strlen(c[i].text));
-            buf_puts(b, "</div>");
-        }
-        comment_actions(b, r, &c[i]);
+        buf_printf(b, "<li id=c%" PRId64 ">", c[i].id); /* unquoted: valid HTML, 2 bytes a comment */
+        comment_head(b, r, &c[i], liked && liked[i], true);
+        site_text_render(b, c[i].text, strlen(c[i].text)); /* "" once deleted */
     }
     if (depth >= 0) {
         buf_puts(b, "</li>");
@@ -177,7 +174,7 @@ static void comment_page(struct site_req *r, int what)
     site_page_begin(&b, r, what == REPLY ? "Reply" : "Edit a comment");
     buf_printf(&b, "<h1>%s</h1><article class=\"thread\"><ul class=\"cs\"><li>",
                what == REPLY ? "Reply to a comment" : "Edit your comment");
-    comment_head(&b, r, &c, false);
+    comment_head(&b, r, &c, false, false);
     buf_puts(&b, "<div class=\"ct\">");
     site_text_render(&b, c.text, strlen(c.text));
     buf_printf(&b, "</div></li></ul><p class=\"meta\"><a href=\"/link/%" PRId64 "#c%" PRId64 "\">in context</a></p>"

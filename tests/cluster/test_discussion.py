@@ -95,7 +95,7 @@ def test_thread_reads_the_same_everywhere(make_cluster):
         assert "First &lt;b&gt;point&lt;/b&gt;" in page and "<pre><code>code line</code></pre>" in page
         assert "[deleted]" in page and "5 comments" in page
         thread = page[page.index('<ul class="cs">'):page.index("</section>")]
-        shapes.add(re.sub(r'<li id="c(\d+)">.*?(?=<li|<ul>|</ul>)', r"\1 ", thread))
+        shapes.add(re.sub(r'<li id=c(\d+)>.*?(?=<li|<ul>|</ul>)', r"\1 ", thread))
     assert shapes == {'<ul class="cs">%d <ul>%d </ul></li>%d <ul>%d %d <ul>%d </ul></li></ul></li></ul>'
                       % (top2, once, top1, r3, r1, r2)}, shapes
 

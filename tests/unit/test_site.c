@@ -1224,8 +1224,8 @@ TEST(comment_pages_without_javascript)
     CHECK_STR(header(r, "Location"), "/link/1#c2");
     r = call(&anon, "GET", "/link/1", NULL, NULL);
     CHECK(body_has(r, "2 comments"));
-    CHECK(body_has(r, "<ul class=\"cs\"><li id=\"c1\">"));
-    CHECK(body_has(r, "<ul><li id=\"c2\">")); /* nested one level down */
+    CHECK(body_has(r, "<ul class=\"cs\"><li id=c1>"));
+    CHECK(body_has(r, "<ul><li id=c2>")); /* nested one level down */
     CHECK(body_has(r, "<a href=\"https://x.example/\" rel=\"nofollow ugc noopener\">"));
     CHECK(body_has(r, "/login?next=/link/1")); /* log in to comment, and back */
     CHECK(!body_has(r, "action=\"/link/1/comment\""));
@@ -1462,6 +1462,37 @@ TEST(settings_page)
     teardown();
 }
 
+/* The issue's budget: a thread page adds at most 250 bytes of markup per
+ * comment beyond the comment's own text (for a visitor, ids of 4 digits). */
+TEST(thread_markup_per_comment_is_small)
+{
+    setup("thread-weight.db", 100);
+    struct client a = { 0 }, anon = { 0 };
+    const char *t = signup(&a, "alice");
+    REQUIRE(t);
+    bearer(&a, t);
+    REQUIRE(post_json(&a, "/api/v1/links", "{\"title\":\"One\",\"url\":\"https://one.example/\"}")->status == 201);
+    REQUIRE(post_json(&a, "/api/v1/links", "{\"title\":\"One\",\"url\":\"https://two.example/\"}")->status == 201);
+    size_t empty = call(&anon, "GET", "/link/2", NULL, NULL)->len;
+    const char *text = "Some words of a comment";
+    int n = 40;
+    for (int i = 0; i < n; i++) {
+        char body[128];
+        if (i % 4 == 0)
+            snprintf(body, sizeof body, "{\"text\":\"%s\"}", text);
+        else
+            snprintf(body, sizeof body, "{\"text\":\"%s\",\"parent\":%d}", text, i); /* a chain, depth up to 3 */
+        REQUIRE(post_json(&a, "/api/v1/links/1/comments", body)->status == 201);
+    }
+    dh.now_ms += 3600 * 1000; /* "1 hour ago" */
+    struct response *r = call(&anon, "GET", "/link/1", NULL, NULL);
+    REQUIRE(r->status == 200);
+    long per = ((long)r->len - (long)empty - n * (long)strlen(text) - (long)strlen("0 comments")) / n;
+    printf("  thread markup per comment (ids of 1-2 digits, visitor): %ld bytes\n", per);
+    CHECK(per <= 250);
+    teardown();
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/linkraft-site-XXXXXX");
@@ -1491,6 +1522,7 @@ int main(void)
     RUN(text_post_and_link_edit_pages);
     RUN(users_profiles_about_and_password);
     RUN(settings_page);
+    RUN(thread_markup_per_comment_is_small);
     uv_loop_close(&loop);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
