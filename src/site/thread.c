@@ -49,12 +49,12 @@ static void comment_head(struct buf *b, struct site_req *r, const struct store_c
 {
     char ago[48], when[32];
     if (c->deleted) {
-        buf_puts(b, "<p class=\"cm\">[deleted]</p>");
+        buf_puts(b, "<div class=\"cm\">[deleted]</div>");
         return;
     }
     site_relative_time(c->created_ms, now_of(r), ago, sizeof ago);
     site_rfc3339(c->created_ms, when);
-    buf_puts(b, "<p class=\"cm\">");
+    buf_puts(b, "<div class=\"cm\">"); /* a div: a <form> inside a <p> would end the <p> */
     if (r->logged_in) {
         buf_printf(b, "<form method=\"post\" action=\"/comment/%" PRId64 "/like\" class=\"like\">", c->id);
         site_csrf_field(b, r);
@@ -73,7 +73,7 @@ static void comment_head(struct buf *b, struct site_req *r, const struct store_c
                c->likes == 1 ? "" : "s", c->edited_ms ? " · edited" : "");
     if (actions)
         comment_actions(b, r, c);
-    buf_puts(b, "</p>");
+    buf_puts(b, "</div>");
 }
 
 static void comment_form(struct buf *b, struct site_req *r, const char *action, const char *label, const char *text)
