@@ -536,7 +536,8 @@ int store_comments_by_user(struct store *st, int64_t user_id, unsigned limit, un
     *out = NULL;
     *n = 0;
     /* Deleted comments have no author, so this is the user's live ones. */
-    sqlite3_stmt *s = prep(store_db(st), COMMENT_COLS "WHERE c.author_id = ?1 ORDER BY c.id DESC LIMIT ?2 OFFSET ?3");
+    sqlite3_stmt *s = prep(store_db(st), COMMENT_COLS "JOIN links l ON l.id = c.link_id"
+                                         " WHERE c.author_id = ?1 AND l.deleted = 0 ORDER BY c.id DESC LIMIT ?2 OFFSET ?3");
     if (!s)
         return store_fail_query(st, "cannot list a user's comments");
     sqlite3_bind_int64(s, 1, user_id);

@@ -1,7 +1,8 @@
 /*
  * users.c — accounts beyond sign-up in the state machine: "about"
  * (CMD_ABOUT_SET), a password change (CMD_PASSWORD_SET, which ends every
- * other session of the user), and the profile query with karma.
+ * other session of the user), and the profile query with karma. A comment
+ * counts while it and its link are live (a deleted comment has no author).
  */
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -71,9 +72,11 @@ int store_user_profile(struct store *st, int64_t user_id, int64_t *karma, int64_
     *about = NULL;
     sqlite3_stmt *s = prep(store_db(st),
                            "SELECT (SELECT coalesce(sum(likes), 0) FROM links WHERE author_id = ?1 AND deleted = 0)"
-                           " + (SELECT coalesce(sum(likes), 0) FROM comments WHERE author_id = ?1),"
+                           " + (SELECT coalesce(sum(c.likes), 0) FROM comments c JOIN links l ON l.id = c.link_id"
+                           "    WHERE c.author_id = ?1 AND l.deleted = 0),"
                            " (SELECT count(*) FROM links WHERE author_id = ?1 AND deleted = 0),"
-                           " (SELECT count(*) FROM comments WHERE author_id = ?1),"
+                           " (SELECT count(*) FROM comments c JOIN links l ON l.id = c.link_id"
+                           "    WHERE c.author_id = ?1 AND l.deleted = 0),"
                            " (SELECT about FROM users WHERE id = ?1)");
     if (!s)
         return store_fail_query(st, "cannot read a user's profile");

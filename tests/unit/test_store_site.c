@@ -1012,6 +1012,19 @@ TEST(profiles_karma_about_and_password_change)
     CHECK_EQ_U(n, 1);
     CHECK(n == 1 && !strcmp(c[0].text, "c1"));
     store_comments_free(c, n);
+    /* Comments on a deleted link are no longer live: no karma, not listed. */
+    log_free(&l);
+    for (int i = 0; i < 15; i++)
+        add_raw(&l, (const uint8_t *)"", 0);
+    link_cmd(&l, CMD_LINK_DELETE, T0 + 11, &a, 1, NULL, NULL);
+    REQUIRE(store_apply(st, l.e + 15, 1, r) == STORE_OK);
+    CHECK_EQ_I(r[0].status, CMD_OK);
+    REQUIRE(store_user_profile(st, 1, &karma, &links, &comments, &text) == STORE_OK);
+    free(text);
+    CHECK(karma == 0 && links == 0 && comments == 0);
+    REQUIRE(store_comments_by_user(st, 1, 10, 0, &c, &n) == STORE_OK);
+    CHECK_EQ_U(n, 0);
+    store_comments_free(c, n);
     store_close(st);
     log_free(&l);
 }
