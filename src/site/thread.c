@@ -76,15 +76,28 @@ static void comment_head(struct buf *b, struct site_req *r, const struct store_c
     buf_puts(b, "</div>");
 }
 
-static void comment_form(struct buf *b, struct site_req *r, const char *action, const char *label, const char *text)
+/* The comment form; with error, the message tied to the field. */
+static void comment_form_err(struct buf *b, struct site_req *r, const char *action, const char *label, const char *text,
+                             const char *error)
 {
     buf_printf(b, "<form class=\"box\" method=\"post\" action=\"%s\">", action);
     site_csrf_field(b, r);
-    buf_printf(b, "<label for=\"text\">%s</label><textarea id=\"text\" name=\"text\" rows=\"5\" required>", label);
+    if (error) {
+        buf_puts(b, "<p class=\"err\" role=\"alert\" id=\"text-err\">");
+        esc(b, error);
+        buf_puts(b, "</p>");
+    }
+    buf_printf(b, "<label for=\"text\">%s</label><textarea id=\"text\" name=\"text\" rows=\"5\" required%s>", label,
+               error ? " aria-invalid=\"true\" aria-describedby=\"text-err\"" : "");
     if (text)
         esc(b, text);
     buf_puts(b, "</textarea><p class=\"meta\">Plain text: a blank line between paragraphs, two spaces before a "
                 "line of code; links are made for you.</p><button>Send</button></form>");
+}
+
+static void comment_form(struct buf *b, struct site_req *r, const char *action, const char *label, const char *text)
+{
+    comment_form_err(b, r, action, label, text, NULL);
 }
 
 void site_thread_html(struct buf *b, struct site_req *r, const struct store_link *l)
@@ -202,12 +215,33 @@ static bool form_text(struct site_req *r)
     }
     long n = site_form_field(r->req->body, r->req->body_len, "text", raw, cap);
     bool ok = n >= 0 && strlen(raw) == (size_t)n;
-    if (!ok)
+    if (!ok) {
         site_page_error(r, 400, "The form has no text, or text with a NUL character.");
-    else
-        ok = site_comment_text(r, raw, (size_t)n);
+        free(raw);
+        return false;
+    }
+    char *checked = malloc((size_t)n + 1);
+    const char *err = checked ? site_text_check(raw, (size_t)n, SITE_TEXT_MAX_CHARS, false, checked, (size_t)n + 1,
+                                                &r->text_len)
+                              : "Out of memory: try again.";
+    if (!err) {
+        r->text = checked;
+        free(raw);
+        return true;
+    }
+    /* The form again, with what was written and the reason next to it. */
+    free(checked);
+    char action[64];
+    snprintf(action, sizeof action, "%s", r->req->path);
+    struct buf b;
+    buf_init(&b);
+    site_page_begin(&b, r, "Your comment");
+    buf_puts(&b, "<h1>Your comment</h1>");
+    comment_form_err(&b, r, action, "Text", raw, err);
+    site_page_end(&b, r);
     free(raw);
-    return ok;
+    site_page_send(r, 400, &b);
+    return false;
 }
 
 /* POST /link/ID/comment: a top-level comment. */

@@ -1264,6 +1264,12 @@ TEST(comment_pages_without_javascript)
     r = call(&c, "POST", "/link/1/comment", "application/x-www-form-urlencoded", body);
     CHECK_EQ_I(r->status, 400);
     CHECK(body_has(r, "empty"));
+    /* The form comes back with the text and the reason tied to the field. */
+    snprintf(body, sizeof body, "csrf=%s&text=bell%%07+%%3Cb%%3E", csrf);
+    r = call(&c, "POST", "/comment/2/reply", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 400);
+    CHECK(body_has(r, "action=\"/comment/2/reply\"") && body_has(r, "aria-describedby=\"text-err\"") &&
+          body_has(r, "id=\"text-err\"") && body_has(r, "control character") && body_has(r, "&lt;b&gt;</textarea>"));
     CHECK_EQ_I(call(&c, "GET", "/comment/99/reply", NULL, NULL)->status, 404);
     CHECK_EQ_I(call(&c, "GET", "/comment/2/like", NULL, NULL)->status, 405);
     teardown();
