@@ -133,8 +133,7 @@ void site_thread_html(struct buf *b, struct site_req *r, const struct store_link
         int d = c[i].depth;
         if (d > depth) {
             buf_puts(b, depth < 0 ? "<ul class=\"cs\">" : "<ul>");
-            depth = depth < 0 ? 0 : depth + 1; /* pre-order: at most one level down */
-            d = depth < d ? depth : d;
+            depth = depth < 0 ? 0 : depth + 1; /* pre-order: at most one level down (store_thread) */
         } else {
             buf_puts(b, "</li>");
             for (; depth > d; depth--)
