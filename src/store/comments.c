@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/comments.h"
+#include "store/discussion.h"
 
 /* Replies nest at most this deep (a path is 16 hex digits per level). */
 #define MAX_DEPTH 64
@@ -535,7 +535,7 @@ int store_comments_by_user(struct store *st, int64_t user_id, unsigned limit, un
 {
     *out = NULL;
     *n = 0;
-    /* Deleted comments have no author, so this is the user's live ones. */
+    /* Deleted comments have no author; comments on deleted links are not live either. */
     sqlite3_stmt *s = prep(store_db(st), COMMENT_COLS "JOIN links l ON l.id = c.link_id"
                                          " WHERE c.author_id = ?1 AND l.deleted = 0 ORDER BY c.id DESC LIMIT ?2 OFFSET ?3");
     if (!s)

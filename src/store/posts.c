@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/comments.h"
+#include "store/discussion.h"
 
 /* Steps s once, finalizes it; STORE_OK if it ran. */
 static int run(sqlite3_stmt *s)

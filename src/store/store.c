@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "command.h"
-#include "store/comments.h"
+#include "store/discussion.h"
 
 /* How long an idempotency key is remembered, in log time. */
 #define IDEM_TTL_MS (24ull * 3600 * 1000)

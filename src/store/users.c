@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/comments.h"
+#include "store/discussion.h"
 
 static sqlite3_stmt *prep(sqlite3 *db, const char *sql)
 {

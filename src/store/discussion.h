@@ -1,11 +1,13 @@
 /*
- * comments.h — the comment commands' side of the state machine, for
- * store.c: the schema migration that adds comments to a database of an
- * earlier version, and the execution of CMD_COMMENT_* at apply. The queries
- * are public, in include/store.h.
+ * discussion.h — the discussion's side of the state machine, for store.c:
+ * the schema migration to version 2 (comments, text posts, editing,
+ * deleting, about; comments.c), and the execution at apply of the commands
+ * CMD_COMMENT_* (comments.c), CMD_LINK_POST_TEXT/EDIT/DELETE (posts.c) and
+ * CMD_ABOUT_SET/PASSWORD_SET (users.c). The queries are public, in
+ * include/store.h.
  */
-#ifndef LINKRAFT_STORE_COMMENTS_H
-#define LINKRAFT_STORE_COMMENTS_H
+#ifndef LINKRAFT_STORE_DISCUSSION_H
+#define LINKRAFT_STORE_DISCUSSION_H
 
 #include <stddef.h>
 
