@@ -117,13 +117,13 @@ bench: $(BUILD)/linkraft
 # fuzz-corpus` regenerates the binary seeds with fuzz/gen_corpus.c.
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
-FUZZ_NAMES   := codec json cluster command config admin_auth
+FUZZ_NAMES   := codec json cluster command config admin_auth text
 FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_CFLAGS  := -std=c11 -g -O1 $(filter-out -Werror,$(WARN)) -D_GNU_SOURCE -Iinclude -Isrc \
                 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # The modules that hold the decoders, instrumented for coverage.
 FUZZ_MODULES := $(filter raft common node store,$(MODULES))
-FUZZ_LIB_SRCS := $(foreach m,$(FUZZ_MODULES),$(call module_srcs,$(m)))
+FUZZ_LIB_SRCS := $(foreach m,$(FUZZ_MODULES),$(call module_srcs,$(m))) src/site/text.c src/site/html.c
 FUZZ_LIB     := $(FUZZ_DIR)/libdecoders.a
 FUZZ_DEPS_STAMP := $(FUZZ_DIR)/.deps-ok
 

@@ -44,6 +44,33 @@ enum command_type {
                                 was posted. Result: id = new link id */
     CMD_LIKE = 14,           /* session, link_id. Result: id, count = likes, flag = 1 */
     CMD_UNLIKE = 15,         /* session, link_id. Result: id, count = likes, flag = 0 */
+    /* Comments (src/store/comments.c). The author is the session's user at
+     * apply; the 2-hour edit window is measured on the log clock. */
+    CMD_COMMENT_POST = 16,   /* session, text, link_id, comment_id = parent (0: top level).
+                                NOT_FOUND if the link is gone; INVALID if the parent is
+                                not a live comment of that link. Result: id = comment id */
+    CMD_COMMENT_EDIT = 17,   /* session, text, comment_id. FORBIDDEN if not the author's
+                                or older than COMMAND_EDIT_WINDOW_MS. Result: id */
+    CMD_COMMENT_DELETE = 18, /* session, comment_id. FORBIDDEN if not the author's.
+                                A comment with replies stays as a placeholder (deleted,
+                                no author, no text); one without goes, and with it any
+                                placeholder ancestors left without replies. Result: id */
+    CMD_COMMENT_LIKE = 19,   /* session, comment_id. Result: id, count = likes, flag = 1 */
+    CMD_COMMENT_UNLIKE = 20, /* session, comment_id. Result: id, count = likes, flag = 0 */
+    /* Text posts and editing (src/store/posts.c). LINK_POST stays as it was,
+     * so that entries already in logs decode as before. */
+    CMD_LINK_POST_TEXT = 21, /* session, title, url, url_norm, text: url (and url_norm)
+                                or text may be empty, not both. As LINK_POST otherwise */
+    CMD_LINK_EDIT = 22,      /* session, title, text, link_id: an empty field is left as
+                                it is. FORBIDDEN if not the author's or older than
+                                COMMAND_EDIT_WINDOW_MS; NOT_FOUND if gone. Result: id */
+    CMD_LINK_DELETE = 23,    /* session, link_id. FORBIDDEN if not the author's. The
+                                link leaves every listing and its URL is free again */
+    /* Accounts (src/store/users.c). */
+    CMD_ABOUT_SET = 24,      /* session, text (may be empty): the user's "about" */
+    CMD_PASSWORD_SET = 25,   /* session, pwhash: the new hash (the old password was
+                                proven by the proposer); every other session of the
+                                user ends */
 };
 
 #define COMMAND_HASH_LEN 32          /* SHA-256 of a session token */
@@ -51,6 +78,10 @@ enum command_type {
 #define COMMAND_MAX_TITLE_BYTES 800  /* 200 characters of UTF-8 */
 #define COMMAND_MAX_URL 2048
 #define COMMAND_MAX_PWHASH 255
+#define COMMAND_MAX_TEXT_BYTES 40000 /* 10,000 characters of UTF-8 (comments, text posts) */
+#define COMMAND_MAX_ABOUT_BYTES 8000 /* 2,000 characters of UTF-8 */
+/* Comments and text posts may be edited this long after they were posted (log time). */
+#define COMMAND_EDIT_WINDOW_MS (2ull * 3600 * 1000)
 /* Sessions live 30 days of log time from their SESSION_CREATE / SIGNUP. */
 #define COMMAND_SESSION_TTL_MS (30ull * 24 * 3600 * 1000)
 
@@ -60,6 +91,8 @@ enum command_status {
     CMD_ERR_NOT_FOUND = 2,
     CMD_ERR_CONFLICT = 3,   /* e.g. name taken, duplicate URL */
     CMD_ERR_DENIED = 4,     /* e.g. no live session */
+    CMD_ERR_FORBIDDEN = 5,  /* a live session, but not allowed: not the author, too late to edit */
+    CMD_ERR_INVALID = 6,    /* refers to something it may not: e.g. a parent comment of another link */
 };
 
 struct command_str {
@@ -77,7 +110,9 @@ struct command {
     struct command_str pwhash;      /* SIGNUP: crypto_pwhash_str output (argon2id) */
     struct command_str session;     /* site commands: SHA-256 of the session token */
     struct command_str title, url, url_norm; /* LINK_POST */
-    int64_t link_id;                /* LIKE, UNLIKE */
+    int64_t link_id;                /* LIKE, UNLIKE, COMMENT_POST */
+    int64_t comment_id;             /* COMMENT_*: the comment (COMMENT_POST: its parent, 0 for none) */
+    struct command_str text;        /* COMMENT_POST, COMMENT_EDIT */
 };
 
 /* Bytes command_encode needs. */

@@ -191,6 +191,9 @@ struct store_link {
     uint64_t created_ms;            /* the proposer's clock, from the log */
     int64_t likes;
     double hot;
+    int64_t comments;               /* live comments */
+    uint64_t edited_ms;             /* 0: never edited */
+    uint8_t has_text;               /* a text post, or a link with text: store_link_text */
 };
 
 enum store_sort { STORE_SORT_HOT = 0, STORE_SORT_NEW = 1, STORE_SORT_TOP = 2 };
@@ -225,5 +228,51 @@ int store_counts(struct store *st, int64_t *users, int64_t *links);
 /* The member addresses carried in the log (CMD_MEMBER_ADDR), in id order:
  * each(arg, id, "RAFT-ADDRESS HTTP-ADDRESS"). */
 int store_members(struct store *st, void (*each)(void *arg, const char *id, const char *addrs), void *arg);
+
+/* ---- Comments (commands CMD_COMMENT_*; src/store/comments.c) -------------
+ *
+ * Table comments: link, parent (0 at top level), author (NULL once deleted),
+ * text, created and edited (log time), likes, deleted, depth and path. The
+ * path is the parent's path followed by the comment's id as 16 hex digits,
+ * so rows of one link in path order are its tree in pre-order, read by one
+ * range scan of the index (link_id, path); siblings are then ordered by
+ * likes in C (likes change, so no stored key can stay sorted by them).
+ * comment_likes has one row per comment and user. links.comments counts a
+ * link's live (not deleted) comments. */
+
+struct store_comment {
+    int64_t id, link_id, parent_id;     /* parent_id 0: top level */
+    char author[STORE_NAME_CAP];        /* "" once deleted */
+    char *text;                         /* malloc'd, NUL-terminated; "" once deleted */
+    uint64_t created_ms, edited_ms;     /* edited_ms 0: never edited */
+    int64_t likes;
+    int depth;                          /* 0: top level */
+    uint8_t deleted;
+};
+
+/* One comment (a deleted placeholder too). Free with store_comment_clear. */
+int store_comment_get(struct store *st, int64_t id, struct store_comment *out);
+void store_comment_clear(struct store_comment *c);
+/* The whole thread of a link in display order: each comment right after its
+ * parent, siblings by likes (most first), then oldest first. *out is
+ * malloc'd (NULL when *n is 0): free with store_comments_free. One indexed
+ * query, then a sort in memory. */
+int store_thread(struct store *st, int64_t link_id, struct store_comment **out, size_t *n);
+void store_comments_free(struct store_comment *c, size_t n);
+/* The text of live link id: 1 and *text (malloc'd; NULL if the link has
+ * none), 0 if there is no such live link. Links without a URL have url "". */
+int store_link_text(struct store *st, int64_t id, char **text);
+
+/* A user's profile (src/store/users.c): karma = likes received on live
+ * links and comments; counts of live links and comments; *about is
+ * malloc'd. Range scans of the user's own rows. */
+int store_user_profile(struct store *st, int64_t user_id, int64_t *karma, int64_t *links, int64_t *comments,
+                       char **about);
+/* A page of a user's live comments, newest first (*out as store_thread's). */
+int store_comments_by_user(struct store *st, int64_t user_id, unsigned limit, unsigned offset,
+                           struct store_comment **out, size_t *n);
+
+/* liked[i] = 1 if user_id likes the comment ids[i], else 0. */
+int store_comments_liked(struct store *st, int64_t user_id, const int64_t *ids, size_t n, uint8_t *liked);
 
 #endif

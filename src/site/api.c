@@ -21,7 +21,7 @@
 #include "node.h" /* enum node_status, node_consistency */
 #include "site/site_int.h"
 
-void site_link_json(struct buf *b, const struct store_link *l)
+void site_link_json(struct buf *b, const struct store_link *l, const char *text)
 {
     char created[32], domain[SITE_DOMAIN_CAP];
     site_rfc3339(l->created_ms, created);
@@ -29,12 +29,40 @@ void site_link_json(struct buf *b, const struct store_link *l)
     buf_printf(b, "{\"id\":%" PRId64 ",\"title\":", l->id);
     json_write_str(b, l->title, strlen(l->title));
     buf_puts(b, ",\"url\":");
-    json_write_str(b, l->url, strlen(l->url));
+    if (l->url[0]) /* a text post has none */
+        json_write_str(b, l->url, strlen(l->url));
+    else
+        buf_puts(b, "null");
     buf_puts(b, ",\"domain\":");
-    json_write_str(b, domain, strlen(domain));
+    if (l->url[0])
+        json_write_str(b, domain, strlen(domain));
+    else
+        buf_puts(b, "null");
+    buf_puts(b, ",\"text\":");
+    if (text)
+        json_write_str(b, text, strlen(text));
+    else
+        buf_puts(b, "null");
     buf_puts(b, ",\"author\":");
     json_write_str(b, l->author, strlen(l->author));
-    buf_printf(b, ",\"created\":\"%s\",\"likes\":%" PRId64 "}", created, l->likes);
+    buf_printf(b, ",\"created\":\"%s\",\"likes\":%" PRId64 ",\"comments\":%" PRId64 ",\"edited\":", created, l->likes,
+               l->comments);
+    if (l->edited_ms) {
+        char edited[32];
+        site_rfc3339(l->edited_ms, edited);
+        buf_printf(b, "\"%s\"}", edited);
+    } else {
+        buf_puts(b, "null}");
+    }
+}
+
+/* The link's text (malloc'd) if it has one; NULL otherwise or on failure. */
+static char *text_of(struct store *st, const struct store_link *l)
+{
+    char *text = NULL;
+    if (l->has_text && store_link_text(st, l->id, &text) != 1)
+        text = NULL;
+    return text;
 }
 
 static struct store *store_of(struct site_req *r) { return r->s->host.store(r->s->host.ctx); }
@@ -67,7 +95,9 @@ static void reply_link(struct site_req *r, int64_t id, int status, const char *h
     }
     struct buf b;
     buf_init(&b);
-    site_link_json(&b, l);
+    char *text = text_of(store_of(r), l);
+    site_link_json(&b, l, text);
+    free(text);
     buf_puts(&b, "\n");
     free(l);
     site_reply(r, status, "application/json", headers, &b);
@@ -356,11 +386,38 @@ void site_post_begin(struct site_req *r)
         return;
     }
     size_t start, len;
+    bool has_url = r->link_in->url_in[0] != 0;
     const char *err = site_check_title(r->link_in->title, r->link_in->title_len, &start, &len);
-    if (!err)
+    if (!err && has_url)
         err = site_parse_url(r->link_in->url_in, strlen(r->link_in->url_in), &r->link_in->url);
+    if (!err && !has_url && !r->text)
+        err = "Give a URL, a text, or both.";
     if (err) {
         site_fail(r, 400, "invalid", err);
+        return;
+    }
+    if (r->text || !has_url) { /* a text post, or a link with text */
+        struct command c = { .type = CMD_LINK_POST_TEXT,
+                             .session = { (const char *)r->token_hash, COMMAND_HASH_LEN },
+                             .title = { r->link_in->title + start, (uint16_t)len },
+                             .url = { r->link_in->url.url, (uint16_t)(has_url ? strlen(r->link_in->url.url) : 0) },
+                             .url_norm = { r->link_in->url.norm, (uint16_t)(has_url ? strlen(r->link_in->url.norm) : 0) },
+                             .text = { r->text, (uint16_t)r->text_len },
+                             .idem_key = { r->idem, (uint16_t)r->idem_len } };
+        c.scope = site_scope(r, r->user.lname);
+        if (has_url) {
+            int64_t existing;
+            int found = store_link_by_url(store_of(r), r->link_in->url.norm, strlen(r->link_in->url.norm), &existing);
+            if (found < 0) {
+                fail_store(r);
+                return;
+            }
+            if (found && !r->idem_len) {
+                reply_duplicate(r, existing);
+                return;
+            }
+        }
+        site_propose(r, &c, post_done);
         return;
     }
     int64_t existing;
@@ -381,6 +438,85 @@ void site_post_begin(struct site_req *r)
                          .idem_key = { r->idem, (uint16_t)r->idem_len } };
     c.scope = site_scope(r, r->user.lname);
     site_propose(r, &c, post_done);
+}
+
+/* The end of an edit (edit = true) or a delete of link r->id. */
+static void link_change_done(struct site_req *r, bool edit, int status, uint64_t index, const struct store_result *res)
+{
+    if (status) {
+        site_fail_host(r, status);
+        return;
+    }
+    site_wrote(r, index);
+    switch (res->status) {
+    case CMD_OK: break;
+    case CMD_ERR_DENIED: fail_login_needed(r); return;
+    case CMD_ERR_NOT_FOUND: site_fail(r, 404, "not_found", "no such link"); return;
+    case CMD_ERR_FORBIDDEN:
+        site_fail(r, 403, "forbidden", "only its author may change a link, and edit it only within 2 hours of posting");
+        return;
+    default: site_fail(r, 400, "invalid", "the change was refused as malformed"); return;
+    }
+    char path[40];
+    snprintf(path, sizeof path, "/link/%" PRId64, r->id);
+    if (!r->api)
+        site_redirect(r, edit ? path : "/");
+    else if (edit)
+        reply_link(r, r->id, 200, NULL, 404, "not_found", "no such link");
+    else
+        site_reply(r, 204, "application/json", NULL, NULL);
+}
+
+static void edit_done(void *arg, int status, uint64_t index, const struct store_result *res)
+{
+    link_change_done(arg, true, status, index, res);
+}
+
+static void delete_done(void *arg, int status, uint64_t index, const struct store_result *res)
+{
+    link_change_done(arg, false, status, index, res);
+}
+
+void site_link_edit_begin(struct site_req *r)
+{
+    if (!r->logged_in) {
+        fail_login_needed(r);
+        return;
+    }
+    size_t start = 0, len = 0;
+    if (r->link_in && r->link_in->title_len) {
+        const char *err = site_check_title(r->link_in->title, r->link_in->title_len, &start, &len);
+        if (err) {
+            site_fail(r, 400, "invalid", err);
+            return;
+        }
+    }
+    if (!len && !r->text) {
+        site_fail(r, 400, "invalid", "Change the title, the text, or both.");
+        return;
+    }
+    struct command c = { .type = CMD_LINK_EDIT,
+                         .session = { (const char *)r->token_hash, COMMAND_HASH_LEN },
+                         .title = { len ? r->link_in->title + start : NULL, (uint16_t)len },
+                         .text = { r->text, (uint16_t)r->text_len },
+                         .link_id = r->id,
+                         .idem_key = { r->idem, (uint16_t)r->idem_len } };
+    c.scope = site_scope(r, r->user.lname);
+    site_propose(r, &c, edit_done);
+}
+
+void site_link_delete_begin(struct site_req *r)
+{
+    if (!r->logged_in) {
+        fail_login_needed(r);
+        return;
+    }
+    struct command c = { .type = CMD_LINK_DELETE,
+                         .session = { (const char *)r->token_hash, COMMAND_HASH_LEN },
+                         .link_id = r->id,
+                         .idem_key = { r->idem, (uint16_t)r->idem_len } };
+    c.scope = site_scope(r, r->user.lname);
+    site_propose(r, &c, delete_done);
 }
 
 static void like_done(void *arg, int status, uint64_t index, const struct store_result *res)
@@ -511,11 +647,21 @@ static void api_links_post(struct site_req *r)
         site_fail(r, 400, "bad_json", msg);
         return;
     }
-    size_t tlen = 0, ulen = 0;
+    size_t tlen = 0, ulen = 0, xlen = 0;
     const char *t = json_get_str(doc.root, "title", &tlen), *u = json_get_str(doc.root, "url", &ulen);
-    if (!t || !u) {
+    const char *x = json_get_str(doc.root, "text", &xlen);
+    const struct json *uj = json_get(doc.root, "url"), *xj = json_get(doc.root, "text");
+    bool url_ok = u || !uj || uj->type == JSON_NULL, text_ok = x || !xj || xj->type == JSON_NULL;
+    if (!t || !url_ok || !text_ok || (!u && !x)) {
         json_free(&doc);
-        site_fail(r, 400, "bad_json", "send {\"title\": \"...\", \"url\": \"https://...\"}");
+        site_fail(r, 400, "bad_json",
+                  "send {\"title\": \"...\", \"url\": \"https://...\"}, {\"title\": \"...\", \"text\": \"...\"} or all three");
+        return;
+    }
+    if (!u)
+        u = "", ulen = 0;
+    if (x && !site_comment_text(r, x, xlen)) {
+        json_free(&doc);
         return;
     }
     if (tlen > COMMAND_MAX_TITLE_BYTES || ulen > SITE_URL_MAX) {
@@ -542,6 +688,46 @@ static void api_links_post(struct site_req *r)
     site_post_begin(r);
 }
 
+/* PATCH /links/ID {"title"?, "text"?} */
+static void api_link_patch(struct site_req *r)
+{
+    if (!r->logged_in) {
+        fail_login_needed(r);
+        return;
+    }
+    struct json_doc doc;
+    char err[160];
+    if (json_parse(&doc, r->req->body, r->req->body_len, err, sizeof err)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the body is not JSON: %s", err);
+        site_fail(r, 400, "bad_json", msg);
+        return;
+    }
+    size_t tlen = 0, xlen = 0;
+    const char *t = json_get_str(doc.root, "title", &tlen), *x = json_get_str(doc.root, "text", &xlen);
+    if ((!t && !x) || tlen > COMMAND_MAX_TITLE_BYTES) {
+        json_free(&doc);
+        site_fail(r, 400, t ? "invalid" : "bad_json",
+                  t ? "a title is at most 200 characters" : "send {\"title\": \"...\"}, {\"text\": \"...\"} or both");
+        return;
+    }
+    if (!(r->link_in = calloc(1, sizeof *r->link_in))) {
+        json_free(&doc);
+        site_fail(r, 503, "unavailable", "out of memory");
+        return;
+    }
+    if (t) {
+        memcpy(r->link_in->title, t, tlen);
+        r->link_in->title_len = tlen;
+        if (!tlen) /* present but empty: invalid, not "unchanged" */
+            r->link_in->title_len = 1, r->link_in->title[0] = ' ';
+    }
+    bool ok = !x || site_comment_text(r, x, xlen);
+    json_free(&doc);
+    if (ok)
+        site_link_edit_begin(r);
+}
+
 static void api_links_list(struct site_req *r)
 {
     static struct store_link page[SITE_MAX_LIMIT];
@@ -556,7 +742,9 @@ static void api_links_list(struct site_req *r)
     for (size_t i = 0; i < n; i++) {
         if (i)
             buf_puts(&b, ",");
-        site_link_json(&b, &page[i]);
+        char *text = text_of(store_of(r), &page[i]);
+        site_link_json(&b, &page[i], text);
+        free(text);
     }
     buf_puts(&b, "]}\n");
     reply_json(r, 200, &b);
@@ -632,9 +820,11 @@ bool site_api_route(struct site_req *r, const char *path, bool *answered)
         r->step = !strcmp(p, "/signup") ? api_signup : !strcmp(p, "/login") ? api_login : site_logout_begin;
         return true;
     }
+    if (!strcmp(p, "/me/password") || !strncmp(p, "/users/", 7) || (!strcmp(p, "/me") && method_is(r, "PATCH")))
+        return site_users_api_route(r, p, answered);
     if (!strcmp(p, "/me")) {
         if (!r->head_or_get) {
-            site_fail_method(r, "GET, HEAD");
+            site_fail_method(r, "GET, HEAD, PATCH");
             *answered = true;
             return true;
         }
@@ -659,14 +849,24 @@ bool site_api_route(struct site_req *r, const char *path, bool *answered)
     if (!strncmp(p, "/links/", 7)) {
         const char *idp = p + 7, *slash = strchr(idp, '/');
         size_t idlen = slash ? (size_t)(slash - idp) : strlen(idp);
+        if (parse_id(idp, idlen, &r->id) && slash && !strcmp(slash, "/comments"))
+            return site_comments_api_route(r, p, answered);
         if (!parse_id(idp, idlen, &r->id) || (slash && strcmp(slash, "/like"))) {
             site_fail(r, 404, "not_found", "no such path");
             *answered = true;
             return true;
         }
         if (!slash) {
+            if (method_is(r, "PATCH")) {
+                r->step = api_link_patch;
+                return true;
+            }
+            if (method_is(r, "DELETE")) {
+                r->step = site_link_delete_begin;
+                return true;
+            }
             if (!r->head_or_get) {
-                site_fail_method(r, "GET, HEAD");
+                site_fail_method(r, "GET, HEAD, PATCH, DELETE");
                 *answered = true;
                 return true;
             }
@@ -682,6 +882,8 @@ bool site_api_route(struct site_req *r, const char *path, bool *answered)
         *answered = true;
         return true;
     }
+    if (!strncmp(p, "/comments/", 10))
+        return site_comments_api_route(r, p, answered);
     site_fail(r, 404, "not_found", "no such API path (see SPEC §4)");
     *answered = true;
     return true;

@@ -15,8 +15,9 @@
 #include <string.h>
 
 #include "site/site_int.h"
+#include "site/text.h"
 
-#define CSS_PATH "/static/site.v1.css"
+#define CSS_PATH "/static/site.v2.css"
 
 static const char site_css[] =
     ":root{--bg:#fdfdfb;--fg:#1d1d1f;--muted:#6b6b70;--accent:#c2410c;--line:#e5e5e0;--box:#fff}\n"
@@ -45,7 +46,13 @@ static const char site_css[] =
     ".err{color:#b91c1c;font-weight:600}\n"
     "table{border-collapse:collapse;width:100%}td,th{padding:.3rem .5rem;border-bottom:1px solid var(--line);"
     "text-align:left}\n"
-    "footer{margin:2rem 0 1rem;border-top:1px solid var(--line);padding-top:.5rem}\n";
+    "footer{margin:2rem 0 1rem;border-top:1px solid var(--line);padding-top:.5rem}\n"
+    /* The thread: nested lists, each level indented with a guide line. */
+    ".cs,.cs ul{list-style:none;margin:0;padding:0}.cs ul{padding-left:1rem;border-left:1px solid var(--line)}\n"
+    ".cs li{margin:.7rem 0 0 .2rem;overflow-wrap:anywhere}.cm{color:var(--muted);font-size:.85rem}\n"
+    ".cs p,.ct p{margin:.2rem 0}.cs pre,.ct pre{overflow-x:auto;margin:.3rem 0}.ct{overflow-wrap:anywhere}\n"
+    "form.box textarea{font:inherit;padding:.4rem;border:1px solid var(--line);border-radius:.25rem;"
+    "background:var(--bg);color:var(--fg)}\n";
 
 static struct store *store_of(struct site_req *r) { return r->s->host.store(r->s->host.ctx); }
 static uint64_t now_of(struct site_req *r) { return r->s->host.now_ms(r->s->host.ctx); }
@@ -72,7 +79,7 @@ static void page_begin(struct buf *b, struct site_req *r, const char *title)
         esc(b, r->user.name);
         buf_puts(b, "\">");
         esc(b, r->user.name);
-        buf_puts(b, "</a><form method=\"post\" action=\"/logout\" class=\"like\">");
+        buf_puts(b, "</a><a href=\"/settings\">settings</a><form method=\"post\" action=\"/logout\" class=\"like\">");
         csrf_field(b, r);
         buf_puts(b, "<button class=\"link\">log out</button></form>");
     } else {
@@ -111,9 +118,13 @@ static void link_item(struct buf *b, struct site_req *r, const struct store_link
     } else {
         buf_puts(b, "<a class=\"up\" href=\"/login\" aria-label=\"log in to like\">&#9650;</a>");
     }
-    buf_puts(b, " <a class=\"t\" href=\"");
-    esc(b, l->url);
-    buf_puts(b, "\" rel=\"nofollow ugc noopener\">");
+    if (l->url[0]) {
+        buf_puts(b, " <a class=\"t\" href=\"");
+        esc(b, l->url);
+        buf_puts(b, "\" rel=\"nofollow ugc noopener\">");
+    } else { /* a text post: its title leads to its page */
+        buf_printf(b, " <a class=\"t\" href=\"/link/%" PRId64 "\">", l->id);
+    }
     esc(b, l->title);
     buf_puts(b, "</a>");
     if (domain[0]) {
@@ -125,8 +136,9 @@ static void link_item(struct buf *b, struct site_req *r, const struct store_link
     esc(b, l->author);
     buf_puts(b, "\">");
     esc(b, l->author);
-    buf_printf(b, "</a> · <time datetime=\"%s\" title=\"%s\">%s</time> · <a href=\"/link/%" PRId64 "\">link</a></div>",
-               when, when, ago, l->id);
+    buf_printf(b, "</a> · <time datetime=\"%s\" title=\"%s\">%s</time> · <a href=\"/link/%" PRId64 "\">%" PRId64
+                  " comment%s</a></div>",
+               when, when, ago, l->id, l->comments, l->comments == 1 ? "" : "s");
 }
 
 static void link_list(struct buf *b, struct site_req *r, const struct store_link *links, size_t n, unsigned first,
@@ -256,7 +268,23 @@ static void page_link(struct site_req *r)
     page_begin(&b, r, l->title);
     buf_puts(&b, "<article>");
     link_item(&b, r, l, liked, next);
+    char *text = NULL;
+    if (l->has_text && store_link_text(store_of(r), l->id, &text) == 1 && text) {
+        buf_puts(&b, "<div class=\"ct\">");
+        site_text_render(&b, text, strlen(text));
+        buf_puts(&b, "</div>");
+    }
+    free(text);
+    if (r->logged_in && !strcmp(l->author, r->user.name)) {
+        buf_puts(&b, "<div class=\"meta\">");
+        if (now_of(r) <= l->created_ms + COMMAND_EDIT_WINDOW_MS)
+            buf_printf(&b, "<a href=\"/link/%" PRId64 "/edit\">edit</a> · ", l->id);
+        buf_printf(&b, "<form method=\"post\" action=\"/link/%" PRId64 "/delete\" class=\"like\">", l->id);
+        csrf_field(&b, r);
+        buf_puts(&b, "<button class=\"link\">delete</button></form></div>");
+    }
     buf_puts(&b, "</article>");
+    site_thread_html(&b, r, l);
     page_end(&b, r);
     free(l);
     reply_page(r, 200, &b);
@@ -299,6 +327,7 @@ static void page_user(struct site_req *r)
     buf_printf(&b, "</h1><p class=\"meta\">joined <time datetime=\"%s\">%.10s</time> · %" PRId64 " link%s posted · %" PRId64
                    " liked</p>",
                since, since, posted, posted == 1 ? "" : "s", liked_count);
+    site_user_profile_html(&b, r, &u);
     link_list(&b, r, links, n, (r->page - 1) * SITE_PAGE_LINKS + 1, next);
     if (more) {
         buf_puts(&b, "<p><a href=\"/user/");
@@ -337,10 +366,13 @@ static void form_page(struct site_req *r, int status, const char *error)
         buf_puts(&b, "<label for=\"title\">Title</label><input id=\"title\" name=\"title\" required maxlength=\"200\" value=\"");
         if (r->link_in)
             site_html_escape(&b, r->link_in->title, r->link_in->title_len);
-        buf_puts(&b, "\"><label for=\"url\">URL</label><input id=\"url\" name=\"url\" type=\"url\" required maxlength=\"2048\" value=\"");
+        buf_puts(&b, "\"><label for=\"url\">URL</label><input id=\"url\" name=\"url\" type=\"url\" maxlength=\"2048\" value=\"");
         if (r->link_in)
             esc(&b, r->link_in->url_in);
-        buf_puts(&b, "\"><button>Submit</button>");
+        buf_puts(&b, "\"><label for=\"text\">Text</label><textarea id=\"text\" name=\"text\" rows=\"5\">");
+        if (r->text)
+            esc(&b, r->text);
+        buf_puts(&b, "</textarea><p class=\"meta\">A URL, a text, or both.</p><button>Submit</button>");
     } else {
         bool signup = r->form == SITE_FORM_SIGNUP;
         buf_puts(&b, "<label for=\"username\">Username</label><input id=\"username\" name=\"username\" required "
@@ -446,6 +478,25 @@ static void page_auth_post(struct site_req *r)
     site_login_begin(r);
 }
 
+/* The optional text field of a posted form into r->text (absent or blank:
+ * none). false after answering. */
+static bool form_text_field(struct site_req *r)
+{
+    char *raw = malloc(r->req->body_len + 1);
+    if (!raw) {
+        site_page_error(r, 503, "out of memory");
+        return false;
+    }
+    long n = site_form_field(r->req->body, r->req->body_len, "text", raw, r->req->body_len + 1);
+    bool blank = true;
+    for (long i = 0; i < n; i++)
+        if (raw[i] != ' ' && raw[i] != '\r' && raw[i] != '\n' && raw[i] != '\t')
+            blank = false;
+    bool ok = n < 0 || blank || site_comment_text(r, raw, (size_t)n);
+    free(raw);
+    return ok;
+}
+
 static void page_submit_post(struct site_req *r)
 {
     if (!form_ok(r))
@@ -471,6 +522,8 @@ static void page_submit_post(struct site_req *r)
         site_fail(r, 400, "invalid", "the form contains a NUL character");
         return;
     }
+    if (!form_text_field(r))
+        return;
     site_post_begin(r);
 }
 
@@ -496,6 +549,66 @@ static void page_like_post(struct site_req *r)
     }
     r->like_on = !liked;
     site_like_begin(r);
+}
+
+/* ---- Editing and deleting a link ---------------------------------------------------- */
+
+static void page_link_edit_get(struct site_req *r)
+{
+    struct store_link *l = malloc(sizeof *l);
+    int found = l ? store_link_get(store_of(r), r->id, l) : STORE_ENOMEM;
+    if (found != 1) {
+        free(l);
+        site_page_error(r, found < 0 ? 500 : 404, found < 0 ? "cannot read the link" : "There is no such link.");
+        return;
+    }
+    if (!r->logged_in || strcmp(l->author, r->user.name) || now_of(r) > l->created_ms + COMMAND_EDIT_WINDOW_MS) {
+        free(l);
+        site_page_error(r, 403, "Only its author may edit a link, within 2 hours of posting.");
+        return;
+    }
+    char *text = NULL;
+    if (l->has_text && store_link_text(store_of(r), l->id, &text) != 1)
+        text = NULL;
+    struct buf b;
+    buf_init(&b);
+    page_begin(&b, r, "Edit a link");
+    buf_printf(&b, "<h1>Edit a link</h1><form class=\"box\" method=\"post\" action=\"/link/%" PRId64 "/edit\">", l->id);
+    csrf_field(&b, r);
+    buf_puts(&b, "<label for=\"title\">Title</label><input id=\"title\" name=\"title\" required maxlength=\"200\" value=\"");
+    esc(&b, l->title);
+    buf_puts(&b, "\"><label for=\"text\">Text</label><textarea id=\"text\" name=\"text\" rows=\"6\">");
+    if (text)
+        esc(&b, text);
+    buf_puts(&b, "</textarea><button>Save</button></form>");
+    page_end(&b, r);
+    free(text);
+    free(l);
+    reply_page(r, 200, &b);
+}
+
+static void page_link_edit_post(struct site_req *r)
+{
+    if (!form_ok(r))
+        return;
+    if (!(r->link_in = calloc(1, sizeof *r->link_in))) {
+        site_page_error(r, 503, "out of memory");
+        return;
+    }
+    long tn = field(r, "title", r->link_in->title, sizeof r->link_in->title);
+    if (tn == -2 || (tn >= 0 && strlen(r->link_in->title) != (size_t)tn)) {
+        site_page_error(r, 400, "A title is at most 200 characters, without NUL characters.");
+        return;
+    }
+    r->link_in->title_len = tn > 0 ? (size_t)tn : 0;
+    if (form_text_field(r))
+        site_link_edit_begin(r);
+}
+
+static void page_link_delete_post(struct site_req *r)
+{
+    if (form_ok(r))
+        site_link_delete_begin(r);
 }
 
 /* ---- Status ---------------------------------------------------------------------- */
@@ -646,8 +759,18 @@ bool site_pages_route(struct site_req *r, const char *path, bool *answered)
                 return route(r, page_link, NULL, answered);
             if (!strcmp(slash, "/like"))
                 return route(r, NULL, page_like_post, answered);
+            if (!strcmp(slash, "/comment"))
+                return site_thread_route(r, path, answered);
+            if (!strcmp(slash, "/edit"))
+                return route(r, page_link_edit_get, page_link_edit_post, answered);
+            if (!strcmp(slash, "/delete"))
+                return route(r, NULL, page_link_delete_post, answered);
         }
     }
+    if (!strncmp(path, "/comment/", 9) && site_thread_route(r, path, answered))
+        return true;
+    if ((!strncmp(path, "/settings", 9) || !strncmp(path, "/user/", 6)) && site_users_page_route(r, path, answered))
+        return true;
     if (!strncmp(path, "/user/", 6) && strlen(path + 6) <= SITE_NAME_MAX && !strchr(path + 6, '/')) {
         snprintf(r->name, sizeof r->name, "%s", path + 6);
         return route(r, page_user, NULL, answered);
@@ -657,3 +780,11 @@ bool site_pages_route(struct site_req *r, const char *path, bool *answered)
     r->step = page_not_found;
     return true;
 }
+
+/* ---- For thread.c ------------------------------------------------------------------ */
+
+void site_page_begin(struct buf *b, struct site_req *r, const char *title) { page_begin(b, r, title); }
+void site_page_end(struct buf *b, struct site_req *r) { page_end(b, r); }
+void site_page_send(struct site_req *r, int status, struct buf *b) { reply_page(r, status, b); }
+void site_csrf_field(struct buf *b, struct site_req *r) { csrf_field(b, r); }
+bool site_form_ok(struct site_req *r) { return form_ok(r); }

@@ -168,7 +168,9 @@ done:
     buf_free(&r->hdrs);
     s->stats.in_flight--;
     sodium_memzero(r->password, sizeof r->password);
+    sodium_memzero(r->new_password, sizeof r->new_password);
     free(r->link_in);
+    free(r->text);
     free(r);
 }
 

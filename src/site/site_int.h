@@ -143,6 +143,11 @@ struct site_req {
     char next[256];                 /* where a form redirects after success */
     bool like_on;
     int form;                       /* enum site_form: which form to show again on an error */
+    int64_t comment_id;             /* a comment route's comment; a reply's parent */
+    char *text;                     /* a comment's text, checked (malloc'd; freed by site_reply) */
+    size_t text_len;
+    char new_password[SITE_PASSWORD_MAX + 1]; /* a password change's (zeroed by site_reply) */
+    size_t new_password_len;
 
     /* Password hashing / verifying on a worker. */
     uv_work_t work;
@@ -251,6 +256,52 @@ void site_post_begin(struct site_req *r);
 void site_like_begin(struct site_req *r);
 
 /* The link object of SPEC §4. */
-void site_link_json(struct buf *b, const struct store_link *l);
+void site_link_json(struct buf *b, const struct store_link *l, const char *text);
+/* Editing (r->link_in title, r->text; either may be absent) and deleting
+ * link r->id: the author's own, edits within 2 hours (api.c). */
+void site_link_edit_begin(struct site_req *r);
+void site_link_delete_begin(struct site_req *r);
+
+/* ---- comments.c: the comment flows (API and forms) ----------------------------- */
+
+/* Routes /api/v1/links/ID/comments (r->id set) and /api/v1/comments/... */
+bool site_comments_api_route(struct site_req *r, const char *p, bool *answered);
+/* Checks raw text (len bytes) into r->text; false after answering 400. */
+bool site_comment_text(struct site_req *r, const char *raw, size_t len);
+/* The write flows: r->id = link and r->comment_id = parent (post), or
+ * r->comment_id (edit, delete, like with r->like_on); r->text for post/edit. */
+void site_comment_post_begin(struct site_req *r);
+void site_comment_edit_begin(struct site_req *r);
+void site_comment_delete_begin(struct site_req *r);
+void site_comment_like_begin(struct site_req *r);
+/* The comment object of SPEC §5. */
+void site_comment_json(struct buf *b, const struct store_comment *c);
+/* Where a page goes after acting on comment id of link: "/link/L#cID". */
+void site_comment_path(char *out, size_t cap, int64_t link, int64_t id);
+
+/* ---- thread.c: the discussion on pages -------------------------------------------- */
+
+/* Appends the comment form and the thread of link to a /link/ID page. */
+void site_thread_html(struct buf *b, struct site_req *r, const struct store_link *l);
+/* Routes /link/ID/comment (r->id set) and /comment/ID/... pages. */
+bool site_thread_route(struct site_req *r, const char *path, bool *answered);
+
+/* ---- users.c: profiles and accounts ----------------------------------------------- */
+
+/* Routes PATCH /api/v1/me, /api/v1/me/password and /api/v1/users/... */
+bool site_users_api_route(struct site_req *r, const char *p, bool *answered);
+/* Routes /settings... and /user/NAME/comments; false if not theirs. */
+bool site_users_page_route(struct site_req *r, const char *path, bool *answered);
+/* Karma, comment count and about, for the /user/NAME page. */
+void site_user_profile_html(struct buf *b, struct site_req *r, const struct store_user *u);
+
+/* ---- pages.c, for thread.c --------------------------------------------------------- */
+
+void site_page_begin(struct buf *b, struct site_req *r, const char *title);
+void site_page_end(struct buf *b, struct site_req *r);
+void site_page_send(struct site_req *r, int status, struct buf *b);
+void site_csrf_field(struct buf *b, struct site_req *r);
+/* A posted form's CSRF token and next field; false after answering 403. */
+bool site_form_ok(struct site_req *r);
 
 #endif

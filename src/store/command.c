@@ -34,7 +34,7 @@ static void put_u64(struct writer *w, uint64_t v)
 
 static void put_str(struct writer *w, struct command_str s)
 {
-    if (s.len > COMMAND_MAX_STR) {
+    if (s.len > COMMAND_MAX_TEXT_BYTES) { /* the largest bound of any field (field_ok checks each) */
         w->bad = 1;
         return;
     }
@@ -82,7 +82,7 @@ static struct command_str get_str(struct reader *r)
     if (!b)
         return s;
     uint16_t len = (uint16_t)(b[0] | b[1] << 8);
-    if (len > COMMAND_MAX_STR) {
+    if (len > COMMAND_MAX_TEXT_BYTES) {
         r->bad = 1;
         return s;
     }
@@ -94,13 +94,15 @@ static struct command_str get_str(struct reader *r)
     return s;
 }
 
-/* The string fields each type carries, in wire order, and whether a u64
- * link id follows them. One table for encode, size and decode, so the three
- * cannot disagree. Returns the number of strings, or -1 for an unknown type. */
+/* The string fields each type carries, in wire order, then the u64 ids
+ * (link id, then comment id) it carries. One table for encode, size and
+ * decode, so the three cannot disagree. Returns the number of strings, or
+ * -1 for an unknown type. */
 struct layout {
-    struct command_str *str[4];
-    uint16_t max[4];
+    struct command_str *str[5];
+    uint16_t max[5];
     int has_link_id;
+    int has_comment_id;
 };
 
 static int layout_of(struct command *c, struct layout *l)
@@ -124,6 +126,26 @@ static int layout_of(struct command *c, struct layout *l)
         break;
     case CMD_LIKE:
     case CMD_UNLIKE: F(session, COMMAND_HASH_LEN); l->has_link_id = 1; break;
+    case CMD_COMMENT_POST:
+        F(session, COMMAND_HASH_LEN); F(text, COMMAND_MAX_TEXT_BYTES);
+        l->has_link_id = l->has_comment_id = 1;
+        break;
+    case CMD_COMMENT_EDIT: F(session, COMMAND_HASH_LEN); F(text, COMMAND_MAX_TEXT_BYTES); l->has_comment_id = 1; break;
+    case CMD_LINK_POST_TEXT:
+        F(session, COMMAND_HASH_LEN); F(title, COMMAND_MAX_TITLE_BYTES); F(url, COMMAND_MAX_URL);
+        F(url_norm, COMMAND_MAX_URL);
+        F(text, COMMAND_MAX_TEXT_BYTES);
+        break;
+    case CMD_LINK_EDIT:
+        F(session, COMMAND_HASH_LEN); F(title, COMMAND_MAX_TITLE_BYTES); F(text, COMMAND_MAX_TEXT_BYTES);
+        l->has_link_id = 1;
+        break;
+    case CMD_LINK_DELETE: F(session, COMMAND_HASH_LEN); l->has_link_id = 1; break;
+    case CMD_ABOUT_SET: F(session, COMMAND_HASH_LEN); F(text, COMMAND_MAX_ABOUT_BYTES); break;
+    case CMD_PASSWORD_SET: F(session, COMMAND_HASH_LEN); F(pwhash, COMMAND_MAX_PWHASH); break;
+    case CMD_COMMENT_DELETE:
+    case CMD_COMMENT_LIKE:
+    case CMD_COMMENT_UNLIKE: F(session, COMMAND_HASH_LEN); l->has_comment_id = 1; break;
     default: return -1;
     }
 #undef F
@@ -154,6 +176,8 @@ static void write_command(struct writer *w, const struct command *c)
     put_u8(w, COMMAND_VERSION);
     put_u8(w, c->type);
     put_u64(w, c->time_ms);
+    if (c->scope.len > COMMAND_MAX_STR || c->idem_key.len > COMMAND_MAX_STR)
+        w->bad = 1;
     put_str(w, c->scope);
     put_str(w, c->idem_key);
     for (int i = 0; i < n; i++) {
@@ -163,6 +187,8 @@ static void write_command(struct writer *w, const struct command *c)
     }
     if (l.has_link_id)
         put_u64(w, (uint64_t)c->link_id);
+    if (l.has_comment_id)
+        put_u64(w, (uint64_t)c->comment_id);
 }
 
 size_t command_size(const struct command *c)
@@ -174,6 +200,8 @@ size_t command_size(const struct command *c)
     for (int i = 0; i < n; i++)
         size += 2 + l.str[i]->len;
     if (l.has_link_id)
+        size += 8;
+    if (l.has_comment_id)
         size += 8;
     return size;
 }
@@ -195,6 +223,8 @@ int command_decode(struct command *c, const uint8_t *buf, size_t len)
     c->time_ms = get_u64(&r);
     c->scope = get_str(&r);
     c->idem_key = get_str(&r);
+    if (c->scope.len > COMMAND_MAX_STR || c->idem_key.len > COMMAND_MAX_STR)
+        return -1;
     struct layout l;
     int n = layout_of(c, &l);
     if (n < 0)
@@ -206,6 +236,8 @@ int command_decode(struct command *c, const uint8_t *buf, size_t len)
     }
     if (l.has_link_id)
         c->link_id = (int64_t)get_u64(&r);
+    if (l.has_comment_id)
+        c->comment_id = (int64_t)get_u64(&r);
     if (r.bad || r.p != r.end)
         return -1;
     return 0;

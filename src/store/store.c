@@ -19,6 +19,7 @@
 
 #include "command.h"
 #include "store/cksum_vfs.h"
+#include "store/discussion.h"
 
 /* How long an idempotency key is remembered, in log time. */
 #define IDEM_TTL_MS (24ull * 3600 * 1000)
@@ -38,7 +39,8 @@ enum stmt_id {
 };
 
 /* The columns every link query returns, in this order (read_link). */
-#define LINK_COLS "SELECT l.id, l.title, l.url, u.name, l.created, l.likes, l.hot FROM links l " \
+#define LINK_COLS "SELECT l.id, l.title, l.url, u.name, l.created, l.likes, l.hot, l.comments, l.edited," \
+                  " l.text IS NOT NULL FROM links l " \
                   "JOIN users u ON u.id = l.author_id "
 #define USER_COLS "SELECT id, name, lname, pwhash, created FROM users "
 
@@ -60,7 +62,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_SET_CLOCK] = "UPDATE meta SET v = ?1 WHERE k = 'clock'",
     [S_USER_BY_LNAME] = USER_COLS "WHERE lname = ?1",
     [S_USER_INSERT] = "INSERT INTO users(name, lname, pwhash, created) VALUES (?1, ?2, ?3, ?4)",
-    [S_USER_COUNTS] = "SELECT (SELECT count(*) FROM links WHERE author_id = ?1),"
+    [S_USER_COUNTS] = "SELECT (SELECT count(*) FROM links WHERE author_id = ?1 AND deleted = 0),"
                       " (SELECT count(*) FROM likes WHERE user_id = ?1)",
     [S_SESSION_PUT] = "INSERT OR REPLACE INTO sessions(hash, user_id, expires) VALUES (?1, ?2, ?3)",
     [S_SESSION_DELETE] = "DELETE FROM sessions WHERE hash = ?1",
@@ -70,16 +72,16 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_LINK_INSERT] = "INSERT INTO links(author_id, title, url, url_norm, created, likes, hot)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
     [S_LINK_BY_URL] = "SELECT id FROM links WHERE url_norm = ?1",
-    [S_LINK_LIKES] = "SELECT likes, created FROM links WHERE id = ?1",
+    [S_LINK_LIKES] = "SELECT likes, created FROM links WHERE id = ?1 AND deleted = 0",
     [S_LINK_SET_LIKES] = "UPDATE links SET likes = ?2, hot = ?3 WHERE id = ?1",
     [S_LIKE_INSERT] = "INSERT OR IGNORE INTO likes(link_id, user_id, created) VALUES (?1, ?2, ?3)",
     [S_LIKE_DELETE] = "DELETE FROM likes WHERE link_id = ?1 AND user_id = ?2",
     [S_LIKED] = "SELECT 1 FROM likes WHERE link_id = ?1 AND user_id = ?2",
-    [S_LINK_GET] = LINK_COLS "WHERE l.id = ?1",
-    [S_LINKS_HOT] = LINK_COLS "ORDER BY l.hot DESC, l.id DESC LIMIT ?1 OFFSET ?2",
-    [S_LINKS_NEW] = LINK_COLS "ORDER BY l.id DESC LIMIT ?1 OFFSET ?2",
-    [S_LINKS_TOP] = LINK_COLS "ORDER BY l.likes DESC, l.id DESC LIMIT ?1 OFFSET ?2",
-    [S_LINKS_USER] = LINK_COLS "WHERE l.author_id = ?3 ORDER BY l.id DESC LIMIT ?1 OFFSET ?2",
+    [S_LINK_GET] = LINK_COLS "WHERE l.id = ?1 AND l.deleted = 0",
+    [S_LINKS_HOT] = LINK_COLS "WHERE l.deleted = 0 ORDER BY l.hot DESC, l.id DESC LIMIT ?1 OFFSET ?2",
+    [S_LINKS_NEW] = LINK_COLS "WHERE l.deleted = 0 ORDER BY l.id DESC LIMIT ?1 OFFSET ?2",
+    [S_LINKS_TOP] = LINK_COLS "WHERE l.deleted = 0 ORDER BY l.likes DESC, l.id DESC LIMIT ?1 OFFSET ?2",
+    [S_LINKS_USER] = LINK_COLS "WHERE l.author_id = ?3 AND l.deleted = 0 ORDER BY l.id DESC LIMIT ?1 OFFSET ?2",
     [S_COUNTS] = "SELECT (SELECT coalesce(max(id), 0) FROM users), (SELECT coalesce(max(id), 0) FROM links)",
 };
 
@@ -272,6 +274,8 @@ static int open_db(struct store *st)
     int crc = check_db(st->db, st->path, st->errmsg, sizeof st->errmsg);
     if (crc)
         return crc;
+    if (store_comments_migrate(st->db, st->errmsg, sizeof st->errmsg))
+        return STORE_EIO;
     for (int i = 0; i < S_COUNT; i++)
         if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK)
             return fail_db(st, "cannot prepare a statement");
@@ -385,6 +389,9 @@ static void read_link(sqlite3_stmt *s, struct store_link *l)
     l->created_ms = (uint64_t)sqlite3_column_int64(s, 4);
     l->likes = sqlite3_column_int64(s, 5);
     l->hot = sqlite3_column_double(s, 6);
+    l->comments = sqlite3_column_int64(s, 7);
+    l->edited_ms = (uint64_t)sqlite3_column_int64(s, 8);
+    l->has_text = (uint8_t)sqlite3_column_int(s, 9);
 }
 
 /* Steps a query expected to give at most one row: 1 and read(row) if it
@@ -569,6 +576,19 @@ static int execute(struct store *st, const struct command *c, struct store_resul
     case CMD_LIKE:
     case CMD_UNLIKE:
         return like(st, c, res);
+    case CMD_LINK_POST_TEXT:
+    case CMD_LINK_EDIT:
+    case CMD_LINK_DELETE:
+        return store_posts_execute(st, c, res);
+    case CMD_ABOUT_SET:
+    case CMD_PASSWORD_SET:
+        return store_users_execute(st, c, res);
+    case CMD_COMMENT_POST:
+    case CMD_COMMENT_EDIT:
+    case CMD_COMMENT_DELETE:
+    case CMD_COMMENT_LIKE:
+    case CMD_COMMENT_UNLIKE:
+        return store_comments_execute(st, c, res);
     case CMD_KV_PUT:
         s = st->stmt[S_KV_PUT];
         bind_str(s, 1, c->key);
@@ -752,6 +772,8 @@ int store_members(struct store *st, void (*each)(void *arg, const char *id, cons
 }
 
 /* ---- Site queries ------------------------------------------------------------ */
+
+int store_fail_query(struct store *st, const char *what) { return fail_db(st, what); }
 
 static int query_fail(struct store *st, int rc, const char *what)
 {

@@ -1,7 +1,9 @@
 // site.mjs — the site in a real browser (Debian's chromium, driven by
 // playwright-core), against a real cluster started by `linkraft demo`:
 // sign up, log in, post, like, unlike, log out — and stay logged in, with
-// every post, after the node holding the leadership is killed with -9.
+// every post, after the node holding the leadership is killed with -9; then
+// a discussion (comment, nested replies, edit, delete) at desktop and
+// mobile widths.
 // Screenshots of every step go to build/artifacts/browser/. Ends with the
 // line "N passed, N failed" like every other suite.
 //
@@ -149,6 +151,39 @@ try {
   check('liking works after the failover',
         (await after.locator('.meta').textContent()).includes('1 like'));
   await shot('08-posted-after-failover');
+
+  // The discussion: a comment, a reply, a reply to the reply, an edit, a
+  // deletion that leaves the replies in place. All forms, no JavaScript.
+  await page.goto(`${base}/new`);
+  await Promise.all([page.waitForNavigation(),
+    page.locator('li', { hasText: 'In Search of an Understandable' }).first().locator('a', { hasText: /comment/ }).click()]);
+  await page.fill('#text', 'First comment, see https://raft.github.io/ for more.\n\n  leader = elect()');
+  await Promise.all([page.waitForNavigation(), page.click('form.box button')]);
+  check('a comment appears on the link page', await page.locator('ul.cs > li').count() === 1);
+  check('its URL became a link', await page.locator('ul.cs a[href="https://raft.github.io/"]').count() === 1);
+  check('its code line is code', (await page.locator('ul.cs pre code').textContent()) === 'leader = elect()');
+  await Promise.all([page.waitForNavigation(), page.locator('ul.cs a', { hasText: 'reply' }).first().click()]);
+  await page.fill('#text', 'A reply');
+  await Promise.all([page.waitForNavigation(), page.click('form.box button')]);
+  await Promise.all([page.waitForNavigation(), page.locator('ul.cs ul a', { hasText: 'reply' }).first().click()]);
+  await page.fill('#text', 'A reply to the reply');
+  await Promise.all([page.waitForNavigation(), page.click('form.box button')]);
+  check('replies nest two levels down', await page.locator('ul.cs ul ul > li').count() === 1);
+  check('the heading counts three comments', (await page.locator('#cs').textContent()).trim() === '3 comments');
+  await Promise.all([page.waitForNavigation(), page.locator('ul.cs ul > li').first().locator('a', { hasText: 'edit' }).first().click()]);
+  await page.fill('#text', 'An edited reply');
+  await Promise.all([page.waitForNavigation(), page.click('form.box button')]);
+  const thread = async () => page.locator('ul.cs').textContent();
+  check('an edit shows, marked edited', (await thread()).includes('An edited reply') && (await thread()).includes('edited'));
+  await shot('10-discussion');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot('11-discussion-mobile');
+  await page.setViewportSize({ width: 900, height: 900 });
+  await Promise.all([page.waitForNavigation(),
+    page.locator('ul.cs > li > div.cm').first().locator('button', { hasText: 'delete' }).click()]);
+  check('a deleted comment with replies stays as [deleted]', (await thread()).includes('[deleted]') &&
+        !(await thread()).includes('First comment') && (await thread()).includes('A reply to the reply'));
+  await shot('12-discussion-after-delete');
 
   await page.goto(`${base}/status`);
   await shot('09-status');

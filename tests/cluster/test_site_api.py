@@ -231,7 +231,7 @@ def test_pages_and_forms_through_the_gateway(make_cluster):
     assert b"A &lt;b&gt;bold&lt;/b&gt; claim" in r.body and b'rel="nofollow ugc noopener"' in r.body
     assert b"(example.org)" in r.body
     assert len(r.body) < 30 * 1024
-    css = go("GET", "/static/site.v1.css")
+    css = go("GET", "/static/site.v2.css")
     assert css.status == 200 and "max-age=31536000" in css.headers["cache-control"]
     r = go("GET", "/status")
     assert r.status == 200 and b"leader" in r.body

@@ -28,6 +28,9 @@
 #define FUZZ_ENTRY fuzz_admin_auth_one
 #include "../../fuzz/fuzz_admin_auth.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_text_one
+#include "../../fuzz/fuzz_text.c"
+#undef FUZZ_ENTRY
 
 #define FUZZ_REPLAY_NO_MAIN
 #include "../../fuzz/replay.c"
@@ -42,6 +45,7 @@ static const struct {
     { "codec", fuzz_codec_one },     { "json", fuzz_json_one },
     { "cluster", fuzz_cluster_one }, { "command", fuzz_command_one },
     { "config", fuzz_config_one },   { "admin_auth", fuzz_admin_auth_one },
+    { "text", fuzz_text_one },
 };
 
 static void replay_corpus(const char *root, const char *name, fuzz_one_fn one)

@@ -628,7 +628,7 @@ TEST(links_post_get_list_duplicates)
     CHECK_EQ_I(call(&anon, "GET", "/api/v1/links/0", NULL, NULL)->status, 404);
     CHECK_EQ_I(call(&anon, "GET", "/api/v1/links/abc", NULL, NULL)->status, 404);
     CHECK_EQ_I(call(&anon, "GET", "/api/v1/links/99999999999999999999", NULL, NULL)->status, 404);
-    CHECK_EQ_I(call(&anon, "DELETE", "/api/v1/links/1", NULL, NULL)->status, 405);
+    CHECK_EQ_I(call(&anon, "PUT", "/api/v1/links/1", NULL, NULL)->status, 405); /* DELETE and PATCH: SPEC §5 */
     CHECK_EQ_I(call(&anon, "GET", "/api/v1/nothing", NULL, NULL)->status, 404);
     teardown();
 }
@@ -863,7 +863,7 @@ TEST(pages_forms_and_escaping)
     CHECK(c.csrf[0]); /* the anonymous double-submit cookie */
     CHECK_STR(form_csrf(r), c.csrf);
     CHECK(body_has(r, "<html lang=\"en\">") && body_has(r, "name=\"viewport\""));
-    CHECK(body_has(r, "<label for=\"username\">") && body_has(r, "/static/site.v1.css"));
+    CHECK(body_has(r, "<label for=\"username\">") && body_has(r, "/static/site.v2.css"));
     CHECK(!body_has(r, "<script"));
 
     /* A form without the token, or with a wrong one: 403. */
@@ -996,7 +996,7 @@ TEST(front_page_size_pagination_css_and_errors)
     CHECK_EQ_I(r->status, 200);
     CHECK_EQ_I(call(&c, "GET", "/top", NULL, NULL)->status, 200);
 
-    r = call(&c, "GET", "/static/site.v1.css", NULL, NULL);
+    r = call(&c, "GET", "/static/site.v2.css", NULL, NULL);
     CHECK_EQ_I(r->status, 200);
     CHECK(header(r, "Content-Type") && strstr(header(r, "Content-Type"), "text/css"));
     CHECK(header(r, "Cache-Control") && strstr(header(r, "Cache-Control"), "max-age=31536000"));
@@ -1108,7 +1108,7 @@ TEST(hostile_requests_always_get_one_answer)
     static const char *const paths[] = {
         "/", "/new", "/top", "/link/1", "/link/1/like", "/link/0", "/link/99999999999999999999", "/link/1/",
         "/link//like", "/user/target", "/user/", "/user/%00", "/user/aaaaaaaaaaaaaaaaaaaaaaaaa", "/submit",
-        "/login", "/signup", "/logout", "/status", "/static/site.v1.css", "/static/", "/api/v1/signup",
+        "/login", "/signup", "/logout", "/status", "/static/site.v2.css", "/static/", "/api/v1/signup",
         "/api/v1/login", "/api/v1/logout", "/api/v1/me", "/api/v1/links", "/api/v1/links/1",
         "/api/v1/links/1/like", "/api/v1/links/x/like", "/api/v1/", "/api/v1", "/api/v1/links/1/like/x", "//",
         "/%2e%2e/etc/passwd", "/\xff\xfe",
@@ -1197,6 +1197,450 @@ TEST(passwords_are_hashed_with_owasp_argon2id)
     teardown();
 }
 
+/* ---- Comments (SPEC §5) ------------------------------------------------------------- */
+
+/* The ids of the thread's comments, with depths, as "id@depth ...". */
+static const char *thread_of(struct client *c, int64_t link)
+{
+    static char out[512];
+    char path[64];
+    snprintf(path, sizeof path, "/api/v1/links/%lld/comments", (long long)link);
+    struct response *r = call(c, "GET", path, NULL, NULL);
+    out[0] = 0;
+    struct json_doc d;
+    char err[64];
+    if (r->status != 200 || json_parse(&d, r->body, r->len, err, sizeof err))
+        return "error";
+    const struct json *list = json_get(d.root, "comments");
+    size_t off = 0;
+    for (const struct json *m = list ? list->child : NULL; m; m = m->next) {
+        const struct json *id = json_get(m, "id"), *depth = json_get(m, "depth");
+        off += (size_t)snprintf(out + off, sizeof out - off, "%s%lld@%lld", off ? " " : "",
+                                (long long)(id ? id->i : -1), (long long)(depth ? depth->i : -1));
+    }
+    json_free(&d);
+    return out;
+}
+
+TEST(comments_api_rows)
+{
+    setup("comments.db", 100);
+    struct client a = { 0 }, b = { 0 }, anon = { 0 };
+    const char *t = signup(&a, "alice");
+    REQUIRE(t);
+    bearer(&a, t);
+    t = signup(&b, "bob");
+    REQUIRE(t);
+    bearer(&b, t);
+    struct response *r = post_json(&a, "/api/v1/links", "{\"title\":\"One\",\"url\":\"https://one.example/\"}");
+    REQUIRE(r->status == 201);
+    CHECK_EQ_I(json_int(r, "comments"), 0);
+    r = post_json(&a, "/api/v1/links/1/comments", "{\"text\":\"first <b>\\r\\n\\r\\nsecond para\"}");
+    CHECK_EQ_I(r->status, 201);
+    CHECK_STR(header(r, "Location"), "/api/v1/comments/1");
+    CHECK_EQ_I(json_int(r, "id"), 1);
+    CHECK_EQ_I(json_int(r, "link"), 1);
+    CHECK_EQ_I(json_int(r, "depth"), 0);
+    CHECK_STR(json_str(r, "author"), "alice");
+    CHECK_STR(json_str(r, "text"), "first <b>\n\nsecond para");
+    CHECK(body_has(r, "\"parent\":null") && body_has(r, "\"edited\":null") && body_has(r, "\"deleted\":false"));
+    r = post_json(&b, "/api/v1/links/1/comments", "{\"text\":\"a reply\",\"parent\":1}");
+    CHECK_EQ_I(r->status, 201);
+    CHECK_EQ_I(json_int(r, "parent"), 1);
+    CHECK_EQ_I(json_int(r, "depth"), 1);
+    r = post_json(&b, "/api/v1/links/1/comments", "{\"text\":\"second top\"}");
+    CHECK_EQ_I(json_int(r, "id"), 3);
+    CHECK_STR(thread_of(&anon, 1), "1@0 2@1 3@0");
+    /* Likes reorder siblings; PUT and DELETE are idempotent. */
+    r = call(&a, "PUT", "/api/v1/comments/3/like", "application/json", NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK(body_has(r, "\"id\":3,\"likes\":1,\"liked\":true"));
+    r = call(&a, "PUT", "/api/v1/comments/3/like", "application/json", NULL);
+    CHECK(body_has(r, "\"likes\":1,\"liked\":true"));
+    CHECK_STR(thread_of(&anon, 1), "3@0 1@0 2@1");
+    r = call(&a, "DELETE", "/api/v1/comments/3/like", "application/json", NULL);
+    CHECK(body_has(r, "\"likes\":0,\"liked\":false"));
+    CHECK_STR(thread_of(&anon, 1), "1@0 2@1 3@0");
+    /* The link counts live comments. */
+    r = call(&anon, "GET", "/api/v1/links/1", NULL, NULL);
+    CHECK_EQ_I(json_int(r, "comments"), 3);
+    /* Errors: a parent of another link or gone, no such link, bad bodies, not logged in. */
+    r = post_json(&a, "/api/v1/links", "{\"title\":\"Two\",\"url\":\"https://two.example/\"}");
+    REQUIRE(r->status == 201);
+    CHECK_EQ_I(post_json(&a, "/api/v1/links/2/comments", "{\"text\":\"x\",\"parent\":1}")->status, 400);
+    CHECK_EQ_I(post_json(&a, "/api/v1/links/1/comments", "{\"text\":\"x\",\"parent\":99}")->status, 400);
+    CHECK_EQ_I(post_json(&a, "/api/v1/links/1/comments", "{\"text\":\"x\",\"parent\":\"1\"}")->status, 400);
+    CHECK_EQ_I(post_json(&a, "/api/v1/links/9/comments", "{\"text\":\"x\"}")->status, 404);
+    CHECK_EQ_I(call(&anon, "GET", "/api/v1/links/9/comments", NULL, NULL)->status, 404);
+    r = post_json(&a, "/api/v1/links/1/comments", "{\"text\":\"  \\n \"}");
+    CHECK_EQ_I(r->status, 400);
+    CHECK_STR(json_str(r, "error"), "invalid");
+    CHECK_EQ_I(post_json(&a, "/api/v1/links/1/comments", "{\"txt\":\"x\"}")->status, 400);
+    CHECK_EQ_I(post_json(&anon, "/api/v1/links/1/comments", "{\"text\":\"x\"}")->status, 401);
+    char *big = malloc(10002 + 20);
+    REQUIRE(big);
+    memcpy(big, "{\"text\":\"", 9);
+    memset(big + 9, 'x', 10001);
+    memcpy(big + 9 + 10001, "\"}", 3);
+    CHECK_EQ_I(post_json(&a, "/api/v1/links/1/comments", big)->status, 400);
+    big[9 + 10000] = '"', big[9 + 10001] = '}', big[9 + 10002] = 0; /* exactly 10,000 */
+    CHECK_EQ_I(post_json(&a, "/api/v1/links/1/comments", big)->status, 201);
+    free(big);
+    CHECK_EQ_I(call(&anon, "GET", "/api/v1/comments/4", NULL, NULL)->status, 200);
+    /* PATCH: the author within 2 hours; not another user; not later. */
+    r = call(&b, "PATCH", "/api/v1/comments/2", "application/json", "{\"text\":\"a better reply\"}");
+    CHECK_EQ_I(r->status, 200);
+    CHECK_STR(json_str(r, "text"), "a better reply");
+    CHECK(json_str(r, "edited") != NULL);
+    CHECK_EQ_I(call(&a, "PATCH", "/api/v1/comments/2", "application/json", "{\"text\":\"mine now\"}")->status, 403);
+    dh.now_ms += 2 * 3600 * 1000 + 1;
+    CHECK_EQ_I(call(&b, "PATCH", "/api/v1/comments/2", "application/json", "{\"text\":\"too late\"}")->status, 403);
+    /* DELETE: not another user's; one with replies stays as a placeholder. */
+    CHECK_EQ_I(call(&b, "DELETE", "/api/v1/comments/1", "application/json", NULL)->status, 403);
+    CHECK_EQ_I(call(&a, "DELETE", "/api/v1/comments/1", "application/json", NULL)->status, 204);
+    r = call(&anon, "GET", "/api/v1/comments/1", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK(body_has(r, "\"author\":null") && body_has(r, "\"text\":\"\"") && body_has(r, "\"deleted\":true"));
+    CHECK_EQ_I(call(&a, "DELETE", "/api/v1/comments/1", "application/json", NULL)->status, 404);
+    CHECK_EQ_I(call(&a, "PUT", "/api/v1/comments/1/like", "application/json", NULL)->status, 404);
+    CHECK_EQ_I(call(&b, "DELETE", "/api/v1/comments/2", "application/json", NULL)->status, 204);
+    CHECK_STR(thread_of(&anon, 1), "3@0 4@0"); /* the placeholder went with its last reply */
+    r = call(&anon, "GET", "/api/v1/links/1", NULL, NULL);
+    CHECK_EQ_I(json_int(r, "comments"), 2);
+    /* Methods and paths. */
+    CHECK_EQ_I(call(&a, "PUT", "/api/v1/links/1/comments", "application/json", "{}")->status, 405);
+    CHECK_EQ_I(call(&a, "POST", "/api/v1/comments/3", "application/json", "{}")->status, 405);
+    CHECK_EQ_I(call(&a, "GET", "/api/v1/comments/3/like", NULL, NULL)->status, 405);
+    CHECK_EQ_I(call(&a, "GET", "/api/v1/comments/03", NULL, NULL)->status, 404);
+    CHECK_EQ_I(call(&a, "GET", "/api/v1/comments/3/x", NULL, NULL)->status, 404);
+    teardown();
+}
+
+TEST(comment_writes_are_exactly_once)
+{
+    setup("comments-idem.db", 100);
+    struct client a = { 0 };
+    const char *t = signup(&a, "alice");
+    REQUIRE(t);
+    char extra[200];
+    snprintf(extra, sizeof extra, "Authorization: Bearer %s\nIdempotency-Key: c-1\n", t);
+    snprintf(a.extra, sizeof a.extra, "Authorization: Bearer %s\n", t);
+    REQUIRE(post_json(&a, "/api/v1/links", "{\"title\":\"One\",\"url\":\"https://one.example/\"}")->status == 201);
+    snprintf(a.extra, sizeof a.extra, "%s", extra);
+    struct response *r = post_json(&a, "/api/v1/links/1/comments", "{\"text\":\"once\"}");
+    CHECK_EQ_I(r->status, 201);
+    r = post_json(&a, "/api/v1/links/1/comments", "{\"text\":\"once\"}");
+    CHECK_EQ_I(r->status, 201);
+    CHECK_EQ_I(json_int(r, "id"), 1);
+    CHECK_STR(thread_of(&a, 1), "1@0");
+    teardown();
+}
+
+TEST(comment_pages_without_javascript)
+{
+    setup("comment-pages.db", 100);
+    struct client c = { 0 }, anon = { 0 };
+    struct response *r = call(&c, "GET", "/signup", NULL, NULL);
+    REQUIRE(post_form(&c, "/signup", "username=alice&password=correct+horse")->status == 303);
+    r = call(&c, "GET", "/submit", NULL, NULL);
+    char csrf[64], body[600];
+    snprintf(csrf, sizeof csrf, "%s", form_csrf(r));
+    snprintf(body, sizeof body, "csrf=%s&title=One&url=https%%3A%%2F%%2Fone.example%%2F", csrf);
+    REQUIRE(call(&c, "POST", "/submit", "application/x-www-form-urlencoded", body)->status == 303);
+    /* The link page has the form (with the CSRF token) and no thread yet. */
+    r = call(&c, "GET", "/link/1", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK(body_has(r, "action=\"/link/1/comment\"") && body_has(r, "<textarea") && body_has(r, "0 comments"));
+    CHECK(!body_has(r, "<script"));
+    /* Post, reply through the reply page, and see the thread nested. */
+    snprintf(body, sizeof body, "csrf=%s&text=Hello+%%3Cworld%%3E+see+https%%3A%%2F%%2Fx.example%%2F", csrf);
+    r = call(&c, "POST", "/link/1/comment", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/link/1#c1");
+    r = call(&c, "GET", "/comment/1/reply", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK(body_has(r, "action=\"/comment/1/reply\"") && body_has(r, "Hello &lt;world&gt;"));
+    snprintf(body, sizeof body, "csrf=%s&text=A+reply", csrf);
+    r = call(&c, "POST", "/comment/1/reply", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/link/1#c2");
+    r = call(&anon, "GET", "/link/1", NULL, NULL);
+    CHECK(body_has(r, "2 comments"));
+    CHECK(body_has(r, "<ul class=\"cs\"><li id=c1>"));
+    CHECK(body_has(r, "<ul><li id=c2>")); /* nested one level down */
+    CHECK(body_has(r, "<a href=\"https://x.example/\" rel=\"nofollow ugc noopener\">"));
+    CHECK(body_has(r, "/login?next=/link/1")); /* log in to comment, and back */
+    CHECK(!body_has(r, "action=\"/link/1/comment\""));
+    r = call(&anon, "GET", "/", NULL, NULL);
+    CHECK(body_has(r, "<a href=\"/link/1\">2 comments</a>"));
+    /* A visitor who is not logged in and replies goes to the login page. */
+    r = call(&anon, "GET", "/comment/1/reply", NULL, NULL);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/login?next=/comment/1/reply");
+    /* Like (toggle), edit, delete, each back to the comment. */
+    snprintf(body, sizeof body, "csrf=%s", csrf);
+    r = call(&c, "POST", "/comment/2/like", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/link/1#c2");
+    r = call(&c, "GET", "/link/1", NULL, NULL);
+    CHECK(body_has(r, "1 like<") || body_has(r, "1 like ·"));
+    CHECK(body_has(r, "class=\"up on\""));
+    r = call(&c, "GET", "/comment/2/edit", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK(body_has(r, ">A reply</textarea>"));
+    snprintf(body, sizeof body, "csrf=%s&text=An+edited+reply", csrf);
+    r = call(&c, "POST", "/comment/2/edit", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    r = call(&c, "GET", "/link/1", NULL, NULL);
+    CHECK(body_has(r, "An edited reply") && body_has(r, " · edited"));
+    snprintf(body, sizeof body, "csrf=%s", csrf);
+    r = call(&c, "POST", "/comment/1/delete", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/link/1");
+    r = call(&c, "GET", "/link/1", NULL, NULL);
+    CHECK(body_has(r, "[deleted]") && !body_has(r, "Hello") && body_has(r, "An edited reply"));
+    /* Forms need the token; an empty comment is refused with a message. */
+    r = call(&c, "POST", "/link/1/comment", "application/x-www-form-urlencoded", "text=x");
+    CHECK_EQ_I(r->status, 403);
+    snprintf(body, sizeof body, "csrf=%s&text=+", csrf);
+    r = call(&c, "POST", "/link/1/comment", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 400);
+    CHECK(body_has(r, "empty"));
+    /* The form comes back with the text and the reason tied to the field. */
+    snprintf(body, sizeof body, "csrf=%s&text=bell%%07+%%3Cb%%3E", csrf);
+    r = call(&c, "POST", "/comment/2/reply", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 400);
+    CHECK(body_has(r, "action=\"/comment/2/reply\"") && body_has(r, "aria-describedby=\"text-err\"") &&
+          body_has(r, "id=\"text-err\"") && body_has(r, "control character") && body_has(r, "&lt;b&gt;</textarea>"));
+    CHECK_EQ_I(call(&c, "GET", "/comment/99/reply", NULL, NULL)->status, 404);
+    CHECK_EQ_I(call(&c, "GET", "/comment/2/like", NULL, NULL)->status, 405);
+    teardown();
+}
+
+TEST(text_posts_edit_and_delete_links)
+{
+    setup("text-posts.db", 100);
+    struct client a = { 0 }, b = { 0 }, anon = { 0 };
+    const char *t = signup(&a, "alice");
+    REQUIRE(t);
+    bearer(&a, t);
+    t = signup(&b, "bob");
+    REQUIRE(t);
+    bearer(&b, t);
+    struct response *r = post_json(&a, "/api/v1/links", "{\"title\":\"Ask: why?\",\"text\":\"Tell me\\r\\nhttps://x.example/\"}");
+    CHECK_EQ_I(r->status, 201);
+    CHECK(body_has(r, "\"url\":null") && body_has(r, "\"domain\":null") && body_has(r, "\"edited\":null"));
+    CHECK_STR(json_str(r, "text"), "Tell me\nhttps://x.example/");
+    int64_t ask = json_int(r, "id");
+    r = post_json(&a, "/api/v1/links", "{\"title\":\"Both\",\"url\":\"https://both.example/\",\"text\":\"why\"}");
+    CHECK_EQ_I(r->status, 201);
+    CHECK_STR(json_str(r, "domain"), "both.example");
+    CHECK_STR(json_str(r, "text"), "why");
+    int64_t both = json_int(r, "id");
+    r = post_json(&a, "/api/v1/links", "{\"title\":\"Plain\",\"url\":\"https://plain.example/\",\"text\":null}");
+    CHECK_EQ_I(r->status, 201);
+    CHECK(body_has(r, "\"text\":null"));
+    CHECK_EQ_I(post_json(&a, "/api/v1/links", "{\"title\":\"Nothing\"}")->status, 400);
+    CHECK_EQ_I(post_json(&a, "/api/v1/links", "{\"title\":\"Blank\",\"text\":\" \"}")->status, 400);
+    CHECK_EQ_I(post_json(&a, "/api/v1/links", "{\"title\":\"Num\",\"text\":5}")->status, 400);
+    r = call(&anon, "GET", "/api/v1/links?sort=new", NULL, NULL);
+    CHECK(body_has(r, "\"text\":\"why\"") && body_has(r, "\"text\":\"Tell me\\nhttps://x.example/\""));
+    /* The pages: the title of a text post leads to its page, which shows the text. */
+    r = call(&anon, "GET", "/new", NULL, NULL);
+    char want[128];
+    snprintf(want, sizeof want, "<a class=\"t\" href=\"/link/%lld\">Ask: why?</a>", (long long)ask);
+    CHECK(body_has(r, want));
+    snprintf(want, sizeof want, "/link/%lld", (long long)ask);
+    r = call(&anon, "GET", want, NULL, NULL);
+    CHECK(body_has(r, "<div class=\"ct\"><p>Tell me\n<a href=\"https://x.example/\" rel=\"nofollow ugc noopener\">"));
+    /* PATCH: the author, within 2 hours. */
+    char path[64];
+    snprintf(path, sizeof path, "/api/v1/links/%lld", (long long)ask);
+    r = call(&a, "PATCH", path, "application/json", "{\"title\":\"Ask: why Raft?\"}");
+    CHECK_EQ_I(r->status, 200);
+    CHECK_STR(json_str(r, "title"), "Ask: why Raft?");
+    CHECK_STR(json_str(r, "text"), "Tell me\nhttps://x.example/");
+    CHECK(json_str(r, "edited") != NULL);
+    r = call(&a, "PATCH", path, "application/json", "{\"text\":\"Tell me more\"}");
+    CHECK_STR(json_str(r, "text"), "Tell me more");
+    CHECK_EQ_I(call(&a, "PATCH", path, "application/json", "{\"title\":\"\"}")->status, 400);
+    CHECK_EQ_I(call(&a, "PATCH", path, "application/json", "{}")->status, 400);
+    CHECK_EQ_I(call(&b, "PATCH", path, "application/json", "{\"title\":\"mine\"}")->status, 403);
+    CHECK_EQ_I(call(&anon, "PATCH", path, "application/json", "{\"title\":\"mine\"}")->status, 401);
+    dh.now_ms += 2 * 3600 * 1000 + 1;
+    CHECK_EQ_I(call(&a, "PATCH", path, "application/json", "{\"title\":\"late\"}")->status, 403);
+    /* DELETE: the author's; then 404, out of the listings, the URL free again. */
+    snprintf(path, sizeof path, "/api/v1/links/%lld", (long long)both);
+    CHECK_EQ_I(call(&b, "DELETE", path, "application/json", NULL)->status, 403);
+    CHECK_EQ_I(call(&a, "DELETE", path, "application/json", NULL)->status, 204);
+    CHECK_EQ_I(call(&anon, "GET", path, NULL, NULL)->status, 404);
+    CHECK_EQ_I(call(&a, "DELETE", path, "application/json", NULL)->status, 404);
+    r = call(&anon, "GET", "/api/v1/links?sort=new", NULL, NULL);
+    CHECK(!body_has(r, "both.example"));
+    snprintf(path, sizeof path, "/link/%lld", (long long)both);
+    CHECK_EQ_I(call(&anon, "GET", path, NULL, NULL)->status, 404);
+    r = post_json(&b, "/api/v1/links", "{\"title\":\"Both again\",\"url\":\"https://both.example/\"}");
+    CHECK_EQ_I(r->status, 201);
+    CHECK(json_int(r, "id") > both);
+    teardown();
+}
+
+TEST(text_post_and_link_edit_pages)
+{
+    setup("text-pages.db", 100);
+    struct client c = { 0 };
+    call(&c, "GET", "/signup", NULL, NULL);
+    REQUIRE(post_form(&c, "/signup", "username=alice&password=correct+horse")->status == 303);
+    struct response *r = call(&c, "GET", "/submit", NULL, NULL);
+    CHECK(body_has(r, "<textarea id=\"text\" name=\"text\"") && !body_has(r, "type=\"url\" required"));
+    char csrf[64], body[600];
+    snprintf(csrf, sizeof csrf, "%s", form_csrf(r));
+    snprintf(body, sizeof body, "csrf=%s&title=Ask&url=&text=Hello+there", csrf);
+    r = call(&c, "POST", "/submit", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/link/1");
+    snprintf(body, sizeof body, "csrf=%s&title=Neither&url=&text=+", csrf);
+    r = call(&c, "POST", "/submit", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 400);
+    r = call(&c, "GET", "/link/1", NULL, NULL);
+    CHECK(body_has(r, "<p>Hello there</p>") && body_has(r, "href=\"/link/1/edit\"") &&
+          body_has(r, "action=\"/link/1/delete\""));
+    r = call(&c, "GET", "/link/1/edit", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK(body_has(r, "value=\"Ask\"") && body_has(r, ">Hello there</textarea>"));
+    snprintf(body, sizeof body, "csrf=%s&title=Ask+again&text=Hello+again", csrf);
+    r = call(&c, "POST", "/link/1/edit", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    r = call(&c, "GET", "/link/1", NULL, NULL);
+    CHECK(body_has(r, "Ask again") && body_has(r, "<p>Hello again</p>"));
+    snprintf(body, sizeof body, "csrf=%s", csrf);
+    r = call(&c, "POST", "/link/1/delete", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/");
+    CHECK_EQ_I(call(&c, "GET", "/link/1", NULL, NULL)->status, 404);
+    teardown();
+}
+
+TEST(users_profiles_about_and_password)
+{
+    setup("users.db", 100);
+    struct client a = { 0 }, a2 = { 0 }, b = { 0 }, anon = { 0 };
+    const char *t = signup(&a, "alice");
+    REQUIRE(t);
+    bearer(&a, t);
+    t = signup(&b, "bob");
+    REQUIRE(t);
+    bearer(&b, t);
+    struct response *r = post_json(&a2, "/api/v1/login", "{\"username\":\"alice\",\"password\":\"correct horse\"}");
+    REQUIRE(r->status == 200);
+    bearer(&a2, json_str(r, "token"));
+    REQUIRE(post_json(&a, "/api/v1/links", "{\"title\":\"One\",\"url\":\"https://one.example/\"}")->status == 201);
+    REQUIRE(post_json(&a, "/api/v1/links/1/comments", "{\"text\":\"mine\"}")->status == 201);
+    REQUIRE(call(&b, "PUT", "/api/v1/links/1/like", "application/json", NULL)->status == 200);
+    REQUIRE(call(&b, "PUT", "/api/v1/comments/1/like", "application/json", NULL)->status == 200);
+    r = call(&anon, "GET", "/api/v1/users/ALICE", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK_STR(json_str(r, "username"), "alice");
+    CHECK_EQ_I(json_int(r, "karma"), 2);
+    CHECK_EQ_I(json_int(r, "links"), 1);
+    CHECK_EQ_I(json_int(r, "comments"), 1);
+    CHECK_STR(json_str(r, "about"), "");
+    CHECK(json_str(r, "created") != NULL);
+    CHECK_EQ_I(call(&anon, "GET", "/api/v1/users/nobody", NULL, NULL)->status, 404);
+    r = call(&anon, "GET", "/api/v1/users/alice/links?limit=1", NULL, NULL);
+    CHECK(r->status == 200 && body_has(r, "\"title\":\"One\""));
+    r = call(&anon, "GET", "/api/v1/users/alice/comments", NULL, NULL);
+    CHECK(r->status == 200 && body_has(r, "\"text\":\"mine\""));
+    CHECK_EQ_I(call(&anon, "GET", "/api/v1/users/alice/comments?limit=0", NULL, NULL)->status, 400);
+    CHECK_EQ_I(call(&anon, "GET", "/api/v1/users/alice/x", NULL, NULL)->status, 404);
+    /* PATCH /me: about, 0..2000 characters. */
+    r = call(&a, "PATCH", "/api/v1/me", "application/json", "{\"about\":\"I like <Raft>\"}");
+    CHECK_EQ_I(r->status, 200);
+    CHECK_STR(json_str(r, "about"), "I like <Raft>");
+    CHECK_EQ_I(call(&anon, "PATCH", "/api/v1/me", "application/json", "{\"about\":\"x\"}")->status, 401);
+    static char big[2100];
+    snprintf(big, sizeof big, "{\"about\":\"%02001d\"}", 0);
+    CHECK_EQ_I(call(&a, "PATCH", "/api/v1/me", "application/json", big)->status, 400);
+    r = call(&anon, "GET", "/user/alice", NULL, NULL);
+    CHECK(body_has(r, "karma 2") && body_has(r, "I like &lt;Raft&gt;") && body_has(r, "/user/alice/comments"));
+    r = call(&anon, "GET", "/user/alice/comments", NULL, NULL);
+    CHECK(r->status == 200 && body_has(r, "<p>mine</p>") && body_has(r, "/link/1#c1"));
+    /* The password: a wrong old one is 403; the right one ends every other session. */
+    r = post_json(&a, "/api/v1/me/password", "{\"old\":\"wrong horse\",\"new\":\"battery staple\"}");
+    CHECK_EQ_I(r->status, 403);
+    CHECK_EQ_I(post_json(&a, "/api/v1/me/password", "{\"old\":\"correct horse\",\"new\":\"short\"}")->status, 400);
+    r = post_json(&a, "/api/v1/me/password", "{\"old\":\"correct horse\",\"new\":\"battery staple\"}");
+    CHECK_EQ_I(r->status, 204);
+    CHECK_EQ_I(call(&a, "GET", "/api/v1/me", NULL, NULL)->status, 200);
+    CHECK_EQ_I(call(&a2, "GET", "/api/v1/me", NULL, NULL)->status, 401);
+    CHECK_EQ_I(call(&b, "GET", "/api/v1/me", NULL, NULL)->status, 200);
+    struct client l = { 0 };
+    CHECK_EQ_I(post_json(&l, "/api/v1/login", "{\"username\":\"alice\",\"password\":\"correct horse\"}")->status, 401);
+    CHECK_EQ_I(post_json(&l, "/api/v1/login", "{\"username\":\"alice\",\"password\":\"battery staple\"}")->status, 200);
+    CHECK_EQ_I(call(&a, "GET", "/api/v1/me/password", NULL, NULL)->status, 405);
+    teardown();
+}
+
+TEST(settings_page)
+{
+    setup("settings.db", 100);
+    struct client c = { 0 }, anon = { 0 };
+    struct response *r = call(&anon, "GET", "/settings", NULL, NULL);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/login?next=/settings");
+    call(&c, "GET", "/signup", NULL, NULL);
+    REQUIRE(post_form(&c, "/signup", "username=alice&password=correct+horse")->status == 303);
+    r = call(&c, "GET", "/settings", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK(body_has(r, "action=\"/settings/about\"") && body_has(r, "action=\"/settings/password\""));
+    char csrf[64], body[600];
+    snprintf(csrf, sizeof csrf, "%s", form_csrf(r));
+    snprintf(body, sizeof body, "csrf=%s&about=Hello+%%3Cthere%%3E", csrf);
+    r = call(&c, "POST", "/settings/about", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    r = call(&c, "GET", "/settings", NULL, NULL);
+    CHECK(body_has(r, ">Hello &lt;there&gt;</textarea>"));
+    snprintf(body, sizeof body, "csrf=%s&old=nope+nope&new=battery+staple", csrf);
+    CHECK_EQ_I(call(&c, "POST", "/settings/password", "application/x-www-form-urlencoded", body)->status, 403);
+    snprintf(body, sizeof body, "csrf=%s&old=correct+horse&new=battery+staple", csrf);
+    r = call(&c, "POST", "/settings/password", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_EQ_I(call(&c, "GET", "/settings", NULL, NULL)->status, 200); /* this session stays */
+    CHECK_EQ_I(call(&c, "POST", "/settings/about", "application/x-www-form-urlencoded", "about=x")->status, 403);
+    teardown();
+}
+
+/* The issue's budget: a thread page adds at most 250 bytes of markup per
+ * comment beyond the comment's own text (for a visitor, ids of 4 digits). */
+TEST(thread_markup_per_comment_is_small)
+{
+    setup("thread-weight.db", 100);
+    struct client a = { 0 }, anon = { 0 };
+    const char *t = signup(&a, "alice");
+    REQUIRE(t);
+    bearer(&a, t);
+    REQUIRE(post_json(&a, "/api/v1/links", "{\"title\":\"One\",\"url\":\"https://one.example/\"}")->status == 201);
+    REQUIRE(post_json(&a, "/api/v1/links", "{\"title\":\"One\",\"url\":\"https://two.example/\"}")->status == 201);
+    size_t empty = call(&anon, "GET", "/link/2", NULL, NULL)->len;
+    const char *text = "Some words of a comment";
+    int n = 40;
+    for (int i = 0; i < n; i++) {
+        char body[128];
+        if (i % 4 == 0)
+            snprintf(body, sizeof body, "{\"text\":\"%s\"}", text);
+        else
+            snprintf(body, sizeof body, "{\"text\":\"%s\",\"parent\":%d}", text, i); /* a chain, depth up to 3 */
+        REQUIRE(post_json(&a, "/api/v1/links/1/comments", body)->status == 201);
+    }
+    dh.now_ms += 3600 * 1000; /* "1 hour ago" */
+    struct response *r = call(&anon, "GET", "/link/1", NULL, NULL);
+    REQUIRE(r->status == 200);
+    long per = ((long)r->len - (long)empty - n * (long)strlen(text) - (long)strlen("0 comments")) / n;
+    printf("  thread markup per comment (ids of 1-2 digits, visitor): %ld bytes\n", per);
+    CHECK(per <= 250);
+    teardown();
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/linkraft-site-XXXXXX");
@@ -1223,6 +1667,14 @@ int main(void)
     RUN(front_page_cache_follows_writes_and_the_clock);
     RUN(hostile_requests_always_get_one_answer);
     RUN(passwords_are_hashed_with_owasp_argon2id);
+    RUN(comments_api_rows);
+    RUN(comment_writes_are_exactly_once);
+    RUN(comment_pages_without_javascript);
+    RUN(text_posts_edit_and_delete_links);
+    RUN(text_post_and_link_edit_pages);
+    RUN(users_profiles_about_and_password);
+    RUN(settings_page);
+    RUN(thread_markup_per_comment_is_small);
     uv_loop_close(&loop);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -143,7 +143,7 @@ TEST(a_visit_over_the_wire)
     CHECK_EQ_U(a->len, 0);
     CHECK(header(a, "Content-Length") && (size_t)atol(header(a, "Content-Length")) == page_len);
 
-    a = call("GET", "/static/site.v1.css", NULL, NULL);
+    a = call("GET", "/static/site.v2.css", NULL, NULL);
     CHECK(a->status == 200 && strstr(header(a, "Cache-Control"), "immutable"));
     a = call("GET", "/api/v1/links/1", NULL, NULL);
     CHECK(a->status == 200 && strstr(a->body, "\"id\":1"));

@@ -420,6 +420,23 @@ TEST(log_clock_never_steps_back)
 }
 
 /* Everything a page can ask, as text, to compare replicas. */
+/* ---- Comments ----------------------------------------------------------------- */
+
+static void comment(struct log *l, uint64_t t, const struct hash *sess, int64_t link, int64_t parent, const char *text,
+                    const char *idem)
+{
+    struct command c = { .type = CMD_COMMENT_POST, .time_ms = t, .session = HS(sess), .link_id = link,
+                         .comment_id = parent, .text = S(text), .scope = S("u"), .idem_key = S(idem ? idem : "") };
+    add(l, &c);
+}
+
+static void comment_cmd(struct log *l, int type, uint64_t t, const struct hash *sess, int64_t id, const char *text)
+{
+    struct command c = { .type = (uint8_t)type, .time_ms = t, .session = HS(sess), .comment_id = id,
+                         .text = S(text ? text : "") };
+    add(l, &c);
+}
+
 static void dump(struct store *st, char *out, size_t cap)
 {
     size_t off = 0;
@@ -460,6 +477,19 @@ static void dump(struct store *st, char *out, size_t cap)
         if (off < cap)
             out[off++] = '\n';
     }
+    for (int64_t link = 1; link <= 40 && off < cap; link++) {
+        struct store_comment *c;
+        size_t nc;
+        if (store_thread(st, link, &c, &nc) != STORE_OK)
+            continue;
+        for (size_t i = 0; i < nc && off < cap; i++)
+            off += (size_t)snprintf(out + off, cap - off, "c%lld:%lld:%lld:%s:%s:%llu:%llu:%lld:%d:%d\n",
+                                    (long long)c[i].id, (long long)c[i].link_id, (long long)c[i].parent_id,
+                                    c[i].author, c[i].text, (unsigned long long)c[i].created_ms,
+                                    (unsigned long long)c[i].edited_ms, (long long)c[i].likes, c[i].depth,
+                                    c[i].deleted);
+        store_comments_free(c, nc);
+    }
     for (int s = 0; s < 8 && off < cap; s++) {
         struct hash h = H(100 + s);
         struct store_user user;
@@ -491,7 +521,17 @@ TEST(replicas_agree_on_every_query_and_after_snapshot_restore)
     for (int i = 0; i < 600; i++) {
         struct hash h = H(100 + (int)(RND() % 8)); /* sessions 6, 7 belong to nobody */
         uint64_t t = T0 + 1000 * (uint64_t)i - (RND() % 3000); /* clocks jitter */
-        switch (RND() % 6) {
+        switch (RND() % 9) {
+        case 6: { /* comments: on 40 links, replies to any of 60 ids (some invalid) */
+            int64_t parent = RND() % 3 ? 0 : 1 + (int64_t)(RND() % 60);
+            comment(&l, t, &h, 1 + (int64_t)(RND() % 40), parent, "a comment <b>", NULL);
+            break;
+        }
+        case 7: {
+            static const int types[] = { CMD_COMMENT_LIKE, CMD_COMMENT_UNLIKE, CMD_COMMENT_EDIT, CMD_COMMENT_DELETE };
+            comment_cmd(&l, types[RND() % 4], t, &h, 1 + (int64_t)(RND() % 60), "edited");
+            break;
+        }
         case 0: {
             char title[32], url[48];
             snprintf(title, sizeof title, "Title %d <&>", i);
@@ -531,6 +571,7 @@ TEST(replicas_agree_on_every_query_and_after_snapshot_restore)
     dump(sa, da, sizeof da);
     dump(sb, db, sizeof db);
     CHECK(strlen(da) > 1000);
+    CHECK(strstr(da, ":1\nc") != NULL || strstr(da, ":0\nc") != NULL); /* comments were made */
     CHECK(strcmp(da, db) == 0);
 
     char a_path[128], snap[128], err[256];
@@ -573,10 +614,10 @@ TEST(front_page_queries_use_indexes)
     struct store *st = open_db("plan.db");
     REQUIRE(st);
     const char *queries[] = {
-        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id ORDER BY l.hot DESC, l.id DESC LIMIT 30 OFFSET 0",
-        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id ORDER BY l.likes DESC, l.id DESC LIMIT 30 OFFSET 0",
-        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id ORDER BY l.id DESC LIMIT 30 OFFSET 0",
-        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id WHERE l.author_id = 3 ORDER BY l.id DESC LIMIT 30",
+        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id WHERE l.deleted = 0 ORDER BY l.hot DESC, l.id DESC LIMIT 30 OFFSET 0",
+        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id WHERE l.deleted = 0 ORDER BY l.likes DESC, l.id DESC LIMIT 30 OFFSET 0",
+        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id WHERE l.deleted = 0 ORDER BY l.id DESC LIMIT 30 OFFSET 0",
+        "EXPLAIN QUERY PLAN SELECT l.id FROM links l JOIN users u ON u.id = l.author_id WHERE l.author_id = 3 AND l.deleted = 0 ORDER BY l.id DESC LIMIT 30",
     };
     for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
         sqlite3_stmt *s;
@@ -594,6 +635,400 @@ TEST(front_page_queries_use_indexes)
     store_close(st);
 }
 
+/* The thread as "id@depth" words in display order. */
+static void thread_str(struct store *st, int64_t link, char *out, size_t cap)
+{
+    struct store_comment *c;
+    size_t n;
+    out[0] = 0;
+    if (store_thread(st, link, &c, &n) != STORE_OK) {
+        snprintf(out, cap, "error: %s", store_errmsg(st));
+        return;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++)
+        off += (size_t)snprintf(out + off, cap - off, "%s%lld@%d%s", i ? " " : "", (long long)c[i].id, c[i].depth,
+                                c[i].deleted ? "x" : "");
+    store_comments_free(c, n);
+}
+
+TEST(comment_thread_is_in_display_order)
+{
+    struct store *st = open_db("thread.db");
+    REQUIRE(st);
+    static struct log l;
+    struct hash a = H(1), b = H(2), c = H(3);
+    signup(&l, T0, "alice", "alice", &a);
+    signup(&l, T0, "bob", "bob", &b);
+    signup(&l, T0, "carol", "carol", &c);
+    post(&l, T0 + 1, &a, "One", "http://one.example/", NULL);     /* link 1 */
+    post(&l, T0 + 1, &a, "Two", "http://two.example/", NULL);     /* link 2 */
+    comment(&l, T0 + 2, &a, 1, 0, "first", NULL);                 /* 1 */
+    comment(&l, T0 + 3, &b, 1, 0, "second", NULL);                /* 2 */
+    comment(&l, T0 + 4, &b, 1, 1, "reply to first", NULL);        /* 3 */
+    comment(&l, T0 + 5, &c, 1, 1, "another reply", NULL);         /* 4 */
+    comment(&l, T0 + 6, &a, 1, 2, "reply to second", NULL);       /* 5 */
+    comment(&l, T0 + 7, &a, 1, 3, "deep", NULL);                  /* 6 */
+    comment(&l, T0 + 8, &a, 2, 0, "elsewhere", NULL);             /* 7 */
+    struct store_result r[16];
+    REQUIRE(apply_all(st, &l, r) == STORE_OK);
+    for (int i = 5; i < 12; i++)
+        CHECK_EQ_I(r[i].status, CMD_OK);
+    CHECK_EQ_I(r[11].id, 7);
+    char got[256];
+    /* Without likes: oldest first at every level. */
+    thread_str(st, 1, got, sizeof got);
+    CHECK_STR(got, "1@0 3@1 6@2 4@1 2@0 5@1");
+    /* Likes reorder siblings (most first), each subtree moving with its root. */
+    log_free(&l);
+    for (int i = 0; i < 12; i++) /* keep indexes growing */
+        add_raw(&l, (const uint8_t *)"", 0);
+    struct command lk = { .type = CMD_COMMENT_LIKE, .time_ms = T0 + 9, .session = HS(&b), .comment_id = 2 };
+    add(&l, &lk);
+    lk.session = HS(&c);
+    add(&l, &lk);
+    lk.comment_id = 4;
+    add(&l, &lk);
+    lk.type = CMD_COMMENT_UNLIKE;
+    lk.comment_id = 2;
+    add(&l, &lk); /* carol takes hers back: 2 has 1 like, 4 has 1 */
+    REQUIRE(store_apply(st, l.e + 12, l.n - 12, r) == STORE_OK);
+    CHECK(r[0].count == 1 && r[0].flag == 1);
+    CHECK(r[3].count == 1 && r[3].flag == 0);
+    thread_str(st, 1, got, sizeof got);
+    CHECK_STR(got, "2@0 5@1 1@0 4@1 3@1 6@2");
+    struct store_link link;
+    REQUIRE(store_link_get(st, 1, &link) == 1);
+    CHECK_EQ_I(link.comments, 6);
+    uint8_t liked[2];
+    int64_t ids[2] = { 2, 4 };
+    REQUIRE(store_comments_liked(st, 3, ids, 2, liked) == STORE_OK); /* carol */
+    CHECK(liked[0] == 0 && liked[1] == 1);
+    struct store_comment one;
+    REQUIRE(store_comment_get(st, 6, &one) == 1);
+    CHECK_STR(one.text, "deep");
+    CHECK_STR(one.author, "alice");
+    CHECK(one.parent_id == 3 && one.link_id == 1 && one.depth == 2 && one.created_ms == T0 + 7);
+    store_comment_clear(&one);
+    store_close(st);
+    log_free(&l);
+}
+
+TEST(comment_parents_sessions_and_idempotency)
+{
+    struct store *st = open_db("cparent.db");
+    REQUIRE(st);
+    static struct log l;
+    struct hash a = H(1), nobody = H(9);
+    signup(&l, T0, "alice", "alice", &a);
+    post(&l, T0 + 1, &a, "One", "http://one.example/", NULL);
+    post(&l, T0 + 1, &a, "Two", "http://two.example/", NULL);
+    comment(&l, T0 + 2, &a, 1, 0, "on one", "k1");   /* 3: comment 1 */
+    comment(&l, T0 + 3, &a, 1, 0, "on one", "k1");    /* 4: a retry: the same comment */
+    comment(&l, T0 + 4, &a, 2, 1, "wrong link", NULL); /* 5: parent of another link */
+    comment(&l, T0 + 5, &a, 1, 99, "no parent", NULL); /* 6 */
+    comment(&l, T0 + 6, &a, 42, 0, "no link", NULL);   /* 7 */
+    comment(&l, T0 + 7, &nobody, 1, 0, "who?", NULL);  /* 8 */
+    comment(&l, T0 + 8, &a, 1, 0, "", NULL);           /* 9: empty */
+    struct store_result r[10];
+    REQUIRE(apply_all(st, &l, r) == STORE_OK);
+    CHECK(r[3].status == CMD_OK && r[3].id == 1 && !r[3].replayed);
+    CHECK(r[4].status == CMD_OK && r[4].id == 1 && r[4].replayed);
+    CHECK_EQ_I(r[5].status, CMD_ERR_INVALID);
+    CHECK_EQ_I(r[6].status, CMD_ERR_INVALID);
+    CHECK_EQ_I(r[7].status, CMD_ERR_NOT_FOUND);
+    CHECK_EQ_I(r[8].status, CMD_ERR_DENIED);
+    CHECK_EQ_I(r[9].status, CMD_ERR_MALFORMED);
+    char got[128];
+    thread_str(st, 1, got, sizeof got);
+    CHECK_STR(got, "1@0");
+    struct store_link link;
+    REQUIRE(store_link_get(st, 1, &link) == 1);
+    CHECK_EQ_I(link.comments, 1);
+    store_close(st);
+    log_free(&l);
+}
+
+TEST(comment_edit_window_and_delete_rules)
+{
+    struct store *st = open_db("cedit.db");
+    REQUIRE(st);
+    static struct log l;
+    struct hash a = H(1), b = H(2);
+    const uint64_t two_hours = 2 * 3600 * 1000;
+    signup(&l, T0, "alice", "alice", &a);
+    signup(&l, T0, "bob", "bob", &b);
+    post(&l, T0, &a, "One", "http://one.example/", NULL);
+    comment(&l, T0 + 10, &a, 1, 0, "top", NULL);                                  /* 4: c1 */
+    comment(&l, T0 + 11, &b, 1, 1, "reply", NULL);                                /* 5: c2 */
+    comment(&l, T0 + 12, &b, 1, 2, "reply to reply", NULL);                       /* 6: c3 */
+    comment_cmd(&l, CMD_COMMENT_EDIT, T0 + 10 + two_hours, &a, 1, "top, edited");  /* 7: just in time */
+    comment_cmd(&l, CMD_COMMENT_EDIT, T0 + 11 + two_hours + 1, &b, 2, "late");     /* 8: too late */
+    comment_cmd(&l, CMD_COMMENT_EDIT, T0 + 11 + two_hours + 1, &a, 3, "not hers"); /* 9 */
+    comment_cmd(&l, CMD_COMMENT_DELETE, T0 + 11 + two_hours + 2, &a, 3, NULL);     /* 10: not hers */
+    comment_cmd(&l, CMD_COMMENT_DELETE, T0 + 11 + two_hours + 3, &a, 1, NULL);     /* 11: has replies: a placeholder */
+    comment_cmd(&l, CMD_COMMENT_EDIT, T0 + 11 + two_hours + 4, &a, 1, "again");    /* 12: deleted */
+    comment_cmd(&l, CMD_COMMENT_LIKE, T0 + 11 + two_hours + 4, &b, 1, NULL);       /* 13: deleted */
+    struct store_result r[13];
+    REQUIRE(apply_all(st, &l, r) == STORE_OK);
+    CHECK_EQ_I(r[6].status, CMD_OK);
+    CHECK_EQ_I(r[7].status, CMD_ERR_FORBIDDEN);
+    CHECK_EQ_I(r[8].status, CMD_ERR_FORBIDDEN);
+    CHECK_EQ_I(r[9].status, CMD_ERR_FORBIDDEN);
+    CHECK_EQ_I(r[10].status, CMD_OK);
+    CHECK_EQ_I(r[11].status, CMD_ERR_NOT_FOUND);
+    CHECK_EQ_I(r[12].status, CMD_ERR_NOT_FOUND);
+    struct store_comment c;
+    REQUIRE(store_comment_get(st, 1, &c) == 1);
+    CHECK(c.deleted && !c.author[0] && !c.text[0] && c.edited_ms == T0 + 10 + two_hours);
+    store_comment_clear(&c);
+    REQUIRE(store_comment_get(st, 2, &c) == 1);
+    CHECK_STR(c.text, "reply");
+    store_comment_clear(&c);
+    char got[128];
+    thread_str(st, 1, got, sizeof got);
+    CHECK_STR(got, "1@0x 2@1 3@2");
+    struct store_link link;
+    REQUIRE(store_link_get(st, 1, &link) == 1);
+    CHECK_EQ_I(link.comments, 2);
+    /* Deleting the last reply removes it, and with it the placeholder above
+     * that it leaves without replies; a live parent stays. */
+    log_free(&l);
+    for (int i = 0; i < 13; i++)
+        add_raw(&l, (const uint8_t *)"", 0);
+    comment_cmd(&l, CMD_COMMENT_DELETE, T0 + 3 * two_hours, &b, 3, NULL);
+    REQUIRE(store_apply(st, l.e + 13, 1, r) == STORE_OK);
+    CHECK_EQ_I(r[0].status, CMD_OK);
+    thread_str(st, 1, got, sizeof got);
+    CHECK_STR(got, "1@0x 2@1");
+    comment_cmd(&l, CMD_COMMENT_DELETE, T0 + 3 * two_hours, &b, 2, NULL);
+    REQUIRE(store_apply(st, l.e + 14, 1, r) == STORE_OK);
+    CHECK_EQ_I(r[0].status, CMD_OK);
+    thread_str(st, 1, got, sizeof got);
+    CHECK_STR(got, "");
+    REQUIRE(store_link_get(st, 1, &link) == 1);
+    CHECK_EQ_I(link.comments, 0);
+    CHECK_EQ_I(store_comment_get(st, 1, &c), 0);
+    /* Ids are never reused. */
+    comment(&l, T0 + 3 * two_hours, &a, 1, 0, "new", NULL);
+    REQUIRE(store_apply(st, l.e + 15, 1, r) == STORE_OK);
+    CHECK_EQ_I(r[0].id, 4);
+    store_close(st);
+    log_free(&l);
+}
+
+/* A database made by the previous version (schema 1: no comments) opens,
+ * gains the comment tables and the links' count, and keeps its data. */
+TEST(schema_1_database_is_migrated)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/v1.db", dir);
+    sqlite3 *db;
+    REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
+    const char *v1 =
+        "CREATE TABLE meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+        "INSERT INTO meta(k, v) VALUES ('applied', 3), ('schema', 1), ('clock', 0);"
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, lname TEXT NOT NULL UNIQUE,"
+        " pwhash TEXT NOT NULL, created INTEGER NOT NULL);"
+        "CREATE TABLE links(id INTEGER PRIMARY KEY, author_id INTEGER NOT NULL, title TEXT NOT NULL,"
+        " url TEXT NOT NULL, url_norm TEXT NOT NULL UNIQUE, created INTEGER NOT NULL, likes INTEGER NOT NULL,"
+        " hot REAL NOT NULL);"
+        "INSERT INTO users VALUES (1, 'alice', 'alice', 'x', 1700000000000);"
+        "INSERT INTO links VALUES (1, 1, 'Old', 'http://old.example/', 'http://old.example/', 1700000000000, 2, 1.0);";
+    REQUIRE(sqlite3_exec(db, v1, NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    struct store *st = open_db("v1.db");
+    REQUIRE(st);
+    CHECK_EQ_U(store_applied(st), 3);
+    struct store_link link;
+    REQUIRE(store_link_get(st, 1, &link) == 1);
+    CHECK_STR(link.title, "Old");
+    CHECK(link.likes == 2 && link.comments == 0);
+    store_close(st);
+    st = open_db("v1.db"); /* a second open has nothing to migrate */
+    REQUIRE(st);
+    sqlite3_stmt *s;
+    REQUIRE(sqlite3_prepare_v2(store_db(st), "SELECT v FROM meta WHERE k = 'schema'", -1, &s, NULL) == SQLITE_OK);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+    CHECK(sqlite3_column_int(s, 0) >= 2);
+    sqlite3_finalize(s);
+    store_close(st);
+}
+
+TEST(thread_is_one_indexed_query)
+{
+    struct store *st = open_db("cplan.db");
+    REQUIRE(st);
+    sqlite3_stmt *s;
+    REQUIRE(sqlite3_prepare_v2(store_db(st),
+                               "EXPLAIN QUERY PLAN SELECT c.id, coalesce(u.name, '') FROM comments c LEFT JOIN users u"
+                               " ON u.id = c.author_id WHERE c.link_id = 7 ORDER BY c.path",
+                               -1, &s, NULL) == SQLITE_OK);
+    char plan[1024] = "";
+    size_t off = 0;
+    while (sqlite3_step(s) == SQLITE_ROW && off < sizeof plan - 1)
+        off += (size_t)snprintf(plan + off, sizeof plan - off, "%s; ", (const char *)sqlite3_column_text(s, 3));
+    sqlite3_finalize(s);
+    CHECK(strstr(plan, "comments_thread") != NULL);
+    CHECK(strstr(plan, "TEMP B-TREE") == NULL);
+    CHECK(strstr(plan, "SCAN u") == NULL);
+    if (!strstr(plan, "comments_thread"))
+        fprintf(stderr, "  plan: %s\n", plan);
+    store_close(st);
+}
+
+/* ---- Text posts, editing, deleting ------------------------------------------------ */
+
+static void post_text(struct log *l, uint64_t t, const struct hash *sess, const char *title, const char *url,
+                      const char *text)
+{
+    struct command c = { .type = CMD_LINK_POST_TEXT, .time_ms = t, .session = HS(sess), .title = S(title),
+                         .url = S(url), .url_norm = S(url), .text = S(text) };
+    add(l, &c);
+}
+
+static void link_cmd(struct log *l, int type, uint64_t t, const struct hash *sess, int64_t id, const char *title,
+                     const char *text)
+{
+    struct command c = { .type = (uint8_t)type, .time_ms = t, .session = HS(sess), .link_id = id,
+                         .title = S(title ? title : ""), .text = S(text ? text : "") };
+    add(l, &c);
+}
+
+TEST(text_posts_edit_and_delete)
+{
+    struct store *st = open_db("posts.db");
+    REQUIRE(st);
+    static struct log l;
+    struct hash a = H(1), b = H(2);
+    const uint64_t two_hours = 2 * 3600 * 1000;
+    signup(&l, T0, "alice", "alice", &a);                                               /* 0 */
+    signup(&l, T0, "bob", "bob", &b);                                                   /* 1 */
+    post_text(&l, T0 + 1, &a, "Ask: why Raft?", "", "Tell me.");                        /* 2: link 1 */
+    post_text(&l, T0 + 2, &a, "Both", "http://both.example/", "and some text");          /* 3: link 2 */
+    post_text(&l, T0 + 3, &b, "Dup", "http://both.example/", "");                       /* 4: conflict */
+    post_text(&l, T0 + 4, &b, "Nothing", "", "");                                       /* 5: malformed */
+    post(&l, T0 + 5, &b, "Plain", "http://plain.example/", NULL);                       /* 6: link 3 */
+    link_cmd(&l, CMD_LINK_EDIT, T0 + 1 + two_hours, &a, 1, "Ask: why Raft, really?", NULL);/* 7 */
+    link_cmd(&l, CMD_LINK_EDIT, T0 + 2 + two_hours + 1, &a, 2, NULL, "late");           /* 8: too late */
+    link_cmd(&l, CMD_LINK_EDIT, T0 + 6, &b, 1, "mine", NULL);                           /* 9: not his */
+    link_cmd(&l, CMD_LINK_DELETE, T0 + 7, &b, 2, NULL, NULL);                           /* 10: not his */
+    link_cmd(&l, CMD_LINK_DELETE, T0 + 8, &a, 2, NULL, NULL);                           /* 11 */
+    link_cmd(&l, CMD_LINK_DELETE, T0 + 9, &a, 2, NULL, NULL);                           /* 12: gone */
+    like(&l, T0 + 10, &b, 2, 1);                                                        /* 13: gone */
+    comment(&l, T0 + 11, &b, 2, 0, "on a deleted link", NULL);                          /* 14: gone */
+    post_text(&l, T0 + 12, &b, "Again", "http://both.example/", "");                    /* 15: link 4 */
+    struct store_result r[16];
+    REQUIRE(apply_all(st, &l, r) == STORE_OK);
+    CHECK(r[2].status == CMD_OK && r[2].id == 1);
+    CHECK(r[3].status == CMD_OK && r[3].id == 2);
+    CHECK(r[4].status == CMD_ERR_CONFLICT && r[4].id == 2);
+    CHECK_EQ_I(r[5].status, CMD_ERR_MALFORMED);
+    CHECK(r[6].status == CMD_OK && r[6].id == 3);
+    CHECK_EQ_I(r[7].status, CMD_OK);
+    CHECK_EQ_I(r[8].status, CMD_ERR_FORBIDDEN);
+    CHECK_EQ_I(r[9].status, CMD_ERR_FORBIDDEN);
+    CHECK_EQ_I(r[10].status, CMD_ERR_FORBIDDEN);
+    CHECK_EQ_I(r[11].status, CMD_OK);
+    CHECK_EQ_I(r[12].status, CMD_ERR_NOT_FOUND);
+    CHECK_EQ_I(r[13].status, CMD_ERR_NOT_FOUND);
+    CHECK_EQ_I(r[14].status, CMD_ERR_NOT_FOUND);
+    CHECK(r[15].status == CMD_OK && r[15].id == 4); /* the URL was freed; ids are not reused */
+    struct store_link link;
+    REQUIRE(store_link_get(st, 1, &link) == 1);
+    CHECK_STR(link.title, "Ask: why Raft, really?");
+    CHECK(link.url[0] == 0 && link.has_text && link.edited_ms == T0 + 1 + two_hours);
+    char *text = NULL;
+    CHECK_EQ_I(store_link_text(st, 1, &text), 1);
+    CHECK_STR(text, "Tell me.");
+    free(text);
+    REQUIRE(store_link_get(st, 3, &link) == 1);
+    CHECK(!link.has_text);
+    CHECK_EQ_I(store_link_text(st, 3, &text), 1);
+    CHECK(text == NULL);
+    CHECK_EQ_I(store_link_get(st, 2, &link), 0);
+    CHECK_EQ_I(store_link_text(st, 2, &text), 0);
+    static struct store_link page[10];
+    size_t n;
+    for (int sort = 0; sort < 3; sort++) {
+        REQUIRE(store_links(st, (enum store_sort)sort, 10, 0, page, &n) == STORE_OK);
+        CHECK_EQ_U(n, 3);
+        for (size_t i = 0; i < n; i++)
+            CHECK(page[i].id != 2);
+    }
+    REQUIRE(store_links_by_user(st, 1, 10, 0, page, &n) == STORE_OK);
+    CHECK_EQ_U(n, 1);
+    int64_t id;
+    CHECK_EQ_I(store_link_by_url(st, "http://both.example/", 20, &id), 1);
+    CHECK_EQ_I(id, 4);
+    store_close(st);
+    log_free(&l);
+}
+
+TEST(profiles_karma_about_and_password_change)
+{
+    struct store *st = open_db("users.db");
+    REQUIRE(st);
+    static struct log l;
+    struct hash a = H(1), a2 = H(11), b = H(2);
+    signup(&l, T0, "alice", "alice", &a);                        /* 0 */
+    signup(&l, T0, "bob", "bob", &b);                            /* 1 */
+    login(&l, T0 + 1, "alice", &a2);                             /* 2: a second session */
+    post(&l, T0 + 2, &a, "One", "http://one.example/", NULL);    /* 3: link 1 */
+    post(&l, T0 + 2, &a, "Two", "http://two.example/", NULL);    /* 4: link 2 */
+    like(&l, T0 + 3, &b, 1, 1);                                  /* 5 */
+    like(&l, T0 + 3, &b, 2, 1);                                  /* 6 */
+    comment(&l, T0 + 4, &a, 1, 0, "c1", NULL);                   /* 7 */
+    comment(&l, T0 + 5, &a, 1, 0, "c2", NULL);                   /* 8 */
+    comment_cmd(&l, CMD_COMMENT_LIKE, T0 + 6, &b, 1, NULL);      /* 9 */
+    comment_cmd(&l, CMD_COMMENT_LIKE, T0 + 6, &b, 2, NULL);      /* 10 */
+    link_cmd(&l, CMD_LINK_DELETE, T0 + 7, &a, 2, NULL, NULL);     /* 11: its like no longer counts */
+    comment_cmd(&l, CMD_COMMENT_DELETE, T0 + 7, &a, 2, NULL);    /* 12: nor this one's */
+    struct command about = { .type = CMD_ABOUT_SET, .time_ms = T0 + 8, .session = HS(&a), .text = S("I post <links>") };
+    add(&l, &about);                                             /* 13 */
+    struct command pw = { .type = CMD_PASSWORD_SET, .time_ms = T0 + 9, .session = HS(&a),
+                          .pwhash = S("$argon2id$v=19$m=19456,t=2,p=1$new") };
+    add(&l, &pw);                                                /* 14 */
+    struct store_result r[15];
+    REQUIRE(apply_all(st, &l, r) == STORE_OK);
+    CHECK_EQ_I(r[13].status, CMD_OK);
+    CHECK_EQ_I(r[14].status, CMD_OK);
+    int64_t karma = -1, links = -1, comments = -1;
+    char *text = NULL;
+    REQUIRE(store_user_profile(st, 1, &karma, &links, &comments, &text) == STORE_OK);
+    CHECK_EQ_I(karma, 2);
+    CHECK_EQ_I(links, 1);
+    CHECK_EQ_I(comments, 1);
+    CHECK_STR(text, "I post <links>");
+    free(text);
+    struct store_user u;
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)a.b, T0 + 10, &u), 1);  /* the changing session stays */
+    CHECK_STR(u.pwhash, "$argon2id$v=19$m=19456,t=2,p=1$new");
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)a2.b, T0 + 10, &u), 0); /* the other one ended */
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)b.b, T0 + 10, &u), 1);  /* other users' stay */
+    struct store_comment *c;
+    size_t n;
+    REQUIRE(store_comments_by_user(st, 1, 10, 0, &c, &n) == STORE_OK);
+    CHECK_EQ_U(n, 1);
+    CHECK(n == 1 && !strcmp(c[0].text, "c1"));
+    store_comments_free(c, n);
+    /* Comments on a deleted link are no longer live: no karma, not listed. */
+    log_free(&l);
+    for (int i = 0; i < 15; i++)
+        add_raw(&l, (const uint8_t *)"", 0);
+    link_cmd(&l, CMD_LINK_DELETE, T0 + 11, &a, 1, NULL, NULL);
+    REQUIRE(store_apply(st, l.e + 15, 1, r) == STORE_OK);
+    CHECK_EQ_I(r[0].status, CMD_OK);
+    REQUIRE(store_user_profile(st, 1, &karma, &links, &comments, &text) == STORE_OK);
+    free(text);
+    CHECK(karma == 0 && links == 0 && comments == 0);
+    REQUIRE(store_comments_by_user(st, 1, 10, 0, &c, &n) == STORE_OK);
+    CHECK_EQ_U(n, 0);
+    store_comments_free(c, n);
+    store_close(st);
+    log_free(&l);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/linkraft-site-store-XXXXXX");
@@ -608,6 +1043,13 @@ int main(void)
     RUN(log_clock_never_steps_back);
     RUN(replicas_agree_on_every_query_and_after_snapshot_restore);
     RUN(front_page_queries_use_indexes);
+    RUN(comment_thread_is_in_display_order);
+    RUN(comment_parents_sessions_and_idempotency);
+    RUN(comment_edit_window_and_delete_rules);
+    RUN(schema_1_database_is_migrated);
+    RUN(thread_is_one_indexed_query);
+    RUN(text_posts_edit_and_delete);
+    RUN(profiles_karma_about_and_password_change);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
