@@ -362,6 +362,22 @@ static void form_page(struct site_req *r, int status, const char *error)
     }
     buf_printf(&b, "<form class=\"box\" method=\"post\" action=\"%s\">", action);
     csrf_field(&b, r);
+    /* Where a logged-out user was when they were sent here: a local path
+     * only (site_local_path_ok), carried through the form and its errors so
+     * that a successful login or sign-up returns them there. */
+    if (r->form != SITE_FORM_SUBMIT) {
+        if (!r->next[0]) {
+            char next[sizeof r->next];
+            long n = site_form_field(r->req->query, strlen(r->req->query), "next", next, sizeof next);
+            if (n > 0 && (size_t)n == strlen(next) && site_local_path_ok(next))
+                memcpy(r->next, next, (size_t)n + 1);
+        }
+        if (r->next[0]) {
+            buf_puts(&b, "<input type=\"hidden\" name=\"next\" value=\"");
+            esc(&b, r->next);
+            buf_puts(&b, "\">");
+        }
+    }
     if (r->form == SITE_FORM_SUBMIT) {
         buf_puts(&b, "<label for=\"title\">Title</label><input id=\"title\" name=\"title\" required maxlength=\"200\" value=\"");
         if (r->link_in)

@@ -965,11 +965,32 @@ TEST(pages_forms_and_escaping)
 
     /* Log in by form, with a redirect home. */
     r = call(&c, "GET", "/login", NULL, NULL);
+    CHECK(!body_has(r, "name=\"next\""));
     r = post_form(&c, "/login", "username=alice&password=wrong+one");
     CHECK_EQ_I(r->status, 401);
     CHECK(body_has(r, "wrong username or password") && body_has(r, "value=\"alice\""));
     r = post_form(&c, "/login", "username=alice&password=correct+horse");
     CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/");
+    CHECK(c.session[0]);
+
+    /* Sent to log in from a page: the form carries where the user was, past
+     * a wrong password, and the login returns there; never off-site. */
+    snprintf(body, sizeof body, "csrf=%s", form_csrf(call(&c, "GET", "/", NULL, NULL)));
+    CHECK_EQ_I(call(&c, "POST", "/logout", "application/x-www-form-urlencoded", body)->status, 303);
+    c.session[0] = 0;
+    r = call(&c, "GET", "/login?next=%2F%2Fevil.example", NULL, NULL);
+    CHECK(r->status == 200 && !body_has(r, "name=\"next\""));
+    r = call(&c, "GET", "/login?next=/%09/evil.example", NULL, NULL);
+    CHECK(r->status == 200 && !body_has(r, "name=\"next\""));
+    r = call(&c, "GET", "/login?next=%2Flink%2F1", NULL, NULL);
+    CHECK(r->status == 200 && body_has(r, "name=\"next\" value=\"/link/1\""));
+    r = post_form(&c, "/login", "username=alice&password=wrong+one&next=%2Flink%2F1");
+    CHECK_EQ_I(r->status, 401);
+    CHECK(body_has(r, "name=\"next\" value=\"/link/1\""));
+    r = post_form(&c, "/login", "username=alice&password=correct+horse&next=%2Flink%2F1");
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/link/1");
     CHECK(c.session[0]);
     teardown();
 }
