@@ -105,14 +105,18 @@ mutants:
 # its own network namespace, with a history checker (docs/chaos.md). Root.
 CHAOS_SECONDS ?= 600
 CHAOS_MIN_FAULTS ?= 200
-CHAOS_FAULTS ?= partition,oneway,bridge,flap,pause,kill,slowdisk,transfer
+CHAOS_FAULTS ?= partition,oneway,bridge,flap,pause,kill,slowdisk,transfer,clock
 CHAOS_SEED ?=
 $(BUILD)/chaos/slowfsync.so: tests/chaos/slowfsync.c
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -O2 $(WARN) -D_GNU_SOURCE -shared -fPIC -o $@ $< -ldl
-chaos: $(BUILD)/linkraft $(BUILD)/chaos/slowfsync.so
+$(BUILD)/chaos/lincheck: tests/chaos/lincheck_main.c $(TESTLIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -Itests/lib -o $@ $< $(TESTLIB)
+chaos: $(BUILD)/linkraft $(BUILD)/chaos/slowfsync.so $(BUILD)/chaos/lincheck
 	@sh scripts/deps.sh chaos
 	LINKRAFT_BIN=$(abspath $(BUILD)/linkraft) SLOWFSYNC_SO=$(abspath $(BUILD)/chaos/slowfsync.so) \
+	  LINCHECK_BIN=$(abspath $(BUILD)/chaos/lincheck) \
 	  /usr/bin/python3 tests/chaos/chaos.py --duration $(CHAOS_SECONDS) --min-faults $(CHAOS_MIN_FAULTS) \
 	  --faults $(CHAOS_FAULTS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
 

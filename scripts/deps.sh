@@ -16,7 +16,7 @@ case "${1:-build}" in
         command -v npm >/dev/null 2>&1 || want="$want npm" ;;
   bench) want="$want python3 curl wrk nginx etcd-server etcd-client" ;;
   fuzz) want="$want clang libclang-rt-14-dev" ;;
-  chaos) want="$want python3 iproute2 nftables" ;;
+  chaos) want="$want python3 iproute2 nftables faketime" ;;
   *) echo "usage: deps.sh build|test|bench|fuzz|chaos" >&2; exit 2 ;;
 esac
 missing=""

@@ -33,7 +33,10 @@ from lrcluster import BINARY, ROOT, Response, free_ports, request, wait_for  # n
 import netns  # noqa: E402
 
 SHIM = os.environ.get("SLOWFSYNC_SO", os.path.join(ROOT, "build", "chaos", "slowfsync.so"))
-FAULTS = ("partition", "oneway", "bridge", "flap", "pause", "kill", "slowdisk", "transfer")
+LINCHECK = os.environ.get("LINCHECK_BIN", os.path.join(ROOT, "build", "chaos", "lincheck"))
+REGISTERS = 5
+FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+FAULTS = ("partition", "oneway", "bridge", "flap", "pause", "kill", "slowdisk", "transfer", "clock")
 PW = "chaos-password"
 T0 = time.monotonic()
 
@@ -61,11 +64,21 @@ class Cluster:
     def slow_file(self, i):
         return os.path.join(self.dir, "slow%d" % i)
 
+    def clock_file(self, i):
+        return os.path.join(self.dir, "clock%d" % i)
+
     def start(self, i):
         with open(self.slow_file(i), "w") as f:
             f.write("0\n")
+        self.set_clock(i, 0)
         log = open(os.path.join(self.dir, "node%d.log" % i), "ab")
-        argv = ["env", "LD_PRELOAD=" + SHIM, "SLOWFSYNC_FILE=" + self.slow_file(i),
+        # The wall clock is Debian's libfaketime's, offset by what the clock
+        # file says (re-read every second); the monotonic clock, which the
+        # node's timers run on, stays true.
+        preload = SHIM + (":" + FAKETIME if os.path.exists(FAKETIME) else "")
+        argv = ["env", "LD_PRELOAD=" + preload, "SLOWFSYNC_FILE=" + self.slow_file(i),
+                "FAKETIME_TIMESTAMP_FILE=" + self.clock_file(i), "FAKETIME_DONT_FAKE_MONOTONIC=1",
+                "FAKETIME_CACHE_DURATION=1",
                 BINARY, "node", "--cluster", self.cluster_file, "--id", str(i),
                 "--data", os.path.join(self.dir, "node%d" % i)]
         self.procs[i] = subprocess.Popen(self.net.wrap(i, argv), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
@@ -106,6 +119,10 @@ class Cluster:
                     pass
         return None
 
+    def set_clock(self, i, offset_s):
+        with open(self.clock_file(i), "w") as f:
+            f.write("%+ds\n" % offset_s)
+
     def set_slow(self, i, ms):
         with open(self.slow_file(i), "w") as f:
             f.write("%d\n" % ms)
@@ -114,6 +131,7 @@ class Cluster:
         self.net.heal()
         for i in self.ids:
             self.set_slow(i, 0)
+            self.set_clock(i, 0)
             if i in self.paused:
                 self.signal(i, signal.SIGCONT)
             if not self.alive(i):
@@ -217,6 +235,13 @@ class Nemesis(threading.Thread):
             detail = self.maybe_transfer("fsync of %d stalls %d ms" % (v, ms))
             self.hold(1.0, 4.0)
             c.set_slow(v, 0)
+        elif kind == "clock":
+            v = self.victim()
+            jump = rng.choice([-3600, -600, -60, 60, 600, 3600])
+            c.set_clock(v, jump)
+            detail = self.maybe_transfer("wall clock of %d jumps %+d s" % (v, jump))
+            self.hold(1.5, 4.0)
+            c.set_clock(v, 0)
         elif kind == "transfer":
             to = rng.choice(ids)
             r = subprocess.run([BINARY, "transfer-leader", "--cluster", c.cluster_file, "--to", str(to)],
@@ -249,13 +274,13 @@ class History:
             self.ops.append(op)
 
 
-def call_from(source, addr, method, path, body, headers, timeout):
+def call_from(source, addr, method, path, body, headers, timeout, raw=False):
     """lrcluster.request, from a source address of our choosing: each client
     is its own host to the gateway (its per-address sign-up limits)."""
     host, port = addr.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout, source_address=source)
     try:
-        if body is not None:
+        if body is not None and not raw:
             body = json.dumps(body).encode()
             headers = dict(headers, **{"Content-Type": "application/json"})
         conn.request(method, path, body=body, headers=headers)
@@ -288,7 +313,7 @@ class Client(threading.Thread):
         i = self.rng.choice(self.c.ids)
         return "n%d" % i, self.c.http[i]
 
-    def call(self, kind, method, path, body=None, keyed=False, token=True, extra=None, retries=0):
+    def call(self, kind, method, path, body=None, keyed=False, token=True, extra=None, retries=0, raw=False):
         self.seq += 1
         headers = dict(extra or {})
         key = None
@@ -308,9 +333,10 @@ class Client(threading.Thread):
                 source = None
                 headers["X-Forwarded-For"] = "192.0.2.%d" % (10 + self.k)
             try:
-                r = call_from(source, addr, method, path, body, headers, timeout=5)
+                r = call_from(source, addr, method, path, body, headers, timeout=5, raw=raw)
                 op["status"] = r.status
                 op["index"] = int(r.headers.get("x-raft-index", "0") or 0)
+                op["text"] = r.body.decode(errors="replace")[:200]
                 try:
                     op["result"] = r.json()
                 except ValueError:
@@ -344,6 +370,18 @@ class Client(threading.Thread):
     def step(self):
         if not self.token:
             self.signup()
+            return
+        x = self.rng.random()
+        if x < 0.15:
+            # A register of the replicated key-value API: unique values
+            # written, read back linearizably (checked by WGL afterwards).
+            reg = "/api/v1/kv/%s-r%d" % (self.run_id, self.rng.randrange(REGISTERS))
+            if self.rng.random() < 0.5:
+                value = "%d" % (self.k * 10 ** 9 + self.seq + 1)
+                self.call("kv-put", "PUT", reg, value.encode(), keyed=self.rng.random() < 0.5, token=False,
+                          retries=2, raw=True)
+            else:
+                self.call("kv-get", "GET", reg, token=False, extra={"X-Consistency": "linearizable"})
             return
         x = self.rng.random()
         if x < 0.30:
@@ -469,6 +507,29 @@ def check(c, hist, events, run_id):
            (op["op"] == "me" and op["status"] == 401)]
     results.append(("session reads never older than the client's own last write", not bad,
                     "%d stale session reads" % len(bad), bad[:3]))
+
+    # Linearizable reads of the registers: Wing & Gong with Lowe's
+    # refinements (tests/lib/lincheck) over every put and get.
+    lines, by_line = [], []
+    for op in ops:
+        if op["op"] not in ("kv-put", "kv-get"):
+            continue
+        key = int(op["path"].rsplit("-r", 1)[1])
+        call, ret = int(op["invoke"] * 1e6), int(op["complete"] * 1e6)
+        if op["op"] == "kv-put":
+            done = op["status"] == 200
+            if not done and not indeterminate(op):
+                continue  # refused outright: never took effect
+            lines.append("%d %d put %s %d %s" % (op["client"], key, op["body"].decode(), call, ret if done else "-"))
+        elif op["status"] in (200, 404):
+            lines.append("%d %d get %s %d %d" % (op["client"], key, op["text"] if op["status"] == 200 else "0",
+                                                 call, ret))
+        else:
+            continue
+        by_line.append(op)
+    r = subprocess.run([LINCHECK], input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=600)
+    results.append(("linearizable reads of %d registers (%d ops, WGL)" % (REGISTERS, len(lines)), r.returncode == 0,
+                    r.stdout[-3000:], []))
     return results
 
 
@@ -507,6 +568,8 @@ def main():
         if k not in FAULTS:
             ap.error("unknown fault %r (known: %s)" % (k, ", ".join(FAULTS)))
     why = netns.available()
+    if not why and "clock" in kinds and not os.path.exists(FAKETIME):
+        why = "the clock fault needs %s (sh scripts/deps.sh chaos)" % FAKETIME
     if why:
         print("chaos: cannot run: %s" % why)
         return 2
