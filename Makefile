@@ -105,7 +105,7 @@ mutants:
 # its own network namespace, with a history checker (docs/chaos.md). Root.
 CHAOS_SECONDS ?= 600
 CHAOS_MIN_FAULTS ?= 200
-CHAOS_FAULTS ?= partition,oneway,bridge,flap,pause,kill,slowdisk,transfer,clock
+CHAOS_FAULTS ?= partition,oneway,bridge,flap,pause,kill,slowdisk,transfer,clock,member,diskfull
 CHAOS_SEED ?=
 $(BUILD)/chaos/slowfsync.so: tests/chaos/slowfsync.c
 	@mkdir -p $(@D)

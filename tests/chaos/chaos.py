@@ -36,7 +36,9 @@ SHIM = os.environ.get("SLOWFSYNC_SO", os.path.join(ROOT, "build", "chaos", "slow
 LINCHECK = os.environ.get("LINCHECK_BIN", os.path.join(ROOT, "build", "chaos", "lincheck"))
 REGISTERS = 5
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
-FAULTS = ("partition", "oneway", "bridge", "flap", "pause", "kill", "slowdisk", "transfer", "clock")
+FAULTS = ("partition", "oneway", "bridge", "flap", "pause", "kill", "slowdisk", "transfer", "clock", "member",
+          "diskfull")
+DISK_MB = 256  # each node's data directory is its own filesystem (tmpfs) of this size
 PW = "chaos-password"
 T0 = time.monotonic()
 
@@ -60,14 +62,61 @@ class Cluster:
             for i in self.ids:
                 f.write("%d %s %s\n" % (i, self.raft[i], self.http[i]))
         self.procs, self.paused, self.gw_proc = {}, set(), None
+        self.mounted = []
+        try:
+            for i in self.ids:
+                os.makedirs(self.data_dir(i))
+                netns.sh("mount", "-t", "tmpfs", "-o", "size=%dm,mode=0700" % DISK_MB, "lrchaos", self.data_dir(i))
+                self.mounted.append(self.data_dir(i))
+        except Exception:
+            self.close()
+            raise
 
     def slow_file(self, i):
         return os.path.join(self.dir, "slow%d" % i)
 
+    def data_dir(self, i):
+        return os.path.join(self.dir, "node%d" % i)
+
+    def filler(self, i):
+        return os.path.join(self.data_dir(i), "chaos-filler")
+
+    def fill_disk(self, i):
+        """Fills node i's filesystem to the last byte."""
+        with open(self.filler(i), "wb", buffering=0) as f:
+            for size in (1 << 20, 4096, 1):
+                try:
+                    while f.write(b"\0" * size):
+                        pass
+                except OSError:
+                    pass
+
+    def free_disk(self, i):
+        if os.path.exists(self.filler(i)):
+            os.unlink(self.filler(i))
+
+    def wipe(self, i):
+        """Node i's data directory emptied (it is a mount point: kept)."""
+        for name in os.listdir(self.data_dir(i)):
+            path = os.path.join(self.data_dir(i), name)
+            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+
+    def cli(self, *args):
+        return subprocess.run([BINARY] + list(args) + ["--cluster", self.cluster_file], capture_output=True,
+                              text=True, timeout=60)
+
+    def voters(self):
+        """The voters as the leader's /api/v1/cluster lists them, or None."""
+        lead = self.leader()
+        if not lead:
+            return None
+        info = request(self.http[lead], "GET", "/api/v1/cluster", timeout=2).json()
+        return sorted(m["id"] for m in info["members"] if m.get("voter"))
+
     def clock_file(self, i):
         return os.path.join(self.dir, "clock%d" % i)
 
-    def start(self, i):
+    def start(self, i, join=False):
         with open(self.slow_file(i), "w") as f:
             f.write("0\n")
         self.set_clock(i, 0)
@@ -80,7 +129,7 @@ class Cluster:
                 "FAKETIME_TIMESTAMP_FILE=" + self.clock_file(i), "FAKETIME_DONT_FAKE_MONOTONIC=1",
                 "FAKETIME_CACHE_DURATION=1",
                 BINARY, "node", "--cluster", self.cluster_file, "--id", str(i),
-                "--data", os.path.join(self.dir, "node%d" % i)]
+                "--data", self.data_dir(i)] + (["--join"] if join else [])
         self.procs[i] = subprocess.Popen(self.net.wrap(i, argv), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         wait_for("node %d to serve" % i, lambda: self.procs[i].poll() is None and
@@ -132,6 +181,7 @@ class Cluster:
         for i in self.ids:
             self.set_slow(i, 0)
             self.set_clock(i, 0)
+            self.free_disk(i)
             if i in self.paused:
                 self.signal(i, signal.SIGCONT)
             if not self.alive(i):
@@ -144,6 +194,8 @@ class Cluster:
                 p.kill()
                 p.wait()
         self.net.close()
+        for path in self.mounted:
+            netns.sh("umount", path, check=False)
 
 
 # ---- The nemesis ---------------------------------------------------------------------
@@ -242,6 +294,27 @@ class Nemesis(threading.Thread):
             detail = self.maybe_transfer("wall clock of %d jumps %+d s" % (v, jump))
             self.hold(1.5, 4.0)
             c.set_clock(v, 0)
+        elif kind == "diskfull":
+            v = self.victim()
+            c.fill_disk(v)
+            detail = self.maybe_transfer("disk of %d full" % v)
+            self.hold(1.0, 4.0)
+            c.free_disk(v)
+        elif kind == "member":
+            # A lost data directory and its documented recovery, a membership
+            # change each way while the workload runs: the node is killed
+            # and removed, its directory wiped, and it is started with
+            # --join and added again (a learner, promoted once caught up).
+            v = self.victim()
+            c.kill(v)
+            wait_for("member remove %d" % v, lambda: c.cli("member", "remove", "--id", str(v)).returncode == 0,
+                     timeout=60, interval=0.5)
+            c.wipe(v)
+            c.start(v, join=True)
+            wait_for("member add %d" % v, lambda: c.cli("member", "add", "--id", str(v)).returncode == 0,
+                     timeout=60, interval=0.5)
+            wait_for("node %d a voter again" % v, lambda: v in (c.voters() or []), timeout=60, interval=0.2)
+            detail = "lost the data of %d: removed, wiped, joined and added back" % v
         elif kind == "transfer":
             to = rng.choice(ids)
             r = subprocess.run([BINARY, "transfer-leader", "--cluster", c.cluster_file, "--to", str(to)],
