@@ -11,7 +11,7 @@ set -eu
 want="gcc make libc6-dev libuv1-dev libsqlite3-dev libsodium-dev libhttp-parser-dev pkg-config"
 case "${1:-build}" in
   build) ;;
-  test) want="$want python3 python3-pytest curl iproute2 haproxy chromium"
+  test) want="$want python3 python3-pytest curl iproute2 haproxy chromium nftables faketime"
         command -v node >/dev/null 2>&1 || want="$want nodejs"
         command -v npm >/dev/null 2>&1 || want="$want npm" ;;
   bench) want="$want python3 curl wrk nginx etcd-server etcd-client" ;;

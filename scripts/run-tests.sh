@@ -84,5 +84,17 @@ for b in build build/asan; do
   run "${tag}browser-site" node tests/browser/site.mjs
 done
 
+# A short chaos run (docs/chaos.md): 20+ faults of every kind on real
+# processes, each node in its own network namespace, then the history
+# checker. Needs root (namespaces, nftables, mounts), as CI runs; the seed is
+# fixed so that a failure repeats (CHAOS_SEED overrides it).
+if [ "$(id -u)" = 0 ]; then
+  make -s build/chaos/slowfsync.so build/chaos/lincheck >"$logs/build-chaos.log" 2>&1 || { cat "$logs/build-chaos.log"; exit 1; }
+  run chaos-short env LINKRAFT_BIN="$(pwd)/build/linkraft" /usr/bin/python3 tests/chaos/chaos.py \
+    --seed "${CHAOS_SEED:-1}" --duration 45 --min-faults 20
+else
+  echo "skip chaos-short: needs root (ip netns, nft, mount); run make test as root"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
