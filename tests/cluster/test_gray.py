@@ -9,6 +9,8 @@ processes: a node that keeps its sockets open but stops answering (SIGSTOP).
 - A paused follower does not stall reads through the gateway.
 - A paused follower through which the gateway was sending writes (it knows
   no leader) does not stall them either, and nothing is done twice.
+- A leader cut off one way (its packets to its peers lost; each node in its
+  own network namespace, as root) stalls writes only until a new leader.
 
 Waits are conditions with deadlines. The deadlines that matter here are
 well below the 6 s a request used to wait on a silent node before it was
@@ -18,6 +20,7 @@ import itertools
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -256,3 +259,57 @@ def test_paused_follower_forwarding_writes_for_the_gateway(make_cluster):
         resume_all(c)
         ops = w.stop()
     check_exactly_once(c, ops)
+
+
+def test_leader_cut_off_one_way_stalls_writes_only_until_a_new_leader(tmp_path):
+    """The leader's packets to its peers are lost (it still hears them, and
+    the gateway still reaches it): each node in its own network namespace,
+    the cut made with nftables. Needs root, like the chaos suite."""
+    import pytest
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "chaos"))
+    import chaos
+    import netns
+    why = netns.available() or (None if os.path.exists(chaos.SHIM) else "needs %s (make chaos builds it)" % chaos.SHIM)
+    if why:
+        pytest.skip(why)
+    c = chaos.Cluster(3, str(tmp_path))
+    w = None
+    try:
+        for i in c.ids:
+            c.start(i)
+        c.start_gateway()
+        leader = wait_for("a leader", c.leader)
+        token, _ = signup(c.gw, "oliver")
+        w = Writer(c.gw, token, "o").start()
+        wait_for("writes before the cut", lambda: len(w.acked_since(0)) >= 5)
+        for other in c.ids:
+            if other != leader:
+                c.net.drop(leader, other)
+        cut = time.monotonic()
+        wait_for("writes acknowledged with the leader cut off", lambda: len(w.acked_since(cut)) >= 3,
+                 timeout=RECOVER_S)
+        c.net.heal()
+        healed = time.monotonic()
+        wait_for("writes after healing", lambda: len(w.acked_since(healed)) >= 5)
+        ops = w.stop()
+        w = None
+        bad = [op for op in ops if op[2] != 201]
+        assert not bad, bad[:5]
+        urls = {op[4] for op in ops}
+        commit = max(request(c.http[i], "GET", "/api/v1/cluster").json()["commit"] for i in c.ids)
+        for i in c.ids:
+            wait_for("node %d applied everything" % i,
+                     lambda i=i: request(c.http[i], "GET", "/api/v1/cluster").json()["applied"] >= commit)
+            seen = {}
+            for offset in itertools.count(0, 100):
+                page = request(c.http[i], "GET", "/api/v1/links?sort=new&limit=100&offset=%d" % offset,
+                               headers={"X-Consistency": "stale"}).json()["links"]
+                for link in page:
+                    seen[link["url"]] = seen.get(link["url"], 0) + 1
+                if len(page) < 100:
+                    break
+            assert seen == {u: 1 for u in urls}, i
+    finally:
+        if w:
+            w.stop()
+        c.close()
