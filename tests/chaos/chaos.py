@@ -35,6 +35,7 @@ import netns  # noqa: E402
 SHIM = os.environ.get("SLOWFSYNC_SO", os.path.join(ROOT, "build", "chaos", "slowfsync.so"))
 LINCHECK = os.environ.get("LINCHECK_BIN", os.path.join(ROOT, "build", "chaos", "lincheck"))
 REGISTERS = 5
+RECOVERY_LIMIT_S = 10.0
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 FAULTS = ("partition", "oneway", "bridge", "flap", "pause", "kill", "slowdisk", "transfer", "clock", "member",
           "diskfull")
@@ -583,6 +584,26 @@ def check(c, hist, events, run_id):
            (op["op"] == "me" and op["status"] == 401)]
     results.append(("session reads never older than the client's own last write", not bad,
                     "%d stale session reads" % len(bad), bad[:3]))
+
+    # Liveness: after each fault heals, writes are acknowledged again soon
+    # (a rejoining node must not keep disrupting the leader; a one-way cut
+    # must not leave the cluster without one). Generous: elections take
+    # a few hundred milliseconds, and the next fault may begin meanwhile.
+    writes = sorted(op["invoke"] for op in ops if op["op"] in ("post", "like", "unlike", "kv-put", "signup")
+                    and op["status"] is not None and op["status"] < 300)
+    recover, bad = [], []
+    for ev in events:
+        later = [t for t in writes if t >= ev[1]]
+        if later:
+            recover.append(later[0] - ev[1])
+            if later[0] - ev[1] > RECOVERY_LIMIT_S:
+                bad.append(ev)
+    recover.sort()
+    msg = "no write acknowledged within %.0f s after %d faults healed: %s" % (
+        RECOVERY_LIMIT_S, len(bad), "; ".join("%.3f %s %s" % (ev[1], ev[2], ev[3]) for ev in bad[:3]))
+    results.append(("writes acknowledged again after every fault (median %.0f ms, max %.0f ms)" % (
+        1000 * recover[len(recover) // 2] if recover else 0, 1000 * recover[-1] if recover else 0), not bad, msg,
+        []))
 
     # Linearizable reads of the registers: Wing & Gong with Lowe's
     # refinements (tests/lib/lincheck) over every put and get.
