@@ -32,7 +32,7 @@ SYSLIBS := $(if $(filter net node http store gateway,$(MODULES)),-luv -lsqlite3 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 module_srcs = $(wildcard src/$(1)/*.c)
 
-.PHONY: all test sim mutants check-purity deps clean bench run fuzz
+.PHONY: all test sim mutants check-purity deps clean bench run fuzz chaos
 all: $(BUILD)/linkraft
 
 # Installs missing Debian packages when root, else says what to install.
@@ -99,6 +99,26 @@ sim: $(BUILD)/sim
 
 mutants:
 	@sh scripts/mutants.sh
+
+# `make chaos [CHAOS_SEED=S] [CHAOS_SECONDS=600] [CHAOS_FAULTS=a,b,..]
+# [CHAOS_MIN_FAULTS=200]`: the nemesis against real processes, each node in
+# its own network namespace, with a history checker (docs/chaos.md). Root.
+CHAOS_SECONDS ?= 600
+CHAOS_MIN_FAULTS ?= 200
+CHAOS_FAULTS ?= partition,oneway,bridge,flap,pause,kill,slowdisk,transfer,clock,member,diskfull
+CHAOS_SEED ?=
+$(BUILD)/chaos/slowfsync.so: tests/chaos/slowfsync.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O2 $(WARN) -D_GNU_SOURCE -shared -fPIC -o $@ $< -ldl
+$(BUILD)/chaos/lincheck: tests/chaos/lincheck_main.c $(TESTLIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -Itests/lib -o $@ $< $(TESTLIB)
+chaos: $(BUILD)/linkraft $(BUILD)/chaos/slowfsync.so $(BUILD)/chaos/lincheck
+	@sh scripts/deps.sh chaos
+	LINKRAFT_BIN=$(abspath $(BUILD)/linkraft) SLOWFSYNC_SO=$(abspath $(BUILD)/chaos/slowfsync.so) \
+	  LINCHECK_BIN=$(abspath $(BUILD)/chaos/lincheck) \
+	  /usr/bin/python3 tests/chaos/chaos.py --duration $(CHAOS_SECONDS) --min-faults $(CHAOS_MIN_FAULTS) \
+	  --faults $(CHAOS_FAULTS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
 
 # `make bench`: linkraft beside etcd and nginx on this machine (not part of
 # `make test`; about 10 minutes): installs etcd-server, etcd-client, nginx

@@ -7,6 +7,9 @@
 #ifndef LINKRAFT_GATEWAY_H
 #define LINKRAFT_GATEWAY_H
 
+/* The nodes' default longest election timeout: 2 x election-ticks x tick-ms. */
+#define GATEWAY_ELECTION_TIMEOUT_MS 300
+
 struct gateway_options {
     const char *cluster_path;
     const char *listen_addr;
@@ -14,6 +17,10 @@ struct gateway_options {
                                  * cluster's hosts; NULL: those only */
     unsigned max_connections;   /* client connections; 0: the HTTP server's default */
     const char *tls_cert, *tls_key; /* PEM files: serve HTTPS (both or neither) */
+    /* The nodes' longest election timeout (0: the default above). A request
+     * whose node has answered no health check for about this long is sent
+     * elsewhere: by then its followers have elected another leader. */
+    unsigned election_timeout_ms;
 };
 
 /* Serves until SIGTERM/SIGINT. Returns the exit code (0, 1 runtime, 2 config). */

@@ -6,16 +6,18 @@
 #   sh scripts/deps.sh test      plus what `make test` needs
 #   sh scripts/deps.sh bench     plus what `make bench` needs
 #   sh scripts/deps.sh fuzz      plus what `make fuzz` needs (clang, libFuzzer)
+#   sh scripts/deps.sh chaos     plus what `make chaos` needs (namespaces, nftables)
 set -eu
 want="gcc make libc6-dev libuv1-dev libsqlite3-dev libsodium-dev libhttp-parser-dev libssl-dev pkg-config"
 case "${1:-build}" in
   build) ;;
-  test) want="$want python3 python3-pytest curl iproute2 haproxy chromium openssl"
+  test) want="$want python3 python3-pytest curl iproute2 haproxy chromium openssl nftables faketime"
         command -v node >/dev/null 2>&1 || want="$want nodejs"
         command -v npm >/dev/null 2>&1 || want="$want npm" ;;
   bench) want="$want python3 curl wrk nginx etcd-server etcd-client" ;;
   fuzz) want="$want clang libclang-rt-14-dev" ;;
-  *) echo "usage: deps.sh build|test|bench|fuzz" >&2; exit 2 ;;
+  chaos) want="$want python3 iproute2 nftables faketime" ;;
+  *) echo "usage: deps.sh build|test|bench|fuzz|chaos" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do

@@ -16,6 +16,8 @@ echo "== building (optimized)"
 make -s -j2 unit-bins >"$logs/build.log" 2>&1 || { cat "$logs/build.log"; exit 1; }
 echo "== building (ASan+UBSan)"
 make -s -j2 SAN=1 BUILD=build/asan OPT=-O1 unit-bins >"$logs/build-asan.log" 2>&1 || { cat "$logs/build-asan.log"; exit 1; }
+# The chaos suite's fsync shim and checker (also used by tests/cluster/test_gray.py).
+make -s build/chaos/slowfsync.so build/chaos/lincheck >"$logs/build-chaos.log" 2>&1 || { cat "$logs/build-chaos.log"; exit 1; }
 
 passed=0
 failed=0
@@ -83,6 +85,17 @@ for b in build build/asan; do
   export LINKRAFT_BIN="$(pwd)/$b/linkraft"
   run "${tag}browser-site" node tests/browser/site.mjs
 done
+
+# A short chaos run (docs/chaos.md): 20+ faults of every kind on real
+# processes, each node in its own network namespace, then the history
+# checker. Needs root (namespaces, nftables, mounts), as CI runs; the seed is
+# fixed so that a failure repeats (CHAOS_SEED overrides it).
+if [ "$(id -u)" = 0 ]; then
+  run chaos-short env LINKRAFT_BIN="$(pwd)/build/linkraft" /usr/bin/python3 tests/chaos/chaos.py \
+    --seed "${CHAOS_SEED:-1}" --duration 45 --min-faults 20
+else
+  echo "skip chaos-short: needs root (ip netns, nft, mount); run make test as root"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

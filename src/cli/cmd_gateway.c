@@ -1,6 +1,7 @@
 /* cmd_gateway.c — `linkraft gateway` (include/gateway.h). */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cli/commands.h"
 #include "gateway.h"
@@ -23,6 +24,7 @@ int cmd_gateway(int argc, char **argv)
     static const char usage[] =
         "usage: linkraft gateway --cluster FILE --listen ADDR [--trust-proxy CIDR,...]\n"
         "                        [--max-connections N] [--tls-cert F --tls-key F]\n"
+        "                        [--election-timeout-ms MS]\n"
         "\n"
         "Serves the site on ADDR (host:port) in front of the nodes of FILE: reads go to\n"
         "the fastest ready node, writes to the leader; a write interrupted by a leader's\n"
@@ -34,7 +36,11 @@ int cmd_gateway(int argc, char **argv)
         "  --max-connections N     client connections at once (default 4096); when all\n"
         "                          are taken the longest idle, else the slowest sender, goes\n"
         "  --tls-cert F --tls-key F  serve HTTPS (TLS 1.2+) with this PEM certificate chain\n"
-        "                          and unencrypted PEM key; cookies get Secure, pages HSTS\n";
+        "                          and unencrypted PEM key; cookies get Secure, pages HSTS\n"
+        "  --election-timeout-ms MS  the nodes' longest election timeout, 2 x election-ticks\n"
+        "                            x tick-ms (default 300, the nodes' default). A request\n"
+        "                            whose node has answered no health check for about this\n"
+        "                            long (paused, cut off) is sent to another node instead.\n";
     static const struct option longopts[] = {
         { "cluster", required_argument, 0, 'c' },
         { "listen", required_argument, 0, 'l' },
@@ -42,6 +48,7 @@ int cmd_gateway(int argc, char **argv)
         { "max-connections", required_argument, 0, 'm' },
         { "tls-cert", required_argument, 0, 'C' },
         { "tls-key", required_argument, 0, 'K' },
+        { "election-timeout-ms", required_argument, 0, 'e' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -65,6 +72,16 @@ int cmd_gateway(int argc, char **argv)
                 return 2;
             }
             o.max_connections = (unsigned)v;
+            break;
+        }
+        case 'e': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*optarg < '0' || *optarg > '9' || *end || v < 10 || v > 60000) {
+                fprintf(stderr, "linkraft gateway: --election-timeout-ms must be 10..60000, got '%s'\n", optarg);
+                return 2;
+            }
+            o.election_timeout_ms = (unsigned)v;
             break;
         }
         case 'h': fputs(usage, stdout); return 0;

@@ -14,6 +14,15 @@
  *     sent none), so when the leader dies mid-request the write is retried
  *     on the next leader without being done twice, and the user sees one
  *     success.
+ *   - Gray failures: a node that accepts connections but does not answer
+ *     (paused, overloaded to a halt, cut off one way) never holds a request
+ *     for long. Every attempt is watched on the cluster's clock, not the
+ *     client's: it is abandoned and sent elsewhere once its node has missed
+ *     its health checks for about an election timeout (--election-timeout-ms),
+ *     and a write also as soon as another node has become the leader. A
+ *     write goes again under its Idempotency-Key (the first attempt, if it
+ *     ever commits, is then answered by the repeat), so a paused leader
+ *     stalls writes about as long as a killed one does.
  *   - Answers are relayed as they arrive (head, then body pieces), with
  *     back-pressure: while the client's connection has too much queued, the
  *     node's connection is not read. A request may be retried on another
@@ -42,6 +51,7 @@
 
 #define GW_CHECK_MS 200        /* health checks several times a second */
 #define GW_CHECK_TIMEOUT_MS 400
+#define GW_WATCH_MS 25         /* how often an attempt in flight is looked at */
 #define GW_REQUEST_TIMEOUT_MS 6000
 #define GW_RETRY_BUDGET_MS 8000
 #define GW_MAX_NODES CLUSTER_MAX_MEMBERS
@@ -50,6 +60,7 @@ struct gw_node {
     const struct cluster_member *m;
     bool ready, leader;
     uint64_t leader_since;     /* when /leaderz turned 200 */
+    uint64_t last_answer;      /* when a health check last got any answer */
     uint64_t down_until;       /* not chosen before this (after a failed request) */
     double latency_ms;         /* moving average of health-check latency */
     bool checking_ready, checking_leader;
@@ -65,6 +76,7 @@ struct gateway {
     struct http_server *http;
     uv_timer_t check_timer;
     uv_signal_t sig_term, sig_int;
+    unsigned election_ms;      /* the nodes' longest election timeout */
     unsigned rr;
     bool stopping;
 };
@@ -85,6 +97,7 @@ static void check_done(void *arg, int err, const struct http_client_response *re
     uint64_t now = uv_now(&c->g->loop);
     bool ok = err == HTTPC_OK && resp->status == 200;
     if (err == HTTPC_OK) {
+        nd->last_answer = now;
         double ms = (double)(now - c->started);
         nd->latency_ms = nd->latency_ms == 0 ? ms + 0.01 : 0.8 * nd->latency_ms + 0.2 * ms;
     }
@@ -143,6 +156,16 @@ static bool usable(const struct gateway *g, const struct gw_node *nd)
     return nd->down_until <= uv_now((uv_loop_t *)&g->loop);
 }
 
+/* A node that has answered no health check for longer than an election
+ * timeout (and two check rounds, so that one slow answer is not enough):
+ * it is paused, stuck or unreachable, whatever its connections say. Its
+ * followers are electing a new leader by now. */
+static bool silent(const struct gateway *g, const struct gw_node *nd, uint64_t now)
+{
+    uint64_t grace = g->election_ms > 2 * GW_CHECK_MS ? g->election_ms : 2 * GW_CHECK_MS;
+    return now > nd->last_answer + grace;
+}
+
 static struct gw_node *pick_leader(struct gateway *g)
 {
     struct gw_node *best = NULL;
@@ -184,10 +207,13 @@ struct gw_call {
     char *headers;             /* the request's headers as sent upstream */
     char *target;
     struct gw_node *node;      /* where it went last */
+    bool to_leader;            /* ... as the leader (a write may go to any ready node) */
     uint64_t deadline;
     unsigned attempts;
     uv_timer_t retry;
-    bool retry_open;
+    uv_timer_t watch;          /* looks at the attempt in flight (watch_cb) */
+    uint64_t sent_at;          /* when the attempt in flight was sent */
+    uint64_t watch_due;        /* when watch_cb should run next */
     /* The answer of the current attempt, relayed as it arrives. */
     struct http_client_req *up; /* in flight; NULL between attempts */
     bool relaying;             /* its head went to the client: no more retries */
@@ -202,9 +228,15 @@ static void call_free_cb(uv_handle_t *h)
     free(c);
 }
 
+static void watch_closed(uv_handle_t *h)
+{
+    struct gw_call *c = h->data;
+    uv_close((uv_handle_t *)&c->retry, call_free_cb);
+}
+
 static void call_end(struct gw_call *c)
 {
-    uv_close((uv_handle_t *)&c->retry, call_free_cb);
+    uv_close((uv_handle_t *)&c->watch, watch_closed);
 }
 
 static void call_fail(struct gw_call *c, int status, const char *code, const char *msg)
@@ -330,6 +362,7 @@ static void upstream_done(void *arg, int err)
     struct gw_call *c = arg;
     struct gateway *g = c->g;
     c->up = NULL;
+    uv_timer_stop(&c->watch);
     if (c->discard) {
         c->discard = false;
         if (c->node)
@@ -367,11 +400,61 @@ static const struct http_client_stream_cbs upstream_cbs = {
     .on_done = upstream_done,
 };
 
+/* An attempt in flight, looked at every GW_WATCH_MS until its answer
+ * starts. It is abandoned (the request goes elsewhere) when
+ *   - its node has gone silent (see silent()): a paused or cut-off node may
+ *     answer in seconds or never, and the client should not wait for it;
+ *   - it is a write, and another node has become the leader since it was
+ *     sent: the node it went to may be a deposed leader that cannot learn
+ *     so (cut off one way), and its entry, if it ever commits, does so
+ *     under the new leader, where the repeat finds its Idempotency-Key.
+ * A node that is merely slow (a long fsync, a queue) still answers its
+ * health checks and is waited for, up to GW_REQUEST_TIMEOUT_MS. */
+static void watch_cb(uv_timer_t *t)
+{
+    struct gw_call *c = t->data;
+    struct gateway *g = c->g;
+    struct gw_node *nd = c->node;
+    if (!c->up || c->relaying || c->discard || !nd)
+        return;
+    uint64_t now = uv_now(&g->loop);
+    if (now > c->watch_due + GW_WATCH_MS) {
+        /* This process was not running for a while (CPU starved): the
+         * health answers that came meanwhile are not read yet. Judge after
+         * the loop has polled them. */
+        c->watch_due = now + 1;
+        uv_timer_start(&c->watch, watch_cb, 1, 0);
+        return;
+    }
+    const char *why = NULL;
+    struct gw_node *leader = c->write ? pick_leader(g) : NULL;
+    if (now >= c->sent_at + g->election_ms / 2 && silent(g, nd, now))
+        why = "its node stopped answering";
+    else if (c->to_leader && leader && leader != nd && leader->leader_since > c->sent_at)
+        why = "leadership moved";
+    if (!why) {
+        c->watch_due = now + GW_WATCH_MS;
+        uv_timer_start(&c->watch, watch_cb, GW_WATCH_MS, 0);
+        return;
+    }
+    log_info("%s %s: abandoned on node %llu after %llu ms (%s)%s", c->write ? "write" : "read", c->target,
+             (unsigned long long)nd->m->id, (unsigned long long)(now - c->sent_at), why,
+             c->write ? "; sent again under its Idempotency-Key" : "");
+    http_client_cancel(c->up);
+    c->up = NULL;
+    if (silent(g, nd, now)) {
+        nd->ready = nd->leader = false; /* until it answers a health check again */
+        nd->down_until = now + 2 * GW_CHECK_MS;
+    }
+    call_retry(c, why);
+}
+
 static void call_send(struct gw_call *c)
 {
     struct gateway *g = c->g;
     c->attempts++;
     struct gw_node *nd = c->write ? pick_leader(g) : pick_reader(g, NULL);
+    c->to_leader = nd && c->write;
     if (!nd && c->write)
         nd = pick_reader(g, NULL); /* no leader known: any ready node forwards writes itself */
     if (!nd) {
@@ -388,8 +471,14 @@ static void call_send(struct gw_call *c)
      * another node under its Idempotency-Key if all of it is at hand. */
     int rc = http_client_request_stream(g->client, nd->m->http_addr, req->method, c->target, c->headers,
                                         req->body, req->body_len, timeout, &upstream_cbs, c, &c->up);
-    if (rc)
+    if (rc) {
+        c->up = NULL;
         call_retry(c, http_client_strerror(rc));
+        return;
+    }
+    c->sent_at = uv_now(&g->loop);
+    c->watch_due = c->sent_at + GW_WATCH_MS;
+    uv_timer_start(&c->watch, watch_cb, GW_WATCH_MS, 0);
 }
 
 /* The operator's endpoints — membership, leadership, /metrics — are served
@@ -428,6 +517,8 @@ static void handle(void *ctx, struct http_exchange *x)
     c->deadline = uv_now(&g->loop) + GW_RETRY_BUDGET_MS;
     uv_timer_init(&g->loop, &c->retry);
     c->retry.data = c;
+    uv_timer_init(&g->loop, &c->watch);
+    c->watch.data = c;
     static const char *const replaced[] = { "x-forwarded-for", "x-forwarded-proto", NULL };
     http_headers_copy(&h, req->headers, req->n_headers, replaced);
     /* Ours, not the client's: https only if this gateway's TLS (or a
@@ -539,6 +630,7 @@ int gateway_run(const struct gateway_options *o)
     }
     for (size_t i = 0; i < g->cluster.n; i++)
         g->nodes[g->n_nodes++].m = &g->cluster.members[i];
+    g->election_ms = o->election_timeout_ms ? o->election_timeout_ms : GATEWAY_ELECTION_TIMEOUT_MS;
     uv_loop_init(&g->loop);
     if (http_client_create(&g->loop, NULL, &g->client)) {
         free(g);

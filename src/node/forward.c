@@ -8,9 +8,19 @@
  * the entry it names (X-Raft-Index): a client that reads here next sees its
  * own write. While no leader is known (an election is under way) the
  * request waits, up to FORWARD_WAIT_MS, for one to emerge.
+ *
+ * Gray failures: the leader it went to may stop answering without closing
+ * anything (paused, cut off one way). This node learns of the next leader
+ * through Raft itself, within an election timeout; the attempt in flight is
+ * then abandoned and the write sent to the new leader. That is safe because
+ * every forwarded write carries an Idempotency-Key (one is added if the
+ * client sent none): if the first attempt ever commits, the repeat returns
+ * its result instead of doing it again. The same holds for an attempt cut
+ * off by a connection error.
  */
 #include "node/node_internal.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,29 +30,39 @@
 #include "node/log.h"
 
 #define FORWARD_WAIT_MS 3000
+#define FORWARD_MAX_ATTEMPTS 8
+#define FORWARD_MAX_ANSWER (4u << 20)
 
 struct forward {
     struct node *n;
     struct http_exchange *x;
-    uv_timer_t wait;            /* polls for a leader while none is known */
+    uv_timer_t wait;            /* polls for a leader while none is known, then
+                                 * watches the leader while an attempt is in flight */
     uint64_t deadline;
+    char *key_header;           /* "Idempotency-Key: ...\r\n" when this node added one */
+    unsigned attempts;
+    raft_id sent_to;            /* the leader the attempt in flight went to */
+    struct http_client_req *up; /* that attempt; NULL between attempts */
     /* The leader's answer, kept while we wait for the local apply. */
     int status;
+    raft_index index;
     char *headers;
-    char *body;
-    size_t body_len;
+    struct buf body;
 };
 
 static void forward_free_cb(uv_handle_t *h)
 {
     struct forward *f = h->data;
     free(f->headers);
-    free(f->body);
+    free(f->key_header);
+    buf_free(&f->body);
     free(f);
 }
 
 static void forward_end(struct forward *f)
 {
+    http_client_cancel(f->up);
+    f->up = NULL;
     uv_timer_stop(&f->wait);
     uv_close((uv_handle_t *)&f->wait, forward_free_cb);
 }
@@ -66,8 +86,12 @@ static void forward_fail(struct forward *f, int status, const char *code, const 
 
 static void relay(struct forward *f)
 {
-    http_respond_take(f->x, f->status, f->headers, f->body, f->body_len);
-    f->body = NULL;
+    size_t len;
+    char *body = buf_take(&f->body, &len);
+    if (body)
+        http_respond_take(f->x, f->status, f->headers, body, len);
+    else
+        http_respond(f->x, f->status, f->headers, "", 0);
     forward_end(f);
 }
 
@@ -87,45 +111,99 @@ static void retry_forward(uv_timer_t *t)
     try_forward(t->data);
 }
 
-static void leader_answered(void *arg, int err, const struct http_client_response *resp)
+/* The next attempt, after a tick: the leader this node knows by then. */
+static void retry_soon(struct forward *f)
+{
+    uv_timer_start(&f->wait, retry_forward, f->n->o.tick_ms, 0);
+}
+
+static void leader_head(void *arg, int status, const struct http_header *headers, size_t n_headers)
 {
     struct forward *f = arg;
     struct node *n = f->n;
-    if (err == HTTPC_ECONNECT && uv_now(&n->loop) < f->deadline) {
-        /* The leader we knew is gone; wait for the next one. Nothing was sent. */
-        uv_timer_start(&f->wait, retry_forward, n->o.tick_ms, 0);
-        return;
-    }
+    static const char *const replaced[] = { "x-served-by", NULL };
+    uv_timer_stop(&f->wait); /* an answer is coming: no more switching leaders */
+    struct buf h;
+    buf_init(&h);
+    for (size_t i = 0; i < n_headers; i++)
+        if (headers[i].name_len == 12 && !strncasecmp(headers[i].name, "X-Raft-Index", 12))
+            f->index = strtoull(headers[i].value, NULL, 10);
+    http_headers_copy(&h, headers, n_headers, replaced);
+    buf_printf(&h, "X-Served-By: %llu\r\nX-Leader: %llu\r\n", (unsigned long long)n->o.id,
+               (unsigned long long)raft_leader(n->raft));
+    f->status = status;
+    free(f->headers);
+    f->headers = buf_take(&h, NULL);
+}
+
+static void leader_body(void *arg, const char *data, size_t len)
+{
+    struct forward *f = arg;
+    if (f->body.len + len <= FORWARD_MAX_ANSWER)
+        buf_append(&f->body, data, len);
+    else
+        f->body.oom = true;
+}
+
+static void leader_done(void *arg, int err)
+{
+    struct forward *f = arg;
+    struct node *n = f->n;
+    f->up = NULL;
+    if (!err && (!f->headers || f->body.oom))
+        err = HTTPC_ENOMEM;
     if (err) {
+        free(f->headers);
+        f->headers = NULL;
+        buf_free(&f->body);
+        buf_init(&f->body);
+        f->index = 0;
+        /* Refused (nothing was sent), or cut off (the outcome is unknown;
+         * the repeat is safe under the Idempotency-Key): try the leader
+         * known a tick from now, while there is time. */
+        if (err != HTTPC_ECLOSED && err != HTTPC_ENOMEM && uv_now(&n->loop) < f->deadline &&
+            f->attempts < FORWARD_MAX_ATTEMPTS) {
+            retry_soon(f);
+            return;
+        }
         char msg[200];
         snprintf(msg, sizeof msg, "forwarding to the leader failed (%s); the outcome is unknown: retry with the "
                  "same Idempotency-Key", http_client_strerror(err));
         forward_fail(f, 503, "unavailable", msg);
         return;
     }
-    static const char *const replaced[] = { "x-served-by", NULL };
-    struct buf h;
-    buf_init(&h);
-    raft_index index = 0;
-    for (size_t i = 0; i < resp->n_headers; i++)
-        if (resp->headers[i].name_len == 12 && !strncasecmp(resp->headers[i].name, "X-Raft-Index", 12))
-            index = strtoull(resp->headers[i].value, NULL, 10);
-    http_headers_copy(&h, resp->headers, resp->n_headers, replaced);
-    buf_printf(&h, "X-Served-By: %llu\r\nX-Leader: %llu\r\n", (unsigned long long)n->o.id,
-               (unsigned long long)raft_leader(n->raft));
-    f->status = resp->status;
-    f->headers = buf_take(&h, NULL);
-    f->body = malloc(resp->body_len ? resp->body_len : 1);
-    if (!f->headers || !f->body) {
-        forward_fail(f, 503, "unavailable", "out of memory");
-        return;
-    }
-    memcpy(f->body, resp->body, resp->body_len);
-    f->body_len = resp->body_len;
-    if (resp->status >= 200 && resp->status < 300 && index > node_applied(n) && !n->disk_full)
-        node_read(n, NODE_READ_SESSION, index, n->o.write_timeout_ms, applied_here, f);
+    if (f->status >= 200 && f->status < 300 && f->index > node_applied(n) && !n->disk_full)
+        node_read(n, NODE_READ_SESSION, f->index, n->o.write_timeout_ms, applied_here, f);
     else
         relay(f);
+}
+
+static const struct http_client_stream_cbs leader_cbs = {
+    .on_head = leader_head,
+    .on_body = leader_body,
+    .on_done = leader_done,
+};
+
+/* Every tick while an attempt waits for its first byte: has Raft named
+ * another leader (or this node) since it was sent? Then the leader it went
+ * to was deposed, most likely because it stopped answering, and may never
+ * answer; the write goes to the new one. */
+static void watch_leader(uv_timer_t *t)
+{
+    struct forward *f = t->data;
+    struct node *n = f->n;
+    raft_id now_leader = raft_role(n->raft) == RAFT_LEADER ? n->o.id : raft_leader(n->raft);
+    if (!f->up)
+        return;
+    if (now_leader && now_leader != f->sent_to && f->attempts < FORWARD_MAX_ATTEMPTS) {
+        log_info("forwarded write: leader %llu replaced by %llu before answering; sending it again under its "
+                 "Idempotency-Key", (unsigned long long)f->sent_to, (unsigned long long)now_leader);
+        http_client_cancel(f->up);
+        f->up = NULL;
+        try_forward(f);
+        return;
+    }
+    uv_timer_start(&f->wait, watch_leader, n->o.tick_ms, 0);
 }
 
 static void try_forward(struct forward *f)
@@ -137,12 +215,18 @@ static void try_forward(struct forward *f)
         return;
     }
     if (raft_role(n->raft) == RAFT_LEADER) {
-        /* We became the leader while waiting: nothing was sent, so the
-         * request is handled here after all. */
-        struct http_exchange *x = f->x;
-        forward_end(f);
-        node_api_handle(n, x);
-        return;
+        if (!f->attempts) {
+            /* We became the leader while waiting: nothing was sent, so the
+             * request is handled here after all. */
+            struct http_exchange *x = f->x;
+            forward_end(f);
+            node_api_handle(n, x);
+            return;
+        }
+        /* An earlier attempt may have been done: the repeat must carry the
+         * Idempotency-Key this node added, which only a request sent to
+         * itself, like to any leader, can. */
+        leader = n->o.id;
     }
     const struct cluster_member *m = leader ? cluster_find(&n->cluster, leader) : NULL;
     if (!m) {
@@ -171,6 +255,8 @@ static void try_forward(struct forward *f)
     const char *xff = http_header_get(req, "X-Forwarded-For", &xff_len);
     buf_printf(&h, "X-Linkraft-Forwarded: %llu\r\nX-Forwarded-For: %.*s%s%s\r\n", (unsigned long long)n->o.id,
                (int)xff_len, xff ? xff : "", xff ? ", " : "", ip);
+    if (f->key_header)
+        buf_puts(&h, f->key_header);
     /* The leader's site checks a write's Origin against the host the client
      * addressed, which Host no longer names once forwarded. */
     size_t host_len;
@@ -182,13 +268,19 @@ static void try_forward(struct forward *f)
         buf_puts(&target, "?");
         buf_puts(&target, req->query);
     }
+    f->attempts++;
+    f->sent_to = leader;
     int rc = h.oom || target.oom ? HTTPC_ENOMEM
-           : http_client_request(n->client, m->http_addr, req->method, target.p, h.p, req->body, req->body_len,
-                                 n->o.write_timeout_ms + 1000, leader_answered, f);
+           : http_client_request_stream(n->client, m->http_addr, req->method, target.p, h.p, req->body,
+                                        req->body_len, n->o.write_timeout_ms + 1000, &leader_cbs, f, &f->up);
     buf_free(&h);
     buf_free(&target);
-    if (rc)
+    if (rc) {
+        f->up = NULL;
         forward_fail(f, 503, "unavailable", http_client_strerror(rc));
+        return;
+    }
+    uv_timer_start(&f->wait, watch_leader, n->o.tick_ms, 0);
 }
 
 bool node_forward_wanted(const struct node *n, const struct http_request *req)
@@ -208,7 +300,23 @@ void node_forward(struct node *n, struct http_exchange *x)
     f->n = n;
     f->x = x;
     f->deadline = uv_now(&n->loop) + FORWARD_WAIT_MS;
+    buf_init(&f->body);
     uv_timer_init(&n->loop, &f->wait);
     f->wait.data = f;
+    if (!http_header_get(http_exchange_request(x), "Idempotency-Key", NULL)) {
+        /* So that the write can be sent again if its leader stops answering. */
+        unsigned char key[16];
+        char hex[33];
+        randombytes_buf(key, sizeof key);
+        sodium_bin2hex(hex, sizeof hex, key, sizeof key);
+        struct buf k;
+        buf_init(&k);
+        buf_printf(&k, "Idempotency-Key: fw-%s\r\n", hex);
+        f->key_header = buf_take(&k, NULL);
+        if (!f->key_header) {
+            forward_fail(f, 503, "unavailable", "out of memory");
+            return;
+        }
+    }
     try_forward(f);
 }
