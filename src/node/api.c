@@ -185,6 +185,7 @@ static void metrics_text(struct node *n, struct buf *b)
                "# TYPE linkraft_raft_last_index gauge\nlinkraft_raft_last_index %llu\n"
                "# TYPE linkraft_raft_elections_started_total counter\nlinkraft_raft_elections_started_total %llu\n"
                "# TYPE linkraft_raft_messages_dropped_total counter\nlinkraft_raft_messages_dropped_total %llu\n"
+               "# TYPE linkraft_raft_campaigns_refused_total counter\nlinkraft_raft_campaigns_refused_total %llu\n"
                "# TYPE linkraft_raft_snapshots_sent_total counter\nlinkraft_raft_snapshots_sent_total %llu\n"
                "# TYPE linkraft_raft_snapshots_installed_total counter\nlinkraft_raft_snapshots_installed_total %llu\n"
                "# TYPE linkraft_storage_fsyncs_total counter\nlinkraft_storage_fsyncs_total %llu\n"
@@ -210,7 +211,8 @@ static void metrics_text(struct node *n, struct buf *b)
                (unsigned long long)raft_current_term(n->raft), raft_role(n->raft) == RAFT_LEADER,
                (unsigned long long)raft_commit_index(n->raft), (unsigned long long)store_applied(n->store),
                (unsigned long long)raft_last_index(n->raft), (unsigned long long)rs->elections_started,
-               (unsigned long long)rs->msgs_dropped, (unsigned long long)rs->snapshots_sent,
+               (unsigned long long)rs->msgs_dropped, (unsigned long long)rs->campaigns_refused,
+               (unsigned long long)rs->snapshots_sent,
                (unsigned long long)rs->snapshots_installed, (unsigned long long)ss.fsyncs,
                (unsigned long long)ss.entries_appended, (unsigned long long)ss.disk_bytes, n->disk_full,
                (unsigned long long)ns.frames_sent, (unsigned long long)ns.frames_received,
