@@ -160,17 +160,11 @@ static void try_forward(struct forward *f)
     static const char *const replaced[] = { "x-linkraft-forwarded", "x-forwarded-for", "x-forwarded-proto", NULL };
     http_headers_copy(&h, req->headers, req->n_headers, replaced);
     buf_printf(&h, "X-Forwarded-Proto: %s\r\n", req->secure ? "https" : "http");
-    char ip[64];
-    snprintf(ip, sizeof ip, "%s", req->peer);
-    char *colon = strrchr(ip, ':');
-    if (colon)
-        *colon = 0;
-    /* Appended to, as any proxy does: the leader finds the client by
-     * walking back through the proxies it trusts (src/http/trust.c). */
-    size_t xff_len = 0;
-    const char *xff = http_header_get(req, "X-Forwarded-For", &xff_len);
-    buf_printf(&h, "X-Linkraft-Forwarded: %llu\r\nX-Forwarded-For: %.*s%s%s\r\n", (unsigned long long)n->o.id,
-               (int)xff_len, xff ? xff : "", xff ? ", " : "", ip);
+    /* The client as this node determined it (src/http/trust.c), alone: an
+     * X-Forwarded-For the client wrote itself must not reach a leader that
+     * trusts more proxies than we do (each node has its own --trust-proxy). */
+    buf_printf(&h, "X-Linkraft-Forwarded: %llu\r\nX-Forwarded-For: %s\r\n", (unsigned long long)n->o.id,
+               req->client);
     /* The leader's site checks a write's Origin against the host the client
      * addressed, which Host no longer names once forwarded. */
     size_t host_len;
