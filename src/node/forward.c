@@ -19,6 +19,8 @@
 #include "common/buf.h"
 #include "node/log.h"
 
+#include <sodium.h>
+
 #define FORWARD_WAIT_MS 3000
 
 struct forward {
@@ -141,7 +143,9 @@ static void try_forward(struct forward *f)
          * request is handled here after all. */
         struct http_exchange *x = f->x;
         forward_end(f);
+        n->admin_proven = x; /* its proof, if any, was spent here already */
         node_api_handle(n, x);
+        n->admin_proven = NULL;
         return;
     }
     const struct cluster_member *m = leader ? cluster_find(&n->cluster, leader) : NULL;
@@ -157,8 +161,14 @@ static void try_forward(struct forward *f)
     struct buf h, target;
     buf_init(&h);
     buf_init(&target);
+    /* A KV write's proof was made for this node and spent here (api.c): the
+     * leader gets a fresh one made for it, so a proof captured on its way
+     * to one node can never be replayed on another. */
+    bool resign = n->secret && !strncmp(req->path, "/api/v1/kv/", 11);
     static const char *const replaced[] = { "x-linkraft-forwarded", "x-forwarded-for", "x-forwarded-proto", NULL };
-    http_headers_copy(&h, req->headers, req->n_headers, replaced);
+    static const char *const replaced_auth[] = { "x-linkraft-forwarded", "x-forwarded-for", "x-forwarded-proto",
+                                                 "authorization", NULL };
+    http_headers_copy(&h, req->headers, req->n_headers, resign ? replaced_auth : replaced);
     buf_printf(&h, "X-Forwarded-Proto: %s\r\n", req->secure ? "https" : "http");
     /* The client as this node determined it (src/http/trust.c), alone: an
      * X-Forwarded-For the client wrote itself must not reach a leader that
@@ -175,6 +185,16 @@ static void try_forward(struct forward *f)
     if (req->query[0]) {
         buf_puts(&target, "?");
         buf_puts(&target, req->query);
+    }
+    if (resign && !target.oom) {
+        uint8_t key[ADMIN_AUTH_KEY_BYTES], nonce[ADMIN_AUTH_NONCE_BYTES];
+        char proof[ADMIN_AUTH_HEADER_MAX];
+        admin_auth_key(key, n->secret, n->secret_len);
+        randombytes_buf(nonce, sizeof nonce);
+        if (admin_auth_sign(key, leader, req->method, target.p, req->body, req->body_len, (int64_t)node_now_ms(),
+                            nonce, proof, sizeof proof) == 0)
+            buf_printf(&h, "Authorization: %s\r\n", proof);
+        sodium_memzero(key, sizeof key);
     }
     int rc = h.oom || target.oom ? HTTPC_ENOMEM
            : http_client_request(n->client, m->http_addr, req->method, target.p, h.p, req->body, req->body_len,
