@@ -324,68 +324,92 @@ def nginx_version():
 results = {}
 
 
-def one_round(c, leader, url_lr, url_etcd, rnd, kind, script, args, etcd_bytes, etcd_prefix, runs,
-              entry_bytes, fs):
-    """One linkraft run of `kind` writes (with its entries, bytes and
-    fsyncs per write on the leader), then etcd's run of puts the same size.
-    Returns linkraft's run."""
-    before = Counters(c)
-    r = wrk(url_lr, script, args, record=(rnd == 0))
-    after = Counters(c)
-    d_applied, d_fsync, d_bytes = before.delta(after, leader)
-    r["entries"] = d_applied
-    r["fsync_per_write"] = d_fsync / max(1, d_applied)
-    entry_bytes[kind].append(d_bytes / max(1, d_applied))
-    fs[kind].append(r["fsync_per_write"])
-    runs["lr_" + kind].append(r)
-    log("round %d: linkraft %ss %.0f/s p99 %.1f ms (%d entries for %d requests, non-2xx %d, %.3f fsyncs/write)"
-        % (rnd + 1, kind, r["rps"], r.get("p99", 0), d_applied, r["requests"], r["non2xx"], r["fsync_per_write"]))
+# Each round runs the same writes on three targets, one after the other, so
+# all three see the same machine noise: linkraft with a cluster secret (peers'
+# traffic sealed; the headline), linkraft without one (the cost of the
+# sealing is the ratio of the two), and etcd.
+WRITE_TARGETS = (("lrs", "linkraft, secret on"), ("lr", "linkraft, no secret"))
+
+
+def one_round(cs, url_etcd, rnd, kind, script, args, etcd_bytes, etcd_prefix, runs, entry_bytes, fs):
+    """One run of `kind` writes on each linkraft cluster in cs (tag ->
+    (cluster, leader, url); args: tag -> the script's arguments) with its
+    entries, bytes and fsyncs per write on the leader, then etcd's run of
+    puts the same size."""
+    for tag, label in WRITE_TARGETS:
+        c, leader, url_lr = cs[tag]
+        before = Counters(c)
+        r = wrk(url_lr, script, args[tag], record=(rnd == 0 and tag == "lrs"))
+        after = Counters(c)
+        d_applied, d_fsync, d_bytes = before.delta(after, leader)
+        r["entries"] = d_applied
+        r["fsync_per_write"] = d_fsync / max(1, d_applied)
+        entry_bytes[tag][kind].append(d_bytes / max(1, d_applied))
+        fs[tag][kind].append(r["fsync_per_write"])
+        runs[tag + "_" + kind].append(r)
+        log("round %d: %s %ss %.0f/s p99 %.1f ms (%d entries for %d requests, non-2xx %d, %.3f fsyncs/write)"
+            % (rnd + 1, label, kind, r["rps"], r.get("p99", 0), d_applied, r["requests"], r["non2xx"],
+               r["fsync_per_write"]))
     e = wrk(url_etcd, "etcd_put.lua", [etcd_bytes, etcd_prefix], record=(rnd == 0))
     runs["etcd_" + kind].append(e)
     log("round %d: etcd puts (%d B) %.0f/s p99 %.1f ms (non-2xx %d)" % (rnd + 1, etcd_bytes, e["rps"],
                                                                        e.get("p99", 0), e["non2xx"]))
-    return r
 
 
 def bench_writes():
-    c = Cluster(3)
+    # The secret-on cluster's nodes get --secret-file (a 0600 file of 32
+    # random bytes in hex, as `linkraft demo` writes); the other runs without.
+    clusters = {"lrs": Cluster(3, secret=os.urandom(32).hex() + "\n"), "lr": Cluster(3)}
     etcd = None
     try:
-        c.start_all()
-        leader = c.wait_leader()
-        log("linkraft cluster up, leader %d; signing up %d users" % (leader, CONNS))
-        tokens = signup_users(c, leader, CONNS, "bench")
-        tok_file = os.path.join(c.dir, "tokens.txt")
-        with open(tok_file, "w") as f:
-            f.write("\n".join(tokens) + "\n")
+        cs = {}
+        for tag, label in WRITE_TARGETS:
+            c = clusters[tag]
+            c.start_all()
+            leader = c.wait_leader()
+            log("%s: cluster up, leader %d; signing up %d users" % (label, leader, CONNS))
+            tokens = signup_users(c, leader, CONNS, "bench")
+            tok_file = os.path.join(c.dir, "tokens.txt")
+            with open(tok_file, "w") as f:
+                f.write("\n".join(tokens) + "\n")
+            cs[tag] = (c, leader, "http://%s" % c.http[leader])
         etcd = Etcd()
         log("etcd up (%s), leader member %d" % (etcd.version, etcd.leader + 1))
-        url_lr = "http://%s" % c.http[leader]
         url_etcd = etcd.client[etcd.leader]
-        runs = {"lr_post": [], "etcd_post": [], "lr_like": [], "etcd_like": []}
-        entry_bytes = {"post": [], "like": []}
-        fs = {"post": [], "like": []}
+        runs = {"etcd_post": [], "etcd_like": []}
+        entry_bytes, fs = {}, {}
+        for tag, _ in WRITE_TARGETS:
+            runs.update({tag + "_post": [], tag + "_like": []})
+            entry_bytes[tag] = {"post": [], "like": []}
+            fs[tag] = {"post": [], "like": []}
+        tok = {tag: os.path.join(cs[tag][0].dir, "tokens.txt") for tag in cs}
         # Warm-up (not counted): a short run of each, so links exist to like.
-        wrk(url_lr, "site_post.lua", [tok_file, "w"], seconds=2, record=False)
+        for tag, _ in WRITE_TARGETS:
+            wrk(cs[tag][2], "site_post.lua", [tok[tag], "w"], seconds=2, record=False)
         wrk(url_etcd, "etcd_put.lua", [POST_BYTES_GUESS, "w"], seconds=2, record=False)
         like_base = 1
         for rnd in range(ROUNDS):
-            # posts; then likes, a fresh window of links each round so no pair repeats
-            one_round(c, leader, url_lr, url_etcd, rnd, "post", "site_post.lua", [tok_file, rnd],
+            # posts; then likes, a fresh window of links each round so no pair
+            # repeats (the window from the smaller of the two clusters' links)
+            one_round(cs, url_etcd, rnd, "post", "site_post.lua", {tag: [tok[tag], rnd] for tag in cs},
                       POST_BYTES_GUESS, "p%d" % rnd, runs, entry_bytes, fs)
-            nlinks = int(c.get(leader, "/api/v1/links?sort=new&limit=1").json()["links"][0]["id"])
+            nlinks = min(int(c.get(leader, "/api/v1/links?sort=new&limit=1").json()["links"][0]["id"])
+                         for c, leader, _ in cs.values())
             window = max(1, (nlinks - 1) // ROUNDS)
-            r = one_round(c, leader, url_lr, url_etcd, rnd, "like", "site_like.lua",
-                          [tok_file, like_base + rnd * window, window], LIKE_BYTES_GUESS, "l%d" % rnd, runs,
-                          entry_bytes, fs)
-            r["unique_pairs"] = r["requests"] <= 2 * 32 * window
-        followers = [i for i in range(1, 4) if i != leader]
+            like_args = {tag: [tok[tag], like_base + rnd * window, window] for tag in cs}
+            one_round(cs, url_etcd, rnd, "like", "site_like.lua", like_args, LIKE_BYTES_GUESS,
+                      "l%d" % rnd, runs, entry_bytes, fs)
+            for tag in cs:
+                r = runs[tag + "_like"][-1]
+                r["unique_pairs"] = r["requests"] <= 2 * 32 * window
         results["writes"] = {"runs": runs, "entry_bytes": entry_bytes, "fsync": fs, "etcd_version": etcd.version,
-                             "leader": leader, "followers": followers}
+                             "leader": cs["lrs"][1], "followers": [i for i in range(1, 4) if i != cs["lrs"][1]],
+                             "targets": [list(t) for t in WRITE_TARGETS]}
     finally:
         if etcd:
             etcd.close()
-        c.close()
+        for c in clusters.values():
+            c.close()
 
 
 # ---- 2. reads ------------------------------------------------------------------------------
@@ -609,14 +633,18 @@ def write_results(t_total, when, rev):
                                    for x in (results.get("load", []) + ["?", "?"])[:2]]))
     rows = []
     w = results.get("writes")
+    if w and "targets" not in w:  # a results.json from before the secret-on run
+        w = dict(w, targets=[["lr", "linkraft"]], entry_bytes={"lr": w["entry_bytes"]}, fsync={"lr": w["fsync"]})
     if w:
         R = w["runs"]
-        for kind, lr, et in (("likes", "lr_like", "etcd_like"), ("posts", "lr_post", "etcd_post")):
+        head, head_label = w["targets"][0]  # the secret-on cluster when there is one
+        for kind, lr, et in (("likes", head + "_like", "etcd_like"), ("posts", head + "_post", "etcd_post")):
             a, b = summary(R[lr], "rps")[0], summary(R[et], "rps")[0]
             pa, pb = summary(R[lr], "p99")[0], summary(R[et], "p99")[0]
-            rows.append(("Writes: %s, 64 conns (writes/s)" % kind, mmm(R[lr], "rps"), mmm(R[et], "rps"),
+            on = ", secret on" if head == "lrs" else ""
+            rows.append(("Writes: %s, 64 conns%s (writes/s)" % (kind, on), mmm(R[lr], "rps"), mmm(R[et], "rps"),
                          "%.2f×" % (a / b), "≥ 3×", "yes" if a >= 3 * b else "**no**"))
-            rows.append(("Writes: %s, p99 latency (ms)" % kind, mmm(R[lr], "p99", 1), mmm(R[et], "p99", 1),
+            rows.append(("Writes: %s, p99 latency%s (ms)" % (kind, on), mmm(R[lr], "p99", 1), mmm(R[et], "p99", 1),
                          "%.2f×" % (pa / pb), "≤ 1×", "yes" if pa <= pb else "**no**"))
     rd = results.get("reads")
     if rd:
@@ -650,6 +678,8 @@ def write_results(t_total, when, rev):
         L.append("")
     if w:
         R = w["runs"]
+        tags = [t for t, _ in w["targets"]]
+        names = dict(w["targets"], etcd="etcd")
         L.append("## 1. Writes\n")
         L.append("linkraft: 3 nodes on loopback, default options (fsync on: each write is acknowledged once it is "
                  "fdatasync'ed on a majority and applied on the leader). wrk drives the leader's JSON API; 64 users "
@@ -658,17 +688,34 @@ def write_results(t_total, when, rev):
                  "with a new key per put and a value the size of the linkraft command it stands for "
                  "(%d B for a like, %d B for a post; the linkraft log grew by %s B per like entry and %s B per "
                  "post entry, framing included).\n" % (LIKE_BYTES_GUESS, POST_BYTES_GUESS,
-                                                       fmt(med(w["entry_bytes"]["like"])),
-                                                       fmt(med(w["entry_bytes"]["post"]))))
-        L.append("| run | linkraft likes/s | p50 ms | p99 ms | entries/requests | etcd puts/s | p50 ms | p99 ms |"
-                 " linkraft posts/s | p50 ms | p99 ms | etcd puts/s | p50 ms | p99 ms |")
-        L.append("| --- |" + " --- |" * 13)
+                                                       fmt(med(w["entry_bytes"][tags[0]]["like"])),
+                                                       fmt(med(w["entry_bytes"][tags[0]]["post"]))))
+        if "lrs" in tags and "lr" in tags:
+            L.append("Two linkraft clusters run side by side: one whose nodes have `--secret-file` (a 0600 file of "
+                     "32 random bytes; every peer byte after the handshake is an XChaCha20-Poly1305 record, "
+                     "docs/transport.md \"Encryption\"), which the headline measures, and one without a secret "
+                     "(plaintext peers, allowed on loopback only). Each round runs the secret-on cluster, then the "
+                     "other, then etcd.\n")
+            L.append("| writes | secret on /s | p99 ms | no secret /s | p99 ms | on ÷ off (writes/s) | on − off (p99 ms) "
+                     "| etcd /s | p99 ms | on ÷ etcd | off ÷ etcd |")
+            L.append("| --- |" + " --- |" * 10)
+            for kind in ("like", "post"):
+                a, b, e = (summary(R[t + "_" + kind], "rps")[0] for t in ("lrs", "lr", "etcd"))
+                pa, pb, pe = (summary(R[t + "_" + kind], "p99")[0] for t in ("lrs", "lr", "etcd"))
+                L.append("| %ss | %s | %s | %s | %s | %.2f× | %+.1f | %s | %s | %.2f× | %.2f× |" % (
+                    kind, fmt(a), fmt(pa, 1), fmt(b), fmt(pb, 1), a / b, pa - pb, fmt(e), fmt(pe, 1), a / e, b / e))
+            L.append("")
+        L.append("| run | system | likes/s | p50 ms | p99 ms | entries/requests | posts/s | p50 ms | p99 ms |"
+                 " entries/requests |")
+        L.append("| --- |" + " --- |" * 9)
         for k in range(ROUNDS):
-            a, b, cc, d = R["lr_like"][k], R["etcd_like"][k], R["lr_post"][k], R["etcd_post"][k]
-            L.append("| %d | %s | %s | %s | %s/%s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                k + 1, fmt(a["rps"]), fmt(a.get("p50"), 2), fmt(a.get("p99"), 1), fmt(a["entries"]), fmt(a["requests"]),
-                fmt(b["rps"]), fmt(b.get("p50"), 2), fmt(b.get("p99"), 1), fmt(cc["rps"]), fmt(cc.get("p50"), 2),
-                fmt(cc.get("p99"), 1), fmt(d["rps"]), fmt(d.get("p50"), 2), fmt(d.get("p99"), 1)))
+            for t in tags + ["etcd"]:
+                a, cc = R[t + "_like"][k], R[t + "_post"][k]
+                L.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                    k + 1, names[t], fmt(a["rps"]), fmt(a.get("p50"), 2), fmt(a.get("p99"), 1),
+                    "%s/%s" % (fmt(a["entries"]), fmt(a["requests"])) if "entries" in a else "–",
+                    fmt(cc["rps"]), fmt(cc.get("p50"), 2), fmt(cc.get("p99"), 1),
+                    "%s/%s" % (fmt(cc["entries"]), fmt(cc["requests"])) if "entries" in cc else "–"))
         bad = sum(r["non2xx"] + r["errors"] for v in R.values() for r in v)
         L.append("\nNon-2xx responses or socket errors over all write runs: %d.\n" % bad)
     if rd:
@@ -728,19 +775,23 @@ def write_results(t_total, when, rev):
             L.append("Raw fdatasync rate of this disk (4 KiB pwrite + fdatasync in a loop, `bench/storage_fsync.c`): "
                      "%s/s (runs: %s).\n" % (fmt(med(fsr["rates"])), ", ".join(fmt(x) for x in fsr["rates"])))
         if w:
-            for kind in ("like", "post"):
-                R = w["runs"]["lr_" + kind]
-                L.append("- %ss at 64 connections: %s fdatasyncs per committed write on the leader (runs: %s), "
-                         "i.e. %s writes per fdatasync at %s writes/s." % (
-                             kind, fmt(med(w["fsync"][kind]), 3), ", ".join(fmt(x, 3) for x in w["fsync"][kind]),
-                             fmt(1 / max(1e-9, med(w["fsync"][kind])), 1), fmt(summary(R, "rps")[0])))
+            for t, label in w["targets"]:
+                for kind in ("like", "post"):
+                    R = w["runs"][t + "_" + kind]
+                    f = w["fsync"][t][kind]
+                    L.append("- %s, %ss at 64 connections: %s fdatasyncs per committed write on the leader "
+                             "(runs: %s), i.e. %s writes per fdatasync at %s writes/s." % (
+                                 label, kind, fmt(med(f), 3), ", ".join(fmt(x, 3) for x in f),
+                                 fmt(1 / max(1e-9, med(f)), 1), fmt(summary(R, "rps")[0])))
             L.append("")
     L.append("## Commands\n")
     L.append("```")
     L.extend(commands)
     L.append("```\n")
     notes = os.path.join(HERE, "analysis.md")
-    if os.path.exists(notes):
+    # The analysis reads the whole run's figures: not beside a partial one
+    # written elsewhere (BENCH_OUT, e.g. BENCH_ONLY=writes).
+    if os.path.exists(notes) and os.path.abspath(OUT) == os.path.join(HERE, "results.md"):
         with open(notes) as f:
             L.append(f.read())
     with open(OUT, "w") as f:

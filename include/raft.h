@@ -57,6 +57,11 @@
 
 typedef uint64_t raft_id;    /* node id; 0 means "none" */
 typedef uint64_t raft_term;
+/* The largest term any part of linkraft adopts: a term at or above 2^63
+ * is never campaigned for, restored from disk, stepped, encoded or decoded
+ * (SPEC §3), so the term can always grow and a peer cannot push it to where
+ * no election could follow. */
+#define RAFT_MAX_TERM ((raft_term)(((uint64_t)1 << 63) - 1))
 typedef uint64_t raft_index; /* log index; the first entry is 1 */
 
 /* Return codes. 0 is success; every error has a string (raft_strerror). */
@@ -439,6 +444,7 @@ struct raft_stats {
     uint64_t snapshots_sent;
     uint64_t snapshots_installed;
     uint64_t checksum_failures; /* snapshots whose CRC did not verify */
+    uint64_t campaigns_refused; /* elections not started: our term is RAFT_MAX_TERM */
 };
 const struct raft_stats *raft_stats(const struct raft *r);
 

@@ -23,7 +23,7 @@
 #define RAFT_CODEC_MAX_ENTRIES 65536              /* per APPEND */
 /* The largest term on the wire: no term at or above 2^63 is ever encoded
  * or decoded (SPEC §3), so none can be adopted from a peer. */
-#define RAFT_CODEC_MAX_TERM ((1ull << 63) - 1)
+#define RAFT_CODEC_MAX_TERM RAFT_MAX_TERM
 
 /* Bytes raft_codec_encode needs for m (header included). */
 size_t raft_codec_size(const struct raft_message *m);

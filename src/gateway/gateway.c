@@ -525,17 +525,11 @@ static void handle(void *ctx, struct http_exchange *x)
      * trusted proxy's) carried the request. */
     buf_printf(&h, "X-Forwarded-Proto: %s\r\n", req->secure ? "https" : "http");
     bool has_key = http_header_get(req, "Idempotency-Key", NULL) != NULL;
-    size_t xff_len = 0;
-    const char *xff = http_header_get(req, "X-Forwarded-For", &xff_len);
-    char ip[64];
-    snprintf(ip, sizeof ip, "%s", req->peer);
-    char *colon = strrchr(ip, ':');
-    if (colon)
-        *colon = 0;
-    if (xff)
-        buf_printf(&h, "X-Forwarded-For: %.*s, %s\r\n", (int)xff_len, xff, ip);
-    else
-        buf_printf(&h, "X-Forwarded-For: %s\r\n", ip);
+    /* The client as this gateway determined it (its peer, or what a proxy
+     * it trusts named), alone: what the client wrote in X-Forwarded-For
+     * itself must not reach a node, which may trust more addresses than we
+     * do and would then believe it. */
+    buf_printf(&h, "X-Forwarded-For: %s\r\n", req->client);
     /* The site checks a write's Origin against the host the client
      * addressed (this gateway), which Host no longer names. */
     size_t host_len;

@@ -185,6 +185,7 @@ static void metrics_text(struct node *n, struct buf *b)
                "# TYPE linkraft_raft_last_index gauge\nlinkraft_raft_last_index %llu\n"
                "# TYPE linkraft_raft_elections_started_total counter\nlinkraft_raft_elections_started_total %llu\n"
                "# TYPE linkraft_raft_messages_dropped_total counter\nlinkraft_raft_messages_dropped_total %llu\n"
+               "# TYPE linkraft_raft_campaigns_refused_total counter\nlinkraft_raft_campaigns_refused_total %llu\n"
                "# TYPE linkraft_raft_snapshots_sent_total counter\nlinkraft_raft_snapshots_sent_total %llu\n"
                "# TYPE linkraft_raft_snapshots_installed_total counter\nlinkraft_raft_snapshots_installed_total %llu\n"
                "# TYPE linkraft_storage_fsyncs_total counter\nlinkraft_storage_fsyncs_total %llu\n"
@@ -210,7 +211,8 @@ static void metrics_text(struct node *n, struct buf *b)
                (unsigned long long)raft_current_term(n->raft), raft_role(n->raft) == RAFT_LEADER,
                (unsigned long long)raft_commit_index(n->raft), (unsigned long long)store_applied(n->store),
                (unsigned long long)raft_last_index(n->raft), (unsigned long long)rs->elections_started,
-               (unsigned long long)rs->msgs_dropped, (unsigned long long)rs->snapshots_sent,
+               (unsigned long long)rs->msgs_dropped, (unsigned long long)rs->campaigns_refused,
+               (unsigned long long)rs->snapshots_sent,
                (unsigned long long)rs->snapshots_installed, (unsigned long long)ss.fsyncs,
                (unsigned long long)ss.entries_appended, (unsigned long long)ss.disk_bytes, n->disk_full,
                (unsigned long long)ns.frames_sent, (unsigned long long)ns.frames_received,
@@ -266,13 +268,16 @@ static bool forwarded_for_loopback(const struct http_request *req)
  * Origin or its Content-Type do not matter. Without one (a loopback-only
  * cluster), only loopback clients that are not web pages: the TCP peer and
  * every hop named in X-Forwarded-For on loopback, and no Origin.
- * any_node: accept a proof made for any node (KV writes, which a follower
- * forwards to the leader). consume: remember the proof's nonce (false when
- * the request is only passed on to the leader, which checks it again). If
- * not allowed, answers x (401, 403 or 503) and returns false. */
+ * any_node: accept a proof made for any node (node=0; no caller does any
+ * more: a KV write passed on gets a fresh proof for the leader, forward.c).
+ * consume: remember the proof's nonce. A request this node already accepted
+ * before it was to be forwarded (n->admin_proven) passes. If not allowed,
+ * answers x (401, 403 or 503) and returns false. */
 static bool admin_allowed(struct node *n, struct http_exchange *x, const struct http_request *req, bool any_node,
                           bool consume)
 {
+    if (x == n->admin_proven)
+        return true; /* checked (and its nonce spent) before it was to be forwarded */
     if (!n->secret) {
         /* A browser on this machine is a loopback client too, and any web
          * page can make it send a request (text/plain needs no preflight):
@@ -689,10 +694,10 @@ void node_api_handle(void *ctx, struct http_exchange *x)
     }
     if (!strncmp(path, "/api/v1/kv/", 11)) {
         if (!is_read(req)) {
-            /* A write that is passed on is checked (and its nonce
-             * remembered) by the leader. */
+            /* Proven for this node and spent here, also when passed on:
+             * forward.c signs a fresh proof for the leader. */
             bool forward = node_forward_wanted(n, req);
-            if (!admin_allowed(n, x, req, true, !forward))
+            if (!admin_allowed(n, x, req, false, true))
                 return;
             if (forward) {
                 node_forward(n, x);

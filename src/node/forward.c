@@ -29,6 +29,8 @@
 #include "common/buf.h"
 #include "node/log.h"
 
+#include <sodium.h>
+
 #define FORWARD_WAIT_MS 3000
 #define FORWARD_MAX_ATTEMPTS 8
 #define FORWARD_MAX_ANSWER (4u << 20)
@@ -220,7 +222,9 @@ static void try_forward(struct forward *f)
              * request is handled here after all. */
             struct http_exchange *x = f->x;
             forward_end(f);
+            n->admin_proven = x; /* its proof, if any, was spent here already */
             node_api_handle(n, x);
+            n->admin_proven = NULL;
             return;
         }
         /* An earlier attempt may have been done: the repeat must carry the
@@ -241,20 +245,20 @@ static void try_forward(struct forward *f)
     struct buf h, target;
     buf_init(&h);
     buf_init(&target);
+    /* A KV write's proof was made for this node and spent here (api.c): the
+     * leader gets a fresh one made for it, so a proof captured on its way
+     * to one node can never be replayed on another. */
+    bool resign = n->secret && !strncmp(req->path, "/api/v1/kv/", 11);
     static const char *const replaced[] = { "x-linkraft-forwarded", "x-forwarded-for", "x-forwarded-proto", NULL };
-    http_headers_copy(&h, req->headers, req->n_headers, replaced);
+    static const char *const replaced_auth[] = { "x-linkraft-forwarded", "x-forwarded-for", "x-forwarded-proto",
+                                                 "authorization", NULL };
+    http_headers_copy(&h, req->headers, req->n_headers, resign ? replaced_auth : replaced);
     buf_printf(&h, "X-Forwarded-Proto: %s\r\n", req->secure ? "https" : "http");
-    char ip[64];
-    snprintf(ip, sizeof ip, "%s", req->peer);
-    char *colon = strrchr(ip, ':');
-    if (colon)
-        *colon = 0;
-    /* Appended to, as any proxy does: the leader finds the client by
-     * walking back through the proxies it trusts (src/http/trust.c). */
-    size_t xff_len = 0;
-    const char *xff = http_header_get(req, "X-Forwarded-For", &xff_len);
-    buf_printf(&h, "X-Linkraft-Forwarded: %llu\r\nX-Forwarded-For: %.*s%s%s\r\n", (unsigned long long)n->o.id,
-               (int)xff_len, xff ? xff : "", xff ? ", " : "", ip);
+    /* The client as this node determined it (src/http/trust.c), alone: an
+     * X-Forwarded-For the client wrote itself must not reach a leader that
+     * trusts more proxies than we do (each node has its own --trust-proxy). */
+    buf_printf(&h, "X-Linkraft-Forwarded: %llu\r\nX-Forwarded-For: %s\r\n", (unsigned long long)n->o.id,
+               req->client);
     if (f->key_header)
         buf_puts(&h, f->key_header);
     /* The leader's site checks a write's Origin against the host the client
@@ -267,6 +271,16 @@ static void try_forward(struct forward *f)
     if (req->query[0]) {
         buf_puts(&target, "?");
         buf_puts(&target, req->query);
+    }
+    if (resign && !target.oom) {
+        uint8_t key[ADMIN_AUTH_KEY_BYTES], nonce[ADMIN_AUTH_NONCE_BYTES];
+        char proof[ADMIN_AUTH_HEADER_MAX];
+        admin_auth_key(key, n->secret, n->secret_len);
+        randombytes_buf(nonce, sizeof nonce);
+        if (admin_auth_sign(key, leader, req->method, target.p, req->body, req->body_len, (int64_t)node_now_ms(),
+                            nonce, proof, sizeof proof) == 0)
+            buf_printf(&h, "Authorization: %s\r\n", proof);
+        sodium_memzero(key, sizeof key);
     }
     f->attempts++;
     f->sent_to = leader;

@@ -66,6 +66,8 @@ struct node {
     uint8_t *secret;
     size_t secret_len;
     struct admin_replay admin_seen; /* admin proofs accepted here (api.c, admin_auth.h) */
+    const struct http_exchange *admin_proven; /* a KV write whose proof this node accepted before
+                                               * forwarding it, handled here after all (forward.c) */
     struct identity identity;     /* DIR/identity: cluster id, incarnation, pins */
     bool bootstrap_pending;       /* empty, not --join: waits for its peers' word first */
     raft_id probe_welcomed[CLUSTER_MAX_MEMBERS]; /* peers that accepted it meanwhile */

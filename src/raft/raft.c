@@ -515,6 +515,14 @@ static void campaign(struct raft *r, bool transfer)
 {
     if (!promotable(r))
         return;
+    /* A campaign asks for term + 1; at RAFT_MAX_TERM that is 2^63, which no
+     * peer would decode and no disk should hold. Only a forged term could
+     * bring us here (a term grows by one per election); stay a follower and
+     * count it, so the operator sees why no election starts. */
+    if (r->term >= RAFT_MAX_TERM) {
+        r->stats.campaigns_refused++;
+        return;
+    }
     if (r->o.pre_vote && !transfer)
         become_precandidate(r);
     else
@@ -1294,7 +1302,8 @@ static bool check_term(struct raft *r, const struct raft_message *m)
 int raft_step(struct raft *r, const struct raft_message *m)
 {
     if (m->to != r->o.id || m->from == 0 || m->from == r->o.id ||
-        m->type < 1 || m->type > RAFT_MSG_TYPE_MAX || (m->n_entries && !m->entries)) {
+        m->type < 1 || m->type > RAFT_MSG_TYPE_MAX || (m->n_entries && !m->entries) ||
+        m->term > RAFT_MAX_TERM) {
         r->stats.msgs_dropped++;
         return RAFT_EINVAL;
     }
@@ -1901,6 +1910,8 @@ int raft_restore(struct raft *r, const struct raft_hard_state *hs, const struct 
 {
     if (last_index(r) != 0 || r->have_snapshot)
         return RAFT_EINVAL;
+    if (hs->term > RAFT_MAX_TERM)
+        return RAFT_ECORRUPT;
     raft_index base = 0;
     if (snap) {
         if (snap->index == 0 || applied < snap->index)

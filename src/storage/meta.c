@@ -111,6 +111,14 @@ int st_hs_load(struct storage *s, struct raft_hard_state *hs)
                        path, st_restore_advice());
     hs->term = st_get64(b + 16);
     hs->vote = st_get64(b + 24);
+    /* No part of linkraft makes such a term (RAFT_MAX_TERM); one on disk
+     * was forged or written by a build without the cap, and a node holding
+     * it could never be elected again. */
+    if (hs->term > RAFT_MAX_TERM)
+        return st_fail(s, STORAGE_ECORRUPT,
+                       "hard state file %s holds term %llu at byte offset 16, at or above 2^63, which no "
+                       "linkraft node adopts; %s",
+                       path, (unsigned long long)hs->term, st_restore_advice());
     return STORAGE_OK;
 }
 

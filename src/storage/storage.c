@@ -900,6 +900,9 @@ int storage_set_hard_state(struct storage *s, const struct raft_hard_state *hs)
     if (hs->term < s->hs.term)
         return st_fail(s, STORAGE_EINVAL, "hard state: term %llu is below the durable term %llu (a term never "
                        "goes down)", (unsigned long long)hs->term, (unsigned long long)s->hs.term);
+    if (hs->term > RAFT_MAX_TERM)
+        return st_fail(s, STORAGE_EINVAL, "hard state: term %llu is at or above 2^63 (RAFT_MAX_TERM); the raft "
+                       "core never makes one", (unsigned long long)hs->term);
     s->hs_pending = *hs;
     s->hs_dirty = hs->term != s->hs.term || hs->vote != s->hs.vote;
     return STORAGE_OK;

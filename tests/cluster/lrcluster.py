@@ -245,9 +245,9 @@ class Cluster:
                         timeout)
 
     def put(self, i, key, value, headers=None, timeout=3.0):
-        """A write to the KV test hook: proven for any node (a follower
-        forwards it) when the cluster has a secret."""
-        return self.admin_req(i, "PUT", "/api/v1/kv/" + key, body=value.encode(), headers=headers, node=0,
+        """A write to the KV test hook: proven for node i (which forwards it
+        to the leader with a proof of its own) when the cluster has a secret."""
+        return self.admin_req(i, "PUT", "/api/v1/kv/" + key, body=value.encode(), headers=headers,
                               timeout=timeout)
 
     def kv(self, i, key, consistency="stale"):

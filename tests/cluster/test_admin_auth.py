@@ -72,9 +72,9 @@ def test_anonymous_admin_requests_are_refused_with_a_secret(make_cluster):
     assert last_index(c, leader) == before, "a refused request entered the log"
     assert c.kv(leader, "anon") is None
     # The same requests with proof are carried out (the refusals were the proof's doing).
-    r = c.admin_req(leader, "PUT", "/api/v1/kv/signed", body=b"1", node=0)
+    r = c.admin_req(leader, "PUT", "/api/v1/kv/signed", body=b"1")
     assert r.status == 200 and r.json()["index"] == before + 1
-    r = c.admin_req(other, "PUT", "/api/v1/kv/via-follower", body=b"2", node=0)
+    r = c.admin_req(other, "PUT", "/api/v1/kv/via-follower", body=b"2")
     assert r.status == 200, r.body
     r = c.admin_req(leader, "POST", "/api/v1/transfer-leader", body={"to": other})
     assert r.status == 200, r.body
@@ -108,7 +108,7 @@ def test_forged_replayed_stale_and_tampered_proofs_are_refused(make_cluster):
 
     # A captured KV write: carried out once, then refused on replay.
     value = b"v"
-    proof = admin_proof(SECRET, 0, "PUT", "/api/v1/kv/once", value)
+    proof = admin_proof(SECRET, leader, "PUT", "/api/v1/kv/once", value)
     r = c.req(leader, "PUT", "/api/v1/kv/once", body=value, headers={"Authorization": proof})
     assert r.status == 200
     index = r.json()["index"]
@@ -127,6 +127,38 @@ def test_forged_replayed_stale_and_tampered_proofs_are_refused(make_cluster):
     c.start(leader)
     r = c.req(leader, "POST", "/api/v1/members/%d/promote" % other, body=b"{}", headers={"Authorization": proof})
     assert r.status == 401 and b"before this node started" in r.body, r.body
+
+
+def test_a_captured_kv_write_is_carried_out_once_on_one_node_only(make_cluster):
+    """KV proofs are bound to the node they were sent to: a follower spends
+    the client's proof and signs a fresh one for the leader, so neither the
+    client's proof nor the follower's can be replayed anywhere, and a proof
+    for "any node" (node=0) is refused."""
+    c = make_cluster(3, secret=SECRET, node_args=STEADY)
+    c.start_all()
+    leader = c.wait_leader()
+    follower, third = [i for i in (1, 2, 3) if i != leader]
+    before = settled(c, leader)
+    value = b"once"
+    path = "/api/v1/kv/bound"
+
+    def send(to, proof):
+        return c.req(to, "PUT", path, body=value, headers={"Authorization": proof})
+
+    for i in (leader, follower):
+        r = send(i, admin_proof(SECRET, 0, "PUT", path, value))
+        assert r.status == 401 and b"another node" in r.body, (i, r.status, r.body)
+    assert last_index(c, leader) == before
+
+    proof = admin_proof(SECRET, follower, "PUT", path, value)
+    r = send(follower, proof)  # through the follower: carried out on the leader
+    assert r.status == 200, r.body
+    index = r.json()["index"]
+    assert c.kv(leader, "bound") == "once"
+    for i, why in ((follower, b"already used"), (leader, b"another node"), (third, b"another node")):
+        r = send(i, proof)
+        assert r.status == 401 and why in r.body, (i, r.status, r.body)
+    assert settled(c, leader) == index, "a replayed KV write entered the log"
 
 
 def test_without_a_secret_only_loopback_clients_that_are_not_web_pages(make_cluster):

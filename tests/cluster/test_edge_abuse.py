@@ -269,3 +269,36 @@ def test_gateway_serves_https_with_secure_cookies_and_hsts(make_cluster, tmp_pat
     assert "strict-transport-security" not in h
     assert "Secure" not in h.get("set-cookie", "")
 
+
+
+def test_forged_forwarded_for_never_reaches_the_leader_through_a_gateway_or_follower(make_cluster):
+    """The gateway and a forwarding follower pass on the client they
+    determined, not the client's own X-Forwarded-For: the leader here
+    trusts every loopback address (as if an operator's proxies ran on this
+    host), the gateway and the follower do not, so a forged entry passed
+    along would be believed by the leader and every guess would come from
+    a new address, never throttled."""
+    c = make_cluster(3)
+    c.start(1, args=["--trust-proxy", "127.0.0.0/8"])
+    c.start(2)
+    c.start(3)
+    leader = c.wait_leader()
+    if leader != 1:
+        assert c.req(leader, "POST", "/api/v1/transfer-leader", body={"to": 1}).status == 200
+        wait_for("node 1 to lead", lambda: c.leader() == 1)
+    assert c.req(1, "POST", "/api/v1/signup", {"username": "victim", "password": PW}).status == 201
+    gw = c.start_gateway()
+    statuses = []
+    for i in range(21):  # 10 failed logins a minute per address; 21 covers a window boundary
+        via = gw if i % 2 == 0 else c.http[2 + i % 4 // 2]
+        forged = {"X-Forwarded-For": "10.66.%d.%d" % (i // 200, i % 200 + 1)}
+        st, h, body = request_from("127.0.0.6", via, "POST", "/api/v1/login",
+                                   {"username": "victim", "password": "guess %d" % i}, forged)
+        statuses.append(st)
+        if st == 429:
+            break
+        assert st == 401, (i, st, body)
+    assert statuses[-1] == 429, statuses
+    # The real owner, from another address, is not affected.
+    st, _, body = request_from("127.0.0.7", gw, "POST", "/api/v1/login", {"username": "victim", "password": PW})
+    assert st == 200, body

@@ -721,6 +721,40 @@ TEST(membership_waits_for_the_terms_noop)
     teardown();
 }
 
+/* SPEC §3: no term at or above 2^63 is ever adopted. A node whose term is
+ * already RAFT_MAX_TERM (only a forged message of an older build could put
+ * it there) does not campaign for 2^63, even alone; a restore or a message
+ * carrying a bigger term is refused. */
+TEST(term_never_reaches_2_63)
+{
+    cluster(1);
+    REQUIRE(elect() == 1);
+    struct disk d = nodes[1].disk;
+    raft_destroy(nodes[1].r);
+    struct raft_options o = opts(1);
+
+    struct raft_hard_state over = { .term = RAFT_MAX_TERM + 1, .vote = 0 };
+    nodes[1].r = raft_create(&o);
+    CHECK_EQ_I(raft_restore(nodes[1].r, &over, NULL, d.log, d.n, 0), RAFT_ECORRUPT);
+    raft_destroy(nodes[1].r);
+
+    struct raft_hard_state top = { .term = RAFT_MAX_TERM, .vote = 0 };
+    nodes[1].r = raft_create(&o);
+    REQUIRE(raft_restore(nodes[1].r, &top, NULL, d.log, d.n, 0) == RAFT_OK);
+    nodes[1].applied = 0;
+    tick_all(10 * (int)o.election_ticks);
+    CHECK(raft_role(nodes[1].r) != RAFT_LEADER);
+    CHECK_EQ_U(raft_current_term(nodes[1].r), RAFT_MAX_TERM);
+    CHECK_EQ_U(nodes[1].disk.hs.term, d.hs.term); /* never written past the restored state */
+    CHECK(raft_stats(nodes[1].r)->campaigns_refused > 0);
+    CHECK_EQ_U(raft_stats(nodes[1].r)->elections_started, 0);
+
+    struct raft_message m = { .type = RAFT_MSG_HEARTBEAT, .from = 2, .to = 1, .term = RAFT_MAX_TERM + 1 };
+    CHECK_EQ_I(raft_step(nodes[1].r, &m), RAFT_EINVAL);
+    CHECK_EQ_U(raft_current_term(nodes[1].r), RAFT_MAX_TERM);
+    teardown();
+}
+
 TEST(single_node)
 {
     cluster(1);
@@ -765,6 +799,7 @@ int main(void)
     RUN(snapshot_install_keeps_every_suffix_config);
     RUN(lost_acks_commit_learnt_in_one_round);
     RUN(membership_waits_for_the_terms_noop);
+    RUN(term_never_reaches_2_63);
     RUN(single_node);
     RUN(config_codec);
     free(net.q);

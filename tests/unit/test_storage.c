@@ -751,6 +751,34 @@ TEST(hard_state_term_below_the_log_is_raised_without_a_vote)
     free(orig);
 }
 
+/* A hard state with a term at or above 2^63 (a forged message of an older
+ * build, or a hand-edited file with a valid checksum) is refused at open,
+ * naming the file and the term: the raft core never adopts such a term. */
+TEST(hard_state_term_at_or_above_2_63_is_refused)
+{
+    make_log(3);
+    size_t len;
+    uint8_t *b = read_file("hardstate", &len);
+    REQUIRE(b && len == 40);
+    const raft_term terms[] = { RAFT_MAX_TERM + 1, UINT64_MAX - 1, RAFT_MAX_TERM };
+    for (size_t k = 0; k < sizeof terms / sizeof terms[0]; k++) {
+        for (int i = 0; i < 8; i++)
+            b[16 + i] = (uint8_t)(terms[k] >> (8 * i));
+        uint32_t c = crc32c(b, 36);
+        for (int i = 0; i < 4; i++)
+            b[36 + i] = (uint8_t)(c >> (8 * i));
+        write_file("hardstate", b, len);
+        int rc = open_rc(NULL);
+        if (terms[k] > RAFT_MAX_TERM) {
+            CHECK_EQ_I(rc, STORAGE_ECORRUPT);
+            CHECK(strstr(errbuf, "hardstate") && strstr(errbuf, "2^63"));
+        } else {
+            CHECK_EQ_I(rc, STORAGE_OK); /* the largest term is still a term */
+        }
+    }
+    free(b);
+}
+
 TEST(damaged_hard_state_file_is_refused_with_a_clear_message)
 {
     make_log(3);
@@ -1400,6 +1428,7 @@ int main(void)
     RUN(valid_records_that_do_not_fit_are_corruption);
     RUN(hard_state_term_below_the_log_is_raised_without_a_vote);
     RUN(damaged_hard_state_file_is_refused_with_a_clear_message);
+    RUN(hard_state_term_at_or_above_2_63_is_refused);
     RUN(snapshot_adopt_read_and_reopen);
     RUN(compaction_removes_only_segments_the_snapshot_covers);
     RUN(install_received_snapshot_replaces_an_older_log);
