@@ -5,7 +5,7 @@
  * does the real call. The chaos nemesis writes the file to start a stall
  * and empties it to end it. Nothing else is changed.
  */
-#define _GNU_SOURCE
+/* _GNU_SOURCE (RTLD_NEXT) comes from the Makefile. */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
