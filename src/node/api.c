@@ -499,13 +499,50 @@ static int body_number(const struct http_request *req, const char *field, uint64
     return 0;
 }
 
-static void respond_raft_rc(struct node *n, struct http_exchange *x, int rc, raft_index index, const char *what)
+struct change_call {
+    struct node *n;
+    struct http_exchange *x;
+};
+
+static void change_applied(void *arg, int status, raft_index index, const struct store_result *res)
 {
-    if (rc == RAFT_OK) {
+    (void)res;
+    struct change_call *c = arg;
+    if (status != NODE_OK) {
+        respond_error(c->n, c->x, node_status_http(status), node_status_code(status),
+                      status == NODE_ELOST ? "the change was appended but a new leader overwrote it: "
+                                             "nothing changed, check 'linkraft status' and try again"
+                                           : node_status_text(status));
+    } else {
         struct buf b;
         buf_init(&b);
         buf_printf(&b, "{\"ok\":true,\"index\":%llu}\n", (unsigned long long)index);
+        respond_json(c->n, c->x, 200, &b);
+    }
+    free(c);
+}
+
+/* A membership change is answered once its entry is committed and applied,
+ * never on append: a leader cut off from its followers can append one that a
+ * new leader then overwrites, and a 200 for it would be a lie (found by the
+ * chaos suite, seed 1). */
+static void respond_raft_rc(struct node *n, struct http_exchange *x, int rc, raft_index index, const char *what)
+{
+    if (rc == RAFT_OK && index == 0) { /* a leadership transfer: nothing is appended */
+        struct buf b;
+        buf_init(&b);
+        buf_puts(&b, "{\"ok\":true,\"index\":0}\n");
         respond_json(n, x, 200, &b);
+        return;
+    }
+    if (rc == RAFT_OK) {
+        struct change_call *c = malloc(sizeof *c);
+        if (!c) {
+            respond_error(n, x, 503, "unavailable", "out of memory: the change was appended, its outcome is unknown");
+            return;
+        }
+        *c = (struct change_call){ n, x };
+        node_wait_entry(n, index, raft_term_at(n->raft, index), change_applied, c);
         return;
     }
     char msg[256];
@@ -617,7 +654,8 @@ static void handle_members(struct node *n, struct http_exchange *x, const struct
             respond_error(n, x, 405, "method_not_allowed", "use DELETE to remove a member");
             return;
         }
-        respond_raft_rc(n, x, node_change_member(n, RAFT_REMOVE, id, &index), index, "cannot remove the member");
+        int rc = node_change_member(n, RAFT_REMOVE, id, &index); /* before index is read */
+        respond_raft_rc(n, x, rc, index, "cannot remove the member");
         return;
     }
     if (!strcmp(slash, "/promote")) {
@@ -625,7 +663,8 @@ static void handle_members(struct node *n, struct http_exchange *x, const struct
             respond_error(n, x, 405, "method_not_allowed", "use POST to promote");
             return;
         }
-        respond_raft_rc(n, x, node_change_member(n, RAFT_PROMOTE, id, &index), index, "cannot promote the member");
+        int rc = node_change_member(n, RAFT_PROMOTE, id, &index);
+        respond_raft_rc(n, x, rc, index, "cannot promote the member");
         return;
     }
     respond_error(n, x, 404, "not_found", "no such path");

@@ -145,6 +145,11 @@ void node_propose(struct node *n, const uint8_t *data, size_t len, node_write_cb
         cb(arg, NODE_ENOTLEADER, 0, NULL);
         return;
     }
+    node_wait_entry(n, index, term, cb, arg);
+}
+
+void node_wait_entry(struct node *n, raft_index index, raft_term term, node_write_cb cb, void *arg)
+{
     struct pending_write *w = calloc(1, sizeof *w);
     if (!w) {
         /* The entry is in the log and may commit; we just cannot report it. */

@@ -160,6 +160,11 @@ int node_site_start(struct node *n, char *err, size_t errcap);
 /* node.c, for api.c */
 int node_learn_member(struct node *n, raft_id id, const char *raft_addr, const char *http_addr);
 int node_change_member(struct node *n, enum raft_change change, raft_id id, raft_index *index);
+/* Calls cb once the entry this leader appended at (index, term) by other
+ * means than node_propose (a configuration change) is applied: NODE_OK, or
+ * NODE_ELOST if a new leader overwrote it, NODE_ETIMEOUT if its outcome is
+ * not known in time. Same contract as node_propose's callback. */
+void node_wait_entry(struct node *n, raft_index index, raft_term term, node_write_cb cb, void *arg);
 int node_transfer_leader(struct node *n, raft_id to);
 bool node_is_ready(const struct node *n);
 void node_request_stop(struct node *n);

@@ -332,3 +332,28 @@ def test_database_commits_in_groups(make_cluster):
     c.start(follower)
     wait_value(c, follower, "after%d" % caught, str(caught))
     assert c.kv(follower, "g7-299") == "v299"
+
+
+def test_membership_change_is_answered_only_once_committed(make_cluster):
+    """A leader whose followers stop answering appends a membership change
+    it cannot commit: it must not answer 200 for it (it used to, at once,
+    and a new leader could then overwrite the entry: the chaos suite's seed
+    1). Once the followers are back, the cluster goes on, whatever became of
+    the entry."""
+    c = make_cluster(3)
+    c.start_all()
+    leader = c.wait_leader()
+    put_ok(c, leader, "m", "1")
+    followers = [i for i in (1, 2, 3) if i != leader]
+    for i in followers:
+        c.procs[i].send_signal(signal.SIGSTOP)
+    try:
+        r = c.admin_req(leader, "DELETE", "/api/v1/members/%d" % followers[0], timeout=15)
+        assert r.status != 200, (r.status, r.body)
+        assert r.status in (503, 409), (r.status, r.body)
+    finally:
+        for i in followers:
+            c.procs[i].send_signal(signal.SIGCONT)
+    leader = c.wait_leader()
+    wait_for("a write after the followers are back",
+             lambda: c.put(c.wait_leader(), "after", "2").status == 200, timeout=20)
