@@ -29,7 +29,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
-from lrcluster import BINARY, ROOT, Response, free_ports, request, wait_for  # noqa: E402
+from lrcluster import BINARY, ROOT, Response, admin_proof, free_ports, request, wait_for  # noqa: E402
 import netns  # noqa: E402
 
 SHIM = os.environ.get("SLOWFSYNC_SO", os.path.join(ROOT, "build", "chaos", "slowfsync.so"))
@@ -55,13 +55,28 @@ class Cluster:
     def __init__(self, n, workdir):
         self.n, self.dir = n, workdir
         self.ids = list(range(1, n + 1))
-        self.net = netns.Net(self.ids)
-        self.raft = {i: "%s:7001" % self.net.ip(i) for i in self.ids}
-        self.http = {i: "%s:8001" % self.net.ip(i) for i in self.ids}
+        # A spare host, n+1: a node added and removed again while another
+        # fault is under way. It is no member at the start (the bootstrap
+        # file lists 1..n); its addresses are in spare_file, which the
+        # membership commands and the spare itself read.
+        self.spare = n + 1
+        self.net = netns.Net(self.ids + [self.spare])
+        self.raft = {i: "%s:7001" % self.net.ip(i) for i in self.ids + [self.spare]}
+        self.http = {i: "%s:8001" % self.net.ip(i) for i in self.ids + [self.spare]}
         self.cluster_file = os.path.join(workdir, "cluster.txt")
-        with open(self.cluster_file, "w") as f:
-            for i in self.ids:
-                f.write("%d %s %s\n" % (i, self.raft[i], self.http[i]))
+        self.spare_file = os.path.join(workdir, "cluster-spare.txt")
+        for path, members in ((self.cluster_file, self.ids), (self.spare_file, self.ids + [self.spare])):
+            with open(path, "w") as f:
+                for i in members:
+                    f.write("%d %s %s\n" % (i, self.raft[i], self.http[i]))
+        os.makedirs(self.data_dir(self.spare))
+        # Peers off loopback must authenticate: one secret for every node,
+        # proven by the admin commands and by the workload's KV writes.
+        self.secret = os.urandom(24).hex()
+        self.secret_file = os.path.join(workdir, "secret")
+        fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, self.secret.encode())
+        os.close(fd)
         self.procs, self.paused, self.gw_proc = {}, set(), None
         self.mounted = []
         try:
@@ -102,17 +117,31 @@ class Cluster:
             path = os.path.join(self.data_dir(i), name)
             shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
 
-    def cli(self, *args):
-        return subprocess.run([BINARY] + list(args) + ["--cluster", self.cluster_file], capture_output=True,
-                              text=True, timeout=60)
+    def cli(self, *args, spare=False):
+        return subprocess.run([BINARY] + list(args) + ["--cluster", self.spare_file if spare else self.cluster_file,
+                                                       "--secret-file", self.secret_file],
+                              capture_output=True, text=True, timeout=60)
+
+    def members(self):
+        """{id: voter?} as the leader of the highest term lists them, or
+        None. (A leader cut off may still believe it leads, with changes
+        in its log that will never commit.)"""
+        best = None
+        for i in self.ids + [self.spare]:
+            if not self.alive(i) or i in self.paused:
+                continue
+            try:
+                info = request(self.http[i], "GET", "/api/v1/cluster", timeout=0.5).json()
+            except (OSError, ValueError):
+                continue
+            if info.get("leader") == i and (best is None or info["term"] > best["term"]):
+                best = info
+        return None if best is None else {m["id"]: bool(m.get("voter")) for m in best["members"]}
 
     def voters(self):
-        """The voters as the leader's /api/v1/cluster lists them, or None."""
-        lead = self.leader()
-        if not lead:
-            return None
-        info = request(self.http[lead], "GET", "/api/v1/cluster", timeout=2).json()
-        return sorted(m["id"] for m in info["members"] if m.get("voter"))
+        """The voters as the leader of the highest term lists them, or None."""
+        m = self.members()
+        return None if m is None else sorted(i for i, v in m.items() if v)
 
     def clock_file(self, i):
         return os.path.join(self.dir, "clock%d" % i)
@@ -132,8 +161,8 @@ class Cluster:
         argv = ["env", "LD_PRELOAD=" + preload, "SLOWFSYNC_FILE=" + self.slow_file(i), "ASAN_OPTIONS=" + asan,
                 "FAKETIME_TIMESTAMP_FILE=" + self.clock_file(i), "FAKETIME_DONT_FAKE_MONOTONIC=1",
                 "FAKETIME_CACHE_DURATION=1",
-                BINARY, "node", "--cluster", self.cluster_file, "--id", str(i),
-                "--data", self.data_dir(i)] + (["--join"] if join else [])
+                BINARY, "node", "--cluster", self.spare_file if i == self.spare else self.cluster_file, "--id", str(i),
+                "--data", self.data_dir(i), "--secret-file", self.secret_file] + (["--join"] if join else [])
         self.procs[i] = subprocess.Popen(self.net.wrap(i, argv), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         wait_for("node %d to serve" % i, lambda: self.procs[i].poll() is None and
@@ -160,10 +189,10 @@ class Cluster:
         self.paused.discard(i)
 
     def alive(self, i):
-        return self.procs[i].poll() is None
+        return i in self.procs and self.procs[i].poll() is None
 
     def leader(self):
-        for i in self.ids:
+        for i in self.ids + [self.spare]:  # the spare may lead while it is a voter
             if self.alive(i) and i not in self.paused:
                 try:
                     if request(self.http[i], "GET", "/leaderz", timeout=0.5).status == 200:
@@ -213,6 +242,8 @@ class Nemesis(threading.Thread):
         super().__init__(daemon=True)
         self.c, self.rng, self.kinds, self.log = c, rng, kinds, log
         self.events = []
+        self.member_changes = 0  # of the spare, during other faults
+        self.lost = []  # acknowledged membership changes that did not take effect
         self.stopping = threading.Event()
         self.error = None
 
@@ -228,10 +259,53 @@ class Nemesis(threading.Thread):
         """A leadership transfer in the middle of a fault, some of the time."""
         if self.rng.random() < 0.25:
             to = self.rng.choice(self.c.ids)
-            r = subprocess.run([BINARY, "transfer-leader", "--cluster", self.c.cluster_file, "--to", str(to)],
-                               capture_output=True, text=True, timeout=30)
+            r = self.c.cli("transfer-leader", "--to", str(to))
             detail += "; transfer to %d: %s" % (to, "ok" if r.returncode == 0 else "refused")
         return detail
+
+    def maybe_member(self, detail, busy):
+        """A membership change in the middle of a fault, a quarter of the
+        time: the spare node is started empty with --join, added (a learner,
+        promoted to voter once caught up: four voters, so the three nodes
+        outside the fault make the quorum), then removed, killed and wiped.
+        busy: the nodes the fault involves; the change needs none of them."""
+        if self.rng.random() >= 0.25:
+            return detail
+        c, s = self.c, self.c.spare
+        t0 = time.monotonic()
+        c.wipe(s)
+        c.start(s, join=True)
+        self.change("add", lambda m: m.get(s), "node %d a voter" % s, busy)
+        self.change("remove", lambda m: m and s not in m, "node %d gone" % s, busy)
+        c.kill(s)
+        self.member_changes += 1
+        return detail + "; member %d added, promoted, removed (fault on %s) in %.1f s" % (
+            s, ",".join(map(str, sorted(busy))), time.monotonic() - t0)
+
+    def change(self, verb, done, what, busy):
+        """`member VERB` of the spare until done(members as the leader
+        lists them: id -> voter) holds. A change the leader acknowledged
+        (exit 0) that its successor does not know was lost: recorded in
+        self.lost (a check fails on it), then asked for again."""
+        c, s = self.c, self.c.spare
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            r = c.cli("member", verb, "--id", str(s), spare=True)
+            if r.returncode != 0:
+                self.stopping.wait(0.3)
+                continue
+            acked = now()
+            try:
+                wait_for(what, lambda: done(c.members() or {}), timeout=10, interval=0.2)
+                return
+            except AssertionError:
+                m = c.members()
+                if m is not None and (s not in m if verb == "add" else s in m):
+                    self.lost.append((acked, now(), "member %s %d" % (verb, s), "acknowledged (%s) during a fault "
+                                      "on %s, then unknown to leader %s: %s" % (r.stdout.strip()[:80], busy,
+                                                                               c.leader(), m)))
+                    self.log("%8.3f  LOST      %s" % self.lost[-1][0::3])
+        raise AssertionError("member %s %d during a fault on %s: not %s within 60 s" % (verb, s, busy, what))
 
     def one(self, kind):
         c, rng, ids = self.c, self.rng, self.c.ids
@@ -239,7 +313,7 @@ class Nemesis(threading.Thread):
         if kind == "partition":
             lone = self.victim()
             c.net.partition([[lone], [i for i in ids if i != lone]])
-            detail = self.maybe_transfer("isolated %d" % lone)
+            detail = self.maybe_member(self.maybe_transfer("isolated %d" % lone), [lone])
             self.hold()
             c.net.heal()
         elif kind == "oneway":
@@ -249,7 +323,7 @@ class Nemesis(threading.Thread):
             for other in ids:
                 if other != a:
                     c.net.drop(a, other)
-            detail = self.maybe_transfer("%d cannot send to its peers" % a)
+            detail = self.maybe_member(self.maybe_transfer("%d cannot send to its peers" % a), [a])
             self.hold()
             c.net.heal()
         elif kind == "bridge":
@@ -275,33 +349,33 @@ class Nemesis(threading.Thread):
         elif kind == "pause":
             v = self.victim()
             c.signal(v, signal.SIGSTOP)
-            detail = "SIGSTOP %d" % v
+            detail = self.maybe_member("SIGSTOP %d" % v, [v])
             self.hold()
             c.signal(v, signal.SIGCONT)
         elif kind == "kill":
             v = self.victim()
             c.kill(v)
-            detail = "kill -9 %d" % v
+            detail = self.maybe_member("kill -9 %d" % v, [v])
             self.hold(0.2, 2.0)
             c.start(v)
         elif kind == "slowdisk":
             v = self.victim()
             ms = rng.choice([300, 1000, 2500])
             c.set_slow(v, ms)
-            detail = self.maybe_transfer("fsync of %d stalls %d ms" % (v, ms))
+            detail = self.maybe_member(self.maybe_transfer("fsync of %d stalls %d ms" % (v, ms)), [v])
             self.hold(1.0, 4.0)
             c.set_slow(v, 0)
         elif kind == "clock":
             v = self.victim()
             jump = rng.choice([-3600, -600, -60, 60, 600, 3600])
             c.set_clock(v, jump)
-            detail = self.maybe_transfer("wall clock of %d jumps %+d s" % (v, jump))
+            detail = self.maybe_member(self.maybe_transfer("wall clock of %d jumps %+d s" % (v, jump)), [v])
             self.hold(1.5, 4.0)
             c.set_clock(v, 0)
         elif kind == "diskfull":
             v = self.victim()
             c.fill_disk(v)
-            detail = self.maybe_transfer("disk of %d full" % v)
+            detail = self.maybe_member(self.maybe_transfer("disk of %d full" % v), [v])
             self.hold(1.0, 4.0)
             c.free_disk(v)
         elif kind == "member":
@@ -321,8 +395,7 @@ class Nemesis(threading.Thread):
             detail = "lost the data of %d: removed, wiped, joined and added back" % v
         elif kind == "transfer":
             to = rng.choice(ids)
-            r = subprocess.run([BINARY, "transfer-leader", "--cluster", c.cluster_file, "--to", str(to)],
-                               capture_output=True, text=True, timeout=30)
+            r = c.cli("transfer-leader", "--to", str(to))
             detail = "transfer to %d: %s" % (to, "ok" if r.returncode == 0 else r.stderr.strip()[:80])
         else:
             raise ValueError(kind)
@@ -376,21 +449,22 @@ class Client(threading.Thread):
     reads back; through the gateway or straight to a node, with or without
     an Idempotency-Key. One request at a time."""
 
-    def __init__(self, k, c, rng, hist, run, links, stopping):
+    def __init__(self, k, c, rng, hist, run, links, comments, stopping):
         super().__init__(daemon=True)
         self.k, self.c, self.rng, self.hist, self.run_id = k, c, rng, hist, run
-        self.links, self.stopping = links, stopping
+        self.links, self.comments, self.stopping = links, comments, stopping
         self.user, self.token, self.seq = None, None, 0
         self.last_write = 0          # X-Raft-Index of this client's last acknowledged write
         self.my_links = []
 
-    def target(self):
-        if self.rng.random() < 0.6:
+    def target(self, node_only=False):
+        if not node_only and self.rng.random() < 0.6:
             return "gw", self.c.gw
         i = self.rng.choice(self.c.ids)
         return "n%d" % i, self.c.http[i]
 
-    def call(self, kind, method, path, body=None, keyed=False, token=True, extra=None, retries=0, raw=False):
+    def call(self, kind, method, path, body=None, keyed=False, token=True, extra=None, retries=0, raw=False,
+             admin=False):
         self.seq += 1
         headers = dict(extra or {})
         key = None
@@ -402,8 +476,10 @@ class Client(threading.Thread):
         op = {"client": self.k, "user": self.user, "op": kind, "path": path, "body": body, "key": key,
               "invoke": now(), "status": None}
         for attempt in range(retries + 1):
-            where, addr = self.target()
+            where, addr = self.target(node_only=admin)
             op["via"] = where
+            if admin:  # a KV write: a proof of the secret bound to that node, fresh for each attempt
+                headers["Authorization"] = admin_proof(self.c.secret, int(where[1:]), method, path, body)
             if where == "gw":
                 source = ("127.0.0.%d" % (10 + self.k), 0)
             else:  # straight to a node: it believes what the client says
@@ -456,21 +532,36 @@ class Client(threading.Thread):
             if self.rng.random() < 0.5:
                 value = "%d" % (self.k * 10 ** 9 + self.seq + 1)
                 self.call("kv-put", "PUT", reg, value.encode(), keyed=self.rng.random() < 0.5, token=False,
-                          retries=2, raw=True)
+                          retries=2, raw=True, admin=True)
             else:
                 self.call("kv-get", "GET", reg, token=False, extra={"X-Consistency": "linearizable"})
             return
         x = self.rng.random()
-        if x < 0.30:
+        if x < 0.25:
             url = "https://chaos.example/%s/%d/%d" % (self.run_id, self.k, self.seq)
             op = self.write("post", "POST", "/api/v1/links", {"title": "t%d" % self.seq, "url": url})
             if op["status"] == 201:
                 self.links.append(op["result"]["id"])
                 self.my_links.append((op["result"]["id"], op["index"]))
-        elif x < 0.60 and self.links:
+        elif x < 0.45 and self.links:
             lid = self.rng.choice(self.links[-30:])
             like = self.rng.random() < 0.6
             self.write("like" if like else "unlike", "PUT" if like else "DELETE", "/api/v1/links/%d/like" % lid)
+        elif x < 0.58 and self.links:
+            # A comment: top level, or a reply to an acknowledged one. The
+            # text is unique, so that the checker can find it (once).
+            body = {"text": "comment %s %d %d" % (self.run_id, self.k, self.seq + 1)}
+            if self.comments and self.rng.random() < 0.5:
+                lid, body["parent"] = self.rng.choice(self.comments[-30:])
+            else:
+                lid = self.rng.choice(self.links[-30:])
+            op = self.write("comment", "POST", "/api/v1/links/%d/comments" % lid, body)
+            if op["status"] == 201:
+                self.comments.append((lid, op["result"]["id"]))
+        elif x < 0.65 and self.comments:
+            _, cid = self.rng.choice(self.comments[-30:])
+            like = self.rng.random() < 0.6
+            self.write("clike" if like else "cunlike", "PUT" if like else "DELETE", "/api/v1/comments/%d/like" % cid)
         elif x < 0.75 and self.my_links:
             # Session read: never older than this client's own last write.
             lid, _ = self.my_links[-1]
@@ -516,8 +607,9 @@ def check(c, hist, events, run_id):
 
     # Every node holds the same links with the same likes.
     ref = states[c.ids[0]]
-    diff = [i for i in c.ids if {u: [(l["id"], l["likes"]) for l in ls] for u, ls in states[i].items()} !=
-            {u: [(l["id"], l["likes"]) for l in ls] for u, ls in ref.items()}]
+    diff = [i for i in c.ids if {u: [(l["id"], l["likes"], l.get("comments")) for l in ls]
+                                 for u, ls in states[i].items()} !=
+            {u: [(l["id"], l["likes"], l.get("comments")) for l in ls] for u, ls in ref.items()}]
     results.append(("nodes agree after healing", not diff, "nodes %s differ from node %d" % (diff, c.ids[0]), []))
 
     # Acknowledged posts: there exactly once, with the id acknowledged; a
@@ -546,23 +638,11 @@ def check(c, hist, events, run_id):
     # Likes: each (user, link) ends liked or not as its last acknowledged
     # like/unlike says, unless an unacknowledged one (which may take effect
     # at any time, even later) says otherwise.
-    per = collections.defaultdict(list)
-    for op in ops:
-        if op["op"] in ("like", "unlike"):
-            per[(op["user"], int(op["path"].split("/")[4]))].append(op)
-    lo, hi = collections.Counter(), collections.Counter()
-    for (user, lid), lst in per.items():
-        acked = [op for op in lst if op["status"] == 200]
-        possible = {acked[-1]["op"] == "like"} if acked else {False}
-        possible |= {op["op"] == "like" for op in lst if indeterminate(op)}
-        lo[lid] += possible == {True}
-        hi[lid] += True in possible
     by_id = {l["id"]: l for ls in ref.values() for l in ls}
-    bad = [(lid, by_id[lid]["likes"], lo[lid], hi[lid]) for lid in set(lo) | set(hi)
-           if lid in by_id and not lo[lid] <= by_id[lid]["likes"] <= hi[lid]]
-    slice_ops = [op for b in bad[:1] for lst in [v for k, v in per.items() if k[1] == b[0]] for op in lst]
-    results.append(("like counts = acknowledged likes - unlikes", not bad,
+    bad, slice_ops = like_bounds(ops, ("like", "unlike"), by_id)
+    results.append(("link like counts = acknowledged likes - unlikes", not bad,
                     "; ".join("link %d has %d likes, expected %d..%d" % b for b in bad[:3]), slice_ops))
+    results += check_comments(c, ops, run_id)
 
     # Sign-ups and sessions: every acknowledged one valid on every node.
     bad = []
@@ -589,7 +669,8 @@ def check(c, hist, events, run_id):
     # (a rejoining node must not keep disrupting the leader; a one-way cut
     # must not leave the cluster without one). Generous: elections take
     # a few hundred milliseconds, and the next fault may begin meanwhile.
-    writes = sorted(op["invoke"] for op in ops if op["op"] in ("post", "like", "unlike", "kv-put", "signup")
+    writes = sorted(op["invoke"] for op in ops if op["op"] in ("post", "like", "unlike", "kv-put", "signup", "comment",
+                                                               "clike", "cunlike")
                     and op["status"] is not None and op["status"] < 300)
     recover, bad = [], []
     for ev in events:
@@ -627,6 +708,75 @@ def check(c, hist, events, run_id):
     r = subprocess.run([LINCHECK], input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=600)
     results.append(("linearizable reads of %d registers (%d ops, WGL)" % (REGISTERS, len(lines)), r.returncode == 0,
                     r.stdout[-3000:], []))
+    return results
+
+
+def like_bounds(ops, kinds, by_id):
+    """Each (user, target) ends liked or not as its last acknowledged like
+    or unlike says, unless an unacknowledged one (which may take effect at
+    any time, even later) says otherwise. Returns the targets whose count
+    (by_id[target]["likes"]) lies outside what the history allows, as
+    (id, count, lo, hi), and the ops of the first."""
+    per = collections.defaultdict(list)
+    for op in ops:
+        if op["op"] in kinds:
+            per[(op["user"], int(op["path"].split("/")[4]))].append(op)
+    lo, hi = collections.Counter(), collections.Counter()
+    for (user, tid), lst in per.items():
+        acked = [op for op in lst if op["status"] == 200]
+        possible = {acked[-1]["op"] == kinds[0]} if acked else {False}
+        possible |= {op["op"] == kinds[0] for op in lst if indeterminate(op)}
+        lo[tid] += possible == {True}
+        hi[tid] += True in possible
+    bad = [(tid, by_id[tid]["likes"], lo[tid], hi[tid]) for tid in set(lo) | set(hi)
+           if tid in by_id and not lo[tid] <= by_id[tid]["likes"] <= hi[tid]]
+    slice_ops = [op for b in bad[:1] for lst in [v for k, v in per.items() if k[1] == b[0]] for op in lst]
+    return bad, slice_ops
+
+
+def check_comments(c, ops, run_id):
+    """Comments after healing: the same threads on every node; every
+    acknowledged comment there exactly once, under its id, with the parent
+    it was posted under; a refused one absent; like counts as the history
+    of acknowledged likes and unlikes allows."""
+    results = []
+    lids = sorted({int(op["path"].split("/")[4]) for op in ops if op["op"] == "comment"})
+    threads = {}
+    for i in c.ids:
+        for lid in lids:
+            r = request(c.http[i], "GET", "/api/v1/links/%d/comments" % lid, headers={"X-Consistency": "stale"},
+                        timeout=10)
+            assert r.status == 200, (i, lid, r.status, r.body)
+            threads[(i, lid)] = [(x["id"], x["parent"], x["text"], x["likes"]) for x in r.json()["comments"]]
+    diff = sorted({(i, lid) for i in c.ids for lid in lids if threads[(i, lid)] != threads[(c.ids[0], lid)]})
+    results.append(("nodes agree on the comments of %d links" % len(lids), not diff,
+                    "node, link %s differ from node %d" % (diff[:3], c.ids[0]), []))
+    by_text = collections.defaultdict(list)
+    for lid in lids:
+        for cid, parent, text, likes in threads[(c.ids[0], lid)]:
+            by_text[text].append({"id": cid, "link": lid, "parent": parent, "likes": likes})
+    bad = []
+    for op in ops:
+        if op["op"] != "comment":
+            continue
+        found = by_text.get(op["body"]["text"], [])
+        want = (int(op["path"].split("/")[4]), op["body"].get("parent"))
+        if op["status"] == 201 and (len(found) != 1 or found[0]["id"] != op["result"]["id"] or
+                                    (found[0]["link"], found[0]["parent"]) != want):
+            bad.append((op, "acknowledged comment %d (link, parent %s): found %r" % (op["result"]["id"], want, found)))
+        elif op["status"] is not None and 400 <= op["status"] < 500 and found:
+            bad.append((op, "refused comment is there: %r" % found))
+        elif len(found) > 1:
+            bad.append((op, "comment there %d times: %r" % (len(found), found)))
+    known = {op["body"]["text"] for op in ops if op["op"] == "comment"}
+    bad += [(None, "a comment nobody posted: %r" % t) for t in by_text if run_id in t and t not in known]
+    acked = sum(1 for op in ops if op["op"] == "comment" and op["status"] == 201)
+    results.append(("every acknowledged comment exactly once, with its parent (%d acknowledged)" % acked, not bad,
+                    "; ".join(b[1] for b in bad[:3]), [b[0] for b in bad[:3] if b[0]]))
+    by_id = {x["id"]: x for xs in by_text.values() for x in xs}
+    bad, slice_ops = like_bounds(ops, ("clike", "cunlike"), by_id)
+    results.append(("comment like counts = acknowledged likes - unlikes", not bad,
+                    "; ".join("comment %d has %d likes, expected %d..%d" % b for b in bad[:3]), slice_ops))
     return results
 
 
@@ -685,8 +835,8 @@ def main():
             c.start(i)
         c.start_gateway()
         wait_for("a leader", c.leader, timeout=20)
-        hist, links, stopping = History(), [], threading.Event()
-        clients = [Client(k, c, random.Random(rng.getrandbits(64)), hist, run_id, links, stopping)
+        hist, links, comments, stopping = History(), [], [], threading.Event()
+        clients = [Client(k, c, random.Random(rng.getrandbits(64)), hist, run_id, links, comments, stopping)
                    for k in range(a.clients)]
         nem = Nemesis(c, random.Random(rng.getrandbits(64)), kinds, lambda s: print(s, flush=True))
         for t in clients:
@@ -713,10 +863,14 @@ def main():
             return len({x["applied"] for x in infos}) == 1 and all(x["applied"] >= x["commit"] for x in infos)
         wait_for("every node to apply everything", settled, timeout=60, interval=0.2)
         results = check(c, hist, nem.events, run_id)
+        results.append(("acknowledged membership changes took effect (%d changes of the spare during faults)" %
+                        nem.member_changes, not nem.lost, "; ".join("%.3f %s: %s" % (ev[0], ev[2], ev[3])
+                                                                    for ev in nem.lost[:3]), []))
         counts = collections.Counter(ev[2] for ev in nem.events)
         outcomes = collections.Counter((op["op"], "ok" if op["status"] is not None and op["status"] < 300 else
                                         "unknown" if indeterminate(op) else "refused") for op in hist.ops)
-        print("chaos: %d faults (%s)" % (len(nem.events), ", ".join("%s %d" % kv for kv in sorted(counts.items()))))
+        print("chaos: %d faults (%s); %d membership changes during other faults" % (
+            len(nem.events), ", ".join("%s %d" % kv for kv in sorted(counts.items())), nem.member_changes))
         print("chaos: %d operations (%s)" % (len(hist.ops), ", ".join("%s/%s %d" % (k[0], k[1], v)
                                                                       for k, v in sorted(outcomes.items()))))
         for name, ok, msg, slice_ops in results:
