@@ -230,7 +230,9 @@ static void edit_done(void *arg, int status, uint64_t index, const struct store_
     reply_comment(r, r->comment_id, 200, NULL);
 }
 
-void site_comment_edit_begin(struct site_req *r)
+/* A write on an existing comment by a logged-in user: the comment must be
+ * live and of this link (find_comment answers otherwise). */
+static void propose_on_comment(struct site_req *r, int type, site_write_cb done)
 {
     if (!r->logged_in) {
         login_needed(r);
@@ -240,8 +242,13 @@ void site_comment_edit_begin(struct site_req *r)
     if (!find_comment(r, &c))
         return;
     store_comment_clear(&c);
-    struct command cmd = comment_command(r, CMD_COMMENT_EDIT);
-    site_propose(r, &cmd, edit_done);
+    struct command cmd = comment_command(r, type);
+    site_propose(r, &cmd, done);
+}
+
+void site_comment_edit_begin(struct site_req *r)
+{
+    propose_on_comment(r, CMD_COMMENT_EDIT, edit_done);
 }
 
 static void delete_done(void *arg, int status, uint64_t index, const struct store_result *res)
@@ -260,16 +267,7 @@ static void delete_done(void *arg, int status, uint64_t index, const struct stor
 
 void site_comment_delete_begin(struct site_req *r)
 {
-    if (!r->logged_in) {
-        login_needed(r);
-        return;
-    }
-    struct store_comment c;
-    if (!find_comment(r, &c))
-        return;
-    store_comment_clear(&c);
-    struct command cmd = comment_command(r, CMD_COMMENT_DELETE);
-    site_propose(r, &cmd, delete_done);
+    propose_on_comment(r, CMD_COMMENT_DELETE, delete_done);
 }
 
 static void like_done(void *arg, int status, uint64_t index, const struct store_result *res)
@@ -292,16 +290,7 @@ static void like_done(void *arg, int status, uint64_t index, const struct store_
 
 void site_comment_like_begin(struct site_req *r)
 {
-    if (!r->logged_in) {
-        login_needed(r);
-        return;
-    }
-    struct store_comment c;
-    if (!find_comment(r, &c))
-        return;
-    store_comment_clear(&c);
-    struct command cmd = comment_command(r, r->like_on ? CMD_COMMENT_LIKE : CMD_COMMENT_UNLIKE);
-    site_propose(r, &cmd, like_done);
+    propose_on_comment(r, r->like_on ? CMD_COMMENT_LIKE : CMD_COMMENT_UNLIKE, like_done);
 }
 
 /* ---- The API ----------------------------------------------------------------------- */
