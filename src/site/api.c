@@ -757,6 +757,34 @@ static void api_link_get(struct site_req *r)
 
 static bool method_is(struct site_req *r, const char *m) { return !strcmp(r->req->method, m); }
 
+/* ?limit&offset of a JSON list (defaults 30, 0) into r; false after a 400.
+ * OFFSET walks the index row by row: a bound keeps a deep page from costing
+ * seconds (offset 100000 is about 40 ms at a million links). */
+bool site_list_params(struct site_req *r)
+{
+    const char *q = r->req->query;
+    char v[32];
+    long n;
+    uint64_t x;
+    r->limit = SITE_PAGE_LINKS;
+    r->offset = 0;
+    if ((n = site_form_field(q, strlen(q), "limit", v, sizeof v)) != -1) {
+        if (n < 0 || !site_parse_uint(v, (size_t)n, 1, SITE_MAX_LIMIT, &x)) {
+            site_fail(r, 400, "bad_limit", "limit is a number from 1 to 100");
+            return false;
+        }
+        r->limit = (unsigned)x;
+    }
+    if ((n = site_form_field(q, strlen(q), "offset", v, sizeof v)) != -1) {
+        if (n < 0 || !site_parse_uint(v, (size_t)n, 0, SITE_MAX_OFFSET, &x)) {
+            site_fail(r, 400, "bad_offset", "offset is a number from 0 to 100000");
+            return false;
+        }
+        r->offset = (unsigned)x;
+    }
+    return true;
+}
+
 /* /api/v1/links?sort&limit&offset */
 static bool parse_list_query(struct site_req *r)
 {
@@ -764,8 +792,6 @@ static bool parse_list_query(struct site_req *r)
     char v[32];
     long n;
     r->sort = STORE_SORT_HOT;
-    r->limit = SITE_PAGE_LINKS;
-    r->offset = 0;
     if ((n = site_form_field(q, strlen(q), "sort", v, sizeof v)) != -1) {
         if (n >= 0 && !strcmp(v, "hot"))
             r->sort = STORE_SORT_HOT;
@@ -778,24 +804,7 @@ static bool parse_list_query(struct site_req *r)
             return false;
         }
     }
-    uint64_t x;
-    if ((n = site_form_field(q, strlen(q), "limit", v, sizeof v)) != -1) {
-        if (n < 0 || !site_parse_uint(v, (size_t)n, 1, SITE_MAX_LIMIT, &x)) {
-            site_fail(r, 400, "bad_limit", "limit is a number from 1 to 100");
-            return false;
-        }
-        r->limit = (unsigned)x;
-    }
-    if ((n = site_form_field(q, strlen(q), "offset", v, sizeof v)) != -1) {
-        /* OFFSET walks the index row by row: a bound keeps a deep page from
-         * costing seconds (offset 100000 is about 40 ms at a million links). */
-        if (n < 0 || !site_parse_uint(v, (size_t)n, 0, SITE_MAX_OFFSET, &x)) {
-            site_fail(r, 400, "bad_offset", "offset is a number from 0 to 100000");
-            return false;
-        }
-        r->offset = (unsigned)x;
-    }
-    return true;
+    return site_list_params(r);
 }
 
 static bool parse_id(const char *s, size_t len, int64_t *id)

@@ -219,6 +219,10 @@ void site_client_addr(const struct http_request *req, char *out, size_t cap);
  * whole /64 and could otherwise take a new address for every attempt. */
 void site_throttle_addr(const struct http_request *req, char *out, size_t cap);
 
+/* api.c: ?limit&offset of a JSON list into r->limit, r->offset (defaults 30,
+ * 0); false after answering 400. */
+bool site_list_params(struct site_req *r);
+
 /* ---- form.c: request parsing ---------------------------------------------- */
 
 const char *site_header(const struct http_request *req, const char *name, size_t *len);

@@ -480,32 +480,6 @@ static void page_password_post(struct site_req *r)
 
 static bool is(struct site_req *r, const char *m) { return !strcmp(r->req->method, m); }
 
-/* limit and offset of a list (defaults 30, 0). */
-static bool list_params(struct site_req *r)
-{
-    const char *q = r->req->query;
-    char v[32];
-    long n;
-    uint64_t x;
-    r->limit = SITE_PAGE_LINKS;
-    r->offset = 0;
-    if ((n = site_form_field(q, strlen(q), "limit", v, sizeof v)) != -1) {
-        if (n < 0 || !site_parse_uint(v, (size_t)n, 1, SITE_MAX_LIMIT, &x)) {
-            site_fail(r, 400, "bad_limit", "limit is a number from 1 to 100");
-            return false;
-        }
-        r->limit = (unsigned)x;
-    }
-    if ((n = site_form_field(q, strlen(q), "offset", v, sizeof v)) != -1) {
-        if (n < 0 || !site_parse_uint(v, (size_t)n, 0, SITE_MAX_OFFSET, &x)) {
-            site_fail(r, 400, "bad_offset", "offset is a number from 0 to 100000");
-            return false;
-        }
-        r->offset = (unsigned)x;
-    }
-    return true;
-}
-
 bool site_users_api_route(struct site_req *r, const char *p, bool *answered)
 {
     *answered = true;
@@ -525,7 +499,7 @@ bool site_users_api_route(struct site_req *r, const char *p, bool *answered)
         if (!r->head_or_get)
             return site_fail_method(r, "GET, HEAD"), true;
         snprintf(r->name, sizeof r->name, "%.*s", (int)len, name);
-        if (slash && !list_params(r))
+        if (slash && !site_list_params(r))
             return true;
         r->step = !slash ? api_user : !strcmp(slash, "/links") ? api_user_links : api_user_comments;
     }
