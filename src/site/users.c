@@ -129,26 +129,35 @@ static void api_user_comments(struct site_req *r)
 
 /* ---- About ----------------------------------------------------------------------------- */
 
-static void about_done(void *arg, int status, uint64_t index, const struct store_result *res)
+/* The common outcome of a settings write (about, password): false once
+ * answered — an error, or the settings page again for a form. */
+static bool settings_written(struct site_req *r, int status, uint64_t index, const struct store_result *res)
 {
-    struct site_req *r = arg;
     if (status) {
         site_fail_host(r, status);
-        return;
+        return false;
     }
     site_wrote(r, index);
     if (res->status == CMD_ERR_DENIED) {
         login_needed(r);
-        return;
+        return false;
     }
     if (res->status != CMD_OK) {
         site_fail(r, 400, "invalid", "the change was refused as malformed");
-        return;
+        return false;
     }
     if (!r->api) {
         site_redirect(r, "/settings");
-        return;
+        return false;
     }
+    return true;
+}
+
+static void about_done(void *arg, int status, uint64_t index, const struct store_result *res)
+{
+    struct site_req *r = arg;
+    if (!settings_written(r, status, index, res))
+        return;
     snprintf(r->name, sizeof r->name, "%.*s", (int)(sizeof r->name - 1), r->user.name);
     api_user(r);
 }
@@ -213,23 +222,8 @@ static void api_me_patch(struct site_req *r)
 static void password_done(void *arg, int status, uint64_t index, const struct store_result *res)
 {
     struct site_req *r = arg;
-    if (status) {
-        site_fail_host(r, status);
+    if (!settings_written(r, status, index, res))
         return;
-    }
-    site_wrote(r, index);
-    if (res->status == CMD_ERR_DENIED) {
-        login_needed(r);
-        return;
-    }
-    if (res->status != CMD_OK) {
-        site_fail(r, 400, "invalid", "the change was refused as malformed");
-        return;
-    }
-    if (!r->api) {
-        site_redirect(r, "/settings");
-        return;
-    }
     site_reply(r, 204, "application/json", NULL, NULL);
 }
 
