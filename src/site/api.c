@@ -807,15 +807,6 @@ static bool parse_list_query(struct site_req *r)
     return site_list_params(r);
 }
 
-static bool parse_id(const char *s, size_t len, int64_t *id)
-{
-    uint64_t v;
-    if (!site_parse_uint(s, len, 1, INT64_MAX, &v) || s[0] == '0')
-        return false;
-    *id = (int64_t)v;
-    return true;
-}
-
 bool site_api_route(struct site_req *r, const char *path, bool *answered)
 {
     const char *p = path + 7; /* after "/api/v1" */
@@ -858,9 +849,9 @@ bool site_api_route(struct site_req *r, const char *path, bool *answered)
     if (!strncmp(p, "/links/", 7)) {
         const char *idp = p + 7, *slash = strchr(idp, '/');
         size_t idlen = slash ? (size_t)(slash - idp) : strlen(idp);
-        if (parse_id(idp, idlen, &r->id) && slash && !strcmp(slash, "/comments"))
+        if (site_parse_id(idp, idlen, &r->id) && slash && !strcmp(slash, "/comments"))
             return site_comments_api_route(r, p, answered);
-        if (!parse_id(idp, idlen, &r->id) || (slash && strcmp(slash, "/like"))) {
+        if (!site_parse_id(idp, idlen, &r->id) || (slash && strcmp(slash, "/like"))) {
             site_fail(r, 404, "not_found", "no such path");
             *answered = true;
             return true;

@@ -379,15 +379,6 @@ static void api_comment_get(struct site_req *r) { reply_comment(r, r->comment_id
 
 static bool is(struct site_req *r, const char *m) { return !strcmp(r->req->method, m); }
 
-static bool parse_id(const char *s, size_t len, int64_t *id)
-{
-    uint64_t v;
-    if (!site_parse_uint(s, len, 1, INT64_MAX, &v) || s[0] == '0')
-        return false;
-    *id = (int64_t)v;
-    return true;
-}
-
 bool site_comments_api_route(struct site_req *r, const char *p, bool *answered)
 {
     *answered = true;
@@ -404,7 +395,7 @@ bool site_comments_api_route(struct site_req *r, const char *p, bool *answered)
     /* "/comments/ID" or "/comments/ID/like" */
     const char *idp = p + 10, *slash = strchr(idp, '/');
     size_t idlen = slash ? (size_t)(slash - idp) : strlen(idp);
-    if (!parse_id(idp, idlen, &r->comment_id) || (slash && strcmp(slash, "/like"))) {
+    if (!site_parse_id(idp, idlen, &r->comment_id) || (slash && strcmp(slash, "/like"))) {
         site_fail(r, 404, "not_found", "no such path");
         return true;
     }

@@ -116,3 +116,27 @@ bool site_parse_uint(const char *s, size_t len, uint64_t min, uint64_t max, uint
     *out = v;
     return true;
 }
+
+bool site_parse_id(const char *s, size_t len, int64_t *id)
+{
+    uint64_t v;
+    if (!site_parse_uint(s, len, 1, INT64_MAX, &v) || s[0] == '0')
+        return false;
+    *id = (int64_t)v;
+    return true;
+}
+
+bool site_route(struct site_req *r, site_step get, site_step post, bool *answered)
+{
+    if (r->head_or_get && get) {
+        r->step = get;
+        return true;
+    }
+    if (!strcmp(r->req->method, "POST") && post) {
+        r->step = post;
+        return true;
+    }
+    site_fail_method(r, get && post ? "GET, HEAD, POST" : get ? "GET, HEAD" : "POST");
+    *answered = true;
+    return true;
+}

@@ -720,67 +720,42 @@ static unsigned page_param(const struct http_request *req)
     return n > 0 && site_parse_uint(v, (size_t)n, 1, SITE_MAX_PAGE, &p) ? (unsigned)p : 1;
 }
 
-static bool parse_id(const char *s, size_t len, int64_t *id)
-{
-    uint64_t v;
-    if (!site_parse_uint(s, len, 1, INT64_MAX, &v) || s[0] == '0')
-        return false;
-    *id = (int64_t)v;
-    return true;
-}
-
-/* GET-only pages answer 405 to other methods; form pages take GET and POST. */
-static bool route(struct site_req *r, site_step get, site_step post, bool *answered)
-{
-    if (r->head_or_get && get) {
-        r->step = get;
-        return true;
-    }
-    if (!strcmp(r->req->method, "POST") && post) {
-        r->step = post;
-        return true;
-    }
-    site_fail_method(r, get && post ? "GET, HEAD, POST" : get ? "GET, HEAD" : "POST");
-    *answered = true;
-    return true;
-}
-
 bool site_pages_route(struct site_req *r, const char *path, bool *answered)
 {
     *answered = false;
     r->page = page_param(r->req);
     if (!strcmp(path, "/") || !strcmp(path, "/new") || !strcmp(path, "/top")) {
         r->sort = path[1] == 'n' ? STORE_SORT_NEW : path[1] == 't' ? STORE_SORT_TOP : STORE_SORT_HOT;
-        return route(r, page_list, NULL, answered);
+        return site_route(r, page_list, NULL, answered);
     }
     if (!strcmp(path, "/login") || !strcmp(path, "/signup") || !strcmp(path, "/submit")) {
         r->form = path[2] == 'o' ? SITE_FORM_LOGIN : path[2] == 'i' ? SITE_FORM_SIGNUP : SITE_FORM_SUBMIT;
-        return route(r, page_form_get, r->form == SITE_FORM_SUBMIT ? page_submit_post : page_auth_post, answered);
+        return site_route(r, page_form_get, r->form == SITE_FORM_SUBMIT ? page_submit_post : page_auth_post, answered);
     }
     if (!strcmp(path, "/logout"))
-        return route(r, NULL, page_logout_post, answered);
+        return site_route(r, NULL, page_logout_post, answered);
     if (!strcmp(path, "/status"))
-        return route(r, page_status, NULL, answered);
+        return site_route(r, page_status, NULL, answered);
     if (!strcmp(path, CSS_PATH))
-        return route(r, css_versioned, NULL, answered);
+        return site_route(r, css_versioned, NULL, answered);
     if (!strcmp(path, "/static/site.css"))
-        return route(r, css_plain, NULL, answered);
+        return site_route(r, css_plain, NULL, answered);
     if (!strcmp(path, "/favicon.svg") || !strcmp(path, "/favicon.ico"))
-        return route(r, page_icon, NULL, answered);
+        return site_route(r, page_icon, NULL, answered);
     if (!strncmp(path, "/link/", 6)) {
         const char *idp = path + 6, *slash = strchr(idp, '/');
         size_t idlen = slash ? (size_t)(slash - idp) : strlen(idp);
-        if (parse_id(idp, idlen, &r->id)) {
+        if (site_parse_id(idp, idlen, &r->id)) {
             if (!slash)
-                return route(r, page_link, NULL, answered);
+                return site_route(r, page_link, NULL, answered);
             if (!strcmp(slash, "/like"))
-                return route(r, NULL, page_like_post, answered);
+                return site_route(r, NULL, page_like_post, answered);
             if (!strcmp(slash, "/comment"))
                 return site_thread_route(r, path, answered);
             if (!strcmp(slash, "/edit"))
-                return route(r, page_link_edit_get, page_link_edit_post, answered);
+                return site_route(r, page_link_edit_get, page_link_edit_post, answered);
             if (!strcmp(slash, "/delete"))
-                return route(r, NULL, page_link_delete_post, answered);
+                return site_route(r, NULL, page_link_delete_post, answered);
         }
     }
     if (!strncmp(path, "/comment/", 9) && site_thread_route(r, path, answered))
@@ -789,7 +764,7 @@ bool site_pages_route(struct site_req *r, const char *path, bool *answered)
         return true;
     if (!strncmp(path, "/user/", 6) && strlen(path + 6) <= SITE_NAME_MAX && !strchr(path + 6, '/')) {
         snprintf(r->name, sizeof r->name, "%s", path + 6);
-        return route(r, page_user, NULL, answered);
+        return site_route(r, page_user, NULL, answered);
     }
     /* Everything else is the site's 404 page, after the read barrier like
      * any page (it shows who is logged in). */

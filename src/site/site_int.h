@@ -234,6 +234,12 @@ bool site_cookie(const struct http_request *req, const char *name, char *out, si
 long site_form_field(const char *data, size_t len, const char *name, char *out, size_t cap);
 /* Parses a decimal in [min, max]; false otherwise. */
 bool site_parse_uint(const char *s, size_t len, uint64_t min, uint64_t max, uint64_t *out);
+/* A path's id: a decimal in [1, 2^63) without leading zeros; false otherwise. */
+bool site_parse_id(const char *s, size_t len, int64_t *id);
+/* Routes a matched path: GET/HEAD to get, POST to post (either may be NULL);
+ * any other method answers 405 naming the allowed ones (*answered = true).
+ * Always returns true: the path was ours. */
+bool site_route(struct site_req *r, site_step get, site_step post, bool *answered);
 
 /* ---- html.c: escaping and time ------------------------------------------- */
 

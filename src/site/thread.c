@@ -303,45 +303,21 @@ static void page_like_post(struct site_req *r)
     site_comment_like_begin(r);
 }
 
-static bool parse_id(const char *s, size_t len, int64_t *id)
-{
-    uint64_t v;
-    if (!site_parse_uint(s, len, 1, INT64_MAX, &v) || s[0] == '0')
-        return false;
-    *id = (int64_t)v;
-    return true;
-}
-
-static bool route(struct site_req *r, site_step get, site_step post, bool *answered)
-{
-    if (r->head_or_get && get) {
-        r->step = get;
-        return true;
-    }
-    if (!strcmp(r->req->method, "POST") && post) {
-        r->step = post;
-        return true;
-    }
-    site_fail_method(r, get && post ? "GET, HEAD, POST" : get ? "GET, HEAD" : "POST");
-    *answered = true;
-    return true;
-}
-
 bool site_thread_route(struct site_req *r, const char *path, bool *answered)
 {
     *answered = false;
     if (!strncmp(path, "/link/", 6)) /* "/link/ID/comment", r->id set */
-        return route(r, NULL, page_comment_post, answered);
+        return site_route(r, NULL, page_comment_post, answered);
     const char *idp = path + 9, *slash = strchr(idp, '/'); /* after "/comment/" */
-    if (!slash || !parse_id(idp, (size_t)(slash - idp), &r->comment_id))
+    if (!slash || !site_parse_id(idp, (size_t)(slash - idp), &r->comment_id))
         return false;
     if (!strcmp(slash, "/reply"))
-        return route(r, page_reply_get, page_reply_post, answered);
+        return site_route(r, page_reply_get, page_reply_post, answered);
     if (!strcmp(slash, "/edit"))
-        return route(r, page_edit_get, page_edit_post, answered);
+        return site_route(r, page_edit_get, page_edit_post, answered);
     if (!strcmp(slash, "/delete"))
-        return route(r, NULL, page_delete_post, answered);
+        return site_route(r, NULL, page_delete_post, answered);
     if (!strcmp(slash, "/like"))
-        return route(r, NULL, page_like_post, answered);
+        return site_route(r, NULL, page_like_post, answered);
     return false;
 }

@@ -501,35 +501,20 @@ bool site_users_api_route(struct site_req *r, const char *p, bool *answered)
     return true;
 }
 
-static bool route(struct site_req *r, site_step get, site_step post, bool *answered)
-{
-    if (r->head_or_get && get) {
-        r->step = get;
-        return true;
-    }
-    if (is(r, "POST") && post) {
-        r->step = post;
-        return true;
-    }
-    site_fail_method(r, get && post ? "GET, HEAD, POST" : get ? "GET, HEAD" : "POST");
-    *answered = true;
-    return true;
-}
-
 bool site_users_page_route(struct site_req *r, const char *path, bool *answered)
 {
     *answered = false;
     if (!strcmp(path, "/settings"))
-        return route(r, page_settings, NULL, answered);
+        return site_route(r, page_settings, NULL, answered);
     if (!strcmp(path, "/settings/about"))
-        return route(r, NULL, page_about_post, answered);
+        return site_route(r, NULL, page_about_post, answered);
     if (!strcmp(path, "/settings/password"))
-        return route(r, NULL, page_password_post, answered);
+        return site_route(r, NULL, page_password_post, answered);
     if (!strncmp(path, "/user/", 6)) {
         const char *name = path + 6, *slash = strchr(name, '/');
         if (slash && !strcmp(slash, "/comments") && (size_t)(slash - name) <= SITE_NAME_MAX && slash > name) {
             snprintf(r->name, sizeof r->name, "%.*s", (int)(slash - name), name);
-            return route(r, page_user_comments, NULL, answered);
+            return site_route(r, page_user_comments, NULL, answered);
         }
     }
     return false;
