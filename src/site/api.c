@@ -572,13 +572,8 @@ void site_like_begin(struct site_req *r)
 static bool parse_credentials(struct site_req *r)
 {
     struct json_doc doc;
-    char err[160];
-    if (json_parse(&doc, r->req->body, r->req->body_len, err, sizeof err)) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "the body is not JSON: %s", err);
-        site_fail(r, 400, "bad_json", msg);
+    if (!site_json_body(r, &doc))
         return false;
-    }
     size_t ulen = 0, plen = 0;
     const char *u = json_get_str(doc.root, "username", &ulen), *p = json_get_str(doc.root, "password", &plen);
     if (!u || !p) {
@@ -640,13 +635,8 @@ static void api_links_post(struct site_req *r)
         return;
     }
     struct json_doc doc;
-    char err[160];
-    if (json_parse(&doc, r->req->body, r->req->body_len, err, sizeof err)) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "the body is not JSON: %s", err);
-        site_fail(r, 400, "bad_json", msg);
+    if (!site_json_body(r, &doc))
         return;
-    }
     size_t tlen = 0, ulen = 0, xlen = 0;
     const char *t = json_get_str(doc.root, "title", &tlen), *u = json_get_str(doc.root, "url", &ulen);
     const char *x = json_get_str(doc.root, "text", &xlen);
@@ -696,13 +686,8 @@ static void api_link_patch(struct site_req *r)
         return;
     }
     struct json_doc doc;
-    char err[160];
-    if (json_parse(&doc, r->req->body, r->req->body_len, err, sizeof err)) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "the body is not JSON: %s", err);
-        site_fail(r, 400, "bad_json", msg);
+    if (!site_json_body(r, &doc))
         return;
-    }
     size_t tlen = 0, xlen = 0;
     const char *t = json_get_str(doc.root, "title", &tlen), *x = json_get_str(doc.root, "text", &xlen);
     if ((!t && !x) || tlen > COMMAND_MAX_TITLE_BYTES) {

@@ -299,13 +299,8 @@ void site_comment_like_begin(struct site_req *r)
 static bool parse_body(struct site_req *r, bool with_parent)
 {
     struct json_doc doc;
-    char err[160];
-    if (json_parse(&doc, r->req->body, r->req->body_len, err, sizeof err)) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "the body is not JSON: %s", err);
-        site_fail(r, 400, "bad_json", msg);
+    if (!site_json_body(r, &doc))
         return false;
-    }
     size_t len = 0;
     const char *t = json_get_str(doc.root, "text", &len);
     const struct json *parent = with_parent ? json_get(doc.root, "parent") : NULL;

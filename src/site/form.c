@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/json.h"
 #include "site/site_int.h"
 
 const char *site_header(const struct http_request *req, const char *name, size_t *len)
@@ -139,4 +140,15 @@ bool site_route(struct site_req *r, site_step get, site_step post, bool *answere
     site_fail_method(r, get && post ? "GET, HEAD, POST" : get ? "GET, HEAD" : "POST");
     *answered = true;
     return true;
+}
+
+bool site_json_body(struct site_req *r, struct json_doc *doc)
+{
+    char err[160];
+    if (json_parse(doc, r->req->body, r->req->body_len, err, sizeof err) == 0)
+        return true;
+    char msg[200];
+    snprintf(msg, sizeof msg, "the body is not JSON: %s", err);
+    site_fail(r, 400, "bad_json", msg);
+    return false;
 }

@@ -234,6 +234,10 @@ bool site_cookie(const struct http_request *req, const char *name, char *out, si
 long site_form_field(const char *data, size_t len, const char *name, char *out, size_t cap);
 /* Parses a decimal in [min, max]; false otherwise. */
 bool site_parse_uint(const char *s, size_t len, uint64_t min, uint64_t max, uint64_t *out);
+/* The request body parsed as JSON into doc (json_free it after); false
+ * after answering 400 bad_json with the parser's reason. */
+struct json_doc;
+bool site_json_body(struct site_req *r, struct json_doc *doc);
 /* A path's id: a decimal in [1, 2^63) without leading zeros; false otherwise. */
 bool site_parse_id(const char *s, size_t len, int64_t *id);
 /* Routes a matched path: GET/HEAD to get, POST to post (either may be NULL);

@@ -197,13 +197,8 @@ static void api_me_patch(struct site_req *r)
         return;
     }
     struct json_doc doc;
-    char err[160];
-    if (json_parse(&doc, r->req->body, r->req->body_len, err, sizeof err)) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "the body is not JSON: %s", err);
-        site_fail(r, 400, "bad_json", msg);
+    if (!site_json_body(r, &doc))
         return;
-    }
     size_t len = 0;
     const char *about = json_get_str(doc.root, "about", &len);
     if (!about) {
@@ -308,11 +303,8 @@ static void api_password(struct site_req *r)
         return;
     }
     struct json_doc doc;
-    char err[160];
-    if (json_parse(&doc, r->req->body, r->req->body_len, err, sizeof err)) {
-        site_fail(r, 400, "bad_json", "the body is not JSON");
+    if (!site_json_body(r, &doc))
         return;
-    }
     size_t olen = 0, nlen = 0;
     const char *o = json_get_str(doc.root, "old", &olen), *n = json_get_str(doc.root, "new", &nlen);
     if (!o || !n) {
