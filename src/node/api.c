@@ -373,6 +373,10 @@ static void kv_read_done(void *arg, int status)
     free(c);
 }
 
+/* How far past this node's commit index an X-Min-Index may be: a client may
+ * have written through a leader this node has not heard from yet. */
+#define KV_INDEX_SLACK 10000
+
 /* X-Consistency and X-Min-Index (SPEC §4); -1 on a bad value. */
 static int read_consistency(const struct http_request *req, enum node_consistency *c, raft_index *min_index)
 {
@@ -429,6 +433,13 @@ static void handle_kv(struct node *n, struct http_exchange *x, const struct http
         if (read_consistency(req, &cons, &min_index)) {
             free(c);
             respond_error(n, x, 400, "bad_consistency", "X-Consistency is stale, session or linearizable; X-Min-Index a number");
+            return;
+        }
+        /* As the site does: an index beyond anything committed would hold a
+         * waiting read for its whole timeout, for anyone who asks. */
+        if (min_index > raft_commit_index(n->raft) + KV_INDEX_SLACK) {
+            free(c);
+            respond_error(n, x, 400, "bad_min_index", "X-Min-Index is beyond any index this cluster has committed");
             return;
         }
         node_read(n, cons, min_index, 3000, kv_read_done, c);
