@@ -21,6 +21,9 @@
 #include "net.h"
 
 #define ADMIN_TIMEOUT_MS 2000
+/* A membership change is answered once committed, or 503 after the node's
+ * write timeout (5 s): wait longer than that for the node's own verdict. */
+#define ADMIN_CHANGE_TIMEOUT_MS 7000
 
 struct admin_args {
     const char *cluster_path;
@@ -276,8 +279,8 @@ static int to_leader(const char *name, const struct cluster *c, const uint8_t *k
     }
     struct httpc_response r;
     char err[256];
-    if (httpc_request(leader->http_addr, method, path, body, auth, ADMIN_TIMEOUT_MS * 2, &r, err, sizeof err)) {
-        fprintf(stderr, "linkraft %s: %s\n", name, err);
+    if (httpc_request(leader->http_addr, method, path, body, auth, ADMIN_CHANGE_TIMEOUT_MS, &r, err, sizeof err)) {
+        fprintf(stderr, "linkraft %s: %s: the outcome is unknown, see 'linkraft status'\n", name, err);
         return 1;
     }
     int rc = 0;
