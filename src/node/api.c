@@ -69,8 +69,8 @@ static void respond_error(struct node *n, struct http_exchange *x, int status, c
     json_write_str(&b, code, strlen(code));
     buf_puts(&b, ",\"message\":");
     json_write_str(&b, msg, strlen(msg));
-    if (status == 503 && raft_leader(n->raft))
-        buf_printf(&b, ",\"leader\":%llu", (unsigned long long)raft_leader(n->raft));
+    if (status == 503 && raft_leader(replica_raft(n->replica)))
+        buf_printf(&b, ",\"leader\":%llu", (unsigned long long)raft_leader(replica_raft(n->replica)));
     buf_puts(&b, "}\n");
     respond_json(n, x, status, &b);
 }
@@ -112,14 +112,14 @@ static const char *member_role_name(const struct node *n, const struct raft_memb
     if (m->id == n->o.id) {
         if (m->role == RAFT_LEARNER)
             return "learner";
-        switch (raft_role(n->raft)) {
+        switch (raft_role(replica_raft(n->replica))) {
         case RAFT_LEADER: return "leader";
         case RAFT_CANDIDATE:
         case RAFT_PRECANDIDATE: return "candidate";
         default: return "follower";
         }
     }
-    if (m->id == raft_leader(n->raft))
+    if (m->id == raft_leader(replica_raft(n->replica)))
         return "leader";
     return m->role == RAFT_LEARNER ? "learner" : "follower";
 }
@@ -128,21 +128,22 @@ static const char *member_role_name(const struct node *n, const struct raft_memb
  * public views never show where the members are). */
 static void cluster_json(struct node *n, struct buf *b, bool with_addresses)
 {
-    const struct raft_config *c = raft_configuration(n->raft);
+    struct replica_status st;
+    replica_get_status(n->replica, &st);
+    const struct raft_config *c = raft_configuration(replica_raft(n->replica));
     struct raft_progress prs[RAFT_MAX_MEMBERS + 1];
-    size_t n_prs = raft_progress(n->raft, prs, RAFT_MAX_MEMBERS + 1);
+    size_t n_prs = raft_progress(replica_raft(n->replica), prs, RAFT_MAX_MEMBERS + 1);
     buf_printf(b, "{\"id\":%llu,\"leader\":%llu,\"term\":%llu,\"commit\":%llu,\"applied\":%llu,\"members\":[",
-               (unsigned long long)n->o.id, (unsigned long long)raft_leader(n->raft),
-               (unsigned long long)raft_current_term(n->raft), (unsigned long long)raft_commit_index(n->raft),
-               (unsigned long long)store_applied(n->store));
+               (unsigned long long)n->o.id, (unsigned long long)st.leader, (unsigned long long)st.term,
+               (unsigned long long)st.commit, (unsigned long long)st.applied);
     for (uint32_t i = 0; i < c->n; i++) {
         const struct raft_member *m = &c->members[i];
         const struct cluster_member *cm = cluster_find(&n->cluster, m->id);
         buf_printf(b, "%s{\"id\":%llu,\"role\":\"%s\",\"voter\":%s,", i ? "," : "", (unsigned long long)m->id,
                    member_role_name(n, m), m->role == RAFT_VOTER ? "true" : "false");
         if (m->id == n->o.id) {
-            buf_printf(b, "\"commit\":%llu,\"applied\":%llu,\"reachable\":true", (unsigned long long)raft_commit_index(n->raft),
-                       (unsigned long long)store_applied(n->store));
+            buf_printf(b, "\"commit\":%llu,\"applied\":%llu,\"reachable\":true", (unsigned long long)st.commit,
+                       (unsigned long long)st.applied);
         } else {
             /* Another member's indexes are known here only to a leader
              * (its replication progress); elsewhere they are null. */
@@ -176,7 +177,9 @@ static void metrics_text(struct node *n, struct buf *b)
     struct http_stats hs = { 0 };
     if (n->http)
         http_server_get_stats(n->http, &hs);
-    const struct raft_stats *rs = raft_stats(n->raft);
+    const struct raft_stats *rs = raft_stats(replica_raft(n->replica));
+    struct replica_status st;
+    replica_get_status(n->replica, &st);
     buf_printf(b,
                "# TYPE linkraft_raft_term gauge\nlinkraft_raft_term %llu\n"
                "# TYPE linkraft_raft_is_leader gauge\nlinkraft_raft_is_leader %d\n"
@@ -208,13 +211,12 @@ static void metrics_text(struct node *n, struct buf *b)
                "# TYPE linkraft_http_requests_total counter\nlinkraft_http_requests_total %llu\n"
                "# TYPE linkraft_http_connections_open gauge\nlinkraft_http_connections_open %llu\n"
                "# TYPE linkraft_store_committed_index gauge\nlinkraft_store_committed_index %llu\n",
-               (unsigned long long)raft_current_term(n->raft), raft_role(n->raft) == RAFT_LEADER,
-               (unsigned long long)raft_commit_index(n->raft), (unsigned long long)store_applied(n->store),
-               (unsigned long long)raft_last_index(n->raft), (unsigned long long)rs->elections_started,
+               (unsigned long long)st.term, st.role == RAFT_LEADER, (unsigned long long)st.commit,
+               (unsigned long long)st.applied, (unsigned long long)st.last, (unsigned long long)rs->elections_started,
                (unsigned long long)rs->msgs_dropped, (unsigned long long)rs->campaigns_refused,
                (unsigned long long)rs->snapshots_sent,
                (unsigned long long)rs->snapshots_installed, (unsigned long long)ss.fsyncs,
-               (unsigned long long)ss.entries_appended, (unsigned long long)ss.disk_bytes, n->disk_full,
+               (unsigned long long)ss.entries_appended, (unsigned long long)ss.disk_bytes, st.disk == REPLICA_DISK_FULL,
                (unsigned long long)ns.frames_sent, (unsigned long long)ns.frames_received,
                (unsigned long long)ns.dropped_queue_full, (unsigned long long)ns.dropped_unknown_peer,
                (unsigned long long)ns.dropped_malformed, (unsigned long long)ns.dropped_unauthenticated,
@@ -222,7 +224,7 @@ static void metrics_text(struct node *n, struct buf *b)
                (unsigned long long)ns.dropped_over_budget, (unsigned long long)ns.dropped_other_cluster,
                (unsigned long long)ns.dropped_replaced, (unsigned long long)ns.dropped_forged,
                (unsigned long long)hs.requests, (unsigned long long)hs.connections_open,
-               (unsigned long long)store_committed(n->store));
+               (unsigned long long)st.committed_sm);
     /* The web edge under abuse (docs/security.md). */
     buf_printf(b,
                "# TYPE linkraft_http_connections_closed_total counter\n"
@@ -437,7 +439,7 @@ static void handle_kv(struct node *n, struct http_exchange *x, const struct http
         }
         /* As the site does: an index beyond anything committed would hold a
          * waiting read for its whole timeout, for anyone who asks. */
-        if (min_index > raft_commit_index(n->raft) + KV_INDEX_SLACK) {
+        if (min_index > raft_commit_index(replica_raft(n->replica)) + KV_INDEX_SLACK) {
             free(c);
             respond_error(n, x, 400, "bad_min_index", "X-Min-Index is beyond any index this cluster has committed");
             return;
@@ -553,7 +555,7 @@ static void respond_raft_rc(struct node *n, struct http_exchange *x, int rc, raf
             return;
         }
         *c = (struct change_call){ n, x };
-        node_wait_entry(n, index, raft_term_at(n->raft, index), change_applied, c);
+        node_wait_entry(n, index, raft_term_at(replica_raft(n->replica), index), change_applied, c);
         return;
     }
     char msg[256];
@@ -594,14 +596,14 @@ static void handle_member_add(struct node *n, struct http_exchange *x, const str
     }
     raft_id member = (raft_id)id->i;
     bool as_learner = learner && learner->type == JSON_BOOL && learner->b;
-    if (raft_role(n->raft) != RAFT_LEADER) {
+    if (raft_role(replica_raft(n->replica)) != RAFT_LEADER) {
         json_free(&doc);
         respond_error(n, x, 503, "not_leader", "only the leader changes the membership");
         return;
     }
     /* SPEC §3: a member's addresses change only by `member remove` and a
      * new `member add`, so nothing of this request may reach the log. */
-    if (raft_config_find(raft_configuration(n->raft), member)) {
+    if (raft_config_find(raft_configuration(replica_raft(n->replica)), member)) {
         json_free(&doc);
         respond_error(n, x, 409, "exists",
                       "that id is already a member: to change its addresses, remove it first (`member remove`); "
@@ -722,7 +724,9 @@ void node_api_handle(void *ctx, struct http_exchange *x)
             respond_text(n, x, ready ? 200 : 503, ready ? "ready\n" : "not ready: no leader known or not caught up\n");
         } else if (!strcmp(path, "/leaderz")) {
             /* A leader whose disk is full cannot commit: send writes elsewhere. */
-            bool leader = raft_role(n->raft) == RAFT_LEADER && !n->stopping && !n->disk_full;
+            struct replica_status st;
+            replica_get_status(n->replica, &st);
+            bool leader = st.role == RAFT_LEADER && st.state == REPLICA_RUNNING && st.disk == REPLICA_DISK_OK;
             respond_text(n, x, leader ? 200 : 503, leader ? "leader\n" : "not the leader\n");
         } else if (!strcmp(path, "/metrics")) {
             struct buf b;

@@ -132,7 +132,7 @@ static void leader_head(void *arg, int status, const struct http_header *headers
             f->index = strtoull(headers[i].value, NULL, 10);
     http_headers_copy(&h, headers, n_headers, replaced);
     buf_printf(&h, "X-Served-By: %llu\r\nX-Leader: %llu\r\n", (unsigned long long)n->o.id,
-               (unsigned long long)raft_leader(n->raft));
+               (unsigned long long)raft_leader(replica_raft(n->replica)));
     f->status = status;
     free(f->headers);
     f->headers = buf_take(&h, NULL);
@@ -174,7 +174,7 @@ static void leader_done(void *arg, int err)
         forward_fail(f, 503, "unavailable", msg);
         return;
     }
-    if (f->status >= 200 && f->status < 300 && f->index > node_applied(n) && !n->disk_full)
+    if (f->status >= 200 && f->status < 300 && f->index > node_applied(n) && !replica_disk_full(n->replica))
         node_read(n, NODE_READ_SESSION, f->index, n->o.write_timeout_ms, applied_here, f);
     else
         relay(f);
@@ -194,7 +194,7 @@ static void watch_leader(uv_timer_t *t)
 {
     struct forward *f = t->data;
     struct node *n = f->n;
-    raft_id now_leader = raft_role(n->raft) == RAFT_LEADER ? n->o.id : raft_leader(n->raft);
+    raft_id now_leader = raft_role(replica_raft(n->replica)) == RAFT_LEADER ? n->o.id : raft_leader(replica_raft(n->replica));
     if (!f->up)
         return;
     if (now_leader && now_leader != f->sent_to && f->attempts < FORWARD_MAX_ATTEMPTS) {
@@ -211,12 +211,12 @@ static void watch_leader(uv_timer_t *t)
 static void try_forward(struct forward *f)
 {
     struct node *n = f->n;
-    raft_id leader = raft_leader(n->raft);
+    raft_id leader = raft_leader(replica_raft(n->replica));
     if (n->closing) {
         forward_fail(f, 503, "not_leader", "this node is shutting down");
         return;
     }
-    if (raft_role(n->raft) == RAFT_LEADER) {
+    if (raft_role(replica_raft(n->replica)) == RAFT_LEADER) {
         if (!f->attempts) {
             /* We became the leader while waiting: nothing was sent, so the
              * request is handled here after all. */
@@ -299,7 +299,7 @@ static void try_forward(struct forward *f)
 
 bool node_forward_wanted(const struct node *n, const struct http_request *req)
 {
-    if (!strcmp(req->method, "GET") || req->head || raft_role(n->raft) == RAFT_LEADER)
+    if (!strcmp(req->method, "GET") || req->head || raft_role(replica_raft(n->replica)) == RAFT_LEADER)
         return false;
     return http_header_get(req, "X-Linkraft-Forwarded", NULL) == NULL;
 }

@@ -1,21 +1,21 @@
 /*
  * node.c — a running replica (include/node.h): start-up and recovery, the
- * ready loop that drives the Raft core, client writes and reads, snapshots,
- * and the graceful stop.
+ * graceful stop, and the host of the replica driver (src/replica/replica.h).
  *
- * The ready loop follows THE READY CONTRACT of include/raft.h:
- *   pump():        take a ready; send its send_now messages at once (filling
- *                  snapshot chunks from disk); if it has anything to persist,
- *                  hand it to a worker thread (persist_work) and return —
- *                  the loop keeps stepping messages, ticks and proposals into
- *                  the core meanwhile, which is what batches them into the
- *                  next fsync (group commit);
- *   persist_done:  the fsync is over: send send_after_persist, install a
- *                  received snapshot into SQLite, apply committed entries
- *                  (one SQLite transaction per ready), answer the writes and
- *                  reads they complete, raft_advance, and pump again.
- * Only one storage job runs at a time, so struct storage is never used by
- * two threads at once, and raft_ready is never called with one outstanding.
+ * The driver owns the ready loop, the write pipeline, the waiters, applying
+ * and committing, snapshots and the disk states; this file gives it what a
+ * real process has:
+ *   I/O:    the storage job (a merged write batch, a ready with snapshot
+ *           data, a snapshot adoption) on a libuv worker thread against
+ *           src/storage, reported back with replica_write_done and
+ *           replica_adopt_done; the database's snapshot copy on another
+ *           worker (replica_snapshot_done); messages to src/net (snapshot
+ *           chunks read from disk); uv_now; the commit and retry timers;
+ *   the state machine: SQLite (src/store), with its checkpoints on a
+ *           worker, and the member addresses carried in the log;
+ *   ticks, messages from peers and the loop's check handle feed the driver
+ *           (replica_tick, replica_step, replica_pump).
+ * docs/replica.md has the contract.
  */
 #include "node/node_internal.h"
 #include "site.h"
@@ -86,17 +86,18 @@ static void fatal(struct node *n, const char *what, const char *detail)
     _exit(1);
 }
 
-/* ---- Sending ---------------------------------------------------------------- */
+/* ---- The replica's I/O (replica.h): sockets ------------------------------------ */
 
-static void send_messages(struct node *n, const struct raft_message *msgs, size_t count)
+static void io_send(void *ctx, const struct raft_message *msgs, size_t count)
 {
+    struct node *n = ctx;
     uint8_t *chunk = NULL;
     for (size_t i = 0; i < count; i++) {
         struct raft_message m = msgs[i];
         if (m.type == RAFT_MSG_SNAPSHOT && m.len && !m.data) {
             /* While an adoption replaces the snapshot on the worker its
              * files are not ours to read; the core sends the chunk again. */
-            if (n->job == JOB_ADOPT)
+            if (n->adopting)
                 continue;
             /* The core names the bytes; the host reads them (raft.h). */
             uint8_t *grown = realloc(chunk, m.len);
@@ -116,237 +117,63 @@ static void send_messages(struct node *n, const struct raft_message *msgs, size_
     free(chunk);
 }
 
-/* ---- Writes and reads waiting on the log -------------------------------------- */
+/* ---- The replica's I/O: the storage job, on a worker thread ----------------------- */
 
-static void write_done(struct pending_write *w, int status, raft_index index, const struct store_result *res)
+static bool full_disk_error(int rc)
 {
-    w->cb(w->arg, status, index, res);
-    free(w);
+    return rc == STORAGE_ENOSPC || rc == STORAGE_ENOMEM;
 }
 
-void node_propose(struct node *n, const uint8_t *data, size_t len, node_write_cb cb, void *arg)
+/* The write the replica asked for, in the ready contract's order: snapshot
+ * chunk and install (a ready with snapshot data), truncation, entries, hard
+ * state, one fsync, then compaction. */
+static void write_work(uv_work_t *req)
 {
-    if (n->stopping || n->closing) {
-        cb(arg, NODE_ESTOPPING, 0, NULL);
-        return;
-    }
-    if (n->disk_full) {
-        cb(arg, NODE_EDISKFULL, 0, NULL);
-        return;
-    }
-    raft_index index;
-    raft_term term;
-    int rc = raft_propose(n->raft, data, len, &index, &term);
-    if (rc == RAFT_ETOOBIG) {
-        cb(arg, NODE_ETOOBIG, 0, NULL);
-        return;
-    }
-    if (rc) {
-        cb(arg, NODE_ENOTLEADER, 0, NULL);
-        return;
-    }
-    node_wait_entry(n, index, term, cb, arg);
+    struct node *n = req->data;
+    const struct replica_write *w = n->job_w;
+    struct storage *st = n->storage;
+    int rc = STORAGE_OK;
+    if (w->chunk)
+        rc = storage_snapshot_write_chunk(st, w->chunk);
+    if (!rc && w->install)
+        rc = storage_snapshot_install(st, w->install);
+    if (!rc && w->truncate_from)
+        rc = storage_truncate(st, w->truncate_from);
+    if (!rc && w->retry && w->n_entries)
+        rc = storage_truncate(st, w->entries[0].index); /* a retry: drop what the failed try left */
+    if (!rc && w->n_entries)
+        rc = storage_append(st, w->entries, w->n_entries);
+    if (!rc && w->hs)
+        rc = storage_set_hard_state(st, w->hs);
+    if (!rc)
+        rc = storage_sync(st);
+    if (!rc && w->compact_before)
+        rc = storage_compact(st, w->compact_before);
+    n->job_rc = rc;
+    if (rc)
+        snprintf(n->job_err, sizeof n->job_err, "%s", storage_errmsg(st));
 }
 
-void node_wait_entry(struct node *n, raft_index index, raft_term term, node_write_cb cb, void *arg)
+static void write_after(uv_work_t *req, int status)
 {
-    struct pending_write *w = calloc(1, sizeof *w);
-    if (!w) {
-        /* The entry is in the log and may commit; we just cannot report it. */
-        cb(arg, NODE_ETIMEOUT, 0, NULL);
-        return;
-    }
-    *w = (struct pending_write){ index, term, cb, arg, uv_now(&n->loop) + n->o.write_timeout_ms, NULL };
-    struct pending_write **p = &n->writes;
-    while (*p && (*p)->index < index)
-        p = &(*p)->next;
-    w->next = *p;
-    *p = w;
+    struct node *n = req->data;
+    (void)status;
+    storage_get_stats(n->storage, &n->storage_stats); /* no storage job runs now */
+    enum replica_job_status st = !n->job_rc ? REPLICA_JOB_OK
+                               : full_disk_error(n->job_rc) ? REPLICA_JOB_FULL : REPLICA_JOB_FATAL;
+    replica_write_done(n->replica, st, n->job_err);
 }
 
-/* Entries up to `upto` were applied (results for those in committed[]).
- * A write whose entry is there with its term succeeded; with another term,
- * a new leader overwrote it (§3.5); missing (covered by an installed
- * snapshot), its outcome is unknown here. */
-static void resolve_writes(struct node *n, const struct raft_entry *committed, size_t count,
-                           const struct store_result *results, raft_index upto)
+static void io_write(void *ctx, const struct replica_write *w)
 {
-    size_t k = 0;
-    while (n->writes && n->writes->index <= upto) {
-        struct pending_write *w = n->writes;
-        n->writes = w->next;
-        while (k < count && committed[k].index < w->index)
-            k++;
-        if (k < count && committed[k].index == w->index) {
-            if (committed[k].term == w->term)
-                write_done(w, NODE_OK, w->index, results ? &results[k] : NULL);
-            else
-                write_done(w, NODE_ELOST, 0, NULL);
-        } else {
-            write_done(w, NODE_ETIMEOUT, 0, NULL);
-        }
-    }
+    struct node *n = ctx;
+    n->job_w = w;
+    n->job_req.data = n;
+    if (uv_queue_work(&n->loop, &n->job_req, write_work, write_after))
+        fatal(n, "starting a disk write", "uv_queue_work failed");
 }
 
-static void read_done(struct node *n, struct pending_read **link, int status)
-{
-    struct pending_read *rd = *link;
-    *link = rd->next;
-    (void)n;
-    rd->cb(rd->arg, status);
-    free(rd);
-}
-
-/* Serves every read whose index is applied. */
-static void complete_reads(struct node *n)
-{
-    raft_index applied = store_applied(n->store);
-    for (struct pending_read **p = &n->reads; *p;) {
-        if ((*p)->index_known && (*p)->min_index <= applied)
-            read_done(n, p, NODE_OK);
-        else
-            p = &(*p)->next;
-    }
-}
-
-void node_read(struct node *n, enum node_consistency c, raft_index min_index, unsigned timeout_ms,
-               node_read_cb cb, void *arg)
-{
-    if (c == NODE_READ_STALE || (c == NODE_READ_SESSION && min_index <= store_applied(n->store))) {
-        cb(arg, NODE_OK);
-        return;
-    }
-    if (n->closing) {
-        cb(arg, NODE_ESTOPPING);
-        return;
-    }
-    struct pending_read *rd = calloc(1, sizeof *rd);
-    if (!rd) {
-        cb(arg, NODE_ETIMEOUT);
-        return;
-    }
-    rd->cb = cb;
-    rd->arg = arg;
-    rd->deadline = uv_now(&n->loop) + timeout_ms;
-    if (c == NODE_READ_SESSION) {
-        rd->min_index = min_index;
-        rd->index_known = true;
-    } else {
-        if (!n->open_batch) {
-            struct read_batch *b = calloc(1, sizeof *b);
-            if (!b) {
-                free(rd);
-                cb(arg, NODE_ETIMEOUT);
-                return;
-            }
-            b->context = ++n->next_context;
-            b->next = n->batches;
-            n->batches = b;
-            n->open_batch = b;
-        }
-        rd->batch = n->open_batch;
-    }
-    rd->next = n->reads;
-    n->reads = rd;
-}
-
-static void fail_batch_reads(struct node *n, struct read_batch *b, int status)
-{
-    for (struct pending_read **p = &n->reads; *p;) {
-        if ((*p)->batch == b)
-            read_done(n, p, status);
-        else
-            p = &(*p)->next;
-    }
-}
-
-static void drop_batch(struct node *n, struct read_batch *b)
-{
-    for (struct read_batch **p = &n->batches; *p; p = &(*p)->next)
-        if (*p == b) {
-            *p = b->next;
-            break;
-        }
-    if (n->open_batch == b)
-        n->open_batch = NULL;
-    free(b);
-}
-
-/* One read-index request for all linearizable reads that arrived since the
- * last one (§6.4 batching). */
-static void submit_read_batch(struct node *n)
-{
-    struct read_batch *b = n->open_batch;
-    if (!b)
-        return;
-    n->open_batch = NULL;
-    if (raft_read_index(n->raft, b->context) != RAFT_OK) {
-        fail_batch_reads(n, b, NODE_ENOTLEADER);
-        drop_batch(n, b);
-        return;
-    }
-    b->requested = true;
-}
-
-static void take_read_states(struct node *n, const struct raft_read_state *states, size_t count)
-{
-    for (size_t i = 0; i < count; i++) {
-        struct read_batch *b = n->batches;
-        while (b && b->context != states[i].context)
-            b = b->next;
-        if (!b)
-            continue; /* already timed out */
-        if (!states[i].ok) {
-            fail_batch_reads(n, b, NODE_ENOTLEADER);
-        } else {
-            for (struct pending_read *rd = n->reads; rd; rd = rd->next)
-                if (rd->batch == b) {
-                    rd->batch = NULL;
-                    rd->min_index = states[i].index;
-                    rd->index_known = true;
-                }
-        }
-        drop_batch(n, b);
-    }
-}
-
-static void expire_waiters(struct node *n)
-{
-    uint64_t now = uv_now(&n->loop);
-    for (struct pending_write **p = &n->writes; *p;) {
-        if ((*p)->deadline <= now) {
-            struct pending_write *w = *p;
-            *p = w->next;
-            write_done(w, NODE_ETIMEOUT, 0, NULL);
-        } else {
-            p = &(*p)->next;
-        }
-    }
-    for (struct pending_read **p = &n->reads; *p;) {
-        if ((*p)->deadline <= now)
-            read_done(n, p, NODE_ETIMEOUT);
-        else
-            p = &(*p)->next;
-    }
-    /* A read-index request whose answer was lost (the leader's reply, or
-     * our request, dropped) would otherwise be kept forever: once no read
-     * waits on it, it goes. */
-    for (struct read_batch *b = n->batches, *next; b; b = next) {
-        next = b->next;
-        bool waited_on = false;
-        for (struct pending_read *rd = n->reads; rd && !waited_on; rd = rd->next)
-            waited_on = rd->batch == b;
-        if (b->requested && !waited_on)
-            drop_batch(n, b);
-    }
-}
-
-/* ---- Snapshots ---------------------------------------------------------------- */
-
-static void pump(struct node *n);
-static bool commit_store(struct node *n);
-static void note_disk_full(struct node *n, const char *why);
-static void draw_snapshot_gap(struct node *n);
+/* ---- The replica's I/O: snapshots ------------------------------------------------ */
 
 static void snapshot_work(uv_work_t *req)
 {
@@ -361,77 +188,35 @@ static void snapshot_work(uv_work_t *req)
     }
 }
 
-static void finish_barrier(struct node *n);
-
-/* A snapshot install waiting for a worker still reading the old database
- * file goes on once none does. */
-static void resume_barrier(struct node *n)
-{
-    if (n->barrier_waits && !n->snap_job && !n->ckpt_job) {
-        n->barrier_waits = false;
-        finish_barrier(n);
-        pump(n);
-    }
-}
-
-static void snapshot_done(uv_work_t *req, int status)
+static void snapshot_after(uv_work_t *req, int status)
 {
     struct node *n = req->data;
-    n->snap_job = false;
 #ifdef M_ARENA_MAX
     malloc_trim(0); /* the copy's caches are freed: give the pages back */
 #endif
-    if (!status && n->snap_rc == STORE_EIO)
-        fatal(n, "copying the database for a snapshot", n->snap_err);
-    if (!status && n->snap_rc == STORE_ECORRUPT)
-        fatal(n, "the database is damaged; it is not copied into a snapshot (at the next start the node "
-                 "rebuilds it from its snapshot and log)", n->snap_err);
-    if (status || n->snap_rc) {
-        resume_barrier(n);
-        log_warn("snapshot of the database failed (will retry later): %s", n->snap_rc ? n->snap_err : "cancelled");
-        n->last_snapshot = store_applied(n->store); /* do not retry at once */
-        draw_snapshot_gap(n);
-        return;
+    enum replica_job_status st = REPLICA_JOB_OK;
+    char why[700];
+    snprintf(why, sizeof why, "%s", status ? "cancelled" : n->snap_err);
+    if (!status && n->snap_rc == STORE_EIO) {
+        st = REPLICA_JOB_FATAL;
+    } else if (!status && n->snap_rc == STORE_ECORRUPT) {
+        snprintf(why, sizeof why, "the database is damaged; it is not copied into a snapshot (at the next start the "
+                 "node rebuilds it from its snapshot and log): %s", n->snap_err);
+        st = REPLICA_JOB_FATAL;
+    } else if (status || n->snap_rc) {
+        st = REPLICA_JOB_FAILED;
     }
-    struct raft_snapshot_meta meta = { .index = n->snap_index, .term = raft_term_at(n->raft, n->snap_index),
-                                       .size = n->snap_size, .crc = n->snap_crc };
-    if (meta.term == 0 || raft_config_at(n->raft, n->snap_index, &meta.config) != RAFT_OK) {
-        log_warn("snapshot at %llu no longer fits the log; skipped", (unsigned long long)n->snap_index);
-        return;
-    }
-    n->adopt_meta = meta;
-    n->adopt_pending = true;
-    resume_barrier(n);
-    pump(n);
+    replica_snapshot_done(n->replica, st, n->snap_index, n->snap_size, n->snap_crc, why);
 }
 
-/* Every node reaches the same index at about the same moment, and copying
- * the database is the heaviest thing a node does: with the same interval all
- * of them would copy at once (the leader and both followers stalled
- * together). A gap drawn anew each time keeps them apart. */
-static void draw_snapshot_gap(struct node *n)
+static void io_snapshot(void *ctx)
 {
-    raft_index base = n->o.snapshot_entries, spread = base / 2 < UINT32_MAX ? base / 2 : UINT32_MAX;
-    n->snapshot_gap = base - base / 4 + (spread ? randombytes_uniform((uint32_t)spread) : 0);
-}
-
-static void maybe_snapshot(struct node *n)
-{
-    raft_index applied = store_applied(n->store);
-    /* One snapshot at a time, from the copy to its adoption: both use the
-     * same temporary file. */
-    if (n->snap_job || n->adopt_pending || n->job == JOB_ADOPT || n->closing || n->barrier_waits ||
-        applied < n->last_snapshot + n->snapshot_gap)
-        return;
-    if (!commit_store(n)) { /* the copy is made from what is committed */
-        note_disk_full(n, store_errmsg(n->store));
-        return;
-    }
-    n->snap_job = true;
-    n->snap_started_ms = uv_now(&n->loop);
+    struct node *n = ctx;
     n->snap_req.data = n;
-    if (uv_queue_work(&n->loop, &n->snap_req, snapshot_work, snapshot_done))
-        n->snap_job = false;
+    if (uv_queue_work(&n->loop, &n->snap_req, snapshot_work, snapshot_after)) {
+        snprintf(n->snap_err, sizeof n->snap_err, "cannot start a worker");
+        replica_snapshot_done(n->replica, REPLICA_JOB_FAILED, 0, 0, 0, n->snap_err);
+    }
 }
 
 static void adopt_work(uv_work_t *req)
@@ -442,119 +227,93 @@ static void adopt_work(uv_work_t *req)
         snprintf(n->job_err, sizeof n->job_err, "%s", storage_errmsg(n->storage));
 }
 
-static void adopt_done(uv_work_t *req, int status)
+static void adopt_after(uv_work_t *req, int status)
 {
     struct node *n = req->data;
-    n->job = JOB_NONE;
-    storage_get_stats(n->storage, &n->storage_stats);
     (void)status;
-    if (n->job_rc == STORAGE_ENOSPC || n->job_rc == STORAGE_ENOMEM || n->job_rc == STORAGE_EINVAL) {
-        /* Full disk, or overtaken (a leader's snapshot was installed
-         * meanwhile): nothing is lost, the next snapshot will do. */
-        log_warn("cannot keep a snapshot (will retry later): %s", n->job_err);
-    } else if (n->job_rc) {
-        fatal(n, "saving a snapshot", n->job_err);
-    } else {
-        int rc = raft_snapshot_taken(n->raft, n->adopt_meta.index, n->adopt_meta.size, n->adopt_meta.crc);
-        if (rc)
-            log_warn("the core refused snapshot %llu: %s", (unsigned long long)n->adopt_meta.index, raft_strerror(rc));
-        uv_update_time(&n->loop);
-        log_info("snapshot at index %llu (%llu bytes) in %llu ms", (unsigned long long)n->adopt_meta.index,
-                 (unsigned long long)n->adopt_meta.size, (unsigned long long)(uv_now(&n->loop) - n->snap_started_ms));
-    }
-    n->last_snapshot = n->adopt_meta.index;
-    draw_snapshot_gap(n);
-    pump(n);
+    n->adopting = false;
+    storage_get_stats(n->storage, &n->storage_stats);
+    uv_update_time(&n->loop); /* the replica logs how long the snapshot took */
+    /* Full disk, or overtaken (a leader's snapshot was installed meanwhile):
+     * nothing is lost, the next snapshot will do. */
+    enum replica_job_status st = !n->job_rc ? REPLICA_JOB_OK
+        : n->job_rc == STORAGE_ENOSPC || n->job_rc == STORAGE_ENOMEM || n->job_rc == STORAGE_EINVAL
+        ? REPLICA_JOB_FAILED : REPLICA_JOB_FATAL;
+    replica_adopt_done(n->replica, st, n->job_err);
 }
 
-/* ---- The ready loop ------------------------------------------------------------
- *
- * The core runs with async_persist (include/raft.h, ASYNCHRONOUS
- * PERSISTENCE). A ready's writes are merged into n->pending and the ready is
- * applied and advanced at once; the worker thread writes n->writing
- * meanwhile, one fdatasync for every ready merged into it, and when it is
- * durable its messages leave and raft_persisted tells the core. So the
- * leader sends new entries to its followers while its own fsync runs, and
- * commits and answers as soon as a quorum has them, without waiting for a
- * ready to come round. A ready with snapshot data waits until every write
- * before it is done, then is persisted, applied and advanced the plain way
- * (JOB_PERSIST).
- */
-
-static bool has_snapshot_data(const struct raft_ready *rd)
+static void io_adopt(void *ctx, const struct raft_snapshot_meta *meta)
 {
-    return rd->snapshot_chunk.len || rd->snapshot_chunk.meta.index || rd->snapshot_install;
+    struct node *n = ctx;
+    n->adopt_meta = *meta;
+    n->adopting = true;
+    n->job_req.data = n;
+    if (uv_queue_work(&n->loop, &n->job_req, adopt_work, adopt_after))
+        fatal(n, "starting a snapshot adoption", "uv_queue_work failed");
 }
 
-/* Log writes in a ready without snapshot data. */
-static bool needs_log_write(const struct raft_ready *rd)
+/* ---- The replica's I/O: clock, timers, log ------------------------------------------ */
+
+static uint64_t io_now(void *ctx)
 {
-    return rd->truncate_from || rd->n_entries || rd->hard_state_changed;
+    struct node *n = ctx;
+    return uv_now(&n->loop);
 }
 
-/* The log part of a write, on the worker, in the ready contract's order:
- * truncation, entries, hard state, one fsync, then compaction. Sets
- * n->job_rc (and job_err). */
-static void write_log(struct node *n, raft_index truncate_from, const struct raft_entry *entries, size_t count,
-                      const struct raft_hard_state *hs, raft_index compact_before)
+static void on_commit_timer(uv_timer_t *t)
 {
-    struct storage *st = n->storage;
-    int rc = n->job_rc;
-    if (!rc && truncate_from)
-        rc = storage_truncate(st, truncate_from);
-    if (!rc && n->write_retry && count)
-        rc = storage_truncate(st, entries[0].index); /* a retry: drop what the failed try left */
-    if (!rc && count)
-        rc = storage_append(st, entries, count);
-    if (!rc && hs)
-        rc = storage_set_hard_state(st, hs);
-    if (!rc)
-        rc = storage_sync(st);
-    if (!rc && compact_before)
-        rc = storage_compact(st, compact_before);
-    n->job_rc = rc;
-    if (rc)
-        snprintf(n->job_err, sizeof n->job_err, "%s", storage_errmsg(st));
+    struct node *n = t->data;
+    replica_timer_fired(n->replica, REPLICA_TIMER_COMMIT);
 }
 
-/* The barrier ready (snapshot data), on the worker. */
-static void persist_work(uv_work_t *req)
+static void on_retry_timer(uv_timer_t *t)
 {
-    struct node *n = req->data;
-    const struct raft_ready *rd = &n->rd;
-    int rc = STORAGE_OK;
-    if (rd->snapshot_chunk.meta.index)
-        rc = storage_snapshot_write_chunk(n->storage, &rd->snapshot_chunk);
-    if (!rc && rd->snapshot_install)
-        rc = storage_snapshot_install(n->storage, rd->snapshot_install);
-    n->job_rc = rc;
-    write_log(n, rd->truncate_from, rd->entries, rd->n_entries, rd->hard_state_changed ? &rd->hard_state : NULL,
-              rd->compact_before);
+    struct node *n = t->data;
+    replica_timer_fired(n->replica, REPLICA_TIMER_RETRY);
 }
 
-/* n->writing, on the worker. */
-static void write_work(uv_work_t *req)
+static void io_arm(void *ctx, enum replica_timer which, uint64_t ms)
 {
-    struct node *n = req->data;
-    const struct write_batch *b = &n->writing;
-    n->job_rc = STORAGE_OK;
-    write_log(n, b->truncate_from, b->entries, b->n_entries, b->hs_changed ? &b->hs : NULL, b->compact_before);
+    struct node *n = ctx;
+    if (n->closing)
+        return;
+    if (which == REPLICA_TIMER_COMMIT)
+        uv_timer_start(&n->commit_timer, on_commit_timer, ms, 0);
+    else
+        uv_timer_start(&n->retry_timer, on_retry_timer, ms, 0);
 }
 
-static void note_soft_state(struct node *n, const struct raft_ready *rd)
+static void io_cancel(void *ctx, enum replica_timer which)
 {
-    if (rd->role != n->last_role || rd->leader != n->last_leader || rd->term != n->last_term) {
-        log_info("term %llu: %s, leader %llu", (unsigned long long)rd->term, raft_role_name(rd->role),
-                 (unsigned long long)rd->leader);
-        if (n->last_role == RAFT_LEADER && rd->role != RAFT_LEADER) {
-            /* Read batches asked of ourselves as leader are failed by the
-             * core (ready.reads, ok = false); nothing else to do here. */
-        }
-        n->last_role = rd->role;
-        n->last_leader = rd->leader;
-        n->last_term = rd->term;
-    }
+    struct node *n = ctx;
+    if (!n->closing)
+        uv_timer_stop(which == REPLICA_TIMER_COMMIT ? &n->commit_timer : &n->retry_timer);
 }
+
+static void io_log(void *ctx, enum replica_log_level level, const char *msg)
+{
+    (void)ctx;
+    if (level == REPLICA_LOG_ERROR)
+        log_error("%s", msg);
+    else if (level == REPLICA_LOG_WARN)
+        log_warn("%s", msg);
+    else
+        log_info("%s", msg);
+}
+
+static void io_fatal(void *ctx, const char *what, const char *detail)
+{
+    fatal(ctx, what, detail);
+}
+
+static void begin_close(struct node *n);
+
+static void io_stopped(void *ctx)
+{
+    begin_close(ctx);
+}
+
+/* ---- Member addresses --------------------------------------------------------------- */
 
 /* Records a member's addresses (from the log or an admin request) and
  * points the transport at it. Returns 0, or -1 if they are malformed. */
@@ -613,39 +372,7 @@ static void learn_members_from(struct node *n, const struct raft_entry *e, size_
     }
 }
 
-static void note_disk_full(struct node *n, const char *why);
-
-/* ---- The database's transaction ------------------------------------------------
- *
- * Applied entries join one open SQLite transaction that is committed every
- * COMMIT_EVERY_MS or COMMIT_EVERY_ENTRIES, not after every ready: a commit
- * writes every page the batch touched to the WAL, and at thousands of writes
- * a second most batches touch the same pages. Reads on this node see the
- * open transaction. A crash loses only what the log replays at restart.
- */
-#define COMMIT_EVERY_MS 50
-#define COMMIT_EVERY_ENTRIES 2048
-
-/* A failed commit or apply rolls the database back to its last commit:
- * this applies again, from the core's log, what it had applied since (their
- * answers went out already; the results are the same). Returns false while
- * the disk is still full. */
-static bool catch_up_store(struct node *n, raft_index upto)
-{
-    while (store_applied(n->store) < upto) {
-        const struct raft_entry *e = raft_entry_at(n->raft, store_applied(n->store) + 1);
-        if (!e)
-            fatal(n, "applying entries again after the database rolled back", "the entry is no longer in memory");
-        int rc = store_apply(n->store, e, 1, NULL);
-        if (rc == STORE_EFULL)
-            return false;
-        if (rc != STORE_OK)
-            fatal(n, "applying committed entries to the database", store_errmsg(n->store));
-    }
-    return true;
-}
-
-static void on_commit_timer(uv_timer_t *t);
+/* ---- The replica's state machine: SQLite (src/store) ---------------------------------- */
 
 /* The WAL is copied into the database file once it holds this many pages
  * (4 MiB at SQLite's page size: SQLite's own automatic threshold). */
@@ -668,14 +395,15 @@ static void checkpoint_done(uv_work_t *req, int status)
         log_warn("checkpoint of the database failed (the WAL keeps everything; will retry): %s", n->ckpt_err);
     if (!status && n->ckpt_rc != STORE_EAGAIN)
         n->ckpt_warned = n->ckpt_rc != STORE_OK;
-    resume_barrier(n);
+    replica_sm_idle(n->replica); /* a snapshot install may have waited for it */
 }
 
 /* Runs a checkpoint on a worker (its fsyncs off the loop) when the WAL has
  * grown; its result is checked, unlike SQLite's automatic ones (store.h). */
 static void maybe_checkpoint(struct node *n)
 {
-    if (n->ckpt_job || n->closing || n->barrier_waits || store_wal_pages(n->store) < CHECKPOINT_PAGES)
+    if (n->ckpt_job || n->closing || replica_restore_waiting(n->replica) ||
+        store_wal_pages(n->store) < CHECKPOINT_PAGES)
         return;
     n->ckpt_job = true;
     n->ckpt_req.data = n;
@@ -683,311 +411,159 @@ static void maybe_checkpoint(struct node *n)
         n->ckpt_job = false;
 }
 
-/* Commits now; false if the disk is full (the store rolled back). */
-static bool commit_store(struct node *n)
+static enum replica_sm_status sm_status(int rc)
 {
-    uv_timer_stop(&n->commit_timer);
+    return rc == STORE_OK ? REPLICA_SM_OK : rc == STORE_EFULL ? REPLICA_SM_FULL : REPLICA_SM_FAILED;
+}
+
+static raft_index sm_applied(void *ctx)
+{
+    struct node *n = ctx;
+    return store_applied(n->store);
+}
+
+static raft_index sm_committed(void *ctx)
+{
+    struct node *n = ctx;
+    return store_committed(n->store);
+}
+
+static enum replica_sm_status sm_apply(void *ctx, const struct raft_entry *e, size_t count, void *results)
+{
+    struct node *n = ctx;
+    int rc = store_apply(n->store, e, count, results);
+    if (rc == STORE_OK)
+        learn_members_from(n, e, count);
+    return sm_status(rc);
+}
+
+static enum replica_sm_status sm_commit(void *ctx)
+{
+    struct node *n = ctx;
     int rc = store_commit(n->store);
-    n->commit_failed = rc == STORE_EFULL;
-    if (rc == STORE_EFULL) {
-        /* The store rolled back to its last commit; apply that again at
-         * once (in memory, in a new transaction) so that reads served
-         * while the disk is full still show everything applied. */
-        catch_up_store(n, raft_applied_index(n->raft));
-        return false;
+    if (rc == STORE_OK)
+        maybe_checkpoint(n);
+    return sm_status(rc);
+}
+
+static enum replica_sm_status sm_restore(void *ctx, const struct raft_snapshot_meta *meta, char *err, size_t errcap)
+{
+    struct node *n = ctx;
+    (void)meta;
+    const char *path = storage_snapshot_path(n->storage);
+    if (!path) {
+        snprintf(err, errcap, "no snapshot file");
+        return REPLICA_SM_FAILED;
     }
-    if (rc != STORE_OK)
-        fatal(n, "committing applied entries to the database", store_errmsg(n->store));
-    maybe_checkpoint(n);
-    return true;
-}
-
-static void schedule_commit(struct node *n)
-{
-    if (store_applied(n->store) - store_committed(n->store) >= COMMIT_EVERY_ENTRIES) {
-        if (!commit_store(n))
-            note_disk_full(n, store_errmsg(n->store));
-    } else if (store_applied(n->store) > store_committed(n->store) && !uv_is_active((uv_handle_t *)&n->commit_timer)) {
-        uv_timer_start(&n->commit_timer, on_commit_timer, COMMIT_EVERY_MS, 0);
-    }
-}
-
-static void on_commit_timer(uv_timer_t *t)
-{
-    struct node *n = t->data;
-    if (n->applying)
-        return; /* a full disk holds up an apply; retry_disk commits after it */
-    if (!commit_store(n))
-        note_disk_full(n, store_errmsg(n->store));
-}
-
-/* Applies what is left of rd's committed entries (from n->apply_done).
- * Returns false if the disk is full: the rest waits for a retry, the
- * ready stays outstanding, and nothing is lost (the log has it all). */
-static bool apply_committed(struct node *n, const struct raft_ready *rd)
-{
-    struct store_result *results = n->results;
-    while (n->apply_done < rd->n_committed) {
-        if (!catch_up_store(n, rd->committed[n->apply_done].index - 1))
-            return false;
-        size_t batch = rd->n_committed - n->apply_done;
-        if (batch > APPLY_RESULTS_MAX)
-            batch = APPLY_RESULTS_MAX;
-        const struct raft_entry *e = rd->committed + n->apply_done;
-        int rc = store_apply(n->store, e, batch, results);
-        if (rc == STORE_EFULL)
-            return false;
-        if (rc != STORE_OK)
-            fatal(n, "applying committed entries to the database", store_errmsg(n->store));
-        learn_members_from(n, e, batch);
-        resolve_writes(n, e, batch, results, e[batch - 1].index);
-        n->apply_done += batch;
-    }
-    schedule_commit(n);
-    return true;
-}
-
-static void retry_disk(uv_timer_t *t);
-
-static void note_disk_full(struct node *n, const char *why)
-{
-    if (!n->disk_full)
-        log_error("the disk is full (%s): refusing writes, still serving reads; retrying every second", why);
-    n->disk_full = true;
-    uv_timer_start(&n->retry_timer, retry_disk, 1000, 0);
-}
-
-static void note_disk_ok(struct node *n)
-{
-    if (n->disk_full && !n->write_failed && !n->persist_failed && !n->commit_failed && !n->applying) {
-        log_info("the disk has space again: taking writes");
-        n->disk_full = false;
-    }
-}
-
-/* Applies rd's committed entries, hands over its reads, and advances the
- * core; re-entered after a full disk (the ready stays outstanding, nothing
- * is lost: the log has it all). */
-static void finish_apply(struct node *n)
-{
-    struct raft_ready *rd = &n->rd;
-    if (!apply_committed(n, rd)) {
-        note_disk_full(n, store_errmsg(n->store));
-        return;
-    }
-    take_read_states(n, rd->reads, rd->n_reads);
-    raft_advance(n->raft, rd);
-    n->ready_outstanding = false;
-    n->applying = false;
-    note_disk_ok(n);
-    complete_reads(n);
-    maybe_snapshot(n);
-}
-
-static void start_apply(struct node *n)
-{
-    n->apply_done = 0;
-    n->applying = true;
-    finish_apply(n);
-}
-
-/* The barrier ready is durable: its messages, the snapshot, then apply. */
-static void finish_barrier(struct node *n)
-{
-    struct raft_ready *rd = &n->rd;
-    if (rd->snapshot_install && (n->snap_job || n->ckpt_job)) {
-        /* A worker still reads (or checkpoints) the file the restore
-         * replaces: wait for it (resume_barrier). */
-        n->barrier_waits = true;
-        return;
-    }
-    send_messages(n, rd->send_after_persist, rd->n_send_after_persist);
-    raft_persisted(n->raft, rd->seq);
-    if (rd->snapshot_install) {
-        char err[512];
-        const char *path = storage_snapshot_path(n->storage);
-        if (!path || store_restore(n->store, path, err, sizeof err) != STORE_OK)
-            fatal(n, "restoring the database from the leader's snapshot", path ? err : "no snapshot file");
-        log_info("installed the leader's snapshot at index %llu", (unsigned long long)rd->snapshot_install->index);
+    int rc = store_restore(n->store, path, err, errcap);
+    if (rc == STORE_OK)
         store_members(n->store, learn_member_text, n);
-        n->last_snapshot = rd->snapshot_install->index;
-        resolve_writes(n, NULL, 0, NULL, rd->snapshot_install->index);
+    return sm_status(rc);
+}
+
+static bool sm_busy(void *ctx)
+{
+    struct node *n = ctx;
+    return n->ckpt_job;
+}
+
+static const char *sm_errmsg(void *ctx)
+{
+    struct node *n = ctx;
+    return store_errmsg(n->store);
+}
+
+static int create_replica(struct node *n, uint64_t seed, char *err, size_t errcap)
+{
+    struct replica_options ro;
+    replica_options_default(&ro);
+    ro.write_timeout_ms = n->o.write_timeout_ms;
+    ro.snapshot_entries = n->o.snapshot_entries;
+    ro.apply_batch = APPLY_RESULTS_MAX;
+    ro.seed = seed;
+    struct replica_io io = {
+        .ctx = n, .now = io_now, .send = io_send, .write = io_write, .snapshot = io_snapshot, .adopt = io_adopt,
+        .arm = io_arm, .cancel = io_cancel, .log = io_log, .fatal = io_fatal, .stopped = io_stopped,
+    };
+    struct replica_sm sm = {
+        .ctx = n, .result_size = sizeof(struct store_result), .applied = sm_applied, .committed = sm_committed,
+        .apply = sm_apply, .commit = sm_commit, .restore = sm_restore, .busy = sm_busy, .errmsg = sm_errmsg,
+    };
+    n->replica = replica_create(&ro, n->raft, &io, &sm);
+    if (!n->replica) {
+        snprintf(err, errcap, "out of memory");
+        return 1;
     }
-    start_apply(n);
+    return 0;
 }
 
-static void start_jobs(struct node *n);
+/* ---- Writes and reads --------------------------------------------------------------- */
 
-/* A ready without snapshot data: its writes join the next batch (or, with
- * none, its messages ride on the write in flight or leave now), then it is
- * applied and advanced. */
-static void take_ready(struct node *n)
+_Static_assert(NODE_OK == (int)REPLICA_OK && NODE_ENOTLEADER == (int)REPLICA_ENOTLEADER &&
+               NODE_ELOST == (int)REPLICA_ELOST && NODE_ETIMEOUT == (int)REPLICA_ETIMEOUT &&
+               NODE_EDISKFULL == (int)REPLICA_EDISKFULL && NODE_ESTOPPING == (int)REPLICA_ESTOPPING &&
+               NODE_ETOOBIG == (int)REPLICA_ETOOBIG, "node.h and replica.h number outcomes alike");
+_Static_assert(NODE_READ_STALE == (int)REPLICA_READ_STALE && NODE_READ_SESSION == (int)REPLICA_READ_SESSION &&
+               NODE_READ_LINEARIZABLE == (int)REPLICA_READ_LINEARIZABLE, "consistency levels alike");
+
+/* The node's callbacks take the store's result type; the replica's an
+ * opaque one of sm.result_size. */
+struct write_wait {
+    node_write_cb cb;
+    void *arg;
+};
+
+static void write_answered(void *arg, int status, raft_index index, const void *result)
 {
-    struct raft_ready *rd = &n->rd;
-    bool in_flight = n->job == JOB_WRITE || n->write_failed;
-    if (needs_log_write(rd) || !write_batch_empty(&n->pending)) {
-        if (write_batch_add(&n->pending, rd))
-            fatal(n, "queueing a disk write", "out of memory");
-    } else {
-        /* Nothing of this ready to write: its messages depend only on what
-         * earlier readies wrote, all in the write in flight if any. */
-        if (in_flight) {
-            if (write_batch_add_after(&n->writing, rd->send_after_persist, rd->n_send_after_persist))
-                fatal(n, "queueing messages", "out of memory");
-        } else {
-            send_messages(n, rd->send_after_persist, rd->n_send_after_persist);
-        }
-        if (rd->compact_before > n->pending.compact_before)
-            n->pending.compact_before = rd->compact_before;
-    }
-    start_jobs(n); /* the disk works while we apply */
-    start_apply(n);
+    struct write_wait w = *(struct write_wait *)arg;
+    free(arg);
+    w.cb(w.arg, status, index, result);
 }
 
-static void batch_written(uv_work_t *req, int status);
-static void persist_done(uv_work_t *req, int status);
-
-static void queue_job(struct node *n, enum job_kind kind, uv_work_cb work, uv_after_work_cb done)
+static struct write_wait *write_wait_new(node_write_cb cb, void *arg)
 {
-    n->job = kind;
-    n->job_req.data = n;
-    if (uv_queue_work(&n->loop, &n->job_req, work, done))
-        fatal(n, "starting a disk write", "uv_queue_work failed");
+    struct write_wait *w = malloc(sizeof *w);
+    if (w)
+        *w = (struct write_wait){ cb, arg };
+    return w;
 }
 
-/* Starts the next storage job if none runs: a snapshot adoption, the
- * pending writes, or (once those are done) the barrier ready. */
-static void start_jobs(struct node *n)
+void node_propose(struct node *n, const uint8_t *data, size_t len, node_write_cb cb, void *arg)
 {
-    if (n->job != JOB_NONE || n->write_failed || n->persist_failed || n->closing)
+    if (n->closing) {
+        cb(arg, NODE_ESTOPPING, 0, NULL);
         return;
-    if (n->adopt_pending) {
-        n->adopt_pending = false;
-        n->job = JOB_ADOPT;
-        n->job_req.data = n;
-        if (uv_queue_work(&n->loop, &n->job_req, adopt_work, adopt_done))
-            n->job = JOB_NONE;
+    }
+    struct write_wait *w = write_wait_new(cb, arg);
+    if (!w) {
+        cb(arg, NODE_ETIMEOUT, 0, NULL);
         return;
     }
-    if (!write_batch_empty(&n->pending)) {
-        struct write_batch t = n->writing;
-        n->writing = n->pending;
-        n->pending = t;
-        write_batch_reset(&n->pending);
-        write_batch_seal(&n->writing);
-        n->write_retry = false;
-        queue_job(n, JOB_WRITE, write_work, batch_written);
+    replica_propose(n->replica, data, len, write_answered, w);
+}
+
+void node_wait_entry(struct node *n, raft_index index, raft_term term, node_write_cb cb, void *arg)
+{
+    struct write_wait *w = write_wait_new(cb, arg);
+    if (!w) {
+        cb(arg, NODE_ETIMEOUT, 0, NULL);
         return;
     }
-    if (n->rd_barrier) {
-        n->rd_barrier = false;
-        n->write_retry = false;
-        queue_job(n, JOB_PERSIST, persist_work, persist_done);
-    }
+    replica_wait_entry(n->replica, index, term, write_answered, w);
 }
 
-static void retry_disk(uv_timer_t *t)
+void node_read(struct node *n, enum node_consistency c, raft_index min_index, unsigned timeout_ms,
+               node_read_cb cb, void *arg)
 {
-    struct node *n = t->data;
-    if (n->job == JOB_NONE && n->write_failed) {
-        n->write_failed = false;
-        n->write_retry = true;
-        queue_job(n, JOB_WRITE, write_work, batch_written);
-    } else if (n->job == JOB_NONE && n->persist_failed) {
-        n->persist_failed = false;
-        n->write_retry = true;
-        queue_job(n, JOB_PERSIST, persist_work, persist_done);
-    }
-    if (n->applying) {
-        finish_apply(n);
-    } else if (n->commit_failed) {
-        /* The database went back to its last commit: apply again, commit. */
-        if (catch_up_store(n, raft_applied_index(n->raft)) && commit_store(n))
-            note_disk_ok(n);
-        else
-            note_disk_full(n, store_errmsg(n->store));
-    }
-    pump(n);
+    replica_read(n->replica, (enum replica_consistency)c, min_index, timeout_ms, cb, arg);
 }
 
-static bool full_disk_error(int rc)
-{
-    return rc == STORAGE_ENOSPC || rc == STORAGE_ENOMEM;
-}
-
-/* A write job ended: false if it hit a full disk (*failed is set; the
- * retry timer runs it again); any other error is fatal. */
-static bool write_job_ok(struct node *n, bool *failed)
-{
-    n->job = JOB_NONE;
-    storage_get_stats(n->storage, &n->storage_stats); /* no storage job runs now */
-    if (full_disk_error(n->job_rc)) {
-        *failed = true;
-        note_disk_full(n, n->job_err);
-        return false;
-    }
-    if (n->job_rc)
-        fatal(n, "writing the Raft log", n->job_err);
-    return true;
-}
-
-static void batch_written(uv_work_t *req, int status)
-{
-    struct node *n = req->data;
-    (void)status;
-    if (!write_job_ok(n, &n->write_failed))
-        return;
-    struct write_batch *b = &n->writing;
-    send_messages(n, b->after, b->n_after);
-    if (b->seq) /* also a batch with only a hard state: a new leader waits for its term */
-        raft_persisted(n->raft, b->seq);
-    write_batch_reset(b);
-    note_disk_ok(n);
-    pump(n);
-}
-
-static void persist_done(uv_work_t *req, int status)
-{
-    struct node *n = req->data;
-    (void)status;
-    if (!write_job_ok(n, &n->persist_failed))
-        return;
-    note_disk_ok(n);
-    finish_barrier(n);
-    pump(n);
-}
-
-static void begin_close(struct node *n);
-
-static void pump(struct node *n)
-{
-    if (n->closing)
-        return;
-    submit_read_batch(n);
-    /* While the log or the database cannot be written no ready is taken: a
-     * leader goes silent, so the others elect one whose disk works. */
-    while (!n->ready_outstanding && !n->write_failed && !n->commit_failed && raft_has_ready(n->raft)) {
-        int rc = raft_ready(n->raft, &n->rd);
-        if (rc)
-            fatal(n, "taking the next Raft step", raft_strerror(rc));
-        n->ready_outstanding = true;
-        note_soft_state(n, &n->rd);
-        send_messages(n, n->rd.send_now, n->rd.n_send_now);
-        if (has_snapshot_data(&n->rd)) {
-            n->rd_barrier = true; /* start_jobs runs it once the writes before it are done */
-            break;
-        }
-        take_ready(n);
-    }
-    start_jobs(n);
-    if (n->stopping && n->job == JOB_NONE && !n->ready_outstanding && write_batch_empty(&n->pending) &&
-        !n->write_failed && (raft_role(n->raft) != RAFT_LEADER || !n->handing_over))
-        begin_close(n);
-}
+/* ---- The loop ----------------------------------------------------------------------- */
 
 static void on_check(uv_check_t *c)
 {
-    pump(c->data);
+    struct node *n = c->data;
+    replica_pump(n->replica);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -997,9 +573,7 @@ static void on_tick(uv_timer_t *t)
         fatal(n, "a damaged page of the database was read (its checksum does not match; the read got an "
                  "error, not the data)", "restart the node: it checks the database and rebuilds it from the "
                  "snapshot and the log");
-    raft_tick(n->raft);
-    expire_waiters(n);
-    pump(n);
+    replica_tick(n->replica);
 }
 
 static void on_message(void *ctx, const struct raft_message *m)
@@ -1007,7 +581,7 @@ static void on_message(void *ctx, const struct raft_message *m)
     struct node *n = ctx;
     if (n->bootstrap_pending)
         return; /* not a member of anything yet: it must neither vote nor take entries */
-    raft_step(n->raft, m);
+    replica_step(n->replica, m);
 }
 
 /* ---- Identity: the cluster id and lost data directories ---------------------- */
@@ -1099,7 +673,7 @@ static void on_peer_dialed(void *ctx, raft_id peer, int reason)
             fatal(n, "bootstrap", err);
             return;
         }
-        pump(n);
+        replica_pump(n->replica);
     }
 }
 
@@ -1122,8 +696,9 @@ int node_transfer_leader(struct node *n, raft_id to)
 
 bool node_is_ready(const struct node *n)
 {
-    return raft_leader(n->raft) != 0 && store_applied(n->store) >= raft_commit_index(n->raft) && !n->stopping &&
-           !n->disk_full;
+    struct replica_status st;
+    replica_get_status(n->replica, &st);
+    return st.leader != 0 && st.applied >= st.commit && st.state == REPLICA_RUNNING && st.disk == REPLICA_DISK_OK;
 }
 
 /* ---- Stopping ------------------------------------------------------------------ */
@@ -1149,15 +724,7 @@ static void begin_close(struct node *n)
         return;
     n->closing = true;
     log_info("stopping: closing connections");
-    while (n->writes) {
-        struct pending_write *w = n->writes;
-        n->writes = w->next;
-        write_done(w, NODE_ESTOPPING, 0, NULL);
-    }
-    while (n->reads)
-        read_done(n, &n->reads, NODE_ESTOPPING);
-    while (n->batches)
-        drop_batch(n, n->batches);
+    replica_close(n->replica); /* its waiters answer ESTOPPING */
     uv_close((uv_handle_t *)&n->tick_timer, on_close);
     uv_close((uv_handle_t *)&n->retry_timer, on_close);
     uv_close((uv_handle_t *)&n->stop_timer, on_close);
@@ -1188,30 +755,10 @@ static void on_stop_timeout(uv_timer_t *t)
     /* Only a disk write in flight is waited for: an apply held up by a full
      * disk loses nothing (the log has it), nor does an unpersisted ready
      * (nothing in it was acknowledged). */
-    if (n->job == JOB_NONE)
+    if (!replica_job_running(n->replica))
         begin_close(n);
     else
         uv_timer_start(&n->stop_timer, on_stop_timeout, 50, 0);
-}
-
-/* The most caught-up voter other than us, to hand leadership to. */
-static raft_id transfer_target(struct node *n)
-{
-    struct raft_progress prs[RAFT_MAX_MEMBERS];
-    size_t count = raft_progress(n->raft, prs, RAFT_MAX_MEMBERS);
-    const struct raft_config *c = raft_configuration(n->raft);
-    raft_id best = 0;
-    raft_index best_match = 0;
-    for (size_t i = 0; i < count && i < RAFT_MAX_MEMBERS; i++) {
-        const struct raft_member *m = raft_config_find(c, prs[i].id);
-        if (prs[i].id == n->o.id || !m || m->role != RAFT_VOTER)
-            continue;
-        if (!best || prs[i].match > best_match) {
-            best = prs[i].id;
-            best_match = prs[i].match;
-        }
-    }
-    return best;
 }
 
 void node_request_stop(struct node *n)
@@ -1219,19 +766,8 @@ void node_request_stop(struct node *n)
     if (n->stopping)
         return;
     n->stopping = true;
-    if (raft_role(n->raft) == RAFT_LEADER) {
-        raft_id to = transfer_target(n);
-        if (to && raft_transfer_leader(n->raft, to) == RAFT_OK) {
-            n->handing_over = true;
-            log_info("stopping: handing leadership to node %llu first", (unsigned long long)to);
-        } else {
-            log_info("stopping (no other voter to hand leadership to)");
-        }
-    } else {
-        log_info("stopping");
-    }
     uv_timer_start(&n->stop_timer, on_stop_timeout, 3ull * n->o.election_ticks * n->o.tick_ms, 0);
-    pump(n);
+    replica_stop(n->replica); /* a leader hands over first; io_stopped then closes */
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -1300,8 +836,6 @@ static int recover(struct node *n, struct storage_state *state, char *err, size_
     bool restore = state->have_snapshot && applied < state->snapshot.index;
     if (restore)
         applied = state->snapshot.index;
-    n->last_snapshot = state->have_snapshot ? state->snapshot.index : 0;
-    draw_snapshot_gap(n);
     bool empty_log = !state->have_snapshot && state->n_entries == 0 && state->hard_state.term == 0;
     if (empty_log) {
         if (applied != 0) {
@@ -1448,6 +982,9 @@ static int start(struct node *n, char *err, size_t errcap)
             return 1;
     }
 
+    if (create_replica(n, ro.seed ^ 0x9E3779B97F4A7C15ull, err, errcap))
+        return 1;
+
     if (uv_loop_init(&n->loop)) {
         snprintf(err, errcap, "cannot create the event loop");
         return 1;
@@ -1508,10 +1045,9 @@ static int start(struct node *n, char *err, size_t errcap)
     uv_check_start(&n->pump_check, on_check);
     uv_signal_start(&n->sig_term, on_signal, SIGTERM);
     uv_signal_start(&n->sig_int, on_signal, SIGINT);
-    n->last_role = raft_role(n->raft);
     n->started_ms = uv_now(&n->loop);
     log_info("serving: raft on %s, http on %s, data in %s", self->raft_addr, self->http_addr, n->o.data_dir);
-    pump(n);
+    replica_pump(n->replica);
     return 0;
 }
 
@@ -1536,12 +1072,6 @@ int node_run(const struct node_options *o)
     }
     n->o = *o;
     n->lock_fd = -1;
-    n->results = malloc(APPLY_RESULTS_MAX * sizeof *n->results);
-    if (!n->results) {
-        free(n);
-        fprintf(stderr, "linkraft node: out of memory\n");
-        return 1;
-    }
     char who[32];
     snprintf(who, sizeof who, "node %llu", (unsigned long long)o->id);
     log_init(who);
@@ -1553,11 +1083,11 @@ int node_run(const struct node_options *o)
         site_destroy(n->site);
         storage_close(n->storage);
         store_close(n->store);
-        raft_destroy(n->raft);
+        if (n->replica)
+            replica_destroy(n->replica); /* and the core */
+        else
+            raft_destroy(n->raft);
         free(n->secret);
-        free(n->results);
-        write_batch_free(&n->writing);
-        write_batch_free(&n->pending);
         free(n);
         return rc;
     }
@@ -1576,11 +1106,8 @@ int node_run(const struct node_options *o)
         exit_code = 1;
     }
     store_close(n->store);
-    raft_destroy(n->raft);
+    replica_destroy(n->replica); /* and the core */
     free(n->secret);
-    free(n->results);
-    write_batch_free(&n->writing);
-    write_batch_free(&n->pending);
     if (n->lock_fd >= 0)
         close(n->lock_fd); /* the data directory is free for the next process */
     free(n);

@@ -1,6 +1,7 @@
 /*
  * node_internal.h — the state of a running node, shared by the files of
- * src/node (node.c: lifecycle and the ready loop; api.c: HTTP endpoints).
+ * src/node (node.c: lifecycle, the host of the replica driver; api.c: HTTP
+ * endpoints).
  */
 #ifndef LINKRAFT_NODE_INTERNAL_H
 #define LINKRAFT_NODE_INTERNAL_H
@@ -11,50 +12,20 @@
 #include "cluster.h"
 #include "common/buf.h"
 #include "node/identity.h"
-#include "node/write_batch.h"
 #include "http.h"
 #include "http_client.h"
 #include "net.h"
 #include "node.h"
 #include "raft.h"
+#include "replica/replica.h"
 #include "storage.h"
 #include "store.h"
-
-struct pending_write {
-    raft_index index;
-    raft_term term;
-    node_write_cb cb;
-    void *arg;
-    uint64_t deadline;          /* uv_now */
-    struct pending_write *next; /* ascending index */
-};
-
-struct read_batch;
-
-struct pending_read {
-    node_read_cb cb;
-    void *arg;
-    raft_index min_index;       /* served once applied >= this (0 until known for linearizable) */
-    bool index_known;
-    uint64_t deadline;
-    struct read_batch *batch;   /* linearizable: the read-index request it waits on */
-    struct pending_read *next;
-};
-
-/* Linearizable reads that arrive together share one read-index request. */
-struct read_batch {
-    uint64_t context;
-    bool requested;
-    struct read_batch *next;
-};
-
-enum job_kind { JOB_NONE, JOB_WRITE, JOB_PERSIST, JOB_ADOPT };
 
 struct node {
     struct node_options o;
     uv_loop_t loop;
     struct cluster cluster;
-    struct raft *raft;
+    struct raft *raft;          /* the core: owned by `replica` once that is created */
     struct storage *storage;
     struct store *store;
     char db_path[4096];
@@ -74,47 +45,34 @@ struct node {
     size_t n_probe_welcomed;
 
     uv_timer_t tick_timer;
-    uv_timer_t retry_timer;     /* re-runs a write or apply that hit a full disk */
+    uv_timer_t retry_timer;     /* the replica's REPLICA_TIMER_RETRY (full disk) */
     uv_timer_t stop_timer;
-    uv_timer_t commit_timer;    /* commits the database's open transaction (group commit) */
+    uv_timer_t commit_timer;    /* the replica's REPLICA_TIMER_COMMIT (group commit) */
     uv_check_t pump_check;
     uv_signal_t sig_term, sig_int;
 
-    /* The one storage job in flight: a write batch, a ready with snapshot
-     * data (persisted the plain way), or a snapshot adoption. */
-    enum job_kind job;
+    /* The replica driver (src/replica): the ready loop, the write pipeline,
+     * waiters, apply and commit, snapshots, the disk states. This file is
+     * its host: threads, files, sockets, timers. */
+    struct replica *replica;
+
+    /* The one storage job the replica runs at a time (replica_io.write or
+     * .adopt), on a libuv worker thread. */
     uv_work_t job_req;
+    const struct replica_write *job_w;
+    bool adopting;              /* the snapshot files are being replaced: chunks are not read meanwhile */
     int job_rc;
     char job_err[512];
-    bool ready_outstanding;     /* rd is taken and not yet advanced */
-    bool rd_barrier;            /* rd has snapshot data: waits for the writes before it */
-    struct raft_ready rd;
-    struct write_batch writing; /* on the worker (JOB_WRITE), or failed and waiting to retry */
-    struct write_batch pending; /* readies taken since: the next write */
-    bool write_failed;          /* `writing` hit a full disk; retried by retry_timer */
-    bool write_retry;           /* the write being retried: drop its partial entries first */
-    bool persist_failed;        /* the barrier ready's write hit a full disk */
-    bool commit_failed;         /* the database's commit hit a full disk (it rolled back) */
-    bool disk_full;
     struct storage_stats storage_stats; /* copied on the loop between storage jobs */
-    bool applying;              /* the ready's entries are being applied (maybe waiting for space) */
-    size_t apply_done;          /* how many of rd.committed are applied */
 
-    /* Snapshots. */
-    bool snap_job;              /* the database's copy running on a worker */
-    uint64_t snap_started_ms;   /* uv_now when that snapshot began (logged with its size) */
+    /* The state machine's copy for a snapshot (replica_io.snapshot). */
     uv_work_t snap_req;
     int snap_rc;
     char snap_err[512];
     raft_index snap_index;      /* what the finished copy holds */
     uint64_t snap_size;         /* and its size and CRC32C, read back on the worker */
     uint32_t snap_crc;
-    bool adopt_pending;
     struct raft_snapshot_meta adopt_meta;
-    raft_index last_snapshot;
-    raft_index snapshot_gap;    /* entries after last_snapshot before the next: snapshot_entries +-25% */
-    bool barrier_waits;         /* a snapshot install waits for the copy or checkpoint
-                                   still reading the old database file */
 
     /* The database's checkpoints (store.h): one at a time, on a worker. */
     bool ckpt_job;
@@ -123,20 +81,7 @@ struct node {
     char ckpt_err[512];
     bool ckpt_warned;           /* the last one failed and was logged */
 
-    struct store_result *results; /* APPLY_RESULTS_MAX slots for store_apply */
-    struct pending_write *writes;
-    struct pending_read *reads;
-    struct read_batch *batches;
-    struct read_batch *open_batch;
-    uint64_t next_context;
-
-    /* Soft state as of the last ready, for logging role changes. */
-    enum raft_role last_role;
-    raft_id last_leader;
-    raft_term last_term;
-
-    bool stopping;              /* SIGTERM seen: handing over, then closing */
-    bool handing_over;          /* stopping waits for the leadership transfer */
+    bool stopping;              /* SIGTERM seen: the replica hands over, then closing */
     bool closing;               /* handles are being closed */
     int exit_code;
     unsigned open_handles;

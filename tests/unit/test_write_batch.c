@@ -1,5 +1,5 @@
 /*
- * test_write_batch.c — merging readies into one disk write (src/node/
+ * test_write_batch.c — merging readies into one disk write (src/replica/
  * write_batch.h): what is written must be exactly what the readies, done one
  * after another, would have left on disk.
  */
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "../harness.h"
-#include "node/write_batch.h"
+#include "replica/write_batch.h"
 
 static struct raft_entry ent(raft_index index, raft_term term, const char *data)
 {

@@ -9,8 +9,8 @@
  * disk), entries are appended, the newest hard state wins. One fsync then
  * covers them all (group commit across readies).
  */
-#ifndef LINKRAFT_NODE_WRITE_BATCH_H
-#define LINKRAFT_NODE_WRITE_BATCH_H
+#ifndef LINKRAFT_REPLICA_WRITE_BATCH_H
+#define LINKRAFT_REPLICA_WRITE_BATCH_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /*
  * write_batch.c — see write_batch.h.
  */
-#include "node/write_batch.h"
+#include "replica/write_batch.h"
 
 #include <stdlib.h>
 #include <string.h>
