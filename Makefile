@@ -73,10 +73,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TESTLIB) $(LIBS)
 	$(CC) $(ALLLDFLAGS) -o $@ $< $(TESTLIB) $(LINKLIBS) $(SYSLIBS)
 
 # The deterministic simulator: every .c in tests/sim is one binary, linked
-# with the pure core only.
+# with the replica driver and the pure core only (no libuv, no threads).
 SIM_SRCS := $(wildcard tests/sim/*.c)
-$(BUILD)/sim: $(call obj,$(SIM_SRCS)) $(TESTLIB) $(BUILD)/libraft.a $(BUILD)/libcommon.a
-	$(CC) $(ALLLDFLAGS) -o $@ $(call obj,$(SIM_SRCS)) $(TESTLIB) $(BUILD)/libraft.a $(BUILD)/libcommon.a -lm
+$(BUILD)/sim: $(call obj,$(SIM_SRCS)) $(TESTLIB) $(BUILD)/libreplica.a $(BUILD)/libraft.a $(BUILD)/libcommon.a
+	$(CC) $(ALLLDFLAGS) -o $@ $(call obj,$(SIM_SRCS)) $(TESTLIB) $(BUILD)/libreplica.a $(BUILD)/libraft.a \
+	  $(BUILD)/libcommon.a -lm
 
 unit-bins: $(UNIT_BINS) $(if $(SIM_SRCS),$(BUILD)/sim) $(BUILD)/linkraft
 .PHONY: unit-bins

@@ -213,10 +213,8 @@ static void io_snapshot(void *ctx)
 {
     struct node *n = ctx;
     n->snap_req.data = n;
-    if (uv_queue_work(&n->loop, &n->snap_req, snapshot_work, snapshot_after)) {
-        snprintf(n->snap_err, sizeof n->snap_err, "cannot start a worker");
-        replica_snapshot_done(n->replica, REPLICA_JOB_FAILED, 0, 0, 0, n->snap_err);
-    }
+    if (uv_queue_work(&n->loop, &n->snap_req, snapshot_work, snapshot_after))
+        fatal(n, "starting a snapshot copy", "uv_queue_work failed");
 }
 
 static void adopt_work(uv_work_t *req)

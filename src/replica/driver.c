@@ -747,7 +747,8 @@ static void finish_barrier(struct replica *d)
         return;
     }
     d->io.send(d->io.ctx, rd->send_after_persist, rd->n_send_after_persist);
-    raft_persisted(d->raft, rd->seq);
+    if (!d->o.sync_persist)
+        raft_persisted(d->raft, rd->seq);
     if (rd->snapshot_install) {
         char err[512] = "";
         if (d->sm.restore(d->sm.ctx, rd->snapshot_install, err, sizeof err) != REPLICA_SM_OK) {
@@ -961,7 +962,7 @@ void replica_pump(struct replica *d)
         d->ready_outstanding = true;
         note_soft_state(d, &d->rd);
         d->io.send(d->io.ctx, d->rd.send_now, d->rd.n_send_now);
-        if (has_snapshot_data(&d->rd)) {
+        if (d->o.sync_persist || has_snapshot_data(&d->rd)) {
             d->rd_barrier = true; /* start_jobs runs it once the writes before it are done */
             break;
         }

@@ -131,6 +131,9 @@ struct replica_options {
     uint64_t retry_ms;                 /* full disk: retry after; default 1000 */
     size_t apply_batch;                /* entries per apply call; default 8192 */
     uint64_t seed;                     /* draws the snapshot gaps */
+    bool sync_persist;                 /* the core runs without async_persist: every ready is
+                                        * written before it is applied and advanced (the plain
+                                        * ready contract; the simulator mixes both) */
 };
 void replica_options_default(struct replica_options *o);
 

@@ -7,15 +7,18 @@
  * so that snapshots split into several chunks.
  *
  * Each client runs one operation at a time, as a real one would over HTTP:
- *   PUT: raft_propose on the node it believes leads; ENOTLEADER/EBUSY
- *        redirect it (to the leader that node names) and it retries. It is
- *        done when that node applies its entry at (index, term); if another
- *        entry is applied there, it definitely failed and is retried; if the
- *        node crashes, compacts past it, or the client's deadline passes, the
- *        outcome is unknown and the op is recorded as LIN_PENDING.
- *   GET: raft_read_index(context) on a node (a follower forwards it to the
- *        leader; some GETs go to the leader only), and once the node has
- *        applied up to the returned index the value is read from its KV.
+ *   PUT: replica_propose on the node it believes leads, through the
+ *        shipped replica driver's waiters (src/replica): ENOTLEADER
+ *        redirects it (to the leader that node names) and it retries. It is
+ *        done when that node applies its entry (OK); if another entry is
+ *        applied there (ELOST), it definitely failed and is retried; if the
+ *        node crashes, installs a snapshot past it (ETIMEOUT), or the
+ *        client's deadline passes, the outcome is unknown and the op is
+ *        recorded as LIN_PENDING.
+ *   GET: replica_read(LINEARIZABLE) on a node (a follower asks the leader
+ *        for a read index; some GETs go to the leader only), answered once
+ *        the node has applied up to the read index: the value is read from
+ *        its KV then.
  * Every PUT writes a value never written before. The history (call and
  * return times in virtual time) is checked with lin_check at the end.
  */
@@ -147,6 +150,98 @@ static int pick_node(struct sim *s, struct sim_client *c)
     return n ? alive[sim_range(&s->rng, 0, (uint64_t)n - 1)] : -1;
 }
 
+/* What a client's call into a driver carries back: answers to an older
+ * attempt, or from a node being destroyed, are ignored. */
+struct client_wait {
+    struct sim *s;
+    int client;
+    uint64_t attempt;
+    int slot;
+    uint32_t incarnation;
+};
+
+/* The client's wait, or NULL if the answer is stale (it is freed). */
+static struct sim_client *answered(void *arg, struct sim_node **node)
+{
+    struct client_wait w = *(struct client_wait *)arg;
+    free(arg);
+    struct sim *s = w.s;
+    struct sim_client *c = &s->clients[w.client];
+    struct sim_node *n = &s->nodes[w.slot];
+    if (s->silent || s->failed || c->attempt != w.attempt || !n->alive || n->incarnation != w.incarnation)
+        return NULL;
+    *node = n;
+    return c;
+}
+
+static int guess_of(const struct sim_node *n)
+{
+    raft_id leader = n->alive ? raft_leader(n->r) : 0;
+    return leader && leader != n->id ? (int)leader - 1 : -1;
+}
+
+static void put_answered(void *arg, int status, raft_index index, const void *result)
+{
+    struct sim_node *n;
+    struct sim_client *c = answered(arg, &n);
+    (void)result;
+    if (!c)
+        return;
+    struct sim *s = n->s;
+    switch (status) {
+    case REPLICA_OK:
+        record(s, c, c->value, s->now);
+        s->puts_ok++;
+        SIM_TRACE(s, "client %d PUT k%u=%llu done at index %llu on n%llu", c->id, c->key,
+                  (unsigned long long)c->value, (unsigned long long)index, (unsigned long long)n->id);
+        finish(s, c);
+        break;
+    case REPLICA_ELOST:
+        /* Another entry holds that index for good: ours never commits. */
+        SIM_TRACE(s, "client %d PUT lost its slot: retries", c->id);
+        retry(s, c, -1);
+        break;
+    case REPLICA_ETIMEOUT:
+        give_up(s, c, "its entry was covered by a snapshot before the node applied it");
+        break;
+    default:
+        SIM_TRACE(s, "client %d PUT via n%llu: %s", c->id, (unsigned long long)n->id,
+                  status == REPLICA_ENOTLEADER ? "not the leader" : "refused");
+        if (c->st == CL_PUT_WAIT && status != REPLICA_ENOTLEADER)
+            give_up(s, c, "refused after it was proposed");
+        else
+            retry(s, c, guess_of(n));
+        break;
+    }
+}
+
+static void get_answered(void *arg, int status)
+{
+    struct sim_node *n;
+    struct sim_client *c = answered(arg, &n);
+    if (!c)
+        return;
+    struct sim *s = n->s;
+    if (status != REPLICA_OK) {
+        SIM_TRACE(s, "client %d GET via n%llu failed (%d): retries", c->id, (unsigned long long)n->id, status);
+        retry(s, c, -1);
+        return;
+    }
+    if (n->applied < c->read_floor) {
+        /* §6.4: the answer must reflect every write committed before the
+         * request; a leader that lost its leadership must not answer. */
+        sim_fail(s, "read index safety: n%llu answered read %llu having applied only %llu, but index %llu was "
+                 "already known committed when the read was requested", (unsigned long long)n->id,
+                 (unsigned long long)c->seq, (unsigned long long)n->applied, (unsigned long long)c->read_floor);
+        return;
+    }
+    record(s, c, n->kv.v[c->key], s->now);
+    s->gets_ok++;
+    SIM_TRACE(s, "client %d GET k%u = %llu from n%llu (applied %llu)", c->id, c->key,
+              (unsigned long long)n->kv.v[c->key], (unsigned long long)n->id, (unsigned long long)n->applied);
+    finish(s, c);
+}
+
 static void attempt(struct sim *s, struct sim_client *c)
 {
     if (s->now >= c->deadline) {
@@ -163,40 +258,33 @@ static void attempt(struct sim *s, struct sim_client *c)
         retry(s, c, -1); /* a stopped process answers nothing */
         return;
     }
-    raft_id leader = raft_leader(n->r);
-    int guess = leader && leader != n->id ? (int)leader - 1 : -1;
-    int rc;
-    if (c->kind == LIN_PUT) {
-        uint8_t cmd[SIM_CMD_BYTES];
-        sim_cmd_encode(cmd, c->key, c->value, c->op_id);
-        rc = raft_propose(n->r, cmd, sizeof cmd, &c->index, &c->term);
-        SIM_TRACE(s, "client %d PUT k%u=%llu via n%llu: %s", c->id, c->key, (unsigned long long)c->value,
-                  (unsigned long long)n->id, rc ? raft_strerror(rc) : "proposed");
-        if (rc == RAFT_OK) {
-            SIM_TRACE(s, "client %d waits for entry %llu/%llu on n%llu", c->id, (unsigned long long)c->index,
-                      (unsigned long long)c->term, (unsigned long long)n->id);
-            c->st = CL_PUT_WAIT;
-        }
-    } else if (c->leader_only && raft_role(n->r) != RAFT_LEADER) {
-        rc = RAFT_ENOTLEADER;
-    } else {
-        c->seq = ++s->next_op_id; /* a fresh context per attempt */
-        c->read_floor = s->max_committed;
-        rc = raft_read_index(n->r, c->seq);
-        SIM_TRACE(s, "client %d GET k%u via n%llu ctx %llu: %s", c->id, c->key, (unsigned long long)n->id,
-                  (unsigned long long)c->seq, rc ? raft_strerror(rc) : "read index requested");
-        if (rc == RAFT_OK)
-            c->st = CL_GET_WAIT;
-    }
-    if (rc != RAFT_OK) {
-        retry(s, c, guess);
+    if (c->kind == LIN_GET && c->leader_only && raft_role(n->r) != RAFT_LEADER) {
+        retry(s, c, guess_of(n));
         return;
     }
     c->node = slot;
     c->incarnation = n->incarnation;
     c->leader_guess = slot;
+    c->st = c->kind == LIN_PUT ? CL_PUT_WAIT : CL_GET_WAIT;
     /* Wake at the deadline; any earlier answer bumps attempt and voids it. */
     wake(s, c, c->deadline - s->now);
+    struct client_wait *w = malloc(sizeof *w);
+    if (!w)
+        abort();
+    *w = (struct client_wait){ s, c->id, c->attempt, slot, n->incarnation };
+    if (c->kind == LIN_PUT) {
+        uint8_t cmd[SIM_CMD_BYTES];
+        sim_cmd_encode(cmd, c->key, c->value, c->op_id);
+        SIM_TRACE(s, "client %d PUT k%u=%llu via n%llu", c->id, c->key, (unsigned long long)c->value,
+                  (unsigned long long)n->id);
+        replica_propose(n->d, cmd, sizeof cmd, put_answered, w);
+    } else {
+        c->seq = ++s->next_op_id;
+        c->read_floor = s->max_committed;
+        SIM_TRACE(s, "client %d GET k%u via n%llu (op %llu)", c->id, c->key, (unsigned long long)n->id,
+                  (unsigned long long)c->seq);
+        replica_read(n->d, REPLICA_READ_LINEARIZABLE, 0, 60000, get_answered, w);
+    }
     sim_node_process(s, n);
 }
 
@@ -224,75 +312,10 @@ void sim_client_event(struct sim *s, struct sim_client *c, uint64_t att)
         break;
     case CL_PUT_WAIT:
     case CL_GET_WAIT:
-    case CL_GET_SERVE:
         give_up(s, c, "deadline");
         break;
     case CL_DONE:
         break;
-    }
-}
-
-void sim_clients_on_apply(struct sim *s, struct sim_node *n, const struct raft_entry *e)
-{
-    for (int i = 0; i < s->p.n_clients; i++) {
-        struct sim_client *c = &s->clients[i];
-        if (c->st != CL_PUT_WAIT || c->node != n->slot || c->index != e->index)
-            continue;
-        uint32_t key;
-        uint64_t value, op;
-        if (e->term == c->term && e->type == RAFT_ENTRY_COMMAND &&
-            sim_cmd_decode(e->data, e->len, &key, &value, &op) && op == c->op_id) {
-            record(s, c, c->value, s->now);
-            s->puts_ok++;
-            SIM_TRACE(s, "client %d PUT k%u=%llu done at index %llu", c->id, c->key,
-                      (unsigned long long)c->value, (unsigned long long)e->index);
-            finish(s, c);
-        } else {
-            /* Another entry holds that index for good: ours never commits. */
-            SIM_TRACE(s, "client %d PUT lost its slot %llu: retries", c->id, (unsigned long long)e->index);
-            retry(s, c, -1);
-        }
-    }
-}
-
-bool sim_clients_on_read_state(struct sim *s, struct sim_node *n, const struct raft_read_state *rs)
-{
-    for (int i = 0; i < s->p.n_clients; i++) {
-        struct sim_client *c = &s->clients[i];
-        if (c->st != CL_GET_WAIT || c->node != n->slot || c->seq != rs->context)
-            continue;
-        if (!rs->ok) {
-            retry(s, c, -1);
-            return false;
-        }
-        if (rs->index < c->read_floor) {
-            /* §6.4: the answer must reflect every write committed before the
-             * request; a leader that lost its leadership must not answer. */
-            sim_fail(s, "read index safety: n%llu answered read %llu with index %llu, but index %llu was "
-                     "already known committed when the read was requested", (unsigned long long)n->id,
-                     (unsigned long long)rs->context, (unsigned long long)rs->index,
-                     (unsigned long long)c->read_floor);
-            return false;
-        }
-        c->st = CL_GET_SERVE;
-        c->index = rs->index;
-        return true;
-    }
-    return false;
-}
-
-void sim_clients_on_read_served(struct sim *s, struct sim_node *n, uint64_t context)
-{
-    for (int i = 0; i < s->p.n_clients; i++) {
-        struct sim_client *c = &s->clients[i];
-        if (c->st != CL_GET_SERVE || c->node != n->slot || c->seq != context)
-            continue;
-        record(s, c, n->kv.v[c->key], s->now);
-        s->gets_ok++;
-        SIM_TRACE(s, "client %d GET k%u = %llu from n%llu (read index %llu, applied %llu)", c->id, c->key,
-                  (unsigned long long)n->kv.v[c->key], (unsigned long long)n->id,
-                  (unsigned long long)c->index, (unsigned long long)n->applied);
-        finish(s, c);
     }
 }
 
@@ -304,17 +327,8 @@ void sim_clients_on_crash(struct sim *s, struct sim_node *n)
             continue;
         if (c->st == CL_PUT_WAIT)
             give_up(s, c, "node crashed");
-        else if (c->st == CL_GET_WAIT || c->st == CL_GET_SERVE)
+        else if (c->st == CL_GET_WAIT)
             retry(s, c, -1);
-    }
-}
-
-void sim_clients_on_install(struct sim *s, struct sim_node *n, raft_index index)
-{
-    for (int i = 0; i < s->p.n_clients; i++) {
-        struct sim_client *c = &s->clients[i];
-        if (c->st == CL_PUT_WAIT && c->node == n->slot && c->index <= index)
-            give_up(s, c, "its entry was covered by a snapshot before the node applied it");
     }
 }
 

@@ -1,13 +1,14 @@
 /*
  * sim.h — the deterministic simulator of the Raft core (docs/simulator.md).
  *
- * One run ("seed") is one process-local world: up to SIM_MAX_NODES nodes of
- * the pure core (src/raft), each behind a simulated host that implements the
- * ready contract of include/raft.h over a simulated disk (disk.c), a network
- * that loses, delays, reorders, duplicates and partitions messages encoded
- * with the real codec (net.c), clients running a small KV store (kv.c), and
- * invariant checks after every event (check.c). cluster.c runs the event
- * loop and the hosts; sim.c is main: the command line and the seed loop.
+ * One run ("seed") is one process-local world: up to SIM_MAX_NODES nodes,
+ * each the shipped replica driver (src/replica) and pure core (src/raft)
+ * over a simulated host (host.c): a simulated disk (disk.c), a network that
+ * loses, delays, reorders, duplicates and partitions messages encoded with
+ * the real codec (net.c), and a persistent KV state machine (kv.c, host.c);
+ * clients (kv.c) go through the driver's waiters, and invariants are
+ * checked after every event (check.c). cluster.c runs the event loop and
+ * the faults; sim.c is main: the command line and the seed loop.
  *
  * Everything a run touches hangs off its struct sim: there is no global
  * mutable state, so seeds run in parallel threads. Every random choice comes
@@ -23,6 +24,7 @@
 #include <stdio.h>
 
 #include "raft.h"
+#include "replica/replica.h"
 
 #define SIM_MAX_NODES 8        /* node slots; id = slot + 1; ids are never reused */
 #define SIM_NKEYS 6            /* KV registers */
@@ -115,7 +117,7 @@ void sim_kv_serialize(const struct sim_kv *kv, raft_index index, uint8_t *out);
 bool sim_kv_restore(struct sim_kv *kv, raft_index index, const uint8_t *p, size_t len);
 uint64_t sim_kv_digest(const struct sim_kv *kv);
 
-enum sim_client_state { CL_IDLE, CL_RETRY, CL_PUT_WAIT, CL_GET_WAIT, CL_GET_SERVE, CL_DONE };
+enum sim_client_state { CL_IDLE, CL_RETRY, CL_PUT_WAIT, CL_GET_WAIT, CL_DONE };
 
 struct sim_client {
     int id;
@@ -139,24 +141,6 @@ struct sim_client {
 
 /* ---- Nodes and the run (cluster.c) ------------------------------------------ */
 
-struct sim_read_wait {
-    uint64_t context;
-    raft_index index;
-};
-
-/* A write of an async_persist host (raft.h), queued behind earlier ones:
- * what to do once its batch is durable. */
-struct sim_job {
-    bool has_batch;          /* a batch in disk.pending belongs to it */
-    bool barrier;            /* the outstanding ready (rd_out) completes with it */
-    raft_index last;         /* last entry written; 0 none */
-    raft_term last_term;
-    uint64_t seq;            /* the ready whose batch it is, to report durable */
-    struct raft_message *after; /* send_after_persist of the readies it covers */
-    size_t n_after;
-    raft_index compact;      /* compact_before, once durable; 0 none */
-};
-
 struct sim_node {
     int slot;
     raft_id id;
@@ -167,18 +151,28 @@ struct sim_node {
     uint64_t tick_us;        /* this node's clock: how long its tick lasts */
     uint64_t paused_until;   /* a paused process (SIGSTOP, GC, VM migration) does nothing until then */
     uint32_t incarnation;    /* bumps at every crash: stale events are ignored */
-    struct raft *r;
+    struct sim *s;
+    struct replica *d;       /* the shipped replica driver (src/replica) over this host (host.c) */
+    struct raft *r;          /* its core (owned by d) */
+    bool sync;               /* this incarnation runs the plain ready contract, not async_persist */
     struct sim_disk disk;
-    bool rd_out;             /* a ready is outstanding (fsync in flight) */
-    struct raft_ready rd;
-    bool async;              /* this incarnation runs with async_persist */
-    struct sim_job *jobs;    /* async: writes in flight, oldest first */
-    size_t n_jobs, cap_jobs;
-    uint64_t jobs_until;     /* async: when the newest write's fsync completes */
+    /* The host's one storage job (host.c), as the node's worker thread. */
+    bool job_busy;
+    bool job_adopt;          /* a snapshot adoption, not a write */
+    bool job_batch;          /* the write left a batch in disk.pending */
+    raft_index job_compact;
+    raft_index job_trace_last;
+    struct raft_snapshot_meta adopt_meta;
+    uint8_t snap_buf[256];   /* the state machine's copy for a snapshot (the node's temporary file) */
+    raft_index snap_index;
+    uint32_t timer_gen[REPLICA_TIMERS]; /* arming or cancelling a timer voids its earlier events */
+    /* The state machine: applied (kv, applied) and, as SQLite with group
+     * commit, what its last commit kept (kv_durable, durable_applied): the
+     * only part a crash leaves. */
     struct sim_kv kv;
-    raft_index applied;      /* host's view: last index applied to kv */
-    struct sim_read_wait *reads;
-    size_t n_reads, cap_reads;
+    raft_index applied;
+    struct sim_kv kv_durable;
+    raft_index durable_applied;
     uint64_t crashed_at, restarts;
     raft_term led_term;      /* last term this node was seen leading (fault scheduling) */
 
@@ -199,7 +193,9 @@ struct sim_params {
     uint64_t fault_min, fault_max;  /* gap between faults, us */
     uint64_t fault_end;             /* faults stop here */
     uint64_t liveness_deadline;     /* after fault_end */
-    raft_index snap_every;          /* host snapshots after this many applies */
+    raft_index snap_every;          /* host snapshots after about this many applies */
+    uint64_t commit_every_ms;       /* the state machine's group commit (replica_options) */
+    uint64_t commit_every_entries;
     unsigned async_pm;              /* chance a node (re)starts with async_persist */
     bool keep_prev_snap;            /* hosts keep their previous snapshot to finish transfers of it */
     unsigned snap_rot_pm;           /* chance a snapshot chunk is read back with a flipped bit */
@@ -244,6 +240,7 @@ struct sim {
 
     bool failed;
     char why[1024];
+    bool silent;             /* a node's driver is being destroyed: its waiters answer nobody */
 
     /* statistics */
     uint64_t events, msgs_sent, msgs_delivered, msgs_lost, crashes, snapshots_taken,
@@ -270,7 +267,8 @@ void sim_run(uint64_t seed, int force_nodes, bool trace, FILE *trace_out, struct
 
 /* ---- Event queue and network (net.c) --------------------------------------- */
 
-enum sim_ev_type { EV_TICK = 1, EV_DELIVER, EV_FSYNC, EV_RESTART, EV_FAULT, EV_CLIENT, EV_FAULTS_END, EV_CRASH };
+enum sim_ev_type { EV_TICK = 1, EV_DELIVER, EV_FSYNC, EV_RESTART, EV_FAULT, EV_CLIENT, EV_FAULTS_END, EV_CRASH,
+                  EV_TIMER, EV_SNAPSHOT };
 
 struct sim_event {
     uint64_t at, seq;
@@ -293,9 +291,18 @@ void sim_net_send(struct sim *s, struct sim_node *from, const struct raft_messag
 void sim_net_deliver(struct sim *s, struct sim_event *ev);
 const char *sim_msg_desc(const struct raft_message *m, char *buf, size_t cap);
 
-/* ---- Host hooks used across files ------------------------------------------ */
+/* ---- Hosts (host.c): the replica driver over the simulated disk and network -- */
+void sim_node_start(struct sim *s, struct sim_node *n);
+void sim_node_crash(struct sim *s, struct sim_node *n, bool restart);
+void sim_node_free(struct sim *s, struct sim_node *n);
 void sim_node_step(struct sim *s, struct sim_node *n, const struct raft_message *m);
+void sim_node_tick(struct sim *s, struct sim_node *n);
+/* Lets the driver take what the core has (after a call into the core). */
 void sim_node_process(struct sim *s, struct sim_node *n);
+/* Completions: EV_FSYNC (the storage job), EV_SNAPSHOT (the copy), EV_TIMER. */
+void sim_node_job_done(struct sim *s, struct sim_node *n);
+void sim_node_snapshot_done(struct sim *s, struct sim_node *n);
+void sim_node_timer(struct sim *s, struct sim_node *n, uint64_t arg);
 
 /* ---- Checks (check.c) ------------------------------------------------------- */
 void check_after_event(struct sim *s);
@@ -332,13 +339,8 @@ void check_free(struct sim *s);
 /* ---- Clients (kv.c) ---------------------------------------------------------- */
 void sim_clients_init(struct sim *s);
 void sim_client_event(struct sim *s, struct sim_client *c, uint64_t attempt);
-/* Hooks from the host. */
-void sim_clients_on_apply(struct sim *s, struct sim_node *n, const struct raft_entry *e);
-/* Returns true if a client waits for this read: the host then serves it once applied >= index. */
-bool sim_clients_on_read_state(struct sim *s, struct sim_node *n, const struct raft_read_state *rs);
-void sim_clients_on_read_served(struct sim *s, struct sim_node *n, uint64_t context);
+/* A node crashed: its clients' operations end (PUT: outcome unknown). */
 void sim_clients_on_crash(struct sim *s, struct sim_node *n);
-void sim_clients_on_install(struct sim *s, struct sim_node *n, raft_index index);
 bool sim_clients_idle(const struct sim *s);
 void sim_clients_check(struct sim *s);
 
