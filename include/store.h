@@ -39,8 +39,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "raft.h"
-
 enum {
     STORE_OK = 0,
     STORE_EIO = -1,         /* SQLite failed; errmsg says why; the node must stop */
@@ -65,6 +63,16 @@ struct store_result {
 
 struct store;
 
+/* One committed log entry as the store sees it (it knows nothing of Raft):
+ * its index and, for a command, its bytes (include/command.h). Any other
+ * entry (a leader's no-op, a configuration) only advances the applied index. */
+struct store_entry {
+    uint64_t index;
+    bool command;
+    const uint8_t *data;
+    size_t len;
+};
+
 /* Opens (creating if needed) the database at path, and checks it (PRAGMA
  * quick_check: every page is read, so its checksum is verified, and the
  * b-trees' structure too): STORE_ECORRUPT if it is damaged. A database this
@@ -76,9 +84,9 @@ const char *store_errmsg(const struct store *st);
 
 /* Index of the last entry whose effects are in the database (0: none),
  * committed or not: reads on this store see them all. */
-raft_index store_applied(const struct store *st);
+uint64_t store_applied(const struct store *st);
 /* Index of the last entry whose effects are committed to SQLite. */
-raft_index store_committed(const struct store *st);
+uint64_t store_committed(const struct store *st);
 
 /* Applies committed entries. COMMAND entries are decoded and executed; NOOP
  * and CONFIG entries only advance the applied index. A command that cannot
@@ -96,7 +104,7 @@ raft_index store_committed(const struct store *st);
  * Returns STORE_EFULL if the disk is full, STORE_EIO if SQLite fails
  * otherwise; either way everything since the last commit is rolled back and
  * store_applied() is store_committed() again: apply it again from the log. */
-int store_apply(struct store *st, const struct raft_entry *entries, size_t n,
+int store_apply(struct store *st, const struct store_entry *entries, size_t n,
                 struct store_result *results);
 /* Commits what store_apply applied since the last commit (nothing to do: OK).
  * On failure (STORE_EFULL, STORE_EIO) it is rolled back as above.
@@ -130,7 +138,7 @@ int store_checkpoint(const char *db_path, bool truncate, char *err, size_t errca
  * pipeline, where writing out megabytes would stall every write.)
  * STORE_EIO on an I/O error reading the database or writing the copy
  * (fatal), STORE_EFULL or STORE_EAGAIN when a later attempt may succeed. */
-int store_snapshot(const char *db_path, const char *out_path, raft_index *index,
+int store_snapshot(const char *db_path, const char *out_path, uint64_t *index,
                    char *err, size_t errcap);
 
 /* Replaces the database with the snapshot at snapshot_path (copied to

@@ -429,7 +429,12 @@ static raft_index sm_committed(void *ctx)
 static enum replica_sm_status sm_apply(void *ctx, const struct raft_entry *e, size_t count, void *results)
 {
     struct node *n = ctx;
-    int rc = store_apply(n->store, e, count, results);
+    if (count > APPLY_RESULTS_MAX)
+        return REPLICA_SM_FAILED; /* the replica is created with apply_batch = APPLY_RESULTS_MAX */
+    for (size_t i = 0; i < count; i++)
+        n->apply_entries[i] = (struct store_entry){ .index = e[i].index, .command = e[i].type == RAFT_ENTRY_COMMAND,
+                                                    .data = e[i].data, .len = e[i].len };
+    int rc = store_apply(n->store, n->apply_entries, count, results);
     if (rc == STORE_OK)
         learn_members_from(n, e, count);
     return sm_status(rc);
@@ -1070,6 +1075,12 @@ int node_run(const struct node_options *o)
     }
     n->o = *o;
     n->lock_fd = -1;
+    n->apply_entries = malloc(APPLY_RESULTS_MAX * sizeof *n->apply_entries);
+    if (!n->apply_entries) {
+        free(n);
+        fprintf(stderr, "linkraft node: out of memory\n");
+        return 1;
+    }
     char who[32];
     snprintf(who, sizeof who, "node %llu", (unsigned long long)o->id);
     log_init(who);
@@ -1086,6 +1097,7 @@ int node_run(const struct node_options *o)
         else
             raft_destroy(n->raft);
         free(n->secret);
+        free(n->apply_entries);
         free(n);
         return rc;
     }
@@ -1106,6 +1118,7 @@ int node_run(const struct node_options *o)
     store_close(n->store);
     replica_destroy(n->replica); /* and the core */
     free(n->secret);
+    free(n->apply_entries);
     if (n->lock_fd >= 0)
         close(n->lock_fd); /* the data directory is free for the next process */
     free(n);

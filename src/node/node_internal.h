@@ -74,6 +74,8 @@ struct node {
     uint32_t snap_crc;
     struct raft_snapshot_meta adopt_meta;
 
+    struct store_entry *apply_entries; /* APPLY_RESULTS_MAX: committed entries as the store sees them */
+
     /* The database's checkpoints (store.h): one at a time, on a worker. */
     bool ckpt_job;
     uv_work_t ckpt_req;

@@ -46,7 +46,7 @@ enum replica_job_status {
     REPLICA_JOB_OK = 0,
     REPLICA_JOB_FULL,    /* no space (or memory): nothing is lost, the driver retries */
     REPLICA_JOB_FAILED,  /* transient (snapshot copy, adoption): skipped, tried again later */
-    REPLICA_JOB_FATAL,   /* the host has already called io.fatal or will not go on */
+    REPLICA_JOB_FATAL,   /* not to be survived: the driver calls io.fatal with the error */
 };
 
 /* One storage job: the log part in the ready contract's order (truncate,

@@ -115,10 +115,10 @@ struct store {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *stmt[S_COUNT];
-    raft_index applied;
+    uint64_t applied;
     uint64_t clock;         /* the log clock (store.h) */
     bool in_tx;             /* applied entries wait for store_commit */
-    raft_index committed;   /* applied index as of the last commit */
+    uint64_t committed;   /* applied index as of the last commit */
     uint64_t committed_clock;
     unsigned wal_pages;     /* frames in the WAL after the last commit (wal_hook) */
     char errmsg[512];
@@ -282,7 +282,7 @@ static int open_db(struct store *st)
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(st->db, "SELECT v FROM meta WHERE k = 'applied'", -1, &q, NULL) != SQLITE_OK)
         return fail_db(st, "cannot read the applied index");
-    st->applied = sqlite3_step(q) == SQLITE_ROW ? (raft_index)sqlite3_column_int64(q, 0) : 0;
+    st->applied = sqlite3_step(q) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(q, 0) : 0;
     sqlite3_finalize(q);
     if (sqlite3_prepare_v2(st->db, "SELECT v FROM meta WHERE k = 'clock'", -1, &q, NULL) != SQLITE_OK)
         return fail_db(st, "cannot read the log clock");
@@ -333,8 +333,8 @@ void store_close(struct store *st)
 }
 
 const char *store_errmsg(const struct store *st) { return st->errmsg; }
-raft_index store_applied(const struct store *st) { return st->applied; }
-raft_index store_committed(const struct store *st) { return st->committed; }
+uint64_t store_applied(const struct store *st) { return st->applied; }
+uint64_t store_committed(const struct store *st) { return st->committed; }
 unsigned store_wal_pages(const struct store *st) { return st->wal_pages; }
 bool store_damage_seen(void) { return cksum_vfs_damage_seen() != 0; }
 
@@ -652,9 +652,9 @@ static int idem_record(struct store *st, const struct command *c, const struct s
     return step_done(st, s);
 }
 
-static int apply_one(struct store *st, const struct raft_entry *e, struct store_result *res)
+static int apply_one(struct store *st, const struct store_entry *e, struct store_result *res)
 {
-    if (e->type != RAFT_ENTRY_COMMAND)
+    if (!e->command)
         return STORE_OK;
     struct command c;
     if (command_decode(&c, e->data, e->len) != 0) {
@@ -714,12 +714,12 @@ int store_commit(struct store *st)
     return STORE_OK;
 }
 
-int store_apply(struct store *st, const struct raft_entry *entries, size_t n, struct store_result *results)
+int store_apply(struct store *st, const struct store_entry *entries, size_t n, struct store_result *results)
 {
     if (n == 0)
         return STORE_OK;
     struct store_result scratch;
-    raft_index last = st->applied;
+    uint64_t last = st->applied;
     uint64_t clock_before = st->clock;
     if (!st->in_tx) {
         if (step_done(st, st->stmt[S_BEGIN]))
@@ -951,7 +951,7 @@ int store_checkpoint(const char *db_path, bool truncate, char *err, size_t errca
     return out;
 }
 
-int store_snapshot(const char *db_path, const char *out_path, raft_index *index, char *err, size_t errcap)
+int store_snapshot(const char *db_path, const char *out_path, uint64_t *index, char *err, size_t errcap)
 {
     sqlite3 *db = NULL, *copy = NULL;
     sqlite3_stmt *s = NULL;
@@ -1020,7 +1020,7 @@ int store_snapshot(const char *db_path, const char *out_path, raft_index *index,
         rc = classify(src == SQLITE_DONE ? SQLITE_CORRUPT : src);
         goto out;
     }
-    *index = (raft_index)sqlite3_column_int64(s, 0);
+    *index = (uint64_t)sqlite3_column_int64(s, 0);
     /* The copy was written without syncs. A failure here is fatal, like
      * every failed fsync: after it the kernel may have thrown data away
      * (of this file or, for all we know, of others on the disk). */

@@ -15,8 +15,7 @@ static void dh_propose(void *ctx, const uint8_t *data, size_t len, site_write_cb
         cb(arg, h->fail_writes, 0, NULL);
         return;
     }
-    struct raft_entry e = { .term = 1, .index = store_applied(h->store) + 1, .type = RAFT_ENTRY_COMMAND,
-                            .len = (uint32_t)len, .data = data };
+    struct store_entry e = { .index = store_applied(h->store) + 1, .command = true, .data = data, .len = len };
     struct store_result res;
     if (store_apply(h->store, &e, 1, &res) != STORE_OK) {
         fprintf(stderr, "direct host: apply failed: %s\n", store_errmsg(h->store));

@@ -24,7 +24,7 @@ static void path_in(char *buf, size_t cap, const char *name)
 static struct command_str S(const char *s) { return (struct command_str){ s, (uint16_t)strlen(s) }; }
 
 /* Builds a COMMAND entry (data malloc'd; freed by free_entry). */
-static struct raft_entry kv_entry(raft_index index, int del, const char *key, const char *value,
+static struct store_entry kv_entry(uint64_t index, int del, const char *key, const char *value,
                                   uint64_t time_ms, const char *idem)
 {
     struct command c = { .type = del ? CMD_KV_DELETE : CMD_KV_PUT, .time_ms = time_ms,
@@ -33,8 +33,8 @@ static struct raft_entry kv_entry(raft_index index, int del, const char *key, co
     size_t n = command_size(&c);
     uint8_t *buf = malloc(n);
     long len = command_encode(&c, buf, n);
-    return (struct raft_entry){ .term = 1, .index = index, .type = RAFT_ENTRY_COMMAND,
-                                .len = (uint32_t)len, .data = buf };
+    return (struct store_entry){ .index = index, .command = true,
+                                .len = (size_t)len, .data = buf };
 }
 
 static char *get(struct store *st, const char *key)
@@ -54,7 +54,7 @@ static int value_is(struct store *st, const char *key, const char *want)
 
 TEST(command_codec_round_trip_and_rejects)
 {
-    struct raft_entry e = kv_entry(1, 0, "key", "value", 1234, "idem-1");
+    struct store_entry e = kv_entry(1, 0, "key", "value", 1234, "idem-1");
     struct command c;
     CHECK_EQ_I(command_decode(&c, e.data, e.len), 0);
     CHECK(c.type == CMD_KV_PUT && c.time_ms == 1234);
@@ -80,8 +80,8 @@ TEST(apply_persists_applied_index_with_changes)
     char err[256];
     REQUIRE(store_open(db, &st, err, sizeof err) == STORE_OK);
     CHECK_EQ_U(store_applied(st), 0);
-    struct raft_entry es[3] = {
-        { .term = 1, .index = 1, .type = RAFT_ENTRY_CONFIG },
+    struct store_entry es[3] = {
+        { .index = 1, .command = false },
         kv_entry(2, 0, "a", "1", 10, NULL),
         kv_entry(3, 0, "b", "2", 11, NULL),
     };
@@ -94,7 +94,7 @@ TEST(apply_persists_applied_index_with_changes)
     /* Reopen: the index came back with the data; replaying is a no-op. */
     REQUIRE(store_open(db, &st, err, sizeof err) == STORE_OK);
     CHECK_EQ_U(store_applied(st), 3);
-    struct raft_entry again = kv_entry(3, 0, "b", "CHANGED", 11, NULL);
+    struct store_entry again = kv_entry(3, 0, "b", "CHANGED", 11, NULL);
     CHECK_EQ_I(store_apply(st, &again, 1, NULL), STORE_OK);
     CHECK(value_is(st, "b", "2"));
     store_close(st);
@@ -113,7 +113,7 @@ TEST(uncommitted_applies_are_replayed_after_a_crash)
     struct store *st;
     char err[256];
     REQUIRE(store_open(db, &st, err, sizeof err) == STORE_OK);
-    struct raft_entry es[4] = {
+    struct store_entry es[4] = {
         kv_entry(1, 0, "a", "1", 10, NULL),
         kv_entry(2, 0, "b", "2", 11, NULL),
         kv_entry(3, 0, "a", "3", 12, NULL),
@@ -154,7 +154,7 @@ TEST(malformed_command_is_a_result_not_an_error)
     char err[256];
     REQUIRE(store_open(db, &st, err, sizeof err) == STORE_OK);
     uint8_t junk[5] = { 1, 99, 0, 0, 0 };
-    struct raft_entry e = { .term = 1, .index = 1, .type = RAFT_ENTRY_COMMAND, .len = 5, .data = junk };
+    struct store_entry e = { .index = 1, .command = true, .len = 5, .data = junk };
     struct store_result res;
     CHECK_EQ_I(store_apply(st, &e, 1, &res), STORE_OK);
     CHECK_EQ_I(res.status, CMD_ERR_MALFORMED);
@@ -169,18 +169,18 @@ TEST(idempotency_by_log_time)
     struct store *st;
     char err[256];
     REQUIRE(store_open(db, &st, err, sizeof err) == STORE_OK);
-    struct raft_entry del1 = kv_entry(1, 0, "k", "v", 1000, NULL);
-    struct raft_entry d1 = kv_entry(2, 1, "k", NULL, 2000, "key-1");
-    struct raft_entry put = kv_entry(3, 0, "k", "v2", 3000, NULL);
-    struct raft_entry d2 = kv_entry(4, 1, "k", NULL, 4000, "key-1"); /* a retry */
+    struct store_entry del1 = kv_entry(1, 0, "k", "v", 1000, NULL);
+    struct store_entry d1 = kv_entry(2, 1, "k", NULL, 2000, "key-1");
+    struct store_entry put = kv_entry(3, 0, "k", "v2", 3000, NULL);
+    struct store_entry d2 = kv_entry(4, 1, "k", NULL, 4000, "key-1"); /* a retry */
     struct store_result r[4];
-    struct raft_entry all[4] = { del1, d1, put, d2 };
+    struct store_entry all[4] = { del1, d1, put, d2 };
     CHECK_EQ_I(store_apply(st, all, 4, r), STORE_OK);
     CHECK_EQ_I(r[1].status, CMD_OK);
     CHECK_EQ_I(r[3].status, CMD_OK);  /* same result as the first time ... */
     CHECK(value_is(st, "k", "v2"));   /* ... and the retry changed nothing */
     /* A day later (log time) the key is forgotten: the delete runs again. */
-    struct raft_entry late = kv_entry(5, 1, "k", NULL, 4000 + 25ull * 3600 * 1000, "key-1");
+    struct store_entry late = kv_entry(5, 1, "k", NULL, 4000 + 25ull * 3600 * 1000, "key-1");
     CHECK_EQ_I(store_apply(st, &late, 1, r), STORE_OK);
     CHECK(value_is(st, "k", NULL));
     store_close(st);
@@ -203,14 +203,14 @@ TEST(determinism_and_snapshot_restore)
     REQUIRE(store_open(b, &sb, err, sizeof err) == STORE_OK);
     REQUIRE(store_open(c, &sc, err, sizeof err) == STORE_OK);
     enum { N = 500 };
-    struct raft_entry *es = calloc(N, sizeof *es);
+    struct store_entry *es = calloc(N, sizeof *es);
     unsigned seed = 7;
     for (int i = 0; i < N; i++) {
         char key[16], val[16];
         seed = seed * 1103515245 + 12345;
         snprintf(key, sizeof key, "k%u", (seed >> 8) % 40);
         snprintf(val, sizeof val, "v%d", i);
-        es[i] = kv_entry((raft_index)i + 1, (seed >> 20) % 5 == 0, key, val, 1000 + (uint64_t)i, NULL);
+        es[i] = kv_entry((uint64_t)i + 1, (seed >> 20) % 5 == 0, key, val, 1000 + (uint64_t)i, NULL);
     }
     CHECK_EQ_I(store_apply(sa, es, N, NULL), STORE_OK);
     for (int i = 0; i < N;) {
@@ -220,7 +220,7 @@ TEST(determinism_and_snapshot_restore)
         CHECK_EQ_I(store_apply(sb, es + i, (size_t)n, NULL), STORE_OK);
         i += n;
     }
-    raft_index idx = 0;
+    uint64_t idx = 0;
     /* Another connection (the snapshot's) sees only what is committed. */
     CHECK_EQ_I(store_snapshot(a, snap, &idx, err, sizeof err), STORE_OK);
     CHECK_EQ_U(idx, 0);
@@ -274,7 +274,7 @@ TEST(a_flipped_byte_in_any_page_is_detected)
     for (int i = 0; i < N; i++) {
         char key[16];
         snprintf(key, sizeof key, "key%d", i);
-        struct raft_entry e = kv_entry((raft_index)i + 1, 0, key, val, 1000, NULL);
+        struct store_entry e = kv_entry((uint64_t)i + 1, 0, key, val, 1000, NULL);
         CHECK_EQ_I(store_apply(st, &e, 1, NULL), STORE_OK);
         free((void *)e.data);
     }
@@ -324,7 +324,7 @@ TEST(a_flipped_byte_in_any_page_is_detected)
     f = fopen(db, "wb");
     fwrite(orig, 1, (size_t)size, f);
     fclose(f);
-    raft_index idx;
+    uint64_t idx;
     CHECK_EQ_I(store_snapshot(db, snap, &idx, err, sizeof err), STORE_ECORRUPT);
     free(orig);
 }
@@ -349,12 +349,12 @@ TEST(a_snapshot_bigger_than_the_cache_keeps_its_checksums)
     for (int i = 0; i < N; i++) {
         char key[16];
         snprintf(key, sizeof key, "key%05d", i);
-        struct raft_entry e = kv_entry((raft_index)i + 1, 0, key, val, 1000, NULL);
+        struct store_entry e = kv_entry((uint64_t)i + 1, 0, key, val, 1000, NULL);
         CHECK_EQ_I(store_apply(st, &e, 1, NULL), STORE_OK);
         free((void *)e.data);
     }
     CHECK_EQ_I(store_commit(st), STORE_OK);
-    raft_index idx = 0;
+    uint64_t idx = 0;
     CHECK_EQ_I(store_snapshot(db, snap, &idx, err, sizeof err), STORE_OK);
     if (idx != N)
         fprintf(stderr, "  %s\n", err);

@@ -34,7 +34,7 @@ static struct command_str HS(const struct hash *h) { return (struct command_str)
 
 /* A log under construction: entries with consecutive indexes. */
 struct log {
-    struct raft_entry e[4096];
+    struct store_entry e[4096];
     size_t n;
 };
 
@@ -47,8 +47,8 @@ static void add(struct log *l, const struct command *c)
         fprintf(stderr, "cannot encode a test command of type %d\n", c->type);
         abort();
     }
-    l->e[l->n] = (struct raft_entry){ .term = 1, .index = l->n + 1, .type = RAFT_ENTRY_COMMAND,
-                                      .len = (uint32_t)len, .data = buf };
+    l->e[l->n] = (struct store_entry){ .index = l->n + 1, .command = true,
+                                      .len = (size_t)len, .data = buf };
     l->n++;
 }
 
@@ -56,8 +56,8 @@ static void add_raw(struct log *l, const uint8_t *data, size_t len)
 {
     uint8_t *buf = malloc(len ? len : 1);
     memcpy(buf, data, len);
-    l->e[l->n] = (struct raft_entry){ .term = 1, .index = l->n + 1, .type = RAFT_ENTRY_COMMAND,
-                                      .len = (uint32_t)len, .data = buf };
+    l->e[l->n] = (struct store_entry){ .index = l->n + 1, .command = true,
+                                      .len = (size_t)len, .data = buf };
     l->n++;
 }
 
@@ -577,7 +577,7 @@ TEST(replicas_agree_on_every_query_and_after_snapshot_restore)
     char a_path[128], snap[128], err[256];
     snprintf(a_path, sizeof a_path, "%s/ra.db", dir);
     snprintf(snap, sizeof snap, "%s/site-snap.db", dir);
-    raft_index idx = 0;
+    uint64_t idx = 0;
     REQUIRE(store_commit(sa) == STORE_OK); /* the snapshot's connection sees what is committed */
     REQUIRE(store_snapshot(a_path, snap, &idx, err, sizeof err) == STORE_OK);
     CHECK_EQ_U(idx, l.n);
