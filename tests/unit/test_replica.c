@@ -1,0 +1,230 @@
+/*
+ * test_replica.c — the replica driver's disk states and stop (src/replica/
+ * replica.h) over a fake host: a one-voter core, writes completed or
+ * failed by hand, timers fired by hand. No time is asserted: the host's
+ * clock only moves when a test says so.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../harness.h"
+#include "replica/replica.h"
+
+struct fake {
+    uint64_t now;
+    bool job;                    /* a storage job is outstanding */
+    struct replica_write last;   /* the last one started */
+    bool armed[REPLICA_TIMERS];
+    uint64_t applied, committed;
+    bool commit_full;            /* commits fail with a full disk (and roll back) */
+    int fatals, stopped;
+    int answers, last_status;
+    raft_index last_index;
+};
+
+static uint64_t f_now(void *ctx) { return ((struct fake *)ctx)->now; }
+static void f_send(void *ctx, const struct raft_message *m, size_t n) { (void)ctx; (void)m; (void)n; }
+static void f_write(void *ctx, const struct replica_write *w)
+{
+    struct fake *f = ctx;
+    f->job = true;
+    f->last = *w;
+}
+static void f_snapshot(void *ctx) { (void)ctx; }
+static void f_adopt(void *ctx, const struct raft_snapshot_meta *m) { (void)ctx; (void)m; }
+static void f_arm(void *ctx, enum replica_timer t, uint64_t ms) { (void)ms; ((struct fake *)ctx)->armed[t] = true; }
+static void f_cancel(void *ctx, enum replica_timer t) { ((struct fake *)ctx)->armed[t] = false; }
+static void f_log(void *ctx, enum replica_log_level l, const char *msg) { (void)ctx; (void)l; (void)msg; }
+static void f_fatal(void *ctx, const char *what, const char *detail) { (void)what; (void)detail; ((struct fake *)ctx)->fatals++; }
+static void f_stopped(void *ctx) { ((struct fake *)ctx)->stopped++; }
+
+static raft_index sm_applied(void *ctx) { return ((struct fake *)ctx)->applied; }
+static raft_index sm_committed(void *ctx) { return ((struct fake *)ctx)->committed; }
+static enum replica_sm_status sm_apply(void *ctx, const struct raft_entry *e, size_t n, void *res)
+{
+    struct fake *f = ctx;
+    (void)res;
+    f->applied = e[n - 1].index;
+    return REPLICA_SM_OK;
+}
+static enum replica_sm_status sm_commit(void *ctx)
+{
+    struct fake *f = ctx;
+    if (f->commit_full) {
+        f->applied = f->committed; /* rolled back */
+        return REPLICA_SM_FULL;
+    }
+    f->committed = f->applied;
+    return REPLICA_SM_OK;
+}
+static enum replica_sm_status sm_restore(void *ctx, const struct raft_snapshot_meta *m, char *err, size_t cap)
+{
+    (void)ctx; (void)m; (void)err; (void)cap;
+    return REPLICA_SM_FAILED;
+}
+
+static void answered(void *arg, int status, raft_index index, const void *result)
+{
+    struct fake *f = arg;
+    (void)result;
+    f->answers++;
+    f->last_status = status;
+    f->last_index = index;
+}
+
+static struct replica *make(struct fake *f)
+{
+    memset(f, 0, sizeof *f);
+    struct raft_options ro;
+    raft_options_default(&ro, 1, 42);
+    ro.async_persist = true;
+    struct raft *r = raft_create(&ro);
+    struct raft_config c = { .n = 1, .members = { { 1, RAFT_VOTER, 0 } } };
+    if (!r || raft_bootstrap(r, &c) != RAFT_OK)
+        return NULL;
+    struct replica_options o;
+    replica_options_default(&o);
+    o.snapshot_entries = 0;
+    struct replica_io io = { .ctx = f, .now = f_now, .send = f_send, .write = f_write, .snapshot = f_snapshot,
+                             .adopt = f_adopt, .arm = f_arm, .cancel = f_cancel, .log = f_log, .fatal = f_fatal,
+                             .stopped = f_stopped };
+    struct replica_sm sm = { .ctx = f, .applied = sm_applied, .committed = sm_committed, .apply = sm_apply,
+                             .commit = sm_commit, .restore = sm_restore };
+    return replica_create(&o, r, &io, &sm);
+}
+
+/* Completes storage jobs (each may start the next) until none is left. */
+static void settle(struct fake *f, struct replica *d)
+{
+    for (int i = 0; i < 100 && f->job; i++) {
+        f->job = false;
+        replica_write_done(d, REPLICA_JOB_OK, NULL);
+    }
+}
+
+/* Ticks a one-voter cluster until it leads, every write done at once. */
+static bool lead(struct fake *f, struct replica *d)
+{
+    replica_pump(d);
+    for (int i = 0; i < 200 && raft_role(replica_raft(d)) != RAFT_LEADER; i++) {
+        f->now += 15;
+        replica_tick(d);
+        settle(f, d);
+    }
+    settle(f, d);
+    return raft_role(replica_raft(d)) == RAFT_LEADER;
+}
+
+TEST(full_log_write_refuses_writes_and_retries_the_same_batch)
+{
+    struct fake f;
+    struct replica *d = make(&f);
+    REQUIRE(d && lead(&f, d));
+    replica_propose(d, (const uint8_t *)"x", 1, answered, &f);
+    replica_pump(d);
+    REQUIRE(f.job && f.last.n_entries == 1);
+    raft_index idx = f.last.entries[0].index;
+    f.job = false;
+    replica_write_done(d, REPLICA_JOB_FULL, "no space left on device");
+    CHECK(replica_disk_full(d));
+    CHECK(f.armed[REPLICA_TIMER_RETRY]);
+    CHECK_EQ_I(f.answers, 0); /* nothing is lost: the entry waits for the retry */
+    replica_propose(d, (const uint8_t *)"y", 1, answered, &f);
+    CHECK_EQ_I(f.answers, 1);
+    CHECK_EQ_I(f.last_status, REPLICA_EDISKFULL);
+    f.armed[REPLICA_TIMER_RETRY] = false;
+    replica_timer_fired(d, REPLICA_TIMER_RETRY);
+    REQUIRE(f.job);
+    CHECK(f.last.retry); /* the host drops what the failed try left first */
+    CHECK(f.last.n_entries == 1 && f.last.entries[0].index == idx);
+    CHECK(replica_disk_full(d)); /* until the retry is done */
+    settle(&f, d);
+    CHECK(!replica_disk_full(d));
+    CHECK_EQ_I(f.answers, 2);
+    CHECK_EQ_I(f.last_status, REPLICA_OK);
+    CHECK_EQ_U(f.last_index, idx);
+    CHECK_EQ_U(f.applied, idx);
+    CHECK_EQ_I(f.fatals, 0);
+    replica_destroy(d);
+}
+
+TEST(failed_commit_keeps_reads_whole_and_commits_on_retry)
+{
+    struct fake f;
+    struct replica *d = make(&f);
+    REQUIRE(d && lead(&f, d));
+    replica_propose(d, (const uint8_t *)"x", 1, answered, &f);
+    replica_pump(d);
+    settle(&f, d);
+    REQUIRE(f.answers == 1 && f.last_status == REPLICA_OK);
+    REQUIRE(f.armed[REPLICA_TIMER_COMMIT]);
+    f.commit_full = true;
+    f.armed[REPLICA_TIMER_COMMIT] = false;
+    replica_timer_fired(d, REPLICA_TIMER_COMMIT);
+    CHECK(replica_disk_full(d));
+    CHECK_EQ_U(f.applied, f.last_index); /* applied again in memory after the rollback */
+    CHECK(f.committed < f.applied);
+    replica_propose(d, (const uint8_t *)"y", 1, answered, &f);
+    CHECK_EQ_I(f.last_status, REPLICA_EDISKFULL);
+    f.commit_full = false;
+    replica_timer_fired(d, REPLICA_TIMER_RETRY);
+    CHECK(!replica_disk_full(d));
+    CHECK_EQ_U(f.committed, f.applied);
+    replica_propose(d, (const uint8_t *)"z", 1, answered, &f);
+    replica_pump(d);
+    settle(&f, d);
+    CHECK_EQ_I(f.last_status, REPLICA_OK);
+    replica_destroy(d);
+}
+
+TEST(failed_fsync_is_fatal_and_nothing_more_happens)
+{
+    struct fake f;
+    struct replica *d = make(&f);
+    REQUIRE(d && lead(&f, d));
+    replica_propose(d, (const uint8_t *)"x", 1, answered, &f);
+    replica_pump(d);
+    REQUIRE(f.job);
+    f.job = false;
+    replica_write_done(d, REPLICA_JOB_FATAL, "fdatasync: input/output error");
+    CHECK_EQ_I(f.fatals, 1);
+    struct replica_status st;
+    replica_get_status(d, &st);
+    CHECK(st.state == REPLICA_FAILED);
+    replica_tick(d);
+    replica_pump(d);
+    CHECK(!f.job);
+    CHECK_EQ_I(f.fatals, 1);
+    replica_destroy(d); /* the waiter is answered once, at the end */
+    CHECK_EQ_I(f.answers, 1);
+    CHECK_EQ_I(f.last_status, REPLICA_ESTOPPING);
+}
+
+TEST(stop_waits_for_the_write_in_flight)
+{
+    struct fake f;
+    struct replica *d = make(&f);
+    REQUIRE(d && lead(&f, d));
+    replica_propose(d, (const uint8_t *)"x", 1, answered, &f);
+    replica_pump(d);
+    REQUIRE(f.job);
+    replica_stop(d);
+    CHECK_EQ_I(f.stopped, 0);
+    CHECK(replica_job_running(d));
+    replica_propose(d, (const uint8_t *)"y", 1, answered, &f);
+    CHECK_EQ_I(f.last_status, REPLICA_ESTOPPING);
+    settle(&f, d);
+    CHECK_EQ_I(f.stopped, 1);
+    replica_close(d);
+    replica_destroy(d);
+    CHECK_EQ_I(f.stopped, 1);
+}
+
+int main(void)
+{
+    RUN(full_log_write_refuses_writes_and_retries_the_same_batch);
+    RUN(failed_commit_keeps_reads_whole_and_commits_on_retry);
+    RUN(failed_fsync_is_fatal_and_nothing_more_happens);
+    RUN(stop_waits_for_the_write_in_flight);
+    return HARNESS_END();
+}
