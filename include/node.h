@@ -6,9 +6,11 @@
  * The loop does the cheap work: stepping messages and ticks into the core,
  * sending, applying committed entries to SQLite, answering HTTP. The slow
  * work runs on libuv's worker threads, one storage job at a time: the
- * persist step of each ready (append, hard state, one fdatasync — group
+ * persist step of the readies (append, hard state, one fdatasync — group
  * commit: everything that arrived during the previous fsync goes into the
- * next), and snapshots of the database.
+ * next), and snapshots of the database. The replica driver
+ * (src/replica/replica.h, docs/replica.md) decides all of that; node.c is
+ * its host.
  *
  * Writes from the site go through node_propose and are answered only once
  * their entry is committed and applied here. Reads choose a consistency
