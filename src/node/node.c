@@ -1446,6 +1446,8 @@ static int start(struct node *n, char *err, size_t errcap)
         identity_new(&n->identity, &n->cluster, n->secret, n->secret_len, n->o.join && empty_dir);
         if (identity_save(n->o.data_dir, &n->identity, err, errcap))
             return 1;
+    } else {
+        identity_reserve(n->o.data_dir); /* room to pin a peer's new directory even on a full disk */
     }
 
     if (uv_loop_init(&n->loop)) {
