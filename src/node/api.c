@@ -723,7 +723,17 @@ void node_api_handle(void *ctx, struct http_exchange *x)
         } else if (!strcmp(path, "/leaderz")) {
             /* A leader whose disk is full cannot commit: send writes elsewhere. */
             bool leader = raft_role(n->raft) == RAFT_LEADER && !n->stopping && !n->disk_full;
-            respond_text(n, x, leader ? 200 : 503, leader ? "leader\n" : "not the leader\n");
+            /* With the term (X-Raft-Term): a deposed leader that has not yet
+             * heard of its successor (it was paused or cut off) still says
+             * 200, and the term tells a gateway which of two is newer. */
+            char headers[256];
+            snprintf(headers, sizeof headers,
+                     "Content-Type: text/plain; charset=utf-8\r\nX-Served-By: %llu\r\nX-Raft-Index: %llu\r\n"
+                     "X-Raft-Term: %llu\r\nCache-Control: no-store\r\n",
+                     (unsigned long long)n->o.id, (unsigned long long)store_applied(n->store),
+                     (unsigned long long)raft_current_term(n->raft));
+            const char *text = leader ? "leader\n" : "not the leader\n";
+            http_respond(x, leader ? 200 : 503, headers, text, strlen(text));
         } else if (!strcmp(path, "/metrics")) {
             struct buf b;
             buf_init(&b);
