@@ -8,8 +8,9 @@
  *     (the seed's "closest server"), spread over the nodes within a margin
  *     of the fastest.
  *   - Writes (every other method) go to the leader. When several nodes
- *     claim to lead (an old leader cut off from the majority has not noticed
- *     yet), the one that became leader most recently wins: its term is newer.
+ *     claim to lead (an old leader paused or cut off from the majority has
+ *     not noticed yet), the one with the highest term wins (/leaderz says
+ *     it in X-Raft-Term), then the one that became leader most recently.
  *   - Every write carries an Idempotency-Key (one is added if the client
  *     sent none), so when the leader dies mid-request the write is retried
  *     on the next leader without being done twice, and the user sees one
@@ -60,6 +61,7 @@ struct gw_node {
     const struct cluster_member *m;
     bool ready, leader;
     uint64_t leader_since;     /* when /leaderz turned 200 */
+    uint64_t term;             /* as its last /leaderz said (X-Raft-Term; 0: not said) */
     uint64_t last_answer;      /* when a health check last got any answer */
     uint64_t down_until;       /* not chosen before this (after a failed request) */
     double latency_ms;         /* moving average of health-check latency */
@@ -90,6 +92,14 @@ struct gw_check {
     uint64_t started;
 };
 
+static uint64_t header_u64(const struct http_client_response *resp, const char *name)
+{
+    for (size_t i = 0; i < resp->n_headers; i++)
+        if (!strcasecmp(resp->headers[i].name, name))
+            return strtoull(resp->headers[i].value, NULL, 10);
+    return 0;
+}
+
 static void check_done(void *arg, int err, const struct http_client_response *resp)
 {
     struct gw_check *c = arg;
@@ -103,6 +113,8 @@ static void check_done(void *arg, int err, const struct http_client_response *re
     }
     if (c->leaderz) {
         nd->checking_leader = false;
+        if (err == HTTPC_OK)
+            nd->term = header_u64(resp, "X-Raft-Term");
         if (ok && !nd->leader) {
             nd->leader_since = now;
             log_info("node %llu is the leader", (unsigned long long)nd->m->id);
@@ -166,12 +178,17 @@ static bool silent(const struct gateway *g, const struct gw_node *nd, uint64_t n
     return now > nd->last_answer + grace;
 }
 
+/* Of the nodes that claim to lead, the one of the highest term: a deposed
+ * leader that was paused or cut off says 200 until it hears of its
+ * successor, and it may say so after the successor did (on resuming). Of
+ * equal terms (or none said), the one that became leader most recently. */
 static struct gw_node *pick_leader(struct gateway *g)
 {
     struct gw_node *best = NULL;
     for (size_t i = 0; i < g->n_nodes; i++) {
         struct gw_node *nd = &g->nodes[i];
-        if (nd->leader && usable(g, nd) && (!best || nd->leader_since > best->leader_since))
+        if (nd->leader && usable(g, nd) &&
+            (!best || nd->term > best->term || (nd->term == best->term && nd->leader_since > best->leader_since)))
             best = nd;
     }
     return best;

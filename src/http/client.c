@@ -47,6 +47,11 @@ struct http_client_req {
     bool finished;
     bool head;                  /* a HEAD request: the answer has no body, whatever its Content-Length */
     uv_getaddrinfo_t resolve;
+    /* The name is being resolved (on the thread pool, which writes into
+     * resolve): r is freed only once both the resolution has called back
+     * and the timer's handle has closed, whichever is last. */
+    bool resolving;
+    bool timer_closed;
     struct http_client_req *next, *prev; /* all requests in flight */
 };
 
@@ -110,11 +115,18 @@ void http_client_options_default(struct http_client_options *o)
 static void conn_close(struct hc_conn *k);
 static int conn_start(struct http_client_req *r);
 
+static void req_free(struct http_client_req *r)
+{
+    free(r->wire);
+    free(r);
+}
+
 static void req_free_cb(uv_handle_t *h)
 {
     struct http_client_req *r = h->data;
-    free(r->wire);
-    free(r);
+    r->timer_closed = true;
+    if (!r->resolving)
+        req_free(r); /* else resolved_cb frees it */
 }
 
 /* Ends r once: calls back and frees (after its timer handle closes). */
@@ -130,6 +142,8 @@ static void req_finish(struct http_client_req *r, int err, const struct http_cli
     if (r->next)
         r->next->prev = r->prev;
     uv_timer_stop(&r->timer);
+    if (r->resolving)
+        uv_cancel((uv_req_t *)&r->resolve); /* if not started yet; resolved_cb runs either way */
     if (r->conn) {
         r->conn->req = NULL;
         r->conn = NULL;
@@ -501,8 +515,11 @@ static void conn_dial(struct http_client_req *r, const struct sockaddr *sa)
 static void resolved_cb(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
 {
     struct http_client_req *r = g->data;
-    if (r->finished) {
+    r->resolving = false;
+    if (r->finished) { /* cancelled, timed out or its client destroyed meanwhile */
         uv_freeaddrinfo(res);
+        if (r->timer_closed)
+            req_free(r);
         return;
     }
     if (status || !res) {
@@ -536,6 +553,7 @@ static int conn_start(struct http_client_req *r)
     r->resolve.data = r;
     if (uv_getaddrinfo(r->c->loop, &r->resolve, resolved_cb, up->host, port, &hints))
         return HTTPC_ECONNECT;
+    r->resolving = true;
     return 0;
 }
 

@@ -727,7 +727,17 @@ void node_api_handle(void *ctx, struct http_exchange *x)
             struct replica_status st;
             replica_get_status(n->replica, &st);
             bool leader = st.role == RAFT_LEADER && st.state == REPLICA_RUNNING && st.disk == REPLICA_DISK_OK;
-            respond_text(n, x, leader ? 200 : 503, leader ? "leader\n" : "not the leader\n");
+            /* With the term (X-Raft-Term): a deposed leader that has not yet
+             * heard of its successor (it was paused or cut off) still says
+             * 200, and the term tells a gateway which of two is newer. */
+            char headers[256];
+            snprintf(headers, sizeof headers,
+                     "Content-Type: text/plain; charset=utf-8\r\nX-Served-By: %llu\r\nX-Raft-Index: %llu\r\n"
+                     "X-Raft-Term: %llu\r\nCache-Control: no-store\r\n",
+                     (unsigned long long)n->o.id, (unsigned long long)store_applied(n->store),
+                     (unsigned long long)st.term);
+            const char *text = leader ? "leader\n" : "not the leader\n";
+            http_respond(x, leader ? 200 : 503, headers, text, strlen(text));
         } else if (!strcmp(path, "/metrics")) {
             struct buf b;
             buf_init(&b);

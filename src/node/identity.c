@@ -156,7 +156,7 @@ int identity_save(const char *dir, const struct identity *id, char *err, size_t 
     char path[4200], tmp[4220];
     snprintf(path, sizeof path, "%s/identity", dir);
     snprintf(tmp, sizeof tmp, "%s/identity.tmp", dir);
-    char text[128 + IDENTITY_MAX_PINS * 64], hex[2 * NET_ID_BYTES + 1];
+    char text[IDENTITY_TEXT_MAX], hex[2 * NET_ID_BYTES + 1];
     size_t len = 0;
     len += (size_t)snprintf(text + len, sizeof text - len, "linkraft-identity 1\n");
     if (id->self.cluster_known) {
@@ -172,12 +172,14 @@ int identity_save(const char *dir, const struct identity *id, char *err, size_t 
         len += (size_t)snprintf(text + len, sizeof text - len, "pin %llu %s\n",
                                 (unsigned long long)id->pins[i].id, hex);
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* Not O_TRUNC: the temporary file is the reserve (identity_reserve),
+     * written over in place and cut to size, so that no new block is needed. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(err, errcap, "cannot create %.900s: %s", tmp, strerror(errno));
         return -1;
     }
-    int ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+    int ok = pwrite(fd, text, len, 0) == (ssize_t)len && ftruncate(fd, (off_t)len) == 0 && fsync(fd) == 0;
     int saved = errno;
     if (close(fd) != 0)
         ok = 0;
@@ -194,7 +196,20 @@ int identity_save(const char *dir, const struct identity *id, char *err, size_t 
         return -1;
     }
     close(dfd);
+    identity_reserve(dir); /* the blocks just freed (the old file, the cut tail) make the next one */
     return 0;
+}
+
+int identity_reserve(const char *dir)
+{
+    char tmp[4220];
+    snprintf(tmp, sizeof tmp, "%s/identity.tmp", dir);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    int rc = posix_fallocate(fd, 0, IDENTITY_TEXT_MAX);
+    close(fd);
+    return rc == 0 ? 0 : -1;
 }
 
 int identity_check(struct identity *id, raft_id peer, const struct net_identity *theirs, bool is_voter,

@@ -22,6 +22,7 @@
 #include "net.h"
 
 #define IDENTITY_MAX_PINS 256
+#define IDENTITY_TEXT_MAX (128 + IDENTITY_MAX_PINS * 64) /* the longest DIR/identity */
 
 struct identity_pin {
     raft_id id;
@@ -48,6 +49,17 @@ int identity_load(const char *dir, struct identity *id, bool *found, char *err, 
 /* Writes DIR/identity atomically and durably (temporary file, fsync,
  * rename, fsync of DIR), mode 0600. Returns 0 or -1 with a message. */
 int identity_save(const char *dir, const struct identity *id, char *err, size_t errcap);
+
+/* Preallocates DIR/identity.tmp to the longest identity file, so that
+ * identity_save still works on a full disk. Why: a node pins a peer's new
+ * data directory (a member re-added with --join) before it takes the peer's
+ * handshake; a node whose disk is full could not, and refused the peer for
+ * as long as the disk stayed full. A leader's full disk does not stop its
+ * log while the log's last block has room, so it went on leading while the
+ * re-added member could not follow it (found by the chaos suite, seed 77).
+ * identity_save calls it again after each save; best effort: -1 if there
+ * is no room, and the next save then needs free space, as before. */
+int identity_reserve(const char *dir);
 
 /* Judges a peer's identity at a handshake: NET_CHECK_OTHER_CLUSTER if both
  * cluster ids are known and differ; NET_CHECK_REPLACED if this node pinned

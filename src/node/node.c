@@ -983,6 +983,8 @@ static int start(struct node *n, char *err, size_t errcap)
         identity_new(&n->identity, &n->cluster, n->secret, n->secret_len, n->o.join && empty_dir);
         if (identity_save(n->o.data_dir, &n->identity, err, errcap))
             return 1;
+    } else {
+        identity_reserve(n->o.data_dir); /* room to pin a peer's new directory even on a full disk */
     }
 
     if (create_replica(n, ro.seed ^ 0x9E3779B97F4A7C15ull, err, errcap))

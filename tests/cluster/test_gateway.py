@@ -346,3 +346,85 @@ def test_a_client_that_does_not_read_stops_the_gateway_reading_the_node(make_clu
         print("node had sent %d bytes while the client read nothing; gateway peak RSS %s" % (held, hwm))
     finally:
         node.close()
+
+
+class ClaimingNode:
+    """A stand-in for a node that says what the test tells it: /readyz 200,
+    /leaderz `leader` (200 or 503) with X-Raft-Term `term`; writes answered
+    200 and counted."""
+
+    def __init__(self, addr, leader, term):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.leader, self.term, self.writes, self.leaderz_asked = leader, term, 0, 0
+        node = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def answer(self, status, body):
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("X-Raft-Term", str(node.term))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path == "/leaderz":
+                    node.leaderz_asked += 1
+                    self.answer(200 if node.leader else 503, b"leader\n" if node.leader else b"not the leader\n")
+                else:
+                    self.answer(200, b"ok\n")
+
+            def do_PUT(self):
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                node.writes += 1
+                self.answer(200, b"{}\n")
+
+            def log_message(self, *args):
+                pass
+
+        host, port = addr.rsplit(":", 1)
+        self.srv = ThreadingHTTPServer((host, int(port)), Handler)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_of_two_nodes_claiming_to_lead_the_gateway_writes_to_the_newer_term(make_cluster):
+    """A leader paused (or cut off) and resumed says 200 on /leaderz until it
+    hears of its successor. It became "leader" last as the gateway sees it,
+    so the gateway took it for the newest leader and sent writes there (and
+    abandoned writes in flight on the real one). /leaderz now carries the
+    term, and the highest term wins. Stand-ins, so that the window does not
+    close before the gateway looks."""
+    c = make_cluster(2)  # never started: the stand-ins answer on their addresses
+    new, old = ClaimingNode(c.http[1], True, 7), ClaimingNode(c.http[2], False, 6)
+    try:
+        gw = c.start_gateway()
+        wait_for("a write through the gateway", lambda: gw_put(gw, "a", "1").status == 200)
+        assert new.writes == 1
+        # Node 2 "resumes", still believing it leads term 6: the gateway
+        # hears it claim leadership after node 1 did.
+        old.leader = True
+        asked = old.leaderz_asked
+        wait_for("the gateway to hear node 2 claim to lead", lambda: old.leaderz_asked >= asked + 2)
+        for k in range(5):
+            assert gw_put(gw, "b%d" % k, "1").status == 200
+        assert (new.writes, old.writes) == (6, 0), (new.writes, old.writes)
+    finally:
+        new.close()
+        old.close()
+
+
+def test_leaderz_says_the_term(make_cluster):
+    c = make_cluster(3)
+    c.start_all()
+    leader = c.wait_leader()
+    term = c.info(leader)["term"]
+    r = c.get(leader, "/leaderz")
+    assert r.status == 200 and int(r.headers["x-raft-term"]) == term
+    follower = next(i for i in (1, 2, 3) if i != leader)
+    r = c.get(follower, "/leaderz")
+    assert r.status == 503 and int(r.headers["x-raft-term"]) == term

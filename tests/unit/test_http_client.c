@@ -231,6 +231,77 @@ TEST(destroy_fails_requests_in_flight)
     stop_server();
 }
 
+static bool resolved;
+static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
+{
+    (void)g;
+    (void)status;
+    uv_freeaddrinfo(res);
+    resolved = true;
+}
+
+/* Runs the loop until every name resolution queued before this call has
+ * called back: the thread pool has one thread (main), so they complete in
+ * order, and this one last. */
+static void wait_resolutions(void)
+{
+    uv_getaddrinfo_t g;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    resolved = false;
+    REQUIRE(uv_getaddrinfo(loop, &g, on_resolved, "localhost", "1", &hints) == 0);
+    while (!resolved)
+        uv_run(loop, UV_RUN_ONCE);
+}
+
+static int stream_calls;
+static void s_head(void *arg, int status, const struct http_header *headers, size_t n_headers)
+{
+    (void)arg;
+    (void)status;
+    (void)headers;
+    (void)n_headers;
+    stream_calls++;
+}
+static void s_body(void *arg, const char *p, size_t n)
+{
+    (void)arg;
+    (void)p;
+    (void)n;
+    stream_calls++;
+}
+static void s_done(void *arg, int err)
+{
+    (void)arg;
+    (void)err;
+    stream_calls++;
+}
+
+/* A request to a host name, cancelled or its client destroyed while the
+ * name is still being resolved (uv_getaddrinfo on the thread pool): the
+ * resolution's callback must not touch the request after it was freed
+ * (a use after free, seen by ASan). Nobody listens on the port: the
+ * request never gets further than the resolution. */
+TEST(cancel_or_destroy_while_a_name_is_resolved)
+{
+    struct http_client *c;
+    REQUIRE(http_client_create(loop, NULL, &c) == HTTPC_OK);
+    struct http_client_stream_cbs cbs = { s_head, s_body, s_done };
+    struct http_client_req *req = NULL;
+    stream_calls = 0;
+    REQUIRE(http_client_request_stream(c, "localhost:23098", "GET", "/a", NULL, NULL, 0, 2000, &cbs, NULL, &req) ==
+            HTTPC_OK);
+    http_client_cancel(req);
+    wait_resolutions();
+    CHECK_EQ_I(stream_calls, 0); /* cancelled: no callback at all */
+    struct result r;
+    memset(&r, 0, sizeof r);
+    REQUIRE(http_client_request(c, "localhost:23098", "GET", "/b", NULL, NULL, 0, 2000, on_answer, &r) == HTTPC_OK);
+    http_client_destroy(c);
+    CHECK(r.done);
+    CHECK_EQ_I(r.err, HTTPC_ECLOSED);
+    wait_resolutions();
+}
+
 TEST(headers_copy_drops_hop_by_hop)
 {
     struct http_header h[] = {
@@ -250,6 +321,7 @@ TEST(headers_copy_drops_hop_by_hop)
 
 int main(void)
 {
+    setenv("UV_THREADPOOL_SIZE", "1", 1); /* before the pool starts: see wait_resolutions */
     uv_loop_t l;
     uv_loop_init(&l);
     loop = &l;
@@ -257,6 +329,7 @@ int main(void)
     RUN(pooled_connection_closed_by_server_is_retried);
     RUN(errors_refused_timeout_too_big_bad_address);
     RUN(destroy_fails_requests_in_flight);
+    RUN(cancel_or_destroy_while_a_name_is_resolved);
     RUN(headers_copy_drops_hop_by_hop);
     uv_run(&l, UV_RUN_DEFAULT);
     uv_loop_close(&l);

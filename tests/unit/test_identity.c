@@ -80,6 +80,46 @@ TEST(the_file_round_trips_is_private_and_damage_is_named)
     CHECK_EQ_I(identity_load(dir, &got, &found, err, sizeof err), -1);
     CHECK(strstr(err, "identity is damaged") != NULL && strstr(err, "--join") != NULL);
     unlink(path);
+    snprintf(path, sizeof path, "%s/identity.tmp", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* A save writes over DIR/identity.tmp, preallocated to the longest file,
+ * and cuts it to size (so that it needs no new block on a full disk); the
+ * next reserve is made after it. A shorter identity after a longer one
+ * reads back exactly. */
+TEST(saves_write_over_a_reserve_kept_for_the_next)
+{
+    char dir[] = "/tmp/test_identity_XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    char err[1200], tmp[128], path[128];
+    snprintf(tmp, sizeof tmp, "%s/identity.tmp", dir);
+    snprintf(path, sizeof path, "%s/identity", dir);
+    CHECK_EQ_I(identity_reserve(dir), 0);
+    struct stat st;
+    REQUIRE(stat(tmp, &st) == 0);
+    CHECK_EQ_U(st.st_size, IDENTITY_TEXT_MAX);
+    struct cluster c = three("700");
+    struct identity a, got;
+    identity_new(&a, &c, NULL, 0, false);
+    bool changed, found;
+    for (raft_id p = 1; p <= 40; p++) {
+        struct net_identity peer = { .cluster_known = false };
+        memset(peer.incarnation, (int)p, NET_ID_BYTES);
+        CHECK_EQ_I(identity_check(&a, p, &peer, false, &changed), NET_CHECK_OK);
+    }
+    REQUIRE(identity_save(dir, &a, err, sizeof err) == 0);
+    a.n_pins = 1;
+    REQUIRE(identity_save(dir, &a, err, sizeof err) == 0);
+    CHECK_EQ_I(identity_load(dir, &got, &found, err, sizeof err), 0);
+    CHECK(found && got.n_pins == 1 && got.pins[0].id == 1);
+    REQUIRE(stat(path, &st) == 0);
+    CHECK(st.st_size < 200);
+    REQUIRE(stat(tmp, &st) == 0);
+    CHECK_EQ_U(st.st_size, IDENTITY_TEXT_MAX);
+    unlink(path);
+    unlink(tmp);
     rmdir(dir);
 }
 
@@ -122,5 +162,6 @@ int main(void)
     RUN(cluster_id_is_shared_by_the_members_and_not_by_other_clusters);
     RUN(the_file_round_trips_is_private_and_damage_is_named);
     RUN(the_check_refuses_other_clusters_and_replaced_directories);
+    RUN(saves_write_over_a_reserve_kept_for_the_next);
     return HARNESS_END();
 }
