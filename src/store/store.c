@@ -120,9 +120,10 @@ static const char schema_sql[] =
  * or its user (session_cache_keeps, expiry deleting rows, a rollback, a
  * reopen), so a hit answers what the query would: the apply stays the same
  * on every replica. */
-#define SESSION_CACHE_SLOTS 256
+#define SESSION_CACHE_SLOTS 1024 /* in pairs: two sessions whose hashes meet share them */
 struct session_slot {
     bool used;
+    bool recent; /* of its pair, the one used last */
     uint8_t hash[COMMAND_HASH_LEN];
     uint64_t expires;
     struct store_user user;
@@ -463,6 +464,14 @@ static void read_session_v(sqlite3_stmt *s, void *out)
     r->expires = (uint64_t)sqlite3_column_int64(s, 5);
 }
 
+/* Marks slot the one of its pair used last. */
+static void session_touch(struct store *st, struct session_slot *slot)
+{
+    struct session_slot *pair = st->sessions + ((size_t)(slot - st->sessions) & ~(size_t)1);
+    pair[0].recent = pair[1].recent = false;
+    slot->recent = true;
+}
+
 /* The user of the session whose token hashes to hash, live at now_ms:
  * 1 (u filled), 0 (none), STORE_EIO. From the cache when it has it. */
 static int session_lookup(struct store *st, const void *hash, size_t len, uint64_t now_ms, struct store_user *u)
@@ -471,14 +480,19 @@ static int session_lookup(struct store *st, const void *hash, size_t len, uint64
     if (len == COMMAND_HASH_LEN) {
         uint32_t h;
         memcpy(&h, hash, sizeof h); /* a SHA-256: any of its bytes is as good as a hash */
-        slot = &st->sessions[h % SESSION_CACHE_SLOTS];
+        struct session_slot *pair = &st->sessions[(h % (SESSION_CACHE_SLOTS / 2)) * 2];
+        for (int i = 0; i < 2; i++)
+            if (pair[i].used && memcmp(pair[i].hash, hash, len) == 0)
+                slot = &pair[i];
         /* expires > now_ms compared as the query compares them (SQLite's
          * integers are signed). */
-        if (slot->used && memcmp(slot->hash, hash, len) == 0 &&
-            (sqlite3_int64)slot->expires > (sqlite3_int64)now_ms) {
+        if (slot && (sqlite3_int64)slot->expires > (sqlite3_int64)now_ms) {
+            session_touch(st, slot);
             *u = slot->user;
             return 1;
         }
+        if (!slot) /* the one not used last */
+            slot = !pair[0].used ? &pair[0] : !pair[1].used ? &pair[1] : pair[0].recent ? &pair[1] : &pair[0];
     }
     sqlite3_stmt *s = st->stmt[S_SESSION_USER];
     sqlite3_bind_blob(s, 1, len ? hash : "", (int)len, SQLITE_STATIC);
@@ -490,6 +504,9 @@ static int session_lookup(struct store *st, const void *hash, size_t len, uint64
         memcpy(slot->hash, hash, len);
         slot->expires = row.expires;
         slot->user = *u;
+        session_touch(st, slot);
+    } else if (slot && slot->used && memcmp(slot->hash, hash, len) == 0) {
+        slot->used = false; /* this session, expired */
     }
     return found;
 }

@@ -1086,6 +1086,30 @@ TEST(session_lookups_see_every_change_while_cached)
     APPLY_NEW();
     CHECK_EQ_I(store_session_user(st, (const uint8_t *)c.b, exp + 7, &u), 1);
     CHECK_STR(u.name, "carol");
+    /* More sessions than the cache holds, some sharing its slots: each
+     * lookup still finds its own user (H(n) differ in their first bytes,
+     * which pick the slots). */
+    enum { MANY = 1500 };
+    static struct hash many[MANY];
+    for (int i = 0; i < MANY; i++) {
+        many[i] = H(100 + i);
+        many[i].b[0] = (char)(i * 7);
+        many[i].b[1] = (char)(i / 3);
+        many[i].b[30] = (char)(i >> 8); /* and all differ */
+        many[i].b[31] = (char)i;
+        if (i % 2)
+            login(&l, exp + 10, "carol", &many[i]);
+        else
+            login(&l, exp + 10, "alice", &many[i]);
+        if (l.n - from == 8)
+            APPLY_NEW();
+    }
+    APPLY_NEW();
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < MANY; i++) {
+            REQUIRE(store_session_user(st, (const uint8_t *)many[i].b, exp + 11, &u) == 1);
+            CHECK_STR(u.name, i % 2 ? "carol" : "alice");
+        }
 #undef APPLY_NEW
     log_free(&l);
     store_close(st);
