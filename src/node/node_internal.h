@@ -125,6 +125,7 @@ struct node {
 
     struct store_result *results; /* APPLY_RESULTS_MAX slots for store_apply */
     struct pending_write *writes;
+    struct pending_write *writes_last; /* its last, where a new write goes (NULL: empty) */
     struct pending_read *reads;
     struct read_batch *batches;
     struct read_batch *open_batch;
