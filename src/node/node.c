@@ -639,7 +639,7 @@ static void note_disk_full(struct node *n, const char *why);
  * a second most batches touch the same pages. Reads on this node see the
  * open transaction. A crash loses only what the log replays at restart.
  */
-#define COMMIT_EVERY_MS 50
+#define COMMIT_EVERY_MS 100
 #define COMMIT_EVERY_ENTRIES 2048
 
 /* A failed commit or apply rolls the database back to its last commit:
