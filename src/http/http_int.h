@@ -165,7 +165,12 @@ struct http_server {
     struct http_conn *conns;                 /* every live connection */
     struct http_conn *idle_head, *idle_tail; /* idle, oldest first */
     struct http_conn *held;                  /* connections whose streamed head waits */
-    uv_idle_t held_idle;                     /* writes those heads at the next loop turn */
+    uv_idle_t held_idle;                     /* the next loop turn: writes those heads, finishes
+                                              * the exchanges in written (http_server_next_turn) */
+    /* Exchanges whose response went out at once (uv_try_write), finished
+     * (freed, the connection resumed) at the next loop turn, as a uv_write
+     * would have been; linked by their next. */
+    struct http_exchange *written, *written_tail;
     bool held_idle_closed;
     uint64_t n_alive;                        /* connections not yet freed */
     struct http_trust trust;                 /* copy of opt.trust */
@@ -217,9 +222,13 @@ int http_conn_write(struct http_conn *c, uv_write_t *req, const uv_buf_t *bufs, 
 void http_tls_close_notify(struct http_conn *c);
 
 /* stream.c: a connection whose held head must not wait any more (it is
- * closing), and the idle callback that writes held heads. */
+ * closing), and writing the held heads (at the next loop turn). */
 void http_stream_release_head(struct http_conn *c);
-void http_stream_held_idle(uv_idle_t *h);
+void http_stream_run_held(struct http_server *s);
+
+/* server.c: the idle callback of s->held_idle (held heads, written
+ * exchanges); started by whoever gives it work. */
+void http_server_next_turn(uv_idle_t *h);
 
 /* conn.c */
 /* Parses new input (already read into data) as far as the pipeline bound
@@ -228,6 +237,8 @@ void http_conn_input(struct http_conn *c, const char *data, size_t len);
 /* Writes every answered exchange at the front of the queue, and a pending
  * 100 Continue. */
 void http_conn_flush(struct http_conn *c);
+/* Finishes the exchanges in s->written (see struct http_server). */
+void http_conn_finish_written(struct http_server *s);
 /* Frees an exchange's memory (not its queue links). */
 void http_exchange_free(struct http_exchange *x);
 /* Parses the remaining buffered input and restarts reading when the

@@ -640,6 +640,14 @@ static void on_held_idle_closed(uv_handle_t *h)
     maybe_done(s);
 }
 
+void http_server_next_turn(uv_idle_t *h)
+{
+    struct http_server *s = h->data;
+    http_conn_finish_written(s);
+    http_stream_run_held(s);
+    if (!s->written && !s->held) uv_idle_stop(h);
+}
+
 void http_server_stop(struct http_server *s, void (*done)(void *arg), void *arg)
 {
     if (s->stopping) return;
@@ -648,5 +656,8 @@ void http_server_stop(struct http_server *s, void (*done)(void *arg), void *arg)
     s->done_arg = arg;
     uv_close((uv_handle_t *)&s->listener, on_listener_closed);
     while (s->conns) http_conn_close(s->conns);
+    /* The idle handle closes now: what it would have finished is finished
+     * here (every connection is closing; this frees the exchanges). */
+    http_conn_finish_written(s);
     uv_close((uv_handle_t *)&s->held_idle, on_held_idle_closed);
 }

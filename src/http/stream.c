@@ -167,18 +167,16 @@ void http_stream_activate(struct http_conn *c, struct http_exchange *x)
     c->held_next = s->held;
     if (s->held) s->held->held_prev = c;
     s->held = c;
-    if (!s->stopping) uv_idle_start(&s->held_idle, http_stream_held_idle);
+    if (!s->stopping) uv_idle_start(&s->held_idle, http_server_next_turn);
 }
 
-void http_stream_held_idle(uv_idle_t *h)
+void http_stream_run_held(struct http_server *s)
 {
-    struct http_server *s = h->data;
     while (s->held) {
         struct http_conn *c = s->held;
         held_unlink(c);
         if (!c->closing && c->active && c->active->sbuf_len) stream_out(c);
     }
-    uv_idle_stop(h);
 }
 
 void http_stream_detached(struct http_exchange *x)

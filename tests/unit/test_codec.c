@@ -291,6 +291,35 @@ TEST(documented_example_frame)
     CHECK_EQ_U(crc32c("123456789", 9), 0xE3069283u);
 }
 
+/* crc32c uses the CPU's instruction where there is one: it must agree with
+ * the table at every length and alignment, pieced together or not, and with
+ * the published vectors (RFC 3720 B.4). */
+TEST(crc32c_instruction_and_table_agree)
+{
+    static uint8_t buf[4096 + 16];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(x >> 16);
+    }
+    for (size_t off = 0; off < 8; off++)
+        for (size_t len = 0; len <= 4096; len += len < 80 ? 1 : 61) {
+            uint32_t want = crc32c_extend_table(0, buf + off, len);
+            CHECK_EQ_U(crc32c(buf + off, len), want);
+            size_t cut = len / 3;
+            CHECK_EQ_U(crc32c_extend(crc32c_extend(0, buf + off, cut), buf + off + cut, len - cut), want);
+        }
+    uint8_t v[32];
+    memset(v, 0, sizeof v);
+    CHECK_EQ_U(crc32c(v, sizeof v), 0x8A9136AAu);
+    CHECK_EQ_U(crc32c_extend_table(0, v, sizeof v), 0x8A9136AAu);
+    memset(v, 0xff, sizeof v);
+    CHECK_EQ_U(crc32c(v, sizeof v), 0x62A8AB43u);
+    for (int i = 0; i < 32; i++)
+        v[i] = (uint8_t)i;
+    CHECK_EQ_U(crc32c(v, sizeof v), 0x46DD794Eu);
+}
+
 TEST(append_with_the_most_entries)
 {
     static struct raft_entry many[RAFT_CODEC_MAX_ENTRIES + 1];
@@ -796,6 +825,7 @@ int main(void)
     RUN(sizes_are_what_the_layout_says);
     RUN(body_sizes_match_the_document);
     RUN(documented_example_frame);
+    RUN(crc32c_instruction_and_table_agree);
     RUN(append_with_the_most_entries);
     RUN(frame_limit_is_enforced_by_the_encoder);
     RUN(encoder_refuses_what_the_decoder_would);

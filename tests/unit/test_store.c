@@ -367,6 +367,53 @@ TEST(a_snapshot_bigger_than_the_cache_keeps_its_checksums)
     store_close(st);
 }
 
+/* Checkpoints keep their connection from one to the next (store.c). After a
+ * restore renames another file over the database, a checkpoint must copy
+ * the new file's WAL into the new file: the database file alone (no WAL)
+ * then holds what was applied after the restore. */
+TEST(checkpoints_follow_the_file_a_restore_put_in_place)
+{
+    char db[128], snap[128], copy[128], err[512];
+    path_in(db, sizeof db, "ckr.db");
+    path_in(snap, sizeof snap, "ckr-snap.db");
+    path_in(copy, sizeof copy, "ckr-copy.db");
+    struct store *st;
+    REQUIRE(store_open(db, &st, err, sizeof err) == STORE_OK);
+    for (int i = 0; i < 10; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        struct raft_entry e = kv_entry((raft_index)i + 1, 0, key, "before", 1000, NULL);
+        CHECK_EQ_I(store_apply(st, &e, 1, NULL), STORE_OK);
+        free((void *)e.data);
+    }
+    CHECK_EQ_I(store_commit(st), STORE_OK);
+    CHECK_EQ_I(store_checkpoint(db, false, err, sizeof err), STORE_OK);
+    raft_index idx;
+    CHECK_EQ_I(store_snapshot(db, snap, &idx, err, sizeof err), STORE_OK);
+    CHECK_EQ_I(store_restore(st, snap, err, sizeof err), STORE_OK);
+    struct raft_entry e = kv_entry(11, 0, "after", "restore", 2000, NULL);
+    CHECK_EQ_I(store_apply(st, &e, 1, NULL), STORE_OK);
+    free((void *)e.data);
+    CHECK_EQ_I(store_commit(st), STORE_OK);
+    CHECK_EQ_I(store_checkpoint(db, false, err, sizeof err), STORE_OK);
+    /* The file alone, as a copy without its WAL. */
+    FILE *in = fopen(db, "rb"), *out = fopen(copy, "wb");
+    REQUIRE(in && out);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        fwrite(buf, 1, n, out);
+    fclose(in);
+    fclose(out);
+    struct store *cp;
+    REQUIRE(store_open(copy, &cp, err, sizeof err) == STORE_OK);
+    CHECK(value_is(cp, "after", "restore"));
+    CHECK(value_is(cp, "k3", "before"));
+    CHECK_EQ_U(store_applied(cp), 11);
+    store_close(cp);
+    store_close(st);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/linkraft-store-XXXXXX");
@@ -380,6 +427,7 @@ int main(void)
     RUN(determinism_and_snapshot_restore);
     RUN(a_flipped_byte_in_any_page_is_detected);
     RUN(a_snapshot_bigger_than_the_cache_keeps_its_checksums);
+    RUN(checkpoints_follow_the_file_a_restore_put_in_place);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

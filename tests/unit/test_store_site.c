@@ -1029,6 +1029,92 @@ TEST(profiles_karma_about_and_password_change)
     log_free(&l);
 }
 
+/* Sessions are looked up from a cache in the store (store.c): every change
+ * to a session or its user must show at once, in lookups and in the apply,
+ * even when the session was just looked up (so cached). */
+TEST(session_lookups_see_every_change_while_cached)
+{
+    struct store *st = open_db("session-cache.db");
+    REQUIRE(st);
+    static struct log l;
+    struct hash a = H(1), b = H(2), a2 = H(3), a3 = H(4), c = H(5);
+    struct store_result r[8];
+    struct store_user u;
+    size_t from = 0;
+#define APPLY_NEW() do { REQUIRE(store_apply(st, l.e + from, l.n - from, r) == STORE_OK); from = l.n; } while (0)
+    signup(&l, T0, "alice", "alice", &a);
+    signup(&l, T0, "bob", "bob", &b);
+    post(&l, T0 + 1, &a, "t", "http://a.example/", NULL);
+    APPLY_NEW();
+    CHECK_EQ_I(r[2].status, CMD_OK);
+    /* Logout: the session was just used (looked up and applied). */
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)a.b, T0 + 2, &u), 1);
+    like(&l, T0 + 2, &a, 1, 1);
+    logout(&l, T0 + 3, &a);
+    like(&l, T0 + 4, &a, 1, 0);
+    APPLY_NEW();
+    CHECK_EQ_I(r[0].status, CMD_OK);
+    CHECK_EQ_I(r[2].status, CMD_ERR_DENIED);
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)a.b, T0 + 5, &u), 0);
+    /* A password change ends the user's other sessions and changes the
+     * user row that lookups return. */
+    login(&l, T0 + 6, "alice", &a2);
+    login(&l, T0 + 6, "alice", &a3);
+    APPLY_NEW();
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)a2.b, T0 + 7, &u), 1);
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)a3.b, T0 + 7, &u), 1);
+    CHECK_STR(u.pwhash, "$argon2id$v=19$m=19456,t=2,p=1$fake");
+    struct command pw = { .type = CMD_PASSWORD_SET, .time_ms = T0 + 8, .session = HS(&a3),
+                          .pwhash = S("$argon2id$v=19$m=19456,t=2,p=1$new") };
+    add(&l, &pw);
+    like(&l, T0 + 9, &a2, 1, 1);
+    APPLY_NEW();
+    CHECK_EQ_I(r[0].status, CMD_OK);
+    CHECK_EQ_I(r[1].status, CMD_ERR_DENIED);
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)a2.b, T0 + 10, &u), 0);
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)a3.b, T0 + 10, &u), 1);
+    CHECK_STR(u.pwhash, "$argon2id$v=19$m=19456,t=2,p=1$new");
+    /* Expiry in log time deletes bob's session: gone for a reader whose
+     * own clock is still before its expiry, too. */
+    uint64_t exp = T0 + COMMAND_SESSION_TTL_MS;
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)b.b, exp - 10, &u), 1);
+    like(&l, exp + 5, &a3, 1, 0); /* a command that leaves sessions alone */
+    APPLY_NEW();
+    CHECK_EQ_I(r[0].status, CMD_OK);
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)b.b, exp - 10, &u), 0);
+    signup(&l, exp + 6, "carol", "carol", &c);
+    APPLY_NEW();
+    CHECK_EQ_I(store_session_user(st, (const uint8_t *)c.b, exp + 7, &u), 1);
+    CHECK_STR(u.name, "carol");
+    /* More sessions than the cache holds, some sharing its slots: each
+     * lookup still finds its own user (H(n) differ in their first bytes,
+     * which pick the slots). */
+    enum { MANY = 1500 };
+    static struct hash many[MANY];
+    for (int i = 0; i < MANY; i++) {
+        many[i] = H(100 + i);
+        many[i].b[0] = (char)(i * 7);
+        many[i].b[1] = (char)(i / 3);
+        many[i].b[30] = (char)(i >> 8); /* and all differ */
+        many[i].b[31] = (char)i;
+        if (i % 2)
+            login(&l, exp + 10, "carol", &many[i]);
+        else
+            login(&l, exp + 10, "alice", &many[i]);
+        if (l.n - from == 8)
+            APPLY_NEW();
+    }
+    APPLY_NEW();
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < MANY; i++) {
+            REQUIRE(store_session_user(st, (const uint8_t *)many[i].b, exp + 11, &u) == 1);
+            CHECK_STR(u.name, i % 2 ? "carol" : "alice");
+        }
+#undef APPLY_NEW
+    log_free(&l);
+    store_close(st);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/linkraft-site-store-XXXXXX");
@@ -1050,6 +1136,7 @@ int main(void)
     RUN(thread_is_one_indexed_query);
     RUN(text_posts_edit_and_delete);
     RUN(profiles_karma_about_and_password_change);
+    RUN(session_lookups_see_every_change_while_cached);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
