@@ -36,6 +36,7 @@
 
 #include "command.h"
 #include "node/log.h"
+#include "node/repair.h"
 
 #define APPLY_RESULTS_MAX 8192
 
@@ -61,6 +62,7 @@ const char *node_status_text(int status)
     case NODE_EDISKFULL: return "this node's disk is full; writes are refused until space returns";
     case NODE_ESTOPPING: return "this node is shutting down";
     case NODE_ETOOBIG: return "the request is too large";
+    case NODE_EREPAIRING: return "this node's database was found damaged and is being repaired; ask another node";
     default: return "unknown error";
     }
 }
@@ -84,6 +86,15 @@ static void fatal(struct node *n, const char *what, const char *detail)
     log_error("FATAL: %s: %s; stopping now (node %llu). Nothing acknowledged is lost: the log on disk "
               "is the record. Fix the cause and restart the node.", what, detail, (unsigned long long)n->o.id);
     _exit(1);
+}
+
+/* A failed apply or commit of the database: a damaged page met on the way
+ * is repaired (repair.c), anything else is fatal. */
+static void store_failed(struct node *n, const char *what, int rc)
+{
+    if (rc == STORE_ECORRUPT || store_damage_seen())
+        repair_restart(what, store_errmsg(n->store));
+    fatal(n, what, store_errmsg(n->store));
 }
 
 /* ---- Sending ---------------------------------------------------------------- */
@@ -212,6 +223,10 @@ static void complete_reads(struct node *n)
 void node_read(struct node *n, enum node_consistency c, raft_index min_index, unsigned timeout_ms,
                node_read_cb cb, void *arg)
 {
+    if (n->repair_from_peers || store_damage_seen()) {
+        cb(arg, NODE_EREPAIRING); /* never data from a database not (yet) verified */
+        return;
+    }
     if (c == NODE_READ_STALE || (c == NODE_READ_SESSION && min_index <= store_applied(n->store))) {
         cb(arg, NODE_OK);
         return;
@@ -384,8 +399,7 @@ static void snapshot_done(uv_work_t *req, int status)
     if (!status && n->snap_rc == STORE_EIO)
         fatal(n, "copying the database for a snapshot", n->snap_err);
     if (!status && n->snap_rc == STORE_ECORRUPT)
-        fatal(n, "the database is damaged; it is not copied into a snapshot (at the next start the node "
-                 "rebuilds it from its snapshot and log)", n->snap_err);
+        repair_restart("the database is damaged; it is not copied into a snapshot", n->snap_err);
     if (status || n->snap_rc) {
         resume_barrier(n);
         log_warn("snapshot of the database failed (will retry later): %s", n->snap_rc ? n->snap_err : "cancelled");
@@ -421,7 +435,7 @@ static void maybe_snapshot(struct node *n)
     /* One snapshot at a time, from the copy to its adoption: both use the
      * same temporary file. */
     if (n->snap_job || n->adopt_pending || n->job == JOB_ADOPT || n->closing || n->barrier_waits ||
-        applied < n->last_snapshot + n->snapshot_gap)
+        n->repair_from_peers || applied < n->last_snapshot + n->snapshot_gap)
         return;
     if (!commit_store(n)) { /* the copy is made from what is committed */
         note_disk_full(n, store_errmsg(n->store));
@@ -640,7 +654,7 @@ static bool catch_up_store(struct node *n, raft_index upto)
         if (rc == STORE_EFULL)
             return false;
         if (rc != STORE_OK)
-            fatal(n, "applying committed entries to the database", store_errmsg(n->store));
+            store_failed(n, "applying committed entries to the database", rc);
     }
     return true;
 }
@@ -661,7 +675,9 @@ static void checkpoint_done(uv_work_t *req, int status)
 {
     struct node *n = req->data;
     n->ckpt_job = false;
-    if (!status && (n->ckpt_rc == STORE_EIO || n->ckpt_rc == STORE_ECORRUPT))
+    if (!status && n->ckpt_rc == STORE_ECORRUPT)
+        repair_restart("checkpointing the database found it damaged", n->ckpt_err);
+    if (!status && n->ckpt_rc == STORE_EIO)
         fatal(n, "checkpointing the database", n->ckpt_err);
     /* A full disk: retried after each commit, said once until it works. */
     if (!status && n->ckpt_rc && n->ckpt_rc != STORE_EAGAIN && !n->ckpt_warned)
@@ -697,7 +713,7 @@ static bool commit_store(struct node *n)
         return false;
     }
     if (rc != STORE_OK)
-        fatal(n, "committing applied entries to the database", store_errmsg(n->store));
+        store_failed(n, "committing applied entries to the database", rc);
     maybe_checkpoint(n);
     return true;
 }
@@ -738,7 +754,7 @@ static bool apply_committed(struct node *n, const struct raft_ready *rd)
         if (rc == STORE_EFULL)
             return false;
         if (rc != STORE_OK)
-            fatal(n, "applying committed entries to the database", store_errmsg(n->store));
+            store_failed(n, "applying committed entries to the database", rc);
         learn_members_from(n, e, batch);
         resolve_writes(n, e, batch, results, e[batch - 1].index);
         n->apply_done += batch;
@@ -809,6 +825,11 @@ static void finish_barrier(struct node *n)
         if (!path || store_restore(n->store, path, err, sizeof err) != STORE_OK)
             fatal(n, "restoring the database from the leader's snapshot", path ? err : "no snapshot file");
         log_info("installed the leader's snapshot at index %llu", (unsigned long long)rd->snapshot_install->index);
+        if (n->repair_from_peers && !raft_wants_snapshot(n->raft)) {
+            n->repair_from_peers = false;
+            log_info("repaired from peers: the database is the leader's snapshot at index %llu and the log after "
+                     "it; serving reads again", (unsigned long long)rd->snapshot_install->index);
+        }
         store_members(n->store, learn_member_text, n);
         n->last_snapshot = rd->snapshot_install->index;
         resolve_writes(n, NULL, 0, NULL, rd->snapshot_install->index);
@@ -994,9 +1015,8 @@ static void on_tick(uv_timer_t *t)
 {
     struct node *n = t->data;
     if (store_damage_seen())
-        fatal(n, "a damaged page of the database was read (its checksum does not match; the read got an "
-                 "error, not the data)", "restart the node: it checks the database and rebuilds it from the "
-                 "snapshot and the log");
+        repair_restart("a damaged page of the database was read", "its checksum does not match; the read got "
+                       "an error, not the data");
     raft_tick(n->raft);
     expire_waiters(n);
     pump(n);
@@ -1297,9 +1317,9 @@ static int recover(struct node *n, struct storage_state *state, char *err, size_
     raft_index applied = store_applied(n->store);
     /* Crashed after keeping a snapshot but before restoring SQLite from it:
      * the database is restored below, once the rest is known to fit. */
-    bool restore = state->have_snapshot && applied < state->snapshot.index;
-    if (restore)
-        applied = state->snapshot.index;
+    bool restore = state->have_snapshot && applied < state->snapshot.index && !n->repair_from_peers;
+    if (n->repair_from_peers || restore)
+        applied = state->snapshot.index; /* from peers: nothing is applied until their snapshot is */
     n->last_snapshot = state->have_snapshot ? state->snapshot.index : 0;
     draw_snapshot_gap(n);
     bool empty_log = !state->have_snapshot && state->n_entries == 0 && state->hard_state.term == 0;
@@ -1333,6 +1353,8 @@ static int recover(struct node *n, struct storage_state *state, char *err, size_
                  n->o.data_dir, (unsigned long long)applied, raft_strerror(rc), n->o.data_dir);
         return 1;
     }
+    if (n->repair_from_peers && repair_from_peers_begin(n->raft, n->o.data_dir, err, errcap))
+        return 1;
     if (storage_open_finish(n->storage, err, errcap))
         return 1;
     if (restore) {
@@ -1390,6 +1412,7 @@ static int start(struct node *n, char *err, size_t errcap)
     struct storage_options so;
     storage_options_default(&so);
     so.defer_changes = true; /* finished in recover(), once the database is known to fit */
+    so.snapshot_data_optional = true; /* its loss is repaired from peers (repair.c) */
     if (n->o.segment_bytes)
         so.segment_bytes = n->o.segment_bytes;
     int rc = storage_open(n->o.data_dir, NULL, &so, &n->storage, &state, err, errcap);
@@ -1402,17 +1425,12 @@ static int start(struct node *n, char *err, size_t errcap)
         snprintf(err, errcap, "data directory path too long");
         return 2;
     }
-    rc = store_open(n->db_path, &n->store, err, errcap);
-    if (rc == STORE_ECORRUPT) {
-        /* The snapshot (CRC32C checked by storage_open) and the log (a
-         * CRC32C per record) hold everything the database held: rebuild it
-         * from them rather than serve or ship damaged data. */
-        log_error("%s; moving it aside to %s.damaged and rebuilding it from the snapshot and the log", err,
-                  n->db_path);
-        rc = store_set_aside(n->db_path, err, errcap);
-        if (rc == STORE_OK)
-            rc = store_open(n->db_path, &n->store, err, errcap);
-    }
+    /* A damaged database is moved aside and rebuilt: from the snapshot (its
+     * CRC32C checked by storage_open) and the log (a CRC32C per record), or
+     * from a leader's snapshot when this node's own cannot be used. */
+    enum repair_mode mode;
+    rc = repair_open_store(n->db_path, &state, &n->store, &mode, err, errcap);
+    n->repair_from_peers = mode == REPAIR_FROM_PEERS;
     if (rc) {
         storage_state_free(&state);
         return 1;

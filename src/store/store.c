@@ -134,11 +134,15 @@ static void set_err(char *err, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
+static int classify(int sqlite_rc);
+
+/* STORE_ECORRUPT when what failed met a damaged page, else STORE_EIO. */
 static int fail_db(struct store *st, const char *what)
 {
-    snprintf(st->errmsg, sizeof st->errmsg, "%s: %s (database %s)", what,
-             st->db ? sqlite3_errmsg(st->db) : "not open", st->path);
-    return STORE_EIO;
+    int corrupt = st->db && classify(sqlite3_extended_errcode(st->db)) == STORE_ECORRUPT;
+    snprintf(st->errmsg, sizeof st->errmsg, "%s: %s%s (database %s)", what,
+             st->db ? sqlite3_errmsg(st->db) : "not open", corrupt ? ": a damaged page" : "", st->path);
+    return corrupt ? STORE_ECORRUPT : STORE_EIO;
 }
 
 /* What an SQLite result code means here: an I/O error (or a damaged file)
