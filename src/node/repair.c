@@ -59,6 +59,9 @@ int repair_open_store(const char *db_path, const struct storage_state *state, st
     }
     if (rc)
         return 1;
+    if (store_was_migrated(*out))
+        log_warn("the database %s was written before pages carried checksums: it was copied into one whose pages "
+                 "do (VACUUM INTO, then renamed into place); from now on a damaged page is found", db_path);
     if (state->snapshot_damaged) {
         if (*mode == REPAIR_NONE)
             log_error("%s; the database itself checks, but this node can neither send its snapshot nor "
