@@ -25,6 +25,9 @@ and removed at the end.
     env: BENCH_ROUNDS (3)  BENCH_SECONDS (5, per wrk run)  BENCH_SCALE (links;
          see DEFAULT_SCALE)  BENCH_FAILOVER_ROUNDS (20)  BENCH_ONLY
          (comma list of writes,reads,failover,scale,fsync)  BENCH_OUT (results.md path)
+         BENCH_BASELINE_BIN (LABEL=PATH[,LABEL=PATH]: other builds of linkraft run in
+         the write rounds too, with a secret, beside this one: e.g. the commit before a
+         change, to measure what it costs)
 """
 import base64
 import http.client
@@ -329,6 +332,12 @@ results = {}
 # traffic sealed; the headline), linkraft without one (the cost of the
 # sealing is the ratio of the two), and etcd.
 WRITE_TARGETS = (("lrs", "linkraft, secret on"), ("lr", "linkraft, no secret"))
+# BENCH_BASELINE_BIN: other builds instead of the no-secret run, each in
+# every round right after this build, with a secret too.
+BASELINES = [b.split("=", 1) for b in filter(None, os.environ.get("BENCH_BASELINE_BIN", "").split(","))]
+if BASELINES:
+    WRITE_TARGETS = (("lrs", "linkraft (this build), secret on"),) + tuple(
+        ("base%d" % k, "%s, secret on" % label) for k, (label, _) in enumerate(BASELINES))
 
 
 def one_round(cs, url_etcd, rnd, kind, script, args, etcd_bytes, etcd_prefix, runs, entry_bytes, fs):
@@ -359,7 +368,12 @@ def one_round(cs, url_etcd, rnd, kind, script, args, etcd_bytes, etcd_prefix, ru
 def bench_writes():
     # The secret-on cluster's nodes get --secret-file (a 0600 file of 32
     # random bytes in hex, as `linkraft demo` writes); the other runs without.
-    clusters = {"lrs": Cluster(3, secret=os.urandom(32).hex() + "\n"), "lr": Cluster(3)}
+    if BASELINES:
+        clusters = {"lrs": Cluster(3, secret=os.urandom(32).hex() + "\n")}
+        for k, (_, path) in enumerate(BASELINES):
+            clusters["base%d" % k] = Cluster(3, secret=os.urandom(32).hex() + "\n", binary=path)
+    else:
+        clusters = {"lrs": Cluster(3, secret=os.urandom(32).hex() + "\n"), "lr": Cluster(3)}
     etcd = None
     try:
         cs = {}
@@ -704,6 +718,18 @@ def write_results(t_total, when, rev):
                 pa, pb, pe = (summary(R[t + "_" + kind], "p99")[0] for t in ("lrs", "lr", "etcd"))
                 L.append("| %ss | %s | %s | %s | %s | %.2f× | %+.1f | %s | %s | %.2f× | %.2f× |" % (
                     kind, fmt(a), fmt(pa, 1), fmt(b), fmt(pb, 1), a / b, pa - pb, fmt(e), fmt(pe, 1), a / e, b / e))
+            L.append("")
+        for t in tags[1:]:
+            if not t.startswith("base"):
+                continue
+            L.append("This build beside %s, run right after it in every round (medians; ratio this ÷ that):\n"
+                     % names[t])
+            L.append("| writes | this build /s | p99 ms | %s /s | p99 ms | this ÷ that (writes/s) |" % names[t])
+            L.append("| --- |" + " --- |" * 5)
+            for kind in ("like", "post"):
+                a, b = (summary(R[x + "_" + kind], "rps")[0] for x in ("lrs", t))
+                pa, pb = (summary(R[x + "_" + kind], "p99")[0] for x in ("lrs", t))
+                L.append("| %ss | %s | %s | %s | %s | %.3f× |" % (kind, fmt(a), fmt(pa, 1), fmt(b), fmt(pb, 1), a / b))
             L.append("")
         L.append("| run | system | likes/s | p50 ms | p99 ms | entries/requests | posts/s | p50 ms | p99 ms |"
                  " entries/requests |")

@@ -62,6 +62,7 @@ enum node_status {
     NODE_EDISKFULL = 4,   /* this node's disk is full: writes refused until space returns */
     NODE_ESTOPPING = 5,   /* shutting down */
     NODE_ETOOBIG = 6,
+    NODE_EREPAIRING = 7,  /* this node's database is being repaired: ask another node */
 };
 const char *node_status_text(int status);
 

@@ -149,7 +149,8 @@ enum raft_msg_type {
     RAFT_MSG_TIMEOUT_NOW = 11,      /* §3.10 leadership transfer */
     RAFT_MSG_READ_INDEX = 12,       /* follower asks the leader for a read index */
     RAFT_MSG_READ_INDEX_RESP = 13,
-    RAFT_MSG_TYPE_MAX = 13,
+    RAFT_MSG_SNAPSHOT_WANTED = 14,  /* a follower that lost its state machine asks for a snapshot */
+    RAFT_MSG_TYPE_MAX = 14,
 };
 const char *raft_msg_type_name(int type);
 
@@ -177,6 +178,7 @@ struct raft_snapshot_meta {
  *   TIMEOUT_NOW   term
  *   READ_INDEX    term context
  *   READ_INDEX_RESP term context index reject
+ *   SNAPSHOT_WANTED term index(=the follower's snapshot index: send one at or after it)
  */
 struct raft_message {
     uint8_t type;
@@ -317,6 +319,20 @@ int raft_restore(struct raft *r, const struct raft_hard_state *hs,
                  const struct raft_snapshot_meta *snap,
                  const struct raft_entry *entries, size_t n_entries,
                  raft_index applied);
+
+/* After raft_restore, before the first ready: the host has lost its state
+ * machine and cannot rebuild it from a snapshot of its own (its database
+ * and its snapshot data were both damaged), while its log and hard state
+ * are intact. Until a leader's snapshot at or after the restored snapshot's
+ * index is installed: nothing is handed out to apply, the node never
+ * campaigns (a leader must serve and send snapshots), and it asks every
+ * leader it hears from for its snapshot (RAFT_MSG_SNAPSHOT_WANTED). It still
+ * votes and acknowledges appends: those depend on the log, which it has.
+ * Installing a committed snapshot keeps the log after it when they agree
+ * (§5.3), so no entry this node acknowledged is dropped unless it conflicts
+ * with a committed one. RAFT_EINVAL if a ready was already taken. */
+int raft_want_snapshot(struct raft *r);
+bool raft_wants_snapshot(const struct raft *r);
 
 /* ---- Inputs ---------------------------------------------------------------- */
 

@@ -75,6 +75,10 @@ struct storage_options {
     uint64_t segment_bytes;   /* start a new segment file past this size (default 64 MiB) */
     bool defer_changes;       /* storage_open only checks; the caller runs storage_open_finish
                                  once the rest of its state is known to fit (default false) */
+    bool snapshot_data_optional; /* a missing or damaged snapshot data file (its metadata
+                                 intact) is reported in state->snapshot_damaged instead of
+                                 refused: the caller decides whether it can do without it
+                                 (default false) */
 };
 void storage_options_default(struct storage_options *o);
 
@@ -91,6 +95,13 @@ struct storage_state {
     bool fresh;                             /* the directory held no Raft state: no hard
                                                state, no snapshot, no entries (bootstrap) */
     bool torn_tail_truncated;               /* recovery cut a torn last record */
+    bool snapshot_damaged;                  /* (snapshot_data_optional) the snapshot's data
+                                               file is missing or does not match its
+                                               metadata, which is intact and still the log's
+                                               base: the data cannot be read, sent or
+                                               restored from until a new snapshot replaces
+                                               it; snapshot_damage says what is wrong */
+    char snapshot_damage[768];
     char recovery_note[768];                /* what recovery did, for the log ("" if nothing):
                                                a torn tail cut, segments the snapshot covers
                                                removed, a log older than the snapshot dropped,

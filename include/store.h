@@ -79,6 +79,10 @@ struct store_entry {
  * creates keeps a CRC32C in every page (src/store/cksum_vfs.c), so a damaged
  * page read later is an error, never data. */
 int store_open(const char *path, struct store **out, char *err, size_t errcap);
+/* Whether store_open found a database written before page checksums (no
+ * reserved bytes in its pages) and replaced it by a checksummed copy
+ * (VACUUM INTO, then an atomic rename; store.c says how). */
+bool store_was_migrated(const struct store *st);
 void store_close(struct store *st);
 const char *store_errmsg(const struct store *st);
 

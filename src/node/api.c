@@ -101,6 +101,7 @@ static const char *node_status_code(int status)
     case NODE_EDISKFULL: return "disk_full";
     case NODE_ESTOPPING: return "stopping";
     case NODE_ETOOBIG: return "too_big";
+    case NODE_EREPAIRING: return "repairing";
     default: return "unavailable";
     }
 }
@@ -361,7 +362,10 @@ static void kv_read_done(void *arg, int status)
     char *value = NULL;
     size_t len = 0;
     int rc = store_kv_get(n->store, c->key, c->key_len, &value, &len);
-    if (rc < 0) {
+    if (rc == STORE_ECORRUPT) {
+        /* A damaged page: an error, never its bytes; the node repairs itself. */
+        respond_error(n, c->x, 503, "repairing", node_status_text(NODE_EREPAIRING));
+    } else if (rc < 0) {
         respond_error(n, c->x, 500, "internal", store_errmsg(n->store));
     } else if (rc == 0) {
         respond_error(n, c->x, 404, "not_found", "no such key");

@@ -36,6 +36,7 @@
 
 #include "command.h"
 #include "node/log.h"
+#include "node/repair.h"
 
 #define APPLY_RESULTS_MAX 8192
 
@@ -61,6 +62,7 @@ const char *node_status_text(int status)
     case NODE_EDISKFULL: return "this node's disk is full; writes are refused until space returns";
     case NODE_ESTOPPING: return "this node is shutting down";
     case NODE_ETOOBIG: return "the request is too large";
+    case NODE_EREPAIRING: return "this node's database was found damaged and is being repaired; ask another node";
     default: return "unknown error";
     }
 }
@@ -200,9 +202,7 @@ static void snapshot_after(uv_work_t *req, int status)
     if (!status && n->snap_rc == STORE_EIO) {
         st = REPLICA_JOB_FATAL;
     } else if (!status && n->snap_rc == STORE_ECORRUPT) {
-        snprintf(why, sizeof why, "the database is damaged; it is not copied into a snapshot (at the next start the "
-                 "node rebuilds it from its snapshot and log): %s", n->snap_err);
-        st = REPLICA_JOB_FATAL;
+        repair_restart("the database is damaged; it is not copied into a snapshot", n->snap_err);
     } else if (status || n->snap_rc) {
         st = REPLICA_JOB_FAILED;
     }
@@ -386,7 +386,9 @@ static void checkpoint_done(uv_work_t *req, int status)
 {
     struct node *n = req->data;
     n->ckpt_job = false;
-    if (!status && (n->ckpt_rc == STORE_EIO || n->ckpt_rc == STORE_ECORRUPT))
+    if (!status && n->ckpt_rc == STORE_ECORRUPT)
+        repair_restart("checkpointing the database found it damaged", n->ckpt_err);
+    if (!status && n->ckpt_rc == STORE_EIO)
         fatal(n, "checkpointing the database", n->ckpt_err);
     /* A full disk: retried after each commit, said once until it works. */
     if (!status && n->ckpt_rc && n->ckpt_rc != STORE_EAGAIN && !n->ckpt_warned)
@@ -409,8 +411,13 @@ static void maybe_checkpoint(struct node *n)
         n->ckpt_job = false;
 }
 
+/* A failed apply or commit of the database: a damaged page met on the way
+ * is repaired (repair.c); anything else the replica makes fatal. */
 static enum replica_sm_status sm_status(int rc)
 {
+    if (rc == STORE_ECORRUPT || (rc != STORE_OK && store_damage_seen()))
+        repair_restart("the database was found damaged while applying or committing entries",
+                       "a page's checksum did not match or SQLite reported corruption");
     return rc == STORE_OK ? REPLICA_SM_OK : rc == STORE_EFULL ? REPLICA_SM_FULL : REPLICA_SM_FAILED;
 }
 
@@ -452,15 +459,20 @@ static enum replica_sm_status sm_commit(void *ctx)
 static enum replica_sm_status sm_restore(void *ctx, const struct raft_snapshot_meta *meta, char *err, size_t errcap)
 {
     struct node *n = ctx;
-    (void)meta;
     const char *path = storage_snapshot_path(n->storage);
     if (!path) {
         snprintf(err, errcap, "no snapshot file");
         return REPLICA_SM_FAILED;
     }
     int rc = store_restore(n->store, path, err, errcap);
-    if (rc == STORE_OK)
+    if (rc == STORE_OK) {
         store_members(n->store, learn_member_text, n);
+        if (n->repair_from_peers && !raft_wants_snapshot(n->raft)) {
+            n->repair_from_peers = false;
+            log_info("repaired from peers: the database is the leader's snapshot at index %llu and the log after "
+                     "it; serving reads again", (unsigned long long)meta->index);
+        }
+    }
     return sm_status(rc);
 }
 
@@ -558,6 +570,10 @@ void node_wait_entry(struct node *n, raft_index index, raft_term term, node_writ
 void node_read(struct node *n, enum node_consistency c, raft_index min_index, unsigned timeout_ms,
                node_read_cb cb, void *arg)
 {
+    if (n->repair_from_peers || store_damage_seen()) {
+        cb(arg, NODE_EREPAIRING); /* never data from a database not (yet) verified */
+        return;
+    }
     replica_read(n->replica, (enum replica_consistency)c, min_index, timeout_ms, cb, arg);
 }
 
@@ -573,9 +589,8 @@ static void on_tick(uv_timer_t *t)
 {
     struct node *n = t->data;
     if (store_damage_seen())
-        fatal(n, "a damaged page of the database was read (its checksum does not match; the read got an "
-                 "error, not the data)", "restart the node: it checks the database and rebuilds it from the "
-                 "snapshot and the log");
+        repair_restart("a damaged page of the database was read", "its checksum does not match; the read got "
+                       "an error, not the data");
     replica_tick(n->replica);
 }
 
@@ -836,9 +851,9 @@ static int recover(struct node *n, struct storage_state *state, char *err, size_
     raft_index applied = store_applied(n->store);
     /* Crashed after keeping a snapshot but before restoring SQLite from it:
      * the database is restored below, once the rest is known to fit. */
-    bool restore = state->have_snapshot && applied < state->snapshot.index;
-    if (restore)
-        applied = state->snapshot.index;
+    bool restore = state->have_snapshot && applied < state->snapshot.index && !n->repair_from_peers;
+    if (n->repair_from_peers || restore)
+        applied = state->snapshot.index; /* from peers: nothing is applied until their snapshot is */
     bool empty_log = !state->have_snapshot && state->n_entries == 0 && state->hard_state.term == 0;
     if (empty_log) {
         if (applied != 0) {
@@ -870,6 +885,8 @@ static int recover(struct node *n, struct storage_state *state, char *err, size_
                  n->o.data_dir, (unsigned long long)applied, raft_strerror(rc), n->o.data_dir);
         return 1;
     }
+    if (n->repair_from_peers && repair_from_peers_begin(n->raft, n->o.data_dir, err, errcap))
+        return 1;
     if (storage_open_finish(n->storage, err, errcap))
         return 1;
     if (restore) {
@@ -927,6 +944,7 @@ static int start(struct node *n, char *err, size_t errcap)
     struct storage_options so;
     storage_options_default(&so);
     so.defer_changes = true; /* finished in recover(), once the database is known to fit */
+    so.snapshot_data_optional = true; /* its loss is repaired from peers (repair.c) */
     if (n->o.segment_bytes)
         so.segment_bytes = n->o.segment_bytes;
     int rc = storage_open(n->o.data_dir, NULL, &so, &n->storage, &state, err, errcap);
@@ -939,17 +957,12 @@ static int start(struct node *n, char *err, size_t errcap)
         snprintf(err, errcap, "data directory path too long");
         return 2;
     }
-    rc = store_open(n->db_path, &n->store, err, errcap);
-    if (rc == STORE_ECORRUPT) {
-        /* The snapshot (CRC32C checked by storage_open) and the log (a
-         * CRC32C per record) hold everything the database held: rebuild it
-         * from them rather than serve or ship damaged data. */
-        log_error("%s; moving it aside to %s.damaged and rebuilding it from the snapshot and the log", err,
-                  n->db_path);
-        rc = store_set_aside(n->db_path, err, errcap);
-        if (rc == STORE_OK)
-            rc = store_open(n->db_path, &n->store, err, errcap);
-    }
+    /* A damaged database is moved aside and rebuilt: from the snapshot (its
+     * CRC32C checked by storage_open) and the log (a CRC32C per record), or
+     * from a leader's snapshot when this node's own cannot be used. */
+    enum repair_mode mode;
+    rc = repair_open_store(n->db_path, &state, &n->store, &mode, err, errcap);
+    n->repair_from_peers = mode == REPAIR_FROM_PEERS;
     if (rc) {
         storage_state_free(&state);
         return 1;

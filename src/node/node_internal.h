@@ -40,6 +40,7 @@ struct node {
     const struct http_exchange *admin_proven; /* a KV write whose proof this node accepted before
                                                * forwarding it, handled here after all (forward.c) */
     struct identity identity;     /* DIR/identity: cluster id, incarnation, pins */
+    bool repair_from_peers;       /* the database waits for a leader's snapshot (repair.c) */
     bool bootstrap_pending;       /* empty, not --join: waits for its peers' word first */
     raft_id probe_welcomed[CLUSTER_MAX_MEMBERS]; /* peers that accepted it meanwhile */
     size_t n_probe_welcomed;

@@ -77,6 +77,7 @@ static const uint8_t message_layouts[RAFT_MSG_TYPE_MAX + 1][MAX_FIELDS_PER_TYPE]
     [RAFT_MSG_TIMEOUT_NOW] = { FIELD_TERM },
     [RAFT_MSG_READ_INDEX] = { FIELD_TERM, FIELD_CONTEXT },
     [RAFT_MSG_READ_INDEX_RESP] = { FIELD_TERM, FIELD_CONTEXT, FIELD_INDEX, FIELD_REJECT },
+    [RAFT_MSG_SNAPSHOT_WANTED] = { FIELD_TERM, FIELD_INDEX },
 };
 
 static bool is_known_type(unsigned type)

@@ -45,6 +45,7 @@ const char *raft_msg_type_name(int type)
         [RAFT_MSG_SNAPSHOT] = "SNAPSHOT", [RAFT_MSG_SNAPSHOT_RESP] = "SNAPSHOT_RESP",
         [RAFT_MSG_TIMEOUT_NOW] = "TIMEOUT_NOW", [RAFT_MSG_READ_INDEX] = "READ_INDEX",
         [RAFT_MSG_READ_INDEX_RESP] = "READ_INDEX_RESP",
+        [RAFT_MSG_SNAPSHOT_WANTED] = "SNAPSHOT_WANTED",
     };
     if (type < 1 || type > RAFT_MSG_TYPE_MAX)
         return "UNKNOWN";

@@ -119,6 +119,13 @@ struct raft {
     bool have_snapshot;
     struct raft_snapshot_meta snap;
 
+    /* raft_want_snapshot: the host lost its state machine and cannot
+     * rebuild it from its own snapshot; until a leader's snapshot at or
+     * after want_base is installed, nothing is applied, the node never
+     * campaigns, and it asks every leader it hears from for one. */
+    bool want_snapshot;
+    raft_index want_base;
+
     /* Receiving a snapshot (follower). */
     bool in_snap_active;
     struct raft_snapshot_meta in_snap;
@@ -439,6 +446,8 @@ static void become_follower(struct raft *r, raft_term term, raft_id leader)
  * it must lead again to commit the change (§4.2.2). */
 static bool promotable(const struct raft *r)
 {
+    if (r->want_snapshot)
+        return false; /* a leader must have a state machine to serve and a snapshot to send */
     if (is_voter(r, r->o.id))
         return true;
     if (r->n_configs < 2 || config_index(r) <= r->commit)
@@ -883,6 +892,18 @@ static void reject_hint(const struct raft *r, raft_index prev, struct raft_messa
     resp->hint_term = t;
 }
 
+/* A node that wants a snapshot asks the leader at each of its heartbeats:
+ * a request that is lost, or that the leader cannot serve yet, is simply
+ * made again; a leader already sending it one ignores the repeats, and a
+ * new leader takes over a transfer its predecessor left half done. */
+static void ask_for_snapshot(struct raft *r, raft_id leader)
+{
+    if (!r->want_snapshot)
+        return;
+    struct raft_message m = { .type = RAFT_MSG_SNAPSHOT_WANTED, .to = leader, .index = r->want_base };
+    send(r, &m);
+}
+
 static bool entries_well_formed(const struct raft_message *m)
 {
     raft_term prev_term = m->prev_term;
@@ -939,6 +960,7 @@ static void handle_heartbeat(struct raft *r, const struct raft_message *m)
     commit_to(r, m->commit < last_index(r) ? m->commit : last_index(r));
     struct raft_message resp = { .type = RAFT_MSG_HEARTBEAT_RESP, .context = m->context };
     reply(r, m, &resp);
+    ask_for_snapshot(r, m->from);
 }
 
 static void install_snapshot(struct raft *r, const struct raft_snapshot_meta *meta)
@@ -983,6 +1005,7 @@ static void install_snapshot(struct raft *r, const struct raft_snapshot_meta *me
     }
     r->snap = *meta;
     r->have_snapshot = true;
+    r->want_snapshot = false;
     commit_to(r, meta->index);
     if (r->apply_handed < meta->index)
         r->apply_handed = meta->index;
@@ -995,7 +1018,11 @@ static void handle_snapshot(struct raft *r, const struct raft_message *m)
 {
     const struct raft_snapshot_meta *meta = &m->snapshot;
     struct raft_message resp = { .type = RAFT_MSG_SNAPSHOT_RESP, .index = meta->index };
-    if (meta->index <= r->commit) {
+    /* A node that wants a snapshot takes one from its base on, even one its
+     * commit index is past: its log has those entries, its state machine
+     * does not. */
+    bool wanted = r->want_snapshot && meta->index >= r->want_base;
+    if (meta->index <= r->commit && !wanted) {
         /* We already have everything it holds; never go back (§5.3). */
         struct raft_message ack = { .type = RAFT_MSG_APPEND_RESP, .index = r->commit };
         reply(r, m, &ack);
@@ -1261,6 +1288,26 @@ static void handle_snapshot_resp(struct raft *r, struct progress *pr, const stru
     send_append(r, pr, true);
 }
 
+/* A follower lost its state machine (raft_want_snapshot) and asks for our
+ * snapshot: send it if it reaches the follower's base (a snapshot before it
+ * would leave a gap between the snapshot and the follower's log); if not,
+ * the follower asks again once we have taken a newer one. */
+static void handle_snapshot_wanted(struct raft *r, struct progress *pr, const struct raft_message *m)
+{
+    pr->recent_active = true;
+    if (!r->have_snapshot || r->snap.index < m->index || pr->state == RAFT_PROGRESS_SNAPSHOT ||
+        !term_durable(r)) {
+        r->stats.msgs_dropped++;
+        return;
+    }
+    pr->state = RAFT_PROGRESS_SNAPSHOT;
+    pr->snap = r->snap;
+    pr->snap_offset = 0;
+    pr->snap_waiting = false;
+    pr->snap_lost = false;
+    send_snapshot_chunk(r, pr);
+}
+
 static void handle_read_index(struct raft *r, raft_id from, uint64_t context);
 
 /* The term rules common to all messages (§3.3, §9.6, §4.2.3). Returns false
@@ -1345,6 +1392,12 @@ int raft_step(struct raft *r, const struct raft_message *m)
     case RAFT_MSG_SNAPSHOT_RESP:
         if (pr)
             handle_snapshot_resp(r, pr, m);
+        break;
+    case RAFT_MSG_SNAPSHOT_WANTED:
+        if (pr)
+            handle_snapshot_wanted(r, pr, m);
+        else
+            r->stats.msgs_dropped++;
         break;
     case RAFT_MSG_VOTE_RESP:
         if (r->role == RAFT_CANDIDATE && m->term == r->term)
@@ -1606,6 +1659,8 @@ int raft_snapshot_taken(struct raft *r, raft_index index, uint64_t size, uint32_
  * log it is rebuilt from after a crash. */
 static raft_index apply_limit(const struct raft *r)
 {
+    if (r->want_snapshot)
+        return r->apply_handed; /* nothing to apply onto until a snapshot is installed */
     raft_index cap = r->o.async_persist ? r->persisted : last_index(r);
     return r->commit < cap ? r->commit : cap;
 }
@@ -1953,6 +2008,17 @@ int raft_restore(struct raft *r, const struct raft_hard_state *hs, const struct 
     randomize_timeout(r);
     return RAFT_OK;
 }
+
+int raft_want_snapshot(struct raft *r)
+{
+    if (r->role != RAFT_FOLLOWER || r->ready_seq != 0)
+        return RAFT_EINVAL;
+    r->want_snapshot = true;
+    r->want_base = r->have_snapshot ? r->snap.index : 0;
+    return RAFT_OK;
+}
+
+bool raft_wants_snapshot(const struct raft *r) { return r->want_snapshot; }
 
 /* ---- Introspection ---------------------------------------------------------- */
 

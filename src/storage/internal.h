@@ -107,6 +107,7 @@ struct storage {
 
     /* The current snapshot. */
     bool have_snap;
+    bool snap_bad;              /* its data file is missing or damaged (snapshot_data_optional) */
     struct raft_snapshot_meta snap;
     char snap_path[ST_PATH_MAX];
     uint64_t snap_file_bytes;   /* bytes of snapshot.meta */

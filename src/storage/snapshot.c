@@ -110,6 +110,7 @@ static int publish(struct storage *s, const struct raft_snapshot_meta *meta)
     bool had = s->have_snap;
     snprintf(old, sizeof old, "%s", s->snap_path);
     s->have_snap = true;
+    s->snap_bad = false;
     s->snap = *meta;
     s->snap_file_bytes = mlen;
     snprintf(s->snap_path, sizeof s->snap_path, "%s", dst);
@@ -138,7 +139,7 @@ static bool is_staged(const struct storage *s, const struct raft_snapshot_meta *
 
 const char *storage_snapshot_tmp_path(const struct storage *s) { return s->tmp_path; }
 
-const char *storage_snapshot_path(const struct storage *s) { return s->have_snap ? s->snap_path : NULL; }
+const char *storage_snapshot_path(const struct storage *s) { return s->have_snap && !s->snap_bad ? s->snap_path : NULL; }
 
 static int check_meta(struct storage *s, const struct raft_snapshot_meta *meta, const char *what)
 {
@@ -419,6 +420,9 @@ int storage_snapshot_read(struct storage *s, raft_index index, uint64_t offset, 
 {
     if (s->broken)
         return STORAGE_EIO;
+    if (s->snap_bad)
+        return st_fail(s, STORAGE_EINVAL, "reading snapshot %llu: its data file is missing or damaged",
+                       (unsigned long long)index);
     if (!s->have_snap || index != s->snap.index)
         return st_fail(s, STORAGE_EINVAL, "reading snapshot %llu: the current snapshot is %llu",
                        (unsigned long long)index, (unsigned long long)(s->have_snap ? s->snap.index : 0));

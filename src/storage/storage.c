@@ -624,8 +624,19 @@ int storage_open(const char *dir, const struct storage_io *io, const struct stor
         if (rc == 1)
             rc = STORAGE_OK;
     }
-    if (rc == STORAGE_OK)
+    if (rc == STORAGE_OK) {
         rc = check_snapshot(s);
+        if (rc == STORAGE_ECORRUPT && s->opts.snapshot_data_optional) {
+            /* The metadata still says where the log starts; only the data
+             * is lost. Whoever opens decides whether it can do without. */
+            s->snap_bad = true;
+            state->snapshot_damaged = true;
+            snprintf(state->snapshot_damage, sizeof state->snapshot_damage, "%.*s",
+                     (int)sizeof state->snapshot_damage - 1, s->errmsg);
+            s->errmsg[0] = 0;
+            rc = STORAGE_OK;
+        }
+    }
     if (rc == STORAGE_OK)
         rc = check_log(s, p, had_hs, state);
     if (rc == STORAGE_OK && !s->opts.defer_changes)

@@ -140,6 +140,7 @@ struct store {
     uint64_t committed;   /* applied index as of the last commit */
     uint64_t committed_clock;
     unsigned wal_pages;     /* frames in the WAL after the last commit (wal_hook) */
+    bool migrated;          /* store_open gave an older database its page checksums */
     char errmsg[512];
 };
 
@@ -153,11 +154,15 @@ static void set_err(char *err, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
+static int classify(int sqlite_rc);
+
+/* STORE_ECORRUPT when what failed met a damaged page, else STORE_EIO. */
 static int fail_db(struct store *st, const char *what)
 {
-    snprintf(st->errmsg, sizeof st->errmsg, "%s: %s (database %s)", what,
-             st->db ? sqlite3_errmsg(st->db) : "not open", st->path);
-    return STORE_EIO;
+    int corrupt = st->db && classify(sqlite3_extended_errcode(st->db)) == STORE_ECORRUPT;
+    snprintf(st->errmsg, sizeof st->errmsg, "%s: %s%s (database %s)", what,
+             st->db ? sqlite3_errmsg(st->db) : "not open", corrupt ? ": a damaged page" : "", st->path);
+    return corrupt ? STORE_ECORRUPT : STORE_EIO;
 }
 
 static void session_cache_clear(struct store *st)
@@ -284,11 +289,108 @@ static int check_db(sqlite3 *db, const char *path, char *err, size_t errcap)
     return out;
 }
 
+static int fsync_parent_dir(const char *path);
+
+/* A database written before page checksums existed (no reserved bytes in
+ * its pages: byte 20 of its header is 0) would be read unchecked for ever:
+ * SQLite fixes the reserved bytes when a file is created. It is copied
+ * instead, by VACUUM INTO, into a new file that has them (asked for on the
+ * source, which VACUUM carries over, and through the checksum VFS, which
+ * fills them in), and the copy replaces it by a rename: a crash at any
+ * point leaves either the old database or the new one, never a mix. The
+ * old WAL is checkpointed into the old file first (so the copy holds every
+ * committed transaction) and removed, durably, before the rename, so it
+ * is never replayed over the new file. The old file's pages cannot be
+ * verified (they never had checksums); its structure is (quick_check). */
+static int migrate_db(struct store *st)
+{
+    char tmp[4200], side[4200], uri[4200 * 3];
+    snprintf(tmp, sizeof tmp, "%.120s.migrate", st->path);
+    unlink(tmp);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int rc = open_conn(st->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, 0, &db);
+    if (rc != SQLITE_OK) {
+        snprintf(st->errmsg, sizeof st->errmsg, "cannot open the older database %.120s (one without page checksums) "
+                 "to migrate it: %.120s", st->path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return STORE_EIO;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    int out = check_db(db, st->path, st->errmsg, sizeof st->errmsg);
+    if (out)
+        goto done;
+    out = STORE_EIO;
+    const char *what = "checkpointing it";
+    int reserve = 8;
+    sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve); /* taken up by VACUUM */
+    if ((rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL)) != SQLITE_OK)
+        goto sqlite_failed;
+    what = "copying it";
+    if (cksum_vfs_uri(tmp, 1, uri, sizeof uri) != 0) {
+        snprintf(st->errmsg, sizeof st->errmsg, "migrating the older database: path too long: %.400s", tmp);
+        goto done;
+    }
+    if ((rc = sqlite3_prepare_v2(db, "VACUUM INTO ?1", -1, &q, NULL)) != SQLITE_OK)
+        goto sqlite_failed;
+    sqlite3_bind_text(q, 1, uri, -1, SQLITE_STATIC);
+    if ((rc = sqlite3_step(q)) != SQLITE_DONE)
+        goto sqlite_failed;
+    sqlite3_finalize(q);
+    q = NULL;
+    sqlite3_close(db);
+    db = NULL;
+    if (!has_cksum(tmp)) {
+        snprintf(st->errmsg, sizeof st->errmsg, "migrating the older database %.120s: its copy %.120s did not get room for "
+                 "page checksums", st->path, tmp);
+        goto done;
+    }
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fdatasync(fd) != 0) {
+        snprintf(st->errmsg, sizeof st->errmsg, "migrating the older database %.120s: cannot make %.120s durable: %.120s",
+                 st->path, tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        goto done;
+    }
+    close(fd);
+    for (int i = 0; i < 2; i++) {
+        snprintf(side, sizeof side, "%.120s%.120s", st->path, i ? "-shm" : "-wal");
+        if (unlink(side) != 0 && errno != ENOENT) {
+            snprintf(st->errmsg, sizeof st->errmsg, "migrating the older database: cannot remove %.120s: %.120s", side,
+                     strerror(errno));
+            goto done;
+        }
+    }
+    if (fsync_parent_dir(st->path) != 0 || rename(tmp, st->path) != 0 || fsync_parent_dir(st->path) != 0) {
+        snprintf(st->errmsg, sizeof st->errmsg, "migrating the older database: cannot put %.120s in place of %.120s: %.120s",
+                 tmp, st->path, strerror(errno));
+        goto done;
+    }
+    st->migrated = true;
+    return STORE_OK;
+sqlite_failed:
+    out = classify(rc) == STORE_ECORRUPT ? STORE_ECORRUPT : classify(rc) == STORE_EFULL ? STORE_EFULL : STORE_EIO;
+    snprintf(st->errmsg, sizeof st->errmsg, "migrating the older database %.120s (one without page checksums) to one "
+             "with them failed %.120s: %.120s", st->path, what, sqlite3_errmsg(db));
+done:
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    unlink(tmp);
+    return out;
+}
+
 static int open_db(struct store *st)
 {
     /* A new database gets the reserved bytes its page checksums live in. */
     struct stat sb;
     bool fresh = stat(st->path, &sb) != 0 || sb.st_size == 0;
+    if (!fresh && !has_cksum(st->path)) {
+        int mrc = migrate_db(st);
+        if (mrc)
+            return mrc;
+    }
     if (open_conn(st->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, fresh, &st->db) !=
         SQLITE_OK)
         return fail_db(st, "cannot open the database");
@@ -383,6 +485,7 @@ uint64_t store_applied(const struct store *st) { return st->applied; }
 uint64_t store_committed(const struct store *st) { return st->committed; }
 unsigned store_wal_pages(const struct store *st) { return st->wal_pages; }
 bool store_damage_seen(void) { return cksum_vfs_damage_seen() != 0; }
+bool store_was_migrated(const struct store *st) { return st->migrated; }
 
 struct sqlite3 *store_db(struct store *st) { return st->db; }
 

@@ -104,7 +104,8 @@ class Cluster:
     """n nodes (ids 1..n). extra: members listed in the cluster file only
     later (for member add). node_args: extra `linkraft node` options."""
 
-    def __init__(self, n=3, extra=0, node_args=(), secret=None):
+    def __init__(self, n=3, extra=0, node_args=(), secret=None, binary=None):
+        self.binary = binary or BINARY  # another build side by side (bench/run.py BENCH_BASELINE_BIN)
         self.dir = tempfile.mkdtemp(prefix="linkraft-test-")
         self.n = n
         self.node_args = list(node_args)
@@ -136,7 +137,8 @@ class Cluster:
         """prefix: a command the node runs under (e.g. strace injecting faults)."""
         assert i not in self.procs or self.procs[i].poll() is not None, "node %d already running" % i
         log = open(os.path.join(self.dir, "node%d.log" % i), "ab")
-        cmd = list(prefix) + [BINARY, "node", "--cluster", self.cluster_file, "--id", str(i), "--data", self.data_dir(i)]
+        cmd = list(prefix) + [self.binary, "node", "--cluster", self.cluster_file, "--id", str(i), "--data",
+                              self.data_dir(i)]
         if self.secret_path:
             cmd += ["--secret-file", self.secret_path]
         if join:

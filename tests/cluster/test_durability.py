@@ -3,6 +3,7 @@ into real node processes with strace, and damaged copies of a stopped
 node's data directory. A failed fsync of anything the node relies on stops
 it; a damaged directory is refused with nothing changed."""
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -199,10 +200,12 @@ def test_a_flipped_byte_in_the_database_is_detected_and_repaired(make_cluster, w
     assert not wrong, "keys served wrong after the repair: %s" % wrong[:10]
 
 
-def test_a_damaged_page_read_while_serving_stops_the_node(make_cluster):
+def test_a_damaged_page_read_while_serving_is_repaired(make_cluster):
     """A page damaged under a running node (here: a byte flipped in the file
     while it serves) is never served: the read that meets it gets an error,
-    the node stops (exit 1), and its next start rebuilds the database."""
+    later reads get 503 until the node has restarted itself in the same
+    process (before: it exited 1 and waited for a person), and that start
+    rebuilds the database from the snapshot and the log."""
     c = make_cluster(n=1)
     c.start(1)
     c.wait_leader()
@@ -213,27 +216,142 @@ def test_a_damaged_page_read_while_serving_stops_the_node(make_cluster):
     assert c.stop(1) == 0
     c.start(1)
     c.wait_leader()
+    pid = c.procs[1].pid
     path = os.path.join(c.data_dir(1), "state.db")
     size = os.path.getsize(path)
     assert size > 2500000
-    with open(path, "r+b") as f:
-        for off in (size // 3 + 1001, size // 2 + 2001):  # two leaf pages of the data
-            f.seek(off)
-            b = f.read(1)
-            f.seek(off)
-            f.write(bytes([b[0] ^ 0x20]))
-    wrong = []
+    for off in (size // 3 + 1001, size // 2 + 2001):  # two leaf pages of the data
+        flip(path, off, 0x20)
+    wrong, refused = [], 0
     for k in keys:
         try:
-            v = c.kv(1, k)
+            r = c.get(1, "/api/v1/kv/" + k)
         except OSError:
-            break  # the node stopped
-        if v is not None and v != value:
+            refused += 1  # restarting
+            break
+        if r.status == 200 and r.body.decode() != value:
             wrong.append(k)
+        if r.status == 503:
+            assert json.loads(r.body)["error"] == "repairing", r.body
+            refused += 1
+        if "restarts now" in c.log_tail(1, 20):
+            break
     assert not wrong, "damaged values served: %s" % wrong[:5]
-    assert c.procs[1].wait(timeout=10) == 1
-    assert "a damaged page of the database was read" in c.log_tail(1, 5)
+    assert refused, "the damaged pages were never read"
+    wait_for("the node to restart itself", lambda: "rebuilding it from the snapshot and the log" in c.log_tail(1, 30))
+    log = c.log_tail(1, 30)
+    assert "a damaged page of the database was read" in log and "restarts now" in log, log
+    assert c.procs[1].poll() is None and c.procs[1].pid == pid
+    c.wait_leader()
+    assert all(c.kv(1, k, "linearizable") == value for k in keys[::97] + keys[-3:])
+
+def flip(path, off, mask=0x10):
+    with open(path, "r+b") as f:
+        f.seek(off)
+        b = f.read(1)
+        f.seek(off)
+        f.write(bytes([b[0] ^ mask]))
+
+
+def snapshot_data(d):
+    names = [n for n in os.listdir(d) if n.startswith("snap-") and n.endswith(".dat")]
+    assert len(names) == 1, names
+    return os.path.join(d, names[0])
+
+
+@pytest.mark.parametrize("snapshot", ["flipped", "missing"])
+def test_database_and_snapshot_both_damaged_are_repaired_from_peers(make_cluster, snapshot):
+    """Issue 17: with the database damaged and the snapshot's data damaged
+    or missing too, nothing on the node can rebuild its state (before: it
+    refused to start, "snapshot data file ... is damaged"). It keeps its hard
+    state and its log, answers reads 503 meanwhile and never stands for
+    election (it still votes), asks the leader for a snapshot, installs it,
+    and then serves exactly the cluster's data."""
+    c = make_cluster(n=3, node_args=SMALL)
+    c.start_all()
+    lead = c.wait_leader()
+    keys = {}
+    for k in range(900):
+        keys["k%d" % k] = "v%d" % k
+        assert c.put(lead, "k%d" % k, "v%d" % k).status in (200, 201, 204)
+    f = 3 if lead != 3 else 2
+    g = 6 - lead - f
+    d = c.data_dir(f)
+    wait_for("a snapshot on node %d" % f, lambda: any(n.endswith(".dat") for n in os.listdir(d)))
+    wait_for("node %d to apply everything" % f, lambda: c.kv(f, "k899") == "v899")
+    for i in (1, 2, 3):
+        assert c.stop(i) == 0
+    db = os.path.join(d, "state.db")
+    flip(db, os.path.getsize(db) // 2 + 17)
+    snap = snapshot_data(d)
+    if snapshot == "missing":
+        os.unlink(snap)
+    else:
+        flip(snap, os.path.getsize(snap) // 3)
+    # Alone, it can get no snapshot: it says so, and serves nothing.
+    c.start(f)
+    wait_for("node %d to say it repairs from peers" % f, lambda: "repairing from peers" in c.log_tail(f, 50))
+    r = c.get(f, "/api/v1/kv/k0")
+    assert r.status == 503 and b"repaired" in r.body, (r.status, r.body)
+    # With one peer back, the peer leads (node f votes, never campaigns);
+    # once the peer has a snapshot at or after node f's own, f installs it.
+    c.start(g)
+    assert c.wait_leader(timeout=20) == g
+    k = 900
+    while "repaired from peers" not in c.log_tail(f, 400):
+        keys["k%d" % k] = "v%d" % k
+        assert c.put(g, "k%d" % k, "v%d" % k).status in (200, 201, 204)
+        r = c.get(f, "/api/v1/kv/k0")
+        assert r.status == 503 or (r.status == 200 and r.body == b"v0"), (r.status, r.body)
+        assert c.leader() == g
+        k += 1
+        assert k < 3000, "not repaired from peers after %d more writes; log:\n%s" % (k - 900, c.log_tail(f))
+    log = c.log_tail(f, 400)
+    assert "installed the leader's snapshot" in log, log
+    assert os.path.exists(db + ".damaged")
+    wait_for("node %d to catch up" % f, lambda: c.kv(f, "k%d" % (k - 1)) == "v%d" % (k - 1))
+    wrong = [key for key, v in keys.items() if c.kv(f, key) != v]
+    assert not wrong, "keys served wrong after the repair: %s" % wrong[:10]
+    # A full voter again: with g stopped and the third node back, one of
+    # them is elected and every write made meanwhile is there.
+    c.start(lead)
+    assert c.stop(g) == 0
+    new = c.wait_leader(timeout=20)
+    assert c.put(new, "after", "yes").status in (200, 201, 204)
+    assert c.kv(new, "k%d" % (k - 1), "linearizable") == "v%d" % (k - 1)
+
+
+def test_damage_found_by_the_snapshot_copy_is_repaired_not_shipped(make_cluster):
+    """Before each snapshot the database is verified: the copy reads every
+    page through its checksum and checks the copy's structure. A page
+    damaged under a running node (one it has cached, so its own reads do
+    not see it) stops the snapshot from being kept or shipped, and the node
+    restarts itself in the same process and rebuilds the database (before:
+    it exited 1 and waited for a person)."""
+    c = make_cluster(n=1, node_args=SMALL)
     c.start(1)
     c.wait_leader()
-    assert "rebuilding it from the snapshot and the log" in c.log_tail(1, 30)
-    assert all(c.kv(1, k, "linearizable") == value for k in keys[::97] + keys[-3:])
+    for k in range(300):
+        assert c.put(1, "k%d" % k, "v%d" % k).status in (200, 201, 204)
+    assert c.stop(1) == 0  # a clean stop empties the WAL into the file
+    c.start(1)
+    c.wait_leader()
+    pid = c.procs[1].pid
+    path = os.path.join(c.data_dir(1), "state.db")
+    flip(path, 4096 * 3 + 1000)  # a leaf of old keys, never written again
+    k = 300
+    while "it is not copied into a snapshot" not in c.log_tail(1, 50):
+        try:
+            c.put(1, "k%d" % k, "v%d" % k)
+        except OSError:
+            pass  # restarting
+        k += 1
+        assert k < 2000, "no snapshot found the damage; log:\n%s" % c.log_tail(1)
+    wait_for("the node to restart itself", lambda: "rebuilding it from the snapshot and the log" in c.log_tail(1, 30))
+    assert c.procs[1].poll() is None and c.procs[1].pid == pid
+    c.wait_leader()
+    # Every key written before the damage, and every later one the node has.
+    assert c.kv(1, "k0", "linearizable") == "v0"
+    wrong = [i for i in range(k) if c.kv(1, "k%d" % i) not in ("v%d" % i, None) or
+             (i < 300 and c.kv(1, "k%d" % i) is None)]
+    assert not wrong, wrong[:10]

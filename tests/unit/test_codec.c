@@ -195,6 +195,9 @@ static struct raft_message full_message(uint8_t type, uint64_t seed)
     case RAFT_MSG_READ_INDEX_RESP:
         m.context = NEXT; m.index = NEXT; m.reject = flag;
         break;
+    case RAFT_MSG_SNAPSHOT_WANTED:
+        m.index = NEXT;
+        break;
     default:
         break;
     }
@@ -261,7 +264,7 @@ TEST(body_sizes_match_the_document)
         [RAFT_MSG_VOTE_RESP] = 27, [RAFT_MSG_PREVOTE] = 43, [RAFT_MSG_PREVOTE_RESP] = 27,
         [RAFT_MSG_HEARTBEAT] = 42, [RAFT_MSG_HEARTBEAT_RESP] = 34, [RAFT_MSG_SNAPSHOT] = 71,
         [RAFT_MSG_SNAPSHOT_RESP] = 44, [RAFT_MSG_TIMEOUT_NOW] = 26, [RAFT_MSG_READ_INDEX] = 34,
-        [RAFT_MSG_READ_INDEX_RESP] = 43,
+        [RAFT_MSG_READ_INDEX_RESP] = 43, [RAFT_MSG_SNAPSHOT_WANTED] = 34,
     };
     for (uint8_t type = RAFT_MSG_APPEND; type <= RAFT_MSG_TYPE_MAX; type++) {
         struct raft_message m = { .type = type };

@@ -107,6 +107,8 @@ static void process(int id)
         disk_persist(&nd->disk, &rd);
         for (size_t i = 0; i < rd.n_send_after_persist; i++)
             net_send(&rd.send_after_persist[i]);
+        if (rd.snapshot_install)
+            nd->applied = rd.snapshot_install->index; /* the state machine is the snapshot's */
         for (size_t i = 0; i < rd.n_committed; i++) {
             CHECK_EQ_U(rd.committed[i].index, nd->applied + 1);
             nd->applied = rd.committed[i].index;
@@ -297,6 +299,67 @@ TEST(restart_from_disk)
     CHECK_EQ_U(raft_last_index(nodes[f].r), d.log[d.n - 1].index);
     tick_all(5);
     CHECK(nodes[f].applied >= idx);
+    teardown();
+}
+
+/* A follower that lost its state machine and its own snapshot's data
+ * (raft_want_snapshot) keeps its log and hard state, applies nothing, never
+ * campaigns, still votes, and asks the leader for a snapshot; once the
+ * leader has one at or after the follower's base it is sent and installed,
+ * the follower's log after it is kept, and applying resumes after it. */
+TEST(lost_state_machine_is_rebuilt_from_the_leaders_snapshot)
+{
+    cluster(3);
+    int l = elect();
+    REQUIRE(l);
+    raft_index idx = 0;
+    for (int i = 0; i < 5; i++)
+        REQUIRE(raft_propose(nodes[l].r, (const uint8_t *)"a", 1, &idx, NULL) == RAFT_OK);
+    tick_all(3);
+    int f = l % 3 + 1, other = 6 - l - f;
+    REQUIRE(nodes[f].applied >= idx);
+    /* f had a snapshot at 2 whose data it lost, and its database too. */
+    struct disk d = nodes[f].disk;
+    struct raft_config cfg;
+    REQUIRE(raft_config_at(nodes[f].r, 2, &cfg) == RAFT_OK);
+    struct raft_snapshot_meta base = { .index = 2, .term = raft_term_at(nodes[f].r, 2), .config = cfg };
+    raft_index last = raft_last_index(nodes[f].r);
+    raft_destroy(nodes[f].r);
+    struct raft_options o = opts(f);
+    nodes[f].r = raft_create(&o);
+    REQUIRE(raft_restore(nodes[f].r, &d.hs, &base, d.log, d.n, 2) == RAFT_OK);
+    REQUIRE(raft_want_snapshot(nodes[f].r) == RAFT_OK);
+    nodes[f].applied = 2;
+    /* The leader has no snapshot yet: nothing is applied meanwhile. */
+    tick_all(5);
+    CHECK(raft_wants_snapshot(nodes[f].r));
+    CHECK_EQ_U(nodes[f].applied, 2);
+    CHECK_EQ_U(raft_last_index(nodes[f].r), last);
+    /* With the leader cut off, f never campaigns but votes: the third node
+     * is elected. */
+    isolate(l, 1);
+    for (int t = 0; t < 200 && (!leader() || leader() == l); t++)
+        tick_all(1);
+    CHECK(raft_role(nodes[f].r) == RAFT_FOLLOWER);
+    CHECK_EQ_I(leader() == l ? 0 : leader(), other);
+    isolate(l, 0);
+    tick_all(3);
+    int nl = leader();
+    REQUIRE(nl == other);
+    CHECK_EQ_U(nodes[f].applied, 2);
+    /* The new leader takes a snapshot (an empty one, one chunk): it is sent
+     * at f's next request and installed; f's log is kept. */
+    REQUIRE(raft_propose(nodes[nl].r, (const uint8_t *)"b", 1, &idx, NULL) == RAFT_OK);
+    tick_all(2);
+    REQUIRE(raft_snapshot_taken(nodes[nl].r, nodes[nl].applied, 0, 0) == RAFT_OK);
+    tick_all(3);
+    CHECK(!raft_wants_snapshot(nodes[f].r));
+    CHECK_EQ_U(raft_snapshot(nodes[f].r) ? raft_snapshot(nodes[f].r)->index : 0, nodes[nl].applied);
+    CHECK_EQ_U(nodes[f].applied, nodes[nl].applied);
+    CHECK(raft_last_index(nodes[f].r) >= idx);
+    REQUIRE(raft_propose(nodes[nl].r, (const uint8_t *)"c", 1, &idx, NULL) == RAFT_OK);
+    tick_all(2);
+    CHECK_EQ_U(nodes[f].applied, idx);
     teardown();
 }
 
@@ -788,6 +851,7 @@ int main(void)
     RUN(replication_3_5);
     RUN(leader_isolation_and_return);
     RUN(restart_from_disk);
+    RUN(lost_state_machine_is_rebuilt_from_the_leaders_snapshot);
     RUN(read_index_6_4);
     RUN(transfer_3_10);
     RUN(membership_4_1);

@@ -1178,6 +1178,55 @@ TEST(damaged_snapshot_files_are_refused)
     free(meta);
 }
 
+static void make_snapshotted(const struct storage_options *o, bool compact);
+
+/* With snapshot_data_optional a damaged or missing snapshot data file is
+ * reported, not refused: the metadata still gives the log's base, the log
+ * is recovered whole, nothing in the directory changes, and the data can
+ * be neither read nor restored from until a new snapshot replaces it. */
+TEST(a_damaged_snapshot_data_file_can_be_reported_instead)
+{
+    struct storage_options mk = small_segments(512), o = mk;
+    o.defer_changes = true;
+    o.snapshot_data_optional = true;
+    for (int missing = 0; missing < 2; missing++) {
+        make_snapshotted(&mk, true);
+        struct storage_state st;
+        struct storage *s = open_ok(NULL, &st);
+        REQUIRE(s);
+        char data_path[512];
+        snprintf(data_path, sizeof data_path, "%s", storage_snapshot_path(s));
+        storage_state_free(&st);
+        storage_close(s);
+        if (missing) {
+            REQUIRE(unlink(data_path) == 0);
+        } else {
+            FILE *f = fopen(data_path, "r+b");
+            REQUIRE(f);
+            fseek(f, 50, SEEK_SET);
+            fputc(0xff, f);
+            fclose(f);
+        }
+        uint64_t before = dir_digest();
+        s = open_ok(&o, &st);
+        REQUIRE(s);
+        CHECK(st.snapshot_damaged);
+        CHECK(strstr(st.snapshot_damage, missing ? "missing" : "CRC32C") != NULL);
+        CHECK(st.have_snapshot && st.snapshot.index == 30);
+        CHECK(st.n_entries > 0 && st.entries[st.n_entries - 1].index == 60);
+        CHECK(storage_snapshot_path(s) == NULL);
+        uint8_t buf[8];
+        CHECK(storage_snapshot_read(s, 30, 0, buf, sizeof buf) != STORAGE_OK);
+        CHECK_EQ_U(dir_digest(), before);
+        storage_state_free(&st);
+        storage_close(s);
+        /* Without the option: refused, as before. */
+        o.snapshot_data_optional = false;
+        CHECK_EQ_I(open_rc(&o), STORAGE_ECORRUPT);
+        o.snapshot_data_optional = true;
+    }
+}
+
 /* A directory whose open is refused is left byte for byte as it was, even
  * with leftovers open would otherwise clean up (issue 17 finding 2). */
 static void refused_unchanged(const struct storage_options *o, const char *why)
@@ -1436,6 +1485,7 @@ int main(void)
     RUN(install_with_wrong_crc_or_size_is_refused);
     RUN(a_log_older_than_the_snapshot_is_not_replayed);
     RUN(damaged_snapshot_files_are_refused);
+    RUN(a_damaged_snapshot_data_file_can_be_reported_instead);
     RUN(refusals_change_nothing);
     RUN(a_snapshot_with_no_hard_state_and_an_empty_log_is_accepted);
     RUN(truncate_across_segments);

@@ -329,6 +329,81 @@ TEST(a_flipped_byte_in_any_page_is_detected)
     free(orig);
 }
 
+/* A database written before page checksums existed (no reserved bytes;
+ * here with its last transactions still in its WAL) is migrated at open:
+ * the same data in a file whose pages carry checksums, so damage in it is
+ * found from then on (before: it was opened as it was and never checked). */
+TEST(an_older_database_without_checksums_is_migrated)
+{
+    char db[128], side[160];
+    path_in(db, sizeof db, "old.db");
+    sqlite3 *raw;
+    REQUIRE(sqlite3_open_v2(db, &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) == SQLITE_OK);
+    sqlite3_db_config(raw, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    REQUIRE(sqlite3_exec(raw, "PRAGMA journal_mode=WAL;"
+                         "CREATE TABLE meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+                         "INSERT INTO meta(k, v) VALUES ('applied', 7), ('schema', 1), ('clock', 0);"
+                         "CREATE TABLE kv(k BLOB PRIMARY KEY, v BLOB NOT NULL);", NULL, NULL, NULL) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(raw, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_stmt *ins;
+    REQUIRE(sqlite3_prepare_v2(raw, "INSERT INTO kv(k, v) VALUES (?1, ?2)", -1, &ins, NULL) == SQLITE_OK);
+    char val[300];
+    memset(val, 'o', sizeof val - 1);
+    val[sizeof val - 1] = 0;
+    for (int i = 0; i < 200; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "key%d", i);
+        sqlite3_bind_blob(ins, 1, key, (int)strlen(key), SQLITE_TRANSIENT);
+        sqlite3_bind_blob(ins, 2, val, (int)strlen(val), SQLITE_STATIC);
+        REQUIRE(sqlite3_step(ins) == SQLITE_DONE);
+        sqlite3_reset(ins);
+    }
+    sqlite3_finalize(ins);
+    sqlite3_close(raw); /* the inserts stay in the WAL */
+    snprintf(side, sizeof side, "%s-wal", db);
+    CHECK(access(side, F_OK) == 0);
+    uint8_t h[21];
+    FILE *f = fopen(db, "rb");
+    REQUIRE(f && fread(h, 1, sizeof h, f) == sizeof h);
+    fclose(f);
+    CHECK_EQ_I(h[20], 0);
+
+    struct store *st;
+    char err[512];
+    REQUIRE(store_open(db, &st, err, sizeof err) == STORE_OK);
+    CHECK(store_was_migrated(st));
+    CHECK_EQ_U(store_applied(st), 7);
+    for (int i = 0; i < 200; i += 13) {
+        char key[16];
+        snprintf(key, sizeof key, "key%d", i);
+        CHECK(value_is(st, key, val));
+    }
+    store_close(st);
+    snprintf(side, sizeof side, "%s.migrate", db);
+    CHECK(access(side, F_OK) != 0);
+    f = fopen(db, "rb");
+    REQUIRE(f && fread(h, 1, sizeof h, f) == sizeof h);
+    fclose(f);
+    CHECK_EQ_I(h[20], 8); /* room for the checksums */
+    /* Opened again: nothing more to migrate. */
+    REQUIRE(store_open(db, &st, err, sizeof err) == STORE_OK);
+    CHECK(!store_was_migrated(st));
+    store_close(st);
+    CHECK_EQ_I(store_checkpoint(db, true, err, sizeof err), STORE_OK);
+    /* And now a flipped byte in a data page is found. */
+    f = fopen(db, "r+b");
+    REQUIRE(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    REQUIRE(size > 4 * 4096);
+    fseek(f, 3 * 4096 + 500, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, 3 * 4096 + 500, SEEK_SET);
+    fputc(c ^ 0x08, f);
+    fclose(f);
+    CHECK_EQ_I(store_open(db, &st, err, sizeof err), STORE_ECORRUPT);
+}
+
 /* A copy bigger than SQLite's page cache (about 500 pages) spills pages to
  * the file before page 1, the page that says it has checksums: they must
  * get theirs all the same (before: the copy failed its own check, and the
@@ -426,6 +501,7 @@ int main(void)
     RUN(idempotency_by_log_time);
     RUN(determinism_and_snapshot_restore);
     RUN(a_flipped_byte_in_any_page_is_detected);
+    RUN(an_older_database_without_checksums_is_migrated);
     RUN(a_snapshot_bigger_than_the_cache_keeps_its_checksums);
     RUN(checkpoints_follow_the_file_a_restore_put_in_place);
     char cmd[128];
