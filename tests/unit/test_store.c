@@ -457,16 +457,16 @@ TEST(checkpoints_follow_the_file_a_restore_put_in_place)
     for (int i = 0; i < 10; i++) {
         char key[16];
         snprintf(key, sizeof key, "k%d", i);
-        struct raft_entry e = kv_entry((raft_index)i + 1, 0, key, "before", 1000, NULL);
+        struct store_entry e = kv_entry((uint64_t)i + 1, 0, key, "before", 1000, NULL);
         CHECK_EQ_I(store_apply(st, &e, 1, NULL), STORE_OK);
         free((void *)e.data);
     }
     CHECK_EQ_I(store_commit(st), STORE_OK);
     CHECK_EQ_I(store_checkpoint(db, false, err, sizeof err), STORE_OK);
-    raft_index idx;
+    uint64_t idx;
     CHECK_EQ_I(store_snapshot(db, snap, &idx, err, sizeof err), STORE_OK);
     CHECK_EQ_I(store_restore(st, snap, err, sizeof err), STORE_OK);
-    struct raft_entry e = kv_entry(11, 0, "after", "restore", 2000, NULL);
+    struct store_entry e = kv_entry(11, 0, "after", "restore", 2000, NULL);
     CHECK_EQ_I(store_apply(st, &e, 1, NULL), STORE_OK);
     free((void *)e.data);
     CHECK_EQ_I(store_commit(st), STORE_OK);
