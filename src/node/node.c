@@ -196,6 +196,7 @@ static void snapshot_after(uv_work_t *req, int status)
 #ifdef M_ARENA_MAX
     malloc_trim(0); /* the copy's caches are freed: give the pages back */
 #endif
+    n->copying = false;
     enum replica_job_status st = REPLICA_JOB_OK;
     char why[700];
     snprintf(why, sizeof why, "%s", status ? "cancelled" : n->snap_err);
@@ -213,6 +214,7 @@ static void io_snapshot(void *ctx)
 {
     struct node *n = ctx;
     n->snap_req.data = n;
+    n->copying = true;
     if (uv_queue_work(&n->loop, &n->snap_req, snapshot_work, snapshot_after))
         fatal(n, "starting a snapshot copy", "uv_queue_work failed");
 }
@@ -588,7 +590,8 @@ static void on_check(uv_check_t *c)
 static void on_tick(uv_timer_t *t)
 {
     struct node *n = t->data;
-    if (store_damage_seen())
+    /* A snapshot copy that met the damage says so itself when it ends. */
+    if (store_damage_seen() && !n->copying)
         repair_restart("a damaged page of the database was read", "its checksum does not match; the read got "
                        "an error, not the data");
     replica_tick(n->replica);

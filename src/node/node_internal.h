@@ -68,6 +68,7 @@ struct node {
 
     /* The state machine's copy for a snapshot (replica_io.snapshot). */
     uv_work_t snap_req;
+    bool copying;               /* snap_req runs: its own verdict on damage comes in snapshot_after */
     int snap_rc;
     char snap_err[512];
     raft_index snap_index;      /* what the finished copy holds */
