@@ -136,11 +136,14 @@ CASES = [
     ("first segment", flip_at(0.5), "refused", "damaged"),
     # Below the snapshot (trailing entries only): not needed, removed at start.
     ("first segment", delete, "passed", "recovered"),
-    ("last segment but one", delete, "refused", "gap"),
+    # Where the snapshot falls among the segments (timing) decides which
+    # check sees the loss first: a gap in the log, or a log that ends below
+    # the snapshot although no install was interrupted.
+    ("last segment but one", delete, "refused", ("gap", "were synced are missing")),
     # The database applied entries the log no longer has: this node may
     # have acknowledged them, so it cannot go on as a voter.
     ("last segment", last_byte, "refused", "does not fit the database"),
-    ("last segment", delete, "refused", "does not fit the database"),
+    ("last segment", delete, "refused", ("does not fit the database", "were synced are missing")),
     ("state.db-wal", delete, "passed", "recovered"),
     pytest.param("identity", delete, "passed", "recovered", marks=pytest.mark.xfail(
         strict=True, reason="a missing identity file is taken for a pre-identity directory: the node gets a new "
@@ -168,7 +171,7 @@ def test_fault_matrix(matrix, which, damage, outcome, says):
         cmd = [lrcluster.BINARY, "node", "--cluster", c.cluster_file, "--id", str(F), "--data", d] + c.node_args
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
         assert r.returncode == 1, r.stderr
-        assert says in r.stderr, r.stderr
+        assert any(w in r.stderr for w in ((says,) if isinstance(says, str) else says)), r.stderr
         assert dir_hashes(d) == before
         return
     c.start(F)
