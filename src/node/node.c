@@ -412,7 +412,10 @@ static void snapshot_done(uv_work_t *req, int status)
     struct raft_snapshot_meta meta = { .index = n->snap_index, .term = raft_term_at(n->raft, n->snap_index),
                                        .size = n->snap_size, .crc = n->snap_crc };
     if (meta.term == 0 || raft_config_at(n->raft, n->snap_index, &meta.config) != RAFT_OK) {
+        /* A snapshot install overtook it (the log was reset): that install
+         * may be waiting for this job (finish_barrier). */
         log_warn("snapshot at %llu no longer fits the log; skipped", (unsigned long long)n->snap_index);
+        resume_barrier(n);
         return;
     }
     n->adopt_meta = meta;
