@@ -104,7 +104,7 @@ mutants:
 	@sh scripts/mutants.sh
 
 # `make chaos [CHAOS_SEED=S] [CHAOS_SECONDS=600] [CHAOS_FAULTS=a,b,..]
-# [CHAOS_MIN_FAULTS=200]`: the nemesis against real processes, each node in
+# [CHAOS_MIN_FAULTS=200] [CHAOS_RECORD=FILE]`: the nemesis against real processes, each node in
 # its own network namespace, with a history checker (docs/chaos.md). Root.
 CHAOS_SECONDS ?= 600
 CHAOS_MIN_FAULTS ?= 200
@@ -121,7 +121,7 @@ chaos: $(BUILD)/linkraft $(BUILD)/chaos/slowfsync.so $(BUILD)/chaos/lincheck
 	LINKRAFT_BIN=$(abspath $(BUILD)/linkraft) SLOWFSYNC_SO=$(abspath $(BUILD)/chaos/slowfsync.so) \
 	  LINCHECK_BIN=$(abspath $(BUILD)/chaos/lincheck) \
 	  /usr/bin/python3 tests/chaos/chaos.py --duration $(CHAOS_SECONDS) --min-faults $(CHAOS_MIN_FAULTS) \
-	  --faults $(CHAOS_FAULTS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
+	  --faults $(CHAOS_FAULTS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED)) $(if $(CHAOS_RECORD),--record $(CHAOS_RECORD))
 
 # `make bench`: linkraft beside etcd and nginx on this machine (not part of
 # `make test`; about 10 minutes): installs etcd-server, etcd-client, nginx
