@@ -44,8 +44,7 @@ const char *storage_strerror(int rc)
 
 void storage_options_default(struct storage_options *o)
 {
-    o->segment_bytes = 64u << 20;
-    o->defer_changes = false;
+    *o = (struct storage_options){ .segment_bytes = 64u << 20 }; /* every flag off */
 }
 
 const char *storage_errmsg(const struct storage *s) { return s->errmsg; }

@@ -355,3 +355,15 @@ def test_damage_found_by_the_snapshot_copy_is_repaired_not_shipped(make_cluster)
     wrong = [i for i in range(k) if c.kv(1, "k%d" % i) not in ("v%d" % i, None) or
              (i < 300 and c.kv(1, "k%d" % i) is None)]
     assert not wrong, wrong[:10]
+
+
+def test_a_lone_voter_without_its_snapshot_data_is_refused(make_cluster):
+    """A one-node cluster has nobody to repair from: a missing snapshot data
+    file is refused as before, naming what to do, with nothing changed."""
+    c, d, segs = snapshotted_node(make_cluster)
+    os.unlink(snapshot_data(d))
+    before = dir_hashes(d)
+    code, log = start_refused(c, 1)
+    assert code == 1, log
+    assert "only voter" in log and "is missing" in log, log
+    assert dir_hashes(d) == before
