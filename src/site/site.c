@@ -77,8 +77,11 @@ void site_destroy(struct site *s)
 {
     if (!s)
         return;
-    for (int i = 0; i < SITE_CACHED_SORTS; i++)
+    for (int i = 0; i < SITE_CACHED_SORTS; i++) {
         buf_free(&s->page_cache[i].body);
+        free(s->page_cache[i].gz);
+    }
+    free(s->css_gz);
     site_throttle_free(&s->by_addr);
     site_throttle_free(&s->by_user_addr);
     free(s);
@@ -131,6 +134,14 @@ static bool unhex(const char *s, size_t len, uint8_t *out, size_t n)
 static const char *cookie_secure(const struct site_req *r) { return r->req->secure ? "; Secure" : ""; }
 #define HSTS_HEADER "Strict-Transport-Security: max-age=31536000\r\n"
 
+/* Pages, the stylesheet, the icon and feeds go compressed to a client that
+ * takes gzip; the JSON API's answers (small, read by programs) do not. */
+static bool compressible(const struct site_req *r, const char *ctype)
+{
+    return !r->api && (!strncmp(ctype, "text/", 5) || !strncmp(ctype, "image/svg+xml", 13) ||
+                       !strncmp(ctype, "application/atom+xml", 20));
+}
+
 void site_reply(struct site_req *r, int status, const char *ctype, const char *extra_headers, struct buf *body)
 {
     struct site *s = r->s;
@@ -151,16 +162,39 @@ void site_reply(struct site_req *r, int status, const char *ctype, const char *e
         buf_printf(&h, "Set-Cookie: lr_csrf=%s; Path=/; HttpOnly; SameSite=Lax%s\r\n", r->csrf, cookie_secure(r));
     if (r->hdrs.len)
         buf_append(&h, r->hdrs.p, r->hdrs.len);
-    size_t len = 0;
-    char *p = NULL;
+    size_t len = 0, gz_len = 0;
+    char *p = NULL, *gz = NULL;
+    if (body && compressible(r, ctype)) {
+        /* Caches between here and the client must keep the two forms apart. */
+        buf_puts(&h, "Vary: Accept-Encoding\r\n");
+        size_t alen;
+        const char *ae = site_header(r->req, "Accept-Encoding", &alen);
+        if (ae && body->len >= SITE_GZIP_MIN && !body->oom && site_accepts_gzip(ae, alen)) {
+            if (r->gz && (gz = malloc(r->gz_len + 1))) { /* compressed once, when cached */
+                memcpy(gz, r->gz, r->gz_len);
+                gz[gz_len = r->gz_len] = 0;
+            } else {
+                gz = site_gzip(body->p, body->len, &gz_len);
+            }
+            if (gz) /* else (out of memory) the page goes uncompressed */
+                buf_puts(&h, "Content-Encoding: gzip\r\n");
+        }
+    }
     if (body) {
         if (body->oom || h.oom) {
+            free(gz);
             buf_free(body);
             buf_free(&h);
             r->respond(r->rctx, 500, "Content-Type: text/plain\r\n", NULL, 0);
             goto done;
         }
-        p = buf_take(body, &len);
+        if (gz) {
+            buf_free(body);
+            p = gz;
+            len = gz_len;
+        } else {
+            p = buf_take(body, &len);
+        }
     }
     r->respond(r->rctx, status, h.oom ? NULL : h.p, p, len);
     buf_free(&h);
@@ -570,8 +604,10 @@ bool site_dispatch(struct site *s, const struct http_request *req, site_respond_
     s->stats.requests++;
     s->stats.in_flight++;
     read_auth(r);
-    if (!api)
+    if (!api) {
         derive_csrf(r); /* only pages have forms (and a random one costs a getrandom) */
+        site_flash_read(r);
+    }
 
     bool answered = false;
     bool mine = api ? site_api_route(r, path, &answered) : site_pages_route(r, path, &answered);

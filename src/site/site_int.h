@@ -69,6 +69,8 @@ struct site_page_cache {
     uint64_t applied;
     uint64_t until_ms;
     struct buf body;
+    char *gz;          /* body gzip-compressed once, when cached (NULL: not) */
+    size_t gz_len;
 };
 #define SITE_CACHED_SORTS 3
 
@@ -87,6 +89,8 @@ struct site {
      * every worker from the node's log writes (fsync runs there too). */
     unsigned pw_active, pw_waiting;
     struct site_req *pw_head, *pw_tail;
+    char *css_gz;      /* the stylesheet compressed, on first demand */
+    size_t css_gz_len;
 };
 
 #define SITE_PWHASH_JOBS 2
@@ -101,6 +105,13 @@ struct site_link_input {
 };
 
 enum site_form { SITE_FORM_NONE, SITE_FORM_LOGIN, SITE_FORM_SIGNUP, SITE_FORM_SUBMIT };
+
+/* One-time messages a page shows after a redirect (pages.c): the flow sets
+ * the lr_flash cookie to the message's name, the next page shows it once
+ * and clears the cookie. Only these fixed messages: the cookie is never
+ * echoed. */
+enum site_flash { SITE_FLASH_NONE, SITE_FLASH_SIGNUP, SITE_FLASH_LOGIN, SITE_FLASH_LOGOUT, SITE_FLASH_POSTED,
+                  SITE_FLASH_DUPLICATE, SITE_FLASH_DELETED, SITE_FLASH_COUNT };
 
 struct site_req;
 typedef void (*site_step)(struct site_req *r);
@@ -143,6 +154,8 @@ struct site_req {
     char next[256];                 /* where a form redirects after success */
     bool like_on;
     int form;                       /* enum site_form: which form to show again on an error */
+    const char *bad_field;          /* the form field an error is about ("username", "url"...) or NULL */
+    int flash;                      /* enum site_flash: the message this page shows once */
     int64_t comment_id;             /* a comment route's comment; a reply's parent */
     char *text;                     /* a comment's text, checked (malloc'd; freed by site_reply) */
     size_t text_len;
@@ -163,6 +176,8 @@ struct site_req {
     uint64_t write_index;           /* index of the write answered, 0 for reads */
     char scope[SITE_NAME_MAX + 3];
     int ok_status;                  /* 200 or 201: what a login answers with */
+    const char *gz;                 /* the body already compressed (a cache's), or NULL */
+    size_t gz_len;
 };
 
 /* ---- site.c: life of a request ------------------------------------------- */
@@ -245,9 +260,23 @@ bool site_parse_id(const char *s, size_t len, int64_t *id);
  * Always returns true: the path was ours. */
 bool site_route(struct site_req *r, site_step get, site_step post, bool *answered);
 
+/* ---- gzip.c: compressed responses ----------------------------------------- */
+
+/* Smallest body worth compressing: below it, gzip's 18 bytes of framing
+ * and the Content-Encoding header cost more than they save. */
+#define SITE_GZIP_MIN 512
+/* Whether an Accept-Encoding value (len bytes) accepts gzip. */
+bool site_accepts_gzip(const char *v, size_t len);
+/* in compressed in gzip format: malloc'd (NUL after it), length in
+ * *out_len; NULL if out of memory. */
+char *site_gzip(const char *in, size_t len, size_t *out_len);
+
 /* ---- html.c: escaping and time ------------------------------------------- */
 
 void site_html_escape(struct buf *b, const char *s, size_t len);
+/* A message (the API's lowercase fragments, "a title cannot be empty") as
+ * a page shows it: escaped, capitalised, ending with a full stop. */
+void site_html_sentence(struct buf *b, const char *msg);
 void site_rfc3339(uint64_t ms, char out[32]);
 void site_relative_time(uint64_t then_ms, uint64_t now_ms, char *out, size_t cap);
 /* The first time (ms) after now_ms at which site_relative_time(then_ms, .)
@@ -315,6 +344,10 @@ void site_page_begin(struct buf *b, struct site_req *r, const char *title);
 void site_page_end(struct buf *b, struct site_req *r);
 void site_page_send(struct site_req *r, int status, struct buf *b);
 void site_csrf_field(struct buf *b, struct site_req *r);
+/* Reads the lr_flash cookie into r->flash (pages only). */
+void site_flash_read(struct site_req *r);
+/* Sets the message the next page shows once (a redirect's target). */
+void site_flash_set(struct site_req *r, enum site_flash f);
 /* A posted form's CSRF token and next field; false after answering 403. */
 bool site_form_ok(struct site_req *r);
 

@@ -84,7 +84,7 @@ static void comment_form_err(struct buf *b, struct site_req *r, const char *acti
     site_csrf_field(b, r);
     if (error) {
         buf_puts(b, "<p class=\"err\" role=\"alert\" id=\"text-err\">");
-        esc(b, error);
+        site_html_sentence(b, error);
         buf_puts(b, "</p>");
     }
     buf_printf(b, "<label for=\"text\">%s</label><textarea id=\"text\" name=\"text\" rows=\"5\" required%s>", label,
