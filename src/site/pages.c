@@ -122,7 +122,16 @@ static void page_begin(struct buf *b, struct site_req *r, const char *title)
         csrf_field(b, r);
         buf_puts(b, "<button class=\"link\">log out</button></form>");
     } else {
-        buf_puts(b, "<a href=\"/login\">log in</a><a href=\"/signup\">sign up</a>");
+        /* From a page, logging in returns to it (a local path of ours). */
+        const char *path = r->req->path;
+        bool back = r->head_or_get && strcmp(path, "/") && strcmp(path, "/login") && strcmp(path, "/signup") &&
+                    strlen(path) < 200 && site_local_path_ok(path);
+        buf_puts(b, "<a href=\"/login");
+        if (back) {
+            buf_puts(b, "?next=");
+            esc(b, path);
+        }
+        buf_puts(b, "\">log in</a><a href=\"/signup\">sign up</a>");
     }
     buf_puts(b, "</span></nav></header><main id=\"main\">");
     if (r->flash > SITE_FLASH_NONE && r->flash < SITE_FLASH_COUNT) {
@@ -761,9 +770,9 @@ static void page_status(struct site_req *r)
                    leader && leader->is_int ? leader->i : 0, term && term->is_int ? term->i : 0);
         /* "match": how much of a member's log is known to match the
          * leader's (its replication progress); only the leader has it. */
-        buf_puts(&b, "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">node</th><th scope=\"col\">role</th>"
+        buf_puts(&b, "<div class=\"scroll\" tabindex=\"0\" role=\"region\" aria-label=\"members\"><table><thead><tr><th scope=\"col\">node</th><th scope=\"col\">role</th>"
                      "<th scope=\"col\">match</th><th scope=\"col\">commit</th><th scope=\"col\">applied</th>"
-                     "<th scope=\"col\">reachable</th></tr></thead><tbody>");
+                     "</tr></thead><tbody>");
         for (const struct json *m = members && members->type == JSON_ARRAY ? members->child : NULL; m; m = m->next) {
             const struct json *id = json_get(m, "id"), *reach = json_get(m, "reachable");
             const char *role = json_get_str(m, "role", NULL);
@@ -771,13 +780,15 @@ static void page_status(struct site_req *r)
             bool reachable = reach && reach->type == JSON_BOOL && reach->b;
             buf_printf(&b, "<tr><td>%" PRId64 "%s</td><td>", id && id->is_int ? id->i : 0, is_self ? " (this)" : "");
             /* A member this node cannot reach may be down: its role is
-             * what the configuration says, not what it is doing. */
+             * what the configuration says, not what it is doing. (That is
+             * all "reachable" would say: no column of its own, so that the
+             * table fits a phone.) */
             esc(&b, !is_self && !reachable ? "unreachable" : role ? role : "?");
             buf_puts(&b, "</td>");
             index_cell(&b, is_self && self_leads ? json_get(m, "commit") : json_get(m, "match"));
             index_cell(&b, json_get(m, "commit"));
             index_cell(&b, json_get(m, "applied"));
-            buf_printf(&b, "<td>%s</td></tr>", reach && reach->type == JSON_BOOL ? (reach->b ? "yes" : "no") : "?");
+            buf_puts(&b, "</tr>");
         }
         buf_puts(&b, "</tbody></table></div>");
         if (!self_leads)

@@ -955,7 +955,7 @@ TEST(pages_forms_and_escaping)
     CHECK_EQ_I(call(&c, "GET", "/user/nobody", NULL, NULL)->status, 404);
     CHECK_EQ_I(call(&c, "GET", "/user/%3Cx%3E", NULL, NULL)->status, 404);
     r = call(&c, "GET", "/status", NULL, NULL);
-    CHECK(r->status == 200 && body_has(r, "node 7") && body_has(r, "<td>leader</td>") && body_has(r, "<td>no</td>"));
+    CHECK(r->status == 200 && body_has(r, "node 7") && body_has(r, "<td>leader</td>") && body_has(r, "<td>unreachable</td>"));
 
     /* Log out by form. */
     snprintf(body, sizeof body, "csrf=%s", csrf);
@@ -1798,6 +1798,7 @@ TEST(link_page_heading_footer_and_trailing_slashes)
           body_has(r, "<h1 class=\"t\"><a href=\"https://h.example/\" rel=\"nofollow ugc noopener\">A &lt;title&gt;</a></h1>"));
     /* Who served a page is operator detail: only on /status. */
     CHECK(!body_has(r, "served by") && body_has(r, "<footer><a href=\"/status\">cluster status</a></footer>"));
+    CHECK(body_has(r, "<a href=\"/login?next=/link/1\">log in</a>")); /* and back here after */
     CHECK(body_has(call(&v, "GET", "/status", NULL, NULL), "This page was served by <strong>node 7</strong>"));
     r = call(&v, "GET", "/new/", NULL, NULL);
     CHECK_EQ_I(r->status, 301);
@@ -1817,7 +1818,7 @@ TEST(status_page_shows_the_leaders_view)
     struct response *r = call(&v, "GET", "/status", NULL, NULL);
     REQUIRE(r->status == 200);
     /* The test host: node 7 leads; node 8 is unreachable; node 9 matches at 5. */
-    CHECK(body_has(r, "<div class=\"scroll\"><table>"));
+    CHECK(body_has(r, "<div class=\"scroll\" tabindex=\"0\" role=\"region\" aria-label=\"members\"><table>"));
     CHECK(body_has(r, "<tr><td>8</td><td>unreachable</td>"));
     CHECK(body_has(r, "<tr><td>9</td><td>follower</td><td>5</td>"));
     CHECK(!body_has(r, "Only the leader knows"));
