@@ -232,12 +232,13 @@ static void link_list(struct buf *b, struct site_req *r, const struct store_link
 
 /* ---- Lists --------------------------------------------------------------------- */
 
-/* A cached list page answers r if it is still what a render would give
- * (struct site_page_cache). */
-static bool list_from_cache(struct site_req *r, struct site_page_cache *pc)
+/* A cached page answers r if it is the page of key and still what a
+ * render would give (struct site_page_cache). */
+static bool cache_serve(struct site_req *r, struct site_page_cache *pc, int64_t key)
 {
     struct site *s = r->s;
-    if (!pc || !pc->valid || pc->applied != s->host.applied(s->host.ctx) || now_of(r) >= pc->until_ms)
+    if (!pc || !pc->valid || pc->key != key || pc->applied != s->host.applied(s->host.ctx) ||
+        now_of(r) >= pc->until_ms)
         return false;
     struct buf b;
     buf_init(&b);
@@ -249,17 +250,13 @@ static bool list_from_cache(struct site_req *r, struct site_page_cache *pc)
     return true;
 }
 
-static void list_to_cache(struct site_req *r, struct site_page_cache *pc, uint64_t applied, uint64_t now,
-                          const struct store_link *links, size_t n, const struct buf *b)
+/* Keeps page b of key, rendered at applied and valid until until_ms; and
+ * its gzip form, compressed now once rather than per request. */
+static void cache_keep(struct site_page_cache *pc, int64_t key, uint64_t applied, uint64_t until_ms,
+                       const struct buf *b)
 {
     if (!pc || b->oom)
         return;
-    uint64_t until = UINT64_MAX;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t t = site_relative_time_next(links[i].created_ms, now);
-        if (t < until)
-            until = t;
-    }
     pc->valid = false;
     free(pc->gz);
     pc->gz = NULL; /* a cache without it still serves; a miss compresses per request */
@@ -272,9 +269,22 @@ static void list_to_cache(struct site_req *r, struct site_page_cache *pc, uint64
         buf_init(&pc->body);
         return;
     }
+    pc->key = key;
     pc->applied = applied;
-    pc->until_ms = until;
+    pc->until_ms = until_ms;
     pc->valid = true;
+}
+
+/* The first moment one of these links' "N minutes ago" reads differently. */
+static uint64_t links_until(const struct store_link *links, size_t n, uint64_t now)
+{
+    uint64_t until = UINT64_MAX;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t = site_relative_time_next(links[i].created_ms, now);
+        if (t < until)
+            until = t;
+    }
+    return until;
 }
 
 static void page_list(struct site_req *r)
@@ -286,7 +296,7 @@ static void page_list(struct site_req *r)
     struct site_page_cache *pc = !r->logged_in && !r->flash && r->page == 1 && r->sort >= 0 &&
                                          r->sort < SITE_CACHED_SORTS
                                      ? &r->s->page_cache[r->sort] : NULL;
-    if (list_from_cache(r, pc))
+    if (cache_serve(r, pc, r->sort))
         return;
     /* Taken before reading: the store cannot change during this call (one
      * loop thread), and a clock read before rendering makes until_ms early,
@@ -316,13 +326,20 @@ static void page_list(struct site_req *r)
     if (more)
         buf_printf(&b, "<p><a href=\"%s?p=%u\" rel=\"next\">More</a></p>", paths[r->sort], r->page + 1);
     page_end(&b, r);
-    list_to_cache(r, pc, applied, now, links, n, &b);
+    cache_keep(pc, r->sort, applied, links_until(links, n, now), &b);
     free(links);
     reply_page(r, 200, &b);
 }
 
 static void page_link(struct site_req *r)
 {
+    /* A visitor who is not logged in gets the same page as every other
+     * (no name, no forms, no liked marks): a discussion being read by many
+     * is rendered once per change, not once per reader. */
+    struct site_page_cache *pc = !r->logged_in && !r->flash ? &r->s->link_cache[r->id % SITE_CACHED_LINKS] : NULL;
+    if (cache_serve(r, pc, r->id))
+        return;
+    uint64_t applied = r->s->host.applied(r->s->host.ctx), now = now_of(r);
     struct store_link *l = malloc(sizeof *l);
     int found = l ? store_link_get(store_of(r), r->id, l) : STORE_ENOMEM;
     if (found != 1) {
@@ -356,9 +373,11 @@ static void page_link(struct site_req *r)
         buf_puts(&b, "<button class=\"link\">delete</button></form></div>");
     }
     buf_puts(&b, "</article>");
-    site_thread_html(&b, r, l);
+    uint64_t until = links_until(l, 1, now);
+    site_thread_html(&b, r, l, now, &until);
     page_end(&b, r);
     free(l);
+    cache_keep(pc, r->id, applied, until, &b);
     reply_page(r, 200, &b);
 }
 

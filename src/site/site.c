@@ -81,6 +81,10 @@ void site_destroy(struct site *s)
         buf_free(&s->page_cache[i].body);
         free(s->page_cache[i].gz);
     }
+    for (int i = 0; i < SITE_CACHED_LINKS; i++) {
+        buf_free(&s->link_cache[i].body);
+        free(s->link_cache[i].gz);
+    }
     free(s->css_gz);
     site_throttle_free(&s->by_addr);
     site_throttle_free(&s->by_user_addr);

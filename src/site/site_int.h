@@ -66,6 +66,7 @@ struct site_throttle {
  * escaping for 30 links; a hit costs one copy of the bytes. */
 struct site_page_cache {
     bool valid;
+    int64_t key;       /* which page: the sort of a list, the id of a link */
     uint64_t applied;
     uint64_t until_ms;
     struct buf body;
@@ -73,10 +74,14 @@ struct site_page_cache {
     size_t gz_len;
 };
 #define SITE_CACHED_SORTS 3
+/* The /link/ID pages kept for visitors who are not logged in: a slot per
+ * id modulo this, enough for the discussions being read at any one time. */
+#define SITE_CACHED_LINKS 16
 
 struct site {
     struct site_host host;
     struct site_page_cache page_cache[SITE_CACHED_SORTS]; /* by enum store_sort */
+    struct site_page_cache link_cache[SITE_CACHED_LINKS]; /* by link id modulo */
     struct site_options o;
     char dummy_hash[crypto_pwhash_STRBYTES];
     /* Attempts (logins and sign-ups) per client address per minute, and
@@ -324,8 +329,10 @@ void site_comment_path(char *out, size_t cap, int64_t link, int64_t id);
 
 /* ---- thread.c: the discussion on pages -------------------------------------------- */
 
-/* Appends the comment form and the thread of link to a /link/ID page. */
-void site_thread_html(struct buf *b, struct site_req *r, const struct store_link *l);
+/* Appends the comment form and the thread of link to a /link/ID page, its
+ * times relative to now; lowers *until_ms to the first moment one of them
+ * would read differently (for the page cache). */
+void site_thread_html(struct buf *b, struct site_req *r, const struct store_link *l, uint64_t now, uint64_t *until_ms);
 /* Routes /link/ID/comment (r->id set) and /comment/ID/... pages. */
 bool site_thread_route(struct site_req *r, const char *path, bool *answered);
 

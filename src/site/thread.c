@@ -100,7 +100,7 @@ static void comment_form(struct buf *b, struct site_req *r, const char *action, 
     comment_form_err(b, r, action, label, text, NULL);
 }
 
-void site_thread_html(struct buf *b, struct site_req *r, const struct store_link *l)
+void site_thread_html(struct buf *b, struct site_req *r, const struct store_link *l, uint64_t now, uint64_t *until_ms)
 {
     struct store_comment *c = NULL;
     size_t n = 0;
@@ -140,6 +140,11 @@ void site_thread_html(struct buf *b, struct site_req *r, const struct store_link
                 buf_puts(b, "</ul></li>");
         }
         buf_printf(b, "<li id=c%" PRId64 ">", c[i].id); /* unquoted: valid HTML, 2 bytes a comment */
+        if (!c[i].deleted) {
+            uint64_t t = site_relative_time_next(c[i].created_ms, now);
+            if (t < *until_ms)
+                *until_ms = t;
+        }
         comment_head(b, r, &c[i], liked && liked[i], true);
         site_text_render(b, c[i].text, strlen(c[i].text)); /* "" once deleted */
     }

@@ -1665,6 +1665,53 @@ TEST(thread_markup_per_comment_is_small)
     teardown();
 }
 
+/* The /link/ID page of a visitor who is not logged in comes from a cache
+ * (pages.c) that follows every write, the clock of every "N minutes ago" on
+ * it (the link's and each comment's), and never serves a logged-in user. */
+TEST(link_page_cache_follows_writes_and_the_clock)
+{
+    setup("link-cache.db", 100);
+    struct client a = { 0 }, v = { 0 };
+    const char *t = signup(&a, "cacher");
+    REQUIRE(t);
+    bearer(&a, t);
+    REQUIRE(post_json(&a, "/api/v1/links", "{\"title\":\"Cached talk\",\"url\":\"https://talk.example/\"}")->status == 201);
+    dh.now_ms += 30 * 60 * 1000;
+    REQUIRE(post_json(&a, "/api/v1/links/1/comments", "{\"text\":\"First words\"}")->status == 201);
+    struct site_stats st0, st;
+    char first[65536];
+    struct response *r = call(&v, "GET", "/link/1", NULL, NULL);
+    REQUIRE(r->status == 200 && r->len < sizeof first);
+    memcpy(first, r->body, r->len + 1);
+    site_get_stats(site, &st0);
+    r = call(&v, "GET", "/link/1", NULL, NULL);
+    site_get_stats(site, &st);
+    CHECK_EQ_U(st.page_cache_hits, st0.page_cache_hits + 1);
+    CHECK(r->body && !strcmp(r->body, first));
+    /* A comment's "just now" turns into "1 minute ago" at its minute. */
+    dh.now_ms += 60 * 1000;
+    r = call(&v, "GET", "/link/1", NULL, NULL);
+    CHECK(body_has(r, "1 minute ago") && body_has(r, "31 minutes ago"));
+    /* A write anywhere: rendered again. */
+    REQUIRE(post_json(&a, "/api/v1/links/1/comments", "{\"text\":\"Second words\"}")->status == 201);
+    CHECK(body_has(call(&v, "GET", "/link/1", NULL, NULL), "Second words"));
+    /* Another link in the same slot is not this one's page. */
+    for (int i = 2; i <= 17; i++) {
+        char body[160];
+        snprintf(body, sizeof body, "{\"title\":\"Other %d\",\"url\":\"https://other.example/%d\"}", i, i);
+        REQUIRE(post_json(&a, "/api/v1/links", body)->status == 201);
+    }
+    call(&v, "GET", "/link/1", NULL, NULL);
+    r = call(&v, "GET", "/link/17", NULL, NULL);
+    CHECK(body_has(r, "Other 17") && !body_has(r, "Cached talk"));
+    /* The author, logged in, gets their own page (edit and delete, the form). */
+    struct client me = { 0 };
+    snprintf(me.session, sizeof me.session, "%s", t);
+    r = call(&me, "GET", "/link/1", NULL, NULL);
+    CHECK(body_has(r, "/link/1/edit") && body_has(r, "Add a comment"));
+    teardown();
+}
+
 /* ---- What a review in a real browser asked for (issue 13) ---------------------------- */
 
 /* Follows a redirect like a browser: GET its Location (fragment dropped). */
@@ -1963,6 +2010,7 @@ int main(void)
     RUN(users_profiles_about_and_password);
     RUN(settings_page);
     RUN(thread_markup_per_comment_is_small);
+    RUN(link_page_cache_follows_writes_and_the_clock);
     RUN(one_time_messages_after_actions);
     RUN(rows_have_ids_and_lists_end_politely);
     RUN(pages_are_accessible);
