@@ -59,7 +59,7 @@ static const char site_css[] =
     "footer{margin:2rem 0 1rem;border-top:1px solid var(--line);padding-top:.5rem}\n"
     /* The thread: nested lists, each level indented with a guide line. */
     ".cs,.cs ul{list-style:none;margin:0;padding:0}.cs ul{padding-left:1rem;border-left:1px solid var(--line)}\n"
-    ".cs li{margin:.7rem 0 0 .2rem;overflow-wrap:anywhere}.cm{color:var(--muted);font-size:.85rem}\n"
+    ".cs li{margin:.7rem 0 0 .2rem;overflow-wrap:anywhere}.cs li>div{color:var(--muted);font-size:.85rem}\n"
     ".cs p,.ct p{margin:.2rem 0}.cs pre,.ct pre{overflow-x:auto;margin:.3rem 0}.ct{overflow-wrap:anywhere}\n"
     "form.box textarea{font:inherit;padding:.4rem;border:1px solid var(--line);border-radius:.25rem;"
     "background:var(--bg);color:var(--fg)}\n";

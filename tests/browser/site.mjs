@@ -279,7 +279,7 @@ try {
   await audit('the link edit form');
   await page.goto(linkPage);
   await Promise.all([page.waitForNavigation(),
-    page.locator('ul.cs > li > div.cm').first().locator('button', { hasText: 'delete' }).click()]);
+    page.locator('ul.cs > li > div').first().locator('button', { hasText: 'delete' }).click()]);
   check('a deleted comment with replies stays as [deleted]', (await thread()).includes('[deleted]') &&
         !(await thread()).includes('First comment') && (await thread()).includes('A reply to the reply'));
   await shot('12-discussion-after-delete');
