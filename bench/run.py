@@ -557,15 +557,10 @@ def bench_discussion():
         ng = Nginx(free_ports(1)[0], file=page_file)
         assert request("127.0.0.1:%d" % ng.port, "GET", path).body == page
 
-        etcd = Etcd()
-        log("etcd up (%s), leader member %d" % (etcd.version, etcd.leader + 1))
-        url_etcd = etcd.client[etcd.leader]
-        url_lr = "http://%s" % c.http[leader]
-        comment_args = lambda r: [tok_file, r, others[0], len(others)]  # noqa: E731
-        wrk(url_lr, "site_comment.lua", comment_args("w"), seconds=2, record=False)  # warm-up
-        wrk(url_etcd, "etcd_put.lua", [COMMENT_BYTES_GUESS, "w"], seconds=2, record=False)
+        # Reads first, on a cluster at rest (a follower just after thousands
+        # of writes is still busy with them: SQLite checkpoints, freed
+        # memory), node and nginx alternating; then the writes.
         runs = {"node": [], "nginx": [], "comments": [], "etcd": []}
-        entry_bytes, fsyncs = [], []
         for r_ in range(ROUNDS):
             for name, url in (("node", "http://%s%s" % (c.http[node], path)),
                               ("nginx", "http://127.0.0.1:%d%s" % (ng.port, path))):
@@ -573,6 +568,15 @@ def bench_discussion():
                 runs[name].append(r)
                 log("round %d: thread page %-6s %.0f req/s p99 %.2f ms (non-2xx %d)" % (r_ + 1, name, r["rps"],
                                                                                       r.get("p99", 0), r["non2xx"]))
+        etcd = Etcd()
+        log("etcd up (%s), leader member %d" % (etcd.version, etcd.leader + 1))
+        url_etcd = etcd.client[etcd.leader]
+        url_lr = "http://%s" % c.http[leader]
+        comment_args = lambda r: [tok_file, r, others[0], len(others)]  # noqa: E731
+        wrk(url_lr, "site_comment.lua", comment_args("w"), seconds=2, record=False)  # warm-up
+        wrk(url_etcd, "etcd_put.lua", [COMMENT_BYTES_GUESS, "w"], seconds=2, record=False)
+        entry_bytes, fsyncs = [], []
+        for r_ in range(ROUNDS):
             before = Counters(c)
             r = wrk(url_lr, "site_comment.lua", comment_args(r_), record=(r_ == 0))
             d_applied, d_fsync, d_bytes = before.delta(Counters(c), leader)
