@@ -240,12 +240,11 @@ static bool cache_serve(struct site_req *r, struct site_page_cache *pc, int64_t 
     if (!pc || !pc->valid || pc->key != key || pc->applied != s->host.applied(s->host.ctx) ||
         now_of(r) >= pc->until_ms)
         return false;
+    s->stats.page_cache_hits++;
+    r->lent = site_shared_ref(pc->body);
+    r->lent_gz = pc->gz ? site_shared_ref(pc->gz) : NULL;
     struct buf b;
     buf_init(&b);
-    buf_append(&b, pc->body.p, pc->body.len);
-    s->stats.page_cache_hits++;
-    r->gz = pc->gz;
-    r->gz_len = pc->gz_len;
     reply_page(r, 200, &b);
     return true;
 }
@@ -258,17 +257,16 @@ static void cache_keep(struct site_page_cache *pc, int64_t key, uint64_t applied
     if (!pc || b->oom)
         return;
     pc->valid = false;
-    free(pc->gz);
-    pc->gz = NULL; /* a cache without it still serves; a miss compresses per request */
-    buf_reset(&pc->body);
-    buf_append(&pc->body, b->p, b->len);
-    if (b->len >= SITE_GZIP_MIN)
-        pc->gz = site_gzip(b->p, b->len, &pc->gz_len);
-    if (pc->body.oom) { /* no cache, no harm: the next request renders */
-        buf_free(&pc->body);
-        buf_init(&pc->body);
-        return;
-    }
+    site_shared_unref(pc->body);
+    site_shared_unref(pc->gz);
+    pc->gz = NULL; /* a cache without it still serves; a hit compresses per request */
+    if (!(pc->body = site_shared_new(b->p, b->len)))
+        return; /* no cache, no harm: the next request renders */
+    size_t n = 0;
+    char *gz = b->len >= SITE_GZIP_MIN ? site_gzip(b->p, b->len, &n) : NULL;
+    if (gz)
+        pc->gz = site_shared_new(gz, n);
+    free(gz);
     pc->key = key;
     pc->applied = applied;
     pc->until_ms = until_ms;

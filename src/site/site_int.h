@@ -64,14 +64,27 @@ struct site_throttle {
  * and the clock is before until_ms, the first moment one of its "N minutes
  * ago" strings would read differently. Rendering costs SQLite, printf and
  * escaping for 30 links; a hit costs one copy of the bytes. */
+/* Bytes a cache keeps and lends to every response that sends them (no
+ * copy per request: a 500-comment page is 200 KB): freed when the last
+ * holder, the cache or a response still being written, lets go. */
+struct site_shared {
+    unsigned refs;
+    size_t len;
+    char p[];
+};
+/* A copy of p (len bytes) with one reference; NULL if out of memory. */
+struct site_shared *site_shared_new(const char *p, size_t len);
+struct site_shared *site_shared_ref(struct site_shared *sh);
+/* Drops a reference (NULL: nothing); the last one frees. */
+void site_shared_unref(struct site_shared *sh);
+
 struct site_page_cache {
     bool valid;
     int64_t key;       /* which page: the sort of a list, the id of a link */
     uint64_t applied;
     uint64_t until_ms;
-    struct buf body;
-    char *gz;          /* body gzip-compressed once, when cached (NULL: not) */
-    size_t gz_len;
+    struct site_shared *body;
+    struct site_shared *gz; /* body gzip-compressed once, when cached (NULL: not) */
 };
 #define SITE_CACHED_SORTS 3
 /* The /link/ID pages kept for visitors who are not logged in: a slot per
@@ -181,8 +194,9 @@ struct site_req {
     uint64_t write_index;           /* index of the write answered, 0 for reads */
     char scope[SITE_NAME_MAX + 3];
     int ok_status;                  /* 200 or 201: what a login answers with */
-    const char *gz;                 /* the body already compressed (a cache's), or NULL */
+    const char *gz;                 /* the body already compressed (the stylesheet's), or NULL */
     size_t gz_len;
+    struct site_shared *lent, *lent_gz; /* a cached page to lend instead of a body (references held) */
 };
 
 /* ---- site.c: life of a request ------------------------------------------- */

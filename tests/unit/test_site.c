@@ -43,9 +43,17 @@ struct response {
 
 static int double_responses;
 
-static void on_respond(void *rctx, int status, const char *headers, char *body, size_t len)
+static void on_respond(void *rctx, int status, const char *headers, char *body, size_t len,
+                       const struct site_lent *lent)
 {
     struct response *r = rctx;
+    if (lent) { /* a cached page's bytes: a copy of our own, given back at once */
+        body = malloc(lent->len + 1);
+        memcpy(body, lent->p, lent->len);
+        body[lent->len] = 0;
+        len = lent->len;
+        lent->release(lent->arg);
+    }
     if (r->done) {
         double_responses++;
         free(body);
