@@ -799,7 +799,7 @@ def write_results(t_total, when, rev):
              "this shared machine, and the ratio is what to read.\n" % (when, t_total, ROUNDS))
     L.append("**Machine:** %d CPUs (%s), Linux %s, %s. **Versions:** %s; nginx %s; %s; linkraft %s.\n" % (
         os.cpu_count(), cpu, platform.release(), platform.python_implementation() + " " + platform.python_version(),
-        results.get("writes", {}).get("etcd_version", "etcd (not run)"),
+        results.get("writes", {}).get("etcd_version", results.get("discussion", {}).get("etcd_version", "etcd (not run)")),
         results.get("reads", {}).get("nginx_version", nginx_version()), wrk_v, rev))
     L.append("All servers on 127.0.0.1 of this one machine; wrk runs on the same 2 CPUs as the servers it loads "
              "(for ours and the anchors alike). wrk: %d connections, 2 threads, %d s per run. The machine is shared "
