@@ -28,7 +28,7 @@ LIBS    := $(foreach m,$(filter-out cli,$(MODULES)),$(BUILD)/lib$(m).a)
 # src/net uses cluster_split_addr from src/node, which links before it, so the
 # module libraries are linked as one group (the linker rescans them).
 LINKLIBS = -Wl,--start-group $(LIBS) -Wl,--end-group
-SYSLIBS := $(if $(filter net node http store gateway,$(MODULES)),-luv -lsqlite3 -lsodium -lhttp_parser -lssl -lcrypto -lpthread -lm,-lm)
+SYSLIBS := $(if $(filter net node http store gateway,$(MODULES)),-luv -lsqlite3 -lsodium -lhttp_parser -lssl -lcrypto -lidn2 -lz -lpthread -lm,-lm)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 module_srcs = $(wildcard src/$(1)/*.c)

@@ -13,7 +13,10 @@ bench/results.md (issue 6).
   4. scale: BENCH_SCALE links and 10x as many likes loaded through the log:
      front page latency, restart-to-serving, snapshot size and time, a
      far-behind follower's catch-up, RSS and disk per node;
-  5. group commit: fdatasyncs per committed write beside the raw rate.
+  5. group commit: fdatasyncs per committed write beside the raw rate;
+  6. discussion: a /link/ID page with a 500-comment thread from one node vs
+     nginx serving the same bytes; comments through the leader vs etcd puts;
+     the weight of the front page and of a comment's markup.
 
 Rounds alternate ours / anchor so both see the same machine noise; each
 figure is the median of BENCH_ROUNDS runs with min-max. Everything listens
@@ -24,7 +27,7 @@ and removed at the end.
     /usr/bin/python3 bench/run.py --render   (rewrite results.md from results.json + analysis.md)
     env: BENCH_ROUNDS (3)  BENCH_SECONDS (5, per wrk run)  BENCH_SCALE (links;
          see DEFAULT_SCALE)  BENCH_FAILOVER_ROUNDS (20)  BENCH_ONLY
-         (comma list of writes,reads,failover,scale,fsync)  BENCH_OUT (results.md path)
+         (comma list of writes,reads,failover,scale,fsync,discussion)  BENCH_OUT (results.md path)
          BENCH_BASELINE_BIN (LABEL=PATH[,LABEL=PATH]: other builds of linkraft run in
          the write rounds too, with a secret, beside this one: e.g. the commit before a
          change, to measure what it costs)
@@ -57,7 +60,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 DEFAULT_SCALE = 100000
 SCALE = int(os.environ.get("BENCH_SCALE", str(DEFAULT_SCALE)))
 FAILOVER_ROUNDS = int(os.environ.get("BENCH_FAILOVER_ROUNDS", "20"))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "writes,reads,failover,scale,fsync").split(",")))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "writes,reads,failover,scale,fsync,discussion").split(",")))
 OUT = os.environ.get("BENCH_OUT", os.path.join(HERE, "results.md"))
 CONNS = 64
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -482,6 +485,178 @@ def bench_reads():
         c.close()
 
 
+# ---- 6. discussion (issue 13) ------------------------------------------------------------------
+
+COMMENT_BYTES_GUESS = 200  # a comment command: ~120 B of text + session hash, scope, key, link id
+THREAD_COMMENTS, THREAD_DEPTH = 500, 8
+WORDS = ("consensus log leader follower term index commit apply snapshot quorum replica latency disk fsync "
+         "page thread reply comment link vote election heartbeat partition network clock lease read write").split()
+
+
+def rate_limit_args():
+    """`--rate-limits off` (SPEC §5) where this binary has it: a benchmark
+    posts far more than a new account may."""
+    out = subprocess.run([BINARY, "node", "--help"], capture_output=True, text=True)
+    return ["--rate-limits", "off"] if "--rate-limits" in out.stdout + out.stderr else []
+
+
+def bench_discussion():
+    """A 500-comment thread (depth up to 8) on /link/ID served by one node
+    vs nginx serving the same bytes; comments posted through the leader vs
+    etcd puts of the same size; the weight of the front page and of a
+    comment's markup."""
+    import random
+    c = Cluster(3, node_args=rate_limit_args(), secret=os.urandom(32).hex() + "\n")
+    etcd = None
+    ng = None
+    try:
+        c.start_all()
+        leader = c.wait_leader()
+        log("discussion: cluster up (secret on), leader %d; signing up %d users" % (leader, CONNS))
+        tokens = signup_users(c, leader, CONNS, "talk")
+        tok_file = os.path.join(c.dir, "tokens.txt")
+        with open(tok_file, "w") as f:
+            f.write("\n".join(tokens) + "\n")
+
+        def api(method, path, body, k):
+            r = c.req(leader, method, path, body, headers={"Authorization": "Bearer " + tokens[k % CONNS]})
+            assert r.status == 201, (path, r.status, r.body[:200])
+            return r.json()
+
+        # The thread's link, one with the same title and URL lengths and no
+        # comments (the page without a thread), and 62 more for the front
+        # page and the comment writes.
+        title = "A discussion with five hundred comments, nested up to eight deep"
+        thread_id = api("POST", "/api/v1/links", {"title": title, "url": "https://talk.example/thread/0001"}, 0)["id"]
+        empty_id = api("POST", "/api/v1/links", {"title": title.replace("five", "FIVE"),
+                                                 "url": "https://talk.example/thread/0002"}, 1)["id"]
+        others = [api("POST", "/api/v1/links", {"title": "Another link on the front page, number %d" % k,
+                                                "url": "https://front.example/item/%d" % k}, k)["id"] for k in range(62)]
+        rnd = random.Random(13)
+        depth, texts = {}, []
+        for k in range(THREAD_COMMENTS):
+            # a chain down to the deepest level first, then replies to any
+            # comment not at the bottom, one in six at the top level
+            if k <= THREAD_DEPTH:
+                parent = texts[-1][0] if k else None
+            else:
+                open_ = [i for i, d in depth.items() if d < THREAD_DEPTH]
+                parent = None if rnd.random() < 1 / 6 or not open_ else rnd.choice(open_)
+            n = rnd.randint(6, 50)
+            text = " ".join(rnd.choice(WORDS) for _ in range(n)).capitalize() + "."
+            body = {"text": text}
+            if parent:
+                body["parent"] = parent
+            cid = api("POST", "/api/v1/links/%d/comments" % thread_id, body, k)["id"]
+            depth[cid] = depth[parent] + 1 if parent else 0
+            texts.append((cid, text))
+        assert max(depth.values()) == THREAD_DEPTH
+        target = c.applied(leader)
+        for i in range(1, 4):
+            wait_for("node %d caught up" % i, lambda i=i: c.applied(i) >= target)
+        node = next(i for i in range(1, 4) if i != leader)  # a follower serves the reads
+        path = "/link/%d" % thread_id
+        page = c.get(node, path).body
+        empty = c.get(node, "/link/%d" % empty_id).body
+        front = c.get(node, "/").body
+        front_gz = request(c.http[node], "GET", "/", None, {"Accept-Encoding": "gzip"}).body
+        page_gz = request(c.http[node], "GET", path, None, {"Accept-Encoding": "gzip"}).body
+        text_bytes = sum(len(t.encode()) for _, t in texts)
+        per_comment = (len(page) - len(empty) - text_bytes) / THREAD_COMMENTS
+        log("discussion: thread page %d B (gzip %d B), %.0f B of markup per comment; front page %d B (gzip %d B)"
+            % (len(page), len(page_gz), per_comment, len(front), len(front_gz)))
+        page_file = os.path.join(c.dir, "thread.html")
+        with open(page_file, "wb") as f:
+            f.write(page)
+        ng = Nginx(free_ports(1)[0], file=page_file)
+        assert request("127.0.0.1:%d" % ng.port, "GET", path).body == page
+
+        # Reads first, on a cluster at rest (a follower just after thousands
+        # of writes is still busy with them: SQLite checkpoints, freed
+        # memory), node and nginx alternating; then the writes.
+        runs = {"node": [], "nginx": [], "comments": [], "etcd": []}
+        for r_ in range(ROUNDS):
+            for name, url in (("node", "http://%s%s" % (c.http[node], path)),
+                              ("nginx", "http://127.0.0.1:%d%s" % (ng.port, path))):
+                r = wrk(url, record=(r_ == 0))
+                runs[name].append(r)
+                log("round %d: thread page %-6s %.0f req/s p99 %.2f ms (non-2xx %d)" % (r_ + 1, name, r["rps"],
+                                                                                      r.get("p99", 0), r["non2xx"]))
+        etcd = Etcd()
+        log("etcd up (%s), leader member %d" % (etcd.version, etcd.leader + 1))
+        url_etcd = etcd.client[etcd.leader]
+        url_lr = "http://%s" % c.http[leader]
+        comment_args = lambda r: [tok_file, r, others[0], len(others)]  # noqa: E731
+        wrk(url_lr, "site_comment.lua", comment_args("w"), seconds=2, record=False)  # warm-up
+        wrk(url_etcd, "etcd_put.lua", [COMMENT_BYTES_GUESS, "w"], seconds=2, record=False)
+        entry_bytes, fsyncs = [], []
+        for r_ in range(ROUNDS):
+            before = Counters(c)
+            r = wrk(url_lr, "site_comment.lua", comment_args(r_), record=(r_ == 0))
+            d_applied, d_fsync, d_bytes = before.delta(Counters(c), leader)
+            r["entries"] = d_applied
+            entry_bytes.append(d_bytes / max(1, d_applied))
+            fsyncs.append(d_fsync / max(1, d_applied))
+            runs["comments"].append(r)
+            log("round %d: comments %.0f/s p99 %.1f ms (%d entries for %d requests, non-2xx %d)"
+                % (r_ + 1, r["rps"], r.get("p99", 0), d_applied, r["requests"], r["non2xx"]))
+            e = wrk(url_etcd, "etcd_put.lua", [COMMENT_BYTES_GUESS, "c%d" % r_], record=(r_ == 0))
+            runs["etcd"].append(e)
+            log("round %d: etcd puts (%d B) %.0f/s p99 %.1f ms" % (r_ + 1, COMMENT_BYTES_GUESS, e["rps"], e.get("p99", 0)))
+        results["discussion"] = {
+            "runs": runs, "page_bytes": len(page), "page_gz_bytes": len(page_gz), "empty_bytes": len(empty),
+            "text_bytes": text_bytes, "per_comment": per_comment, "front_bytes": len(front),
+            "front_gz_bytes": len(front_gz), "front_links": min(30, 64), "entry_bytes": entry_bytes, "fsync": fsyncs,
+            "max_depth": max(depth.values()), "etcd_version": etcd.version, "nginx_version": nginx_version(),
+            "rate_limit_args": rate_limit_args()}
+    finally:
+        if etcd:
+            etcd.close()
+        if ng:
+            ng.close()
+        c.close()
+
+
+def discussion_lines():
+    """The discussion section of results.md (bench_discussion)."""
+    d = results.get("discussion")
+    if not d:
+        return []
+    R = d["runs"]
+    a, b = summary(R["node"], "rps")[0], summary(R["nginx"], "rps")[0]
+    w, e = summary(R["comments"], "rps")[0], summary(R["etcd"], "rps")[0]
+    pw, pe = summary(R["comments"], "p99")[0], summary(R["etcd"], "p99")[0]
+    L = ["## 6. Discussion\n"]
+    L.append("A link with %d comments (depth up to %d; parents drawn at random, one in six at the top level; texts of "
+             "6 to 50 words), its `/link/ID` page (%s bytes, %s gzip-compressed) read by a visitor who is not logged "
+             "in from a follower, against nginx %s with 1 worker serving the same bytes as a static file. Comments "
+             "posted through the leader's JSON API by 64 users (a 3-node cluster with a secret, fsync on) against "
+             "puts of %d B into a 3-member etcd (%s) through its JSON gateway; the linkraft log grew by %s B per "
+             "comment entry, framing included, with %s fdatasyncs per comment on the leader.\n" % (
+                 THREAD_COMMENTS, d["max_depth"], fmt(d["page_bytes"]), fmt(d["page_gz_bytes"]), d["nginx_version"],
+                 COMMENT_BYTES_GUESS, d["etcd_version"], fmt(med(d["entry_bytes"])), fmt(med(d["fsync"]), 3)))
+    L.append("| measure | linkraft | anchor | ratio | target | met? |\n| --- | --- | --- | --- | --- | --- |")
+    L.append("| Thread page, 500 comments, one node vs nginx static (req/s) | %s | %s | %.2f× | ≥ 0.8× | %s |" % (
+        mmm(R["node"], "rps"), mmm(R["nginx"], "rps"), a / b, "yes" if a >= 0.8 * b else "**no**"))
+    L.append("| Comments through the leader vs etcd puts (writes/s) | %s | %s | %.2f× | ≥ 3× | %s |" % (
+        mmm(R["comments"], "rps"), mmm(R["etcd"], "rps"), w / e, "yes" if w >= 3 * e else "**no**"))
+    L.append("| Comments, p99 latency (ms) | %s | %s | %.2f× | ≤ 1× | %s |" % (
+        mmm(R["comments"], "p99", 1), mmm(R["etcd"], "p99", 1), pw / pe, "yes" if pw <= pe else "**no**"))
+    L.append("| Front page, 30 links, before compression (bytes) | %s (gzip %s) | – | – | < 30 KB | %s |" % (
+        fmt(d["front_bytes"]), fmt(d["front_gz_bytes"]), "yes" if d["front_bytes"] < 30 * 1024 else "**no**"))
+    L.append("| Thread page: markup per comment beyond its text (bytes) | %s | – | – | ≤ 250 | %s |" % (
+        fmt(d["per_comment"], 1), "yes" if d["per_comment"] <= 250 else "**no**"))
+    L.append("\nMarkup per comment = (thread page − the same page of a link with no comments − the comments' text) "
+             "÷ %d: everything a comment adds, its list item, like control, author, time, likes, reply link and "
+             "paragraph tags included (ids of 3 digits).\n" % THREAD_COMMENTS)
+    L.append("| case | req/s per run | p99 ms per run |\n| --- | --- | --- |")
+    for k, v in R.items():
+        L.append("| %s | %s | %s |" % (k, ", ".join(fmt(r["rps"]) for r in v), ", ".join(fmt(r.get("p99"), 2) for r in v)))
+    bad = sum(r["non2xx"] + r["errors"] for v in R.values() for r in v)
+    L.append("\nNon-2xx responses or socket errors over all discussion runs: %d.\n" % bad)
+    return L
+
+
 # ---- 3. failover ------------------------------------------------------------------------------
 
 
@@ -638,7 +813,7 @@ def write_results(t_total, when, rev):
              "this shared machine, and the ratio is what to read.\n" % (when, t_total, ROUNDS))
     L.append("**Machine:** %d CPUs (%s), Linux %s, %s. **Versions:** %s; nginx %s; %s; linkraft %s.\n" % (
         os.cpu_count(), cpu, platform.release(), platform.python_implementation() + " " + platform.python_version(),
-        results.get("writes", {}).get("etcd_version", "etcd (not run)"),
+        results.get("writes", {}).get("etcd_version", results.get("discussion", {}).get("etcd_version", "etcd (not run)")),
         results.get("reads", {}).get("nginx_version", nginx_version()), wrk_v, rev))
     L.append("All servers on 127.0.0.1 of this one machine; wrk runs on the same 2 CPUs as the servers it loads "
              "(for ours and the anchors alike). wrk: %d connections, 2 threads, %d s per run. The machine is shared "
@@ -810,6 +985,7 @@ def write_results(t_total, when, rev):
                                  label, kind, fmt(med(f), 3), ", ".join(fmt(x, 3) for x in f),
                                  fmt(1 / max(1e-9, med(f)), 1), fmt(summary(R, "rps")[0])))
             L.append("")
+    L.extend(discussion_lines())
     L.append("## Commands\n")
     L.append("```")
     L.extend(commands)
@@ -843,7 +1019,7 @@ def main():
     t0 = time.monotonic()
     results["load"] = [os.getloadavg()[0]]
     steps = [("fsync", bench_fsync), ("writes", bench_writes), ("reads", bench_reads), ("failover", bench_failover),
-             ("scale", bench_scale)]
+             ("scale", bench_scale), ("discussion", bench_discussion)]
     for name, fn in steps:
         if name in ONLY:
             log("---- %s" % name)

@@ -100,6 +100,12 @@ void http_respond(struct http_exchange *x, int status, const char *headers,
 void http_respond_take(struct http_exchange *x, int status, const char *headers,
                        void *body, size_t body_len);
 
+/* Same, with a body only lent (no copy, no ownership): the server calls
+ * release(arg) exactly once, when the exchange ends (written or discarded).
+ * For bytes the caller keeps for many responses, such as a cached page. */
+void http_respond_lent(struct http_exchange *x, int status, const char *headers, const void *body, size_t body_len,
+                       void (*release)(void *arg), void *arg);
+
 /* ---- Streamed responses -------------------------------------------------
  *
  * For a body produced in pieces (the gateway relaying a node's answer as it

@@ -95,11 +95,22 @@ void site_destroy(struct site *s);
 bool site_handle(struct site *s, struct http_exchange *x);
 
 /* ---- The transport seam -------------------------------------------------
- * site_handle is site_dispatch with http_respond_take as the responder.
- * Tests drive site_dispatch directly. respond takes ownership of body
- * (malloc'd, may be NULL when len is 0); headers are "Name: value\r\n"
- * lines valid during the call. req must stay valid until respond is called. */
-typedef void (*site_respond_fn)(void *rctx, int status, const char *headers, char *body, size_t len);
+ * site_handle is site_dispatch with http_respond_take (or, for a lent body,
+ * http_respond_lent) as the responder. Tests drive site_dispatch directly.
+ * respond takes ownership of body (malloc'd, may be NULL when len is 0);
+ * or, when lent is not NULL, body is NULL and lent's bytes are only lent
+ * (a cached page, shared by every response that sends it): the responder
+ * calls lent->release(lent->arg) once, when it no longer needs them.
+ * headers are "Name: value\r\n" lines valid during the call. req must stay
+ * valid until respond is called. */
+struct site_lent {
+    const char *p;
+    size_t len;
+    void (*release)(void *arg);
+    void *arg;
+};
+typedef void (*site_respond_fn)(void *rctx, int status, const char *headers, char *body, size_t len,
+                                const struct site_lent *lent);
 bool site_dispatch(struct site *s, const struct http_request *req, site_respond_fn respond, void *rctx);
 
 /* Requests answered and in flight, for tests and /metrics. */

@@ -8,7 +8,7 @@
 #   sh scripts/deps.sh fuzz      plus what `make fuzz` needs (clang, libFuzzer)
 #   sh scripts/deps.sh chaos     plus what `make chaos` needs (namespaces, nftables)
 set -eu
-want="gcc make libc6-dev libuv1-dev libsqlite3-dev libsodium-dev libhttp-parser-dev libssl-dev pkg-config"
+want="gcc make libc6-dev libuv1-dev libsqlite3-dev libsodium-dev libhttp-parser-dev libssl-dev libidn2-dev zlib1g-dev pkg-config"
 case "${1:-build}" in
   build) ;;
   test) want="$want python3 python3-pytest curl iproute2 haproxy chromium openssl nftables faketime"
@@ -23,13 +23,14 @@ missing=""
 for p in $want; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-# The browser test's driver, playwright-core, comes from npm at the version
+# The browser test's driver, playwright-core, and its accessibility audit,
+# axe-core, come from npm at the versions
 # pinned in tests/browser/package-lock.json (it drives Debian's chromium;
 # it never downloads a browser).
 npm_deps() {
   [ "${1:-build}" = test ] || return 0
-  [ -d tests/browser/node_modules/playwright-core ] && return 0
-  echo "deps.sh: npm ci in tests/browser (playwright-core)" >&2
+  [ -d tests/browser/node_modules/playwright-core ] && [ -d tests/browser/node_modules/axe-core ] && return 0
+  echo "deps.sh: npm ci in tests/browser (playwright-core, axe-core)" >&2
   (cd tests/browser && npm ci --no-audit --no-fund >/dev/null 2>&1) || {
     echo "deps.sh: 'npm ci' in tests/browser failed; run it by hand to see why" >&2
     return 1

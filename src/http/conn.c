@@ -40,6 +40,8 @@ void http_exchange_free(struct http_exchange *x)
     if (x->mem != x->inline_mem) free(x->mem);
     free(x->head_heap);
     free(x->body_heap);
+    if (x->body_release)
+        x->body_release(x->body_release_arg);
     free(x->sbuf);
     free(x);
 }
@@ -428,6 +430,18 @@ void http_respond_take(struct http_exchange *x, int status, const char *headers,
     if (!x) { free(body); return; }
     if (!x->conn) { free(body); http_exchange_free(x); return; }
     x->body_heap = body;
+    x->body = body;
+    x->resp_body_len = body_len;
+    respond(x, status, headers);
+}
+
+void http_respond_lent(struct http_exchange *x, int status, const char *headers, const void *body, size_t body_len,
+                       void (*release)(void *arg), void *arg)
+{
+    if (!x) { release(arg); return; }
+    x->body_release = release;
+    x->body_release_arg = arg;
+    if (!x->conn) { http_exchange_free(x); return; }
     x->body = body;
     x->resp_body_len = body_len;
     respond(x, status, headers);

@@ -70,6 +70,8 @@ struct http_exchange {
     const char *body;              /* inline in mem, or body_heap */
     size_t resp_body_len;
     void *body_heap;               /* owned malloc'd body */
+    void (*body_release)(void *arg); /* a lent body (http_respond_lent): given back on free */
+    void *body_release_arg;
     int status;
     /* A streamed response (stream.c): how its body is framed, the framed
      * bytes not yet handed to uv_write, and the producer's drain callback. */

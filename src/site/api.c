@@ -120,6 +120,7 @@ static void answer_session(struct site_req *r, int status, uint64_t index, const
     site_wrote(r, index);
     site_session_cookie(r, false);
     if (!r->api) {
+        site_flash_set(r, status == 201 ? SITE_FLASH_SIGNUP : SITE_FLASH_LOGIN);
         site_redirect(r, r->next[0] ? r->next : "/");
         return;
     }
@@ -243,6 +244,7 @@ static void signup_done(void *arg, int status, uint64_t index, const struct stor
         return;
     }
     if (res->status == CMD_ERR_CONFLICT) {
+        r->bad_field = "username";
         site_fail(r, 409, "name_taken", "that username is taken (names are case-insensitive)");
         return;
     }
@@ -286,8 +288,11 @@ static void signup_hashed(struct site_req *r)
 void site_signup_begin(struct site_req *r)
 {
     const char *err = site_check_username(r->username, strlen(r->username));
-    if (!err)
+    r->bad_field = "username";
+    if (!err) {
         err = site_check_password(r->password, r->password_len);
+        r->bad_field = "password";
+    }
     if (err) {
         site_fail(r, 400, "invalid", err);
         return;
@@ -304,6 +309,7 @@ void site_signup_begin(struct site_req *r)
      * retry with the key of a sign-up that succeeded goes on, to be
      * answered from the log's first result. */
     if (found && !r->idem_len) {
+        r->bad_field = "username";
         site_fail(r, 409, "name_taken", "that username is taken (names are case-insensitive)");
         return;
     }
@@ -322,6 +328,7 @@ static void logout_done(void *arg, int status, uint64_t index, const struct stor
     site_wrote(r, index);
     site_session_cookie(r, true);
     if (!r->api) {
+        site_flash_set(r, SITE_FLASH_LOGOUT);
         site_redirect(r, "/");
         return;
     }
@@ -345,6 +352,7 @@ static void reply_duplicate(struct site_req *r, int64_t id)
     if (!r->api) {
         char path[40];
         snprintf(path, sizeof path, "/link/%" PRId64, id);
+        site_flash_set(r, SITE_FLASH_DUPLICATE);
         site_redirect(r, path); /* as Hacker News does: show the existing one */
         return;
     }
@@ -371,6 +379,7 @@ static void post_done(void *arg, int status, uint64_t index, const struct store_
     char path[40];
     snprintf(path, sizeof path, "/link/%" PRId64, res->id);
     if (!r->api) {
+        site_flash_set(r, SITE_FLASH_POSTED);
         site_redirect(r, path);
         return;
     }
@@ -388,10 +397,14 @@ void site_post_begin(struct site_req *r)
     size_t start, len;
     bool has_url = r->link_in->url_in[0] != 0;
     const char *err = site_check_title(r->link_in->title, r->link_in->title_len, &start, &len);
-    if (!err && has_url)
-        err = site_parse_url(r->link_in->url_in, strlen(r->link_in->url_in), &r->link_in->url);
-    if (!err && !has_url && !r->text)
-        err = "Give a URL, a text, or both.";
+    r->bad_field = "title";
+    if (!err) {
+        r->bad_field = "url";
+        if (has_url)
+            err = site_parse_url(r->link_in->url_in, strlen(r->link_in->url_in), &r->link_in->url);
+        else if (!r->text)
+            err = "Give a URL, a text, or both.";
+    }
     if (err) {
         site_fail(r, 400, "invalid", err);
         return;
@@ -459,8 +472,11 @@ static void link_change_done(struct site_req *r, bool edit, int status, uint64_t
     }
     char path[40];
     snprintf(path, sizeof path, "/link/%" PRId64, r->id);
-    if (!r->api)
+    if (!r->api) {
+        if (!edit)
+            site_flash_set(r, SITE_FLASH_DELETED);
         site_redirect(r, edit ? path : "/");
+    }
     else if (edit)
         reply_link(r, r->id, 200, NULL, 404, "not_found", "no such link");
     else
@@ -540,9 +556,14 @@ static void like_done(void *arg, int status, uint64_t index, const struct store_
         return;
     }
     if (!r->api) {
-        char path[40];
-        snprintf(path, sizeof path, "/link/%" PRId64, r->id);
-        site_redirect(r, r->next[0] ? r->next : path);
+        /* Back to where the like was pressed, scrolled to the link's row
+         * (pages.c gives each row the id lID). */
+        char path[sizeof r->next + 32];
+        if (r->next[0])
+            snprintf(path, sizeof path, "%.*s#l%" PRId64, (int)strcspn(r->next, "#"), r->next, r->id);
+        else
+            snprintf(path, sizeof path, "/link/%" PRId64, r->id);
+        site_redirect(r, path);
         return;
     }
     struct buf b;

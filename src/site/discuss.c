@@ -100,6 +100,7 @@ bool site_comment_text(struct site_req *r, const char *raw, size_t len)
     }
     const char *err = site_text_check(raw, len, SITE_TEXT_MAX_CHARS, false, r->text, len + 1, &r->text_len);
     if (err) {
+        r->bad_field = "text";
         site_fail(r, 400, "invalid", err);
         return false;
     }

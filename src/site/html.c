@@ -1,9 +1,10 @@
 /*
  * html.c — escaping user text for HTML, and the two ways a page shows a
  * time: RFC 3339 in UTC (machine-readable, the API's "created") and
- * relative ("3 hours ago").
+ * relative ("3 hours ago"); and a message as a sentence.
  */
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "site/site_int.h"
@@ -26,6 +27,19 @@ void site_html_escape(struct buf *b, const char *s, size_t len)
         start = i + 1;
     }
     buf_append(b, s + start, len - start);
+}
+
+void site_html_sentence(struct buf *b, const char *msg)
+{
+    size_t len = strlen(msg);
+    if (!len)
+        return;
+    char first = msg[0] >= 'a' && msg[0] <= 'z' ? (char)(msg[0] - 'a' + 'A') : msg[0];
+    site_html_escape(b, &first, 1);
+    site_html_escape(b, msg + 1, len - 1);
+    char last = msg[len - 1];
+    if (last != '.' && last != '!' && last != '?')
+        buf_puts(b, ".");
 }
 
 void site_rfc3339(uint64_t ms, char out[32])

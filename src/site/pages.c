@@ -17,39 +17,49 @@
 #include "site/site_int.h"
 #include "site/text.h"
 
-#define CSS_PATH "/static/site.v2.css"
+#define CSS_PATH "/static/site.v3.css"
 
 static const char site_css[] =
-    ":root{--bg:#fdfdfb;--fg:#1d1d1f;--muted:#6b6b70;--accent:#c2410c;--line:#e5e5e0;--box:#fff}\n"
+    /* --on-accent: text on an accent background, 4.5:1 or more in both
+     * schemes (white on the dark scheme's light orange was 2.26:1). */
+    ":root{--bg:#fdfdfb;--fg:#1d1d1f;--muted:#6b6b70;--accent:#c2410c;--on-accent:#fff;--line:#e5e5e0;--box:#fff;"
+    "--err:#b91c1c}\n"
     "@media (prefers-color-scheme:dark){:root{--bg:#141416;--fg:#e8e8ea;--muted:#9a9aa2;"
-    "--accent:#fb923c;--line:#2c2c31;--box:#1c1c1f}}\n"
+    "--accent:#fb923c;--on-accent:#141416;--line:#2c2c31;--box:#1c1c1f;--err:#f87171}}\n"
     "*{box-sizing:border-box}\n"
     "body{margin:0 auto;max-width:52rem;padding:0 .75rem;background:var(--bg);color:var(--fg);"
     "font:16px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif}\n"
     "a{color:inherit}a:hover{color:var(--accent)}\n"
+    ".skip{position:absolute;left:-999px;top:.3rem;background:var(--box);padding:.3rem .6rem}.skip:focus{left:.5rem}\n"
     "header nav{display:flex;flex-wrap:wrap;gap:.4rem 1rem;align-items:center;padding:.6rem 0;"
     "border-bottom:2px solid var(--accent)}\n"
     ".brand{font-weight:700;text-decoration:none;color:var(--accent)}\n"
     ".me{margin-left:auto;display:flex;gap:.6rem;align-items:center}\n"
+    ".flash{border-left:4px solid var(--accent);background:var(--box);padding:.4rem .7rem;margin:.8rem 0}\n"
     "ol.links{padding-left:2.2rem}ol.links li{margin:.55rem 0}\n"
-    ".t{font-size:1.05rem;text-decoration:none}\n"
+    ".t{font-size:1.05rem;text-decoration:none}h1.t{display:inline;font-weight:600;margin:0}\n"
     ".dom,.meta,footer{color:var(--muted);font-size:.85rem}\n"
     "form.like{display:inline}\n"
     "button,input{font:inherit}\n"
+    /* The like control: 24x24 at least (WCAG 2.5.8), and liked shown by
+     * an underline bar as well as by colour (WCAG 1.4.1). */
+    ".up{display:inline-block;min-width:24px;min-height:24px;line-height:24px;text-align:center;text-decoration:none;"
+    "vertical-align:middle}\n"
     "button.up{border:0;background:none;color:var(--muted);cursor:pointer;padding:0 .2rem}\n"
-    "button.up.on{color:var(--accent)}\n"
+    "button.up.on{color:var(--accent);box-shadow:inset 0 -3px currentColor}\n"
     "button.link{border:0;background:none;color:inherit;text-decoration:underline;cursor:pointer;padding:0}\n"
     "form.box{display:grid;gap:.5rem;max-width:28rem;background:var(--box);border:1px solid var(--line);"
     "padding:1rem;border-radius:.4rem}\n"
     "form.box input{padding:.4rem;border:1px solid var(--line);border-radius:.25rem;background:var(--bg);color:var(--fg)}\n"
-    "form.box button{padding:.45rem;border:0;border-radius:.25rem;background:var(--accent);color:#fff}\n"
-    ".err{color:#b91c1c;font-weight:600}\n"
+    "form.box button{padding:.45rem;border:0;border-radius:.25rem;background:var(--accent);color:var(--on-accent)}\n"
+    ".err{color:var(--err);font-weight:600}[aria-invalid=true]{border-color:var(--err)!important}\n"
+    ".scroll{overflow-x:auto}\n"
     "table{border-collapse:collapse;width:100%}td,th{padding:.3rem .5rem;border-bottom:1px solid var(--line);"
     "text-align:left}\n"
     "footer{margin:2rem 0 1rem;border-top:1px solid var(--line);padding-top:.5rem}\n"
     /* The thread: nested lists, each level indented with a guide line. */
     ".cs,.cs ul{list-style:none;margin:0;padding:0}.cs ul{padding-left:1rem;border-left:1px solid var(--line)}\n"
-    ".cs li{margin:.7rem 0 0 .2rem;overflow-wrap:anywhere}.cm{color:var(--muted);font-size:.85rem}\n"
+    ".cs li{margin:.7rem 0 0 .2rem;overflow-wrap:anywhere}.cs li>div{color:var(--muted);font-size:.85rem}\n"
     ".cs p,.ct p{margin:.2rem 0}.cs pre,.ct pre{overflow-x:auto;margin:.3rem 0}.ct{overflow-wrap:anywhere}\n"
     "form.box textarea{font:inherit;padding:.4rem;border:1px solid var(--line);border-radius:.25rem;"
     "background:var(--bg);color:var(--fg)}\n";
@@ -64,6 +74,34 @@ static void csrf_field(struct buf *b, struct site_req *r)
     buf_printf(b, "<input type=\"hidden\" name=\"csrf\" value=\"%s\">", r->csrf);
 }
 
+/* The one-time messages (enum site_flash): the cookie's value, the text. */
+static const struct { const char *name, *text; } flashes[SITE_FLASH_COUNT] = {
+    [SITE_FLASH_SIGNUP] = { "signup", "Welcome! Your account is created and you are logged in." },
+    [SITE_FLASH_LOGIN] = { "login", "You are logged in." },
+    [SITE_FLASH_LOGOUT] = { "logout", "You are logged out." },
+    [SITE_FLASH_POSTED] = { "posted", "Your link is posted." },
+    [SITE_FLASH_DUPLICATE] = { "dup", "That URL was already posted \xe2\x80\x94 here it is." },
+    [SITE_FLASH_DELETED] = { "deleted", "Your link is deleted." },
+};
+
+void site_flash_read(struct site_req *r)
+{
+    char v[16];
+    if (!site_cookie(r->req, "lr_flash", v, sizeof v))
+        return;
+    for (int i = 1; i < SITE_FLASH_COUNT; i++)
+        if (!strcmp(v, flashes[i].name))
+            r->flash = i;
+}
+
+void site_flash_set(struct site_req *r, enum site_flash f)
+{
+    /* A minute is plenty for a redirect to be followed; a message that was
+     * never shown (the browser went elsewhere) must not surface later. */
+    buf_printf(&r->hdrs, "Set-Cookie: lr_flash=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=60%s\r\n",
+               flashes[f].name, r->req->secure ? "; Secure" : "");
+}
+
 static void page_begin(struct buf *b, struct site_req *r, const char *title)
 {
     buf_puts(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -72,6 +110,7 @@ static void page_begin(struct buf *b, struct site_req *r, const char *title)
     esc(b, title);
     buf_puts(b, " · linkraft</title><link rel=\"stylesheet\" href=\"" CSS_PATH "\">"
                 "<link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\"></head><body>"
+                "<a class=\"skip\" href=\"#main\">Skip to content</a>"
                 "<header><nav aria-label=\"main\"><a class=\"brand\" href=\"/\">linkraft</a>"
                 "<a href=\"/new\">new</a><a href=\"/top\">top</a><a href=\"/submit\">submit</a><span class=\"me\">");
     if (r->logged_in) {
@@ -83,17 +122,32 @@ static void page_begin(struct buf *b, struct site_req *r, const char *title)
         csrf_field(b, r);
         buf_puts(b, "<button class=\"link\">log out</button></form>");
     } else {
-        buf_puts(b, "<a href=\"/login\">log in</a><a href=\"/signup\">sign up</a>");
+        /* From a page, logging in returns to it (a local path of ours). */
+        const char *path = r->req->path;
+        bool back = r->head_or_get && strcmp(path, "/") && strcmp(path, "/login") && strcmp(path, "/signup") &&
+                    strlen(path) < 200 && site_local_path_ok(path);
+        buf_puts(b, "<a href=\"/login");
+        if (back) {
+            buf_puts(b, "?next=");
+            esc(b, path);
+        }
+        buf_puts(b, "\">log in</a><a href=\"/signup\">sign up</a>");
     }
-    buf_puts(b, "</span></nav></header><main>");
+    buf_puts(b, "</span></nav></header><main id=\"main\">");
+    if (r->flash > SITE_FLASH_NONE && r->flash < SITE_FLASH_COUNT) {
+        buf_printf(b, "<p class=\"flash\" role=\"status\">%s</p>", flashes[r->flash].text);
+        buf_printf(&r->hdrs, "Set-Cookie: lr_flash=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0%s\r\n",
+                   r->req->secure ? "; Secure" : "");
+        r->flash = SITE_FLASH_NONE; /* once, even if a page began twice */
+    }
 }
 
+/* Which node served a page and at what index is operator detail: it is on
+ * /status (and in every response's X-Served-By and X-Raft-Index). */
 static void page_end(struct buf *b, struct site_req *r)
 {
-    struct site *s = r->s;
-    buf_printf(b, "</main><footer>served by node %" PRIu64 " at raft index %" PRIu64 " · <a href=\"/status\">cluster status</a>"
-                  "</footer></body></html>\n",
-               s->host.id(s->host.ctx), s->host.applied(s->host.ctx));
+    (void)r;
+    buf_puts(b, "</main><footer><a href=\"/status\">cluster status</a></footer></body></html>\n");
 }
 
 static void reply_page(struct site_req *r, int status, struct buf *b)
@@ -101,11 +155,14 @@ static void reply_page(struct site_req *r, int status, struct buf *b)
     site_reply(r, status, "text/html; charset=utf-8", NULL, b);
 }
 
-/* One link as a list item or the head of its own page. */
-static void link_item(struct buf *b, struct site_req *r, const struct store_link *l, bool liked, const char *next)
+/* One link as a list item or, with heading, the head of its own page (its
+ * title is the page's <h1>). next: where a like returns to. */
+static void link_item(struct buf *b, struct site_req *r, const struct store_link *l, bool liked, const char *next,
+                      bool heading)
 {
-    char domain[SITE_DOMAIN_CAP], ago[48], when[32];
-    site_url_domain(l->url, domain, sizeof domain);
+    char ascii[SITE_DOMAIN_CAP], domain[SITE_DOMAIN_CAP], ago[48], when[32];
+    site_url_domain(l->url, ascii, sizeof ascii);
+    site_domain_display(ascii, domain, sizeof domain);
     site_relative_time(l->created_ms, now_of(r), ago, sizeof ago);
     site_rfc3339(l->created_ms, when);
     if (r->logged_in) {
@@ -116,17 +173,20 @@ static void link_item(struct buf *b, struct site_req *r, const struct store_link
         buf_printf(b, "\"><button class=\"up%s\" aria-label=\"%s\" title=\"%s\">&#9650;</button></form>",
                    liked ? " on" : "", liked ? "unlike" : "like", liked ? "unlike" : "like");
     } else {
-        buf_puts(b, "<a class=\"up\" href=\"/login\" aria-label=\"log in to like\">&#9650;</a>");
+        buf_puts(b, "<a class=\"up\" href=\"/login?next=");
+        esc(b, next);
+        buf_puts(b, "\" aria-label=\"log in to like\">&#9650;</a>");
     }
+    buf_puts(b, heading ? " <h1 class=\"t\">" : " ");
     if (l->url[0]) {
-        buf_puts(b, " <a class=\"t\" href=\"");
+        buf_puts(b, heading ? "<a href=\"" : "<a class=\"t\" href=\"");
         esc(b, l->url);
         buf_puts(b, "\" rel=\"nofollow ugc noopener\">");
     } else { /* a text post: its title leads to its page */
-        buf_printf(b, " <a class=\"t\" href=\"/link/%" PRId64 "\">", l->id);
+        buf_printf(b, "<a%s href=\"/link/%" PRId64 "\">", heading ? "" : " class=\"t\"", l->id);
     }
     esc(b, l->title);
-    buf_puts(b, "</a>");
+    buf_puts(b, heading ? "</a></h1>" : "</a>");
     if (domain[0]) {
         buf_puts(b, " <span class=\"dom\">(");
         esc(b, domain);
@@ -153,13 +213,18 @@ static void link_list(struct buf *b, struct site_req *r, const struct store_link
             memset(liked, 0, sizeof liked);
     }
     if (!n) {
-        buf_puts(b, "<p>Nothing here yet. <a href=\"/submit\">Submit a link</a>.</p>");
+        if (first > 1) /* ?p= past the end: there were links, just not this many */
+            buf_printf(b, "<p>No more links: this list has fewer than %u. <a href=\"%.*s\">Back to its first page</a>.</p>",
+                       first, (int)strcspn(next, "?"), next);
+        else
+            buf_puts(b, "<p>Nothing here yet. <a href=\"/submit\">Submit a link</a>.</p>");
         return;
     }
     buf_printf(b, "<ol class=\"links\" start=\"%u\">", first);
     for (size_t i = 0; i < n; i++) {
-        buf_puts(b, "<li>");
-        link_item(b, r, &links[i], liked[i], next);
+        /* The row's id: a like returns the user to it (#lID). */
+        buf_printf(b, "<li id=\"l%" PRId64 "\">", links[i].id);
+        link_item(b, r, &links[i], liked[i], next, false);
         buf_puts(b, "</li>");
     }
     buf_puts(b, "</ol>");
@@ -167,43 +232,57 @@ static void link_list(struct buf *b, struct site_req *r, const struct store_link
 
 /* ---- Lists --------------------------------------------------------------------- */
 
-/* A cached list page answers r if it is still what a render would give
- * (struct site_page_cache). */
-static bool list_from_cache(struct site_req *r, struct site_page_cache *pc)
+/* A cached page answers r if it is the page of key and still what a
+ * render would give (struct site_page_cache). */
+static bool cache_serve(struct site_req *r, struct site_page_cache *pc, int64_t key)
 {
     struct site *s = r->s;
-    if (!pc || !pc->valid || pc->applied != s->host.applied(s->host.ctx) || now_of(r) >= pc->until_ms)
+    if (!pc || !pc->valid || pc->key != key || pc->applied != s->host.applied(s->host.ctx) ||
+        now_of(r) >= pc->until_ms)
         return false;
+    s->stats.page_cache_hits++;
+    r->lent = site_shared_ref(pc->body);
+    r->lent_gz = pc->gz ? site_shared_ref(pc->gz) : NULL;
     struct buf b;
     buf_init(&b);
-    buf_append(&b, pc->body.p, pc->body.len);
-    s->stats.page_cache_hits++;
     reply_page(r, 200, &b);
     return true;
 }
 
-static void list_to_cache(struct site_req *r, struct site_page_cache *pc, uint64_t applied, uint64_t now,
-                          const struct store_link *links, size_t n, const struct buf *b)
+/* Keeps page b of key, rendered at applied and valid until until_ms; and
+ * its gzip form, compressed now once rather than per request. */
+static void cache_keep(struct site_page_cache *pc, int64_t key, uint64_t applied, uint64_t until_ms,
+                       const struct buf *b)
 {
     if (!pc || b->oom)
         return;
+    pc->valid = false;
+    site_shared_unref(pc->body);
+    site_shared_unref(pc->gz);
+    pc->gz = NULL; /* a cache without it still serves; a hit compresses per request */
+    if (!(pc->body = site_shared_new(b->p, b->len)))
+        return; /* no cache, no harm: the next request renders */
+    size_t n = 0;
+    char *gz = b->len >= SITE_GZIP_MIN ? site_gzip(b->p, b->len, &n) : NULL;
+    if (gz)
+        pc->gz = site_shared_new(gz, n);
+    free(gz);
+    pc->key = key;
+    pc->applied = applied;
+    pc->until_ms = until_ms;
+    pc->valid = true;
+}
+
+/* The first moment one of these links' "N minutes ago" reads differently. */
+static uint64_t links_until(const struct store_link *links, size_t n, uint64_t now)
+{
     uint64_t until = UINT64_MAX;
     for (size_t i = 0; i < n; i++) {
         uint64_t t = site_relative_time_next(links[i].created_ms, now);
         if (t < until)
             until = t;
     }
-    pc->valid = false;
-    buf_reset(&pc->body);
-    buf_append(&pc->body, b->p, b->len);
-    if (pc->body.oom) { /* no cache, no harm: the next request renders */
-        buf_free(&pc->body);
-        buf_init(&pc->body);
-        return;
-    }
-    pc->applied = applied;
-    pc->until_ms = until;
-    pc->valid = true;
+    return until;
 }
 
 static void page_list(struct site_req *r)
@@ -212,9 +291,10 @@ static void page_list(struct site_req *r)
     static const char *const titles[] = { "Hot links", "New links", "Top links" };
     /* Only the first page for a visitor who is not logged in is cached:
      * that is the page nearly every visitor asks for. */
-    struct site_page_cache *pc = !r->logged_in && r->page == 1 && r->sort >= 0 && r->sort < SITE_CACHED_SORTS
+    struct site_page_cache *pc = !r->logged_in && !r->flash && r->page == 1 && r->sort >= 0 &&
+                                         r->sort < SITE_CACHED_SORTS
                                      ? &r->s->page_cache[r->sort] : NULL;
-    if (list_from_cache(r, pc))
+    if (cache_serve(r, pc, r->sort))
         return;
     /* Taken before reading: the store cannot change during this call (one
      * loop thread), and a clock read before rendering makes until_ms early,
@@ -244,13 +324,20 @@ static void page_list(struct site_req *r)
     if (more)
         buf_printf(&b, "<p><a href=\"%s?p=%u\" rel=\"next\">More</a></p>", paths[r->sort], r->page + 1);
     page_end(&b, r);
-    list_to_cache(r, pc, applied, now, links, n, &b);
+    cache_keep(pc, r->sort, applied, links_until(links, n, now), &b);
     free(links);
     reply_page(r, 200, &b);
 }
 
 static void page_link(struct site_req *r)
 {
+    /* A visitor who is not logged in gets the same page as every other
+     * (no name, no forms, no liked marks): a discussion being read by many
+     * is rendered once per change, not once per reader. */
+    struct site_page_cache *pc = !r->logged_in && !r->flash ? &r->s->link_cache[r->id % SITE_CACHED_LINKS] : NULL;
+    if (cache_serve(r, pc, r->id))
+        return;
+    uint64_t applied = r->s->host.applied(r->s->host.ctx), now = now_of(r);
     struct store_link *l = malloc(sizeof *l);
     int found = l ? store_link_get(store_of(r), r->id, l) : STORE_ENOMEM;
     if (found != 1) {
@@ -266,8 +353,8 @@ static void page_link(struct site_req *r)
     struct buf b;
     buf_init(&b);
     page_begin(&b, r, l->title);
-    buf_puts(&b, "<article>");
-    link_item(&b, r, l, liked, next);
+    buf_printf(&b, "<article id=\"l%" PRId64 "\">", l->id);
+    link_item(&b, r, l, liked, next, true);
     char *text = NULL;
     if (l->has_text && store_link_text(store_of(r), l->id, &text) == 1 && text) {
         buf_puts(&b, "<div class=\"ct\">");
@@ -284,9 +371,11 @@ static void page_link(struct site_req *r)
         buf_puts(&b, "<button class=\"link\">delete</button></form></div>");
     }
     buf_puts(&b, "</article>");
-    site_thread_html(&b, r, l);
+    uint64_t until = links_until(l, 1, now);
+    site_thread_html(&b, r, l, now, &until);
     page_end(&b, r);
     free(l);
+    cache_keep(pc, r->id, applied, until, &b);
     reply_page(r, 200, &b);
 }
 
@@ -341,6 +430,19 @@ static void page_user(struct site_req *r)
 
 /* ---- Forms --------------------------------------------------------------------- */
 
+/* The attributes tying a form field to the error shown above the form: the
+ * field the error is about is invalid; with no such field (a wrong
+ * password, say, could be either), every field is described by it. */
+static void field_err(struct buf *b, struct site_req *r, const char *error, const char *name)
+{
+    if (!error)
+        return;
+    if (!r->bad_field)
+        buf_puts(b, " aria-describedby=\"form-err\"");
+    else if (!strcmp(r->bad_field, name))
+        buf_puts(b, " aria-invalid=\"true\" aria-describedby=\"form-err\"");
+}
+
 static void form_page(struct site_req *r, int status, const char *error)
 {
     struct buf b;
@@ -350,12 +452,24 @@ static void form_page(struct site_req *r, int status, const char *error)
     page_begin(&b, r, title);
     buf_printf(&b, "<h1>%s</h1>", title);
     if (error) {
-        buf_puts(&b, "<p class=\"err\" role=\"alert\">");
-        esc(&b, error);
+        buf_puts(&b, "<p class=\"err\" role=\"alert\" id=\"form-err\">");
+        site_html_sentence(&b, error);
         buf_puts(&b, "</p>");
     }
     if (r->form == SITE_FORM_SUBMIT && !r->logged_in) {
-        buf_puts(&b, "<p>You need to <a href=\"/login\">log in</a> or <a href=\"/signup\">sign up</a> to submit a link.</p>");
+        buf_puts(&b, "<p>You need to <a href=\"/login?next=/submit\">log in</a> or <a href=\"/signup?next=/submit\">sign "
+                     "up</a> to submit a link.</p>");
+        page_end(&b, r);
+        reply_page(r, status, &b);
+        return;
+    }
+    if (r->form != SITE_FORM_SUBMIT && r->logged_in) {
+        /* Someone logged in has no use for these forms; say who they are. */
+        buf_puts(&b, "<p>You are logged in as <a href=\"/user/");
+        esc(&b, r->user.name);
+        buf_puts(&b, "\">");
+        esc(&b, r->user.name);
+        buf_puts(&b, "</a>. To use another account, log out first (at the top of the page).</p>");
         page_end(&b, r);
         reply_page(r, status, &b);
         return;
@@ -379,13 +493,19 @@ static void form_page(struct site_req *r, int status, const char *error)
         }
     }
     if (r->form == SITE_FORM_SUBMIT) {
-        buf_puts(&b, "<label for=\"title\">Title</label><input id=\"title\" name=\"title\" required maxlength=\"200\" value=\"");
+        buf_puts(&b, "<label for=\"title\">Title</label><input id=\"title\" name=\"title\" required maxlength=\"200\"");
+        field_err(&b, r, error, "title");
+        buf_puts(&b, " value=\"");
         if (r->link_in)
             site_html_escape(&b, r->link_in->title, r->link_in->title_len);
-        buf_puts(&b, "\"><label for=\"url\">URL</label><input id=\"url\" name=\"url\" type=\"url\" maxlength=\"2048\" value=\"");
+        buf_puts(&b, "\"><label for=\"url\">URL</label><input id=\"url\" name=\"url\" type=\"url\" maxlength=\"2048\"");
+        field_err(&b, r, error, "url");
+        buf_puts(&b, " value=\"");
         if (r->link_in)
             esc(&b, r->link_in->url_in);
-        buf_puts(&b, "\"><label for=\"text\">Text</label><textarea id=\"text\" name=\"text\" rows=\"5\">");
+        buf_puts(&b, "\"><label for=\"text\">Text</label><textarea id=\"text\" name=\"text\" rows=\"5\"");
+        field_err(&b, r, error, "text");
+        buf_puts(&b, ">");
         if (r->text)
             esc(&b, r->text);
         buf_puts(&b, "</textarea><p class=\"meta\">A URL, a text, or both.</p><button>Submit</button>");
@@ -395,12 +515,14 @@ static void form_page(struct site_req *r, int status, const char *error)
                      "autocomplete=\"username\" maxlength=\"20\"");
         if (signup)
             buf_puts(&b, " minlength=\"3\" pattern=\"[A-Za-z0-9_\\-]+\"");
+        field_err(&b, r, error, "username");
         buf_puts(&b, " value=\"");
         esc(&b, r->username);
         buf_printf(&b, "\"><label for=\"password\">Password</label><input id=\"password\" name=\"password\" "
-                       "type=\"password\" required maxlength=\"128\"%s autocomplete=\"%s\">",
+                       "type=\"password\" required maxlength=\"128\"%s autocomplete=\"%s\"",
                    signup ? " minlength=\"8\"" : "", signup ? "new-password" : "current-password");
-        buf_printf(&b, "<button>%s</button>", title);
+        field_err(&b, r, error, "password");
+        buf_printf(&b, "><button>%s</button>", title);
         if (signup)
             buf_puts(&b, "<p class=\"meta\">3 to 20 letters, digits, _ or -. Passwords: 8 to 128 characters.</p>");
     }
@@ -427,7 +549,7 @@ void site_page_error(struct site_req *r, int status, const char *message)
     buf_puts(&b, "<h1>");
     esc(&b, title);
     buf_puts(&b, "</h1><p>");
-    esc(&b, message);
+    site_html_sentence(&b, message);
     buf_puts(&b, "</p><p><a href=\"/\">Front page</a></p>");
     page_end(&b, r);
     reply_page(r, status, &b);
@@ -472,11 +594,13 @@ static void page_auth_post(struct site_req *r)
     long pn = field(r, "password", pw, sizeof pw);
     if (un == -2) {
         r->username[0] = 0;
+        r->bad_field = "username";
         site_fail(r, 400, "invalid", "a username is 3 to 20 characters");
         return;
     }
     if (r->form == SITE_FORM_SIGNUP) {
         if (pn == -2) {
+            r->bad_field = "password";
             site_fail(r, 400, "invalid", "a password is at most 128 bytes");
             return;
         }
@@ -530,6 +654,7 @@ static void page_submit_post(struct site_req *r)
     if (tn == -2 || un == -2) {
         r->link_in->title_len = 0;
         r->link_in->title[0] = r->link_in->url_in[0] = 0;
+        r->bad_field = tn == -2 ? "title" : "url";
         site_fail(r, 400, "invalid", tn == -2 ? "a title is at most 200 characters" : "a URL is at most 2048 bytes");
         return;
     }
@@ -629,16 +754,26 @@ static void page_link_delete_post(struct site_req *r)
 
 /* ---- Status ---------------------------------------------------------------------- */
 
+/* An index from a member's JSON (null: "–", not known here). */
+static void index_cell(struct buf *b, const struct json *v)
+{
+    if (v && v->is_int)
+        buf_printf(b, "<td>%" PRId64 "</td>", v->i);
+    else
+        buf_puts(b, "<td>\xe2\x80\x93</td>");
+}
+
 static void page_status(struct site_req *r)
 {
     struct site *s = r->s;
     struct buf b, cj;
     buf_init(&b);
     buf_init(&cj);
+    uint64_t self = s->host.id(s->host.ctx);
     page_begin(&b, r, "Cluster status");
-    buf_printf(&b, "<h1>Cluster status</h1><p>This page was served by <strong>node %" PRIu64 "</strong> at applied index %" PRIu64
+    buf_printf(&b, "<h1>Cluster status</h1><p>This page was served by <strong>node %" PRIu64 "</strong> at raft index %" PRIu64
                    ".</p>",
-               s->host.id(s->host.ctx), s->host.applied(s->host.ctx));
+               self, s->host.applied(s->host.ctx));
     struct json_doc doc = { 0 };
     char err[128];
     if (s->host.cluster_json)
@@ -646,30 +781,36 @@ static void page_status(struct site_req *r)
     if (cj.len && !cj.oom && json_parse(&doc, cj.p, cj.len, err, sizeof err) == 0) {
         const struct json *leader = json_get(doc.root, "leader"), *term = json_get(doc.root, "term");
         const struct json *members = json_get(doc.root, "members");
+        bool self_leads = leader && leader->is_int && (uint64_t)leader->i == self;
         buf_printf(&b, "<p>Leader: %s%" PRId64 " · term %" PRId64 "</p>",
                    leader && leader->is_int && leader->i ? "node " : "none known ",
                    leader && leader->is_int ? leader->i : 0, term && term->is_int ? term->i : 0);
-        buf_puts(&b, "<table><thead><tr><th scope=\"col\">node</th><th scope=\"col\">role</th><th scope=\"col\">commit</th>"
-                     "<th scope=\"col\">applied</th><th scope=\"col\">reachable</th></tr></thead><tbody>");
+        /* "match": how much of a member's log is known to match the
+         * leader's (its replication progress); only the leader has it. */
+        buf_puts(&b, "<div class=\"scroll\" tabindex=\"0\" role=\"region\" aria-label=\"members\"><table><thead><tr><th scope=\"col\">node</th><th scope=\"col\">role</th>"
+                     "<th scope=\"col\">match</th><th scope=\"col\">commit</th><th scope=\"col\">applied</th>"
+                     "</tr></thead><tbody>");
         for (const struct json *m = members && members->type == JSON_ARRAY ? members->child : NULL; m; m = m->next) {
-            const struct json *id = json_get(m, "id"), *commit = json_get(m, "commit"), *applied = json_get(m, "applied");
-            const struct json *reach = json_get(m, "reachable");
+            const struct json *id = json_get(m, "id"), *reach = json_get(m, "reachable");
             const char *role = json_get_str(m, "role", NULL);
-            buf_printf(&b, "<tr><td>%" PRId64 "</td><td>", id && id->is_int ? id->i : 0);
-            esc(&b, role ? role : "?");
-            buf_puts(&b, "</td><td>");
-            if (commit && commit->is_int)
-                buf_printf(&b, "%" PRId64, commit->i);
-            else
-                buf_puts(&b, "–");
-            buf_puts(&b, "</td><td>");
-            if (applied && applied->is_int)
-                buf_printf(&b, "%" PRId64, applied->i);
-            else
-                buf_puts(&b, "–");
-            buf_printf(&b, "</td><td>%s</td></tr>", reach && reach->type == JSON_BOOL ? (reach->b ? "yes" : "no") : "?");
+            bool is_self = id && id->is_int && (uint64_t)id->i == self;
+            bool reachable = reach && reach->type == JSON_BOOL && reach->b;
+            buf_printf(&b, "<tr><td>%" PRId64 "%s</td><td>", id && id->is_int ? id->i : 0, is_self ? " (this)" : "");
+            /* A member this node cannot reach may be down: its role is
+             * what the configuration says, not what it is doing. (That is
+             * all "reachable" would say: no column of its own, so that the
+             * table fits a phone.) */
+            esc(&b, !is_self && !reachable ? "unreachable" : role ? role : "?");
+            buf_puts(&b, "</td>");
+            index_cell(&b, is_self && self_leads ? json_get(m, "commit") : json_get(m, "match"));
+            index_cell(&b, json_get(m, "commit"));
+            index_cell(&b, json_get(m, "applied"));
+            buf_puts(&b, "</tr>");
         }
-        buf_puts(&b, "</tbody></table>");
+        buf_puts(&b, "</tbody></table></div>");
+        if (!self_leads)
+            buf_puts(&b, "<p class=\"meta\">Only the leader knows the other members' indices; this node is not the "
+                         "leader, so they show as \xe2\x80\x93.</p>");
         json_free(&doc);
     } else {
         buf_puts(&b, "<p>The cluster view is not available on this node.</p>");
@@ -687,6 +828,11 @@ static void page_css(struct site_req *r, bool versioned)
     struct buf b;
     buf_init(&b);
     buf_append(&b, site_css, sizeof site_css - 1);
+    struct site *s = r->s;
+    if (!s->css_gz) /* compressed once; if that fails, per request */
+        s->css_gz = site_gzip(site_css, sizeof site_css - 1, &s->css_gz_len);
+    r->gz = s->css_gz;
+    r->gz_len = s->css_gz_len;
     site_reply(r, 200, "text/css; charset=utf-8",
                versioned ? "Cache-Control: public, max-age=31536000, immutable\r\n" : "Cache-Control: public, max-age=300\r\n",
                &b);
@@ -720,9 +866,37 @@ static unsigned page_param(const struct http_request *req)
     return n > 0 && site_parse_uint(v, (size_t)n, 1, SITE_MAX_PAGE, &p) ? (unsigned)p : 1;
 }
 
+/* "/new/" is "/new": a path with trailing slashes is sent, permanently, to
+ * the path without them (and its query). false if path has none, or the
+ * target would not be a local path. */
+static bool strip_slash(struct site_req *r, const char *path)
+{
+    size_t n = strlen(path);
+    if (n < 2 || path[n - 1] != '/' || !r->head_or_get)
+        return false;
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    char to[SITE_URL_MAX + 1];
+    const char *q = r->req->query;
+    int len = snprintf(to, sizeof to, "%.*s%s%s", (int)n, path, q[0] ? "?" : "", q);
+    if (len < 0 || (size_t)len >= sizeof to || !site_local_path_ok(to))
+        return false;
+    char h[sizeof to + 16];
+    snprintf(h, sizeof h, "Location: %s\r\n", to);
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "Moved Permanently\n");
+    site_reply(r, 301, "text/plain; charset=utf-8", h, &b);
+    return true;
+}
+
 bool site_pages_route(struct site_req *r, const char *path, bool *answered)
 {
     *answered = false;
+    if (strip_slash(r, path)) {
+        *answered = true;
+        return true;
+    }
     r->page = page_param(r->req);
     if (!strcmp(path, "/") || !strcmp(path, "/new") || !strcmp(path, "/top")) {
         r->sort = path[1] == 'n' ? STORE_SORT_NEW : path[1] == 't' ? STORE_SORT_TOP : STORE_SORT_HOT;
@@ -736,7 +910,9 @@ bool site_pages_route(struct site_req *r, const char *path, bool *answered)
         return site_route(r, NULL, page_logout_post, answered);
     if (!strcmp(path, "/status"))
         return site_route(r, page_status, NULL, answered);
-    if (!strcmp(path, CSS_PATH))
+    /* Earlier versions' paths answer with the current sheet: a page cached
+     * before an upgrade still gets a style. */
+    if (!strcmp(path, CSS_PATH) || !strcmp(path, "/static/site.v2.css"))
         return site_route(r, css_versioned, NULL, answered);
     if (!strcmp(path, "/static/site.css"))
         return site_route(r, css_plain, NULL, answered);

@@ -77,8 +77,16 @@ void site_destroy(struct site *s)
 {
     if (!s)
         return;
-    for (int i = 0; i < SITE_CACHED_SORTS; i++)
-        buf_free(&s->page_cache[i].body);
+    /* Responses still being written hold their own references. */
+    for (int i = 0; i < SITE_CACHED_SORTS; i++) {
+        site_shared_unref(s->page_cache[i].body);
+        site_shared_unref(s->page_cache[i].gz);
+    }
+    for (int i = 0; i < SITE_CACHED_LINKS; i++) {
+        site_shared_unref(s->link_cache[i].body);
+        site_shared_unref(s->link_cache[i].gz);
+    }
+    free(s->css_gz);
     site_throttle_free(&s->by_addr);
     site_throttle_free(&s->by_user_addr);
     free(s);
@@ -131,6 +139,40 @@ static bool unhex(const char *s, size_t len, uint8_t *out, size_t n)
 static const char *cookie_secure(const struct site_req *r) { return r->req->secure ? "; Secure" : ""; }
 #define HSTS_HEADER "Strict-Transport-Security: max-age=31536000\r\n"
 
+struct site_shared *site_shared_new(const char *p, size_t len)
+{
+    struct site_shared *sh = malloc(sizeof *sh + len + 1);
+    if (!sh)
+        return NULL;
+    sh->refs = 1;
+    sh->len = len;
+    memcpy(sh->p, p, len);
+    sh->p[len] = 0;
+    return sh;
+}
+
+struct site_shared *site_shared_ref(struct site_shared *sh)
+{
+    sh->refs++;
+    return sh;
+}
+
+void site_shared_unref(struct site_shared *sh)
+{
+    if (sh && --sh->refs == 0)
+        free(sh);
+}
+
+static void shared_release(void *arg) { site_shared_unref(arg); }
+
+/* Pages, the stylesheet, the icon and feeds go compressed to a client that
+ * takes gzip; the JSON API's answers (small, read by programs) do not. */
+static bool compressible(const struct site_req *r, const char *ctype)
+{
+    return !r->api && (!strncmp(ctype, "text/", 5) || !strncmp(ctype, "image/svg+xml", 13) ||
+                       !strncmp(ctype, "application/atom+xml", 20));
+}
+
 void site_reply(struct site_req *r, int status, const char *ctype, const char *extra_headers, struct buf *body)
 {
     struct site *s = r->s;
@@ -151,20 +193,61 @@ void site_reply(struct site_req *r, int status, const char *ctype, const char *e
         buf_printf(&h, "Set-Cookie: lr_csrf=%s; Path=/; HttpOnly; SameSite=Lax%s\r\n", r->csrf, cookie_secure(r));
     if (r->hdrs.len)
         buf_append(&h, r->hdrs.p, r->hdrs.len);
-    size_t len = 0;
-    char *p = NULL;
+    size_t len = 0, gz_len = 0;
+    char *p = NULL, *gz = NULL;
+    /* A cached page is lent (its gzip form when the client takes it), not
+     * copied: the body passed is then empty. */
+    const char *plain = r->lent ? r->lent->p : body ? body->p : NULL;
+    size_t plain_len = r->lent ? r->lent->len : body ? body->len : 0;
+    bool lend_gz = false;
+    if (body && compressible(r, ctype)) {
+        /* Caches between here and the client must keep the two forms apart. */
+        buf_puts(&h, "Vary: Accept-Encoding\r\n");
+        size_t alen;
+        const char *ae = site_header(r->req, "Accept-Encoding", &alen);
+        if (ae && plain_len >= SITE_GZIP_MIN && !body->oom && site_accepts_gzip(ae, alen)) {
+            if (r->lent && r->lent_gz) {
+                lend_gz = true; /* compressed once, when cached */
+            } else if (r->gz && (gz = malloc(r->gz_len + 1))) {
+                memcpy(gz, r->gz, r->gz_len);
+                gz[gz_len = r->gz_len] = 0;
+            } else {
+                gz = site_gzip(plain, plain_len, &gz_len);
+            }
+            if (lend_gz || gz) /* else (out of memory) the page goes uncompressed */
+                buf_puts(&h, "Content-Encoding: gzip\r\n");
+        }
+    }
     if (body) {
         if (body->oom || h.oom) {
+            free(gz);
             buf_free(body);
             buf_free(&h);
-            r->respond(r->rctx, 500, "Content-Type: text/plain\r\n", NULL, 0);
+            r->respond(r->rctx, 500, "Content-Type: text/plain\r\n", NULL, 0, NULL);
             goto done;
         }
-        p = buf_take(body, &len);
+        if (gz) {
+            buf_free(body);
+            p = gz;
+            len = gz_len;
+        } else {
+            p = buf_take(body, &len);
+        }
     }
-    r->respond(r->rctx, status, h.oom ? NULL : h.p, p, len);
+    if (r->lent && !gz) {
+        /* The responder's reference is the one taken for this request. */
+        struct site_shared **give = lend_gz ? &r->lent_gz : &r->lent;
+        struct site_lent l = { (*give)->p, (*give)->len, shared_release, *give };
+        *give = NULL;
+        free(p);
+        r->respond(r->rctx, status, h.oom ? NULL : h.p, NULL, 0, &l);
+    } else {
+        r->respond(r->rctx, status, h.oom ? NULL : h.p, p, len, NULL);
+    }
     buf_free(&h);
 done:
+    site_shared_unref(r->lent);
+    site_shared_unref(r->lent_gz);
     buf_free(&r->hdrs);
     s->stats.in_flight--;
     sodium_memzero(r->password, sizeof r->password);
@@ -557,7 +640,7 @@ bool site_dispatch(struct site *s, const struct http_request *req, site_respond_
     bool api = !strncmp(path, "/api/v1/", 8);
     struct site_req *r = calloc(1, sizeof *r);
     if (!r) {
-        respond(rctx, 503, "Content-Type: text/plain\r\nRetry-After: 1\r\n", NULL, 0);
+        respond(rctx, 503, "Content-Type: text/plain\r\nRetry-After: 1\r\n", NULL, 0, NULL);
         return true;
     }
     r->s = s;
@@ -570,8 +653,10 @@ bool site_dispatch(struct site *s, const struct http_request *req, site_respond_
     s->stats.requests++;
     s->stats.in_flight++;
     read_auth(r);
-    if (!api)
+    if (!api) {
         derive_csrf(r); /* only pages have forms (and a random one costs a getrandom) */
+        site_flash_read(r);
+    }
 
     bool answered = false;
     bool mine = api ? site_api_route(r, path, &answered) : site_pages_route(r, path, &answered);

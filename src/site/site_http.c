@@ -5,10 +5,13 @@
  */
 #include "site.h"
 
-static void respond_http(void *rctx, int status, const char *headers, char *body, size_t len)
+static void respond_http(void *rctx, int status, const char *headers, char *body, size_t len,
+                         const struct site_lent *lent)
 {
     struct http_exchange *x = rctx;
-    if (body)
+    if (lent)
+        http_respond_lent(x, status, headers, lent->p, lent->len, lent->release, lent->arg);
+    else if (body)
         http_respond_take(x, status, headers, body, len);
     else
         http_respond(x, status, headers, "", 0);

@@ -64,17 +64,37 @@ struct site_throttle {
  * and the clock is before until_ms, the first moment one of its "N minutes
  * ago" strings would read differently. Rendering costs SQLite, printf and
  * escaping for 30 links; a hit costs one copy of the bytes. */
+/* Bytes a cache keeps and lends to every response that sends them (no
+ * copy per request: a 500-comment page is 200 KB): freed when the last
+ * holder, the cache or a response still being written, lets go. */
+struct site_shared {
+    unsigned refs;
+    size_t len;
+    char p[];
+};
+/* A copy of p (len bytes) with one reference; NULL if out of memory. */
+struct site_shared *site_shared_new(const char *p, size_t len);
+struct site_shared *site_shared_ref(struct site_shared *sh);
+/* Drops a reference (NULL: nothing); the last one frees. */
+void site_shared_unref(struct site_shared *sh);
+
 struct site_page_cache {
     bool valid;
+    int64_t key;       /* which page: the sort of a list, the id of a link */
     uint64_t applied;
     uint64_t until_ms;
-    struct buf body;
+    struct site_shared *body;
+    struct site_shared *gz; /* body gzip-compressed once, when cached (NULL: not) */
 };
 #define SITE_CACHED_SORTS 3
+/* The /link/ID pages kept for visitors who are not logged in: a slot per
+ * id modulo this, enough for the discussions being read at any one time. */
+#define SITE_CACHED_LINKS 16
 
 struct site {
     struct site_host host;
     struct site_page_cache page_cache[SITE_CACHED_SORTS]; /* by enum store_sort */
+    struct site_page_cache link_cache[SITE_CACHED_LINKS]; /* by link id modulo */
     struct site_options o;
     char dummy_hash[crypto_pwhash_STRBYTES];
     /* Attempts (logins and sign-ups) per client address per minute, and
@@ -87,6 +107,8 @@ struct site {
      * every worker from the node's log writes (fsync runs there too). */
     unsigned pw_active, pw_waiting;
     struct site_req *pw_head, *pw_tail;
+    char *css_gz;      /* the stylesheet compressed, on first demand */
+    size_t css_gz_len;
 };
 
 #define SITE_PWHASH_JOBS 2
@@ -101,6 +123,13 @@ struct site_link_input {
 };
 
 enum site_form { SITE_FORM_NONE, SITE_FORM_LOGIN, SITE_FORM_SIGNUP, SITE_FORM_SUBMIT };
+
+/* One-time messages a page shows after a redirect (pages.c): the flow sets
+ * the lr_flash cookie to the message's name, the next page shows it once
+ * and clears the cookie. Only these fixed messages: the cookie is never
+ * echoed. */
+enum site_flash { SITE_FLASH_NONE, SITE_FLASH_SIGNUP, SITE_FLASH_LOGIN, SITE_FLASH_LOGOUT, SITE_FLASH_POSTED,
+                  SITE_FLASH_DUPLICATE, SITE_FLASH_DELETED, SITE_FLASH_COUNT };
 
 struct site_req;
 typedef void (*site_step)(struct site_req *r);
@@ -143,6 +172,8 @@ struct site_req {
     char next[256];                 /* where a form redirects after success */
     bool like_on;
     int form;                       /* enum site_form: which form to show again on an error */
+    const char *bad_field;          /* the form field an error is about ("username", "url"...) or NULL */
+    int flash;                      /* enum site_flash: the message this page shows once */
     int64_t comment_id;             /* a comment route's comment; a reply's parent */
     char *text;                     /* a comment's text, checked (malloc'd; freed by site_reply) */
     size_t text_len;
@@ -163,6 +194,9 @@ struct site_req {
     uint64_t write_index;           /* index of the write answered, 0 for reads */
     char scope[SITE_NAME_MAX + 3];
     int ok_status;                  /* 200 or 201: what a login answers with */
+    const char *gz;                 /* the body already compressed (the stylesheet's), or NULL */
+    size_t gz_len;
+    struct site_shared *lent, *lent_gz; /* a cached page to lend instead of a body (references held) */
 };
 
 /* ---- site.c: life of a request ------------------------------------------- */
@@ -245,9 +279,23 @@ bool site_parse_id(const char *s, size_t len, int64_t *id);
  * Always returns true: the path was ours. */
 bool site_route(struct site_req *r, site_step get, site_step post, bool *answered);
 
+/* ---- gzip.c: compressed responses ----------------------------------------- */
+
+/* Smallest body worth compressing: below it, gzip's 18 bytes of framing
+ * and the Content-Encoding header cost more than they save. */
+#define SITE_GZIP_MIN 512
+/* Whether an Accept-Encoding value (len bytes) accepts gzip. */
+bool site_accepts_gzip(const char *v, size_t len);
+/* in compressed in gzip format: malloc'd (NUL after it), length in
+ * *out_len; NULL if out of memory. */
+char *site_gzip(const char *in, size_t len, size_t *out_len);
+
 /* ---- html.c: escaping and time ------------------------------------------- */
 
 void site_html_escape(struct buf *b, const char *s, size_t len);
+/* A message (the API's lowercase fragments, "a title cannot be empty") as
+ * a page shows it: escaped, capitalised, ending with a full stop. */
+void site_html_sentence(struct buf *b, const char *msg);
 void site_rfc3339(uint64_t ms, char out[32]);
 void site_relative_time(uint64_t then_ms, uint64_t now_ms, char *out, size_t cap);
 /* The first time (ms) after now_ms at which site_relative_time(then_ms, .)
@@ -295,8 +343,10 @@ void site_comment_path(char *out, size_t cap, int64_t link, int64_t id);
 
 /* ---- thread.c: the discussion on pages -------------------------------------------- */
 
-/* Appends the comment form and the thread of link to a /link/ID page. */
-void site_thread_html(struct buf *b, struct site_req *r, const struct store_link *l);
+/* Appends the comment form and the thread of link to a /link/ID page, its
+ * times relative to now; lowers *until_ms to the first moment one of them
+ * would read differently (for the page cache). */
+void site_thread_html(struct buf *b, struct site_req *r, const struct store_link *l, uint64_t now, uint64_t *until_ms);
 /* Routes /link/ID/comment (r->id set) and /comment/ID/... pages. */
 bool site_thread_route(struct site_req *r, const char *path, bool *answered);
 
@@ -315,6 +365,10 @@ void site_page_begin(struct buf *b, struct site_req *r, const char *title);
 void site_page_end(struct buf *b, struct site_req *r);
 void site_page_send(struct site_req *r, int status, struct buf *b);
 void site_csrf_field(struct buf *b, struct site_req *r);
+/* Reads the lr_flash cookie into r->flash (pages only). */
+void site_flash_read(struct site_req *r);
+/* Sets the message the next page shows once (a redirect's target). */
+void site_flash_set(struct site_req *r, enum site_flash f);
 /* A posted form's CSRF token and next field; false after answering 403. */
 bool site_form_ok(struct site_req *r);
 

@@ -33,9 +33,9 @@ static bool editable(struct site_req *r, const struct store_comment *c)
 /* reply · edit · delete, at the end of a comment's line. */
 static void comment_actions(struct buf *b, struct site_req *r, const struct store_comment *c)
 {
-    buf_printf(b, " · <a href=\"/comment/%" PRId64 "/reply\">reply</a>", c->id);
+    buf_printf(b, " · <a href=/comment/%" PRId64 "/reply>reply</a>", c->id);
     if (editable(r, c))
-        buf_printf(b, " · <a href=\"/comment/%" PRId64 "/edit\">edit</a>", c->id);
+        buf_printf(b, " · <a href=/comment/%" PRId64 "/edit>edit</a>", c->id);
     if (mine(r, c)) {
         buf_printf(b, " · <form method=\"post\" action=\"/comment/%" PRId64 "/delete\" class=\"like\">", c->id);
         site_csrf_field(b, r);
@@ -54,22 +54,25 @@ static void comment_head(struct buf *b, struct site_req *r, const struct store_c
     }
     site_relative_time(c->created_ms, now_of(r), ago, sizeof ago);
     site_rfc3339(c->created_ms, when);
-    buf_puts(b, "<div class=\"cm\">"); /* a div: a <form> inside a <p> would end the <p> */
+    /* A div (a <form> inside a <p> would end the <p>), styled as the
+     * thread's ".cs li>div": no class, 11 bytes a comment. Attribute values
+     * without quotes where HTML allows (no space, quote, '=', '<', '>' or
+     * '`' in them): 2 bytes each. */
+    buf_puts(b, "<div>");
     if (r->logged_in) {
         buf_printf(b, "<form method=\"post\" action=\"/comment/%" PRId64 "/like\" class=\"like\">", c->id);
         site_csrf_field(b, r);
         buf_printf(b, "<button class=\"up%s\" aria-label=\"%s\">\xe2\x96\xb2</button></form> ", liked ? " on" : "",
                    liked ? "unlike" : "like");
     } else {
-        buf_printf(b, "<a class=\"up\" href=\"/login?next=/link/%" PRId64 "\" title=\"like\">\xe2\x96\xb2</a> ",
-                   c->link_id);
+        buf_printf(b, "<a class=up href=\"/login?next=/link/%" PRId64 "\" title=like>\xe2\x96\xb2</a> ", c->link_id);
     }
-    buf_puts(b, "<a href=\"/user/");
+    buf_puts(b, "<a href=/user/"); /* a name is [A-Za-z0-9_-] (validate.c) */
     esc(b, c->author);
-    buf_puts(b, "\">");
+    buf_puts(b, ">");
     esc(b, c->author);
     /* datetime to the minute ("2026-01-02T03:04Z" is valid HTML): 3 bytes a comment */
-    buf_printf(b, "</a> <time datetime=\"%.16sZ\">%s</time> · %" PRId64 " like%s%s", when, ago, c->likes,
+    buf_printf(b, "</a> <time datetime=%.16sZ>%s</time> · %" PRId64 " like%s%s", when, ago, c->likes,
                c->likes == 1 ? "" : "s", c->edited_ms ? " · edited" : "");
     if (actions)
         comment_actions(b, r, c);
@@ -84,7 +87,7 @@ static void comment_form_err(struct buf *b, struct site_req *r, const char *acti
     site_csrf_field(b, r);
     if (error) {
         buf_puts(b, "<p class=\"err\" role=\"alert\" id=\"text-err\">");
-        esc(b, error);
+        site_html_sentence(b, error);
         buf_puts(b, "</p>");
     }
     buf_printf(b, "<label for=\"text\">%s</label><textarea id=\"text\" name=\"text\" rows=\"5\" required%s>", label,
@@ -100,7 +103,7 @@ static void comment_form(struct buf *b, struct site_req *r, const char *action, 
     comment_form_err(b, r, action, label, text, NULL);
 }
 
-void site_thread_html(struct buf *b, struct site_req *r, const struct store_link *l)
+void site_thread_html(struct buf *b, struct site_req *r, const struct store_link *l, uint64_t now, uint64_t *until_ms)
 {
     struct store_comment *c = NULL;
     size_t n = 0;
@@ -140,6 +143,11 @@ void site_thread_html(struct buf *b, struct site_req *r, const struct store_link
                 buf_puts(b, "</ul></li>");
         }
         buf_printf(b, "<li id=c%" PRId64 ">", c[i].id); /* unquoted: valid HTML, 2 bytes a comment */
+        if (!c[i].deleted) {
+            uint64_t t = site_relative_time_next(c[i].created_ms, now);
+            if (t < *until_ms)
+                *until_ms = t;
+        }
         comment_head(b, r, &c[i], liked && liked[i], true);
         site_text_render(b, c[i].text, strlen(c[i].text)); /* "" once deleted */
     }

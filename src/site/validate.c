@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <idn2.h>
+
 #include "common/json.h"
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
@@ -182,10 +184,48 @@ static const char *check_host(const char *h, size_t n)
             if (++label > 63)
                 return "a part of a host name is at most 63 characters";
         } else {
-            return "a host name has only letters, digits, '-' and '.' (use punycode for others)";
+            return "a host name has only letters, digits, '-' and '.'";
         }
     }
     return NULL;
+}
+
+/* An international domain name (IDNA2008 with UTS #46 mapping, as browsers
+ * do: "Bücher.example" is "xn--bcher-kva.example"): the URL is checked and
+ * kept with its host in that ASCII form, so that it is one link however it
+ * was typed; pages show the host in Unicode again (site_domain_display).
+ * host_off, host_len: the host's bytes in s. */
+static const char *idn_url(const char *s, size_t len, size_t host_off, size_t host_len, struct site_url *out)
+{
+    char host[SITE_DOMAIN_CAP];
+    if (host_len >= sizeof host)
+        return "a host name is at most 253 characters";
+    memcpy(host, s + host_off, host_len);
+    host[host_len] = 0;
+    char *ascii = NULL;
+    if (idn2_to_ascii_8z(host, &ascii, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) != IDN2_OK) {
+        idn2_free(ascii);
+        return "this international domain name is not valid (IDNA2008)";
+    }
+    static __thread char rewritten[SITE_URL_MAX + 1];
+    size_t alen = strlen(ascii);
+    const char *err = NULL;
+    if (len - host_len + alen > SITE_URL_MAX) {
+        err = "a URL is at most 2048 bytes (with its domain name in ASCII form)";
+    } else {
+        memcpy(rewritten, s, host_off);
+        memcpy(rewritten + host_off, ascii, alen);
+        memcpy(rewritten + host_off + alen, s + host_off + host_len, len - host_off - host_len);
+        size_t n = len - host_len + alen;
+        rewritten[n] = 0;
+        for (size_t i = 0; i < alen; i++)
+            if ((unsigned char)ascii[i] >= 0x80) /* never from libidn2; no loop if it were */
+                err = "this international domain name is not valid (IDNA2008)";
+        if (!err)
+            err = site_parse_url(rewritten, n, out);
+    }
+    idn2_free(ascii);
+    return err;
 }
 
 const char *site_parse_url(const char *s, size_t len, struct site_url *out)
@@ -252,6 +292,9 @@ const char *site_parse_url(const char *s, size_t len, struct site_url *out)
     size_t host_len = (size_t)(host_end - host);
     if (host_len && host[host_len - 1] == '.' && host[0] != '[')
         host_len--; /* "example.com." is example.com */
+    for (size_t i = 0; i < host_len; i++)
+        if ((unsigned char)host[i] >= 0x80)
+            return idn_url(s, len, (size_t)(host - s), (size_t)(host_end - host), out);
     const char *err = check_host(host, host_len);
     if (err)
         return err;
@@ -330,4 +373,21 @@ void site_url_domain(const char *url, char *out, size_t cap)
         out[0] = 0;
     if (!site_parse_url(url, strlen(url), &u))
         snprintf(out, cap, "%s", u.domain);
+}
+
+void site_domain_display(const char *domain, char *out, size_t cap)
+{
+    if (cap)
+        out[0] = 0;
+    /* Only a name with an ACE label ("xn--") has another form. */
+    if (strncmp(domain, "xn--", 4) && !strstr(domain, ".xn--")) {
+        snprintf(out, cap, "%s", domain);
+        return;
+    }
+    char *u = NULL;
+    if (idn2_to_unicode_8z8z(domain, &u, 0) == IDN2_OK && u && json_utf8_valid(u, strlen(u)))
+        snprintf(out, cap, "%s", u);
+    else
+        snprintf(out, cap, "%s", domain);
+    idn2_free(u);
 }

@@ -1,6 +1,7 @@
 /*
  * validate.h — the site's input rules (SPEC §4 "Limits and bad input") and
- * URL normalisation. Pure functions: no I/O, no allocation, no clock; each
+ * URL normalisation. Pure functions: no I/O, no clock (libidn2 allocates
+ * and frees inside for international domain names); each
  * refusal comes with a sentence a user can act on.
  *
  * URL normalisation decides which submissions are "the same link": the
@@ -45,10 +46,13 @@ struct site_url {
 
 /* Validates and normalises: http or https, a host (name, IPv4 or [IPv6]),
  * an optional port 1..65535, no user:password@, at most 2048 bytes, no
- * spaces or control characters. */
+ * spaces or control characters. An international domain name is accepted
+ * and converted to its ASCII (punycode) form in url, norm and domain. */
 const char *site_parse_url(const char *s, size_t len, struct site_url *out);
 
-/* The domain to display for a stored URL (never fails: "" if unparsable). */
+/* The domain of a stored URL, in ASCII (never fails: "" if unparsable). */
 void site_url_domain(const char *url, char *out, size_t cap);
+/* A domain as people read it: ACE labels ("xn--...") back in Unicode. */
+void site_domain_display(const char *domain, char *out, size_t cap);
 
 #endif

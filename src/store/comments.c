@@ -67,30 +67,30 @@ int store_comments_migrate(sqlite3 *db, char *err, size_t errcap)
 
 /* ---- Statements ------------------------------------------------------------------ */
 
-static sqlite3_stmt *prep(sqlite3 *db, const char *sql)
+/* sql's statement, prepared once per connection (store_cached_stmt): put
+ * back with done() after each use, never finalized here. */
+static sqlite3_stmt *prep(struct store *st, const char *sql) { return store_cached_stmt(st, sql); }
+
+static void done(sqlite3_stmt *s)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
-        sqlite3_finalize(s);
-        return NULL;
-    }
-    return s;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s); /* texts are bound SQLITE_STATIC: drop the pointers */
 }
 
 /* Runs a statement that returns no rows: binds int64 args (n of them). */
-static int exec_i(sqlite3 *db, const char *sql, int n, const int64_t *args)
+static int exec_i(struct store *st, const char *sql, int n, const int64_t *args)
 {
-    sqlite3_stmt *s = prep(db, sql);
+    sqlite3_stmt *s = prep(st, sql);
     if (!s)
         return STORE_EIO;
     for (int i = 0; i < n; i++)
         sqlite3_bind_int64(s, i + 1, args[i]);
     int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+    done(s);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? STORE_OK : STORE_EIO;
 }
 
-#define EXEC(db, sql, ...) exec_i(db, sql, (int)(sizeof((int64_t[]){ __VA_ARGS__ }) / sizeof(int64_t)), \
+#define EXEC(st, sql, ...) exec_i(st, sql, (int)(sizeof((int64_t[]){ __VA_ARGS__ }) / sizeof(int64_t)), \
                                   (int64_t[]){ __VA_ARGS__ })
 
 /* What apply needs of one comment. */
@@ -103,9 +103,9 @@ struct row {
 };
 
 /* 1 and *out if comment id exists, 0 if not, STORE_EIO. */
-static int load(sqlite3 *db, int64_t id, struct row *out)
+static int load(struct store *st, int64_t id, struct row *out)
 {
-    sqlite3_stmt *s = prep(db, "SELECT link_id, parent_id, coalesce(author_id, 0), likes, replies, created, depth,"
+    sqlite3_stmt *s = prep(st, "SELECT link_id, parent_id, coalesce(author_id, 0), likes, replies, created, depth,"
                                " deleted, path FROM comments WHERE id = ?1");
     if (!s)
         return STORE_EIO;
@@ -123,7 +123,7 @@ static int load(sqlite3 *db, int64_t id, struct row *out)
         const unsigned char *p = sqlite3_column_text(s, 8);
         snprintf(out->path, sizeof out->path, "%s", p ? (const char *)p : "");
     }
-    sqlite3_finalize(s);
+    done(s);
     return found;
 }
 
@@ -149,12 +149,12 @@ static int comment_post(struct store *st, const struct command *c, struct store_
     int found = author(st, c, res, &u);
     if (found <= 0)
         return found < 0 ? STORE_EIO : STORE_OK;
-    sqlite3_stmt *s = prep(db, "SELECT 1 FROM links WHERE id = ?1 AND deleted = 0");
+    sqlite3_stmt *s = prep(st, "SELECT 1 FROM links WHERE id = ?1 AND deleted = 0");
     if (!s)
         return STORE_EIO;
     sqlite3_bind_int64(s, 1, c->link_id);
     int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+    done(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return STORE_EIO;
     if (rc == SQLITE_DONE) {
@@ -163,7 +163,7 @@ static int comment_post(struct store *st, const struct command *c, struct store_
     }
     struct row parent = { .depth = -1 };
     if (c->comment_id) {
-        found = load(db, c->comment_id, &parent);
+        found = load(st, c->comment_id, &parent);
         if (found < 0)
             return STORE_EIO;
         if (!found || parent.deleted || parent.link_id != c->link_id || parent.depth + 1 > MAX_DEPTH) {
@@ -171,7 +171,7 @@ static int comment_post(struct store *st, const struct command *c, struct store_
             return STORE_OK;
         }
     }
-    s = prep(db, "INSERT INTO comments(link_id, parent_id, author_id, text, created, depth, path)"
+    s = prep(st, "INSERT INTO comments(link_id, parent_id, author_id, text, created, depth, path)"
                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, '')");
     if (!s)
         return STORE_EIO;
@@ -182,23 +182,23 @@ static int comment_post(struct store *st, const struct command *c, struct store_
     sqlite3_bind_int64(s, 5, (sqlite3_int64)c->time_ms);
     sqlite3_bind_int(s, 6, parent.depth + 1);
     rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+    done(s);
     if (rc != SQLITE_DONE)
         return STORE_EIO;
     int64_t id = sqlite3_last_insert_rowid(db);
     char path[sizeof parent.path + 17];
     snprintf(path, sizeof path, "%s%016" PRIx64, c->comment_id ? parent.path : "", (uint64_t)id);
-    s = prep(db, "UPDATE comments SET path = ?2 WHERE id = ?1");
+    s = prep(st, "UPDATE comments SET path = ?2 WHERE id = ?1");
     if (!s)
         return STORE_EIO;
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
     rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+    done(s);
     if (rc != SQLITE_DONE)
         return STORE_EIO;
-    if ((c->comment_id && EXEC(db, "UPDATE comments SET replies = replies + 1 WHERE id = ?1", c->comment_id)) ||
-        EXEC(db, "UPDATE links SET comments = comments + 1 WHERE id = ?1", c->link_id))
+    if ((c->comment_id && EXEC(st, "UPDATE comments SET replies = replies + 1 WHERE id = ?1", c->comment_id)) ||
+        EXEC(st, "UPDATE links SET comments = comments + 1 WHERE id = ?1", c->link_id))
         return STORE_EIO;
     res->id = id;
     snprintf(res->text, sizeof res->text, "%s", u.name);
@@ -212,7 +212,7 @@ static int own_comment(struct store *st, const struct command *c, struct store_r
     int found = author(st, c, res, &u);
     if (found <= 0)
         return found;
-    found = load(store_db(st), c->comment_id, row);
+    found = load(st, c->comment_id, row);
     if (found <= 0 || row->deleted) {
         res->status = CMD_ERR_NOT_FOUND;
         return found < 0 ? STORE_EIO : 0;
@@ -240,31 +240,31 @@ static int comment_edit(struct store *st, const struct command *c, struct store_
         res->status = CMD_ERR_FORBIDDEN;
         return STORE_OK;
     }
-    sqlite3_stmt *s = prep(store_db(st), "UPDATE comments SET text = ?2, edited = ?3 WHERE id = ?1");
+    sqlite3_stmt *s = prep(st, "UPDATE comments SET text = ?2, edited = ?3 WHERE id = ?1");
     if (!s)
         return STORE_EIO;
     sqlite3_bind_int64(s, 1, c->comment_id);
     sqlite3_bind_text(s, 2, c->text.p, c->text.len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)c->time_ms);
     int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+    done(s);
     return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
 }
 
 /* Removes comment id (which has no replies) and then each placeholder
  * ancestor that this leaves without replies. */
-static int remove_up(sqlite3 *db, int64_t id, int64_t parent_id)
+static int remove_up(struct store *st, int64_t id, int64_t parent_id)
 {
     for (;;) {
-        if (EXEC(db, "DELETE FROM comment_likes WHERE comment_id = ?1", id) ||
-            EXEC(db, "DELETE FROM comments WHERE id = ?1", id))
+        if (EXEC(st, "DELETE FROM comment_likes WHERE comment_id = ?1", id) ||
+            EXEC(st, "DELETE FROM comments WHERE id = ?1", id))
             return STORE_EIO;
         if (!parent_id)
             return STORE_OK;
-        if (EXEC(db, "UPDATE comments SET replies = replies - 1 WHERE id = ?1", parent_id))
+        if (EXEC(st, "UPDATE comments SET replies = replies - 1 WHERE id = ?1", parent_id))
             return STORE_EIO;
         struct row p;
-        int found = load(db, parent_id, &p);
+        int found = load(st, parent_id, &p);
         if (found < 0)
             return STORE_EIO;
         if (!found || !p.deleted || p.replies > 0)
@@ -280,12 +280,11 @@ static int comment_delete(struct store *st, const struct command *c, struct stor
     int found = own_comment(st, c, res, &row);
     if (found <= 0)
         return found < 0 ? STORE_EIO : STORE_OK;
-    sqlite3 *db = store_db(st);
-    if (EXEC(db, "UPDATE links SET comments = comments - 1 WHERE id = ?1", row.link_id))
+    if (EXEC(st, "UPDATE links SET comments = comments - 1 WHERE id = ?1", row.link_id))
         return STORE_EIO;
     if (row.replies > 0) /* the replies keep their place in the thread */
-        return EXEC(db, "UPDATE comments SET deleted = 1, author_id = NULL, text = '' WHERE id = ?1", c->comment_id);
-    return remove_up(db, c->comment_id, row.parent_id);
+        return EXEC(st, "UPDATE comments SET deleted = 1, author_id = NULL, text = '' WHERE id = ?1", c->comment_id);
+    return remove_up(st, c->comment_id, row.parent_id);
 }
 
 /* LIKE / UNLIKE of a comment: idempotent both ways, as for links. */
@@ -298,19 +297,19 @@ static int comment_like(struct store *st, const struct command *c, struct store_
         return found < 0 ? STORE_EIO : STORE_OK;
     sqlite3 *db = store_db(st);
     struct row row;
-    found = load(db, c->comment_id, &row);
+    found = load(st, c->comment_id, &row);
     if (found <= 0 || row.deleted) {
         res->status = CMD_ERR_NOT_FOUND;
         return found < 0 ? STORE_EIO : STORE_OK;
     }
-    int rc = on ? EXEC(db, "INSERT OR IGNORE INTO comment_likes(comment_id, user_id, created) VALUES (?1, ?2, ?3)",
+    int rc = on ? EXEC(st, "INSERT OR IGNORE INTO comment_likes(comment_id, user_id, created) VALUES (?1, ?2, ?3)",
                        c->comment_id, u.id, (int64_t)c->time_ms)
-                : EXEC(db, "DELETE FROM comment_likes WHERE comment_id = ?1 AND user_id = ?2", c->comment_id, u.id);
+                : EXEC(st, "DELETE FROM comment_likes WHERE comment_id = ?1 AND user_id = ?2", c->comment_id, u.id);
     if (rc)
         return STORE_EIO;
     if (sqlite3_changes(db)) {
         row.likes += on ? 1 : -1;
-        if (EXEC(db, "UPDATE comments SET likes = ?2 WHERE id = ?1", c->comment_id, row.likes))
+        if (EXEC(st, "UPDATE comments SET likes = ?2 WHERE id = ?1", c->comment_id, row.likes))
             return STORE_EIO;
     }
     res->id = c->comment_id;
@@ -369,7 +368,7 @@ void store_comments_free(struct store_comment *c, size_t n)
 
 int store_comment_get(struct store *st, int64_t id, struct store_comment *out)
 {
-    sqlite3_stmt *s = prep(store_db(st), COMMENT_COLS "WHERE c.id = ?1");
+    sqlite3_stmt *s = prep(st, COMMENT_COLS "WHERE c.id = ?1");
     if (!s)
         return store_fail_query(st, "cannot read a comment");
     sqlite3_bind_int64(s, 1, id);
@@ -378,7 +377,7 @@ int store_comment_get(struct store *st, int64_t id, struct store_comment *out)
         found = store_fail_query(st, "cannot read a comment");
     else if (found && read_comment(s, out))
         found = STORE_ENOMEM;
-    sqlite3_finalize(s);
+    done(s);
     return found;
 }
 
@@ -468,7 +467,7 @@ int store_thread(struct store *st, int64_t link_id, struct store_comment **out, 
 {
     *out = NULL;
     *n = 0;
-    sqlite3_stmt *s = prep(store_db(st), COMMENT_COLS "WHERE c.link_id = ?1 ORDER BY c.path");
+    sqlite3_stmt *s = prep(st, COMMENT_COLS "WHERE c.link_id = ?1 ORDER BY c.path");
     if (!s)
         return store_fail_query(st, "cannot read a thread");
     sqlite3_bind_int64(s, 1, link_id);
@@ -495,7 +494,7 @@ int store_thread(struct store *st, int64_t link_id, struct store_comment **out, 
     }
     if (!err && rc != SQLITE_DONE)
         err = store_fail_query(st, "cannot read a thread");
-    sqlite3_finalize(s);
+    done(s);
     struct store_comment *sorted = NULL;
     if (!err && count && order_thread(rows, count, &sorted))
         err = STORE_ENOMEM;
@@ -511,7 +510,7 @@ int store_thread(struct store *st, int64_t link_id, struct store_comment **out, 
 
 int store_comments_liked(struct store *st, int64_t user_id, const int64_t *ids, size_t n, uint8_t *liked)
 {
-    sqlite3_stmt *s = prep(store_db(st), "SELECT 1 FROM comment_likes WHERE comment_id = ?1 AND user_id = ?2");
+    sqlite3_stmt *s = prep(st, "SELECT 1 FROM comment_likes WHERE comment_id = ?1 AND user_id = ?2");
     if (!s)
         return store_fail_query(st, "cannot read comment likes");
     int rc = STORE_OK;
@@ -526,7 +525,7 @@ int store_comments_liked(struct store *st, int64_t user_id, const int64_t *ids, 
         liked[i] = r == SQLITE_ROW;
         sqlite3_reset(s);
     }
-    sqlite3_finalize(s);
+    done(s);
     return rc;
 }
 
@@ -536,7 +535,7 @@ int store_comments_by_user(struct store *st, int64_t user_id, unsigned limit, un
     *out = NULL;
     *n = 0;
     /* Deleted comments have no author; comments on deleted links are not live either. */
-    sqlite3_stmt *s = prep(store_db(st), COMMENT_COLS "JOIN links l ON l.id = c.link_id"
+    sqlite3_stmt *s = prep(st, COMMENT_COLS "JOIN links l ON l.id = c.link_id"
                                          " WHERE c.author_id = ?1 AND l.deleted = 0 ORDER BY c.id DESC LIMIT ?2 OFFSET ?3");
     if (!s)
         return store_fail_query(st, "cannot list a user's comments");
@@ -555,7 +554,7 @@ int store_comments_by_user(struct store *st, int64_t user_id, unsigned limit, un
     }
     if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
         err = store_fail_query(st, "cannot list a user's comments");
-    sqlite3_finalize(s);
+    done(s);
     if (err) {
         store_comments_free(rows, *n);
         *n = 0;

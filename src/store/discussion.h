@@ -15,6 +15,7 @@
 #include "store.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 /* Brings the schema from version 1 (links, likes, no comments) to 2, in one
  * transaction; nothing to do at version 2. Returns 0, or -1 with a message. */
@@ -29,6 +30,12 @@ int store_posts_execute(struct store *st, const struct command *c, struct store_
 
 /* Executes CMD_ABOUT_SET, CMD_PASSWORD_SET (users.c). */
 int store_users_execute(struct store *st, const struct command *c, struct store_result *res);
+
+/* The prepared statement of sql (a string literal: it is known by its
+ * address), prepared once per connection and kept until the store closes;
+ * NULL on failure. The caller resets it (and clears its bindings) after
+ * each use, never finalizes it. */
+struct sqlite3_stmt *store_cached_stmt(struct store *st, const char *sql);
 
 /* Records a failed query in st's error message (store_errmsg); returns STORE_EIO. */
 int store_fail_query(struct store *st, const char *what);

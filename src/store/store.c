@@ -129,11 +129,17 @@ struct session_slot {
     struct store_user user;
 };
 
+/* Statements of the discussion's files (comments.c), prepared on first use
+ * and kept for the connection's life: preparing costs more than running
+ * one of them, and a comment's apply runs six. */
+#define STORE_CACHED_STMTS 64
+
 struct store {
     sqlite3 *db;
     struct session_slot *sessions; /* SESSION_CACHE_SLOTS */
     char *path;
     sqlite3_stmt *stmt[S_COUNT];
+    struct { const char *sql; sqlite3_stmt *s; } cached[STORE_CACHED_STMTS];
     uint64_t applied;
     uint64_t clock;         /* the log clock (store.h) */
     bool in_tx;             /* applied entries wait for store_commit */
@@ -230,6 +236,11 @@ static void close_db(struct store *st)
     for (int i = 0; i < S_COUNT; i++) {
         sqlite3_finalize(st->stmt[i]);
         st->stmt[i] = NULL;
+    }
+    for (int i = 0; i < STORE_CACHED_STMTS && st->cached[i].sql; i++) {
+        sqlite3_finalize(st->cached[i].s);
+        st->cached[i].sql = NULL;
+        st->cached[i].s = NULL;
     }
     if (st->db)
         sqlite3_close(st->db);
@@ -488,6 +499,26 @@ bool store_damage_seen(void) { return cksum_vfs_damage_seen() != 0; }
 bool store_was_migrated(const struct store *st) { return st->migrated; }
 
 struct sqlite3 *store_db(struct store *st) { return st->db; }
+
+sqlite3_stmt *store_cached_stmt(struct store *st, const char *sql)
+{
+    int i = 0;
+    for (; i < STORE_CACHED_STMTS && st->cached[i].sql; i++)
+        if (st->cached[i].sql == sql)
+            return st->cached[i].s;
+    if (i == STORE_CACHED_STMTS) { /* more distinct statements than the code has: a bug */
+        snprintf(st->errmsg, sizeof st->errmsg, "store: more than %d cached statements", STORE_CACHED_STMTS);
+        return NULL;
+    }
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+        sqlite3_finalize(s);
+        return NULL;
+    }
+    st->cached[i].sql = sql;
+    st->cached[i].s = s;
+    return s;
+}
 
 static int step_done(struct store *st, sqlite3_stmt *s)
 {

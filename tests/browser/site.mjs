@@ -3,13 +3,16 @@
 // sign up, log in, post, like, unlike, log out — and stay logged in, with
 // every post, after the node holding the leadership is killed with -9; then
 // a discussion (comment, nested replies, edit, delete) at desktop and
-// mobile widths.
+// mobile widths, the one-time messages, the return after logging in; and an
+// accessibility audit (axe-core) of every page type, light and dark, that
+// fails on any serious or critical violation.
 // Screenshots of every step go to build/artifacts/browser/. Ends with the
 // line "N passed, N failed" like every other suite.
 //
 //   node tests/browser/site.mjs            (LINKRAFT_BIN picks the binary)
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +22,8 @@ import { chromium } from 'playwright-core';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = process.env.LINKRAFT_BIN || path.join(root, 'build', 'linkraft');
 const shots = path.join(root, 'build', 'artifacts', 'browser');
+// axe-core from tests/browser/node_modules (npm ci; nothing is downloaded here).
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 mkdirSync(shots, { recursive: true });
 
 let passed = 0, failed = 0;
@@ -81,45 +86,123 @@ try {
   });
   const page = await browser.newPage({ viewport: { width: 900, height: 900 } });
   const errors = [];
+  let expectError = false; // while a step asks for an error page on purpose
   page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  page.on('response', (r) => { if (r.status() >= 400) errors.push(`${r.status()} ${r.url()}`); });
+  page.on('console', (m) => { if (m.type() === 'error' && !expectError) errors.push(m.text()); });
+  page.on('response', (r) => { if (r.status() >= 400 && !expectError) errors.push(`${r.status()} ${r.url()}`); });
   const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
   const me = async () => (await page.locator('header .me a').first().textContent()).trim();
+  const flash = async () => (await page.locator('p.flash').count()) ? (await page.textContent('p.flash')).trim() : '';
+
+  // axe-core on the page as it is (evaluated through the DevTools protocol,
+  // so the site's CSP, which allows no script, stays on). WCAG 2.x A and AA
+  // rules and best practices; any serious or critical violation fails.
+  const audited = [];
+  async function audit(name) {
+    await page.evaluate(axeSource);
+    const res = await page.evaluate(async () => {
+      const r = await window.axe.run(document, {
+        runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] },
+      });
+      return r.violations.map((v) => ({ id: v.id, impact: v.impact, n: v.nodes.length,
+                                        where: v.nodes.slice(0, 2).map((x) => x.target.join(' ')).join(' | ') }));
+    });
+    const bad = res.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    audited.push(`${name}: ${res.length ? res.map((v) => `${v.id}(${v.impact})`).join(' ') : 'no violations'}`);
+    check(`axe: no serious or critical violation on ${name}`, bad.length === 0, JSON.stringify(bad));
+  }
+  // Light and dark (the dark scheme has its own colours to get right).
+  async function auditBoth(name) {
+    await audit(name);
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await audit(`${name} (dark)`);
+    await page.emulateMedia({ colorScheme: 'light' });
+  }
 
   const user = `alice${Date.now() % 100000}`;
+  await page.goto(`${base}/`);
+  await auditBoth('the front page, empty');
+  await page.goto(`${base}/?p=999`);
+  check('a page past the end says there are no more links',
+        (await page.textContent('main')).includes('No more links'));
+  await page.goto(`${base}/signup`);
+  await auditBoth('the sign-up form');
+  await page.fill('#username', 'x');
+  await page.fill('#password', 'correct horse battery');
+  await page.evaluate(() => document.querySelector('#username').removeAttribute('minlength'));
+  expectError = true;
+  await Promise.all([page.waitForNavigation(), page.click('form.box button')]);
+  expectError = false;
+  check('an error is a sentence tied to its field',
+        (await page.textContent('#form-err')).trim() === 'A username is 3 to 20 characters.' &&
+        await page.getAttribute('#username', 'aria-invalid') === 'true' &&
+        await page.getAttribute('#username', 'aria-describedby') === 'form-err');
+  await audit('the sign-up form with an error');
   await page.goto(`${base}/signup`);
   await page.fill('#username', user);
   await page.fill('#password', 'correct horse battery');
   await Promise.all([page.waitForNavigation(), page.click('form.box button')]);
   await shot('01-signed-up');
   check('sign up logs the user in', await me() === user);
+  check('and says so, once', (await flash()).startsWith('Welcome!'));
+  await page.goto(`${base}/login`);
+  check('a logged-in user gets no login form', await page.locator('#password').count() === 0);
+  await page.goto(`${base}/`);
+  check('the message is gone on the next page', await flash() === '');
 
   await Promise.all([page.waitForNavigation(), page.click('header form button')]);
   await shot('02-logged-out');
   check('log out', await me() === 'log in');
+  check('log out says so', await flash() === 'You are logged out.');
 
   await page.goto(`${base}/login`);
+  await auditBoth('the login form');
   await page.fill('#username', user);
   await page.fill('#password', 'correct horse battery');
   await Promise.all([page.waitForNavigation(), page.click('form.box button')]);
   await shot('03-logged-in');
   check('log in', await me() === user);
+  check('log in says so', await flash() === 'You are logged in.');
 
   await page.goto(`${base}/submit`);
+  await auditBoth('the submit form');
   await page.fill('#title', 'Raft: In Search of an Understandable Consensus Algorithm');
   await page.fill('#url', 'https://raft.github.io/raft.pdf');
   await Promise.all([page.waitForNavigation(), page.click('form.box button')]);
+  check('posting says so', await flash() === 'Your link is posted.');
+  await page.goto(`${base}/submit`);
+  await page.fill('#title', 'The same paper again');
+  await page.fill('#url', 'http://raft.github.io/raft.pdf');
+  await Promise.all([page.waitForNavigation(), page.click('form.box button')]);
+  check('a duplicate URL shows the existing link, and says so',
+        (await flash()).startsWith('That URL was already posted') &&
+        (await page.textContent('h1')).includes('In Search of an Understandable'));
+  await page.goto(`${base}/submit`);
+  await page.fill('#title', 'An international domain name');
+  await page.fill('#url', 'https://bücher.example/');
+  await Promise.all([page.waitForNavigation(), page.click('form.box button')]);
+  check('an international domain name is accepted, shown in Unicode',
+        (await page.textContent('article .dom')).includes('bücher.example') &&
+        (await page.getAttribute('article h1 a', 'href')) === 'https://xn--bcher-kva.example/');
   await page.goto(`${base}/new`);
   await shot('04-posted');
+  await auditBoth('the new links page, logged in');
   const item = page.locator('li', { hasText: 'In Search of an Understandable' }).first();
   check('the post is on /new', await item.count() === 1);
   check('its domain is shown', (await item.textContent()).includes('raft.github.io'));
 
   const likes = async () => Number((await item.locator('.meta').textContent()).match(/(\d+) like/)[1]);
+  await page.setViewportSize({ width: 390, height: 844 });
+  const box = await item.locator('button.up').boundingBox();
+  check('the like button is at least 24x24 on a phone', box && box.width >= 24 && box.height >= 24, JSON.stringify(box));
+  await page.setViewportSize({ width: 900, height: 900 });
+  const itemId = await item.getAttribute('id');
   await Promise.all([page.waitForNavigation(), item.locator('button.up').click()]);
   await shot('05-liked');
   check('like', await likes() === 1);
+  check('a like returns to its row', new URL(page.url()).hash === `#${itemId}`, page.url());
+  check('liked is shown by more than colour', await item.locator('button.up.on').evaluate(
+    (b) => getComputedStyle(b).boxShadow !== 'none'));
   await Promise.all([page.waitForNavigation(), item.locator('button.up').click()]);
   await shot('06-unliked');
   check('unlike', await likes() === 0);
@@ -176,22 +259,86 @@ try {
   const thread = async () => page.locator('ul.cs').textContent();
   check('an edit shows, marked edited', (await thread()).includes('An edited reply') && (await thread()).includes('edited'));
   await shot('10-discussion');
+  await auditBoth('a link page with its thread, logged in');
   await page.setViewportSize({ width: 390, height: 844 });
   await shot('11-discussion-mobile');
+  check('the thread fits a phone', await page.evaluate(() => document.documentElement.scrollWidth <= 390));
   await page.setViewportSize({ width: 900, height: 900 });
+  const linkPage = page.url().replace(/#.*$/, '');
+  // The comment pages: reply and edit forms, at both widths.
+  await Promise.all([page.waitForNavigation(), page.locator('ul.cs ul > li').first().locator('a', { hasText: 'edit' }).first().click()]);
+  await shot('13-editing');
+  await auditBoth('the comment edit form');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot('13-editing-mobile');
+  await page.setViewportSize({ width: 900, height: 900 });
+  await page.goto(linkPage);
+  await Promise.all([page.waitForNavigation(), page.locator('ul.cs a', { hasText: 'reply' }).first().click()]);
+  await audit('the reply form');
+  await page.goto(`${linkPage}/edit`);
+  await audit('the link edit form');
+  await page.goto(linkPage);
   await Promise.all([page.waitForNavigation(),
-    page.locator('ul.cs > li > div.cm').first().locator('button', { hasText: 'delete' }).click()]);
+    page.locator('ul.cs > li > div').first().locator('button', { hasText: 'delete' }).click()]);
   check('a deleted comment with replies stays as [deleted]', (await thread()).includes('[deleted]') &&
         !(await thread()).includes('First comment') && (await thread()).includes('A reply to the reply'));
   await shot('12-discussion-after-delete');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot('12-discussion-after-delete-mobile');
+  await page.setViewportSize({ width: 900, height: 900 });
+
+  await page.goto(`${base}/user/${user}`);
+  await auditBoth('a user page');
+  await page.goto(`${base}/user/${user}/comments`);
+  await audit("a user's comments");
+  await page.goto(`${base}/settings`);
+  await auditBoth('the settings page');
+  await page.goto(`${base}/top`);
+  await audit('the top links page');
 
   await page.goto(`${base}/status`);
   await shot('09-status');
   check('the status page names the members', (await page.textContent('main')).includes('leader'));
+  check('a killed node is not listed as a follower',
+        (await page.textContent(`table tr:has(td:text-is("${leader}"))`)).includes('unreachable') ||
+        !(await page.textContent('main')).includes(`node ${leader}`));
+  check('only /status says which node served the page',
+        (await page.textContent('main')).includes('This page was served by'));
+  await auditBoth('the status page');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot('09-status-mobile');
+  check('the status page fits a phone', await page.evaluate(() => document.documentElement.scrollWidth <= 390));
+  await audit('the status page on a phone');
+  await page.setViewportSize({ width: 900, height: 900 });
+
+  // A visitor sent to log in from a discussion comes back to it.
+  await Promise.all([page.waitForNavigation(), page.click('header form button')]);
+  await page.goto(linkPage);
+  await auditBoth('a link page with its thread, logged out');
+  check('no served-by footer on other pages', !(await page.textContent('footer')).includes('served by'));
+  await Promise.all([page.waitForNavigation(), page.locator('main a', { hasText: 'Log in' }).first().click()]);
+  await page.fill('#username', user);
+  await page.fill('#password', 'correct horse battery');
+  await shot('14-login-to-return');
+  await Promise.all([page.waitForNavigation(), page.click('form.box button')]);
+  check('after logging in, back on the discussion', page.url().replace(/#.*$/, '') === linkPage, page.url());
+  await shot('15-returned-after-login');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot('15-returned-after-login-mobile');
+  await page.setViewportSize({ width: 900, height: 900 });
+  await page.goto(`${base}/new/`);
+  check('/new/ is /new', new URL(page.url()).pathname === '/new');
+  expectError = true;
+  const notFound = await page.goto(`${base}/no/such/page`);
+  expectError = false;
+  check('an unknown path is a 404 page', notFound.status() === 404);
+  await audit('the 404 page');
 
   await Promise.all([page.waitForNavigation(), page.click('header form button')]);
   check('log out after the failover', await me() === 'log in');
   check('no script errors in the pages', errors.length === 0, errors.join('; '));
+  console.log(`axe-core ${JSON.parse(readFileSync(createRequire(import.meta.url).resolve('axe-core/package.json'), 'utf8')).version}:`);
+  for (const a of audited) console.log(`  ${a}`);
   console.log(`screenshots: ${shots}`);
 } catch (e) {
   check('browser run', false, e.stack || String(e));

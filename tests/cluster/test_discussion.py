@@ -152,3 +152,45 @@ def test_text_posts_profiles_and_password_on_every_node(make_cluster):
     for i in range(1, 4):
         assert c.req(i, "GET", "/api/v1/me", None, bearer(other_session, after(r))).status == 401
         assert c.req(i, "GET", "/api/v1/me", None, bearer(alice, after(r))).status == 200
+
+
+def test_status_page_and_compressed_pages_on_a_real_cluster(make_cluster):
+    """The leader's /status shows the other members' match indices and a
+    killed node as unreachable (not "follower"); pages go gzip-compressed,
+    with Vary, through the gateway, when the client accepts it."""
+    import gzip
+    from lrcluster import wait_for
+    c = make_cluster(3)
+    c.start_all()
+    leader = c.wait_leader()
+    gw = c.start_gateway()
+    r = c.req(leader, "POST", "/api/v1/signup", {"username": "zed", "password": PW})
+    assert r.status == 201, r.body
+    token = r.json()["token"]
+    for i in range(4):  # under the per-user rate limit of a new account
+        r = c.req(leader, "POST", "/api/v1/links", {"title": "Compressible %d" % i, "url": "https://z.example/%d" % i},
+                  bearer(token))
+        assert r.status == 201, r.body
+    dead = next(i for i in range(1, 4) if i != leader)
+    live = next(i for i in range(1, 4) if i not in (leader, dead))
+    c.kill(dead)
+
+    def status_row(node):
+        body = c.req(leader, "GET", "/status").body.decode()
+        m = re.search(r"<tr><td>%d</td><td>([^<]*)</td><td>([^<]*)</td>" % node, body)
+        return m and m.groups()
+    assert wait_for("the dead node shown unreachable", lambda: (status_row(dead) or ("",))[0] == "unreachable")
+    role, match = status_row(live)
+    assert role == "follower" and match.isdigit() and int(match) > 0, (role, match)
+    # A follower does not know the others' indices, and says so.
+    body = c.req(live, "GET", "/status").body.decode()
+    assert "Only the leader knows" in body
+
+    plain = request(gw, "GET", "/new")
+    assert plain.status == 200 and "content-encoding" not in plain.headers
+    assert plain.headers.get("vary") == "Accept-Encoding"
+    z = request(gw, "GET", "/new", None, {"Accept-Encoding": "gzip, deflate"})
+    assert z.status == 200 and z.headers.get("content-encoding") == "gzip", z.headers
+    assert z.headers.get("vary") == "Accept-Encoding"
+    page = gzip.decompress(z.body)
+    assert b"Compressible 3" in page and len(z.body) * 2 < len(page)

@@ -46,10 +46,12 @@ static void dh_cluster(void *ctx, struct buf *out)
 {
     struct direct_host *h = ctx;
     unsigned long long a = store_applied(h->store), id = h->id;
+    /* As a leader sees them: one follower cut off, one matching at 5. */
     buf_printf(out, "{\"leader\":%llu,\"term\":3,\"members\":[{\"id\":%llu,\"role\":\"leader\",\"commit\":%llu,"
                     "\"applied\":%llu,\"reachable\":true},{\"id\":%llu,\"role\":\"follower\",\"commit\":null,"
-                    "\"applied\":null,\"reachable\":false}]}",
-               id, id, a, a, id + 1);
+                    "\"applied\":null,\"reachable\":false},{\"id\":%llu,\"role\":\"follower\",\"commit\":null,"
+                    "\"applied\":null,\"match\":5,\"reachable\":true}]}",
+               id, id, a, a, id + 1, id + 2);
 }
 
 void direct_host_init(struct direct_host *d, struct site_host *h)

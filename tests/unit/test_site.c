@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
+#include <zlib.h>
 
 #include "../harness.h"
 #include "../lib/direct_host.h"
@@ -42,9 +43,17 @@ struct response {
 
 static int double_responses;
 
-static void on_respond(void *rctx, int status, const char *headers, char *body, size_t len)
+static void on_respond(void *rctx, int status, const char *headers, char *body, size_t len,
+                       const struct site_lent *lent)
 {
     struct response *r = rctx;
+    if (lent) { /* a cached page's bytes: a copy of our own, given back at once */
+        body = malloc(lent->len + 1);
+        memcpy(body, lent->p, lent->len);
+        body[lent->len] = 0;
+        len = lent->len;
+        lent->release(lent->arg);
+    }
     if (r->done) {
         double_responses++;
         free(body);
@@ -64,7 +73,7 @@ static char dir[64];
 
 /* A client: its cookies, kept across calls like a browser's. */
 struct client {
-    char session[80], csrf[40], idx[24];
+    char session[80], csrf[40], idx[24], flash[24];
     char extra[1024];        /* extra request headers "Name: value\n" */
     char addr[64];           /* its address as the HTTP server resolved it; "" 127.0.0.1 */
     bool https;              /* the request came over TLS (request.secure) */
@@ -79,8 +88,9 @@ static void take_cookies(struct client *c, const char *headers)
         if (!eq || !semi)
             break;
         char *dst = !strncmp(p, "lr_session=", 11) ? c->session : !strncmp(p, "lr_csrf=", 8) ? c->csrf
-                  : !strncmp(p, "lr_idx=", 7) ? c->idx : NULL;
-        size_t cap = dst == c->session ? sizeof c->session : dst == c->csrf ? sizeof c->csrf : sizeof c->idx;
+                  : !strncmp(p, "lr_idx=", 7) ? c->idx : !strncmp(p, "lr_flash=", 9) ? c->flash : NULL;
+        size_t cap = dst == c->session ? sizeof c->session : dst == c->csrf ? sizeof c->csrf
+                   : dst == c->flash ? sizeof c->flash : sizeof c->idx;
         if (dst)
             snprintf(dst, cap, "%.*s", (int)(semi - eq - 1), eq + 1);
     }
@@ -103,7 +113,8 @@ static struct response *call(struct client *c, const char *method, const char *t
     if (ctype)
         hs[nh++] = (struct http_header){ "Content-Type", 12, ctype, strlen(ctype) };
     if (c) {
-        int n = snprintf(cookie, sizeof cookie, "lr_csrf=%s; lr_session=%s; lr_idx=%s", c->csrf, c->session, c->idx);
+        int n = snprintf(cookie, sizeof cookie, "lr_csrf=%s; lr_session=%s; lr_idx=%s%s%s", c->csrf, c->session, c->idx,
+                         c->flash[0] ? "; lr_flash=" : "", c->flash);
         hs[nh++] = (struct http_header){ "Cookie", 6, cookie, (size_t)n };
         /* extra: "Name: value\n" lines, parsed in place */
         static char extra[1024];
@@ -422,7 +433,7 @@ TEST(login_and_signup_are_throttled_per_address)
     snprintf(body, sizeof body, "csrf=%s&username=first&password=correct+horse", p.csrf);
     r = call(&p, "POST", "/login", "application/x-www-form-urlencoded", body);
     CHECK_EQ_I(r->status, 429);
-    CHECK(header(r, "Retry-After") != NULL && body_has(r, "too many attempts"));
+    CHECK(header(r, "Retry-After") != NULL && body_has(r, "Too many attempts: try again in"));
     /* A minute later the address may try again. */
     dh.now_ms += 61 * 1000;
     r = call(&p, "POST", "/login", "application/x-www-form-urlencoded", body);
@@ -863,7 +874,7 @@ TEST(pages_forms_and_escaping)
     CHECK(c.csrf[0]); /* the anonymous double-submit cookie */
     CHECK_STR(form_csrf(r), c.csrf);
     CHECK(body_has(r, "<html lang=\"en\">") && body_has(r, "name=\"viewport\""));
-    CHECK(body_has(r, "<label for=\"username\">") && body_has(r, "/static/site.v2.css"));
+    CHECK(body_has(r, "<label for=\"username\">") && body_has(r, "/static/site.v3.css"));
     CHECK(!body_has(r, "<script"));
 
     /* A form without the token, or with a wrong one: 403. */
@@ -923,7 +934,7 @@ TEST(pages_forms_and_escaping)
     snprintf(body, sizeof body, "csrf=%s&next=%%2Fnew", csrf);
     r = call(&c, "POST", "/link/1/like", "application/x-www-form-urlencoded", body);
     CHECK_EQ_I(r->status, 303);
-    CHECK_STR(header(r, "Location"), "/new");
+    CHECK_STR(header(r, "Location"), "/new#l1"); /* back to the row */
     struct store_link l;
     REQUIRE(store_link_get(dh.store, 1, &l) == 1);
     CHECK_EQ_I(l.likes, 1);
@@ -952,7 +963,7 @@ TEST(pages_forms_and_escaping)
     CHECK_EQ_I(call(&c, "GET", "/user/nobody", NULL, NULL)->status, 404);
     CHECK_EQ_I(call(&c, "GET", "/user/%3Cx%3E", NULL, NULL)->status, 404);
     r = call(&c, "GET", "/status", NULL, NULL);
-    CHECK(r->status == 200 && body_has(r, "node 7") && body_has(r, "<td>leader</td>") && body_has(r, "<td>no</td>"));
+    CHECK(r->status == 200 && body_has(r, "node 7") && body_has(r, "<td>leader</td>") && body_has(r, "<td>unreachable</td>"));
 
     /* Log out by form. */
     snprintf(body, sizeof body, "csrf=%s", csrf);
@@ -968,7 +979,7 @@ TEST(pages_forms_and_escaping)
     CHECK(!body_has(r, "name=\"next\""));
     r = post_form(&c, "/login", "username=alice&password=wrong+one");
     CHECK_EQ_I(r->status, 401);
-    CHECK(body_has(r, "wrong username or password") && body_has(r, "value=\"alice\""));
+    CHECK(body_has(r, ">Wrong username or password.<") && body_has(r, "value=\"alice\""));
     r = post_form(&c, "/login", "username=alice&password=correct+horse");
     CHECK_EQ_I(r->status, 303);
     CHECK_STR(header(r, "Location"), "/");
@@ -1662,6 +1673,317 @@ TEST(thread_markup_per_comment_is_small)
     teardown();
 }
 
+/* The /link/ID page of a visitor who is not logged in comes from a cache
+ * (pages.c) that follows every write, the clock of every "N minutes ago" on
+ * it (the link's and each comment's), and never serves a logged-in user. */
+TEST(link_page_cache_follows_writes_and_the_clock)
+{
+    setup("link-cache.db", 100);
+    struct client a = { 0 }, v = { 0 };
+    const char *t = signup(&a, "cacher");
+    REQUIRE(t);
+    bearer(&a, t);
+    REQUIRE(post_json(&a, "/api/v1/links", "{\"title\":\"Cached talk\",\"url\":\"https://talk.example/\"}")->status == 201);
+    dh.now_ms += 30 * 60 * 1000;
+    REQUIRE(post_json(&a, "/api/v1/links/1/comments", "{\"text\":\"First words\"}")->status == 201);
+    struct site_stats st0, st;
+    char first[65536];
+    struct response *r = call(&v, "GET", "/link/1", NULL, NULL);
+    REQUIRE(r->status == 200 && r->len < sizeof first);
+    memcpy(first, r->body, r->len + 1);
+    site_get_stats(site, &st0);
+    r = call(&v, "GET", "/link/1", NULL, NULL);
+    site_get_stats(site, &st);
+    CHECK_EQ_U(st.page_cache_hits, st0.page_cache_hits + 1);
+    CHECK(r->body && !strcmp(r->body, first));
+    /* A comment's "just now" turns into "1 minute ago" at its minute. */
+    dh.now_ms += 60 * 1000;
+    r = call(&v, "GET", "/link/1", NULL, NULL);
+    CHECK(body_has(r, "1 minute ago") && body_has(r, "31 minutes ago"));
+    /* A write anywhere: rendered again. */
+    REQUIRE(post_json(&a, "/api/v1/links/1/comments", "{\"text\":\"Second words\"}")->status == 201);
+    CHECK(body_has(call(&v, "GET", "/link/1", NULL, NULL), "Second words"));
+    /* Another link in the same slot is not this one's page. */
+    for (int i = 2; i <= 17; i++) {
+        char body[160];
+        snprintf(body, sizeof body, "{\"title\":\"Other %d\",\"url\":\"https://other.example/%d\"}", i, i);
+        REQUIRE(post_json(&a, "/api/v1/links", body)->status == 201);
+    }
+    call(&v, "GET", "/link/1", NULL, NULL);
+    r = call(&v, "GET", "/link/17", NULL, NULL);
+    CHECK(body_has(r, "Other 17") && !body_has(r, "Cached talk"));
+    /* The author, logged in, gets their own page (edit and delete, the form). */
+    struct client me = { 0 };
+    snprintf(me.session, sizeof me.session, "%s", t);
+    r = call(&me, "GET", "/link/1", NULL, NULL);
+    CHECK(body_has(r, "/link/1/edit") && body_has(r, "Add a comment"));
+    teardown();
+}
+
+/* ---- What a review in a real browser asked for (issue 13) ---------------------------- */
+
+/* Follows a redirect like a browser: GET its Location (fragment dropped). */
+static struct response *follow(struct client *c, struct response *r)
+{
+    static char to[512];
+    const char *loc = header(r, "Location");
+    snprintf(to, sizeof to, "%.*s", loc ? (int)strcspn(loc, "#") : 1, loc ? loc : "/");
+    return call(c, "GET", to, NULL, NULL);
+}
+
+TEST(one_time_messages_after_actions)
+{
+    setup("flash.db", 100);
+    struct client c = { 0 };
+    call(&c, "GET", "/signup", NULL, NULL);
+    struct response *r = post_form(&c, "/signup", "username=flasher&password=correct+horse");
+    REQUIRE(r->status == 303);
+    CHECK_STR(c.flash, "signup");
+    r = follow(&c, r);
+    CHECK(body_has(r, "class=\"flash\" role=\"status\">Welcome!"));
+    CHECK(strstr(r->headers, "lr_flash=;") && strstr(r->headers, "Max-Age=0"));
+    CHECK(!c.flash[0]);
+    CHECK(!body_has(call(&c, "GET", "/", NULL, NULL), "class=\"flash\"")); /* once */
+
+    char csrf[64], body[400];
+    snprintf(csrf, sizeof csrf, "%s", form_csrf(call(&c, "GET", "/submit", NULL, NULL)));
+    snprintf(body, sizeof body, "csrf=%s&title=Flash&url=https%%3A%%2F%%2Fflash.example%%2F", csrf);
+    r = call(&c, "POST", "/submit", "application/x-www-form-urlencoded", body);
+    REQUIRE(r->status == 303);
+    CHECK(body_has(follow(&c, r), "Your link is posted."));
+    r = call(&c, "POST", "/submit", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 303);
+    CHECK_STR(header(r, "Location"), "/link/1");
+    CHECK(body_has(follow(&c, r), "That URL was already posted \xe2\x80\x94 here it is."));
+
+    snprintf(body, sizeof body, "csrf=%s", csrf);
+    r = call(&c, "POST", "/logout", "application/x-www-form-urlencoded", body);
+    REQUIRE(r->status == 303);
+    c.session[0] = 0;
+    /* The anonymous front page is cached; the message still shows, once,
+     * and never goes into the cache. */
+    struct client other = { 0 };
+    call(&other, "GET", "/", NULL, NULL);
+    r = follow(&c, r);
+    CHECK(body_has(r, "You are logged out."));
+    CHECK(!body_has(call(&c, "GET", "/", NULL, NULL), "You are logged out."));
+    CHECK(!body_has(call(&other, "GET", "/", NULL, NULL), "class=\"flash\""));
+
+    call(&c, "GET", "/login", NULL, NULL);
+    r = post_form(&c, "/login", "username=flasher&password=correct+horse");
+    REQUIRE(r->status == 303);
+    CHECK(body_has(follow(&c, r), "You are logged in."));
+    /* A cookie naming no message shows nothing (and is never echoed). */
+    snprintf(c.flash, sizeof c.flash, "%%3Cb%%3E");
+    CHECK(!body_has(call(&c, "GET", "/", NULL, NULL), "class=\"flash\""));
+    teardown();
+}
+
+TEST(rows_have_ids_and_lists_end_politely)
+{
+    setup("rows.db", 100);
+    struct client c = { 0 };
+    const char *t = signup(&c, "rower");
+    REQUIRE(t);
+    bearer(&c, t);
+    REQUIRE(post_json(&c, "/api/v1/links", "{\"title\":\"Row\",\"url\":\"https://row.example/\"}")->status == 201);
+    struct client v = { 0 };
+    struct response *r = call(&v, "GET", "/new", NULL, NULL);
+    CHECK(body_has(r, "<li id=\"l1\">"));
+    CHECK(body_has(r, "href=\"/login?next=/new\" aria-label=\"log in to like\""));
+    r = call(&v, "GET", "/?p=999", NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK(body_has(r, "No more links") && body_has(r, "href=\"/\">Back to its first page"));
+    CHECK(!body_has(r, "Nothing here yet"));
+    r = call(&v, "GET", "/top?p=3", NULL, NULL);
+    CHECK(body_has(r, "href=\"/top\">Back to its first page"));
+    teardown();
+}
+
+TEST(pages_are_accessible)
+{
+    setup("a11y.db", 100);
+    struct client c = { 0 };
+    call(&c, "GET", "/signup", NULL, NULL);
+    /* An error: a sentence, tied to the field it is about. */
+    struct response *r = post_form(&c, "/signup", "username=ab&password=correct+horse");
+    CHECK_EQ_I(r->status, 400);
+    CHECK(body_has(r, "id=\"form-err\">A username is 3 to 20 characters.</p>"));
+    CHECK(body_has(r, "id=\"username\" name=\"username\" required autocomplete=\"username\" maxlength=\"20\" minlength=\"3\" "
+                      "pattern=\"[A-Za-z0-9_\\-]+\" aria-invalid=\"true\" aria-describedby=\"form-err\""));
+    CHECK(!body_has(r, "autocomplete=\"new-password\" aria-invalid"));
+    r = post_form(&c, "/signup", "username=abc&password=short");
+    CHECK(body_has(r, ">A password is at least 8 bytes.<") &&
+          body_has(r, "autocomplete=\"new-password\" aria-invalid=\"true\" aria-describedby=\"form-err\""));
+    CHECK(body_has(r, "<a class=\"skip\" href=\"#main\">") && body_has(r, "<main id=\"main\">"));
+    /* A wrong password could be either field's fault: both are described. */
+    REQUIRE(post_form(&c, "/signup", "username=abc&password=correct+horse")->status == 303);
+    char csrf[64], body[400];
+    snprintf(csrf, sizeof csrf, "%s", form_csrf(call(&c, "GET", "/", NULL, NULL)));
+    snprintf(body, sizeof body, "csrf=%s&title=T&url=ftp%%3A%%2F%%2Fx.example%%2F", csrf);
+    r = call(&c, "POST", "/submit", "application/x-www-form-urlencoded", body);
+    CHECK_EQ_I(r->status, 400);
+    CHECK(body_has(r, "name=\"url\" type=\"url\" maxlength=\"2048\" aria-invalid=\"true\""));
+    CHECK(!body_has(r, "name=\"title\" required maxlength=\"200\" aria-invalid"));
+    /* Logged in: no login or sign-up form, just who you are. */
+    r = call(&c, "GET", "/login", NULL, NULL);
+    CHECK(r->status == 200 && !body_has(r, "name=\"password\"") && body_has(r, "You are logged in as"));
+    CHECK(!body_has(call(&c, "GET", "/signup", NULL, NULL), "name=\"password\""));
+    snprintf(body, sizeof body, "csrf=%s", csrf);
+    REQUIRE(call(&c, "POST", "/logout", "application/x-www-form-urlencoded", body)->status == 303);
+    c.session[0] = 0;
+    call(&c, "GET", "/login", NULL, NULL);
+    r = post_form(&c, "/login", "username=abc&password=wrong+horse");
+    CHECK(body_has(r, "autocomplete=\"username\" maxlength=\"20\" aria-describedby=\"form-err\""));
+    CHECK(body_has(r, "autocomplete=\"current-password\" aria-describedby=\"form-err\""));
+    teardown();
+}
+
+TEST(link_page_heading_footer_and_trailing_slashes)
+{
+    setup("heading.db", 100);
+    struct client c = { 0 };
+    const char *t = signup(&c, "header");
+    REQUIRE(t);
+    bearer(&c, t);
+    REQUIRE(post_json(&c, "/api/v1/links", "{\"title\":\"A <title>\",\"url\":\"https://h.example/\"}")->status == 201);
+    struct client v = { 0 };
+    struct response *r = call(&v, "GET", "/link/1", NULL, NULL);
+    CHECK(body_has(r, "<article id=\"l1\">") &&
+          body_has(r, "<h1 class=\"t\"><a href=\"https://h.example/\" rel=\"nofollow ugc noopener\">A &lt;title&gt;</a></h1>"));
+    /* Who served a page is operator detail: only on /status. */
+    CHECK(!body_has(r, "served by") && body_has(r, "<footer><a href=\"/status\">cluster status</a></footer>"));
+    CHECK(body_has(r, "<a href=\"/login?next=/link/1\">log in</a>")); /* and back here after */
+    CHECK(body_has(call(&v, "GET", "/status", NULL, NULL), "This page was served by <strong>node 7</strong>"));
+    r = call(&v, "GET", "/new/", NULL, NULL);
+    CHECK_EQ_I(r->status, 301);
+    CHECK_STR(header(r, "Location"), "/new");
+    r = call(&v, "GET", "/user/header//?p=2", NULL, NULL);
+    CHECK_EQ_I(r->status, 301);
+    CHECK_STR(header(r, "Location"), "/user/header?p=2");
+    CHECK_EQ_I(call(&v, "POST", "/new/", "application/x-www-form-urlencoded", "")->status, 404);
+    CHECK_EQ_I(call(&v, "GET", "//evil.example/", NULL, NULL)->status, 404); /* never a redirect to "//..." */
+    teardown();
+}
+
+TEST(status_page_shows_the_leaders_view)
+{
+    setup("status.db", 100);
+    struct client v = { 0 };
+    struct response *r = call(&v, "GET", "/status", NULL, NULL);
+    REQUIRE(r->status == 200);
+    /* The test host: node 7 leads; node 8 is unreachable; node 9 matches at 5. */
+    CHECK(body_has(r, "<div class=\"scroll\" tabindex=\"0\" role=\"region\" aria-label=\"members\"><table>"));
+    CHECK(body_has(r, "<tr><td>8</td><td>unreachable</td>"));
+    CHECK(body_has(r, "<tr><td>9</td><td>follower</td><td>5</td>"));
+    CHECK(!body_has(r, "Only the leader knows"));
+    teardown();
+}
+
+TEST(international_domains_are_shown_in_unicode)
+{
+    setup("idn.db", 100);
+    struct client c = { 0 };
+    const char *t = signup(&c, "idn_user");
+    REQUIRE(t);
+    bearer(&c, t);
+    struct response *r = post_json(&c, "/api/v1/links", "{\"title\":\"Books\",\"url\":\"https://B\xc3\xbc" "cher.example/\"}");
+    REQUIRE(r->status == 201);
+    CHECK_STR(json_str(r, "url"), "https://xn--bcher-kva.example/");
+    CHECK_EQ_I(post_json(&c, "/api/v1/links", "{\"title\":\"Again\",\"url\":\"http://xn--bcher-kva.example\"}")->status, 409);
+    r = call(&c, "GET", "/new", NULL, NULL);
+    CHECK(body_has(r, "(b\xc3\xbc" "cher.example)") && body_has(r, "href=\"https://xn--bcher-kva.example/\""));
+    teardown();
+}
+
+/* Inflates a gzip body (zlib), for comparing with the plain one. */
+static char *gunzip(const char *in, size_t len, size_t *out_len)
+{
+    size_t cap = 1 << 20;
+    char *out = malloc(cap);
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (!out || inflateInit2(&z, 15 + 16) != Z_OK) {
+        free(out);
+        return NULL;
+    }
+    z.next_in = (Bytef *)(uintptr_t)in;
+    z.avail_in = (uInt)len;
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)cap;
+    int rc = inflate(&z, Z_FINISH);
+    *out_len = cap - z.avail_out;
+    inflateEnd(&z);
+    if (rc != Z_STREAM_END) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* GET path as a visitor who accepts `ae`; *plain gets the body inflated. */
+static bool gz_same(const char *path, const char *ae, bool *compressed)
+{
+    struct client v = { 0 };
+    struct response *r = call(&v, "GET", path, NULL, NULL);
+    size_t plain_len = r->len;
+    char *plain = malloc(plain_len + 1);
+    memcpy(plain, r->body, plain_len);
+    snprintf(v.extra, sizeof v.extra, "Accept-Encoding: %s\n", ae);
+    r = call(&v, "GET", path, NULL, NULL);
+    const char *vary = header(r, "Vary");
+    bool ok = vary && !strcmp(vary, "Accept-Encoding");
+    const char *ce = header(r, "Content-Encoding");
+    *compressed = ce && !strcmp(ce, "gzip");
+    size_t n = r->len;
+    char *body = *compressed ? gunzip(r->body, r->len, &n) : NULL;
+    const char *cmp = *compressed ? body : r->body;
+    /* Everything but the CSRF token (a new visitor each time) is the same. */
+    ok = ok && cmp && n == plain_len && (*compressed ? r->len < plain_len / 2 : true);
+    size_t diff = 0;
+    for (size_t i = 0; ok && i < n; i++)
+        diff += cmp[i] != plain[i];
+    free(body);
+    free(plain);
+    return ok && diff <= 64;
+}
+
+TEST(pages_are_sent_gzip_compressed_when_accepted)
+{
+    setup("gzip.db", 100);
+    struct client c = { 0 };
+    const char *t = signup(&c, "gzipper");
+    REQUIRE(t);
+    bearer(&c, t);
+    for (int i = 0; i < 20; i++) {
+        char body[200];
+        snprintf(body, sizeof body, "{\"title\":\"Compressible title number %d\",\"url\":\"https://z.example/%d\"}", i, i);
+        REQUIRE(post_json(&c, "/api/v1/links", body)->status == 201);
+    }
+    bool z;
+    /* The front page twice: the second from the cache, compressed once when cached. */
+    CHECK(gz_same("/", "gzip, deflate, br", &z) && z);
+    struct site_stats st0, st;
+    site_get_stats(site, &st0);
+    CHECK(gz_same("/", "br;q=1.0, gzip;q=0.8", &z) && z);
+    site_get_stats(site, &st);
+    CHECK(st.page_cache_hits >= st0.page_cache_hits + 2);
+    CHECK(gz_same("/new?p=1", "GZIP", &z) && z);
+    CHECK(gz_same("/static/site.v3.css", "*", &z) && z);
+    CHECK(gz_same("/", "gzip;q=0", &z) && !z);
+    CHECK(gz_same("/", "identity", &z) && !z);
+    CHECK(gz_same("/", "x-gzip ; q=0.5", &z) && z);
+    /* The JSON API is not compressed. */
+    struct client a = { 0 };
+    snprintf(a.extra, sizeof a.extra, "Accept-Encoding: gzip\n");
+    struct response *r = call(&a, "GET", "/api/v1/links", NULL, NULL);
+    CHECK(r->status == 200 && !header(r, "Content-Encoding") && r->body && r->body[0] == '{');
+    /* A tiny response is not worth it. */
+    r = call(&a, "GET", "/favicon.svg", NULL, NULL);
+    CHECK(r->status == 200 && !header(r, "Content-Encoding") && header(r, "Vary"));
+    teardown();
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/linkraft-site-XXXXXX");
@@ -1696,6 +2018,14 @@ int main(void)
     RUN(users_profiles_about_and_password);
     RUN(settings_page);
     RUN(thread_markup_per_comment_is_small);
+    RUN(link_page_cache_follows_writes_and_the_clock);
+    RUN(one_time_messages_after_actions);
+    RUN(rows_have_ids_and_lists_end_politely);
+    RUN(pages_are_accessible);
+    RUN(link_page_heading_footer_and_trailing_slashes);
+    RUN(status_page_shows_the_leaders_view);
+    RUN(international_domains_are_shown_in_unicode);
+    RUN(pages_are_sent_gzip_compressed_when_accepted);
     uv_loop_close(&loop);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -4,6 +4,7 @@
  * cookies, numbers, HTML escaping, RFC 3339 and relative times.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../harness.h"
@@ -136,6 +137,34 @@ TEST(relative_time_next_change_is_exact)
     CHECK(site_relative_time_next(then, then - 5000) == then + 60 * S);
 }
 
+static bool gz(const char *v) { return site_accepts_gzip(v, strlen(v)); }
+
+TEST(accept_encoding_gzip)
+{
+    CHECK(gz("gzip"));
+    CHECK(gz("gzip, deflate, br, zstd"));
+    CHECK(gz("br;q=1.0, GZIP;q=0.001"));
+    CHECK(gz("x-gzip"));
+    CHECK(gz("*"));
+    CHECK(gz("deflate,gzip"));
+    CHECK(gz(" gzip ; q=0.5 "));
+    CHECK(!gz(""));
+    CHECK(!gz("identity"));
+    CHECK(!gz("gzip;q=0"));
+    CHECK(!gz("gzip;q=0.000"));
+    CHECK(!gz("*;q=0"));
+    CHECK(!gz("gzipx"));
+    CHECK(!gz("br, deflate"));
+    CHECK(gz("gzip;q=0.0001"));  /* not a valid qvalue, but not zero either */
+    CHECK(!gz(",,;;q="));
+    /* Round trip of the compression, checked against the gzip magic. */
+    size_t n = 0;
+    char *z = site_gzip("hello hello hello hello", 23, &n);
+    REQUIRE(z);
+    CHECK(n > 18 && (unsigned char)z[0] == 0x1f && (unsigned char)z[1] == 0x8b);
+    free(z);
+}
+
 int main(void)
 {
     RUN(form_fields_decode_and_refuse);
@@ -143,5 +172,6 @@ int main(void)
     RUN(numbers);
     RUN(html_escaping_and_times);
     RUN(relative_time_next_change_is_exact);
+    RUN(accept_encoding_gzip);
     return HARNESS_END();
 }

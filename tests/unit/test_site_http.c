@@ -155,6 +155,60 @@ TEST(a_visit_over_the_wire)
     CHECK(strstr(header(a, "Content-Type"), "text/html"));
 }
 
+/* A cached page (an anonymous visitor's /link/ID) is lent to the HTTP
+ * server, not copied (http_respond_lent): many at once, plain and gzip,
+ * and HEAD; the cache lets go of the bytes only when the last response is
+ * done with them (ASan checks). */
+TEST(cached_pages_are_lent_to_the_server)
+{
+    struct answer *a = call("POST", "/api/v1/signup", "Content-Type: application/json\r\n",
+                            "{\"username\":\"lender\",\"password\":\"correct horse\"}");
+    REQUIRE(a->status == 201);
+    const char *s = strstr(a->headers, "lr_session=");
+    REQUIRE(s);
+    char headers[400];
+    snprintf(headers, sizeof headers, "Cookie: %.*s\r\nContent-Type: application/json\r\nOrigin: http://%s\r\n",
+             (int)(strchr(s, ';') - s), s, addr);
+    a = call("POST", "/api/v1/links", headers, "{\"title\":\"Lent\",\"url\":\"http://lent.example/\"}");
+    REQUIRE(a->status == 201);
+    char path[64];
+    snprintf(path, sizeof path, "/link/%s", strstr(a->body, "\"id\":") + 5);
+    *strchr(path, ',') = 0;
+    for (int i = 0; i < 30; i++) {
+        char body[200];
+        snprintf(body, sizeof body, "{\"text\":\"Comment number %d, long enough to make the page compress well\"}", i);
+        char cpath[128];
+        snprintf(cpath, sizeof cpath, "/api/v1/links/%s/comments", path + 6);
+        REQUIRE(call("POST", cpath, headers, body)->status == 201);
+    }
+    a = call("GET", path, NULL, NULL); /* renders and caches */
+    REQUIRE(a->status == 200);
+    char *first = a->body;
+    size_t first_len = a->len;
+    a->body = NULL;
+    struct site_stats st0, st;
+    site_get_stats(site, &st0);
+    static struct answer many[24];
+    for (int i = 0; i < 24; i++)
+        REQUIRE(start_call(&many[i], i % 3 == 2 ? "HEAD" : "GET", path,
+                           i % 3 == 1 ? "Accept-Encoding: gzip\r\n" : NULL, NULL, 0) == 0);
+    REQUIRE(wait_all(many, 24));
+    site_get_stats(site, &st);
+    CHECK(st.page_cache_hits >= st0.page_cache_hits + 24);
+    for (int i = 0; i < 24; i++) {
+        CHECK_EQ_I(many[i].status, 200);
+        if (i % 3 == 0)
+            CHECK(many[i].len == first_len && !memcmp(many[i].body, first, first_len));
+        if (i % 3 == 1)
+            CHECK(header(&many[i], "Content-Encoding") && many[i].len > 18 && many[i].len < first_len / 2 &&
+                  (unsigned char)many[i].body[0] == 0x1f);
+        if (i % 3 == 2)
+            CHECK(many[i].len == 0 && (size_t)atol(header(&many[i], "Content-Length")) == first_len);
+        free(many[i].body);
+    }
+    free(first);
+}
+
 TEST(server_limits_stand_in_front_of_the_site)
 {
     static char big[70 * 1024];
@@ -235,6 +289,7 @@ int main(void)
         return 1;
     }
     RUN(a_visit_over_the_wire);
+    RUN(cached_pages_are_lent_to_the_server);
     RUN(server_limits_stand_in_front_of_the_site);
     RUN(many_logins_at_once_share_the_hashing_slots);
     http_client_destroy(client);

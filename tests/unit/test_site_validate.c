@@ -87,10 +87,37 @@ TEST(only_http_urls_with_a_host)
     CHECK(refused("http://[::1/"));
     CHECK(refused("http://[::g]/"));
     CHECK(refused("http://[::1]x/"));
-    CHECK(refused("http://caf\xc3\xa9.com/"));   /* not punycode */
+    CHECK(refused("http://a\xe2\x80\x8b\xf0\x9f\x98\x80--.com/")); /* not a valid IDN */
     CHECK(refused("http://example.com/\xff"));   /* not UTF-8 */
     const char *m = site_parse_url("ftp://x", 7, &u);
     CHECK(m && strstr(m, "http"));
+}
+
+/* International domain names (IDNA2008, UTS #46 mapping, as browsers do):
+ * accepted, kept as punycode so every spelling is one link, shown in
+ * Unicode again. */
+TEST(international_domain_names_become_punycode)
+{
+    const char *in = "https://B\xc3\xbc" "cher.example/caf\xc3\xa9?q=1";
+    REQUIRE(site_parse_url(in, strlen(in), &u) == NULL);
+    CHECK_STR(u.url, "https://xn--bcher-kva.example/caf\xc3\xa9?q=1");
+    CHECK_STR(u.domain, "xn--bcher-kva.example");
+    CHECK_STR(u.norm, "//xn--bcher-kva.example/caf\xc3\xa9?q=1");
+    struct site_url v;
+    const char *ace = "http://www.xn--bcher-kva.example:443/caf\xc3\xa9?q=1";
+    REQUIRE(site_parse_url(ace, strlen(ace), &v) == NULL);
+    CHECK_STR(v.norm, "//xn--bcher-kva.example:443/caf\xc3\xa9?q=1");
+    const char *port = "http://caf\xc3\xa9.example:8080/";
+    REQUIRE(site_parse_url(port, strlen(port), &v) == NULL);
+    CHECK_STR(v.url, "http://xn--caf-dma.example:8080/");
+    char shown[SITE_DOMAIN_CAP];
+    site_domain_display("xn--bcher-kva.example", shown, sizeof shown);
+    CHECK_STR(shown, "b\xc3\xbc" "cher.example");
+    site_domain_display("example.com", shown, sizeof shown);
+    CHECK_STR(shown, "example.com");
+    site_domain_display("xn--zz.example", shown, sizeof shown); /* not decodable: as stored */
+    CHECK_STR(shown, "xn--zz.example");
+    CHECK(refused("http://\xe2\x98\x83\xe2\x80\x8d.example/")); /* a joiner where IDNA2008 forbids it */
 }
 
 TEST(url_length_limit)
@@ -227,6 +254,7 @@ int main(void)
     RUN(same_link_whatever_the_spelling);
     RUN(original_and_domain_are_kept);
     RUN(only_http_urls_with_a_host);
+    RUN(international_domain_names_become_punycode);
     RUN(url_length_limit);
     RUN(usernames);
     RUN(passwords);

@@ -877,6 +877,34 @@ TEST(thread_is_one_indexed_query)
     store_close(st);
 }
 
+/* A comment's apply runs six statements: each is prepared once per
+ * connection and kept (store_cached_stmt), not prepared again per entry. */
+TEST(comment_statements_are_prepared_once)
+{
+    struct store *st = open_db("cstmt.db");
+    REQUIRE(st);
+    static struct log l;
+    l.n = 0;
+    struct hash a = H(1);
+    signup(&l, T0, "alice", "alice", &a);
+    post(&l, T0, &a, "One", "http://one.example/", NULL);
+    for (int i = 0; i < 20; i++)
+        comment(&l, T0 + 10 + i, &a, 1, i ? i : 0, "a comment", NULL);
+    static struct store_result r[32];
+    REQUIRE(apply_all(st, &l, r) == STORE_OK);
+    CHECK_EQ_I(r[21].status, CMD_OK);
+    int inserts = 0;
+    for (sqlite3_stmt *s = sqlite3_next_stmt(store_db(st), NULL); s; s = sqlite3_next_stmt(store_db(st), s))
+        if (!strncmp(sqlite3_sql(s), "INSERT INTO comments(", 21)) {
+            inserts++;
+            CHECK_EQ_I(sqlite3_stmt_status(s, SQLITE_STMTSTATUS_RUN, 0), 20);
+            CHECK(!sqlite3_stmt_busy(s)); /* reset after use: no read left open */
+        }
+    CHECK_EQ_I(inserts, 1);
+    log_free(&l);
+    store_close(st);
+}
+
 /* ---- Text posts, editing, deleting ------------------------------------------------ */
 
 static void post_text(struct log *l, uint64_t t, const struct hash *sess, const char *title, const char *url,
@@ -1134,6 +1162,7 @@ int main(void)
     RUN(comment_edit_window_and_delete_rules);
     RUN(schema_1_database_is_migrated);
     RUN(thread_is_one_indexed_query);
+    RUN(comment_statements_are_prepared_once);
     RUN(text_posts_edit_and_delete);
     RUN(profiles_karma_about_and_password_change);
     RUN(session_lookups_see_every_change_while_cached);
