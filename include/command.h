@@ -6,7 +6,7 @@
  *   - time_ms: the proposer's clock, the only clock apply ever looks at;
  *   - an idempotency scope and key (both may be empty): a repeat of the same
  *     (scope, key) returns the first result and changes nothing.
- * Layout: u8 version (1) | u8 type | u64 time_ms | str scope | str idem_key |
+ * Layout: u8 version (1, or 2 with flags) | u8 type | [u8 flags: version 2] | u64 time_ms | str scope | str idem_key |
  * fields of the type. Integers little endian; str = u16 length + bytes.
  * Decoding checks every length and rejects trailing bytes.
  *
@@ -24,6 +24,14 @@
 #include <stdint.h>
 
 #define COMMAND_VERSION 1
+/* Version 2 adds one byte of flags after the type; a command without flags
+ * is still encoded as version 1, so entries already in logs read as before. */
+#define COMMAND_VERSION_FLAGS 2
+/* The proposer was started with --rate-limits off: apply skips the per-user
+ * limits on new content (SPEC §5) for this command. Carried in the command so
+ * that the decision is the log's, identical on every replica. */
+#define COMMAND_FLAG_NO_RATE_LIMIT 0x01
+#define COMMAND_FLAGS_KNOWN 0x01
 #define COMMAND_MAX_STR 4096
 
 enum command_type {
@@ -93,6 +101,9 @@ enum command_status {
     CMD_ERR_DENIED = 4,     /* e.g. no live session */
     CMD_ERR_FORBIDDEN = 5,  /* a live session, but not allowed: not the author, too late to edit */
     CMD_ERR_INVALID = 6,    /* refers to something it may not: e.g. a parent comment of another link */
+    CMD_ERR_RATE_LIMITED = 7, /* over the user's rate of new content (store_rate_*): result count =
+                                 seconds until one more is allowed. Never remembered under an
+                                 idempotency key: a retry after the wait may succeed */
 };
 
 struct command_str {
@@ -102,6 +113,7 @@ struct command_str {
 
 struct command {
     uint8_t type;
+    uint8_t flags;                  /* COMMAND_FLAG_* (0: encoded as version 1) */
     uint64_t time_ms;
     struct command_str scope, idem_key;
     struct command_str key, value;  /* KV, MEMBER_ADDR */

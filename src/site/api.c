@@ -366,6 +366,7 @@ static void post_done(void *arg, int status, uint64_t index, const struct store_
     case CMD_OK: break;
     case CMD_ERR_CONFLICT: reply_duplicate(r, res->id); return;
     case CMD_ERR_DENIED: fail_login_needed(r); return;
+    case CMD_ERR_RATE_LIMITED: site_fail_rate_limited(r, res->count, false); return;
     default: site_fail(r, 400, "invalid", "the link was refused as malformed"); return;
     }
     char path[40];
@@ -816,9 +817,13 @@ bool site_api_route(struct site_req *r, const char *path, bool *answered)
         r->step = api_me;
         return true;
     }
+    if (!strcmp(p, "/search"))
+        return site_search_api_route(r, answered);
     if (!strcmp(p, "/links")) {
         if (method_is(r, "POST")) {
             r->step = api_links_post;
+        } else if (r->head_or_get && site_domain_api_route(r, answered)) {
+            return true;
         } else if (r->head_or_get) {
             if (!parse_list_query(r)) {
                 *answered = true;

@@ -71,9 +71,10 @@ static void page_begin(struct buf *b, struct site_req *r, const char *title)
                 "<meta name=\"color-scheme\" content=\"light dark\"><title>");
     esc(b, title);
     buf_puts(b, " · linkraft</title><link rel=\"stylesheet\" href=\"" CSS_PATH "\">"
-                "<link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\"></head><body>"
+                "<link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">"
+                "<link rel=\"alternate\" type=\"application/atom+xml\" title=\"New links\" href=\"/feed\"></head><body>"
                 "<header><nav aria-label=\"main\"><a class=\"brand\" href=\"/\">linkraft</a>"
-                "<a href=\"/new\">new</a><a href=\"/top\">top</a><a href=\"/submit\">submit</a><span class=\"me\">");
+                "<a href=\"/new\">new</a><a href=\"/top\">top</a><a href=\"/submit\">submit</a><a href=\"/search\">search</a><span class=\"me\">");
     if (r->logged_in) {
         buf_puts(b, "<a href=\"/user/");
         esc(b, r->user.name);
@@ -127,10 +128,12 @@ static void link_item(struct buf *b, struct site_req *r, const struct store_link
     }
     esc(b, l->title);
     buf_puts(b, "</a>");
-    if (domain[0]) {
-        buf_puts(b, " <span class=\"dom\">(");
+    if (domain[0]) { /* the domain leads to its other links (/from/DOMAIN) */
+        buf_puts(b, " <span class=\"dom\"><a href=\"/from/");
         esc(b, domain);
-        buf_puts(b, ")</span>");
+        buf_puts(b, "\">(");
+        esc(b, domain);
+        buf_puts(b, ")</a></span>");
     }
     buf_printf(b, "<div class=\"meta\">%" PRId64 " like%s · by <a href=\"/user/", l->likes, l->likes == 1 ? "" : "s");
     esc(b, l->author);
@@ -734,6 +737,8 @@ bool site_pages_route(struct site_req *r, const char *path, bool *answered)
     }
     if (!strcmp(path, "/logout"))
         return site_route(r, NULL, page_logout_post, answered);
+    if (site_finding_route(r, path, answered))
+        return true;
     if (!strcmp(path, "/status"))
         return site_route(r, page_status, NULL, answered);
     if (!strcmp(path, CSS_PATH))
@@ -778,4 +783,9 @@ void site_page_begin(struct buf *b, struct site_req *r, const char *title) { pag
 void site_page_end(struct buf *b, struct site_req *r) { page_end(b, r); }
 void site_page_send(struct site_req *r, int status, struct buf *b) { reply_page(r, status, b); }
 void site_csrf_field(struct buf *b, struct site_req *r) { csrf_field(b, r); }
+void site_link_list(struct buf *b, struct site_req *r, const struct store_link *links, size_t n, unsigned first,
+                    const char *next)
+{
+    link_list(b, r, links, n, first, next);
+}
 bool site_form_ok(struct site_req *r) { return form_ok(r); }

@@ -270,6 +270,8 @@ void site_wrote(struct site_req *r, uint64_t index)
 void site_propose(struct site_req *r, struct command *c, site_write_cb cb)
 {
     c->time_ms = r->s->host.now_ms(r->s->host.ctx);
+    if (r->s->o.rate_limits_off)
+        c->flags |= COMMAND_FLAG_NO_RATE_LIMIT;
     size_t size = command_size(c);
     uint8_t *data = malloc(size);
     long len = data ? command_encode(c, data, size) : -1;

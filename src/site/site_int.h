@@ -309,12 +309,29 @@ bool site_users_page_route(struct site_req *r, const char *path, bool *answered)
 /* Karma, comment count and about, for the /user/NAME page. */
 void site_user_profile_html(struct buf *b, struct site_req *r, const struct store_user *u);
 
+/* 429 with Retry-After for new content over its user's rate (limits.c). */
+void site_fail_rate_limited(struct site_req *r, int64_t seconds, bool comment);
+
+/* ---- search.c, feed.c: finding things (SPEC §5) ------------------------------------ */
+
+/* GET /api/v1/search?q=&limit&offset. */
+bool site_search_api_route(struct site_req *r, bool *answered);
+/* GET /api/v1/links?domain=...: false if the query has no domain. */
+bool site_domain_api_route(struct site_req *r, bool *answered);
+/* The pages /search, /from/DOMAIN and the feeds; false if not theirs. */
+bool site_finding_route(struct site_req *r, const char *path, bool *answered);
+/* /feed, /user/NAME/feed, /link/ID/feed; false if not theirs. */
+bool site_feed_route(struct site_req *r, const char *path, bool *answered);
+
 /* ---- pages.c, for thread.c --------------------------------------------------------- */
 
 void site_page_begin(struct buf *b, struct site_req *r, const char *title);
 void site_page_end(struct buf *b, struct site_req *r);
 void site_page_send(struct site_req *r, int status, struct buf *b);
 void site_csrf_field(struct buf *b, struct site_req *r);
+/* A list of links as on / (numbered from first; next: where a like returns). */
+void site_link_list(struct buf *b, struct site_req *r, const struct store_link *links, size_t n, unsigned first,
+                    const char *next);
 /* A posted form's CSRF token and next field; false after answering 403. */
 bool site_form_ok(struct site_req *r);
 

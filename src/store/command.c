@@ -173,8 +173,12 @@ static void write_command(struct writer *w, const struct command *c)
         w->bad = 1;
         return;
     }
-    put_u8(w, COMMAND_VERSION);
+    if (c->flags & ~COMMAND_FLAGS_KNOWN)
+        w->bad = 1;
+    put_u8(w, c->flags ? COMMAND_VERSION_FLAGS : COMMAND_VERSION);
     put_u8(w, c->type);
+    if (c->flags)
+        put_u8(w, c->flags);
     put_u64(w, c->time_ms);
     if (c->scope.len > COMMAND_MAX_STR || c->idem_key.len > COMMAND_MAX_STR)
         w->bad = 1;
@@ -193,7 +197,7 @@ static void write_command(struct writer *w, const struct command *c)
 
 size_t command_size(const struct command *c)
 {
-    size_t size = 1 + 1 + 8 + 2 + c->scope.len + 2 + c->idem_key.len;
+    size_t size = 1 + 1 + (c->flags ? 1 : 0) + 8 + 2 + c->scope.len + 2 + c->idem_key.len;
     struct command copy = *c;
     struct layout l;
     int n = layout_of(&copy, &l);
@@ -217,9 +221,15 @@ int command_decode(struct command *c, const uint8_t *buf, size_t len)
 {
     memset(c, 0, sizeof *c);
     struct reader r = { buf, buf + len, 0 };
-    if (get_u8(&r) != COMMAND_VERSION)
+    uint8_t version = get_u8(&r);
+    if (version != COMMAND_VERSION && version != COMMAND_VERSION_FLAGS)
         return -1;
     c->type = get_u8(&r);
+    if (version == COMMAND_VERSION_FLAGS) {
+        c->flags = get_u8(&r);
+        if (!c->flags || (c->flags & ~COMMAND_FLAGS_KNOWN))
+            return -1; /* one encoding per command: no flags is version 1 */
+    }
     c->time_ms = get_u64(&r);
     c->scope = get_str(&r);
     c->idem_key = get_str(&r);

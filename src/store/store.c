@@ -39,9 +39,7 @@ enum stmt_id {
 };
 
 /* The columns every link query returns, in this order (read_link). */
-#define LINK_COLS "SELECT l.id, l.title, l.url, u.name, l.created, l.likes, l.hot, l.comments, l.edited," \
-                  " l.text IS NOT NULL FROM links l " \
-                  "JOIN users u ON u.id = l.author_id "
+#define LINK_COLS STORE_LINK_COLS
 #define USER_COLS "SELECT id, name, lname, pwhash, created FROM users "
 
 
@@ -69,8 +67,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_SESSION_USER] = "SELECT u.id, u.name, u.lname, u.pwhash, u.created FROM sessions s"
                        " JOIN users u ON u.id = s.user_id WHERE s.hash = ?1 AND s.expires > ?2",
     [S_SESSION_EXPIRE] = "DELETE FROM sessions WHERE expires <= ?1",
-    [S_LINK_INSERT] = "INSERT INTO links(author_id, title, url, url_norm, created, likes, hot)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+    [S_LINK_INSERT] = "INSERT INTO links(author_id, title, url, url_norm, created, likes, hot, domain, rdomain)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
     [S_LINK_BY_URL] = "SELECT id FROM links WHERE url_norm = ?1",
     [S_LINK_LIKES] = "SELECT likes, created FROM links WHERE id = ?1 AND deleted = 0",
     [S_LINK_SET_LIKES] = "UPDATE links SET likes = ?2, hot = ?3 WHERE id = ?1",
@@ -262,6 +260,11 @@ static int open_db(struct store *st)
     if (sqlite3_exec(st->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, &msg) != SQLITE_OK ||
         sqlite3_exec(st->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
         int rc = classify(sqlite3_extended_errcode(st->db));
+        /* A damaged page of the schema itself (sqlite_master spans several
+         * pages since schema 3) fails the schema's load as a plain I/O
+         * error: the checksum VFS knows better. */
+        if (rc == STORE_EIO && (sqlite3_extended_errcode(st->db) & 0xff) == SQLITE_IOERR && cksum_vfs_damage_seen())
+            rc = STORE_ECORRUPT;
         if (rc == STORE_ECORRUPT)
             snprintf(st->errmsg, sizeof st->errmsg, "the database %s is damaged (a page checksum or its "
                      "structure does not check: %s)", st->path, msg ? msg : "?");
@@ -274,7 +277,8 @@ static int open_db(struct store *st)
     int crc = check_db(st->db, st->path, st->errmsg, sizeof st->errmsg);
     if (crc)
         return crc;
-    if (store_comments_migrate(st->db, st->errmsg, sizeof st->errmsg))
+    if (store_comments_migrate(st->db, st->errmsg, sizeof st->errmsg) ||
+        store_search_migrate(st->db, st->errmsg, sizeof st->errmsg))
         return STORE_EIO;
     for (int i = 0; i < S_COUNT; i++)
         if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK)
@@ -406,6 +410,7 @@ static int step_one(sqlite3_stmt *s, void (*read)(sqlite3_stmt *, void *), void 
     return found;
 }
 
+void store_read_link(sqlite3_stmt *s, struct store_link *l) { read_link(s, l); }
 static void read_user_v(sqlite3_stmt *s, void *out) { read_user(s, out); }
 static void read_link_v(sqlite3_stmt *s, void *out) { read_link(s, out); }
 static void read_id_v(sqlite3_stmt *s, void *out) { *(int64_t *)out = sqlite3_column_int64(s, 0); }
@@ -501,6 +506,10 @@ static int link_post(struct store *st, const struct command *c, struct store_res
     bind_text(s, 4, c->url_norm);
     sqlite3_bind_int64(s, 5, (sqlite3_int64)c->time_ms);
     sqlite3_bind_double(s, 6, store_hot_score(0, c->time_ms));
+    char domain[STORE_DOMAIN_CAP], rdomain[STORE_DOMAIN_CAP];
+    store_link_domain(c->url_norm.p, c->url_norm.len, domain, rdomain, sizeof domain);
+    sqlite3_bind_text(s, 7, domain, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 8, rdomain, -1, SQLITE_STATIC);
     if (step_done(st, s))
         return STORE_EIO;
     res->id = sqlite3_last_insert_rowid(st->db);
@@ -672,7 +681,14 @@ static int apply_one(struct store *st, const struct raft_entry *e, struct store_
         if (found)
             return STORE_OK;
     }
-    if (execute(st, &c, res))
+    /* New content over its user's rate is refused here, at apply, so every
+     * replica decides alike; the refusal is not remembered under the key. */
+    int limited = store_rate_check(st, &c, res);
+    if (limited < 0)
+        return STORE_EIO;
+    if (limited)
+        return STORE_OK;
+    if (execute(st, &c, res) || store_rate_note(st, &c, res))
         return STORE_EIO;
     if (c.idem_key.len && idem_record(st, &c, res))
         return STORE_EIO;
