@@ -79,6 +79,12 @@ enum command_type {
     CMD_PASSWORD_SET = 25,   /* session, pwhash: the new hash (the old password was
                                 proven by the proposer); every other session of the
                                 user ends */
+    /* Flags (src/store/flags.c): one per user and link or comment, both
+     * directions idempotent. NOT_FOUND if the link or comment is gone. */
+    CMD_FLAG = 26,           /* session, link_id. Result: id, count = flags, flag = 1 */
+    CMD_UNFLAG = 27,         /* session, link_id. Result: id, count = flags, flag = 0 */
+    CMD_COMMENT_FLAG = 28,   /* session, comment_id. As CMD_FLAG */
+    CMD_COMMENT_UNFLAG = 29, /* session, comment_id. As CMD_UNFLAG */
 };
 
 #define COMMAND_HASH_LEN 32          /* SHA-256 of a session token */

@@ -272,6 +272,9 @@ int store_user_profile(struct store *st, int64_t user_id, int64_t *karma, int64_
 int store_comments_by_user(struct store *st, int64_t user_id, unsigned limit, unsigned offset,
                            struct store_comment **out, size_t *n);
 
+/* Whether user_id flagged link (comment false) or comment id (flags.c). */
+int store_flagged(struct store *st, int64_t user_id, bool comment, int64_t id);
+
 /* liked[i] = 1 if user_id likes the comment ids[i], else 0. */
 int store_comments_liked(struct store *st, int64_t user_id, const int64_t *ids, size_t n, uint8_t *liked);
 
@@ -284,6 +287,10 @@ int store_comments_liked(struct store *st, int64_t user_id, const int64_t *ids, 
 #define STORE_DOMAIN_CAP 256
 #define STORE_SEARCH_MAX_WORDS 32       /* words of a query beyond these are ignored */
 #define STORE_SEARCH_QUERY_CAP 4096
+/* Flags: a link flagged by this many users leaves the hot and new listings
+ * (its own page, search and top stay). Written into the listings' SQL. */
+#define STORE_FLAGS_HIDE 5
+
 /* Rate limits on new content per user, decided at apply on the log clock. */
 #define STORE_RATE_LINKS_NEW 5          /* links per hour, accounts younger than a day */
 #define STORE_RATE_LINKS 10             /* links per hour after */

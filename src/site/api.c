@@ -819,6 +819,8 @@ bool site_api_route(struct site_req *r, const char *path, bool *answered)
     }
     if (!strcmp(p, "/search"))
         return site_search_api_route(r, answered);
+    if (site_flag_api_route(r, p, answered))
+        return true;
     if (!strcmp(p, "/links")) {
         if (method_is(r, "POST")) {
             r->step = api_links_post;

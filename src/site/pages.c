@@ -286,6 +286,7 @@ static void page_link(struct site_req *r)
         csrf_field(&b, r);
         buf_puts(&b, "<button class=\"link\">delete</button></form></div>");
     }
+    site_flag_html(&b, r, l);
     buf_puts(&b, "</article>");
     site_thread_html(&b, r, l);
     page_end(&b, r);

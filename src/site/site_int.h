@@ -309,6 +309,12 @@ bool site_users_page_route(struct site_req *r, const char *path, bool *answered)
 /* Karma, comment count and about, for the /user/NAME page. */
 void site_user_profile_html(struct buf *b, struct site_req *r, const struct store_user *u);
 
+/* Flags (flags.c): the API's /links/ID/flag and /comments/ID/flag, the
+ * page's /link/ID/flag (false if not theirs), and the form on /link/ID. */
+bool site_flag_api_route(struct site_req *r, const char *p, bool *answered);
+bool site_flag_page_route(struct site_req *r, const char *path, bool *answered);
+void site_flag_html(struct buf *b, struct site_req *r, const struct store_link *l);
+
 /* 429 with Retry-After for new content over its user's rate (limits.c). */
 void site_fail_rate_limited(struct site_req *r, int64_t seconds, bool comment);
 

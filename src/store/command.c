@@ -125,7 +125,9 @@ static int layout_of(struct command *c, struct layout *l)
         F(url_norm, COMMAND_MAX_URL);
         break;
     case CMD_LIKE:
-    case CMD_UNLIKE: F(session, COMMAND_HASH_LEN); l->has_link_id = 1; break;
+    case CMD_UNLIKE:
+    case CMD_FLAG:
+    case CMD_UNFLAG: F(session, COMMAND_HASH_LEN); l->has_link_id = 1; break;
     case CMD_COMMENT_POST:
         F(session, COMMAND_HASH_LEN); F(text, COMMAND_MAX_TEXT_BYTES);
         l->has_link_id = l->has_comment_id = 1;
@@ -145,7 +147,9 @@ static int layout_of(struct command *c, struct layout *l)
     case CMD_PASSWORD_SET: F(session, COMMAND_HASH_LEN); F(pwhash, COMMAND_MAX_PWHASH); break;
     case CMD_COMMENT_DELETE:
     case CMD_COMMENT_LIKE:
-    case CMD_COMMENT_UNLIKE: F(session, COMMAND_HASH_LEN); l->has_comment_id = 1; break;
+    case CMD_COMMENT_UNLIKE:
+    case CMD_COMMENT_FLAG:
+    case CMD_COMMENT_UNFLAG: F(session, COMMAND_HASH_LEN); l->has_comment_id = 1; break;
     default: return -1;
     }
 #undef F

@@ -43,6 +43,11 @@ void store_link_domain(const char *url_norm, size_t len, char *domain, char *rdo
 int store_rate_check(struct store *st, const struct command *c, struct store_result *res);
 int store_rate_note(struct store *st, const struct command *c, const struct store_result *res);
 
+/* Flags (flags.c): the schema 4 migration (flags tables and counts) and
+ * CMD_FLAG, CMD_UNFLAG, CMD_COMMENT_FLAG, CMD_COMMENT_UNFLAG at apply. */
+int store_flags_migrate(struct sqlite3 *db, char *err, size_t errcap);
+int store_flags_execute(struct store *st, const struct command *c, struct store_result *res);
+
 /* The columns every link query returns, in this order (store_read_link). */
 #define STORE_LINK_COLS "SELECT l.id, l.title, l.url, u.name, l.created, l.likes, l.hot, l.comments, l.edited," \
                         " l.text IS NOT NULL FROM links l " \

@@ -186,7 +186,7 @@ static int link_rows(struct store *st, sqlite3_stmt *s, unsigned limit, struct s
                      const char *what)
 {
     *n = 0;
-    int rc;
+    int rc = SQLITE_DONE;
     while (*n < limit && (rc = sqlite3_step(s)) == SQLITE_ROW)
         store_read_link(s, &out[(*n)++]);
     if (*n == limit)

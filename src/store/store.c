@@ -40,6 +40,9 @@ enum stmt_id {
 
 /* The columns every link query returns, in this order (read_link). */
 #define LINK_COLS STORE_LINK_COLS
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define HIDE STR(STORE_FLAGS_HIDE)
 #define USER_COLS "SELECT id, name, lname, pwhash, created FROM users "
 
 
@@ -76,8 +79,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_LIKE_DELETE] = "DELETE FROM likes WHERE link_id = ?1 AND user_id = ?2",
     [S_LIKED] = "SELECT 1 FROM likes WHERE link_id = ?1 AND user_id = ?2",
     [S_LINK_GET] = LINK_COLS "WHERE l.id = ?1 AND l.deleted = 0",
-    [S_LINKS_HOT] = LINK_COLS "WHERE l.deleted = 0 ORDER BY l.hot DESC, l.id DESC LIMIT ?1 OFFSET ?2",
-    [S_LINKS_NEW] = LINK_COLS "WHERE l.deleted = 0 ORDER BY l.id DESC LIMIT ?1 OFFSET ?2",
+    /* A link flagged by STORE_FLAGS_HIDE users leaves hot and new (SPEC §5). */
+    [S_LINKS_HOT] = LINK_COLS "WHERE l.deleted = 0 AND l.flags < " HIDE " ORDER BY l.hot DESC, l.id DESC LIMIT ?1 OFFSET ?2",
+    [S_LINKS_NEW] = LINK_COLS "WHERE l.deleted = 0 AND l.flags < " HIDE " ORDER BY l.id DESC LIMIT ?1 OFFSET ?2",
     [S_LINKS_TOP] = LINK_COLS "WHERE l.deleted = 0 ORDER BY l.likes DESC, l.id DESC LIMIT ?1 OFFSET ?2",
     [S_LINKS_USER] = LINK_COLS "WHERE l.author_id = ?3 AND l.deleted = 0 ORDER BY l.id DESC LIMIT ?1 OFFSET ?2",
     [S_COUNTS] = "SELECT (SELECT coalesce(max(id), 0) FROM users), (SELECT coalesce(max(id), 0) FROM links)",
@@ -278,7 +282,8 @@ static int open_db(struct store *st)
     if (crc)
         return crc;
     if (store_comments_migrate(st->db, st->errmsg, sizeof st->errmsg) ||
-        store_search_migrate(st->db, st->errmsg, sizeof st->errmsg))
+        store_search_migrate(st->db, st->errmsg, sizeof st->errmsg) ||
+        store_flags_migrate(st->db, st->errmsg, sizeof st->errmsg))
         return STORE_EIO;
     for (int i = 0; i < S_COUNT; i++)
         if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK)
@@ -592,6 +597,11 @@ static int execute(struct store *st, const struct command *c, struct store_resul
     case CMD_ABOUT_SET:
     case CMD_PASSWORD_SET:
         return store_users_execute(st, c, res);
+    case CMD_FLAG:
+    case CMD_UNFLAG:
+    case CMD_COMMENT_FLAG:
+    case CMD_COMMENT_UNFLAG:
+        return store_flags_execute(st, c, res);
     case CMD_COMMENT_POST:
     case CMD_COMMENT_EDIT:
     case CMD_COMMENT_DELETE:

@@ -255,3 +255,56 @@ def test_rate_limits_flag(make_cluster, tmp_path):
         r = c.req(1, "POST", "/api/v1/links", {"title": "Fast %d" % n, "url": "https://f.example/%d" % n},
                   bearer(erin))
         assert r.status == 201, (n, r.body)
+
+
+def test_flags_hide_a_link_from_hot_and_new_everywhere(make_cluster):
+    c = make_cluster(3)
+    c.start_all()
+    leader = c.wait_leader()
+    gw = c.start_gateway()
+    doers = every(c, gw)
+    owner, _ = signup(c, leader, "owner")
+    tokens = [signup(c, 1 + n % 3, "flagger%d" % n)[0] for n in range(5)]
+    r = c.req(leader, "POST", "/api/v1/links", {"title": "Buy now", "url": "https://spam.example/"}, bearer(owner))
+    spam = r.json()["id"]
+    r = c.req(leader, "POST", "/api/v1/links", {"title": "Fine", "url": "https://fine.example/"}, bearer(owner))
+    fine = r.json()["id"]
+    r = c.req(leader, "POST", "/api/v1/links/%d/comments" % fine, {"text": "hm"}, bearer(owner))
+    comment = r.json()["id"]
+    # Four flags, each through another node or the gateway; a repeat counts once.
+    for n in range(4):
+        name, do = doers[n % len(doers)]
+        r = do("POST", "/api/v1/links/%d/flag" % spam, None, bearer(tokens[n]))
+        assert r.status == 200 and r.json() == {"id": spam, "flags": n + 1, "flagged": True}, (name, r.body)
+    r = c.req(2, "POST", "/api/v1/links/%d/flag" % spam, None, bearer(tokens[0]))
+    assert r.json() == {"id": spam, "flags": 4, "flagged": True}
+    for name, do in doers:
+        ids = [l["id"] for l in do("GET", "/api/v1/links?sort=new", None, after(r)).json()["links"]]
+        assert spam in ids, name
+    r = request(gw, "POST", "/api/v1/links/%d/flag" % spam, None, bearer(tokens[4]))
+    assert r.json()["flags"] == 5
+    last = r
+    for name, do in doers:
+        for sort in ("new", "hot"):
+            ids = [l["id"] for l in do("GET", "/api/v1/links?sort=" + sort, None, after(last)).json()["links"]]
+            assert spam not in ids and fine in ids, (name, sort, ids)
+        ids = [l["id"] for l in do("GET", "/api/v1/links?sort=top", None, after(last)).json()["links"]]
+        assert spam in ids, name
+        assert do("GET", "/api/v1/links/%d" % spam, None, after(last)).status == 200, name
+        page = do("GET", "/link/%d" % spam, None, bearer(tokens[4], after(last))).body.decode()
+        assert 'action="/link/%d/flag"' % spam in page and ">unflag<" in page, name
+        assert "Buy now" not in do("GET", "/", None, after(last)).body.decode(), name
+    # Undo; comments; errors.
+    r = c.req(1, "DELETE", "/api/v1/links/%d/flag" % spam, None, bearer(tokens[4]))
+    assert r.json() == {"id": spam, "flags": 4, "flagged": False}
+    ids = [l["id"] for l in request(gw, "GET", "/api/v1/links?sort=new", None, after(r)).json()["links"]]
+    assert spam in ids
+    r = c.req(3, "POST", "/api/v1/comments/%d/flag" % comment, None, bearer(tokens[0]))
+    assert r.json() == {"id": comment, "flags": 1, "flagged": True}, r.body
+    r = c.req(3, "DELETE", "/api/v1/comments/%d/flag" % comment, None, bearer(tokens[0]))
+    assert r.json() == {"id": comment, "flags": 0, "flagged": False}, r.body
+    assert c.req(1, "POST", "/api/v1/links/%d/flag" % spam).status == 401
+    assert c.req(1, "POST", "/api/v1/links/999/flag", None, bearer(owner)).status == 404
+    assert c.req(1, "POST", "/api/v1/comments/999/flag", None, bearer(owner)).status == 404
+    r = c.req(1, "GET", "/api/v1/links/%d/flag" % spam)
+    assert r.status == 405 and "POST" in r.headers["allow"]

@@ -4,7 +4,8 @@
  * deletes, best match first; any input is words, never FTS5 syntax; links by
  * domain with subdomains; the schema 3 migration building the index from
  * existing rows; the per-user rate limits on new content decided at apply
- * from the log clock, and the flag that lifts them.
+ * from the log clock, and the flag that lifts them; flags (one per user)
+ * and the rule that hides a link with five of them from hot and new.
  */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -308,8 +309,10 @@ TEST(schema_2_database_gains_the_index)
     post(&d, T0 + 1, &a, "Old link about raft", "//old.example.org/", NULL, NL);
     post(&d, T0 + 2, &a, "Deleted raft link", "//gone.example.org/", NULL, NL);
     delete_link(&d, T0 + 3, &a, 2);
-    /* Back to schema 2: what this version added goes. */
+    /* Back to schema 2: what schemas 3 and 4 added goes. */
     REQUIRE(sqlite3_exec(store_db(d.st),
+                         "DROP TABLE link_flags; DROP TABLE comment_flags; ALTER TABLE links DROP COLUMN flags;"
+                         "ALTER TABLE comments DROP COLUMN flags;"
                          "DROP TRIGGER link_fts_insert; DROP TRIGGER link_fts_update; DROP TABLE link_fts;"
                          "DROP TABLE rate_events; DROP INDEX links_domain; ALTER TABLE links DROP COLUMN domain;"
                          "ALTER TABLE links DROP COLUMN rdomain; UPDATE meta SET v = 2 WHERE k = 'schema';",
@@ -398,6 +401,82 @@ TEST(rate_limits_are_decided_at_apply_from_the_log_clock)
     store_close(d.st);
 }
 
+static struct store_result flag(struct db *d, uint64_t t, const struct hash *sess, int type, int64_t id)
+{
+    bool comment = type == CMD_COMMENT_FLAG || type == CMD_COMMENT_UNFLAG;
+    struct command c = { .type = (uint8_t)type, .time_ms = t, .session = HS(sess), .link_id = comment ? 0 : id,
+                         .comment_id = comment ? id : 0 };
+    return apply(d, &c);
+}
+
+static void list_str(struct db *d, enum store_sort sort, char *out, size_t cap)
+{
+    struct store_link links[20];
+    size_t n = 0, o = 0;
+    out[0] = 0;
+    if (store_links(d->st, sort, 20, 0, links, &n) != STORE_OK)
+        return;
+    for (size_t i = 0; i < n && o < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%s%lld", i ? " " : "", (long long)links[i].id);
+}
+
+TEST(flags_one_per_user_hide_a_link_from_hot_and_new)
+{
+    struct db d;
+    REQUIRE(open_db(&d, "flags.db"));
+    struct hash u[7];
+    for (int i = 0; i < 7; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "user%d", i);
+        u[i] = H(i + 1);
+        signup(&d, T0, name, &u[i]);
+    }
+    post(&d, T0 + 1, &u[0], "Spam spam spam", "//spam.example/", NULL, NL); /* 1 */
+    post(&d, T0 + 2, &u[0], "Fine", "//fine.example/", NULL, NL);          /* 2 */
+    comment(&d, T0 + 3, &u[1], 2, NL, NULL);                                 /* comment 1 */
+    char got[64];
+    struct store_result r;
+    for (int i = 1; i <= 4; i++) {
+        r = flag(&d, T0 + 10 + (uint64_t)i, &u[i], CMD_FLAG, 1);
+        CHECK(r.status == CMD_OK && r.count == i && r.flag == 1 && r.id == 1);
+    }
+    r = flag(&d, T0 + 20, &u[4], CMD_FLAG, 1); /* one per user */
+    CHECK(r.status == CMD_OK && r.count == 4);
+    list_str(&d, STORE_SORT_NEW, got, sizeof got);
+    CHECK_STR(got, "2 1");
+    r = flag(&d, T0 + 21, &u[5], CMD_FLAG, 1); /* the fifth */
+    CHECK(r.status == CMD_OK && r.count == 5);
+    list_str(&d, STORE_SORT_NEW, got, sizeof got);
+    CHECK_STR(got, "2");
+    list_str(&d, STORE_SORT_HOT, got, sizeof got);
+    CHECK_STR(got, "2");
+    list_str(&d, STORE_SORT_TOP, got, sizeof got); /* only hot and new */
+    CHECK_STR(got, "2 1");
+    struct store_link l;
+    CHECK_EQ_I(store_link_get(d.st, 1, &l), 1); /* its own page stays */
+    CHECK_EQ_I(store_flagged(d.st, 6, false, 1), 1);
+    CHECK_EQ_I(store_flagged(d.st, 7, false, 1), 0);
+    r = flag(&d, T0 + 22, &u[5], CMD_UNFLAG, 1);
+    CHECK(r.status == CMD_OK && r.count == 4 && r.flag == 0);
+    r = flag(&d, T0 + 23, &u[5], CMD_UNFLAG, 1); /* idempotent */
+    CHECK(r.status == CMD_OK && r.count == 4);
+    list_str(&d, STORE_SORT_NEW, got, sizeof got);
+    CHECK_STR(got, "2 1");
+    /* Comments. */
+    r = flag(&d, T0 + 24, &u[2], CMD_COMMENT_FLAG, 1);
+    CHECK(r.status == CMD_OK && r.count == 1 && r.id == 1);
+    CHECK_EQ_I(store_flagged(d.st, 3, true, 1), 1);
+    r = flag(&d, T0 + 25, &u[2], CMD_COMMENT_UNFLAG, 1);
+    CHECK(r.status == CMD_OK && r.count == 0);
+    CHECK_EQ_I(flag(&d, T0 + 26, &u[2], CMD_COMMENT_FLAG, 99).status, CMD_ERR_NOT_FOUND);
+    /* Gone links, no session. */
+    delete_link(&d, T0 + 27, &u[0], 2);
+    CHECK_EQ_I(flag(&d, T0 + 28, &u[1], CMD_FLAG, 2).status, CMD_ERR_NOT_FOUND);
+    struct hash nobody = H(50);
+    CHECK_EQ_I(flag(&d, T0 + 29, &nobody, CMD_FLAG, 1).status, CMD_ERR_DENIED);
+    store_close(d.st);
+}
+
 /* A command with flags is version 2 on the wire; without, version 1 as
  * before; unknown flag bits are refused. */
 TEST(command_flags_encoding)
@@ -438,6 +517,7 @@ int main(void)
     RUN(schema_2_database_gains_the_index);
     RUN(rate_limits_are_decided_at_apply_from_the_log_clock);
     RUN(command_flags_encoding);
+    RUN(flags_one_per_user_hide_a_link_from_hot_and_new);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
