@@ -85,6 +85,17 @@ enum command_type {
     CMD_UNFLAG = 27,         /* session, link_id. Result: id, count = flags, flag = 0 */
     CMD_COMMENT_FLAG = 28,   /* session, comment_id. As CMD_FLAG */
     CMD_COMMENT_UNFLAG = 29, /* session, comment_id. As CMD_UNFLAG */
+    /* Moderation (src/store/moderation.c). Granting is the admin plane's
+     * (`linkraft moderator add|remove`, proven by the cluster secret), so
+     * those two carry no session. Every other one needs the session of a
+     * moderator (else FORBIDDEN) and is written to the public log. */
+    CMD_MODERATOR_ADD = 30,  /* lname. NOT_FOUND if no such user. Result: id = user id */
+    CMD_MODERATOR_REMOVE = 31, /* lname. As CMD_MODERATOR_ADD */
+    CMD_MOD_DELETE_LINK = 32, /* session, text = reason, link_id: deletes any link */
+    CMD_MOD_DELETE_COMMENT = 33, /* session, text = reason, comment_id: deletes any comment */
+    CMD_BAN = 34,            /* session, lname, text = reason: the user's sessions end and
+                                every later write of theirs is refused (CMD_ERR_BANNED) */
+    CMD_UNBAN = 35,          /* session, lname, text = reason */
 };
 
 #define COMMAND_HASH_LEN 32          /* SHA-256 of a session token */
@@ -94,6 +105,7 @@ enum command_type {
 #define COMMAND_MAX_PWHASH 255
 #define COMMAND_MAX_TEXT_BYTES 40000 /* 10,000 characters of UTF-8 (comments, text posts) */
 #define COMMAND_MAX_ABOUT_BYTES 8000 /* 2,000 characters of UTF-8 */
+#define COMMAND_MAX_REASON_BYTES 2000 /* 500 characters of UTF-8: a moderator's reason */
 /* Comments and text posts may be edited this long after they were posted (log time). */
 #define COMMAND_EDIT_WINDOW_MS (2ull * 3600 * 1000)
 /* Sessions live 30 days of log time from their SESSION_CREATE / SIGNUP. */
@@ -110,6 +122,7 @@ enum command_status {
     CMD_ERR_RATE_LIMITED = 7, /* over the user's rate of new content (store_rate_*): result count =
                                  seconds until one more is allowed. Never remembered under an
                                  idempotency key: a retry after the wait may succeed */
+    CMD_ERR_BANNED = 8,     /* the session's user is banned: no write of theirs is applied */
 };
 
 struct command_str {

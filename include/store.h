@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "command.h"
 #include "raft.h"
 
 enum {
@@ -274,6 +275,23 @@ int store_comments_by_user(struct store *st, int64_t user_id, unsigned limit, un
 
 /* Whether user_id flagged link (comment false) or comment id (flags.c). */
 int store_flagged(struct store *st, int64_t user_id, bool comment, int64_t id);
+
+/* ---- Moderation (src/store/moderation.c) ---------------------------------- */
+
+/* Whether the user is a moderator, and banned. */
+int store_user_roles(struct store *st, int64_t user_id, bool *moderator, bool *banned);
+
+/* One entry of the public moderation log. */
+struct store_mod_action {
+    char moderator[STORE_NAME_CAP];     /* "" for the admin plane (granting moderators) */
+    char action[24];                    /* delete_link, delete_comment, ban, unban,
+                                           moderator_add, moderator_remove */
+    char target[48];                    /* "link/ID", "comment/ID", "user/NAME" */
+    char reason[COMMAND_MAX_REASON_BYTES + 1];
+    uint64_t created_ms;
+};
+/* A page of the log, newest first. */
+int store_mod_log(struct store *st, unsigned limit, unsigned offset, struct store_mod_action *out, size_t *n);
 
 /* liked[i] = 1 if user_id likes the comment ids[i], else 0. */
 int store_comments_liked(struct store *st, int64_t user_id, const int64_t *ids, size_t n, uint8_t *liked);

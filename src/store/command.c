@@ -150,6 +150,18 @@ static int layout_of(struct command *c, struct layout *l)
     case CMD_COMMENT_UNLIKE:
     case CMD_COMMENT_FLAG:
     case CMD_COMMENT_UNFLAG: F(session, COMMAND_HASH_LEN); l->has_comment_id = 1; break;
+    case CMD_MODERATOR_ADD:
+    case CMD_MODERATOR_REMOVE: F(lname, COMMAND_MAX_NAME); break;
+    case CMD_MOD_DELETE_LINK:
+        F(session, COMMAND_HASH_LEN); F(text, COMMAND_MAX_REASON_BYTES); l->has_link_id = 1;
+        break;
+    case CMD_MOD_DELETE_COMMENT:
+        F(session, COMMAND_HASH_LEN); F(text, COMMAND_MAX_REASON_BYTES); l->has_comment_id = 1;
+        break;
+    case CMD_BAN:
+    case CMD_UNBAN:
+        F(session, COMMAND_HASH_LEN); F(lname, COMMAND_MAX_NAME); F(text, COMMAND_MAX_REASON_BYTES);
+        break;
     default: return -1;
     }
 #undef F

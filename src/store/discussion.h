@@ -48,6 +48,18 @@ int store_rate_note(struct store *st, const struct command *c, const struct stor
 int store_flags_migrate(struct sqlite3 *db, char *err, size_t errcap);
 int store_flags_execute(struct store *st, const struct command *c, struct store_result *res);
 
+/* Deletes live comment id as its author's delete does (comments.c): 1, 0
+ * if there is no such live comment, STORE_EIO. */
+int store_comment_remove(struct store *st, int64_t id);
+
+/* Moderation (moderation.c): the schema 5 migration (users.moderator and
+ * banned, mod_log), the commands CMD_MODERATOR_* .. CMD_UNBAN, and the ban
+ * check at apply: 1 (res->status = CMD_ERR_BANNED) if c comes from a banned
+ * user's session, 0 if it may go on, STORE_EIO. */
+int store_moderation_migrate(struct sqlite3 *db, char *err, size_t errcap);
+int store_moderation_execute(struct store *st, const struct command *c, struct store_result *res);
+int store_ban_check(struct store *st, const struct command *c, struct store_result *res);
+
 /* The columns every link query returns, in this order (store_read_link). */
 #define STORE_LINK_COLS "SELECT l.id, l.title, l.url, u.name, l.created, l.likes, l.hot, l.comments, l.edited," \
                         " l.text IS NOT NULL FROM links l " \

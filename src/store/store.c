@@ -283,7 +283,8 @@ static int open_db(struct store *st)
         return crc;
     if (store_comments_migrate(st->db, st->errmsg, sizeof st->errmsg) ||
         store_search_migrate(st->db, st->errmsg, sizeof st->errmsg) ||
-        store_flags_migrate(st->db, st->errmsg, sizeof st->errmsg))
+        store_flags_migrate(st->db, st->errmsg, sizeof st->errmsg) ||
+        store_moderation_migrate(st->db, st->errmsg, sizeof st->errmsg))
         return STORE_EIO;
     for (int i = 0; i < S_COUNT; i++)
         if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK)
@@ -602,6 +603,13 @@ static int execute(struct store *st, const struct command *c, struct store_resul
     case CMD_COMMENT_FLAG:
     case CMD_COMMENT_UNFLAG:
         return store_flags_execute(st, c, res);
+    case CMD_MODERATOR_ADD:
+    case CMD_MODERATOR_REMOVE:
+    case CMD_MOD_DELETE_LINK:
+    case CMD_MOD_DELETE_COMMENT:
+    case CMD_BAN:
+    case CMD_UNBAN:
+        return store_moderation_execute(st, c, res);
     case CMD_COMMENT_POST:
     case CMD_COMMENT_EDIT:
     case CMD_COMMENT_DELETE:
@@ -691,16 +699,19 @@ static int apply_one(struct store *st, const struct raft_entry *e, struct store_
         if (found)
             return STORE_OK;
     }
-    /* New content over its user's rate is refused here, at apply, so every
-     * replica decides alike; the refusal is not remembered under the key. */
-    int limited = store_rate_check(st, &c, res);
+    /* A banned user's writes, and new content over its user's rate, are
+     * refused here, at apply, so every replica decides alike; a rate refusal
+     * is not remembered under the key. */
+    int limited = store_ban_check(st, &c, res);
+    if (!limited)
+        limited = store_rate_check(st, &c, res);
     if (limited < 0)
         return STORE_EIO;
     if (limited)
         return STORE_OK;
     if (execute(st, &c, res) || store_rate_note(st, &c, res))
         return STORE_EIO;
-    if (c.idem_key.len && idem_record(st, &c, res))
+    if (c.idem_key.len && res->status != CMD_ERR_RATE_LIMITED && idem_record(st, &c, res))
         return STORE_EIO;
     return STORE_OK;
 }

@@ -309,8 +309,10 @@ TEST(schema_2_database_gains_the_index)
     post(&d, T0 + 1, &a, "Old link about raft", "//old.example.org/", NULL, NL);
     post(&d, T0 + 2, &a, "Deleted raft link", "//gone.example.org/", NULL, NL);
     delete_link(&d, T0 + 3, &a, 2);
-    /* Back to schema 2: what schemas 3 and 4 added goes. */
+    /* Back to schema 2: what schemas 3 to 5 added goes. */
     REQUIRE(sqlite3_exec(store_db(d.st),
+                         "DROP TABLE mod_log; ALTER TABLE users DROP COLUMN moderator;"
+                         "ALTER TABLE users DROP COLUMN banned;"
                          "DROP TABLE link_flags; DROP TABLE comment_flags; ALTER TABLE links DROP COLUMN flags;"
                          "ALTER TABLE comments DROP COLUMN flags;"
                          "DROP TRIGGER link_fts_insert; DROP TRIGGER link_fts_update; DROP TABLE link_fts;"
@@ -477,6 +479,77 @@ TEST(flags_one_per_user_hide_a_link_from_hot_and_new)
     store_close(d.st);
 }
 
+static struct store_result mod(struct db *d, int type, uint64_t t, const struct hash *sess, const char *lname,
+                               int64_t id, const char *reason)
+{
+    struct command c = { .type = (uint8_t)type, .time_ms = t, .lname = S(lname ? lname : ""),
+                         .text = S(reason ? reason : "") };
+    if (sess)
+        c.session = HS(sess);
+    if (type == CMD_MOD_DELETE_LINK)
+        c.link_id = id;
+    if (type == CMD_MOD_DELETE_COMMENT)
+        c.comment_id = id;
+    return apply(d, &c);
+}
+
+TEST(moderators_delete_ban_and_log_publicly)
+{
+    struct db d;
+    REQUIRE(open_db(&d, "mod.db"));
+    struct hash m = H(1), u = H(2), u2 = H(3);
+    signup(&d, T0, "mia", &m);
+    signup(&d, T0, "spammer", &u);
+    post(&d, T0 + 1, &u, "Spam", "//spam.example/", NULL, NL);       /* 1 */
+    post(&d, T0 + 2, &u, "More spam", "//spam.example/2", NULL, NL); /* 2 */
+    comment(&d, T0 + 3, &u, 2, NL, NULL);                            /* comment 1 */
+    /* Not yet a moderator. */
+    CHECK_EQ_I(mod(&d, CMD_MOD_DELETE_LINK, T0 + 4, &m, NULL, 1, "spam").status, CMD_ERR_FORBIDDEN);
+    CHECK_EQ_I(mod(&d, CMD_BAN, T0 + 4, &m, "spammer", 0, "spam").status, CMD_ERR_FORBIDDEN);
+    CHECK_EQ_I(mod(&d, CMD_MODERATOR_ADD, T0 + 5, NULL, "nobody", 0, NULL).status, CMD_ERR_NOT_FOUND);
+    struct store_result r = mod(&d, CMD_MODERATOR_ADD, T0 + 5, NULL, "mia", 0, NULL);
+    CHECK(r.status == CMD_OK && r.id == 1);
+    bool is_mod, banned;
+    REQUIRE(store_user_roles(d.st, 1, &is_mod, &banned) == STORE_OK);
+    CHECK(is_mod && !banned);
+    CHECK_EQ_I(mod(&d, CMD_MOD_DELETE_LINK, T0 + 6, &m, NULL, 1, "spam, plainly").status, CMD_OK);
+    struct store_link l;
+    CHECK_EQ_I(store_link_get(d.st, 1, &l), 0);
+    CHECK_EQ_I(mod(&d, CMD_MOD_DELETE_LINK, T0 + 6, &m, NULL, 1, "again").status, CMD_ERR_NOT_FOUND);
+    CHECK_EQ_I(mod(&d, CMD_MOD_DELETE_COMMENT, T0 + 7, &m, NULL, 1, "rude").status, CMD_OK);
+    struct store_comment cm;
+    CHECK_EQ_I(store_comment_get(d.st, 1, &cm), 0);
+    /* A ban ends every session of the user; a new one writes nothing. */
+    CHECK_EQ_I(mod(&d, CMD_BAN, T0 + 8, &m, "spammer", 0, "spam run").status, CMD_OK);
+    struct store_user su;
+    CHECK_EQ_I(store_session_user(d.st, (const uint8_t *)u.b, T0 + 9, &su), 0);
+    struct command login = { .type = CMD_SESSION_CREATE, .time_ms = T0 + 9, .lname = S("spammer"), .session = HS(&u2) };
+    CHECK_EQ_I(apply(&d, &login).status, CMD_OK);
+    CHECK_EQ_I(post(&d, T0 + 10, &u2, "Still spam", "//spam.example/3", NULL, NL).status, CMD_ERR_BANNED);
+    struct command lk = { .type = CMD_LIKE, .time_ms = T0 + 10, .session = HS(&u2), .link_id = 2 };
+    CHECK_EQ_I(apply(&d, &lk).status, CMD_ERR_BANNED);
+    CHECK_EQ_I(mod(&d, CMD_UNBAN, T0 + 11, &m, "spammer", 0, "").status, CMD_OK);
+    CHECK_EQ_I(post(&d, T0 + 12, &u2, "Reformed", "//good.example/", NULL, NL).status, CMD_OK);
+    CHECK_EQ_I(mod(&d, CMD_MODERATOR_REMOVE, T0 + 13, NULL, "MIA", 0, NULL).status, CMD_OK);
+    CHECK_EQ_I(mod(&d, CMD_MOD_DELETE_LINK, T0 + 14, &m, NULL, 2, "x").status, CMD_ERR_FORBIDDEN);
+    /* The public log, newest first. */
+    struct store_mod_action *a = calloc(10, sizeof *a);
+    size_t n = 0;
+    REQUIRE(store_mod_log(d.st, 10, 0, a, &n) == STORE_OK);
+    CHECK_EQ_U(n, 6);
+    if (n == 6) {
+        CHECK(!strcmp(a[0].action, "moderator_remove") && !strcmp(a[0].target, "user/mia") && !a[0].moderator[0]);
+        CHECK(!strcmp(a[1].action, "unban") && !strcmp(a[1].moderator, "mia"));
+        CHECK(!strcmp(a[2].action, "ban") && !strcmp(a[2].target, "user/spammer") && !strcmp(a[2].reason, "spam run"));
+        CHECK(!strcmp(a[3].action, "delete_comment") && !strcmp(a[3].target, "comment/1"));
+        CHECK(!strcmp(a[4].action, "delete_link") && !strcmp(a[4].target, "link/1") &&
+              !strcmp(a[4].reason, "spam, plainly") && a[4].created_ms == T0 + 6);
+        CHECK(!strcmp(a[5].action, "moderator_add"));
+    }
+    free(a);
+    store_close(d.st);
+}
+
 /* A command with flags is version 2 on the wire; without, version 1 as
  * before; unknown flag bits are refused. */
 TEST(command_flags_encoding)
@@ -518,6 +591,7 @@ int main(void)
     RUN(rate_limits_are_decided_at_apply_from_the_log_clock);
     RUN(command_flags_encoding);
     RUN(flags_one_per_user_hide_a_link_from_hot_and_new);
+    RUN(moderators_delete_ban_and_log_publicly);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
