@@ -512,6 +512,8 @@ void site_link_delete_begin(struct site_req *r)
         fail_login_needed(r);
         return;
     }
+    if (site_mod_delete(r, false))
+        return;
     struct command c = { .type = CMD_LINK_DELETE,
                          .session = { (const char *)r->token_hash, COMMAND_HASH_LEN },
                          .link_id = r->id,
@@ -806,6 +808,10 @@ bool site_api_route(struct site_req *r, const char *path, bool *answered)
         r->step = !strcmp(p, "/signup") ? api_signup : !strcmp(p, "/login") ? api_login : site_logout_begin;
         return true;
     }
+    if (!strcmp(p, "/search"))
+        return site_search_api_route(r, answered);
+    if (site_flag_api_route(r, p, answered) || site_moderation_api_route(r, p, answered))
+        return true;
     if (!strcmp(p, "/me/password") || !strncmp(p, "/users/", 7) || (!strcmp(p, "/me") && method_is(r, "PATCH")))
         return site_users_api_route(r, p, answered);
     if (!strcmp(p, "/me")) {
@@ -817,10 +823,6 @@ bool site_api_route(struct site_req *r, const char *path, bool *answered)
         r->step = api_me;
         return true;
     }
-    if (!strcmp(p, "/search"))
-        return site_search_api_route(r, answered);
-    if (site_flag_api_route(r, p, answered))
-        return true;
     if (!strcmp(p, "/links")) {
         if (method_is(r, "POST")) {
             r->step = api_links_post;

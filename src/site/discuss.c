@@ -268,6 +268,8 @@ static void delete_done(void *arg, int status, uint64_t index, const struct stor
 
 void site_comment_delete_begin(struct site_req *r)
 {
+    if (site_mod_delete(r, true))
+        return;
     propose_on_comment(r, CMD_COMMENT_DELETE, delete_done);
 }
 

@@ -92,7 +92,7 @@ static void page_begin(struct buf *b, struct site_req *r, const char *title)
 static void page_end(struct buf *b, struct site_req *r)
 {
     struct site *s = r->s;
-    buf_printf(b, "</main><footer>served by node %" PRIu64 " at raft index %" PRIu64 " · <a href=\"/status\">cluster status</a>"
+    buf_printf(b, "</main><footer>served by node %" PRIu64 " at raft index %" PRIu64 " · <a href=\"/status\">cluster status</a> · <a href=\"/moderation\">moderation log</a>"
                   "</footer></body></html>\n",
                s->host.id(s->host.ctx), s->host.applied(s->host.ctx));
 }

@@ -278,7 +278,7 @@ bool site_finding_route(struct site_req *r, const char *path, bool *answered)
         r->text_len = strlen(d);
         return site_route(r, page_domain, NULL, answered);
     }
-    if (site_flag_page_route(r, path, answered))
+    if (site_flag_page_route(r, path, answered) || site_moderation_page_route(r, path, answered))
         return true;
     return site_feed_route(r, path, answered);
 }

@@ -163,6 +163,7 @@ struct site_req {
     uint64_t write_index;           /* index of the write answered, 0 for reads */
     char scope[SITE_NAME_MAX + 3];
     int ok_status;                  /* 200 or 201: what a login answers with */
+    site_write_cb write_cb;         /* the route's write callback (site_propose) */
 };
 
 /* ---- site.c: life of a request ------------------------------------------- */
@@ -314,6 +315,15 @@ void site_user_profile_html(struct buf *b, struct site_req *r, const struct stor
 bool site_flag_api_route(struct site_req *r, const char *p, bool *answered);
 bool site_flag_page_route(struct site_req *r, const char *path, bool *answered);
 void site_flag_html(struct buf *b, struct site_req *r, const struct store_link *l);
+
+/* Moderation (moderation.c). site_mod_delete: a moderator deleting another's
+ * link (r->id) or comment (r->comment_id): proposes it with the reason and
+ * returns true; false if the ordinary delete applies. site_write_banned: a
+ * write refused because its user is banned, answered 403 (true). */
+bool site_mod_delete(struct site_req *r, bool comment);
+bool site_write_banned(struct site_req *r, int status, uint64_t index, const struct store_result *res);
+bool site_moderation_api_route(struct site_req *r, const char *p, bool *answered);
+bool site_moderation_page_route(struct site_req *r, const char *path, bool *answered);
 
 /* 429 with Retry-After for new content over its user's rate (limits.c). */
 void site_fail_rate_limited(struct site_req *r, int64_t seconds, bool comment);

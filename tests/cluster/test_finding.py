@@ -308,3 +308,80 @@ def test_flags_hide_a_link_from_hot_and_new_everywhere(make_cluster):
     assert c.req(1, "POST", "/api/v1/comments/999/flag", None, bearer(owner)).status == 404
     r = c.req(1, "GET", "/api/v1/links/%d/flag" % spam)
     assert r.status == 405 and "POST" in r.headers["allow"]
+
+
+def test_moderators_bans_and_the_public_log(make_cluster):
+    c = make_cluster(3)
+    c.start_all()
+    leader = c.wait_leader()
+    f = next(i for i in range(1, 4) if i != leader)
+    gw = c.start_gateway()
+    doers = every(c, gw)
+    mia, _ = signup(c, leader, "mia")
+    spammer, _ = signup(c, f, "spammer")
+    other, _ = signup(c, f, "other")
+    r = c.req(f, "POST", "/api/v1/links", {"title": "Spam", "url": "https://spam.example/"}, bearer(spammer))
+    spam = r.json()["id"]
+    r = c.req(f, "POST", "/api/v1/links", {"title": "Keep", "url": "https://keep.example/"}, bearer(other))
+    keep = r.json()["id"]
+    r = c.req(f, "POST", "/api/v1/links/%d/comments" % keep, {"text": "rude words"}, bearer(spammer))
+    rude = r.json()["id"]
+
+    # Not a moderator yet: another's link is not hers to delete.
+    r = c.req(f, "DELETE", "/api/v1/links/%d" % spam, {"reason": "spam"}, bearer(mia))
+    assert r.status == 403, r.body
+    assert c.cli("moderator", "add", "--cluster", c.cluster_file, "bad name!").returncode == 2
+    r = c.cli("moderator", "add", "--cluster", c.cluster_file, "nobody")
+    assert r.returncode == 1 and "404" in r.stderr, (r.stdout, r.stderr)
+    r = c.cli("moderator", "add", "--cluster", c.cluster_file, "Mia")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+
+    r = c.req(f, "DELETE", "/api/v1/links/%d" % spam, {"reason": "spam <b>run</b>"}, bearer(mia))
+    assert r.status == 204, r.body
+    r = request(gw, "DELETE", "/api/v1/comments/%d" % rude, {"reason": "rude"}, bearer(mia, after(r)))
+    assert r.status == 204, r.body
+    for name, do in doers:
+        assert do("GET", "/api/v1/links/%d" % spam, None, after(r)).status == 404, name
+        assert do("GET", "/api/v1/links/%d/comments" % keep, None, after(r)).json()["comments"] == [], name
+
+    # A ban ends the user's sessions everywhere and refuses their writes.
+    r = c.req(leader, "POST", "/api/v1/users/spammer/ban", {"reason": "spam run"}, bearer(mia))
+    assert r.status == 204, r.body
+    for name, do in doers:
+        assert do("GET", "/api/v1/me", None, bearer(spammer, after(r))).status == 401, name
+    r = c.req(f, "POST", "/api/v1/login", {"username": "spammer", "password": PW})
+    assert r.status == 200
+    again = r.json()["token"]
+    for name, do in doers:
+        r = do("POST", "/api/v1/links", {"title": "Still", "url": "https://spam.example/%s" % name.replace(" ", "")},
+               bearer(again))
+        assert r.status == 403 and r.json()["error"] == "banned", (name, r.status, r.body)
+        r = do("PUT", "/api/v1/links/%d/like" % keep, None, bearer(again))
+        assert r.status == 403, (name, r.status)
+    assert c.req(f, "POST", "/api/v1/users/mia/ban", {"reason": "x"}, bearer(other)).status == 403
+    assert c.req(f, "POST", "/api/v1/users/nobody/ban", {"reason": "x"}, bearer(mia)).status == 404
+
+    # The public log, newest first, on every node.
+    r = c.req(leader, "DELETE", "/api/v1/users/spammer/ban", None, bearer(mia))
+    assert r.status == 204, r.body
+    last = r
+    for name, do in doers:
+        r = do("GET", "/api/v1/moderation", None, after(last))
+        assert r.status == 200, (name, r.body)
+        acts = r.json()["actions"]
+        assert [(a["moderator"], a["action"], a["target"], a["reason"]) for a in acts] == [
+            ("mia", "unban", "user/spammer", ""),
+            ("mia", "ban", "user/spammer", "spam run"),
+            ("mia", "delete_comment", "comment/%d" % rude, "rude"),
+            ("mia", "delete_link", "link/%d" % spam, "spam <b>run</b>"),
+            (None, "moderator_add", "user/mia", ""),
+        ], (name, acts)
+        assert all(a["created"].endswith("Z") for a in acts)
+        page = do("GET", "/moderation", None, after(last)).body.decode()
+        assert "spam &lt;b&gt;run&lt;/b&gt;" in page and "<b>run</b>" not in page, name
+    r = c.req(f, "POST", "/api/v1/links", {"title": "Reformed", "url": "https://good.example/"}, bearer(again))
+    assert r.status == 201, r.body
+    # No longer a moderator: back to her own things only.
+    assert c.cli("moderator", "remove", "--cluster", c.cluster_file, "mia").returncode == 0
+    r = c.req(f, "DELETE", "/api/v1/links/%d" % keep, {"reason": "x"}, bearer(mia))
+    assert r.status == 403, r.body
