@@ -6,7 +6,7 @@
  *   - time_ms: the proposer's clock, the only clock apply ever looks at;
  *   - an idempotency scope and key (both may be empty): a repeat of the same
  *     (scope, key) returns the first result and changes nothing.
- * Layout: u8 version (1) | u8 type | u64 time_ms | str scope | str idem_key |
+ * Layout: u8 version (1, or 2 with flags) | u8 type | [u8 flags: version 2] | u64 time_ms | str scope | str idem_key |
  * fields of the type. Integers little endian; str = u16 length + bytes.
  * Decoding checks every length and rejects trailing bytes.
  *
@@ -24,6 +24,14 @@
 #include <stdint.h>
 
 #define COMMAND_VERSION 1
+/* Version 2 adds one byte of flags after the type; a command without flags
+ * is still encoded as version 1, so entries already in logs read as before. */
+#define COMMAND_VERSION_FLAGS 2
+/* The proposer was started with --rate-limits off: apply skips the per-user
+ * limits on new content (SPEC §5) for this command. Carried in the command so
+ * that the decision is the log's, identical on every replica. */
+#define COMMAND_FLAG_NO_RATE_LIMIT 0x01
+#define COMMAND_FLAGS_KNOWN 0x01
 #define COMMAND_MAX_STR 4096
 
 enum command_type {
@@ -71,6 +79,23 @@ enum command_type {
     CMD_PASSWORD_SET = 25,   /* session, pwhash: the new hash (the old password was
                                 proven by the proposer); every other session of the
                                 user ends */
+    /* Flags (src/store/flags.c): one per user and link or comment, both
+     * directions idempotent. NOT_FOUND if the link or comment is gone. */
+    CMD_FLAG = 26,           /* session, link_id. Result: id, count = flags, flag = 1 */
+    CMD_UNFLAG = 27,         /* session, link_id. Result: id, count = flags, flag = 0 */
+    CMD_COMMENT_FLAG = 28,   /* session, comment_id. As CMD_FLAG */
+    CMD_COMMENT_UNFLAG = 29, /* session, comment_id. As CMD_UNFLAG */
+    /* Moderation (src/store/moderation.c). Granting is the admin plane's
+     * (`linkraft moderator add|remove`, proven by the cluster secret), so
+     * those two carry no session. Every other one needs the session of a
+     * moderator (else FORBIDDEN) and is written to the public log. */
+    CMD_MODERATOR_ADD = 30,  /* lname. NOT_FOUND if no such user. Result: id = user id */
+    CMD_MODERATOR_REMOVE = 31, /* lname. As CMD_MODERATOR_ADD */
+    CMD_MOD_DELETE_LINK = 32, /* session, text = reason, link_id: deletes any link */
+    CMD_MOD_DELETE_COMMENT = 33, /* session, text = reason, comment_id: deletes any comment */
+    CMD_BAN = 34,            /* session, lname, text = reason: the user's sessions end and
+                                every later write of theirs is refused (CMD_ERR_BANNED) */
+    CMD_UNBAN = 35,          /* session, lname, text = reason */
 };
 
 #define COMMAND_HASH_LEN 32          /* SHA-256 of a session token */
@@ -80,6 +105,7 @@ enum command_type {
 #define COMMAND_MAX_PWHASH 255
 #define COMMAND_MAX_TEXT_BYTES 40000 /* 10,000 characters of UTF-8 (comments, text posts) */
 #define COMMAND_MAX_ABOUT_BYTES 8000 /* 2,000 characters of UTF-8 */
+#define COMMAND_MAX_REASON_BYTES 2000 /* 500 characters of UTF-8: a moderator's reason */
 /* Comments and text posts may be edited this long after they were posted (log time). */
 #define COMMAND_EDIT_WINDOW_MS (2ull * 3600 * 1000)
 /* Sessions live 30 days of log time from their SESSION_CREATE / SIGNUP. */
@@ -93,6 +119,10 @@ enum command_status {
     CMD_ERR_DENIED = 4,     /* e.g. no live session */
     CMD_ERR_FORBIDDEN = 5,  /* a live session, but not allowed: not the author, too late to edit */
     CMD_ERR_INVALID = 6,    /* refers to something it may not: e.g. a parent comment of another link */
+    CMD_ERR_RATE_LIMITED = 7, /* over the user's rate of new content (store_rate_*): result count =
+                                 seconds until one more is allowed. Never remembered under an
+                                 idempotency key: a retry after the wait may succeed */
+    CMD_ERR_BANNED = 8,     /* the session's user is banned: no write of theirs is applied */
 };
 
 struct command_str {
@@ -102,6 +132,7 @@ struct command_str {
 
 struct command {
     uint8_t type;
+    uint8_t flags;                  /* COMMAND_FLAG_* (0: encoded as version 1) */
     uint64_t time_ms;
     struct command_str scope, idem_key;
     struct command_str key, value;  /* KV, MEMBER_ADDR */

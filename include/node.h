@@ -42,6 +42,7 @@ struct node_options {
     unsigned write_timeout_ms;    /* a write not committed by then answers 503; default 5000 */
     const char *trust_proxy;      /* "CIDR,..." whose X-Forwarded-* count, besides the
                                    * hosts of the cluster file; NULL: those only */
+    bool rate_limits_off;         /* --rate-limits off (site.h: set alike on every node) */
 };
 void node_options_default(struct node_options *o);
 

@@ -72,6 +72,11 @@ struct site_options {
      * 15 minutes. Over either: 429 with Retry-After. */
     unsigned max_attempts_per_addr; /* default 30 */
     unsigned max_failures_per_user; /* default 10 */
+    /* --rate-limits off: this node's proposals carry COMMAND_FLAG_NO_RATE_LIMIT,
+     * so apply lets them past the per-user limits on new content (SPEC §5).
+     * Every node of a cluster must be started alike: the leader's setting
+     * decides each write. */
+    bool rate_limits_off;
 };
 void site_options_default(struct site_options *o);
 

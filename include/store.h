@@ -39,6 +39,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "command.h" /* sizes of what commands carry (a moderation reason) */
+
 enum {
     STORE_OK = 0,
     STORE_EIO = -1,         /* SQLite failed; errmsg says why; the node must stop */
@@ -284,7 +286,63 @@ int store_user_profile(struct store *st, int64_t user_id, int64_t *karma, int64_
 int store_comments_by_user(struct store *st, int64_t user_id, unsigned limit, unsigned offset,
                            struct store_comment **out, size_t *n);
 
+/* Whether user_id flagged link (comment false) or comment id (flags.c). */
+int store_flagged(struct store *st, int64_t user_id, bool comment, int64_t id);
+
+/* ---- Moderation (src/store/moderation.c) ---------------------------------- */
+
+/* Whether the user is a moderator, and banned. */
+int store_user_roles(struct store *st, int64_t user_id, bool *moderator, bool *banned);
+
+/* One entry of the public moderation log. */
+struct store_mod_action {
+    char moderator[STORE_NAME_CAP];     /* "" for the admin plane (granting moderators) */
+    char action[24];                    /* delete_link, delete_comment, ban, unban,
+                                           moderator_add, moderator_remove */
+    char target[48];                    /* "link/ID", "comment/ID", "user/NAME" */
+    char reason[COMMAND_MAX_REASON_BYTES + 1];
+    uint64_t created_ms;
+};
+/* A page of the log, newest first. */
+int store_mod_log(struct store *st, unsigned limit, unsigned offset, struct store_mod_action *out, size_t *n);
+
 /* liked[i] = 1 if user_id likes the comment ids[i], else 0. */
 int store_comments_liked(struct store *st, int64_t user_id, const int64_t *ids, size_t n, uint8_t *liked);
+
+/* ---- Finding things (src/store/search.c) ---------------------------------
+ *
+ * Full text over the live links' titles, texts and domains (SQLite FTS5,
+ * kept in the apply transaction), and links by domain (an index of the
+ * reversed domain, so a domain's subdomains are one range of it). */
+
+#define STORE_DOMAIN_CAP 256
+#define STORE_SEARCH_MAX_WORDS 32       /* words of a query beyond these are ignored */
+#define STORE_SEARCH_QUERY_CAP 4096
+/* Flags: a link flagged by this many users leaves the hot and new listings
+ * (its own page, search and top stay). Written into the listings' SQL. */
+#define STORE_FLAGS_HIDE 5
+
+/* Rate limits on new content per user, decided at apply on the log clock. */
+#define STORE_RATE_LINKS_NEW 5          /* links per hour, accounts younger than a day */
+#define STORE_RATE_LINKS 10             /* links per hour after */
+#define STORE_RATE_COMMENT_NEW_MS 10000 /* one comment per this, accounts younger than a day */
+#define STORE_RATE_COMMENT_MS 2000      /* one comment per this after */
+
+/* The FTS5 query for words (any bytes, len of them): each run of bytes
+ * between spaces or control bytes becomes one quoted string (a '"' doubled),
+ * so no input is ever read as FTS5 syntax; at most STORE_SEARCH_MAX_WORDS
+ * of them, and only whole words that fit cap. Returns its length (0: no
+ * words). */
+size_t store_search_query(const char *in, size_t len, char *out, size_t cap);
+/* Live links matching every word, best match first (bm25: title 10, domain 4,
+ * text 1), ties newest first; *total counts them all. */
+int store_search(struct store *st, const char *words, size_t len, unsigned limit, unsigned offset,
+                 struct store_link *out, size_t *n, int64_t *total);
+/* The reversed key of a domain as asked ("Example.COM." -> "com.example.";
+ * a leading "www." dropped as it is when stored): false if it is no domain. */
+bool store_domain_key(const char *domain, size_t len, char *rdomain, size_t cap);
+/* Live links of domain and its subdomains, newest first. */
+int store_links_by_domain(struct store *st, const char *domain, size_t len, unsigned limit, unsigned offset,
+                          struct store_link *out, size_t *n);
 
 #endif

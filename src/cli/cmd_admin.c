@@ -6,6 +6,7 @@
  * the cluster secret made for that leader (admin_auth.h); the secret itself
  * is never sent. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,4 +409,75 @@ int cmd_transfer_leader(int argc, char **argv)
         struct timespec pause = { 0, 20 * 1000000 };
         nanosleep(&pause, NULL); /* polling an external process: there is nothing to wait on */
     }
+}
+
+int cmd_moderator(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: linkraft moderator add --cluster FILE [--secret-file F] NAME\n"
+        "       linkraft moderator remove --cluster FILE [--secret-file F] NAME\n"
+        "\n"
+        "Makes the site's user NAME a moderator (add) or not (remove), through the\n"
+        "leader and the log (SPEC §5): a moderator may delete any link or comment, with\n"
+        "a reason, and ban users; every such action is listed at /moderation.\n"
+        "--secret-file F: the cluster's secret (the nodes' --secret-file), proven on the\n"
+        "     request and never sent; a cluster without one takes this from loopback only.\n";
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *verb = argv[1];
+    if (strcmp(verb, "add") && strcmp(verb, "remove")) {
+        fprintf(stderr, "linkraft moderator: unknown action '%s' (add or remove)\n", verb);
+        return 2;
+    }
+    /* NAME is the one argument that is neither an option nor an option's
+     * value; the options go to parse_admin without it. */
+    char *rest[64];
+    int n_rest = 0;
+    const char *name = NULL;
+    if (argc > 60) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    rest[n_rest++] = argv[1];
+    for (int i = 2; i < argc; i++) {
+        const char *s = argv[i];
+        bool takes_value = (!strcmp(s, "--cluster") || !strcmp(s, "--secret-file")) && i + 1 < argc;
+        if (s[0] == '-') {
+            rest[n_rest++] = argv[i];
+            if (takes_value)
+                rest[n_rest++] = argv[++i];
+        } else if (!name) {
+            name = s;
+        } else {
+            fprintf(stderr, "linkraft moderator: unexpected argument '%s' (one NAME)\n", s);
+            return 2;
+        }
+    }
+    rest[n_rest] = NULL;
+    struct admin_args a;
+    int rc = parse_admin(n_rest, rest, "moderator", usage, "cs", &a);
+    if (rc >= 0)
+        return rc;
+    size_t len = name ? strlen(name) : 0;
+    bool ok = len >= 3 && len <= 20;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+             (name[i] >= '0' && name[i] <= '9') || name[i] == '_' || name[i] == '-';
+    if (!ok) {
+        fprintf(stderr, "linkraft moderator %s: give the user's NAME (3-20 of A-Z a-z 0-9 _ -)\n", verb);
+        return 2;
+    }
+    struct cluster c;
+    if (load_cluster("moderator", a.cluster_path, &c))
+        return 2;
+    uint8_t key[ADMIN_AUTH_KEY_BYTES];
+    int have_key;
+    if (load_key("moderator", a.secret_path, key, &have_key))
+        return 2;
+    char path[64];
+    snprintf(path, sizeof path, "/api/v1/moderators/%s", name);
+    return to_leader(!strcmp(verb, "add") ? "moderator add" : "moderator remove", &c, key, have_key,
+                     !strcmp(verb, "add") ? "PUT" : "DELETE", path, NULL);
 }

@@ -115,22 +115,25 @@ static int ensure_secret_file(const char *path)
 int cmd_demo(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: linkraft demo [--nodes N] [--port P] [--data DIR]\n"
+        "usage: linkraft demo [--nodes N] [--port P] [--data DIR] [--rate-limits on|off]\n"
         "\n"
         "Runs a cluster of N nodes (default 3) and a gateway on 127.0.0.1:P (default 8000)\n"
         "on this machine, keeping everything in DIR (default ./linkraft-data): run it\n"
         "again on the same DIR and it resumes with the same data. Node i serves HTTP on\n"
         "port P+i and Raft on port P-1000+i; the peers authenticate with DIR/secret\n"
-        "(written once, mode 0600). Ctrl-C stops everything.\n";
+        "(written once, mode 0600). --rate-limits off starts every node with it (for\n"
+        "scripted clicking faster than a person; see linkraft node --help). Ctrl-C stops\n"
+        "everything.\n";
     static const struct option longopts[] = {
         { "nodes", required_argument, 0, 'n' },
         { "port", required_argument, 0, 'p' },
         { "data", required_argument, 0, 'd' },
+        { "rate-limits", required_argument, 0, 'l' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
     unsigned long long nodes = 3, port = 8000;
-    const char *dir = "linkraft-data";
+    const char *dir = "linkraft-data", *rate_limits = "on";
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -148,6 +151,13 @@ int cmd_demo(int argc, char **argv)
             }
             break;
         case 'd': dir = optarg; break;
+        case 'l':
+            if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+                fprintf(stderr, "linkraft demo: --rate-limits is on or off, not '%s'\n", optarg);
+                return 2;
+            }
+            rate_limits = optarg;
+            break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -206,7 +216,7 @@ int cmd_demo(int argc, char **argv)
         snprintf(c->name, sizeof c->name, "node %s", id);
         snprintf(c->log, sizeof c->log, "%s/node%s.log", dir, id);
         char *args[] = { "linkraft", "node", "--cluster", cluster_path, "--id", id, "--data", data,
-                         "--secret-file", secret_path, NULL };
+                         "--secret-file", secret_path, "--rate-limits", (char *)rate_limits, NULL };
         if (spawn(c, args) == 0)
             n_kids++;
     }

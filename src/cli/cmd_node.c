@@ -27,7 +27,10 @@ static void node_usage(FILE *out)
             "  --snapshot-entries N  snapshot the database about every N applied entries, +-25%% (default 50000)\n"
             "  --trailing-entries N  log entries kept behind a snapshot (default 2000)\n"
             "  --trust-proxy CIDR,.. proxies whose X-Forwarded-For/-Proto count (the cluster's hosts always do)\n"
-            "  --segment-bytes N     start a new log segment file past N bytes (default 67108864)\n");
+            "  --segment-bytes N     start a new log segment file past N bytes (default 67108864)\n"
+            "  --rate-limits on|off  per-user limits on new links and comments (default on); off for\n"
+            "                        benchmarks and load tests. Start every node of a cluster alike:\n"
+            "                        the leader's setting decides each write\n");
 }
 
 int cmd_node(int argc, char **argv)
@@ -47,6 +50,7 @@ int cmd_node(int argc, char **argv)
         { "trailing-entries", required_argument, 0, 'r' },
         { "trust-proxy", required_argument, 0, 'p' },
         { "segment-bytes", required_argument, 0, 'g' },
+        { "rate-limits", required_argument, 0, 'l' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -62,6 +66,13 @@ int cmd_node(int argc, char **argv)
         case 'p':
             if (cli_check_trust_proxy("node", optarg)) return 2;
             o.trust_proxy = optarg;
+            break;
+        case 'l':
+            if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+                fprintf(stderr, "linkraft node: --rate-limits is on or off, not '%s'\n", optarg);
+                return 2;
+            }
+            o.rate_limits_off = !strcmp(optarg, "off");
             break;
         case 'h': node_usage(stdout); return 0;
         case 'i': case 't': case 'e': case 'b': case 'n': case 'r': case 'g':

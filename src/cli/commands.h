@@ -8,6 +8,7 @@ int cmd_node(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_member(int argc, char **argv);
 int cmd_transfer_leader(int argc, char **argv);
+int cmd_moderator(int argc, char **argv);
 int cmd_gateway(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 

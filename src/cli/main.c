@@ -19,6 +19,7 @@ static void usage(FILE *out)
             "  status           print every member's role, term and indexes\n"
             "  member           add, promote or remove a member (through the log)\n"
             "  transfer-leader  hand leadership to another member\n"
+            "  moderator        make a user a moderator of the site, or not (through the log)\n"
             "  version          print the version\n"
             "  help             print this help\n"
             "\n"
@@ -64,6 +65,8 @@ int main(int argc, char **argv)
         return cmd_member(argc - 1, argv + 1);
     if (!strcmp(cmd, "transfer-leader"))
         return cmd_transfer_leader(argc - 1, argv + 1);
+    if (!strcmp(cmd, "moderator"))
+        return cmd_moderator(argc - 1, argv + 1);
     fprintf(stderr, "linkraft: unknown command '%s' (try 'linkraft help')\n", cmd);
     return 2;
 }

@@ -416,6 +416,44 @@ static int read_consistency(const struct http_request *req, enum node_consistenc
     return 0;
 }
 
+/* PUT / DELETE /api/v1/moderators/NAME (`linkraft moderator add|remove`,
+ * admin-proven): grants or takes moderation of the site through the log
+ * (CMD_MODERATOR_*). Answered like a KV write: {"index","status"}, 404 if
+ * there is no such user. */
+static void handle_moderator(struct node *n, struct http_exchange *x, const struct http_request *req, const char *name)
+{
+    bool add = !strcmp(req->method, "PUT");
+    if (!add && strcmp(req->method, "DELETE")) {
+        respond_error(n, x, 405, "method_not_allowed", "use PUT to add a moderator, DELETE to remove one");
+        return;
+    }
+    size_t len = strlen(name);
+    char lname[COMMAND_MAX_NAME + 1];
+    if (!len || len > COMMAND_MAX_NAME) {
+        respond_error(n, x, 400, "bad_name", "a username is 3 to 20 characters");
+        return;
+    }
+    for (size_t i = 0; i <= len; i++)
+        lname[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    struct api_call *c = calloc(1, sizeof *c);
+    if (!c) {
+        respond_error(n, x, 503, "unavailable", "out of memory");
+        return;
+    }
+    c->n = n;
+    c->x = x;
+    struct command cmd = { .type = add ? CMD_MODERATOR_ADD : CMD_MODERATOR_REMOVE, .time_ms = node_now_ms(),
+                           .lname = { lname, (uint16_t)len } };
+    uint8_t buf[256];
+    long enc = command_encode(&cmd, buf, sizeof buf);
+    if (enc < 0) {
+        free(c);
+        respond_error(n, x, 400, "bad_request", "cannot encode the command");
+        return;
+    }
+    node_propose(n, buf, (size_t)enc, kv_write_done, c);
+}
+
 static void handle_kv(struct node *n, struct http_exchange *x, const struct http_request *req, const char *key)
 {
     size_t key_len = strlen(key);
@@ -778,6 +816,11 @@ void node_api_handle(void *ctx, struct http_exchange *x)
     if (!strcmp(path, "/api/v1/members") || !strncmp(path, "/api/v1/members/", 16)) {
         if (admin_allowed(n, x, req, false, true))
             handle_members(n, x, req, path[15] ? path + 16 : "");
+        return;
+    }
+    if (!strncmp(path, "/api/v1/moderators/", 19)) {
+        if (admin_allowed(n, x, req, false, true))
+            handle_moderator(n, x, req, path + 19);
         return;
     }
     if (!strcmp(path, "/api/v1/transfer-leader")) {

@@ -34,6 +34,7 @@ int node_site_start(struct node *n, char *err, size_t errcap)
     struct site_options o;
     site_options_default(&o);
     o.loop = &n->loop;
+    o.rate_limits_off = n->o.rate_limits_off;
     char msg[512];
     if (site_create(&h, &o, &n->site, msg, sizeof msg)) {
         snprintf(err, errcap, "cannot start the site: %s", msg);

@@ -374,6 +374,7 @@ static void post_done(void *arg, int status, uint64_t index, const struct store_
     case CMD_OK: break;
     case CMD_ERR_CONFLICT: reply_duplicate(r, res->id); return;
     case CMD_ERR_DENIED: fail_login_needed(r); return;
+    case CMD_ERR_RATE_LIMITED: site_fail_rate_limited(r, res->count, false); return;
     default: site_fail(r, 400, "invalid", "the link was refused as malformed"); return;
     }
     char path[40];
@@ -527,6 +528,8 @@ void site_link_delete_begin(struct site_req *r)
         fail_login_needed(r);
         return;
     }
+    if (site_mod_delete(r, false))
+        return;
     struct command c = { .type = CMD_LINK_DELETE,
                          .session = { (const char *)r->token_hash, COMMAND_HASH_LEN },
                          .link_id = r->id,
@@ -826,6 +829,10 @@ bool site_api_route(struct site_req *r, const char *path, bool *answered)
         r->step = !strcmp(p, "/signup") ? api_signup : !strcmp(p, "/login") ? api_login : site_logout_begin;
         return true;
     }
+    if (!strcmp(p, "/search"))
+        return site_search_api_route(r, answered);
+    if (site_flag_api_route(r, p, answered) || site_moderation_api_route(r, p, answered))
+        return true;
     if (!strcmp(p, "/me/password") || !strncmp(p, "/users/", 7) || (!strcmp(p, "/me") && method_is(r, "PATCH")))
         return site_users_api_route(r, p, answered);
     if (!strcmp(p, "/me")) {
@@ -840,6 +847,8 @@ bool site_api_route(struct site_req *r, const char *path, bool *answered)
     if (!strcmp(p, "/links")) {
         if (method_is(r, "POST")) {
             r->step = api_links_post;
+        } else if (r->head_or_get && site_domain_api_route(r, answered)) {
+            return true;
         } else if (r->head_or_get) {
             if (!parse_list_query(r)) {
                 *answered = true;

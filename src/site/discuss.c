@@ -118,6 +118,7 @@ static bool result_ok(struct site_req *r, int status, uint64_t index, const stru
     switch (res->status) {
     case CMD_OK: return true;
     case CMD_ERR_DENIED: login_needed(r); return false;
+    case CMD_ERR_RATE_LIMITED: site_fail_rate_limited(r, res->count, true); return false;
     case CMD_ERR_NOT_FOUND:
         site_fail(r, 404, "not_found", r->comment_id ? "no such comment" : "no such link");
         return false;
@@ -268,6 +269,8 @@ static void delete_done(void *arg, int status, uint64_t index, const struct stor
 
 void site_comment_delete_begin(struct site_req *r)
 {
+    if (site_mod_delete(r, true))
+        return;
     propose_on_comment(r, CMD_COMMENT_DELETE, delete_done);
 }
 

@@ -109,10 +109,11 @@ static void page_begin(struct buf *b, struct site_req *r, const char *title)
                 "<meta name=\"color-scheme\" content=\"light dark\"><title>");
     esc(b, title);
     buf_puts(b, " · linkraft</title><link rel=\"stylesheet\" href=\"" CSS_PATH "\">"
-                "<link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\"></head><body>"
+                "<link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">"
+                "<link rel=\"alternate\" type=\"application/atom+xml\" title=\"New links\" href=\"/feed\"></head><body>"
                 "<a class=\"skip\" href=\"#main\">Skip to content</a>"
                 "<header><nav aria-label=\"main\"><a class=\"brand\" href=\"/\">linkraft</a>"
-                "<a href=\"/new\">new</a><a href=\"/top\">top</a><a href=\"/submit\">submit</a><span class=\"me\">");
+                "<a href=\"/new\">new</a><a href=\"/top\">top</a><a href=\"/submit\">submit</a><a href=\"/search\">search</a><span class=\"me\">");
     if (r->logged_in) {
         buf_puts(b, "<a href=\"/user/");
         esc(b, r->user.name);
@@ -147,7 +148,8 @@ static void page_begin(struct buf *b, struct site_req *r, const char *title)
 static void page_end(struct buf *b, struct site_req *r)
 {
     (void)r;
-    buf_puts(b, "</main><footer><a href=\"/status\">cluster status</a></footer></body></html>\n");
+    buf_puts(b, "</main><footer><a href=\"/status\">cluster status</a> · <a href=\"/moderation\">moderation log</a>"
+                "</footer></body></html>\n");
 }
 
 static void reply_page(struct site_req *r, int status, struct buf *b)
@@ -187,10 +189,12 @@ static void link_item(struct buf *b, struct site_req *r, const struct store_link
     }
     esc(b, l->title);
     buf_puts(b, heading ? "</a></h1>" : "</a>");
-    if (domain[0]) {
-        buf_puts(b, " <span class=\"dom\">(");
+    if (domain[0]) { /* the domain leads to its other links (/from/DOMAIN) */
+        buf_puts(b, " <span class=\"dom\"><a href=\"/from/");
         esc(b, domain);
-        buf_puts(b, ")</span>");
+        buf_puts(b, "\">(");
+        esc(b, domain);
+        buf_puts(b, ")</a></span>");
     }
     buf_printf(b, "<div class=\"meta\">%" PRId64 " like%s · by <a href=\"/user/", l->likes, l->likes == 1 ? "" : "s");
     esc(b, l->author);
@@ -370,6 +374,7 @@ static void page_link(struct site_req *r)
         csrf_field(&b, r);
         buf_puts(&b, "<button class=\"link\">delete</button></form></div>");
     }
+    site_flag_html(&b, r, l);
     buf_puts(&b, "</article>");
     uint64_t until = links_until(l, 1, now);
     site_thread_html(&b, r, l, now, &until);
@@ -908,6 +913,8 @@ bool site_pages_route(struct site_req *r, const char *path, bool *answered)
     }
     if (!strcmp(path, "/logout"))
         return site_route(r, NULL, page_logout_post, answered);
+    if (site_finding_route(r, path, answered))
+        return true;
     if (!strcmp(path, "/status"))
         return site_route(r, page_status, NULL, answered);
     /* Earlier versions' paths answer with the current sheet: a page cached
@@ -954,4 +961,9 @@ void site_page_begin(struct buf *b, struct site_req *r, const char *title) { pag
 void site_page_end(struct buf *b, struct site_req *r) { page_end(b, r); }
 void site_page_send(struct site_req *r, int status, struct buf *b) { reply_page(r, status, b); }
 void site_csrf_field(struct buf *b, struct site_req *r) { csrf_field(b, r); }
+void site_link_list(struct buf *b, struct site_req *r, const struct store_link *links, size_t n, unsigned first,
+                    const char *next)
+{
+    link_list(b, r, links, n, first, next);
+}
 bool site_form_ok(struct site_req *r) { return form_ok(r); }

@@ -350,9 +350,20 @@ void site_wrote(struct site_req *r, uint64_t index)
     buf_printf(&r->hdrs, "Set-Cookie: lr_idx=%" PRIu64 "; Path=/; SameSite=Lax%s\r\n", index, cookie_secure(r));
 }
 
+/* Every write's answer passes here: a banned user's is refused at apply
+ * whatever the command, and answered 403 the same way for all. */
+static void write_done(void *arg, int status, uint64_t index, const struct store_result *res)
+{
+    struct site_req *r = arg;
+    if (!site_write_banned(r, status, index, res))
+        r->write_cb(arg, status, index, res);
+}
+
 void site_propose(struct site_req *r, struct command *c, site_write_cb cb)
 {
     c->time_ms = r->s->host.now_ms(r->s->host.ctx);
+    if (r->s->o.rate_limits_off)
+        c->flags |= COMMAND_FLAG_NO_RATE_LIMIT;
     size_t size = command_size(c);
     uint8_t *data = malloc(size);
     long len = data ? command_encode(c, data, size) : -1;
@@ -361,7 +372,8 @@ void site_propose(struct site_req *r, struct command *c, site_write_cb cb)
         site_fail(r, 400, "bad_request", "the request does not fit a command");
         return;
     }
-    r->s->host.propose(r->s->host.ctx, data, (size_t)len, cb, r);
+    r->write_cb = cb;
+    r->s->host.propose(r->s->host.ctx, data, (size_t)len, write_done, r);
     free(data);
 }
 

@@ -197,6 +197,7 @@ struct site_req {
     const char *gz;                 /* the body already compressed (the stylesheet's), or NULL */
     size_t gz_len;
     struct site_shared *lent, *lent_gz; /* a cached page to lend instead of a body (references held) */
+    site_write_cb write_cb;         /* the route's write callback (site_propose) */
 };
 
 /* ---- site.c: life of a request ------------------------------------------- */
@@ -359,6 +360,35 @@ bool site_users_page_route(struct site_req *r, const char *path, bool *answered)
 /* Karma, comment count and about, for the /user/NAME page. */
 void site_user_profile_html(struct buf *b, struct site_req *r, const struct store_user *u);
 
+/* Flags (flags.c): the API's /links/ID/flag and /comments/ID/flag, the
+ * page's /link/ID/flag (false if not theirs), and the form on /link/ID. */
+bool site_flag_api_route(struct site_req *r, const char *p, bool *answered);
+bool site_flag_page_route(struct site_req *r, const char *path, bool *answered);
+void site_flag_html(struct buf *b, struct site_req *r, const struct store_link *l);
+
+/* Moderation (moderation.c). site_mod_delete: a moderator deleting another's
+ * link (r->id) or comment (r->comment_id): proposes it with the reason and
+ * returns true; false if the ordinary delete applies. site_write_banned: a
+ * write refused because its user is banned, answered 403 (true). */
+bool site_mod_delete(struct site_req *r, bool comment);
+bool site_write_banned(struct site_req *r, int status, uint64_t index, const struct store_result *res);
+bool site_moderation_api_route(struct site_req *r, const char *p, bool *answered);
+bool site_moderation_page_route(struct site_req *r, const char *path, bool *answered);
+
+/* 429 with Retry-After for new content over its user's rate (limits.c). */
+void site_fail_rate_limited(struct site_req *r, int64_t seconds, bool comment);
+
+/* ---- search.c, feed.c: finding things (SPEC §5) ------------------------------------ */
+
+/* GET /api/v1/search?q=&limit&offset. */
+bool site_search_api_route(struct site_req *r, bool *answered);
+/* GET /api/v1/links?domain=...: false if the query has no domain. */
+bool site_domain_api_route(struct site_req *r, bool *answered);
+/* The pages /search, /from/DOMAIN and the feeds; false if not theirs. */
+bool site_finding_route(struct site_req *r, const char *path, bool *answered);
+/* /feed, /user/NAME/feed, /link/ID/feed; false if not theirs. */
+bool site_feed_route(struct site_req *r, const char *path, bool *answered);
+
 /* ---- pages.c, for thread.c --------------------------------------------------------- */
 
 void site_page_begin(struct buf *b, struct site_req *r, const char *title);
@@ -369,6 +399,9 @@ void site_csrf_field(struct buf *b, struct site_req *r);
 void site_flash_read(struct site_req *r);
 /* Sets the message the next page shows once (a redirect's target). */
 void site_flash_set(struct site_req *r, enum site_flash f);
+/* A list of links as on / (numbered from first; next: where a like returns). */
+void site_link_list(struct buf *b, struct site_req *r, const struct store_link *links, size_t n, unsigned first,
+                    const char *next);
 /* A posted form's CSRF token and next field; false after answering 403. */
 bool site_form_ok(struct site_req *r);
 

@@ -125,7 +125,9 @@ static int layout_of(struct command *c, struct layout *l)
         F(url_norm, COMMAND_MAX_URL);
         break;
     case CMD_LIKE:
-    case CMD_UNLIKE: F(session, COMMAND_HASH_LEN); l->has_link_id = 1; break;
+    case CMD_UNLIKE:
+    case CMD_FLAG:
+    case CMD_UNFLAG: F(session, COMMAND_HASH_LEN); l->has_link_id = 1; break;
     case CMD_COMMENT_POST:
         F(session, COMMAND_HASH_LEN); F(text, COMMAND_MAX_TEXT_BYTES);
         l->has_link_id = l->has_comment_id = 1;
@@ -145,7 +147,21 @@ static int layout_of(struct command *c, struct layout *l)
     case CMD_PASSWORD_SET: F(session, COMMAND_HASH_LEN); F(pwhash, COMMAND_MAX_PWHASH); break;
     case CMD_COMMENT_DELETE:
     case CMD_COMMENT_LIKE:
-    case CMD_COMMENT_UNLIKE: F(session, COMMAND_HASH_LEN); l->has_comment_id = 1; break;
+    case CMD_COMMENT_UNLIKE:
+    case CMD_COMMENT_FLAG:
+    case CMD_COMMENT_UNFLAG: F(session, COMMAND_HASH_LEN); l->has_comment_id = 1; break;
+    case CMD_MODERATOR_ADD:
+    case CMD_MODERATOR_REMOVE: F(lname, COMMAND_MAX_NAME); break;
+    case CMD_MOD_DELETE_LINK:
+        F(session, COMMAND_HASH_LEN); F(text, COMMAND_MAX_REASON_BYTES); l->has_link_id = 1;
+        break;
+    case CMD_MOD_DELETE_COMMENT:
+        F(session, COMMAND_HASH_LEN); F(text, COMMAND_MAX_REASON_BYTES); l->has_comment_id = 1;
+        break;
+    case CMD_BAN:
+    case CMD_UNBAN:
+        F(session, COMMAND_HASH_LEN); F(lname, COMMAND_MAX_NAME); F(text, COMMAND_MAX_REASON_BYTES);
+        break;
     default: return -1;
     }
 #undef F
@@ -173,8 +189,12 @@ static void write_command(struct writer *w, const struct command *c)
         w->bad = 1;
         return;
     }
-    put_u8(w, COMMAND_VERSION);
+    if (c->flags & ~COMMAND_FLAGS_KNOWN)
+        w->bad = 1;
+    put_u8(w, c->flags ? COMMAND_VERSION_FLAGS : COMMAND_VERSION);
     put_u8(w, c->type);
+    if (c->flags)
+        put_u8(w, c->flags);
     put_u64(w, c->time_ms);
     if (c->scope.len > COMMAND_MAX_STR || c->idem_key.len > COMMAND_MAX_STR)
         w->bad = 1;
@@ -193,7 +213,7 @@ static void write_command(struct writer *w, const struct command *c)
 
 size_t command_size(const struct command *c)
 {
-    size_t size = 1 + 1 + 8 + 2 + c->scope.len + 2 + c->idem_key.len;
+    size_t size = 1 + 1 + (c->flags ? 1 : 0) + 8 + 2 + c->scope.len + 2 + c->idem_key.len;
     struct command copy = *c;
     struct layout l;
     int n = layout_of(&copy, &l);
@@ -217,9 +237,15 @@ int command_decode(struct command *c, const uint8_t *buf, size_t len)
 {
     memset(c, 0, sizeof *c);
     struct reader r = { buf, buf + len, 0 };
-    if (get_u8(&r) != COMMAND_VERSION)
+    uint8_t version = get_u8(&r);
+    if (version != COMMAND_VERSION && version != COMMAND_VERSION_FLAGS)
         return -1;
     c->type = get_u8(&r);
+    if (version == COMMAND_VERSION_FLAGS) {
+        c->flags = get_u8(&r);
+        if (!c->flags || (c->flags & ~COMMAND_FLAGS_KNOWN))
+            return -1; /* one encoding per command: no flags is version 1 */
+    }
     c->time_ms = get_u64(&r);
     c->scope = get_str(&r);
     c->idem_key = get_str(&r);

@@ -274,17 +274,32 @@ static int remove_up(struct store *st, int64_t id, int64_t parent_id)
     }
 }
 
+/* Deletes live comment row (of id): a placeholder if it has replies. */
+static int remove_comment(struct store *st, int64_t id, const struct row *row)
+{
+    if (EXEC(st, "UPDATE links SET comments = comments - 1 WHERE id = ?1", row->link_id))
+        return STORE_EIO;
+    if (row->replies > 0) /* the replies keep their place in the thread */
+        return EXEC(st, "UPDATE comments SET deleted = 1, author_id = NULL, text = '' WHERE id = ?1", id);
+    return remove_up(st, id, row->parent_id);
+}
+
 static int comment_delete(struct store *st, const struct command *c, struct store_result *res)
 {
     struct row row;
     int found = own_comment(st, c, res, &row);
     if (found <= 0)
         return found < 0 ? STORE_EIO : STORE_OK;
-    if (EXEC(st, "UPDATE links SET comments = comments - 1 WHERE id = ?1", row.link_id))
-        return STORE_EIO;
-    if (row.replies > 0) /* the replies keep their place in the thread */
-        return EXEC(st, "UPDATE comments SET deleted = 1, author_id = NULL, text = '' WHERE id = ?1", c->comment_id);
-    return remove_up(st, c->comment_id, row.parent_id);
+    return remove_comment(st, c->comment_id, &row);
+}
+
+int store_comment_remove(struct store *st, int64_t id)
+{
+    struct row row;
+    int found = load(st, id, &row);
+    if (found <= 0 || row.deleted)
+        return found < 0 ? STORE_EIO : 0;
+    return remove_comment(st, id, &row) ? STORE_EIO : 1;
 }
 
 /* LIKE / UNLIKE of a comment: idempotent both ways, as for links. */

@@ -37,6 +37,43 @@ int store_users_execute(struct store *st, const struct command *c, struct store_
  * each use, never finalizes it. */
 struct sqlite3_stmt *store_cached_stmt(struct store *st, const char *sql);
 
+/* Search, domains and rate limits (search.c). The migration to schema 3
+ * adds the columns domain and rdomain of links, the full-text index and its
+ * triggers, and rate_events; it builds the index from the rows there. */
+int store_search_migrate(struct sqlite3 *db, char *err, size_t errcap);
+/* The domain of a normalized URL ("//host[:port]/...") and its reversed
+ * form ("com.example."), both "" for a link without a URL; cap bytes each. */
+void store_link_domain(const char *url_norm, size_t len, char *domain, char *rdomain, size_t cap);
+/* At apply, before executing c: 1 if c is new content over its user's rate
+ * (res->status = CMD_ERR_RATE_LIMITED, res->count = seconds to wait), 0 if
+ * it may go on, STORE_EIO. store_rate_note records it once it succeeded. */
+int store_rate_check(struct store *st, const struct command *c, struct store_result *res);
+int store_rate_note(struct store *st, const struct command *c, const struct store_result *res);
+
+/* Flags (flags.c): the schema 4 migration (flags tables and counts) and
+ * CMD_FLAG, CMD_UNFLAG, CMD_COMMENT_FLAG, CMD_COMMENT_UNFLAG at apply. */
+int store_flags_migrate(struct sqlite3 *db, char *err, size_t errcap);
+int store_flags_execute(struct store *st, const struct command *c, struct store_result *res);
+
+/* Deletes live comment id as its author's delete does (comments.c): 1, 0
+ * if there is no such live comment, STORE_EIO. */
+int store_comment_remove(struct store *st, int64_t id);
+
+/* Moderation (moderation.c): the schema 5 migration (users.moderator and
+ * banned, mod_log), the commands CMD_MODERATOR_* .. CMD_UNBAN, and the ban
+ * check at apply: 1 (res->status = CMD_ERR_BANNED) if c comes from a banned
+ * user's session, 0 if it may go on, STORE_EIO. */
+int store_moderation_migrate(struct sqlite3 *db, char *err, size_t errcap);
+int store_moderation_execute(struct store *st, const struct command *c, struct store_result *res);
+int store_ban_check(struct store *st, const struct command *c, struct store_result *res);
+
+/* The columns every link query returns, in this order (store_read_link). */
+#define STORE_LINK_COLS "SELECT l.id, l.title, l.url, u.name, l.created, l.likes, l.hot, l.comments, l.edited," \
+                        " l.text IS NOT NULL FROM links l " \
+                        "JOIN users u ON u.id = l.author_id "
+struct sqlite3_stmt;
+void store_read_link(struct sqlite3_stmt *s, struct store_link *l);
+
 /* Records a failed query in st's error message (store_errmsg); returns STORE_EIO. */
 int store_fail_query(struct store *st, const char *what);
 

@@ -68,8 +68,8 @@ static int post_text(struct store *st, const struct command *c, struct store_res
             return STORE_OK;
         }
     }
-    sqlite3_stmt *s = prep(db, "INSERT INTO links(author_id, title, url, url_norm, created, likes, hot, text)"
-                               " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7)");
+    sqlite3_stmt *s = prep(db, "INSERT INTO links(author_id, title, url, url_norm, created, likes, hot, text, domain,"
+                               " rdomain) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)");
     if (!s)
         return STORE_EIO;
     sqlite3_bind_int64(s, 1, u.id);
@@ -83,6 +83,10 @@ static int post_text(struct store *st, const struct command *c, struct store_res
     sqlite3_bind_double(s, 6, store_hot_score(0, c->time_ms));
     if (c->text.len)
         bind_cs(s, 7, c->text);
+    char domain[STORE_DOMAIN_CAP], rdomain[STORE_DOMAIN_CAP];
+    store_link_domain(has_url ? c->url_norm.p : "", has_url ? c->url_norm.len : 0, domain, rdomain, sizeof domain);
+    sqlite3_bind_text(s, 8, domain, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 9, rdomain, -1, SQLITE_STATIC);
     if (run(s))
         return STORE_EIO;
     res->id = sqlite3_last_insert_rowid(db);

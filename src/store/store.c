@@ -40,9 +40,10 @@ enum stmt_id {
 };
 
 /* The columns every link query returns, in this order (read_link). */
-#define LINK_COLS "SELECT l.id, l.title, l.url, u.name, l.created, l.likes, l.hot, l.comments, l.edited," \
-                  " l.text IS NOT NULL FROM links l " \
-                  "JOIN users u ON u.id = l.author_id "
+#define LINK_COLS STORE_LINK_COLS
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define HIDE STR(STORE_FLAGS_HIDE)
 #define USER_COLS "SELECT id, name, lname, pwhash, created FROM users "
 
 
@@ -70,8 +71,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_SESSION_USER] = "SELECT u.id, u.name, u.lname, u.pwhash, u.created, s.expires FROM sessions s"
                        " JOIN users u ON u.id = s.user_id WHERE s.hash = ?1 AND s.expires > ?2",
     [S_SESSION_EXPIRE] = "DELETE FROM sessions WHERE expires <= ?1",
-    [S_LINK_INSERT] = "INSERT INTO links(author_id, title, url, url_norm, created, likes, hot)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+    [S_LINK_INSERT] = "INSERT INTO links(author_id, title, url, url_norm, created, likes, hot, domain, rdomain)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
     [S_LINK_BY_URL] = "SELECT id FROM links WHERE url_norm = ?1",
     [S_LINK_LIKES] = "SELECT likes, created FROM links WHERE id = ?1 AND deleted = 0",
     [S_LINK_SET_LIKES] = "UPDATE links SET likes = ?2, hot = ?3 WHERE id = ?1",
@@ -79,8 +80,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_LIKE_DELETE] = "DELETE FROM likes WHERE link_id = ?1 AND user_id = ?2",
     [S_LIKED] = "SELECT 1 FROM likes WHERE link_id = ?1 AND user_id = ?2",
     [S_LINK_GET] = LINK_COLS "WHERE l.id = ?1 AND l.deleted = 0",
-    [S_LINKS_HOT] = LINK_COLS "WHERE l.deleted = 0 ORDER BY l.hot DESC, l.id DESC LIMIT ?1 OFFSET ?2",
-    [S_LINKS_NEW] = LINK_COLS "WHERE l.deleted = 0 ORDER BY l.id DESC LIMIT ?1 OFFSET ?2",
+    /* A link flagged by STORE_FLAGS_HIDE users leaves hot and new (SPEC §5). */
+    [S_LINKS_HOT] = LINK_COLS "WHERE l.deleted = 0 AND l.flags < " HIDE " ORDER BY l.hot DESC, l.id DESC LIMIT ?1 OFFSET ?2",
+    [S_LINKS_NEW] = LINK_COLS "WHERE l.deleted = 0 AND l.flags < " HIDE " ORDER BY l.id DESC LIMIT ?1 OFFSET ?2",
     [S_LINKS_TOP] = LINK_COLS "WHERE l.deleted = 0 ORDER BY l.likes DESC, l.id DESC LIMIT ?1 OFFSET ?2",
     [S_LINKS_USER] = LINK_COLS "WHERE l.author_id = ?3 AND l.deleted = 0 ORDER BY l.id DESC LIMIT ?1 OFFSET ?2",
     [S_COUNTS] = "SELECT (SELECT coalesce(max(id), 0) FROM users), (SELECT coalesce(max(id), 0) FROM links)",
@@ -418,6 +420,11 @@ static int open_db(struct store *st)
     if (sqlite3_exec(st->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, &msg) != SQLITE_OK ||
         sqlite3_exec(st->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
         int rc = classify(sqlite3_extended_errcode(st->db));
+        /* A damaged page of the schema itself (sqlite_master spans several
+         * pages since schema 3) fails the schema's load as a plain I/O
+         * error: the checksum VFS knows better. */
+        if (rc == STORE_EIO && (sqlite3_extended_errcode(st->db) & 0xff) == SQLITE_IOERR && cksum_vfs_damage_seen())
+            rc = STORE_ECORRUPT;
         if (rc == STORE_ECORRUPT)
             snprintf(st->errmsg, sizeof st->errmsg, "the database %s is damaged (a page checksum or its "
                      "structure does not check: %s)", st->path, msg ? msg : "?");
@@ -430,7 +437,10 @@ static int open_db(struct store *st)
     int crc = check_db(st->db, st->path, st->errmsg, sizeof st->errmsg);
     if (crc)
         return crc;
-    if (store_comments_migrate(st->db, st->errmsg, sizeof st->errmsg))
+    if (store_comments_migrate(st->db, st->errmsg, sizeof st->errmsg) ||
+        store_search_migrate(st->db, st->errmsg, sizeof st->errmsg) ||
+        store_flags_migrate(st->db, st->errmsg, sizeof st->errmsg) ||
+        store_moderation_migrate(st->db, st->errmsg, sizeof st->errmsg))
         return STORE_EIO;
     for (int i = 0; i < S_COUNT; i++)
         if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK)
@@ -586,6 +596,7 @@ static int step_one(sqlite3_stmt *s, void (*read)(sqlite3_stmt *, void *), void 
     return found;
 }
 
+void store_read_link(sqlite3_stmt *s, struct store_link *l) { read_link(s, l); }
 static void read_user_v(sqlite3_stmt *s, void *out) { read_user(s, out); }
 static void read_link_v(sqlite3_stmt *s, void *out) { read_link(s, out); }
 static void read_id_v(sqlite3_stmt *s, void *out) { *(int64_t *)out = sqlite3_column_int64(s, 0); }
@@ -733,6 +744,10 @@ static int link_post(struct store *st, const struct command *c, struct store_res
     bind_text(s, 4, c->url_norm);
     sqlite3_bind_int64(s, 5, (sqlite3_int64)c->time_ms);
     sqlite3_bind_double(s, 6, store_hot_score(0, c->time_ms));
+    char domain[STORE_DOMAIN_CAP], rdomain[STORE_DOMAIN_CAP];
+    store_link_domain(c->url_norm.p, c->url_norm.len, domain, rdomain, sizeof domain);
+    sqlite3_bind_text(s, 7, domain, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 8, rdomain, -1, SQLITE_STATIC);
     if (step_done(st, s))
         return STORE_EIO;
     res->id = sqlite3_last_insert_rowid(st->db);
@@ -815,6 +830,18 @@ static int execute(struct store *st, const struct command *c, struct store_resul
     case CMD_ABOUT_SET:
     case CMD_PASSWORD_SET:
         return store_users_execute(st, c, res);
+    case CMD_FLAG:
+    case CMD_UNFLAG:
+    case CMD_COMMENT_FLAG:
+    case CMD_COMMENT_UNFLAG:
+        return store_flags_execute(st, c, res);
+    case CMD_MODERATOR_ADD:
+    case CMD_MODERATOR_REMOVE:
+    case CMD_MOD_DELETE_LINK:
+    case CMD_MOD_DELETE_COMMENT:
+    case CMD_BAN:
+    case CMD_UNBAN:
+        return store_moderation_execute(st, c, res);
     case CMD_COMMENT_POST:
     case CMD_COMMENT_EDIT:
     case CMD_COMMENT_DELETE:
@@ -904,12 +931,22 @@ static int apply_one(struct store *st, const struct store_entry *e, struct store
         if (found)
             return STORE_OK;
     }
+    /* A banned user's writes, and new content over its user's rate, are
+     * refused here, at apply, so every replica decides alike; a rate refusal
+     * is not remembered under the key. */
+    int limited = store_ban_check(st, &c, res);
+    if (!limited)
+        limited = store_rate_check(st, &c, res);
+    if (limited < 0)
+        return STORE_EIO;
+    if (limited)
+        return STORE_OK;
     int rc = execute(st, &c, res);
     if (!session_cache_keeps(c.type))
         session_cache_clear(st);
-    if (rc)
+    if (rc || store_rate_note(st, &c, res))
         return STORE_EIO;
-    if (c.idem_key.len && idem_record(st, &c, res))
+    if (c.idem_key.len && res->status != CMD_ERR_RATE_LIMITED && idem_record(st, &c, res))
         return STORE_EIO;
     return STORE_OK;
 }

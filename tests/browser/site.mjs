@@ -65,7 +65,9 @@ async function pickPort() {
 const dir = mkdtempSync(path.join(os.tmpdir(), 'linkraft-browser-'));
 const port = await pickPort();
 const base = `http://127.0.0.1:${port}`;
-const demo = spawn(bin, ['demo', '--data', path.join(dir, 'data'), '--port', String(port)],
+// A script clicks faster than a person: the per-user limits on new content
+// (SPEC §5) would refuse its replies.
+const demo = spawn(bin, ['demo', '--data', path.join(dir, 'data'), '--port', String(port), '--rate-limits', 'off'],
                    { stdio: ['ignore', 'pipe', 'inherit'] });
 let demoOut = '';
 demo.stdout.on('data', (d) => { demoOut += d.toString(); });

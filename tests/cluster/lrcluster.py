@@ -102,13 +102,16 @@ def request(addr, method, path, body=None, headers=None, timeout=3.0):
 
 class Cluster:
     """n nodes (ids 1..n). extra: members listed in the cluster file only
-    later (for member add). node_args: extra `linkraft node` options."""
+    later (for member add). node_args: extra `linkraft node` options.
+    rate_limits: the per-user limits on new content (SPEC §5) stay on; by
+    default every node is started with --rate-limits off, as the tests post
+    far faster than any person."""
 
-    def __init__(self, n=3, extra=0, node_args=(), secret=None, binary=None):
+    def __init__(self, n=3, extra=0, node_args=(), secret=None, binary=None, rate_limits=False):
         self.binary = binary or BINARY  # another build side by side (bench/run.py BENCH_BASELINE_BIN)
         self.dir = tempfile.mkdtemp(prefix="linkraft-test-")
         self.n = n
-        self.node_args = list(node_args)
+        self.node_args = ([] if rate_limits else ["--rate-limits", "off"]) + list(node_args)
         ports = free_ports(2 * (n + extra))
         self.raft = {i + 1: "127.0.0.1:%d" % ports[2 * i] for i in range(n + extra)}
         self.http = {i + 1: "127.0.0.1:%d" % ports[2 * i + 1] for i in range(n + extra)}

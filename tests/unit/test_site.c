@@ -235,6 +235,7 @@ static void setup(const char *name, unsigned max_failures)
     direct_host_init(&dh, &h);
     struct site_options o;
     site_options_default(&o);
+    o.rate_limits_off = true; /* these tests post far faster than a person */
     o.loop = &loop;
     o.pwhash_opslimit = 1;
     o.pwhash_memlimit = 8192;
@@ -927,6 +928,7 @@ TEST(pages_forms_and_escaping)
     CHECK(!body_has(r, "<script>"));
     CHECK(body_has(r, "rel=\"nofollow ugc noopener\""));
     CHECK(body_has(r, "(example.com)"));
+    CHECK(body_has(r, "<a href=\"/from/example.com\">(example.com)</a>"));
     CHECK(body_has(r, "3 hours ago"));
     CHECK(body_has(r, "datetime=\"2025-12-01T00:00:00Z\""));
 
@@ -1217,6 +1219,7 @@ TEST(passwords_are_hashed_with_owasp_argon2id)
     h.cluster_json = NULL;
     struct site_options o;
     site_options_default(&o);
+    o.rate_limits_off = true; /* these tests post far faster than a person */
     o.loop = &loop;
     REQUIRE(site_create(&h, &o, &site, err, sizeof err) == 0);
     struct client c = { 0 };
