@@ -37,8 +37,12 @@ static const char site_css[] =
     ".me{margin-left:auto;display:flex;gap:.6rem;align-items:center}\n"
     ".flash{border-left:4px solid var(--accent);background:var(--box);padding:.4rem .7rem;margin:.8rem 0}\n"
     "ol.links{padding-left:2.2rem}ol.links li{margin:.55rem 0}\n"
-    ".t{font-size:1.05rem;text-decoration:none}h1.t{display:inline;font-weight:600;margin:0}\n"
-    ".dom,.meta,footer{color:var(--muted);font-size:.85rem}\n"
+    /* Every control at least 24x24 (WCAG 2.5.8): a short title beside its
+     * domain's link would otherwise be two small targets side by side. */
+    ".t{font-size:1.05rem;text-decoration:none;display:inline-block;min-width:24px;min-height:24px}"
+    "h1.t{display:inline;font-weight:600;margin:0}\n"
+    ".dom,.meta,footer{color:var(--muted);font-size:.85rem}.dom a{display:inline-block;min-height:24px;"
+    "line-height:24px}\n"
     "form.like{display:inline}\n"
     "button,input{font:inherit}\n"
     /* The like control: 24x24 at least (WCAG 2.5.8), and liked shown by
@@ -47,7 +51,8 @@ static const char site_css[] =
     "vertical-align:middle}\n"
     "button.up{border:0;background:none;color:var(--muted);cursor:pointer;padding:0 .2rem}\n"
     "button.up.on{color:var(--accent);box-shadow:inset 0 -3px currentColor}\n"
-    "button.link{border:0;background:none;color:inherit;text-decoration:underline;cursor:pointer;padding:0}\n"
+    "button.link{border:0;background:none;color:inherit;text-decoration:underline;cursor:pointer;padding:0;"
+    "min-width:24px;min-height:24px}\n"
     "form.box{display:grid;gap:.5rem;max-width:28rem;background:var(--box);border:1px solid var(--line);"
     "padding:1rem;border-radius:.4rem}\n"
     "form.box input{padding:.4rem;border:1px solid var(--line);border-radius:.25rem;background:var(--bg);color:var(--fg)}\n"

@@ -141,11 +141,14 @@ def test_a_node_with_a_full_disk_takes_back_a_re_added_node(make_cluster):
         c.start(4, join=True)
         wait_for("node 1 to pin node 4's new directory",
                  lambda: pins(c.data_dir(victim)).get(4) == incarnation(c.data_dir(4)), timeout=10)
+        # Space back before the add: a leader that has met its full disk
+        # (its state machine's commit failed) takes no write until then.
+        os.unlink(filler)
+        c.wait_leader(timeout=10)
         r = c.cli("member", "add", "--cluster", c.cluster_file, "--id", "4")
         assert r.returncode == 0, r.stderr
         wait_for("node 4 a voter", lambda: any(m["id"] == 4 and m["voter"]
                                                for m in c.info(c.wait_leader())["members"]), timeout=20)
-        os.unlink(filler)
     finally:
         for p in c.procs.values():
             if p.poll() is None:

@@ -139,7 +139,7 @@ CASES = [
     # Where the snapshot falls among the segments (timing) decides which
     # check sees the loss first: a gap in the log, or a log that ends below
     # the snapshot although no install was interrupted.
-    ("last segment but one", delete, "refused", ("gap", "were synced are missing")),
+    ("last segment but one", delete, "refused", ("gap", "are missing")),
     # The database applied entries the log no longer has: this node may
     # have acknowledged them, so it cannot go on as a voter.
     ("last segment", last_byte, "refused", "does not fit the database"),
