@@ -19,11 +19,12 @@ def mount_tmpfs(path, size_mb):
 def fill(path):
     """Writes a file until the file system is full; returns its path."""
     filler = os.path.join(path, "filler")
-    with open(filler, "wb") as f:
+    # Unbuffered: a buffered file keeps what did not fit and raises ENOSPC
+    # again when it is closed.
+    with open(filler, "wb", buffering=0) as f:
         try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
+            while f.write(b"\0" * 65536):
+                pass
         except OSError:
             pass
     return filler
