@@ -359,7 +359,7 @@ def test_damage_found_by_the_snapshot_copy_is_repaired_not_shipped(make_cluster)
     assert c.procs[1].poll() is None and c.procs[1].pid == pid
     c.wait_leader()
     # Every key written before the damage, and every later one the node has.
-    assert c.kv(1, "k0", "linearizable") == "v0"
+    wait_for("node 1 to serve again", lambda: c.kv(1, "k0", "linearizable") == "v0")
     wrong = [i for i in range(k) if c.kv(1, "k%d" % i) not in ("v%d" % i, None) or
              (i < 300 and c.kv(1, "k%d" % i) is None)]
     assert not wrong, wrong[:10]
