@@ -245,6 +245,7 @@ def test_a_damaged_page_read_while_serving_is_repaired(make_cluster):
     assert "a damaged page of the database was read" in log and "restarts now" in log, log
     assert c.procs[1].poll() is None and c.procs[1].pid == pid
     c.wait_leader()
+    wait_for("node 1 to serve again", lambda: c.kv(1, keys[0], "linearizable") == value)
     assert all(c.kv(1, k, "linearizable") == value for k in keys[::97] + keys[-3:])
 
 def flip(path, off, mask=0x10):
