@@ -628,8 +628,10 @@ static void maybe_snapshot(struct replica *d)
     raft_index applied = sm_applied(d);
     /* One snapshot at a time, from the copy to its adoption: both use the
      * same temporary file. */
+    /* A core that waits for a leader's snapshot (raft_want_snapshot: the
+     * state machine is not to be trusted) copies nothing of it. */
     if (d->snap_job || d->adopt_pending || d->job == JOB_ADOPT || closed(d) || d->barrier_waits ||
-        applied < d->last_snapshot + d->snapshot_gap)
+        raft_wants_snapshot(d->raft) || applied < d->last_snapshot + d->snapshot_gap)
         return;
     if (!commit_sm(d)) { /* the copy is made from what is committed */
         note_disk_full(d, sm_err(d));
