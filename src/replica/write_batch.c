@@ -62,6 +62,20 @@ int write_batch_add(struct write_batch *b, const struct raft_ready *rd)
             b->truncate_from = rd->truncate_from; /* reaches the disk, not just this batch */
         b->n_entries = keep;
         b->n_data = keep_data;
+        /* Acknowledgements this batch holds for entries the truncation
+         * removes must not leave: once the batch is durable the disk no
+         * longer has what they claim (a follower took entries from one
+         * leader and, in the same batch, a conflicting suffix from the
+         * next; the old leader could count the ack toward a commit).
+         * Dropping a message is always safe. */
+        size_t k = 0;
+        for (size_t i = 0; i < b->n_after; i++) {
+            const struct raft_message *m = &b->after[i];
+            if (m->type == RAFT_MSG_APPEND_RESP && !m->reject && m->index >= rd->truncate_from)
+                continue;
+            b->after[k++] = *m;
+        }
+        b->n_after = k;
     }
     for (size_t i = 0; i < rd->n_entries; i++) {
         const struct raft_entry *e = &rd->entries[i];

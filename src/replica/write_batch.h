@@ -6,8 +6,9 @@
  * Readies taken while the previous batch is being written are merged into
  * the next one: a truncation drops what the batch itself holds from that
  * index on (or, reaching below it, becomes the batch's truncation of the
- * disk), entries are appended, the newest hard state wins. One fsync then
- * covers them all (group commit across readies).
+ * disk), and the batch's acknowledgements of what it drops; entries are
+ * appended, the newest hard state wins. One fsync then covers them all
+ * (group commit across readies).
  */
 #ifndef LINKRAFT_REPLICA_WRITE_BATCH_H
 #define LINKRAFT_REPLICA_WRITE_BATCH_H
