@@ -216,8 +216,14 @@ int store_search(struct store *st, const char *words, size_t len, unsigned limit
         return store_fail_query(st, "cannot search");
     if (!*total || !limit || offset >= *total)
         return STORE_OK;
-    if (sqlite3_prepare_v2(db, STORE_LINK_COLS "JOIN link_fts ON link_fts.rowid = l.id WHERE link_fts MATCH ?1"
-                               " ORDER BY bm25(link_fts, 10.0, 1.0, 4.0), l.id DESC LIMIT ?2 OFFSET ?3",
+    /* The page is chosen inside the index (rowids and scores only), and
+     * only its rows are read from links: joined before the sort, every
+     * match's row (text included) would be read to throw most away. */
+    if (sqlite3_prepare_v2(db, "SELECT l.id, l.title, l.url, u.name, l.created, l.likes, l.hot, l.comments, l.edited,"
+                               " l.text IS NOT NULL FROM (SELECT rowid AS id, bm25(link_fts, 10.0, 1.0, 4.0) AS score"
+                               " FROM link_fts WHERE link_fts MATCH ?1 ORDER BY score, rowid DESC LIMIT ?2 OFFSET ?3) f"
+                               " JOIN links l ON l.id = f.id JOIN users u ON u.id = l.author_id"
+                               " ORDER BY f.score, f.id DESC",
                            -1, &s, NULL) != SQLITE_OK)
         return store_fail_query(st, "cannot prepare a search");
     sqlite3_bind_text(s, 1, q, -1, SQLITE_STATIC);
