@@ -59,6 +59,9 @@ static const char *word(void)
 
 struct hash { char b[COMMAND_HASH_LEN]; };
 
+/* The database's path: checkpoints run on it as the node runs them. */
+static char db_path[512];
+
 static void apply_posts(struct store *st, raft_index *idx, uint64_t *t, long n, const struct hash *sess)
 {
     enum { BATCH = 64 };
@@ -101,6 +104,12 @@ static void apply_posts(struct store *st, raft_index *idx, uint64_t *t, long n, 
             fprintf(stderr, "commit: %s\n", store_errmsg(st));
             exit(1);
         }
+        /* As the node does past 1000 WAL pages (node.c), on this thread. */
+        char err[600];
+        if (store_wal_pages(st) >= 1000 && store_checkpoint(db_path, false, err, sizeof err) != STORE_OK) {
+            fprintf(stderr, "%s\n", err);
+            exit(1);
+        }
     }
     store_commit(st);
 }
@@ -109,6 +118,7 @@ static struct store *fresh(const char *dir, const char *name, raft_index *idx, u
 {
     char path[512], err[600];
     snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(db_path, sizeof db_path, "%s", path);
     remove(path);
     snprintf(err, sizeof err, "%s-wal", path);
     remove(err);
@@ -150,6 +160,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: search_store DIR [N_APPLY [M_SEARCH]]\n");
         return 2;
     }
+    setvbuf(stdout, NULL, _IOLBF, 0);
     const char *dir = argv[1];
     long n_apply = argc > 2 ? atol(argv[2]) : 100000, m_search = argc > 3 ? atol(argv[3]) : 1000000;
     raft_index idx;
