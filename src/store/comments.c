@@ -43,26 +43,7 @@ static const char migrate_v2[] =
 
 int store_comments_migrate(sqlite3 *db, char *err, size_t errcap)
 {
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k = 'schema'", -1, &q, NULL) != SQLITE_OK) {
-        snprintf(err, errcap, "cannot read the schema version: %s", sqlite3_errmsg(db));
-        return -1;
-    }
-    int64_t version = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
-    sqlite3_finalize(q);
-    if (version >= 2)
-        return 0;
-    char *msg = NULL;
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(db, migrate_v2, NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(err, errcap, "cannot add comments to the schema (version %" PRId64 " to 2): %s", version,
-                 msg ? msg : sqlite3_errmsg(db));
-        sqlite3_free(msg);
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        return -1;
-    }
-    return 0;
+    return store_schema_step(db, 2, migrate_v2, "comments", err, errcap);
 }
 
 /* ---- Statements ------------------------------------------------------------------ */

@@ -74,6 +74,11 @@ int store_ban_check(struct store *st, const struct command *c, struct store_resu
 struct sqlite3_stmt;
 void store_read_link(struct sqlite3_stmt *s, struct store_link *l);
 
+/* One step of the schema (store.c): when the database is below version to,
+ * runs sql (which also sets meta's version to `to`) in one transaction.
+ * 0, or -1 with err saying what (e.g. "comments") could not be added. */
+int store_schema_step(struct sqlite3 *db, int64_t to, const char *sql, const char *what, char *err, size_t errcap);
+
 /* Records a failed query in st's error message (store_errmsg); returns STORE_EIO. */
 int store_fail_query(struct store *st, const char *what);
 

@@ -118,30 +118,15 @@ static void sql_domain(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 
 int store_search_migrate(sqlite3 *db, char *err, size_t errcap)
 {
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k = 'schema'", -1, &q, NULL) != SQLITE_OK) {
-        snprintf(err, errcap, "cannot read the schema version: %s", sqlite3_errmsg(db));
+    /* Only the migration uses it: nothing stored depends on the function. */
+    if (sqlite3_create_function(db, "lr_domain", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_domain, NULL,
+                                NULL) != SQLITE_OK) {
+        snprintf(err, errcap, "cannot add the search index to the schema: %s", sqlite3_errmsg(db));
         return -1;
     }
-    int64_t version = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
-    sqlite3_finalize(q);
-    if (version >= 3)
-        return 0;
-    char *msg = NULL;
-    int ok = sqlite3_create_function(db, "lr_domain", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_domain,
-                                     NULL, NULL) == SQLITE_OK &&
-             sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) == SQLITE_OK &&
-             sqlite3_exec(db, migrate_v3, NULL, NULL, &msg) == SQLITE_OK &&
-             sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) == SQLITE_OK;
-    if (!ok) {
-        snprintf(err, errcap, "cannot add the search index to the schema (version %" PRId64 " to 3): %s", version,
-                 msg ? msg : sqlite3_errmsg(db));
-        sqlite3_free(msg);
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    }
-    /* Only the migration uses it: nothing stored depends on the function. */
+    int rc = store_schema_step(db, 3, migrate_v3, "the search index", err, errcap);
     sqlite3_create_function(db, "lr_domain", 2, SQLITE_UTF8, NULL, NULL, NULL, NULL);
-    return ok ? 0 : -1;
+    return rc;
 }
 
 /* ---- Queries ------------------------------------------------------------------------ */

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <math.h>
 #include <pthread.h>
+#include <inttypes.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1502,4 +1503,30 @@ int store_restore(struct store *st, const char *snapshot_path, char *err, size_t
     if (rc)
         set_err(err, errcap, "%s", st->errmsg);
     return rc;
+}
+
+/* ---- Schema steps ------------------------------------------------------------------------ */
+
+int store_schema_step(sqlite3 *db, int64_t to, const char *sql, const char *what, char *err, size_t errcap)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k = 'schema'", -1, &q, NULL) != SQLITE_OK) {
+        snprintf(err, errcap, "cannot read the schema version: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    int64_t version = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    sqlite3_finalize(q);
+    if (version >= to)
+        return 0;
+    char *msg = NULL;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errcap, "cannot add %s to the schema (version %" PRId64 " to %" PRId64 "): %s", what, version,
+                 to, msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
 }
