@@ -264,6 +264,7 @@ def test_gateway_never_forwards_admin_paths_or_metrics(make_cluster):
         ("DELETE", "/api/v1/members/%d" % other, None),
         ("POST", "/api/v1/members", {"id": 4, "raft_address": "127.0.0.1:9", "http_address": "127.0.0.1:10"}),
         ("POST", "/api/v1/members/%d/promote" % other, {}),
+        ("PUT", "/api/v1/moderators/anyone", None),
     ]:
         if isinstance(body, dict):
             body = json.dumps(body).encode()
@@ -319,6 +320,7 @@ def test_haproxy_config_from_docs_exposes_no_admin_path(make_cluster):
         assert request(front, "POST", "/api/v1/transfer-leader", body={"to": other}).status == 404
         assert request(front, "DELETE", "/api/v1/members/%d" % other).status == 404
         assert request(front, "POST", "/api/v1/members", body={"id": 4}).status == 404
+        assert request(front, "PUT", "/api/v1/moderators/anyone").status == 404
         # The client named by a proxy in front of HAProxy is not local.
         r = request(front, "PUT", "/api/v1/kv/x", body=b"1", headers={"X-Forwarded-For": "198.51.100.7"})
         assert r.status == 403

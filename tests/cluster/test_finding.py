@@ -331,6 +331,11 @@ def test_moderators_bans_and_the_public_log(make_cluster):
     r = c.req(f, "DELETE", "/api/v1/links/%d" % spam, {"reason": "spam"}, bearer(mia))
     assert r.status == 403, r.body
     assert c.cli("moderator", "add", "--cluster", c.cluster_file, "bad name!").returncode == 2
+    # Granting is the operator's: not from a web page on this machine, not
+    # through the public gateway (404, as for membership).
+    r = c.req(leader, "PUT", "/api/v1/moderators/mia", headers={"Origin": "http://evil.example"})
+    assert r.status == 403, r.body
+    assert request(gw, "PUT", "/api/v1/moderators/mia").status == 404
     r = c.cli("moderator", "add", "--cluster", c.cluster_file, "nobody")
     assert r.returncode == 1 and "404" in r.stderr, (r.stdout, r.stderr)
     r = c.cli("moderator", "add", "--cluster", c.cluster_file, "Mia")
