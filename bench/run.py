@@ -27,7 +27,9 @@ and removed at the end.
     /usr/bin/python3 bench/run.py --render   (rewrite results.md from results.json + analysis.md)
     env: BENCH_ROUNDS (3)  BENCH_SECONDS (5, per wrk run)  BENCH_SCALE (links;
          see DEFAULT_SCALE)  BENCH_FAILOVER_ROUNDS (20)  BENCH_ONLY
-         (comma list of writes,reads,failover,scale,fsync,discussion)  BENCH_OUT (results.md path)
+         (comma list of writes,reads,failover,scale,fsync,discussion; also cache and
+         scaling, which run bench/cache.py and bench/scaling.py into their own files
+         and are not in the default list)  BENCH_OUT (results.md path)
          BENCH_BASELINE_BIN (LABEL=PATH[,LABEL=PATH]: other builds of linkraft run in
          the write rounds too, with a secret, beside this one: e.g. the commit before a
          change, to measure what it costs)
@@ -1010,6 +1012,13 @@ def main():
         commands.extend(saved["commands"])
         globals().update({k: saved["params"][k] for k in ("ROUNDS", "SECONDS", "SCALE")})
         write_results(saved["seconds"], saved["when"], saved["rev"])
+        return
+    # Scripts of their own, with their own results files (not results.md).
+    for name in ("cache", "scaling"):
+        if name in ONLY:
+            log("---- %s (bench/%s.py)" % (name, name))
+            subprocess.run(["/usr/bin/python3", os.path.join(HERE, name + ".py")], check=True)
+    if ONLY <= {"cache", "scaling"}:
         return
     for tool in ("wrk", "etcd", NGINX):
         if not shutil.which(tool) and not os.path.exists(tool):

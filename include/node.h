@@ -43,6 +43,7 @@ struct node_options {
     const char *trust_proxy;      /* "CIDR,..." whose X-Forwarded-* count, besides the
                                    * hosts of the cluster file; NULL: those only */
     bool rate_limits_off;         /* --rate-limits off (site.h: set alike on every node) */
+    unsigned cache_seconds;       /* --cache-seconds: s-maxage of anonymous pages (site.h); default 5 */
 };
 void node_options_default(struct node_options *o);
 

@@ -77,7 +77,13 @@ struct site_options {
      * Every node of a cluster must be started alike: the leader's setting
      * decides each write. */
     bool rate_limits_off;
+    /* --cache-seconds: how long a shared cache in front (nginx's proxy_cache:
+     * docs/nginx-cache.conf) may keep a page answered to a visitor with no
+     * session (Cache-Control: public, max-age=0, s-maxage=N); 0: every
+     * answer is private, no-store. Default SITE_CACHE_SECONDS. */
+    unsigned cache_seconds;
 };
+#define SITE_CACHE_SECONDS 5
 void site_options_default(struct site_options *o);
 
 struct site;
@@ -122,6 +128,7 @@ bool site_dispatch(struct site *s, const struct http_request *req, site_respond_
 struct site_stats {
     uint64_t requests, in_flight, pwhash_jobs, throttled;
     uint64_t page_cache_hits;   /* list pages answered from the cache (pages.c) */
+    uint64_t not_modified;      /* 304s: the client's If-None-Match named the answer */
 };
 void site_get_stats(const struct site *s, struct site_stats *out);
 

@@ -11,7 +11,7 @@ set -eu
 want="gcc make libc6-dev libuv1-dev libsqlite3-dev libsodium-dev libhttp-parser-dev libssl-dev libidn2-dev zlib1g-dev pkg-config"
 case "${1:-build}" in
   build) ;;
-  test) want="$want python3 python3-pytest curl iproute2 haproxy chromium openssl nftables faketime"
+  test) want="$want python3 python3-pytest curl iproute2 haproxy nginx chromium openssl nftables faketime"
         command -v node >/dev/null 2>&1 || want="$want nodejs"
         command -v npm >/dev/null 2>&1 || want="$want npm" ;;
   bench) want="$want python3 curl wrk nginx etcd-server etcd-client" ;;

@@ -30,7 +30,9 @@ static void node_usage(FILE *out)
             "  --segment-bytes N     start a new log segment file past N bytes (default 67108864)\n"
             "  --rate-limits on|off  per-user limits on new links and comments (default on); off for\n"
             "                        benchmarks and load tests. Start every node of a cluster alike:\n"
-            "                        the leader's setting decides each write\n");
+            "                        the leader's setting decides each write\n"
+            "  --cache-seconds N     how long a shared cache in front may keep a page served to a visitor\n"
+            "                        without a session (s-maxage; docs/nginx-cache.conf); 0: none (default 5)\n");
 }
 
 int cmd_node(int argc, char **argv)
@@ -51,6 +53,7 @@ int cmd_node(int argc, char **argv)
         { "trust-proxy", required_argument, 0, 'p' },
         { "segment-bytes", required_argument, 0, 'g' },
         { "rate-limits", required_argument, 0, 'l' },
+        { "cache-seconds", required_argument, 0, 'C' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -73,6 +76,13 @@ int cmd_node(int argc, char **argv)
                 return 2;
             }
             o.rate_limits_off = !strcmp(optarg, "off");
+            break;
+        case 'C':
+            if (cli_parse_u64(optarg, &v) || v > 86400) {
+                fprintf(stderr, "linkraft node: --cache-seconds wants 0 to 86400 seconds, not '%s'\n", optarg);
+                return 2;
+            }
+            o.cache_seconds = (unsigned)v;
             break;
         case 'h': node_usage(stdout); return 0;
         case 'i': case 't': case 'e': case 'b': case 'n': case 'r': case 'g':

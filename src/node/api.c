@@ -237,6 +237,15 @@ static void metrics_text(struct node *n, struct buf *b)
                (unsigned long long)hs.timed_out, (unsigned long long)hs.evicted_idle,
                (unsigned long long)hs.evicted_slow, (unsigned long long)hs.refused_full,
                (unsigned long long)hs.refused_addr);
+    /* Reads the site answered without rendering: from its own page cache,
+     * and 304s to a validator (a browser's, or a shared cache's revalidation). */
+    struct site_stats sst = { 0 };
+    if (n->site)
+        site_get_stats(n->site, &sst);
+    buf_printf(b,
+               "# TYPE linkraft_site_page_cache_hits_total counter\nlinkraft_site_page_cache_hits_total %llu\n"
+               "# TYPE linkraft_site_not_modified_total counter\nlinkraft_site_not_modified_total %llu\n",
+               (unsigned long long)sst.page_cache_hits, (unsigned long long)sst.not_modified);
 }
 
 /* ---- Who may change the cluster ------------------------------------------------ */

@@ -49,6 +49,7 @@ void node_options_default(struct node_options *o)
         .snapshot_entries = 50000,
         .trailing_entries = 2000,
         .write_timeout_ms = 5000,
+        .cache_seconds = SITE_CACHE_SECONDS,
     };
 }
 

@@ -35,6 +35,7 @@ int node_site_start(struct node *n, char *err, size_t errcap)
     site_options_default(&o);
     o.loop = &n->loop;
     o.rate_limits_off = n->o.rate_limits_off;
+    o.cache_seconds = n->o.cache_seconds;
     char msg[512];
     if (site_create(&h, &o, &n->site, msg, sizeof msg)) {
         snprintf(err, errcap, "cannot start the site: %s", msg);

@@ -739,6 +739,7 @@ static void api_link_patch(struct site_req *r)
 
 static void api_links_list(struct site_req *r)
 {
+    r->shareable = true; /* the same for every visitor: a shared cache may keep it */
     static struct store_link page[SITE_MAX_LIMIT];
     size_t n = 0;
     if (store_links(store_of(r), (enum store_sort)r->sort, r->limit, r->offset, page, &n) != STORE_OK) {
@@ -761,6 +762,7 @@ static void api_links_list(struct site_req *r)
 
 static void api_link_get(struct site_req *r)
 {
+    r->shareable = true;
     reply_link(r, r->id, 200, NULL, 404, "not_found", "no such link");
 }
 

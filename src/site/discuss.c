@@ -325,6 +325,7 @@ static bool parse_body(struct site_req *r, bool with_parent)
 
 static void api_thread(struct site_req *r)
 {
+    r->shareable = true; /* a listing, the same for every visitor (site_reply) */
     struct store_link *l = malloc(sizeof *l);
     int found = l ? store_link_get(store_of(r), r->id, l) : STORE_ENOMEM;
     free(l);

@@ -76,6 +76,7 @@ static void esc(struct buf *b, const char *s) { site_html_escape(b, s, strlen(s)
 
 static void csrf_field(struct buf *b, struct site_req *r)
 {
+    r->csrf_used = true; /* this answer is this visitor's alone (site_reply) */
     buf_printf(b, "<input type=\"hidden\" name=\"csrf\" value=\"%s\">", r->csrf);
 }
 
@@ -250,6 +251,8 @@ static bool cache_serve(struct site_req *r, struct site_page_cache *pc, int64_t 
         now_of(r) >= pc->until_ms)
         return false;
     s->stats.page_cache_hits++;
+    memcpy(r->etag, pc->etag, sizeof r->etag);
+    r->rendered_ms = pc->rendered_ms;
     r->lent = site_shared_ref(pc->body);
     r->lent_gz = pc->gz ? site_shared_ref(pc->gz) : NULL;
     struct buf b;
@@ -260,7 +263,7 @@ static bool cache_serve(struct site_req *r, struct site_page_cache *pc, int64_t 
 
 /* Keeps page b of key, rendered at applied and valid until until_ms; and
  * its gzip form, compressed now once rather than per request. */
-static void cache_keep(struct site_page_cache *pc, int64_t key, uint64_t applied, uint64_t until_ms,
+static void cache_keep(struct site_page_cache *pc, int64_t key, uint64_t applied, uint64_t now, uint64_t until_ms,
                        const struct buf *b)
 {
     if (!pc || b->oom)
@@ -279,6 +282,8 @@ static void cache_keep(struct site_page_cache *pc, int64_t key, uint64_t applied
     pc->key = key;
     pc->applied = applied;
     pc->until_ms = until_ms;
+    pc->rendered_ms = now;
+    site_etag(b->p, b->len, pc->etag);
     pc->valid = true;
 }
 
@@ -333,7 +338,7 @@ static void page_list(struct site_req *r)
     if (more)
         buf_printf(&b, "<p><a href=\"%s?p=%u\" rel=\"next\">More</a></p>", paths[r->sort], r->page + 1);
     page_end(&b, r);
-    cache_keep(pc, r->sort, applied, links_until(links, n, now), &b);
+    cache_keep(pc, r->sort, applied, now, links_until(links, n, now), &b);
     free(links);
     reply_page(r, 200, &b);
 }
@@ -385,7 +390,7 @@ static void page_link(struct site_req *r)
     site_thread_html(&b, r, l, now, &until);
     page_end(&b, r);
     free(l);
-    cache_keep(pc, r->id, applied, until, &b);
+    cache_keep(pc, r->id, applied, now, until, &b);
     reply_page(r, 200, &b);
 }
 
@@ -776,6 +781,7 @@ static void index_cell(struct buf *b, const struct json *v)
 static void page_status(struct site_req *r)
 {
     struct site *s = r->s;
+    r->shareable = false; /* it names the node that served it */
     struct buf b, cj;
     buf_init(&b);
     buf_init(&cj);

@@ -72,6 +72,7 @@ static void links_json(struct site_req *r, struct buf *b, const struct store_lin
 
 static void api_search(struct site_req *r)
 {
+    r->shareable = true; /* a listing, the same for every visitor (site_reply) */
     struct store_link *links = malloc(SITE_MAX_LIMIT * sizeof *links);
     size_t n = 0;
     int64_t total = 0;
@@ -90,6 +91,7 @@ static void api_search(struct site_req *r)
 
 static void api_domain(struct site_req *r)
 {
+    r->shareable = true; /* a listing, the same for every visitor (site_reply) */
     struct store_link *links = malloc(SITE_MAX_LIMIT * sizeof *links);
     size_t n = 0;
     if (!links || store_links_by_domain(store_of(r), r->text, r->text_len, r->limit, r->offset, links, &n)) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "node.h" /* enum node_status only: the site calls no node function */
 #include "site/site_int.h"
@@ -23,6 +24,7 @@ void site_options_default(struct site_options *o)
     o->read_timeout_ms = 3000;
     o->max_attempts_per_addr = 30;
     o->max_failures_per_user = 10;
+    o->cache_seconds = SITE_CACHE_SECONDS;
 }
 
 int site_create(const struct site_host *host, const struct site_options *o, struct site **out,
@@ -173,6 +175,57 @@ static bool compressible(const struct site_req *r, const char *ctype)
                        !strncmp(ctype, "application/atom+xml", 20));
 }
 
+void site_etag(const char *body, size_t len, char out[SITE_ETAG_CAP])
+{
+    uint8_t h[16];
+    char hex[33];
+    crypto_generichash(h, sizeof h, (const uint8_t *)body, len, NULL, 0);
+    site_hex(h, sizeof h, hex);
+    snprintf(out, SITE_ETAG_CAP, "W/\"%s\"", hex);
+}
+
+/* Whether the request's If-None-Match names etag (W/"hex") or is "*", by
+ * the weak comparison RFC 9110 §13.1.2 prescribes for it. */
+static bool etag_matches(const struct http_request *req, const char *etag)
+{
+    size_t len;
+    const char *v = site_header(req, "If-None-Match", &len);
+    if (!v)
+        return false;
+    const char *tag = etag + 2; /* "hex" with its quotes */
+    size_t tlen = strlen(tag);
+    for (size_t i = 0; i < len;) {
+        while (i < len && (v[i] == ' ' || v[i] == ',' || v[i] == '\t'))
+            i++;
+        if (i < len && v[i] == '*')
+            return true;
+        if (i + 2 <= len && v[i] == 'W' && v[i + 1] == '/')
+            i += 2;
+        if (i >= len || v[i] != '"')
+            return false; /* not a list of entity tags: no match, the full answer */
+        const char *close = memchr(v + i + 1, '"', len - i - 1);
+        if (!close)
+            return false;
+        size_t n = (size_t)(close - (v + i)) + 1;
+        if (n == tlen && !memcmp(v + i, tag, n))
+            return true;
+        i += n;
+    }
+    return false;
+}
+
+static bool has_set_cookie(const char *p, size_t len) { return p && len && memmem(p, len, "Set-Cookie:", 11); }
+
+/* Whether a shared cache may keep this answer (struct site_req, shareable):
+ * a 200 to GET or HEAD from a visitor with no session token, that sets no
+ * cookie and carries no CSRF token: a cache replays it to everyone. */
+static bool shared_ok(const struct site_req *r, int status, const char *extra)
+{
+    return r->shareable && r->s->o.cache_seconds && r->head_or_get && status == 200 && !r->has_token &&
+           !r->csrf_used && !(extra && (strstr(extra, "Cache-Control:") || strstr(extra, "Set-Cookie:"))) &&
+           !has_set_cookie(r->hdrs.p, r->hdrs.len);
+}
+
 void site_reply(struct site_req *r, int status, const char *ctype, const char *extra_headers, struct buf *body)
 {
     struct site *s = r->s;
@@ -183,26 +236,55 @@ void site_reply(struct site_req *r, int status, const char *ctype, const char *e
                ctype, s->host.id(s->host.ctx), index);
     if (r->req->secure)
         buf_puts(&h, HSTS_HEADER);
-    if (!extra_headers || !strstr(extra_headers, "Cache-Control:"))
-        buf_puts(&h, "Cache-Control: no-store\r\n");
-    if (extra_headers)
-        buf_puts(&h, extra_headers);
-    /* The anonymous CSRF cookie goes only on pages (which carry forms),
-     * never on the cacheable stylesheet or API answers. */
-    if (r->set_csrf_cookie && !strncmp(ctype, "text/html", 9))
-        buf_printf(&h, "Set-Cookie: lr_csrf=%s; Path=/; HttpOnly; SameSite=Lax%s\r\n", r->csrf, cookie_secure(r));
-    if (r->hdrs.len)
-        buf_append(&h, r->hdrs.p, r->hdrs.len);
-    size_t len = 0, gz_len = 0;
-    char *p = NULL, *gz = NULL;
+    bool shared = shared_ok(r, status, extra_headers) && body && !body->oom;
+    bool gzippable = body && compressible(r, ctype);
     /* A cached page is lent (its gzip form when the client takes it), not
      * copied: the body passed is then empty. */
     const char *plain = r->lent ? r->lent->p : body ? body->p : NULL;
     size_t plain_len = r->lent ? r->lent->len : body ? body->len : 0;
+    if (shared) {
+        /* Browsers ask again every time (max-age=0), with If-None-Match; a
+         * shared cache answers for cache_seconds. It varies on Cookie and
+         * Authorization: whoever sends a session gets the node's answer. */
+        if (!r->etag[0])
+            site_etag(plain ? plain : "", plain_len, r->etag);
+        time_t t = (time_t)((r->rendered_ms ? r->rendered_ms : s->host.now_ms(s->host.ctx)) / 1000);
+        struct tm tm;
+        char date[40];
+        gmtime_r(&t, &tm);
+        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        buf_printf(&h, "Cache-Control: public, max-age=0, s-maxage=%u\r\nETag: %s\r\nLast-Modified: %s\r\n"
+                       "Vary: %sCookie, Authorization\r\n",
+                   s->o.cache_seconds, r->etag, date, gzippable ? "Accept-Encoding, " : "");
+    } else if (!extra_headers || !strstr(extra_headers, "Cache-Control:")) {
+        buf_puts(&h, "Cache-Control: private, no-store\r\n");
+    }
+    if (extra_headers)
+        buf_puts(&h, extra_headers);
+    /* The anonymous CSRF cookie goes only with a form that carries its
+     * token: never on a page a shared cache may keep, the stylesheet or
+     * API answers. */
+    if (r->set_csrf_cookie && r->csrf_used && !strncmp(ctype, "text/html", 9))
+        buf_printf(&h, "Set-Cookie: lr_csrf=%s; Path=/; HttpOnly; SameSite=Lax%s\r\n", r->csrf, cookie_secure(r));
+    if (r->hdrs.len)
+        buf_append(&h, r->hdrs.p, r->hdrs.len);
+    if (shared && etag_matches(r->req, r->etag)) {
+        buf_free(body);
+        if (h.oom)
+            r->respond(r->rctx, 500, "Content-Type: text/plain\r\n", NULL, 0, NULL);
+        else
+            r->respond(r->rctx, 304, h.p, NULL, 0, NULL);
+        s->stats.not_modified++;
+        buf_free(&h);
+        goto done;
+    }
+    size_t len = 0, gz_len = 0;
+    char *p = NULL, *gz = NULL;
     bool lend_gz = false;
-    if (body && compressible(r, ctype)) {
+    if (gzippable) {
         /* Caches between here and the client must keep the two forms apart. */
-        buf_puts(&h, "Vary: Accept-Encoding\r\n");
+        if (!shared)
+            buf_puts(&h, "Vary: Accept-Encoding\r\n");
         size_t alen;
         const char *ae = site_header(r->req, "Accept-Encoding", &alen);
         if (ae && plain_len >= SITE_GZIP_MIN && !body->oom && site_accepts_gzip(ae, alen)) {
@@ -665,6 +747,7 @@ bool site_dispatch(struct site *s, const struct http_request *req, site_respond_
     s->stats.requests++;
     s->stats.in_flight++;
     read_auth(r);
+    r->shareable = !api; /* pages; of the API, the listings say so themselves */
     if (!api) {
         derive_csrf(r); /* only pages have forms (and a random one costs a getrandom) */
         site_flash_read(r);

@@ -78,11 +78,20 @@ struct site_shared *site_shared_ref(struct site_shared *sh);
 /* Drops a reference (NULL: nothing); the last one frees. */
 void site_shared_unref(struct site_shared *sh);
 
+/* A validator: W/"32 hex digits" and its NUL. */
+#define SITE_ETAG_CAP 40
+/* Fills out with the weak ETag of body (BLAKE2b-128 of its bytes: every node
+ * that renders the same bytes gives the same one). Weak: the gzip and plain
+ * forms of a page are the same representation to a validator. */
+void site_etag(const char *body, size_t len, char out[SITE_ETAG_CAP]);
+
 struct site_page_cache {
     bool valid;
     int64_t key;       /* which page: the sort of a list, the id of a link */
     uint64_t applied;
     uint64_t until_ms;
+    uint64_t rendered_ms; /* its Last-Modified */
+    char etag[SITE_ETAG_CAP]; /* its validator (site_etag of body) */
     struct site_shared *body;
     struct site_shared *gz; /* body gzip-compressed once, when cached (NULL: not) */
 };
@@ -151,7 +160,17 @@ struct site_req {
     uint8_t token[SITE_TOKEN_LEN], token_hash[COMMAND_HASH_LEN];
     struct store_user user;
     char csrf[SITE_CSRF_HEX + 1];   /* the token this client's forms carry */
-    bool set_csrf_cookie;
+    bool set_csrf_cookie;           /* a new random token: the cookie is sent if a form carries it */
+    bool csrf_used;                 /* a form of this response carries r->csrf */
+
+    /* Shared caches (site_reply, docs/nginx-cache.conf): whether this
+     * route's answer to a visitor with no session may be kept by a shared
+     * cache for --cache-seconds. Pages are, except per-node ones (/status);
+     * of the API only the listings and link objects. Never when the
+     * response sets a cookie or carries a CSRF token. */
+    bool shareable;
+    char etag[SITE_ETAG_CAP];       /* the body's validator when already known (a cached page's), else "" */
+    uint64_t rendered_ms;           /* when a lent page was rendered (its Last-Modified); 0: now */
 
     /* Route arguments. */
     site_step step;                 /* runs after the barrier */

@@ -190,9 +190,10 @@ def test_status_page_and_compressed_pages_on_a_real_cluster(make_cluster):
 
     plain = request(gw, "GET", "/new")
     assert plain.status == 200 and "content-encoding" not in plain.headers
-    assert plain.headers.get("vary") == "Accept-Encoding"
+    # (an anonymous page also varies on who asks: a shared cache may keep it, docs/nginx-cache.conf)
+    assert plain.headers.get("vary", "").startswith("Accept-Encoding")
     z = request(gw, "GET", "/new", None, {"Accept-Encoding": "gzip, deflate"})
     assert z.status == 200 and z.headers.get("content-encoding") == "gzip", z.headers
-    assert z.headers.get("vary") == "Accept-Encoding"
+    assert z.headers.get("vary", "").startswith("Accept-Encoding")
     page = gzip.decompress(z.body)
     assert b"Compressible 3" in page and len(z.body) * 2 < len(page)

@@ -1935,7 +1935,8 @@ static bool gz_same(const char *path, const char *ae, bool *compressed)
     snprintf(v.extra, sizeof v.extra, "Accept-Encoding: %s\n", ae);
     r = call(&v, "GET", path, NULL, NULL);
     const char *vary = header(r, "Vary");
-    bool ok = vary && !strcmp(vary, "Accept-Encoding");
+    /* A page a shared cache may keep also varies on who asks (Cookie, Authorization). */
+    bool ok = vary && (!strcmp(vary, "Accept-Encoding") || !strcmp(vary, "Accept-Encoding, Cookie, Authorization"));
     const char *ce = header(r, "Content-Encoding");
     *compressed = ce && !strcmp(ce, "gzip");
     size_t n = r->len;
@@ -1949,6 +1950,71 @@ static bool gz_same(const char *path, const char *ae, bool *compressed)
     free(body);
     free(plain);
     return ok && diff <= 64;
+}
+
+/* Shared caches in front (docs/nginx-cache.conf): a visitor without a
+ * session gets pages and JSON listings a shared cache may keep a few
+ * seconds, with validators, setting no cookie; If-None-Match answers 304.
+ * A page with a form's CSRF token, a session's pages and per-node pages are
+ * private, no-store. */
+TEST(anonymous_answers_are_shareable_and_validated)
+{
+    setup("shared.db", 100);
+    struct client w = { 0 };
+    const char *t = signup(&w, "sharer");
+    REQUIRE(t);
+    bearer(&w, t);
+    REQUIRE(post_json(&w, "/api/v1/links", "{\"title\":\"Cached\",\"url\":\"https://c.example/1\"}")->status == 201);
+    const char *paths[] = { "/", "/new", "/link/1", "/user/sharer", "/api/v1/links", "/api/v1/links/1",
+                            "/api/v1/links/1/comments", "/api/v1/search?q=cached" };
+    char etag[64];
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        struct client v = { 0 };
+        struct response *r = call(&v, "GET", paths[i], NULL, NULL);
+        CHECK_EQ_I(r->status, 200);
+        CHECK_STR(header(r, "Cache-Control"), "public, max-age=0, s-maxage=5");
+        CHECK(!header(r, "Set-Cookie"));
+        CHECK(header(r, "Last-Modified") && strstr(header(r, "Last-Modified"), " GMT"));
+        CHECK(header(r, "Vary") && strstr(header(r, "Vary"), "Cookie, Authorization"));
+        REQUIRE(header(r, "ETag") && !strncmp(header(r, "ETag"), "W/\"", 3));
+        snprintf(etag, sizeof etag, "%s", header(r, "ETag"));
+        /* The same bytes again: 304 without a body, to a list of tags too. */
+        snprintf(v.extra, sizeof v.extra, "If-None-Match: \"other\", %s\n", etag);
+        r = call(&v, "GET", paths[i], NULL, NULL);
+        CHECK_EQ_I(r->status, 304);
+        CHECK(r->len == 0 && header(r, "ETag") && !strcmp(header(r, "ETag"), etag));
+        CHECK(header(r, "Cache-Control") && strstr(header(r, "Cache-Control"), "s-maxage=5"));
+        snprintf(v.extra, sizeof v.extra, "If-None-Match: W/\"0123\"\n");
+        CHECK_EQ_I(call(&v, "GET", paths[i], NULL, NULL)->status, 200);
+    }
+    /* A change gives the front page a new validator: the old one gets 200. */
+    struct client v = { 0 };
+    snprintf(etag, sizeof etag, "%s", header(call(&v, "GET", "/new", NULL, NULL), "ETag"));
+    REQUIRE(post_json(&w, "/api/v1/links", "{\"title\":\"Newer\",\"url\":\"https://c.example/2\"}")->status == 201);
+    snprintf(v.extra, sizeof v.extra, "If-None-Match: %s\n", etag);
+    struct response *r = call(&v, "GET", "/new", NULL, NULL);
+    CHECK(r->status == 200 && body_has(r, "Newer") && strcmp(header(r, "ETag"), etag));
+    /* Forms carry a CSRF token: the visitor's own, with its cookie. */
+    struct client f = { 0 };
+    r = call(&f, "GET", "/login", NULL, NULL);
+    CHECK(r->status == 200 && strstr(r->headers, "Set-Cookie: lr_csrf="));
+    CHECK_STR(header(r, "Cache-Control"), "private, no-store");
+    CHECK(!header(r, "ETag"));
+    /* A session's pages and answers are its own. */
+    struct client u = { 0 };
+    REQUIRE(signup(&u, "private"));
+    r = call(&u, "GET", "/", NULL, NULL);
+    CHECK(r->status == 200 && body_has(r, "private"));
+    CHECK_STR(header(r, "Cache-Control"), "private, no-store");
+    CHECK(!header(r, "ETag") && !header(r, "Last-Modified"));
+    r = call(&w, "GET", "/api/v1/links", NULL, NULL);
+    CHECK_STR(header(r, "Cache-Control"), "private, no-store");
+    /* Per-node and per-visitor answers: /status, the API's /me, errors. */
+    struct client a = { 0 };
+    CHECK_STR(header(call(&a, "GET", "/status", NULL, NULL), "Cache-Control"), "private, no-store");
+    CHECK_STR(header(call(&a, "GET", "/link/999", NULL, NULL), "Cache-Control"), "private, no-store");
+    CHECK_STR(header(call(&a, "GET", "/api/v1/me", NULL, NULL), "Cache-Control"), "private, no-store");
+    teardown();
 }
 
 TEST(pages_are_sent_gzip_compressed_when_accepted)
@@ -2029,6 +2095,7 @@ int main(void)
     RUN(status_page_shows_the_leaders_view);
     RUN(international_domains_are_shown_in_unicode);
     RUN(pages_are_sent_gzip_compressed_when_accepted);
+    RUN(anonymous_answers_are_shareable_and_validated);
     uv_loop_close(&loop);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
