@@ -33,7 +33,7 @@ SYSLIBS := $(if $(filter net node http store gateway,$(MODULES)),-luv -lsqlite3 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 module_srcs = $(wildcard src/$(1)/*.c)
 
-.PHONY: all test sim mutants check-purity deps clean bench run fuzz chaos
+.PHONY: all test sim mutants check-purity deps clean bench run fuzz chaos install uninstall
 all: $(BUILD)/linkraft
 
 # Installs missing Debian packages when root, else says what to install.
@@ -90,6 +90,28 @@ check-purity: $(BUILD)/libraft.a $(BUILD)/libcommon.a $(BUILD)/libreplica.a
 
 test:
 	@sh scripts/run-tests.sh
+
+# `make install [PREFIX=/usr/local] [DESTDIR=]`: the binary in PREFIX/bin; the
+# example configurations (systemd units, nginx cache, HAProxy) and the
+# operator's documents in PREFIX/share/doc/linkraft. DESTDIR stages it all
+# under another root (packaging). INSTALL_BIN: the binary to install (default
+# the optimized build; tests install the one they test).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DOCDIR ?= $(PREFIX)/share/doc/linkraft
+INSTALL_BIN ?= $(BUILD)/linkraft
+INSTALL_DOCS := README.md docs/linkraft-node@.service docs/linkraft-gateway.service docs/nginx-cache.conf \
+                docs/haproxy.cfg docs/metrics.md docs/scaling.md docs/security.md
+install: $(INSTALL_BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/linkraft
+	install -m 0644 $(wildcard $(INSTALL_DOCS)) $(DESTDIR)$(DOCDIR)/
+	@# The units name the binary and the documents where this install put them.
+	sed -i -e 's|/usr/local/bin/linkraft|$(BINDIR)/linkraft|' -e 's|/usr/local/share/doc/linkraft|$(DOCDIR)|' \
+	  '$(DESTDIR)$(DOCDIR)/linkraft-node@.service' $(DESTDIR)$(DOCDIR)/linkraft-gateway.service
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/linkraft
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 # `make run`: the README's first command — 3 nodes and a gateway on this
 # machine, the site at http://127.0.0.1:8000, data kept in ./linkraft-data.

@@ -9,6 +9,8 @@ local processes on this machine, sharing its cores; no network namespaces):
           used (/proc/PID/stat utime+stime): reads per CPU-second;
   lin     the same with X-Consistency: linearizable (each read asks the
           leader for a ReadIndex: what that costs the leader);
+  session the front page as a logged-in user (rendered for them each time: no
+          page cache, no shared cache), through the gateway;
   writes  wrk, 64 connections, PUT /api/v1/kv/ (100-byte values, a new
           committed entry each) straight to the leader: writes/s, and CPU
           seconds per 1,000 writes of the leader and of a follower.
@@ -91,12 +93,15 @@ def one_size(n_learners):
         # Let the gateway's health checks see every node ready.
         wait_for("the gateway to read from every node", lambda: len({
             request(gw, "GET", "/").headers["x-served-by"] for _ in range(8 * len(ids))}) == len(ids), timeout=15)
-        out = {"reads": [], "lin": [], "writes": [], "leader": leader, "ids": ids}
+        out = {"reads": [], "lin": [], "session": [], "writes": [], "leader": leader, "ids": ids}
         for rnd in range(run.ROUNDS):
-            for kind in ("reads", "lin", "writes"):
+            for kind in ("reads", "lin", "session", "writes"):
                 a = snapshot(c, ids)
                 if kind == "writes":
                     r = run.wrk("http://%s/" % c.http[leader], "kv_put.lua", record=(rnd == 0 and n_learners == 0))
+                elif kind == "session":
+                    r = run.wrk("http://%s/" % gw, record=(rnd == 0 and n_learners == 0),
+                                headers=["Cookie: lr_session=" + token, "Accept-Encoding: gzip"])
                 else:
                     r = run.wrk("http://%s/" % gw, "front_page.lua", ["linearizable"] if kind == "lin" else [],
                                 record=(rnd == 0 and n_learners == 0))
@@ -142,8 +147,9 @@ def write(res):
              res["rev"], res["when"], res["cpus"], res["load"][0], res["load"][-1], res["rounds"], res["seconds"]),
          "| learners | front page via gateway, req/s | reads per CPU-second: leader / follower / learner (median node) "
          "| gateway CPU-s per 1,000 reads | linearizable via gateway, req/s | leader CPU-s per 1,000 linearizable reads "
+         "| logged-in front page via gateway, req/s | logged-in reads per CPU-second (median node) "
          "| writes/s | leader CPU-s per 1,000 writes | follower / learner CPU-s per 1,000 writes | fsyncs per write (leader) |",
-         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for n, s in sorted(res["sizes"].items(), key=lambda kv: int(kv[0])):
         leader, ids = s["leader"], s["ids"]
         voters = [i for i in ids if i <= 3 and i != leader]
@@ -166,21 +172,22 @@ def write(res):
                         xs.append(1000 * d["cpu"][str(i)] / total)
             return med(xs)
 
-        rd, ln, wr = s["reads"], s["lin"], s["writes"]
+        rd, ln, wr, se = s["reads"], s["lin"], s["writes"], s.get("session", [])
         n_reads = lambda d: d["rps"] * d["secs"]  # noqa: E731
-        L.append("| %s | %s | %s / %s / %s | %s | %s | %s | %s | %s | %s / %s | %s |" % (
+        L.append("| %s | %s | %s / %s / %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s |" % (
             n, fmt(med([d["rps"] for d in rd])),
             fmt(per_cpu(rd, [leader])), fmt(per_cpu(rd, voters)), fmt(per_cpu(rd, learners)) if learners else "–",
             fmt(med([1000 * d["gw_cpu"] / max(1, n_reads(d)) for d in rd]), 3),
             fmt(med([d["rps"] for d in ln])), fmt(cpu_per_k(ln, [leader], n_reads), 3),
+            fmt(med([d["rps"] for d in se])) if se else "–", fmt(per_cpu(se, ids)) if se else "–",
             fmt(med([d["rps"] for d in wr])), fmt(cpu_per_k(wr, [leader], n_reads), 3),
             fmt(cpu_per_k(wr, voters, n_reads), 3), fmt(cpu_per_k(wr, learners, n_reads), 3) if learners else "–",
             fmt(med([d["fsyncs"][str(leader)] / max(1, n_reads(d)) for d in wr]), 3)))
     L.append("")
     L.append("Per run (req/s; CPU seconds of each node during the run, leader marked *):\n")
     for n, s in sorted(res["sizes"].items(), key=lambda kv: int(kv[0])):
-        for kind in ("reads", "lin", "writes"):
-            for k, d in enumerate(s[kind]):
+        for kind in ("reads", "lin", "session", "writes"):
+            for k, d in enumerate(s.get(kind, [])):
                 L.append("- %s learners, %s, round %d: %s/s; %s; gateway %.1f" % (
                     n, kind, k + 1, fmt(d["rps"]), ", ".join(
                         "%s%s: %.1f s, %s req" % (i, "*" if int(i) == s["leader"] else "", d["cpu"][i],

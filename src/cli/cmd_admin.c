@@ -196,12 +196,29 @@ static void compare_addresses(const struct cluster *c, unsigned long long from, 
 int cmd_status(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: linkraft status --cluster FILE [--secret-file F]\n"
+        "NAME\n"
+        "    linkraft status - every member's role, term and indexes\n"
         "\n"
-        "Asks every member of FILE for its own state and prints id, role, term, commit\n"
-        "and applied index, and whether it could be reached. Exit 0 if a leader is known.\n"
-        "--secret-file F: also compare the members' addresses each node has (shown only\n"
-        "     to a request that proves the cluster's secret) with FILE.\n";
+        "SYNOPSIS\n"
+        "    linkraft status --cluster FILE [--secret-file F]\n"
+        "\n"
+        "DESCRIPTION\n"
+        "    Asks every member of FILE for its own state and prints id, role (leader,\n"
+        "    follower, learner), term, commit and applied index, and whether it could be\n"
+        "    reached.\n"
+        "\n"
+        "OPTIONS\n"
+        "    --cluster FILE      the cluster file\n"
+        "    --secret-file F     the cluster's secret (the nodes' --secret-file): also compare\n"
+        "                        the members' addresses each node has (shown only to a request\n"
+        "                        that proves the secret) with FILE\n"
+        "    --help              print this help\n"
+        "\n"
+        "EXAMPLES\n"
+        "    linkraft status --cluster /etc/linkraft/cluster.txt --secret-file /etc/linkraft/secret\n"
+        "\n"
+        "EXIT STATUS\n"
+        "    0  a leader is known;  1  none is (or no member answered);  2  bad usage\n";
     struct admin_args a;
     int rc = parse_admin(argc, argv, "status", usage, "cs", &a);
     if (rc >= 0)
@@ -299,18 +316,41 @@ static int to_leader(const char *name, const struct cluster *c, const uint8_t *k
 int cmd_member(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: linkraft member add --cluster FILE --id N [--learner] [--secret-file F]\n"
-        "       linkraft member promote --cluster FILE --id N [--secret-file F]\n"
-        "       linkraft member remove --cluster FILE --id N [--secret-file F]\n"
+        "NAME\n"
+        "    linkraft member - add, promote or remove a member, through the log\n"
         "\n"
-        "Changes the membership through the leader, one server at a time (§4.1).\n"
-        "add: N (whose addresses are in FILE, already started with 'linkraft node --join')\n"
-        "     joins as a learner and is promoted to voter once caught up; with --learner it\n"
-        "     stays a learner (never votes, never counts towards a quorum).\n"
-        "promote: make learner N a voter now.\n"
-        "remove: N leaves; a leader that removes itself steps down once that commits.\n"
-        "--secret-file F: the cluster's secret (the nodes' --secret-file), proven on each\n"
-        "     request and never sent; a cluster without one takes these from loopback only.\n";
+        "SYNOPSIS\n"
+        "    linkraft member add --cluster FILE --id N [--learner] [--secret-file F]\n"
+        "    linkraft member promote --cluster FILE --id N [--secret-file F]\n"
+        "    linkraft member remove --cluster FILE --id N [--secret-file F]\n"
+        "\n"
+        "DESCRIPTION\n"
+        "    Changes the membership through the leader, one server at a time (Raft 4.1).\n"
+        "    add: N (whose addresses are in FILE, already started with 'linkraft node\n"
+        "    --join') joins as a learner and is promoted to voter once caught up; with\n"
+        "    --learner it stays a learner: a read replica that serves reads and never\n"
+        "    votes nor counts towards a quorum (docs/scaling.md).\n"
+        "    promote: make learner N a voter now.\n"
+        "    remove: N leaves; a leader that removes itself steps down once that commits.\n"
+        "\n"
+        "OPTIONS\n"
+        "    --cluster FILE      the cluster file, with N's line in it\n"
+        "    --id N              the member to change\n"
+        "    --learner           (add) keep N a learner\n"
+        "    --secret-file F     the cluster's secret (the nodes' --secret-file), proven on each\n"
+        "                        request and never sent; a cluster without one takes these from\n"
+        "                        loopback only\n"
+        "    --help              print this help\n"
+        "\n"
+        "EXAMPLES\n"
+        "    A fourth voter (add node 4's line to cluster.txt first):\n"
+        "        linkraft node --cluster cluster.txt --id 4 --data /var/lib/linkraft --join\n"
+        "        linkraft member add --cluster cluster.txt --id 4\n"
+        "    A read replica:  linkraft member add --cluster cluster.txt --id 5 --learner\n"
+        "    Retire node 2:   linkraft member remove --cluster cluster.txt --id 2\n"
+        "\n"
+        "EXIT STATUS\n"
+        "    0  done (committed);  1  refused or no leader reachable (the message says why);  2  bad usage\n";
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -358,11 +398,28 @@ int cmd_member(int argc, char **argv)
 int cmd_transfer_leader(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: linkraft transfer-leader --cluster FILE --to N [--secret-file F]\n"
+        "NAME\n"
+        "    linkraft transfer-leader - hand leadership to another voter\n"
         "\n"
-        "Asks the leader to hand leadership to voter N (§3.10): the leader brings N up to\n"
-        "date, then tells it to start an election at once. Waits until N leads (5 s).\n"
-        "--secret-file F: the cluster's secret, proven on the request and never sent.\n";
+        "SYNOPSIS\n"
+        "    linkraft transfer-leader --cluster FILE --to N [--secret-file F]\n"
+        "\n"
+        "DESCRIPTION\n"
+        "    Asks the leader to hand leadership to voter N (Raft 3.10): the leader brings N\n"
+        "    up to date, then tells it to start an election at once. Waits until N leads (5 s).\n"
+        "\n"
+        "OPTIONS\n"
+        "    --cluster FILE      the cluster file\n"
+        "    --to N              the voter to lead\n"
+        "    --secret-file F     the cluster's secret, proven on the request and never sent\n"
+        "    --help              print this help\n"
+        "\n"
+        "EXAMPLES\n"
+        "    Before restarting the leader's machine:\n"
+        "        linkraft transfer-leader --cluster cluster.txt --to 2 --secret-file secret\n"
+        "\n"
+        "EXIT STATUS\n"
+        "    0  N leads;  1  refused, or N did not take over in time;  2  bad usage\n";
     struct admin_args a;
     int rc = parse_admin(argc, argv, "transfer-leader", usage, "cts", &a);
     if (rc >= 0)
@@ -414,14 +471,30 @@ int cmd_transfer_leader(int argc, char **argv)
 int cmd_moderator(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: linkraft moderator add --cluster FILE [--secret-file F] NAME\n"
-        "       linkraft moderator remove --cluster FILE [--secret-file F] NAME\n"
+        "NAME\n"
+        "    linkraft moderator - make a user of the site a moderator, or not\n"
         "\n"
-        "Makes the site's user NAME a moderator (add) or not (remove), through the\n"
-        "leader and the log (SPEC §5): a moderator may delete any link or comment, with\n"
-        "a reason, and ban users; every such action is listed at /moderation.\n"
-        "--secret-file F: the cluster's secret (the nodes' --secret-file), proven on the\n"
-        "     request and never sent; a cluster without one takes this from loopback only.\n";
+        "SYNOPSIS\n"
+        "    linkraft moderator add --cluster FILE [--secret-file F] NAME\n"
+        "    linkraft moderator remove --cluster FILE [--secret-file F] NAME\n"
+        "\n"
+        "DESCRIPTION\n"
+        "    Makes the site's user NAME a moderator (add) or not (remove), through the\n"
+        "    leader and the log (SPEC 5): a moderator may delete any link or comment, with\n"
+        "    a reason, and ban users; every such action is listed at /moderation.\n"
+        "\n"
+        "OPTIONS\n"
+        "    --cluster FILE      the cluster file\n"
+        "    --secret-file F     the cluster's secret (the nodes' --secret-file), proven on the\n"
+        "                        request and never sent; a cluster without one takes this from\n"
+        "                        loopback only\n"
+        "    --help              print this help\n"
+        "\n"
+        "EXAMPLES\n"
+        "    linkraft moderator add --cluster cluster.txt --secret-file secret alice\n"
+        "\n"
+        "EXIT STATUS\n"
+        "    0  done;  1  refused (no such user, no leader);  2  bad usage\n";
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

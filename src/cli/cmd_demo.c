@@ -26,6 +26,9 @@
 #include "cluster.h"
 
 #define DEMO_MAX_NODES 9
+#define DEMO_DEFAULT_NODES 3
+#define DEMO_DEFAULT_PORT 8000
+#define DEMO_DEFAULT_DIR "linkraft-data"
 
 struct child {
     pid_t pid;
@@ -115,15 +118,33 @@ static int ensure_secret_file(const char *path)
 int cmd_demo(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: linkraft demo [--nodes N] [--port P] [--data DIR] [--rate-limits on|off]\n"
+        "NAME\n"
+        "    linkraft demo - a whole cluster and a gateway on this machine (make run)\n"
         "\n"
-        "Runs a cluster of N nodes (default 3) and a gateway on 127.0.0.1:P (default 8000)\n"
-        "on this machine, keeping everything in DIR (default ./linkraft-data): run it\n"
-        "again on the same DIR and it resumes with the same data. Node i serves HTTP on\n"
-        "port P+i and Raft on port P-1000+i; the peers authenticate with DIR/secret\n"
-        "(written once, mode 0600). --rate-limits off starts every node with it (for\n"
-        "scripted clicking faster than a person; see linkraft node --help). Ctrl-C stops\n"
-        "everything.\n";
+        "SYNOPSIS\n"
+        "    linkraft demo [--nodes N] [--port P] [--data DIR] [--rate-limits on|off]\n"
+        "\n"
+        "DESCRIPTION\n"
+        "    Runs a cluster of N nodes and a gateway on 127.0.0.1:P on this machine,\n"
+        "    keeping everything in DIR: run it again on the same DIR and it resumes with\n"
+        "    the same data. Node i serves HTTP on port P+i and Raft on port P-1000+i; the\n"
+        "    peers authenticate with DIR/secret (written once, mode 0600). It prints every\n"
+        "    process's PID and log file. Ctrl-C stops everything.\n"
+        "\n"
+        "OPTIONS\n"
+        "    --nodes N           how many nodes, 1 to %d (default %d)\n"
+        "    --port P            the gateway's port (default %d)\n"
+        "    --data DIR          where the nodes' data and logs go (default ./%s)\n"
+        "    --rate-limits on|off  passed to every node (default on; off for scripted\n"
+        "                        clicking faster than a person: linkraft node --help)\n"
+        "    --help              print this help\n"
+        "\n"
+        "EXAMPLES\n"
+        "    linkraft demo                       the site at http://127.0.0.1:8000\n"
+        "    linkraft demo --nodes 5 --port 9000 --data /tmp/lr5\n"
+        "\n"
+        "EXIT STATUS\n"
+        "    0  stopped by Ctrl-C;  1  a process could not start;  2  bad usage\n";
     static const struct option longopts[] = {
         { "nodes", required_argument, 0, 'n' },
         { "port", required_argument, 0, 'p' },
@@ -132,8 +153,8 @@ int cmd_demo(int argc, char **argv)
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
-    unsigned long long nodes = 3, port = 8000;
-    const char *dir = "linkraft-data", *rate_limits = "on";
+    unsigned long long nodes = DEMO_DEFAULT_NODES, port = DEMO_DEFAULT_PORT;
+    const char *dir = DEMO_DEFAULT_DIR, *rate_limits = "on";
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -158,8 +179,8 @@ int cmd_demo(int argc, char **argv)
             }
             rate_limits = optarg;
             break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        case 'h': fprintf(stdout, usage, DEMO_MAX_NODES, DEMO_DEFAULT_NODES, DEMO_DEFAULT_PORT, DEMO_DEFAULT_DIR); return 0;
+        default: fprintf(stderr, usage, DEMO_MAX_NODES, DEMO_DEFAULT_NODES, DEMO_DEFAULT_PORT, DEMO_DEFAULT_DIR); return 2;
         }
     }
     if (optind < argc) {

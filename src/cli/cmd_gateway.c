@@ -19,28 +19,66 @@ int cli_check_trust_proxy(const char *cmd, const char *list)
     return bad ? -1 : 0;
 }
 
+/* The help, man-page style; the defaults printed are the code's. */
+static void gateway_usage(FILE *out)
+{
+    struct http_options h;
+    http_options_default(&h);
+    fprintf(out,
+            "NAME\n"
+            "    linkraft gateway - a stateless front door: reads to any ready node, writes to the leader\n"
+            "\n"
+            "SYNOPSIS\n"
+            "    linkraft gateway --cluster FILE --listen ADDR [--trust-proxy CIDR,...]\n"
+            "                     [--max-connections N] [--tls-cert F --tls-key F]\n"
+            "                     [--election-timeout-ms MS]\n"
+            "\n"
+            "DESCRIPTION\n"
+            "    Serves the site on ADDR (host:port) in front of the nodes of FILE (voters and\n"
+            "    learners alike: list read replicas there too). Every node is asked /readyz and\n"
+            "    /leaderz several times a second; reads (GET, HEAD) go to a ready node, spread over\n"
+            "    those within a margin of the fastest; writes go to the leader, and a write cut off\n"
+            "    by a leader's death is retried on the next one under its Idempotency-Key. Holds\n"
+            "    no state: run as many as you like. The operator's endpoints (/metrics,\n"
+            "    membership) are not served here. SIGTERM or SIGINT stops it.\n"
+            "\n"
+            "OPTIONS\n"
+            "    --cluster FILE             the cluster file (the nodes' http-address column is used)\n"
+            "    --listen ADDR              where to serve: host:port, [v6]:port\n"
+            "    --trust-proxy CIDR,...     proxies in front whose X-Forwarded-For/-Proto count\n"
+            "                               (the cluster's own hosts always do)\n"
+            "    --max-connections N        client connections at once (default %u); when all are\n"
+            "                               taken the longest idle, else the slowest sender, goes\n"
+            "    --tls-cert F --tls-key F   serve HTTPS (TLS 1.2+) with this PEM certificate chain and\n"
+            "                               unencrypted PEM key; cookies get Secure, pages HSTS\n"
+            "    --election-timeout-ms MS   the nodes' longest election timeout, 2 x election-ticks x\n"
+            "                               tick-ms (default %u, the nodes' default). A request whose\n"
+            "                               node has answered no health check for about this long\n"
+            "                               (paused, cut off) is sent to another node instead\n"
+            "    --help                     print this help\n"
+            "\n"
+            "ENVIRONMENT\n"
+            "    LINKRAFT_LOG=debug|info|warn   the log level (default info); the log goes to stderr\n"
+            "\n"
+            "EXAMPLES\n"
+            "    On port 80 of every web machine, in front of the cluster:\n"
+            "        linkraft gateway --cluster /etc/linkraft/cluster.txt --listen 0.0.0.0:80\n"
+            "    HTTPS, behind nothing:\n"
+            "        linkraft gateway --cluster cluster.txt --listen 0.0.0.0:443 \\\n"
+            "            --tls-cert /etc/linkraft/fullchain.pem --tls-key /etc/linkraft/key.pem\n"
+            "    Behind nginx's cache (docs/nginx-cache.conf) on the same machine:\n"
+            "        linkraft gateway --cluster cluster.txt --listen 127.0.0.1:8000\n"
+            "    Systemd: docs/linkraft-gateway.service.\n"
+            "\n"
+            "EXIT STATUS\n"
+            "    0  stopped by SIGTERM or SIGINT\n"
+            "    1  a runtime failure (cannot listen on ADDR)\n"
+            "    2  bad usage or configuration\n",
+            h.max_connections, GATEWAY_ELECTION_TIMEOUT_MS);
+}
+
 int cmd_gateway(int argc, char **argv)
 {
-    static const char usage[] =
-        "usage: linkraft gateway --cluster FILE --listen ADDR [--trust-proxy CIDR,...]\n"
-        "                        [--max-connections N] [--tls-cert F --tls-key F]\n"
-        "                        [--election-timeout-ms MS]\n"
-        "\n"
-        "Serves the site on ADDR (host:port) in front of the nodes of FILE: reads go to\n"
-        "the fastest ready node, writes to the leader; a write interrupted by a leader's\n"
-        "death is retried on the next leader under its Idempotency-Key. Holds no state:\n"
-        "run as many as you like. SIGTERM or SIGINT stops it.\n"
-        "\n"
-        "  --trust-proxy CIDR,...  proxies in front whose X-Forwarded-For/-Proto count\n"
-        "                          (the cluster's own hosts always do)\n"
-        "  --max-connections N     client connections at once (default 4096); when all\n"
-        "                          are taken the longest idle, else the slowest sender, goes\n"
-        "  --tls-cert F --tls-key F  serve HTTPS (TLS 1.2+) with this PEM certificate chain\n"
-        "                          and unencrypted PEM key; cookies get Secure, pages HSTS\n"
-        "  --election-timeout-ms MS  the nodes' longest election timeout, 2 x election-ticks\n"
-        "                            x tick-ms (default 300, the nodes' default). A request\n"
-        "                            whose node has answered no health check for about this\n"
-        "                            long (paused, cut off) is sent to another node instead.\n";
     static const struct option longopts[] = {
         { "cluster", required_argument, 0, 'c' },
         { "listen", required_argument, 0, 'l' },
@@ -84,8 +122,8 @@ int cmd_gateway(int argc, char **argv)
             o.election_timeout_ms = (unsigned)v;
             break;
         }
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        case 'h': gateway_usage(stdout); return 0;
+        default: gateway_usage(stderr); return 2;
         }
     }
     if (optind < argc || !o.cluster_path || !o.listen_addr) {

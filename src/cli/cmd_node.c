@@ -5,34 +5,76 @@
 
 #include "cli/commands.h"
 #include "node.h"
+#include "storage.h"
 
+/* The help, man-page style; every default printed is the one the code uses
+ * (node_options_default), so the two cannot drift apart. */
 static void node_usage(FILE *out)
 {
+    struct node_options d;
+    node_options_default(&d);
+    struct storage_options sd;
+    storage_options_default(&sd);
     fprintf(out,
-            "usage: linkraft node --cluster FILE --id N --data DIR [--secret-file F] [--join]\n"
+            "NAME\n"
+            "    linkraft node - run one replica of a linkraft cluster\n"
             "\n"
-            "Runs member N of the cluster described by FILE: Raft on its raft-address,\n"
-            "HTTP on its http-address, state in DIR. Restarting with the same DIR resumes\n"
-            "from disk. SIGTERM or SIGINT stops it cleanly (a leader hands over first).\n"
+            "SYNOPSIS\n"
+            "    linkraft node --cluster FILE --id N --data DIR [--secret-file F] [--join] [OPTIONS]\n"
             "\n"
-            "  --cluster FILE        the cluster file (one line per member: id raft-addr http-addr)\n"
-            "  --id N                this member's id\n"
-            "  --data DIR            data directory (created if missing)\n"
-            "  --secret-file F       shared secret that peers authenticate and encrypt with (>= 16 bytes,\n"
-            "                        mode 0600); required unless every address in FILE is loopback\n"
-            "  --join                start empty and wait to be added with 'linkraft member add'\n"
-            "  --tick-ms MS          length of a Raft tick (default 15)\n"
-            "  --election-ticks N    election timeout in ticks, randomized in [N, 2N) (default 10)\n"
-            "  --heartbeat-ticks N   heartbeat interval in ticks (default 2)\n"
-            "  --snapshot-entries N  snapshot the database about every N applied entries, +-25%% (default 50000)\n"
-            "  --trailing-entries N  log entries kept behind a snapshot (default 2000)\n"
-            "  --trust-proxy CIDR,.. proxies whose X-Forwarded-For/-Proto count (the cluster's hosts always do)\n"
-            "  --segment-bytes N     start a new log segment file past N bytes (default 67108864)\n"
-            "  --rate-limits on|off  per-user limits on new links and comments (default on); off for\n"
-            "                        benchmarks and load tests. Start every node of a cluster alike:\n"
-            "                        the leader's setting decides each write\n"
-            "  --cache-seconds N     how long a shared cache in front may keep a page served to a visitor\n"
-            "                        without a session (s-maxage; docs/nginx-cache.conf); 0: none (default 5)\n");
+            "DESCRIPTION\n"
+            "    Runs member N of the cluster described by FILE: Raft on its raft-address,\n"
+            "    HTTP (the site, the JSON API, /healthz /readyz /leaderz /metrics) on its\n"
+            "    http-address, state in DIR. Restarting with the same DIR resumes from disk.\n"
+            "    The members in FILE at the very first start are the initial configuration;\n"
+            "    later the membership lives in the log (linkraft member). SIGTERM or SIGINT\n"
+            "    stops it cleanly: a leader hands leadership to the most caught-up voter first.\n"
+            "\n"
+            "OPTIONS\n"
+            "    --cluster FILE         the cluster file: one line per member, 'id raft-addr http-addr'\n"
+            "    --id N                 this member's id (a positive integer, as in FILE)\n"
+            "    --data DIR             data directory (created if missing; one process per DIR)\n"
+            "    --secret-file F        shared secret peers authenticate and encrypt with (>= 16 bytes,\n"
+            "                           mode 0600); required unless every address in FILE is loopback\n"
+            "    --join                 start empty and wait to be added with 'linkraft member add'\n"
+            "    --tick-ms MS           length of a Raft tick (default %u)\n"
+            "    --election-ticks N     election timeout in ticks, randomized in [N, 2N) (default %u)\n"
+            "    --heartbeat-ticks N    heartbeat interval in ticks (default %u)\n"
+            "    --snapshot-entries N   snapshot the database about every N applied entries, +-25%%\n"
+            "                           (default %llu)\n"
+            "    --trailing-entries N   log entries kept behind a snapshot for slow followers (default %llu)\n"
+            "    --segment-bytes N      start a new log segment file past N bytes (default %llu)\n"
+            "    --trust-proxy CIDR,..  proxies whose X-Forwarded-For/-Proto count (the cluster's hosts\n"
+            "                           always do)\n"
+            "    --rate-limits on|off   per-user limits on new links and comments (default %s); off for\n"
+            "                           benchmarks and load tests. Start every node of a cluster alike:\n"
+            "                           the leader's setting decides each write\n"
+            "    --cache-seconds N      how long a shared cache in front may keep a page served to a\n"
+            "                           visitor without a session (s-maxage; docs/nginx-cache.conf);\n"
+            "                           0: none (default %u)\n"
+            "    --help                 print this help\n"
+            "\n"
+            "ENVIRONMENT\n"
+            "    LINKRAFT_LOG=debug|info|warn   the log level (default info); the log goes to stderr,\n"
+            "                                   one line per event\n"
+            "\n"
+            "EXAMPLES\n"
+            "    A member of a three-machine cluster (the same cluster.txt on every machine):\n"
+            "        linkraft node --cluster /etc/linkraft/cluster.txt --id 1 \\\n"
+            "            --data /var/lib/linkraft --secret-file /etc/linkraft/secret\n"
+            "    A read replica: start node 4 empty, then add it as a learner (never votes):\n"
+            "        linkraft node --cluster cluster.txt --id 4 --data /var/lib/linkraft --join\n"
+            "        linkraft member add --cluster cluster.txt --id 4 --learner\n"
+            "    Systemd: docs/linkraft-node@.service.\n"
+            "\n"
+            "EXIT STATUS\n"
+            "    0  stopped cleanly by SIGTERM or SIGINT\n"
+            "    1  a runtime failure: a disk error, damaged or foreign data (the log says what to do)\n"
+            "    2  bad usage or configuration\n",
+            d.tick_ms, d.election_ticks, d.heartbeat_ticks,
+            (unsigned long long)d.snapshot_entries, (unsigned long long)d.trailing_entries,
+            (unsigned long long)(d.segment_bytes ? d.segment_bytes : sd.segment_bytes),
+            d.rate_limits_off ? "off" : "on", d.cache_seconds);
 }
 
 int cmd_node(int argc, char **argv)
@@ -78,7 +120,8 @@ int cmd_node(int argc, char **argv)
             o.rate_limits_off = !strcmp(optarg, "off");
             break;
         case 'C':
-            if (cli_parse_u64(optarg, &v) || v > 86400) {
+            v = 0;
+            if ((strcmp(optarg, "0") && cli_parse_u64(optarg, &v)) || v > 86400) {
                 fprintf(stderr, "linkraft node: --cache-seconds wants 0 to 86400 seconds, not '%s'\n", optarg);
                 return 2;
             }
