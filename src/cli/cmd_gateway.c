@@ -6,6 +6,18 @@
 #include "cli/commands.h"
 #include "gateway.h"
 #include "http.h"
+#include "node/log.h"
+
+int cli_log_format(const char *cmd, const char *name)
+{
+    enum log_format f;
+    if (log_format_parse(name, &f)) {
+        fprintf(stderr, "linkraft %s: --log-format is text, logfmt or json, not '%s'\n", cmd, name);
+        return -1;
+    }
+    log_set_format(f);
+    return 0;
+}
 
 int cli_check_trust_proxy(const char *cmd, const char *list)
 {
@@ -31,7 +43,7 @@ static void gateway_usage(FILE *out)
             "SYNOPSIS\n"
             "    linkraft gateway --cluster FILE --listen ADDR [--trust-proxy CIDR,...]\n"
             "                     [--max-connections N] [--tls-cert F --tls-key F]\n"
-            "                     [--election-timeout-ms MS]\n"
+            "                     [--election-timeout-ms MS] [--log-format text|logfmt|json]\n"
             "\n"
             "DESCRIPTION\n"
             "    Serves the site on ADDR (host:port) in front of the nodes of FILE (voters and\n"
@@ -55,10 +67,12 @@ static void gateway_usage(FILE *out)
             "                               tick-ms (default %u, the nodes' default). A request whose\n"
             "                               node has answered no health check for about this long\n"
             "                               (paused, cut off) is sent to another node instead\n"
+            "    --log-format F             text, logfmt or json: one line per event on stderr\n"
+            "                               (default text)\n"
             "    --help                     print this help\n"
             "\n"
             "ENVIRONMENT\n"
-            "    LINKRAFT_LOG=debug|info|warn   the log level (default info); the log goes to stderr\n"
+            "    LINKRAFT_LOG=debug|info|warn   the log level (default info)\n"
             "\n"
             "EXAMPLES\n"
             "    On port 80 of every web machine, in front of the cluster:\n"
@@ -87,6 +101,7 @@ int cmd_gateway(int argc, char **argv)
         { "tls-cert", required_argument, 0, 'C' },
         { "tls-key", required_argument, 0, 'K' },
         { "election-timeout-ms", required_argument, 0, 'e' },
+        { "log-format", required_argument, 0, 'F' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -122,6 +137,9 @@ int cmd_gateway(int argc, char **argv)
             o.election_timeout_ms = (unsigned)v;
             break;
         }
+        case 'F':
+            if (cli_log_format("gateway", optarg)) return 2;
+            break;
         case 'h': gateway_usage(stdout); return 0;
         default: gateway_usage(stderr); return 2;
         }

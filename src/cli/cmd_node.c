@@ -52,11 +52,11 @@ static void node_usage(FILE *out)
             "    --cache-seconds N      how long a shared cache in front may keep a page served to a\n"
             "                           visitor without a session (s-maxage; docs/nginx-cache.conf);\n"
             "                           0: none (default %u)\n"
+            "    --log-format F         text, logfmt or json: one line per event on stderr (default text)\n"
             "    --help                 print this help\n"
             "\n"
             "ENVIRONMENT\n"
-            "    LINKRAFT_LOG=debug|info|warn   the log level (default info); the log goes to stderr,\n"
-            "                                   one line per event\n"
+            "    LINKRAFT_LOG=debug|info|warn   the log level (default info)\n"
             "\n"
             "EXAMPLES\n"
             "    A member of a three-machine cluster (the same cluster.txt on every machine):\n"
@@ -96,6 +96,7 @@ int cmd_node(int argc, char **argv)
         { "segment-bytes", required_argument, 0, 'g' },
         { "rate-limits", required_argument, 0, 'l' },
         { "cache-seconds", required_argument, 0, 'C' },
+        { "log-format", required_argument, 0, 'F' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -126,6 +127,9 @@ int cmd_node(int argc, char **argv)
                 return 2;
             }
             o.cache_seconds = (unsigned)v;
+            break;
+        case 'F':
+            if (cli_log_format("node", optarg)) return 2;
             break;
         case 'h': node_usage(stdout); return 0;
         case 'i': case 't': case 'e': case 'b': case 'n': case 'r': case 'g':
