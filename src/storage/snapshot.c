@@ -355,7 +355,10 @@ int storage_snapshot_install(struct storage *s, const struct raft_snapshot_meta 
     int rc = check_meta(s, meta, "installing a snapshot");
     if (rc)
         return rc;
-    if (s->have_snap && meta->index == s->snap.index) {
+    /* The same index again is refused, except in place of a damaged data
+     * file (repair from peers: the leader's snapshot can sit at this node's
+     * own index, when both took one after the same entry). */
+    if (s->have_snap && meta->index == s->snap.index && !s->snap_bad) {
         if (s->reset_pending && meta->term == s->snap.term)
             return install_log(s, meta, false); /* the retry after a full disk */
         return st_fail(s, STORAGE_EINVAL, "installing a snapshot at index %llu: it is already the current one",

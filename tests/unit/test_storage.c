@@ -1224,6 +1224,30 @@ TEST(a_damaged_snapshot_data_file_can_be_reported_instead)
         o.snapshot_data_optional = false;
         CHECK_EQ_I(open_rc(&o), STORAGE_ECORRUPT);
         o.snapshot_data_optional = true;
+        /* A peer's snapshot at the same index replaces the damaged one (it
+         * was refused as "already the current one": repair from peers then
+         * stopped the node when the leader's snapshot sat at its index). */
+        s = open_ok(&o, &st);
+        REQUIRE(s);
+        storage_state_free(&st);
+        uint8_t fresh[3000];
+        for (size_t i = 0; i < sizeof fresh; i++)
+            fresh[i] = (uint8_t)(i * 7);
+        struct raft_snapshot_meta m = { .index = 30, .term = 1, .config = three(), .size = sizeof fresh,
+                                        .crc = crc32c(fresh, sizeof fresh) };
+        receive(s, &m, fresh, sizeof fresh, 1000);
+        CHECK_EQ_I(storage_snapshot_install(s, &m), STORAGE_OK);
+        CHECK(storage_snapshot_path(s) != NULL);
+        CHECK_EQ_I(storage_snapshot_read(s, 30, 0, buf, sizeof buf), STORAGE_OK);
+        CHECK(memcmp(buf, fresh, sizeof buf) == 0);
+        /* Now whole again: the same index once more is refused. */
+        CHECK_EQ_I(storage_snapshot_install(s, &m), STORAGE_EINVAL);
+        storage_close(s);
+        s = open_ok(NULL, &st); /* without the option: the data is good */
+        REQUIRE(s);
+        CHECK(st.have_snapshot && st.snapshot.index == 30 && !st.snapshot_damaged);
+        storage_state_free(&st);
+        storage_close(s);
     }
 }
 
