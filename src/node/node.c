@@ -18,6 +18,8 @@
  * docs/replica.md has the contract.
  */
 #include "node/node_internal.h"
+
+#include "backup.h"
 #include "site.h"
 
 #include <errno.h>
@@ -481,7 +483,7 @@ static enum replica_sm_status sm_restore(void *ctx, const struct raft_snapshot_m
 static bool sm_busy(void *ctx)
 {
     struct node *n = ctx;
-    return n->ckpt_job;
+    return n->ckpt_job || n->backup_copying;
 }
 
 static const char *sm_errmsg(void *ctx)
@@ -941,6 +943,20 @@ static int start(struct node *n, char *err, size_t errcap)
         return 1;
     if (lock_data_dir(n, err, errcap))
         return 1;
+    if (n->o.force_new_cluster) {
+        int changed;
+        if (backup_force_new_cluster(n->o.data_dir, n->o.id, &changed, err, errcap))
+            return 1;
+        if (changed)
+            log_warn("--force-new-cluster: %s is now a ONE-VOTER cluster of node %llu under a new cluster id, "
+                     "keeping everything its log holds (what was not yet committed is committed now). The old "
+                     "members are refused if they return. Add new members with 'linkraft node --join' and "
+                     "'linkraft member add', and remove this flag from the node's command line",
+                     n->o.data_dir, (unsigned long long)n->o.id);
+        else
+            log_warn("--force-new-cluster: node %llu is already the only member; nothing changed (remove the "
+                     "flag from the node's command line)", (unsigned long long)n->o.id);
+    }
 
     struct storage_state state;
     memset(&state, 0, sizeof state);
