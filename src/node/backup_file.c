@@ -407,6 +407,11 @@ fail:
 int backup_force_new_cluster(const char *data_dir, raft_id self, int *changed, char *err, size_t errcap)
 {
     *changed = 0;
+    /* Read first: a damaged or newer identity refuses before anything changes. */
+    struct identity ident;
+    bool found;
+    if (identity_load(data_dir, &ident, &found, err, errcap))
+        return 1;
     struct storage *s = NULL;
     struct storage_state state;
     memset(&state, 0, sizeof state);
@@ -447,10 +452,6 @@ int backup_force_new_cluster(const char *data_dir, raft_id self, int *changed, c
     }
     /* A new cluster id: members of the old one (a machine thought lost that
      * comes back) are refused at the handshake instead of voting here. */
-    struct identity ident;
-    bool found;
-    if (identity_load(data_dir, &ident, &found, err, errcap))
-        goto out;
     if (!found)
         identity_new(&ident, NULL, NULL, 0, false);
     randombytes_buf(ident.self.cluster, NET_ID_BYTES);

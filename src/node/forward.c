@@ -44,6 +44,7 @@ struct forward {
     char *key_header;           /* "Idempotency-Key: ...\r\n" when this node added one */
     unsigned attempts;
     raft_id sent_to;            /* the leader the attempt in flight went to */
+    raft_id stopping;           /* a leader that answered it is stopping: not asked again */
     struct http_client_req *up; /* that attempt; NULL between attempts */
     /* The leader's answer, kept while we wait for the local apply. */
     int status;
@@ -147,6 +148,14 @@ static void leader_body(void *arg, const char *data, size_t len)
         f->body.oom = true;
 }
 
+/* Whether the leader's answer is the JSON error "stopping" (api.c and the
+ * site answer a write so while their node shuts down). */
+static bool answer_says_stopping(const struct forward *f)
+{
+    static const char code[] = "\"error\":\"stopping\"";
+    return f->body.p && !f->body.oom && memmem(f->body.p, f->body.len, code, sizeof code - 1);
+}
+
 static void leader_done(void *arg, int err)
 {
     struct forward *f = arg;
@@ -172,6 +181,21 @@ static void leader_done(void *arg, int err)
         snprintf(msg, sizeof msg, "forwarding to the leader failed (%s); the outcome is unknown: retry with the "
                  "same Idempotency-Key", http_client_strerror(err));
         forward_fail(f, 503, "unavailable", msg);
+        return;
+    }
+    /* A leader that is stopping hands leadership over first and refuses
+     * writes meanwhile (a rolling restart, docs/operations.md "Upgrade"):
+     * the write goes to its successor, under its Idempotency-Key in case
+     * the refusal came after the proposal. */
+    if (f->status == 503 && uv_now(&n->loop) < f->deadline && f->attempts < FORWARD_MAX_ATTEMPTS &&
+        answer_says_stopping(f)) {
+        f->stopping = f->sent_to;
+        f->index = 0;
+        free(f->headers);
+        f->headers = NULL;
+        buf_free(&f->body);
+        buf_init(&f->body);
+        retry_soon(f);
         return;
     }
     if (f->status >= 200 && f->status < 300 && f->index > node_applied(n) && !replica_disk_full(n->replica))
@@ -232,7 +256,7 @@ static void try_forward(struct forward *f)
          * itself, like to any leader, can. */
         leader = n->o.id;
     }
-    const struct cluster_member *m = leader ? cluster_find(&n->cluster, leader) : NULL;
+    const struct cluster_member *m = leader && leader != f->stopping ? cluster_find(&n->cluster, leader) : NULL;
     if (!m) {
         if (uv_now(&n->loop) >= f->deadline) {
             forward_fail(f, 503, "no_leader", "no leader is known (no majority reachable?); retry later");

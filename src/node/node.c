@@ -644,6 +644,22 @@ static int on_peer_check(void *ctx, raft_id peer, const struct net_identity *the
     return NET_CHECK_OK;
 }
 
+/* The transport's word on a refusal only a person can fix (net.h: a peer
+ * speaking another protocol version). Dials repeat every second or so:
+ * the same sentence is logged at most once a minute. */
+static void on_net_note(void *ctx, const char *text)
+{
+    struct node *n = ctx;
+    static char last[512];
+    static uint64_t last_ms;
+    uint64_t now = uv_now(&n->loop);
+    if (!strncmp(last, text, sizeof last - 1) && now - last_ms < 60000)
+        return;
+    snprintf(last, sizeof last, "%s", text);
+    last_ms = now;
+    log_warn("%s", text);
+}
+
 static int bootstrap_now(struct node *n, char *err, size_t errcap)
 {
     struct raft_config c = { 0 };
@@ -958,6 +974,12 @@ static int start(struct node *n, char *err, size_t errcap)
                      "flag from the node's command line)", (unsigned long long)n->o.id);
     }
 
+    /* Read (not changed) before anything else may change the directory: a
+     * refusal of it (damaged, a newer format) leaves everything as it was. */
+    bool found;
+    if (identity_load(n->o.data_dir, &n->identity, &found, err, errcap))
+        return 1;
+
     struct storage_state state;
     memset(&state, 0, sizeof state);
     struct storage_options so;
@@ -1006,9 +1028,6 @@ static int start(struct node *n, char *err, size_t errcap)
     storage_state_free(&state);
     if (rc)
         return rc;
-    bool found;
-    if (identity_load(n->o.data_dir, &n->identity, &found, err, errcap))
-        return 1;
     if (!found || empty_dir) {
         /* A new directory (or one that never got past its start): a new
          * incarnation. A directory of an older linkraft gets one too. */
@@ -1038,6 +1057,7 @@ static int start(struct node *n, char *err, size_t errcap)
     no.identity = n->identity.self;
     no.check = on_peer_check;
     no.dialed = on_peer_dialed;
+    no.note = on_net_note;
     if (net_start(&n->loop, &no, on_message, n, &n->net, err, errcap))
         return 1;
     for (size_t i = 0; i < n->cluster.n; i++)

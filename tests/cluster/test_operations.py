@@ -78,3 +78,39 @@ def test_rotate_the_secret_one_node_at_a_time(make_cluster):
     # The old secret proves nothing any more.
     r = c.admin_req(leader, "PUT", "/api/v1/kv/stale", body=b"x", secret=old)
     assert r.status == 401
+
+
+def test_writes_through_followers_do_not_fail_while_the_leader_restarts(make_cluster):
+    """A rolling restart (docs/operations.md "Upgrade") stops the leader with
+    SIGTERM: it hands leadership over and refuses writes meanwhile
+    ("stopping"). A follower forwarding a write used to relay that 503 to
+    its client; it now sends the write to the successor (found by the
+    rolling upgrade test, tests/upgrade)."""
+    import threading
+    c = make_cluster(3, secret=SECRET)
+    c.start_all()
+    for _ in range(3):
+        leader = c.wait_leader()
+        followers = [i for i in range(1, 4) if i != leader]
+        stop, failures, acked = threading.Event(), [], []
+
+        def writer(i):
+            k = 0
+            while not stop.is_set():
+                r = c.put(i, "w%d_%d_%d" % (leader, i, k), "v", timeout=10)
+                (acked if r.status in (200, 201, 204) else failures).append((i, r.status, r.body[:100]))
+                k += 1
+        threads = [threading.Thread(target=writer, args=(i,)) for i in followers]
+        for t in threads:
+            t.start()
+        try:
+            wait_for("writes", lambda: len(acked) >= 30 or failures, timeout=30)
+            assert c.stop(leader) == 0
+            c.start(leader)
+            n = len(acked)
+            wait_for("writes after the restart", lambda: len(acked) >= n + 30 or failures, timeout=30)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+        assert not failures, failures
