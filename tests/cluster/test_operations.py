@@ -89,18 +89,26 @@ def test_writes_through_followers_do_not_fail_while_the_leader_restarts(make_clu
     import threading
     c = make_cluster(3, secret=SECRET)
     c.start_all()
-    for _ in range(3):
+    r = wait_for("a sign-up", lambda: (lambda r: r if r.status == 201 else None)(
+        c.req(c.wait_leader(), "POST", "/api/v1/signup", {"username": "poster", "password": "a password"})))
+    token = r.json()["token"]
+    for round_ in range(3):
         leader = c.wait_leader()
         followers = [i for i in range(1, 4) if i != leader]
         stop, failures, acked = threading.Event(), [], []
 
-        def writer(i):
+        def writer(i, site):
             k = 0
             while not stop.is_set():
-                r = c.put(i, "w%d_%d_%d" % (leader, i, k), "v", timeout=10)
+                if site:  # the site's writes (its 503s say "unavailable")
+                    r = c.req(i, "POST", "/api/v1/links", {"title": "t", "url": "https://e.example/%d/%d/%d" %
+                                                           (round_, i, k)}, {"Authorization": "Bearer " + token},
+                              timeout=10)
+                else:     # the KV hook's (its 503s say "stopping" or "not_leader")
+                    r = c.put(i, "w%d_%d_%d" % (round_, i, k), "v", timeout=10)
                 (acked if r.status in (200, 201, 204) else failures).append((i, r.status, r.body[:100]))
                 k += 1
-        threads = [threading.Thread(target=writer, args=(i,)) for i in followers]
+        threads = [threading.Thread(target=writer, args=(i, site)) for i in followers for site in (False, True)]
         for t in threads:
             t.start()
         try:
