@@ -138,6 +138,15 @@ $(BUILD)/chaos/slowfsync.so: tests/chaos/slowfsync.c
 $(BUILD)/chaos/lincheck: tests/chaos/lincheck_main.c $(TESTLIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -Itests/lib -o $@ $< $(TESTLIB)
+# Rolling upgrade from the previous release (docs/operations.md "Upgrade"):
+# builds UPGRADE_FROM from git once (a few minutes) and upgrades a cluster
+# of it, one node at a time, to this build under writes. Not in `make test`.
+# UPGRADE_FROM is the release this one upgrades from: move it at each release.
+UPGRADE_FROM ?= 5e50e10
+.PHONY: upgrade-test
+upgrade-test: $(BUILD)/linkraft
+	sh scripts/upgrade-test.sh $(UPGRADE_FROM) $(BUILD)/upgrade-from-$(UPGRADE_FROM) $(BUILD)/linkraft
+
 chaos: $(BUILD)/linkraft $(BUILD)/chaos/slowfsync.so $(BUILD)/chaos/lincheck
 	@sh scripts/deps.sh chaos
 	LINKRAFT_BIN=$(abspath $(BUILD)/linkraft) SLOWFSYNC_SO=$(abspath $(BUILD)/chaos/slowfsync.so) \

@@ -96,6 +96,10 @@ struct net_options {
     struct net_identity identity; /* sent in every handshake; all zero if unused */
     net_check_cb check;           /* with ctx of net_start */
     net_dial_cb dialed;
+    /* Told, as a sentence, of a refusal only a person can fix: a peer
+     * speaking another handshake version (a rolling upgrade gone wrong).
+     * May be NULL; may be called often (every dial): rate-limit it. */
+    void (*note)(void *ctx, const char *text);
 };
 void net_options_default(struct net_options *o, raft_id self, const char *listen_addr);
 

@@ -33,6 +33,7 @@ struct node_options {
     const char *data_dir;
     const char *secret_path;      /* NULL: peers are not authenticated */
     bool join;                    /* empty node waiting to be added */
+    bool force_new_cluster;       /* DIR becomes a one-voter cluster first (backup.h) */
     unsigned tick_ms;             /* default 15 */
     unsigned election_ticks;      /* default 10 (election timeout 150-300 ms) */
     unsigned heartbeat_ticks;     /* default 2 */

@@ -123,7 +123,7 @@ static unsigned long long json_u64(const struct json *obj, const char *key, int 
 /* The admin key from --secret-file (0), or nothing without one (0: the
  * requests go unsigned, which a cluster without a secret accepts from
  * loopback), or 2 with a message. */
-static int load_key(const char *name, const char *path, uint8_t key[ADMIN_AUTH_KEY_BYTES], int *have)
+int cli_load_key(const char *name, const char *path, uint8_t key[ADMIN_AUTH_KEY_BYTES], int *have)
 {
     *have = 0;
     if (!path)
@@ -156,7 +156,7 @@ static int64_t admin_now_ms(void)
 
 /* "Authorization: ...\r\n" proving key for method+path+body, made for
  * node; "" without a key. Returns 0, or -1 if signing failed. */
-static int auth_header(const uint8_t *key, int have_key, uint64_t node, const char *method, const char *path,
+int cli_auth_header(const uint8_t *key, int have_key, uint64_t node, const char *method, const char *path,
                        const char *body, char out[ADMIN_AUTH_HEADER_MAX + 32])
 {
     out[0] = 0;
@@ -228,7 +228,7 @@ int cmd_status(int argc, char **argv)
         return 2;
     uint8_t key[ADMIN_AUTH_KEY_BYTES];
     int have_key;
-    if (load_key("status", a.secret_path, key, &have_key))
+    if (cli_load_key("status", a.secret_path, key, &have_key))
         return 2;
     printf("%-4s %-10s %-6s %-10s %-10s %-10s %s\n", "ID", "ROLE", "TERM", "COMMIT", "APPLIED", "REACHABLE", "HTTP");
     unsigned long long leader = 0;
@@ -236,7 +236,7 @@ int cmd_status(int argc, char **argv)
         const struct cluster_member *m = &c.members[i];
         struct httpc_response r;
         char err[256], auth[ADMIN_AUTH_HEADER_MAX + 32];
-        if (auth_header(key, have_key, m->id, "GET", "/api/v1/cluster", NULL, auth) ||
+        if (cli_auth_header(key, have_key, m->id, "GET", "/api/v1/cluster", NULL, auth) ||
             httpc_request(m->http_addr, "GET", "/api/v1/cluster", NULL, auth, ADMIN_TIMEOUT_MS, &r, err, sizeof err)) {
             printf("%-4llu %-10s %-6s %-10s %-10s %-10s %s (%s)\n", (unsigned long long)m->id, "-", "-", "-", "-",
                    "no", m->http_addr, err);
@@ -291,7 +291,7 @@ static int to_leader(const char *name, const struct cluster *c, const uint8_t *k
         return 1;
     }
     char auth[ADMIN_AUTH_HEADER_MAX + 32];
-    if (auth_header(key, have_key, leader->id, method, path, body, auth)) {
+    if (cli_auth_header(key, have_key, leader->id, method, path, body, auth)) {
         fprintf(stderr, "linkraft %s: cannot sign the request\n", name);
         return 1;
     }
@@ -373,7 +373,7 @@ int cmd_member(int argc, char **argv)
         return 2;
     uint8_t key[ADMIN_AUTH_KEY_BYTES];
     int have_key;
-    if (load_key("member", a.secret_path, key, &have_key))
+    if (cli_load_key("member", a.secret_path, key, &have_key))
         return 2;
     if (!strcmp(verb, "add") && !cluster_find(&c, a.id)) {
         fprintf(stderr, "linkraft member add: %s has no line for node %llu (add its addresses there first)\n",
@@ -438,7 +438,7 @@ int cmd_transfer_leader(int argc, char **argv)
     }
     uint8_t key[ADMIN_AUTH_KEY_BYTES];
     int have_key;
-    if (load_key("transfer-leader", a.secret_path, key, &have_key))
+    if (cli_load_key("transfer-leader", a.secret_path, key, &have_key))
         return 2;
     char body[64];
     snprintf(body, sizeof body, "{\"to\":%llu}", a.to);
@@ -547,7 +547,7 @@ int cmd_moderator(int argc, char **argv)
         return 2;
     uint8_t key[ADMIN_AUTH_KEY_BYTES];
     int have_key;
-    if (load_key("moderator", a.secret_path, key, &have_key))
+    if (cli_load_key("moderator", a.secret_path, key, &have_key))
         return 2;
     char path[64];
     snprintf(path, sizeof path, "/api/v1/moderators/%s", name);

@@ -37,6 +37,10 @@ static void node_usage(FILE *out)
             "    --secret-file F        shared secret peers authenticate and encrypt with (>= 16 bytes,\n"
             "                           mode 0600); required unless every address in FILE is loopback\n"
             "    --join                 start empty and wait to be added with 'linkraft member add'\n"
+            "    --force-new-cluster    disaster recovery, when a majority is lost for good: start this\n"
+            "                           node alone as a one-voter cluster keeping its data (everything\n"
+            "                           its log holds) under a new cluster id; add the others back with\n"
+            "                           --join and 'linkraft member add' (docs/operations.md)\n"
             "    --tick-ms MS           length of a Raft tick (default %u)\n"
             "    --election-ticks N     election timeout in ticks, randomized in [N, 2N) (default %u)\n"
             "    --heartbeat-ticks N    heartbeat interval in ticks (default %u)\n"
@@ -87,6 +91,7 @@ int cmd_node(int argc, char **argv)
         { "data", required_argument, 0, 'd' },
         { "secret-file", required_argument, 0, 's' },
         { "join", no_argument, 0, 'j' },
+        { "force-new-cluster", no_argument, 0, 'F' },
         { "tick-ms", required_argument, 0, 't' },
         { "election-ticks", required_argument, 0, 'e' },
         { "heartbeat-ticks", required_argument, 0, 'b' },
@@ -109,6 +114,7 @@ int cmd_node(int argc, char **argv)
         case 'd': o.data_dir = optarg; break;
         case 's': o.secret_path = optarg; break;
         case 'j': o.join = true; break;
+        case 'F': o.force_new_cluster = true; break;
         case 'p':
             if (cli_check_trust_proxy("node", optarg)) return 2;
             o.trust_proxy = optarg;
@@ -159,6 +165,11 @@ int cmd_node(int argc, char **argv)
     }
     if (!o.cluster_path || !o.id || !o.data_dir) {
         fprintf(stderr, "linkraft node: --cluster, --id and --data are required (see --help)\n");
+        return 2;
+    }
+    if (o.join && o.force_new_cluster) {
+        fprintf(stderr, "linkraft node: --join (wait to be added) and --force-new-cluster (start alone from "
+                "this node's data) contradict each other\n");
         return 2;
     }
     if (o.heartbeat_ticks >= o.election_ticks) {

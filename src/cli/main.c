@@ -20,6 +20,8 @@ static void usage(FILE *out)
             "  member           add, promote or remove a member (through the log)\n"
             "  transfer-leader  hand leadership to another member\n"
             "  moderator        make a user a moderator of the site, or not (through the log)\n"
+            "  backup           copy the site's database at one committed index to a file\n"
+            "  restore          prepare a new cluster's data directory from a backup\n"
             "  version          print the version\n"
             "  help             print this help\n"
             "\n"
@@ -67,6 +69,10 @@ int main(int argc, char **argv)
         return cmd_transfer_leader(argc - 1, argv + 1);
     if (!strcmp(cmd, "moderator"))
         return cmd_moderator(argc - 1, argv + 1);
+    if (!strcmp(cmd, "backup"))
+        return cmd_backup(argc - 1, argv + 1);
+    if (!strcmp(cmd, "restore"))
+        return cmd_restore(argc - 1, argv + 1);
     fprintf(stderr, "linkraft: unknown command '%s' (try 'linkraft help')\n", cmd);
     return 2;
 }

@@ -498,7 +498,7 @@ static void call_send(struct gw_call *c)
     uv_timer_start(&c->watch, watch_cb, GW_WATCH_MS, 0);
 }
 
-/* The operator's endpoints — membership, leadership, moderators, /metrics — are served
+/* The operator's endpoints — membership, leadership, moderators, backups, /metrics — are served
  * on each node's own port and never through the public gateway (SPEC §3).
  * The nodes route on the raw path too, so an encoded variant reaches no
  * admin handler there either. */
@@ -506,7 +506,7 @@ static bool gw_path_private(const char *path)
 {
     return !strcmp(path, "/metrics") || !strcmp(path, "/api/v1/transfer-leader") ||
            !strcmp(path, "/api/v1/members") || !strncmp(path, "/api/v1/members/", 16) ||
-           !strncmp(path, "/api/v1/moderators/", 19);
+           !strncmp(path, "/api/v1/moderators/", 19) || !strcmp(path, "/api/v1/backup");
 }
 
 static void handle(void *ctx, struct http_exchange *x)

@@ -231,6 +231,26 @@ static uint32_t le32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* A dialer speaking another handshake version (its first frame's version
+ * byte): refused with REFUSE 4, and a person is told which versions. */
+static void in_other_version(struct net_in *c, unsigned theirs)
+{
+    struct net *n = c->net;
+    if (n->o.note) {
+        struct sockaddr_storage sa;
+        int len = sizeof sa;
+        char host[64] = "?";
+        if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0)
+            uv_ip_name((struct sockaddr *)&sa, host, sizeof host);
+        char text[NET_ERR_MAX];
+        snprintf(text, sizeof text, "refused a peer connection from %s: it speaks peer protocol (handshake) version "
+                 "%u, this node speaks version %d and reads no other: run the same linkraft release on every node "
+                 "(docs/operations.md, \"Upgrade\")", host, theirs, NET_WIRE_VERSION);
+        n->o.note(n->ctx, text);
+    }
+    in_refuse(c, NET_REFUSE_VERSION);
+}
+
 /* Consumes every whole frame in the buffer. Stops as soon as the connection
  * is closed (by a bad frame, or by the callback, which may even stop n). */
 static void in_process(struct net_in *c)
@@ -243,6 +263,10 @@ static void in_process(struct net_in *c)
         if (left < 4)
             break;
         if (net_wire_is_control(p, left)) {
+            if (c->state == NET_IN_HELLO && left >= 6 && p[5] != NET_WIRE_VERSION) {
+                in_other_version(c, p[5]);
+                return;
+            }
             long fl = net_wire_frame_size(p, left);
             if (fl == 0)
                 break;

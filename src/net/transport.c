@@ -391,6 +391,8 @@ static int out_handle(struct net_peer *p, const struct net_wire_msg *w)
     if (w->kind == NET_WIRE_REFUSE) {
         snprintf(why, sizeof why, "node %llu at %s refused the handshake: %s", (unsigned long long)p->id, p->addr,
                  net_refuse_name(w->reason));
+        if (w->reason == NET_REFUSE_VERSION && n->o.note)
+            n->o.note(n->ctx, why);
         raft_id id = p->id;
         peer_fail(p, why);
         if (n->o.dialed)
@@ -450,6 +452,19 @@ again:
             return;
     }
     while (out->peer && !p->secure) {
+        if (out->rlen - pos >= 6 && net_wire_is_control(out->rbuf + pos, out->rlen - pos) &&
+            out->rbuf[pos + 5] != NET_WIRE_VERSION) {
+            char why[NET_ERR_MAX];
+            snprintf(why, sizeof why, "node %llu at %s speaks peer protocol (handshake) version %u, this node "
+                     "speaks version %d and reads no other: run the same linkraft release on every node "
+                     "(docs/operations.md, \"Upgrade\")", (unsigned long long)p->id, p->addr,
+                     out->rbuf[pos + 5], NET_WIRE_VERSION);
+            n->stats.dropped_malformed++;
+            if (n->o.note)
+                n->o.note(n->ctx, why);
+            peer_fail(p, why);
+            return;
+        }
         long fl = net_wire_is_control(out->rbuf + pos, out->rlen - pos) || out->rlen - pos < 4
                       ? net_wire_frame_size(out->rbuf + pos, out->rlen - pos)
                       : -1;

@@ -16,7 +16,7 @@ const char *net_refuse_name(int reason)
     case NET_REFUSE_WRONG_NODE: return "the HELLO named a different node id";
     case NET_REFUSE_BAD_ID: return "the dialer's node id is 0 or the acceptor's own";
     case NET_REFUSE_AUTH: return "authentication failed (wrong or missing secret)";
-    case NET_REFUSE_VERSION: return "unsupported handshake version";
+    case NET_REFUSE_VERSION: return "it speaks another peer protocol (handshake) version: run the same linkraft release on every node";
     case NET_REFUSE_OTHER_CLUSTER: return "the dialer belongs to another cluster (its cluster id differs)";
     case NET_REFUSE_REPLACED: return "the acceptor knew this node with another data directory: it lost its "
                                      "data. Remove it ('linkraft member remove'), start it with --join and "

@@ -832,6 +832,11 @@ void node_api_handle(void *ctx, struct http_exchange *x)
             handle_moderator(n, x, req, path + 19);
         return;
     }
+    if (!strcmp(path, "/api/v1/backup")) {
+        if (admin_allowed(n, x, req, false, true))
+            node_backup_handle(n, x);
+        return;
+    }
     if (!strcmp(path, "/api/v1/transfer-leader")) {
         if (admin_allowed(n, x, req, false, true))
             handle_transfer(n, x, req);

@@ -44,6 +44,7 @@ struct forward {
     char *key_header;           /* "Idempotency-Key: ...\r\n" when this node added one */
     unsigned attempts;
     raft_id sent_to;            /* the leader the attempt in flight went to */
+    uint64_t successor_by;      /* after a 503 from sent_to: how long to wait for another leader */
     struct http_client_req *up; /* that attempt; NULL between attempts */
     /* The leader's answer, kept while we wait for the local apply. */
     int status;
@@ -147,6 +148,33 @@ static void leader_body(void *arg, const char *data, size_t len)
         f->body.oom = true;
 }
 
+/* After a 503 from the leader: every tick, has Raft named another leader
+ * (or this node)? Then the write goes there; if none comes in time, the
+ * 503 kept in f is relayed. */
+static void wait_successor(uv_timer_t *t)
+{
+    struct forward *f = t->data;
+    struct node *n = f->n;
+    struct raft *r = replica_raft(n->replica);
+    raft_id now_leader = raft_role(r) == RAFT_LEADER ? n->o.id : raft_leader(r);
+    if (now_leader && now_leader != f->sent_to && !n->closing) {
+        log_info("forwarded write: leader %llu answered 503 and %llu leads now; sending it there under its "
+                 "Idempotency-Key", (unsigned long long)f->sent_to, (unsigned long long)now_leader);
+        free(f->headers);
+        f->headers = NULL;
+        buf_free(&f->body);
+        buf_init(&f->body);
+        f->index = 0;
+        try_forward(f);
+        return;
+    }
+    if (uv_now(&n->loop) >= f->successor_by || n->closing) {
+        relay(f);
+        return;
+    }
+    uv_timer_start(&f->wait, wait_successor, n->o.tick_ms, 0);
+}
+
 static void leader_done(void *arg, int err)
 {
     struct forward *f = arg;
@@ -172,6 +200,17 @@ static void leader_done(void *arg, int err)
         snprintf(msg, sizeof msg, "forwarding to the leader failed (%s); the outcome is unknown: retry with the "
                  "same Idempotency-Key", http_client_strerror(err));
         forward_fail(f, 503, "unavailable", msg);
+        return;
+    }
+    /* A 503 from the leader: it may be handing leadership over (a leader
+     * stopping for a rolling restart refuses writes meanwhile, one in a
+     * transfer refuses proposals; docs/operations.md "Upgrade"). If Raft
+     * names a successor within two election timeouts, the write goes
+     * there, under its Idempotency-Key in case the 503 came after the
+     * proposal; otherwise the 503 is the answer. */
+    if (f->status == 503 && uv_now(&n->loop) < f->deadline && f->attempts < FORWARD_MAX_ATTEMPTS) {
+        f->successor_by = uv_now(&n->loop) + 4ull * n->o.election_ticks * n->o.tick_ms;
+        uv_timer_start(&f->wait, wait_successor, n->o.tick_ms, 0);
         return;
     }
     if (f->status >= 200 && f->status < 300 && f->index > node_applied(n) && !replica_disk_full(n->replica))

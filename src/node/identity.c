@@ -111,6 +111,13 @@ int identity_load(const char *dir, struct identity *id, bool *found, char *err, 
     while (fgets(line, sizeof line, f)) {
         lineno++;
         if (lineno == 1) {
+            unsigned version;
+            if (sscanf(line, "linkraft-identity %u", &version) == 1 && version != 1) {
+                fclose(f);
+                snprintf(err, errcap, "%.900s has format version %u; this build reads version 1: run the "
+                         "linkraft release that wrote it (docs/operations.md, \"Upgrade\")", path, version);
+                return -1;
+            }
             if (strcmp(line, "linkraft-identity 1\n") != 0)
                 goto bad;
         } else if (sscanf(line, "cluster %127s", a) == 1) {

@@ -18,6 +18,8 @@
  * docs/replica.md has the contract.
  */
 #include "node/node_internal.h"
+
+#include "backup.h"
 #include "site.h"
 
 #include <errno.h>
@@ -482,7 +484,7 @@ static enum replica_sm_status sm_restore(void *ctx, const struct raft_snapshot_m
 static bool sm_busy(void *ctx)
 {
     struct node *n = ctx;
-    return n->ckpt_job;
+    return n->ckpt_job || n->backup_copying;
 }
 
 static const char *sm_errmsg(void *ctx)
@@ -641,6 +643,22 @@ static int on_peer_check(void *ctx, raft_id peer, const struct net_identity *the
         net_set_identity(n->net, &n->identity.self);
     }
     return NET_CHECK_OK;
+}
+
+/* The transport's word on a refusal only a person can fix (net.h: a peer
+ * speaking another protocol version). Dials repeat every second or so:
+ * the same sentence is logged at most once a minute. */
+static void on_net_note(void *ctx, const char *text)
+{
+    struct node *n = ctx;
+    static char last[512];
+    static uint64_t last_ms;
+    uint64_t now = uv_now(&n->loop);
+    if (!strncmp(last, text, sizeof last - 1) && now - last_ms < 60000)
+        return;
+    snprintf(last, sizeof last, "%s", text);
+    last_ms = now;
+    log_warn("%s", text);
 }
 
 static int bootstrap_now(struct node *n, char *err, size_t errcap)
@@ -942,6 +960,26 @@ static int start(struct node *n, char *err, size_t errcap)
         return 1;
     if (lock_data_dir(n, err, errcap))
         return 1;
+    if (n->o.force_new_cluster) {
+        int changed;
+        if (backup_force_new_cluster(n->o.data_dir, n->o.id, &changed, err, errcap))
+            return 1;
+        if (changed)
+            log_warn("--force-new-cluster: %s is now a ONE-VOTER cluster of node %llu under a new cluster id, "
+                     "keeping everything its log holds (what was not yet committed is committed now). The old "
+                     "members are refused if they return. Add new members with 'linkraft node --join' and "
+                     "'linkraft member add', and remove this flag from the node's command line",
+                     n->o.data_dir, (unsigned long long)n->o.id);
+        else
+            log_warn("--force-new-cluster: node %llu is already the only member; nothing changed (remove the "
+                     "flag from the node's command line)", (unsigned long long)n->o.id);
+    }
+
+    /* Read (not changed) before anything else may change the directory: a
+     * refusal of it (damaged, a newer format) leaves everything as it was. */
+    bool found;
+    if (identity_load(n->o.data_dir, &n->identity, &found, err, errcap))
+        return 1;
 
     struct storage_state state;
     memset(&state, 0, sizeof state);
@@ -1004,9 +1042,6 @@ static int start(struct node *n, char *err, size_t errcap)
     storage_state_free(&state);
     if (rc)
         return rc;
-    bool found;
-    if (identity_load(n->o.data_dir, &n->identity, &found, err, errcap))
-        return 1;
     if (!found || empty_dir) {
         /* A new directory (or one that never got past its start): a new
          * incarnation. */
@@ -1036,6 +1071,7 @@ static int start(struct node *n, char *err, size_t errcap)
     no.identity = n->identity.self;
     no.check = on_peer_check;
     no.dialed = on_peer_dialed;
+    no.note = on_net_note;
     if (net_start(&n->loop, &no, on_message, n, &n->net, err, errcap))
         return 1;
     for (size_t i = 0; i < n->cluster.n; i++)

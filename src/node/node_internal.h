@@ -85,6 +85,11 @@ struct node {
     char ckpt_err[512];
     bool ckpt_warned;           /* the last one failed and was logged */
 
+    /* GET /api/v1/backup (backup.c): one at a time; its copy of the
+     * database, like a checkpoint, holds off a snapshot install (sm_busy). */
+    struct node_backup *backup;
+    bool backup_copying;
+
     bool stopping;              /* SIGTERM seen: the replica hands over, then closing */
     bool closing;               /* handles are being closed */
     int exit_code;
@@ -101,6 +106,10 @@ void node_forward(struct node *n, struct http_exchange *x);
 void node_api_handle(void *ctx, struct http_exchange *x);
 /* The JSON of GET /api/v1/cluster. */
 void node_cluster_json(struct node *n, struct buf *b);
+
+/* backup.c: GET /api/v1/backup, already admin-proven: the backup file
+ * (include/backup.h) of this node's database, streamed. */
+void node_backup_handle(struct node *n, struct http_exchange *x);
 
 /* site_host.c: creates n->site with the node as its host. */
 struct site;

@@ -278,6 +278,27 @@ static int has_cksum(const char *path)
 /* Runs PRAGMA quick_check on db: every page of every table and index is
  * read (so its checksum checked) and the b-trees' structure verified.
  * STORE_OK, or STORE_ECORRUPT / STORE_EIO with err saying what it found. */
+/* The newest schema this build knows: the highest `to` of the schema steps
+ * (comments 2, search 3, flags 4, moderation 5). */
+#define STORE_SCHEMA_MAX 5
+
+/* A database written by a newer linkraft (a rolling upgrade rolled back,
+ * a backup of a newer cluster): its tables mean what this build does not
+ * know, so it is refused, not read and not "repaired" (docs/operations.md). */
+static bool newer_schema(struct store *st)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db, "SELECT v FROM meta WHERE k = 'schema'", -1, &q, NULL) != SQLITE_OK)
+        return false; /* a new database (no meta table yet), or damage that the checks below name */
+    int64_t v = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    sqlite3_finalize(q);
+    if (v <= STORE_SCHEMA_MAX)
+        return false;
+    snprintf(st->errmsg, sizeof st->errmsg, "the database %s has schema version %lld; this linkraft knows up to "
+             "version %d: run the newer linkraft that wrote it", st->path, (long long)v, STORE_SCHEMA_MAX);
+    return true;
+}
+
 static int check_db(sqlite3 *db, const char *path, char *err, size_t errcap)
 {
     sqlite3_stmt *q = NULL;
@@ -411,6 +432,8 @@ static int open_db(struct store *st)
     if (fresh && cksum_vfs_reserve(st->db) != SQLITE_OK)
         return fail_db(st, "cannot reserve room for page checksums in the database");
     sqlite3_busy_timeout(st->db, 5000);
+    if (newer_schema(st))
+        return STORE_EINVAL; /* before anything below writes to it */
     sqlite3_wal_hook(st->db, wal_hook, st);
     /* Closing the last connection would checkpoint and ignore a failed
      * fsync; the WAL is kept instead and replayed at the next open. */

@@ -489,6 +489,27 @@ TEST(checkpoints_follow_the_file_a_restore_put_in_place)
     store_close(st);
 }
 
+/* A database of a newer linkraft (schema version above this build's) is
+ * refused with a message naming the file and both versions, not read and
+ * not taken for damage (which would move it aside and rebuild it). */
+TEST(a_newer_schema_is_refused)
+{
+    char db[128], err[512];
+    path_in(db, sizeof db, "newer.db");
+    struct store *st;
+    REQUIRE(store_open(db, &st, err, sizeof err) == STORE_OK);
+    struct store_entry e = kv_entry(1, 0, "a", "1", 10, NULL);
+    CHECK_EQ_I(store_apply(st, &e, 1, NULL), STORE_OK);
+    CHECK_EQ_I(sqlite3_exec(store_db(st), "UPDATE meta SET v = v + 1 WHERE k = 'schema'", NULL, NULL, NULL),
+               SQLITE_OK);
+    store_close(st);
+    free((void *)e.data);
+    st = NULL;
+    CHECK_EQ_I(store_open(db, &st, err, sizeof err), STORE_EINVAL);
+    CHECK(st == NULL);
+    CHECK(strstr(err, "newer.db") && strstr(err, "schema version 6") && strstr(err, "up to version 5"));
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/linkraft-store-XXXXXX");
@@ -504,6 +525,7 @@ int main(void)
     RUN(an_older_database_without_checksums_is_migrated);
     RUN(a_snapshot_bigger_than_the_cache_keeps_its_checksums);
     RUN(checkpoints_follow_the_file_a_restore_put_in_place);
+    RUN(a_newer_schema_is_refused);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
