@@ -91,7 +91,7 @@ int cmd_node(int argc, char **argv)
         { "data", required_argument, 0, 'd' },
         { "secret-file", required_argument, 0, 's' },
         { "join", no_argument, 0, 'j' },
-        { "force-new-cluster", no_argument, 0, 'F' },
+        { "force-new-cluster", no_argument, 0, 'N' },
         { "tick-ms", required_argument, 0, 't' },
         { "election-ticks", required_argument, 0, 'e' },
         { "heartbeat-ticks", required_argument, 0, 'b' },
@@ -114,7 +114,7 @@ int cmd_node(int argc, char **argv)
         case 'd': o.data_dir = optarg; break;
         case 's': o.secret_path = optarg; break;
         case 'j': o.join = true; break;
-        case 'F': o.force_new_cluster = true; break;
+        case 'N': o.force_new_cluster = true; break;
         case 'p':
             if (cli_check_trust_proxy("node", optarg)) return 2;
             o.trust_proxy = optarg;
