@@ -44,11 +44,11 @@
 #include <strings.h>
 #include <uv.h>
 
-#include "cluster.h"
+#include "sys/cluster_file.h"
 #include "common/buf.h"
 #include "http.h"
 #include "http_client.h"
-#include "node/log.h"
+#include "sys/log.h"
 
 #define GW_CHECK_MS 200        /* health checks several times a second */
 #define GW_CHECK_TIMEOUT_MS 400

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http_int.h"
+#include "http/internal.h"
 
 #define HTTP_MAX_HEADERS 256          /* more fields than this -> 431 */
 #define HTTP_X_ALLOC 4096             /* one exchange: struct + inline arena */

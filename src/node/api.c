@@ -12,7 +12,7 @@
  * Every response carries X-Served-By (this node's id) and X-Raft-Index (the
  * applied index of the state shown; for a write, its entry's index).
  */
-#include "node/node_internal.h"
+#include "node/internal.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,7 +24,7 @@
 #include "command.h"
 #include "common/buf.h"
 #include "common/json.h"
-#include "node/log.h"
+#include "sys/log.h"
 #include "site.h"
 
 #include <sodium.h>

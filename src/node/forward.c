@@ -18,7 +18,7 @@
  * its result instead of doing it again. The same holds for an attempt cut
  * off by a connection error.
  */
-#include "node/node_internal.h"
+#include "node/internal.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -27,7 +27,7 @@
 #include <strings.h>
 
 #include "common/buf.h"
-#include "node/log.h"
+#include "sys/log.h"
 
 #include <sodium.h>
 

@@ -18,8 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node.h" /* enum node_status, node_consistency */
-#include "site/site_int.h"
+#include "site/internal.h"
 
 void site_link_json(struct buf *b, const struct store_link *l, const char *text)
 {

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "site/site_int.h"
+#include "site/internal.h"
 
 #define FEED_ENTRIES 30
 #define TAG "tag:linkraft,2026:"

@@ -8,7 +8,7 @@
 #include <strings.h>
 
 #include "common/json.h"
-#include "site/site_int.h"
+#include "site/internal.h"
 
 const char *site_header(const struct http_request *req, const char *name, size_t *len)
 {

@@ -1,5 +1,5 @@
 /*
- * site.c — the site's request machinery (site.h, site_int.h): creation,
+ * site.c — the site's request machinery (site.h, site/internal.h): creation,
  * dispatch with the checks every request gets (method, consistency headers,
  * authentication, CSRF and Origin for writes), the read barrier and session
  * lookup, responses with the common headers, proposals, password hashing
@@ -12,8 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "node.h" /* enum node_status only: the site calls no node function */
-#include "site/site_int.h"
+#include "site/internal.h"
 
 void site_options_default(struct site_options *o)
 {
@@ -317,13 +316,13 @@ void site_fail_host(struct site_req *r, int status)
     const char *text = r->s->host.status_text ? r->s->host.status_text(status) : NULL;
     char msg[256];
     switch (status) {
-    case NODE_ETOOBIG:
+    case SITE_ETOOBIG:
         site_fail(r, 413, "too_big", "the request is too large to replicate");
         return;
-    case NODE_EDISKFULL:
+    case SITE_EDISKFULL:
         site_fail(r, 507, "disk_full", "this server's disk is full; try again later");
         return;
-    case NODE_ETIMEOUT:
+    case SITE_ETIMEOUT:
         if (r->head_or_get || !r->step_started)
             snprintf(msg, sizeof msg, "this server has not caught up with the state you asked for (%s): "
                      "try again, or ask another server", text ? text : "timeout");
@@ -618,14 +617,14 @@ static const char *read_consistency(struct site_req *r)
 {
     size_t len;
     const char *v = site_header(r->req, "X-Consistency", &len);
-    r->consistency = NODE_READ_SESSION;
+    r->consistency = SITE_READ_SESSION;
     if (v) {
         if (len == 5 && !strncasecmp(v, "stale", 5))
-            r->consistency = NODE_READ_STALE;
+            r->consistency = SITE_READ_STALE;
         else if (len == 7 && !strncasecmp(v, "session", 7))
-            r->consistency = NODE_READ_SESSION;
+            r->consistency = SITE_READ_SESSION;
         else if (len == 12 && !strncasecmp(v, "linearizable", 12))
-            r->consistency = NODE_READ_LINEARIZABLE;
+            r->consistency = SITE_READ_LINEARIZABLE;
         else
             return "X-Consistency is stale, session or linearizable";
     }
@@ -688,8 +687,8 @@ bool site_dispatch(struct site *s, const struct http_request *req, site_respond_
     }
     /* A write checks its session on a copy at least as new as the client's
      * last write, whatever X-Consistency says. */
-    if (!r->head_or_get && r->consistency == NODE_READ_STALE)
-        r->consistency = NODE_READ_SESSION;
+    if (!r->head_or_get && r->consistency == SITE_READ_STALE)
+        r->consistency = SITE_READ_SESSION;
     if (!r->head_or_get) {
         /* A write authenticated by a cookie, or one that creates a session,
          * must come from this site: JSON with no foreign Origin (a form

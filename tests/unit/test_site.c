@@ -25,7 +25,6 @@
 #include "../lib/direct_host.h"
 #include "command.h"
 #include "common/json.h"
-#include "node.h"
 #include "site.h"
 #include "store.h"
 
@@ -797,13 +796,13 @@ TEST(consistency_headers_and_host_failures)
     snprintf(cookie.idx, sizeof cookie.idx, "4611686018427387903");
     CHECK_EQ_I(call(&cookie, "GET", "/", NULL, NULL)->status, 200);
     /* Writes the cluster cannot take: 503 (or 507 for a full disk). */
-    dh.fail_writes = NODE_ENOTLEADER;
+    dh.fail_writes = SITE_ENOTLEADER;
     r = post_json(&a, "/api/v1/links", "{\"title\":\"t\",\"url\":\"http://x.example/\"}");
     CHECK_EQ_I(r->status, 503);
     CHECK_STR(json_str(r, "error"), "unavailable");
-    dh.fail_writes = NODE_EDISKFULL;
+    dh.fail_writes = SITE_EDISKFULL;
     CHECK_EQ_I(post_json(&a, "/api/v1/links", "{\"title\":\"t\",\"url\":\"http://x.example/\"}")->status, 507);
-    dh.fail_writes = NODE_ETIMEOUT;
+    dh.fail_writes = SITE_ETIMEOUT;
     CHECK_EQ_I(post_json(&a, "/api/v1/links", "{\"title\":\"t\",\"url\":\"http://x.example/\"}")->status, 503);
     dh.fail_writes = 0;
     teardown();

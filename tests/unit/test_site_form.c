@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "../harness.h"
-#include "site/site_int.h"
+#include "site/internal.h"
 
 static long field(const char *data, const char *name, char *out, size_t cap)
 {

@@ -1,5 +1,5 @@
 /*
- * site_int.h — what the files of src/site share: the site object, one
+ * site/internal.h — what the files of src/site share: the site object, one
  * request's state as it moves through its steps (read barrier, session
  * lookup, password hashing on a worker, proposal, response), and the helpers
  * for forms, cookies, escaping and responses.
@@ -143,7 +143,7 @@ struct site_req {
     bool head_or_get;
 
     /* Consistency of the read barrier. */
-    int consistency;
+    enum site_consistency consistency;
     uint64_t min_index;
 
     /* Authentication. */

@@ -1,8 +1,8 @@
 /* log.h — the node's and gateway's log: one line per event on stderr,
  * "2026-12-01T21:40:00.123Z node 1 INFO: message". stderr is unbuffered, so a
  * line is out before a crash or a fatal _exit. */
-#ifndef LINKRAFT_NODE_LOG_H
-#define LINKRAFT_NODE_LOG_H
+#ifndef LINKRAFT_SYS_LOG_H
+#define LINKRAFT_SYS_LOG_H
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
