@@ -65,13 +65,10 @@ static void respond_error(struct node *n, struct http_exchange *x, int status, c
 {
     struct buf b;
     buf_init(&b);
-    buf_puts(&b, "{\"error\":");
-    json_write_str(&b, code, strlen(code));
-    buf_puts(&b, ",\"message\":");
-    json_write_str(&b, msg, strlen(msg));
+    char leader[40] = "";
     if (status == 503 && raft_leader(replica_raft(n->replica)))
-        buf_printf(&b, ",\"leader\":%llu", (unsigned long long)raft_leader(replica_raft(n->replica)));
-    buf_puts(&b, "}\n");
+        snprintf(leader, sizeof leader, "\"leader\":%llu", (unsigned long long)raft_leader(replica_raft(n->replica)));
+    json_write_error(&b, code, msg, leader);
     respond_json(n, x, status, &b);
 }
 

@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "common/buf.h"
+#include "common/json.h"
 #include "sys/log.h"
 
 #include <sodium.h>
@@ -73,7 +74,7 @@ static void forward_fail(struct forward *f, int status, const char *code, const 
 {
     struct buf b;
     buf_init(&b);
-    buf_printf(&b, "{\"error\":\"%s\",\"message\":\"%s\"}\n", code, msg);
+    json_write_error(&b, code, msg, NULL);
     char headers[160];
     snprintf(headers, sizeof headers, "Content-Type: application/json\r\nX-Served-By: %llu\r\nX-Raft-Index: %llu\r\n",
              (unsigned long long)f->n->o.id, (unsigned long long)node_applied(f->n));

@@ -220,9 +220,7 @@ static bool throttled(struct site_req *r, bool by_user)
     }
     struct buf b;
     buf_init(&b);
-    buf_puts(&b, "{\"error\":\"too_many_attempts\",\"message\":");
-    json_write_str(&b, msg, strlen(msg));
-    buf_puts(&b, "}\n");
+    json_write_error(&b, "too_many_attempts", msg, NULL);
     site_reply(r, 429, "application/json", h, &b);
     return true;
 }

@@ -264,11 +264,7 @@ void site_fail(struct site_req *r, int status, const char *code, const char *mes
     }
     struct buf b;
     buf_init(&b);
-    buf_puts(&b, "{\"error\":");
-    json_write_str(&b, code, strlen(code));
-    buf_puts(&b, ",\"message\":");
-    json_write_str(&b, message, strlen(message));
-    buf_puts(&b, "}\n");
+    json_write_error(&b, code, message, NULL);
     site_reply(r, status, "application/json", NULL, &b);
 }
 
@@ -285,9 +281,7 @@ void site_fail_method(struct site_req *r, const char *allow)
     }
     struct buf b;
     buf_init(&b);
-    buf_puts(&b, "{\"error\":\"method_not_allowed\",\"message\":");
-    json_write_str(&b, msg, strlen(msg));
-    buf_puts(&b, "}\n");
+    json_write_error(&b, "method_not_allowed", msg, NULL);
     site_reply(r, 405, "application/json", h, &b);
 }
 
