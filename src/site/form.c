@@ -10,20 +10,6 @@
 #include "common/json.h"
 #include "site/internal.h"
 
-const char *site_header(const struct http_request *req, const char *name, size_t *len)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < req->n_headers; i++) {
-        const struct http_header *h = &req->headers[i];
-        if (h->name_len == n && !strncasecmp(h->name, name, n)) {
-            if (len)
-                *len = h->value_len;
-            return h->value;
-        }
-    }
-    return NULL;
-}
-
 bool site_cookie(const struct http_request *req, const char *name, char *out, size_t cap)
 {
     size_t n = strlen(name);

@@ -59,8 +59,8 @@ TEST(cookies)
     CHECK(!site_cookie(&req, "session", v, sizeof v));
     CHECK(!site_cookie(&req, "lr_session", v, 3));          /* does not fit: absent, not cut */
     size_t len;
-    CHECK(site_header(&req, "COOKIE", &len) && len == 38);
-    CHECK(site_header(&req, "Cookies", NULL) == NULL);
+    CHECK(http_header_get(&req, "COOKIE", &len) && len == 38);
+    CHECK(http_header_get(&req, "Cookies", NULL) == NULL);
 }
 
 TEST(numbers)
