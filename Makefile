@@ -2,10 +2,11 @@
 # (also under ASan+UBSan); `make sim SEEDS=N` runs the simulator long;
 # `make mutants` checks the simulator catches every planted Raft bug.
 #
-# Each module under src/ is its own static library. The Raft core (src/raft)
-# may use only src/common, the replica driver (src/replica) only those two;
-# `make check-purity` proves from their object files that they call no I/O,
-# clock, socket or thread function.
+# Each module under src/ is its own static library, and may use only the
+# modules its USES_ line names (`make check-layers`). The Raft core
+# (src/raft) may use only src/common, the replica driver (src/replica) only
+# those two; `make check-purity` proves from their object files that they
+# call no I/O, clock, socket or thread function.
 
 BUILD   ?= build
 CC      ?= gcc
@@ -22,18 +23,50 @@ ALLCFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-f
 ALLLDFLAGS += -fsanitize=address,undefined
 endif
 
-# Modules in link order (a module may use those after it).
-MODULES := $(notdir $(wildcard src/cli src/gateway src/node src/replica src/site src/http src/store src/net src/storage src/raft src/common))
-LIBS    := $(foreach m,$(filter-out cli,$(MODULES)),$(BUILD)/lib$(m).a)
-# src/net uses cluster_split_addr from src/node, which links before it, so the
-# module libraries are linked as one group (the linker rescans them).
-LINKLIBS = -Wl,--start-group $(LIBS) -Wl,--end-group
-SYSLIBS := $(if $(filter net node http store gateway,$(MODULES)),-luv -lsqlite3 -lsodium -lhttp_parser -lssl -lcrypto -lidn2 -lz -lpthread -lm,-lm)
+# The layers: each module and the modules it may use (its own headers
+# aside). `make check-layers` (part of `make test`) fails on an #include or
+# an undefined symbol of a module's objects that reaches outside this list
+# (scripts/check-layers.sh). src/common is pure (the core uses it); src/sys
+# holds what every host-side layer may use but the core may not (the
+# cluster file, the log: they read files and write stderr).
+USES_common  :=
+USES_raft    := common
+USES_replica := raft common
+USES_sys     := common
+USES_storage := raft common
+USES_store   := common
+USES_net     := raft sys common
+USES_http    := sys common
+USES_site    := http store common
+USES_node    := site replica http net storage store raft sys common
+USES_gateway := http sys common
+USES_cli     := node gateway net http store storage raft sys common
+# System libraries each module needs; a binary links those of its modules.
+SYS_common  :=
+SYS_raft    :=
+SYS_replica :=
+SYS_sys     :=
+SYS_storage :=
+SYS_store   := -lsqlite3 -lsodium -lidn2 -lm
+SYS_net     := -luv -lsodium
+SYS_http    := -luv -lhttp_parser -lssl -lcrypto
+SYS_site    := -luv -lsodium -lz -lm
+SYS_node    := -luv -lpthread
+SYS_gateway := -luv
+SYS_cli     := -lsodium
+
+# Modules in link order: every module before the ones it uses, so the
+# linker needs no group (a use against the order fails to link).
+MODULES := gateway node site replica http net store storage raft sys common
+LIBS    := $(foreach m,$(MODULES),$(BUILD)/lib$(m).a)
+LINKLIBS = $(LIBS)
+syslibs  = $(sort $(foreach m,$(1),$(SYS_$(m))))
+SYSLIBS := $(call syslibs,cli $(MODULES))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 module_srcs = $(wildcard src/$(1)/*.c)
 
-.PHONY: all test sim mutants check-purity deps clean bench run fuzz chaos install uninstall
+.PHONY: all test sim mutants check-purity check-layers deps clean bench run fuzz chaos install uninstall
 all: $(BUILD)/linkraft
 
 # Installs missing Debian packages when root, else says what to install.
@@ -53,7 +86,7 @@ $(BUILD)/lib$(1).a: $(call obj,$(call module_srcs,$(1)))
 	@rm -f $$@
 	ar rcs $$@ $$^
 endef
-$(foreach m,$(filter-out cli,$(MODULES)),$(eval $(call module_lib,$(m))))
+$(foreach m,$(MODULES),$(eval $(call module_lib,$(m))))
 
 $(BUILD)/linkraft: $(call obj,$(call module_srcs,cli)) $(LIBS)
 	$(CC) $(ALLLDFLAGS) -o $@ $(call obj,$(call module_srcs,cli)) $(LINKLIBS) $(SYSLIBS)
@@ -87,6 +120,10 @@ unit-bins: $(UNIT_BINS) $(if $(SIM_SRCS),$(BUILD)/sim) $(BUILD)/linkraft
 # replica driver (src/replica): its host gives it all of those.
 check-purity: $(BUILD)/libraft.a $(BUILD)/libcommon.a $(BUILD)/libreplica.a
 	@sh scripts/check-purity.sh $(BUILD)/libraft.a $(BUILD)/libcommon.a $(BUILD)/libreplica.a
+
+# Every module uses only what its USES_ line allows (see the top).
+check-layers: $(LIBS) $(call obj,$(call module_srcs,cli))
+	@sh scripts/check-layers.sh $(BUILD) $(foreach m,cli $(MODULES),"$(m):$(USES_$(m))")
 
 test:
 	@sh scripts/run-tests.sh
@@ -176,7 +213,7 @@ FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_CFLAGS  := -std=c11 -g -O1 $(filter-out -Werror,$(WARN)) -D_GNU_SOURCE -Iinclude -Isrc \
                 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # The modules that hold the decoders, instrumented for coverage.
-FUZZ_MODULES := $(filter raft common node store,$(MODULES))
+FUZZ_MODULES := $(filter raft common sys node store,$(MODULES))
 FUZZ_LIB_SRCS := $(foreach m,$(FUZZ_MODULES),$(call module_srcs,$(m))) src/site/text.c src/site/html.c
 FUZZ_LIB     := $(FUZZ_DIR)/libdecoders.a
 FUZZ_DEPS_STAMP := $(FUZZ_DIR)/.deps-ok

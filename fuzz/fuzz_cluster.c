@@ -1,6 +1,6 @@
 /*
  * fuzz_cluster.c — libFuzzer driver for the cluster-file parser
- * (cluster_parse; src/node/cluster.c). The input is the file's text.
+ * (cluster_parse; src/sys/cluster_file.c). The input is the file's text.
  * Properties: a rejection says why, naming the file; an accepted file has
  * 1..CLUSTER_MAX_MEMBERS members with distinct ids in 1..INT64_MAX and
  * distinct, well-formed addresses; and writing the members back out as a
@@ -8,7 +8,7 @@
  */
 #include "fuzz.h"
 
-#include "cluster.h"
+#include "sys/cluster_file.h"
 
 #include <string.h>
 

@@ -8,7 +8,7 @@
  * input, truncations and values just past a limit. Deterministic: the same
  * program writes the same files.
  */
-#include "cluster.h"
+#include "sys/cluster_file.h"
 #include "common/crc32c.h"
 #include "command.h"
 #include "raft_codec.h"

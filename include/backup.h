@@ -28,8 +28,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cluster.h"
 #include "raft.h"
+
+struct cluster; /* sys/cluster_file.h */
 
 #define BACKUP_MAGIC "LKRFTBAK"
 #define BACKUP_VERSION 1

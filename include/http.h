@@ -75,6 +75,19 @@ struct http_request {
 /* Case-insensitive header lookup; NULL if absent. *len gets the value length. */
 const char *http_header_get(const struct http_request *req, const char *name, size_t *len);
 
+/* The headers every edge (the site, the node's own API) reads alike
+ * (SPEC §4), parsed in one place so that their rules cannot drift apart. */
+#define HTTP_IDEM_MAX 255
+#define HTTP_IDEM_RULE "Idempotency-Key is 1 to 255 bytes"
+/* Idempotency-Key: 0 with *key NULL if absent, 0 with the key if it is 1 to
+ * HTTP_IDEM_MAX bytes, -1 otherwise (answer 400 bad_idempotency_key,
+ * HTTP_IDEM_RULE). */
+int http_idempotency_key(const struct http_request *req, const char **key, size_t *len);
+enum http_consistency { HTTP_READ_STALE = 0, HTTP_READ_SESSION = 1, HTTP_READ_LINEARIZABLE = 2 };
+/* X-Consistency: stale, session or linearizable (any case); session when
+ * absent. Returns 0, or -1 on any other value. */
+int http_consistency(const struct http_request *req, enum http_consistency *c);
+
 struct http_exchange; /* one request awaiting its response */
 
 /* The request of an exchange; valid until the exchange ends (http_respond,

@@ -23,7 +23,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cluster.h"
 #include "raft.h"
 #include "store.h"
 

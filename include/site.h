@@ -30,11 +30,26 @@
 #include "http.h"
 #include "store.h"
 
-/* Outcome of a write: status is a node_status (include/node.h; 0 = OK).
- * On OK, index is the entry's index and res its result (valid during the
- * call only). */
+/* What became of a write or a read barrier, in the site's own terms (the
+ * host translates its own outcomes: src/node/site_host.c). */
+enum site_status {
+    SITE_OK = 0,
+    SITE_ENOTLEADER = 1, /* no leader to take the write: retry */
+    SITE_ELOST = 2,      /* overwritten by another leader: not applied */
+    SITE_ETIMEOUT = 3,   /* no answer in time: outcome unknown, retry with the same key */
+    SITE_EDISKFULL = 4,  /* the host's disk is full */
+    SITE_ESTOPPING = 5,  /* the host is shutting down */
+    SITE_ETOOBIG = 6,    /* too large to replicate */
+    SITE_EREPAIRING = 7, /* the host's database is being repaired: ask another server */
+};
+
+/* Consistency of a read (SPEC §4, X-Consistency). */
+enum site_consistency { SITE_READ_STALE = 0, SITE_READ_SESSION = 1, SITE_READ_LINEARIZABLE = 2 };
+
+/* Outcome of a write: status is an enum site_status (SITE_OK = 0). On SITE_OK, index is the entry's index
+ * and res its result (valid during the call only). */
 typedef void (*site_write_cb)(void *arg, int status, uint64_t index, const struct store_result *res);
-/* Outcome of a read barrier: a node_status; OK means the store may be read. */
+/* Outcome of a read barrier: an enum site_status; SITE_OK means the store may be read. */
 typedef void (*site_read_cb)(void *arg, int status);
 
 /* What the site needs from the node it runs on. Every callback is called
@@ -43,9 +58,9 @@ struct site_host {
     void *ctx;
     /* node_propose: data is copied. */
     void (*propose)(void *ctx, const uint8_t *data, size_t len, site_write_cb cb, void *arg);
-    /* node_read: consistency 0 stale, 1 session (applied >= min_index),
-     * 2 linearizable. */
-    void (*read)(void *ctx, int consistency, uint64_t min_index, unsigned timeout_ms, site_read_cb cb, void *arg);
+    /* node_read: stale at once, session once applied >= min_index,
+     * linearizable after a read index from the leader. */
+    void (*read)(void *ctx, enum site_consistency consistency, uint64_t min_index, unsigned timeout_ms, site_read_cb cb, void *arg);
     struct store *(*store)(void *ctx);
     uint64_t (*id)(void *ctx);
     uint64_t (*applied)(void *ctx);
@@ -58,8 +73,8 @@ struct site_host {
      * ({"leader","term","members":[{"id","role","commit","applied","reachable"}]}),
      * for the /status page. May be NULL (the page then shows this node only). */
     void (*cluster_json)(void *ctx, struct buf *out);
-    /* A short text for a node_status, for error messages. May be NULL. */
-    const char *(*status_text)(int status);
+    /* A short text for a status, for error messages. May be NULL. */
+    const char *(*status_text)(enum site_status status);
 };
 
 struct site_options {

@@ -67,6 +67,7 @@ for b in build build/asan; do
   fi
 done
 run purity sh scripts/test-purity.sh
+run layers sh scripts/test-layers.sh
 # Process-level tests: real node processes, from the optimized build and
 # again from the sanitized one (a leak or UB at exit fails a clean stop).
 for b in build build/asan; do

@@ -17,7 +17,7 @@
 #include "admin_auth.h"
 #include "cli/commands.h"
 #include "cli/httpc.h"
-#include "cluster.h"
+#include "sys/cluster_file.h"
 #include "common/json.h"
 #include "net.h"
 

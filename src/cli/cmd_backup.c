@@ -19,7 +19,7 @@
 #include "backup.h"
 #include "cli/commands.h"
 #include "cli/httpc.h"
-#include "cluster.h"
+#include "sys/cluster_file.h"
 
 /* The node may take a while to copy a large database before the first
  * byte, and a slow disk may pause the stream: no progress for this long

@@ -23,7 +23,7 @@
 #include <fcntl.h>
 
 #include "cli/commands.h"
-#include "cluster.h"
+#include "sys/cluster_file.h"
 
 #define DEMO_MAX_NODES 9
 #define DEMO_DEFAULT_NODES 3

@@ -6,7 +6,7 @@
 #include "cli/commands.h"
 #include "gateway.h"
 #include "http.h"
-#include "node/log.h"
+#include "sys/log.h"
 
 int cli_log_format(const char *cmd, const char *name)
 {

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cluster.h"
+#include "sys/cluster_file.h"
 
 #define HTTPC_MAX_RESPONSE (1 << 20)
 

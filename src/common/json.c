@@ -489,3 +489,16 @@ void json_write_str(struct buf *b, const char *s, size_t len)
     buf_append(b, s + run, len - run);
     buf_append(b, "\"", 1);
 }
+
+void json_write_error(struct buf *b, const char *code, const char *msg, const char *extra)
+{
+    buf_puts(b, "{\"error\":");
+    json_write_str(b, code, strlen(code));
+    buf_puts(b, ",\"message\":");
+    json_write_str(b, msg, strlen(msg));
+    if (extra && extra[0]) {
+        buf_puts(b, ",");
+        buf_puts(b, extra);
+    }
+    buf_puts(b, "}\n");
+}

@@ -53,6 +53,11 @@ const char *json_get_str(const struct json *obj, const char *key, size_t *len);
  * control characters, quotes, backslashes and <, >, & (safe inside HTML). */
 void json_write_str(struct buf *b, const char *s, size_t len);
 
+/* The body of every JSON error answer (SPEC §4), in one place so that every
+ * edge escapes alike: {"error":CODE,"message":MSG[,EXTRA]}\n, where extra is
+ * NULL or members already written as JSON ("\"leader\":3"). */
+void json_write_error(struct buf *b, const char *code, const char *msg, const char *extra);
+
 /* Checks bytes are valid UTF-8 (no overlongs, no surrogates). */
 bool json_utf8_valid(const char *s, size_t len);
 

@@ -44,11 +44,12 @@
 #include <strings.h>
 #include <uv.h>
 
-#include "cluster.h"
+#include "sys/cluster_file.h"
 #include "common/buf.h"
+#include "common/json.h"
 #include "http.h"
 #include "http_client.h"
-#include "node/log.h"
+#include "sys/log.h"
 
 #define GW_CHECK_MS 200        /* health checks several times a second */
 #define GW_CHECK_TIMEOUT_MS 400
@@ -260,7 +261,7 @@ static void call_fail(struct gw_call *c, int status, const char *code, const cha
 {
     struct buf b;
     buf_init(&b);
-    buf_printf(&b, "{\"error\":\"%s\",\"message\":\"%s\"}\n", code, msg);
+    json_write_error(&b, code, msg, NULL);
     size_t len;
     char *body = buf_take(&b, &len);
     if (body)

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cluster.h"
+#include "sys/cluster_file.h"
 
 struct hc_conn;
 

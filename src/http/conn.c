@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http_int.h"
+#include "http/internal.h"
 
 #define HTTP_MAX_HEADERS 256          /* more fields than this -> 431 */
 #define HTTP_X_ALLOC 4096             /* one exchange: struct + inline arena */
@@ -240,6 +240,29 @@ const char *http_header_get(const struct http_request *req, const char *name, si
         }
     }
     return NULL;
+}
+
+int http_idempotency_key(const struct http_request *req, const char **key, size_t *len)
+{
+    *len = 0;
+    *key = http_header_get(req, "Idempotency-Key", len);
+    return *key && (*len == 0 || *len > HTTP_IDEM_MAX) ? -1 : 0;
+}
+
+int http_consistency(const struct http_request *req, enum http_consistency *c)
+{
+    static const char *const names[] = { "stale", "session", "linearizable" };
+    size_t len;
+    const char *v = http_header_get(req, "X-Consistency", &len);
+    *c = HTTP_READ_SESSION;
+    if (!v)
+        return 0;
+    for (int i = 0; i < 3; i++)
+        if (len == strlen(names[i]) && !strncasecmp(v, names[i], len)) {
+            *c = (enum http_consistency)i;
+            return 0;
+        }
+    return -1;
 }
 
 const struct http_request *http_exchange_request(const struct http_exchange *x)

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "http_int.h"
+#include "http/internal.h"
 
 #define HTTP_LINGER_MS 3000           /* drain input this long after a final response */
 #define HTTP_LINGER_MAX (256 * 1024)  /* or until this much was discarded */

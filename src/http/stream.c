@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_int.h"
+#include "http/internal.h"
 
 struct swrite {
     uv_write_t req;

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_int.h"
+#include "http/internal.h"
 
 static void openssl_error(char *err, size_t errcap, const char *what, const char *file)
 {

@@ -19,7 +19,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include "http_int.h"
+#include "http/internal.h"
 
 void http_trust_init(struct http_trust *t) { memset(t, 0, sizeof *t); }
 

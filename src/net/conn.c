@@ -16,7 +16,7 @@
  * together under max_inbound_bytes (n->inbound_bytes counts their
  * capacities); a connection that would need more is closed and counted.
  */
-#include "net/net_int.h"
+#include "net/internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
  * identities) so neither can be replayed on another connection or between
  * other nodes, and no identity can be changed on the way.
  */
-#include "net/net_int.h"
+#include "net/internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -10,7 +10,7 @@
  * The peer's one timer is the deadline of the whole attempt (connect_timeout_ms
  * from RESOLVING to CONNECTED), then the keepalive tick, then the backoff.
  */
-#include "net/net_int.h"
+#include "net/internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -12,7 +12,7 @@
  * Every response carries X-Served-By (this node's id) and X-Raft-Index (the
  * applied index of the state shown; for a write, its entry's index).
  */
-#include "node/node_internal.h"
+#include "node/internal.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,7 +24,7 @@
 #include "command.h"
 #include "common/buf.h"
 #include "common/json.h"
-#include "node/log.h"
+#include "sys/log.h"
 #include "site.h"
 
 #include <sodium.h>
@@ -42,10 +42,11 @@ static void respond_buf(struct node *n, struct http_exchange *x, int status, con
                         struct buf *body)
 {
     char headers[320];
-    /* A 401 here always wants an admin proof (RFC 9110 §11.6.1: say which). */
+    /* A 401 here always wants an admin proof (RFC 9110 §11.6.1: say which);
+     * a 503 is this node's passing state (no leader, catching up). */
     snprintf(headers, sizeof headers, "Content-Type: %s\r\nX-Served-By: %llu\r\nX-Raft-Index: %llu\r\nCache-Control: no-store\r\n%s",
              ctype, (unsigned long long)n->o.id, (unsigned long long)index,
-             status == 401 ? "WWW-Authenticate: " ADMIN_AUTH_SCHEME "\r\n" : "");
+             status == 401 ? "WWW-Authenticate: " ADMIN_AUTH_SCHEME "\r\n" : status == 503 ? "Retry-After: 1\r\n" : "");
     if (body->oom) {
         buf_free(body);
         http_respond(x, 500, NULL, "out of memory\n", 14);
@@ -65,13 +66,10 @@ static void respond_error(struct node *n, struct http_exchange *x, int status, c
 {
     struct buf b;
     buf_init(&b);
-    buf_puts(&b, "{\"error\":");
-    json_write_str(&b, code, strlen(code));
-    buf_puts(&b, ",\"message\":");
-    json_write_str(&b, msg, strlen(msg));
+    char leader[40] = "";
     if (status == 503 && raft_leader(replica_raft(n->replica)))
-        buf_printf(&b, ",\"leader\":%llu", (unsigned long long)raft_leader(replica_raft(n->replica)));
-    buf_puts(&b, "}\n");
+        snprintf(leader, sizeof leader, "\"leader\":%llu", (unsigned long long)raft_leader(replica_raft(n->replica)));
+    json_write_error(&b, code, msg, leader);
     respond_json(n, x, status, &b);
 }
 
@@ -396,20 +394,12 @@ static void kv_read_done(void *arg, int status)
 static int read_consistency(const struct http_request *req, enum node_consistency *c, raft_index *min_index)
 {
     size_t len;
-    const char *v = http_header_get(req, "X-Consistency", &len);
-    *c = NODE_READ_SESSION;
+    enum http_consistency hc;
     *min_index = 0;
-    if (v) {
-        if (len == 5 && !strncasecmp(v, "stale", 5))
-            *c = NODE_READ_STALE;
-        else if (len == 7 && !strncasecmp(v, "session", 7))
-            *c = NODE_READ_SESSION;
-        else if (len == 12 && !strncasecmp(v, "linearizable", 12))
-            *c = NODE_READ_LINEARIZABLE;
-        else
-            return -1;
-    }
-    v = http_header_get(req, "X-Min-Index", &len);
+    if (http_consistency(req, &hc))
+        return -1;
+    *c = hc == HTTP_READ_STALE ? NODE_READ_STALE : hc == HTTP_READ_LINEARIZABLE ? NODE_READ_LINEARIZABLE : NODE_READ_SESSION;
+    const char *v = http_header_get(req, "X-Min-Index", &len);
     if (v) {
         char tmp[32];
         if (len == 0 || len >= sizeof tmp)
@@ -488,11 +478,12 @@ static void handle_kv(struct node *n, struct http_exchange *x, const struct http
             respond_error(n, x, 400, "bad_consistency", "X-Consistency is stale, session or linearizable; X-Min-Index a number");
             return;
         }
-        /* As the site does: an index beyond anything committed would hold a
-         * waiting read for its whole timeout, for anyone who asks. */
+        /* As the site does: an index far beyond what this node knows to be
+         * committed is not held for the read's whole timeout, but it is no
+         * client error either (this node may be catching up): 503, retry. */
         if (min_index > raft_commit_index(replica_raft(n->replica)) + KV_INDEX_SLACK) {
             free(c);
-            respond_error(n, x, 400, "bad_min_index", "X-Min-Index is beyond any index this cluster has committed");
+            respond_error(n, x, 503, "behind", "this server has not caught up with X-Min-Index: try again, or ask another server");
             return;
         }
         node_read(n, cons, min_index, 3000, kv_read_done, c);
@@ -504,11 +495,11 @@ static void handle_kv(struct node *n, struct http_exchange *x, const struct http
         respond_error(n, x, 405, "method_not_allowed", "use GET, PUT or DELETE");
         return;
     }
-    size_t idem_len = 0;
-    const char *idem = http_header_get(req, "Idempotency-Key", &idem_len);
-    if (idem_len > 255) {
+    size_t idem_len;
+    const char *idem;
+    if (http_idempotency_key(req, &idem, &idem_len)) {
         free(c);
-        respond_error(n, x, 400, "bad_idempotency_key", "Idempotency-Key is at most 255 bytes");
+        respond_error(n, x, 400, "bad_idempotency_key", HTTP_IDEM_RULE);
         return;
     }
     struct command cmd = {

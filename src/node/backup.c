@@ -11,7 +11,7 @@
  * nothing behind) and streamed with back-pressure from the client, so the
  * node never holds more than a queue's worth of it in memory.
  */
-#include "node/node_internal.h"
+#include "node/internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +24,7 @@
 #include <sodium.h>
 
 #include "backup.h"
-#include "node/log.h"
+#include "sys/log.h"
 
 #define BACKUP_CHUNK (64 * 1024)
 

@@ -18,7 +18,7 @@
  * its result instead of doing it again. The same holds for an attempt cut
  * off by a connection error.
  */
-#include "node/node_internal.h"
+#include "node/internal.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -27,7 +27,8 @@
 #include <strings.h>
 
 #include "common/buf.h"
-#include "node/log.h"
+#include "common/json.h"
+#include "sys/log.h"
 
 #include <sodium.h>
 
@@ -74,7 +75,7 @@ static void forward_fail(struct forward *f, int status, const char *code, const 
 {
     struct buf b;
     buf_init(&b);
-    buf_printf(&b, "{\"error\":\"%s\",\"message\":\"%s\"}\n", code, msg);
+    json_write_error(&b, code, msg, NULL);
     char headers[160];
     snprintf(headers, sizeof headers, "Content-Type: application/json\r\nX-Served-By: %llu\r\nX-Raft-Index: %llu\r\n",
              (unsigned long long)f->n->o.id, (unsigned long long)node_applied(f->n));

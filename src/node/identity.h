@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cluster.h"
+#include "sys/cluster_file.h"
 #include "net.h"
 
 #define IDENTITY_MAX_PINS 256

@@ -17,7 +17,7 @@
  *           (replica_tick, replica_step, replica_pump).
  * docs/replica.md has the contract.
  */
-#include "node/node_internal.h"
+#include "node/internal.h"
 
 #include "backup.h"
 #include "site.h"
@@ -37,7 +37,7 @@
 #include <sodium.h>
 
 #include "command.h"
-#include "node/log.h"
+#include "sys/log.h"
 #include "node/repair.h"
 
 #define APPLY_RESULTS_MAX 8192

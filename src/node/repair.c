@@ -37,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "node/log.h"
+#include "sys/log.h"
 
 int repair_open_store(const char *db_path, const struct storage_state *state, struct store **out,
                       enum repair_mode *mode, char *err, size_t errcap)

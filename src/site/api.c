@@ -18,8 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node.h" /* enum node_status, node_consistency */
-#include "site/site_int.h"
+#include "site/internal.h"
 
 void site_link_json(struct buf *b, const struct store_link *l, const char *text)
 {
@@ -221,9 +220,7 @@ static bool throttled(struct site_req *r, bool by_user)
     }
     struct buf b;
     buf_init(&b);
-    buf_puts(&b, "{\"error\":\"too_many_attempts\",\"message\":");
-    json_write_str(&b, msg, strlen(msg));
-    buf_puts(&b, "}\n");
+    json_write_error(&b, "too_many_attempts", msg, NULL);
     site_reply(r, 429, "application/json", h, &b);
     return true;
 }

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "site/site_int.h"
+#include "site/internal.h"
 
 #define FEED_ENTRIES 30
 #define TAG "tag:linkraft,2026:"
@@ -131,7 +131,7 @@ static void send_feed(struct site_req *r, struct buf *b)
     site_hex(h, sizeof h, hex);
     snprintf(headers, sizeof headers, "ETag: \"%s\"\r\nCache-Control: no-cache\r\n", hex);
     size_t inm_len = 0;
-    const char *inm = site_header(r->req, "If-None-Match", &inm_len);
+    const char *inm = http_header_get(r->req, "If-None-Match", &inm_len);
     if (inm) {
         char want[40];
         snprintf(want, sizeof want, "\"%s\"", hex);

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "site/site_int.h"
+#include "site/internal.h"
 
 static void flag_done(void *arg, int status, uint64_t index, const struct store_result *res)
 {

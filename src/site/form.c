@@ -8,21 +8,7 @@
 #include <strings.h>
 
 #include "common/json.h"
-#include "site/site_int.h"
-
-const char *site_header(const struct http_request *req, const char *name, size_t *len)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < req->n_headers; i++) {
-        const struct http_header *h = &req->headers[i];
-        if (h->name_len == n && !strncasecmp(h->name, name, n)) {
-            if (len)
-                *len = h->value_len;
-            return h->value;
-        }
-    }
-    return NULL;
-}
+#include "site/internal.h"
 
 bool site_cookie(const struct http_request *req, const char *name, char *out, size_t cap)
 {

@@ -10,7 +10,7 @@
 #include <strings.h>
 #include <zlib.h>
 
-#include "site/site_int.h"
+#include "site/internal.h"
 
 /* A q-value of zero ("0", "0.", "0.000") refuses the coding. */
 static bool q_zero(const char *p, size_t n)

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "site/site_int.h"
+#include "site/internal.h"
 
 void site_html_escape(struct buf *b, const char *s, size_t len)
 {

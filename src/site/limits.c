@@ -7,7 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "site/site_int.h"
+#include "site/internal.h"
 
 void site_fail_rate_limited(struct site_req *r, int64_t seconds, bool comment)
 {

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "site/site_int.h"
+#include "site/internal.h"
 #include "site/text.h"
 
 #define CSS_PATH "/static/site.v3.css"

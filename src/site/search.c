@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "site/site_int.h"
+#include "site/internal.h"
 
 /* The query string's q (or domain): a request line is at most 8 KiB. */
 #define QUERY_CAP 8192

@@ -1,5 +1,5 @@
 /*
- * site.c — the site's request machinery (site.h, site_int.h): creation,
+ * site.c — the site's request machinery (site.h, site/internal.h): creation,
  * dispatch with the checks every request gets (method, consistency headers,
  * authentication, CSRF and Origin for writes), the read barrier and session
  * lookup, responses with the common headers, proposals, password hashing
@@ -13,8 +13,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "node.h" /* enum node_status only: the site calls no node function */
-#include "site/site_int.h"
+#include "site/internal.h"
 
 void site_options_default(struct site_options *o)
 {
@@ -189,7 +188,7 @@ void site_etag(const char *body, size_t len, char out[SITE_ETAG_CAP])
 static bool etag_matches(const struct http_request *req, const char *etag)
 {
     size_t len;
-    const char *v = site_header(req, "If-None-Match", &len);
+    const char *v = http_header_get(req, "If-None-Match", &len);
     if (!v)
         return false;
     const char *tag = etag + 2; /* "hex" with its quotes */
@@ -286,7 +285,7 @@ void site_reply(struct site_req *r, int status, const char *ctype, const char *e
         if (!shared)
             buf_puts(&h, "Vary: Accept-Encoding\r\n");
         size_t alen;
-        const char *ae = site_header(r->req, "Accept-Encoding", &alen);
+        const char *ae = http_header_get(r->req, "Accept-Encoding", &alen);
         if (ae && plain_len >= SITE_GZIP_MIN && !body->oom && site_accepts_gzip(ae, alen)) {
             if (r->lent && r->lent_gz) {
                 lend_gz = true; /* compressed once, when cached */
@@ -347,11 +346,7 @@ void site_fail(struct site_req *r, int status, const char *code, const char *mes
     }
     struct buf b;
     buf_init(&b);
-    buf_puts(&b, "{\"error\":");
-    json_write_str(&b, code, strlen(code));
-    buf_puts(&b, ",\"message\":");
-    json_write_str(&b, message, strlen(message));
-    buf_puts(&b, "}\n");
+    json_write_error(&b, code, message, NULL);
     site_reply(r, status, "application/json", NULL, &b);
 }
 
@@ -368,9 +363,7 @@ void site_fail_method(struct site_req *r, const char *allow)
     }
     struct buf b;
     buf_init(&b);
-    buf_puts(&b, "{\"error\":\"method_not_allowed\",\"message\":");
-    json_write_str(&b, msg, strlen(msg));
-    buf_puts(&b, "}\n");
+    json_write_error(&b, "method_not_allowed", msg, NULL);
     site_reply(r, 405, "application/json", h, &b);
 }
 
@@ -399,13 +392,13 @@ void site_fail_host(struct site_req *r, int status)
     const char *text = r->s->host.status_text ? r->s->host.status_text(status) : NULL;
     char msg[256];
     switch (status) {
-    case NODE_ETOOBIG:
+    case SITE_ETOOBIG:
         site_fail(r, 413, "too_big", "the request is too large to replicate");
         return;
-    case NODE_EDISKFULL:
+    case SITE_EDISKFULL:
         site_fail(r, 507, "disk_full", "this server's disk is full; try again later");
         return;
-    case NODE_ETIMEOUT:
+    case SITE_ETIMEOUT:
         if (r->head_or_get || !r->step_started)
             snprintf(msg, sizeof msg, "this server has not caught up with the state you asked for (%s): "
                      "try again, or ask another server", text ? text : "timeout");
@@ -613,7 +606,7 @@ static void barrier_done(void *arg, int status)
 static void read_auth(struct site_req *r)
 {
     size_t len;
-    const char *v = site_header(r->req, "Authorization", &len);
+    const char *v = http_header_get(r->req, "Authorization", &len);
     if (v && len > 7 && !strncasecmp(v, "Bearer ", 7)) {
         r->has_token = unhex(v + 7, len - 7, r->token, sizeof r->token);
     } else {
@@ -661,12 +654,12 @@ static void derive_csrf(struct site_req *r)
 static bool origin_ok(const struct http_request *req)
 {
     size_t olen, hlen;
-    const char *origin = site_header(req, "Origin", &olen);
+    const char *origin = http_header_get(req, "Origin", &olen);
     if (!origin)
         return true;
     size_t flen;
-    const char *host = site_header(req, "Host", &hlen);
-    const char *fwd = site_header(req, "X-Forwarded-Host", &flen);
+    const char *host = http_header_get(req, "Host", &hlen);
+    const char *fwd = http_header_get(req, "X-Forwarded-Host", &flen);
     const char *p = origin;
     size_t n = olen;
     if (n > 7 && !strncasecmp(p, "http://", 7))
@@ -685,7 +678,7 @@ static bool origin_ok(const struct http_request *req)
 static bool is_json(const struct http_request *req)
 {
     size_t len;
-    const char *ct = site_header(req, "Content-Type", &len);
+    const char *ct = http_header_get(req, "Content-Type", &len);
     return ct && len >= 16 && !strncasecmp(ct, "application/json", 16) && (len == 16 || ct[16] == ';' || ct[16] == ' ');
 }
 
@@ -696,28 +689,24 @@ bool site_csrf_ok(struct site_req *r, const char *field, size_t len)
 
 /* Consistency of reads (SPEC §4): X-Consistency, and for session reads the
  * larger of X-Min-Index and the lr_idx cookie. */
-static const char *read_consistency(struct site_req *r)
+static const char *read_consistency(struct site_req *r, bool *behind)
 {
+    *behind = false;
     size_t len;
-    const char *v = site_header(r->req, "X-Consistency", &len);
-    r->consistency = NODE_READ_SESSION;
-    if (v) {
-        if (len == 5 && !strncasecmp(v, "stale", 5))
-            r->consistency = NODE_READ_STALE;
-        else if (len == 7 && !strncasecmp(v, "session", 7))
-            r->consistency = NODE_READ_SESSION;
-        else if (len == 12 && !strncasecmp(v, "linearizable", 12))
-            r->consistency = NODE_READ_LINEARIZABLE;
-        else
-            return "X-Consistency is stale, session or linearizable";
-    }
+    enum http_consistency hc;
+    if (http_consistency(r->req, &hc))
+        return "X-Consistency is stale, session or linearizable";
+    r->consistency = hc == HTTP_READ_STALE ? SITE_READ_STALE
+                     : hc == HTTP_READ_LINEARIZABLE ? SITE_READ_LINEARIZABLE : SITE_READ_SESSION;
     const struct site_host *h = &r->s->host;
     uint64_t idx = 0, limit = (h->commit_index ? h->commit_index(h->ctx) : h->applied(h->ctx)) + SITE_INDEX_SLACK;
-    v = site_header(r->req, "X-Min-Index", &len);
+    const char *v = http_header_get(r->req, "X-Min-Index", &len);
     if (v && !site_parse_uint(v, len, 0, UINT64_MAX / 2, &idx))
         return "X-Min-Index is a raft index (a decimal number)";
-    if (idx > limit)
-        return "X-Min-Index is beyond any index this cluster has committed";
+    if (idx > limit) {
+        *behind = true; /* this node may be catching up: not the client's error */
+        return "this server has not caught up with X-Min-Index: try again, or ask another server";
+    }
     r->min_index = idx;
     /* The cookie is ours, but old ones outlive a rebuilt cluster: one
      * beyond what can exist is ignored rather than making every page wait. */
@@ -764,15 +753,21 @@ bool site_dispatch(struct site *s, const struct http_request *req, site_respond_
     }
     if (answered)
         return true;
-    const char *err = read_consistency(r);
+    bool behind;
+    const char *err = read_consistency(r, &behind);
+    if (err && behind) {
+        buf_puts(&r->hdrs, "Retry-After: 1\r\n");
+        site_fail(r, 503, "behind", err);
+        return true;
+    }
     if (err) {
         site_fail(r, 400, "bad_consistency", err);
         return true;
     }
     /* A write checks its session on a copy at least as new as the client's
      * last write, whatever X-Consistency says. */
-    if (!r->head_or_get && r->consistency == NODE_READ_STALE)
-        r->consistency = NODE_READ_SESSION;
+    if (!r->head_or_get && r->consistency == SITE_READ_STALE)
+        r->consistency = SITE_READ_SESSION;
     if (!r->head_or_get) {
         /* A write authenticated by a cookie, or one that creates a session,
          * must come from this site: JSON with no foreign Origin (a form
@@ -791,13 +786,13 @@ bool site_dispatch(struct site *s, const struct http_request *req, site_respond_
             site_fail(r, 415, "need_json", "a cookie-authenticated write must be Content-Type: application/json");
             return true;
         }
-        size_t klen = 0;
-        const char *key = site_header(req, "Idempotency-Key", &klen);
+        size_t klen;
+        const char *key;
+        if (http_idempotency_key(req, &key, &klen)) {
+            site_fail(r, 400, "bad_idempotency_key", HTTP_IDEM_RULE);
+            return true;
+        }
         if (key) {
-            if (klen == 0 || klen > SITE_IDEM_MAX) {
-                site_fail(r, 400, "bad_idempotency_key", "Idempotency-Key is 1 to 255 bytes");
-                return true;
-            }
             memcpy(r->idem, key, klen);
             r->idem[klen] = 0;
             r->idem_len = klen;

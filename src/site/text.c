@@ -13,7 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "site/site_int.h"
+#include "site/internal.h"
 
 /* The length of the UTF-8 sequence at s (n bytes left), or 0 if invalid
  * (overlong forms, surrogates and code points past U+10FFFF included). */

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "site/site_int.h"
+#include "site/internal.h"
 #include "site/text.h"
 
 static struct store *store_of(struct site_req *r) { return r->s->host.store(r->s->host.ctx); }

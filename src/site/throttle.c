@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "site/site_int.h"
+#include "site/internal.h"
 
 struct site_throttle_entry {
     struct site_throttle_entry *next;

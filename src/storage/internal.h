@@ -1,5 +1,5 @@
 /*
- * internal.h — what the files of src/storage share: the struct storage
+ * storage/internal.h — what the files of src/storage share: the struct storage
  * itself, the on-disk constants (docs/disk-format.md is their prose), and the
  * small helpers every file uses to talk to the seam (struct storage_io) and
  * to turn a failed call into an error code plus a message a person can act

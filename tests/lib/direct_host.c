@@ -5,7 +5,6 @@
 
 #include <stdio.h>
 
-#include "node.h"
 
 static void dh_propose(void *ctx, const uint8_t *data, size_t len, site_write_cb cb, void *arg)
 {
@@ -19,22 +18,22 @@ static void dh_propose(void *ctx, const uint8_t *data, size_t len, site_write_cb
     struct store_result res;
     if (store_apply(h->store, &e, 1, &res) != STORE_OK) {
         fprintf(stderr, "direct host: apply failed: %s\n", store_errmsg(h->store));
-        cb(arg, NODE_ESTOPPING, 0, NULL);
+        cb(arg, SITE_ESTOPPING, 0, NULL);
         return;
     }
-    cb(arg, NODE_OK, e.index, &res);
+    cb(arg, SITE_OK, e.index, &res);
 }
 
 /* One node: everything committed is applied, so only an index beyond the
  * log (a client that saw a future) cannot be reached: it times out. */
-static void dh_read(void *ctx, int consistency, uint64_t min_index, unsigned timeout_ms, site_read_cb cb, void *arg)
+static void dh_read(void *ctx, enum site_consistency consistency, uint64_t min_index, unsigned timeout_ms, site_read_cb cb, void *arg)
 {
     struct direct_host *h = ctx;
     (void)timeout_ms;
-    if (consistency == NODE_READ_SESSION && min_index > store_applied(h->store))
-        cb(arg, NODE_ETIMEOUT);
+    if (consistency == SITE_READ_SESSION && min_index > store_applied(h->store))
+        cb(arg, SITE_ETIMEOUT);
     else
-        cb(arg, NODE_OK);
+        cb(arg, SITE_OK);
 }
 
 static struct store *dh_store(void *ctx) { return ((struct direct_host *)ctx)->store; }

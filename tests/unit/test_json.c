@@ -130,6 +130,27 @@ TEST(depth_limit_is_exact)
     }
 }
 
+/* Every edge's error answer is built by json_write_error: a message holding
+ * a quote, a backslash or a newline (an error text from a peer, a path) stays
+ * one valid JSON object (the gateway and a forwarding follower once wrote
+ * it with a bare %s). */
+TEST(error_body_escapes_message)
+{
+    struct buf b;
+    buf_init(&b);
+    json_write_error(&b, "bad_gateway", "the leader said \"no\" \\ then\nclosed", "\"leader\":3");
+    struct json_doc d;
+    char err[128];
+    CHECK(json_parse(&d, b.p, b.len, err, sizeof err) == 0);
+    size_t len;
+    const char *msg = json_get_str(d.root, "message", &len);
+    CHECK(msg && !strcmp(msg, "the leader said \"no\" \\ then\nclosed"));
+    CHECK(json_get(d.root, "leader") && json_get(d.root, "leader")->i == 3);
+    CHECK(b.len > 0 && b.p[b.len - 1] == '\n');
+    json_free(&d);
+    buf_free(&b);
+}
+
 int main(void)
 {
     RUN(values_and_lookup);
@@ -138,5 +159,6 @@ int main(void)
     RUN(utf8_validation);
     RUN(long_number_is_an_error);
     RUN(depth_limit_is_exact);
+    RUN(error_body_escapes_message);
     return HARNESS_END();
 }

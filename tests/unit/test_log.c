@@ -9,7 +9,7 @@
 
 #include "common/json.h"
 #include "../harness.h"
-#include "node/log.h"
+#include "sys/log.h"
 
 /* Runs the log calls of fn with stderr sent to a file; returns what was written (static). */
 static const char *captured(void (*fn)(void))

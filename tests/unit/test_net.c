@@ -20,7 +20,7 @@
 #include "../harness.h"
 #include "common/crc32c.h"
 #include "net.h"
-#include "net/net_int.h"
+#include "net/internal.h"
 #include "net/wire.h"
 #include "raft_codec.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "../harness.h"
-#include "site/site_int.h"
+#include "site/internal.h"
 
 static long field(const char *data, const char *name, char *out, size_t cap)
 {
@@ -59,8 +59,8 @@ TEST(cookies)
     CHECK(!site_cookie(&req, "session", v, sizeof v));
     CHECK(!site_cookie(&req, "lr_session", v, 3));          /* does not fit: absent, not cut */
     size_t len;
-    CHECK(site_header(&req, "COOKIE", &len) && len == 38);
-    CHECK(site_header(&req, "Cookies", NULL) == NULL);
+    CHECK(http_header_get(&req, "COOKIE", &len) && len == 38);
+    CHECK(http_header_get(&req, "Cookies", NULL) == NULL);
 }
 
 TEST(numbers)

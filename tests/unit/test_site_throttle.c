@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "../harness.h"
-#include "site/site_int.h"
+#include "site/internal.h"
 
 TEST(each_key_counts_alone_however_many_others)
 {

@@ -1,5 +1,5 @@
 /*
- * http_int.h — what the files of src/http share and nobody else may see:
+ * http/internal.h — what the files of src/http share and nobody else may see:
  * the server, connection and exchange structures and the functions that
  * pass control between server.c (listening, accepting, timers, closing,
  * stopping) and conn.c (parsing, pipelining, writing responses).

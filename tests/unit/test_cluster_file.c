@@ -1,11 +1,11 @@
 /*
- * test_cluster.c — the cluster file: good files, and every bad line gets a
+ * test_cluster_file.c — the cluster file: good files, and every bad line gets a
  * message naming the file, the line and what is wrong.
  */
 #include <string.h>
 
 #include "../harness.h"
-#include "cluster.h"
+#include "sys/cluster_file.h"
 
 static int parse(const char *text, struct cluster *c, char *err)
 {

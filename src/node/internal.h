@@ -1,5 +1,5 @@
 /*
- * node_internal.h — the state of a running node, shared by the files of
+ * node/internal.h — the state of a running node, shared by the files of
  * src/node (node.c: lifecycle, the host of the replica driver; api.c: HTTP
  * endpoints).
  */
@@ -9,7 +9,7 @@
 #include <uv.h>
 
 #include "admin_auth.h"
-#include "cluster.h"
+#include "sys/cluster_file.h"
 #include "common/buf.h"
 #include "node/identity.h"
 #include "http.h"

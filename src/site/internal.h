@@ -1,5 +1,5 @@
 /*
- * site_int.h — what the files of src/site share: the site object, one
+ * site/internal.h — what the files of src/site share: the site object, one
  * request's state as it moves through its steps (read barrier, session
  * lookup, password hashing on a worker, proposal, response), and the helpers
  * for forms, cookies, escaping and responses.
@@ -31,7 +31,7 @@
 #define SITE_CSRF_HEX 32
 #define SITE_PAGE_LINKS 30
 #define SITE_MAX_LIMIT 100
-#define SITE_IDEM_MAX 255
+#define SITE_IDEM_MAX HTTP_IDEM_MAX
 #define SITE_MAX_OFFSET 100000      /* API offset */
 #define SITE_MAX_PAGE 1000          /* ?p= of the pages (30 links each) */
 /* How far past its own commit index a node lets a session read wait: a
@@ -152,7 +152,7 @@ struct site_req {
     bool head_or_get;
 
     /* Consistency of the read barrier. */
-    int consistency;
+    enum site_consistency consistency;
     uint64_t min_index;
 
     /* Authentication. */
@@ -279,7 +279,6 @@ bool site_list_params(struct site_req *r);
 
 /* ---- form.c: request parsing ---------------------------------------------- */
 
-const char *site_header(const struct http_request *req, const char *name, size_t *len);
 /* Cookie value by name into out (NUL-terminated); false if absent or too long. */
 bool site_cookie(const struct http_request *req, const char *name, char *out, size_t cap);
 /* A field of an application/x-www-form-urlencoded string (a body or a

@@ -4,8 +4,8 @@
  *   logfmt  time=2026-12-01T21:40:00.123Z level=info who="node 1" msg="message"
  *   json    {"time":"2026-12-01T21:40:00.123Z","level":"info","who":"node 1","msg":"message"}
  * stderr is unbuffered, so a line is out before a crash or a fatal _exit. */
-#ifndef LINKRAFT_NODE_LOG_H
-#define LINKRAFT_NODE_LOG_H
+#ifndef LINKRAFT_SYS_LOG_H
+#define LINKRAFT_SYS_LOG_H
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 

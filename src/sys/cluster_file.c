@@ -1,7 +1,7 @@
 /*
- * cluster.c — parsing and checking the cluster file (include/cluster.h).
+ * cluster_file.c — parsing and checking the cluster file (cluster_file.h).
  */
-#include "cluster.h"
+#include "sys/cluster_file.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /*
- * net_int.h — what the files of src/net share: the transport object, the
+ * net/internal.h — what the files of src/net share: the transport object, the
  * per-peer outbound state (transport.c) and the inbound connections
  * (conn.c). Not a public header; the node sees only include/net.h.
  *
@@ -13,7 +13,7 @@
 #define LINKRAFT_NET_INT_H
 
 #include "net.h"
-#include "cluster.h"
+#include "sys/cluster_file.h"
 #include "net/wire.h"
 
 #define NET_CHUNK_BYTES (64u * 1024)   /* frames are packed into chunks of this size */

@@ -1,5 +1,5 @@
 /* log.c — timestamped log lines on stderr (log.h). */
-#include "node/log.h"
+#include "sys/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

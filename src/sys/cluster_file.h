@@ -1,5 +1,5 @@
 /*
- * cluster.h — the cluster file (SPEC §3): one line per member,
+ * cluster_file.h — the cluster file (SPEC §3): one line per member,
  *
  *     # id   raft-address      http-address
  *     1      127.0.0.1:7001    127.0.0.1:8001
@@ -11,8 +11,8 @@
  * (host:port, [IPv6]:port or name:port) and resolved by whoever binds or
  * dials them.
  */
-#ifndef LINKRAFT_CLUSTER_H
-#define LINKRAFT_CLUSTER_H
+#ifndef LINKRAFT_SYS_CLUSTER_FILE_H
+#define LINKRAFT_SYS_CLUSTER_FILE_H
 
 #include <stddef.h>
 #include <stdint.h>
