@@ -97,6 +97,8 @@ static int post_text(struct store *st, const struct command *c, struct store_res
         if (run(s))
             return STORE_EIO;
     }
+    if (store_search_index_link(st, res->id, c->title, c->text, domain))
+        return STORE_EIO;
     snprintf(res->text, sizeof res->text, "%s", u.name);
     return STORE_OK;
 }
