@@ -331,10 +331,9 @@ int store_rate_check(struct store *st, const struct command *c, struct store_res
     uint64_t window;
     int64_t limit;
     rate_rule(kind, c->time_ms > u.created_ms ? c->time_ms - u.created_ms : 0, &window, &limit);
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(store_db(st), "SELECT count(*), min(at) FROM rate_events"
-                                         " WHERE user_id = ?1 AND kind = ?2 AND at > ?3",
-                           -1, &s, NULL) != SQLITE_OK)
+    static const char sql[] = "SELECT count(*), min(at) FROM rate_events WHERE user_id = ?1 AND kind = ?2 AND at > ?3";
+    sqlite3_stmt *s = store_cached_stmt(st, sql);
+    if (!s)
         return store_fail_query(st, "cannot prepare a rate check");
     sqlite3_bind_int64(s, 1, u.id);
     sqlite3_bind_int(s, 2, kind);
@@ -342,7 +341,7 @@ int store_rate_check(struct store *st, const struct command *c, struct store_res
     int rc = sqlite3_step(s);
     int64_t count = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     uint64_t oldest = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 1) : 0;
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
     if (rc != SQLITE_ROW)
         return store_fail_query(st, "cannot check a rate limit");
     if (count < limit)
@@ -361,31 +360,30 @@ int store_rate_note(struct store *st, const struct command *c, const struct stor
     int kind = rate_kind(c);
     if (!kind || res->status != CMD_OK || res->replayed || (c->flags & COMMAND_FLAG_NO_RATE_LIMIT))
         return STORE_OK; /* unlimited proposals cost nothing more at apply */
-    sqlite3 *db = store_db(st);
     struct store_user u;
     int found = store_session_user(st, (const uint8_t *)c->session.p, c->time_ms, &u);
     if (found <= 0)
         return found < 0 ? STORE_EIO : STORE_OK;
     /* The longest window of the kind: older rows can never count again. */
     uint64_t keep = kind == RATE_LINK ? HOUR_MS : STORE_RATE_COMMENT_NEW_MS;
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, "DELETE FROM rate_events WHERE user_id = ?1 AND kind = ?2 AND at <= ?3", -1, &s,
-                           NULL) != SQLITE_OK)
+    static const char prune[] = "DELETE FROM rate_events WHERE user_id = ?1 AND kind = ?2 AND at <= ?3";
+    static const char note[] = "INSERT INTO rate_events(user_id, kind, at) VALUES (?1, ?2, ?3)";
+    sqlite3_stmt *s = store_cached_stmt(st, prune);
+    if (!s)
         return store_fail_query(st, "cannot prepare a rate note");
     sqlite3_bind_int64(s, 1, u.id);
     sqlite3_bind_int(s, 2, kind);
     sqlite3_bind_int64(s, 3, c->time_ms > keep ? (sqlite3_int64)(c->time_ms - keep) : -1);
     int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
     if (rc != SQLITE_DONE)
         return store_fail_query(st, "cannot prune rate events");
-    if (sqlite3_prepare_v2(db, "INSERT INTO rate_events(user_id, kind, at) VALUES (?1, ?2, ?3)", -1, &s, NULL) !=
-        SQLITE_OK)
+    if (!(s = store_cached_stmt(st, note)))
         return store_fail_query(st, "cannot prepare a rate note");
     sqlite3_bind_int64(s, 1, u.id);
     sqlite3_bind_int(s, 2, kind);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)c->time_ms);
     rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
     return rc == SQLITE_DONE ? STORE_OK : store_fail_query(st, "cannot note a rate event");
 }
