@@ -41,6 +41,13 @@ struct sqlite3_stmt *store_cached_stmt(struct store *st, const char *sql);
  * adds the columns domain and rdomain of links, the full-text index and its
  * triggers, and rate_events; it builds the index from the rows there. */
 int store_search_migrate(struct sqlite3 *db, char *err, size_t errcap);
+/* Schema 6: the index's insert trigger goes; the apply of a new link calls
+ * store_search_index_link (search.c says why). */
+int store_search_migrate_v6(struct sqlite3 *db, char *err, size_t errcap);
+/* Adds live link id, just inserted with these title, text (empty: NULL)
+ * and domain, to the full-text index; inside the apply transaction. */
+int store_search_index_link(struct store *st, int64_t id, struct command_str title, struct command_str text,
+                            const char *domain);
 /* The domain of a normalized URL ("//host[:port]/...") and its reversed
  * form ("com.example."), both "" for a link without a URL; cap bytes each. */
 void store_link_domain(const char *url_norm, size_t len, char *domain, char *rdomain, size_t cap);

@@ -28,6 +28,17 @@ static int run(sqlite3_stmt *s)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? STORE_OK : STORE_EIO;
 }
 
+/* Steps a cached statement (store_cached_stmt) once and resets it. */
+static int run_kept(sqlite3_stmt *s)
+{
+    if (!s)
+        return STORE_EIO;
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? STORE_OK : STORE_EIO;
+}
+
 static sqlite3_stmt *prep(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *s = NULL;
@@ -68,8 +79,12 @@ static int post_text(struct store *st, const struct command *c, struct store_res
             return STORE_OK;
         }
     }
-    sqlite3_stmt *s = prep(db, "INSERT INTO links(author_id, title, url, url_norm, created, likes, hot, text, domain,"
-                               " rdomain) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)");
+    /* A new post's statements are kept prepared: preparing costs more than
+     * running them. */
+    static const char insert[] = "INSERT INTO links(author_id, title, url, url_norm, created, likes, hot, text, domain,"
+                                 " rdomain) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)";
+    static const char set_norm[] = "UPDATE links SET url_norm = '#' || id WHERE id = ?1";
+    sqlite3_stmt *s = store_cached_stmt(st, insert);
     if (!s)
         return STORE_EIO;
     sqlite3_bind_int64(s, 1, u.id);
@@ -87,16 +102,18 @@ static int post_text(struct store *st, const struct command *c, struct store_res
     store_link_domain(has_url ? c->url_norm.p : "", has_url ? c->url_norm.len : 0, domain, rdomain, sizeof domain);
     sqlite3_bind_text(s, 8, domain, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 9, rdomain, -1, SQLITE_STATIC);
-    if (run(s))
+    if (run_kept(s))
         return STORE_EIO;
     res->id = sqlite3_last_insert_rowid(db);
     if (!has_url) {
-        s = prep(db, "UPDATE links SET url_norm = '#' || id WHERE id = ?1");
+        s = store_cached_stmt(st, set_norm);
         if (s)
             sqlite3_bind_int64(s, 1, res->id);
-        if (run(s))
+        if (run_kept(s))
             return STORE_EIO;
     }
+    if (store_search_index_link(st, res->id, c->title, c->text, domain))
+        return STORE_EIO;
     snprintf(res->text, sizeof res->text, "%s", u.name);
     return STORE_OK;
 }

@@ -4,13 +4,19 @@
  * domain, and the per-user rate limits on new content decided at apply.
  *
  * Search is SQLite FTS5 over each live link's title, text and domain, an
- * external-content index of the links table (link_fts) kept by triggers:
- * every insert, edit and delete of a link updates it inside the same
- * apply transaction, on every replica, so the index is always exactly the
- * live links at the applied index. Only live links are in it (a delete takes
- * the row out), so a search never sees a deleted link and its count needs
- * no join. The trigger on UPDATE names its columns: a like (which updates
- * likes and hot) costs the index nothing.
+ * external-content index of the links table (link_fts): every insert, edit
+ * and delete of a link updates it inside the same apply transaction, on
+ * every replica, so the index is always exactly the live links at the
+ * applied index. Only live links are in it (a delete takes the row out), so
+ * a search never sees a deleted link and its count needs no join. Edits and
+ * deletes reach it by a trigger on UPDATE that names its columns: a like
+ * (which updates likes and hot) costs the index nothing. A new link is
+ * indexed by the apply itself (store_search_index_link), not by a trigger
+ * (schema 6): an INSERT that fires a trigger runs in a statement
+ * transaction, and FTS5 writes its pending terms out as a new segment at
+ * every statement savepoint, so the trigger made one segment (and the
+ * merges after it) per post, which cost 60% of a post's apply; indexed
+ * apart, FTS5 keeps a batch's terms in memory and writes them once.
  *
  * The domain of a link is fixed at insert from its normalized URL (lowercase
  * host, "www." dropped: validate.c) into two columns: domain, shown and
@@ -57,6 +63,11 @@ static const char migrate_v3[] =
     "CREATE TABLE rate_events(user_id INTEGER NOT NULL, kind INTEGER NOT NULL, at INTEGER NOT NULL);"
     "CREATE INDEX rate_events_user ON rate_events(user_id, kind, at);"
     "UPDATE meta SET v = 3 WHERE k = 'schema';";
+
+/* New links are indexed by store_search_index_link, in the same apply. */
+static const char migrate_v6[] =
+    "DROP TRIGGER link_fts_insert;"
+    "UPDATE meta SET v = 6 WHERE k = 'schema';";
 
 /* ---- Domains ------------------------------------------------------------------------ */
 
@@ -127,6 +138,29 @@ int store_search_migrate(sqlite3 *db, char *err, size_t errcap)
     int rc = store_schema_step(db, 3, migrate_v3, "the search index", err, errcap);
     sqlite3_create_function(db, "lr_domain", 2, SQLITE_UTF8, NULL, NULL, NULL, NULL);
     return rc;
+}
+
+int store_search_migrate_v6(sqlite3 *db, char *err, size_t errcap)
+{
+    return store_schema_step(db, 6, migrate_v6, "the search index kept by apply", err, errcap);
+}
+
+int store_search_index_link(struct store *st, int64_t id, struct command_str title, struct command_str text,
+                            const char *domain)
+{
+    static const char sql[] = "INSERT INTO link_fts(rowid, title, text, domain) VALUES (?1, ?2, ?3, ?4)";
+    sqlite3_stmt *s = store_cached_stmt(st, sql);
+    if (!s)
+        return STORE_EIO;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_text(s, 2, title.p ? title.p : "", title.len, SQLITE_STATIC);
+    if (text.len) /* as the row has it: NULL without a text */
+        sqlite3_bind_text(s, 3, text.p, text.len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, domain, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
 }
 
 /* ---- Queries ------------------------------------------------------------------------ */
@@ -297,10 +331,9 @@ int store_rate_check(struct store *st, const struct command *c, struct store_res
     uint64_t window;
     int64_t limit;
     rate_rule(kind, c->time_ms > u.created_ms ? c->time_ms - u.created_ms : 0, &window, &limit);
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(store_db(st), "SELECT count(*), min(at) FROM rate_events"
-                                         " WHERE user_id = ?1 AND kind = ?2 AND at > ?3",
-                           -1, &s, NULL) != SQLITE_OK)
+    static const char sql[] = "SELECT count(*), min(at) FROM rate_events WHERE user_id = ?1 AND kind = ?2 AND at > ?3";
+    sqlite3_stmt *s = store_cached_stmt(st, sql);
+    if (!s)
         return store_fail_query(st, "cannot prepare a rate check");
     sqlite3_bind_int64(s, 1, u.id);
     sqlite3_bind_int(s, 2, kind);
@@ -308,7 +341,7 @@ int store_rate_check(struct store *st, const struct command *c, struct store_res
     int rc = sqlite3_step(s);
     int64_t count = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     uint64_t oldest = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 1) : 0;
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
     if (rc != SQLITE_ROW)
         return store_fail_query(st, "cannot check a rate limit");
     if (count < limit)
@@ -327,31 +360,30 @@ int store_rate_note(struct store *st, const struct command *c, const struct stor
     int kind = rate_kind(c);
     if (!kind || res->status != CMD_OK || res->replayed || (c->flags & COMMAND_FLAG_NO_RATE_LIMIT))
         return STORE_OK; /* unlimited proposals cost nothing more at apply */
-    sqlite3 *db = store_db(st);
     struct store_user u;
     int found = store_session_user(st, (const uint8_t *)c->session.p, c->time_ms, &u);
     if (found <= 0)
         return found < 0 ? STORE_EIO : STORE_OK;
     /* The longest window of the kind: older rows can never count again. */
     uint64_t keep = kind == RATE_LINK ? HOUR_MS : STORE_RATE_COMMENT_NEW_MS;
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, "DELETE FROM rate_events WHERE user_id = ?1 AND kind = ?2 AND at <= ?3", -1, &s,
-                           NULL) != SQLITE_OK)
+    static const char prune[] = "DELETE FROM rate_events WHERE user_id = ?1 AND kind = ?2 AND at <= ?3";
+    static const char note[] = "INSERT INTO rate_events(user_id, kind, at) VALUES (?1, ?2, ?3)";
+    sqlite3_stmt *s = store_cached_stmt(st, prune);
+    if (!s)
         return store_fail_query(st, "cannot prepare a rate note");
     sqlite3_bind_int64(s, 1, u.id);
     sqlite3_bind_int(s, 2, kind);
     sqlite3_bind_int64(s, 3, c->time_ms > keep ? (sqlite3_int64)(c->time_ms - keep) : -1);
     int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
     if (rc != SQLITE_DONE)
         return store_fail_query(st, "cannot prune rate events");
-    if (sqlite3_prepare_v2(db, "INSERT INTO rate_events(user_id, kind, at) VALUES (?1, ?2, ?3)", -1, &s, NULL) !=
-        SQLITE_OK)
+    if (!(s = store_cached_stmt(st, note)))
         return store_fail_query(st, "cannot prepare a rate note");
     sqlite3_bind_int64(s, 1, u.id);
     sqlite3_bind_int(s, 2, kind);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)c->time_ms);
     rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
     return rc == SQLITE_DONE ? STORE_OK : store_fail_query(st, "cannot note a rate event");
 }

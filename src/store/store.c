@@ -464,7 +464,8 @@ static int open_db(struct store *st)
     if (store_comments_migrate(st->db, st->errmsg, sizeof st->errmsg) ||
         store_search_migrate(st->db, st->errmsg, sizeof st->errmsg) ||
         store_flags_migrate(st->db, st->errmsg, sizeof st->errmsg) ||
-        store_moderation_migrate(st->db, st->errmsg, sizeof st->errmsg))
+        store_moderation_migrate(st->db, st->errmsg, sizeof st->errmsg) ||
+        store_search_migrate_v6(st->db, st->errmsg, sizeof st->errmsg))
         return STORE_EIO;
     for (int i = 0; i < S_COUNT; i++)
         if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK)
@@ -775,6 +776,8 @@ static int link_post(struct store *st, const struct command *c, struct store_res
     if (step_done(st, s))
         return STORE_EIO;
     res->id = sqlite3_last_insert_rowid(st->db);
+    if (store_search_index_link(st, res->id, c->title, (struct command_str){ 0 }, domain))
+        return STORE_EIO;
     snprintf(res->text, sizeof res->text, "%s", u.name);
     return STORE_OK;
 }
