@@ -95,6 +95,10 @@ struct storage_state {
     bool fresh;                             /* the directory held no Raft state: no hard
                                                state, no snapshot, no entries (bootstrap) */
     bool torn_tail_truncated;               /* recovery cut a torn last record */
+    bool tail_maybe_acked;                  /* ... which was all there (not cut short, not
+                                               zeros): perhaps synced and acknowledged, then
+                                               damaged; the node must not vote until whole
+                                               again (replica_options.lost_tail) */
     bool snapshot_damaged;                  /* (snapshot_data_optional) the snapshot's data
                                                file is missing or does not match its
                                                metadata, which is intact and still the log's

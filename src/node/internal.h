@@ -41,6 +41,7 @@ struct node {
                                                * forwarding it, handled here after all (forward.c) */
     struct identity identity;     /* DIR/identity: cluster id, incarnation, pins */
     bool repair_from_peers;       /* the database waits for a leader's snapshot (repair.c) */
+    bool lost_tail;               /* DIR/lost-tail exists: votes held back until whole (replica_lost_tail) */
     bool bootstrap_pending;       /* empty, not --join: waits for its peers' word first */
     raft_id probe_welcomed[CLUSTER_MAX_MEMBERS]; /* peers that accepted it meanwhile */
     size_t n_probe_welcomed;

@@ -493,10 +493,11 @@ static const char *sm_errmsg(void *ctx)
     return store_errmsg(n->store);
 }
 
-static int create_replica(struct node *n, uint64_t seed, char *err, size_t errcap)
+static int create_replica(struct node *n, uint64_t seed, bool lost_tail, char *err, size_t errcap)
 {
     struct replica_options ro;
     replica_options_default(&ro);
+    ro.lost_tail = lost_tail; /* the log's last record was cut: it may have been acknowledged */
     ro.write_timeout_ms = n->o.write_timeout_ms;
     ro.snapshot_entries = n->o.snapshot_entries;
     ro.apply_batch = APPLY_RESULTS_MAX;
@@ -590,9 +591,47 @@ static void on_check(uv_check_t *c)
     replica_pump(n->replica);
 }
 
+/* DIR/lost-tail: the log's last record was cut though it was all there,
+ * so this node may have acknowledged what it lost, and must not vote until
+ * whole again (replica_options.lost_tail). The marker is durable before the
+ * cut is (storage_open_finish) and stays until then, across restarts. */
+static int lost_tail_mark(struct node *n, bool on, char *err, size_t errcap)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/lost-tail", n->o.data_dir);
+    if (on) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 || fsync(fd) != 0) {
+            snprintf(err, errcap, "cannot create %.900s: %s", path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return 1;
+        }
+        close(fd);
+    } else if (unlink(path) != 0 && errno != ENOENT) {
+        snprintf(err, errcap, "cannot remove %.900s: %s", path, strerror(errno));
+        return 1;
+    }
+    int dfd = open(n->o.data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0) {
+        snprintf(err, errcap, "cannot sync the directory %.900s: %s", n->o.data_dir, strerror(errno));
+        if (dfd >= 0)
+            close(dfd);
+        return 1;
+    }
+    close(dfd);
+    n->lost_tail = on;
+    return 0;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct node *n = t->data;
+    if (n->lost_tail && !replica_lost_tail(n->replica)) {
+        char err[512];
+        if (lost_tail_mark(n, false, err, sizeof err))
+            log_warn("%s (it will be tried again)", err);
+    }
     /* A snapshot copy that met the damage says so itself when it ends. */
     if (store_damage_seen() && !n->copying)
         repair_restart("a damaged page of the database was read", "its checksum does not match; the read got "
@@ -909,6 +948,8 @@ static int recover(struct node *n, struct storage_state *state, char *err, size_
     }
     if (n->repair_from_peers && repair_from_peers_begin(n->raft, n->o.data_dir, err, errcap))
         return 1;
+    if (n->lost_tail && lost_tail_mark(n, true, err, errcap))
+        return 1;
     if (storage_open_finish(n->storage, err, errcap))
         return 1;
     if (restore) {
@@ -1038,6 +1079,14 @@ static int start(struct node *n, char *err, size_t errcap)
         snprintf(err, errcap, "cannot create the Raft core (bad tick options or out of memory)");
         return 2;
     }
+    char marker[4200];
+    snprintf(marker, sizeof marker, "%s/lost-tail", n->o.data_dir);
+    bool lost_tail = state.tail_maybe_acked || access(marker, F_OK) == 0;
+    n->lost_tail = lost_tail; /* the marker is made durable in recover(), before the cut is */
+    if (lost_tail)
+        log_warn("the log's last record was cut though it was all there: it may have been acknowledged; until "
+                 "this node holds every committed entry again it neither votes nor stands for election (%s)",
+                 marker);
     rc = recover(n, &state, err, errcap);
     storage_state_free(&state);
     if (rc)
@@ -1052,7 +1101,7 @@ static int start(struct node *n, char *err, size_t errcap)
         identity_reserve(n->o.data_dir); /* room to pin a peer's new directory even on a full disk */
     }
 
-    if (create_replica(n, ro.seed ^ 0x9E3779B97F4A7C15ull, err, errcap))
+    if (create_replica(n, ro.seed ^ 0x9E3779B97F4A7C15ull, lost_tail, err, errcap))
         return 1;
 
     if (uv_loop_init(&n->loop)) {

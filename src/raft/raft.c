@@ -1121,8 +1121,20 @@ static void handle_append_resp(struct raft *r, struct progress *pr, const struct
         }
         if (next > m->index)
             next = m->index;
-        if (next < pr->match + 1)
-            next = pr->match + 1;
+        if (next < pr->match + 1) {
+            if (pr->state == RAFT_PROGRESS_PROBE && m->index == pr->match && next >= 1) {
+                /* Our probe at match itself is refused: the follower
+                 * acknowledged that entry and no longer has it (its
+                 * storage cut its last record at a restart: torn, or
+                 * damaged after the sync). Match goes back to where its log
+                 * ends; commits already made are not undone (a follower
+                 * that lost acknowledged entries neither votes nor
+                 * campaigns until whole again: replica_options.lost_tail). */
+                pr->match = next - 1;
+            } else {
+                next = pr->match + 1;
+            }
+        }
         become_probe(pr);
         pr->next = next;
         send_append(r, pr, true);
@@ -1328,7 +1340,15 @@ static bool check_term(struct raft *r, const struct raft_message *m)
             return true; /* a pre-vote never moves anyone's term */
         bool from_leader = m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
                            m->type == RAFT_MSG_SNAPSHOT;
+        /* Figure 3.1: the election timer restarts on hearing a leader or
+         * granting a vote (handle_vote), not on a vote request that only
+         * raises the term: else a candidate whose log is behind and whose
+         * timeout is shorter keeps the node that could win from standing. */
+        unsigned elapsed = r->election_elapsed;
+        bool follower = r->role == RAFT_FOLLOWER;
         become_follower(r, m->term, from_leader ? m->from : 0);
+        if (m->type == RAFT_MSG_VOTE && follower)
+            r->election_elapsed = elapsed;
         return true;
     }
     if (m->term < r->term) {

@@ -103,6 +103,16 @@ struct replica {
     struct raft_snapshot_meta adopt_meta;
     raft_index last_snapshot;
     raft_index snapshot_gap;
+    /* A follower repairing from peers asked this leader for a snapshot at
+     * or after this index, newer than ours: take one as soon as we have
+     * applied that far (0: none asked). */
+    raft_index snapshot_wanted;
+    /* The log's last record was cut at start (replica_options.lost_tail):
+     * this node may have acknowledged entries it no longer holds. Until it
+     * knows committed an entry of a term after amnesia_term it neither
+     * campaigns nor votes (amnesiac()). */
+    bool amnesia;
+    raft_term amnesia_term;
     bool barrier_waits;         /* a snapshot install waits for a background reader */
     uint64_t rng;
 
@@ -200,6 +210,8 @@ static void draw_snapshot_gap(struct replica *d)
     d->snapshot_gap = base - base / 4 + (spread ? next_rand(d) % spread : 0);
 }
 
+static bool amnesiac(struct replica *d);
+
 struct replica *replica_create(const struct replica_options *o, struct raft *r, const struct replica_io *io,
                                const struct replica_sm *sm)
 {
@@ -224,6 +236,8 @@ struct replica *replica_create(const struct replica_options *o, struct raft *r, 
     d->last_snapshot = snap ? snap->index : 0;
     draw_snapshot_gap(d);
     d->last_role = raft_role(r);
+    d->amnesia = o->lost_tail;
+    d->amnesia_term = raft_current_term(r);
     return d;
 }
 
@@ -240,6 +254,12 @@ void replica_destroy(struct replica *d)
 }
 
 struct raft *replica_raft(const struct replica *d) { return d->raft; }
+
+bool replica_lost_tail(struct replica *d)
+{
+    amnesiac(d); /* ends it once whole */
+    return d->amnesia;
+}
 raft_index replica_applied(const struct replica *d) { return d->sm.applied(d->sm.ctx); }
 bool replica_restore_waiting(const struct replica *d) { return d->barrier_waits; }
 bool replica_stopping(const struct replica *d) { return d->state != REPLICA_RUNNING; }
@@ -599,6 +619,48 @@ static void schedule_commit(struct replica *d)
 static void finish_barrier(struct replica *d);
 static void start_jobs(struct replica *d);
 
+/* After a cut tail, may this node still have acknowledged entries it lost?
+ * Every election quorum that leaves it out meets, in another node, every
+ * commit quorum it was part of; so while it neither votes nor campaigns,
+ * the next leader holds whatever it lost that was committed. It is whole
+ * again once it knows committed an entry of a later term than its own at
+ * start: the log of that entry's leader, elected without it, holds
+ * everything committed before, and so does its log up to there. With one
+ * or two voters nothing is held back: one voter lost the entry anyway,
+ * and the other of two holds it and refuses a candidate without it. */
+static bool amnesiac(struct replica *d)
+{
+    if (!d->amnesia)
+        return false;
+    raft_index c = raft_commit_index(d->raft);
+    raft_term t = raft_term_at(d->raft, c);
+    const struct raft_snapshot_meta *snap = raft_snapshot(d->raft);
+    if (!t && snap && snap->index == c)
+        t = snap->term;
+    if (t > d->amnesia_term) {
+        d->amnesia = false;
+        say(d, REPLICA_LOG_INFO, "the log holds every committed entry again (commit %llu of term %llu): "
+            "voting and standing for election again", (unsigned long long)c, (unsigned long long)t);
+        return false;
+    }
+    return raft_config_voters(raft_configuration(d->raft)) >= 3;
+}
+
+/* Hands msgs to the host, without this node's vote requests and vote
+ * grants while it is amnesiac (a dropped message, as the network may). */
+static void send_msgs(struct replica *d, const struct raft_message *msgs, size_t n)
+{
+    if (!n)
+        return;
+    if (!amnesiac(d)) {
+        d->io.send(d->io.ctx, msgs, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (msgs[i].type != RAFT_MSG_VOTE && !(msgs[i].type == RAFT_MSG_VOTE_RESP && !msgs[i].reject))
+            d->io.send(d->io.ctx, &msgs[i], 1);
+}
+
 static bool sm_busy(struct replica *d)
 {
     return d->snap_job || (d->sm.busy && d->sm.busy(d->sm.ctx));
@@ -623,7 +685,7 @@ void replica_sm_idle(struct replica *d)
 
 static void maybe_snapshot(struct replica *d)
 {
-    if (!d->o.snapshot_entries)
+    if (!d->o.snapshot_entries && !d->snapshot_wanted)
         return;
     raft_index applied = sm_applied(d);
     /* One snapshot at a time, from the copy to its adoption: both use the
@@ -631,13 +693,17 @@ static void maybe_snapshot(struct replica *d)
     /* A core that waits for a leader's snapshot (raft_want_snapshot: the
      * state machine is not to be trusted) copies nothing of it. */
     if (d->snap_job || d->adopt_pending || d->job == JOB_ADOPT || closed(d) || d->barrier_waits ||
-        raft_wants_snapshot(d->raft) || applied < d->last_snapshot + d->snapshot_gap)
+        raft_wants_snapshot(d->raft))
+        return;
+    bool wanted = d->snapshot_wanted && applied >= d->snapshot_wanted && applied > d->last_snapshot;
+    if (applied < d->last_snapshot + d->snapshot_gap && !wanted)
         return;
     if (!commit_sm(d)) { /* the copy is made from what is committed */
         note_disk_full(d, sm_err(d));
         return;
     }
     d->snap_job = true;
+    d->snapshot_wanted = 0;
     d->snap_started_ms = now(d);
     d->io.snapshot(d->io.ctx);
 }
@@ -765,7 +831,7 @@ static void finish_barrier(struct replica *d)
         d->barrier_waits = true;
         return;
     }
-    d->io.send(d->io.ctx, rd->send_after_persist, rd->n_send_after_persist);
+    send_msgs(d, rd->send_after_persist, rd->n_send_after_persist);
     if (!d->o.sync_persist)
         raft_persisted(d->raft, rd->seq);
     if (rd->snapshot_install) {
@@ -827,7 +893,7 @@ static void take_ready(struct replica *d)
                 return;
             }
         } else {
-            d->io.send(d->io.ctx, rd->send_after_persist, rd->n_send_after_persist);
+            send_msgs(d, rd->send_after_persist, rd->n_send_after_persist);
         }
         if (rd->compact_before > d->pending.compact_before)
             d->pending.compact_before = rd->compact_before;
@@ -916,7 +982,7 @@ void replica_write_done(struct replica *d, enum replica_job_status st, const cha
     d->write_retry = false;
     if (was == JOB_WRITE) {
         struct write_batch *b = &d->writing;
-        d->io.send(d->io.ctx, b->after, b->n_after);
+        send_msgs(d, b->after, b->n_after);
         if (b->seq) /* also a batch with only a hard state: a new leader waits for its term */
             raft_persisted(d->raft, b->seq);
         write_batch_reset(b);
@@ -980,7 +1046,7 @@ void replica_pump(struct replica *d)
         }
         d->ready_outstanding = true;
         note_soft_state(d, &d->rd);
-        d->io.send(d->io.ctx, d->rd.send_now, d->rd.n_send_now);
+        send_msgs(d, d->rd.send_now, d->rd.n_send_now);
         if (d->o.sync_persist || has_snapshot_data(&d->rd)) {
             d->rd_barrier = true; /* start_jobs runs it once the writes before it are done */
             break;
@@ -1001,7 +1067,8 @@ void replica_tick(struct replica *d)
 {
     if (closed(d))
         return;
-    raft_tick(d->raft);
+    if (!amnesiac(d)) /* without ticks it never times out, so never campaigns */
+        raft_tick(d->raft);
     expire_waiters(d);
     replica_pump(d);
 }
@@ -1011,6 +1078,18 @@ void replica_step(struct replica *d, const struct raft_message *m)
     if (closed(d))
         return;
     raft_step(d->raft, m);
+    /* A follower that lost its state machine (raft_want_snapshot) asks for
+     * a snapshot at or after its own; the core sends ours only if it
+     * reaches that far, and otherwise waits for a newer one. Left to the
+     * snapshot_entries policy, a quiet cluster would never take it: the
+     * follower would stay without a state machine. */
+    if (m->type == RAFT_MSG_SNAPSHOT_WANTED && raft_role(d->raft) == RAFT_LEADER) {
+        const struct raft_snapshot_meta *snap = raft_snapshot(d->raft);
+        if ((!snap || snap->index < m->index) && m->index > d->snapshot_wanted) {
+            d->snapshot_wanted = m->index;
+            maybe_snapshot(d);
+        }
+    }
 }
 
 /* ---- Stopping ----------------------------------------------------------------------- */

@@ -134,6 +134,11 @@ struct replica_options {
     bool sync_persist;                 /* the core runs without async_persist: every ready is
                                         * written before it is applied and advanced (the plain
                                         * ready contract; the simulator mixes both) */
+    bool lost_tail;                    /* storage cut the log's last record at start (torn, or
+                                        * damaged after it was synced: it cannot tell): acknowledged
+                                        * entries may be gone. With three voters or more, the node
+                                        * neither votes nor campaigns until it knows committed an
+                                        * entry of a term after its own (docs/replica.md) */
 };
 void replica_options_default(struct replica_options *o);
 
@@ -216,6 +221,10 @@ raft_index replica_applied(const struct replica *d);
 /* The core, for what the status above does not cover (configuration,
  * progress, statistics) and for membership and bootstrap calls by the host. */
 struct raft *replica_raft(const struct replica *d);
+/* Whether the node still holds back its votes after a cut tail
+ * (replica_options.lost_tail); false once it is whole again. The host
+ * keeps that it is (a marker on disk) until then, across restarts. */
+bool replica_lost_tail(struct replica *d);
 /* Whether a snapshot install waits for the state machine's background job. */
 bool replica_restore_waiting(const struct replica *d);
 

@@ -204,6 +204,7 @@ struct st_scan {
     struct raft_entry *entries; /* seg.n of them */
     bool torn;               /* the file continues past seg.end with no valid record */
     const char *torn_why;    /* what is wrong with the record at seg.end (if torn) */
+    bool torn_whole;         /* ... and it is all there, not zeros: maybe synced, then damaged */
 };
 /* Reads and checks segment file name (seq from its name). allow_torn: this is the last
  * segment, so an invalid tail without any valid record after it is a torn

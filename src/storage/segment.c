@@ -335,6 +335,14 @@ int st_segment_scan(struct storage *s, const char *name, uint64_t seq, bool allo
                                    (unsigned long long)st_get64(sc->buf + y + 16), st_restore_advice());
             sc->torn = true;
             sc->torn_why = why;
+            /* A write a crash cut short ends inside its record, or leaves
+             * zeros (space the file system allocated but never wrote). A
+             * record all there whose checksum fails may be one that was
+             * synced, acknowledged and damaged since. */
+            bool zeros = true;
+            for (uint64_t z = off; z < sc->size && zeros; z++)
+                zeros = sc->buf[z] == 0;
+            sc->torn_whole = strncmp(why, "incomplete", 10) != 0 && !zeros;
             break;
         }
         const uint8_t *r = sc->buf + off;

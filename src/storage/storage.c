@@ -348,6 +348,7 @@ static int check_log(struct storage *s, struct st_open_plan *p, bool had_hs, str
         p->cut_seq = t->seg.seq;
         p->cut_at = t->seg.end;
         st->torn_tail_truncated = true;
+        st->tail_maybe_acked = t->torn_whole;
         /* What is known: the record is not valid and nothing valid follows.
          * A write cut short by a crash was never synced, so never
          * acknowledged; but the same bytes can be a synced record damaged

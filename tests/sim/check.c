@@ -165,9 +165,22 @@ void check_apply(struct sim *s, struct sim_node *n, const struct raft_entry *e, 
         return;
     }
     record_committed(s, n, e->index, e->term, "applied");
+    /* The content applied is the content replicated: an entry damaged on
+     * some disk and not caught by its checksum must never reach a state
+     * machine (log matching registered every copy sent or synced). */
+    uint32_t crc = entry_crc(e);
+    if (e->index < s->cap_logreg) {
+        const struct sim_logent *le = &s->logreg[e->index];
+        for (uint8_t k = 0; k < le->n; k++)
+            if (le->v[k].term == e->term && le->v[k].crc != crc) {
+                sim_fail(s, "state machine safety: n%llu applied entry %llu of term %llu whose content differs "
+                         "from the entry replicated at that index and term", (unsigned long long)n->id,
+                         (unsigned long long)e->index, (unsigned long long)e->term);
+                return;
+            }
+    }
     s->appliedreg = grow(s->appliedreg, &s->cap_appliedreg, e->index, sizeof *s->appliedreg);
     struct sim_applied *a = &s->appliedreg[e->index];
-    uint32_t crc = entry_crc(e);
     if (!a->set) {
         *a = (struct sim_applied){ e->term, crc, digest, true };
     } else if (a->term != e->term || a->crc != crc) {
@@ -249,6 +262,8 @@ void check_send(struct sim *s, struct sim_node *n, const struct raft_message *m)
 void check_disk_synced(struct sim *s, struct sim_node *n)
 {
     const struct sim_disk *d = &n->disk;
+    if (d->hs.term > n->max_hs_term)
+        n->max_hs_term = d->hs.term;
     raft_index from = d->changed_from;
     raft_index last = durable_last(d);
     if (from && d->n_log && from >= d->log[0].index && from <= last) {
@@ -351,6 +366,8 @@ static void check_commit_quorum(struct sim *s, struct sim_node *leader, raft_ind
         raft_id id = cfg->members[i].id;
         if (id >= 1 && id <= SIM_MAX_NODES && durable_has(&s->nodes[id - 1].disk, c, entry_term))
             holding++;
+        else if (s->hazard_slot >= 0 && id == s->nodes[s->hazard_slot].id)
+            holding++; /* its acknowledgement may predate its disk fault: a fault, not the protocol's doing */
     }
     if (holding * 2 <= voters)
         sim_fail(s, "commit quorum: leader n%llu of term %llu committed index %llu (term %llu), but only %zu of its "

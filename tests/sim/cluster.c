@@ -77,6 +77,8 @@ static void choose_params(struct sim *s, int force_nodes)
     p->skewed_clocks = sim_chance(g, 400);
     p->pause_pct = sim_chance(g, 400) ? (unsigned)sim_range(g, 20, 50) : 0;
     p->min_voters = sim_chance(g, 300) ? 1 : 3;
+    p->disk_fault_pm = sim_chance(g, 400) ? (unsigned)sim_range(g, 50, 250) : 0;
+    p->clock_pause_pm = sim_chance(g, 300) ? (unsigned)sim_range(g, 30, 150) : 0;
     p->commit_every_ms = sim_range(g, 1, 80);
     p->commit_every_entries = sim_range(g, 1, 40);
 }
@@ -248,6 +250,11 @@ static void fault_membership(struct sim *s)
             m = raft_config_find(&c, ln->id);
         if (!m || (m->role == RAFT_VOTER && voters <= s->p.min_voters))
             return;
+        /* A node down for good still counts in the quorum until the
+         * operator removes it: removing a live voter first could leave a
+         * quorum that needs the dead one. */
+        if (s->hazard_slot >= 0 && m->id != s->nodes[s->hazard_slot].id)
+            return;
         id = m->id;
         name = m->id == ln->id ? "remove (the leader itself)" : "remove";
         rc = raft_change_member(ln->r, RAFT_REMOVE, id, &idx);
@@ -277,12 +284,180 @@ static void fault_transfer(struct sim *s)
     sim_node_process(s, ln);
 }
 
+
+/* ---- Disk faults and the operator ------------------------------------------------------- */
+
+static const char *const rot_names[] = { "an entry", "the last entry", "the snapshot's data", "the hard state",
+                                         "the state machine's file" };
+
+/* A wiped disk, or bit rot of data already synced (found at the next
+ * start). One node at a time, and only while the leader's configuration
+ * (latest and committed) has three voters or more: beyond that a lost disk
+ * is a lost majority, which no protocol survives without a backup. */
+static void fault_disk(struct sim *s)
+{
+    int l = leader_slot(s);
+    if (s->hazard_slot >= 0 || l < 0)
+        return;
+    struct raft *lr = s->nodes[l].r;
+    struct raft_config cc;
+    if (raft_config_voters(raft_configuration(lr)) < 3 ||
+        raft_config_at(lr, raft_commit_index(lr), &cc) != RAFT_OK || raft_config_voters(&cc) < 3)
+        return;
+    int victim = sim_chance(&s->rng, 300) ? l : -1;
+    if (victim < 0) {
+        int v[SIM_MAX_NODES], k = 0;
+        for (int i = 0; i < SIM_MAX_NODES; i++)
+            if (s->nodes[i].used && !s->nodes[i].retired)
+                v[k++] = i;
+        if (!k)
+            return;
+        victim = v[sim_range(&s->rng, 0, (uint64_t)k - 1)];
+    }
+    struct sim_node *n = &s->nodes[victim];
+    uint64_t what = sim_range(&s->rng, 0, 9);
+    if (what < 3) {
+        /* The disk is gone: the node stays down (started without --join
+         * it would refuse), and the operator replaces it. */
+        SIM_TRACE(s, "WIPE n%llu: its disk and its state machine are lost", (unsigned long long)n->id);
+        sim_node_crash(s, n, false);
+        n->incarnation++; /* voids a pending restart */
+        sim_disk_free(&n->disk);
+        memset(&n->kv, 0, sizeof n->kv);
+        memset(&n->kv_durable, 0, sizeof n->kv_durable);
+        n->applied = n->durable_applied = 0;
+        n->wiped = true;
+        s->wipes++;
+        s->hazard_slot = victim;
+        sim_operator_replace(s, n);
+        return;
+    }
+    /* Bit rot while the node is down, found when it starts again. */
+    int kind = (int)sim_range(&s->rng, 0, 4);
+    if (n->alive)
+        sim_node_crash(s, n, true);
+    bool done = kind == 4 ? (n->durable_applied > 0) : sim_disk_rot(&n->disk, (enum sim_rot)kind, &s->rng);
+    if (!done)
+        return;
+    if (kind == 4)
+        n->sm_rotten = true;
+    s->rots++;
+    s->hazard_slot = victim;
+    n->hazard_floor = 0;
+    SIM_TRACE(s, "ROT n%llu: a bit of %s flips on its disk", (unsigned long long)n->id, rot_names[kind]);
+}
+
+static void schedule_operator(struct sim *s)
+{
+    sim_schedule(s, (struct sim_event){ .at = s->now + sim_range(&s->rng, 100000, 300000), .type = EV_OPERATOR });
+}
+
+void sim_operator_replace(struct sim *s, struct sim_node *n)
+{
+    n->retired = true;
+    if (s->replace_slot < 0) {
+        s->replace_slot = n->slot;
+        s->hazard_slot = n->slot;
+        schedule_operator(s);
+    }
+}
+
+/* The operator at work: `member remove` the old id through the leader
+ * until the configuration without it commits, then `member add` a new
+ * node (an unused id, started empty as with --join). */
+static void operator_step(struct sim *s)
+{
+    if (s->replace_slot < 0)
+        return;
+    struct sim_node *old = &s->nodes[s->replace_slot];
+    int l = leader_slot(s);
+    if (l < 0 || s->now < s->nodes[l].paused_until) {
+        schedule_operator(s);
+        return;
+    }
+    struct sim_node *ln = &s->nodes[l];
+    struct raft_config cc;
+    bool in_latest = raft_config_find(raft_configuration(ln->r), old->id) != NULL;
+    bool in_committed = raft_config_at(ln->r, raft_commit_index(ln->r), &cc) != RAFT_OK ||
+                        raft_config_find(&cc, old->id) != NULL;
+    if (in_latest) {
+        raft_index idx;
+        int rc = raft_change_member(ln->r, RAFT_REMOVE, old->id, &idx);
+        SIM_TRACE(s, "OPERATOR via leader n%llu: member remove n%llu: %s", (unsigned long long)ln->id,
+                  (unsigned long long)old->id, rc ? raft_strerror(rc) : "proposed");
+        if (rc == RAFT_OK) {
+            s->member_changes++;
+            sim_node_process(s, ln);
+        }
+        schedule_operator(s);
+        return;
+    }
+    if (in_committed) {
+        schedule_operator(s); /* the removal has not committed yet */
+        return;
+    }
+    /* Removed for good: the cluster tolerates a disk fault again. */
+    s->hazard_slot = -1;
+    int free_slot = -1;
+    for (int i = 0; i < SIM_MAX_NODES && free_slot < 0; i++)
+        if (!s->nodes[i].used)
+            free_slot = i;
+    if (free_slot >= 0) {
+        raft_index idx;
+        raft_id id = (raft_id)free_slot + 1;
+        int rc = raft_change_member(ln->r, RAFT_ADD_VOTER, id, &idx);
+        SIM_TRACE(s, "OPERATOR via leader n%llu: member add n%llu (replacing n%llu): %s", (unsigned long long)ln->id,
+                  (unsigned long long)id, (unsigned long long)old->id, rc ? raft_strerror(rc) : "proposed");
+        if (rc != RAFT_OK) {
+            s->hazard_slot = s->replace_slot;
+            schedule_operator(s);
+            return;
+        }
+        s->member_changes++;
+        s->nodes[free_slot].used = true;
+        sim_node_start(s, &s->nodes[free_slot]);
+        sim_node_process(s, ln);
+    }
+    s->replaced++;
+    s->replace_slot = -1;
+}
+
+/* A node that had a disk fault and started again is whole once it knows
+ * committed everything that was committed when it started. */
+static void hazard_update(struct sim *s)
+{
+    if (s->hazard_slot < 0 || s->replace_slot >= 0)
+        return;
+    struct sim_node *n = &s->nodes[s->hazard_slot];
+    if (n->alive && n->hazard_floor && raft_commit_index(n->r) >= n->hazard_floor &&
+        !raft_wants_snapshot(n->r) && !replica_lost_tail(n->d))
+        s->hazard_slot = -1;
+}
+
+/* The clock of a node stands still (a stuck timer, a VM whose clock source
+ * stalls) while the process keeps serving messages: it misses ticks. */
+static void fault_clock_pause(struct sim *s)
+{
+    int victim = random_slot(s, true);
+    if (victim < 0)
+        return;
+    struct sim_node *n = &s->nodes[victim];
+    n->clock_paused_until = s->now + sim_range(&s->rng, 100000, 2000000);
+    s->clock_pauses++;
+    SIM_TRACE(s, "CLOCK of n%llu stops until %llums", (unsigned long long)n->id,
+              (unsigned long long)(n->clock_paused_until / 1000));
+}
+
 static void fault(struct sim *s)
 {
     if (!s->faults_on)
         return;
     uint64_t f = sim_range(&s->rng, 0, 99);
-    if (f < 30 && sim_range(&s->rng, 0, 99) < s->p.pause_pct)
+    if (sim_chance(&s->rng, s->p.disk_fault_pm))
+        fault_disk(s);
+    else if (sim_chance(&s->rng, s->p.clock_pause_pm))
+        fault_clock_pause(s);
+    else if (f < 30 && sim_range(&s->rng, 0, 99) < s->p.pause_pct)
         fault_pause(s);
     else if (f < 30)
         fault_crash(s);
@@ -326,7 +501,7 @@ static void faults_end(struct sim *s)
     s->faults_on = false;
     heal(s);
     for (int i = 0; i < SIM_MAX_NODES; i++)
-        s->nodes[i].paused_until = 0;
+        s->nodes[i].paused_until = s->nodes[i].clock_paused_until = 0;
     SIM_TRACE(s, "FAULTS END: partitions healed, loss off, every node restarting");
     for (int i = 0; i < SIM_MAX_NODES; i++) {
         struct sim_node *n = &s->nodes[i];
@@ -395,6 +570,7 @@ void sim_run(uint64_t seed, int force_nodes, bool trace, FILE *trace_out, struct
     s->out = trace_out ? trace_out : stdout;
     choose_params(s, force_nodes);
     s->faults_on = true;
+    s->hazard_slot = s->replace_slot = -1;
     SIM_TRACE(s, "seed %llu: %d nodes, loss %u/1000, dup %u/1000, latency %llu-%lluus, fsync %llu-%lluus, "
               "pre-vote %d, check-quorum %d, snapshot every %llu, chunk %u bytes, trailing %llu, faults until %llums",
               (unsigned long long)seed, s->p.n_nodes, s->p.loss_pm, s->p.dup_pm,
@@ -425,12 +601,14 @@ void sim_run(uint64_t seed, int force_nodes, bool trace, FILE *trace_out, struct
         }
         s->now = ev.at;
         s->events++;
-        struct sim_node *n = ev.type == EV_CLIENT || ev.type == EV_FAULT || ev.type == EV_FAULTS_END
-                             ? NULL : &s->nodes[ev.node];
+        struct sim_node *n = ev.type == EV_CLIENT || ev.type == EV_FAULT || ev.type == EV_FAULTS_END ||
+                             ev.type == EV_OPERATOR ? NULL : &s->nodes[ev.node];
         switch (ev.type) {
         case EV_TICK:
             if (n->alive && n->incarnation == ev.incarnation && s->now < n->paused_until) {
                 schedule_tick(s, n, n->paused_until - s->now); /* the clock jumps at resume */
+            } else if (n->alive && n->incarnation == ev.incarnation && s->now < n->clock_paused_until) {
+                schedule_tick(s, n, n->clock_paused_until - s->now); /* no tick until the clock moves */
             } else if (n->alive && n->incarnation == ev.incarnation) {
                 sim_node_tick(s, n);
                 schedule_tick(s, n, n->tick_us);
@@ -465,7 +643,7 @@ void sim_run(uint64_t seed, int force_nodes, bool trace, FILE *trace_out, struct
             }
             break;
         case EV_RESTART:
-            if (!n->alive && n->incarnation == ev.incarnation && s->faults_on)
+            if (!n->alive && !n->retired && n->incarnation == ev.incarnation && s->faults_on)
                 sim_node_start(s, n);
             break;
         case EV_FAULT:
@@ -477,6 +655,9 @@ void sim_run(uint64_t seed, int force_nodes, bool trace, FILE *trace_out, struct
         case EV_FAULTS_END:
             faults_end(s);
             break;
+        case EV_OPERATOR:
+            operator_step(s);
+            break;
         case EV_CRASH:
             if (n->alive && n->incarnation == ev.incarnation && s->faults_on)
                 sim_node_crash(s, n, true);
@@ -484,6 +665,7 @@ void sim_run(uint64_t seed, int force_nodes, bool trace, FILE *trace_out, struct
         }
         if (s->faults_on)
             crash_new_leaders(s);
+        hazard_update(s);
         /* Between events no ready is half applied (the simulated state
          * machine never runs out of space): the driver applied exactly what
          * the core handed out. */
@@ -524,6 +706,16 @@ void sim_run(uint64_t seed, int force_nodes, bool trace, FILE *trace_out, struct
     res->pauses = s->pauses;
     res->snap_rot = s->snap_rot;
     res->one_voter = s->one_voter;
+    res->wipes = s->wipes;
+    res->rots = s->rots;
+    res->refusals = s->refusals;
+    res->tail_cuts = s->tail_cuts;
+    res->repairs_local = s->repairs_local;
+    res->repairs_from_peers = s->repairs_from_peers;
+    res->replaced = s->replaced;
+    res->clock_pauses = s->clock_pauses;
+    res->puts = s->puts_ok;
+    res->gets = s->gets_ok;
     res->torn = 0;
     for (int i = 0; i < SIM_MAX_NODES; i++)
         res->torn += s->nodes[i].disk.torn_writes;

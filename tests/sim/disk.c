@@ -212,6 +212,7 @@ void sim_disk_compact(struct sim_disk *d, raft_index before)
         free((void *)d->log[k++].data);
     if (k) {
         memmove(d->log, d->log + k, (d->n_log - k) * sizeof *d->log);
+        memmove(d->log_crc, d->log_crc + k, (d->n_log - k) * sizeof *d->log_crc);
         d->n_log -= k;
     }
 }
@@ -341,7 +342,11 @@ static int replay(struct sim_disk *d, const uint8_t *p, size_t n, char *err, siz
             if (d->n_log == d->cap_log) {
                 d->cap_log = d->cap_log ? d->cap_log * 2 : 64;
                 d->log = realloc(d->log, d->cap_log * sizeof *d->log);
+                d->log_crc = realloc(d->log_crc, d->cap_log * sizeof *d->log_crc);
+                if (!d->log || !d->log_crc)
+                    abort(); /* test code: out of memory is not a result */
             }
+            d->log_crc[d->n_log] = crc32c(e.data, e.len);
             d->log[d->n_log++] = e;
             if (!d->changed_from || e.index < d->changed_from)
                 d->changed_from = e.index;
@@ -351,6 +356,7 @@ static int replay(struct sim_disk *d, const uint8_t *p, size_t n, char *err, siz
             d->hs.term = get_u64(&r);
             d->hs.vote = get_u64(&r);
             d->have_hs = true;
+            d->hs_rotten = false; /* a new record of it */
             break;
         case R_END:
             break;
@@ -467,6 +473,7 @@ void sim_disk_free(struct sim_disk *d)
     for (size_t i = 0; i < d->n_log; i++)
         free((void *)d->log[i].data);
     free(d->log);
+    free(d->log_crc);
     snap_clear(&d->snap);
     snap_clear(&d->prev);
     snap_clear(&d->partial);
@@ -474,4 +481,74 @@ void sim_disk_free(struct sim_disk *d)
         sim_bytes_free(&d->pending[i]);
     free(d->pending);
     memset(d, 0, sizeof *d);
+}
+
+/* ---- Bit rot at rest, and the checks of a start ------------------------------------------ */
+
+static void flip(uint8_t *p, size_t len, uint64_t *rng)
+{
+    p[sim_range(rng, 0, len - 1)] ^= (uint8_t)(1u << sim_range(rng, 0, 7));
+}
+
+bool sim_disk_rot(struct sim_disk *d, enum sim_rot what, uint64_t *rng)
+{
+    switch (what) {
+    case ROT_ENTRY:
+    case ROT_LAST_ENTRY: {
+        /* Entries with data: a no-op has none, and a flipped header bit is
+         * caught by the same checksum as a flipped data bit. */
+        size_t k = d->n_log;
+        if (what == ROT_LAST_ENTRY) {
+            if (d->n_log && d->log[d->n_log - 1].len)
+                k = d->n_log - 1;
+        } else {
+            size_t with[64], m = 0;
+            for (size_t i = 0; i < d->n_log && m < 64; i++)
+                if (d->log[i].len)
+                    with[m++] = i;
+            if (m)
+                k = with[sim_range(rng, 0, m - 1)];
+        }
+        if (k == d->n_log)
+            return false;
+        flip((uint8_t *)d->log[k].data, d->log[k].len, rng);
+        return true;
+    }
+    case ROT_SNAPSHOT:
+        if (!d->snap.have || !d->snap.meta.size)
+            return false;
+        flip(d->snap.data, d->snap.meta.size, rng);
+        return true;
+    case ROT_HARD_STATE:
+        if (!d->have_hs)
+            return false;
+        d->hs_rotten = true;
+        return true;
+    }
+    return false;
+}
+
+void sim_disk_check(struct sim_disk *d, struct sim_disk_check *out)
+{
+    memset(out, 0, sizeof *out);
+    if (d->hs_rotten) {
+        out->refuse = true;
+        snprintf(out->why, sizeof out->why, "the hard state's record does not check");
+        return;
+    }
+    for (size_t i = 0; i < d->n_log; i++) {
+        if (crc32c(d->log[i].data, d->log[i].len) == d->log_crc[i])
+            continue;
+        if (i + 1 < d->n_log) {
+            out->refuse = true;
+            snprintf(out->why, sizeof out->why, "entry %llu's record does not check and records follow it",
+                     (unsigned long long)d->log[i].index);
+            return;
+        }
+        out->tail_cut = true;
+        out->cut_index = d->log[i].index;
+        log_drop_from(d, d->log[i].index);
+    }
+    if (d->snap.have && crc32c(d->snap.data, d->snap.meta.size) != d->snap.meta.crc)
+        out->snapshot_damaged = true;
 }

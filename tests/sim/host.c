@@ -242,8 +242,24 @@ static struct raft_config initial_config(const struct sim *s)
     return c;
 }
 
+/* The node refuses to start (its storage or its state machine's file is
+ * damaged in a way it cannot repair): it stays down for good, and the
+ * operator replaces it with a new member (cluster.c). */
+static void refuse_start(struct sim *s, struct sim_node *n, const char *why)
+{
+    SIM_TRACE(s, "n%llu REFUSES to start: %s", (unsigned long long)n->id, why);
+    raft_destroy(n->r);
+    n->r = NULL;
+    n->alive = false;
+    s->refusals++;
+    sim_operator_replace(s, n);
+}
+
 /* Starts (or restarts) the node in slot from what its disk and its state
- * machine's file hold, as node.c's recover() does. */
+ * machine's file hold, as node.c's recover() does: storage_open checks every
+ * record first (a damaged one refuses the start, a damaged last entry is cut
+ * as a torn write), repair_open_store then decides how a damaged database
+ * or snapshot is rebuilt (locally, or from the peers). */
 void sim_node_start(struct sim *s, struct sim_node *n)
 {
     struct raft_options o = s->p.ro;
@@ -255,17 +271,48 @@ void sim_node_start(struct sim *s, struct sim_node *n)
     n->job_busy = false;
     n->disk.keep_prev = s->p.keep_prev_snap;
     n->paused_until = 0;
-    n->tick_us = s->p.skewed_clocks ? SIM_TICK_US * sim_range(&s->rng, 800, 1250) / 1000 : SIM_TICK_US;
+    n->clock_paused_until = 0;
+    n->tick_us = s->p.skewed_clocks ? SIM_TICK_US * sim_range(&s->rng, 500, 2000) / 1000 : SIM_TICK_US;
     n->r = raft_create(&o);
     if (!n->r) {
         sim_fail(s, "raft_create rejected the simulator's options");
         return;
     }
     n->alive = true;
+    struct sim_disk *d = &n->disk;
+    struct sim_disk_check dc;
+    sim_disk_check(d, &dc);
+    if (dc.refuse) {
+        refuse_start(s, n, dc.why);
+        return;
+    }
+    if (dc.tail_cut) {
+        s->tail_cuts++;
+        SIM_TRACE(s, "n%llu: its last entry %llu does not check: cut off as a torn write would be",
+                  (unsigned long long)n->id, (unsigned long long)dc.cut_index);
+    }
+    /* Identity: a node never comes back in a term older than one its disk
+     * held (a lost disk must rejoin as a new member: SPEC §3). */
+    if (d->hs.term < n->max_hs_term) {
+        sim_fail(s, "identity: n%llu restarted in term %llu, but its disk held term %llu: it forgot its votes "
+                 "(a lost disk must come back as a new member)", (unsigned long long)n->id,
+                 (unsigned long long)d->hs.term, (unsigned long long)n->max_hs_term);
+        return;
+    }
+    bool from_peers = dc.snapshot_damaged;
+    if (n->sm_rotten) {
+        /* The database fails its check: moved aside, rebuilt from the
+         * snapshot (if sound) and the log (REPAIR_LOCAL). */
+        n->sm_rotten = false;
+        memset(&n->kv_durable, 0, sizeof n->kv_durable);
+        n->durable_applied = 0;
+        s->repairs_local++;
+        SIM_TRACE(s, "n%llu: its state machine's file does not check: rebuilt from %s", (unsigned long long)n->id,
+                  from_peers ? "a leader's snapshot" : "the snapshot and the log");
+    }
     /* What the state machine kept at its last commit. */
     n->kv = n->kv_durable;
     n->applied = n->durable_applied;
-    struct sim_disk *d = &n->disk;
     int rc = RAFT_OK;
     if (sim_disk_empty(d)) {
         if (n->applied) {
@@ -279,7 +326,15 @@ void sim_node_start(struct sim *s, struct sim_node *n)
         }
         /* else: an empty node waiting for the leader to add and feed it */
     } else {
-        if (d->snap.have && d->snap.meta.index > n->applied) {
+        if (from_peers) {
+            /* Nothing here can rebuild the state machine: it applies
+             * nothing until a leader's snapshot is installed. Its state is
+             * poison, so a read served from it would show. */
+            for (int k = 0; k < SIM_NKEYS; k++)
+                n->kv.v[k] = 0xBAD0000000000000ull | (uint64_t)k;
+            n->kv_durable = n->kv;
+            n->applied = n->durable_applied = d->snap.meta.index;
+        } else if (d->snap.have && d->snap.meta.index > n->applied) {
             /* Crashed after keeping a snapshot but before the state
              * machine caught up with it: restore from the snapshot. */
             raft_index at = d->snap.meta.index;
@@ -294,12 +349,33 @@ void sim_node_start(struct sim *s, struct sim_node *n)
         }
         raft_index durable = durable_log_end(d);
         if (n->applied > durable) {
+            if (dc.tail_cut) {
+                /* The database has an entry the log lost: node.c refuses. */
+                refuse_start(s, n, "the state machine is ahead of the log whose damaged last entry was cut");
+                return;
+            }
             sim_fail(s, "restart: n%llu's state machine is ahead of its durable log (applied %llu, log to %llu)",
                      (unsigned long long)n->id, (unsigned long long)n->applied, (unsigned long long)durable);
             return;
         }
         struct raft_hard_state hs = d->hs;
         rc = raft_restore(n->r, &hs, d->snap.have ? &d->snap.meta : NULL, d->log, d->n_log, n->applied);
+        if (rc == RAFT_OK && from_peers) {
+            /* repair_from_peers_begin: refused when no other voter could
+             * ever send a snapshot. */
+            const struct raft_config *c = raft_configuration(n->r);
+            size_t others = 0;
+            for (uint32_t i = 0; i < c->n; i++)
+                others += c->members[i].id != n->id && c->members[i].role == RAFT_VOTER;
+            if (!others) {
+                refuse_start(s, n, "its snapshot is damaged and no other voter could send one");
+                return;
+            }
+            rc = raft_want_snapshot(n->r);
+            s->repairs_from_peers++;
+            SIM_TRACE(s, "n%llu: its snapshot at %llu does not check: repairing from peers",
+                      (unsigned long long)n->id, (unsigned long long)d->snap.meta.index);
+        }
     }
     if (rc != RAFT_OK) {
         sim_fail(s, "restart: n%llu could not start from its disk: %s", (unsigned long long)n->id,
@@ -315,6 +391,11 @@ void sim_node_start(struct sim *s, struct sim_node *n)
     ro.apply_batch = (size_t)sim_range(&s->rng, 1, 16);
     ro.seed = o.seed;
     ro.sync_persist = n->sync;
+    /* As node.c passes storage's tail_maybe_acked: a last record cut
+     * though it was all there (damaged after its sync, as storage must
+     * assume) may have been acknowledged. A batch torn by the crash ends
+     * inside a record: never synced, never acknowledged. */
+    ro.lost_tail = d->lost_tail = dc.tail_cut || d->lost_tail;
     struct replica_io io = {
         .ctx = n, .now = io_now, .send = io_send, .write = io_write, .snapshot = io_snapshot, .adopt = io_adopt,
         .arm = io_arm, .cancel = io_cancel, .log = io_log, .fatal = io_fatal, .stopped = io_stopped,
@@ -329,6 +410,8 @@ void sim_node_start(struct sim *s, struct sim_node *n)
     n->last_role = raft_role(n->r);
     n->last_term = raft_current_term(n->r);
     n->commit_seen = raft_commit_index(n->r);
+    if (s->hazard_slot == n->slot) /* its disk fault is over once it knows all that was committed */
+        n->hazard_floor = s->max_committed ? s->max_committed : 1;
     SIM_TRACE(s, "n%llu starts%s: term %llu vote %llu, log %llu..%llu, snapshot %llu, applied %llu (its state "
               "machine's)", (unsigned long long)n->id, n->sync ? "" : " (async persist)",
               (unsigned long long)raft_current_term(n->r), (unsigned long long)raft_voted_for(n->r),
@@ -343,6 +426,8 @@ void sim_node_crash(struct sim *s, struct sim_node *n, bool restart)
     if (!n->alive)
         return;
     const char *what = sim_disk_crash(&n->disk, &s->rng);
+    if (n->disk.hs.term > n->max_hs_term) /* a batch that reached the platter */
+        n->max_hs_term = n->disk.hs.term;
     SIM_TRACE(s, "CRASH n%llu (%s, role %s, term %llu)%s; its state machine keeps index %llu of %llu applied",
               (unsigned long long)n->id, what, raft_role_name(raft_role(n->r)),
               (unsigned long long)raft_current_term(n->r), n->job_busy ? " with an fsync in flight" : "",
@@ -408,6 +493,8 @@ void sim_node_tick(struct sim *s, struct sim_node *n)
     enum raft_role r0 = raft_role(n->r);
     replica_tick(n->d);
     check_term_change(s, n, t0, r0, NULL);
+    if (n->disk.lost_tail && n->alive && !replica_lost_tail(n->d))
+        n->disk.lost_tail = false; /* as node.c's on_tick removes its marker */
 }
 
 /* The storage job is done: its fsync returned. */

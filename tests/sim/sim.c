@@ -27,6 +27,8 @@ struct outcome {
     uint8_t n_nodes;
     uint64_t events, sim_us, crashes, torn, snapshots_installed, member_changes, elections, ops, lin_unknown;
     uint64_t stalls, pauses, snap_rot, one_voter;
+    uint64_t wipes, rots, refusals, tail_cuts, repairs_local, repairs_from_peers, replaced, clock_pauses;
+    uint64_t puts, gets;
     char *why; /* failures only; owned */
 };
 
@@ -52,7 +54,9 @@ static void *worker(void *arg)
         struct outcome *o = &p->results[i];
         *o = (struct outcome){ r.ok, (uint8_t)r.n_nodes, r.events, r.sim_us, r.crashes, r.torn,
                                r.snapshots_installed, r.member_changes, r.elections, r.ops, r.lin_unknown,
-                               r.stalls, r.pauses, r.snap_rot, r.one_voter, r.ok ? NULL : strdup(r.why) };
+                               r.stalls, r.pauses, r.snap_rot, r.one_voter, r.wipes, r.rots, r.refusals,
+                               r.tail_cuts, r.repairs_local, r.repairs_from_peers, r.replaced, r.clock_pauses,
+                               r.puts, r.gets, r.ok ? NULL : strdup(r.why) };
     }
 }
 
@@ -158,6 +162,16 @@ int main(int argc, char **argv)
         tot.pauses += r->pauses;
         tot.snap_rot += r->snap_rot;
         tot.one_voter += r->one_voter;
+        tot.wipes += r->wipes;
+        tot.rots += r->rots;
+        tot.refusals += r->refusals;
+        tot.tail_cuts += r->tail_cuts;
+        tot.repairs_local += r->repairs_local;
+        tot.repairs_from_peers += r->repairs_from_peers;
+        tot.replaced += r->replaced;
+        tot.clock_pauses += r->clock_pauses;
+        tot.puts += r->puts;
+        tot.gets += r->gets;
         if (r->ok) {
             passed++;
             continue;
@@ -175,14 +189,21 @@ int main(int argc, char **argv)
            (unsigned long long)first, (unsigned long long)(first + seeds - 1), (unsigned long long)jobs, secs,
            secs > 0 ? (double)seeds / secs : 0.0, (double)sim_us / 3.6e9, (unsigned long long)events);
     printf("exercised: %llu elections, %llu crashes (%llu torn writes), %llu membership changes, "
-           "%llu snapshots installed, %llu client ops completed (%llu histories undecided)\n",
+           "%llu snapshots installed, %llu writes and %llu linearizable reads checked (%llu histories "
+           "undecided)\n",
            (unsigned long long)tot.elections,
            (unsigned long long)tot.crashes, (unsigned long long)tot.torn, (unsigned long long)tot.member_changes,
-           (unsigned long long)tot.snapshots_installed, (unsigned long long)tot.ops,
+           (unsigned long long)tot.snapshots_installed, (unsigned long long)tot.puts, (unsigned long long)tot.gets,
            (unsigned long long)tot.lin_unknown);
-    printf("harsher: %llu fsync stalls > election timeout, %llu long pauses, %llu rotten snapshot reads, "
-           "%llu times down to one voter\n", (unsigned long long)tot.stalls, (unsigned long long)tot.pauses,
-           (unsigned long long)tot.snap_rot, (unsigned long long)tot.one_voter);
+    printf("harsher: %llu fsync stalls > election timeout, %llu long pauses, %llu clock stops, %llu rotten "
+           "snapshot reads, %llu times down to one voter\n", (unsigned long long)tot.stalls,
+           (unsigned long long)tot.pauses, (unsigned long long)tot.clock_pauses, (unsigned long long)tot.snap_rot,
+           (unsigned long long)tot.one_voter);
+    printf("disks: %llu wiped, %llu rotted at rest (%llu last entries cut, %llu starts refused, %llu repaired "
+           "locally, %llu from peers), %llu nodes replaced by the operator\n", (unsigned long long)tot.wipes,
+           (unsigned long long)tot.rots, (unsigned long long)tot.tail_cuts, (unsigned long long)tot.refusals,
+           (unsigned long long)tot.repairs_local, (unsigned long long)tot.repairs_from_peers,
+           (unsigned long long)tot.replaced);
     printf("%llu passed, %llu failed\n", (unsigned long long)passed, (unsigned long long)failed);
     for (uint64_t i = 0; i < seeds; i++)
         free(p.results[i].why);

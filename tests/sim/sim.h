@@ -59,7 +59,10 @@ struct sim_disk {
     bool have_hs;
     struct raft_hard_state hs;
     struct raft_entry *log;    /* durable log, ascending contiguous; data owned */
+    uint32_t *log_crc;         /* log_crc[k]: the CRC32C its record was written with (log[k]) */
     size_t n_log, cap_log;
+    bool hs_rotten;            /* the hard state's record no longer checks */
+    bool lost_tail;            /* the node's marker (node.c: DIR/lost-tail): votes held back until whole */
     struct sim_snapshot snap;  /* the node's snapshot (own or installed) */
     struct sim_snapshot prev;  /* its previous own snapshot, if keep_prev: a transfer of it may go on */
     bool keep_prev;
@@ -100,6 +103,25 @@ void sim_disk_save_snapshot(struct sim_disk *d, const struct raft_snapshot_meta 
                             const uint8_t *data);
 void sim_disk_free(struct sim_disk *d);
 bool sim_disk_empty(const struct sim_disk *d);
+
+/* Bit rot of data already synced, as a bad sector the drive does not
+ * report: a bit of the durable record named flips while the node is down. */
+enum sim_rot { ROT_ENTRY, ROT_LAST_ENTRY, ROT_SNAPSHOT, ROT_HARD_STATE };
+/* Returns false if the disk holds nothing of that kind to damage. */
+bool sim_disk_rot(struct sim_disk *d, enum sim_rot what, uint64_t *rng);
+/* What a restart's checks of the disk found (storage_open: every record's
+ * checksum). */
+struct sim_disk_check {
+    bool refuse;               /* a record before the log's end, or the hard state, does not check */
+    bool tail_cut;             /* the last entry did not check: dropped as a torn write would be */
+    raft_index cut_index;
+    bool snapshot_damaged;     /* the snapshot's data fails its CRC (its metadata is intact) */
+    char why[160];
+};
+/* Checks every durable record as storage_open does at a start, and cuts a
+ * damaged last entry as it does (a torn write cannot be told from a bad
+ * last sector). Changes nothing else. */
+void sim_disk_check(struct sim_disk *d, struct sim_disk_check *out);
 
 /* ---- KV state machine and clients (kv.c) ----------------------------------- */
 
@@ -175,6 +197,11 @@ struct sim_node {
     raft_index durable_applied;
     uint64_t crashed_at, restarts;
     raft_term led_term;      /* last term this node was seen leading (fault scheduling) */
+    uint64_t clock_paused_until; /* its clock stands still (ticks stop) until then; the process runs */
+    bool sm_rotten;          /* its state machine's file was damaged while it was down */
+    bool wiped;              /* its disk and state machine were lost: it never starts as itself again */
+    raft_index hazard_floor; /* after a disk fault: committed index it must reach to count as whole */
+    raft_term max_hs_term;   /* ghost: the highest term its disk ever held (identity check) */
 
     /* Checker state. */
     enum raft_role last_role;
@@ -202,6 +229,8 @@ struct sim_params {
     unsigned stall_pm;              /* chance an fsync stalls for longer than an election timeout */
     bool skewed_clocks;             /* nodes' ticks last 0.8-1.25 times SIM_TICK_US */
     unsigned pause_pct;             /* share of crash faults that are long pauses instead */
+    unsigned disk_fault_pm;         /* chance a fault is a wiped disk or bit rot of synced data */
+    unsigned clock_pause_pm;        /* chance a fault stops a node's clock for a while */
     size_t min_voters;              /* membership faults remove voters down to this */
     struct raft_options ro;
     int n_clients;
@@ -247,7 +276,19 @@ struct sim {
              snapshots_installed, partitions, member_changes, transfers, elections;
     uint64_t puts_ok, gets_ok, ops_pending, lin_unknown;
     uint64_t snap_rot, stalls, pauses, one_voter;
+    uint64_t wipes, rots, refusals, tail_cuts, repairs_local, repairs_from_peers, replaced, clock_pauses;
+
+    /* Disk faults are kept within what the cluster tolerates: one node at a
+     * time (hazard_slot) until it is whole again or replaced; the operator
+     * replaces a node that lost its disk or refused to start (cluster.c). */
+    int hazard_slot;         /* -1: none */
+    int replace_slot;        /* -1: none; else the node the operator is replacing */
 };
+
+/* The operator's answer to a node that lost its disk or refuses to start:
+ * `member remove` it, then add a new member in its place (a new id, started
+ * empty, as `--join`). */
+void sim_operator_replace(struct sim *s, struct sim_node *n);
 
 /* Records the first violation (later ones are ignored); printf-style. */
 void sim_fail(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -260,6 +301,8 @@ struct sim_result {
     uint64_t events, sim_us;
     uint64_t crashes, torn, snapshots_installed, member_changes, elections, ops, lin_unknown;
     uint64_t stalls, pauses, snap_rot, one_voter;
+    uint64_t wipes, rots, refusals, tail_cuts, repairs_local, repairs_from_peers, replaced, clock_pauses;
+    uint64_t puts, gets;
     char why[1024];
 };
 /* Runs one seed to the end; force_nodes 0 lets the seed choose 3 or 5. */
@@ -268,7 +311,7 @@ void sim_run(uint64_t seed, int force_nodes, bool trace, FILE *trace_out, struct
 /* ---- Event queue and network (net.c) --------------------------------------- */
 
 enum sim_ev_type { EV_TICK = 1, EV_DELIVER, EV_FSYNC, EV_RESTART, EV_FAULT, EV_CLIENT, EV_FAULTS_END, EV_CRASH,
-                  EV_TIMER, EV_SNAPSHOT };
+                  EV_TIMER, EV_SNAPSHOT, EV_OPERATOR };
 
 struct sim_event {
     uint64_t at, seq;

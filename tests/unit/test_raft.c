@@ -818,6 +818,74 @@ TEST(term_never_reaches_2_63)
     teardown();
 }
 
+/* Figure 3.1: a follower's election timer restarts on hearing the leader or
+ * granting a vote, not on a vote request it refuses. A candidate whose log
+ * is behind and whose timeout is shorter (a faster clock) must not keep the
+ * one node that could win from ever standing: each refused request raised
+ * the term and restarted the timer, for ever (the simulator, seed 157 with
+ * clocks 0.5-2x: no leader for 8 s). */
+TEST(refused_vote_requests_do_not_hold_back_the_election_timer)
+{
+    struct raft_options o = opts(1);
+    o.pre_vote = false;
+    o.check_quorum = false;
+    struct raft *r = raft_create(&o);
+    struct raft_config c = { .n = 3, .members = { { 1, RAFT_VOTER, 0 }, { 2, RAFT_VOTER, 0 }, { 3, RAFT_VOTER, 0 } } };
+    REQUIRE(r && raft_bootstrap(r, &c) == RAFT_OK);
+    struct raft_ready rd;
+    REQUIRE(raft_ready(r, &rd) == RAFT_OK); /* entry 1 (term 1): its log is ahead of node 2's */
+    raft_advance(r, &rd);
+    bool stood = false;
+    for (int t = 0; t < 100 && !stood; t++) {
+        if (t % 3 == 0) {
+            struct raft_message m = { .type = RAFT_MSG_VOTE, .from = 2, .to = 1,
+                                      .term = raft_current_term(r) + 1, .last_index = 0, .last_term = 0 };
+            raft_step(r, &m);
+            CHECK(raft_voted_for(r) != 2);
+        }
+        raft_tick(r);
+        stood = raft_role(r) == RAFT_CANDIDATE;
+        while (raft_has_ready(r)) {
+            REQUIRE(raft_ready(r, &rd) == RAFT_OK);
+            raft_advance(r, &rd);
+        }
+    }
+    CHECK(stood);
+    raft_destroy(r);
+}
+
+/* A follower whose storage cut its last record at a restart (torn, or
+ * damaged after it was synced: storage cannot tell) may have acknowledged
+ * that entry: the leader's match for it is past its log. Its rejection of
+ * the probe at match says so; the leader must probe lower, not send the
+ * same probe for ever (the simulator, seed 681 with bit rot of a last
+ * entry: the follower never caught up). */
+TEST(follower_that_lost_an_acknowledged_entry_catches_up)
+{
+    cluster(3);
+    int l = elect();
+    REQUIRE(l);
+    raft_index idx;
+    raft_propose(nodes[l].r, (const uint8_t *)"a", 1, &idx, NULL);
+    tick_all(3);
+    int f = l % 3 + 1;
+    REQUIRE(raft_last_index(nodes[f].r) == idx);
+    struct disk *d = &nodes[f].disk;
+    REQUIRE(d->n && d->log[d->n - 1].index == idx);
+    free((void *)d->log[d->n - 1].data);
+    d->n--; /* its last record did not check at the restart: cut */
+    raft_destroy(nodes[f].r);
+    struct raft_options o = opts(f);
+    nodes[f].r = raft_create(&o);
+    REQUIRE(raft_restore(nodes[f].r, &d->hs, NULL, d->log, d->n, 0) == RAFT_OK);
+    nodes[f].applied = 0;
+    raft_propose(nodes[l].r, (const uint8_t *)"b", 1, &idx, NULL);
+    tick_all(5);
+    CHECK_EQ_U(raft_last_index(nodes[f].r), idx);
+    CHECK(nodes[f].applied >= idx);
+    teardown();
+}
+
 TEST(single_node)
 {
     cluster(1);
@@ -864,6 +932,8 @@ int main(void)
     RUN(lost_acks_commit_learnt_in_one_round);
     RUN(membership_waits_for_the_terms_noop);
     RUN(term_never_reaches_2_63);
+    RUN(refused_vote_requests_do_not_hold_back_the_election_timer);
+    RUN(follower_that_lost_an_acknowledged_entry_catches_up);
     RUN(single_node);
     RUN(config_codec);
     free(net.q);
