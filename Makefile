@@ -208,13 +208,14 @@ bench: $(BUILD)/linkraft
 # fuzz-corpus` regenerates the binary seeds with fuzz/gen_corpus.c.
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
-FUZZ_NAMES   := codec json cluster command config admin_auth text
+FUZZ_NAMES   := codec json cluster command config admin_auth text handshake
 FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_CFLAGS  := -std=c11 -g -O1 $(filter-out -Werror,$(WARN)) -D_GNU_SOURCE -Iinclude -Isrc \
                 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-# The modules that hold the decoders, instrumented for coverage.
-FUZZ_MODULES := $(filter raft common sys node store,$(MODULES))
-FUZZ_LIB_SRCS := $(foreach m,$(FUZZ_MODULES),$(call module_srcs,$(m))) src/site/text.c src/site/html.c
+# The modules that hold the decoders, instrumented for coverage, and the
+# simulated disk the segment-scan driver opens its input on.
+FUZZ_MODULES := $(filter raft common sys node store net http storage site,$(MODULES))
+FUZZ_LIB_SRCS := $(foreach m,$(FUZZ_MODULES),$(call module_srcs,$(m))) tests/lib/memfs.c
 FUZZ_LIB     := $(FUZZ_DIR)/libdecoders.a
 FUZZ_DEPS_STAMP := $(FUZZ_DIR)/.deps-ok
 
@@ -234,9 +235,9 @@ $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/fuzz/fuzz_%.o $(FUZZ_LIB)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(SYSLIBS)
 
 # Replayers: the same driver, compiled with gcc into fuzz/replay.c's main.
-$(FUZZ_DIR)/replay_%: fuzz/replay.c fuzz/fuzz_%.c fuzz/fuzz.h $(LIBS)
+$(FUZZ_DIR)/replay_%: fuzz/replay.c fuzz/fuzz_%.c fuzz/fuzz.h $(TESTLIB) $(LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(ALLCFLAGS) -DFUZZ_DRIVER='"fuzz_$*.c"' -o $@ fuzz/replay.c $(LIBS) $(SYSLIBS)
+	$(CC) $(ALLCFLAGS) -DFUZZ_DRIVER='"fuzz_$*.c"' -o $@ fuzz/replay.c $(TESTLIB) $(LINKLIBS) $(SYSLIBS)
 
 $(FUZZ_DIR)/gen_corpus: fuzz/gen_corpus.c $(LIBS)
 	@mkdir -p $(@D)

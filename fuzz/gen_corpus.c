@@ -11,6 +11,7 @@
 #include "sys/cluster_file.h"
 #include "common/crc32c.h"
 #include "command.h"
+#include "net/wire.h"
 #include "raft_codec.h"
 
 #include <errno.h>
@@ -110,6 +111,8 @@ static void gen_codec(void)
         memset(&m, 0xff, sizeof m);
         m.type = (uint8_t)type;
         m.reject = m.transfer = m.done = 1;
+        /* Terms at the largest the codec encodes (2^63 - 1). */
+        m.term = m.prev_term = m.last_term = m.hint_term = m.snapshot.term = RAFT_CODEC_MAX_TERM;
         m.n_entries = 0; m.entries = NULL; m.len = 0; m.data = NULL;
         memset(&m.snapshot.config, 0, sizeof m.snapshot.config);
         if (type == RAFT_MSG_SNAPSHOT) {
@@ -350,6 +353,65 @@ static void gen_cluster(void)
     write_text("cluster", "line-too-long", longline);
 }
 
+/* ---- handshake ------------------------------------------------------------- */
+
+/* Each control frame as sent (the driver decodes it as given), and each
+ * frame's payload behind a mode byte and a kind byte (the driver gives it
+ * a valid header of that kind): bit 0 of the mode keeps identity flags
+ * valid, bit 1 also runs the bytes through the record layer. */
+static void gen_handshake(void)
+{
+    struct net_wire_msg m[6] = {
+        { .kind = NET_WIRE_CHALLENGE, .flags = NET_CHALLENGE_SECRET, .nonce = { 1, 2, 3 },
+          .identity = { .cluster = { 0xc1 }, .incarnation = { 0x11 }, .cluster_known = true } },
+        { .kind = NET_WIRE_HELLO, .from = 2, .to = 1, .nonce = { 4, 5, 6 }, .mac = { 0xee },
+          .identity = { .cluster = { 0xc1 }, .incarnation = { 0x22 }, .cluster_known = true, .joined = true } },
+        { .kind = NET_WIRE_WELCOME, .mac = { 0xab, 0xcd } },
+        { .kind = NET_WIRE_REFUSE, .reason = NET_REFUSE_AUTH },
+        { .kind = NET_WIRE_PING, .seq = 42 },
+        { .kind = NET_WIRE_PONG, .seq = UINT64_MAX },
+    };
+    static const char *const names[6] = { "challenge", "hello", "welcome", "refuse", "ping", "pong" };
+    uint8_t frame[NET_WIRE_MAX_FRAME], seed[NET_WIRE_MAX_FRAME + 2];
+    char name[64];
+    for (int i = 0; i < 6; i++) {
+        size_t n = net_wire_encode(&m[i], frame, sizeof frame);
+        if (!n) {
+            fprintf(stderr, "gen_corpus: cannot encode %s\n", names[i]);
+            exit(1);
+        }
+        write_seed("handshake", names[i], frame, n);
+        snprintf(name, sizeof name, "%s-truncated", names[i]);
+        write_seed("handshake", name, frame, n - 1);
+        seed[0] = 1;
+        seed[1] = (uint8_t)(m[i].kind - NET_WIRE_CHALLENGE);
+        memcpy(seed + 2, frame + NET_WIRE_HEADER_BYTES, n - NET_WIRE_HEADER_BYTES);
+        snprintf(name, sizeof name, "payload-%s", names[i]);
+        write_seed("handshake", name, seed, n - NET_WIRE_HEADER_BYTES + 2);
+    }
+    /* An old version, a wrong length, an unknown kind, bad identity flags. */
+    size_t n = net_wire_encode(&m[1], frame, sizeof frame);
+    frame[5] = 1;
+    write_seed("handshake", "hello-version-1", frame, n);
+    frame[5] = NET_WIRE_VERSION;
+    frame[6]++;
+    write_seed("handshake", "hello-length-plus-one", frame, n);
+    frame[6]--;
+    frame[4] = 7;
+    write_seed("handshake", "kind-7", frame, n);
+    frame[4] = NET_WIRE_HELLO;
+    frame[NET_WIRE_HEADER_BYTES + 16 + NET_NONCE_BYTES + 2 * NET_ID_BYTES] = 0x04;
+    write_seed("handshake", "hello-identity-flag-4", frame, n);
+    /* Records: a length only, a short record, a length over the limit. */
+    static const uint8_t rec_short[] = { 2, 0, 20, 0, 0, 0, 1, 2, 3 };
+    static const uint8_t rec_huge[] = { 2, 0, 0xff, 0xff, 0xff, 0x7f, 0 };
+    uint8_t rec_whole[2 + 4 + 16 + 5] = { 2, 0, 21, 0, 0, 0 };
+    write_seed("handshake", "record-short", rec_short, sizeof rec_short);
+    write_seed("handshake", "record-huge", rec_huge, sizeof rec_huge);
+    write_seed("handshake", "record-forged", rec_whole, sizeof rec_whole);
+    write_seed("handshake", "empty", "", 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -366,6 +428,7 @@ int main(int argc, char **argv)
     gen_config();
     gen_json();
     gen_cluster();
+    gen_handshake();
     printf("gen_corpus: wrote %d seeds under %s\n", n_written, out_dir);
     return 0;
 }

@@ -31,6 +31,9 @@
 #define FUZZ_ENTRY fuzz_text_one
 #include "../../fuzz/fuzz_text.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_handshake_one
+#include "../../fuzz/fuzz_handshake.c"
+#undef FUZZ_ENTRY
 
 #define FUZZ_REPLAY_NO_MAIN
 #include "../../fuzz/replay.c"
@@ -45,7 +48,7 @@ static const struct {
     { "codec", fuzz_codec_one },     { "json", fuzz_json_one },
     { "cluster", fuzz_cluster_one }, { "command", fuzz_command_one },
     { "config", fuzz_config_one },   { "admin_auth", fuzz_admin_auth_one },
-    { "text", fuzz_text_one },
+    { "text", fuzz_text_one },       { "handshake", fuzz_handshake_one },
 };
 
 static void replay_corpus(const char *root, const char *name, fuzz_one_fn one)
