@@ -148,6 +148,7 @@ struct site_req {
 
     /* Authentication. */
     bool has_token, token_by_cookie, logged_in;
+    bool session_rechecked;         /* an unknown token was looked up again after a linearizable barrier */
     uint8_t token[SITE_TOKEN_LEN], token_hash[COMMAND_HASH_LEN];
     struct store_user user;
     char csrf[SITE_CSRF_HEX + 1];   /* the token this client's forms carry */
