@@ -17,7 +17,7 @@
 #include "site/site_int.h"
 #include "site/text.h"
 
-#define CSS_PATH "/static/site.v3.css"
+#define CSS_PATH "/static/site.v4.css"
 
 static const char site_css[] =
     /* --on-accent: text on an accent background, 4.5:1 or more in both
@@ -44,6 +44,13 @@ static const char site_css[] =
     ".dom,.meta,footer{color:var(--muted);font-size:.85rem}.dom a{display:inline-block;min-height:24px;"
     "line-height:24px}\n"
     "form.like{display:inline}\n"
+    /* The header's search box; a moderator's one-line forms (reason, button). */
+    "form.hs{display:flex;gap:.3rem;align-items:center}form.hs input{width:9rem;padding:.2rem .4rem;"
+    "border:1px solid var(--line);border-radius:.25rem;background:var(--box);color:var(--fg)}\n"
+    "form.mod{display:flex;flex-wrap:wrap;gap:.4rem;align-items:center;margin:.5rem 0;font-size:.9rem}"
+    "form.mod input{padding:.25rem .4rem;border:1px solid var(--line);border-radius:.25rem;background:var(--box);"
+    "color:var(--fg);min-width:12rem}\n"
+    "form.box textarea{font:inherit}blockquote{margin:.5rem 0;padding-left:.7rem;border-left:3px solid var(--line)}\n"
     "button,input{font:inherit}\n"
     /* The like control: 24x24 at least (WCAG 2.5.8), and liked shown by
      * an underline bar as well as by colour (WCAG 1.4.1). */
@@ -87,6 +94,11 @@ static const struct { const char *name, *text; } flashes[SITE_FLASH_COUNT] = {
     [SITE_FLASH_POSTED] = { "posted", "Your link is posted." },
     [SITE_FLASH_DUPLICATE] = { "dup", "That URL was already posted \xe2\x80\x94 here it is." },
     [SITE_FLASH_DELETED] = { "deleted", "Your link is deleted." },
+    [SITE_FLASH_MOD_DELETED] = { "moddel", "Deleted. The moderation log below shows it, with your reason." },
+    [SITE_FLASH_BANNED] = { "banned", "The user is banned: their sessions are ended and their writes refused." },
+    [SITE_FLASH_UNBANNED] = { "unbanned", "The ban is lifted." },
+    [SITE_FLASH_FLAGGED] = { "flagged", "Your flag is counted. Thank you: five flags take a link off hot and new." },
+    [SITE_FLASH_UNFLAGGED] = { "unflagged", "Your flag is taken back." },
 };
 
 void site_flash_read(struct site_req *r)
@@ -118,7 +130,11 @@ static void page_begin(struct buf *b, struct site_req *r, const char *title)
                 "<link rel=\"alternate\" type=\"application/atom+xml\" title=\"New links\" href=\"/feed\"></head><body>"
                 "<a class=\"skip\" href=\"#main\">Skip to content</a>"
                 "<header><nav aria-label=\"main\"><a class=\"brand\" href=\"/\">linkraft</a>"
-                "<a href=\"/new\">new</a><a href=\"/top\">top</a><a href=\"/submit\">submit</a><a href=\"/search\">search</a><span class=\"me\">");
+                "<a href=\"/new\">new</a><a href=\"/top\">top</a><a href=\"/submit\">submit</a>"
+                /* The search box: a GET form, so it works without JavaScript. */
+                "<form class=\"hs\" method=\"get\" action=\"/search\" role=\"search\"><input type=\"search\" "
+                "name=\"q\" aria-label=\"Search links\" placeholder=\"search\" maxlength=\"2000\">"
+                "<button class=\"link\">search</button></form><span class=\"me\">");
     if (r->logged_in) {
         buf_puts(b, "<a href=\"/user/");
         esc(b, r->user.name);
@@ -154,7 +170,7 @@ static void page_end(struct buf *b, struct site_req *r)
 {
     (void)r;
     buf_puts(b, "</main><footer><a href=\"/status\">cluster status</a> · <a href=\"/moderation\">moderation log</a>"
-                "</footer></body></html>\n");
+                " · <a href=\"/feed\" type=\"application/atom+xml\">feed of new links</a></footer></body></html>\n");
 }
 
 static void reply_page(struct site_req *r, int status, struct buf *b)
@@ -380,6 +396,7 @@ static void page_link(struct site_req *r)
         buf_puts(&b, "<button class=\"link\">delete</button></form></div>");
     }
     site_flag_html(&b, r, l);
+    site_mod_link_html(&b, r, l);
     buf_puts(&b, "</article>");
     uint64_t until = links_until(l, 1, now);
     site_thread_html(&b, r, l, now, &until);
@@ -427,6 +444,7 @@ static void page_user(struct site_req *r)
                    " liked</p>",
                since, since, posted, posted == 1 ? "" : "s", liked_count);
     site_user_profile_html(&b, r, &u);
+    site_mod_user_html(&b, r, &u);
     link_list(&b, r, links, n, (r->page - 1) * SITE_PAGE_LINKS + 1, next);
     if (more) {
         buf_puts(&b, "<p><a href=\"/user/");
@@ -924,7 +942,7 @@ bool site_pages_route(struct site_req *r, const char *path, bool *answered)
         return site_route(r, page_status, NULL, answered);
     /* Earlier versions' paths answer with the current sheet: a page cached
      * before an upgrade still gets a style. */
-    if (!strcmp(path, CSS_PATH) || !strcmp(path, "/static/site.v2.css"))
+    if (!strcmp(path, CSS_PATH) || !strcmp(path, "/static/site.v3.css") || !strcmp(path, "/static/site.v2.css"))
         return site_route(r, css_versioned, NULL, answered);
     if (!strcmp(path, "/static/site.css"))
         return site_route(r, css_plain, NULL, answered);
@@ -943,7 +961,7 @@ bool site_pages_route(struct site_req *r, const char *path, bool *answered)
             if (!strcmp(slash, "/edit"))
                 return site_route(r, page_link_edit_get, page_link_edit_post, answered);
             if (!strcmp(slash, "/delete"))
-                return site_route(r, NULL, page_link_delete_post, answered);
+                return site_route(r, site_mod_delete_form, page_link_delete_post, answered);
         }
     }
     if (!strncmp(path, "/comment/", 9) && site_thread_route(r, path, answered))
