@@ -85,6 +85,13 @@ void identity_new(struct identity *id, const struct cluster *members, const uint
     id->self.cluster_known = true;
 }
 
+bool identity_exists(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/identity", dir);
+    return access(path, F_OK) == 0 || errno != ENOENT;
+}
+
 int identity_load(const char *dir, struct identity *id, bool *found, char *err, size_t errcap)
 {
     char path[4200];

@@ -46,6 +46,10 @@ void identity_new(struct identity *id, const struct cluster *members, const uint
  * a message naming the file if it is damaged. */
 int identity_load(const char *dir, struct identity *id, bool *found, char *err, size_t errcap);
 
+/* Whether DIR/identity exists (whatever its contents: identity_load judges
+ * them). */
+bool identity_exists(const char *dir);
+
 /* Writes DIR/identity atomically and durably (temporary file, fsync,
  * rename, fsync of DIR), mode 0600. Returns 0 or -1 with a message. */
 int identity_save(const char *dir, const struct identity *id, char *err, size_t errcap);

@@ -955,6 +955,20 @@ static int start(struct node *n, char *err, size_t errcap)
         return 1;
     if (state.recovery_note[0])
         log_warn("log recovery: %s", state.recovery_note);
+    /* Before anything changes: a directory with a log but no identity lost
+     * the file that says which cluster it belongs to and which incarnation
+     * its peers pinned. A new incarnation would be refused by every peer as
+     * a replaced directory (and no linkraft ever wrote a log without it). */
+    bool empty_dir = !state.have_snapshot && state.n_entries == 0 && state.hard_state.term == 0;
+    if (!empty_dir && !identity_exists(n->o.data_dir)) {
+        snprintf(err, errcap, "%s/identity is missing but %s holds a Raft log (term %llu): the identity says "
+                 "which cluster this node belongs to and which incarnation its peers know. Restore the file "
+                 "from a backup of this directory, or move the directory away and start this node with "
+                 "--join, then add it back with 'linkraft member add'", n->o.data_dir, n->o.data_dir,
+                 (unsigned long long)state.hard_state.term);
+        storage_state_free(&state);
+        return 1;
+    }
     if (snprintf(n->db_path, sizeof n->db_path, "%s/state.db", n->o.data_dir) >= (int)sizeof n->db_path) {
         storage_state_free(&state);
         snprintf(err, errcap, "data directory path too long");
@@ -985,7 +999,6 @@ static int start(struct node *n, char *err, size_t errcap)
         snprintf(err, errcap, "cannot create the Raft core (bad tick options or out of memory)");
         return 2;
     }
-    bool empty_dir = !state.have_snapshot && state.n_entries == 0 && state.hard_state.term == 0;
     rc = recover(n, &state, err, errcap);
     storage_state_free(&state);
     if (rc)
@@ -995,7 +1008,7 @@ static int start(struct node *n, char *err, size_t errcap)
         return 1;
     if (!found || empty_dir) {
         /* A new directory (or one that never got past its start): a new
-         * incarnation. A directory of an older linkraft gets one too. */
+         * incarnation. */
         identity_new(&n->identity, &n->cluster, n->secret, n->secret_len, n->o.join && empty_dir);
         if (identity_save(n->o.data_dir, &n->identity, err, errcap))
             return 1;

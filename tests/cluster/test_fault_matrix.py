@@ -24,6 +24,26 @@ KEYS = 600
 F = 3  # the damaged node
 
 
+def u64_at(path, off):
+    with open(path, "rb") as f:
+        f.seek(off)
+        return int.from_bytes(f.read(8), "little")
+
+
+def middle_segment_above_snapshot(d):
+    """Whether the last segment but one holds entries above the snapshot.
+    Where the snapshot falls is timing (each node draws its snapshot gap at
+    random); the "last segment but one: deleted" case is about losing
+    entries the snapshot does not cover, so the template must have them."""
+    names = sorted(os.listdir(d))
+    segs = [n for n in names if n.startswith("log-")]
+    if len(segs) < 2:
+        return False
+    snap_index = u64_at(os.path.join(d, "snapshot.meta"), 16)
+    last_first = u64_at(os.path.join(d, segs[-1]), 24)  # the header's first index
+    return last_first > snap_index + 1
+
+
 def dir_hashes(d):
     import hashlib
     out = {}
@@ -51,6 +71,22 @@ def matrix():
             wait_for("a snapshot on node %d" % i, lambda: any(n.endswith(".dat") for n in os.listdir(d)))
         for i in (1, 2, 3):
             assert c.stop(i) == 0
+        # Write on until the damaged node's log has a segment above its
+        # snapshot that is not the last (bounded: a snapshot comes every
+        # 150-250 entries, a 4 KiB segment holds about 60).
+        pad = 0
+        while not middle_segment_above_snapshot(c.data_dir(F)):
+            assert pad < 2000, os.listdir(c.data_dir(F))
+            c.start_all()
+            lead = c.wait_leader()
+            for _ in range(40):
+                assert c.put(lead, "pad%d" % pad, "p").status in (200, 201, 204)
+                pad += 1
+            last = "pad%d" % (pad - 1)
+            for i in (1, 2, 3):
+                wait_for("node %d to apply the padding" % i, lambda: c.kv(i, last) == "p")
+            for i in (1, 2, 3):
+                assert c.stop(i) == 0
         tpl = os.path.join(c.dir, "template")
         for i in (1, 2, 3):
             shutil.copytree(c.data_dir(i), os.path.join(tpl, "node%d" % i))
@@ -145,9 +181,9 @@ CASES = [
     ("last segment", last_byte, "refused", "does not fit the database"),
     ("last segment", delete, "refused", ("does not fit the database", "were synced are missing")),
     ("state.db-wal", delete, "passed", "recovered"),
-    pytest.param("identity", delete, "passed", "recovered", marks=pytest.mark.xfail(
-        strict=True, reason="a missing identity file is taken for a pre-identity directory: the node gets a new "
-        "incarnation, its peers refuse it as replaced, and it never catches up (not fixed: identity.c)")),
+    # Nothing else says which cluster and incarnation this is: the peers
+    # pinned the old incarnation, so a new one would never be let back in.
+    ("identity", delete, "refused", "identity is missing"),
 ]
 
 
