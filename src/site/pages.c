@@ -132,7 +132,7 @@ static void page_begin(struct buf *b, struct site_req *r, const char *title)
                 "<header><nav aria-label=\"main\"><a class=\"brand\" href=\"/\">linkraft</a>"
                 "<a href=\"/new\">new</a><a href=\"/top\">top</a><a href=\"/submit\">submit</a>"
                 /* The search box: a GET form, so it works without JavaScript. */
-                "<form class=\"hs\" method=\"get\" action=\"/search\" role=\"search\"><input type=\"search\" "
+                "<form class=\"hs\" method=\"get\" action=\"/search\" role=\"search\" aria-label=\"site\"><input type=\"search\" "
                 "name=\"q\" aria-label=\"Search links\" placeholder=\"search\" maxlength=\"2000\">"
                 "<button class=\"link\">search</button></form><span class=\"me\">");
     if (r->logged_in) {
@@ -782,13 +782,17 @@ static void page_link_delete_post(struct site_req *r)
 
 /* ---- Status ---------------------------------------------------------------------- */
 
-/* An index from a member's JSON (null: "–", not known here). */
-static void index_cell(struct buf *b, const struct json *v)
+/* An index from a member's JSON. Where this node does not have it (null),
+ * what it can vouch for instead: a lower bound ("≥ N", when at_least is
+ * not NULL), else that it is not known here. */
+static void index_cell(struct buf *b, const struct json *v, const struct json *at_least)
 {
     if (v && v->is_int)
         buf_printf(b, "<td>%" PRId64 "</td>", v->i);
+    else if (at_least && at_least->is_int)
+        buf_printf(b, "<td>\xe2\x89\xa5\xc2\xa0%" PRId64 "</td>", at_least->i);
     else
-        buf_puts(b, "<td>\xe2\x80\x93</td>");
+        buf_puts(b, "<td class=\"meta\">not known here</td>");
 }
 
 static void page_status(struct site_req *r)
@@ -830,15 +834,25 @@ static void page_status(struct site_req *r)
              * table fits a phone.) */
             esc(&b, !is_self && !reachable ? "unreachable" : role ? role : "?");
             buf_puts(&b, "</td>");
-            index_cell(&b, is_self && self_leads ? json_get(m, "commit") : json_get(m, "match"));
-            index_cell(&b, json_get(m, "commit"));
-            index_cell(&b, json_get(m, "applied"));
+            /* On a follower (its own commit known as c): its own log
+             * matches the leader's at least up to c (Log Matching), and
+             * the leader has committed at least c; the other followers'
+             * indices only the leader has. */
+            const struct json *own_commit = json_get(doc.root, "commit");
+            bool is_leader = leader && leader->is_int && id && id->is_int && id->i == leader->i;
+            index_cell(&b, is_self && self_leads ? json_get(m, "commit") : json_get(m, "match"),
+                       !self_leads && is_self ? own_commit : NULL);
+            index_cell(&b, json_get(m, "commit"), !self_leads && is_leader ? own_commit : NULL);
+            index_cell(&b, json_get(m, "applied"), NULL);
             buf_puts(&b, "</tr>");
         }
         buf_puts(&b, "</tbody></table></div>");
         if (!self_leads)
-            buf_puts(&b, "<p class=\"meta\">Only the leader knows the other members' indices; this node is not the "
-                         "leader, so they show as \xe2\x80\x93.</p>");
+            buf_puts(&b, "<p class=\"meta\">This node is not the leader: only the leader knows how far each "
+                         "member's log matches its own (its <code>/status</code> shows every match). "
+                         "\xe2\x80\x9c\xe2\x89\xa5\xc2\xa0N\xe2\x80\x9d is what this node can vouch for: "
+                         "its own log matches the leader's up to its commit index, and the leader has "
+                         "committed at least as much.</p>");
         json_free(&doc);
     } else {
         buf_puts(&b, "<p>The cluster view is not available on this node.</p>");
