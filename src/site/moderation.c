@@ -287,7 +287,9 @@ static void page_log(struct site_req *r)
     if (!n) {
         buf_puts(&b, "<p>Nothing yet.</p>");
     } else {
-        buf_puts(&b, "<table><thead><tr><th scope=\"col\">When</th><th scope=\"col\">Moderator</th>"
+        /* In a scrolling region: reasons and times are wider than a phone. */
+        buf_puts(&b, "<div class=\"scroll\" tabindex=\"0\" role=\"region\" aria-label=\"moderation log\">"
+                     "<table><thead><tr><th scope=\"col\">When</th><th scope=\"col\">Moderator</th>"
                      "<th scope=\"col\">Action</th><th scope=\"col\">Target</th><th scope=\"col\">Reason</th>"
                      "</tr></thead><tbody>");
         for (size_t i = 0; i < n; i++) {
@@ -317,7 +319,7 @@ static void page_log(struct site_req *r)
             site_html_escape(&b, a[i].reason, strlen(a[i].reason));
             buf_puts(&b, "</td></tr>");
         }
-        buf_puts(&b, "</tbody></table>");
+        buf_puts(&b, "</tbody></table></div>");
     }
     if (more)
         buf_printf(&b, "<p><a href=\"/moderation?p=%u\" rel=\"next\">More</a></p>", r->page + 1);

@@ -40,7 +40,7 @@ static const char site_css[] =
     /* Every control at least 24x24 (WCAG 2.5.8): a short title beside its
      * domain's link would otherwise be two small targets side by side. */
     ".t{font-size:1.05rem;text-decoration:none;display:inline-block;min-width:24px;min-height:24px}"
-    "h1.t{display:inline;font-weight:600;margin:0}\n"
+    "h1.t{display:inline;font-weight:600;margin:0}h1.t a{padding:2px 0}\n"
     ".dom,.meta,footer{color:var(--muted);font-size:.85rem}.dom a{display:inline-block;min-height:24px;"
     "line-height:24px}\n"
     "form.like{display:inline}\n"
