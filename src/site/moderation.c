@@ -130,11 +130,9 @@ bool site_is_moderator(struct site_req *r)
     return r->moderator > 0;
 }
 
-static bool is_moderator(struct site_req *r) { return site_is_moderator(r); }
-
 bool site_mod_delete(struct site_req *r, bool comment)
 {
-    if (!is_moderator(r))
+    if (!site_is_moderator(r))
         return false;
     /* A moderator's own link or comment is deleted as its author's. */
     if (comment) {
@@ -361,7 +359,7 @@ static void reason_field(struct buf *b, struct site_req *r, const char *label, c
  * or r->id, or banning (unbanning) r->name; error: shown, tied to the reason. */
 static void mod_form_page(struct site_req *r, int status, const char *error)
 {
-    if (!is_moderator(r)) {
+    if (!site_is_moderator(r)) {
         site_page_error(r, 403, "Only the site's moderators may do this.");
         return;
     }
@@ -448,7 +446,7 @@ void site_mod_delete_form(struct site_req *r) { mod_form_page(r, 200, NULL); }
 
 void site_mod_link_html(struct buf *b, struct site_req *r, const struct store_link *l)
 {
-    if (!is_moderator(r) || !strcmp(l->author, r->user.name))
+    if (!site_is_moderator(r) || !strcmp(l->author, r->user.name))
         return;
     buf_printf(b, "<form method=\"post\" action=\"/link/%" PRId64 "/delete\" class=\"mod\">", l->id);
     site_csrf_field(b, r);
@@ -466,7 +464,7 @@ void site_mod_user_html(struct buf *b, struct site_req *r, const struct store_us
                     "log</a>).</p>");
     else if (mod)
         buf_puts(b, "<p class=\"meta\">A moderator of this site.</p>");
-    if (!is_moderator(r) || u->id == r->user.id)
+    if (!site_is_moderator(r) || u->id == r->user.id)
         return;
     buf_puts(b, "<form method=\"post\" action=\"/user/");
     site_html_escape(b, u->name, strlen(u->name));

@@ -848,8 +848,8 @@ static void page_status(struct site_req *r)
         }
         buf_puts(&b, "</tbody></table></div>");
         if (!self_leads)
-            buf_puts(&b, "<p class=\"meta\">This node is not the leader: only the leader knows how far each "
-                         "member's log matches its own (its <code>/status</code> shows every match). "
+            buf_puts(&b, "<p class=\"meta\">Only the leader knows how far each member's log matches its own "
+                         "(its <code>/status</code> shows every match), and this node is not the leader. "
                          "\xe2\x80\x9c\xe2\x89\xa5\xc2\xa0N\xe2\x80\x9d is what this node can vouch for: "
                          "its own log matches the leader's up to its commit index, and the leader has "
                          "committed at least as much.</p>");

@@ -31,7 +31,7 @@ def test_status_page_shows_what_each_node_knows(make_cluster):
         assert role == ("leader" if i == leader else "follower")
         if i != leader:  # a follower's own commit and applied only it knows
             assert commit == applied == "not known here", (commit, applied)
-    assert b"\xe2\x80\x93</td>" not in r.body and b"only the leader knows" not in r.body
+    assert b"\xe2\x80\x93</td>" not in r.body and b"Only the leader knows" not in r.body
 
     f, other = [i for i in range(1, 4) if i != leader]
     r = c.get(f, "/status")
@@ -43,4 +43,4 @@ def test_status_page_shows_what_each_node_knows(make_cluster):
     assert role == "leader" and match == "not known here" and commit.startswith("\u2265"), (match, commit)
     assert applied == "not known here"
     assert cells(r.body, other)[1:] == ["not known here"] * 3
-    assert b"only the leader knows" in r.body
+    assert b"Only the leader knows" in r.body
