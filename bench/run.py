@@ -16,7 +16,10 @@ bench/results.md (issue 6).
   5. group commit: fdatasyncs per committed write beside the raw rate;
   6. discussion: a /link/ID page with a 500-comment thread from one node vs
      nginx serving the same bytes; comments through the leader vs etcd puts;
-     the weight of the front page and of a comment's markup.
+     the weight of the front page and of a comment's markup;
+  7. search: full-text search over 1,000,000 links from one node (wrk, 64
+     connections) vs bare FTS5 queried by a small C program on the same
+     database (bench/search_db.c builds it once, cached under build/).
 
 Rounds alternate ours / anchor so both see the same machine noise; each
 figure is the median of BENCH_ROUNDS runs with min-max. Everything listens
@@ -27,9 +30,10 @@ and removed at the end.
     /usr/bin/python3 bench/run.py --render   (rewrite results.md from results.json + analysis.md)
     env: BENCH_ROUNDS (3)  BENCH_SECONDS (5, per wrk run)  BENCH_SCALE (links;
          see DEFAULT_SCALE)  BENCH_FAILOVER_ROUNDS (20)  BENCH_ONLY
-         (comma list of writes,reads,failover,scale,fsync,discussion; also cache and
+         (comma list of writes,reads,failover,scale,fsync,discussion,search; also cache and
          scaling, which run bench/cache.py and bench/scaling.py into their own files
          and are not in the default list)  BENCH_OUT (results.md path)
+         BENCH_SEARCH_LINKS (1000000: links of the search database, built once under build/bench)
          BENCH_BASELINE_BIN (LABEL=PATH[,LABEL=PATH]: other builds of linkraft run in
          the write rounds too, with a secret, beside this one: e.g. the commit before a
          change, to measure what it costs)
@@ -62,7 +66,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 DEFAULT_SCALE = 100000
 SCALE = int(os.environ.get("BENCH_SCALE", str(DEFAULT_SCALE)))
 FAILOVER_ROUNDS = int(os.environ.get("BENCH_FAILOVER_ROUNDS", "20"))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "writes,reads,failover,scale,fsync,discussion").split(",")))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "writes,reads,failover,scale,fsync,discussion,search").split(",")))
 OUT = os.environ.get("BENCH_OUT", os.path.join(HERE, "results.md"))
 CONNS = 64
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -764,6 +768,151 @@ def bench_scale():
         c.close()
 
 
+# ---- 7. search (issue 14) ----------------------------------------------------------------------
+
+SEARCH_LINKS = int(os.environ.get("BENCH_SEARCH_LINKS", "1000000"))
+
+
+def search_tool():
+    """bench/search_db.c, linked with the libraries `make` built."""
+    exe = os.path.join(ROOT, "build", "bench", "search_db")
+    os.makedirs(os.path.dirname(exe), exist_ok=True)
+    libs = [os.path.join(ROOT, "build", "lib%s.a" % m) for m in ("node", "net", "store", "storage", "raft", "common")]
+    subprocess.run(["cc", "-std=c11", "-O2", "-D_GNU_SOURCE", "-I" + os.path.join(ROOT, "include"),
+                    "-I" + os.path.join(ROOT, "src"), "-o", exe, os.path.join(HERE, "search_db.c")] + libs +
+                   ["-lsqlite3", "-lsodium", "-luv", "-lm"], check=True)
+    return exe
+
+
+def search_template(exe):
+    """The node data directory of SEARCH_LINKS links, built once and kept
+    under build/ (rebuilt when the generator's build part changes; a
+    database of an older schema is migrated by the node when it opens it)."""
+    import hashlib
+    with open(os.path.join(HERE, "search_db.c")) as f:
+        src = f.read()
+    part = src[src.index("---- Vocabulary"):src.index("---- bare")]
+    stamp = "%d %s" % (SEARCH_LINKS, hashlib.sha256(part.encode()).hexdigest())
+    tpl = os.path.join(ROOT, "build", "bench", "search-%d" % SEARCH_LINKS)
+    try:
+        with open(os.path.join(tpl, "stamp")) as f:
+            if f.read() == stamp:
+                log("search: the database of %d links is cached in %s" % (SEARCH_LINKS, tpl))
+                return tpl, 0.0
+    except OSError:
+        pass
+    shutil.rmtree(tpl, ignore_errors=True)
+    tmp = tpl + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    log("search: building %d links into %s (once; cached after)" % (SEARCH_LINKS, tpl))
+    t0 = time.monotonic()
+    subprocess.run([exe, "build", tmp, str(SEARCH_LINKS)], check=True, stdout=subprocess.DEVNULL)
+    with open(os.path.join(tmp, "stamp"), "w") as f:
+        f.write(stamp)
+    os.rename(tmp, tpl)
+    return tpl, time.monotonic() - t0
+
+
+def bench_search():
+    exe = search_tool()
+    tpl, t_build = search_template(exe)
+    commands.append("build/bench/search_db build build/bench/search-%d %d   (bench/search_db.c; cached)"
+                    % (SEARCH_LINKS, SEARCH_LINKS))
+    queries = os.path.join(tpl, "queries.txt")
+    c = Cluster(1)
+    try:
+        d = c.data_dir(1)
+        os.makedirs(d)
+        for name in os.listdir(tpl):
+            if name in ("queries.txt", "stamp") or name.endswith(".tmp"):
+                continue
+            if name.endswith(".dat"):  # never modified: a link, not a 500 MB copy
+                os.link(os.path.join(tpl, name), os.path.join(d, name))
+            else:
+                shutil.copy2(os.path.join(tpl, name), os.path.join(d, name))
+        t0 = time.monotonic()
+        c.start(1)
+        wait_for("the node to restore and lead", lambda: c.get(1, "/readyz").status == 200, timeout=600)
+        t_restore = time.monotonic() - t0
+        db = os.path.join(d, "state.db")
+        db_bytes = os.path.getsize(db)
+        url = "http://%s/" % c.http[1]
+        wrk(url, "search.lua", [queries], seconds=3, record=False)  # warm the page cache
+        runs = {"node": [], "bare": [], "bare_plain": []}
+        for _ in range(ROUNDS):
+            runs["node"].append(wrk(url, "search.lua", [queries]))
+            for key, plan in (("bare", "same"), ("bare_plain", "plain")):
+                out = subprocess.run([exe, "bare", db, queries, str(SECONDS), plan], capture_output=True, text=True,
+                                     timeout=SECONDS + 120, check=True).stdout
+                runs[key].append(json.loads(out.strip().splitlines()[-1]))
+            log("search: node %.0f q/s p99 %.1f ms; bare FTS5, same plan %.0f q/s p99 %.1f ms; plain %.0f q/s" % (
+                runs["node"][-1]["rps"], runs["node"][-1].get("p99", float("nan")), runs["bare"][-1]["qps"],
+                runs["bare"][-1]["p99_ms"], runs["bare_plain"][-1]["qps"]))
+        commands.append("build/bench/search_db bare DB QUERIES %d same|plain   (bare FTS5, one thread)" % SECONDS)
+        one = wrk(url, "search.lua", [queries], conns=1, threads=1)
+        page = wrk(url, "search.lua", [queries, "/search"])
+        n_queries = sum(1 for _ in open(queries))
+        results["search"] = {"links": SEARCH_LINKS, "window": 2000, "runs": runs, "one": one, "page": page, "t_build": t_build,
+                             "t_restore": t_restore, "db_bytes": db_bytes, "queries": n_queries}
+    finally:
+        c.close()
+
+
+def search_lines():
+    """The search section of results.md (bench_search)."""
+    se = results.get("search")
+    if not se:
+        return []
+    R = se["runs"]
+    bare = [{"rps": b["qps"], "p50": b["p50_ms"], "p99": b["p99_ms"]} for b in R["bare"]]
+    plain = [{"rps": b["qps"], "p50": b["p50_ms"], "p99": b["p99_ms"]} for b in R.get("bare_plain", [])]
+    a, b = summary(R["node"], "rps")[0], summary(bare, "rps")[0]
+    p99 = summary(R["node"], "p99")[0]
+    L = ["## 7. Search\n"]
+    L.append("Full-text search over **%s links** (`bench/search_db.c`: titles of 4 to 11 words drawn from a "
+             "30,000-word vocabulary with a Zipf law, the 40 commonest being English stop words; one link in eight "
+             "a text post; 3,000 domains, one link in five on a subdomain), applied in process through the store's "
+             "apply and started as a one-node cluster's snapshot (database %s MiB; restore to ready %s s). "
+             "%d queries in turn: 35%% one common word, 25%% one rare word, 25%% two words of a title, 15%% a "
+             "domain. Ours: `GET /api/v1/search?q=` on the node with wrk (%d connections, 2 threads; "
+             "`bench/search.lua`): the words quoted, the match count, the best 30 by bm25 with their rows, "
+             "JSON, HTTP; a query with more than %d matches ranks the newest %d (`store_search`, "
+             "docs/finding.md). Anchor: the same queries, quoted alike, put to FTS5 by a small C program on the "
+             "same database (one thread, back to back), right after each wrk run: the same plan (the count, "
+             "the window, the best 30 rowids by the same bm25; no rows, JSON or HTTP), and plainly (the best 30 "
+             "rowids by bm25 over every match).\n" % (
+                 fmt(se["links"]), fmt(se["db_bytes"] / 2 ** 20), fmt(se["t_restore"], 1), se["queries"], CONNS,
+                 se.get("window", 2000), se.get("window", 2000)))
+    L.append("| measure | linkraft | anchor | ratio | target | met? |\n| --- | --- | --- | --- | --- | --- |")
+    L.append("| Search, one node, 64 conns vs bare FTS5, same plan (queries/s) | %s | %s | %.2f× | ≥ 0.5× | %s |" % (
+        mmm(R["node"], "rps"), mmm(bare, "rps"), a / b, "yes" if a >= 0.5 * b else "**no**"))
+    if plain:
+        c = summary(plain, "rps")[0]
+        L.append("| Search, one node, 64 conns vs bare FTS5, bm25 over every match (queries/s) | %s | %s | %.2f× "
+                 "| – | – |" % (mmm(R["node"], "rps"), mmm(plain, "rps"), a / c))
+    L.append("| Search, one node, 64 conns: p99 latency (ms) | %s | – | – | ≤ 20 ms | %s |" % (
+        mmm(R["node"], "p99", 1), "yes" if p99 <= 20 else "**no**"))
+    L.append("| Search, one node, 64 conns: p50 latency (ms) | %s | – | – | – | – |" % mmm(R["node"], "p50", 1))
+    L.append("| Bare FTS5, same plan: p50 / p99 per query (ms) | – | %s / %s | – | – | – |" % (
+        mmm(bare, "p50", 2), mmm(bare, "p99", 1)))
+    if plain:
+        L.append("| Bare FTS5, bm25 over every match: p50 / p99 per query (ms) | – | %s / %s | – | – | – |" % (
+            mmm(plain, "p50", 2), mmm(plain, "p99", 1)))
+    L.append("| Search, 1 connection: p50 / p99 (ms), queries/s | %s / %s, %s | – | – | – | – |" % (
+        fmt(se["one"].get("p50"), 2), fmt(se["one"].get("p99"), 1), fmt(se["one"]["rps"])))
+    L.append("| The `/search?q=` page, 64 conns: queries/s, p99 (ms) | %s, %s | – | – | – | – |" % (
+        fmt(se["page"]["rps"]), fmt(se["page"].get("p99"), 1)))
+    L.append("")
+    L.append("| case | q/s per run | p50 ms per run | p99 ms per run |\n| --- | --- | --- | --- |")
+    for k, v in (("node", R["node"]), ("bare FTS5, same plan", bare), ("bare FTS5, plain bm25", plain)):
+        L.append("| %s | %s | %s | %s |" % (k, ", ".join(fmt(r["rps"]) for r in v),
+                                            ", ".join(fmt(r.get("p50"), 2) for r in v),
+                                            ", ".join(fmt(r.get("p99"), 1) for r in v)))
+    bad = sum(r["non2xx"] + r["errors"] for r in R["node"] + [se["one"], se["page"]])
+    L.append("\nNon-2xx responses or socket errors over all search runs: %d.\n" % bad)
+    return L
+
+
 # ---- 5. raw fdatasync rate -------------------------------------------------------------------
 
 
@@ -988,6 +1137,7 @@ def write_results(t_total, when, rev):
                                  fmt(1 / max(1e-9, med(f)), 1), fmt(summary(R, "rps")[0])))
             L.append("")
     L.extend(discussion_lines())
+    L.extend(search_lines())
     L.append("## Commands\n")
     L.append("```")
     L.extend(commands)
@@ -1028,7 +1178,7 @@ def main():
     t0 = time.monotonic()
     results["load"] = [os.getloadavg()[0]]
     steps = [("fsync", bench_fsync), ("writes", bench_writes), ("reads", bench_reads), ("failover", bench_failover),
-             ("scale", bench_scale), ("discussion", bench_discussion)]
+             ("scale", bench_scale), ("discussion", bench_discussion), ("search", bench_search)]
     for name, fn in steps:
         if name in ONLY:
             log("---- %s" % name)
@@ -1040,6 +1190,8 @@ def main():
                 r.pop("out", None)
     for k in ("fp1", "fp64"):
         results.get("scale", {}).get(k, {}).pop("out", None)
+    for k in ("one", "page"):
+        results.get("search", {}).get(k, {}).pop("out", None)
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     with open(json_path, "w") as f:

@@ -335,7 +335,11 @@ int store_comments_liked(struct store *st, int64_t user_id, const int64_t *ids, 
  * words). */
 size_t store_search_query(const char *in, size_t len, char *out, size_t cap);
 /* Live links matching every word, best match first (bm25: title 10, domain 4,
- * text 1), ties newest first; *total counts them all. */
+ * text 1), ties newest first; *total counts them all. A query with more
+ * than STORE_SEARCH_RANK_WINDOW matches ranks the newest that many (or
+ * offset + limit, if more): bm25 scores every row it ranks, and a common
+ * word at a million links is tens of thousands of rows (docs/finding.md). */
+#define STORE_SEARCH_RANK_WINDOW 2000
 int store_search(struct store *st, const char *words, size_t len, unsigned limit, unsigned offset,
                  struct store_link *out, size_t *n, int64_t *total);
 /* The reversed key of a domain as asked ("Example.COM." -> "com.example.";

@@ -38,6 +38,7 @@ static void flag_done(void *arg, int status, uint64_t index, const struct store_
     }
     if (!r->api) {
         char path[40];
+        site_flash_set(r, res->flag ? SITE_FLASH_FLAGGED : SITE_FLASH_UNFLAGGED);
         snprintf(path, sizeof path, "/link/%" PRId64, r->id);
         site_redirect(r, path);
         return;

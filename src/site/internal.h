@@ -138,7 +138,8 @@ enum site_form { SITE_FORM_NONE, SITE_FORM_LOGIN, SITE_FORM_SIGNUP, SITE_FORM_SU
  * and clears the cookie. Only these fixed messages: the cookie is never
  * echoed. */
 enum site_flash { SITE_FLASH_NONE, SITE_FLASH_SIGNUP, SITE_FLASH_LOGIN, SITE_FLASH_LOGOUT, SITE_FLASH_POSTED,
-                  SITE_FLASH_DUPLICATE, SITE_FLASH_DELETED, SITE_FLASH_COUNT };
+                  SITE_FLASH_DUPLICATE, SITE_FLASH_DELETED, SITE_FLASH_MOD_DELETED, SITE_FLASH_BANNED,
+                  SITE_FLASH_UNBANNED, SITE_FLASH_FLAGGED, SITE_FLASH_UNFLAGGED, SITE_FLASH_COUNT };
 
 struct site_req;
 typedef void (*site_step)(struct site_req *r);
@@ -157,6 +158,8 @@ struct site_req {
 
     /* Authentication. */
     bool has_token, token_by_cookie, logged_in;
+    bool session_rechecked;         /* an unknown token was looked up again after a linearizable barrier */
+    int8_t moderator;               /* site_is_moderator's answer: 0 not asked yet, 1 yes, -1 no */
     uint8_t token[SITE_TOKEN_LEN], token_hash[COMMAND_HASH_LEN];
     struct store_user user;
     char csrf[SITE_CSRF_HEX + 1];   /* the token this client's forms carry */
@@ -391,7 +394,18 @@ void site_flag_html(struct buf *b, struct site_req *r, const struct store_link *
 bool site_mod_delete(struct site_req *r, bool comment);
 bool site_write_banned(struct site_req *r, int status, uint64_t index, const struct store_result *res);
 bool site_moderation_api_route(struct site_req *r, const char *p, bool *answered);
+/* The pages: /moderation, /user/NAME/ban (a moderator's ban or unban form). */
 bool site_moderation_page_route(struct site_req *r, const char *path, bool *answered);
+/* Whether the logged-in user is a moderator (and not banned); asked once per request. */
+bool site_is_moderator(struct site_req *r);
+/* GET /link/ID/delete (r->id) and /comment/ID/delete (r->comment_id): a
+ * moderator's form to delete another's post with a reason. */
+void site_mod_delete_form(struct site_req *r);
+/* On /link/ID for a moderator, the delete form with its reason field; on
+ * /user/NAME whether the user is banned or a moderator and, for a
+ * moderator, the ban or unban form. */
+void site_mod_link_html(struct buf *b, struct site_req *r, const struct store_link *l);
+void site_mod_user_html(struct buf *b, struct site_req *r, const struct store_user *u);
 
 /* 429 with Retry-After for new content over its user's rate (limits.c). */
 void site_fail_rate_limited(struct site_req *r, int64_t seconds, bool comment);

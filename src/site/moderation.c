@@ -8,8 +8,14 @@
  *   - GET /api/v1/moderation and the page /moderation: the log, newest first;
  *   - every write of a banned user is refused at apply (CMD_ERR_BANNED) and
  *     answered 403 here, whatever the route (site_write_banned).
+ * On pages (no JavaScript, CSRF-checked forms like the others): a
+ * moderator sees a delete form with a reason field on another's link
+ * (/link/ID) and a "delete" link on another's comment leading to the same
+ * form (/comment/ID/delete), a ban or unban form on a user's page
+ * (posting to /user/NAME/ban); a form's errors are tied to its reason field
+ * and each action ends with a one-time message.
  * Who is a moderator is checked again at apply: the check here only picks
- * the command.
+ * the command and the forms shown.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -29,8 +35,11 @@ bool site_write_banned(struct site_req *r, int status, uint64_t index, const str
     return true;
 }
 
+static void mod_form_page(struct site_req *r, int status, const char *error);
+
 /* The reason of a moderator's action into r->text (malloc'd; may be "");
- * false after answering 400. */
+ * false after answering 400 (on a page: the form again, the error tied to
+ * its reason field). */
 static bool read_reason(struct site_req *r)
 {
     const char *reason = "";
@@ -51,6 +60,8 @@ static bool read_reason(struct site_req *r)
                       : -1;
         if (n > 0)
             reason = form, len = (size_t)n;
+        else if (n == -2) /* longer than the cap */
+            len = COMMAND_MAX_REASON_BYTES + 1;
     }
     bool ok = len <= COMMAND_MAX_REASON_BYTES && memchr(reason, 0, len) == NULL;
     if (ok) {
@@ -65,9 +76,20 @@ static bool read_reason(struct site_req *r)
     if (have_doc)
         json_free(&doc);
     free(form);
-    if (!ok)
+    if (!ok && r->api)
         site_fail(r, 400, "invalid", "a reason is at most 2000 bytes of text");
+    else if (!ok)
+        mod_form_page(r, 400, "a reason is at most 2000 characters");
     return ok;
+}
+
+/* A form's reason must say something: it is what the public log shows. */
+static bool reason_given(struct site_req *r)
+{
+    for (size_t i = 0; i < r->text_len; i++)
+        if (r->text[i] != ' ' && r->text[i] != '\r' && r->text[i] != '\n' && r->text[i] != '\t')
+            return true;
+    return false;
 }
 
 static void mod_done(void *arg, int status, uint64_t index, const struct store_result *res)
@@ -86,21 +108,31 @@ static void mod_done(void *arg, int status, uint64_t index, const struct store_r
     default: site_fail(r, 400, "invalid", "the action was refused as malformed"); return;
     }
     if (!r->api) {
-        site_redirect(r, "/moderation");
+        /* A ban returns to the user's page, a delete to the log that now
+         * lists it (this client reads at least up to its write: lr_idx). */
+        char path[SITE_NAME_MAX + 8];
+        bool ban = r->name[0] != 0;
+        site_flash_set(r, !ban ? SITE_FLASH_MOD_DELETED : r->like_on ? SITE_FLASH_BANNED : SITE_FLASH_UNBANNED);
+        snprintf(path, sizeof path, "/user/%s", r->name);
+        site_redirect(r, ban ? path : "/moderation");
         return;
     }
     site_reply(r, 204, "application/json", NULL, NULL);
 }
 
-static bool is_moderator(struct site_req *r)
+bool site_is_moderator(struct site_req *r)
 {
-    bool mod = false, banned = false;
-    return r->logged_in && store_user_roles(store_of(r), r->user.id, &mod, &banned) == STORE_OK && mod && !banned;
+    if (!r->moderator) {
+        bool mod = false, banned = false;
+        r->moderator = r->logged_in && store_user_roles(store_of(r), r->user.id, &mod, &banned) == STORE_OK && mod &&
+                               !banned ? 1 : -1;
+    }
+    return r->moderator > 0;
 }
 
 bool site_mod_delete(struct site_req *r, bool comment)
 {
-    if (!is_moderator(r))
+    if (!site_is_moderator(r))
         return false;
     /* A moderator's own link or comment is deleted as its author's. */
     if (comment) {
@@ -121,6 +153,10 @@ bool site_mod_delete(struct site_req *r, bool comment)
     }
     if (!read_reason(r))
         return true;
+    if (!r->api && !reason_given(r)) {
+        mod_form_page(r, 400, "give a reason: it is shown in the public moderation log");
+        return true;
+    }
     struct command c = { .type = comment ? CMD_MOD_DELETE_COMMENT : CMD_MOD_DELETE_LINK,
                          .session = { (const char *)r->token_hash, COMMAND_HASH_LEN },
                          .text = { r->text, (uint16_t)r->text_len },
@@ -141,6 +177,10 @@ static void ban_begin(struct site_req *r)
     }
     if (!read_reason(r))
         return;
+    if (!r->api && r->like_on && !reason_given(r)) {
+        mod_form_page(r, 400, "give a reason: it is shown in the public moderation log");
+        return;
+    }
     char lname[SITE_NAME_MAX + 1];
     size_t n = strlen(r->name);
     for (size_t i = 0; i <= n; i++)
@@ -245,7 +285,9 @@ static void page_log(struct site_req *r)
     if (!n) {
         buf_puts(&b, "<p>Nothing yet.</p>");
     } else {
-        buf_puts(&b, "<table><thead><tr><th scope=\"col\">When</th><th scope=\"col\">Moderator</th>"
+        /* In a scrolling region: reasons and times are wider than a phone. */
+        buf_puts(&b, "<div class=\"scroll\" tabindex=\"0\" role=\"region\" aria-label=\"moderation log\">"
+                     "<table><thead><tr><th scope=\"col\">When</th><th scope=\"col\">Moderator</th>"
                      "<th scope=\"col\">Action</th><th scope=\"col\">Target</th><th scope=\"col\">Reason</th>"
                      "</tr></thead><tbody>");
         for (size_t i = 0; i < n; i++) {
@@ -275,7 +317,7 @@ static void page_log(struct site_req *r)
             site_html_escape(&b, a[i].reason, strlen(a[i].reason));
             buf_puts(&b, "</td></tr>");
         }
-        buf_puts(&b, "</tbody></table>");
+        buf_puts(&b, "</tbody></table></div>");
     }
     if (more)
         buf_printf(&b, "<p><a href=\"/moderation?p=%u\" rel=\"next\">More</a></p>", r->page + 1);
@@ -284,9 +326,183 @@ static void page_log(struct site_req *r)
     site_page_send(r, 200, &b);
 }
 
+/* ---- The moderators' forms ------------------------------------------------------- */
+
+/* The reason field (a textarea, or a one-line input inside another page),
+ * with the error, if any, tied to it. */
+static void reason_field(struct buf *b, struct site_req *r, const char *label, const char *error, bool required,
+                         bool inline_form)
+{
+    if (error) {
+        buf_puts(b, "<p class=\"err\" role=\"alert\" id=\"reason-err\">");
+        site_html_sentence(b, error);
+        buf_puts(b, "</p>");
+    }
+    buf_printf(b, "<label for=\"reason\">%s</label>", label);
+    buf_puts(b, inline_form ? "<input id=\"reason\" name=\"reason\" maxlength=\"2000\" autocomplete=\"off\""
+                            : "<textarea id=\"reason\" name=\"reason\" rows=\"3\" maxlength=\"2000\"");
+    if (required)
+        buf_puts(b, " required");
+    if (error)
+        buf_puts(b, " aria-invalid=\"true\" aria-describedby=\"reason-err\"");
+    if (inline_form) {
+        buf_puts(b, ">");
+        return;
+    }
+    buf_puts(b, ">");
+    if (r->text)
+        site_html_escape(b, r->text, r->text_len);
+    buf_puts(b, "</textarea>");
+}
+
+/* The form of a moderator's action on its own page: deleting r->comment_id
+ * or r->id, or banning (unbanning) r->name; error: shown, tied to the reason. */
+static void mod_form_page(struct site_req *r, int status, const char *error)
+{
+    if (!site_is_moderator(r)) {
+        site_page_error(r, 403, "Only the site's moderators may do this.");
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    if (r->name[0]) {
+        bool ban = r->like_on;
+        if (status == 200) { /* a fresh form: ban or unban, as the user is now */
+            struct store_user u;
+            bool mod = false, banned = false;
+            if (store_user_by_name(store_of(r), r->name, strlen(r->name), &u) != 1 ||
+                store_user_roles(store_of(r), u.id, &mod, &banned) != STORE_OK) {
+                buf_free(&b);
+                site_page_error(r, 404, "There is no such user.");
+                return;
+            }
+            ban = !banned;
+        }
+        site_page_begin(&b, r, ban ? "Ban a user" : "Lift a ban");
+        buf_printf(&b, "<h1>%s ", ban ? "Ban" : "Lift the ban of");
+        site_html_escape(&b, r->name, strlen(r->name));
+        buf_puts(&b, "</h1><p>");
+        buf_puts(&b, ban ? "A banned user's sessions end and every write of theirs is refused; they can still log in "
+                           "and read. " : "");
+        buf_puts(&b, "The reason is shown in the public <a href=\"/moderation\">moderation log</a>.</p>");
+        buf_puts(&b, "<form class=\"box\" method=\"post\" action=\"/user/");
+        site_html_escape(&b, r->name, strlen(r->name));
+        buf_puts(&b, "/ban\">");
+        site_csrf_field(&b, r);
+        buf_printf(&b, "<input type=\"hidden\" name=\"do\" value=\"%s\">", ban ? "ban" : "unban");
+        reason_field(&b, r, ban ? "Reason" : "Reason (optional)", error, ban, false);
+        buf_printf(&b, "<button>%s</button></form>", ban ? "Ban" : "Lift the ban");
+    } else {
+        bool comment = r->comment_id != 0;
+        char action[48];
+        snprintf(action, sizeof action, comment ? "/comment/%" PRId64 "/delete" : "/link/%" PRId64 "/delete",
+                 comment ? r->comment_id : r->id);
+        site_page_begin(&b, r, comment ? "Delete a comment" : "Delete a link");
+        buf_printf(&b, "<h1>Delete a %s</h1>", comment ? "comment" : "link");
+        if (comment) {
+            struct store_comment c;
+            int found = store_comment_get(store_of(r), r->comment_id, &c);
+            if (found != 1 || c.deleted) {
+                if (found == 1)
+                    store_comment_clear(&c);
+                buf_free(&b);
+                site_page_error(r, 404, "There is no such comment.");
+                return;
+            }
+            buf_puts(&b, "<p>The comment by ");
+            site_html_escape(&b, c.author, strlen(c.author));
+            buf_printf(&b, " on <a href=\"/link/%" PRId64 "#c%" PRId64 "\">its discussion</a>:</p><blockquote class=\"ct\">",
+                       c.link_id, c.id);
+            size_t n = strlen(c.text);
+            site_html_escape(&b, c.text, n > 300 ? 300 : n);
+            buf_puts(&b, n > 300 ? "\xe2\x80\xa6</blockquote>" : "</blockquote>");
+            store_comment_clear(&c);
+        } else {
+            struct store_link *l = malloc(sizeof *l);
+            if (!l || store_link_get(store_of(r), r->id, l) != 1) {
+                free(l);
+                buf_free(&b);
+                site_page_error(r, 404, "There is no such link.");
+                return;
+            }
+            buf_printf(&b, "<p><a href=\"/link/%" PRId64 "\">", l->id);
+            site_html_escape(&b, l->title, strlen(l->title));
+            buf_puts(&b, "</a> by ");
+            site_html_escape(&b, l->author, strlen(l->author));
+            buf_puts(&b, "</p>");
+            free(l);
+        }
+        buf_puts(&b, "<p>The reason is shown in the public <a href=\"/moderation\">moderation log</a>.</p>");
+        buf_printf(&b, "<form class=\"box\" method=\"post\" action=\"%s\">", action);
+        site_csrf_field(&b, r);
+        reason_field(&b, r, "Reason", error, true, false);
+        buf_printf(&b, "<button>Delete the %s</button></form>", comment ? "comment" : "link");
+    }
+    site_page_end(&b, r);
+    site_page_send(r, status, &b);
+}
+
+void site_mod_delete_form(struct site_req *r) { mod_form_page(r, 200, NULL); }
+
+void site_mod_link_html(struct buf *b, struct site_req *r, const struct store_link *l)
+{
+    if (!site_is_moderator(r) || !strcmp(l->author, r->user.name))
+        return;
+    buf_printf(b, "<form method=\"post\" action=\"/link/%" PRId64 "/delete\" class=\"mod\">", l->id);
+    site_csrf_field(b, r);
+    reason_field(b, r, "Reason", NULL, true, true);
+    buf_puts(b, "<button class=\"link\">delete as moderator</button></form>");
+}
+
+void site_mod_user_html(struct buf *b, struct site_req *r, const struct store_user *u)
+{
+    bool mod = false, banned = false;
+    if (store_user_roles(store_of(r), u->id, &mod, &banned) != STORE_OK)
+        return;
+    if (banned)
+        buf_puts(b, "<p class=\"meta\">Banned by the site's moderators (see the <a href=\"/moderation\">moderation "
+                    "log</a>).</p>");
+    else if (mod)
+        buf_puts(b, "<p class=\"meta\">A moderator of this site.</p>");
+    if (!site_is_moderator(r) || u->id == r->user.id)
+        return;
+    buf_puts(b, "<form method=\"post\" action=\"/user/");
+    site_html_escape(b, u->name, strlen(u->name));
+    buf_puts(b, "/ban\" class=\"mod\">");
+    site_csrf_field(b, r);
+    buf_printf(b, "<input type=\"hidden\" name=\"do\" value=\"%s\">", banned ? "unban" : "ban");
+    reason_field(b, r, banned ? "Reason (optional)" : "Reason", NULL, !banned, true);
+    buf_printf(b, "<button class=\"link\">%s</button></form>", banned ? "lift the ban" : "ban");
+}
+
+/* POST /user/NAME/ban from a page: do=ban or do=unban. */
+static void page_ban_post(struct site_req *r)
+{
+    if (!site_form_ok(r))
+        return;
+    if (!r->logged_in) {
+        site_redirect(r, "/login");
+        return;
+    }
+    char what[8];
+    long n = site_form_field(r->req->body, r->req->body_len, "do", what, sizeof what);
+    if (n < 0 || (strcmp(what, "ban") && strcmp(what, "unban"))) {
+        site_page_error(r, 400, "The form says neither ban nor unban: go back, reload and try again.");
+        return;
+    }
+    r->like_on = !strcmp(what, "ban");
+    ban_begin(r);
+}
+
 bool site_moderation_page_route(struct site_req *r, const char *path, bool *answered)
 {
-    if (strcmp(path, "/moderation"))
+    if (!strcmp(path, "/moderation"))
+        return site_route(r, page_log, NULL, answered);
+    if (strncmp(path, "/user/", 6))
         return false;
-    return site_route(r, page_log, NULL, answered);
+    const char *name = path + 6, *slash = strchr(name, '/');
+    if (!slash || strcmp(slash, "/ban") || site_check_username(name, (size_t)(slash - name)))
+        return false;
+    snprintf(r->name, sizeof r->name, "%.*s", (int)(slash - name), name);
+    return site_route(r, site_mod_delete_form, page_ban_post, answered);
 }

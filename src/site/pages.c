@@ -17,7 +17,7 @@
 #include "site/internal.h"
 #include "site/text.h"
 
-#define CSS_PATH "/static/site.v3.css"
+#define CSS_PATH "/static/site.v4.css"
 
 static const char site_css[] =
     /* --on-accent: text on an accent background, 4.5:1 or more in both
@@ -40,10 +40,17 @@ static const char site_css[] =
     /* Every control at least 24x24 (WCAG 2.5.8): a short title beside its
      * domain's link would otherwise be two small targets side by side. */
     ".t{font-size:1.05rem;text-decoration:none;display:inline-block;min-width:24px;min-height:24px}"
-    "h1.t{display:inline;font-weight:600;margin:0}\n"
+    "h1.t{display:inline;font-weight:600;margin:0}h1.t a{padding:2px 0}\n"
     ".dom,.meta,footer{color:var(--muted);font-size:.85rem}.dom a{display:inline-block;min-height:24px;"
     "line-height:24px}\n"
     "form.like{display:inline}\n"
+    /* The header's search box; a moderator's one-line forms (reason, button). */
+    "form.hs{display:flex;gap:.3rem;align-items:center}form.hs input{width:9rem;padding:.2rem .4rem;"
+    "border:1px solid var(--line);border-radius:.25rem;background:var(--box);color:var(--fg)}\n"
+    "form.mod{display:flex;flex-wrap:wrap;gap:.4rem;align-items:center;margin:.5rem 0;font-size:.9rem}"
+    "form.mod input{padding:.25rem .4rem;border:1px solid var(--line);border-radius:.25rem;background:var(--box);"
+    "color:var(--fg);min-width:12rem}\n"
+    "form.box textarea{font:inherit}blockquote{margin:.5rem 0;padding-left:.7rem;border-left:3px solid var(--line)}\n"
     "button,input{font:inherit}\n"
     /* The like control: 24x24 at least (WCAG 2.5.8), and liked shown by
      * an underline bar as well as by colour (WCAG 1.4.1). */
@@ -88,6 +95,11 @@ static const struct { const char *name, *text; } flashes[SITE_FLASH_COUNT] = {
     [SITE_FLASH_POSTED] = { "posted", "Your link is posted." },
     [SITE_FLASH_DUPLICATE] = { "dup", "That URL was already posted \xe2\x80\x94 here it is." },
     [SITE_FLASH_DELETED] = { "deleted", "Your link is deleted." },
+    [SITE_FLASH_MOD_DELETED] = { "moddel", "Deleted. The moderation log below shows it, with your reason." },
+    [SITE_FLASH_BANNED] = { "banned", "The user is banned: their sessions are ended and their writes refused." },
+    [SITE_FLASH_UNBANNED] = { "unbanned", "The ban is lifted." },
+    [SITE_FLASH_FLAGGED] = { "flagged", "Your flag is counted. Thank you: five flags take a link off hot and new." },
+    [SITE_FLASH_UNFLAGGED] = { "unflagged", "Your flag is taken back." },
 };
 
 void site_flash_read(struct site_req *r)
@@ -119,7 +131,11 @@ static void page_begin(struct buf *b, struct site_req *r, const char *title)
                 "<link rel=\"alternate\" type=\"application/atom+xml\" title=\"New links\" href=\"/feed\"></head><body>"
                 "<a class=\"skip\" href=\"#main\">Skip to content</a>"
                 "<header><nav aria-label=\"main\"><a class=\"brand\" href=\"/\">linkraft</a>"
-                "<a href=\"/new\">new</a><a href=\"/top\">top</a><a href=\"/submit\">submit</a><a href=\"/search\">search</a><span class=\"me\">");
+                "<a href=\"/new\">new</a><a href=\"/top\">top</a><a href=\"/submit\">submit</a>"
+                /* The search box: a GET form, so it works without JavaScript. */
+                "<form class=\"hs\" method=\"get\" action=\"/search\" role=\"search\" aria-label=\"site\"><input type=\"search\" "
+                "name=\"q\" aria-label=\"Search links\" placeholder=\"search\" maxlength=\"2000\">"
+                "<button class=\"link\">search</button></form><span class=\"me\">");
     if (r->logged_in) {
         buf_puts(b, "<a href=\"/user/");
         esc(b, r->user.name);
@@ -155,7 +171,7 @@ static void page_end(struct buf *b, struct site_req *r)
 {
     (void)r;
     buf_puts(b, "</main><footer><a href=\"/status\">cluster status</a> · <a href=\"/moderation\">moderation log</a>"
-                "</footer></body></html>\n");
+                " · <a href=\"/feed\" type=\"application/atom+xml\">feed of new links</a></footer></body></html>\n");
 }
 
 static void reply_page(struct site_req *r, int status, struct buf *b)
@@ -385,6 +401,7 @@ static void page_link(struct site_req *r)
         buf_puts(&b, "<button class=\"link\">delete</button></form></div>");
     }
     site_flag_html(&b, r, l);
+    site_mod_link_html(&b, r, l);
     buf_puts(&b, "</article>");
     uint64_t until = links_until(l, 1, now);
     site_thread_html(&b, r, l, now, &until);
@@ -432,6 +449,7 @@ static void page_user(struct site_req *r)
                    " liked</p>",
                since, since, posted, posted == 1 ? "" : "s", liked_count);
     site_user_profile_html(&b, r, &u);
+    site_mod_user_html(&b, r, &u);
     link_list(&b, r, links, n, (r->page - 1) * SITE_PAGE_LINKS + 1, next);
     if (more) {
         buf_puts(&b, "<p><a href=\"/user/");
@@ -769,13 +787,17 @@ static void page_link_delete_post(struct site_req *r)
 
 /* ---- Status ---------------------------------------------------------------------- */
 
-/* An index from a member's JSON (null: "–", not known here). */
-static void index_cell(struct buf *b, const struct json *v)
+/* An index from a member's JSON. Where this node does not have it (null),
+ * what it can vouch for instead: a lower bound ("≥ N", when at_least is
+ * not NULL), else that it is not known here. */
+static void index_cell(struct buf *b, const struct json *v, const struct json *at_least)
 {
     if (v && v->is_int)
         buf_printf(b, "<td>%" PRId64 "</td>", v->i);
+    else if (at_least && at_least->is_int)
+        buf_printf(b, "<td>\xe2\x89\xa5\xc2\xa0%" PRId64 "</td>", at_least->i);
     else
-        buf_puts(b, "<td>\xe2\x80\x93</td>");
+        buf_puts(b, "<td class=\"meta\">not known here</td>");
 }
 
 static void page_status(struct site_req *r)
@@ -818,15 +840,25 @@ static void page_status(struct site_req *r)
              * table fits a phone.) */
             esc(&b, !is_self && !reachable ? "unreachable" : role ? role : "?");
             buf_puts(&b, "</td>");
-            index_cell(&b, is_self && self_leads ? json_get(m, "commit") : json_get(m, "match"));
-            index_cell(&b, json_get(m, "commit"));
-            index_cell(&b, json_get(m, "applied"));
+            /* On a follower (its own commit known as c): its own log
+             * matches the leader's at least up to c (Log Matching), and
+             * the leader has committed at least c; the other followers'
+             * indices only the leader has. */
+            const struct json *own_commit = json_get(doc.root, "commit");
+            bool is_leader = leader && leader->is_int && id && id->is_int && id->i == leader->i;
+            index_cell(&b, is_self && self_leads ? json_get(m, "commit") : json_get(m, "match"),
+                       !self_leads && is_self ? own_commit : NULL);
+            index_cell(&b, json_get(m, "commit"), !self_leads && is_leader ? own_commit : NULL);
+            index_cell(&b, json_get(m, "applied"), NULL);
             buf_puts(&b, "</tr>");
         }
         buf_puts(&b, "</tbody></table></div>");
         if (!self_leads)
-            buf_puts(&b, "<p class=\"meta\">Only the leader knows the other members' indices; this node is not the "
-                         "leader, so they show as \xe2\x80\x93.</p>");
+            buf_puts(&b, "<p class=\"meta\">Only the leader knows how far each member's log matches its own "
+                         "(its <code>/status</code> shows every match), and this node is not the leader. "
+                         "\xe2\x80\x9c\xe2\x89\xa5\xc2\xa0N\xe2\x80\x9d is what this node can vouch for: "
+                         "its own log matches the leader's up to its commit index, and the leader has "
+                         "committed at least as much.</p>");
         json_free(&doc);
     } else {
         buf_puts(&b, "<p>The cluster view is not available on this node.</p>");
@@ -930,7 +962,7 @@ bool site_pages_route(struct site_req *r, const char *path, bool *answered)
         return site_route(r, page_status, NULL, answered);
     /* Earlier versions' paths answer with the current sheet: a page cached
      * before an upgrade still gets a style. */
-    if (!strcmp(path, CSS_PATH) || !strcmp(path, "/static/site.v2.css"))
+    if (!strcmp(path, CSS_PATH) || !strcmp(path, "/static/site.v3.css") || !strcmp(path, "/static/site.v2.css"))
         return site_route(r, css_versioned, NULL, answered);
     if (!strcmp(path, "/static/site.css"))
         return site_route(r, css_plain, NULL, answered);
@@ -949,7 +981,7 @@ bool site_pages_route(struct site_req *r, const char *path, bool *answered)
             if (!strcmp(slash, "/edit"))
                 return site_route(r, page_link_edit_get, page_link_edit_post, answered);
             if (!strcmp(slash, "/delete"))
-                return site_route(r, NULL, page_link_delete_post, answered);
+                return site_route(r, site_mod_delete_form, page_link_delete_post, answered);
         }
     }
     if (!strncmp(path, "/comment/", 9) && site_thread_route(r, path, answered))

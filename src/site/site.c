@@ -581,6 +581,21 @@ void site_throttle_addr(const struct http_request *req, char *out, size_t cap)
 
 /* ---- Dispatch --------------------------------------------------------------- */
 
+static void barrier_done(void *arg, int status);
+
+/* The second look at a token this node did not know (barrier_done): the
+ * barrier failed (no leader now, say), so the first look's answer stands. */
+static void recheck_done(void *arg, int status)
+{
+    struct site_req *r = arg;
+    if (status) {
+        r->step_started = true;
+        r->step(r);
+        return;
+    }
+    barrier_done(arg, 0);
+}
+
 static void barrier_done(void *arg, int status)
 {
     struct site_req *r = arg;
@@ -597,6 +612,18 @@ static void barrier_done(void *arg, int status)
             return;
         }
         r->logged_in = found == 1;
+        /* A token this copy does not know may be one a login made a moment
+         * ago elsewhere: an API client that sends no X-Min-Index reads what
+         * this node has applied, and a node just restarted (or just made
+         * leader) may be behind the commit that acknowledged the login.
+         * Before saying "logged out", look once more on a copy as new as
+         * everything committed now (a linearizable barrier). Only this
+         * path pays for it, once per request. */
+        if (!r->logged_in && !r->session_rechecked) {
+            r->session_rechecked = true;
+            s->host.read(s->host.ctx, NODE_READ_LINEARIZABLE, 0, s->o.read_timeout_ms, recheck_done, r);
+            return;
+        }
     }
     r->step_started = true;
     r->step(r);

@@ -40,6 +40,9 @@ static void comment_actions(struct buf *b, struct site_req *r, const struct stor
         buf_printf(b, " · <form method=\"post\" action=\"/comment/%" PRId64 "/delete\" class=\"like\">", c->id);
         site_csrf_field(b, r);
         buf_puts(b, "<button class=\"link\">delete</button></form>");
+    } else if (r->logged_in && !c->deleted && site_is_moderator(r)) {
+        /* Another's comment: a moderator deletes it with a reason, given on its own page. */
+        buf_printf(b, " · <a href=/comment/%" PRId64 "/delete>delete</a>", c->id);
     }
 }
 
@@ -324,7 +327,7 @@ bool site_thread_route(struct site_req *r, const char *path, bool *answered)
     if (!strcmp(slash, "/edit"))
         return site_route(r, page_edit_get, page_edit_post, answered);
     if (!strcmp(slash, "/delete"))
-        return site_route(r, NULL, page_delete_post, answered);
+        return site_route(r, site_mod_delete_form, page_delete_post, answered);
     if (!strcmp(slash, "/like"))
         return site_route(r, NULL, page_like_post, answered);
     return false;

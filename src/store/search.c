@@ -235,12 +235,33 @@ int store_search(struct store *st, const char *words, size_t len, unsigned limit
         return store_fail_query(st, "cannot search");
     if (!*total || !limit || offset >= *total)
         return STORE_OK;
+    /* Past the window, rank only the newest matches: the rowid of the
+     * window's oldest is found walking the doclists newest first (FTS5
+     * reads them in either order), and bounds the ranked query below
+     * (a rowid range FTS5 seeks to). */
+    int64_t window = (int64_t)offset + limit > STORE_SEARCH_RANK_WINDOW ? (int64_t)offset + limit
+                                                                       : STORE_SEARCH_RANK_WINDOW;
+    int64_t from = 0;
+    if (*total > window) {
+        if (sqlite3_prepare_v2(db, "SELECT rowid FROM link_fts WHERE link_fts MATCH ?1 ORDER BY rowid DESC"
+                                   " LIMIT 1 OFFSET ?2", -1, &s, NULL) != SQLITE_OK)
+            return store_fail_query(st, "cannot prepare a search");
+        sqlite3_bind_text(s, 1, q, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, window - 1);
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
+            from = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            return store_fail_query(st, "cannot search");
+    }
     /* The page is chosen inside the index (rowids and scores only), and
      * only its rows are read from links: joined before the sort, every
      * match's row (text included) would be read to throw most away. */
     if (sqlite3_prepare_v2(db, "SELECT l.id, l.title, l.url, u.name, l.created, l.likes, l.hot, l.comments, l.edited,"
                                " l.text IS NOT NULL FROM (SELECT rowid AS id, bm25(link_fts, 10.0, 1.0, 4.0) AS score"
-                               " FROM link_fts WHERE link_fts MATCH ?1 ORDER BY score, rowid DESC LIMIT ?2 OFFSET ?3) f"
+                               " FROM link_fts WHERE link_fts MATCH ?1 AND rowid >= ?4"
+                               " ORDER BY score, rowid DESC LIMIT ?2 OFFSET ?3) f"
                                " JOIN links l ON l.id = f.id JOIN users u ON u.id = l.author_id"
                                " ORDER BY f.score, f.id DESC",
                            -1, &s, NULL) != SQLITE_OK)
@@ -248,6 +269,7 @@ int store_search(struct store *st, const char *words, size_t len, unsigned limit
     sqlite3_bind_text(s, 1, q, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, limit);
     sqlite3_bind_int64(s, 3, offset);
+    sqlite3_bind_int64(s, 4, from);
     return link_rows(st, s, limit, out, n, "cannot search");
 }
 

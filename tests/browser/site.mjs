@@ -3,14 +3,17 @@
 // sign up, log in, post, like, unlike, log out — and stay logged in, with
 // every post, after the node holding the leadership is killed with -9; then
 // a discussion (comment, nested replies, edit, delete) at desktop and
-// mobile widths, the one-time messages, the return after logging in; and an
+// mobile widths, the one-time messages, the return after logging in;
+// finding things (the header's search box, a domain's links, the feed) and
+// keeping order (a flag, a moderator's delete with a reason, a ban, the
+// moderation log); and an
 // accessibility audit (axe-core) of every page type, light and dark, that
 // fails on any serious or critical violation.
 // Screenshots of every step go to build/artifacts/browser/. Ends with the
 // line "N passed, N failed" like every other suite.
 //
 //   node tests/browser/site.mjs            (LINKRAFT_BIN picks the binary)
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -107,7 +110,8 @@ try {
         runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] },
       });
       return r.violations.map((v) => ({ id: v.id, impact: v.impact, n: v.nodes.length,
-                                        where: v.nodes.slice(0, 2).map((x) => x.target.join(' ')).join(' | ') }));
+                                        where: v.nodes.slice(0, 2).map((x) => x.target.join(' ')).join(' | '),
+                                        why: v.nodes.slice(0, 1).map((x) => x.failureSummary + ' ' + x.html).join('') }));
     });
     const bad = res.filter((v) => v.impact === 'serious' || v.impact === 'critical');
     audited.push(`${name}: ${res.length ? res.map((v) => `${v.id}(${v.impact})`).join(' ') : 'no violations'}`);
@@ -152,7 +156,7 @@ try {
   await page.goto(`${base}/`);
   check('the message is gone on the next page', await flash() === '');
 
-  await Promise.all([page.waitForNavigation(), page.click('header form button')]);
+  await Promise.all([page.waitForNavigation(), page.click('header form[action="/logout"] button')]);
   await shot('02-logged-out');
   check('log out', await me() === 'log in');
   check('log out says so', await flash() === 'You are logged out.');
@@ -298,6 +302,111 @@ try {
   await page.goto(`${base}/top`);
   await audit('the top links page');
 
+  // Finding things: the header's search box, a row's domain, the feed.
+  await page.goto(`${base}/`);
+  const searchBox = 'header form[role=search] input[name=q]';
+  await page.fill(searchBox, 'understandable');
+  await Promise.all([page.waitForNavigation(), page.press(searchBox, 'Enter')]);
+  check('the header search box finds a post', new URL(page.url()).pathname === '/search' &&
+        await page.locator('ol.links li', { hasText: 'In Search of an Understandable' }).count() === 1, page.url());
+  await shot('16-search');
+  await auditBoth('the search page');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot('16-search-mobile');
+  check('the header with its search box fits a phone', await page.evaluate(() => document.documentElement.scrollWidth <= 390));
+  await page.setViewportSize({ width: 900, height: 900 });
+  await Promise.all([page.waitForNavigation(), page.locator('ol.links li .dom a').first().click()]);
+  check("a row's domain leads to its links", new URL(page.url()).pathname === '/from/raft.github.io' &&
+        await page.locator('ol.links li').count() >= 1, page.url());
+  await shot('17-from-domain');
+  await auditBoth('a domain page');
+  const feed = await fetch(new URL(await page.getAttribute('footer a[href="/feed"]', 'href'), base));
+  check('the footer links the Atom feed', feed.status === 200 &&
+        (feed.headers.get('content-type') || '').startsWith('application/atom+xml') &&
+        (await feed.text()).includes('In Search of an Understandable'));
+
+  // Keeping order: a second user posts spam and comments; the first flags
+  // the link, is made a moderator, deletes both with a reason, bans them.
+  const ctx2 = await browser.newContext({ viewport: { width: 900, height: 900 } });
+  const p2 = await ctx2.newPage();
+  const spammer = `spam${Date.now() % 100000}`;
+  await p2.goto(`${base}/signup`);
+  await p2.fill('#username', spammer);
+  await p2.fill('#password', 'correct horse battery');
+  await Promise.all([p2.waitForNavigation(), p2.click('form.box button')]);
+  await p2.goto(`${base}/submit`);
+  await p2.fill('#title', 'Cheap watches, best prices');
+  await p2.fill('#url', 'https://spam.example/watches');
+  await Promise.all([p2.waitForNavigation(), p2.click('form.box button')]);
+  const spamPage = p2.url().replace(/#.*$/, '');
+  await p2.goto(linkPage);
+  await p2.fill('#text', 'Buy cheap watches at spam.example');
+  await Promise.all([p2.waitForNavigation(), p2.click('form.box button')]);
+
+  await page.goto(spamPage);
+  await Promise.all([page.waitForNavigation(), page.locator('article button', { hasText: /^flag$/ }).click()]);
+  check('a flag says it counted, once, and can be taken back',
+        (await flash()).startsWith('Your flag is counted') &&
+        await page.locator('article button', { hasText: /^unflag$/ }).count() === 1);
+  await shot('18-flagged');
+  await auditBoth('a link page after a flag');
+  check('no moderator form for a user who is not one', await page.locator('form.mod').count() === 0);
+
+  const data = path.join(dir, 'data');
+  execFileSync(bin, ['moderator', 'add', '--cluster', path.join(data, 'cluster.txt'),
+                     '--secret-file', path.join(data, 'secret'), user], { stdio: 'pipe' });
+  await page.goto(spamPage);
+  check('a moderator sees a delete form with a reason field',
+        await page.locator('article form.mod #reason').count() === 1);
+  await shot('19-moderator-link');
+  await auditBoth('a link page, as a moderator');
+  await page.evaluate(() => document.querySelector('#reason').removeAttribute('required'));
+  expectError = true;
+  await Promise.all([page.waitForNavigation(), page.locator('form.mod button').click()]);
+  expectError = false;
+  check("a delete without a reason is refused, the error tied to the field",
+        (await page.textContent('#reason-err')).trim().startsWith('Give a reason') &&
+        await page.getAttribute('#reason', 'aria-invalid') === 'true' &&
+        await page.getAttribute('#reason', 'aria-describedby') === 'reason-err');
+  await shot('20-moderator-delete-error');
+  await auditBoth('the moderator delete form with an error');
+  await page.fill('#reason', 'Spam: watches, nothing to discuss');
+  await Promise.all([page.waitForNavigation(), page.click('form.box button')]);
+  check('the delete lands on the moderation log, which says so once',
+        new URL(page.url()).pathname === '/moderation' && (await flash()).startsWith('Deleted.') &&
+        (await page.textContent('table')).includes('Spam: watches, nothing to discuss'));
+  await page.goto(linkPage);
+  await Promise.all([page.waitForNavigation(),
+    page.locator('ul.cs li', { hasText: 'Buy cheap watches' }).locator('a', { hasText: 'delete' }).click()]);
+  await shot('21-moderator-comment-delete');
+  await auditBoth("the moderator's comment delete form");
+  await page.fill('#reason', 'Spam in a discussion');
+  await Promise.all([page.waitForNavigation(), page.click('form.box button')]);
+  check("a moderator deletes another's comment", (await flash()).startsWith('Deleted.') &&
+        (await page.textContent('table')).includes('delete_comment'));
+
+  await page.goto(`${base}/user/${spammer}`);
+  await page.fill('#reason', 'A spam account');
+  await Promise.all([page.waitForNavigation(), page.locator('form.mod button', { hasText: 'ban' }).click()]);
+  check('a ban says so and shows on the user page', (await flash()).startsWith('The user is banned') &&
+        (await page.textContent('main')).includes('Banned by'));
+  await shot('22-banned');
+  await auditBoth('a user page, banned, as a moderator');
+  await p2.goto(`${base}/`);
+  check("the banned user's session ended",
+        (await (await p2.locator('header .me a').first().textContent()).trim()) === 'log in');
+  await ctx2.close();
+  await page.goto(`${base}/moderation`);
+  check('the moderation log lists the ban and the deletes, newest first',
+        (await page.locator('tbody tr td:nth-child(3)').allTextContents()).slice(0, 3).join(',') ===
+        'ban,delete_comment,delete_link');
+  await shot('23-moderation-log');
+  await auditBoth('the moderation log');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot('23-moderation-log-mobile');
+  check('the moderation log fits a phone', await page.evaluate(() => document.documentElement.scrollWidth <= 390));
+  await page.setViewportSize({ width: 900, height: 900 });
+
   await page.goto(`${base}/status`);
   await shot('09-status');
   check('the status page names the members', (await page.textContent('main')).includes('leader'));
@@ -314,7 +423,7 @@ try {
   await page.setViewportSize({ width: 900, height: 900 });
 
   // A visitor sent to log in from a discussion comes back to it.
-  await Promise.all([page.waitForNavigation(), page.click('header form button')]);
+  await Promise.all([page.waitForNavigation(), page.click('header form[action="/logout"] button')]);
   await page.goto(linkPage);
   await auditBoth('a link page with its thread, logged out');
   check('no served-by footer on other pages', !(await page.textContent('footer')).includes('served by'));
@@ -336,7 +445,7 @@ try {
   check('an unknown path is a 404 page', notFound.status() === 404);
   await audit('the 404 page');
 
-  await Promise.all([page.waitForNavigation(), page.click('header form button')]);
+  await Promise.all([page.waitForNavigation(), page.click('header form[action="/logout"] button')]);
   check('log out after the failover', await me() === 'log in');
   check('no script errors in the pages', errors.length === 0, errors.join('; '));
   console.log(`axe-core ${JSON.parse(readFileSync(createRequire(import.meta.url).resolve('axe-core/package.json'), 'utf8')).version}:`);

@@ -879,7 +879,7 @@ TEST(pages_forms_and_escaping)
     CHECK(c.csrf[0]); /* the anonymous double-submit cookie */
     CHECK_STR(form_csrf(r), c.csrf);
     CHECK(body_has(r, "<html lang=\"en\">") && body_has(r, "name=\"viewport\""));
-    CHECK(body_has(r, "<label for=\"username\">") && body_has(r, "/static/site.v3.css"));
+    CHECK(body_has(r, "<label for=\"username\">") && body_has(r, "/static/site.v4.css"));
     CHECK(!body_has(r, "<script"));
 
     /* A form without the token, or with a wrong one: 403. */

@@ -203,6 +203,45 @@ TEST(search_follows_posts_edits_and_deletes_best_match_first)
     store_close(d.st);
 }
 
+/* A query with more matches than STORE_SEARCH_RANK_WINDOW ranks the newest
+ * that many: the oldest link, the best match by far, is outside them and so
+ * not first; every match is still counted, and a page past the window
+ * widens it (the oldest is found there). */
+TEST(a_common_word_ranks_its_newest_matches)
+{
+    struct db d;
+    REQUIRE(open_db(&d, "window.db"));
+    struct hash a = H(1);
+    signup(&d, T0, "alice", &a);
+    const int N = STORE_SEARCH_RANK_WINDOW + 50;
+    post(&d, T0 + 1, &a, "common", "//example.com/0", NULL, NL); /* id 1: the best match */
+    for (int i = 1; i < N; i++) {
+        char norm[64];
+        snprintf(norm, sizeof norm, "//example.com/%d", i);
+        post(&d, T0 + 1 + (uint64_t)i, &a, "a common word among several other words here", norm, NULL, NL);
+    }
+    store_commit(d.st);
+    struct store_link links[30];
+    size_t n;
+    int64_t total;
+    REQUIRE(store_search(d.st, "common", 6, 30, 0, links, &n, &total) == STORE_OK);
+    CHECK(total == N && n == 30);
+    bool oldest = false;
+    for (size_t i = 0; i < n; i++)
+        oldest |= links[i].id == 1;
+    CHECK(!oldest);
+    CHECK(links[0].id == N); /* equal scores: newest first */
+    /* The last page: offset + limit past the window ranks them all. */
+    REQUIRE(store_search(d.st, "common", 6, 30, (unsigned)N - 10, links, &n, &total) == STORE_OK);
+    CHECK(total == N && n == 10);
+    /* Asked for every match at once, the window holds them all: the best first. */
+    struct store_link *all = malloc((size_t)N * sizeof *all);
+    REQUIRE(all && store_search(d.st, "common", 6, (unsigned)N, 0, all, &n, &total) == STORE_OK);
+    CHECK(n == (size_t)N && all[0].id == 1);
+    free(all);
+    store_close(d.st);
+}
+
 TEST(any_input_is_words_never_query_syntax)
 {
     struct db d;
@@ -642,6 +681,7 @@ int main(void)
     if (!mkdtemp(dir))
         return 1;
     RUN(search_follows_posts_edits_and_deletes_best_match_first);
+    RUN(a_common_word_ranks_its_newest_matches);
     RUN(any_input_is_words_never_query_syntax);
     RUN(links_by_domain_include_subdomains_only);
     RUN(schema_2_database_gains_the_index);
