@@ -777,7 +777,7 @@ def search_tool():
     """bench/search_db.c, linked with the libraries `make` built."""
     exe = os.path.join(ROOT, "build", "bench", "search_db")
     os.makedirs(os.path.dirname(exe), exist_ok=True)
-    libs = [os.path.join(ROOT, "build", "lib%s.a" % m) for m in ("node", "net", "store", "storage", "raft", "common")]
+    libs = [os.path.join(ROOT, "build", "lib%s.a" % m) for m in ("node", "net", "store", "storage", "raft", "sys", "common")]
     subprocess.run(["cc", "-std=c11", "-O2", "-D_GNU_SOURCE", "-I" + os.path.join(ROOT, "include"),
                     "-I" + os.path.join(ROOT, "src"), "-o", exe, os.path.join(HERE, "search_db.c")] + libs +
                    ["-lsqlite3", "-lsodium", "-luv", "-lm"], check=True)

@@ -43,7 +43,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "cluster.h"
+#include "sys/cluster_file.h"
 #include "command.h"
 #include "node/identity.h"
 #include "storage.h"

@@ -24,7 +24,7 @@
  */
 #include "fuzz.h"
 
-#include "net/net_int.h"
+#include "net/internal.h"
 
 #include <string.h>
 

@@ -17,7 +17,7 @@ int cli_parse_u64(const char *s, unsigned long long *out);
 /* Checks a --trust-proxy list ("CIDR,..."); -1 after saying what is wrong
  * on stderr (cmd_gateway.c). */
 int cli_check_trust_proxy(const char *cmd, const char *list);
-/* --log-format NAME: sets the log's format (node/log.h); -1 after saying
+/* --log-format NAME: sets the log's format (sys/log.h); -1 after saying
  * what is wrong on stderr (cmd_gateway.c). */
 int cli_log_format(const char *cmd, const char *name);
 

@@ -621,7 +621,7 @@ static void barrier_done(void *arg, int status)
          * path pays for it, once per request. */
         if (!r->logged_in && !r->session_rechecked) {
             r->session_rechecked = true;
-            s->host.read(s->host.ctx, NODE_READ_LINEARIZABLE, 0, s->o.read_timeout_ms, recheck_done, r);
+            s->host.read(s->host.ctx, SITE_READ_LINEARIZABLE, 0, s->o.read_timeout_ms, recheck_done, r);
             return;
         }
     }

@@ -279,8 +279,9 @@ static int has_cksum(const char *path)
  * read (so its checksum checked) and the b-trees' structure verified.
  * STORE_OK, or STORE_ECORRUPT / STORE_EIO with err saying what it found. */
 /* The newest schema this build knows: the highest `to` of the schema steps
- * (comments 2, search 3, flags 4, moderation 5). */
-#define STORE_SCHEMA_MAX 5
+ * (comments 2, search 3, flags 4, moderation 5, search kept by apply 6);
+ * store_schema_step refuses a step above it, so a new step cannot forget it. */
+#define STORE_SCHEMA_MAX 6
 
 /* A database written by a newer linkraft (a rolling upgrade rolled back,
  * a backup of a newer cluster): its tables mean what this build does not
@@ -1542,6 +1543,11 @@ int store_schema_step(sqlite3 *db, int64_t to, const char *sql, const char *what
     }
     int64_t version = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
     sqlite3_finalize(q);
+    if (to > STORE_SCHEMA_MAX) {
+        snprintf(err, errcap, "schema step to version %lld (%s) is above STORE_SCHEMA_MAX (%d): raise it in "
+                 "src/store/store.c", (long long)to, what, STORE_SCHEMA_MAX);
+        return -1;
+    }
     if (version >= to)
         return 0;
     char *msg = NULL;

@@ -1,4 +1,4 @@
-/* test_log.c — the log's formats (node/log.h): text, logfmt and JSON lines,
+/* test_log.c — the log's formats (sys/log.h): text, logfmt and JSON lines,
  * with messages that carry quotes, backslashes, control characters and bytes
  * that are not UTF-8 (a file name, a peer's garbage): every JSON line parses
  * with the strict parser and gives the message back. */

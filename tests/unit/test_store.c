@@ -507,7 +507,7 @@ TEST(a_newer_schema_is_refused)
     st = NULL;
     CHECK_EQ_I(store_open(db, &st, err, sizeof err), STORE_EINVAL);
     CHECK(st == NULL);
-    CHECK(strstr(err, "newer.db") && strstr(err, "schema version 6") && strstr(err, "up to version 5"));
+    CHECK(strstr(err, "newer.db") && strstr(err, "schema version 7") && strstr(err, "up to version 6"));
 }
 
 int main(void)
