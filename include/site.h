@@ -4,8 +4,9 @@
  * likes, rankings), served by every node from its own SQLite copy.
  *
  * The site never calls src/node: a node hands it a struct site_host, a few
- * function pointers that forward to node_propose, node_read and friends (the
- * link order makes src/node a user of src/site, never the reverse). Writes
+ * function pointers that forward to node_propose, node_read and friends
+ * (src/node/site_host.c; USES_site in the Makefile lets the site use src/http,
+ * src/store and src/common only, and `make check-layers` holds it to that). Writes
  * become commands (include/command.h) proposed through the host and are
  * answered once applied here; reads wait for the consistency the client
  * asked for (X-Consistency, X-Min-Index, the lr_idx cookie) and then query

@@ -24,6 +24,7 @@
 #include "command.h"
 #include "common/buf.h"
 #include "common/json.h"
+#include "site/validate.h"
 #include "sys/log.h"
 #include "site.h"
 
@@ -428,8 +429,9 @@ static void handle_moderator(struct node *n, struct http_exchange *x, const stru
     }
     size_t len = strlen(name);
     char lname[COMMAND_MAX_NAME + 1];
-    if (!len || len > COMMAND_MAX_NAME) {
-        respond_error(n, x, 400, "bad_name", "a username is 3 to 20 characters");
+    const char *why = site_check_username(name, len); /* the site's rule, SPEC §4 */
+    if (why || len > COMMAND_MAX_NAME) {
+        respond_error(n, x, 400, "bad_name", why ? why : "a username is 3 to 20 characters");
         return;
     }
     for (size_t i = 0; i <= len; i++)

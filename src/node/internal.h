@@ -1,7 +1,8 @@
 /*
  * node/internal.h — the state of a running node, shared by the files of
  * src/node (node.c: lifecycle, the host of the replica driver; api.c: HTTP
- * endpoints).
+ * endpoints; forward.c: writes sent on to the leader; site_host.c: the
+ * site's host; repair.c: repairing the database from peers).
  */
 #ifndef LINKRAFT_NODE_INTERNAL_H
 #define LINKRAFT_NODE_INTERNAL_H
@@ -30,6 +31,7 @@ struct node {
     struct store *store;
     char db_path[4096];
     struct net *net;
+    struct raft_config applied_config; /* the last configuration applied here (drop_removed_members) */
     struct http_server *http;
     struct site *site;          /* the website (src/site), fed by api.c */
     struct http_client *client;   /* forwarding writes to the leader */

@@ -38,3 +38,17 @@ def test_min_index_beyond_commit_is_503_with_retry_after(make_cluster):
             assert int(r.headers["retry-after"]) >= 1
     # A malformed index is still the client's error.
     assert c.get(leader, "/api/v1/links", headers={"X-Min-Index": "12x"}).status == 400
+
+
+def test_moderator_name_follows_the_username_rule(make_cluster):
+    """PUT /api/v1/moderators/NAME says "3 to 20 characters" and now means
+    it (it took shorter names), and refuses what no username can hold."""
+    c = make_cluster(3)
+    c.start_all()
+    leader = c.wait_leader()
+    for name in ("ab", "a", "bad%21name", "x" * 21):
+        r = c.req(leader, "PUT", "/api/v1/moderators/" + name)
+        assert r.status == 400, (name, r.status, r.body)
+        assert r.json()["error"] == "bad_name"
+    assert c.req(leader, "POST", "/api/v1/signup", {"username": "mia", "password": PW}).status == 201
+    assert c.req(leader, "PUT", "/api/v1/moderators/mia").status in (200, 201, 204)
