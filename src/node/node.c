@@ -12,8 +12,7 @@
  *           worker (replica_snapshot_done); messages to src/net (snapshot
  *           chunks read from disk); uv_now; the commit and retry timers;
  *   the state machine: SQLite (src/store), with its checkpoints on a
- *           worker, the member addresses carried in the log, and the
- *           transport's peers kept to the applied configuration;
+ *           worker, and the member addresses carried in the log;
  *   ticks, messages from peers and the loop's check handle feed the driver
  *           (replica_tick, replica_step, replica_pump).
  * docs/replica.md has the contract.
