@@ -31,7 +31,6 @@ struct node {
     struct store *store;
     char db_path[4096];
     struct net *net;
-    struct raft_config applied_config; /* the last configuration applied here (drop_removed_members) */
     struct http_server *http;
     struct site *site;          /* the website (src/site), fed by api.c */
     struct http_client *client;   /* forwarding writes to the leader */

@@ -12,8 +12,7 @@
  *           worker (replica_snapshot_done); messages to src/net (snapshot
  *           chunks read from disk); uv_now; the commit and retry timers;
  *   the state machine: SQLite (src/store), with its checkpoints on a
- *           worker, the member addresses carried in the log, and the
- *           transport's peers kept to the applied configuration;
+ *           worker, and the member addresses carried in the log;
  *   ticks, messages from peers and the loop's check handle feed the driver
  *           (replica_tick, replica_step, replica_pump).
  * docs/replica.md has the contract.
@@ -376,33 +375,6 @@ static void learn_members_from(struct node *n, const struct raft_entry *e, size_
     }
 }
 
-/* A member removed by a configuration entry is dropped from the transport
- * once that entry applies: this node stops dialing it and refuses its
- * handshake (NET_REFUSE_UNKNOWN_ID). */
-static void drop_removed_members(struct node *n, const struct raft_entry *e, size_t count)
-{
-    for (size_t i = 0; i < count; i++) {
-        struct raft_config c;
-        if (e[i].type != RAFT_ENTRY_CONFIG || raft_config_decode(&c, e[i].data, e[i].len))
-            continue;
-        for (uint32_t j = 0; j < n->applied_config.n; j++) {
-            raft_id id = n->applied_config.members[j].id;
-            if (id != n->o.id && !raft_config_find(&c, id) && n->net) {
-                net_remove_peer(n->net, id);
-                log_info("member %llu removed from the configuration: no longer a peer", (unsigned long long)id);
-            }
-        }
-        /* And one added back (its addresses known from the file or the
-         * log) is a peer again here too, not only on the leader that added it. */
-        for (uint32_t j = 0; j < c.n; j++) {
-            const struct cluster_member *cm = cluster_find(&n->cluster, c.members[j].id);
-            if (cm && cm->id != n->o.id && !raft_config_find(&n->applied_config, cm->id) && n->net)
-                net_set_peer(n->net, cm->id, cm->raft_addr);
-        }
-        n->applied_config = c;
-    }
-}
-
 /* ---- The replica's state machine: SQLite (src/store) ---------------------------------- */
 
 /* The WAL is copied into the database file once it holds this many pages
@@ -475,10 +447,8 @@ static enum replica_sm_status sm_apply(void *ctx, const struct raft_entry *e, si
         n->apply_entries[i] = (struct store_entry){ .index = e[i].index, .command = e[i].type == RAFT_ENTRY_COMMAND,
                                                     .data = e[i].data, .len = e[i].len };
     int rc = store_apply(n->store, n->apply_entries, count, results);
-    if (rc == STORE_OK) {
+    if (rc == STORE_OK)
         learn_members_from(n, e, count);
-        drop_removed_members(n, e, count);
-    }
     return sm_status(rc);
 }
 

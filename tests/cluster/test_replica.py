@@ -357,28 +357,3 @@ def test_membership_change_is_answered_only_once_committed(make_cluster):
     leader = c.wait_leader()
     wait_for("a write after the followers are back",
              lambda: c.put(c.wait_leader(), "after", "2").status == 200, timeout=20)
-
-
-def test_removed_member_is_dropped_from_the_transport(make_cluster):
-    """After `member remove`, the remaining nodes no longer take the removed
-    node as a peer: restarted on its old directory, it dials them and its
-    handshakes are refused (unknown id), where before they were accepted."""
-    c = make_cluster(3)
-    c.start_all()
-    leader = c.wait_leader()
-    gone = next(i for i in range(1, 4) if i != leader)
-
-    def remove():  # refused as busy until the leader's first entries commit
-        r = c.cli("member", "remove", "--cluster", c.cluster_file, "--id", str(gone))
-        assert r.returncode == 0 or "busy" in r.stderr, r.stderr
-        return r.returncode == 0
-    wait_for("the leader to accept removing node %d" % gone, remove)
-    rest = [i for i in range(1, 4) if i != gone]
-    wait_for("node %d out of every remaining configuration" % gone,
-             lambda: all(all(m["id"] != gone for m in c.info(i)["members"]) for i in rest))
-    c.kill(gone)
-    c.start(gone)
-    wait_for("the remaining nodes to refuse node %d's handshakes" % gone,
-             lambda: all(c.metric(i, 'linkraft_net_dropped_total{reason="unknown_id"}') > 0 for i in rest),
-             timeout=15)
-    put_ok(c, c.wait_leader(among=rest), "after-remove", "1")
