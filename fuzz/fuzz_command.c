@@ -32,15 +32,17 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
     if (command_decode(&c, data, size) != 0)
         return 0;
     FUZZ_CHECK(c.type == CMD_KV_PUT || c.type == CMD_KV_DELETE || c.type == CMD_MEMBER_ADDR ||
-               (c.type >= CMD_SIGNUP && c.type <= CMD_UNLIKE));
+               (c.type >= CMD_SIGNUP && c.type <= CMD_UNBAN));
     struct command_str *all[] = { &c.scope, &c.idem_key, &c.key, &c.value, &c.name, &c.lname,
-                                  &c.pwhash, &c.session, &c.title, &c.url, &c.url_norm };
+                                  &c.pwhash, &c.session, &c.title, &c.url, &c.url_norm, &c.text };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         fz_command_check_str(*all[i], data, size);
     if (c.type == CMD_KV_DELETE)
         FUZZ_CHECK(c.value.len == 0);
-    /* The site's commands name a session by its hash, never anything else. */
-    if (c.type >= CMD_SIGNUP && c.type <= CMD_UNLIKE)
+    /* The site's commands name a session by its hash, never anything else;
+     * granting a moderator is the admin plane's and carries none. */
+    if (c.type >= CMD_SIGNUP && c.type <= CMD_UNBAN && c.type != CMD_MODERATOR_ADD &&
+        c.type != CMD_MODERATOR_REMOVE)
         FUZZ_CHECK(c.session.len == COMMAND_HASH_LEN);
     FUZZ_CHECK(c.name.len <= COMMAND_MAX_NAME && c.lname.len <= COMMAND_MAX_NAME);
     FUZZ_CHECK(c.title.len <= COMMAND_MAX_TITLE_BYTES && c.url.len <= COMMAND_MAX_URL &&
