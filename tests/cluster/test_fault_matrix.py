@@ -30,18 +30,20 @@ def u64_at(path, off):
         return int.from_bytes(f.read(8), "little")
 
 
-def middle_segment_above_snapshot(d):
-    """Whether the last segment but one holds entries above the snapshot.
-    Where the snapshot falls is timing (each node draws its snapshot gap at
-    random); the "last segment but one: deleted" case is about losing
-    entries the snapshot does not cover, so the template must have them."""
+def segments_fit_the_cases(d):
+    """Whether the first segment lies wholly below the snapshot (its loss
+    loses nothing) and the last segment but one holds entries above it (its
+    loss does). Where the snapshot falls is timing (each node draws its
+    snapshot gap at random, and a node that fell behind installs the
+    leader's snapshot, which leaves no trailing entries), so the template
+    is written on until both hold."""
     names = sorted(os.listdir(d))
     segs = [n for n in names if n.startswith("log-")]
-    if len(segs) < 2:
+    if len(segs) < 3 or "snapshot.meta" not in names:
         return False
     snap_index = u64_at(os.path.join(d, "snapshot.meta"), 16)
-    last_first = u64_at(os.path.join(d, segs[-1]), 24)  # the header's first index
-    return last_first > snap_index + 1
+    firsts = [u64_at(os.path.join(d, n), 24) for n in segs]  # each header's first index
+    return firsts[1] <= snap_index + 1 and firsts[-1] > snap_index + 1
 
 
 def dir_hashes(d):
@@ -71,11 +73,11 @@ def matrix():
             wait_for("a snapshot on node %d" % i, lambda: any(n.endswith(".dat") for n in os.listdir(d)))
         for i in (1, 2, 3):
             assert c.stop(i) == 0
-        # Write on until the damaged node's log has a segment above its
-        # snapshot that is not the last (bounded: a snapshot comes every
-        # 150-250 entries, a 4 KiB segment holds about 60).
+        # Write on until the damaged node's segments fit the cases (bounded:
+        # a snapshot comes every 150-250 entries, a 4 KiB segment holds
+        # about 60).
         pad = 0
-        while not middle_segment_above_snapshot(c.data_dir(F)):
+        while not segments_fit_the_cases(c.data_dir(F)):
             assert pad < 2000, os.listdir(c.data_dir(F))
             c.start_all()
             lead = c.wait_leader()
