@@ -404,6 +404,48 @@ fail:
 
 /* ---- Force a new cluster -------------------------------------------------------- */
 
+/* DIR/forced-cluster: the id of the cluster --force-new-cluster made here.
+ * A node restarted with the flag still on, once it has members again, would
+ * drop them and lead alone while they elect among themselves: two leaders
+ * of one cluster. The file is what tells that restart from the first one. */
+#define FORCED_NAME "forced-cluster"
+
+static bool forced_here(const char *data_dir, const uint8_t cluster[NET_ID_BYTES])
+{
+    char path[4200], text[2 * NET_ID_BYTES + 2] = "", want[2 * NET_ID_BYTES + 1];
+    snprintf(path, sizeof path, "%s/" FORCED_NAME, data_dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool same = fgets(text, sizeof text, f) != NULL;
+    fclose(f);
+    sodium_bin2hex(want, sizeof want, cluster, NET_ID_BYTES);
+    return same && !strncmp(text, want, 2 * NET_ID_BYTES);
+}
+
+static int mark_forced(const char *data_dir, const uint8_t cluster[NET_ID_BYTES], char *err, size_t errcap)
+{
+    char path[4200], tmp[4220], hex[2 * NET_ID_BYTES + 1];
+    snprintf(path, sizeof path, "%s/" FORCED_NAME, data_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    sodium_bin2hex(hex, sizeof hex, cluster, NET_ID_BYTES);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && write(fd, hex, strlen(hex)) == (ssize_t)strlen(hex) && write(fd, "\n", 1) == 1 &&
+              fsync(fd) == 0;
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    int dfd = ok && rename(tmp, path) == 0 ? open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    ok = dfd >= 0 && fsync(dfd) == 0;
+    if (dfd >= 0)
+        close(dfd);
+    if (!ok) {
+        snprintf(err, errcap, "--force-new-cluster: cannot write %.900s: %s", path, strerror(errno));
+        unlink(tmp);
+        return 1;
+    }
+    return 0;
+}
+
 int backup_force_new_cluster(const char *data_dir, raft_id self, int *changed, char *err, size_t errcap)
 {
     *changed = 0;
@@ -434,7 +476,18 @@ int backup_force_new_cluster(const char *data_dir, raft_id self, int *changed, c
         if (state.entries[i].type == RAFT_ENTRY_CONFIG)
             raft_config_decode(&cur, state.entries[i].data, state.entries[i].len);
     if (cur.n == 1 && cur.members[0].id == self && cur.members[0].role == RAFT_VOTER) {
-        rc = 0; /* already alone: a restart that kept the flag changes nothing */
+        /* Already alone: a restart that kept the flag changes nothing (but
+         * the mark, if a crash came between the identity and it). */
+        rc = found && !forced_here(data_dir, ident.self.cluster) ? mark_forced(data_dir, ident.self.cluster, err,
+                                                                                  errcap) : 0;
+        goto out;
+    }
+    if (found && forced_here(data_dir, ident.self.cluster)) {
+        snprintf(err, errcap, "--force-new-cluster: %s was already made a new cluster with this flag (%s/"
+                 FORCED_NAME ") and has %u members again: forcing it again would drop them while they go on "
+                 "electing among themselves. Remove --force-new-cluster from this node's command line. Only if "
+                 "a majority of this new cluster is lost for good as well, delete %s/" FORCED_NAME " and force "
+                 "again", data_dir, data_dir, cur.n, data_dir);
         goto out;
     }
     struct raft_config one = { .n = 1, .members = { { self, RAFT_VOTER, 0 } } };
@@ -458,7 +511,7 @@ int backup_force_new_cluster(const char *data_dir, raft_id self, int *changed, c
     ident.self.cluster_known = true;
     ident.self.joined = false;
     ident.n_pins = 0;
-    if (identity_save(data_dir, &ident, err, errcap))
+    if (identity_save(data_dir, &ident, err, errcap) || mark_forced(data_dir, ident.self.cluster, err, errcap))
         goto out;
     *changed = 1;
     rc = 0;

@@ -8,8 +8,10 @@ new cluster has a new id), and the flag on a node that is already alone
 changes nothing."""
 import os
 import shutil
+import subprocess
 import threading
 
+import lrcluster
 from lrcluster import wait_for
 
 SECRET = "disaster-test-secret-0123456789\n"
@@ -123,3 +125,21 @@ def test_force_new_cluster_after_losing_a_majority(make_cluster):
     put_ok(c, leader, "without-the-survivor", "1")
     for i in lost:
         wait_for("node %d to apply" % i, lambda: c.kv(i, "without-the-survivor") == "1")
+
+    # The flag left on the survivor's command line, now that it has members
+    # again: forcing once more would drop them while they go on electing
+    # among themselves (two leaders). It is refused, the directory as it was.
+    def raft_files():
+        import hashlib
+        d = c.data_dir(survivor)
+        return {n: hashlib.sha256(open(os.path.join(d, n), "rb").read()).hexdigest() for n in os.listdir(d)
+                if n.startswith("log-") or n in ("hardstate", "snapshot.meta", "identity", "forced-cluster")}
+    before = raft_files()
+    r = subprocess.run([lrcluster.BINARY, "node", "--cluster", c.cluster_file, "--id", str(survivor), "--data",
+                        c.data_dir(survivor), "--secret-file", c.secret_path, "--force-new-cluster"] + c.node_args,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "already made a new cluster" in r.stderr, (r.returncode, r.stderr)
+    assert raft_files() == before
+    c.start(survivor)
+    wait_for("the survivor to catch up as a member", lambda: c.kv(survivor, "without-the-survivor") == "1")
+    assert [m["id"] for m in c.info(c.wait_leader())["members"]] != [survivor]
