@@ -63,7 +63,7 @@ static void respond_json(struct node *n, struct http_exchange *x, int status, st
     respond_buf(n, x, status, "application/json", store_applied(n->store), body);
 }
 
-static void respond_error(struct node *n, struct http_exchange *x, int status, const char *code, const char *msg)
+void node_respond_error(struct node *n, struct http_exchange *x, int status, const char *code, const char *msg)
 {
     struct buf b;
     buf_init(&b);
@@ -294,12 +294,12 @@ static bool admin_allowed(struct node *n, struct http_exchange *x, const struct 
          * page can make it send a request (text/plain needs no preflight):
          * browsers name the page's origin, the command-line tools never do. */
         if (http_header_get(req, "Origin", NULL) || http_header_get(req, "Sec-Fetch-Site", NULL)) {
-            respond_error(n, x, 403, "forbidden", "admin requests are not taken from web pages");
+            node_respond_error(n, x, 403, "forbidden", "admin requests are not taken from web pages");
             return false;
         }
         if (admin_peer_is_loopback(req->peer) && forwarded_for_loopback(req))
             return true;
-        respond_error(n, x, 403, "forbidden",
+        node_respond_error(n, x, 403, "forbidden",
                       "this node has no --secret-file, so it accepts admin requests from loopback clients only");
         return false;
     }
@@ -329,7 +329,7 @@ static bool admin_allowed(struct node *n, struct http_exchange *x, const struct 
         log_warn("refused an admin request %s %s from %s: %s", req->method, req->path, req->peer,
                  admin_auth_strerror(rc));
     }
-    respond_error(n, x, rc == ADMIN_AUTH_BUSY ? 503 : 401, rc == ADMIN_AUTH_BUSY ? "busy" : "unauthorized",
+    node_respond_error(n, x, rc == ADMIN_AUTH_BUSY ? 503 : 401, rc == ADMIN_AUTH_BUSY ? "busy" : "unauthorized",
                   admin_auth_strerror(rc));
     return false;
 }
@@ -348,7 +348,7 @@ static void kv_write_done(void *arg, int status, raft_index index, const struct 
     struct api_call *c = arg;
     struct node *n = c->n;
     if (status != NODE_OK) {
-        respond_error(n, c->x, node_status_http(status), node_status_code(status), node_status_text(status));
+        node_respond_error(n, c->x, node_status_http(status), node_status_code(status), node_status_text(status));
     } else {
         struct buf b;
         buf_init(&b);
@@ -363,7 +363,7 @@ static void kv_read_done(void *arg, int status)
     struct api_call *c = arg;
     struct node *n = c->n;
     if (status != NODE_OK) {
-        respond_error(n, c->x, node_status_http(status), node_status_code(status), node_status_text(status));
+        node_respond_error(n, c->x, node_status_http(status), node_status_code(status), node_status_text(status));
         free(c);
         return;
     }
@@ -372,11 +372,11 @@ static void kv_read_done(void *arg, int status)
     int rc = store_kv_get(n->store, c->key, c->key_len, &value, &len);
     if (rc == STORE_ECORRUPT) {
         /* A damaged page: an error, never its bytes; the node repairs itself. */
-        respond_error(n, c->x, 503, "repairing", node_status_text(NODE_EREPAIRING));
+        node_respond_error(n, c->x, 503, "repairing", node_status_text(NODE_EREPAIRING));
     } else if (rc < 0) {
-        respond_error(n, c->x, 500, "internal", store_errmsg(n->store));
+        node_respond_error(n, c->x, 500, "internal", store_errmsg(n->store));
     } else if (rc == 0) {
-        respond_error(n, c->x, 404, "not_found", "no such key");
+        node_respond_error(n, c->x, 404, "not_found", "no such key");
     } else {
         struct buf b;
         buf_init(&b);
@@ -424,21 +424,21 @@ static void handle_moderator(struct node *n, struct http_exchange *x, const stru
 {
     bool add = !strcmp(req->method, "PUT");
     if (!add && strcmp(req->method, "DELETE")) {
-        respond_error(n, x, 405, "method_not_allowed", "use PUT to add a moderator, DELETE to remove one");
+        node_respond_error(n, x, 405, "method_not_allowed", "use PUT to add a moderator, DELETE to remove one");
         return;
     }
     size_t len = strlen(name);
     char lname[COMMAND_MAX_NAME + 1];
     const char *why = site_check_username(name, len); /* the site's rule, SPEC §4 */
     if (why || len > COMMAND_MAX_NAME) {
-        respond_error(n, x, 400, "bad_name", why ? why : "a username is 3 to 20 characters");
+        node_respond_error(n, x, 400, "bad_name", why ? why : "a username is 3 to 20 characters");
         return;
     }
     for (size_t i = 0; i <= len; i++)
         lname[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
     struct api_call *c = calloc(1, sizeof *c);
     if (!c) {
-        respond_error(n, x, 503, "unavailable", "out of memory");
+        node_respond_error(n, x, 503, "unavailable", "out of memory");
         return;
     }
     c->n = n;
@@ -449,7 +449,7 @@ static void handle_moderator(struct node *n, struct http_exchange *x, const stru
     long enc = command_encode(&cmd, buf, sizeof buf);
     if (enc < 0) {
         free(c);
-        respond_error(n, x, 400, "bad_request", "cannot encode the command");
+        node_respond_error(n, x, 400, "bad_request", "cannot encode the command");
         return;
     }
     node_propose(n, buf, (size_t)enc, kv_write_done, c);
@@ -459,12 +459,12 @@ static void handle_kv(struct node *n, struct http_exchange *x, const struct http
 {
     size_t key_len = strlen(key);
     if (key_len == 0 || key_len >= KV_MAX_KEY) {
-        respond_error(n, x, 400, "bad_key", "a key is 1 to 1023 bytes");
+        node_respond_error(n, x, 400, "bad_key", "a key is 1 to 1023 bytes");
         return;
     }
     struct api_call *c = calloc(1, sizeof *c);
     if (!c) {
-        respond_error(n, x, 503, "unavailable", "out of memory");
+        node_respond_error(n, x, 503, "unavailable", "out of memory");
         return;
     }
     c->n = n;
@@ -477,7 +477,7 @@ static void handle_kv(struct node *n, struct http_exchange *x, const struct http
         raft_index min_index;
         if (read_consistency(req, &cons, &min_index)) {
             free(c);
-            respond_error(n, x, 400, "bad_consistency", "X-Consistency is stale, session or linearizable; X-Min-Index a number");
+            node_respond_error(n, x, 400, "bad_consistency", "X-Consistency is stale, session or linearizable; X-Min-Index a number");
             return;
         }
         /* As the site does: an index far beyond what this node knows to be
@@ -485,7 +485,7 @@ static void handle_kv(struct node *n, struct http_exchange *x, const struct http
          * client error either (this node may be catching up): 503, retry. */
         if (min_index > raft_commit_index(replica_raft(n->replica)) + KV_INDEX_SLACK) {
             free(c);
-            respond_error(n, x, 503, "behind", "this server has not caught up with X-Min-Index: try again, or ask another server");
+            node_respond_error(n, x, 503, "behind", "this server has not caught up with X-Min-Index: try again, or ask another server");
             return;
         }
         node_read(n, cons, min_index, 3000, kv_read_done, c);
@@ -494,14 +494,14 @@ static void handle_kv(struct node *n, struct http_exchange *x, const struct http
     bool is_put = !strcmp(req->method, "PUT"), is_delete = !strcmp(req->method, "DELETE");
     if (!is_put && !is_delete) {
         free(c);
-        respond_error(n, x, 405, "method_not_allowed", "use GET, PUT or DELETE");
+        node_respond_error(n, x, 405, "method_not_allowed", "use GET, PUT or DELETE");
         return;
     }
     size_t idem_len;
     const char *idem;
     if (http_idempotency_key(req, &idem, &idem_len)) {
         free(c);
-        respond_error(n, x, 400, "bad_idempotency_key", HTTP_IDEM_RULE);
+        node_respond_error(n, x, 400, "bad_idempotency_key", HTTP_IDEM_RULE);
         return;
     }
     struct command cmd = {
@@ -513,14 +513,14 @@ static void handle_kv(struct node *n, struct http_exchange *x, const struct http
     };
     if (req->body_len > COMMAND_MAX_STR) {
         free(c);
-        respond_error(n, x, 413, "too_big", "a value is at most 4096 bytes");
+        node_respond_error(n, x, 413, "too_big", "a value is at most 4096 bytes");
         return;
     }
     uint8_t buf[COMMAND_MAX_STR * 2 + 512];
     long len = command_encode(&cmd, buf, sizeof buf);
     if (len < 0) {
         free(c);
-        respond_error(n, x, 400, "bad_request", "cannot encode the command");
+        node_respond_error(n, x, 400, "bad_request", "cannot encode the command");
         return;
     }
     node_propose(n, buf, (size_t)len, kv_write_done, c);
@@ -566,7 +566,7 @@ static void change_applied(void *arg, int status, raft_index index, const struct
     (void)res;
     struct change_call *c = arg;
     if (status != NODE_OK) {
-        respond_error(c->n, c->x, node_status_http(status), node_status_code(status),
+        node_respond_error(c->n, c->x, node_status_http(status), node_status_code(status),
                       status == NODE_ELOST ? "the change was appended but a new leader overwrote it: "
                                              "nothing changed, check 'linkraft status' and try again"
                                            : node_status_text(status));
@@ -595,7 +595,7 @@ static void respond_raft_rc(struct node *n, struct http_exchange *x, int rc, raf
     if (rc == RAFT_OK) {
         struct change_call *c = malloc(sizeof *c);
         if (!c) {
-            respond_error(n, x, 503, "unavailable", "out of memory: the change was appended, its outcome is unknown");
+            node_respond_error(n, x, 503, "unavailable", "out of memory: the change was appended, its outcome is unknown");
             return;
         }
         *c = (struct change_call){ n, x };
@@ -606,7 +606,7 @@ static void respond_raft_rc(struct node *n, struct http_exchange *x, int rc, raf
     snprintf(msg, sizeof msg, "%s: %s", what, raft_strerror(rc));
     int status = rc == RAFT_ENOTLEADER ? 503 : rc == RAFT_EBUSY ? 409 : rc == RAFT_ENOTFOUND ? 404
                : rc == RAFT_EEXIST ? 409 : 400;
-    respond_error(n, x, status, rc == RAFT_ENOTLEADER ? "not_leader" : rc == RAFT_EBUSY ? "busy" : "refused", msg);
+    node_respond_error(n, x, status, rc == RAFT_ENOTLEADER ? "not_leader" : rc == RAFT_EBUSY ? "busy" : "refused", msg);
 }
 
 static void address_proposed(void *arg, int status, raft_index index, const struct store_result *res)
@@ -627,7 +627,7 @@ static void handle_member_add(struct node *n, struct http_exchange *x, const str
     char err[256];
     struct json_doc doc;
     if (json_parse(&doc, req->body, req->body_len, err, sizeof err)) {
-        respond_error(n, x, 400, "bad_json", err);
+        node_respond_error(n, x, 400, "bad_json", err);
         return;
     }
     const struct json *id = json_get(doc.root, "id"), *learner = json_get(doc.root, "learner");
@@ -635,21 +635,21 @@ static void handle_member_add(struct node *n, struct http_exchange *x, const str
     const char *http_addr = json_get_str(doc.root, "http_address", NULL);
     if (!id || id->type != JSON_NUMBER || !id->is_int || id->i <= 0) {
         json_free(&doc);
-        respond_error(n, x, 400, "bad_request", "\"id\" must be a positive integer");
+        node_respond_error(n, x, 400, "bad_request", "\"id\" must be a positive integer");
         return;
     }
     raft_id member = (raft_id)id->i;
     bool as_learner = learner && learner->type == JSON_BOOL && learner->b;
     if (raft_role(replica_raft(n->replica)) != RAFT_LEADER) {
         json_free(&doc);
-        respond_error(n, x, 503, "not_leader", "only the leader changes the membership");
+        node_respond_error(n, x, 503, "not_leader", "only the leader changes the membership");
         return;
     }
     /* SPEC §3: a member's addresses change only by `member remove` and a
      * new `member add`, so nothing of this request may reach the log. */
     if (raft_config_find(raft_configuration(replica_raft(n->replica)), member)) {
         json_free(&doc);
-        respond_error(n, x, 409, "exists",
+        node_respond_error(n, x, 409, "exists",
                       "that id is already a member: to change its addresses, remove it first (`member remove`); "
                       "to make a learner a voter, use `member promote`");
         return;
@@ -657,7 +657,7 @@ static void handle_member_add(struct node *n, struct http_exchange *x, const str
     if (raft_addr && http_addr) {
         if (node_learn_member(n, member, raft_addr, http_addr)) {
             json_free(&doc);
-            respond_error(n, x, 400, "bad_address", "raft_address and http_address must be HOST:PORT");
+            node_respond_error(n, x, 400, "bad_address", "raft_address and http_address must be HOST:PORT");
             return;
         }
         char idtext[32], addrs[2 * CLUSTER_ADDR_MAX + 2];
@@ -672,7 +672,7 @@ static void handle_member_add(struct node *n, struct http_exchange *x, const str
             node_propose(n, buf, (size_t)len, address_proposed, NULL);
     } else if (!cluster_find(&n->cluster, member)) {
         json_free(&doc);
-        respond_error(n, x, 400, "unknown_address", "give raft_address and http_address for a new member");
+        node_respond_error(n, x, 400, "unknown_address", "give raft_address and http_address for a new member");
         return;
     }
     json_free(&doc);
@@ -686,7 +686,7 @@ static void handle_members(struct node *n, struct http_exchange *x, const struct
     raft_index index = 0;
     if (!*rest) {
         if (strcmp(req->method, "POST")) {
-            respond_error(n, x, 405, "method_not_allowed", "use POST to add a member");
+            node_respond_error(n, x, 405, "method_not_allowed", "use POST to add a member");
             return;
         }
         handle_member_add(n, x, req);
@@ -697,18 +697,18 @@ static void handle_members(struct node *n, struct http_exchange *x, const struct
     size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
     raft_id id;
     if (idlen >= sizeof idbuf) {
-        respond_error(n, x, 404, "not_found", "no such path");
+        node_respond_error(n, x, 404, "not_found", "no such path");
         return;
     }
     memcpy(idbuf, rest, idlen);
     idbuf[idlen] = 0;
     if (parse_id(idbuf, &id)) {
-        respond_error(n, x, 404, "not_found", "no such member path");
+        node_respond_error(n, x, 404, "not_found", "no such member path");
         return;
     }
     if (!slash) {
         if (strcmp(req->method, "DELETE")) {
-            respond_error(n, x, 405, "method_not_allowed", "use DELETE to remove a member");
+            node_respond_error(n, x, 405, "method_not_allowed", "use DELETE to remove a member");
             return;
         }
         int rc = node_change_member(n, RAFT_REMOVE, id, &index); /* before index is read */
@@ -717,14 +717,14 @@ static void handle_members(struct node *n, struct http_exchange *x, const struct
     }
     if (!strcmp(slash, "/promote")) {
         if (strcmp(req->method, "POST")) {
-            respond_error(n, x, 405, "method_not_allowed", "use POST to promote");
+            node_respond_error(n, x, 405, "method_not_allowed", "use POST to promote");
             return;
         }
         int rc = node_change_member(n, RAFT_PROMOTE, id, &index);
         respond_raft_rc(n, x, rc, index, "cannot promote the member");
         return;
     }
-    respond_error(n, x, 404, "not_found", "no such path");
+    node_respond_error(n, x, 404, "not_found", "no such path");
 }
 
 static void handle_transfer(struct node *n, struct http_exchange *x, const struct http_request *req)
@@ -732,11 +732,11 @@ static void handle_transfer(struct node *n, struct http_exchange *x, const struc
     char err[256];
     uint64_t to;
     if (strcmp(req->method, "POST")) {
-        respond_error(n, x, 405, "method_not_allowed", "use POST");
+        node_respond_error(n, x, 405, "method_not_allowed", "use POST");
         return;
     }
     if (body_number(req, "to", &to, err, sizeof err)) {
-        respond_error(n, x, 400, "bad_request", err);
+        node_respond_error(n, x, 400, "bad_request", err);
         return;
     }
     respond_raft_rc(n, x, node_transfer_leader(n, to), 0, "cannot transfer leadership");
@@ -758,7 +758,7 @@ void node_api_handle(void *ctx, struct http_exchange *x)
     if (!strcmp(path, "/healthz") || !strcmp(path, "/readyz") || !strcmp(path, "/leaderz") ||
         !strcmp(path, "/metrics") || !strcmp(path, "/api/v1/cluster")) {
         if (!is_read(req)) {
-            respond_error(n, x, 405, "method_not_allowed", "use GET");
+            node_respond_error(n, x, 405, "method_not_allowed", "use GET");
             return;
         }
         if (!strcmp(path, "/healthz")) {
@@ -845,7 +845,7 @@ void node_api_handle(void *ctx, struct http_exchange *x)
         if (site_handle(n->site, x))
             return;
     }
-    respond_error(n, x, 404, "not_found", "no such path");
+    node_respond_error(n, x, 404, "not_found", "no such path");
 }
 
 void node_cluster_json(struct node *n, struct buf *b) { cluster_json(n, b, false); }

@@ -113,12 +113,8 @@ static void copy_after(uv_work_t *req, int status)
     replica_sm_idle(n->replica); /* a snapshot install may have waited for the copy */
     if (status || b->rc != STORE_OK) {
         log_warn("backup: the copy of the database failed: %s", status ? "cancelled" : b->err);
-        char body[700];
-        int len = snprintf(body, sizeof body, "{\"error\":\"backup_failed\",\"message\":\"the copy of the database "
-                           "failed on node %llu (see its log); try again or another node\"}\n",
-                           (unsigned long long)n->o.id);
-        http_respond(b->x, b->rc == STORE_EAGAIN || b->rc == STORE_EFULL ? 503 : 500,
-                     "Content-Type: application/json\r\nCache-Control: no-store\r\n", body, (size_t)len);
+        node_respond_error(n, b->x, b->rc == STORE_EAGAIN || b->rc == STORE_EFULL ? 503 : 500, "backup_failed",
+                           "the copy of the database failed on this node (see its log): try again, or another node");
         if (b->fd >= 0)
             close(b->fd);
         n->backup = NULL;
@@ -165,10 +161,7 @@ void node_backup_handle(struct node *n, struct http_exchange *x)
     if (!why && !b)
         why = "out of memory";
     if (why) {
-        char body[400];
-        int len = snprintf(body, sizeof body, "{\"error\":\"%s\",\"message\":\"%s\"}\n",
-                           status == 405 ? "method_not_allowed" : "unavailable", why);
-        http_respond(x, status, "Content-Type: application/json\r\nCache-Control: no-store\r\n", body, (size_t)len);
+        node_respond_error(n, x, status, status == 405 ? "method_not_allowed" : "unavailable", why);
         return;
     }
     b->n = n;
@@ -183,7 +176,6 @@ void node_backup_handle(struct node *n, struct http_exchange *x)
         n->backup = NULL;
         n->backup_copying = false;
         free(b);
-        static const char msg[] = "{\"error\":\"unavailable\",\"message\":\"cannot start the copy\"}\n";
-        http_respond(x, 503, "Content-Type: application/json\r\n", msg, sizeof msg - 1);
+        node_respond_error(n, x, 503, "unavailable", "cannot start the copy of the database");
     }
 }

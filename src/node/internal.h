@@ -111,6 +111,9 @@ void node_cluster_json(struct node *n, struct buf *b);
 
 /* backup.c: GET /api/v1/backup, already admin-proven: the backup file
  * (include/backup.h) of this node's database, streamed. */
+/* The one JSON error body of the node's API (json_write_error; a 503 names
+ * the leader and says Retry-After). api.c */
+void node_respond_error(struct node *n, struct http_exchange *x, int status, const char *code, const char *msg);
 void node_backup_handle(struct node *n, struct http_exchange *x);
 
 /* site_host.c: creates n->site with the node as its host. */

@@ -618,8 +618,12 @@ static void barrier_done(void *arg, int status)
          * leader) may be behind the commit that acknowledged the login.
          * Before saying "logged out", look once more on a copy as new as
          * everything committed now (a linearizable barrier). Only this
-         * path pays for it, once per request. */
-        if (!r->logged_in && !r->session_rechecked) {
+         * path pays for it, once per request, and only for a client that
+         * gave no index of its own (X-Min-Index or the lr_idx cookie every
+         * write of the site sets): one that did has had its read wait for
+         * that index already, and an expired cookie in a browser must not
+         * cost the leader a round, nor wait out an election, per page. */
+        if (!r->logged_in && !r->session_rechecked && r->min_index == 0) {
             r->session_rechecked = true;
             s->host.read(s->host.ctx, SITE_READ_LINEARIZABLE, 0, s->o.read_timeout_ms, recheck_done, r);
             return;
