@@ -206,7 +206,7 @@ static void leader_done(void *arg, int err)
     /* A 503 from the leader: it may be handing leadership over (a leader
      * stopping for a rolling restart refuses writes meanwhile, one in a
      * transfer refuses proposals; docs/operations.md "Upgrade"). If Raft
-     * names a successor within two election timeouts, the write goes
+     * names a successor within four election timeouts, the write goes
      * there, under its Idempotency-Key in case the 503 came after the
      * proposal; otherwise the 503 is the answer. */
     if (f->status == 503 && uv_now(&n->loop) < f->deadline && f->attempts < FORWARD_MAX_ATTEMPTS) {
