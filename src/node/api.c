@@ -82,7 +82,7 @@ static void respond_text(struct node *n, struct http_exchange *x, int status, co
     respond_buf(n, x, status, "text/plain; charset=utf-8", store_applied(n->store), &b);
 }
 
-static int node_status_http(int status)
+int node_status_http(int status)
 {
     switch (status) {
     case NODE_ETOOBIG: return 413;
@@ -91,7 +91,7 @@ static int node_status_http(int status)
     }
 }
 
-static const char *node_status_code(int status)
+const char *node_status_code(int status)
 {
     switch (status) {
     case NODE_ENOTLEADER: return "not_leader";

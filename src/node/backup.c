@@ -2,11 +2,15 @@
  * backup.c — GET /api/v1/backup: the backup file (include/backup.h) of
  * this node's database, for `linkraft backup`.
  *
- * The copy is the one a snapshot makes (store_snapshot: SQLite's backup
- * API from a connection of its own, on a worker thread), so writes go on
- * meanwhile and the copy is the database as of one applied index — applied
- * entries are committed ones, so any node can serve it, a follower as well
- * as the leader; the index in the header says how recent it is. The copy is
+ * First a linearizable read barrier: the copy holds every write that was
+ * acknowledged before the request came, on a follower as on the leader (a
+ * lagging follower, or a leader whose first entry of its term is not yet
+ * committed, would otherwise copy an older state — seen in CI: a backup at
+ * index 0 from a leader a few milliseconds old). Then the copy a snapshot
+ * makes (store_snapshot: SQLite's backup API from a connection of its own,
+ * on a worker thread) of the database as committed — so the replica first
+ * commits what it applied — while writes go on; the copy is the database as
+ * of one applied index, at or above the barrier's. The copy is
  * written to DIR/backup.tmp, checksummed, opened, unlinked (a crash leaves
  * nothing behind) and streamed with back-pressure from the client, so the
  * node never holds more than a queue's worth of it in memory.
@@ -142,6 +146,33 @@ static void copy_after(uv_work_t *req, int status)
     pump(b);
 }
 
+/* The barrier is through: everything acknowledged before the request is
+ * applied here, so the copy can start. */
+static void barrier_done(void *arg, int status)
+{
+    struct node_backup *b = arg;
+    struct node *n = b->n;
+    const char *why = status != NODE_OK ? node_status_text(status)
+                      : n->stopping || n->closing ? "this node is stopping"
+                      : n->repair_from_peers || store_damage_seen() ? "this node's database is being repaired: ask another node"
+                                                                   : NULL;
+    /* The copy is made from what the database has committed; the replica
+     * commits it in batches, so commit what the barrier waited for. */
+    if (!why && !replica_sm_commit(n->replica))
+        why = "this node cannot commit its database now (is its disk full?): try again, or another node";
+    if (!why) {
+        n->backup_copying = true;
+        if (!uv_queue_work(&n->loop, &b->req, copy_work, copy_after))
+            return;
+        n->backup_copying = false;
+        why = "cannot start the copy of the database";
+    }
+    node_respond_error(n, b->x, status != NODE_OK ? node_status_http(status) : 503,
+                       status != NODE_OK ? node_status_code(status) : "unavailable", why);
+    n->backup = NULL;
+    free(b);
+}
+
 void node_backup_handle(struct node *n, struct http_exchange *x)
 {
     const struct http_request *req = http_exchange_request(x);
@@ -171,11 +202,5 @@ void node_backup_handle(struct node *n, struct http_exchange *x)
     snprintf(b->path, sizeof b->path, "%s/backup.tmp", n->o.data_dir);
     b->req.data = b;
     n->backup = b;
-    n->backup_copying = true;
-    if (uv_queue_work(&n->loop, &b->req, copy_work, copy_after)) {
-        n->backup = NULL;
-        n->backup_copying = false;
-        free(b);
-        node_respond_error(n, x, 503, "unavailable", "cannot start the copy of the database");
-    }
+    node_read(n, NODE_READ_LINEARIZABLE, 0, 3000, barrier_done, b);
 }

@@ -114,6 +114,9 @@ void node_cluster_json(struct node *n, struct buf *b);
 /* The one JSON error body of the node's API (json_write_error; a 503 names
  * the leader and says Retry-After). api.c */
 void node_respond_error(struct node *n, struct http_exchange *x, int status, const char *code, const char *msg);
+/* A NODE_E* outcome as an HTTP status and an error code. api.c */
+int node_status_http(int status);
+const char *node_status_code(int status);
 void node_backup_handle(struct node *n, struct http_exchange *x);
 
 /* site_host.c: creates n->site with the node as its host. */

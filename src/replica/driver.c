@@ -683,6 +683,19 @@ void replica_sm_idle(struct replica *d)
         resume_barrier(d);
 }
 
+bool replica_sm_commit(struct replica *d)
+{
+    if (dead(d))
+        return false;
+    if (sm_applied(d) == sm_committed(d))
+        return true;
+    if (!commit_sm(d)) {
+        note_disk_full(d, sm_err(d));
+        return false;
+    }
+    return true;
+}
+
 static void maybe_snapshot(struct replica *d)
 {
     if (!d->o.snapshot_entries && !d->snapshot_wanted)

@@ -162,6 +162,10 @@ void replica_adopt_done(struct replica *d, enum replica_job_status st, const cha
 void replica_timer_fired(struct replica *d, enum replica_timer which);
 /* A background job of the state machine (sm.busy) is over. */
 void replica_sm_idle(struct replica *d);
+/* Commits the state machine's open transaction now, for a copy of its
+ * files that must hold everything applied (a backup). False if it could
+ * not (a full disk: retried as usual; or the driver is dead). */
+bool replica_sm_commit(struct replica *d);
 
 /* ---- Clients --------------------------------------------------------------- */
 
