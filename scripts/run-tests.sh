@@ -66,6 +66,7 @@ for b in build build/asan; do
     run "${tag}sim" "$b/sim" --seeds "$seeds" --jobs 2
   fi
 done
+run sim-regressions sh scripts/sim-regressions.sh build/sim
 run purity sh scripts/test-purity.sh
 run layers sh scripts/test-layers.sh
 # Process-level tests: real node processes, from the optimized build and
