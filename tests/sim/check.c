@@ -376,6 +376,32 @@ static void check_commit_quorum(struct sim *s, struct sim_node *leader, raft_ind
                  (unsigned long long)entry_term, holding, voters);
 }
 
+void check_crash(struct sim *s, struct sim_node *n, raft_term term)
+{
+    /* A one-voter leader is elected by its own vote alone, inside one step,
+     * before the hard state with its term is written. If it crashes before
+     * that write, it restarts in the older term with no vote in the new one,
+     * and may rightly vote for another candidate of that term (seed
+     * 1151029: the leader of term 10 removed itself, leaving {n2}; n2 led
+     * term 11 alone, crashed with term 10 on disk, came back and voted n3
+     * leader of term 11). Nothing of such a reign can have escaped: every
+     * message of its term but a pre-vote's answer leaves only once the term
+     * is on disk (check_send), and it commits nothing — no entry of its term
+     * is durable, so it answers no client and applies nothing new. Only a
+     * reign whose term is above what the disk holds after the crash is
+     * forgotten; one that wrote its term stays, and a second leader of that
+     * term is a violation as before. */
+    for (raft_term t = n->disk.hs.term + 1; t <= term && t < s->cap_lot && t < s->cap_lit; t++) {
+        if (s->leader_of_term[t] != n->id || s->leader_inc_of_term[t] != n->incarnation)
+            continue;
+        if (t < s->cap_sit && s->spoke_inc_of_term[t] == (uint64_t)n->incarnation + 1)
+            continue; /* its traffic left (check_send has failed the run already) */
+        SIM_TRACE(s, "n%llu's reign of term %llu vanished: its disk holds term %llu, no word of it left",
+                  (unsigned long long)n->id, (unsigned long long)t, (unsigned long long)n->disk.hs.term);
+        s->leader_of_term[t] = 0;
+    }
+}
+
 void check_after_event(struct sim *s)
 {
     for (int i = 0; i < SIM_MAX_NODES && !s->failed; i++) {

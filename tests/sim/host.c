@@ -432,6 +432,7 @@ void sim_node_crash(struct sim *s, struct sim_node *n, bool restart)
               (unsigned long long)n->id, what, raft_role_name(raft_role(n->r)),
               (unsigned long long)raft_current_term(n->r), n->job_busy ? " with an fsync in flight" : "",
               (unsigned long long)n->durable_applied, (unsigned long long)n->applied);
+    check_crash(s, n, raft_current_term(n->r));
     n->alive = false;
     n->incarnation++;
     n->restarts++;

@@ -365,6 +365,11 @@ void check_send(struct sim *s, struct sim_node *n, const struct raft_message *m)
  * entries n applied are still on its disk with the same term (never
  * truncated or overwritten). */
 void check_disk_synced(struct sim *s, struct sim_node *n);
+/* n has just crashed (its disk already as the crash left it; term: the
+ * core's term at the crash). A reign of n's in this incarnation whose term
+ * its disk does not hold vanished without a trace: the per-term election
+ * check forgets it, so another node may lead that term. */
+void check_crash(struct sim *s, struct sim_node *n, raft_term term);
 /* Term/role before and after one input to n. kind: "tick" or a message. */
 void check_term_change(struct sim *s, struct sim_node *n, raft_term t0, enum raft_role r0,
                        const struct raft_message *m);
