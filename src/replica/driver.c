@@ -625,9 +625,13 @@ static void start_jobs(struct replica *d);
  * the next leader holds whatever it lost that was committed. It is whole
  * again once it knows committed an entry of a later term than its own at
  * start: the log of that entry's leader, elected without it, holds
- * everything committed before, and so does its log up to there. With one
- * or two voters nothing is held back: one voter lost the entry anyway,
- * and the other of two holds it and refuses a candidate without it. */
+ * everything committed before, and so does its log up to there. The
+ * configuration that counts is the one the cut record may have made: it
+ * may itself have added the third voter (two voters and a learner, then
+ * "promote", committed by this node and the learner while the other voter
+ * lacked it — seeds 256346 and 904282), so two voters hold back as three
+ * do, and the new voter, which holds the entry, can lead. Only one voter
+ * holds nothing back: it lost the entry anyway. */
 static bool amnesiac(struct replica *d)
 {
     if (!d->amnesia)
@@ -643,11 +647,15 @@ static bool amnesiac(struct replica *d)
             "voting and standing for election again", (unsigned long long)c, (unsigned long long)t);
         return false;
     }
-    return raft_config_voters(raft_configuration(d->raft)) >= 3;
+    return raft_config_voters(raft_configuration(d->raft)) + 1 >= 3;
 }
 
 /* Hands msgs to the host, without this node's vote requests and vote
- * grants while it is amnesiac (a dropped message, as the network may). */
+ * grants while it is amnesiac (a dropped message, as the network may).
+ * Pre-vote grants too: a candidate this node would refuse its vote must
+ * not be let through to raise its term again and again, or its stale
+ * term turns away the pre-votes of the one that can win (seed 256346:
+ * no leader for 8 s). */
 static void send_msgs(struct replica *d, const struct raft_message *msgs, size_t n)
 {
     if (!n)
@@ -657,7 +665,8 @@ static void send_msgs(struct replica *d, const struct raft_message *msgs, size_t
         return;
     }
     for (size_t i = 0; i < n; i++)
-        if (msgs[i].type != RAFT_MSG_VOTE && !(msgs[i].type == RAFT_MSG_VOTE_RESP && !msgs[i].reject))
+        if (msgs[i].type != RAFT_MSG_VOTE && msgs[i].type != RAFT_MSG_PREVOTE &&
+            !((msgs[i].type == RAFT_MSG_VOTE_RESP || msgs[i].type == RAFT_MSG_PREVOTE_RESP) && !msgs[i].reject))
             d->io.send(d->io.ctx, &msgs[i], 1);
 }
 
