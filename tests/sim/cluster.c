@@ -423,14 +423,18 @@ static void operator_step(struct sim *s)
 }
 
 /* A node that had a disk fault and started again is whole once it knows
- * committed everything that was committed when it started. */
+ * committed everything that was committed when it started, and its host
+ * has removed its lost-tail marker: the host does so at its next tick, as
+ * node.c does, and a node that crashes before (its clock stopped) starts
+ * amnesiac again and needs a leader elected without it (seed 154368: a
+ * disk wiped meanwhile left no such leader). */
 static void hazard_update(struct sim *s)
 {
     if (s->hazard_slot < 0 || s->replace_slot >= 0)
         return;
     struct sim_node *n = &s->nodes[s->hazard_slot];
     if (n->alive && n->hazard_floor && raft_commit_index(n->r) >= n->hazard_floor &&
-        !raft_wants_snapshot(n->r) && !replica_lost_tail(n->d))
+        !raft_wants_snapshot(n->r) && !replica_lost_tail(n->d) && !n->disk.lost_tail)
         s->hazard_slot = -1;
 }
 
