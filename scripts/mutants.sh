@@ -4,7 +4,8 @@
 # the tree is copied to a temporary directory, the patch applied, the
 # simulator built and run with its default seeds. The simulator must fail.
 # A mutant the simulator's default run does not catch must be caught by the
-# core's unit tests (test_raft, test_scenarios): those are the rare bugs
+# core's and the driver's unit tests (test_raft, test_scenarios,
+# test_replica): those are the rare bugs
 # pinned by a hand-written test (docs/simulator.md lists which). A mutant
 # that survives both (or a patch that no longer applies) fails this run.
 # Prints, per mutant, what caught it first.
@@ -44,10 +45,12 @@ for p in "$@"; do
     continue
   fi
   # The simulator missed it: the unit tests must not.
-  if make -s -C "$dir" -j2 build/tests/test_raft build/tests/test_scenarios >>"$dir/build.log" 2>&1; then
+  if make -s -C "$dir" -j2 build/tests/test_raft build/tests/test_scenarios build/tests/test_replica \
+    >>"$dir/build.log" 2>&1; then
     failed=""
     (cd "$dir" && build/tests/test_raft) >"$dir/unit.log" 2>&1 || failed="test_raft"
     (cd "$dir" && build/tests/test_scenarios) >>"$dir/unit.log" 2>&1 || failed="${failed:+$failed, }test_scenarios"
+    (cd "$dir" && build/tests/test_replica) >>"$dir/unit.log" 2>&1 || failed="${failed:+$failed, }test_replica"
     if [ -n "$failed" ]; then
       which=$(grep -m1 -E '^FAIL ' "$dir/unit.log" | cut -c6-90)
       echo "ok   $name: missed by the simulator ($(tail -n 1 "$dir/sim.log")); caught by $failed: $which"
