@@ -200,10 +200,6 @@ static uint64_t next_rand(struct replica *d)
     return d->rng * 2685821657736338717ull;
 }
 
-/* Every node reaches the same index at about the same moment, and copying
- * the state machine is the heaviest thing a node does: with the same
- * interval all of them would copy at once (the leader and both followers
- * stalled together). A gap drawn anew each time keeps them apart. */
 /* Where this process numbers its read-index requests from. The leader may
  * answer a request of the node's previous process after this one started
  * (a straggler, or an answer that waited in its send queue while the node
@@ -211,10 +207,10 @@ static uint64_t next_rand(struct replica *d)
  * the answer to a new request. Numbered from 1 at every start, the old
  * answer matched a new read and served it at the old request's index,
  * without writes committed since (the simulator's long run: ten seeds of
- * read index safety, three of linearizability). The seed differs at every
- * start (replica_options), and a point drawn from it (splitmix64's
- * finalizer, apart from the snapshot gaps' generator) makes two processes'
- * ranges of contexts meet about as often as two 64-bit draws do. */
+ * read index safety). The seed differs at every start (replica_options),
+ * and a point drawn from it (splitmix64's finalizer, apart from the
+ * snapshot gaps' generator) makes two processes' ranges of contexts meet
+ * about as often as two 64-bit draws do. */
 static uint64_t first_context(uint64_t seed)
 {
     uint64_t z = seed + 0x9E3779B97F4A7C15ull;
@@ -223,6 +219,10 @@ static uint64_t first_context(uint64_t seed)
     return z ^ (z >> 31);
 }
 
+/* Every node reaches the same index at about the same moment, and copying
+ * the state machine is the heaviest thing a node does: with the same
+ * interval all of them would copy at once (the leader and both followers
+ * stalled together). A gap drawn anew each time keeps them apart. */
 static void draw_snapshot_gap(struct replica *d)
 {
     raft_index base = d->o.snapshot_entries, spread = base / 2;
