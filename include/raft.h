@@ -353,7 +353,10 @@ int raft_propose(struct raft *r, const uint8_t *data, size_t len,
 
 /* Linearizable read (§6.4): requests a read index for `context`. The answer
  * arrives later in ready.reads. On a follower the request is forwarded to the
- * leader. RAFT_ENOLEADER if no leader is known. */
+ * leader. RAFT_ENOLEADER if no leader is known. A context must not repeat,
+ * also across restarts of the node: the leader's answer to the previous
+ * process's request may arrive after a restart, from the same leader in the
+ * same term, and is told apart only by its context. */
 int raft_read_index(struct raft *r, uint64_t context);
 
 /* Leader only: hand leadership to `to` (§3.10). Proposals get RAFT_EBUSY until

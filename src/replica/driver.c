@@ -200,6 +200,25 @@ static uint64_t next_rand(struct replica *d)
     return d->rng * 2685821657736338717ull;
 }
 
+/* Where this process numbers its read-index requests from. The leader may
+ * answer a request of the node's previous process after this one started
+ * (a straggler, or an answer that waited in its send queue while the node
+ * restarted): same leader, same term, and only the context tells it from
+ * the answer to a new request. Numbered from 1 at every start, the old
+ * answer matched a new read and served it at the old request's index,
+ * without writes committed since (the simulator's long run: ten seeds of
+ * read index safety). The seed differs at every start (replica_options),
+ * and a point drawn from it (splitmix64's finalizer, apart from the
+ * snapshot gaps' generator) makes two processes' ranges of contexts meet
+ * about as often as two 64-bit draws do. */
+static uint64_t first_context(uint64_t seed)
+{
+    uint64_t z = seed + 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
 /* Every node reaches the same index at about the same moment, and copying
  * the state machine is the heaviest thing a node does: with the same
  * interval all of them would copy at once (the leader and both followers
@@ -225,6 +244,7 @@ struct replica *replica_create(const struct replica_options *o, struct raft *r, 
     d->sm = *sm;
     d->raft = r;
     d->rng = o->seed | 1;
+    d->next_context = first_context(o->seed);
     if (sm->result_size) {
         d->results = malloc(d->o.apply_batch * sm->result_size);
         if (!d->results) {

@@ -130,7 +130,10 @@ struct replica_options {
     uint64_t commit_every_entries;     /* or after this many applied entries; default 2048 */
     uint64_t retry_ms;                 /* full disk: retry after; default 1000 */
     size_t apply_batch;                /* entries per apply call; default 8192 */
-    uint64_t seed;                     /* draws the snapshot gaps */
+    uint64_t seed;                     /* draws the snapshot gaps and the first read-index
+                                        * context; must differ at every start of the node
+                                        * (an answer to the previous process's read may
+                                        * still arrive: raft_read_index) */
     bool sync_persist;                 /* the core runs without async_persist: every ready is
                                         * written before it is applied and advanced (the plain
                                         * ready contract; the simulator mixes both) */

@@ -213,6 +213,8 @@ static enum replica_sm_status sm_restore(void *ctx, const struct raft_snapshot_m
     SIM_TRACE(s, "n%llu installs snapshot %llu/%llu (applied was %llu)", (unsigned long long)n->id,
               (unsigned long long)m->index, (unsigned long long)m->term, (unsigned long long)n->applied);
     n->applied = m->index;
+    if (n->repairing && !raft_wants_snapshot(n->r))
+        n->repairing = false; /* as node.c's sm_restore: serving reads again */
     /* Like store_restore, the restored state is the state machine's file. */
     n->kv_durable = n->kv;
     n->durable_applied = m->index;
@@ -300,6 +302,7 @@ void sim_node_start(struct sim *s, struct sim_node *n)
         return;
     }
     bool from_peers = dc.snapshot_damaged;
+    n->repairing = from_peers;
     if (n->sm_rotten) {
         /* The database fails its check: moved aside, rebuilt from the
          * snapshot (if sound) and the log (REPAIR_LOCAL). */
@@ -331,7 +334,7 @@ void sim_node_start(struct sim *s, struct sim_node *n)
              * nothing until a leader's snapshot is installed. Its state is
              * poison, so a read served from it would show. */
             for (int k = 0; k < SIM_NKEYS; k++)
-                n->kv.v[k] = 0xBAD0000000000000ull | (uint64_t)k;
+                n->kv.v[k] = SIM_POISON | (uint64_t)k;
             n->kv_durable = n->kv;
             n->applied = n->durable_applied = d->snap.meta.index;
         } else if (d->snap.have && d->snap.meta.index > n->applied) {

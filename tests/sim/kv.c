@@ -235,6 +235,11 @@ static void get_answered(void *arg, int status)
                  (unsigned long long)c->seq, (unsigned long long)n->applied, (unsigned long long)c->read_floor);
         return;
     }
+    if (SIM_IS_POISON(n->kv.v[c->key])) {
+        sim_fail(s, "read index safety: n%llu answered read %llu from a state machine it was repairing from peers "
+                 "(not yet replaced by a leader's snapshot)", (unsigned long long)n->id, (unsigned long long)c->seq);
+        return;
+    }
     record(s, c, n->kv.v[c->key], s->now);
     s->gets_ok++;
     SIM_TRACE(s, "client %d GET k%u = %llu from n%llu (applied %llu)", c->id, c->key,
@@ -256,6 +261,13 @@ static void attempt(struct sim *s, struct sim_client *c)
     struct sim_node *n = &s->nodes[slot];
     if (s->now < n->paused_until) {
         retry(s, c, -1); /* a stopped process answers nothing */
+        return;
+    }
+    if (c->kind == LIN_GET && n->repairing) {
+        /* node_read: a node repairing from peers answers reads 503 (its
+         * state machine is not verified), never from the driver. */
+        SIM_TRACE(s, "client %d GET via n%llu: repairing", c->id, (unsigned long long)n->id);
+        retry(s, c, -1);
         return;
     }
     if (c->kind == LIN_GET && c->leader_only && raft_role(n->r) != RAFT_LEADER) {

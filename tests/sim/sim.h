@@ -28,6 +28,10 @@
 
 #define SIM_MAX_NODES 8        /* node slots; id = slot + 1; ids are never reused */
 #define SIM_NKEYS 6            /* KV registers */
+/* The values a node repairing from peers holds until a leader's snapshot
+ * replaces them (no client ever writes one: values are (client+1)<<40 | op). */
+#define SIM_POISON 0xBAD0000000000000ull
+#define SIM_IS_POISON(v) (((v) >> 48) == (SIM_POISON >> 48))
 #define SIM_MAX_CLIENTS 6
 #define SIM_TICK_US 10000      /* one raft tick = 10 ms of virtual time */
 
@@ -200,6 +204,8 @@ struct sim_node {
     uint64_t clock_paused_until; /* its clock stands still (ticks stop) until then; the process runs */
     bool sm_rotten;          /* its state machine's file was damaged while it was down */
     bool wiped;              /* its disk and state machine were lost: it never starts as itself again */
+    bool repairing;          /* repairing from peers: refuses reads until a leader's snapshot is
+                              * installed (node_read's NODE_EREPAIRING, src/node/node.c) */
     raft_index hazard_floor; /* after a disk fault: committed index it must reach to count as whole */
     raft_term max_hs_term;   /* ghost: the highest term its disk ever held (identity check) */
 

@@ -22,6 +22,8 @@ struct fake {
     int pre_grants;              /* pre-vote grants sent */
     int answers, last_status;
     raft_index last_index;
+    uint64_t read_ctx;           /* the context of the last read-index request sent */
+    int read_reqs;
 };
 
 static uint64_t f_now(void *ctx) { return ((struct fake *)ctx)->now; }
@@ -32,6 +34,10 @@ static void f_send(void *ctx, const struct raft_message *m, size_t n)
         f->vote_reqs += m[i].type == RAFT_MSG_VOTE || m[i].type == RAFT_MSG_PREVOTE;
         f->grants += m[i].type == RAFT_MSG_VOTE_RESP && !m[i].reject;
         f->pre_grants += m[i].type == RAFT_MSG_PREVOTE_RESP && !m[i].reject;
+        if (m[i].type == RAFT_MSG_READ_INDEX) {
+            f->read_reqs++;
+            f->read_ctx = m[i].context;
+        }
     }
 }
 static void f_write(void *ctx, const struct replica_write *w)
@@ -382,6 +388,103 @@ TEST(lost_tail_one_voter_leads_at_once)
     replica_destroy(d);
 }
 
+static void read_answered(void *arg, int status)
+{
+    struct fake *f = arg;
+    f->answers++;
+    f->last_status = status;
+}
+
+/* A follower (n1) of a three-voter cluster, restarted from term 2 with entry
+ * 1 (the configuration) on its disk, that hears leader n2 of term 2. */
+static struct replica *restarted_follower(struct fake *f, uint64_t seed)
+{
+    memset(f, 0, sizeof *f);
+    struct raft_options ro;
+    raft_options_default(&ro, 1, seed);
+    ro.async_persist = true;
+    struct raft *r = raft_create(&ro);
+    struct raft_config c = { .n = 3, .members = { { 1, RAFT_VOTER, 0 }, { 2, RAFT_VOTER, 0 }, { 3, RAFT_VOTER, 0 } } };
+    struct raft_entry e1 = { .index = 1, .term = 1, .type = RAFT_ENTRY_CONFIG };
+    uint8_t cfg[64];
+    int len = raft_config_encode(&c, cfg, sizeof cfg);
+    if (!r || len <= 0)
+        return NULL;
+    e1.data = cfg;
+    e1.len = (uint32_t)len;
+    struct raft_hard_state hs = { .term = 2, .vote = 2 };
+    if (raft_restore(r, &hs, NULL, &e1, 1, 0) != RAFT_OK)
+        return NULL;
+    struct replica_options o;
+    replica_options_default(&o);
+    o.snapshot_entries = 0;
+    o.seed = seed;
+    struct replica_io io = { .ctx = f, .now = f_now, .send = f_send, .write = f_write, .snapshot = f_snapshot,
+                             .adopt = f_adopt, .arm = f_arm, .cancel = f_cancel, .log = f_log, .fatal = f_fatal,
+                             .stopped = f_stopped };
+    struct replica_sm sm = { .ctx = f, .applied = sm_applied, .committed = sm_committed, .apply = sm_apply,
+                             .commit = sm_commit, .restore = sm_restore };
+    struct replica *d = replica_create(&o, r, &io, &sm);
+    if (!d)
+        return NULL;
+    struct raft_message hb = { .type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 2, .prev_index = 1,
+                               .prev_term = 1, .commit = 1 };
+    replica_step(d, &hb);
+    replica_pump(d);
+    settle(f, d);
+    return d;
+}
+
+/* The leader's answer to a read-index request of this node's previous
+ * process (a straggler, or one that waited in the leader's send queue
+ * while this node restarted) comes from the same leader in the same term:
+ * only its context tells it from the answer to a new request. Contexts that
+ * started again at 1 matched, and a linearizable read was served at the old
+ * request's index, missing writes committed since (the simulator: seeds
+ * 1193192, 137417 and eight more of the long run). */
+TEST(read_index_answer_to_a_previous_process_serves_no_read)
+{
+    struct fake f;
+    struct replica *d = restarted_follower(&f, 1001);
+    REQUIRE(d && raft_leader(replica_raft(d)) == 2);
+    replica_read(d, REPLICA_READ_LINEARIZABLE, 0, 1000, read_answered, &f);
+    replica_pump(d);
+    REQUIRE(f.read_reqs == 1);
+    uint64_t old_ctx = f.read_ctx;
+    replica_destroy(d); /* the crash: the request is still on its way */
+
+    d = restarted_follower(&f, 2002); /* a new process: a new seed */
+    REQUIRE(d && raft_leader(replica_raft(d)) == 2);
+    replica_read(d, REPLICA_READ_LINEARIZABLE, 0, 1000, read_answered, &f);
+    replica_pump(d);
+    REQUIRE(f.read_reqs == 1);
+    /* The old request's answer: index 1, from before writes up to 5 committed. */
+    struct raft_message old = { .type = RAFT_MSG_READ_INDEX_RESP, .from = 2, .to = 1, .term = 2,
+                                .context = old_ctx, .index = 1 };
+    replica_step(d, &old);
+    replica_pump(d);
+    settle(&f, d);
+    CHECK_EQ_I(f.answers, 0);
+    /* Its own answer, once applied up to it. */
+    struct raft_entry e[4];
+    for (int i = 0; i < 4; i++)
+        e[i] = (struct raft_entry){ .index = 2 + (raft_index)i, .term = 2, .type = RAFT_ENTRY_COMMAND };
+    struct raft_message a = { .type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 2, .prev_index = 1,
+                              .prev_term = 1, .commit = 5, .entries = e, .n_entries = 4 };
+    replica_step(d, &a);
+    replica_pump(d);
+    struct raft_message ans = { .type = RAFT_MSG_READ_INDEX_RESP, .from = 2, .to = 1, .term = 2,
+                                .context = f.read_ctx, .index = 5 };
+    replica_step(d, &ans);
+    replica_pump(d);
+    settle(&f, d);
+    CHECK_EQ_U(f.applied, 5);
+    CHECK_EQ_I(f.answers, 1);
+    CHECK_EQ_I(f.last_status, REPLICA_OK);
+    CHECK_EQ_I(f.fatals, 0);
+    replica_destroy(d);
+}
+
 int main(void)
 {
     RUN(full_log_write_refuses_writes_and_retries_the_same_batch);
@@ -392,5 +495,6 @@ int main(void)
     RUN(lost_tail_neither_campaigns_nor_votes_until_whole);
     RUN(lost_tail_holds_back_with_two_voters_the_cut_record_may_have_made_three);
     RUN(lost_tail_one_voter_leads_at_once);
+    RUN(read_index_answer_to_a_previous_process_serves_no_read);
     return HARNESS_END();
 }
