@@ -199,6 +199,7 @@ struct sim_node {
     raft_term led_term;      /* last term this node was seen leading (fault scheduling) */
     uint64_t clock_paused_until; /* its clock stands still (ticks stop) until then; the process runs */
     bool sm_rotten;          /* its state machine's file was damaged while it was down */
+    bool sm_poison;          /* repairing from peers: kv is poison (in memory only) until a snapshot is restored */
     bool wiped;              /* its disk and state machine were lost: it never starts as itself again */
     raft_index hazard_floor; /* after a disk fault: committed index it must reach to count as whole */
     raft_term max_hs_term;   /* ghost: the highest term its disk ever held (identity check) */
