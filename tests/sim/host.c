@@ -409,6 +409,9 @@ void sim_node_start(struct sim *s, struct sim_node *n)
      * assume) may have been acknowledged. A batch torn by the crash ends
      * inside a record: never synced, never acknowledged. */
     ro.lost_tail = d->lost_tail = dc.tail_cut || d->lost_tail;
+    if (dc.tail_cut)
+        d->lost_tail_term = d->hs.term;
+    ro.lost_tail_term = d->lost_tail ? d->lost_tail_term : 0;
     struct replica_io io = {
         .ctx = n, .now = io_now, .send = io_send, .write = io_write, .snapshot = io_snapshot, .adopt = io_adopt,
         .arm = io_arm, .cancel = io_cancel, .log = io_log, .fatal = io_fatal, .stopped = io_stopped,

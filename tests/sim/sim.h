@@ -63,6 +63,7 @@ struct sim_disk {
     size_t n_log, cap_log;
     bool hs_rotten;            /* the hard state's record no longer checks */
     bool lost_tail;            /* the node's marker (node.c: DIR/lost-tail): votes held back until whole */
+    raft_term lost_tail_term;  /* in the marker: the hard state's term at the start that cut the tail */
     struct sim_snapshot snap;  /* the node's snapshot (own or installed) */
     struct sim_snapshot prev;  /* its previous own snapshot, if keep_prev: a transfer of it may go on */
     bool keep_prev;
