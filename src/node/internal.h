@@ -43,6 +43,7 @@ struct node {
     struct identity identity;     /* DIR/identity: cluster id, incarnation, pins */
     bool repair_from_peers;       /* the database waits for a leader's snapshot (repair.c) */
     bool lost_tail;               /* DIR/lost-tail exists: votes held back until whole (replica_lost_tail) */
+    raft_term lost_tail_term;     /* what it holds: the hard state's term at the start that cut the tail */
     bool bootstrap_pending;       /* empty, not --join: waits for its peers' word first */
     raft_id probe_welcomed[CLUSTER_MAX_MEMBERS]; /* peers that accepted it meanwhile */
     size_t n_probe_welcomed;

@@ -498,6 +498,7 @@ static int create_replica(struct node *n, uint64_t seed, bool lost_tail, char *e
     struct replica_options ro;
     replica_options_default(&ro);
     ro.lost_tail = lost_tail; /* the log's last record was cut: it may have been acknowledged */
+    ro.lost_tail_term = n->lost_tail_term;
     ro.write_timeout_ms = n->o.write_timeout_ms;
     ro.snapshot_entries = n->o.snapshot_entries;
     ro.apply_batch = APPLY_RESULTS_MAX;
@@ -594,14 +595,19 @@ static void on_check(uv_check_t *c)
 /* DIR/lost-tail: the log's last record was cut though it was all there,
  * so this node may have acknowledged what it lost, and must not vote until
  * whole again (replica_options.lost_tail). The marker is durable before the
- * cut is (storage_open_finish) and stays until then, across restarts. */
+ * cut is (storage_open_finish) and stays until then, across restarts. It
+ * holds the hard state's term at the start that cut the tail
+ * (lost_tail_term): the node is whole once its log holds an entry of a
+ * later term, whatever term it restarts in. */
 static int lost_tail_mark(struct node *n, bool on, char *err, size_t errcap)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/lost-tail", n->o.data_dir);
     if (on) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0 || fsync(fd) != 0) {
+        char text[32];
+        int len = snprintf(text, sizeof text, "%llu\n", (unsigned long long)n->lost_tail_term);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || write(fd, text, (size_t)len) != len || fsync(fd) != 0) {
             snprintf(err, errcap, "cannot create %.900s: %s", path, strerror(errno));
             if (fd >= 0)
                 close(fd);
@@ -1081,8 +1087,21 @@ static int start(struct node *n, char *err, size_t errcap)
     }
     char marker[4200];
     snprintf(marker, sizeof marker, "%s/lost-tail", n->o.data_dir);
-    bool lost_tail = state.tail_maybe_acked || access(marker, F_OK) == 0;
+    bool marked = access(marker, F_OK) == 0;
+    bool lost_tail = state.tail_maybe_acked || marked;
     n->lost_tail = lost_tail; /* the marker is made durable in recover(), before the cut is */
+    /* A tail cut now was acknowledged in this term at the latest; an older
+     * marker keeps its term (one without a term, or unreadable, counts from
+     * this one: later, never earlier, than the truth). */
+    n->lost_tail_term = state.hard_state.term;
+    if (!state.tail_maybe_acked && marked) {
+        FILE *f = fopen(marker, "r");
+        unsigned long long t = 0;
+        if (f && fscanf(f, "%llu", &t) == 1 && t > 0 && t < n->lost_tail_term)
+            n->lost_tail_term = t;
+        if (f)
+            fclose(f);
+    }
     if (lost_tail)
         log_warn("the log's last record was cut though it was all there: it may have been acknowledged; until "
                  "this node holds every committed entry again it neither votes nor stands for election (%s)",

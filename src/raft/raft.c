@@ -1161,6 +1161,13 @@ static void handle_append_resp(struct raft *r, struct progress *pr, const struct
         maybe_promote_learners(r);
         if (!(pr = progress_of(r, id)))
             return;
+    } else if (pr->state == RAFT_PROGRESS_SNAPSHOT && m->index >= pr->snap.index) {
+        /* The follower holds all the snapshot does: it answers a snapshot
+         * it no longer needs with its commit index, which may be no news
+         * (a late request for one, sent while it repaired from peers,
+         * reached us after it had installed one and caught up). Back to
+         * appending, or it never gets another entry. */
+        become_probe(pr);
     } else if (pr->state == RAFT_PROGRESS_PROBE) {
         /* The probe's answer is exactly what we knew (as after a snapshot
          * install, whose ack set match): the follower holds our log up to

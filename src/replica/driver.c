@@ -107,9 +107,9 @@ struct replica {
      * or after this index, newer than ours: take one as soon as we have
      * applied that far (0: none asked). */
     raft_index snapshot_wanted;
-    /* The log's last record was cut at start (replica_options.lost_tail):
-     * this node may have acknowledged entries it no longer holds. Until it
-     * knows committed an entry of a term after amnesia_term it neither
+    /* The log's last record was cut (replica_options.lost_tail): this
+     * node may have acknowledged entries it no longer holds. Until its
+     * disk holds an entry of a term after amnesia_term it neither
      * campaigns nor votes (amnesiac()). */
     bool amnesia;
     raft_term amnesia_term;
@@ -230,6 +230,7 @@ static void draw_snapshot_gap(struct replica *d)
 }
 
 static bool amnesiac(struct replica *d);
+static void note_durable_term(struct replica *d, raft_term t);
 
 struct replica *replica_create(const struct replica_options *o, struct raft *r, const struct replica_io *io,
                                const struct replica_sm *sm)
@@ -257,7 +258,10 @@ struct replica *replica_create(const struct replica_options *o, struct raft *r, 
     draw_snapshot_gap(d);
     d->last_role = raft_role(r);
     d->amnesia = o->lost_tail;
-    d->amnesia_term = raft_current_term(r);
+    d->amnesia_term = o->lost_tail_term ? o->lost_tail_term : raft_current_term(r);
+    /* What the core was restored from is on disk: a marker left by a crash
+     * just after the node became whole ends here. */
+    note_durable_term(d, raft_term_at(r, raft_last_index(r)));
     return d;
 }
 
@@ -275,11 +279,7 @@ void replica_destroy(struct replica *d)
 
 struct raft *replica_raft(const struct replica *d) { return d->raft; }
 
-bool replica_lost_tail(struct replica *d)
-{
-    amnesiac(d); /* ends it once whole */
-    return d->amnesia;
-}
+bool replica_lost_tail(struct replica *d) { return d->amnesia; }
 raft_index replica_applied(const struct replica *d) { return d->sm.applied(d->sm.ctx); }
 bool replica_restore_waiting(const struct replica *d) { return d->barrier_waits; }
 bool replica_stopping(const struct replica *d) { return d->state != REPLICA_RUNNING; }
@@ -640,34 +640,39 @@ static void finish_barrier(struct replica *d);
 static void start_jobs(struct replica *d);
 
 /* After a cut tail, may this node still have acknowledged entries it lost?
- * Every election quorum that leaves it out meets, in another node, every
- * commit quorum it was part of; so while it neither votes nor campaigns,
- * the next leader holds whatever it lost that was committed. It is whole
- * again once it knows committed an entry of a later term than its own at
- * start: the log of that entry's leader, elected without it, holds
- * everything committed before, and so does its log up to there. The
- * configuration that counts is the one the cut record may have made: it
- * may itself have added the third voter (two voters and a learner, then
+ * It acknowledged them in amnesia_term or earlier (a message leaves only
+ * once its term is durable). Every election quorum that leaves it out
+ * meets, in another node, every commit quorum it was part of; so while it
+ * neither votes nor campaigns, every leader of a later term holds whatever
+ * it lost that was committed, and holds it below that term's first entry.
+ * It is whole again once its disk holds an entry of a later term than
+ * amnesia_term: its log up to there is that entry's leader's (log
+ * matching). Not once it merely knows such an entry committed: the entries
+ * may still be on their way to its disk, and a crash then would leave it
+ * without them and without its marker. The host keeps amnesia_term in its
+ * marker, so a crash before it removes the marker, or restarts in later
+ * terms, do not raise the bar (the simulator, seeds 104095 and 111707: a
+ * node that was whole came back amnesiac for good beside a dead voter).
+ * The configuration that counts is the one the cut record may have made:
+ * it may itself have added the third voter (two voters and a learner, then
  * "promote", committed by this node and the learner while the other voter
  * lacked it — seeds 256346 and 904282), so two voters hold back as three
  * do, and the new voter, which holds the entry, can lead. Only one voter
  * holds nothing back: it lost the entry anyway. */
 static bool amnesiac(struct replica *d)
 {
-    if (!d->amnesia)
-        return false;
-    raft_index c = raft_commit_index(d->raft);
-    raft_term t = raft_term_at(d->raft, c);
-    const struct raft_snapshot_meta *snap = raft_snapshot(d->raft);
-    if (!t && snap && snap->index == c)
-        t = snap->term;
-    if (t > d->amnesia_term) {
-        d->amnesia = false;
-        say(d, REPLICA_LOG_INFO, "the log holds every committed entry again (commit %llu of term %llu): "
-            "voting and standing for election again", (unsigned long long)c, (unsigned long long)t);
-        return false;
-    }
-    return raft_config_voters(raft_configuration(d->raft)) + 1 >= 3;
+    return d->amnesia && raft_config_voters(raft_configuration(d->raft)) + 1 >= 3;
+}
+
+/* The disk now holds an entry (or the snapshot) of term t. */
+static void note_durable_term(struct replica *d, raft_term t)
+{
+    if (!d->amnesia || t <= d->amnesia_term)
+        return;
+    d->amnesia = false;
+    say(d, REPLICA_LOG_INFO, "the log holds an entry of term %llu on disk, after the cut tail's term %llu: it "
+        "holds every committed entry again; voting and standing for election again", (unsigned long long)t,
+        (unsigned long long)d->amnesia_term);
 }
 
 /* Hands msgs to the host, without this node's vote requests and vote
@@ -1024,12 +1029,18 @@ void replica_write_done(struct replica *d, enum replica_job_status st, const cha
     d->write_retry = false;
     if (was == JOB_WRITE) {
         struct write_batch *b = &d->writing;
+        if (b->n_entries)
+            note_durable_term(d, b->entries[b->n_entries - 1].term);
         send_msgs(d, b->after, b->n_after);
         if (b->seq) /* also a batch with only a hard state: a new leader waits for its term */
             raft_persisted(d->raft, b->seq);
         write_batch_reset(b);
         note_disk_ok(d);
     } else {
+        if (d->job_w.n_entries)
+            note_durable_term(d, d->job_w.entries[d->job_w.n_entries - 1].term);
+        if (d->job_w.install)
+            note_durable_term(d, d->job_w.install->term);
         note_disk_ok(d);
         finish_barrier(d);
     }

@@ -138,10 +138,13 @@ struct replica_options {
                                         * written before it is applied and advanced (the plain
                                         * ready contract; the simulator mixes both) */
     bool lost_tail;                    /* storage cut the log's last record at start (torn, or
-                                        * damaged after it was synced: it cannot tell): acknowledged
+                                        * damaged after it was synced: it cannot tell), now or at
+                                        * an earlier start (the host's marker): acknowledged
                                         * entries may be gone. With three voters or more, the node
-                                        * neither votes nor campaigns until it knows committed an
-                                        * entry of a term after its own (docs/replica.md) */
+                                        * neither votes nor campaigns until its disk holds an entry
+                                        * of a term after lost_tail_term (docs/replica.md) */
+    raft_term lost_tail_term;          /* the hard state's term at the start that cut it, which the
+                                        * host keeps in its marker; 0: the current term */
 };
 void replica_options_default(struct replica_options *o);
 
@@ -230,7 +233,8 @@ raft_index replica_applied(const struct replica *d);
 struct raft *replica_raft(const struct replica *d);
 /* Whether the node still holds back its votes after a cut tail
  * (replica_options.lost_tail); false once it is whole again. The host
- * keeps that it is (a marker on disk) until then, across restarts. */
+ * keeps that it is (a marker on disk, with lost_tail_term) until then,
+ * across restarts. */
 bool replica_lost_tail(struct replica *d);
 /* Whether a snapshot install waits for the state machine's background job. */
 bool replica_restore_waiting(const struct replica *d);

@@ -376,3 +376,33 @@ def test_a_lone_voter_without_its_snapshot_data_is_refused(make_cluster):
     assert code == 1, log
     assert "only voter" in log and "is missing" in log, log
     assert dir_hashes(d) == before
+
+
+def test_a_lost_tail_marker_counts_from_its_own_term(make_cluster):
+    """DIR/lost-tail keeps the term of the start that cut the log's last
+    record. A node killed after it was whole again but before it removed
+    the marker, or restarted still marked in a later term, counted from the
+    term it restarted in: it neither voted nor stood for election until a
+    leader it could not help elect committed a later term. With another
+    voter of three down, no leader ever (the simulator, seeds 104095 and
+    111707). Its log holds entries of a later term than the marker's: it
+    is whole at once, and votes."""
+    c = make_cluster(n=3)
+    c.start_all()
+    leader = c.wait_leader()
+    for k in range(20):
+        assert c.put(leader, "k%d" % k, "v%d" % k).status in (200, 201, 204)
+    wait_for("node 3 to apply them", lambda: c.kv(3, "k19") == "v19")
+    term = c.info(leader)["term"]
+    assert term >= 2, term  # entries of a term after the marker's 1
+    for i in (1, 2, 3):
+        assert c.stop(i) == 0
+    marker = os.path.join(c.data_dir(3), "lost-tail")
+    with open(marker, "w") as f:
+        f.write("1\n")
+    c.start(2)
+    c.start(3)  # node 1 stays down: node 2 needs node 3's vote
+    leader = c.wait_leader(among=(2, 3), timeout=15.0)
+    assert c.put(leader, "after", "v").status in (200, 201, 204)
+    wait_for("node 3 to remove its marker", lambda: not os.path.exists(marker))
+    assert "after the cut tail's term 1" in c.log_tail(3, 60)

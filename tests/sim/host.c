@@ -152,7 +152,7 @@ static raft_index sm_applied(void *ctx)
 static raft_index sm_committed(void *ctx)
 {
     struct sim_node *n = ctx;
-    return n->durable_applied;
+    return n->sm_poison ? n->applied : n->durable_applied; /* poison: nothing to commit */
 }
 
 static enum replica_sm_status sm_apply(void *ctx, const struct raft_entry *e, size_t count, void *results)
@@ -160,6 +160,11 @@ static enum replica_sm_status sm_apply(void *ctx, const struct raft_entry *e, si
     struct sim_node *n = ctx;
     struct sim *s = n->s;
     (void)results;
+    if (n->sm_poison) {
+        sim_fail(s, "apply: n%llu applies %llu onto a state machine it is repairing from peers (no leader's "
+                 "snapshot restored yet)", (unsigned long long)n->id, (unsigned long long)e[0].index);
+        return REPLICA_SM_FAILED;
+    }
     for (size_t i = 0; i < count && !s->failed; i++) {
         uint32_t key;
         uint64_t value, op;
@@ -188,6 +193,8 @@ static enum replica_sm_status sm_apply(void *ctx, const struct raft_entry *e, si
 static enum replica_sm_status sm_commit(void *ctx)
 {
     struct sim_node *n = ctx;
+    if (n->sm_poison)
+        return REPLICA_SM_OK; /* nothing applied since the file's last commit */
     raft_index durable = durable_log_end(&n->disk);
     if (n->applied > durable) {
         sim_fail(n->s, "commit: n%llu's state machine would keep index %llu but its disk holds the log only "
@@ -215,6 +222,7 @@ static enum replica_sm_status sm_restore(void *ctx, const struct raft_snapshot_m
     n->applied = m->index;
     if (n->repairing && !raft_wants_snapshot(n->r))
         n->repairing = false; /* as node.c's sm_restore: serving reads again */
+    n->sm_poison = false;
     /* Like store_restore, the restored state is the state machine's file. */
     n->kv_durable = n->kv;
     n->durable_applied = m->index;
@@ -332,11 +340,16 @@ void sim_node_start(struct sim *s, struct sim_node *n)
         if (from_peers) {
             /* Nothing here can rebuild the state machine: it applies
              * nothing until a leader's snapshot is installed. Its state is
-             * poison, so a read served from it would show. */
+             * poison, so a read served from it would show. The poison is
+             * in memory only: the state machine's file keeps what it held
+             * (kv_durable), as node.c's database does, which applies and
+             * commits nothing while it repairs; a crash after the leader's
+             * snapshot is on disk but before it was restored finds that
+             * file, and restores the snapshot if the file is behind it. */
             for (int k = 0; k < SIM_NKEYS; k++)
                 n->kv.v[k] = SIM_POISON | (uint64_t)k;
-            n->kv_durable = n->kv;
-            n->applied = n->durable_applied = d->snap.meta.index;
+            n->applied = d->snap.meta.index;
+            n->sm_poison = true;
         } else if (d->snap.have && d->snap.meta.index > n->applied) {
             /* Crashed after keeping a snapshot but before the state
              * machine caught up with it: restore from the snapshot. */
@@ -399,6 +412,9 @@ void sim_node_start(struct sim *s, struct sim_node *n)
      * assume) may have been acknowledged. A batch torn by the crash ends
      * inside a record: never synced, never acknowledged. */
     ro.lost_tail = d->lost_tail = dc.tail_cut || d->lost_tail;
+    if (dc.tail_cut)
+        d->lost_tail_term = d->hs.term;
+    ro.lost_tail_term = d->lost_tail ? d->lost_tail_term : 0;
     struct replica_io io = {
         .ctx = n, .now = io_now, .send = io_send, .write = io_write, .snapshot = io_snapshot, .adopt = io_adopt,
         .arm = io_arm, .cancel = io_cancel, .log = io_log, .fatal = io_fatal, .stopped = io_stopped,
@@ -437,6 +453,7 @@ void sim_node_crash(struct sim *s, struct sim_node *n, bool restart)
               (unsigned long long)n->durable_applied, (unsigned long long)n->applied);
     check_crash(s, n, raft_current_term(n->r));
     n->alive = false;
+    n->sm_poison = false; /* in memory only */
     n->incarnation++;
     n->restarts++;
     n->crashed_at = s->now;

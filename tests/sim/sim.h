@@ -67,6 +67,7 @@ struct sim_disk {
     size_t n_log, cap_log;
     bool hs_rotten;            /* the hard state's record no longer checks */
     bool lost_tail;            /* the node's marker (node.c: DIR/lost-tail): votes held back until whole */
+    raft_term lost_tail_term;  /* in the marker: the hard state's term at the start that cut the tail */
     struct sim_snapshot snap;  /* the node's snapshot (own or installed) */
     struct sim_snapshot prev;  /* its previous own snapshot, if keep_prev: a transfer of it may go on */
     bool keep_prev;
@@ -203,6 +204,7 @@ struct sim_node {
     raft_term led_term;      /* last term this node was seen leading (fault scheduling) */
     uint64_t clock_paused_until; /* its clock stands still (ticks stop) until then; the process runs */
     bool sm_rotten;          /* its state machine's file was damaged while it was down */
+    bool sm_poison;          /* repairing from peers: kv is poison (in memory only) until a snapshot is restored */
     bool wiped;              /* its disk and state machine were lost: it never starts as itself again */
     bool repairing;          /* repairing from peers: refuses reads until a leader's snapshot is
                               * installed (node_read's NODE_EREPAIRING, src/node/node.c) */

@@ -886,6 +886,37 @@ TEST(follower_that_lost_an_acknowledged_entry_catches_up)
     teardown();
 }
 
+/* A follower's request for a snapshot (it repaired from peers) that
+ * reaches the leader after the follower installed one and caught up: the
+ * leader sends the snapshot again, the follower answers that it holds all
+ * of it (an append acknowledgement at its commit, no further than the
+ * match the leader knew), and the leader must go back to appending. It
+ * kept sending the snapshot instead, and the follower never got another
+ * entry (the simulator, seed 117283: a follower one entry behind for
+ * ever). */
+TEST(late_snapshot_request_does_not_stall_a_caught_up_follower)
+{
+    cluster(3);
+    int l = elect();
+    REQUIRE(l);
+    raft_index idx = 0;
+    for (int i = 0; i < 3; i++)
+        REQUIRE(raft_propose(nodes[l].r, (const uint8_t *)"a", 1, &idx, NULL) == RAFT_OK);
+    tick_all(3);
+    int f = l % 3 + 1;
+    REQUIRE(nodes[f].applied >= idx);
+    REQUIRE(raft_snapshot_taken(nodes[l].r, nodes[l].applied, 0, 0) == RAFT_OK);
+    struct raft_message m = { .type = RAFT_MSG_SNAPSHOT_WANTED, .from = (raft_id)f, .to = (raft_id)l,
+                              .term = raft_current_term(nodes[l].r), .index = 1 };
+    raft_step(nodes[l].r, &m);
+    tick_all(3);
+    REQUIRE(raft_propose(nodes[l].r, (const uint8_t *)"b", 1, &idx, NULL) == RAFT_OK);
+    tick_all(5);
+    CHECK_EQ_U(raft_last_index(nodes[f].r), idx);
+    CHECK_EQ_U(nodes[f].applied, idx);
+    teardown();
+}
+
 TEST(single_node)
 {
     cluster(1);
@@ -934,6 +965,7 @@ int main(void)
     RUN(term_never_reaches_2_63);
     RUN(refused_vote_requests_do_not_hold_back_the_election_timer);
     RUN(follower_that_lost_an_acknowledged_entry_catches_up);
+    RUN(late_snapshot_request_does_not_stall_a_caught_up_follower);
     RUN(single_node);
     RUN(config_codec);
     free(net.q);

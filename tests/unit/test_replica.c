@@ -324,6 +324,7 @@ static void check_held_back_until_whole(struct fake *f, struct replica *d)
     struct raft_message a = { .type = RAFT_MSG_APPEND, .from = 3, .to = 1, .term = 2, .prev_index = 1,
                               .prev_term = 1, .commit = 2, .entries = &e2, .n_entries = 1 };
     replica_step(d, &a);
+    replica_pump(d); /* as the host does after every input */
     settle(f, d);
     REQUIRE(raft_commit_index(r) == 2);
     CHECK(!replica_lost_tail(d));
@@ -338,7 +339,7 @@ static void check_held_back_until_whole(struct fake *f, struct replica *d)
 
 /* A node whose storage cut its last record at start (lost_tail) may have
  * acknowledged what it lost: in a three-voter cluster it neither campaigns
- * nor grants votes until it knows committed an entry of a later term (the
+ * nor grants votes until its disk holds an entry of a later term (the
  * simulator, seed 907 with bit rot of a last entry: it was elected without
  * a committed entry). */
 TEST(lost_tail_neither_campaigns_nor_votes_until_whole)
@@ -485,6 +486,102 @@ TEST(read_index_answer_to_a_previous_process_serves_no_read)
     replica_destroy(d);
 }
 
+/* A three-voter member restored from e[0..n) with hard state term
+ * hs_term, whose storage cut its tail at a start in lost_term (0: now). */
+static struct replica *make_cut(struct fake *f, const struct raft_entry *e, size_t n, raft_term hs_term,
+                                raft_term lost_term)
+{
+    memset(f, 0, sizeof *f);
+    struct raft_options ro;
+    raft_options_default(&ro, 1, 42);
+    ro.pre_vote = false;
+    ro.check_quorum = false;
+    struct raft *r = raft_create(&ro);
+    struct raft_hard_state hs = { .term = hs_term, .vote = 0 };
+    if (!r || raft_restore(r, &hs, NULL, e, n, 0) != RAFT_OK)
+        return NULL;
+    struct replica_options o;
+    replica_options_default(&o);
+    o.snapshot_entries = 0;
+    o.lost_tail = true;
+    o.lost_tail_term = lost_term;
+    struct replica_io io = { .ctx = f, .now = f_now, .send = f_send, .write = f_write, .snapshot = f_snapshot,
+                             .adopt = f_adopt, .arm = f_arm, .cancel = f_cancel, .log = f_log, .fatal = f_fatal,
+                             .stopped = f_stopped };
+    struct replica_sm sm = { .ctx = f, .applied = sm_applied, .committed = sm_committed, .apply = sm_apply,
+                             .commit = sm_commit, .restore = sm_restore };
+    return replica_create(&o, r, &io, &sm);
+}
+
+/* Whole once the entry of a later term is on its disk, not once it is
+ * known committed: with the append still being written, a crash would
+ * leave the node without it, and (had the host removed its marker) free
+ * to vote without what it lost. */
+TEST(lost_tail_whole_only_once_the_later_term_is_on_disk)
+{
+    struct raft_config c = { .n = 3, .members = { { 1, RAFT_VOTER, 0 }, { 2, RAFT_VOTER, 0 }, { 3, RAFT_VOTER, 0 } } };
+    uint8_t cfg[64];
+    int len = raft_config_encode(&c, cfg, sizeof cfg);
+    REQUIRE(len > 0);
+    struct raft_entry e1 = { .index = 1, .term = 1, .type = RAFT_ENTRY_CONFIG, .data = cfg, .len = (uint32_t)len };
+    struct fake f;
+    struct replica *d = make_cut(&f, &e1, 1, 1, 0);
+    REQUIRE(d);
+    struct raft *r = replica_raft(d);
+    struct raft_entry e2 = { .index = 2, .term = 2, .type = RAFT_ENTRY_COMMAND };
+    struct raft_message a = { .type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 2, .prev_index = 1,
+                              .prev_term = 1, .commit = 2, .entries = &e2, .n_entries = 1 };
+    replica_step(d, &a);
+    replica_pump(d);
+    REQUIRE(raft_commit_index(r) == 2);
+    REQUIRE(f.job); /* entry 2 is being written */
+    CHECK(replica_lost_tail(d));
+    settle(&f, d);
+    CHECK(!replica_lost_tail(d));
+    CHECK_EQ_I(f.fatals, 0);
+    replica_destroy(d);
+}
+
+/* The marker keeps the term of the start that cut the tail: a node that
+ * became whole and crashed before its host removed the marker, or that
+ * restarts in a later term still amnesiac, is whole as soon as its log
+ * holds an entry of a later term than that one. Counting from the term it
+ * restarts in, it waited for a leader it could not help elect: with a
+ * second voter of three down, for ever (the simulator, seeds 104095 and
+ * 111707: no leader 8 s after the faults stopped). */
+TEST(lost_tail_counts_from_the_term_that_cut_it)
+{
+    struct raft_config c = { .n = 3, .members = { { 1, RAFT_VOTER, 0 }, { 2, RAFT_VOTER, 0 }, { 3, RAFT_VOTER, 0 } } };
+    uint8_t cfg[64];
+    int len = raft_config_encode(&c, cfg, sizeof cfg);
+    REQUIRE(len > 0);
+    struct raft_entry e[2] = {
+        { .index = 1, .term = 1, .type = RAFT_ENTRY_CONFIG, .data = cfg, .len = (uint32_t)len },
+        { .index = 2, .term = 2, .type = RAFT_ENTRY_COMMAND },
+    };
+    /* Cut in term 1; restarted in term 3 with an entry of term 2 on disk. */
+    struct fake f;
+    struct replica *d = make_cut(&f, e, 2, 3, 1);
+    REQUIRE(d);
+    CHECK(!replica_lost_tail(d));
+    for (int i = 0; i < 100 && raft_role(replica_raft(d)) == RAFT_FOLLOWER; i++) {
+        replica_tick(d);
+        settle(&f, d);
+    }
+    CHECK(f.vote_reqs > 0);
+    replica_destroy(d);
+    /* Cut in term 2: the entry of term 2 may be what it had before. */
+    d = make_cut(&f, e, 2, 3, 2);
+    REQUIRE(d);
+    CHECK(replica_lost_tail(d));
+    for (int i = 0; i < 100; i++) {
+        replica_tick(d);
+        settle(&f, d);
+    }
+    CHECK_EQ_I(f.vote_reqs, 0);
+    replica_destroy(d);
+}
+
 int main(void)
 {
     RUN(full_log_write_refuses_writes_and_retries_the_same_batch);
@@ -496,5 +593,7 @@ int main(void)
     RUN(lost_tail_holds_back_with_two_voters_the_cut_record_may_have_made_three);
     RUN(lost_tail_one_voter_leads_at_once);
     RUN(read_index_answer_to_a_previous_process_serves_no_read);
+    RUN(lost_tail_whole_only_once_the_later_term_is_on_disk);
+    RUN(lost_tail_counts_from_the_term_that_cut_it);
     return HARNESS_END();
 }
