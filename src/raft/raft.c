@@ -1170,6 +1170,12 @@ static void handle_append_resp(struct raft *r, struct progress *pr, const struct
             become_replicate(pr);
         else
             pr->probe_sent = false;
+    } else if (pr->state == RAFT_PROGRESS_SNAPSHOT && m->index >= pr->snap.index) {
+        /* The follower holds what the snapshot holds without progressing:
+         * a late SNAPSHOT_WANTED (its repair since finished) sent it a
+         * snapshot it answers with its commit, already our match. Left in
+         * snapshot state, it would get that snapshot again for ever. */
+        become_probe(pr);
     }
     send_append(r, pr, false);
 }

@@ -886,6 +886,37 @@ TEST(follower_that_lost_an_acknowledged_entry_catches_up)
     teardown();
 }
 
+/* A late SNAPSHOT_WANTED (from a repair the follower has since finished)
+ * puts its progress in snapshot state while its match is already past our
+ * snapshot. The follower answers the chunk with "I have up to my commit",
+ * which equals match: the leader sent that snapshot for ever and nothing
+ * else (the simulator: seed 1190500, liveness, a follower at commit 93 fed
+ * snapshot 92 for 8 s after the faults). An answer at or after the
+ * snapshot's index ends the snapshot state, progressed or not. */
+TEST(late_snapshot_request_from_a_caught_up_follower_ends)
+{
+    cluster(3);
+    int l = elect();
+    REQUIRE(l);
+    raft_index idx;
+    for (int i = 0; i < 3; i++)
+        REQUIRE(raft_propose(nodes[l].r, (const uint8_t *)"a", 1, &idx, NULL) == RAFT_OK);
+    tick_all(3);
+    int f = l % 3 + 1;
+    REQUIRE(nodes[f].applied == idx);
+    REQUIRE(raft_snapshot_taken(nodes[l].r, nodes[l].applied, 0, 0) == RAFT_OK);
+    tick_all(1);
+    struct raft_message late = { .type = RAFT_MSG_SNAPSHOT_WANTED, .from = (raft_id)f, .to = (raft_id)l,
+                                 .term = raft_current_term(nodes[l].r), .index = 2 };
+    REQUIRE(raft_step(nodes[l].r, &late) == RAFT_OK);
+    tick_all(3);
+    REQUIRE(raft_propose(nodes[l].r, (const uint8_t *)"b", 1, &idx, NULL) == RAFT_OK);
+    tick_all(10);
+    CHECK_EQ_U(raft_last_index(nodes[f].r), idx);
+    CHECK_EQ_U(nodes[f].applied, idx);
+    teardown();
+}
+
 TEST(single_node)
 {
     cluster(1);
@@ -934,6 +965,7 @@ int main(void)
     RUN(term_never_reaches_2_63);
     RUN(refused_vote_requests_do_not_hold_back_the_election_timer);
     RUN(follower_that_lost_an_acknowledged_entry_catches_up);
+    RUN(late_snapshot_request_from_a_caught_up_follower_ends);
     RUN(single_node);
     RUN(config_codec);
     free(net.q);
