@@ -352,7 +352,12 @@ void sim_node_start(struct sim *s, struct sim_node *n)
             n->sm_poison = true;
         } else if (d->snap.have && d->snap.meta.index > n->applied) {
             /* Crashed after keeping a snapshot but before the state
-             * machine caught up with it: restore from the snapshot. */
+             * machine caught up with it: restore from the snapshot. Also
+             * a poison state machine whose repair got as far as a leader's
+             * snapshot on disk but not its restore: poison stands for a
+             * database of unknown contents, and node.c's database, which
+             * checked, is at worst behind that snapshot (restored) or
+             * holds the entries after it (replayed the same way). */
             raft_index at = d->snap.meta.index;
             if (!sim_kv_restore(&n->kv, at, d->snap.data, d->snap.meta.size) ||
                 crc32c(d->snap.data, d->snap.meta.size) != d->snap.meta.crc) {
