@@ -290,10 +290,31 @@ static void fault_transfer(struct sim *s)
 static const char *const rot_names[] = { "an entry", "the last entry", "the snapshot's data", "the hard state",
                                          "the state machine's file" };
 
+/* The voters of the latest configuration n's log holds (its core's if it
+ * runs, else its disk's), which it may yet commit as leader; SIZE_MAX if
+ * it holds none. */
+static size_t latest_voters(const struct sim_node *n)
+{
+    if (n->alive && n->r)
+        return raft_config_voters(raft_configuration(n->r));
+    const struct sim_disk *d = &n->disk;
+    for (size_t k = d->n_log; k-- > 0;) {
+        struct raft_config c;
+        if (d->log[k].type == RAFT_ENTRY_CONFIG && raft_config_decode(&c, d->log[k].data, d->log[k].len) == RAFT_OK)
+            return raft_config_voters(&c);
+    }
+    return d->snap.have ? raft_config_voters(&d->snap.meta.config) : SIZE_MAX;
+}
+
 /* A wiped disk, or bit rot of data already synced (found at the next
  * start). One node at a time, and only while the leader's configuration
  * (latest and committed) has three voters or more: beyond that a lost disk
- * is a lost majority, which no protocol survives without a backup. */
+ * is a lost majority, which no protocol survives without a backup. So must
+ * every other node's latest configuration: a deposed leader that removed
+ * itself holds, uncommitted, a configuration of two voters that only it can
+ * still commit or have overwritten, and a new leader needs its vote (its
+ * log is the longest) while it needs both of those two (seed 107854: one
+ * of them lost its disk, and no leader could ever be elected). */
 static void fault_disk(struct sim *s)
 {
     int l = leader_slot(s);
@@ -304,6 +325,9 @@ static void fault_disk(struct sim *s)
     if (raft_config_voters(raft_configuration(lr)) < 3 ||
         raft_config_at(lr, raft_commit_index(lr), &cc) != RAFT_OK || raft_config_voters(&cc) < 3)
         return;
+    for (int i = 0; i < SIM_MAX_NODES; i++)
+        if (s->nodes[i].used && !s->nodes[i].retired && latest_voters(&s->nodes[i]) < 3)
+            return;
     int victim = sim_chance(&s->rng, 300) ? l : -1;
     if (victim < 0) {
         int v[SIM_MAX_NODES], k = 0;
