@@ -130,17 +130,10 @@ static int comment_post(struct store *st, const struct command *c, struct store_
     int found = author(st, c, res, &u);
     if (found <= 0)
         return found < 0 ? STORE_EIO : STORE_OK;
-    sqlite3_stmt *s = prep(st, "SELECT 1 FROM links WHERE id = ?1 AND deleted = 0");
-    if (!s)
-        return STORE_EIO;
-    sqlite3_bind_int64(s, 1, c->link_id);
-    int rc = sqlite3_step(s);
-    done(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return STORE_EIO;
-    if (rc == SQLITE_DONE) {
+    found = store_link_live(st, c->link_id);
+    if (found <= 0) {
         res->status = CMD_ERR_NOT_FOUND;
-        return STORE_OK;
+        return found < 0 ? STORE_EIO : STORE_OK;
     }
     struct row parent = { .depth = -1 };
     if (c->comment_id) {
@@ -152,8 +145,8 @@ static int comment_post(struct store *st, const struct command *c, struct store_
             return STORE_OK;
         }
     }
-    s = prep(st, "INSERT INTO comments(link_id, parent_id, author_id, text, created, depth, path)"
-                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, '')");
+    sqlite3_stmt *s = prep(st, "INSERT INTO comments(link_id, parent_id, author_id, text, created, depth, path)"
+                               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, '')");
     if (!s)
         return STORE_EIO;
     sqlite3_bind_int64(s, 1, c->link_id);
@@ -162,7 +155,7 @@ static int comment_post(struct store *st, const struct command *c, struct store_
     sqlite3_bind_text(s, 4, c->text.p, c->text.len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 5, (sqlite3_int64)c->time_ms);
     sqlite3_bind_int(s, 6, parent.depth + 1);
-    rc = sqlite3_step(s);
+    int rc = sqlite3_step(s);
     done(s);
     if (rc != SQLITE_DONE)
         return STORE_EIO;
@@ -182,6 +175,7 @@ static int comment_post(struct store *st, const struct command *c, struct store_
         EXEC(st, "UPDATE links SET comments = comments + 1 WHERE id = ?1", c->link_id))
         return STORE_EIO;
     res->id = id;
+    res->depth = parent.depth + 1;
     snprintf(res->text, sizeof res->text, "%s", u.name);
     return STORE_OK;
 }
@@ -360,6 +354,19 @@ void store_comments_free(struct store_comment *c, size_t n)
     for (size_t i = 0; c && i < n; i++)
         free(c[i].text);
     free(c);
+}
+
+int store_link_live(struct store *st, int64_t id)
+{
+    sqlite3_stmt *s = prep(st, "SELECT 1 FROM links WHERE id = ?1 AND deleted = 0");
+    if (!s)
+        return store_fail_query(st, "cannot look up a link");
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s), found = rc == SQLITE_ROW ? 1 : 0;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        found = store_fail_query(st, "cannot look up a link");
+    done(s);
+    return found;
 }
 
 int store_comment_get(struct store *st, int64_t id, struct store_comment *out)
