@@ -23,12 +23,11 @@
 /* The link object of SPEC §4 from its fields (strings NUL-terminated;
  * url "" for a text post, text NULL for none, edited_ms 0 for never). */
 static void link_json(struct buf *b, int64_t id, const char *title, size_t title_len, const char *url,
-                      const char *text, const char *author, uint64_t created_ms, int64_t likes, int64_t comments,
-                      uint64_t edited_ms)
+                      const char *domain, const char *text, const char *author, uint64_t created_ms, int64_t likes,
+                      int64_t comments, uint64_t edited_ms)
 {
-    char created[32], domain[SITE_DOMAIN_CAP];
+    char created[32];
     site_rfc3339(created_ms, created);
-    site_url_domain(url, domain, sizeof domain);
     buf_printf(b, "{\"id\":%" PRId64 ",\"title\":", id);
     json_write_str(b, title, title_len);
     buf_puts(b, ",\"url\":");
@@ -61,8 +60,10 @@ static void link_json(struct buf *b, int64_t id, const char *title, size_t title
 
 void site_link_json(struct buf *b, const struct store_link *l, const char *text)
 {
-    link_json(b, l->id, l->title, strlen(l->title), l->url, text, l->author, l->created_ms, l->likes, l->comments,
-              l->edited_ms);
+    char domain[SITE_DOMAIN_CAP];
+    site_url_domain(l->url, domain, sizeof domain);
+    link_json(b, l->id, l->title, strlen(l->title), l->url, domain, text, l->author, l->created_ms, l->likes,
+              l->comments, l->edited_ms);
 }
 
 /* The link's text (malloc'd) if it has one; NULL otherwise or on failure. */
@@ -402,8 +403,11 @@ static void post_done(void *arg, int status, uint64_t index, const struct store_
     struct site_link_input *in = r->link_in;
     struct buf b;
     buf_init(&b);
-    link_json(&b, res->id, in->title + in->start, in->len, in->url_in[0] ? in->url.url : "", r->text, res->text,
-              res->time_ms, 0, 0, 0);
+    bool has_url = in->url_in[0] != 0;
+    /* url.domain is what site_url_domain finds again in url.url (the URL
+     * the parse ended on, as stored): no second parse. */
+    link_json(&b, res->id, in->title + in->start, in->len, has_url ? in->url.url : "", has_url ? in->url.domain : "",
+              r->text, res->text, res->time_ms, 0, 0, 0);
     buf_puts(&b, "\n");
     site_reply(r, 201, "application/json", h, &b);
 }

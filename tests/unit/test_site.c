@@ -788,6 +788,15 @@ TEST(new_rows_answer_as_stored)
     dh.now_ms -= 60000; /* this proposer's clock is behind the log's */
     same_as_get(&a, "/api/v1/links", "{\"title\":\"Ask: a text post\",\"text\":\"line one\\r\\n\\r\\nline <two>\"}", link);
     same_as_get(&a, "/api/v1/links", "{\"title\":\"Both\",\"url\":\"http://b\u00fccher.example/x\",\"text\":\"and words\"}", link);
+    /* The domain is the parse's, not parsed again from the stored URL. */
+    static const char *const urls[] = { "http://127.0.0.1:8080/x", "https://[::1]/y", "https://www.WWW.example.org/",
+                                        "http://Ex-ample.com.:80/p?b=2&a=1", "https://M\\u00fcnchen.de/",
+                                        " https://www.xn--bcher-kva.example/z " };
+    for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"title\":\"url %zu\",\"url\":\"%s\"}", i, urls[i]);
+        same_as_get(&a, "/api/v1/links", body, link);
+    }
     dh.now_ms += 120000;
     const char *comment = "/api/v1/comments/%" PRId64;
     same_as_get(&a, "/api/v1/links/1/comments", "{\"text\":\"top <b>level</b> \\\"c\\\"\"}", comment);
@@ -798,7 +807,7 @@ TEST(new_rows_answer_as_stored)
     snprintf(a.extra, sizeof a.extra, "Authorization: Bearer %s\nIdempotency-Key: as-stored\n", t);
     same_as_get(&a, "/api/v1/links", "{\"title\":\"keyed\",\"url\":\"http://keyed.example/\"}", link);
     bearer(&a, t);
-    CHECK_EQ_I(call(&a, "PUT", "/api/v1/links/4/like", NULL, NULL)->status, 200);
+    CHECK_EQ_I(call(&a, "PUT", "/api/v1/links/10/like", NULL, NULL)->status, 200);
     snprintf(a.extra, sizeof a.extra, "Authorization: Bearer %s\nIdempotency-Key: as-stored\n", t);
     same_as_get(&a, "/api/v1/links", "{\"title\":\"keyed\",\"url\":\"http://keyed.example/\"}", link);
     CHECK_EQ_I(json_int(&resp, "likes"), 1);
