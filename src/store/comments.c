@@ -121,7 +121,6 @@ static int author(struct store *st, const struct command *c, struct store_result
 
 static int comment_post(struct store *st, const struct command *c, struct store_result *res)
 {
-    sqlite3 *db = store_db(st);
     if (!c->text.len || c->comment_id < 0) {
         res->status = CMD_ERR_MALFORMED;
         return STORE_OK;
@@ -145,28 +144,32 @@ static int comment_post(struct store *st, const struct command *c, struct store_
             return STORE_OK;
         }
     }
-    sqlite3_stmt *s = prep(st, "INSERT INTO comments(link_id, parent_id, author_id, text, created, depth, path)"
-                               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, '')");
+    /* The id AUTOINCREMENT would give (the largest id ever handed out, +1),
+     * taken first so that the row goes in once with its path: inserting it
+     * and then setting the path moved its entry in comments_thread. */
+    sqlite3_stmt *s = prep(st, "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'comments'), 0),"
+                               " coalesce((SELECT max(id) FROM comments), 0)) + 1");
     if (!s)
         return STORE_EIO;
-    sqlite3_bind_int64(s, 1, c->link_id);
-    sqlite3_bind_int64(s, 2, c->comment_id);
-    sqlite3_bind_int64(s, 3, u.id);
-    sqlite3_bind_text(s, 4, c->text.p, c->text.len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, (sqlite3_int64)c->time_ms);
-    sqlite3_bind_int(s, 6, parent.depth + 1);
     int rc = sqlite3_step(s);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     done(s);
-    if (rc != SQLITE_DONE)
+    if (rc != SQLITE_ROW)
         return STORE_EIO;
-    int64_t id = sqlite3_last_insert_rowid(db);
     char path[sizeof parent.path + 17];
     snprintf(path, sizeof path, "%s%016" PRIx64, c->comment_id ? parent.path : "", (uint64_t)id);
-    s = prep(st, "UPDATE comments SET path = ?2 WHERE id = ?1");
+    s = prep(st, "INSERT INTO comments(id, link_id, parent_id, author_id, text, created, depth, path)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     if (!s)
         return STORE_EIO;
     sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, c->link_id);
+    sqlite3_bind_int64(s, 3, c->comment_id);
+    sqlite3_bind_int64(s, 4, u.id);
+    sqlite3_bind_text(s, 5, c->text.p, c->text.len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, (sqlite3_int64)c->time_ms);
+    sqlite3_bind_int(s, 7, parent.depth + 1);
+    sqlite3_bind_text(s, 8, path, -1, SQLITE_STATIC);
     rc = sqlite3_step(s);
     done(s);
     if (rc != SQLITE_DONE)
