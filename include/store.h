@@ -61,6 +61,11 @@ struct store_result {
     char text[64];          /* e.g. the canonical username */
     uint8_t replayed;       /* 1: the stored result of an earlier command with
                                the same idempotency scope and key */
+    /* Not kept with a replayed result (0 then): what a new row got, so the
+     * proposer can answer with it without reading the row back. */
+    uint64_t time_ms;       /* the command's time on the log clock: a new link's
+                               or comment's created */
+    int depth;              /* a new comment's depth (0: top level) */
 };
 
 struct store;
@@ -273,6 +278,9 @@ void store_comment_clear(struct store_comment *c);
  * query, then a sort in memory. */
 int store_thread(struct store *st, int64_t link_id, struct store_comment **out, size_t *n);
 void store_comments_free(struct store_comment *c, size_t n);
+/* Whether link id exists and is live: 1, 0, or <0 (one index probe, no
+ * column read: a comment's check before it is proposed). */
+int store_link_live(struct store *st, int64_t id);
 /* The text of live link id: 1 and *text (malloc'd; NULL if the link has
  * none), 0 if there is no such live link. Links without a URL have url "". */
 int store_link_text(struct store *st, int64_t id, char **text);

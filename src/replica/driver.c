@@ -134,7 +134,7 @@ void replica_options_default(struct replica_options *o)
     *o = (struct replica_options){
         .write_timeout_ms = 5000,
         .snapshot_entries = 50000,
-        .commit_every_ms = 100,
+        .commit_every_ms = 250,
         .commit_every_entries = 2048,
         .retry_ms = 1000,
         .apply_batch = 8192,

@@ -126,7 +126,7 @@ struct replica_sm {
 struct replica_options {
     uint64_t write_timeout_ms;         /* a proposal not applied by then: ETIMEOUT; default 5000 */
     uint64_t snapshot_entries;         /* snapshot about every N applied entries (+-25%); 0: never */
-    uint64_t commit_every_ms;          /* commit the state machine this often; default 100 */
+    uint64_t commit_every_ms;          /* commit the state machine this often; default 250 */
     uint64_t commit_every_entries;     /* or after this many applied entries; default 2048 */
     uint64_t retry_ms;                 /* full disk: retry after; default 1000 */
     size_t apply_batch;                /* entries per apply call; default 8192 */

@@ -20,20 +20,23 @@
 
 #include "site/internal.h"
 
-void site_link_json(struct buf *b, const struct store_link *l, const char *text)
+/* The link object of SPEC §4 from its fields (strings NUL-terminated;
+ * url "" for a text post, text NULL for none, edited_ms 0 for never). */
+static void link_json(struct buf *b, int64_t id, const char *title, size_t title_len, const char *url,
+                      const char *domain, const char *text, const char *author, uint64_t created_ms, int64_t likes,
+                      int64_t comments, uint64_t edited_ms)
 {
-    char created[32], domain[SITE_DOMAIN_CAP];
-    site_rfc3339(l->created_ms, created);
-    site_url_domain(l->url, domain, sizeof domain);
-    buf_printf(b, "{\"id\":%" PRId64 ",\"title\":", l->id);
-    json_write_str(b, l->title, strlen(l->title));
+    char created[32];
+    site_rfc3339(created_ms, created);
+    buf_printf(b, "{\"id\":%" PRId64 ",\"title\":", id);
+    json_write_str(b, title, title_len);
     buf_puts(b, ",\"url\":");
-    if (l->url[0]) /* a text post has none */
-        json_write_str(b, l->url, strlen(l->url));
+    if (url[0]) /* a text post has none */
+        json_write_str(b, url, strlen(url));
     else
         buf_puts(b, "null");
     buf_puts(b, ",\"domain\":");
-    if (l->url[0])
+    if (url[0])
         json_write_str(b, domain, strlen(domain));
     else
         buf_puts(b, "null");
@@ -43,16 +46,24 @@ void site_link_json(struct buf *b, const struct store_link *l, const char *text)
     else
         buf_puts(b, "null");
     buf_puts(b, ",\"author\":");
-    json_write_str(b, l->author, strlen(l->author));
-    buf_printf(b, ",\"created\":\"%s\",\"likes\":%" PRId64 ",\"comments\":%" PRId64 ",\"edited\":", created, l->likes,
-               l->comments);
-    if (l->edited_ms) {
+    json_write_str(b, author, strlen(author));
+    buf_printf(b, ",\"created\":\"%s\",\"likes\":%" PRId64 ",\"comments\":%" PRId64 ",\"edited\":", created, likes,
+               comments);
+    if (edited_ms) {
         char edited[32];
-        site_rfc3339(l->edited_ms, edited);
+        site_rfc3339(edited_ms, edited);
         buf_printf(b, "\"%s\"}", edited);
     } else {
         buf_puts(b, "null}");
     }
+}
+
+void site_link_json(struct buf *b, const struct store_link *l, const char *text)
+{
+    char domain[SITE_DOMAIN_CAP];
+    site_url_domain(l->url, domain, sizeof domain);
+    link_json(b, l->id, l->title, strlen(l->title), l->url, domain, text, l->author, l->created_ms, l->likes,
+              l->comments, l->edited_ms);
 }
 
 /* The link's text (malloc'd) if it has one; NULL otherwise or on failure. */
@@ -383,7 +394,22 @@ static void post_done(void *arg, int status, uint64_t index, const struct store_
     }
     char h[80];
     snprintf(h, sizeof h, "Location: /api/v1/links/%" PRId64 "\r\n", res->id);
-    reply_link(r, res->id, 201, h, 500, "internal", "the new link is not in the local store");
+    if (res->replayed) { /* an earlier request's link: as it is now */
+        reply_link(r, res->id, 201, h, 500, "internal", "the new link is not in the local store");
+        return;
+    }
+    /* The new row is what was proposed, with the id, author and log time
+     * the apply gave it: answered from those, not read back. */
+    struct site_link_input *in = r->link_in;
+    struct buf b;
+    buf_init(&b);
+    bool has_url = in->url_in[0] != 0;
+    /* url.domain is what site_url_domain finds again in url.url (the URL
+     * the parse ended on, as stored): no second parse. */
+    link_json(&b, res->id, in->title + in->start, in->len, has_url ? in->url.url : "", has_url ? in->url.domain : "",
+              r->text, res->text, res->time_ms, 0, 0, 0);
+    buf_puts(&b, "\n");
+    site_reply(r, 201, "application/json", h, &b);
 }
 
 void site_post_begin(struct site_req *r)
@@ -407,6 +433,8 @@ void site_post_begin(struct site_req *r)
         site_fail(r, 400, "invalid", err);
         return;
     }
+    r->link_in->start = start;
+    r->link_in->len = len;
     if (r->text || !has_url) { /* a text post, or a link with text */
         struct command c = { .type = CMD_LINK_POST_TEXT,
                              .session = { (const char *)r->token_hash, COMMAND_HASH_LEN },

@@ -149,6 +149,7 @@ static struct command comment_command(struct site_req *r, int type)
 static void post_done(void *arg, int status, uint64_t index, const struct store_result *res)
 {
     struct site_req *r = arg;
+    int64_t parent = r->comment_id;
     r->comment_id = 0; /* a NOT_FOUND here is about the link */
     if (!result_ok(r, status, index, res))
         return;
@@ -160,7 +161,20 @@ static void post_done(void *arg, int status, uint64_t index, const struct store_
     }
     char h[80];
     snprintf(h, sizeof h, "Location: /api/v1/comments/%" PRId64 "\r\n", res->id);
-    reply_comment(r, res->id, 201, h);
+    if (res->replayed) { /* an earlier request's comment: as it is now */
+        reply_comment(r, res->id, 201, h);
+        return;
+    }
+    /* The new row is what was proposed, with the id, author, depth and log
+     * time the apply gave it: answered from those, not read back. */
+    struct store_comment c = { .id = res->id, .link_id = r->id, .parent_id = parent, .text = r->text,
+                               .created_ms = res->time_ms, .depth = res->depth };
+    snprintf(c.author, sizeof c.author, "%.*s", (int)sizeof c.author - 1, res->text); /* names fit */
+    struct buf b;
+    buf_init(&b);
+    site_comment_json(&b, &c);
+    buf_puts(&b, "\n");
+    site_reply(r, 201, "application/json", h, &b);
 }
 
 void site_comment_post_begin(struct site_req *r)
@@ -169,9 +183,7 @@ void site_comment_post_begin(struct site_req *r)
         login_needed(r);
         return;
     }
-    struct store_link *l = malloc(sizeof *l);
-    int found = l ? store_link_get(store_of(r), r->id, l) : STORE_ENOMEM;
-    free(l);
+    int found = store_link_live(store_of(r), r->id);
     if (found < 0) {
         fail_store(r);
         return;

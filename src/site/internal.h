@@ -129,6 +129,7 @@ struct site_link_input {
     size_t title_len;
     char url_in[SITE_URL_MAX + 1];
     struct site_url url;
+    size_t start, len;      /* the title as proposed: title + start, len bytes (trimmed) */
 };
 
 enum site_form { SITE_FORM_NONE, SITE_FORM_LOGIN, SITE_FORM_SIGNUP, SITE_FORM_SUBMIT };

@@ -121,7 +121,6 @@ static int author(struct store *st, const struct command *c, struct store_result
 
 static int comment_post(struct store *st, const struct command *c, struct store_result *res)
 {
-    sqlite3 *db = store_db(st);
     if (!c->text.len || c->comment_id < 0) {
         res->status = CMD_ERR_MALFORMED;
         return STORE_OK;
@@ -130,17 +129,10 @@ static int comment_post(struct store *st, const struct command *c, struct store_
     int found = author(st, c, res, &u);
     if (found <= 0)
         return found < 0 ? STORE_EIO : STORE_OK;
-    sqlite3_stmt *s = prep(st, "SELECT 1 FROM links WHERE id = ?1 AND deleted = 0");
-    if (!s)
-        return STORE_EIO;
-    sqlite3_bind_int64(s, 1, c->link_id);
-    int rc = sqlite3_step(s);
-    done(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return STORE_EIO;
-    if (rc == SQLITE_DONE) {
+    found = store_link_live(st, c->link_id);
+    if (found <= 0) {
         res->status = CMD_ERR_NOT_FOUND;
-        return STORE_OK;
+        return found < 0 ? STORE_EIO : STORE_OK;
     }
     struct row parent = { .depth = -1 };
     if (c->comment_id) {
@@ -152,28 +144,32 @@ static int comment_post(struct store *st, const struct command *c, struct store_
             return STORE_OK;
         }
     }
-    s = prep(st, "INSERT INTO comments(link_id, parent_id, author_id, text, created, depth, path)"
-                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, '')");
+    /* The id AUTOINCREMENT would give (the largest id ever handed out, +1),
+     * taken first so that the row goes in once with its path: inserting it
+     * and then setting the path moved its entry in comments_thread. */
+    sqlite3_stmt *s = prep(st, "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'comments'), 0),"
+                               " coalesce((SELECT max(id) FROM comments), 0)) + 1");
     if (!s)
         return STORE_EIO;
-    sqlite3_bind_int64(s, 1, c->link_id);
-    sqlite3_bind_int64(s, 2, c->comment_id);
-    sqlite3_bind_int64(s, 3, u.id);
-    sqlite3_bind_text(s, 4, c->text.p, c->text.len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, (sqlite3_int64)c->time_ms);
-    sqlite3_bind_int(s, 6, parent.depth + 1);
-    rc = sqlite3_step(s);
+    int rc = sqlite3_step(s);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     done(s);
-    if (rc != SQLITE_DONE)
+    if (rc != SQLITE_ROW)
         return STORE_EIO;
-    int64_t id = sqlite3_last_insert_rowid(db);
     char path[sizeof parent.path + 17];
     snprintf(path, sizeof path, "%s%016" PRIx64, c->comment_id ? parent.path : "", (uint64_t)id);
-    s = prep(st, "UPDATE comments SET path = ?2 WHERE id = ?1");
+    s = prep(st, "INSERT INTO comments(id, link_id, parent_id, author_id, text, created, depth, path)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     if (!s)
         return STORE_EIO;
     sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, c->link_id);
+    sqlite3_bind_int64(s, 3, c->comment_id);
+    sqlite3_bind_int64(s, 4, u.id);
+    sqlite3_bind_text(s, 5, c->text.p, c->text.len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, (sqlite3_int64)c->time_ms);
+    sqlite3_bind_int(s, 7, parent.depth + 1);
+    sqlite3_bind_text(s, 8, path, -1, SQLITE_STATIC);
     rc = sqlite3_step(s);
     done(s);
     if (rc != SQLITE_DONE)
@@ -182,6 +178,7 @@ static int comment_post(struct store *st, const struct command *c, struct store_
         EXEC(st, "UPDATE links SET comments = comments + 1 WHERE id = ?1", c->link_id))
         return STORE_EIO;
     res->id = id;
+    res->depth = parent.depth + 1;
     snprintf(res->text, sizeof res->text, "%s", u.name);
     return STORE_OK;
 }
@@ -360,6 +357,19 @@ void store_comments_free(struct store_comment *c, size_t n)
     for (size_t i = 0; c && i < n; i++)
         free(c[i].text);
     free(c);
+}
+
+int store_link_live(struct store *st, int64_t id)
+{
+    sqlite3_stmt *s = prep(st, "SELECT 1 FROM links WHERE id = ?1 AND deleted = 0");
+    if (!s)
+        return store_fail_query(st, "cannot look up a link");
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s), found = rc == SQLITE_ROW ? 1 : 0;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        found = store_fail_query(st, "cannot look up a link");
+    done(s);
+    return found;
 }
 
 int store_comment_get(struct store *st, int64_t id, struct store_comment *out)

@@ -959,6 +959,7 @@ static int apply_one(struct store *st, const struct store_entry *e, struct store
         if (found)
             return STORE_OK;
     }
+    res->time_ms = c.time_ms;
     /* A banned user's writes, and new content over its user's rate, are
      * refused here, at apply, so every replica decides alike; a rate refusal
      * is not remembered under the key. */

@@ -759,6 +759,61 @@ TEST(idempotency_key_returns_the_first_result)
     teardown();
 }
 
+/* A new link's or comment's 201 is built from what was proposed and the
+ * apply's result (id, author, log time, depth), not read back: it must be
+ * byte for byte what a GET of the row answers, also when the proposer's
+ * clock stepped back (the log clock decides `created`). */
+static void same_as_get(struct client *c, const char *post_path, const char *body, const char *get_fmt)
+{
+    struct response *r = post_json(c, post_path, body);
+    CHECK_EQ_I(r->status, 201);
+    char *posted = strdup(r->body ? r->body : "");
+    char get[64];
+    snprintf(get, sizeof get, get_fmt, json_int(r, "id"));
+    r = call(c, "GET", get, NULL, NULL);
+    CHECK_EQ_I(r->status, 200);
+    CHECK_STR(posted, r->body ? r->body : "");
+    free(posted);
+}
+
+TEST(new_rows_answer_as_stored)
+{
+    setup("asstored.db", 100);
+    struct client a = { 0 };
+    const char *t = signup(&a, "Alice");
+    REQUIRE(t);
+    bearer(&a, t);
+    const char *link = "/api/v1/links/%" PRId64;
+    same_as_get(&a, "/api/v1/links", "{\"title\":\"  A <title> \\\"quoted\\\" caf\u00e9  \",\"url\":\"HTTPS://WWW.Example.COM/a?b=1#frag\"}", link);
+    dh.now_ms -= 60000; /* this proposer's clock is behind the log's */
+    same_as_get(&a, "/api/v1/links", "{\"title\":\"Ask: a text post\",\"text\":\"line one\\r\\n\\r\\nline <two>\"}", link);
+    same_as_get(&a, "/api/v1/links", "{\"title\":\"Both\",\"url\":\"http://b\u00fccher.example/x\",\"text\":\"and words\"}", link);
+    /* The domain is the parse's, not parsed again from the stored URL. */
+    static const char *const urls[] = { "http://127.0.0.1:8080/x", "https://[::1]/y", "https://www.WWW.example.org/",
+                                        "http://Ex-ample.com.:80/p?b=2&a=1", "https://M\\u00fcnchen.de/",
+                                        " https://www.xn--bcher-kva.example/z " };
+    for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"title\":\"url %zu\",\"url\":\"%s\"}", i, urls[i]);
+        same_as_get(&a, "/api/v1/links", body, link);
+    }
+    dh.now_ms += 120000;
+    const char *comment = "/api/v1/comments/%" PRId64;
+    same_as_get(&a, "/api/v1/links/1/comments", "{\"text\":\"top <b>level</b> \\\"c\\\"\"}", comment);
+    same_as_get(&a, "/api/v1/links/1/comments", "{\"text\":\"a reply\",\"parent\":1}", comment);
+    dh.now_ms -= 300000;
+    same_as_get(&a, "/api/v1/links/1/comments", "{\"text\":\"deeper\",\"parent\":2}", comment);
+    /* A replayed post answers the row as it is now (a like since). */
+    snprintf(a.extra, sizeof a.extra, "Authorization: Bearer %s\nIdempotency-Key: as-stored\n", t);
+    same_as_get(&a, "/api/v1/links", "{\"title\":\"keyed\",\"url\":\"http://keyed.example/\"}", link);
+    bearer(&a, t);
+    CHECK_EQ_I(call(&a, "PUT", "/api/v1/links/10/like", NULL, NULL)->status, 200);
+    snprintf(a.extra, sizeof a.extra, "Authorization: Bearer %s\nIdempotency-Key: as-stored\n", t);
+    same_as_get(&a, "/api/v1/links", "{\"title\":\"keyed\",\"url\":\"http://keyed.example/\"}", link);
+    CHECK_EQ_I(json_int(&resp, "likes"), 1);
+    teardown();
+}
+
 TEST(consistency_headers_and_host_failures)
 {
     setup("cons.db", 100);
@@ -2076,6 +2131,7 @@ int main(void)
     RUN(links_list_sorts_and_limits);
     RUN(likes_are_one_per_user_and_idempotent);
     RUN(idempotency_key_returns_the_first_result);
+    RUN(new_rows_answer_as_stored);
     RUN(consistency_headers_and_host_failures);
     RUN(cookie_writes_need_json_and_our_origin);
     RUN(pages_forms_and_escaping);

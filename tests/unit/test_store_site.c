@@ -883,6 +883,51 @@ TEST(thread_is_one_indexed_query)
 
 /* A comment's apply runs six statements: each is prepared once per
  * connection and kept (store_cached_stmt), not prepared again per entry. */
+/* A comment's id is taken before its row goes in (so the row goes in once,
+ * with its path): it must be the id AUTOINCREMENT hands out, the one an
+ * older build applying the same log gives, and AUTOINCREMENT's own count
+ * must follow, so that a row inserted the old way continues from it. */
+TEST(comment_ids_are_autoincrements)
+{
+    struct store *st = open_db("cids.db");
+    REQUIRE(st);
+    static struct log l;
+    l.n = 0;
+    struct hash a = H(1);
+    signup(&l, T0, "alice", "alice", &a);
+    post(&l, T0, &a, "One", "http://one.example/", NULL);
+    comment(&l, T0 + 1, &a, 1, 0, "first", NULL);        /* 1 */
+    comment(&l, T0 + 2, &a, 1, 1, "reply", NULL);        /* 2 */
+    comment(&l, T0 + 3, &a, 1, 7, "bad parent", NULL);   /* refused: no id used */
+    static struct store_result r[8];
+    REQUIRE(apply_all(st, &l, r) == STORE_OK);
+    CHECK(r[2].id == 1 && r[3].id == 2 && r[4].status == CMD_ERR_INVALID);
+    /* An older build's insert (AUTOINCREMENT picks the id), as in a log
+     * applied partly before an upgrade. */
+    sqlite3 *db = store_db(st);
+    CHECK_EQ_I(sqlite3_exec(db, "INSERT INTO comments(link_id, parent_id, author_id, text, created, depth, path)"
+                                " VALUES (1, 0, 1, 'old', 0, 0, printf('%016x', 3))",
+                            NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ_I(sqlite3_last_insert_rowid(db), 3);
+    log_free(&l);
+    for (int i = 0; i < 5; i++)
+        add_raw(&l, (const uint8_t *)"", 0);
+    comment(&l, T0 + 4, &a, 1, 3, "after the old one", NULL);
+    REQUIRE(store_apply(st, l.e + 5, 1, r) == STORE_OK);
+    CHECK(r[0].status == CMD_OK && r[0].id == 4 && r[0].depth == 1);
+    sqlite3_stmt *q = NULL;
+    REQUIRE(sqlite3_prepare_v2(db, "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'comments'),"
+                                   " (SELECT count(*) FROM comments WHERE substr(path, -16) != printf('%016x', id)),"
+                                   " (SELECT path FROM comments WHERE id = 4)", -1, &q, NULL) == SQLITE_OK);
+    REQUIRE(sqlite3_step(q) == SQLITE_ROW);
+    CHECK_EQ_I(sqlite3_column_int64(q, 0), 4);
+    CHECK_EQ_I(sqlite3_column_int64(q, 1), 0);
+    CHECK_STR((const char *)sqlite3_column_text(q, 2), "00000000000000030000000000000004");
+    sqlite3_finalize(q);
+    log_free(&l);
+    store_close(st);
+}
+
 TEST(comment_statements_are_prepared_once)
 {
     struct store *st = open_db("cstmt.db");
@@ -1167,6 +1212,7 @@ int main(void)
     RUN(schema_1_database_is_migrated);
     RUN(thread_is_one_indexed_query);
     RUN(comment_statements_are_prepared_once);
+    RUN(comment_ids_are_autoincrements);
     RUN(text_posts_edit_and_delete);
     RUN(profiles_karma_about_and_password_change);
     RUN(session_lookups_see_every_change_while_cached);
