@@ -288,6 +288,9 @@ int store_comments_by_user(struct store *st, int64_t user_id, unsigned limit, un
 
 /* Whether user_id flagged link (comment false) or comment id (flags.c). */
 int store_flagged(struct store *st, int64_t user_id, bool comment, int64_t id);
+/* flagged[i] = 1 if user_id flagged the comment ids[i], else 0 (one
+ * primary-key probe each: a thread page asks for all its comments). */
+int store_comments_flagged(struct store *st, int64_t user_id, const int64_t *ids, size_t n, uint8_t *flagged);
 
 /* ---- Moderation (src/store/moderation.c) ---------------------------------- */
 

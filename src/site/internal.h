@@ -139,7 +139,8 @@ enum site_form { SITE_FORM_NONE, SITE_FORM_LOGIN, SITE_FORM_SIGNUP, SITE_FORM_SU
  * echoed. */
 enum site_flash { SITE_FLASH_NONE, SITE_FLASH_SIGNUP, SITE_FLASH_LOGIN, SITE_FLASH_LOGOUT, SITE_FLASH_POSTED,
                   SITE_FLASH_DUPLICATE, SITE_FLASH_DELETED, SITE_FLASH_MOD_DELETED, SITE_FLASH_BANNED,
-                  SITE_FLASH_UNBANNED, SITE_FLASH_FLAGGED, SITE_FLASH_UNFLAGGED, SITE_FLASH_COUNT };
+                  SITE_FLASH_UNBANNED, SITE_FLASH_FLAGGED, SITE_FLASH_UNFLAGGED, SITE_FLASH_COMMENT_FLAGGED,
+                  SITE_FLASH_COUNT };
 
 struct site_req;
 typedef void (*site_step)(struct site_req *r);
@@ -382,9 +383,11 @@ bool site_users_page_route(struct site_req *r, const char *path, bool *answered)
 void site_user_profile_html(struct buf *b, struct site_req *r, const struct store_user *u);
 
 /* Flags (flags.c): the API's /links/ID/flag and /comments/ID/flag, the
- * page's /link/ID/flag (false if not theirs), and the form on /link/ID. */
+ * page's /link/ID/flag (false if not theirs), the step of the thread's
+ * POST /comment/ID/flag (r->comment_id set), and the form on /link/ID. */
 bool site_flag_api_route(struct site_req *r, const char *p, bool *answered);
 bool site_flag_page_route(struct site_req *r, const char *path, bool *answered);
+void site_comment_flag_post(struct site_req *r);
 void site_flag_html(struct buf *b, struct site_req *r, const struct store_link *l);
 
 /* Moderation (moderation.c). site_mod_delete: a moderator deleting another's
