@@ -118,10 +118,15 @@ struct site {
     struct site_req *pw_head, *pw_tail;
     char *css_gz;      /* the stylesheet compressed, on first demand */
     size_t css_gz_len;
+    struct site_searches *searches; /* searches on workers and their connections (search.c) */
 };
 
 #define SITE_PWHASH_JOBS 2
 #define SITE_PWHASH_QUEUE 512
+/* Searches at once on libuv's workers (each with a read-only connection of
+ * its own: search.c), and searches waiting for one; past that, 503. */
+#define SITE_SEARCH_JOBS 2
+#define SITE_SEARCH_QUEUE 256
 
 /* What a link post carries; the title and URL are shown again on an error. */
 struct site_link_input {
@@ -214,7 +219,7 @@ struct site_req {
 
     /* Response. */
     struct buf hdrs;                /* extra header lines: Set-Cookie, Allow, Retry-After */
-    uint64_t write_index;           /* index of the write answered, 0 for reads */
+    uint64_t write_index;           /* index of the write answered, or of the state a search read; 0: applied */
     char scope[SITE_NAME_MAX + 3];
     int ok_status;                  /* 200 or 201: what a login answers with */
     const char *gz;                 /* the body already compressed (the stylesheet's), or NULL */
@@ -415,6 +420,9 @@ void site_fail_rate_limited(struct site_req *r, int64_t seconds, bool comment);
 
 /* ---- search.c, feed.c: finding things (SPEC §5) ------------------------------------ */
 
+/* The searches' workers and connections: init 0 or -1 (out of memory). */
+int site_search_init(struct site *s);
+void site_search_free(struct site *s);
 /* GET /api/v1/search?q=&limit&offset. */
 bool site_search_api_route(struct site_req *r, bool *answered);
 /* GET /api/v1/links?domain=...: false if the query has no domain. */
