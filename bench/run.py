@@ -851,11 +851,44 @@ def bench_search():
         commands.append("build/bench/search_db bare DB QUERIES %d same|plain   (bare FTS5, one thread)" % SECONDS)
         one = wrk(url, "search.lua", [queries], conns=1, threads=1)
         page = wrk(url, "search.lua", [queries, "/search"])
+        healthz = probe_during(c.http[1], lambda: wrk(url, "search.lua", [queries], record=False))
         n_queries = sum(1 for _ in open(queries))
-        results["search"] = {"links": SEARCH_LINKS, "window": 2000, "runs": runs, "one": one, "page": page, "t_build": t_build,
+        results["search"] = {"links": SEARCH_LINKS, "window": 2000, "runs": runs, "one": one, "page": page,
+                             "healthz": healthz, "t_build": t_build,
                              "t_restore": t_restore, "db_bytes": db_bytes, "queries": n_queries}
     finally:
         c.close()
+
+
+def probe_during(addr, load):
+    """Latencies (ms) of GET /healthz, one after another on one keep-alive
+    connection, while load() runs: what every other request of the node
+    (and Raft's messages, on the same loop) waits for the loop. p50, p99,
+    max and count."""
+    stop, lat = threading.Event(), []
+
+    def probe():
+        host, port = addr.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        while not stop.is_set():
+            t0 = time.monotonic()
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+            lat.append((time.monotonic() - t0) * 1e3)
+            stop.wait(0.01)
+        conn.close()
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    try:
+        load()
+    finally:
+        stop.set()
+        t.join(timeout=70)
+    lat.sort()
+    if not lat:
+        return {}
+    return {"p50": lat[len(lat) // 2], "p99": lat[len(lat) * 99 // 100], "max": lat[-1], "n": len(lat)}
 
 
 def search_lines():
@@ -875,12 +908,15 @@ def search_lines():
              "apply and started as a one-node cluster's snapshot (database %s MiB; restore to ready %s s). "
              "%d queries in turn: 35%% one common word, 25%% one rare word, 25%% two words of a title, 15%% a "
              "domain. Ours: `GET /api/v1/search?q=` on the node with wrk (%d connections, 2 threads; "
-             "`bench/search.lua`): the words quoted, the match count, the best 30 by bm25 with their rows, "
-             "JSON, HTTP; a query with more than %d matches ranks the newest %d (`store_search`, "
+             "`bench/search.lua`): the words quoted, the matches counted (up to 10,000), the best 30 by bm25 "
+             "with their rows, JSON, HTTP, on the node's search workers (2, each with its own read-only "
+             "connection); a query with more than %d matches ranks the newest %d (`store_search`, "
              "docs/finding.md). Anchor: the same queries, quoted alike, put to FTS5 by a small C program on the "
-             "same database (one thread, back to back), right after each wrk run: the same plan (the count, "
-             "the window, the best 30 rowids by the same bm25; no rows, JSON or HTTP), and plainly (the best 30 "
-             "rowids by bm25 over every match).\n" % (
+             "same database (one thread, back to back), right after each wrk run: the same plan (the walk over "
+             "the matches newest first that counts them and finds the window, the best 30 rowids by the same "
+             "bm25; no rows, JSON or HTTP), and plainly (the best 30 rowids by bm25 over every match). "
+             "`/healthz` probed back to back during one more 64-connection search run: how long the node's "
+             "loop (which also carries Raft) keeps other requests waiting.\n" % (
                  fmt(se["links"]), fmt(se["db_bytes"] / 2 ** 20), fmt(se["t_restore"], 1), se["queries"], CONNS,
                  se.get("window", 2000), se.get("window", 2000)))
     L.append("| measure | linkraft | anchor | ratio | target | met? |\n| --- | --- | --- | --- | --- | --- |")
@@ -902,6 +938,10 @@ def search_lines():
         fmt(se["one"].get("p50"), 2), fmt(se["one"].get("p99"), 1), fmt(se["one"]["rps"])))
     L.append("| The `/search?q=` page, 64 conns: queries/s, p99 (ms) | %s, %s | – | – | – | – |" % (
         fmt(se["page"]["rps"]), fmt(se["page"].get("p99"), 1)))
+    hz = se.get("healthz")
+    if hz:
+        L.append("| `/healthz` while 64 conns search: p50 / p99 / max (ms), probes | %s / %s / %s, %s | – | – | – | "
+                 "– |" % (fmt(hz["p50"], 1), fmt(hz["p99"], 1), fmt(hz["max"], 1), fmt(hz["n"])))
     L.append("")
     L.append("| case | q/s per run | p50 ms per run | p99 ms per run |\n| --- | --- | --- | --- |")
     for k, v in (("node", R["node"]), ("bare FTS5, same plan", bare), ("bare FTS5, plain bm25", plain)):

@@ -23,6 +23,11 @@
  *   search_db identity DIR
  *       writes DIR/identity (build does).
  *
+ *   search_db cluster CLUSTER_FILE N DIR...
+ *       for tests of processes (tests/cluster/test_search_load.py): N links
+ *       inserted by SQL in seconds, installed as the snapshot of each DIR,
+ *       node i of CLUSTER_FILE for the i-th DIR.
+ *
  * The text is made to look like link titles: a vocabulary of 30,000 words
  * used with a Zipf law (s = 1), the first 40 being the stop words of
  * English titles ("the", "of", "how"...), titles of 4 to 11 words, one link
@@ -48,6 +53,7 @@
 #include "node/identity.h"
 #include "storage.h"
 #include "store.h"
+#include "store/discussion.h" /* store_link_domain */
 
 static double now_s(void)
 {
@@ -373,8 +379,9 @@ static int cmp_d(const void *a, const void *b)
 
 /* plan "plain": the best 30 rowids by bm25 over every match, what FTS5 is
  * asked plainly. plan "same": store_search's plan without the rows, JSON
- * or HTTP: the count, the window's bound (STORE_SEARCH_RANK_WINDOW newest
- * matches), the best 30 rowids by bm25 inside it. */
+ * or HTTP: the walk over the matches newest first (counting them up to
+ * STORE_SEARCH_COUNT_CAP, noting the oldest of the STORE_SEARCH_RANK_WINDOW
+ * newest on the way), the best 30 rowids by bm25 among those. */
 static int bare(const char *dbpath, const char *qpath, double seconds, bool same)
 {
     FILE *f = fopen(qpath, "r");
@@ -391,12 +398,11 @@ static int bare(const char *dbpath, const char *qpath, double seconds, bool same
     sqlite3 *db;
     if (sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
         return fail(dbpath, sqlite3_errmsg(db));
-    sqlite3_stmt *s, *count, *bound;
+    sqlite3_stmt *s, *walk;
     if (sqlite3_prepare_v2(db, "SELECT rowid FROM link_fts WHERE link_fts MATCH ?1 AND rowid >= ?2"
                                " ORDER BY bm25(link_fts, 10.0, 1.0, 4.0) LIMIT 30", -1, &s, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "SELECT count(*) FROM link_fts WHERE link_fts MATCH ?1", -1, &count, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "SELECT rowid FROM link_fts WHERE link_fts MATCH ?1 ORDER BY rowid DESC LIMIT 1 OFFSET ?2",
-                           -1, &bound, NULL) != SQLITE_OK)
+        sqlite3_prepare_v2(db, "SELECT rowid FROM link_fts WHERE link_fts MATCH ?1 ORDER BY rowid DESC", -1, &walk,
+                           NULL) != SQLITE_OK)
         return fail("prepare", sqlite3_errmsg(db));
     size_t cap = 1 << 20, n = 0;
     double *lat = malloc(cap * sizeof *lat);
@@ -405,16 +411,12 @@ static int bare(const char *dbpath, const char *qpath, double seconds, bool same
         double a = now_s();
         int64_t from = 0;
         if (same) {
-            sqlite3_bind_text(count, 1, qs[i], -1, SQLITE_STATIC);
-            int64_t total = sqlite3_step(count) == SQLITE_ROW ? sqlite3_column_int64(count, 0) : 0;
-            sqlite3_reset(count);
-            if (total > STORE_SEARCH_RANK_WINDOW) {
-                sqlite3_bind_text(bound, 1, qs[i], -1, SQLITE_STATIC);
-                sqlite3_bind_int64(bound, 2, STORE_SEARCH_RANK_WINDOW - 1);
-                if (sqlite3_step(bound) == SQLITE_ROW)
-                    from = sqlite3_column_int64(bound, 0);
-                sqlite3_reset(bound);
-            }
+            int64_t count = 0;
+            sqlite3_bind_text(walk, 1, qs[i], -1, SQLITE_STATIC);
+            while (count < STORE_SEARCH_COUNT_CAP && sqlite3_step(walk) == SQLITE_ROW)
+                if (++count == STORE_SEARCH_RANK_WINDOW)
+                    from = sqlite3_column_int64(walk, 0);
+            sqlite3_reset(walk);
         }
         sqlite3_bind_text(s, 1, qs[i], -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 2, from);
@@ -428,9 +430,138 @@ static int bare(const char *dbpath, const char *qpath, double seconds, bool same
     printf("{\"queries\":%zu,\"seconds\":%.3f,\"qps\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n", n, total,
            (double)n / total, lat[n / 2] * 1e3, lat[n * 99 / 100] * 1e3);
     sqlite3_finalize(s);
-    sqlite3_finalize(count);
-    sqlite3_finalize(bound);
+    sqlite3_finalize(walk);
     sqlite3_close(db);
+    return 0;
+}
+
+/* ---- cluster: a database for the tests, loaded fast --------------------------------- */
+
+/* Installs the database at db (index sidx) as the snapshot of the node
+ * data directory dir, for a node of the cluster cl (every member a
+ * voter), with its identity: the node restores it at its first start. */
+static int install_for(const char *db, uint64_t sidx, const struct cluster *cl, const char *dir)
+{
+    char err[1024];
+    if (mkdir(dir, 0755) && errno != EEXIST)
+        return fail(dir, "cannot create");
+    struct storage *sg;
+    struct storage_state state;
+    if (storage_open(dir, NULL, NULL, &sg, &state, err, sizeof err))
+        return fail(dir, err);
+    storage_state_free(&state);
+    struct raft_snapshot_meta meta = { .index = sidx, .term = 1, .config = { .n = (uint32_t)cl->n } };
+    for (size_t i = 0; i < cl->n; i++)
+        meta.config.members[i] = (struct raft_member){ .id = cl->members[i].id, .role = RAFT_VOTER };
+    if (storage_file_crc(db, &meta.size, &meta.crc, err, sizeof err))
+        return fail("crc", err);
+    FILE *f = fopen(db, "rb");
+    static uint8_t chunk[1 << 20];
+    uint64_t off = 0;
+    size_t got;
+    while (f && (got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        struct raft_snapshot_chunk ch = { .meta = meta, .offset = off, .len = (uint32_t)got, .data = chunk };
+        if (storage_snapshot_write_chunk(sg, &ch))
+            return fail("chunk", "cannot write");
+        off += got;
+    }
+    if (!f)
+        return fail(db, "cannot read");
+    fclose(f);
+    struct raft_hard_state hs = { .term = 1, .vote = 0 };
+    if (storage_snapshot_install(sg, &meta) || storage_set_hard_state(sg, &hs) || storage_sync(sg))
+        return fail("install", "cannot install the snapshot");
+    storage_close(sg);
+    static struct identity ident;
+    identity_new(&ident, cl, NULL, 0, false); /* the cluster id is derived from the members: the same for all */
+    if (identity_save(dir, &ident, err, sizeof err))
+        return fail("identity", err);
+    return 0;
+}
+
+/* search_db cluster CLUSTER_FILE N DIR...: N links (the vocabulary and
+ * titles of build) for a test of processes, in seconds rather than
+ * minutes: 100 users signed up through apply, the links inserted by SQL
+ * in one transaction (not through apply: no idempotency rows, no rate
+ * events; the rows are what apply writes), the index built in one pass;
+ * then installed as the snapshot of each DIR, node i of CLUSTER_FILE for
+ * the i-th DIR (no secret). */
+static int test_cluster(const char *cfile, long n, char **dirs, int ndirs)
+{
+    char path[1100], err[1024];
+    static struct cluster cl;
+    if (cluster_load(cfile, &cl, err, sizeof err))
+        return fail(cfile, err);
+    if ((size_t)ndirs > cl.n)
+        return fail(cfile, "fewer members than directories");
+    snprintf(path, sizeof path, "%s.build.db", dirs[0]);
+    remove(path);
+    struct store *st;
+    if (store_open(path, &st, err, sizeof err) != STORE_OK)
+        return fail(path, err);
+    raft_index idx = 0;
+    uint64_t t = 1760000000000ull;
+    enum { USERS = 100 };
+    static struct hash sess[USERS];
+    for (int u = 0; u < USERS; u++) {
+        char name[16];
+        snprintf(name, sizeof name, "user%d", u);
+        for (int i = 0; i < COMMAND_HASH_LEN; i++)
+            sess[u].b[i] = (char)(u * 31 + i * 7 + 1);
+        struct command c = { .type = CMD_SIGNUP, .time_ms = t, .name = { name, (uint16_t)strlen(name) },
+                             .lname = { name, (uint16_t)strlen(name) }, .pwhash = { "x", 1 },
+                             .session = { sess[u].b, COMMAND_HASH_LEN } };
+        if (apply_one(st, ++idx, &c))
+            return fail("sign-up", store_errmsg(st));
+    }
+    if (store_commit(st) != STORE_OK)
+        return fail("commit", store_errmsg(st));
+    sqlite3 *db = store_db(st);
+    sqlite3_stmt *s;
+    if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "INSERT INTO links(author_id, title, url, url_norm, created, likes, hot, domain, rdomain)"
+                               " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)", -1, &s, NULL) != SQLITE_OK)
+        return fail("insert", sqlite3_errmsg(db));
+    for (long i = 0; i < n; i++) {
+        char title[200], url[272], norm[256], dom[STORE_DOMAIN_CAP], rdom[STORE_DOMAIN_CAP];
+        title_of(title, sizeof title);
+        const char *d = domains[zipf_pick(zipf_domains, NDOMAINS)];
+        snprintf(norm, sizeof norm, "//%s/%s/%ld", d, vocab[next_rand() % NVOCAB], i);
+        snprintf(url, sizeof url, "https:%s", norm);
+        store_link_domain(norm, strlen(norm), dom, rdom, sizeof dom);
+        uint64_t when = t + (uint64_t)i * 1000;
+        sqlite3_bind_int64(s, 1, 1 + (int64_t)(i % USERS));
+        sqlite3_bind_text(s, 2, title, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, url, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, norm, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 5, (int64_t)when);
+        sqlite3_bind_double(s, 6, store_hot_score(0, when));
+        sqlite3_bind_text(s, 7, dom, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 8, rdom, -1, SQLITE_STATIC);
+        if (sqlite3_step(s) != SQLITE_DONE)
+            return fail("insert", sqlite3_errmsg(db));
+        sqlite3_reset(s);
+    }
+    sqlite3_finalize(s);
+    if (sqlite3_exec(db, "INSERT INTO link_fts(link_fts) VALUES('rebuild'); COMMIT;", NULL, NULL, NULL) != SQLITE_OK)
+        return fail("index", sqlite3_errmsg(db));
+    store_close(st);
+    char snap[1100];
+    snprintf(snap, sizeof snap, "%s.snap.db", dirs[0]);
+    uint64_t sidx = 0;
+    if (store_snapshot(path, snap, &sidx, err, sizeof err) != STORE_OK)
+        return fail("snapshot", err);
+    for (int i = 0; i < ndirs; i++)
+        if (install_for(snap, sidx, &cl, dirs[i]))
+            return 1;
+    const char *side[] = { "", "-wal", "-shm" };
+    for (int i = 0; i < 3; i++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s%s", path, side[i]);
+        remove(p);
+    }
+    remove(snap);
+    printf("%llu\n", (unsigned long long)sidx);
     return 0;
 }
 
@@ -443,9 +574,14 @@ int main(int argc, char **argv)
     }
     if (argc == 3 && !strcmp(argv[1], "identity"))
         return write_identity(argv[2]);
+    if (argc >= 5 && !strcmp(argv[1], "cluster")) {
+        make_vocabulary();
+        return test_cluster(argv[2], atol(argv[3]), argv + 4, argc - 4);
+    }
     if ((argc == 5 || argc == 6) && !strcmp(argv[1], "bare"))
         return bare(argv[2], argv[3], atof(argv[4]), argc == 6 && !strcmp(argv[5], "same"));
     fprintf(stderr, "usage: search_db build DIR N | search_db identity DIR |\n"
-                    "       search_db bare DB QUERIES SECONDS [plain|same]\n");
+                    "       search_db bare DB QUERIES SECONDS [plain|same] |\n"
+                    "       search_db cluster CLUSTER_FILE N DIR...\n");
     return 2;
 }

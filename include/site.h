@@ -17,7 +17,8 @@
  * argon2id (libsodium crypto_pwhash_str) on libuv's worker threads, never
  * on the loop.
  *
- * Threads: everything runs on the loop thread except the password hashing.
+ * Threads: everything runs on the loop thread except the password hashing
+ * and the full-text searches (each on a read-only connection of its own).
  */
 #ifndef LINKRAFT_SITE_H
 #define LINKRAFT_SITE_H
@@ -70,6 +71,12 @@ struct site_host {
      * "Limits and bad input"). May be NULL: applied is used. */
     uint64_t (*commit_index)(void *ctx);
     uint64_t (*now_ms)(void *ctx);          /* wall clock, ms since the epoch */
+    /* Commits what the store applied, now (replica_sm_commit): searches run
+     * on worker threads, on read-only connections that see only what is
+     * committed, and one that must show a newer index asks for it. False
+     * if it could not (a full disk). May be NULL: such a search is then
+     * answered 503. */
+    bool (*commit)(void *ctx);
     /* Appends the cluster view, the JSON of GET /api/v1/cluster
      * ({"leader","term","members":[{"id","role","commit","applied","reachable"}]}),
      * for the /status page. May be NULL (the page then shows this node only). */

@@ -296,6 +296,9 @@ int store_comments_by_user(struct store *st, int64_t user_id, unsigned limit, un
 
 /* Whether user_id flagged link (comment false) or comment id (flags.c). */
 int store_flagged(struct store *st, int64_t user_id, bool comment, int64_t id);
+/* flagged[i] = 1 if user_id flagged the comment ids[i], else 0 (one
+ * primary-key probe each: a thread page asks for all its comments). */
+int store_comments_flagged(struct store *st, int64_t user_id, const int64_t *ids, size_t n, uint8_t *flagged);
 
 /* ---- Moderation (src/store/moderation.c) ---------------------------------- */
 
@@ -343,13 +346,54 @@ int store_comments_liked(struct store *st, int64_t user_id, const int64_t *ids, 
  * words). */
 size_t store_search_query(const char *in, size_t len, char *out, size_t cap);
 /* Live links matching every word, best match first (bm25: title 10, domain 4,
- * text 1), ties newest first; *total counts them all. A query with more
+ * text 1), ties newest first; *total counts them, up to
+ * STORE_SEARCH_COUNT_CAP (or offset + limit, if more). A query with more
  * than STORE_SEARCH_RANK_WINDOW matches ranks the newest that many (or
  * offset + limit, if more): bm25 scores every row it ranks, and a common
- * word at a million links is tens of thousands of rows (docs/finding.md). */
+ * word at a million links is tens of thousands of rows (docs/finding.md).
+ * The matches are counted walking them newest first, which also finds the
+ * window; the count stops at the cap, so a word in half of all links costs
+ * what one in 10,000 does. */
 #define STORE_SEARCH_RANK_WINDOW 2000
+#define STORE_SEARCH_COUNT_CAP 10000
 int store_search(struct store *st, const char *words, size_t len, unsigned limit, unsigned offset,
                  struct store_link *out, size_t *n, int64_t *total);
+
+/* ---- Searching off the loop (src/store/reader.c) --------------------------
+ *
+ * A search runs on a worker thread, on a read-only connection of its own
+ * (WAL lets it read while the loop applies and commits): it sees what the
+ * store has committed (store_committed), not what is applied since, and
+ * says which index that is. A reader is used by one thread at a time; it
+ * opens its connection at its first search, and again after store_restore
+ * replaced the files (which waits for a search in progress to end). One
+ * search's CPU time is bounded: past STORE_SEARCH_BUDGET_MS/2 the count
+ * stops where it got to (total_capped), and a ranking that would take the
+ * search past STORE_SEARCH_BUDGET_MS is given up (STORE_EAGAIN: the words
+ * are too broad), so a worker is never held for long. */
+#define STORE_SEARCH_BUDGET_MS 100
+struct store_search_page {
+    struct store_link *links;   /* the caller's array of at least limit */
+    char **texts;               /* the caller's array of limit: each link's text (malloc'd), NULL if none */
+    size_t n;
+    int64_t total;              /* matches counted */
+    bool total_capped;          /* there are more than total (the cap, or the budget) */
+    uint64_t index;             /* the applied index of the state searched */
+};
+struct store_reader;
+/* A reader of st's database (NULL: out of memory); st must outlive it. */
+struct store_reader *store_reader_new(struct store *st);
+void store_reader_free(struct store_reader *rd);
+/* Another budget than STORE_SEARCH_BUDGET_MS (tests: one that never runs
+ * out under a sanitizer, or none at all). */
+void store_reader_set_budget(struct store_reader *rd, unsigned ms);
+/* store_search on rd, with the texts of text posts (page->texts), in one
+ * read transaction: STORE_OK, STORE_EAGAIN (too broad: the budget ran out
+ * ranking), or STORE_EIO / STORE_ECORRUPT / STORE_ENOMEM with
+ * store_reader_errmsg saying why. Any thread. */
+int store_reader_search(struct store_reader *rd, const char *words, size_t len, unsigned limit, unsigned offset,
+                        struct store_search_page *page);
+const char *store_reader_errmsg(const struct store_reader *rd);
 /* The reversed key of a domain as asked ("Example.COM." -> "com.example.";
  * a leading "www." dropped as it is when stored): false if it is no domain. */
 bool store_domain_key(const char *domain, size_t len, char *rdomain, size_t cap);

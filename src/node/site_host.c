@@ -109,15 +109,23 @@ static const char *host_status_text(enum site_status s) { return node_status_tex
 static struct store *host_store(void *ctx) { return node_store(ctx); }
 static uint64_t host_id(void *ctx) { return node_id(ctx); }
 static uint64_t host_applied(void *ctx) { return node_applied(ctx); }
-static uint64_t host_commit(void *ctx) { return raft_commit_index(((struct node *)ctx)->raft); }
+static uint64_t host_commit_index(void *ctx) { return raft_commit_index(((struct node *)ctx)->raft); }
 static uint64_t host_now(void *ctx) { (void)ctx; return node_now_ms(); }
 static void host_cluster_json(void *ctx, struct buf *out) { node_cluster_json(ctx, out); }
+static bool host_commit(void *ctx) { return replica_sm_commit(((struct node *)ctx)->replica); }
 
 int node_site_start(struct node *n, char *err, size_t errcap)
 {
     struct site_host h = { .ctx = n, .propose = host_propose, .read = host_read, .store = host_store,
-                           .id = host_id, .applied = host_applied, .commit_index = host_commit, .now_ms = host_now,
-                           .cluster_json = host_cluster_json, .status_text = host_status_text };
+                           .id = host_id, .applied = host_applied, .commit_index = host_commit_index,
+                           .now_ms = host_now, .commit = host_commit, .cluster_json = host_cluster_json,
+                           .status_text = host_status_text };
+    /* libuv's pool (4 threads by default, sized at its first use, which is
+     * later) runs the log's writes and fsyncs, snapshot copies and
+     * checkpoints, and the site's password hashes (at most 2) and searches
+     * (at most 2, SITE_SEARCH_JOBS): with 4 threads those two could take
+     * every one, and a log write would wait behind a search. */
+    setenv("UV_THREADPOOL_SIZE", "8", 0);
     struct site_options o;
     site_options_default(&o);
     o.loop = &n->loop;

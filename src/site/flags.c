@@ -2,7 +2,9 @@
  * flags.c — flags on the site (SPEC §5 "Abuse and moderation"):
  * POST /api/v1/links/ID/flag and /api/v1/comments/ID/flag flag, DELETE
  * undoes, both answering {"id","flags","flagged"}; on pages a form on
- * /link/ID posts to /link/ID/flag, which toggles. One flag per user is the
+ * /link/ID posts to /link/ID/flag, and one on each other's comment of its
+ * thread to /comment/ID/flag; both toggle, say so once (the flash) and
+ * return to the link or to the comment's row. One flag per user is the
  * state machine's rule (src/store/flags.c), as is the hiding of a link with
  * STORE_FLAGS_HIDE flags from hot and new.
  */
@@ -37,9 +39,14 @@ static void flag_done(void *arg, int status, uint64_t index, const struct store_
         return;
     }
     if (!r->api) {
-        char path[40];
-        site_flash_set(r, res->flag ? SITE_FLASH_FLAGGED : SITE_FLASH_UNFLAGGED);
-        snprintf(path, sizeof path, "/link/%" PRId64, r->id);
+        char path[64];
+        if (comment) {
+            site_flash_set(r, res->flag ? SITE_FLASH_COMMENT_FLAGGED : SITE_FLASH_UNFLAGGED);
+            site_comment_path(path, sizeof path, r->id, r->comment_id); /* r->id: its link */
+        } else {
+            site_flash_set(r, res->flag ? SITE_FLASH_FLAGGED : SITE_FLASH_UNFLAGGED);
+            snprintf(path, sizeof path, "/link/%" PRId64, r->id);
+        }
         site_redirect(r, path);
         return;
     }
@@ -50,7 +57,8 @@ static void flag_done(void *arg, int status, uint64_t index, const struct store_
     site_reply(r, 200, "application/json", NULL, &b);
 }
 
-/* r->id (a link) or r->comment_id (a comment), r->like_on: flag or unflag. */
+/* r->id (a link) or r->comment_id (a comment; r->id is then its link, for
+ * the page's redirect), r->like_on: flag or unflag. */
 static void flag_begin(struct site_req *r)
 {
     if (!r->logged_in) {
@@ -106,6 +114,33 @@ static void page_flag_post(struct site_req *r)
         return;
     }
     int flagged = store_flagged(r->s->host.store(r->s->host.ctx), r->user.id, false, r->id);
+    if (flagged < 0) {
+        site_page_error(r, 500, "cannot read flags");
+        return;
+    }
+    r->like_on = !flagged;
+    flag_begin(r);
+}
+
+/* POST /comment/ID/flag from a thread: toggles this user's flag on it. */
+void site_comment_flag_post(struct site_req *r)
+{
+    if (!site_form_ok(r))
+        return;
+    if (!r->logged_in) {
+        site_redirect(r, "/login");
+        return;
+    }
+    struct store *st = r->s->host.store(r->s->host.ctx);
+    struct store_comment c;
+    int found = store_comment_get(st, r->comment_id, &c);
+    if (found != 1) {
+        site_page_error(r, found < 0 ? 500 : 404, found < 0 ? "The comment cannot be read now." : "There is no such comment.");
+        return;
+    }
+    r->id = c.link_id;
+    store_comment_clear(&c);
+    int flagged = store_flagged(st, r->user.id, true, r->comment_id);
     if (flagged < 0) {
         site_page_error(r, 500, "cannot read flags");
         return;

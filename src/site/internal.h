@@ -118,10 +118,15 @@ struct site {
     struct site_req *pw_head, *pw_tail;
     char *css_gz;      /* the stylesheet compressed, on first demand */
     size_t css_gz_len;
+    struct site_searches *searches; /* searches on workers and their connections (search.c) */
 };
 
 #define SITE_PWHASH_JOBS 2
 #define SITE_PWHASH_QUEUE 512
+/* Searches at once on libuv's workers (each with a read-only connection of
+ * its own: search.c), and searches waiting for one; past that, 503. */
+#define SITE_SEARCH_JOBS 2
+#define SITE_SEARCH_QUEUE 256
 
 /* What a link post carries; the title and URL are shown again on an error. */
 struct site_link_input {
@@ -140,7 +145,8 @@ enum site_form { SITE_FORM_NONE, SITE_FORM_LOGIN, SITE_FORM_SIGNUP, SITE_FORM_SU
  * echoed. */
 enum site_flash { SITE_FLASH_NONE, SITE_FLASH_SIGNUP, SITE_FLASH_LOGIN, SITE_FLASH_LOGOUT, SITE_FLASH_POSTED,
                   SITE_FLASH_DUPLICATE, SITE_FLASH_DELETED, SITE_FLASH_MOD_DELETED, SITE_FLASH_BANNED,
-                  SITE_FLASH_UNBANNED, SITE_FLASH_FLAGGED, SITE_FLASH_UNFLAGGED, SITE_FLASH_COUNT };
+                  SITE_FLASH_UNBANNED, SITE_FLASH_FLAGGED, SITE_FLASH_UNFLAGGED, SITE_FLASH_COMMENT_FLAGGED,
+                  SITE_FLASH_COUNT };
 
 struct site_req;
 typedef void (*site_step)(struct site_req *r);
@@ -214,7 +220,7 @@ struct site_req {
 
     /* Response. */
     struct buf hdrs;                /* extra header lines: Set-Cookie, Allow, Retry-After */
-    uint64_t write_index;           /* index of the write answered, 0 for reads */
+    uint64_t write_index;           /* index of the write answered, or of the state a search read; 0: applied */
     char scope[SITE_NAME_MAX + 3];
     int ok_status;                  /* 200 or 201: what a login answers with */
     const char *gz;                 /* the body already compressed (the stylesheet's), or NULL */
@@ -383,9 +389,11 @@ bool site_users_page_route(struct site_req *r, const char *path, bool *answered)
 void site_user_profile_html(struct buf *b, struct site_req *r, const struct store_user *u);
 
 /* Flags (flags.c): the API's /links/ID/flag and /comments/ID/flag, the
- * page's /link/ID/flag (false if not theirs), and the form on /link/ID. */
+ * page's /link/ID/flag (false if not theirs), the step of the thread's
+ * POST /comment/ID/flag (r->comment_id set), and the form on /link/ID. */
 bool site_flag_api_route(struct site_req *r, const char *p, bool *answered);
 bool site_flag_page_route(struct site_req *r, const char *path, bool *answered);
+void site_comment_flag_post(struct site_req *r);
 void site_flag_html(struct buf *b, struct site_req *r, const struct store_link *l);
 
 /* Moderation (moderation.c). site_mod_delete: a moderator deleting another's
@@ -413,6 +421,9 @@ void site_fail_rate_limited(struct site_req *r, int64_t seconds, bool comment);
 
 /* ---- search.c, feed.c: finding things (SPEC §5) ------------------------------------ */
 
+/* The searches' workers and connections: init 0 or -1 (out of memory). */
+int site_search_init(struct site *s);
+void site_search_free(struct site *s);
 /* GET /api/v1/search?q=&limit&offset. */
 bool site_search_api_route(struct site_req *r, bool *answered);
 /* GET /api/v1/links?domain=...: false if the query has no domain. */

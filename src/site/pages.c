@@ -100,6 +100,7 @@ static const struct { const char *name, *text; } flashes[SITE_FLASH_COUNT] = {
     [SITE_FLASH_UNBANNED] = { "unbanned", "The ban is lifted." },
     [SITE_FLASH_FLAGGED] = { "flagged", "Your flag is counted. Thank you: five flags take a link off hot and new." },
     [SITE_FLASH_UNFLAGGED] = { "unflagged", "Your flag is taken back." },
+    [SITE_FLASH_COMMENT_FLAGGED] = { "cflagged", "Your flag on the comment is counted. Thank you." },
 };
 
 void site_flash_read(struct site_req *r)

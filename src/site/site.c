@@ -53,7 +53,8 @@ int site_create(const struct site_host *host, const struct site_options *o, stru
     if (site_throttle_init(&s->by_addr, 60 * 1000, s->o.max_attempts_per_addr ? s->o.max_attempts_per_addr : 30,
                            SITE_THROTTLE_MAX_ENTRIES) ||
         site_throttle_init(&s->by_user_addr, 15 * 60 * 1000,
-                           s->o.max_failures_per_user ? s->o.max_failures_per_user : 10, SITE_THROTTLE_MAX_ENTRIES)) {
+                           s->o.max_failures_per_user ? s->o.max_failures_per_user : 10, SITE_THROTTLE_MAX_ENTRIES) ||
+        site_search_init(s)) {
         snprintf(err, errcap, "out of memory creating the site");
         site_destroy(s);
         return -1;
@@ -90,6 +91,7 @@ void site_destroy(struct site *s)
     free(s->css_gz);
     site_throttle_free(&s->by_addr);
     site_throttle_free(&s->by_user_addr);
+    site_search_free(s);
     free(s);
 }
 

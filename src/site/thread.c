@@ -6,7 +6,9 @@
  * answered by a redirect back to the comment (/link/L#cID).
  *
  * Markup per comment is kept small (a 500-comment thread is a page people
- * load): the like and reply controls, author, age, likes and the text.
+ * load): the like and reply controls, author, age, likes and the text; for
+ * a logged-in reader (whose page is never the cached one) a flag button on
+ * others' comments (flags.c: toggles, back to the comment with a message).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -30,10 +32,16 @@ static bool editable(struct site_req *r, const struct store_comment *c)
     return mine(r, c) && now_of(r) <= c->created_ms + COMMAND_EDIT_WINDOW_MS;
 }
 
-/* reply · edit · delete, at the end of a comment's line. */
-static void comment_actions(struct buf *b, struct site_req *r, const struct store_comment *c)
+/* reply · edit · delete (or flag), at the end of a comment's line. */
+static void comment_actions(struct buf *b, struct site_req *r, const struct store_comment *c, bool flagged)
 {
     buf_printf(b, " · <a href=/comment/%" PRId64 "/reply>reply</a>", c->id);
+    if (r->logged_in && !c->deleted && !mine(r, c)) {
+        buf_printf(b, " · <form method=post action=/comment/%" PRId64 "/flag class=like>", c->id);
+        site_csrf_field(b, r);
+        buf_puts(b, flagged ? "<button class=link title=\"take back your flag\">unflag</button></form>"
+                            : "<button class=link title=\"flag as spam or abuse\">flag</button></form>");
+    }
     if (editable(r, c))
         buf_printf(b, " · <a href=/comment/%" PRId64 "/edit>edit</a>", c->id);
     if (mine(r, c)) {
@@ -47,8 +55,9 @@ static void comment_actions(struct buf *b, struct site_req *r, const struct stor
 }
 
 /* The line above a comment's text: like, author, age, likes, and (with
- * actions) reply, edit, delete. Kept short: it is repeated per comment. */
-static void comment_head(struct buf *b, struct site_req *r, const struct store_comment *c, bool liked, bool actions)
+ * actions) reply, edit, delete, flag. Kept short: it is repeated per comment. */
+static void comment_head(struct buf *b, struct site_req *r, const struct store_comment *c, bool liked, bool flagged,
+                         bool actions)
 {
     char ago[48], when[32];
     if (c->deleted) {
@@ -78,7 +87,7 @@ static void comment_head(struct buf *b, struct site_req *r, const struct store_c
     buf_printf(b, "</a> <time datetime=%.16sZ>%s</time> · %" PRId64 " like%s%s", when, ago, c->likes,
                c->likes == 1 ? "" : "s", c->edited_ms ? " · edited" : "");
     if (actions)
-        comment_actions(b, r, c);
+        comment_actions(b, r, c, flagged);
     buf_puts(b, "</div>");
 }
 
@@ -114,13 +123,15 @@ void site_thread_html(struct buf *b, struct site_req *r, const struct store_link
         buf_puts(b, "<p class=\"err\">The comments cannot be read on this server now.</p>");
         return;
     }
-    uint8_t *liked = n ? calloc(n, 1) : NULL;
-    if (r->logged_in && n && liked) {
+    uint8_t *liked = n ? calloc(n, 1) : NULL, *flagged = n ? calloc(n, 1) : NULL;
+    if (r->logged_in && n && liked && flagged) {
         int64_t *ids = malloc(n * sizeof *ids);
         for (size_t i = 0; ids && i < n; i++)
             ids[i] = c[i].id;
         if (!ids || store_comments_liked(store_of(r), r->user.id, ids, n, liked) != STORE_OK)
             memset(liked, 0, n);
+        if (!ids || store_comments_flagged(store_of(r), r->user.id, ids, n, flagged) != STORE_OK)
+            memset(flagged, 0, n);
         free(ids);
     }
     buf_printf(b, "<section class=\"thread\" aria-labelledby=\"cs\"><h2 id=\"cs\">%" PRId64 " comment%s</h2>",
@@ -151,7 +162,7 @@ void site_thread_html(struct buf *b, struct site_req *r, const struct store_link
             if (t < *until_ms)
                 *until_ms = t;
         }
-        comment_head(b, r, &c[i], liked && liked[i], true);
+        comment_head(b, r, &c[i], liked && liked[i], flagged && flagged[i], true);
         site_text_render(b, c[i].text, strlen(c[i].text)); /* "" once deleted */
     }
     if (depth >= 0) {
@@ -162,6 +173,7 @@ void site_thread_html(struct buf *b, struct site_req *r, const struct store_link
     }
     buf_puts(b, "</section>");
     free(liked);
+    free(flagged);
     store_comments_free(c, n);
 }
 
@@ -197,7 +209,7 @@ static void comment_page(struct site_req *r, int what)
     site_page_begin(&b, r, what == REPLY ? "Reply" : "Edit a comment");
     buf_printf(&b, "<h1>%s</h1><article class=\"thread\"><ul class=\"cs\"><li>",
                what == REPLY ? "Reply to a comment" : "Edit your comment");
-    comment_head(&b, r, &c, false, false);
+    comment_head(&b, r, &c, false, false, false);
     buf_puts(&b, "<div class=\"ct\">");
     site_text_render(&b, c.text, strlen(c.text));
     buf_printf(&b, "</div></li></ul><p class=\"meta\"><a href=\"/link/%" PRId64 "#c%" PRId64 "\">in context</a></p>"
@@ -330,5 +342,7 @@ bool site_thread_route(struct site_req *r, const char *path, bool *answered)
         return site_route(r, site_mod_delete_form, page_delete_post, answered);
     if (!strcmp(slash, "/like"))
         return site_route(r, NULL, page_like_post, answered);
+    if (!strcmp(slash, "/flag"))
+        return site_route(r, NULL, site_comment_flag_post, answered);
     return false;
 }

@@ -37,6 +37,29 @@ int store_users_execute(struct store *st, const struct command *c, struct store_
  * each use, never finalizes it. */
 struct sqlite3_stmt *store_cached_stmt(struct store *st, const char *sql);
 
+/* For the readers (reader.c): the database's path; the lock a reader holds
+ * while it uses the files (store_restore takes it to replace them); how many
+ * times they were replaced (read under the lock). */
+const char *store_path(const struct store *st);
+void store_files_read_lock(struct store *st);
+void store_files_unlock(struct store *st);
+uint64_t store_files_generation(const struct store *st);
+
+/* The statements of a search on one connection (search.c), prepared by
+ * store_search_prepare, finalized by store_search_finalize. */
+struct store_search_stmts {
+    struct sqlite3_stmt *walk, *rank, *text;
+};
+int store_search_prepare(struct sqlite3 *db, struct store_search_stmts *ss);
+void store_search_finalize(struct store_search_stmts *ss);
+/* The search of store_search and store_reader_search on the connection of
+ * ss; texts (may be NULL) gets the text of each text post found, malloc'd.
+ * A walk interrupted (the connection's progress handler) ends the count
+ * there, capped; a ranking interrupted is STORE_EAGAIN. Other failures
+ * return the SQLite result code as a negative number, -rc. */
+int store_search_run(struct store_search_stmts *ss, const char *words, size_t len, unsigned limit, unsigned offset,
+                     struct store_search_page *page);
+
 /* Search, domains and rate limits (search.c). The migration to schema 3
  * adds the columns domain and rdomain of links, the full-text index and its
  * triggers, and rate_events; it builds the index from the rows there. */

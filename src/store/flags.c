@@ -91,3 +91,24 @@ int store_flagged(struct store *st, int64_t user_id, bool comment, int64_t id)
                     id, user_id, 0, NULL);
     return found < 0 ? store_fail_query(st, "cannot read flags") : found;
 }
+
+int store_comments_flagged(struct store *st, int64_t user_id, const int64_t *ids, size_t n, uint8_t *flagged)
+{
+    sqlite3_stmt *s = store_cached_stmt(st, "SELECT 1 FROM comment_flags WHERE comment_id = ?1 AND user_id = ?2");
+    if (!s)
+        return store_fail_query(st, "cannot read comment flags");
+    int rc = STORE_OK;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(s, 1, ids[i]);
+        sqlite3_bind_int64(s, 2, user_id);
+        int r = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (r != SQLITE_ROW && r != SQLITE_DONE) {
+            rc = store_fail_query(st, "cannot read comment flags");
+            break;
+        }
+        flagged[i] = r == SQLITE_ROW;
+    }
+    sqlite3_clear_bindings(s);
+    return rc;
+}

@@ -214,63 +214,140 @@ static int link_rows(struct store *st, sqlite3_stmt *s, unsigned limit, struct s
     return rc == SQLITE_DONE ? STORE_OK : store_fail_query(st, what);
 }
 
+/* The matches newest first: counted up to the cap, and the window's oldest
+ * found on the way (FTS5 reads its doclists in either order, without
+ * scoring). */
+static const char walk_sql[] = "SELECT rowid FROM link_fts WHERE link_fts MATCH ?1 ORDER BY rowid DESC";
+/* The page is chosen inside the index (rowids and scores only), and only
+ * its rows are read from links: joined before the sort, every match's row
+ * (text included) would be read to throw most away. rowid >= ?4 bounds it
+ * to the window (a rowid range FTS5 seeks to). */
+static const char rank_sql[] =
+    "SELECT l.id, l.title, l.url, u.name, l.created, l.likes, l.hot, l.comments, l.edited,"
+    " l.text IS NOT NULL FROM (SELECT rowid AS id, bm25(link_fts, 10.0, 1.0, 4.0) AS score"
+    " FROM link_fts WHERE link_fts MATCH ?1 AND rowid >= ?4"
+    " ORDER BY score, rowid DESC LIMIT ?2 OFFSET ?3) f"
+    " JOIN links l ON l.id = f.id JOIN users u ON u.id = l.author_id"
+    " ORDER BY f.score, f.id DESC";
+static const char text_sql[] = "SELECT text FROM links WHERE id = ?1";
+
+int store_search_prepare(sqlite3 *db, struct store_search_stmts *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    const unsigned keep = SQLITE_PREPARE_PERSISTENT;
+    if (sqlite3_prepare_v3(db, walk_sql, -1, keep, &ss->walk, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db, rank_sql, -1, keep, &ss->rank, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db, text_sql, -1, keep, &ss->text, NULL) != SQLITE_OK) {
+        int rc = sqlite3_errcode(db);
+        store_search_finalize(ss);
+        return rc ? rc : SQLITE_ERROR;
+    }
+    return SQLITE_OK;
+}
+
+void store_search_finalize(struct store_search_stmts *ss)
+{
+    sqlite3_finalize(ss->walk);
+    sqlite3_finalize(ss->rank);
+    sqlite3_finalize(ss->text);
+    memset(ss, 0, sizeof *ss);
+}
+
+static void put_back(sqlite3_stmt *s)
+{
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s); /* q is bound SQLITE_STATIC */
+}
+
+int store_search_run(struct store_search_stmts *ss, const char *words, size_t len, unsigned limit, unsigned offset,
+                     struct store_search_page *page)
+{
+    page->n = 0;
+    page->total = 0;
+    page->total_capped = false;
+    char q[STORE_SEARCH_QUERY_CAP];
+    if (!store_search_query(words, len, q, sizeof q))
+        return STORE_OK; /* no words: nothing matches */
+    /* Past the window, rank only the newest matches (docs/finding.md);
+     * count to the cap, or as deep as the page asked reaches. */
+    int64_t window = (int64_t)offset + limit > STORE_SEARCH_RANK_WINDOW ? (int64_t)offset + limit
+                                                                       : STORE_SEARCH_RANK_WINDOW;
+    int64_t cap = window > STORE_SEARCH_COUNT_CAP ? window : STORE_SEARCH_COUNT_CAP;
+    int64_t count = 0, from = 0, last = 0;
+    sqlite3_bind_text(ss->walk, 1, q, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(ss->walk)) == SQLITE_ROW) {
+        if (count == cap) {
+            page->total_capped = true;
+            break;
+        }
+        last = sqlite3_column_int64(ss->walk, 0);
+        if (++count == window)
+            from = last;
+    }
+    put_back(ss->walk);
+    if (rc == SQLITE_INTERRUPT) { /* the budget (reader.c): what was walked is what is ranked */
+        page->total_capped = true;
+        if (count < window)
+            from = last;
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return STORE_EIO;
+    }
+    page->total = count;
+    if (!count || !limit || offset >= count)
+        return STORE_OK;
+    sqlite3_bind_text(ss->rank, 1, q, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ss->rank, 2, limit);
+    sqlite3_bind_int64(ss->rank, 3, offset);
+    sqlite3_bind_int64(ss->rank, 4, from);
+    while (page->n < limit && (rc = sqlite3_step(ss->rank)) == SQLITE_ROW)
+        store_read_link(ss->rank, &page->links[page->n++]);
+    if (page->n == limit)
+        rc = SQLITE_DONE;
+    put_back(ss->rank);
+    if (rc != SQLITE_DONE) {
+        page->n = 0;
+        return rc == SQLITE_INTERRUPT ? STORE_EAGAIN : STORE_EIO;
+    }
+    for (size_t i = 0; page->texts && i < page->n; i++)
+        page->texts[i] = NULL;
+    for (size_t i = 0; page->texts && i < page->n; i++) {
+        if (!page->links[i].has_text)
+            continue;
+        sqlite3_bind_int64(ss->text, 1, page->links[i].id);
+        rc = sqlite3_step(ss->text);
+        const char *t = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(ss->text, 0) : NULL;
+        if (t && !(page->texts[i] = strdup(t)))
+            rc = SQLITE_NOMEM;
+        put_back(ss->text);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            for (size_t j = 0; j <= i; j++) {
+                free(page->texts[j]);
+                page->texts[j] = NULL;
+            }
+            page->n = 0;
+            return rc == SQLITE_NOMEM ? STORE_ENOMEM : rc == SQLITE_INTERRUPT ? STORE_EAGAIN : STORE_EIO;
+        }
+    }
+    return STORE_OK;
+}
+
 int store_search(struct store *st, const char *words, size_t len, unsigned limit, unsigned offset,
                  struct store_link *out, size_t *n, int64_t *total)
 {
     *n = 0;
     *total = 0;
-    char q[STORE_SEARCH_QUERY_CAP];
-    if (!store_search_query(words, len, q, sizeof q))
-        return STORE_OK; /* no words: nothing matches */
-    sqlite3 *db = store_db(st);
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM link_fts WHERE link_fts MATCH ?1", -1, &s, NULL) != SQLITE_OK)
+    struct store_search_stmts ss;
+    if (store_search_prepare(store_db(st), &ss) != SQLITE_OK)
         return store_fail_query(st, "cannot prepare a search");
-    sqlite3_bind_text(s, 1, q, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *total = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_ROW)
-        return store_fail_query(st, "cannot search");
-    if (!*total || !limit || offset >= *total)
-        return STORE_OK;
-    /* Past the window, rank only the newest matches: the rowid of the
-     * window's oldest is found walking the doclists newest first (FTS5
-     * reads them in either order), and bounds the ranked query below
-     * (a rowid range FTS5 seeks to). */
-    int64_t window = (int64_t)offset + limit > STORE_SEARCH_RANK_WINDOW ? (int64_t)offset + limit
-                                                                       : STORE_SEARCH_RANK_WINDOW;
-    int64_t from = 0;
-    if (*total > window) {
-        if (sqlite3_prepare_v2(db, "SELECT rowid FROM link_fts WHERE link_fts MATCH ?1 ORDER BY rowid DESC"
-                                   " LIMIT 1 OFFSET ?2", -1, &s, NULL) != SQLITE_OK)
-            return store_fail_query(st, "cannot prepare a search");
-        sqlite3_bind_text(s, 1, q, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, window - 1);
-        rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW)
-            from = sqlite3_column_int64(s, 0);
-        sqlite3_finalize(s);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-            return store_fail_query(st, "cannot search");
-    }
-    /* The page is chosen inside the index (rowids and scores only), and
-     * only its rows are read from links: joined before the sort, every
-     * match's row (text included) would be read to throw most away. */
-    if (sqlite3_prepare_v2(db, "SELECT l.id, l.title, l.url, u.name, l.created, l.likes, l.hot, l.comments, l.edited,"
-                               " l.text IS NOT NULL FROM (SELECT rowid AS id, bm25(link_fts, 10.0, 1.0, 4.0) AS score"
-                               " FROM link_fts WHERE link_fts MATCH ?1 AND rowid >= ?4"
-                               " ORDER BY score, rowid DESC LIMIT ?2 OFFSET ?3) f"
-                               " JOIN links l ON l.id = f.id JOIN users u ON u.id = l.author_id"
-                               " ORDER BY f.score, f.id DESC",
-                           -1, &s, NULL) != SQLITE_OK)
-        return store_fail_query(st, "cannot prepare a search");
-    sqlite3_bind_text(s, 1, q, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, limit);
-    sqlite3_bind_int64(s, 3, offset);
-    sqlite3_bind_int64(s, 4, from);
-    return link_rows(st, s, limit, out, n, "cannot search");
+    struct store_search_page page = { .links = out };
+    int rc = store_search_run(&ss, words, len, limit, offset, &page);
+    if (rc == STORE_EIO)
+        rc = store_fail_query(st, "cannot search"); /* before finalize: the connection's error */
+    store_search_finalize(&ss);
+    *n = page.n;
+    *total = page.total;
+    return rc;
 }
 
 bool store_domain_key(const char *domain, size_t len, char *rdomain, size_t cap)

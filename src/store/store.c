@@ -150,6 +150,11 @@ struct store {
     uint64_t committed_clock;
     unsigned wal_pages;     /* frames in the WAL after the last commit (wal_hook) */
     bool migrated;          /* store_open gave an older database its page checksums */
+    /* Readers (reader.c: searches on worker threads) hold it for reading
+     * while they use the files; store_restore for writing while it
+     * replaces them, and counts the replacements (a reader reopens). */
+    pthread_rwlock_t files;
+    uint64_t generation;
     char errmsg[512];
 };
 
@@ -496,6 +501,12 @@ int store_open(const char *path, struct store **out, char *err, size_t errcap)
         set_err(err, errcap, "out of memory");
         return STORE_ENOMEM;
     }
+    /* Writers first: a stream of searches never keeps a restore waiting. */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&st->files, &ra);
+    pthread_rwlockattr_destroy(&ra);
     /* A copy left by a restore that crashed before its rename is never
      * current (the snapshot it came from is still on disk). */
     char leftover[4200];
@@ -522,6 +533,7 @@ void store_close(struct store *st)
     if (st->db)
         store_commit(st); /* if it fails, the log still has what it held */
     close_db(st);
+    pthread_rwlock_destroy(&st->files);
     free(st->sessions);
     free(st->path);
     free(st);
@@ -535,6 +547,10 @@ bool store_damage_seen(void) { return cksum_vfs_damage_seen() != 0; }
 bool store_was_migrated(const struct store *st) { return st->migrated; }
 
 struct sqlite3 *store_db(struct store *st) { return st->db; }
+const char *store_path(const struct store *st) { return st->path; }
+void store_files_read_lock(struct store *st) { pthread_rwlock_rdlock(&st->files); }
+void store_files_unlock(struct store *st) { pthread_rwlock_unlock(&st->files); }
+uint64_t store_files_generation(const struct store *st) { return st->generation; }
 
 sqlite3_stmt *store_cached_stmt(struct store *st, const char *sql)
 {
@@ -1489,9 +1505,11 @@ int store_set_aside(const char *path, char *err, size_t errcap)
     return STORE_OK;
 }
 
+static int replace_db(struct store *st, const char *tmp, char *err, size_t errcap);
+
 int store_restore(struct store *st, const char *snapshot_path, char *err, size_t errcap)
 {
-    char tmp[4096], side[4096];
+    char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.restore", st->path) >= (int)sizeof tmp) {
         set_err(err, errcap, "path too long: %s", st->path);
         return STORE_EINVAL;
@@ -1500,6 +1518,20 @@ int store_restore(struct store *st, const char *snapshot_path, char *err, size_t
     int rc = copy_file(snapshot_path, tmp, err, errcap);
     if (rc)
         return rc;
+    /* No reader uses the files while they are replaced (reader.c); a
+     * reader's query is bounded (STORE_SEARCH_BUDGET_MS), so this waits
+     * that long at most. */
+    pthread_rwlock_wrlock(&st->files);
+    st->generation++;
+    rc = replace_db(st, tmp, err, errcap);
+    pthread_rwlock_unlock(&st->files);
+    return rc;
+}
+
+/* store_restore's replacement of the files by the copy tmp, and reopening. */
+static int replace_db(struct store *st, const char *tmp, char *err, size_t errcap)
+{
+    char side[4096];
     rollback_tx(st); /* the snapshot replaces it all */
     close_db(st);
     /* The old WAL belongs to the old database: it must not be replayed
@@ -1527,7 +1559,7 @@ int store_restore(struct store *st, const char *snapshot_path, char *err, size_t
         set_err(err, errcap, "cannot fsync the directory of %s: %s", st->path, strerror(errno));
         return STORE_EIO;
     }
-    rc = open_db(st);
+    int rc = open_db(st);
     if (rc)
         set_err(err, errcap, "%s", st->errmsg);
     return rc;

@@ -5,7 +5,7 @@
 // a discussion (comment, nested replies, edit, delete) at desktop and
 // mobile widths, the one-time messages, the return after logging in;
 // finding things (the header's search box, a domain's links, the feed) and
-// keeping order (a flag, a moderator's delete with a reason, a ban, the
+// keeping order (flags on a link and on a comment, a moderator's delete with a reason, a ban, the
 // moderation log); and an
 // accessibility audit (axe-core) of every page type, light and dark, that
 // fails on any serious or critical violation.
@@ -351,6 +351,32 @@ try {
   await shot('18-flagged');
   await auditBoth('a link page after a flag');
   check('no moderator form for a user who is not one', await page.locator('form.mod').count() === 0);
+
+  // A comment is flagged from its row in the thread, like a link from its
+  // page: the form toggles, says so once and returns to the comment.
+  await page.goto(linkPage);
+  const spamRow = page.locator('ul.cs > li', { hasText: 'Buy cheap watches' }).first();
+  const spamId = await spamRow.getAttribute('id');
+  const rowFlag = (label) => spamRow.locator(':scope > div button', { hasText: new RegExp(`^${label}$`) });
+  check("a flag button on another's comment, none on one's own",
+        await rowFlag('flag').count() === 1 &&
+        await page.locator(`ul.cs li:not(#${spamId}) > div button`, { hasText: /flag$/ }).count() === 0);
+  await page.setViewportSize({ width: 390, height: 844 });
+  const flagBox = await rowFlag('flag').boundingBox();
+  check("a comment's flag button is at least 24x24 on a phone", flagBox && flagBox.width >= 24 && flagBox.height >= 24,
+        JSON.stringify(flagBox));
+  await page.setViewportSize({ width: 900, height: 900 });
+  await Promise.all([page.waitForNavigation(), rowFlag('flag').click()]);
+  check('a comment flag says it counted, once, and returns to its row',
+        (await flash()).startsWith('Your flag on the comment is counted') &&
+        new URL(page.url()).hash === `#${spamId}` && await rowFlag('unflag').count() === 1, page.url());
+  await shot('18-comment-flagged');
+  await auditBoth('a thread after a comment flag');
+  await Promise.all([page.waitForNavigation(), rowFlag('unflag').click()]);
+  check('a comment flag can be taken back', (await flash()).startsWith('Your flag is taken back') &&
+        new URL(page.url()).hash === `#${spamId}` && await rowFlag('flag').count() === 1);
+  await page.goto(linkPage);
+  check('the message is shown once', (await flash()) === '');
 
   const data = path.join(dir, 'data');
   execFileSync(bin, ['moderator', 'add', '--cluster', path.join(data, 'cluster.txt'),

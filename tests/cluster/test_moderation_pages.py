@@ -2,7 +2,8 @@
 browser without JavaScript uses them, on a follower and through the
 gateway: a moderator deletes another's link (the form on its page) and
 comment (its own form page) with a reason, bans and unbans a user from the
-user's page; a user flags a link; each action ends with a one-time message;
+user's page; a user flags a link and a comment (from its row in the
+thread); each action ends with a one-time message;
 a form's error is tied to its reason field (aria-invalid, aria-describedby);
 non-moderators get no such forms and a 403; the header's search box, the
 domains' /from/ links and the footer's moderation log and feed."""
@@ -140,6 +141,31 @@ def test_moderation_flags_and_finding_on_pages(make_cluster):
         assert flash(r).startswith("Your flag is counted") and b">unflag</button>" in r.body
     r = erin.follow(erin.post("/link/%d/flag" % useful, {}, "/link/%d" % useful))
     assert flash(r) == "Your flag is taken back." and b">flag</button>" in r.body
+
+    # ... and a comment, from its row in the thread: back to the row, once.
+    r = bob.post("/link/%d/comment" % useful, {"text": "buy watches"}, "/link/%d" % useful)
+    assert r.status == 303, r.body[:300]
+    c2 = int(re.search(r"#c(\d+)", r.headers["location"]).group(1))
+    form = b'<form method=post action=/comment/%d/flag class=like>' % c2
+    assert form not in bob.go("GET", "/link/%d" % useful).body  # not on one's own comment
+
+    def row(body):
+        return re.search(rb"<li id=c%d>.*?</div>" % c2, body, re.S).group(0)
+
+    for who in (erin, mia):
+        r = who.go("GET", "/link/%d" % useful)
+        assert form in row(r.body) and b">flag</button>" in row(r.body), row(r.body)
+        r = who.post("/comment/%d/flag" % c2, {}, "/link/%d" % useful)
+        assert r.headers["location"] == "/link/%d#c%d" % (useful, c2), r.headers
+        r = who.follow(r)
+        assert flash(r).startswith("Your flag on the comment is counted") and b">unflag</button>" in row(r.body)
+        assert flash(who.go("GET", "/link/%d" % useful)) is None  # once
+    r = erin.follow(erin.post("/comment/%d/flag" % c2, {}, "/link/%d" % useful))
+    assert flash(r) == "Your flag is taken back." and b">flag</button>" in row(r.body)
+    assert b">unflag</button>" in row(mia.go("GET", "/link/%d" % useful).body)  # one flag per user
+    r = request(c.http[f], "DELETE", "/api/v1/comments/%d/flag" % c2, None,
+                {"Authorization": "Bearer " + mia.jar["lr_session"]}, timeout=10)
+    assert r.status == 200 and b'"flags":0' in r.body, r.body  # mia's was the one left
 
     # A ban from the user's page, straight to a follower; bob is logged out.
     assert b">settings<" in bob.go("GET", "/").body

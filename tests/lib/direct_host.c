@@ -40,6 +40,7 @@ static struct store *dh_store(void *ctx) { return ((struct direct_host *)ctx)->s
 static uint64_t dh_id(void *ctx) { return ((struct direct_host *)ctx)->id; }
 static uint64_t dh_applied(void *ctx) { return store_applied(((struct direct_host *)ctx)->store); }
 static uint64_t dh_now(void *ctx) { return ((struct direct_host *)ctx)->now_ms; }
+static bool dh_commit(void *ctx) { return store_commit(((struct direct_host *)ctx)->store) == STORE_OK; }
 
 static void dh_cluster(void *ctx, struct buf *out)
 {
@@ -56,5 +57,6 @@ static void dh_cluster(void *ctx, struct buf *out)
 void direct_host_init(struct direct_host *d, struct site_host *h)
 {
     *h = (struct site_host){ .ctx = d, .propose = dh_propose, .read = dh_read, .store = dh_store, .id = dh_id,
-                             .applied = dh_applied, .commit_index = dh_applied, .now_ms = dh_now, .cluster_json = dh_cluster };
+                             .applied = dh_applied, .commit_index = dh_applied, .now_ms = dh_now, .commit = dh_commit,
+                             .cluster_json = dh_cluster };
 }

@@ -5,7 +5,9 @@
  * domain with subdomains; the schema 3 migration building the index from
  * existing rows; the per-user rate limits on new content decided at apply
  * from the log clock, and the flag that lifts them; flags (one per user)
- * and the rule that hides a link with five of them from hot and new.
+ * and the rule that hides a link with five of them from hot and new;
+ * searches on a reader (a worker's read-only connection): the committed
+ * state and its index, the count's cap, a restore under it.
  */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -675,6 +677,132 @@ TEST(posts_of_one_transaction_are_indexed_as_one_segment)
     store_close(d.st);
 }
 
+/* A reader (a search on a worker's own connection) sees what the store
+ * committed, never what is applied since, and says at which index; its
+ * texts come from the same state. */
+TEST(a_reader_sees_what_is_committed_and_says_its_index)
+{
+    struct db d;
+    REQUIRE(open_db(&d, "reader.db"));
+    struct hash a = H(1);
+    signup(&d, T0, "alice", &a);
+    post(&d, T0 + 1, &a, "Raft in a reader", NULL, "the text of it", NL); /* 2 */
+    REQUIRE(store_commit(d.st) == STORE_OK);
+    post(&d, T0 + 2, &a, "Raft not yet committed", "//example.com/x", NULL, NL); /* 3, applied only */
+    struct store_reader *rd = store_reader_new(d.st);
+    REQUIRE(rd);
+    struct store_link links[10];
+    char *texts[10];
+    struct store_search_page page = { .links = links, .texts = texts };
+    REQUIRE(store_reader_search(rd, "raft", 4, 10, 0, &page) == STORE_OK);
+    CHECK(page.n == 1 && page.total == 1 && !page.total_capped && page.index == 2);
+    CHECK(page.n == 1 && links[0].id == 1 && texts[0] && !strcmp(texts[0], "the text of it"));
+    free(texts[0]);
+    REQUIRE(store_commit(d.st) == STORE_OK);
+    REQUIRE(store_reader_search(rd, "raft", 4, 10, 0, &page) == STORE_OK);
+    CHECK(page.n == 2 && page.total == 2 && page.index == 3 && links[0].id == 2 && !texts[0]);
+    free(texts[1]);
+    /* The loop's own search and the reader's agree. */
+    size_t n;
+    int64_t total;
+    REQUIRE(store_search(d.st, "raft", 4, 10, 0, links, &n, &total) == STORE_OK);
+    CHECK(n == 2 && total == 2);
+    store_reader_free(rd);
+    store_close(d.st);
+}
+
+/* The count stops at STORE_SEARCH_COUNT_CAP, saying so; a page is still
+ * the best of the newest matches. A search out of CPU budget stops. (The rows are put in by SQL, as
+ * bench/search_db.c does: the same rows and index, in a fraction of the
+ * time of applying them.) */
+TEST(a_count_stops_at_the_cap_and_a_search_at_its_budget)
+{
+    struct db d;
+    REQUIRE(open_db(&d, "cap.db"));
+    struct hash a = H(1);
+    signup(&d, T0, "alice", &a);
+    REQUIRE(store_commit(d.st) == STORE_OK);
+    sqlite3 *db = store_db(d.st);
+    const int N = STORE_SEARCH_COUNT_CAP + 25;
+    REQUIRE(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_stmt *s;
+    REQUIRE(sqlite3_prepare_v2(db, "INSERT INTO links(author_id, title, url, url_norm, created, likes, hot, domain,"
+                                   " rdomain) VALUES (1, ?1, 'https://e.example/', ?2, ?3, 0, 0, 'e.example',"
+                                   " 'example.e.')", -1, &s, NULL) == SQLITE_OK);
+    for (int i = 0; i < N; i++) {
+        char norm[32];
+        snprintf(norm, sizeof norm, "//e.example/%d", i);
+        sqlite3_bind_text(s, 1, i % 2 ? "common and odd" : "common", -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, norm, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 3, (int64_t)T0 + i);
+        REQUIRE(sqlite3_step(s) == SQLITE_DONE);
+        sqlite3_reset(s);
+    }
+    sqlite3_finalize(s);
+    REQUIRE(sqlite3_exec(db, "INSERT INTO link_fts(link_fts) VALUES('rebuild'); COMMIT", NULL, NULL, NULL) ==
+            SQLITE_OK);
+    struct store_reader *rd = store_reader_new(d.st);
+    REQUIRE(rd);
+    store_reader_set_budget(rd, 600000); /* what is tested here is the cap, at any speed (ASan's too) */
+    struct store_link links[5];
+    char *texts[5];
+    struct store_search_page page = { .links = links, .texts = texts };
+    REQUIRE(store_reader_search(rd, "common", 6, 5, 0, &page) == STORE_OK);
+    CHECK(page.total == STORE_SEARCH_COUNT_CAP && page.total_capped && page.n == 5);
+    CHECK(page.n == 5 && links[0].id == N); /* "common" alone is the better match: the newest such */
+    REQUIRE(store_reader_search(rd, "odd", 3, 5, 0, &page) == STORE_OK);
+    CHECK(page.total == N / 2 && !page.total_capped);
+    /* A page past the cap counts as deep as it reaches. */
+    REQUIRE(store_reader_search(rd, "common", 6, 5, (unsigned)N - 3, &page) == STORE_OK);
+    CHECK(page.total == N && !page.total_capped && page.n == 3);
+    /* With no budget left, the walk stops where it got to and the ranking
+     * is given up or ranks that far: never the whole. */
+    store_reader_set_budget(rd, 0);
+    int rc = store_reader_search(rd, "common", 6, 5, 0, &page);
+    CHECK(rc == STORE_EAGAIN || (rc == STORE_OK && page.total_capped && page.total < STORE_SEARCH_COUNT_CAP));
+    CHECK(rc != STORE_EAGAIN || (page.n == 0 && strstr(store_reader_errmsg(rd), "CPU time")));
+    store_reader_set_budget(rd, 600000);
+    REQUIRE(store_reader_search(rd, "odd", 3, 5, 0, &page) == STORE_OK); /* and the next search is whole */
+    CHECK(page.total == N / 2 && !page.total_capped);
+    store_reader_free(rd);
+    store_close(d.st);
+}
+
+/* A restore replaces the files under a reader: its next search reads the
+ * new ones (not the old file it still has open). */
+TEST(a_reader_follows_a_restore)
+{
+    struct db d, other;
+    REQUIRE(open_db(&other, "restored-from.db"));
+    struct hash a = H(1);
+    signup(&other, T0, "alice", &a);
+    post(&other, T0 + 1, &a, "Only in the snapshot", "//snap.example/", NULL, NL);
+    REQUIRE(store_commit(other.st) == STORE_OK);
+    store_close(other.st);
+    char from[128], snap[128], err[256];
+    snprintf(from, sizeof from, "%s/restored-from.db", dir);
+    snprintf(snap, sizeof snap, "%s/snapshot.db", dir);
+    uint64_t index;
+    REQUIRE(store_snapshot(from, snap, &index, err, sizeof err) == STORE_OK);
+
+    REQUIRE(open_db(&d, "restored.db"));
+    signup(&d, T0, "bob", &a);
+    post(&d, T0 + 1, &a, "Only before the restore", "//before.example/", NULL, NL);
+    REQUIRE(store_commit(d.st) == STORE_OK);
+    struct store_reader *rd = store_reader_new(d.st);
+    REQUIRE(rd);
+    struct store_link links[5];
+    char *texts[5];
+    struct store_search_page page = { .links = links, .texts = texts };
+    REQUIRE(store_reader_search(rd, "only", 4, 5, 0, &page) == STORE_OK);
+    CHECK(page.n == 1 && !strcmp(links[0].title, "Only before the restore"));
+    REQUIRE(store_restore(d.st, snap, err, sizeof err) == STORE_OK);
+    REQUIRE(store_reader_search(rd, "only", 4, 5, 0, &page) == STORE_OK);
+    CHECK(page.n == 1 && !strcmp(links[0].title, "Only in the snapshot") && page.index == index);
+    store_reader_free(rd);
+    store_close(d.st);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/linkraft-search-XXXXXX");
@@ -690,6 +818,9 @@ int main(void)
     RUN(command_flags_encoding);
     RUN(flags_one_per_user_hide_a_link_from_hot_and_new);
     RUN(moderators_delete_ban_and_log_publicly);
+    RUN(a_reader_sees_what_is_committed_and_says_its_index);
+    RUN(a_count_stops_at_the_cap_and_a_search_at_its_budget);
+    RUN(a_reader_follows_a_restore);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
