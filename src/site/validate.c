@@ -187,6 +187,8 @@ static const char *check_host(const char *h, size_t n)
             return "a host name has only letters, digits, '-' and '.'";
         }
     }
+    if (label == 0) /* "example.com.." (the caller dropped one trailing dot, the root) */
+        return "a host name cannot have an empty part (\"..\" or a leading '.')";
     return NULL;
 }
 

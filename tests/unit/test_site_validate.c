@@ -78,6 +78,10 @@ TEST(only_http_urls_with_a_host)
     CHECK(refused("http://example.com/\x01"));
     CHECK(refused("http://example.com\\@evil.com/"));
     CHECK(refused("http://ex..ample.com/"));
+    /* One trailing dot is the root; a second is an empty part (found by
+     * fuzz_form: it was kept, so "example.com../" was another link). */
+    CHECK(refused("http://example.com../x"));
+    CHECK(refused("http://example.com..:8080/"));
     CHECK(refused("http://.example.com/"));
     CHECK(refused("http://ex<ample.com/"));
     CHECK(refused("http://example.com:0/"));
