@@ -316,14 +316,15 @@ const char *site_parse_url(const char *s, size_t len, struct site_url *out)
         }
     }
 
-    /* The domain: lowercase host, without a leading "www." when something
-     * with a dot remains. */
+    /* The domain: lowercase host, without its leading "www."s while
+     * something with a dot remains (every one, so that the normal form
+     * normalises to itself). */
     char hostbuf[SITE_DOMAIN_CAP];
     for (size_t i = 0; i < host_len; i++)
         hostbuf[i] = lower(host[i]);
     hostbuf[host_len] = 0;
     const char *dom = hostbuf;
-    if (host_len > 4 && !memcmp(hostbuf, "www.", 4) && strchr(hostbuf + 4, '.'))
+    while (strlen(dom) > 4 && !memcmp(dom, "www.", 4) && strchr(dom + 4, '.'))
         dom += 4;
     snprintf(out->domain, sizeof out->domain, "%s", dom);
 

@@ -41,6 +41,10 @@ TEST(same_link_whatever_the_spelling)
     CHECK_STR(norm("  http://example.com/  "), "//example.com/");   /* pasted with spaces */
     CHECK_STR(norm("http://example.com/Path/Case"), "//example.com/Path/Case"); /* path keeps case */
     CHECK_STR(norm("http://www.com/"), "//www.com/");              /* www. only when a domain remains */
+    /* Each leading "www." goes, so normalising is idempotent (found by
+     * fuzz_form: "//www.example.com/" normalised again was another link). */
+    CHECK_STR(norm("http://www.www.example.com/"), "//example.com/");
+    CHECK_STR(norm("http://www.www.com/"), "//www.com/");
     CHECK_STR(norm("http://127.0.0.1:8000/x"), "//127.0.0.1:8000/x");
     CHECK_STR(norm("http://[::1]:8080/x"), "//[::1]:8080/x");
     CHECK_STR(norm("http://[2001:DB8::1]/"), "//[2001:db8::1]/");
