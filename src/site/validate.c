@@ -161,6 +161,8 @@ static const char *check_host(const char *h, size_t n)
 {
     if (n == 0)
         return "a URL needs a host, as in https://example.com/";
+    if (n > 253) /* an IPv6 host too: the caller copies it into SITE_DOMAIN_CAP bytes */
+        return "a host name is at most 253 characters";
     if (h[0] == '[') {
         if (n < 3 || h[n - 1] != ']')
             return "an IPv6 host is written in brackets, as in http://[::1]/";
@@ -171,8 +173,6 @@ static const char *check_host(const char *h, size_t n)
         }
         return NULL;
     }
-    if (n > 253)
-        return "a host name is at most 253 characters";
     size_t label = 0;
     for (size_t i = 0; i < n; i++) {
         char c = lower(h[i]);

@@ -148,6 +148,14 @@ TEST(url_length_limit)
         strcat(big, "abc.");
     strcat(big, "com/");
     CHECK(refused(big));
+    /* A bracketed host over 253 too (found by fuzz_form: it was copied
+     * into a 256-byte buffer unchecked, past its end). */
+    char v6[600] = "http://[";
+    for (int i = 0; i < 140; i++)
+        strcat(v6, "0:");
+    strcat(v6, "1]/");
+    CHECK(refused(v6));
+    CHECK(!refused("http://[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:8080/"));
     /* Many query parameters still sort. */
     static char q[SITE_URL_MAX + 1];
     strcpy(q, "http://e.com/?");
