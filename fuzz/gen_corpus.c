@@ -9,6 +9,7 @@
  * program writes the same files.
  */
 #include "sys/cluster_file.h"
+#include "backup.h"
 #include "common/crc32c.h"
 #include "command.h"
 #include "net/wire.h"
@@ -412,6 +413,54 @@ static void gen_handshake(void)
     write_seed("handshake", "empty", "", 0);
 }
 
+/* ---- backup ---------------------------------------------------------------- */
+
+/* A mode byte (bit 0: the driver rewrites the magic and header checksum, bit
+ * 1: also the database size and checksum), then the file: a whole backup,
+ * and one damaged in each way the check names. */
+static void gen_backup(void)
+{
+    static const char db[] = "SQLite format 3\0 a small database stands in for the real one";
+    struct backup_header h = { .version = BACKUP_VERSION, .index = 42, .term = 3, .cluster = { 0xc1, 0xc2 },
+                               .backup_id = { 0xb1, 0xb2 }, .db_size = sizeof db, .db_crc = crc32c(db, sizeof db) };
+    uint8_t file[1 + BACKUP_HEADER_BYTES + sizeof db];
+    file[0] = 0;
+    backup_header_encode(&h, file + 1);
+    memcpy(file + 1 + BACKUP_HEADER_BYTES, db, sizeof db);
+    write_seed("backup", "whole", file, sizeof file);
+    write_seed("backup", "truncated", file, sizeof file - 1);
+    write_seed("backup", "header-only", file, 1 + BACKUP_HEADER_BYTES);
+    write_seed("backup", "header-short", file, BACKUP_HEADER_BYTES);
+    file[0] = 3;
+    write_seed("backup", "fit-size-and-crc", file, sizeof file);
+    file[0] = 1;
+    file[1 + 40] ^= 1; /* the database's checksum is wrong, the header's is fixed */
+    write_seed("backup", "fit-header-db-crc-wrong", file, sizeof file);
+    file[1 + 40] ^= 1;
+    file[0] = 0;
+    file[1 + BACKUP_HEADER_BYTES + 5] ^= 0x10;
+    write_seed("backup", "db-bit-flip", file, sizeof file);
+    file[1 + BACKUP_HEADER_BYTES + 5] ^= 0x10;
+    struct { const char *name; uint32_t version; uint64_t index, size; } odd[] = {
+        { "version-2", 2, 42, sizeof db }, { "version-0", 0, 42, sizeof db },
+        { "index-0", BACKUP_VERSION, 0, sizeof db }, { "size-0", BACKUP_VERSION, 42, 0 },
+        { "size-max", BACKUP_VERSION, 42, UINT64_MAX },
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        struct backup_header o = h;
+        o.version = odd[i].version;
+        o.index = odd[i].index;
+        o.db_size = odd[i].size;
+        backup_header_encode(&o, file + 1);
+        write_seed("backup", odd[i].name, file, sizeof file);
+    }
+    backup_header_encode(&h, file + 1);
+    file[1 + 12] = 1; /* reserved */
+    file[0] = 1;
+    write_seed("backup", "reserved-not-zero", file, sizeof file);
+    write_seed("backup", "empty", "", 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -429,6 +478,7 @@ int main(int argc, char **argv)
     gen_json();
     gen_cluster();
     gen_handshake();
+    gen_backup();
     printf("gen_corpus: wrote %d seeds under %s\n", n_written, out_dir);
     return 0;
 }

@@ -34,6 +34,12 @@
 #define FUZZ_ENTRY fuzz_handshake_one
 #include "../../fuzz/fuzz_handshake.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_form_one
+#include "../../fuzz/fuzz_form.c"
+#undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_backup_one
+#include "../../fuzz/fuzz_backup.c"
+#undef FUZZ_ENTRY
 
 #define FUZZ_REPLAY_NO_MAIN
 #include "../../fuzz/replay.c"
@@ -49,6 +55,7 @@ static const struct {
     { "cluster", fuzz_cluster_one }, { "command", fuzz_command_one },
     { "config", fuzz_config_one },   { "admin_auth", fuzz_admin_auth_one },
     { "text", fuzz_text_one },       { "handshake", fuzz_handshake_one },
+    { "form", fuzz_form_one },       { "backup", fuzz_backup_one },
 };
 
 static void replay_corpus(const char *root, const char *name, fuzz_one_fn one)
