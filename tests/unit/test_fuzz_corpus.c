@@ -43,6 +43,9 @@
 #define FUZZ_ENTRY fuzz_segment_one
 #include "../../fuzz/fuzz_segment.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_http_one
+#include "../../fuzz/fuzz_http.c"
+#undef FUZZ_ENTRY
 
 #define FUZZ_REPLAY_NO_MAIN
 #include "../../fuzz/replay.c"
@@ -59,7 +62,7 @@ static const struct {
     { "config", fuzz_config_one },   { "admin_auth", fuzz_admin_auth_one },
     { "text", fuzz_text_one },       { "handshake", fuzz_handshake_one },
     { "form", fuzz_form_one },       { "backup", fuzz_backup_one },
-    { "segment", fuzz_segment_one },
+    { "segment", fuzz_segment_one }, { "http", fuzz_http_one },
 };
 
 static void replay_corpus(const char *root, const char *name, fuzz_one_fn one)
