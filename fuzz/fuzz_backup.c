@@ -13,7 +13,8 @@
  * non-zero index and size, and encodes back to the same 80 bytes; the file
  * is accepted exactly when its header is, its length is the header's plus
  * the database size, and the CRC32C of the rest is the header's, and then
- * with the same fields.
+ * with the same fields (checked for accepted headers when the mode byte's
+ * six high bits are set).
  */
 #include "fuzz.h"
 
@@ -59,7 +60,7 @@ static void fz_backup_cleanup(void)
 static void fz_backup_write(const uint8_t *b, size_t n)
 {
     if (fz_backup_fd < 0) {
-        snprintf(fz_backup_path, sizeof fz_backup_path, "/tmp/fuzz-backup-%d", (int)getpid());
+        snprintf(fz_backup_path, sizeof fz_backup_path, "/dev/shm/fuzz-backup-%d", (int)getpid());
         fz_backup_fd = open(fz_backup_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         FUZZ_CHECK(fz_backup_fd >= 0);
         atexit(fz_backup_cleanup);
@@ -97,12 +98,18 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
         FUZZ_CHECK(memcmp(back, file, BACKUP_HEADER_BYTES) == 0);
     }
 
-    /* The whole file, as restore checks it before writing anything. */
+    /* The whole file, as restore checks it before writing anything: for an
+     * accepted header (it decodes the header with the same function) whose
+     * mode byte's six high bits are all set: a file costs system calls and
+     * a 1 MiB buffer (an mmap under ASan), 90% of this driver's time if
+     * done for every input. */
+    if (rc != 0 || (mode & 0xfc) != 0xfc)
+        return 0;
     fz_backup_write(file, n);
     struct backup_header f;
     char ferr[1024] = "";
     int frc = backup_check_file(fz_backup_path, &f, ferr, sizeof ferr);
-    bool whole = rc == 0 && fz_backup_get64(file + 64) == n - BACKUP_HEADER_BYTES &&
+    bool whole = fz_backup_get64(file + 64) == n - BACKUP_HEADER_BYTES &&
                  crc32c(file + BACKUP_HEADER_BYTES, n - BACKUP_HEADER_BYTES) == h.db_crc;
     if (!whole) {
         FUZZ_CHECK(frc == -1 && strstr(ferr, fz_backup_path) && strstr(ferr, "nothing was written"));

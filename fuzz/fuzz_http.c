@@ -7,8 +7,8 @@
  * The server is the real one (http_server_start on 127.0.0.1, port 0, with
  * small limits so the fuzzer reaches them); each run gives it one
  * connection made as on_connection makes it, over a socketpair, and hands
- * it the input as reads would: whole in one read, then again in pieces whose
- * sizes come from the input's first two bytes, waiting (running the loop)
+ * it the input as reads would: whole in one read, then again in up to 16
+ * pieces cut where the input's first two bytes say, waiting (running the loop)
  * while the server does not read, as a socket would. Then the client's EOF,
  * and the loop runs until the connection is freed. The handler records
  * every request and answers it at once.
@@ -150,6 +150,9 @@ static void fz_http_start(void)
     o.max_header_bytes = FZ_HTTP_MAX_HEADER;
     o.max_body_bytes = FZ_HTTP_MAX_BODY;
     o.max_pipeline = 2; /* so read-ahead stops and resumes often */
+    /* Time is not what this driver is about: no slow-client timeout may
+     * fire because the machine paused the fuzzer for a second. */
+    o.header_timeout_ms = o.body_timeout_ms = o.idle_timeout_ms = o.body_grace_ms = 24u * 3600 * 1000;
     char err[256];
     FUZZ_CHECK(http_server_start(&fz_http_loop, "127.0.0.1:0", &o, fz_http_handler, NULL, &fz_http_srv, err,
                                  sizeof err) == 0);
@@ -206,6 +209,7 @@ static void fz_http_run(const uint8_t *data, size_t size, uint16_t split, struct
     struct http_conn *c = fz_http_conn(sv[0]);
     uint64_t alive = s->n_alive;
     uint32_t x = split | 1u;
+    unsigned cuts = 1 + (split >> 12); /* at most 16 pieces: each costs turns of the loop */
     size_t off = 0;
     while (off < size && s->n_alive == alive) {
         /* A socket the server does not read keeps its bytes: run the loop
@@ -215,11 +219,14 @@ static void fz_http_run(const uint8_t *data, size_t size, uint16_t split, struct
         if (s->n_alive != alive || !c->reading || c->closing)
             break;
         size_t n = size - off;
-        if (split) {
+        if (split && cuts) {
+            /* The next cut anywhere in what is left (a short piece half of
+             * the time: request boundaries, single bytes). */
             x = x * 1103515245u + 12345u;
-            size_t piece = 1 + (x >> 16) % (1 + (split & 63));
+            size_t piece = 1 + (x >> 16) % ((x & 0x80000000u) ? 8 : n);
             if (piece < n)
                 n = piece;
+            cuts--;
         }
         /* As on_read (server.c) hands a read over. */
         if (c->lingering) {
@@ -229,8 +236,6 @@ static void fz_http_run(const uint8_t *data, size_t size, uint16_t split, struct
             http_conn_input(c, s->rbuf, n);
         }
         off += n;
-        if (s->n_alive == alive)
-            fz_http_turn(sv[1]);
     }
     /* The client is done: EOF, and the connection must go. */
     FUZZ_CHECK(shutdown(sv[1], SHUT_WR) == 0);

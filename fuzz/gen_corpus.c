@@ -417,7 +417,8 @@ static void gen_handshake(void)
 /* ---- backup ---------------------------------------------------------------- */
 
 /* A mode byte (bit 0: the driver rewrites the magic and header checksum, bit
- * 1: also the database size and checksum), then the file: a whole backup,
+ * 1: also the database size and checksum; the six high bits set: it checks
+ * the whole file too), then the file: a whole backup,
  * and one damaged in each way the check names. */
 static void gen_backup(void)
 {
@@ -430,6 +431,12 @@ static void gen_backup(void)
     memcpy(file + 1 + BACKUP_HEADER_BYTES, db, sizeof db);
     write_seed("backup", "whole", file, sizeof file);
     write_seed("backup", "truncated", file, sizeof file - 1);
+    file[0] = 0xfc;
+    write_seed("backup", "whole-file-checked", file, sizeof file);
+    write_seed("backup", "truncated-file-checked", file, sizeof file - 1);
+    file[0] = 0xff;
+    write_seed("backup", "fit-size-and-crc-file-checked", file, sizeof file);
+    file[0] = 0;
     write_seed("backup", "header-only", file, 1 + BACKUP_HEADER_BYTES);
     write_seed("backup", "header-short", file, BACKUP_HEADER_BYTES);
     file[0] = 3;
@@ -438,7 +445,7 @@ static void gen_backup(void)
     file[1 + 40] ^= 1; /* the database's checksum is wrong, the header's is fixed */
     write_seed("backup", "fit-header-db-crc-wrong", file, sizeof file);
     file[1 + 40] ^= 1;
-    file[0] = 0;
+    file[0] = 0xfc;
     file[1 + BACKUP_HEADER_BYTES + 5] ^= 0x10;
     write_seed("backup", "db-bit-flip", file, sizeof file);
     file[1 + BACKUP_HEADER_BYTES + 5] ^= 0x10;
