@@ -208,7 +208,7 @@ bench: $(BUILD)/linkraft
 # fuzz-corpus` regenerates the binary seeds with fuzz/gen_corpus.c.
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
-FUZZ_NAMES   := codec json cluster command config admin_auth text handshake
+FUZZ_NAMES   := codec json cluster command config admin_auth text handshake form backup segment http
 FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_CFLAGS  := -std=c11 -g -O1 $(filter-out -Werror,$(WARN)) -D_GNU_SOURCE -Iinclude -Isrc \
                 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -9,10 +9,12 @@
  * program writes the same files.
  */
 #include "sys/cluster_file.h"
+#include "backup.h"
 #include "common/crc32c.h"
 #include "command.h"
 #include "net/wire.h"
 #include "raft_codec.h"
+#include "storage/internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -412,6 +414,134 @@ static void gen_handshake(void)
     write_seed("handshake", "empty", "", 0);
 }
 
+/* ---- backup ---------------------------------------------------------------- */
+
+/* A mode byte (bit 0: the driver rewrites the magic and header checksum, bit
+ * 1: also the database size and checksum; the six high bits set: it checks
+ * the whole file too), then the file: a whole backup,
+ * and one damaged in each way the check names. */
+static void gen_backup(void)
+{
+    static const char db[] = "SQLite format 3\0 a small database stands in for the real one";
+    struct backup_header h = { .version = BACKUP_VERSION, .index = 42, .term = 3, .cluster = { 0xc1, 0xc2 },
+                               .backup_id = { 0xb1, 0xb2 }, .db_size = sizeof db, .db_crc = crc32c(db, sizeof db) };
+    uint8_t file[1 + BACKUP_HEADER_BYTES + sizeof db];
+    file[0] = 0;
+    backup_header_encode(&h, file + 1);
+    memcpy(file + 1 + BACKUP_HEADER_BYTES, db, sizeof db);
+    write_seed("backup", "whole", file, sizeof file);
+    write_seed("backup", "truncated", file, sizeof file - 1);
+    file[0] = 0xfc;
+    write_seed("backup", "whole-file-checked", file, sizeof file);
+    write_seed("backup", "truncated-file-checked", file, sizeof file - 1);
+    file[0] = 0xff;
+    write_seed("backup", "fit-size-and-crc-file-checked", file, sizeof file);
+    file[0] = 0;
+    write_seed("backup", "header-only", file, 1 + BACKUP_HEADER_BYTES);
+    write_seed("backup", "header-short", file, BACKUP_HEADER_BYTES);
+    file[0] = 3;
+    write_seed("backup", "fit-size-and-crc", file, sizeof file);
+    file[0] = 1;
+    file[1 + 40] ^= 1; /* the database's checksum is wrong, the header's is fixed */
+    write_seed("backup", "fit-header-db-crc-wrong", file, sizeof file);
+    file[1 + 40] ^= 1;
+    file[0] = 0xfc;
+    file[1 + BACKUP_HEADER_BYTES + 5] ^= 0x10;
+    write_seed("backup", "db-bit-flip", file, sizeof file);
+    file[1 + BACKUP_HEADER_BYTES + 5] ^= 0x10;
+    struct { const char *name; uint32_t version; uint64_t index, size; } odd[] = {
+        { "version-2", 2, 42, sizeof db }, { "version-0", 0, 42, sizeof db },
+        { "index-0", BACKUP_VERSION, 0, sizeof db }, { "size-0", BACKUP_VERSION, 42, 0 },
+        { "size-max", BACKUP_VERSION, 42, UINT64_MAX },
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        struct backup_header o = h;
+        o.version = odd[i].version;
+        o.index = odd[i].index;
+        o.db_size = odd[i].size;
+        backup_header_encode(&o, file + 1);
+        write_seed("backup", odd[i].name, file, sizeof file);
+    }
+    backup_header_encode(&h, file + 1);
+    file[1 + 12] = 1; /* reserved */
+    file[0] = 1;
+    write_seed("backup", "reserved-not-zero", file, sizeof file);
+    write_seed("backup", "empty", "", 0);
+}
+
+/* ---- segment --------------------------------------------------------------- */
+
+/* A mode byte (see fuzz_segment.c: bit 0 valid header, bit 1 valid record
+ * checksums, bit 2 records numbered, bit 3 not the last segment), then a
+ * log segment: whole, torn in each way a crash tears it, and damaged. */
+static void gen_segment(void)
+{
+    static uint8_t seg[1 + 4096];
+    uint8_t *f = seg + 1;
+    memset(f, 0, ST_SEG_HEADER_BYTES);
+    memcpy(f, ST_SEG_MAGIC, 8);
+    f[8] = ST_FORMAT_VERSION;
+    f[16] = 1; /* seq */
+    f[24] = 1; /* first index */
+    uint32_t crc = crc32c(f, 36);
+    memcpy(f + 36, &crc, 4); /* little-endian, as st_put32 */
+    static const uint8_t cmd[] = "a command's bytes", cfg[] = { 2, 0, 0, 0, 1, 2 };
+    const struct raft_entry es[3] = {
+        { .index = 1, .term = 1, .type = RAFT_ENTRY_COMMAND, .len = sizeof cmd, .data = cmd },
+        { .index = 2, .term = 1, .type = RAFT_ENTRY_NOOP },
+        { .index = 3, .term = 2, .type = RAFT_ENTRY_CONFIG, .len = sizeof cfg, .data = cfg },
+    };
+    size_t off = ST_SEG_HEADER_BYTES, starts[3];
+    for (int i = 0; i < 3; i++) {
+        starts[i] = off;
+        st_record_encode(&es[i], f + off);
+        off += (size_t)st_rec_bytes(es[i].len);
+    }
+    size_t whole = 1 + off;
+    seg[0] = 0;
+    write_seed("segment", "empty", "", 0);
+    write_seed("segment", "header-only", seg, 1 + ST_SEG_HEADER_BYTES);
+    write_seed("segment", "header-short", seg, ST_SEG_HEADER_BYTES);
+    write_seed("segment", "three-records", seg, whole);
+    write_seed("segment", "torn-in-last-header", seg, 1 + starts[2] + 10);
+    write_seed("segment", "torn-in-last-data", seg, whole - 3);
+    memset(seg + whole, 0, 64);
+    write_seed("segment", "zeros-after", seg, whole + 64);
+    seg[0] = 8;
+    write_seed("segment", "three-records-not-last", seg, whole);
+    write_seed("segment", "torn-not-last", seg, whole - 3);
+    seg[0] = 0;
+    f[starts[1] + 8] ^= 4; /* the middle record's term */
+    write_seed("segment", "middle-bit-flip", seg, whole);
+    seg[0] = 2;
+    write_seed("segment", "middle-term-4-checksums-fixed", seg, whole);
+    f[starts[1] + 8] ^= 4;
+    f[starts[2] + 4] = 9; /* the last record's type */
+    write_seed("segment", "last-type-9-checksums-fixed", seg, whole);
+    f[starts[2] + 4] = RAFT_ENTRY_CONFIG;
+    seg[0] = 6;
+    f[starts[1] + 16] = 7; /* renumbered by the driver */
+    write_seed("segment", "renumbered", seg, whole);
+    f[starts[1] + 16] = 2;
+    seg[0] = 0;
+    f[starts[2] + ST_REC_HEADER_BYTES + 6] = 1; /* padding */
+    write_seed("segment", "padding-not-zero", seg, whole);
+    f[starts[2] + ST_REC_HEADER_BYTES + 6] = 0;
+    f[8] = 2;
+    write_seed("segment", "version-2", seg, whole);
+    seg[0] = 7;
+    write_seed("segment", "version-2-fixed", seg, whole);
+    f[8] = ST_FORMAT_VERSION;
+    seg[0] = 0;
+    f[24] = 5;
+    crc = crc32c(f, 36);
+    memcpy(f + 36, &crc, 4);
+    write_seed("segment", "first-index-5", seg, whole);
+    seg[0] = 3;
+    memset(f + ST_SEG_HEADER_BYTES, 0xff, 4); /* a huge length */
+    write_seed("segment", "huge-length", seg, whole);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -429,6 +559,8 @@ int main(int argc, char **argv)
     gen_json();
     gen_cluster();
     gen_handshake();
+    gen_backup();
+    gen_segment();
     printf("gen_corpus: wrote %d seeds under %s\n", n_written, out_dir);
     return 0;
 }

@@ -161,6 +161,8 @@ static const char *check_host(const char *h, size_t n)
 {
     if (n == 0)
         return "a URL needs a host, as in https://example.com/";
+    if (n > 253) /* an IPv6 host too: the caller copies it into SITE_DOMAIN_CAP bytes */
+        return "a host name is at most 253 characters";
     if (h[0] == '[') {
         if (n < 3 || h[n - 1] != ']')
             return "an IPv6 host is written in brackets, as in http://[::1]/";
@@ -171,8 +173,6 @@ static const char *check_host(const char *h, size_t n)
         }
         return NULL;
     }
-    if (n > 253)
-        return "a host name is at most 253 characters";
     size_t label = 0;
     for (size_t i = 0; i < n; i++) {
         char c = lower(h[i]);
@@ -187,6 +187,8 @@ static const char *check_host(const char *h, size_t n)
             return "a host name has only letters, digits, '-' and '.'";
         }
     }
+    if (label == 0) /* "example.com.." (the caller dropped one trailing dot, the root) */
+        return "a host name cannot have an empty part (\"..\" or a leading '.')";
     return NULL;
 }
 
@@ -314,14 +316,15 @@ const char *site_parse_url(const char *s, size_t len, struct site_url *out)
         }
     }
 
-    /* The domain: lowercase host, without a leading "www." when something
-     * with a dot remains. */
+    /* The domain: lowercase host, without its leading "www."s while
+     * something with a dot remains (every one, so that the normal form
+     * normalises to itself). */
     char hostbuf[SITE_DOMAIN_CAP];
     for (size_t i = 0; i < host_len; i++)
         hostbuf[i] = lower(host[i]);
     hostbuf[host_len] = 0;
     const char *dom = hostbuf;
-    if (host_len > 4 && !memcmp(hostbuf, "www.", 4) && strchr(hostbuf + 4, '.'))
+    while (strlen(dom) > 4 && !memcmp(dom, "www.", 4) && strchr(dom + 4, '.'))
         dom += 4;
     snprintf(out->domain, sizeof out->domain, "%s", dom);
 

@@ -355,6 +355,11 @@ int st_segment_scan(struct storage *s, const char *name, uint64_t seq, bool allo
                            "%llu was expected (a gap or a stray record); %s", path, (unsigned long long)off,
                            (unsigned long long)e.index, (unsigned long long)(first + sc->seg.n),
                            st_restore_advice());
+        if (e.term > RAFT_MAX_TERM) /* open would raise the hard state to it, which is refused next time */
+            return st_fail(s, STORAGE_ECORRUPT,
+                           "log segment %s is damaged at byte offset %llu: entry %llu has term %llu, at or "
+                           "above 2^63, which no linkraft node makes; %s", path, (unsigned long long)off,
+                           (unsigned long long)e.index, (unsigned long long)e.term, st_restore_advice());
         if (e.term == 0 || e.term < prev_term)
             return st_fail(s, STORAGE_ECORRUPT,
                            "log segment %s is damaged at byte offset %llu: entry %llu has term %llu after "

@@ -364,8 +364,8 @@ bool store_domain_key(const char *domain, size_t len, char *rdomain, size_t cap)
         d[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
     }
     d[len] = 0;
-    const char *h = d; /* as stored: without "www." when a dot remains */
-    if (len > 4 && !memcmp(d, "www.", 4) && memchr(d + 4, '.', len - 4))
+    const char *h = d; /* as stored: without any leading "www." while a dot remains */
+    while (len > 4 && !memcmp(h, "www.", 4) && memchr(h + 4, '.', len - 4))
         h += 4, len -= 4;
     reverse_labels(h, len, rdomain, cap);
     return rdomain[0] != 0;

@@ -34,6 +34,18 @@
 #define FUZZ_ENTRY fuzz_handshake_one
 #include "../../fuzz/fuzz_handshake.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_form_one
+#include "../../fuzz/fuzz_form.c"
+#undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_backup_one
+#include "../../fuzz/fuzz_backup.c"
+#undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_segment_one
+#include "../../fuzz/fuzz_segment.c"
+#undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_http_one
+#include "../../fuzz/fuzz_http.c"
+#undef FUZZ_ENTRY
 
 #define FUZZ_REPLAY_NO_MAIN
 #include "../../fuzz/replay.c"
@@ -49,6 +61,8 @@ static const struct {
     { "cluster", fuzz_cluster_one }, { "command", fuzz_command_one },
     { "config", fuzz_config_one },   { "admin_auth", fuzz_admin_auth_one },
     { "text", fuzz_text_one },       { "handshake", fuzz_handshake_one },
+    { "form", fuzz_form_one },       { "backup", fuzz_backup_one },
+    { "segment", fuzz_segment_one }, { "http", fuzz_http_one },
 };
 
 static void replay_corpus(const char *root, const char *name, fuzz_one_fn one)

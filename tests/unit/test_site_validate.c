@@ -41,6 +41,10 @@ TEST(same_link_whatever_the_spelling)
     CHECK_STR(norm("  http://example.com/  "), "//example.com/");   /* pasted with spaces */
     CHECK_STR(norm("http://example.com/Path/Case"), "//example.com/Path/Case"); /* path keeps case */
     CHECK_STR(norm("http://www.com/"), "//www.com/");              /* www. only when a domain remains */
+    /* Each leading "www." goes, so normalising is idempotent (found by
+     * fuzz_form: "//www.example.com/" normalised again was another link). */
+    CHECK_STR(norm("http://www.www.example.com/"), "//example.com/");
+    CHECK_STR(norm("http://www.www.com/"), "//www.com/");
     CHECK_STR(norm("http://127.0.0.1:8000/x"), "//127.0.0.1:8000/x");
     CHECK_STR(norm("http://[::1]:8080/x"), "//[::1]:8080/x");
     CHECK_STR(norm("http://[2001:DB8::1]/"), "//[2001:db8::1]/");
@@ -78,6 +82,10 @@ TEST(only_http_urls_with_a_host)
     CHECK(refused("http://example.com/\x01"));
     CHECK(refused("http://example.com\\@evil.com/"));
     CHECK(refused("http://ex..ample.com/"));
+    /* One trailing dot is the root; a second is an empty part (found by
+     * fuzz_form: it was kept, so "example.com../" was another link). */
+    CHECK(refused("http://example.com../x"));
+    CHECK(refused("http://example.com..:8080/"));
     CHECK(refused("http://.example.com/"));
     CHECK(refused("http://ex<ample.com/"));
     CHECK(refused("http://example.com:0/"));
@@ -140,6 +148,14 @@ TEST(url_length_limit)
         strcat(big, "abc.");
     strcat(big, "com/");
     CHECK(refused(big));
+    /* A bracketed host over 253 too (found by fuzz_form: it was copied
+     * into a 256-byte buffer unchecked, past its end). */
+    char v6[600] = "http://[";
+    for (int i = 0; i < 140; i++)
+        strcat(v6, "0:");
+    strcat(v6, "1]/");
+    CHECK(refused(v6));
+    CHECK(!refused("http://[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:8080/"));
     /* Many query parameters still sort. */
     static char q[SITE_URL_MAX + 1];
     strcpy(q, "http://e.com/?");

@@ -782,6 +782,35 @@ TEST(hard_state_term_at_or_above_2_63_is_refused)
     free(b);
 }
 
+/* Nor in a log record: open would raise the hard state to it and write a
+ * file that the next open refuses (found by fuzz_segment). */
+TEST(record_term_at_or_above_2_63_is_refused)
+{
+    const raft_term terms[] = { RAFT_MAX_TERM + 1, UINT64_MAX, RAFT_MAX_TERM };
+    for (size_t k = 0; k < sizeof terms / sizeof terms[0]; k++) {
+        make_log(2);
+        list_segments();
+        REQUIRE(n_seg_names == 1);
+        size_t len;
+        uint8_t *b = read_file(seg_names[0], &len);
+        REQUIRE(b);
+        uint8_t *more = realloc(b, len + 64);
+        REQUIRE(more);
+        static const uint8_t data[] = "x";
+        len += encode_record(more + len, 3, terms[k], data, sizeof data);
+        write_file(seg_names[0], more, len);
+        free(more);
+        int rc = open_rc(NULL);
+        if (terms[k] > RAFT_MAX_TERM) {
+            CHECK_EQ_I(rc, STORAGE_ECORRUPT);
+            CHECK(strstr(errbuf, seg_names[0]) && strstr(errbuf, "2^63"));
+        } else {
+            CHECK_EQ_I(rc, STORAGE_OK); /* the largest term is still a term */
+            CHECK_EQ_I(open_rc(NULL), STORAGE_OK); /* and so it stays */
+        }
+    }
+}
+
 TEST(damaged_hard_state_file_is_refused_with_a_clear_message)
 {
     make_log(3);
@@ -1505,6 +1534,7 @@ int main(void)
     RUN(hard_state_term_below_the_log_is_raised_without_a_vote);
     RUN(damaged_hard_state_file_is_refused_with_a_clear_message);
     RUN(hard_state_term_at_or_above_2_63_is_refused);
+    RUN(record_term_at_or_above_2_63_is_refused);
     RUN(snapshot_adopt_read_and_reopen);
     RUN(compaction_removes_only_segments_the_snapshot_covers);
     RUN(install_received_snapshot_replaces_an_older_log);

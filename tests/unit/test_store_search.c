@@ -313,6 +313,8 @@ TEST(links_by_domain_include_subdomains_only)
     CHECK_STR(got, "5 2 1");
     domain_str(&d, "www.example.com", got, sizeof got); /* stored without "www." */
     CHECK_STR(got, "5 2 1");
+    domain_str(&d, "www.www.example.com", got, sizeof got); /* ... without every "www." */
+    CHECK_STR(got, "5 2 1");
     domain_str(&d, "blog.example.com", got, sizeof got);
     CHECK_STR(got, "2");
     domain_str(&d, "com", got, sizeof got);
