@@ -90,7 +90,7 @@ struct search_job {
     unsigned limit, offset;
     uint64_t need;                 /* the index the answer must show at least */
     int slot, rc;
-    struct store_search_page page; /* links and texts: limit each */
+    struct store_search_page page; /* links and texts: limit each, allocated when it starts */
     char err[256];
     struct search_job *next;
 };
@@ -176,7 +176,12 @@ static void search_dispatch(struct site *s)
         int slot = 0;
         while (q->busy[slot])
             slot++;
-        if (!q->readers[slot] && !(q->readers[slot] = store_reader_new(store_of(j->r)))) {
+        /* The rows' room only now: a queue full of searches for 100 links
+         * would otherwise hold 300 KB each. */
+        j->page.links = malloc((j->limit ? j->limit : 1) * sizeof *j->page.links);
+        j->page.texts = calloc(j->limit ? j->limit : 1, sizeof *j->page.texts);
+        if (!j->page.links || !j->page.texts ||
+            (!q->readers[slot] && !(q->readers[slot] = store_reader_new(store_of(j->r))))) {
             site_fail(j->r, 503, "unavailable", "out of memory");
             job_free(j);
             continue;
@@ -218,13 +223,7 @@ static void search_start(struct site_req *r, unsigned limit, unsigned offset,
         return;
     }
     struct search_job *j = calloc(1, sizeof *j);
-    if (j) {
-        j->page.links = malloc((limit ? limit : 1) * sizeof *j->page.links);
-        j->page.texts = calloc(limit ? limit : 1, sizeof *j->page.texts);
-    }
-    if (!j || !j->page.links || !j->page.texts) {
-        if (j)
-            job_free(j);
+    if (!j) {
         site_fail(r, 503, "unavailable", "out of memory");
         return;
     }
