@@ -604,10 +604,13 @@ static int lost_tail_mark(struct node *n, bool on, char *err, size_t errcap)
     char path[4200];
     snprintf(path, sizeof path, "%s/lost-tail", n->o.data_dir);
     if (on) {
-        char text[32];
+        /* Written aside and renamed: a crash leaves the old marker or the
+         * new one, never a term cut short (which could be lower). */
+        char tmp[4210], text[32];
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
         int len = snprintf(text, sizeof text, "%llu\n", (unsigned long long)n->lost_tail_term);
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0 || write(fd, text, (size_t)len) != len || fsync(fd) != 0) {
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || write(fd, text, (size_t)len) != len || fsync(fd) != 0 || rename(tmp, path) != 0) {
             snprintf(err, errcap, "cannot create %.900s: %s", path, strerror(errno));
             if (fd >= 0)
                 close(fd);
