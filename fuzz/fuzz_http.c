@@ -213,9 +213,13 @@ static void fz_http_run(const uint8_t *data, size_t size, uint16_t split, struct
     size_t off = 0;
     while (off < size && s->n_alive == alive) {
         /* A socket the server does not read keeps its bytes: run the loop
-         * until the responses drain and it reads again. */
-        for (int i = 0; i < 16 && s->n_alive == alive && !c->reading; i++)
+         * until the responses drain and it reads again, as long as it makes
+         * progress (two requests a turn at the read-ahead bound). */
+        for (int idle = 0; idle < 16 && s->n_alive == alive && !c->reading;) {
+            uint64_t done = s->stats.requests + s->stats.writes;
             fz_http_turn(sv[1]);
+            idle = s->n_alive == alive && s->stats.requests + s->stats.writes == done ? idle + 1 : 0;
+        }
         if (s->n_alive != alive || !c->reading || c->closing)
             break;
         size_t n = size - off;
