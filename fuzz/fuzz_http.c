@@ -158,7 +158,7 @@ static void fz_http_start(void)
                                  sizeof err) == 0);
 }
 
-/* A connection as on_connection (server.c) sets one up, on fd. */
+/* A connection on fd, started as on_connection (server.c) starts one. */
 static struct http_conn *fz_http_conn(int fd)
 {
     struct http_server *s = fz_http_srv;
@@ -169,22 +169,7 @@ static struct http_conn *fz_http_conn(int fd)
     c->tcp.data = c;
     FUZZ_CHECK(uv_tcp_open(&c->tcp, fd) == 0);
     snprintf(c->peer, sizeof c->peer, "fuzz");
-    uv_timer_init(s->loop, &c->timer);
-    c->timer.data = c;
-    c->handles_open = 2;
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
-    s->n_alive++;
-    s->stats.connections_accepted++;
-    s->stats.connections_open++;
-    c->pstate = HTTP_P_IDLE;
-    http_conn_read_start(c);
-    if (!c->closing)
-        http_conn_update_timer(c);
+    http_conn_begin(c);
     return c;
 }
 

@@ -275,6 +275,10 @@ void http_conn_close(struct http_conn *c);
 void http_conn_update_timer(struct http_conn *c);
 /* Starts or stops reading the socket. */
 void http_conn_read_start(struct http_conn *c);
+/* Starts serving an accepted connection whose tcp handle is open and whose
+ * srv is set: its timer, parser, place in the server's list, first read.
+ * server.c (on_connection); fuzz/fuzz_http.c over a socketpair. */
+void http_conn_begin(struct http_conn *c);
 void http_conn_read_stop(struct http_conn *c);
 /* After the final response of a closing connection: half-close and drain. */
 void http_conn_linger(struct http_conn *c);

@@ -444,12 +444,18 @@ static void on_connection(uv_stream_t *listener, int status)
         uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
         return;
     }
+    uv_tcp_nodelay(&c->tcp, 1);
+    http_conn_begin(c);
+}
+
+void http_conn_begin(struct http_conn *c)
+{
+    struct http_server *s = c->srv;
     uv_timer_init(s->loop, &c->timer);
     c->timer.data = c;
     c->handles_open = 2;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    uv_tcp_nodelay(&c->tcp, 1);
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
